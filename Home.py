@@ -1,0 +1,88 @@
+"""Shoal — start an analysis, see the current run, system health and recent runs."""
+import pandas as pd
+import streamlit as st
+
+from core.health import run_checks
+from core.jobs import HANDLERS
+from core.runs import jobs_of, list_runs
+from ui.widgets import (badge, fmt_duration, fmt_time, live_event_feed, mode_caption, not_available, page_setup)
+
+ENGINES = {"query": "Query (news search)", "media": "Media (multimodal search)", "insight": "Insight (own database)"}
+REPORT_TYPES = ["auto", "brand reputation", "market competition", "routine monitoring", "policy/industry",
+                "social hot event", "crisis response"]
+
+rt = page_setup("Home")
+st.title("🐟 Shoal")
+st.caption("Multi-agent public-opinion analysis: three research engines, a moderated forum, one report. "
+           + mode_caption(rt))
+
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("Start an analysis")
+    available = [k for k in ENGINES if k in HANDLERS]
+    with st.form("start_form"):
+        topic = st.text_input("Topic", placeholder="e.g. 武汉大学舆情, 新能源汽车价格战", max_chars=2000)
+        engines = st.multiselect("Engines", options=list(ENGINES), default=available or list(ENGINES),
+                                 format_func=ENGINES.get)
+        c1, c2, c3 = st.columns(3)
+        paragraphs = c1.number_input("Paragraphs", 1, 12, rt.settings["SHOAL_PARAGRAPHS"])
+        reflections = c2.number_input("Reflections", 0, 5, rt.settings["SHOAL_REFLECTIONS"])
+        report_type = c3.selectbox("Report type", REPORT_TYPES)
+        st.form_submit_button("Start", type="primary", disabled=not available or not rt.ok)
+    if not available:
+        not_available("Starting an analysis", "The research engines arrive in the next release; the runtime, "
+                      "supervisor and console below are live (try a supervisor self-test on the Monitor page).")
+
+with right:
+    st.subheader("System health")
+
+    @st.fragment(run_every="15s")
+    def health_panel():
+        for r in run_checks(rt.settings, rt.db):
+            st.markdown(f"{badge(r.status)} **{r.name}** — {r.detail}")
+        if rt.supervisor is not None:
+            s = rt.supervisor.status()
+            st.caption(f"Supervisor {s.worker_id}: {s.active_jobs}/{s.max_workers} jobs running")
+        else:
+            st.caption("Supervisor not running.")
+
+    health_panel()
+
+st.subheader("Current run")
+
+
+@st.fragment(run_every="2s")
+def current_run_panel():
+    if not rt.db.ok:
+        st.caption("Unavailable while the database is down.")
+        return
+    runs = list_runs(rt.db, limit=1)
+    if not runs:
+        st.caption("No runs yet.")
+        return
+    run = runs[0]
+    st.markdown(f"{badge(run.status)} **{run.topic or run.kind}** · run `{run.id}` · {run.mode} · "
+                f"started {fmt_time(run.started_at)} · {fmt_duration(run.duration_s)} · trace `{run.trace_id}`")
+    jobs = jobs_of(rt.db, run.id)
+    cols = st.columns(max(1, min(len(jobs), 6)))
+    for col, job in zip(cols, jobs[:6]):
+        with col:
+            st.markdown(f"**{job.name}**  \n{badge(job.status)}")
+            st.progress(min(1.0, max(0.0, job.progress)))
+
+
+current_run_panel()
+
+st.subheader("Live events")
+live_event_feed("home_events")
+
+st.subheader("Recent runs")
+if rt.db.ok:
+    recent = list_runs(rt.db, limit=10)
+    if recent:
+        st.dataframe(pd.DataFrame([{"run": r.id, "status": r.status, "kind": r.kind, "topic": r.topic[:80],
+                                    "mode": r.mode, "created": fmt_time(r.created_at),
+                                    "duration": fmt_duration(r.duration_s)} for r in recent]),
+                     hide_index=True, width="stretch")
+    else:
+        st.caption("No runs yet.")

@@ -1,0 +1,173 @@
+"""The database connection: SQLite under data/ by default, MySQL/MariaDB through pymysql.
+
+`open_database` never raises for a bad URL or an unreachable server: it returns a Database
+whose `.error` says what is wrong, so the app opens degraded instead of with a traceback.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from loguru import logger
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .config import SettingError, validate_database_url
+from .models import Base
+from .redact import redact
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be used; the message is safe to show (no password)."""
+
+
+@dataclass
+class PoolOptions:
+    size: int = 5
+    max_overflow: int = 10
+    recycle: int = 1800
+    timeout: int = 10
+    connect_timeout: int = 5
+
+
+def describe_url(url: str) -> str:
+    """The URL with the password hidden, for messages and the console."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(malformed URL)"
+
+
+def _build_engine(url: str, pool: PoolOptions) -> Engine:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_pre_ping=True)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            # WAL lets pages read while the supervisor writes; busy_timeout waits instead of failing.
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    query = dict(parsed.query)
+    query.setdefault("charset", "utf8mb4")
+    parsed = parsed.set(query=query)
+    return create_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
+        pool_recycle=pool.recycle,
+        pool_timeout=pool.timeout,
+        connect_args={"connect_timeout": pool.connect_timeout, "read_timeout": 60, "write_timeout": 60},
+        isolation_level="READ COMMITTED",
+    )
+
+
+class Database:
+    def __init__(self, url: str, engine: Engine | None, error: str = ""):
+        self.url = url
+        self.engine = engine
+        self.error = error
+        self._sessionmaker = sessionmaker(engine, expire_on_commit=False) if engine is not None else None
+        self._lock = threading.Lock()
+
+    @property
+    def ok(self) -> bool:
+        return self.engine is not None and not self.error
+
+    @property
+    def backend(self) -> str:
+        try:
+            return make_url(self.url).get_backend_name()
+        except ArgumentError:
+            return "unknown"
+
+    @property
+    def display_url(self) -> str:
+        return describe_url(self.url)
+
+    def require(self) -> Engine:
+        if not self.ok:
+            raise DatabaseUnavailable(self.error or "database not configured")
+        return self.engine  # type: ignore[return-value]
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: committed on success, rolled back on error."""
+        self.require()
+        with self._sessionmaker() as s:  # type: ignore[misc]
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    def ping(self) -> float:
+        """Round trip in milliseconds; raises DatabaseUnavailable with a clear message."""
+        engine = self.require()
+        t0 = time.perf_counter()
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise DatabaseUnavailable(f"database {self.display_url} unreachable: {explain(exc)}") from None
+        return (time.perf_counter() - t0) * 1000
+
+    def create_schema(self) -> None:
+        Base.metadata.create_all(self.require())
+
+    def dispose(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
+
+
+def explain(exc: BaseException) -> str:
+    """One line a person can act on, without the SQL or the password."""
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    if len(args) >= 2 and isinstance(args[0], int):  # pymysql: (code, message)
+        msg = f"MySQL error {args[0]}: {args[1]}"
+    else:
+        msg = str(orig).splitlines()[0] if str(orig) else orig.__class__.__name__
+    return redact(msg)[:300]
+
+
+def open_database(url: str, pool: PoolOptions | None = None, create: bool = True) -> Database:
+    """Connect, create the schema if needed, and report problems instead of raising."""
+    pool = pool or PoolOptions()
+    try:
+        validate_database_url(url)
+    except SettingError as exc:
+        return Database(url, None, str(exc))
+    try:
+        engine = _build_engine(url, pool)
+    except (ArgumentError, ImportError, OSError) as exc:
+        return Database(url, None, f"DATABASE_URL cannot be used: {explain(exc)}")
+    db = Database(url, engine)
+    try:
+        db.ping()
+        if create:
+            db.create_schema()
+    except DatabaseUnavailable as exc:
+        db.error = str(exc)
+    except SQLAlchemyError as exc:
+        db.error = f"database {db.display_url}: {explain(exc)}"
+    if db.error:
+        logger.error("database unavailable: {}", db.error)
+    return db

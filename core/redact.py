@@ -1,0 +1,59 @@
+"""Secret redaction for every text that leaves the process: logs, pages, reports, exceptions."""
+from __future__ import annotations
+
+import re
+import threading
+from typing import Iterable
+
+MASK = "[REDACTED]"
+
+_PATTERNS = [
+    # Authorization headers and bearer tokens
+    (re.compile(r"(?i)(authorization\s*[:=]\s*[\"']?)(bearer|basic|token)?\s*[^\s\"',;}]+"), r"\1" + MASK),
+    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"), "Bearer " + MASK),
+    # key=value / "key": "value" pairs whose name says secret
+    (re.compile(r"(?i)([\"']?\b[a-z0-9_\-]*(?:api[_-]?key|apikey|secret|password|passwd|pwd|token|access[_-]?key)\b[\"']?\s*[:=]\s*[\"']?)"
+                r"(?!\[REDACTED\])[^\s\"',;&}]+"), r"\1" + MASK),
+    # well-known key shapes (OpenAI-style, Tavily, generic long hex/base64 after sk-)
+    (re.compile(r"\b(sk|tvly|pk|rk)-[A-Za-z0-9_\-]{8,}"), MASK),
+    # credentials inside URLs: scheme://user:password@host
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^:/@\s]+:)[^@\s]+@"), r"\1" + MASK + "@"),
+]
+
+_known_lock = threading.Lock()
+_known: tuple[str, ...] = ()
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Exact secret values (from settings) are masked wherever they appear, whatever their shape."""
+    global _known
+    with _known_lock:
+        merged = set(_known) | {v for v in values if v and len(v) >= 4}
+        # Longest first so a secret that contains another is masked whole.
+        _known = tuple(sorted(merged, key=len, reverse=True))
+
+
+def redact(text: str) -> str:
+    if not text:
+        return text
+    for value in _known:
+        if value in text:
+            text = text.replace(value, MASK)
+    for pattern, repl in _PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def redact_obj(obj):
+    """Redact every string inside a JSON-like structure (payloads, exceptions' args)."""
+    if isinstance(obj, str):
+        return redact(obj)
+    if isinstance(obj, dict):
+        return {k: (MASK if _secret_key(k) and obj[k] else redact_obj(v)) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(redact_obj(v) for v in obj)
+    return obj
+
+
+def _secret_key(key) -> bool:
+    return isinstance(key, str) and bool(re.search(r"(?i)(api[_-]?key|secret|password|passwd|token|authorization)", key))

@@ -1,0 +1,80 @@
+"""The process's runtime: settings, logging, database, events and the supervisor, built once.
+
+Pages get it through ui.runtime (st.cache_resource); the command line builds its own. A broken
+part (bad DATABASE_URL, unreachable MySQL, unwritable logs/) is recorded in `problems` and the
+rest still comes up, so the app opens degraded instead of showing a traceback.
+"""
+from __future__ import annotations
+
+import atexit
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from loguru import logger
+
+from . import probe  # noqa: F401 - registers the probe job handler
+from .config import Settings, load_settings
+from .db import Database, PoolOptions, open_database
+from .events import EventLog
+from .logs import setup_logging
+from .supervisor import Supervisor, SupervisorConfig
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    events: EventLog
+    supervisor: Supervisor | None
+    problems: list[str] = field(default_factory=list)
+    _closed: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def ok(self) -> bool:
+        return self.db.ok and self.supervisor is not None
+
+    def require_supervisor(self) -> Supervisor:
+        if self.supervisor is None:
+            raise RuntimeError("background work is unavailable: " + ("; ".join(self.problems) or "not started"))
+        return self.supervisor
+
+    def close(self, timeout: float | None = None) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self.supervisor is not None:
+            self.supervisor.shutdown(timeout)
+        self.db.dispose()
+
+
+def pool_options(settings: Settings) -> PoolOptions:
+    return PoolOptions(size=settings["DB_POOL_SIZE"], max_overflow=settings["DB_MAX_OVERFLOW"],
+                       recycle=settings["DB_POOL_RECYCLE"], timeout=settings["DB_POOL_TIMEOUT"],
+                       connect_timeout=settings["DB_CONNECT_TIMEOUT"])
+
+
+def build_runtime(secrets: Mapping[str, Any] | None = None, *, start_supervisor: bool = True,
+                  settings: Settings | None = None, console_log: bool = True) -> Runtime:
+    settings = settings or load_settings(secrets)
+    problems = list(settings.errors.values())
+    log_state = setup_logging(settings.log_dir, settings["SHOAL_LOG_LEVEL"], settings["SHOAL_LOG_ROTATION"],
+                              settings["SHOAL_LOG_RETENTION"], settings.secret_values(), console=console_log)
+    if log_state.problem:
+        problems.append(log_state.problem)
+    db = open_database(settings.database_url, pool_options(settings))
+    if db.error:
+        problems.append(db.error)
+    events = EventLog(db, max_per_run=settings["SHOAL_EVENTS_PER_RUN"])
+    supervisor = None
+    if db.ok and start_supervisor:
+        try:
+            supervisor = Supervisor(db, events, SupervisorConfig.from_settings(settings)).start()
+        except Exception as exc:  # noqa: BLE001 - degrade, do not crash the page
+            problems.append(f"supervisor could not start: {exc}")
+            logger.exception("supervisor could not start")
+    runtime = Runtime(settings, db, events, supervisor, problems)
+    atexit.register(runtime.close)
+    return runtime

@@ -1,0 +1,3 @@
+from ui import engine_page
+
+engine_page.show("query")

@@ -1,0 +1,143 @@
+"""Reusable widgets. Each reads core through the runtime and holds no business logic."""
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from core.feeds import EventFeed
+from core.runs import RunView, jobs_of, list_runs
+from core.runtime import Runtime
+
+from .runtime import get_runtime, reload_runtime
+
+BADGE_COLORS = {
+    "queued": "gray", "pending": "gray", "running": "blue", "cancelling": "orange", "completed": "green",
+    "failed": "red", "cancelled": "violet", "interrupted": "orange", "ok": "green", "warn": "orange",
+    "fail": "red",
+}
+
+
+def badge(status: str) -> str:
+    """Markdown for a coloured status badge."""
+    return f":{BADGE_COLORS.get(status, 'gray')}-badge[{status}]"
+
+
+def fmt_time(ts: datetime | None) -> str:
+    return ts.strftime("%Y-%m-%d %H:%M:%S") if ts else "—"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, s = divmod(int(seconds), 60)
+    return f"{minutes} min {s} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def page_setup(title: str, icon: str = "🐟") -> Runtime:
+    """Every page starts here: config, runtime, and a banner for anything degraded."""
+    st.set_page_config(page_title=f"{title} · Shoal", page_icon=icon, layout="wide")
+    rt = get_runtime()
+    problems_banner(rt)
+    return rt
+
+
+def problems_banner(rt: Runtime) -> None:
+    for problem in rt.problems:
+        st.error(problem, icon="⚠️")
+    if not rt.db.ok:
+        st.caption("Shoal is running in a degraded state: nothing can be stored until the database works. "
+                   "Fix DATABASE_URL on the Settings page or in the environment, then retry.")
+        if st.button("Retry connecting", key="retry_runtime"):
+            reload_runtime()
+            st.rerun()
+
+
+def not_available(what: str, detail: str) -> None:
+    """An honest placeholder for a capability that a later release brings: no invented data."""
+    st.info(f"**{what} is not available yet.** {detail}", icon="🚧")
+
+
+def mode_caption(rt: Runtime) -> str:
+    roles = [r for r in ("QUERY_ENGINE", "MEDIA_ENGINE", "INSIGHT_ENGINE", "REPORT_ENGINE")
+             if rt.settings.llm_configured(r)]
+    if not roles:
+        return "Mode: **offline analysis** (no LLM configured)"
+    return "Mode: **LLM** for " + ", ".join(r.split("_")[0].lower() for r in roles)
+
+
+def admin_unlocked(rt: Runtime, key: str = "admin") -> bool:
+    """Control actions ask for SHOAL_ADMIN_PASSWORD when one is set (public deployments)."""
+    password = rt.settings.get("SHOAL_ADMIN_PASSWORD")
+    if not password:
+        return True
+    if st.session_state.get("_admin_ok"):
+        return True
+    typed = st.text_input("Admin password (needed for control actions)", type="password", key=f"{key}_pw")
+    if typed:
+        if hmac.compare_digest(typed.encode(), str(password).encode()):
+            st.session_state["_admin_ok"] = True
+            return True
+        st.error("Wrong admin password.")
+    return False
+
+
+def run_picker(rt: Runtime, key: str, kind: str | None = None, label: str = "Run") -> RunView | None:
+    runs = list_runs(rt.db, limit=50, kind=kind) if rt.db.ok else []
+    if not runs:
+        return None
+    labels = {r.id: f"{r.id} · {r.status} · {fmt_time(r.created_at)} · {r.topic[:40]}" for r in runs}
+    chosen = st.selectbox(label, options=list(labels), format_func=labels.get, key=key)
+    return next((r for r in runs if r.id == chosen), None)
+
+
+def jobs_table(rt: Runtime, run_id: str) -> None:
+    jobs = jobs_of(rt.db, run_id)
+    if not jobs:
+        st.caption("This run has no jobs.")
+        return
+    df = pd.DataFrame([{
+        "job": j.name, "kind": j.kind, "status": j.status, "progress": j.progress, "attempt": f"{j.attempt}/{j.max_attempts}",
+        "owner": j.lease_owner or "", "heartbeat": fmt_time(j.heartbeat_at), "stalled": j.stalled,
+        "message": j.message, "error": j.error or "", "trace": j.trace_id,
+    } for j in jobs])
+    st.dataframe(df, hide_index=True, width="stretch",
+                 column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)})
+
+
+def feed_for(key: str, rt: Runtime, run_id: str | None = None, maxlen: int = 200) -> EventFeed:
+    """The live panel's cursor and bounded buffer, kept in session state."""
+    feed = st.session_state.get(key)
+    if not isinstance(feed, EventFeed) or feed.run_id != run_id:
+        feed = EventFeed(run_id=run_id, maxlen=maxlen)
+        if rt.db.ok:
+            feed.start_at_latest(rt.events)
+        st.session_state[key] = feed
+    return feed
+
+
+def render_event_feed(key: str, run_id: str | None = None, height: int = 320) -> None:
+    """Body of the live events panel: reads only events after the cursor. Called by a fragment."""
+    rt = get_runtime()
+    if not rt.db.ok:
+        st.caption("No events: the database is unavailable.")
+        return
+    feed = feed_for(key, rt, run_id)
+    feed.poll(rt.events)
+    if not feed.buffer:
+        st.caption("No events yet.")
+        return
+    rows = [{"id": e.id, "time": e.ts.strftime("%H:%M:%S"), "type": e.type, "source": e.source,
+             "run": e.run_id or "", "job": e.job_id or "", "trace": e.trace_id,
+             "detail": ", ".join(f"{k}={v}" for k, v in list(e.payload.items())[:4])} for e in reversed(feed.buffer)]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=height)
+    st.caption(f"cursor {feed.cursor} · {len(feed.buffer)} shown (latest {feed.maxlen} kept)")
+
+
+@st.fragment(run_every="2s")
+def live_event_feed(key: str, run_id: str | None = None) -> None:
+    render_event_feed(key, run_id)
