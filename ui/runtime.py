@@ -9,6 +9,8 @@ import streamlit as st
 
 from core.runtime import Runtime, build_runtime
 
+_built: list[Runtime] = []  # runtimes this module built, so reload can close them before a rebuild
+
 
 def _secrets() -> dict:
     try:
@@ -19,16 +21,17 @@ def _secrets() -> dict:
 
 @st.cache_resource(show_spinner="Starting Shoal…")
 def _cached_runtime() -> Runtime:
-    return build_runtime(secrets=_secrets())
+    runtime = build_runtime(secrets=_secrets())
+    _built.append(runtime)
+    return runtime
 
 
 def get_runtime() -> Runtime:
     return _cached_runtime()
 
 
-def reload_runtime() -> None:
-    """After settings change or to retry a failed database: stop the old runtime, build anew on next use."""
-    try:
-        _cached_runtime().close(timeout=5)
-    finally:
-        _cached_runtime.clear()
+def reload_runtime(timeout: float = 5.0) -> None:
+    """After settings change or to retry a failed database: stop the old runtime; the next use builds anew."""
+    _cached_runtime.clear()
+    while _built:
+        _built.pop().close(timeout=timeout)

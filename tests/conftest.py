@@ -1,0 +1,77 @@
+"""Shared fixtures: an isolated environment per test, databases on SQLite and MariaDB, supervisors."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from core.config import SPECS  # noqa: E402
+from core.db import open_database  # noqa: E402
+from core.events import EventLog  # noqa: E402
+from core.supervisor import Supervisor, SupervisorConfig  # noqa: E402
+from tests.support.mariadb import mariadb_server_fixture  # noqa: E402
+
+mariadb_server = mariadb_server_fixture()
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """No test reads the developer's .env, keys or data: every setting starts from its default."""
+    for key in SPECS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("SHOAL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SHOAL_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.setenv("SHOAL_ENV_FILE", str(tmp_path / ".env"))
+    yield tmp_path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def db_url(request, tmp_path):
+    """The same tests on the embedded default and on a real MariaDB server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    server = request.getfixturevalue("mariadb_server")
+    return server.fresh_database()
+
+
+@pytest.fixture
+def db(db_url):
+    database = open_database(db_url)
+    assert database.ok, database.error
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def events(db):
+    return EventLog(db)
+
+
+def fast_config(**overrides) -> SupervisorConfig:
+    """Short leases and heartbeats so lease and stall behaviour shows within a second or two."""
+    base = dict(max_workers=4, max_concurrent_runs=4, lease_seconds=1.5, heartbeat_seconds=0.1, stall_seconds=60,
+                cancel_timeout=2.0, shutdown_timeout=3.0, max_attempts=3, auto_resume=True, poll_seconds=0.05)
+    base.update(overrides)
+    return SupervisorConfig(**base)
+
+
+@pytest.fixture
+def make_supervisor(db, events):
+    started: list[Supervisor] = []
+
+    def factory(start: bool = True, worker_id: str | None = None, **overrides) -> Supervisor:
+        sup = Supervisor(db, events, fast_config(**overrides), worker_id=worker_id)
+        if start:
+            sup.start()
+        started.append(sup)
+        return sup
+
+    yield factory
+    for sup in started:
+        sup.shutdown(timeout=3)
