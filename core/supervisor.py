@@ -182,6 +182,7 @@ class Supervisor:
             if self._transition(a.ctx.job_id, (RUNNING, CANCELLING), INTERRUPTED, owner=self.worker_id,
                                 event="job.interrupted", payload={"reason": "shutdown timeout"}, release=True):
                 interrupted.append(a.ctx.job_id)
+                self._maybe_finish_run(a.ctx.run_id)
         self._stop.set()
         self._wake.set()
         for t in self._threads:
@@ -382,12 +383,13 @@ class Supervisor:
         if expired_only:
             conds.append(Job.lease_expires_at < now)
         with self.db.session() as s:
-            ids = list(s.scalars(select(Job.id).where(*conds)))
+            rows = s.execute(select(Job.id, Job.run_id).where(*conds)).all()
         out = []
-        for job_id in ids:
+        for job_id, run_id in rows:
             if self._transition(job_id, ACTIVE_STATES, INTERRUPTED, owner=owner, event="job.interrupted",
                                 payload={"reason": reason, "previous_owner": owner}, release=True):
                 out.append(job_id)
+                self._maybe_finish_run(run_id)
         return out
 
     def _take_over_expired(self) -> None:
@@ -764,11 +766,13 @@ class Supervisor:
 
     def wait_run(self, run_id: str, timeout: float) -> str:
         """Block until a run ends (for the command line and tests; pages never call this)."""
+        # With auto-resume on, `interrupted` is a passing state: the run comes back by itself.
+        final = (COMPLETED, FAILED, CANCELLED) + (() if self.config.auto_resume and self.running else (INTERRUPTED,))
         deadline = time.monotonic() + timeout
         while True:
             with self.db.session() as s:
                 status = s.scalar(select(Run.status).where(Run.id == run_id))
-            if status in (COMPLETED, FAILED, CANCELLED, INTERRUPTED) or time.monotonic() >= deadline:
+            if status in final or status is None or time.monotonic() >= deadline:
                 return status
             time.sleep(0.05)
 
