@@ -54,7 +54,7 @@ T = TypeVar("T")
 __all__ = [
     "RetryPolicy", "LLM", "SEARCH", "DATABASE", "KINDS", "classify", "retry_after_seconds",
     "retrying", "with_retry", "call_with_retry", "call_graceful",
-    "set_event_sink", "retry_counts", "reset_retry_counts",
+    "set_event_sink", "event_sink", "retry_counts", "reset_retry_counts",
 ]
 
 KINDS = ("timeout", "connection", "rate_limit", "server_error", "database")
@@ -294,6 +294,11 @@ _sink_lock = threading.Lock()
 _sink: EventSink | None = None
 _counts_lock = threading.Lock()
 _counts: Counter[tuple[str, str]] = Counter()
+
+
+def event_sink() -> EventSink | None:
+    """The sink retries report to now (the runtime checks it before clearing on close)."""
+    return _sink
 
 
 def set_event_sink(sink: EventSink | None) -> None:

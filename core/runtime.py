@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from loguru import logger
 
 from . import probe  # noqa: F401 - registers the probe job handler
+from . import retry
 from .config import Settings, load_settings
 from .db import Database, PoolOptions, open_database
 from .events import EventLog
@@ -45,8 +46,11 @@ class Runtime:
             if self._closed:
                 return
             self._closed = True
+        atexit.unregister(self.close)
         if self.supervisor is not None:
             self.supervisor.shutdown(timeout)
+        if retry.event_sink() is self.events:
+            retry.set_event_sink(None)
         self.db.dispose()
 
 
@@ -68,6 +72,8 @@ def build_runtime(secrets: Mapping[str, Any] | None = None, *, start_supervisor:
     if db.error:
         problems.append(db.error)
     events = EventLog(db, max_per_run=settings["SHOAL_EVENTS_PER_RUN"])
+    if db.ok:
+        retry.set_event_sink(events)  # every retry anywhere in the process becomes an event
     supervisor = None
     if db.ok and start_supervisor:
         try:
