@@ -265,7 +265,9 @@ def load_settings(secrets: Mapping[str, Any] | None = None, env: Mapping[str, st
     file_values: dict[str, str | None] = {}
     if env_file.is_file():
         try:
-            file_values = dict(dotenv_values(env_file))
+            # No ${VAR} expansion: a secret containing "${" must read back as written (BettaFish's
+            # pydantic-settings does not expand either).
+            file_values = dict(dotenv_values(env_file, interpolate=False))
         except (OSError, UnicodeDecodeError) as exc:
             file_values = {}
             errors_file = f".env could not be read: {exc.__class__.__name__}"
@@ -345,13 +347,16 @@ def write_env_file(updates: Mapping[str, Any], path: Path | None = None, remove:
     if path.is_file():
         lines = path.read_text(encoding="utf-8").splitlines()
     out = []
+    written: set[str] = set()
     for line in lines:
         m = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=", line)
         key = m.group(1) if m else None
-        if key in removing:
+        if key in removing or key in written:
+            # A later duplicate of an updated key would win when .env is read: drop it.
             continue
         if key in pending:
             out.append(_env_line(key, pending.pop(key)))
+            written.add(key)
         else:
             out.append(line)
     out += [_env_line(k, v) for k, v in pending.items()]

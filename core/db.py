@@ -66,7 +66,7 @@ def _build_engine(url: str, pool: PoolOptions) -> Engine:
     query = dict(parsed.query)
     query.setdefault("charset", "utf8mb4")
     parsed = parsed.set(query=query)
-    return create_engine(
+    engine = create_engine(
         parsed,
         pool_pre_ping=True,
         pool_size=pool.size,
@@ -76,6 +76,17 @@ def _build_engine(url: str, pool: PoolOptions) -> Engine:
         connect_args={"connect_timeout": pool.connect_timeout, "read_timeout": 60, "write_timeout": 60},
         isolation_level="READ COMMITTED",
     )
+
+    @event.listens_for(engine, "do_connect")
+    def _bounded_handshake(dialect, _record, cargs, cparams):
+        # pymysql waits read_timeout (60 s) for the server's greeting, so a port that accepts TCP but
+        # never speaks MySQL would freeze start-up for a minute: bound the handshake by connect_timeout,
+        # then restore the query read timeout (pymysql applies it again on the next read).
+        conn = dialect.loaded_dbapi.connect(*cargs, **{**cparams, "read_timeout": pool.connect_timeout})
+        conn._read_timeout = cparams.get("read_timeout")
+        return conn
+
+    return engine
 
 
 class Database:
@@ -130,7 +141,17 @@ class Database:
         return (time.perf_counter() - t0) * 1000
 
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.require())
+        engine = self.require()
+        for attempt in range(6):
+            try:
+                Base.metadata.create_all(engine)
+                return
+            except SQLAlchemyError as exc:
+                # Another process (the app beside a worker, a second replica) created a table or index
+                # between our check and our CREATE: look again instead of reporting the database broken.
+                if attempt == 5 or not any(s in str(exc) for s in ("already exists", "Duplicate key name")):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def dispose(self) -> None:
         if self.engine is not None:

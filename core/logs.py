@@ -45,7 +45,8 @@ state = LoggingState()
 def _patch(record) -> None:
     """Runs for every record before any sink: add the trace id, redact message and traceback."""
     extra = record["extra"]
-    if not extra.get("trace_id"):
+    # The configured default is "-", so "-" means "not bound": take the context's id then.
+    if extra.get("trace_id") in (None, "", "-"):
         extra["trace_id"] = current_trace_id() or "-"
     extra.setdefault("sink", "app")
     record["message"] = redact(record["message"])

@@ -63,7 +63,8 @@ def pool_options(settings: Settings) -> PoolOptions:
 def build_runtime(secrets: Mapping[str, Any] | None = None, *, start_supervisor: bool = True,
                   settings: Settings | None = None, console_log: bool = True) -> Runtime:
     settings = settings or load_settings(secrets)
-    problems = list(settings.errors.values())
+    # A broken DATABASE_URL is reported once, by the database below.
+    problems = [msg for key, msg in settings.errors.items() if key != "DATABASE_URL"]
     log_state = setup_logging(settings.log_dir, settings["SHOAL_LOG_LEVEL"], settings["SHOAL_LOG_ROTATION"],
                               settings["SHOAL_LOG_RETENTION"], settings.secret_values(), console=console_log)
     if log_state.problem:
@@ -77,7 +78,9 @@ def build_runtime(secrets: Mapping[str, Any] | None = None, *, start_supervisor:
     supervisor = None
     if db.ok and start_supervisor:
         try:
-            supervisor = Supervisor(db, events, SupervisorConfig.from_settings(settings)).start()
+            supervisor = Supervisor(db, events, SupervisorConfig.from_settings(settings))
+            supervisor.settings = settings
+            supervisor.start()
         except Exception as exc:  # noqa: BLE001 - degrade, do not crash the page
             problems.append(f"supervisor could not start: {exc}")
             logger.exception("supervisor could not start")

@@ -11,9 +11,6 @@ settings = rt.settings
 st.caption(f"Precedence: Streamlit secrets > environment > `.env` ({settings.env_file}) > defaults. "
            "Saving writes `.env`; a key set in secrets or the environment keeps that value.")
 
-for key, err in settings.errors.items():
-    st.warning(err)
-
 if flash := st.session_state.pop("settings_flash", None):
     st.success(flash)
 
@@ -74,6 +71,10 @@ if saved:
             st.error(f"Could not write {settings.env_file}: {exc}")
         else:
             changed = sorted(set(proposed) | set(clear))
+            for key in changed:  # a typed secret must not live on in widget state and go back to the browser
+                if SPECS[key].secret:
+                    st.session_state.pop(f"set_{key}", None)
+                    st.session_state.pop(f"clear_{key}", None)
             st.session_state["settings_flash"] = f"Saved {len(changed)} setting(s): {', '.join(changed)}. Restarted the runtime."
             reload_runtime()
             st.rerun()

@@ -47,7 +47,7 @@ def page_setup(title: str, icon: str = "🐟") -> Runtime:
 
 
 def problems_banner(rt: Runtime) -> None:
-    for problem in rt.problems:
+    for problem in dict.fromkeys(rt.problems):
         st.error(problem, icon="⚠️")
     if not rt.db.ok:
         st.caption("Shoal is running in a degraded state: nothing can be stored until the database works. "

@@ -1,0 +1,286 @@
+"""The database on both backends: schema, text and time fidelity, JSON, bad URLs, pools, sessions."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from datetime import datetime
+
+import pytest
+from sqlalchemy import inspect, select, text
+
+from core.db import PoolOptions, describe_url, open_database
+from core.models import Base, Job, Post, Run, utcnow
+
+
+def test_schema_is_created_automatically(db):
+    tables = set(inspect(db.engine).get_table_names())
+    expected = set(Base.metadata.tables)
+    assert expected  # the models declare tables at all
+    assert {"runs", "jobs", "events", "posts"} <= expected
+    assert expected <= tables, expected - tables
+    with db.session() as s:
+        assert s.scalar(select(Run).limit(1)) is None  # usable and empty
+
+
+def test_open_is_idempotent_on_an_existing_schema(db_url, db):
+    with db.session() as s:
+        s.add(Run(id="keepme", topic="t"))
+    again = open_database(db_url)
+    try:
+        assert again.ok, again.error
+        with again.session() as s:
+            assert s.get(Run, "keepme") is not None  # create_all did not drop anything
+    finally:
+        again.dispose()
+
+
+def test_concurrent_first_start_creates_the_schema_once(db_url):
+    """The app and a worker (or two replicas) starting together on an empty database both come up."""
+    barrier = threading.Barrier(6)
+    errors: list[str] = []
+
+    def start():
+        barrier.wait()
+        database = open_database(db_url)
+        errors.append(database.error)
+        database.dispose()
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(errors) == 6
+    assert [e for e in errors if e] == []
+    database = open_database(db_url)
+    try:
+        assert set(Base.metadata.tables) <= set(inspect(database.engine).get_table_names())
+    finally:
+        database.dispose()
+
+
+def test_sqlite_file_and_folder_are_created(tmp_path):
+    path = tmp_path / "deep" / "folder" / "shoal.db"
+    database = open_database(f"sqlite:///{path}")
+    try:
+        assert database.ok, database.error
+        assert database.backend == "sqlite"
+        assert path.is_file()
+    finally:
+        database.dispose()
+
+
+def test_chinese_emoji_and_long_text_round_trip(db):
+    content = ("舆情分析🐟" * 20_000)[:100_000]
+    assert len(content) == 100_000
+    title = "武汉大学樱花季 🌸 人山人海 😂👍🏽 — “引号” 𠮷"
+    with db.session() as s:
+        s.add(Post(platform="weibo", post_id="p1", title=title, content=content, author="小明😀",
+                   keyword="樱花", url="https://weibo.com/1/中文"))
+    with db.session() as s:
+        post = s.scalar(select(Post).where(Post.post_id == "p1"))
+        assert post.title == title
+        assert post.content == content
+        assert len(post.content) == 100_000
+        assert post.author == "小明😀"
+        assert post.keyword == "樱花"
+        # Searching by a Chinese value works too.
+        assert s.scalar(select(Post.post_id).where(Post.keyword == "樱花")) == "p1"
+
+
+def test_datetime_keeps_microseconds(db):
+    stamp = datetime(2024, 5, 17, 13, 45, 12, 123456)
+    later = datetime(2024, 5, 17, 13, 45, 12, 123457)
+    with db.session() as s:
+        s.add(Run(id="r1", topic="t", created_at=stamp))
+        s.flush()  # no relationship() between the models: insert the parent first
+        s.add(Job(id="j1", run_id="r1", kind="probe", lease_expires_at=stamp, heartbeat_at=later))
+    with db.session() as s:  # a fresh session: values come from the database, not the identity map
+        job = s.get(Job, "j1")
+        assert job.lease_expires_at == stamp
+        assert job.lease_expires_at.microsecond == 123456
+        assert job.heartbeat_at == later
+        assert s.get(Run, "r1").created_at == stamp
+        # Lease logic compares times in SQL: a one-microsecond difference must be visible there.
+        assert s.scalar(select(Job.id).where(Job.lease_expires_at < later)) == "j1"
+        assert s.scalar(select(Job.id).where(Job.heartbeat_at > stamp)) == "j1"
+        assert s.scalar(select(Job.id).where(Job.lease_expires_at > stamp)) is None
+
+
+def test_default_timestamps_are_naive_utc_with_microseconds(db):
+    before = utcnow()
+    with db.session() as s:
+        s.add(Run(id="r2", topic="t"))
+    after = utcnow()
+    with db.session() as s:
+        created = s.get(Run, "r2").created_at
+    assert created.tzinfo is None
+    assert before <= created <= after
+
+
+def test_json_columns_round_trip(db):
+    params = {"topic": "新能源汽车", "emoji": "🚗", "n": 3, "ratio": 0.25, "flag": True, "none": None,
+              "list": [1, "二", {"deep": [True, False]}], "nested": {"a": {"b": {"c": "d"}}}}
+    checkpoint = {"paragraph": 2, "node": "reflect", "done": ["p0", "p1"]}
+    with db.session() as s:
+        s.add(Run(id="r3", topic="t", params=params))
+        s.flush()
+        s.add(Job(id="j3", run_id="r3", kind="query", params={}, depends_on=["a", "b"], checkpoint=checkpoint))
+    with db.session() as s:
+        assert s.get(Run, "r3").params == params
+        job = s.get(Job, "j3")
+        assert job.checkpoint == checkpoint
+        assert job.depends_on == ["a", "b"]
+        assert job.params == {}
+        assert job.result is None
+    with db.session() as s:  # an update of a JSON column is persisted
+        job = s.get(Job, "j3")
+        job.checkpoint = {**checkpoint, "paragraph": 3}
+    with db.session() as s:
+        assert s.get(Job, "j3").checkpoint["paragraph"] == 3
+
+
+def test_session_commits_on_success_and_rolls_back_on_error(db):
+    with db.session() as s:
+        s.add(Run(id="kept", topic="t"))
+    with pytest.raises(RuntimeError, match="boom"):
+        with db.session() as s:
+            s.add(Run(id="lost", topic="t"))
+            s.flush()  # the row reached the database inside the transaction
+            raise RuntimeError("boom")
+    with db.session() as s:
+        assert s.get(Run, "kept") is not None
+        assert s.get(Run, "lost") is None
+    # The connection is healthy after the rollback.
+    assert db.ping() >= 0
+
+
+@pytest.mark.parametrize("url,words", [
+    ("notaurl", "not a valid"),
+    ("postgresql://x/y", "postgresql"),
+    ("postgresql://u:pgsecret77@h/db", "postgresql"),
+    ("mysql://u:mysqlsecret77@h/db", "pymysql"),
+    ("mysql+mysqldb://u:mysqlsecret77@h/db", "pymysql"),
+    ("mysql+pymysql://u:mysqlsecret77@h", "database name"),
+    ("", "not a valid"),
+])
+def test_malformed_url_gives_clear_error(url, words):
+    database = open_database(url)
+    assert database.ok is False
+    assert database.engine is None
+    assert "DATABASE_URL" in database.error
+    assert words in database.error
+    assert "secret77" not in database.error
+    with pytest.raises(Exception) as info:
+        database.require()
+    assert "secret77" not in str(info.value)
+    assert "secret77" not in database.display_url
+
+
+def test_unreachable_mysql_fails_fast_without_password():
+    pool = PoolOptions()
+    t0 = time.monotonic()
+    database = open_database("mysql+pymysql://u:secretpw@127.0.0.1:1/db", pool)
+    elapsed = time.monotonic() - t0
+    assert elapsed < pool.connect_timeout + 2
+    assert database.ok is False
+    assert "secretpw" not in database.error
+    assert "unreachable" in database.error
+    assert "can't connect" in database.error.lower()
+    assert "127.0.0.1" in database.error
+    database.dispose()
+
+
+def test_mysql_port_that_never_answers_fails_within_connect_timeout():
+    """A TCP port that accepts but never speaks MySQL (wrong port, hung server) must not hang start-up."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    try:
+        pool = PoolOptions(connect_timeout=2)
+        t0 = time.monotonic()
+        database = open_database(f"mysql+pymysql://u:silentpw99@127.0.0.1:{port}/db", pool)
+        elapsed = time.monotonic() - t0
+    finally:
+        listener.close()
+    assert elapsed < pool.connect_timeout + 2
+    assert database.ok is False
+    assert "unreachable" in database.error and "timed out" in database.error
+    assert "silentpw99" not in database.error
+    database.dispose()
+
+
+@pytest.mark.mysql
+def test_mysql_query_timeout_is_not_the_connect_timeout(mariadb_server):
+    database = open_database(mariadb_server.fresh_database(), PoolOptions(connect_timeout=1))
+    try:
+        assert database.ok, database.error
+        with database.engine.connect() as conn:
+            # A query may run longer than the connect timeout.
+            assert conn.execute(text("SELECT SLEEP(1.6)")).scalar() == 0
+    finally:
+        database.dispose()
+
+
+def test_describe_url_hides_password():
+    assert "pw123456" not in describe_url("mysql+pymysql://u:pw123456@h:3306/db")
+    assert "h:3306/db" in describe_url("mysql+pymysql://u:pw123456@h:3306/db")
+    assert describe_url("notaurl") == "(malformed URL)"
+
+
+def test_pool_options(db_url, db):
+    pool = db.engine.pool
+    assert pool._pre_ping is True
+    if db.backend == "sqlite":
+        return
+    assert db.backend in ("mysql", "mariadb")
+    assert pool.size() == PoolOptions().size
+    custom = open_database(db_url, PoolOptions(size=3, max_overflow=2, recycle=77, timeout=4, connect_timeout=3))
+    try:
+        assert custom.ok, custom.error
+        p = custom.engine.pool
+        assert p.size() == 3
+        assert p._max_overflow == 2
+        assert p._recycle == 77
+        assert p._timeout == 4
+        assert p._pre_ping is True
+        # Connections speak utf8mb4 (Chinese and emoji need it) and got the connect timeout.
+        with custom.engine.connect() as conn:
+            assert conn.connection.dbapi_connection.connect_timeout == 3
+            assert conn.execute(text("SELECT @@character_set_connection")).scalar() == "utf8mb4"
+    finally:
+        custom.dispose()
+
+
+@pytest.mark.mysql
+def test_mysql_tables_are_utf8mb4_innodb(mariadb_server):
+    url = mariadb_server.fresh_database()
+    database = open_database(url)
+    try:
+        assert database.ok, database.error
+        with database.engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT table_name, engine, table_collation FROM information_schema.tables "
+                "WHERE table_schema = DATABASE()")).all()
+        assert {r[0] for r in rows} >= set(Base.metadata.tables)
+        for name, engine, collation in rows:
+            assert engine == "InnoDB", name
+            assert collation.startswith("utf8mb4"), (name, collation)
+    finally:
+        database.dispose()
+
+
+@pytest.mark.mysql
+def test_mysql_wrong_password_is_clear(mariadb_server):
+    from sqlalchemy.engine import make_url
+
+    url = make_url(mariadb_server.fresh_database()).set(password="wrong-pass-4321")
+    database = open_database(url.render_as_string(hide_password=False))
+    try:
+        assert database.ok is False
+        assert "wrong-pass-4321" not in database.error
+        assert "Access denied" in database.error
+    finally:
+        database.dispose()

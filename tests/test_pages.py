@@ -1,0 +1,464 @@
+"""Every page through Streamlit's AppTest: renders, tells the truth, degrades instead of crashing.
+
+Pages share one runtime per process (`ui.runtime.get_runtime`, an `st.cache_resource`), so the
+autouse fixture below rebuilds it around each test: each test's isolated SHOAL_* directories and
+DATABASE_URL then take effect, and no supervisor thread outlives its test.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.jobs import HANDLERS, HandlerInfo
+from core.models import Post
+from core.probe import probe_jobs
+from core.runs import get_run, jobs_of, list_runs
+from ui.runtime import get_runtime, reload_runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+HOME = ROOT / "Home.py"
+PAGES = {p.name: p for p in sorted((ROOT / "pages").glob("*.py"))}
+TITLES = {
+    "Home.py": "Shoal",
+    "1_Query_Engine.py": "Query engine",
+    "2_Media_Engine.py": "Media engine",
+    "3_Insight_Engine.py": "Insight engine",
+    "4_Forum.py": "Forum",
+    "5_Report.py": "Report",
+    "6_Monitor.py": "Monitor",
+    "7_Data.py": "Data",
+    "8_Settings.py": "Settings",
+}
+ENGINE_KINDS = ("query", "media", "insight")
+TIMEOUT = 30
+
+
+@pytest.fixture(autouse=True)
+def fresh_runtime(isolated_env):
+    """A runtime built from this test's environment, closed when the test ends."""
+    reload_runtime()
+    yield
+    reload_runtime()
+
+
+@pytest.fixture
+def no_engines(monkeypatch):
+    """Pin the state where no engine handler is registered (engine modules register theirs on import)."""
+    for kind in ENGINE_KINDS:
+        if kind in HANDLERS:
+            monkeypatch.delitem(HANDLERS, kind)
+
+
+def page(name: str) -> AppTest:
+    path = HOME if name == "Home.py" else PAGES[name]
+    return AppTest.from_file(str(path), default_timeout=TIMEOUT)
+
+
+def render(name: str) -> AppTest:
+    at = page(name).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> list[str]:
+    """Everything a user could read or the browser receives: element protos and widget values."""
+    out = []
+    for node in at:
+        proto = getattr(node, "proto", None)
+        if proto is not None:
+            out.append(str(proto))
+        for attr in ("value", "label", "help", "placeholder", "body"):
+            try:
+                v = getattr(node, attr)
+            except Exception:  # noqa: BLE001 - not every node has every attribute
+                continue
+            if v is not None and not callable(v):
+                out.append(str(v))
+    return out
+
+
+def page_text(at: AppTest) -> str:
+    return "\n".join(texts(at))
+
+
+def values(elements) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+def probe_run(topic: str = "pages probe") -> str:
+    rt = get_runtime()
+    assert rt.supervisor is not None, rt.problems
+    run_id = rt.supervisor.submit_run(probe_jobs(2, 2, 0.01), kind="probe", topic=topic)
+    assert rt.supervisor.wait_run(run_id, 30) == "completed"
+    return run_id
+
+
+# ---------------------------------------------------------------------------------------- every page
+
+
+def test_page_list_is_complete():
+    # DESIGN §3: one file per page; a page added later must also be added to TITLES (and so be tested).
+    assert set(PAGES) == set(TITLES) - {"Home.py"}
+
+
+@pytest.mark.parametrize("name", ["Home.py", *PAGES])
+def test_every_page_renders_with_its_title(name):
+    at = render(name)
+    assert len(at.title) == 1
+    assert TITLES[name] in at.title[0].value
+    assert not at.error, values(at.error)  # a healthy default install shows no error anywhere
+
+
+@pytest.mark.parametrize("name,what", [("1_Query_Engine.py", "Query engine"), ("2_Media_Engine.py", "Media engine"),
+                                       ("3_Insight_Engine.py", "Insight engine"), ("4_Forum.py", "The forum"),
+                                       ("5_Report.py", "The report engine")])
+def test_unbuilt_pages_say_not_available_and_invent_nothing(name, what, no_engines):
+    at = render(name)
+    assert [i.value for i in at.info if "not available yet" in i.value and what in i.value], values(at.info)
+    # No invented data: no tables, charts, metrics or progress on a placeholder page.
+    assert not at.dataframe and not at.metric and not at.get("progress")
+
+
+# ---------------------------------------------------------------------------------------- Home
+
+
+def test_home_start_is_disabled_until_an_engine_exists(no_engines):
+    at = render("Home.py")
+    start = [b for b in at.button if b.label == "Start"]
+    assert len(start) == 1 and start[0].disabled
+    assert any("Starting an analysis is not available yet" in i.value for i in at.info), values(at.info)
+
+
+def test_home_start_is_enabled_once_an_engine_handler_is_registered(monkeypatch, no_engines):
+    monkeypatch.setitem(HANDLERS, "query", HandlerInfo("query", lambda ctx: None))
+    at = render("Home.py")
+    start = [b for b in at.button if b.label == "Start"]
+    assert len(start) == 1 and not start[0].disabled
+    assert not any("not available yet" in i.value for i in at.info)
+
+
+def test_home_shows_health_checks():
+    at = render("Home.py")
+    md = values(at.markdown)
+    database = [m for m in md if "**database**" in m]
+    assert len(database) == 1 and "ok" in database[0] and "sqlite" in database[0], md
+    for check in ("settings", "logs", "disk", "llm", "search"):
+        assert any(f"**{check}**" in m for m in md), (check, md)
+    assert any(c.startswith("Supervisor ") and "jobs running" in c for c in values(at.caption))
+
+
+def test_home_shows_a_completed_probe_run_in_current_and_recent_runs():
+    at = render("Home.py")
+    assert values(at.caption).count("No runs yet.") == 2  # current run and recent runs
+    run_id = probe_run("home probe topic")
+    at.run()
+    assert not at.exception
+    current = [m for m in values(at.markdown) if run_id in m]
+    assert len(current) == 1 and "completed" in current[0] and "home probe topic" in current[0], values(at.markdown)
+    jobs = [m for m in values(at.markdown) if m.startswith("**probe-")]
+    assert len(jobs) == 2 and all("completed" in m for m in jobs)
+    assert len(at.get("progress")) == 2
+    assert "No runs yet." not in values(at.caption)
+    recent = at.dataframe[-1].value
+    assert list(recent["run"]) == [run_id] and list(recent["status"]) == ["completed"]
+
+
+# ---------------------------------------------------------------------------------------- Monitor
+
+
+def test_monitor_without_runs_says_so():
+    at = render("6_Monitor.py")
+    assert "No runs yet." in values(at.caption)
+    assert not at.selectbox
+    assert not [b for b in at.button if b.label in ("Cancel run", "Resume run")]
+    assert at.metric[0].value == "running"
+
+
+def test_monitor_lists_a_run_with_its_jobs_and_controls():
+    run_id = probe_run("monitor probe")
+    at = render("6_Monitor.py")
+    picker = at.selectbox(key="monitor_run")
+    assert picker.value == run_id
+    assert any(run_id in m and "completed" in m for m in values(at.markdown))
+    jobs = [df.value for df in at.dataframe if "attempt" in df.value.columns]
+    assert len(jobs) == 1
+    assert sorted(jobs[0]["job"]) == ["probe-1", "probe-2"] and set(jobs[0]["status"]) == {"completed"}
+    buttons = {b.label: b for b in at.button}
+    assert "Cancel run" in buttons and "Resume run" in buttons
+    assert buttons["Cancel run"].disabled  # a completed run cannot be cancelled
+    assert buttons["Resume run"].disabled  # ... nor resumed
+
+
+def test_monitor_cancels_and_resumes_the_selected_run():
+    rt = get_runtime()
+    run_id = rt.supervisor.submit_run(probe_jobs(1, 400, 0.05), kind="probe", topic="long probe")
+    deadline = time.monotonic() + 15
+    while get_run(rt.db, run_id).status != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at = render("6_Monitor.py")
+    assert at.selectbox(key="monitor_run").value == run_id
+    cancel = next(b for b in at.button if b.label == "Cancel run")
+    assert not cancel.disabled and next(b for b in at.button if b.label == "Resume run").disabled
+    cancel.click().run()
+    assert not at.exception
+    assert get_run(rt.db, run_id).status == "cancelled"
+    assert any(run_id in m and "cancelled" in m for m in values(at.markdown))
+    resume = next(b for b in at.button if b.label == "Resume run")
+    assert not resume.disabled and next(b for b in at.button if b.label == "Cancel run").disabled
+    resume.click().run()
+    assert not at.exception
+    assert get_run(rt.db, run_id).status in ("queued", "running")
+    assert rt.supervisor.cancel_run(run_id) == "cancelled"
+
+
+def test_monitor_self_test_queues_a_probe_run():
+    at = render("6_Monitor.py")
+    rt = get_runtime()
+    assert list_runs(rt.db) == []
+    at.number_input[0].set_value(1)
+    at.number_input[1].set_value(1)
+    at.number_input[2].set_value(0.0)
+    [start] = [b for b in at.button if b.label == "Start self-test"]
+    start.click().run()
+    assert not at.exception
+    runs = list_runs(rt.db)
+    assert len(runs) == 1 and runs[0].kind == "probe"
+    assert [j.name for j in jobs_of(rt.db, runs[0].id)] == ["probe-1"]
+    assert any(runs[0].id in s and "queued" in s for s in values(at.success)), values(at.success)
+    assert rt.supervisor.wait_run(runs[0].id, 30) == "completed"
+
+
+# ---------------------------------------------------------------------------------------- Data
+
+
+def test_data_page_counts_posts():
+    at = render("7_Data.py")
+    assert at.metric[0].label == "Posts in the corpus" and at.metric[0].value == "0"
+    assert "The corpus is empty." in values(at.caption)
+    with get_runtime().db.session() as s:
+        s.add_all([Post(platform="weibo", post_id="1", content="一", source="import"),
+                   Post(platform="weibo", post_id="2", content="二", source="import")])
+    at.run()
+    assert not at.exception
+    assert at.metric[0].value == "2"
+    table = at.dataframe[0].value
+    assert list(table["posts"]) == [2] and list(table["platform"]) == ["weibo"]
+
+
+# ---------------------------------------------------------------------------------------- live events
+
+
+def event_feed_script():
+    from ui.widgets import render_event_feed
+
+    render_event_feed("k")
+
+
+def feed_app() -> AppTest:
+    return AppTest.from_function(event_feed_script, default_timeout=TIMEOUT)
+
+
+def test_event_feed_shows_new_events_and_keeps_its_cursor_in_session_state():
+    rt = get_runtime()
+    at = feed_app().run()
+    assert not at.exception
+    feed = at.session_state["k"]
+    start = feed.cursor
+    assert start == rt.events.latest_id()
+    ids = [rt.events.emit("test.ping", source="test", payload={"n": n}) for n in range(3)]
+    assert ids == sorted(ids) and ids[0] > start
+    at.run()
+    assert not at.exception
+    feed = at.session_state["k"]
+    assert feed.cursor == rt.events.latest_id() >= ids[-1]
+    shown = at.dataframe[0].value
+    assert set(ids) <= set(shown["id"]) and list(shown["id"])[0] == feed.cursor  # newest first
+    assert sorted(shown.loc[shown["type"] == "test.ping", "detail"]) == ["n=0", "n=1", "n=2"]
+    assert f"cursor {feed.cursor}" in at.caption[-1].value
+
+
+def test_event_feed_reads_only_new_events_with_a_long_history(monkeypatch):
+    rt = get_runtime()
+    with rt.db.session() as s:
+        for n in range(1000):
+            rt.events.emit("test.old", source="test", payload={"n": n}, session=s)
+    newest = rt.events.latest_id()
+    at = feed_app().run()
+    assert not at.exception
+    feed = at.session_state["k"]
+    assert feed.cursor == newest
+    assert len(feed.buffer) == 20  # a short backlog, not the whole history
+
+    calls = []
+    real_since = rt.events.since
+
+    def counting_since(cursor=0, **kwargs):
+        out = real_since(cursor, **kwargs)
+        calls.append((cursor, len(out[0])))
+        return out
+
+    monkeypatch.setattr(rt.events, "since", counting_since)
+    polls = feed.polls
+    at.run()
+    assert not at.exception
+    feed = at.session_state["k"]
+    assert calls == [(newest, 0)]  # one read, from the cursor, returning nothing
+    assert feed.polls == polls + 1 and feed.cursor == newest
+
+    # A burst larger than the buffer: the cursor follows it and the buffer stays bounded.
+    with rt.db.session() as s:
+        last = [rt.events.emit("test.burst", source="test", payload={"n": n}, session=s) for n in range(300)][-1]
+    calls.clear()
+    at.run()
+    assert not at.exception
+    feed = at.session_state["k"]
+    assert calls == [(newest, 300)]
+    assert feed.cursor == last and len(feed.buffer) == feed.maxlen == 200
+    assert feed.buffer[-1].id == last and feed.buffer[0].id == last - 199
+    assert len(at.dataframe[0].value) == 200
+
+
+def test_event_feed_without_database_says_so(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "notaurl")
+    at = feed_app().run()
+    assert not at.exception
+    assert "No events: the database is unavailable." in values(at.caption)
+    assert "k" not in at.session_state
+
+
+# ---------------------------------------------------------------------------------------- Settings
+
+SECRET = "sk-test-SECRETVALUE123"
+
+
+def env_file() -> Path:
+    return Path(os.environ["SHOAL_ENV_FILE"])
+
+
+def settings_page() -> AppTest:
+    return render("8_Settings.py")
+
+
+def save(at: AppTest) -> AppTest:
+    [button] = at.form_submit_button
+    assert button.label == "Save to .env"
+    button.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_settings_lists_bettafish_compatible_keys():
+    at = settings_page()
+    keys = {w.key for w in at.text_input} | {w.key for w in at.selectbox} | {w.key for w in at.checkbox}
+    for key in ("QUERY_ENGINE_API_KEY", "QUERY_ENGINE_BASE_URL", "QUERY_ENGINE_MODEL_NAME",
+                "MEDIA_ENGINE_API_KEY", "INSIGHT_ENGINE_API_KEY", "REPORT_ENGINE_API_KEY", "FORUM_HOST_API_KEY",
+                "KEYWORD_OPTIMIZER_API_KEY", "TAVILY_API_KEY", "BOCHA_WEB_SEARCH_API_KEY", "DATABASE_URL",
+                "SHOAL_MAX_WORKERS", "SHOAL_MODE", "SHOAL_AUTO_RESUME"):
+        assert f"set_{key}" in keys, key
+    # Where the process lives is not editable from the page.
+    assert "set_SHOAL_DATA_DIR" not in keys and "set_SHOAL_LOG_DIR" not in keys
+    secret_input = at.text_input(key="set_QUERY_ENGINE_API_KEY")
+    assert secret_input.label == "QUERY_ENGINE_API_KEY — not set" and secret_input.value == ""
+
+
+@pytest.mark.parametrize("existing", [None, 'SHOAL_PARAGRAPHS="3"\n# keep me\n'])
+def test_settings_rejects_an_invalid_value_and_writes_nothing(existing):
+    if existing is not None:
+        env_file().write_text(existing, encoding="utf-8")
+    at = settings_page()
+    at.text_input(key="set_SHOAL_MAX_WORKERS").input("abc")
+    save(at)
+    errors = values(at.error)
+    assert len(errors) == 1 and "SHOAL_MAX_WORKERS" in errors[0] and "integer" in errors[0], errors
+    assert not at.success
+    if existing is None:
+        assert not env_file().exists()
+    else:
+        assert env_file().read_text(encoding="utf-8") == existing
+
+
+def test_settings_saves_a_valid_value_and_restarts_the_runtime():
+    assert get_runtime().settings["SHOAL_MAX_WORKERS"] == 8
+    at = settings_page()
+    at.text_input(key="set_SHOAL_MAX_WORKERS").input("4")
+    save(at)
+    assert not at.error, values(at.error)
+    assert env_file().read_text(encoding="utf-8") == 'SHOAL_MAX_WORKERS="4"\n'
+    assert [s.value for s in at.success] == ["Saved 1 setting(s): SHOAL_MAX_WORKERS. Restarted the runtime."]
+    rt = get_runtime()
+    assert rt.settings["SHOAL_MAX_WORKERS"] == 4 and rt.settings.source("SHOAL_MAX_WORKERS") == ".env"
+    assert rt.supervisor is not None and rt.supervisor.status().max_workers == 4
+    assert at.text_input(key="set_SHOAL_MAX_WORKERS").value == "4"
+    # The flash is shown once.
+    at.run()
+    assert not at.success
+
+
+def test_settings_saves_a_secret_and_never_shows_it_back():
+    at = settings_page()
+    at.text_input(key="set_QUERY_ENGINE_API_KEY").input(SECRET)
+    save(at)
+    assert not at.error, values(at.error)
+    assert f'QUERY_ENGINE_API_KEY="{SECRET}"' in env_file().read_text(encoding="utf-8")
+    assert any("QUERY_ENGINE_API_KEY" in s.value for s in at.success)
+    assert at.text_input(key="set_QUERY_ENGINE_API_KEY").label == "QUERY_ENGINE_API_KEY — set (from .env)"
+    assert get_runtime().settings["QUERY_ENGINE_API_KEY"] == SECRET
+    assert SECRET not in page_text(at)
+    for name in ["Home.py", *PAGES]:  # nowhere else either
+        assert SECRET not in page_text(render(name)), name
+
+
+def test_settings_form_is_locked_behind_the_admin_password(monkeypatch):
+    monkeypatch.setenv("SHOAL_ADMIN_PASSWORD", "open-sesame-42")
+    at = settings_page()
+    assert not at.form and not at.form_submit_button
+    [pw] = at.text_input
+    assert "Admin password" in pw.label
+    pw.input("wrong").run()
+    assert not at.exception and not at.form
+    assert values(at.error) == ["Wrong admin password."]
+    at.text_input[0].input("open-sesame-42").run()
+    assert not at.exception and not at.error
+    assert len(at.form) == 1 and at.text_input(key="set_SHOAL_MAX_WORKERS").value == "8"
+    # The session stays unlocked; the password field goes away and the password is not echoed anywhere.
+    at.run()
+    assert not at.exception and len(at.form) == 1
+    assert not [w for w in at.text_input if "Admin password" in w.label]
+    assert at.text_input(key="set_SHOAL_ADMIN_PASSWORD").label == "SHOAL_ADMIN_PASSWORD — set (from environment)"
+    assert "open-sesame-42" not in page_text(at)
+
+
+# ---------------------------------------------------------------------------------------- degraded
+
+
+@pytest.mark.parametrize("url,needle", [("mysql+pymysql://u:pw@127.0.0.1:1/db", "127.0.0.1"),
+                                        ("notaurl", "not a valid SQLAlchemy URL")])
+def test_every_page_opens_degraded_with_one_clear_error(monkeypatch, url, needle):
+    monkeypatch.setenv("DATABASE_URL", url)
+    for name in ["Home.py", *PAGES]:
+        at = render(name)
+        assert TITLES[name] in at.title[0].value
+        errors = values(at.error)
+        assert len(errors) == 1, (name, errors)
+        assert "DATABASE_URL" in errors[0] or "database" in errors[0], (name, errors)
+        assert needle in errors[0], (name, errors)
+        text = page_text(at)
+        assert ":pw@" not in text and not re.search(r"\bpw\b", text), name
+        assert not [w.value for w in at.warning if needle in w.value], name  # said once, not twice
+        assert [b for b in at.button if b.label == "Retry connecting"], name
+
+
+def test_every_page_opens_with_one_clear_message_for_a_wrong_setting(monkeypatch):
+    monkeypatch.setenv("SHOAL_MAX_WORKERS", "abc")
+    for name in ["Home.py", *PAGES]:
+        at = render(name)
+        assert TITLES[name] in at.title[0].value
+        errors = values(at.error)
+        assert len(errors) == 1 and "SHOAL_MAX_WORKERS must be an integer" in errors[0], (name, errors)
+        assert not [w.value for w in at.warning if "SHOAL_MAX_WORKERS" in w.value], name
+    assert get_runtime().supervisor.status().max_workers == 8  # the default stands in
