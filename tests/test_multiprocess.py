@@ -97,20 +97,23 @@ def test_two_worker_processes_never_run_the_same_job(db, events, workers):
 
 
 def test_a_killed_worker_s_job_is_taken_over_after_its_lease_expires(db, events, workers):
+    steps = 100
     a = workers("a", max_workers=1)
     submitter = Supervisor(db, events)
-    run_id = submitter.submit_run(probe_jobs(1, steps=30, step_seconds=0.1), kind="probe")
+    run_id = submitter.submit_run(probe_jobs(1, steps=steps, step_seconds=0.1), kind="probe")
     job_id = f"{run_id}-probe-1"
-    wait_for(lambda: (get_job(db, job_id).checkpoint or {}).get("step", 0) >= 5, 30, "a's progress")
+    wait_for(lambda: get_job(db, job_id).lease_owner == a.worker_id, 30, "a to claim the job")
     b = workers("b", max_workers=1)  # alive before a dies, so only the lease can tell b that a is gone
+    wait_for(lambda: (get_job(db, job_id).checkpoint or {}).get("step", 0) >= 5, 30, "a's progress")
     a.kill()
     killed_at = utcnow()
     lease_expiry = get_job(db, job_id).lease_expires_at
     done_by_a = get_job(db, job_id).checkpoint["step"]
-    assert wait_for(lambda: get_run(db, run_id).status == "completed" or None, 60, "b to finish the job")
+    assert 5 <= done_by_a < steps, "a was killed mid-job"
+    assert wait_for(lambda: get_run(db, run_id).status == "completed" or None, 90, "b to finish the job")
     job = get_job(db, job_id)
     trail = job.checkpoint["trail"]
-    assert trail == [a.worker_id] * done_by_a + [b.worker_id] * (30 - done_by_a), "resumed, not restarted"
+    assert trail == [a.worker_id] * done_by_a + [b.worker_id] * (steps - done_by_a), "resumed, not restarted"
     assert job.attempt == 2
     evs = events.since(0, run_id=run_id, limit=10_000)[0]
     interrupted = next(e for e in evs if e.type == "job.interrupted")
