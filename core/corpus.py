@@ -1,12 +1,573 @@
-"""The local corpus of posts (importers, search and demo data arrive with the engines)."""
+"""The local corpus of posts: Chinese full-text search, the Insight tools, and a search provider.
+
+Full-text search, the same API on both backends
+-----------------------------------------------
+Every post's title and content are segmented with jieba (search mode) into ``Post.content_seg``
+when they are written (``index_text``; the importers do it, and ``ensure_search_index`` back-fills
+rows that arrive without it). Each token is stored with the prefix ``TOKEN_PREFIX`` ("zx"):
+
+* MySQL/MariaDB index ``content_seg`` with a FULLTEXT index queried ``IN BOOLEAN MODE``. MariaDB
+  has no ngram parser and InnoDB drops tokens shorter than ``innodb_ft_min_token_size`` (3 by
+  default, not changeable at run time), so the two-character words that make up most of Chinese
+  (大学, 汽车) would never be indexed. With the prefix every token is at least three characters
+  ("zx大学", even "zx车"), and no token is on InnoDB's English stopword list.
+* SQLite indexes the same column with an FTS5 external-content table (``posts_fts``, keyed by
+  ``posts.id``, kept in sync by triggers) and ranks by bm25. The prefix is harmless there and
+  keeps one stored form for both backends.
+
+Tokens keep only letters and digits (``[^\\W_]+``), lower-cased, so nothing in an indexed or a
+query token is ever an FTS operator; queries are segmented the same way, de-duplicated and
+capped at ``MAX_QUERY_TOKENS``. Multi-word queries use OR semantics: a post matching any word is
+found, and posts matching more of the query's words rank first (then the backend's score:
+bm25 on SQLite, InnoDB's relevance on MySQL).
+
+Time windows
+------------
+"Last 24 hours / week / year" in the tools below are measured back from the NEWEST post in the
+corpus (within the platforms searched), not from the wall clock, so a corpus collected last
+year -- or the demo corpus -- still answers "what was hot this week".
+"""
 from __future__ import annotations
 
+import logging
+import re
+import threading
+import time
+import weakref
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Iterable, Sequence
 
-from sqlalchemy import func, select
+from loguru import logger
+from sqlalchemy import Float, func, select, text, type_coerce
+from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
 from .db import Database
+from .documents import Document, hotness
+from .logs import engine_logger
 from .models import Post
+from .reasoning import ToolSpec
+
+# ----------------------------------------------------------------------------- platforms
+
+PLATFORMS: tuple[str, ...] = ("weibo", "douyin", "bilibili", "xhs", "zhihu", "tieba", "kuaishou")
+
+PLATFORM_ALIASES: dict[str, str] = {
+    "微博": "weibo", "sina": "weibo", "wb": "weibo",
+    "抖音": "douyin", "dy": "douyin", "tiktok_cn": "douyin",
+    "b站": "bilibili", "哔哩哔哩": "bilibili", "bili": "bilibili",
+    "小红书": "xhs", "xiaohongshu": "xhs", "redbook": "xhs", "rednote": "xhs",
+    "知乎": "zhihu",
+    "贴吧": "tieba", "百度贴吧": "tieba",
+    "快手": "kuaishou", "ks": "kuaishou",
+}
+
+PLATFORM_LABELS: dict[str, str] = {
+    "weibo": "微博", "douyin": "抖音", "bilibili": "B站", "xhs": "小红书", "zhihu": "知乎", "tieba": "贴吧",
+    "kuaishou": "快手",
+}
+
+
+def normalize_platform(name: Any) -> str:
+    """'微博' / 'Weibo ' / 'xiaohongshu' -> 'weibo' / 'weibo' / 'xhs'; other names lower-cased as given."""
+    key = str(name or "").strip().lower()
+    return PLATFORM_ALIASES.get(key, key)[:32]
+
+
+def validate_platform(name: Any) -> str:
+    """One of PLATFORMS (aliases accepted), else ValueError naming the valid ones."""
+    platform = normalize_platform(name)
+    if platform not in PLATFORMS:
+        raise ValueError(f"unknown platform {str(name)[:40]!r}: use one of {', '.join(PLATFORMS)}")
+    return platform
+
+
+# ----------------------------------------------------------------------------- segmentation
+
+TOKEN_PREFIX = "zx"
+MAX_QUERY_TOKENS = 32
+MAX_QUERY_CHARS = 2000
+MAX_TOKEN_CHARS = 40  # InnoDB ignores tokens over innodb_ft_max_token_size (84); long ones are never searched
+_WORD_RE = re.compile(r"[^\W_]+")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+STOPWORDS = frozenset(
+    "的 了 是 在 和 与 及 或 也 都 就 而 被 把 对 从 以 之 其 这 那 有 我 你 他 她 它 们 吗 呢 吧 啊 呀 哦 嗯 着 过 等 "
+    "个 又 很 还 让 给 但 并 则 即 将 要 会 能 a an the of and or to in is are on for at by be as it".split()
+)
+
+_jieba_lock = threading.Lock()
+_jieba_ready = False
+
+
+def _jieba():
+    """jieba, initialised once (the dictionary load takes ~1 s, so only when first needed)."""
+    global _jieba_ready
+    import jieba
+
+    if not _jieba_ready:
+        with _jieba_lock:
+            if not _jieba_ready:
+                jieba.setLogLevel(logging.WARNING)
+                jieba.initialize()
+                _jieba_ready = True
+    return jieba
+
+
+def segment(text: str) -> list[str]:
+    """The search words of a text: jieba search mode, lower-cased, letters and digits only, no stopwords."""
+    if not text:
+        return []
+    text = _CONTROL_RE.sub(" ", text)
+    out: list[str] = []
+    for tok in _jieba().cut_for_search(text):
+        for word in _WORD_RE.findall(tok.lower()):
+            if len(word) <= MAX_TOKEN_CHARS and word not in STOPWORDS:
+                out.append(word)
+    return out
+
+
+def index_text(title: str, content: str) -> str:
+    """The value for ``Post.content_seg``: the encoded search words of title and content."""
+    words = segment(f"{title or ''}\n{content or ''}")
+    return " ".join(TOKEN_PREFIX + w for w in words)
+
+
+def query_terms(query: Any) -> list[str]:
+    """Encoded, de-duplicated search words of a query (at most MAX_QUERY_TOKENS); [] when none."""
+    if not isinstance(query, str):
+        query = "" if query is None else str(query)
+    seen: dict[str, None] = {}
+    for word in segment(query[:MAX_QUERY_CHARS]):
+        seen.setdefault(TOKEN_PREFIX + word, None)
+        if len(seen) >= MAX_QUERY_TOKENS:
+            break
+    return list(seen)
+
+
+# ----------------------------------------------------------------------------- the search index
+
+FTS_TABLE = "posts_fts"
+FULLTEXT_INDEX = "ft_posts_content_seg"
+_SQLITE_TRIGGERS = {
+    "posts_fts_ai": f"""CREATE TRIGGER IF NOT EXISTS posts_fts_ai AFTER INSERT ON posts BEGIN
+        INSERT INTO {FTS_TABLE}(rowid, content_seg) VALUES (new.id, new.content_seg); END""",
+    "posts_fts_ad": f"""CREATE TRIGGER IF NOT EXISTS posts_fts_ad AFTER DELETE ON posts BEGIN
+        INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, content_seg) VALUES ('delete', old.id, old.content_seg); END""",
+    "posts_fts_au": f"""CREATE TRIGGER IF NOT EXISTS posts_fts_au AFTER UPDATE OF content_seg ON posts BEGIN
+        INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, content_seg) VALUES ('delete', old.id, old.content_seg);
+        INSERT INTO {FTS_TABLE}(rowid, content_seg) VALUES (new.id, new.content_seg); END""",
+}
+_ready: "weakref.WeakSet[Database]" = weakref.WeakSet()
+_ready_lock = threading.Lock()
+
+
+def _is_mysql(db: Database) -> bool:
+    return db.backend in ("mysql", "mariadb")
+
+
+def ensure_search_index(db: Database, *, force: bool = False) -> None:
+    """Create the full-text index if it is missing (idempotent, safe from several processes), and
+    segment rows written without ``content_seg``. Cheap after the first call for a Database."""
+    if not force and db in _ready:
+        return
+    engine = db.require()
+    if _is_mysql(db):
+        with engine.connect() as conn:
+            present = conn.scalar(text(
+                "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
+                "AND TABLE_NAME = 'posts' AND INDEX_TYPE = 'FULLTEXT' AND COLUMN_NAME = 'content_seg'"))
+        if not present:
+            logger.info("corpus: creating the FULLTEXT index on posts.content_seg")
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(f"ALTER TABLE posts ADD FULLTEXT INDEX {FULLTEXT_INDEX} (content_seg)"))
+            except SQLAlchemyError as exc:
+                if "Duplicate key name" not in str(exc):  # another process made it meanwhile
+                    raise
+    elif db.backend == "sqlite":
+        with engine.begin() as conn:
+            names = {r[0] for r in conn.execute(text(
+                "SELECT name FROM sqlite_master WHERE name IN ('posts_fts', 'posts_fts_ai', 'posts_fts_ad', "
+                "'posts_fts_au')"))}
+            if names != {FTS_TABLE, *_SQLITE_TRIGGERS}:
+                logger.info("corpus: creating the FTS5 index posts_fts")
+                conn.execute(text(f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
+                                  "content_seg, content='posts', content_rowid='id')"))
+                for ddl in _SQLITE_TRIGGERS.values():
+                    conn.execute(text(ddl))
+                # Rows written before the triggers existed: index everything once.
+                conn.execute(text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')"))
+    else:
+        raise ValueError(f"full-text search is not supported on {db.backend}")
+    _backfill_segments(db)
+    with _ready_lock:
+        _ready.add(db)
+
+
+def _backfill_segments(db: Database, batch: int = 500) -> int:
+    """Segment posts stored without content_seg (e.g. written by hand); returns how many."""
+    done, last_id = 0, 0
+    while True:
+        with db.session() as s:
+            rows = s.execute(select(Post.id, Post.title, Post.content)
+                             .where(Post.content_seg == "", Post.id > last_id).order_by(Post.id).limit(batch)).all()
+            if not rows:
+                return done
+            for pid, title, content in rows:
+                seg = index_text(title or "", content or "")
+                if seg:
+                    s.query(Post).filter(Post.id == pid).update({Post.content_seg: seg}, synchronize_session=False)
+                    done += 1
+            last_id = rows[-1][0]
+
+
+# ----------------------------------------------------------------------------- search
+
+ORDERS = ("relevance", "hot", "time")
+MAX_LIMIT = 1000
+
+
+def _hot_expr():
+    return Post.likes + Post.comments * 5 + Post.shares * 10 + Post.views * 0.1
+
+
+def _as_list(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def _bound(value: Any, *, end: bool) -> tuple[datetime, bool] | None:
+    """(bound, exclusive) for a date, datetime or 'YYYY-MM-DD[ HH:MM[:SS]]' string. A bare date as an
+    end bound covers that whole day: it becomes the next midnight, compared exclusively."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return (value if value.tzinfo is None else value.astimezone(timezone.utc).replace(tzinfo=None)), False
+    if isinstance(value, date):
+        midnight = datetime(value.year, value.month, value.day)
+        return (midnight + timedelta(days=1), True) if end else (midnight, False)
+    if isinstance(value, str):
+        s = value.strip()
+        if re.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}", s):
+            return _bound(parse_date(s), end=end)
+        try:
+            return _bound(datetime.fromisoformat(s), end=end)
+        except ValueError:
+            pass
+    raise ValueError(f"not a date: {str(value)[:40]!r} (use YYYY-MM-DD)")
+
+
+def parse_date(value: Any, name: str = "date") -> date:
+    """A 'YYYY-MM-DD' string (or a date) as a date; a clear ValueError otherwise."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    s = str(value or "").strip()
+    if not re.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}", s):
+        raise ValueError(f"{name} must be a date in the form YYYY-MM-DD, got {str(value)[:40]!r}")
+    try:
+        return datetime.strptime(s, "%Y-%m-%d").date()
+    except ValueError:
+        raise ValueError(f"{name} {s!r} is not a real date (YYYY-MM-DD)") from None
+
+
+def _filters(platforms, start, end, kinds) -> list:
+    conds = []
+    plats = _as_list(platforms)
+    if plats is not None:
+        conds.append(Post.platform.in_(sorted({normalize_platform(p) for p in plats})))
+    kind_list = _as_list(kinds)
+    if kind_list is not None:
+        conds.append(Post.kind.in_(sorted({k.strip().lower() for k in kind_list})))
+    lo, hi = _bound(start, end=False), _bound(end, end=True)
+    if lo is not None:
+        conds.append(Post.publish_time >= lo[0])
+    if hi is not None:
+        conds.append(Post.publish_time < hi[0] if hi[1] else Post.publish_time <= hi[0])
+    return conds
+
+
+def _clamp_limit(limit: Any) -> int:
+    try:
+        n = int(limit)
+    except (TypeError, ValueError):
+        raise ValueError(f"limit must be a number, got {str(limit)[:20]!r}") from None
+    return max(0, min(n, MAX_LIMIT))
+
+
+def search_posts(db: Database, query: str, *, limit: int = 20, platforms: Iterable[str] | str | None = None,
+                 start: Any = None, end: Any = None, kinds: Iterable[str] | str | None = None,
+                 order: str = "relevance") -> list[Document]:
+    """Full-text search over title + content. OR semantics; posts matching more of the query's
+    words first (order="relevance"), or the matches by hotness ("hot") or newest first ("time").
+    A blank, punctuation-only or operator-only query returns []. Never raises for odd query text."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
+    n = _clamp_limit(limit)
+    terms = query_terms(query)
+    if not terms or n == 0:
+        return []
+    conds = _filters(platforms, start, end, kinds)
+    ensure_search_index(db)
+    try:
+        rows = _match(db, terms, conds, n, order)
+    except (OperationalError, ProgrammingError) as exc:
+        # The index vanished under us (a table dropped and re-created): make it again, once.
+        logger.warning("corpus search failed ({}); re-creating the search index", str(exc).splitlines()[0][:200])
+        ensure_search_index(db, force=True)
+        rows = _match(db, terms, conds, n, order)
+    if order == "relevance":
+        wanted = set(terms)
+        rows.sort(key=lambda r: (-len(wanted.intersection(r[0].content_seg.split())), -r[1], -r[0].id))
+    return [post_to_document(p, score=score) for p, score in rows[:n]]
+
+
+def _match(db: Database, terms: list[str], conds: list, n: int, order: str) -> list[tuple[Post, float]]:
+    # For relevance, fetch a wider window by the backend's score, then re-rank by query coverage.
+    window = n if order != "relevance" else min(max(n * 5, 200), 2000)
+    if _is_mysql(db):
+        from sqlalchemy.dialects.mysql import match
+
+        against = " ".join(terms)  # no operators: OR semantics, relevance summed over matching words
+        m = match(Post.content_seg, against=against).in_boolean_mode()
+        score = type_coerce(m, Float).label("score")
+        stmt = select(Post, score).where(m, *conds)
+        ordering = [score.desc()]
+    else:
+        expr = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        bm25 = text(f"bm25({FTS_TABLE})")  # lower is better; reported as its negation
+        score = type_coerce(text(f"-bm25({FTS_TABLE})"), Float).label("score")
+        fts = sql_table(FTS_TABLE, sql_column("rowid"))
+        stmt = (select(Post, score)
+                .join_from(Post, fts, fts.c.rowid == Post.id)
+                .where(text(f"{FTS_TABLE} MATCH :fts_q").bindparams(fts_q=expr), *conds))
+        ordering = [bm25]
+    if order == "hot":
+        ordering = [_hot_expr().desc(), Post.publish_time.desc(), Post.id.desc()]
+    elif order == "time":
+        ordering = [Post.publish_time.desc(), Post.id.desc()]
+    with db.session() as s:
+        rows = s.execute(stmt.order_by(*ordering).limit(window)).all()
+        return [(p, float(sc or 0.0)) for p, sc in rows]
+
+
+def post_to_document(post: Post, score: float = 0.0) -> Document:
+    """A corpus post as the Document every search returns (doc_id = "platform:post_id")."""
+    title = (post.title or "").strip()
+    if not title:
+        first = (post.content or "").strip().splitlines()[0] if (post.content or "").strip() else ""
+        title = first[:40]  # a prefix of the content, so Document.text does not repeat it
+    extras = dict(post.extras or {})
+    extras.update({"post_id": post.post_id, "parent_id": post.parent_id, "keyword": post.keyword,
+                   "corpus_source": post.source})
+    return Document(
+        title=title, content=post.content or "", url=post.url or "", published=post.publish_time,
+        platform=post.platform, author=post.author or "", likes=int(post.likes or 0),
+        comments=int(post.comments or 0), shares=int(post.shares or 0), views=int(post.views or 0),
+        sentiment=post.sentiment, source="corpus", kind=post.kind or "post", score=float(score),
+        doc_id=f"{post.platform}:{post.post_id}", extras=extras,
+    )
+
+
+def newest_post_time(db: Database, platforms: Iterable[str] | str | None = None) -> datetime | None:
+    """The publish time of the newest post (within the platforms, when given): 'now' for the time windows."""
+    conds = _filters(platforms, None, None, None)
+    with db.session() as s:
+        return s.scalar(select(func.max(Post.publish_time)).where(*conds))
+
+
+# ----------------------------------------------------------------------------- the Insight tools
+
+TIME_PERIODS: dict[str, int | None] = {
+    "24h": 1, "day": 1, "1d": 1, "today": 1,
+    "week": 7, "7d": 7,
+    "month": 30, "30d": 30,
+    "year": 365, "365d": 365,
+    "all": None,
+}
+
+
+def _window(db: Database, days: int | None, platforms) -> tuple[datetime | None, datetime | None]:
+    """(start, end) of the last `days` days before the newest post. (None, None) -- no window -- for
+    days=None, and when no post has a publish time (a window cannot apply; all posts count)."""
+    newest = newest_post_time(db, platforms) if days is not None else None
+    if newest is None:
+        return None, None
+    return newest - timedelta(days=days), newest
+
+
+def search_hot_content(db: Database, time_period: str = "week", limit: int = 50, *,
+                       platforms: Iterable[str] | str | None = None) -> list[Document]:
+    """The hottest posts (hotness = likes + 5·comments + 10·shares + 0.1·views) of the last 24h /
+    week / month / year -- measured back from the newest post in the corpus, not from now."""
+    key = str(time_period or "").strip().lower()
+    if key not in TIME_PERIODS:
+        raise ValueError(f"time_period must be one of 24h, week, month, year, all; got {str(time_period)[:20]!r}")
+    n = _clamp_limit(limit)
+    if n == 0:
+        return []
+    lo, hi = _window(db, TIME_PERIODS[key], platforms)
+    conds = _filters(platforms, lo, hi, None)
+    hot = _hot_expr()
+    with db.session() as s:
+        posts = s.scalars(select(Post).where(*conds)
+                          .order_by(hot.desc(), Post.publish_time.desc(), Post.id.desc()).limit(n)).all()
+    return [post_to_document(p, score=hotness(p.likes, p.comments, p.shares, p.views)) for p in posts]
+
+
+def search_topic_globally(db: Database, topic: str, limit: int = 50, *,
+                          platforms: Iterable[str] | str | None = None) -> list[Document]:
+    """Posts and comments about a topic on every platform, best matches first."""
+    return search_posts(db, topic, limit=limit, platforms=platforms)
+
+
+def search_topic_by_date(db: Database, topic: str, start_date: str, end_date: str, limit: int = 50, *,
+                         platforms: Iterable[str] | str | None = None) -> list[Document]:
+    """Posts about a topic published from start_date to end_date inclusive ('YYYY-MM-DD')."""
+    lo, hi = parse_date(start_date, "start_date"), parse_date(end_date, "end_date")
+    if lo > hi:
+        raise ValueError(f"start_date {lo} is after end_date {hi}")
+    return search_posts(db, topic, limit=limit, platforms=platforms, start=lo, end=hi)
+
+
+def get_comments_for_topic(db: Database, topic: str, limit: int = 50, *,
+                           platforms: Iterable[str] | str | None = None) -> list[Document]:
+    """Comments (kind == 'comment') about a topic, best matches first."""
+    return search_posts(db, topic, limit=limit, platforms=platforms, kinds=("comment",))
+
+
+def search_topic_on_platform(db: Database, platform: str, topic: str, start_date: str | None = None,
+                             end_date: str | None = None, limit: int = 20) -> list[Document]:
+    """Posts about a topic on one platform (weibo, douyin, bilibili, xhs, zhihu, tieba, kuaishou),
+    optionally within dates ('YYYY-MM-DD', inclusive)."""
+    plat = validate_platform(platform)
+    lo = parse_date(start_date, "start_date") if start_date not in (None, "") else None
+    hi = parse_date(end_date, "end_date") if end_date not in (None, "") else None
+    if lo and hi and lo > hi:
+        raise ValueError(f"start_date {lo} is after end_date {hi}")
+    return search_posts(db, topic, limit=limit, platforms=[plat], start=lo, end=hi)
+
+
+INSIGHT_TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec("search_hot_content",
+             "The hottest posts of a recent period (hotness = likes + 5·comments + 10·shares + 0.1·views); "
+             "time_period: 24h, week or year, counted back from the newest post in the corpus.",
+             ("time_period", "limit")),
+    ToolSpec("search_topic_globally", "Posts and comments about the topic on every platform, best matches first.",
+             ("limit",)),
+    ToolSpec("search_topic_by_date",
+             "Posts about the topic published between start_date and end_date (YYYY-MM-DD, inclusive).",
+             ("start_date", "end_date", "limit")),
+    ToolSpec("get_comments_for_topic", "Comments about the topic: what ordinary users say in replies.", ("limit",)),
+    ToolSpec("search_topic_on_platform",
+             "Posts about the topic on one platform (weibo, douyin, bilibili, xhs, zhihu, tieba, kuaishou), "
+             "optionally between start_date and end_date.",
+             ("platform", "start_date", "end_date", "limit")),
+)
+
+# The Query engine's (Tavily) and the Media engine's (Bocha) tool names, answered from the corpus
+# offline: (kind, default limit, window days).
+_MAPPED_TOOLS: dict[str, tuple[str, int, int | None]] = {
+    "basic_search_news": ("topic", 20, None),
+    "deep_search_news": ("topic", 50, None),
+    "search_news_last_24_hours": ("window", 20, 1),
+    "search_news_last_week": ("window", 20, 7),
+    "search_images_for_news": ("topic", 20, None),  # the corpus holds no images: the matching posts
+    "search_news_by_date": ("date", 30, None),
+    "comprehensive_search": ("topic", 20, None),
+    "web_search_only": ("topic", 20, None),
+    "search_for_structured_data": ("topic", 20, None),
+    "search_last_24_hours": ("window", 20, 1),
+    "search_last_week": ("window", 20, 7),
+}
+_LIMIT_KEYS = ("limit", "max_results", "count", "top_k", "k")
+
+
+class CorpusSearchProvider:
+    """Search over the local corpus with the Insight tools, and with the Query and Media engines'
+    tool names mapped onto corpus searches so those engines can run offline.
+
+    ``platforms`` restricts every search (e.g. news-like platforms for Query, video and image
+    platforms for Media); ``tools`` overrides the ToolSpecs shown to the reasoner (default: the
+    five Insight tools). ``run_tool`` raises ValueError only for parameters it cannot read in a
+    tool that needs them (dates, platform); an unknown tool name falls back to a global topic search.
+    """
+
+    name = "corpus"
+
+    def __init__(self, db: Database, platforms: Sequence[str] | None = None,
+                 tools: Sequence[ToolSpec] | None = None):
+        self.db = db
+        self.platforms: list[str] | None = (
+            sorted({normalize_platform(p) for p in platforms}) if platforms else None)
+        self.tools: tuple[ToolSpec, ...] = tuple(tools) if tools else INSIGHT_TOOLS
+
+    supported_tools: tuple[str, ...] = tuple(t.name for t in INSIGHT_TOOLS) + tuple(_MAPPED_TOOLS)
+
+    def search(self, query: str, limit: int = 20) -> list[Document]:
+        return search_posts(self.db, query, limit=limit, platforms=self.platforms)
+
+    def run_tool(self, tool: str, query: str, **params: Any) -> list[Document]:
+        t0 = time.perf_counter()
+        docs = self._dispatch(str(tool or "").strip(), query, params)
+        engine_logger("knowledge_query").info(
+            "corpus tool={} query={!r} params={} platforms={} results={} ms={:.0f}", tool, str(query)[:200],
+            {k: str(v)[:40] for k, v in params.items()}, self.platforms, len(docs),
+            (time.perf_counter() - t0) * 1000)
+        return docs
+
+    def _limit(self, params: dict, default: int) -> int:
+        for key in _LIMIT_KEYS:
+            if params.get(key) not in (None, ""):
+                try:
+                    return max(1, min(int(params[key]), 200))
+                except (TypeError, ValueError):
+                    break
+        return default
+
+    def _platform_allowed(self, platform: str) -> bool:
+        return self.platforms is None or platform in self.platforms
+
+    def _dispatch(self, tool: str, query: str, params: dict) -> list[Document]:
+        db, plats = self.db, self.platforms
+        if tool == "search_hot_content":
+            return search_hot_content(db, params.get("time_period") or "week", self._limit(params, 50),
+                                      platforms=plats)
+        if tool == "search_topic_globally":
+            return search_topic_globally(db, query, self._limit(params, 50), platforms=plats)
+        if tool == "search_topic_by_date":
+            return search_topic_by_date(db, query, params.get("start_date"), params.get("end_date"),
+                                        self._limit(params, 50), platforms=plats)
+        if tool == "get_comments_for_topic":
+            return get_comments_for_topic(db, query, self._limit(params, 50), platforms=plats)
+        if tool == "search_topic_on_platform":
+            platform = validate_platform(params.get("platform"))
+            if not self._platform_allowed(platform):
+                return []
+            return search_topic_on_platform(db, platform, query, params.get("start_date"), params.get("end_date"),
+                                            self._limit(params, 20))
+        mapped = _MAPPED_TOOLS.get(tool)
+        if mapped is None:
+            logger.warning("corpus: unknown tool {!r}; searching the topic globally instead", tool[:60])
+            return search_topic_globally(db, query, self._limit(params, 50), platforms=plats)
+        kind, default_limit, days = mapped
+        n = self._limit(params, default_limit)
+        if kind == "window":
+            lo, hi = _window(db, days, plats)
+            return search_posts(db, query, limit=n, platforms=plats, start=lo, end=hi)
+        if kind == "date":
+            return search_topic_by_date(db, query, params.get("start_date"), params.get("end_date"), n,
+                                        platforms=plats)
+        return search_posts(db, query, limit=n, platforms=plats)
+
+
+# ----------------------------------------------------------------------------- statistics
 
 
 @dataclass(frozen=True)
@@ -21,3 +582,36 @@ def corpus_stats(db: Database) -> CorpusStats:
         rows = s.execute(select(Post.platform, Post.source, func.count())
                          .group_by(Post.platform, Post.source).order_by(func.count().desc())).all()
     return CorpusStats(total, [tuple(r) for r in rows])
+
+
+def corpus_summary(db: Database) -> dict[str, Any]:
+    """What the corpus holds: totals by platform, kind and source, and the time span (for `data stats`)."""
+    def grouped(col) -> dict[str, int]:
+        rows = s.execute(select(col, func.count()).group_by(col).order_by(func.count().desc(), col)).all()
+        return {str(k): int(v) for k, v in rows}
+
+    with db.session() as s:
+        total = int(s.scalar(select(func.count()).select_from(Post)) or 0)
+        first, newest = s.execute(select(func.min(Post.publish_time), func.max(Post.publish_time))).one()
+        undated = int(s.scalar(select(func.count()).select_from(Post).where(Post.publish_time.is_(None))) or 0)
+        by_platform, by_kind, by_source = grouped(Post.platform), grouped(Post.kind), grouped(Post.source)
+    return {
+        "total": total,
+        "by_platform": by_platform,
+        "by_kind": by_kind,
+        "by_source": by_source,
+        "first_post": first.isoformat(sep=" ") if first else None,
+        "newest_post": newest.isoformat(sep=" ") if newest else None,
+        "span_days": round((newest - first).total_seconds() / 86400, 2) if first and newest else None,
+        "undated": undated,
+        "demo": by_source.get("demo", 0),
+    }
+
+
+__all__ = [
+    "CorpusSearchProvider", "CorpusStats", "INSIGHT_TOOLS", "MAX_QUERY_TOKENS", "PLATFORMS", "PLATFORM_LABELS",
+    "TOKEN_PREFIX", "corpus_stats", "corpus_summary", "ensure_search_index", "get_comments_for_topic",
+    "index_text", "newest_post_time", "normalize_platform", "parse_date", "post_to_document", "query_terms",
+    "search_hot_content", "search_posts", "search_topic_by_date", "search_topic_globally",
+    "search_topic_on_platform", "segment", "validate_platform",
+]

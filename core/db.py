@@ -40,7 +40,7 @@ def describe_url(url: str) -> str:
     """The URL with the password hidden, for messages and the console."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a non-numeric port
         return "(malformed URL)"
 
 

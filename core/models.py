@@ -200,7 +200,9 @@ class Post(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     platform: Mapped[str] = mapped_column(String(32), default="unknown")
-    post_id: Mapped[str] = mapped_column(String(128))
+    # Binary collation on MySQL: platform ids differ by case alone (Bilibili's BV ids), as on SQLite.
+    post_id: Mapped[str] = mapped_column(String(128).with_variant(mysql.VARCHAR(128, collation="utf8mb4_bin"),
+                                                                  "mysql", "mariadb"))
     kind: Mapped[str] = mapped_column(String(16), default="post")  # post | comment
     parent_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     title: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,243 @@
+"""The local corpus: Chinese full-text search, the Insight tools and the corpus search provider,
+each on SQLite (FTS5) and on a real MariaDB (FULLTEXT in boolean mode) through the `db` fixture."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from core import corpus
+from core.corpus import (INSIGHT_TOOLS, CorpusSearchProvider, corpus_summary, ensure_search_index,
+                         get_comments_for_topic, query_terms, search_hot_content, search_posts, search_topic_by_date,
+                         search_topic_globally, search_topic_on_platform)
+from core.importers import import_records
+from core.models import Post
+
+# The newest post is more than a year before today, so anything measured from the wall clock would
+# find nothing: the time windows must count back from the newest post.
+NEWEST = datetime(2024, 3, 10, 12, 0, 0)
+
+
+def _at(**delta) -> str:
+    return (NEWEST - timedelta(**delta)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# hotness = likes + 5·comments + 10·shares + 0.1·views
+CORPUS = [
+    dict(platform="weibo", id="w1", title="清华大学发布新能源汽车研究报告", content="清华大学研究团队发布新能源汽车电池报告，续航提升明显",
+         author="科技日报", likes=100, publish_time=_at(), url="https://weibo.com/w1", sentiment=0.8),  # 100
+    dict(platform="douyin", id="d1", content="大学生就业形势分析：今年毕业生求职压力大", likes=10, comments=20,
+         publish_time=_at(hours=1)),  # 110
+    dict(platform="bilibili", id="b1", content="这款电动车续航很强，汽车测评视频", views=2000, publish_time=_at(days=2)),  # 200
+    dict(platform="xhs", id="x1", content="周末在家做红烧肉的教程", shares=15, publish_time=_at(days=3)),  # 150
+    dict(platform="zhihu", id="z1", content="大学里学汽车工程专业的就业前景怎么样", likes=1, publish_time=_at(days=5)),  # 1
+    dict(platform="weibo", id="wc1", kind="comment", parent_id="w1", content="汽车价格太贵了，买不起", likes=3,
+         publish_time=_at(minutes=30)),  # 3
+    dict(platform="douyin", id="dc1", kind="comment", parent_id="d1", content="大学生找工作真难", likes=2,
+         publish_time=_at(hours=2)),  # 2
+    dict(platform="weibo", id="old", content="旧闻：汽车行业年度回顾", likes=100000, publish_time=_at(days=40)),
+]
+
+
+@pytest.fixture
+def corpus_db(db):
+    report = import_records(db, CORPUS)
+    assert (report.imported, report.error_count) == (len(CORPUS), 0), report.as_dict()
+    return db
+
+
+def ids(docs) -> list[str]:
+    return [d.doc_id for d in docs]
+
+
+def test_two_character_chinese_words_are_found(corpus_db):
+    assert set(ids(search_posts(corpus_db, "大学"))) == {"weibo:w1", "douyin:d1", "zhihu:z1", "douyin:dc1"}
+    assert set(ids(search_posts(corpus_db, "汽车"))) == {"weibo:w1", "bilibili:b1", "zhihu:z1", "weibo:wc1",
+                                                        "weibo:old"}
+    assert ids(search_posts(corpus_db, "红烧肉")) == ["xhs:x1"]
+    assert search_posts(corpus_db, "火箭发射") == []
+
+
+def test_posts_matching_more_words_rank_first(corpus_db):
+    docs = search_posts(corpus_db, "大学 汽车")
+    assert set(ids(docs[:2])) == {"weibo:w1", "zhihu:z1"}  # both words
+    assert set(ids(docs[2:])) == {"douyin:d1", "douyin:dc1", "bilibili:b1", "weibo:wc1", "weibo:old"}
+    # A long topic (OR semantics) still finds posts, the one covering most of it first.
+    docs = search_posts(corpus_db, "清华大学新能源汽车电池续航报告发布会的最新消息")
+    assert docs[0].doc_id == "weibo:w1" and len(docs) >= 4
+
+
+def test_covering_more_query_words_beats_repeating_one(db):
+    # On raw bm25 / InnoDB relevance "many" (one rare word six times) outscores "both" (each word once,
+    # 回收 being common): the ranking must put the post that covers the whole query first.
+    import_records(db, [
+        {"platform": "weibo", "id": "many", "content": "电池 电池 电池 电池 电池 电池"},
+        {"platform": "weibo", "id": "both", "content": "电池回收技术"},
+        {"platform": "weibo", "id": "f1", "content": "废品回收站"},
+        {"platform": "weibo", "id": "f2", "content": "旧衣回收箱"},
+        {"platform": "weibo", "id": "f3", "content": "今天天气很好"},
+        {"platform": "weibo", "id": "f4", "content": "周末去爬山"},
+    ])
+    assert ids(search_posts(db, "电池 回收"))[:2] == ["weibo:both", "weibo:many"]
+
+
+def test_documents_carry_what_reports_cite(corpus_db):
+    doc = search_posts(corpus_db, "清华大学")[0]
+    assert doc.doc_id == "weibo:w1" and doc.source == "corpus" and doc.platform == "weibo" and doc.kind == "post"
+    assert doc.title == "清华大学发布新能源汽车研究报告" and "电池报告" in doc.content
+    assert (doc.url, doc.author, doc.likes, doc.published) == ("https://weibo.com/w1", "科技日报", 100, NEWEST)
+    assert doc.sentiment == pytest.approx(0.8) and doc.extras["corpus_source"] == "import"
+    comment = search_posts(corpus_db, "太贵")[0]
+    assert (comment.doc_id, comment.kind, comment.extras["parent_id"]) == ("weibo:wc1", "comment", "w1")
+    assert comment.title.startswith("汽车价格太贵")  # no title: the start of the content
+
+
+def test_filters_by_platform_kind_and_date(corpus_db):
+    assert set(ids(search_posts(corpus_db, "汽车", platforms=["weibo"]))) == {"weibo:w1", "weibo:wc1", "weibo:old"}
+    assert ids(search_posts(corpus_db, "汽车", platforms="微博", kinds="comment")) == ["weibo:wc1"]
+    assert set(ids(search_posts(corpus_db, "汽车", kinds=["post"]))) == {"weibo:w1", "bilibili:b1", "zhihu:z1",
+                                                                       "weibo:old"}
+    in_march = search_posts(corpus_db, "汽车", start="2024-03-05", end="2024-03-08")
+    assert set(ids(in_march)) == {"zhihu:z1", "bilibili:b1"}  # the 5th and the 8th, both ends inclusive
+    assert set(ids(search_posts(corpus_db, "汽车", start=NEWEST - timedelta(hours=1)))) == {"weibo:wc1", "weibo:w1"}
+    assert ids(search_posts(corpus_db, "汽车", end=NEWEST - timedelta(days=40))) == ["weibo:old"]  # inclusive
+
+
+def test_hot_and_time_orders(corpus_db):
+    assert ids(search_posts(corpus_db, "汽车", order="hot")) == ["weibo:old", "bilibili:b1", "weibo:w1", "weibo:wc1",
+                                                                 "zhihu:z1"]
+    assert ids(search_posts(corpus_db, "汽车", order="time")) == ["weibo:w1", "weibo:wc1", "bilibili:b1", "zhihu:z1",
+                                                                  "weibo:old"]
+    assert len(search_posts(corpus_db, "汽车", limit=2)) == 2
+    with pytest.raises(ValueError):
+        search_posts(corpus_db, "汽车", order="random")
+
+
+NASTY = ["", "   ", "！？。，、……", '"', "'", '"汽车', "汽车\"", "AND OR NOT", "NEAR(汽车 大学)", "content_seg:汽车",
+         "汽车*", "^汽车", "+汽车 -大学 ~车 <a >b (c) @3", "\x00\x01\x02汽车\x1b[31m", "'; DROP TABLE posts; --",
+         "🚗🚗🚗", "汽车" * 25_000, "x" * 50_000, "\ud800", "a_b-c.d", "%_%"]
+
+
+@pytest.mark.parametrize("order", ["relevance", "hot"])
+def test_nasty_queries_do_not_raise(corpus_db, order):
+    for q in NASTY:
+        search_posts(corpus_db, q, order=order)  # must not raise
+    for q in ("", "   ", "！？。，、……", '"', "🚗🚗🚗"):
+        assert search_posts(corpus_db, q, order=order) == []
+    # Operators and control characters are stripped, the words survive.
+    assert "weibo:wc1" in ids(search_posts(corpus_db, "\x00\x01\x02汽车\x1b[31m", order=order))
+    assert "bilibili:b1" in ids(search_posts(corpus_db, "+汽车 -大学", order=order))
+    assert len(query_terms("汽车 大学 " + " ".join(f"词{i}" for i in range(100)))) == corpus.MAX_QUERY_TOKENS
+    with corpus_db.session() as s:  # nothing was dropped
+        assert s.query(Post).count() == len(CORPUS)
+
+
+def test_hot_content_by_formula_counted_back_from_the_newest_post(corpus_db):
+    week = search_hot_content(corpus_db, "week", limit=50)
+    assert ids(week) == ["bilibili:b1", "xhs:x1", "douyin:d1", "weibo:w1", "weibo:wc1", "douyin:dc1", "zhihu:z1"]
+    assert [d.score for d in week[:4]] == [200, 150, 110, 100]
+    assert ids(search_hot_content(corpus_db, "24h")) == ["douyin:d1", "weibo:w1", "weibo:wc1", "douyin:dc1"]
+    assert ids(search_hot_content(corpus_db, "year", limit=2)) == ["weibo:old", "bilibili:b1"]
+    assert ids(search_hot_content(corpus_db, "week", platforms=["weibo"])) == ["weibo:w1", "weibo:wc1"]
+    with pytest.raises(ValueError, match="time_period"):
+        search_hot_content(corpus_db, "fortnight")
+
+
+def test_the_topic_tools(corpus_db):
+    assert set(ids(search_topic_globally(corpus_db, "就业"))) == {"douyin:d1", "zhihu:z1"}
+    assert set(ids(search_topic_by_date(corpus_db, "汽车", "2024-03-07", "2024-03-10"))) == {"weibo:w1", "weibo:wc1",
+                                                                                            "bilibili:b1"}
+    assert ids(search_topic_by_date(corpus_db, "汽车", "2024-01-30", "2024-01-30")) == ["weibo:old"]
+    for bad in ("2024/03/01", "yesterday", "2024-13-01", "", None):
+        with pytest.raises(ValueError, match="start_date"):
+            search_topic_by_date(corpus_db, "汽车", bad, "2024-03-10")
+    with pytest.raises(ValueError, match="after"):
+        search_topic_by_date(corpus_db, "汽车", "2024-03-10", "2024-03-01")
+    comments = get_comments_for_topic(corpus_db, "大学 汽车")
+    assert set(ids(comments)) == {"weibo:wc1", "douyin:dc1"} and all(d.kind == "comment" for d in comments)
+    assert ids(search_topic_on_platform(corpus_db, "zhihu", "汽车")) == ["zhihu:z1"]
+    assert ids(search_topic_on_platform(corpus_db, "weibo", "汽车", "2024-01-01", "2024-02-28")) == ["weibo:old"]
+    with pytest.raises(ValueError, match="platform"):
+        search_topic_on_platform(corpus_db, "myspace", "汽车")
+
+
+def test_provider_runs_the_insight_tools_and_maps_the_query_and_media_tools(corpus_db):
+    provider = CorpusSearchProvider(corpus_db)
+    assert provider.name == "corpus"
+    assert [t.name for t in provider.tools] == ["search_hot_content", "search_topic_globally", "search_topic_by_date",
+                                                "get_comments_for_topic", "search_topic_on_platform"]
+    assert provider.tools == INSIGHT_TOOLS and all(t.description for t in provider.tools)
+    assert ids(provider.run_tool("search_hot_content", "", time_period="24h"))[0] == "douyin:d1"
+    assert ids(provider.run_tool("search_topic_on_platform", "汽车", platform="bilibili")) == ["bilibili:b1"]
+    assert ids(provider.run_tool("get_comments_for_topic", "汽车")) == ["weibo:wc1"]
+    assert ids(provider.run_tool("search_topic_by_date", "汽车", start_date="2024-01-30", end_date="2024-01-30")) == \
+        ["weibo:old"]
+    everything = set(ids(search_topic_globally(corpus_db, "汽车")))
+    for tool in ("basic_search_news", "deep_search_news", "comprehensive_search", "web_search_only",
+                 "search_for_structured_data", "search_images_for_news", "no_such_tool"):
+        assert set(ids(provider.run_tool(tool, "汽车"))) == everything, tool
+    day = {"weibo:w1", "weibo:wc1"}  # within 24 h of the newest post
+    week = day | {"bilibili:b1", "zhihu:z1"}
+    assert set(ids(provider.run_tool("search_news_last_24_hours", "汽车"))) == day
+    assert set(ids(provider.run_tool("search_last_24_hours", "汽车"))) == day
+    assert set(ids(provider.run_tool("search_news_last_week", "汽车"))) == week
+    assert set(ids(provider.run_tool("search_last_week", "汽车"))) == week
+    assert ids(provider.run_tool("search_news_by_date", "汽车", start_date="2024-03-05", end_date="2024-03-05")) == \
+        ["zhihu:z1"]
+    assert len(provider.run_tool("deep_search_news", "汽车", max_results=2)) == 2
+
+
+def test_provider_platform_restriction_applies_to_every_tool(corpus_db):
+    video = CorpusSearchProvider(corpus_db, platforms=["bilibili", "douyin"])
+    assert set(ids(video.run_tool("comprehensive_search", "汽车 大学"))) == {"bilibili:b1", "douyin:d1", "douyin:dc1"}
+    assert ids(video.run_tool("search_hot_content", "", time_period="week")) == ["bilibili:b1", "douyin:d1",
+                                                                                 "douyin:dc1"]
+    assert video.run_tool("search_topic_on_platform", "汽车", platform="weibo") == []
+    assert set(ids(video.run_tool("search_last_week", "汽车"))) == {"bilibili:b1"}
+
+
+def test_index_is_idempotent_and_backfills_rows_written_without_segments(db):
+    ensure_search_index(db)
+    ensure_search_index(db, force=True)
+    with db.session() as s:  # e.g. a post written by hand, without content_seg
+        s.add(Post(platform="tieba", post_id="t1", content="二手汽车交易经验分享", publish_time=NEWEST))
+    assert search_posts(db, "二手") == []
+    ensure_search_index(db, force=True)
+    assert ids(search_posts(db, "二手 汽车")) == ["tieba:t1"]
+    if db.backend == "sqlite":
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH 'zx二手'")).scalar() == 1
+    else:
+        with db.engine.connect() as conn:
+            # Why the prefix: InnoDB drops tokens shorter than innodb_ft_min_token_size (3), i.e. 大学, 汽车.
+            assert conn.execute(text("SELECT @@innodb_ft_min_token_size")).scalar() >= 3
+            index_type = conn.execute(text(
+                "SELECT INDEX_TYPE FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
+                "AND TABLE_NAME = 'posts' AND COLUMN_NAME = 'content_seg'")).scalar()
+            assert index_type == "FULLTEXT"
+            assert conn.execute(text(
+                "SELECT COUNT(*) FROM posts WHERE MATCH(content_seg) AGAINST ('二手' IN BOOLEAN MODE)")).scalar() == 0
+            assert conn.execute(text(
+                "SELECT COUNT(*) FROM posts WHERE MATCH(content_seg) AGAINST ('zx二手' IN BOOLEAN MODE)")).scalar() == 1
+
+
+def test_a_word_in_every_post_still_matches(db):
+    import_records(db, [{"platform": "weibo", "content": f"汽车 第{i}条"} for i in range(3)])
+    assert len(search_posts(db, "汽车")) == 3  # bm25 / InnoDB relevance is ~0 here, the rows still match
+
+
+def test_corpus_summary(corpus_db):
+    summary = corpus_summary(corpus_db)
+    assert summary["total"] == len(CORPUS)
+    assert summary["by_platform"] == {"weibo": 3, "douyin": 2, "bilibili": 1, "xhs": 1, "zhihu": 1}
+    assert summary["by_kind"] == {"post": 6, "comment": 2} and summary["by_source"] == {"import": 8}
+    assert summary["newest_post"] == "2024-03-10 12:00:00" and summary["first_post"] == "2024-01-30 12:00:00"
+    assert summary["span_days"] == 40.0 and summary["undated"] == 0
+    assert corpus.corpus_stats(corpus_db).total == len(CORPUS)
+
+
+def test_empty_corpus(db):
+    assert search_posts(db, "汽车") == [] and search_hot_content(db, "week") == []
+    assert corpus_summary(db)["total"] == 0 and corpus_summary(db)["newest_post"] is None
+    assert CorpusSearchProvider(db).run_tool("search_last_week", "汽车") == []
