@@ -2,10 +2,13 @@
 import pandas as pd
 import streamlit as st
 
+from core.analysis import MAX_TOPIC_CHARS, TopicError, start_analysis
+from core.corpus import corpus_stats
 from core.health import run_checks
 from core.jobs import HANDLERS
 from core.runs import jobs_of, list_runs
-from ui.widgets import (badge, fmt_duration, fmt_time, live_event_feed, mode_caption, not_available, page_setup)
+from ui.widgets import (admin_unlocked, badge, fmt_duration, fmt_time, live_event_feed, mode_caption, not_available,
+                        page_setup)
 
 ENGINES = {"query": "Query (news search)", "media": "Media (multimodal search)", "insight": "Insight (own database)"}
 REPORT_TYPES = ["auto", "brand reputation", "market competition", "routine monitoring", "policy/industry",
@@ -21,17 +24,28 @@ with left:
     st.subheader("Start an analysis")
     available = [k for k in ENGINES if k in HANDLERS]
     with st.form("start_form"):
-        topic = st.text_input("Topic", placeholder="e.g. 武汉大学舆情, 新能源汽车价格战", max_chars=2000)
+        topic = st.text_input("Topic", placeholder="e.g. 武汉大学舆情, 新能源汽车价格战", max_chars=MAX_TOPIC_CHARS)
         engines = st.multiselect("Engines", options=list(ENGINES), default=available or list(ENGINES),
                                  format_func=ENGINES.get)
         c1, c2, c3 = st.columns(3)
         paragraphs = c1.number_input("Paragraphs", 1, 12, rt.settings["SHOAL_PARAGRAPHS"])
         reflections = c2.number_input("Reflections", 0, 5, rt.settings["SHOAL_REFLECTIONS"])
         report_type = c3.selectbox("Report type", REPORT_TYPES)
-        st.form_submit_button("Start", type="primary", disabled=not available or not rt.ok)
+        offline = st.checkbox("Offline analysis (no LLM, no web search)", value=rt.settings["SHOAL_MODE"] == "offline")
+        submitted = st.form_submit_button("Start", type="primary", disabled=not available or not rt.ok)
     if not available:
-        not_available("Starting an analysis", "The research engines arrive in the next release; the runtime, "
-                      "supervisor and console below are live (try a supervisor self-test on the Monitor page).")
+        not_available("Starting an analysis", "No research engine is registered in this process.")
+    elif rt.db.ok and corpus_stats(rt.db).total == 0:
+        st.warning("The local corpus is empty, so the Insight engine (and offline search) has nothing to analyse. "
+                   "Generate demo data or import posts on the **Data** page.", icon="🗄️")
+    if submitted and admin_unlocked(rt, "start"):
+        try:
+            run_id = start_analysis(rt.supervisor, rt.settings, topic, engines, paragraphs=int(paragraphs),
+                                    reflections=int(reflections), report_type=report_type, offline=offline)
+        except (TopicError, ValueError) as exc:
+            st.error(str(exc))
+        else:
+            st.success(f"Run `{run_id}` queued: {', '.join(engines)} on “{topic.strip()[:60]}”.")
 
 with right:
     st.subheader("System health")

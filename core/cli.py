@@ -166,6 +166,136 @@ def cmd_events(args) -> int:
     return EXIT_OK
 
 
+def _corpus_needed(settings, engines, offline: bool) -> bool:
+    """Insight always reads the corpus; Query and Media do when offline or without a search key."""
+    if "insight" in engines:
+        return True
+    keys = {"query": "TAVILY_API_KEY", "media": "BOCHA_WEB_SEARCH_API_KEY"}
+    return any(offline or settings["SHOAL_MODE"] == "offline" or not settings.get(keys[e]) for e in engines)
+
+
+def run_summary(rt, run_id: str, wall_s: float) -> dict:
+    from sqlalchemy import func, select
+
+    from .forum import message_counts
+    from .models import LlmCall
+    from .runs import get_run, jobs_of
+
+    run = get_run(rt.db, run_id)
+    engines = {}
+    for job in jobs_of(rt.db, run_id):
+        if job.kind in ("query", "media", "insight"):
+            result = job.result or {}
+            engines[job.name] = {"status": job.status, "paragraphs": len(result.get("paragraphs") or []),
+                                 "sources": result.get("n_sources", 0), "mode": result.get("mode"),
+                                 "error": job.error}
+    counts = message_counts(rt.db, run_id)
+    with rt.db.session() as s:
+        llm_calls = s.scalar(select(func.count()).select_from(LlmCall).where(LlmCall.run_id == run_id)) or 0
+    return {"run_id": run_id, "status": run.status, "mode": run.mode, "topic": run.topic, "engines": engines,
+            "forum_messages": counts["agent"] + counts["host"] + counts["system"], "host_messages": counts["host"],
+            "report": None, "llm_calls": llm_calls, "trace_id": run.trace_id, "wall_s": round(wall_s, 3)}
+
+
+def cmd_run(args) -> int:
+    from .analysis import TopicError, clean_topic, parse_engines, start_analysis
+    from .config import load_settings
+    from .corpus import corpus_stats
+    from .runtime import build_runtime
+
+    try:
+        topic = clean_topic(args.topic)
+        engines = parse_engines(args.engines)
+    except (TopicError, ValueError) as exc:
+        print(f"run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    settings = load_settings()
+    if args.offline:
+        settings.values["SHOAL_MODE"] = "offline"
+    rt = build_runtime(settings=settings, console_log=False)
+    if not rt.ok:
+        print("run: " + "; ".join(rt.problems), file=sys.stderr)
+        rt.close()
+        return EXIT_FAIL
+    if _corpus_needed(settings, engines, args.offline) and corpus_stats(rt.db).total == 0:
+        print("run: the local corpus is empty, so offline engines have nothing to analyse. Fill it with "
+              "`python -m core data demo` (labelled demo data) or `python -m core data import FILE` "
+              "(CSV/JSONL), then run again.", file=sys.stderr)
+        rt.close()
+        return EXIT_FAIL
+    t0 = time.monotonic()
+    try:
+        run_id = start_analysis(rt.supervisor, settings, topic, engines, paragraphs=args.paragraphs,
+                                reflections=args.reflections, offline=args.offline)
+    except (TopicError, ValueError) as exc:
+        print(f"run: {exc}", file=sys.stderr)
+        rt.close()
+        return EXIT_USAGE
+    if not args.json:
+        print(f"run {run_id}: {topic} ({', '.join(engines)})", file=sys.stderr)
+    try:
+        status = _follow(rt, run_id, args.timeout, quiet=args.json)
+    except KeyboardInterrupt:
+        print("run: interrupted, cancelling…", file=sys.stderr)
+        rt.supervisor.cancel_run(run_id, timeout=5)
+        status = "cancelled"
+    summary = run_summary(rt, run_id, time.monotonic() - t0)
+    rt.close()
+    print(json.dumps(summary, ensure_ascii=False, indent=None if args.json else 2))
+    return EXIT_OK if status == "completed" else EXIT_FAIL
+
+
+def _follow(rt, run_id: str, timeout: float, quiet: bool) -> str:
+    """Wait for the run, printing its events to stderr as they come (O(new events) per poll)."""
+    from .runs import get_run
+
+    cursor, deadline = 0, time.monotonic() + timeout
+    while True:
+        batch, cursor = rt.events.since(cursor, run_id=run_id, limit=500)
+        if not quiet:
+            for e in batch:
+                if e.type.startswith(("run.", "job.", "engine.started", "engine.fallback", "engine.search_error")):
+                    print(f"  {e.ts:%H:%M:%S} {e.type} {e.job_id or ''} "
+                          f"{json.dumps(e.payload, ensure_ascii=False)[:160]}", file=sys.stderr)
+        status = get_run(rt.db, run_id).status
+        if status in ("completed", "failed", "cancelled") or (status == "interrupted" and not rt.supervisor.running):
+            return status
+        if time.monotonic() > deadline:
+            print(f"run: still {status} after {timeout:.0f} s; cancelling", file=sys.stderr)
+            return rt.supervisor.cancel_run(run_id, timeout=10)
+        time.sleep(0.2)
+
+
+def cmd_data(args) -> int:
+    rt = _runtime(start_supervisor=False)
+    try:
+        if not rt.db.ok:
+            print(f"data: {rt.db.error}", file=sys.stderr)
+            return EXIT_FAIL
+        if args.data_command == "demo":
+            from .demo import generate_demo_corpus
+
+            report = generate_demo_corpus(rt.db, seed=args.seed, posts=args.posts)
+            print(json.dumps(report.as_dict() if hasattr(report, "as_dict") else report, ensure_ascii=False,
+                             default=str))
+            return EXIT_OK
+        if args.data_command == "import":
+            from .importers import import_file
+
+            report = import_file(rt.db, args.file)
+            print(json.dumps(report.as_dict(), ensure_ascii=False, default=str))
+            return EXIT_OK if report.imported + report.updated > 0 or not report.errors else EXIT_FAIL
+        if args.data_command == "stats":
+            from .corpus import corpus_summary
+
+            print(json.dumps(corpus_summary(rt.db), ensure_ascii=False, indent=2, default=str))
+            return EXIT_OK
+        print("data: choose demo, import or stats", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        rt.close()
+
+
 def cmd_sentiment(args) -> int:
     try:
         from .sentiment import main_sentiment
@@ -217,6 +347,26 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--run", default=None, help="only this run's events")
     e.add_argument("--follow", action="store_true", help="keep polling for new events")
     e.set_defaults(fn=cmd_events)
+
+    run = sub.add_parser("run", help="run an analysis through the supervisor and print one JSON summary")
+    run.add_argument("topic")
+    run.add_argument("--engines", default="query,media,insight", help="comma-separated: query,media,insight")
+    run.add_argument("--offline", action="store_true", help="never call an LLM or a web search API")
+    run.add_argument("--paragraphs", type=int, default=None, help="paragraphs per engine report (default 5)")
+    run.add_argument("--reflections", type=int, default=None, help="reflection rounds per paragraph (default 2)")
+    run.add_argument("--json", action="store_true", help="print only the JSON summary (no progress on stderr)")
+    run.add_argument("--timeout", type=float, default=3600, help="cancel the run after this many seconds")
+    run.set_defaults(fn=cmd_run)
+
+    data = sub.add_parser("data", help="the local corpus: demo data, imports, statistics")
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    demo = dsub.add_parser("demo", help="generate the labelled demo corpus (reproducible)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--posts", type=int, default=3000)
+    imp = dsub.add_parser("import", help="import a CSV, JSONL or JSON file of posts")
+    imp.add_argument("file")
+    dsub.add_parser("stats", help="summarise the corpus")
+    data.set_defaults(fn=cmd_data)
 
     s = sub.add_parser("sentiment", help="classify one text per stdin line; prints label<TAB>score")
     s.set_defaults(fn=cmd_sentiment)

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from loguru import logger
 
+from . import engine  # noqa: F401 - registers the query, media and insight job handlers
 from . import probe  # noqa: F401 - registers the probe job handler
 from . import retry
 from .config import Settings, load_settings

@@ -117,6 +117,7 @@ class Supervisor:
         self._loops = {"scheduler": LoopStatus(), "heartbeat": LoopStatus()}
         self._last_compact = 0.0
         self.on_shutdown: list[Callable[[], None]] = []  # writers to flush (telemetry, logs)
+        self.settings = None  # the runtime's Settings, for job handlers that need configuration
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 10.0) -> "Supervisor":

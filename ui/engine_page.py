@@ -1,27 +1,165 @@
 """The shared body of the three engine pages (one design, three configurations)."""
 from __future__ import annotations
 
+from collections import deque
+
+import pandas as pd
 import streamlit as st
 
+from core.analysis import rerun_engine
+from core.engine import ENGINES, engine_mode
 from core.jobs import HANDLERS
+from core.logtail import LogTail
+from core.runs import JobView, RunView, jobs_of
+from core.usage import llm_calls_frame, usage_by_model
 
-from .widgets import mode_caption, not_available, page_setup
+from .runtime import get_runtime
+from .widgets import admin_unlocked, badge, fmt_duration, fmt_time, not_available, page_setup, run_picker
 
 DESCRIPTIONS = {
-    "query": ("Query engine", "🔎", "News and web search through a Tavily-compatible API, or the local corpus offline."),
-    "media": ("Media engine", "🎞️", "Multimodal web search (pages, images, video) through a Bocha-compatible API, "
-              "or the local corpus offline."),
-    "insight": ("Insight engine", "🧠", "Your own social-media database: hot content, topic search, comments, "
+    "query": ("🔎", "News and web search through a Tavily-compatible API, or the local corpus offline."),
+    "media": ("🎞️", "Multimodal web search (pages, images, video) through a Bocha-compatible API, "
+              "or the video and image platforms of the local corpus offline."),
+    "insight": ("🧠", "Your own social-media database: hot content, topic search, comments, "
                 "sentiment and keyword expansion."),
 }
+CONSOLE_LINES = 300
+
+
+def latest_job(jobs: list[JobView], engine: str) -> JobView | None:
+    mine = [j for j in jobs if j.kind == engine]
+    return mine[-1] if mine else None
 
 
 def show(engine: str) -> None:
-    title, icon, description = DESCRIPTIONS[engine]
-    rt = page_setup(title, icon)
-    st.title(f"{icon} {title}")
-    st.caption(description + " " + mode_caption(rt))
+    config = ENGINES[engine]
+    icon, description = DESCRIPTIONS[engine]
+    rt = page_setup(config.title, icon)
+    st.title(f"{icon} {config.title}")
+    mode = engine_mode(engine, rt.settings, offline=False)
+    st.caption(f"{description} This engine reasons with **{'an LLM' if mode == 'llm' else 'the offline analyst'}**.")
     if engine not in HANDLERS:
-        not_available(title, "This engine arrives in the next release. Its page will show its state, paragraph "
-                      "progress, a live console, its report as it forms, its sources and its LLM usage.")
+        not_available(config.title, "This engine is not registered in this process.")
         return
+    if not rt.db.ok:
+        return
+    run = run_picker(rt, key=f"{engine}_run", kind="analysis")
+    if run is None:
+        st.info("No analysis has run yet. Start one on the Home page.")
+        return
+    jobs = jobs_of(rt.db, run.id)
+    job = latest_job(jobs, engine)
+    controls(rt, run, job, engine)
+    if job is None:
+        st.caption("This engine was not part of this run. Start it above to add it.")
+        return
+    live_state(engine, run.id, job.id)
+    st.subheader("Live console")
+    console(engine, run)
+    st.subheader("LLM usage")
+    frame = llm_calls_frame(rt.db, run_id=run.id, role=config.llm_role)
+    if frame.empty:
+        st.caption("No LLM calls by this engine in this run" + (" (offline analysis)." if run.mode == "offline" else "."))
+    else:
+        st.dataframe(usage_by_model(frame), hide_index=True, width="stretch")
+
+
+def controls(rt, run: RunView, job: JobView | None, engine: str) -> None:
+    sup = rt.supervisor
+    running = job is not None and job.status in ("pending", "running", "cancelling")
+    c1, c2, c3 = st.columns([1, 1, 4])
+    if c1.button("Stop", key=f"{engine}_stop", disabled=sup is None or not running):
+        if admin_unlocked(rt, f"{engine}_stop_pw"):
+            status = sup.cancel_job(job.id)
+            st.toast(f"{ENGINES[engine].title}: {status}")
+            st.rerun()
+    label = "Re-run" if job is not None else "Start"
+    if c2.button(label, key=f"{engine}_rerun", disabled=sup is None or running):
+        if admin_unlocked(rt, f"{engine}_rerun_pw"):
+            new_id = rerun_engine(sup, run.id, engine)
+            st.toast(f"Queued {new_id}")
+            st.rerun()
+    c3.markdown(f"Run `{run.id}` · {badge(run.status)} · {run.topic[:60]} · mode **{run.mode}**")
+
+
+@st.fragment(run_every="2s")
+def live_state(engine: str, run_id: str, job_id: str) -> None:
+    render_state(engine, run_id, job_id)
+
+
+def render_state(engine: str, run_id: str, job_id: str) -> None:
+    """Body of the live panel: job state, paragraph progress, the report as it forms, sources."""
+    rt = get_runtime()
+    job = next((j for j in jobs_of(rt.db, run_id) if j.id == job_id), None)
+    if job is None:
+        st.caption("The job is gone.")
+        return
+    st.markdown(f"{badge(job.status)} **{job.name}** · attempt {job.attempt}/{job.max_attempts} · "
+                f"started {fmt_time(job.started_at)} · "
+                f"{fmt_duration((job.finished_at - job.started_at).total_seconds()) if job.finished_at and job.started_at else ''}"
+                + (" · :orange[stalled]" if job.stalled else ""))
+    st.progress(min(1.0, max(0.0, job.progress)), text=job.message or None)
+    if job.error:
+        st.error(job.error)
+    cp = job.checkpoint or {}
+    structure = cp.get("structure", [])
+    paragraphs = cp.get("paragraphs", {})
+    if structure:
+        rows = []
+        for p in structure:
+            state = paragraphs.get(str(p["index"]), {})
+            stage = "done" if state.get("done") else ("summarised" if state.get("summary") else "searching")
+            rows.append({"#": p["index"] + 1, "paragraph": p["title"], "stage": stage,
+                         "reflections": state.get("reflections_done", 0), "sources": len(state.get("sources", []))})
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    result = job.result or {}
+    tab_report, tab_sources = st.tabs(["Report", "Sources"])
+    with tab_report:
+        report_md = result.get("report_md") or cp.get("report_md")
+        if report_md:
+            st.markdown(report_md)
+        elif structure:
+            for p in structure:
+                summary = paragraphs.get(str(p["index"]), {}).get("summary")
+                st.markdown(f"#### {p['title']}\n\n{summary or '_…_'}")
+        else:
+            st.caption("Planning the report structure…" if job.status == "running" else "Nothing yet.")
+        for err in (result.get("search_errors") or cp.get("search_errors") or [])[-5:]:
+            st.warning(f"Search failed: {err}")
+    with tab_sources:
+        sources = cp.get("sources", [])
+        if sources:
+            st.dataframe(pd.DataFrame([{"n": i + 1, "title": s.get("title") or s.get("content", "")[:40],
+                                        "platform": s.get("platform"), "published": s.get("published"),
+                                        "likes": s.get("likes"), "comments": s.get("comments"),
+                                        "shares": s.get("shares"), "sentiment": s.get("sentiment"),
+                                        "url": s.get("url")} for i, s in enumerate(sources)]),
+                         hide_index=True, width="stretch",
+                         column_config={"url": st.column_config.LinkColumn("url")})
+        else:
+            st.caption("No sources yet.")
+
+
+@st.fragment(run_every="2s")
+def console(engine: str, run: RunView) -> None:
+    render_console(engine, run)
+
+
+def render_console(engine: str, run: RunView) -> None:
+    """This engine's log lines for this run, read incrementally by byte offset."""
+    rt = get_runtime()
+    key = f"console_{engine}"
+    state = st.session_state.get(key)
+    path = rt.settings.log_dir / f"{engine}.log"
+    if not state or state["run_id"] != run.id:
+        tail = LogTail(path)
+        tail.seek_back(2 * 2**20)  # recent history only: the first view must not read a huge file whole
+        state = {"run_id": run.id, "tail": tail, "lines": deque(maxlen=CONSOLE_LINES)}
+        st.session_state[key] = state
+    for line in state["tail"].read_lines():
+        if run.id in line or (run.trace_id and run.trace_id in line):
+            state["lines"].append(line)
+    if state["lines"]:
+        st.code("\n".join(state["lines"]), language=None, height=300)
+    else:
+        st.caption(f"No log lines for this run yet ({path.name}).")

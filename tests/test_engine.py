@@ -1,0 +1,248 @@
+"""The research engines end to end: offline on a corpus, and with an LLM and web search on fakes."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from core.analysis import TopicError, clean_topic, start_analysis
+from core.config import load_settings
+from core.engine import ENGINES
+from core.importers import import_records
+from core.jobs import COMPLETED
+from core.models import LlmCall
+from core.runs import get_run, jobs_of
+from core.supervisor import Supervisor
+from tests.conftest import fast_config
+from tests.fakes.openai_server import FakeOpenAI, FakeReply
+from tests.fakes.search_servers import FakeBochaServer, FakeTavilyServer
+
+pytestmark = pytest.mark.timeout(180)
+
+TOPIC = "新能源汽车价格战"
+
+
+def corpus_records():
+    """A small corpus of our own: two topics, several platforms, posts and comments, engagement."""
+    rows = []
+    texts = [
+        ("weibo", "比亚迪宣布全系降价，新能源汽车价格战愈演愈烈，老车主纷纷表示不满。", 1200, 300, 80),
+        ("weibo", "新能源汽车降价潮下，消费者持币观望，经销商库存压力巨大。", 300, 40, 12),
+        ("douyin", "实拍4S店：新能源汽车价格战让门店客流翻倍，销售忙到停不下来。", 5000, 900, 300),
+        ("bilibili", "深度解析新能源汽车价格战：电池成本下降是降价底气。", 2100, 350, 90),
+        ("zhihu", "如何看待新能源汽车价格战？行业洗牌不可避免，小品牌压力最大。", 800, 120, 30),
+        ("xhs", "刚提车就降价两万，新能源汽车价格战让人心累，保值率太低了。", 640, 210, 15),
+        ("news", "多家车企跟进降价 新能源汽车价格战进入白热化阶段", 150, 20, 40),
+        ("tieba", "新能源汽车价格战，二手车市场保值率普遍下跌，卖车亏不少。", 90, 60, 3),
+        ("weibo", "武汉大学樱花季开放预约，游客赞叹校园美景，舆情整体正面。", 900, 100, 50),
+        ("kuaishou", "武汉大学樱花大道人山人海，预约制度获得好评。", 300, 40, 10),
+    ]
+    for i, (platform, content, likes, comments, shares) in enumerate(texts):
+        rows.append({"platform": platform, "post_id": f"p{i}", "title": content[:18] if platform == "news" else "",
+                     "content": content, "author": f"user{i}", "publish_time": f"2025-03-{1 + i:02d} 10:00:00",
+                     "likes": likes, "comments": comments, "shares": shares, "views": likes * 20,
+                     "url": f"https://example.test/{platform}/{i}", "keyword": "新能源汽车" if i < 8 else "武汉大学"})
+    rows.append({"platform": "weibo", "post_id": "c1", "kind": "comment", "parent_id": "p0",
+                 "content": "新能源汽车价格战伤害了老车主，强烈要求厂家保价补偿！", "publish_time": "2025-03-02 11:00:00",
+                 "likes": 50})
+    return rows
+
+
+@pytest.fixture
+def corpus(db):
+    report = import_records(db, corpus_records(), source="test")
+    assert report.imported == 11
+    return db
+
+
+def make_sup(db, events, settings, **overrides):
+    sup = Supervisor(db, events, fast_config(max_workers=4, **overrides))
+    sup.settings = settings
+    return sup.start()
+
+
+def test_topics_are_validated_with_clear_messages():
+    with pytest.raises(TopicError, match="Enter a topic"):
+        clean_topic("   \n\t ")
+    with pytest.raises(TopicError, match="50,000 characters"):
+        clean_topic("舆" * 50_000)
+    assert clean_topic("新能源\x00汽车\x1b价格战\u200b  ") == "新能源 汽车 价格战"
+
+
+def test_offline_run_of_three_engines_completes_with_cited_reports(corpus, events, tmp_path):
+    settings = load_settings()
+    sup = make_sup(corpus, events, settings)
+    try:
+        run_id = start_analysis(sup, settings, TOPIC, paragraphs=3, reflections=1, offline=True)
+        assert sup.wait_run(run_id, 120) == COMPLETED
+    finally:
+        sup.shutdown(5)
+    run = get_run(corpus, run_id)
+    assert run.mode == "offline"
+    jobs = {j.name: j for j in jobs_of(corpus, run_id)}
+    assert set(jobs) == {"query", "media", "insight"}
+    for name, job in jobs.items():
+        result = job.result
+        assert job.status == COMPLETED and result["mode"] == "offline"
+        assert len(result["paragraphs"]) == 3
+        assert "离线分析" in result["report_md"]
+        cited = {n for p in result["paragraphs"] for n in p["sources"]}
+        assert cited and max(cited) <= result["n_sources"]
+        assert all(p["summary"] for p in result["paragraphs"])
+    # Media offline searches only video/image-friendly platforms
+    media_platforms = {s["platform"] for s in jobs["media"].checkpoint["sources"]}
+    assert media_platforms <= set(ENGINES["media"].offline_platforms)
+    # Insight sources carry a sentiment from the classifier
+    assert all(s["sentiment"] is not None for s in jobs["insight"].checkpoint["sources"])
+    # the engine log has one summary-node record per paragraph state, tagged with the run
+    lines = (settings.log_dir / "insight.log").read_text(encoding="utf-8").splitlines()
+    summaries = [json.loads(l.split("清理后的输出: ", 1)[1]) for l in lines
+                 if "[FirstSummaryNode]" in l or "[ReflectionSummaryNode]" in l]
+    ours = [s for s in summaries if s["run_id"] == run_id]
+    assert len([s for s in ours if "paragraph_latest_state" in s]) == 3
+    assert {s["paragraph"] for s in ours} == {0, 1, 2}
+
+
+def llm_responder(req):
+    """Answers each node's prompt with the JSON it asks for."""
+    user = req.user
+    if '"paragraphs"' in user:
+        return {"paragraphs": [{"title": f"第{i + 1}段：价格战的一个侧面", "content": "覆盖降价与消费者反应"}
+                               for i in range(5)]}
+    if '"paragraph_latest_state"' in user:
+        return {"paragraph_latest_state": "多家车企降价，消费者观望 [1]。"}
+    if '"updated_paragraph_latest_state"' in user:
+        return {"updated_paragraph_latest_state": "多家车企降价 [1]，二手车保值率下跌 [2]。"}
+    if "still missing" in user:
+        return {"search_query": "二手车 保值率", "search_tool": "basic_search_news", "reasoning": "缺少二手车", "done": False}
+    if '"search_query"' in user:
+        return {"search_query": "新能源汽车 降价", "search_tool": "basic_search_news", "reasoning": "先看新闻"}
+    if '"overview"' in user:
+        return {"title": "新能源汽车价格战观察", "overview": "价格战持续。"}
+    return "{}"
+
+
+def llm_settings(fake: FakeOpenAI, tavily: FakeTavilyServer, **extra):
+    env = {**fake.env("QUERY_ENGINE"), **tavily.env, **extra}
+    return load_settings(env={k: str(v) for k, v in env.items()})
+
+
+def test_llm_run_parallelises_paragraphs_and_records_every_call(db, events):
+    latency = 0.25
+    with FakeOpenAI(responder=llm_responder, latency=latency) as fake, FakeTavilyServer() as tavily:
+        settings = llm_settings(fake, tavily, SHOAL_LLM_CONCURRENCY=5)
+        sup = make_sup(db, events, settings)
+        try:
+            t0 = time.monotonic()
+            run_id = start_analysis(sup, settings, TOPIC, engines="query", paragraphs=5, reflections=2)
+            assert sup.wait_run(run_id, 120) == COMPLETED
+            wall = time.monotonic() - t0
+        finally:
+            sup.shutdown(5)
+        (job,) = jobs_of(db, run_id)
+        result = job.result
+        assert result["mode"] == "llm" and result["provider"] == "tavily"
+        assert len(result["paragraphs"]) == 5
+        assert result["report_md"].startswith("# 新能源汽车价格战观察")
+        calls = fake.requests
+        sequential = 2 + 5 * (2 + 2 * 2)  # BettaFish's count of round trips for P=5, R=2
+        assert len(calls) == sequential
+        # Parallel: paragraphs overlap, bounded by the per-provider limit, and the wall time is
+        # near the critical path (2 + 2 + 2R calls), not the sum of all calls.
+        assert 3 <= fake.max_concurrency() <= 5
+        assert wall < sequential * latency * 0.6, (wall, sequential * latency)
+        with db.session() as s:
+            rows = s.query(LlmCall).filter(LlmCall.run_id == run_id).all()
+        assert len(rows) == sequential
+        assert all(r.role == "QUERY_ENGINE" and r.status == "ok" and r.input_tokens > 0 and r.output_tokens > 0
+                   and r.trace_id.startswith(get_run(db, run_id).trace_id) and r.ttft_ms is not None for r in rows)
+        assert {r.node for r in rows} >= {"ReportStructureNode", "FirstSearchNode", "FirstSummaryNode",
+                                           "ReflectionNode", "ReflectionSummaryNode", "ReportFormattingNode"}
+
+
+def test_an_llm_that_keeps_returning_invalid_json_falls_back_visibly(db, events, corpus):
+    def responder(req):
+        if '"paragraph_latest_state"' in req.user:
+            return "this is not json at all"
+        return llm_responder(req)
+
+    with FakeOpenAI(responder=responder) as fake, FakeTavilyServer() as tavily:
+        settings = llm_settings(fake, tavily)
+        sup = make_sup(db, events, settings)
+        try:
+            run_id = start_analysis(sup, settings, TOPIC, engines="query", paragraphs=2, reflections=0)
+            assert sup.wait_run(run_id, 120) == COMPLETED
+        finally:
+            sup.shutdown(5)
+    (job,) = jobs_of(db, run_id)
+    assert job.result["fallbacks"] == 2 and "offline fallback" in job.result["mode"]
+    assert all(p["summary"] for p in job.result["paragraphs"])
+    fallbacks = [e for e in events.since(0, run_id=run_id, limit=10_000)[0] if e.type == "engine.fallback"]
+    assert len(fallbacks) == 2 and all(e.payload["node"] == "FirstSummaryNode" for e in fallbacks)
+    with db.session() as s:
+        parse_errors = s.query(LlmCall).filter(LlmCall.run_id == run_id, LlmCall.error_kind == "parse").count()
+    assert parse_errors == 6  # three attempts for each of the two paragraphs
+
+
+def test_a_search_api_returning_garbage_is_visible_and_the_run_still_completes(db, events):
+    with FakeOpenAI(responder=llm_responder) as fake, FakeTavilyServer() as tavily:
+        tavily.fail("garbage", times=1000)
+        settings = llm_settings(fake, tavily)
+        sup = make_sup(db, events, settings)
+        try:
+            run_id = start_analysis(sup, settings, TOPIC, engines="query", paragraphs=2, reflections=1)
+            assert sup.wait_run(run_id, 120) == COMPLETED
+        finally:
+            sup.shutdown(5)
+    (job,) = jobs_of(db, run_id)
+    assert job.result["search_errors"] and job.result["n_sources"] == 0
+    assert any(e.type == "engine.search_error" for e in events.since(0, run_id=run_id, limit=10_000)[0])
+
+
+def test_an_interrupted_engine_resumes_without_redoing_finished_paragraphs(db, events):
+    with FakeOpenAI(responder=llm_responder, latency=0.1) as fake, FakeTavilyServer() as tavily:
+        settings = llm_settings(fake, tavily, SHOAL_LLM_CONCURRENCY=1)  # one paragraph at a time
+        first = make_sup(db, events, settings, auto_resume=False)
+        run_id = start_analysis(sup := first, settings, TOPIC, engines="query", paragraphs=4, reflections=1)
+        job_id = f"{run_id}-query"
+
+        def done_paragraphs():
+            from core.runs import get_job
+            cp = get_job(db, job_id).checkpoint or {}
+            return [k for k, v in cp.get("paragraphs", {}).items() if v.get("done")]
+
+        deadline = time.monotonic() + 60
+        while len(done_paragraphs()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sup.shutdown(5)
+        finished_before = set(done_paragraphs())
+        assert len(finished_before) >= 2
+        calls_before = len(fake.requests)
+        second = make_sup(db, events, settings)
+        try:
+            assert second.wait_run(run_id, 120) == COMPLETED
+        finally:
+            second.shutdown(5)
+        (job,) = jobs_of(db, run_id)
+        assert job.attempt == 2 and len(job.result["paragraphs"]) == 4
+        # the finished paragraphs were not asked for again: only the rest (and formatting) were
+        redone_titles = [r.user for r in fake.requests[calls_before:] if '"paragraph_latest_state"' in r.user]
+        assert len(redone_titles) <= 4 - len(finished_before)
+
+
+def test_cancel_stops_an_engine_mid_run(db, events, corpus):
+    with FakeOpenAI(responder=llm_responder, latency=0.3) as fake, FakeTavilyServer() as tavily:
+        settings = llm_settings(fake, tavily)
+        sup = make_sup(db, events, settings)
+        try:
+            run_id = start_analysis(sup, settings, TOPIC, engines="query", paragraphs=5, reflections=2)
+            deadline = time.monotonic() + 30
+            while len(fake.requests) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            t0 = time.monotonic()
+            assert sup.cancel_run(run_id, timeout=5) == "cancelled"
+            assert time.monotonic() - t0 < 5
+        finally:
+            sup.shutdown(5)
+        assert len(fake.requests) < 32
