@@ -147,6 +147,7 @@ class EngineServices:
     reasoner: Reasoner
     host_speech: Callable[[], str | None]
     max_parallel: int
+    expand_query: Callable[[str], list[str]] | None = None  # Insight's keyword optimiser (LLM mode)
 
 
 class EngineRun:
@@ -220,9 +221,19 @@ class EngineRun:
             return self._node(node, paragraph, lambda: call(OfflineReasoner()))
 
     def _search(self, plan: SearchPlan, paragraph: int | None) -> list[Source]:
+        def one(query: str) -> list[Document]:
+            return self.s.provider.run_tool(plan.tool, query, **(plan.params or {}))
+
         def run() -> list[Document]:
             try:
-                return self.s.provider.run_tool(plan.tool, plan.query, **(plan.params or {}))
+                queries = [plan.query] + (self.s.expand_query(plan.query) if self.s.expand_query else [])
+                if len(queries) == 1:
+                    return one(plan.query)
+                merged: dict[str, Document] = {}
+                for q in queries:  # the keyword optimiser's phrasings, merged without duplicates
+                    for doc in one(q):
+                        merged.setdefault(doc.doc_id, doc)
+                return list(merged.values())
             except (JobCancelled, LeaseLost):
                 raise
             except Exception as exc:  # noqa: BLE001 - a failed search is visible, not fatal
@@ -363,7 +374,35 @@ def services_for(ctx: JobContext, engine: str) -> EngineServices:
         host_speech=lambda: latest_host_speech(sup.db, ctx.run_id),
         # Every paragraph at once by default; the per-provider LLM limit is what really bounds load.
         max_parallel=int(ctx.run_params.get("paragraph_concurrency") or 8),
+        expand_query=keyword_optimizer(settings, sup.db, sup.events, ctx) if engine == "insight" and not offline
+        else None,
     )
+
+
+def keyword_optimizer(settings: Settings, db, events, ctx: JobContext) -> Callable[[str], list[str]] | None:
+    """BettaFish's keyword optimiser: turn a search into the words people actually post with.
+
+    Only with a KEYWORD_OPTIMIZER model configured; a failure just means no extra phrasings."""
+    if not settings.llm_configured("KEYWORD_OPTIMIZER"):
+        return None
+    from .llm import LlmClient, LlmError
+
+    client = LlmClient("KEYWORD_OPTIMIZER", settings, db=db, events=events)
+    system = ("You turn an analyst's search into 2-3 short keyword phrases that ordinary users would write on "
+              "Chinese social media (Weibo, Douyin, Xiaohongshu) about the same thing. Answer with JSON only.")
+
+    def expand(query: str) -> list[str]:
+        try:
+            data = client.complete_json(system, f'Search: {query}\nReturn JSON: {{"keywords": ["...", "..."]}}',
+                                        required_keys=("keywords",), node="KeywordOptimizerNode",
+                                        run_id=ctx.run_id, job_id=ctx.job_id)
+        except LlmError as exc:
+            ctx.log.warning("keyword optimiser failed, searching the original query only: {}", exc)
+            return []
+        words = [" ".join(str(k).split())[:60] for k in data.get("keywords") or [] if str(k).strip()]
+        return [w for w in dict.fromkeys(words) if w != query][:3]
+
+    return expand
 
 
 def _offline_provider(engine: str, db):

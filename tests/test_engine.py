@@ -246,3 +246,25 @@ def test_cancel_stops_an_engine_mid_run(db, events, corpus):
         finally:
             sup.shutdown(5)
         assert len(fake.requests) < 32
+
+
+def test_insight_keyword_optimiser_adds_phrasings_in_llm_mode(db, events, corpus):
+    def responder(req):
+        if '"keywords"' in req.user:
+            return {"keywords": ["提车 降价", "二手车 保值率"]}
+        return llm_responder(req)
+
+    with FakeOpenAI(responder=responder) as fake:
+        env = {**fake.env("INSIGHT_ENGINE", "KEYWORD_OPTIMIZER")}
+        settings = load_settings(env=env)
+        sup = make_sup(db, events, settings)
+        try:
+            run_id = start_analysis(sup, settings, TOPIC, engines="insight", paragraphs=1, reflections=0)
+            assert sup.wait_run(run_id, 120) == COMPLETED
+        finally:
+            sup.shutdown(5)
+    with db.session() as s:
+        optimiser_calls = s.query(LlmCall).filter(LlmCall.run_id == run_id, LlmCall.role == "KEYWORD_OPTIMIZER").all()
+    assert optimiser_calls and all(c.node == "KeywordOptimizerNode" for c in optimiser_calls)
+    searched = (settings.log_dir / "knowledge_query.log").read_text(encoding="utf-8")
+    assert "二手车 保值率" in searched and "提车 降价" in searched, "each phrasing was searched too"
