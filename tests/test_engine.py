@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -11,6 +12,7 @@ from core.config import load_settings
 from core.engine import ENGINES
 from core.importers import import_records
 from core.jobs import COMPLETED
+from core.logs import setup_logging
 from core.models import LlmCall
 from core.runs import get_run, jobs_of
 from core.supervisor import Supervisor
@@ -124,7 +126,7 @@ def llm_responder(req):
 
 
 def llm_settings(fake: FakeOpenAI, tavily: FakeTavilyServer, **extra):
-    env = {**fake.env("QUERY_ENGINE"), **tavily.env, **extra}
+    env = {**os.environ, **fake.env("QUERY_ENGINE"), **tavily.env, **extra}
     return load_settings(env={k: str(v) for k, v in env.items()})
 
 
@@ -255,8 +257,8 @@ def test_insight_keyword_optimiser_adds_phrasings_in_llm_mode(db, events, corpus
         return llm_responder(req)
 
     with FakeOpenAI(responder=responder) as fake:
-        env = {**fake.env("INSIGHT_ENGINE", "KEYWORD_OPTIMIZER")}
-        settings = load_settings(env=env)
+        settings = load_settings(env={**os.environ, **fake.env("INSIGHT_ENGINE", "KEYWORD_OPTIMIZER")})
+        setup_logging(settings.log_dir, console=False)
         sup = make_sup(db, events, settings)
         try:
             run_id = start_analysis(sup, settings, TOPIC, engines="insight", paragraphs=1, reflections=0)
