@@ -74,6 +74,7 @@ def test_topics_are_validated_with_clear_messages():
 
 def test_offline_run_of_three_engines_completes_with_cited_reports(corpus, events, tmp_path):
     settings = load_settings()
+    setup_logging(settings.log_dir, console=False)
     sup = make_sup(corpus, events, settings)
     try:
         run_id = start_analysis(sup, settings, TOPIC, paragraphs=3, reflections=1, offline=True)
