@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.analysis import MAX_TOPIC_CHARS, TopicError, start_analysis
 from core.corpus import corpus_stats
+from core.demo import DEMO_TOPICS
 from core.health import run_checks
 from core.jobs import HANDLERS
 from core.runs import jobs_of, list_runs
@@ -33,6 +34,7 @@ with left:
         report_type = c3.selectbox("Report type", REPORT_TYPES)
         offline = st.checkbox("Offline analysis (no LLM, no web search)", value=rt.settings["SHOAL_MODE"] == "offline")
         submitted = st.form_submit_button("Start", type="primary", disabled=not available or not rt.ok)
+    st.caption("Demo topics (after generating demo data on the Data page): " + " · ".join(DEMO_TOPICS))
     if not available:
         not_available("Starting an analysis", "No research engine is registered in this process.")
     elif rt.db.ok and corpus_stats(rt.db).total == 0:
