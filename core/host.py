@@ -1,0 +1,514 @@
+"""The forum host (moderator): one speech from the last N agent messages.
+
+    host = make_host(settings, db, events, offline=False)
+    text = host.speak(topic, messages, previous)     # messages: the last N MessageView, oldest first
+
+Three hosts share that interface (``speak(topic, messages, previous) -> str``, ``mode``):
+
+    OfflineHost   computed from the messages themselves, deterministic: keywords every agent
+                  shares, each agent's distinctive keywords (frequent in its messages, absent or
+                  rare in the others'), sentiment shares per agent (core.sentiment, or "unknown"),
+                  dates cited, and coverage gaps turned into 2–3 questions addressed to the agents
+                  that never mention a keyword. It cites only words found in the messages or topic.
+    LlmHost       asks the FORUM_HOST model for synthesis, disagreements and corrections, trends and
+                  risks, and 2–3 guiding questions; raises LlmError on failure.
+    FallbackHost  the LLM host, and the offline speech (with a short note) when it raises LlmError.
+
+Speeches are Markdown, Chinese for a Chinese topic and English otherwise, at most MAX_SPEECH
+characters.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from typing import Callable, Protocol, Sequence
+
+from .forum import SENDERS, MessageView
+from .llm import LlmClient, LlmError, LlmNotConfigured
+from .offline import _TOPIC_FILLER
+from .textstats import clean_text, has_cjk, idf, split_sentences, terms, words
+
+__all__ = ["Host", "OfflineHost", "LlmHost", "FallbackHost", "make_host", "MAX_SPEECH", "AGENT_SOURCES",
+           "HOST_NODE"]
+
+MAX_SPEECH = 1500
+AGENT_SOURCES = ("QUERY", "MEDIA", "INSIGHT")
+HOST_NODE = "ForumHostNode"
+MAX_MESSAGE_CHARS = 3000        # of each message, in the LLM prompt
+_SENTENCES_PER_AGENT = 200      # classified per agent, at most
+_POS, _NEG = 0.6, 0.4           # probability of positive at or above / at or below
+_SENTIMENT_GAP = 0.2            # a difference in negative share worth pointing out
+
+Classifier = Callable[[list[str]], list[tuple[int, float]]]
+
+
+class Host(Protocol):
+    mode: str
+
+    def speak(self, topic: str, messages: list[MessageView], previous: str | None) -> str: ...
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+def _zh(topic: str, messages: Sequence[MessageView] = ()) -> bool:
+    if (topic or "").strip():
+        return has_cjk(topic)
+    return any(has_cjk(m.content) for m in messages)
+
+
+def _name(source: str) -> str:
+    return SENDERS.get(source, source.title())
+
+
+def _agent_messages(messages: Sequence[MessageView]) -> list[MessageView]:
+    return [m for m in messages or () if m.source in AGENT_SOURCES and (m.content or "").strip()]
+
+
+def bound(text: str, limit: int = MAX_SPEECH, zh: bool = True) -> str:
+    """``text`` cut to at most ``limit`` characters at a line or sentence end, with a note."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    note = "…（主持人发言过长，已截断）" if zh else "… (host speech truncated)"
+    head = text[: max(0, limit - len(note))]
+    cut = max(head.rfind("\n"), max((head.rfind(ch) for ch in "。！？；.!?;"), default=-1) + 1)
+    if cut >= len(head) // 2:
+        head = head[:cut]
+    return head.rstrip() + note
+
+
+def _quote(w: str, zh: bool) -> str:
+    return f"「{w}」" if zh else f"“{w}”"
+
+
+def _join(items: Sequence[str], zh: bool) -> str:
+    items = list(items)
+    if zh:
+        return "".join(items) if all(i.startswith("「") for i in items) else "、".join(items)
+    if len(items) <= 2:
+        return " and ".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _occurrences(text_lower: str, w: str) -> int:
+    return text_lower.count(w.lower()) if w else 0
+
+
+_DATE_RE = re.compile(r"(?<!\d)(20\d{2})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?!\d)")
+
+
+def _dates(text: str) -> list[str]:
+    out = []
+    for y, m, d in _DATE_RE.findall(text):
+        mi, di = int(m), int(d)
+        if 1 <= mi <= 12 and 1 <= di <= 31:
+            out.append(f"{y}-{mi:02d}-{di:02d}")
+    return out
+
+
+def _asked(previous: str | None) -> str:
+    """The questions of a previous speech (lower-cased): after its questions heading, else its lines
+    with a question mark."""
+    text = previous or ""
+    m = re.search(r"(引导问题|guiding questions)", text, re.I)
+    if m:
+        return text[m.end():].lower()
+    return "\n".join(line for line in text.splitlines() if "?" in line or "？" in line).lower()
+
+
+# --- offline host -----------------------------------------------------------------------------
+
+class OfflineHost:
+    """A deterministic moderator computed from the messages. Thread-safe: no mutable state.
+
+    ``classifier``: ``texts -> [(label, probability of positive)]``; by default core.sentiment.predict
+    (imported lazily); when it is missing or fails, sentiment is reported as unknown."""
+
+    mode = "offline"
+
+    def __init__(self, classifier: Classifier | None = None, use_default_classifier: bool = True,
+                 max_chars: int = MAX_SPEECH, top_k: int = 4):
+        self._classifier = classifier
+        self._use_default = use_default_classifier
+        self.max_chars = max_chars
+        self.top_k = top_k
+
+    # the analysis ---------------------------------------------------------------------------
+    @staticmethod
+    def _topic_words(topic: str) -> tuple[str, list[str]]:
+        t = clean_text(topic).replace("\n", " ").strip()[:80]
+        core = t
+        for filler in _TOPIC_FILLER:
+            if core.endswith(filler) and len(core) > len(filler) + 1:
+                core = core[: -len(filler)].strip()
+        out: list[str] = []
+        for w in words(core):
+            if w not in out and w not in _TOPIC_FILLER:
+                out.append(w)
+        return core, out
+
+    def analyse(self, topic: str, messages: Sequence[MessageView]) -> dict:
+        """The figures the speech is made of (also handy for tests and the page)."""
+        agent_msgs = _agent_messages(messages)
+        agents = [s for s in AGENT_SOURCES if any(m.source == s for m in agent_msgs)]
+        texts = {a: "\n".join(clean_text(m.content) for m in agent_msgs if m.source == a) for a in agents}
+        lowers = {a: t.lower() for a, t in texts.items()}
+        core, topic_words = self._topic_words(topic)
+        core_l = core.lower()
+
+        def is_topic(w: str) -> bool:
+            lw = w.lower()
+            return bool(core_l) and (lw in core_l or any(lw == t.lower() for t in topic_words))
+
+        # candidates in order of first appearance, counted by occurrence in each agent's text
+        first: dict[str, int] = {}
+        for m in agent_msgs:
+            for w in terms(clean_text(m.content)):
+                if w not in first and not is_topic(w):
+                    first[w] = len(first)
+        tf = {w: {a: _occurrences(lowers[a], w) for a in agents} for w in first}
+        df = {w: sum(1 for a in agents if tf[w][a] > 0) for w in first}
+        n = len(agents)
+
+        shared: list[str] = []
+        if n >= 2:
+            cands = [w for w in first if df[w] == n]
+            cands.sort(key=lambda w: (-min(tf[w].values()) * idf(w), first[w]))
+            shared = cands[: self.top_k + 1]
+
+        distinctive: dict[str, list[str]] = {}
+        for a in agents:
+            scored = []
+            for w in first:
+                own = tf[w][a]
+                if own == 0:
+                    continue
+                others = max((tf[w][b] for b in agents if b != a), default=0)
+                if n >= 2 and (df[w] == n or own <= others):
+                    continue  # shared by all, or another agent says it as often
+                score = own * idf(w) * math.log((1 + n) / df[w]) if n >= 2 else own * idf(w)
+                # ties (common for English words, which share jieba's median idf): the longer word
+                scored.append((-round(score, 9), -len(w), first[w], w))
+            scored.sort()
+            distinctive[a] = [w for *_, w in scored[: self.top_k]]
+
+        # gaps: a topic word, or a word only one agent uses, that other agents never mention
+        gaps: list[tuple[str, str, list[str]]] = []   # (keyword, raised by: source | "TOPIC", missing)
+        if n >= 1:
+            for w in topic_words:
+                missing = [a for a in agents if _occurrences(lowers[a], w) == 0]
+                if missing:
+                    gaps.append((w, "TOPIC", missing))
+        if n >= 2:
+            depth = max((len(v) for v in distinctive.values()), default=0)
+            for i in range(depth):  # round-robin over agents, strongest keyword first
+                for a in agents:
+                    if i < len(distinctive[a]):
+                        w = distinctive[a][i]
+                        if df[w] == 1:
+                            gaps.append((w, a, [b for b in agents if b != a]))
+
+        return {"agents": agents, "absent": [s for s in AGENT_SOURCES if s not in agents], "texts": texts,
+                "shared": shared, "distinctive": distinctive, "gaps": gaps, "topic_words": topic_words,
+                "sentiment": self._sentiment(texts), "dates": sorted(set(_dates("\n".join(texts.values())))),
+                "messages": len(agent_msgs)}
+
+    def _predict(self) -> Classifier | None:
+        if self._classifier is not None:
+            return self._classifier
+        if not self._use_default:
+            return None
+        try:
+            from . import sentiment as _sentiment_module  # lazy: the model file is optional
+            return _sentiment_module.predict
+        except Exception:
+            return None
+
+    def _sentiment(self, texts: dict[str, str]) -> dict[str, tuple[float, float, int]] | None:
+        """Per agent (positive share, negative share, sentences); None when unknown."""
+        predict = self._predict()
+        if predict is None or not texts:
+            return None
+        out = {}
+        try:
+            for a, text in texts.items():
+                sents = split_sentences(text)[:_SENTENCES_PER_AGENT]
+                if not sents:
+                    continue
+                probs = [float(p) for _, p in predict(sents)]
+                pos = sum(1 for p in probs if p >= _POS) / len(probs)
+                neg = sum(1 for p in probs if p <= _NEG) / len(probs)
+                out[a] = (pos, neg, len(probs))
+        except Exception:  # FileNotFoundError (no model file), a broken model: unknown
+            return None
+        return out or None
+
+    # the speech -----------------------------------------------------------------------------
+    def speak(self, topic: str, messages: list[MessageView], previous: str | None = None) -> str:
+        zh = _zh(topic, messages)
+        a = self.analyse(topic, messages)
+        agents = a["agents"]
+        q = lambda w: _quote(w, zh)  # noqa: E731
+        if not agents:
+            return ("**主持人**：最近没有可供总结的引擎发言，等各引擎提交段落后再做梳理。" if zh else
+                    "**Host**: there are no agent messages to sum up yet; I will moderate once the engines post "
+                    "their paragraphs.")
+        lines: list[str] = []
+        names = [_name(s) for s in agents]
+        if zh:
+            lines.append(f"**主持人小结**（基于最近 {a['messages']} 条发言：{'、'.join(names)}）")
+        else:
+            lines.append(f"**Host summary** (from the last {a['messages']} message(s): {', '.join(names)})")
+        if a["absent"]:
+            absent = [_name(s) for s in a["absent"]]
+            lines.append(f"- 本轮尚未发言：{'、'.join(absent)}" if zh else
+                         f"- Not heard from in this round: {', '.join(absent)}")
+
+        # agreement
+        if len(agents) >= 2:
+            if a["shared"]:
+                kw = _join([q(w) for w in a["shared"]], zh)
+                lines.append(f"- **共识**：各引擎都提到了{kw}。" if zh else
+                             f"- **Common ground**: every engine mentions {kw}.")
+            else:
+                lines.append("- **共识**：各引擎之间暂无共同的关键词，视角差异较大。" if zh else
+                             "- **Common ground**: the engines share no keyword yet; their angles differ widely.")
+        # distinctive
+        label = ("各自侧重" if zh else "Distinct angles") if len(agents) >= 2 else ("主要关键词" if zh else "Main keywords")
+        lines.append(f"- **{label}**：" if zh else f"- **{label}**:")
+        for s in agents:
+            kws = a["distinctive"][s]
+            body = _join([q(w) for w in kws], zh) if kws else ("（无突出的独有关键词）" if zh else "(no distinctive keyword)")
+            lines.append(f"  - {_name(s)}：{body}" if zh else f"  - {_name(s)}: {body}")
+        # sentiment
+        lines.append(self._sentiment_line(a["sentiment"], agents, zh))
+        # dates
+        if len(a["dates"]) >= 2:
+            d = a["dates"]
+            lines.append(f"- **时间线**：发言涉及 {len(d)} 个日期，从 {d[0]} 到 {d[-1]}。" if zh else
+                         f"- **Timeline**: the messages cite {len(d)} dates, from {d[0]} to {d[-1]}.")
+        # previous questions answered
+        answered = self._answered(previous, a, zh)
+        if answered:
+            lines.append(answered)
+        # questions
+        questions = self._questions(a, previous, zh)
+        lines.append("**引导问题**：" if zh else "**Guiding questions**:")
+        lines += [f"{i}. {text}" for i, text in enumerate(questions, 1)]
+        return bound("\n".join(lines), self.max_chars, zh)
+
+    @staticmethod
+    def _sentiment_line(senti: dict | None, agents: list[str], zh: bool) -> str:
+        if not senti:
+            return ("- **情绪**：情感分类器不可用，各引擎的情绪差异未知。" if zh else
+                    "- **Sentiment**: the sentiment classifier is unavailable; differences between engines are unknown.")
+        parts = []
+        for s in agents:
+            if s in senti:
+                pos, neg, _ = senti[s]
+                parts.append(f"{_name(s)} 正面 {pos:.0%} / 负面 {neg:.0%}" if zh else
+                             f"{_name(s)} {pos:.0%} positive / {neg:.0%} negative")
+        line = ("- **情绪**（按句）：" if zh else "- **Sentiment** (by sentence): ") + ("；".join(parts) if zh else "; ".join(parts))
+        ranked = sorted(senti.items(), key=lambda kv: (-kv[1][1], AGENT_SOURCES.index(kv[0])))
+        if len(ranked) >= 2 and ranked[0][1][1] - ranked[-1][1][1] >= _SENTIMENT_GAP:
+            hi = ranked[0]
+            lo = min(ranked, key=lambda kv: (kv[1][1], AGENT_SOURCES.index(kv[0])))
+            line += (f"。{_name(hi[0])} 明显比 {_name(lo[0])} 更负面，需核对双方依据。" if zh else
+                     f". {_name(hi[0])} is clearly more negative than {_name(lo[0])}: their evidence should be checked.")
+        elif len(ranked) >= 2:
+            line += "。各引擎情绪倾向接近。" if zh else ". The engines' tone is similar."
+        else:
+            line += "。" if zh else "."
+        return line
+
+    @staticmethod
+    def _answered(previous: str | None, a: dict, zh: bool) -> str:
+        """Keywords quoted in the previous speech that every agent now mentions."""
+        if not previous or len(a["agents"]) < 2:
+            return ""
+        quoted = re.findall(r"「([^」]{1,30})」|“([^”]{1,30})”", previous)
+        got = []
+        for pair in quoted:
+            w = pair[0] or pair[1]
+            if w and w not in got and all(_occurrences(t.lower(), w) for t in a["texts"].values()):
+                got.append(w)
+        if not got:
+            return ""
+        kw = _join([_quote(w, zh) for w in got[:4]], zh)
+        return (f"- **回应上轮**：上次提到的 {kw} 现已被各引擎覆盖。" if zh else
+                f"- **Since last time**: {kw}, raised before, is now covered by every engine.")
+
+    def _questions(self, a: dict, previous: str | None, zh: bool) -> list[str]:
+        prev = _asked(previous)
+        gaps = sorted(enumerate(a["gaps"]), key=lambda ig: (ig[1][0].lower() in prev, ig[0]))
+        out: list[str] = []
+        used_kw: set[str] = set()
+        addressed: Counter = Counter()
+        # prefer gaps addressed to agents not yet asked, so questions spread over the engines
+        while len(out) < 3 and gaps:
+            best = min(range(len(gaps)), key=lambda i: (sum(addressed[m] for m in gaps[i][1][2]), i))
+            _, (w, raised, missing) = gaps.pop(best)
+            if w in used_kw:
+                continue
+            used_kw.add(w)
+            addressed.update(missing)
+            who = ("、" if zh else " / ").join(_name(m) for m in missing)
+            if raised == "TOPIC":
+                you = "你们" if len(missing) > 1 else "你"
+                out.append(f"{who}：话题涉及{_quote(w, True)}，{you}的发言还没有提到它——{you}的资料对此有什么发现？" if zh else
+                           f"{who}: the topic is about {_quote(w, False)}, which you have not mentioned yet — "
+                           f"what do your sources show about it?")
+            else:
+                you = "你们" if len(missing) > 1 else "你"
+                out.append(f"{who}：{_name(raised)} 提到了{_quote(w, True)}，而{you}尚未涉及——{you}的资料能证实、补充或反驳这一点吗？"
+                           if zh else
+                           f"{who}: {_name(raised)} raises {_quote(w, False)}, which you have not covered — can your "
+                           f"sources confirm, add to or contradict it?")
+        # fewer than two gaps: questions about what the engines already share or stress
+        extra = []
+        for w in a["shared"]:
+            extra.append(f"{_name(a['agents'][0])}：关于{_quote(w, True)}，各引擎的说法是否一致？请给出具体来源和时间。"
+                         if zh else
+                         f"{_name(a['agents'][0])}: do the engines agree on {_quote(w, False)}? Please give the "
+                         f"sources and dates.")
+        for s in a["agents"]:
+            for w in a["distinctive"].get(s, [])[:1]:
+                extra.append(f"{_name(s)}：{_quote(w, True)}的依据是什么？有哪些数据或原始帖子支撑？" if zh else
+                             f"{_name(s)}: what is the evidence for {_quote(w, False)}? Which data or original "
+                             f"posts support it?")
+        for text in extra:
+            if len(out) >= 2:
+                break
+            if text not in out:
+                out.append(text)
+        if not out:
+            out.append("各引擎：请补充具体的数据、来源和时间，以便下一轮对比。" if zh else
+                       "All engines: please add concrete figures, sources and dates so the next round can compare them.")
+        return out
+
+
+# --- LLM host ---------------------------------------------------------------------------------
+
+_SYSTEM_ZH = """你是一个多智能体舆情分析论坛的主持人。三个分析引擎在论坛中轮流发言：
+- Query Engine：检索新闻与网页，侧重事实与时间线；
+- Media Engine：分析视频、图片等多模态内容与平台表现；
+- Insight Engine：挖掘社交媒体数据库，侧重公众情绪与观点。
+请根据最近的引擎发言（以及你上一次的发言）写一段主持人发言，用中文 Markdown，包含：
+1. **综合**：各引擎的共识与相互印证之处；
+2. **分歧与纠正**：说法矛盾、证据不足或可能有误的地方，指出是哪个引擎；
+3. **趋势与风险**：事态走向与潜在的舆情风险；
+4. **引导问题**：2–3 个具体问题，每个问题点名一个引擎（如“Query Engine：……？”）。
+只依据给出的发言，不要编造事实或数据。不要寒暄，不要复述任务，总长度不超过 800 字。"""
+
+_SYSTEM_EN = """You are the host of a multi-agent public-opinion analysis forum. Three analysis engines post in turn:
+- Query Engine: searches news and the web; facts and timeline.
+- Media Engine: analyses video, images and other multimodal content and platform performance.
+- Insight Engine: mines a social-media database; public sentiment and opinions.
+From the latest engine messages (and your previous speech) write one host speech in English Markdown with:
+1. **Synthesis**: what the engines agree on and where they corroborate each other;
+2. **Disagreements and corrections**: contradictions, weak evidence or likely errors, naming the engine;
+3. **Trends and risks**: where things are heading and the public-opinion risks;
+4. **Guiding questions**: 2–3 concrete questions, each addressed to one engine ("Query Engine: ...?").
+Use only what the messages say; invent no facts or figures. No greeting, no restating the task; at most 250 words."""
+
+_PREAMBLE_RE = re.compile(r"^\s*(好的|当然|以下是|下面是|sure\b|okay\b|ok\b|certainly\b|here is\b|here's\b)[^\n]{0,80}[:：]\s*\n",
+                          re.I)
+_FENCE_RE = re.compile(r"^\s*```[a-zA-Z]*\s*\n(.*?)\n\s*```\s*$", re.S)
+
+
+def _clean_speech(text: str) -> str:
+    """The speech without what a model wraps it in: a code fence, a leading 'Here is…:' line."""
+    text = (text or "").strip()
+    m = _FENCE_RE.match(text)
+    if m:
+        text = m.group(1).strip()
+    text = _PREAMBLE_RE.sub("", text, count=1).strip()
+    m = _FENCE_RE.match(text)
+    if m:
+        text = m.group(1).strip()
+    return text
+
+
+def _message_block(i: int, m: MessageView, zh: bool) -> str:
+    content = (m.content or "").strip()
+    if len(content) > MAX_MESSAGE_CHARS:
+        content = content[:MAX_MESSAGE_CHARS].rstrip() + "…"
+    para = ""
+    if m.paragraph is not None:
+        para = f" · 第 {m.paragraph} 段" if zh else f" · paragraph {m.paragraph}"
+    ts = f" · {m.timestamp:%H:%M:%S}" if getattr(m, "timestamp", None) else ""
+    return f"[{i}] {m.sender or _name(m.source)} ({m.source}){para}{ts}\n{content}"
+
+
+class LlmHost:
+    """The host as an LLM call (role FORUM_HOST, node ForumHostNode). Raises LlmError on failure."""
+
+    mode = "llm"
+
+    def __init__(self, client: LlmClient, *, max_chars: int = MAX_SPEECH, max_tokens: int | None = 1200):
+        self.client = client
+        self.max_chars = max_chars
+        self.max_tokens = max_tokens
+
+    def prompt(self, topic: str, messages: Sequence[MessageView], previous: str | None) -> tuple[str, str]:
+        zh = _zh(topic, messages)
+        msgs = [m for m in messages or () if (m.content or "").strip()]
+        blocks = "\n\n".join(_message_block(i, m, zh) for i, m in enumerate(msgs, 1))
+        prev = (previous or "").strip()
+        if zh:
+            user = (f"话题：{topic.strip() or '（未命名）'}\n\n"
+                    f"你上一次的发言：\n{prev or '（无，这是第一次发言）'}\n\n"
+                    f"最近 {len(msgs)} 条引擎发言：\n\n{blocks or '（无）'}\n\n请写出本轮主持人发言。")
+        else:
+            user = (f"Topic: {topic.strip() or '(untitled)'}\n\n"
+                    f"Your previous speech:\n{prev or '(none: this is your first speech)'}\n\n"
+                    f"The last {len(msgs)} engine message(s):\n\n{blocks or '(none)'}\n\nWrite this round's host speech.")
+        return (_SYSTEM_ZH if zh else _SYSTEM_EN), user
+
+    def speak(self, topic: str, messages: list[MessageView], previous: str | None = None) -> str:
+        zh = _zh(topic, messages)
+        system, user = self.prompt(topic, messages, previous)
+        run_id = next((m.run_id for m in messages or () if getattr(m, "run_id", None)), None)
+        result = self.client.complete(system, user, node=HOST_NODE, run_id=run_id, max_tokens=self.max_tokens)
+        text = _clean_speech(result.text)
+        if not text:
+            raise LlmError(f"{self.client.role}/{HOST_NODE}: the model returned an empty speech",
+                           role=self.client.role, kind="parse")
+        return bound(text, self.max_chars, zh)
+
+
+class FallbackHost:
+    """``primary`` (the LLM host); on LlmError the ``fallback`` (offline) speech with a short note."""
+
+    def __init__(self, primary: Host, fallback: Host, *, max_chars: int = MAX_SPEECH):
+        self.primary = primary
+        self.fallback = fallback
+        self.max_chars = max_chars
+        self.mode = getattr(primary, "mode", "llm")
+        self.last_error: str | None = None
+
+    def speak(self, topic: str, messages: list[MessageView], previous: str | None = None) -> str:
+        try:
+            text = self.primary.speak(topic, messages, previous)
+            self.last_error = None
+            return text
+        except LlmError as err:
+            zh = _zh(topic, messages)
+            why = " ".join(str(err).split())
+            why = why if len(why) <= 160 else why[:159] + "…"
+            self.last_error = why
+            note = f"（离线主持人：LLM 主持人调用失败：{why}）" if zh else f"(offline host: the LLM host failed: {why})"
+            speech = self.fallback.speak(topic, messages, previous)
+            return note + "\n\n" + bound(speech, self.max_chars - len(note) - 2, zh)
+
+
+def make_host(settings, db=None, events=None, offline: bool = False) -> Host:
+    """FallbackHost(LlmHost, OfflineHost) when FORUM_HOST has an LLM and ``offline`` is False; else OfflineHost."""
+    if not offline and settings.llm_configured("FORUM_HOST"):
+        try:
+            client = LlmClient("FORUM_HOST", settings, db=db, events=events)
+        except LlmNotConfigured:
+            return OfflineHost()
+        return FallbackHost(LlmHost(client), OfflineHost())
+    return OfflineHost()
