@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from . import forum_monitor  # noqa: F401 - analysis runs include the forum job: make sure it is registered
 from .config import Settings
 from .engine import ENGINES
 from .jobs import JobSpec
@@ -47,7 +48,8 @@ def run_mode(settings: Settings, engines: tuple[str, ...], offline: bool) -> str
 
 
 def analysis_jobs(engines: tuple[str, ...]) -> list[JobSpec]:
-    return [JobSpec(kind=e, name=e) for e in engines]
+    """One job per engine, and the forum monitor beside them (it ends when the engines have)."""
+    return [JobSpec(kind=e, name=e) for e in engines] + [JobSpec(kind="forum", name="forum")]
 
 
 def analysis_params(settings: Settings, engines: tuple[str, ...], *, paragraphs: int | None = None,

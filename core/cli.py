@@ -296,6 +296,32 @@ def cmd_data(args) -> int:
         rt.close()
 
 
+def cmd_forum(args) -> int:
+    if args.forum_command != "import":
+        print("forum: choose import", file=sys.stderr)
+        return EXIT_USAGE
+    from .forum_parse import parse_bettafish_folder, store_forum_import
+
+    result = parse_bettafish_folder(args.folder)
+    for warning in result.warnings:
+        print(f"forum import: {warning}", file=sys.stderr)
+    if result.error:
+        print(f"forum import: {result.error}", file=sys.stderr)
+    for line in result.lines():
+        print(line)
+    if args.store and result.messages:
+        rt = _runtime(start_supervisor=False)
+        try:
+            if not rt.db.ok:
+                print(f"forum import: {rt.db.error}", file=sys.stderr)
+                return EXIT_FAIL
+            run_id = store_forum_import(rt.db, rt.events, result, args.label or f"BettaFish logs: {args.folder}")
+        finally:
+            rt.close()
+        print(f"forum import: stored {len(result.messages)} messages as run {run_id}", file=sys.stderr)
+    return EXIT_OK if not result.error else EXIT_FAIL
+
+
 def cmd_sentiment(args) -> int:
     try:
         from .sentiment import main_sentiment
@@ -368,6 +394,15 @@ def build_parser() -> argparse.ArgumentParser:
     dsub.add_parser("stats", help="summarise the corpus")
     data.set_defaults(fn=cmd_data)
 
+    forum = sub.add_parser("forum", help="the forum: import a BettaFish logs folder")
+    fsub = forum.add_subparsers(dest="forum_command", metavar="ACTION")
+    fimp = fsub.add_parser("import", help="print a BettaFish logs folder (insight/media/query.log) as a forum "
+                           "transcript in forum.log format")
+    fimp.add_argument("folder")
+    fimp.add_argument("--store", action="store_true", help="also store it as a run you can open on the Forum page")
+    fimp.add_argument("--label", default="", help="the stored run's title")
+    forum.set_defaults(fn=cmd_forum)
+
     s = sub.add_parser("sentiment", help="classify one text per stdin line; prints label<TAB>score")
     s.set_defaults(fn=cmd_sentiment)
     return p
@@ -379,4 +414,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "fn", None):
         parser.print_help()
         return EXIT_USAGE
-    return args.fn(args)
+    try:
+        return args.fn(args)
+    except BrokenPipeError:  # `… | head`: the reader left; that is not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK

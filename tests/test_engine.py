@@ -58,6 +58,12 @@ def corpus(db):
     return db
 
 
+def engine_job(db, run_id, kind=None):
+    """The run's one engine job (analysis runs also hold the forum monitor)."""
+    (job,) = [j for j in jobs_of(db, run_id) if j.kind in (kind,) or (kind is None and j.kind in ENGINES)]
+    return job
+
+
 def make_sup(db, events, settings, **overrides):
     sup = Supervisor(db, events, fast_config(max_workers=4, **overrides))
     sup.settings = settings
@@ -83,7 +89,7 @@ def test_offline_run_of_three_engines_completes_with_cited_reports(corpus, event
         sup.shutdown(5)
     run = get_run(corpus, run_id)
     assert run.mode == "offline"
-    jobs = {j.name: j for j in jobs_of(corpus, run_id)}
+    jobs = {j.name: j for j in jobs_of(corpus, run_id) if j.kind in ENGINES}
     assert set(jobs) == {"query", "media", "insight"}
     for name, job in jobs.items():
         result = job.result
@@ -143,7 +149,7 @@ def test_llm_run_parallelises_paragraphs_and_records_every_call(db, events):
             wall = time.monotonic() - t0
         finally:
             sup.shutdown(5)
-        (job,) = jobs_of(db, run_id)
+        job = engine_job(db, run_id)
         result = job.result
         assert result["mode"] == "llm" and result["provider"] == "tavily"
         assert len(result["paragraphs"]) == 5
@@ -151,10 +157,13 @@ def test_llm_run_parallelises_paragraphs_and_records_every_call(db, events):
         calls = fake.requests
         sequential = 2 + 5 * (2 + 2 * 2)  # BettaFish's count of round trips for P=5, R=2
         assert len(calls) == sequential
-        # Parallel: paragraphs overlap, bounded by the per-provider limit, and the wall time is
-        # near the critical path (2 + 2 + 2R calls), not the sum of all calls.
+        # Parallel: paragraphs overlap, bounded by the per-provider limit.
         assert 3 <= fake.max_concurrency() <= 5
-        assert wall < sequential * latency * 0.6, (wall, sequential * latency)
+        # From the calls' own timestamps (robust to a loaded machine): on average more than two calls
+        # were in flight, where BettaFish's sequential loop would have exactly one.
+        span = max(r.end for r in calls) - min(r.start for r in calls)
+        average_in_flight = sum(r.end - r.start for r in calls) / span
+        assert average_in_flight > 2.0, (average_in_flight, wall)
         with db.session() as s:
             rows = s.query(LlmCall).filter(LlmCall.run_id == run_id).all()
         assert len(rows) == sequential
@@ -178,7 +187,7 @@ def test_an_llm_that_keeps_returning_invalid_json_falls_back_visibly(db, events,
             assert sup.wait_run(run_id, 120) == COMPLETED
         finally:
             sup.shutdown(5)
-    (job,) = jobs_of(db, run_id)
+    job = engine_job(db, run_id)
     assert job.result["fallbacks"] == 2 and "offline fallback" in job.result["mode"]
     assert all(p["summary"] for p in job.result["paragraphs"])
     fallbacks = [e for e in events.since(0, run_id=run_id, limit=10_000)[0] if e.type == "engine.fallback"]
@@ -198,7 +207,7 @@ def test_a_search_api_returning_garbage_is_visible_and_the_run_still_completes(d
             assert sup.wait_run(run_id, 120) == COMPLETED
         finally:
             sup.shutdown(5)
-    (job,) = jobs_of(db, run_id)
+    job = engine_job(db, run_id)
     assert job.result["search_errors"] and job.result["n_sources"] == 0
     assert any(e.type == "engine.search_error" for e in events.since(0, run_id=run_id, limit=10_000)[0])
 
@@ -227,7 +236,7 @@ def test_an_interrupted_engine_resumes_without_redoing_finished_paragraphs(db, e
             assert second.wait_run(run_id, 120) == COMPLETED
         finally:
             second.shutdown(5)
-        (job,) = jobs_of(db, run_id)
+        job = engine_job(db, run_id)
         assert job.attempt == 2 and len(job.result["paragraphs"]) == 4
         # the finished paragraphs were not asked for again: only the rest (and formatting) were
         redone_titles = [r.user for r in fake.requests[calls_before:] if '"paragraph_latest_state"' in r.user]
