@@ -115,7 +115,7 @@ def test_every_page_renders_with_its_title(name):
 
 
 @pytest.mark.parametrize("name,what", [("1_Query_Engine.py", "Query engine"), ("2_Media_Engine.py", "Media engine"),
-                                       ("3_Insight_Engine.py", "Insight engine"), ("4_Forum.py", "The forum"),
+                                       ("3_Insight_Engine.py", "Insight engine"),
                                        ("5_Report.py", "The report engine")])
 def test_unbuilt_pages_say_not_available_and_invent_nothing(name, what, no_engines):
     at = render(name)

@@ -1,0 +1,291 @@
+"""The Forum page (issue 4 items 3 and 4) through Streamlit's AppTest, on the cached runtime.
+
+As in tests/test_pages.py, every test builds the process's runtime from its own isolated
+environment. Messages are posted with core.forum.post_message to runs created directly. The live
+transcript is a fragment with run_every, which AppTest never fires, so its body
+(`ui.forum_view.render_transcript`) is also run directly to check the cursor.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
+from streamlit.testing.v1 import AppTest
+
+from core.forum import post_message
+from core.models import ForumMessage, Run, utcnow
+from core.runs import list_runs
+from ui.runtime import get_runtime, reload_runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = ROOT / "pages" / "4_Forum.py"
+TIMEOUT = 30
+T0 = datetime(2025, 11, 6, 12, 15, 7)
+HAS_PARSER = importlib.util.find_spec("core.forum_parse") is not None
+
+
+@pytest.fixture(autouse=True)
+def fresh_runtime(isolated_env):
+    reload_runtime()
+    yield
+    reload_runtime()
+
+
+def render(at: AppTest | None = None) -> AppTest:
+    at = (AppTest.from_file(str(PAGE), default_timeout=TIMEOUT) if at is None else at).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def values(elements) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+def make_run(run_id: str, kind: str = "analysis", topic: str = "新能源汽车价格战", age_s: int = 0) -> str:
+    with get_runtime().db.session() as s:
+        s.add(Run(id=run_id, kind=kind, topic=topic, status="running",
+                  created_at=utcnow() - timedelta(seconds=age_s)))
+    return run_id
+
+
+def post(run_id: str, source: str, content: str, n: int, paragraph: int | None = 0):
+    kind = {"HOST": "host", "SYSTEM": "system"}.get(source, "agent")
+    rt = get_runtime()
+    return post_message(rt.db, rt.events, run_id, type=kind, source=source, content=content, paragraph=paragraph,
+                        timestamp=T0 + timedelta(seconds=n))
+
+
+def four_messages(run_id: str) -> None:
+    post(run_id, "QUERY", "新闻显示价格战加剧", 0, paragraph=0)
+    post(run_id, "MEDIA", "视频平台上讨论热烈", 1, paragraph=1)
+    post(run_id, "INSIGHT", "用户情绪偏负面", 2, paragraph=None)
+    post(run_id, "HOST", "**主持人**：请各位补充数据", 3, paragraph=None)
+
+
+def chats(at: AppTest) -> list[tuple[str, str, str]]:
+    return [(c.name, c.avatar, c.markdown[0].value) for c in at.chat_message]
+
+
+# ---------------------------------------------------------------------------------------- empty
+
+
+def test_without_runs_the_page_says_how_messages_appear():
+    at = render()
+    [info] = [i.value for i in at.info if "No forum transcript yet" in i.value]
+    assert "Home" in info and "BettaFish" in info
+    assert not at.chat_message and not at.metric and not at.download_button
+    assert not at.error
+
+
+# ---------------------------------------------------------------------------------------- transcript
+
+
+def test_agents_and_host_render_as_chat_messages_in_order_with_counts(monkeypatch):
+    monkeypatch.setenv("FORUM_HOST_EVERY", "3")
+    run_id = make_run("run-forum-1")
+    four_messages(run_id)
+    post(run_id, "QUERY", "第二段：销量数据", 4, paragraph=1)
+    at = render()
+    assert any(run_id in m and "Following" in m for m in values(at.markdown)), values(at.markdown)
+    assert chats(at) == [("Query Engine", "🔎", "新闻显示价格战加剧"), ("Media Engine", "🎞️", "视频平台上讨论热烈"),
+                         ("Insight Engine", "🧠", "用户情绪偏负面"), ("Forum Host", "🎙️", "**主持人**：请各位补充数据"),
+                         ("Query Engine", "🔎", "第二段：销量数据")]
+    headers = [c.caption[0].value for c in at.chat_message]
+    assert headers[0] == "**Query Engine** · 12:15:07 · QUERY · paragraph 1"
+    assert headers[1] == "**Media Engine** · 12:15:08 · MEDIA · paragraph 2"
+    assert headers[2] == "**Insight Engine** · 12:15:09 · INSIGHT"  # no paragraph
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"Messages": "5", "🔎 QUERY": "2", "🎞️ MEDIA": "1", "🧠 INSIGHT": "1", "🎙️ HOST": "1",
+                       "⚙️ SYSTEM": "0"}
+    # One agent message since the host spoke; it speaks every 3.
+    assert any("every 3 agent messages" in c and "next host speech after 2 more agent messages" in c
+               for c in values(at.caption)), values(at.caption)
+
+
+def test_the_source_filter_hides_the_other_sources():
+    run_id = make_run("run-forum-2")
+    four_messages(run_id)
+    at = render()
+    at.multiselect(key="forum_feed_sources").set_value(["MEDIA", "HOST"])
+    render(at)
+    assert [(n, a) for n, a, _ in chats(at)] == [("Media Engine", "🎞️"), ("Forum Host", "🎙️")]
+    assert {m.label: m.value for m in at.metric}["🔎 QUERY"] == "1"  # counts stay whole
+    at.multiselect(key="forum_feed_sources").set_value(["SYSTEM"])
+    render(at)
+    assert not at.chat_message
+    assert "No messages from the selected sources." in values(at.caption)
+
+
+def test_the_page_follows_the_latest_analysis_or_opens_any_past_run():
+    old = make_run("run-old", age_s=60)
+    post(old, "QUERY", "旧的消息", 0)
+    imported = make_run("run-imported", kind="forum_import", topic="BettaFish logs", age_s=30)
+    post(imported, "INSIGHT", "导入的消息", 1)
+    new = make_run("run-new")
+    post(new, "MEDIA", "新的消息", 2)
+    at = render()
+    assert [body for _, _, body in chats(at)] == ["新的消息"]
+    at.toggle(key="forum_follow").set_value(False)
+    render(at)
+    picker = at.selectbox(key="forum_run")
+    assert picker.options[0].startswith(new) and len(picker.options) == 3
+    picker.set_value(imported)
+    render(at)
+    assert [body for _, _, body in chats(at)] == ["导入的消息"]
+    assert "An imported BettaFish transcript: no live host moderates it." in values(at.caption)
+    assert not [c for c in values(at.caption) if c.startswith("Host cadence")]
+
+
+def transcript_script():
+    from ui.forum_view import render_transcript
+
+    render_transcript("k", "run-forum-3")
+
+
+def test_the_live_body_reads_only_new_messages_after_its_cursor(monkeypatch):
+    import ui.forum_view as view
+
+    run_id = make_run("run-forum-3")
+    four_messages(run_id)
+    other = make_run("run-other")
+    post(other, "QUERY", "另一个运行", 9)
+    at = render(AppTest.from_function(transcript_script, default_timeout=TIMEOUT))
+    feed = at.session_state["k"]
+    assert len(at.chat_message) == 4 and feed.run_id == run_id
+    first_cursor = feed.cursor
+
+    calls = []
+    real = view.transcript
+
+    def counting(db, run, **kwargs):
+        out = real(db, run, **kwargs)
+        calls.append((run, kwargs.get("after_id"), len(out)))
+        return out
+
+    monkeypatch.setattr(view, "transcript", counting)
+    new = [post(run_id, "QUERY", "新增一", 10), post(run_id, "SYSTEM", "新增二", 11, paragraph=None)]
+    render(at)
+    feed = at.session_state["k"]
+    assert calls == [(run_id, first_cursor, 2)]  # one read, from the cursor, of the two new messages
+    assert feed.cursor == new[-1].id
+    assert [body for _, _, body in chats(at)][-2:] == ["新增一", "新增二"] and len(at.chat_message) == 6
+    assert at.chat_message[-1].avatar == "⚙️"
+
+    # More than the buffer holds: the cursor follows, the buffer keeps the newest 500.
+    with get_runtime().db.session() as s:
+        s.add_all([ForumMessage(run_id=run_id, type="agent", sender="Media Engine", source="MEDIA",
+                                content=f"批量 {n}", timestamp=T0) for n in range(600)])
+    calls.clear()
+    render(at)
+    feed = at.session_state["k"]
+    assert len(calls) == 1 and calls[0][1] == new[-1].id and calls[0][2] == 600
+    assert len(feed.buffer) == view.BUFFER == 500 and feed.buffer[-1].content == "批量 599"
+    assert feed.buffer[-1].id == feed.cursor and len(at.chat_message) == 500
+    assert {m.label: m.value for m in at.metric}["Messages"] == "606"
+
+
+# ---------------------------------------------------------------------------------------- downloads
+
+
+def test_downloads_hold_the_whole_transcript_in_forum_log_format_and_json(monkeypatch):
+    deferred = {}
+    real_add = MediaFileManager.add_deferred
+
+    def capture(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        deferred[file_name] = (data_callable, mimetype)
+        return real_add(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", capture)
+    run_id = make_run("run-forum-4")
+    post(run_id, "QUERY", "第一行\n第二行", 0)
+    post(run_id, "HOST", "主持人\r\n总结", 61, paragraph=None)
+    at = render()
+    assert [b.label for b in at.download_button] == ["Download forum.log", "Download JSON"]
+    log_fn, mime = deferred[f"forum-{run_id}.log"]
+    assert mime == "text/plain"
+    assert log_fn().splitlines() == ["[12:15:07] [QUERY] 第一行\\n第二行", "[12:16:08] [HOST] 主持人\\n总结"]
+    doc = json.loads(deferred[f"forum-{run_id}.json"][0]())
+    assert doc["run_id"] == run_id
+    assert [(m["source"], m["content"], m["timestamp"]) for m in doc["messages"]] == [
+        ("QUERY", "第一行\n第二行", "2025-11-06T12:15:07"), ("HOST", "主持人\r\n总结", "2025-11-06T12:16:08")]
+
+
+# ---------------------------------------------------------------------------------------- untrusted
+
+
+def test_html_in_a_message_is_shown_as_text_never_as_html():
+    run_id = make_run("run-forum-5")
+    post(run_id, "MEDIA", "看这里 <script>alert(1)</script> <img src=x onerror=alert(2)>", 0)
+    at = render()
+    [chat] = at.chat_message
+    [body] = chat.markdown
+    assert "<script>alert(1)</script>" in body.value and "<img src=x onerror=alert(2)>" in body.value
+    assert body.proto.allow_html is False
+    assert all(m.proto.allow_html is False for m in at.markdown)
+    assert not at.get("html")
+
+
+# ---------------------------------------------------------------------------------------- import
+
+OLD_LINE = '[12:15:07] [FirstSummaryNode] 清理后的输出: {"paragraph_latest_state": "测试段落"}\n'
+
+
+@pytest.mark.skipif(not HAS_PARSER, reason="core/forum_parse.py (the BettaFish parser) is not in this build yet")
+def test_importing_a_bettafish_folder_opens_its_transcript(tmp_path):
+    logs = tmp_path / "bettafish_logs"
+    logs.mkdir()
+    (logs / "insight.log").write_text(OLD_LINE, encoding="utf-8")
+    at = render()
+    at.text_input(key="forum_import_dir").input(str(logs))
+    at.button(key="forum_import_go").click()
+    render(at)
+    runs = [r for r in list_runs(get_runtime().db) if r.kind == "forum_import"]
+    assert len(runs) == 1
+    assert any(runs[0].id in s and "Imported 1 message" in s for s in values(at.success)), values(at.success)
+    assert at.toggle(key="forum_follow").value is False and at.selectbox(key="forum_run").value == runs[0].id
+    assert [(n, a) for n, a, _ in chats(at)] == [("Insight Engine", "🧠")]
+    assert "测试段落" in chats(at)[0][2]
+
+
+@pytest.mark.skipif(not HAS_PARSER, reason="core/forum_parse.py (the BettaFish parser) is not in this build yet")
+def test_importing_a_missing_folder_says_so_and_stores_nothing(tmp_path):
+    at = render()
+    at.text_input(key="forum_import_dir").input(str(tmp_path / "no_such_folder"))
+    at.button(key="forum_import_go").click()
+    render(at)
+    assert [e for e in values(at.error) if "does not exist" in e and "no_such_folder" in e], values(at.error)
+    assert not list_runs(get_runtime().db) and not at.chat_message
+
+
+@pytest.mark.skipif(not HAS_PARSER, reason="core/forum_parse.py (the BettaFish parser) is not in this build yet")
+def test_import_is_locked_behind_the_admin_password(monkeypatch):
+    monkeypatch.setenv("SHOAL_ADMIN_PASSWORD", "open-sesame-42")
+    at = render()
+    assert not [b for b in at.button if b.label == "Import"]
+    assert [w for w in at.text_input if "Admin password" in w.label]
+
+
+@pytest.mark.skipif(not HAS_PARSER, reason="core/forum_parse.py (the BettaFish parser) is not in this build yet")
+def test_importing_uploaded_logs_opens_their_transcript():
+    at = render()
+    at.file_uploader(key="forum_import_files").set_value([("insight.log", OLD_LINE.encode(), "text/plain"),
+                                                         ("notes.log", b"junk", "text/plain")])
+    at.button(key="forum_import_go").click()
+    render(at)
+    runs = [r for r in list_runs(get_runtime().db) if r.kind == "forum_import"]
+    assert len(runs) == 1 and at.selectbox(key="forum_run").value == runs[0].id
+    assert [w for w in values(at.warning) if w.startswith("Ignored notes.log")], values(at.warning)
+    assert [(n, a) for n, a, _ in chats(at)] == [("Insight Engine", "🧠")] and "测试段落" in chats(at)[0][2]
+
+
+def test_without_the_parser_the_import_section_says_so(monkeypatch):
+    import ui.forum_view as view
+
+    monkeypatch.setattr(view, "forum_parse_module", lambda: None)
+    at = render()
+    assert [i.value for i in at.info if "Importing BettaFish logs is not available yet" in i.value]
+    assert not [b for b in at.button if b.label == "Import"]
