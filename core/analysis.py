@@ -5,6 +5,7 @@ import re
 import unicodedata
 
 from . import forum_monitor  # noqa: F401 - analysis runs include the forum job: make sure it is registered
+from . import telemetry
 from .config import Settings
 from .engine import ENGINES
 from .jobs import JobSpec
@@ -71,8 +72,13 @@ def start_analysis(supervisor, settings: Settings, topic: str, engines=None, *, 
     engines = parse_engines(engines)
     params = analysis_params(settings, engines, paragraphs=paragraphs, reflections=reflections,
                              report_type=report_type, offline=offline)
-    return supervisor.submit_run(analysis_jobs(engines), kind="analysis", topic=topic, params=params,
-                                 mode="offline" if params["offline"] else "llm")
+    run_id = supervisor.submit_run(analysis_jobs(engines), kind="analysis", topic=topic, params=params,
+                                   mode="offline" if params["offline"] else "llm")
+    telemetry.record("run.submitted", run_id=run_id, payload={"engines": list(engines), "topic_chars": len(topic),
+                                                              "paragraphs": params["paragraphs"],
+                                                              "reflections": params["reflections"],
+                                                              "offline": params["offline"]})
+    return run_id
 
 
 def rerun_engine(supervisor, run_id: str, engine: str) -> str:

@@ -322,6 +322,25 @@ def cmd_forum(args) -> int:
     return EXIT_OK if not result.error else EXIT_FAIL
 
 
+def cmd_metrics(args) -> int:
+    """Prometheus text exposition on stdout (for a textfile collector or a tiny HTTP wrapper)."""
+    from .alerts import AlertEngine
+    from .metrics import prometheus_text
+    from .pricing import load_price_table
+    from .resources import ResourceSampler
+    from .runtime import _config_file
+
+    rt = _runtime(start_supervisor=False)
+    try:
+        sampler = ResourceSampler(interval=3600, disk_path=rt.settings.data_dir)
+        sampler.sample_once()
+        prices = load_price_table(_config_file(rt.settings, "SHOAL_PRICE_TABLE", "prices.json"))
+        print(prometheus_text(rt.db if rt.db.ok else None, resources=sampler, prices=prices), end="")
+    finally:
+        rt.close()
+    return EXIT_OK
+
+
 def cmd_sentiment(args) -> int:
     try:
         from .sentiment import main_sentiment
@@ -402,6 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
     fimp.add_argument("--store", action="store_true", help="also store it as a run you can open on the Forum page")
     fimp.add_argument("--label", default="", help="the stored run's title")
     forum.set_defaults(fn=cmd_forum)
+
+    m = sub.add_parser("metrics", help="print runs, jobs, LLM usage, latency, retries and resources in "
+                       "Prometheus text format")
+    m.set_defaults(fn=cmd_metrics)
 
     s = sub.add_parser("sentiment", help="classify one text per stdin line; prints label<TAB>score")
     s.set_defaults(fn=cmd_sentiment)

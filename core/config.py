@@ -91,6 +91,18 @@ SPECS: dict[str, SettingSpec] = {s.key: s for s in [
     SettingSpec("SHOAL_LOG_RETENTION", "14 days", "duration", "Logging", "Delete rotated logs older than this"),
     SettingSpec("SHOAL_DATA_DIR", "data", "str", "Storage", "Folder for the SQLite file and models (relative to the project)"),
     SettingSpec("SHOAL_MIN_FREE_MB", 500, "int", "Storage", "Free disk below this is an error", minimum=1, maximum=1_000_000),
+    SettingSpec("SHOAL_PRICE_TABLE", "", "str", "Console",
+                "JSON or TOML file of model prices (USD per 1M tokens); empty: data/prices.json if present, "
+                "else built-in list prices. An unknown model is shown as unpriced, never $0"),
+    SettingSpec("SHOAL_ALERT_RULES", "", "str", "Console",
+                "JSON file of alert rules; empty: data/alert_rules.json if present, else the defaults"),
+    SettingSpec("SHOAL_SAMPLE_SECONDS", 5.0, "float", "Console", "How often CPU/memory/disk are sampled",
+                minimum=0.5, maximum=3600),
+    SettingSpec("SHOAL_ALERT_SECONDS", 15.0, "float", "Console", "How often alert rules are evaluated",
+                minimum=1, maximum=3600),
+    SettingSpec("SHOAL_TELEMETRY_BUFFER", 200_000, "int", "Console",
+                "Telemetry events buffered while the database is slow or down; beyond this they are dropped "
+                "and counted", minimum=1000, maximum=5_000_000),
     SettingSpec("SHOAL_ADMIN_PASSWORD", "", "str", "Access", "If set, control actions ask for it (public deployments)", secret=True),
 ]}
 

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from loguru import logger
 
+from . import telemetry
 from .config import Settings, load_settings
 from .documents import Document
 from .jobs import JobCancelled, JobContext, LeaseLost, register_handler
@@ -244,7 +245,11 @@ class EngineRun:
                 self.ctx.log.warning("search failed: {}", message)
                 return []
 
+        t0 = time.perf_counter()
         docs = self._node("search", paragraph, run)[:MAX_DOCS_PER_SEARCH]
+        telemetry.record("search", run_id=self.ctx.run_id, trace_id=self.ctx.trace_id,
+                         payload={"engine": self.config.name, "provider": self.s.provider.name, "tool": plan.tool,
+                                  "results": len(docs), "ms": round((time.perf_counter() - t0) * 1000, 1)})
         if self.config.name == "insight":
             _fill_sentiment(docs)
         log_node(self.config.name, "SearchNode", {"search_query": plan.query, "search_tool": plan.tool, "results": len(docs)},

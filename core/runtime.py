@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -21,7 +22,11 @@ from .config import Settings, load_settings
 from .db import Database, PoolOptions, open_database
 from .events import EventLog
 from .logs import setup_logging
+from .alerts import DEFAULT_RULES, AlertEngine, load_rules
+from .pricing import PriceTable, load_price_table
+from .resources import ResourceSampler
 from .supervisor import Supervisor, SupervisorConfig
+from .telemetry import TelemetryWriter, set_default_writer
 
 
 @dataclass
@@ -31,6 +36,10 @@ class Runtime:
     events: EventLog
     supervisor: Supervisor | None
     problems: list[str] = field(default_factory=list)
+    telemetry: TelemetryWriter | None = None
+    resources: ResourceSampler | None = None
+    alerts: AlertEngine | None = None
+    prices: PriceTable | None = None
     _closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -51,6 +60,11 @@ class Runtime:
         atexit.unregister(self.close)
         if self.supervisor is not None:
             self.supervisor.shutdown(timeout)
+        if self.resources is not None:
+            self.resources.stop()
+        if self.telemetry is not None:
+            self.telemetry.close(timeout=5)
+            set_default_writer(None, only_if=self.telemetry)
         if retry.event_sink() is self.events:
             retry.set_event_sink(None)
         self.db.dispose()
@@ -87,5 +101,35 @@ def build_runtime(secrets: Mapping[str, Any] | None = None, *, start_supervisor:
             problems.append(f"supervisor could not start: {exc}")
             logger.exception("supervisor could not start")
     runtime = Runtime(settings, db, events, supervisor, problems)
+    if start_supervisor:
+        _start_console(runtime)
     atexit.register(runtime.close)
     return runtime
+
+
+def _config_file(settings: Settings, key: str, default_name: str) -> Path | None:
+    value = settings.get(key)
+    if value:
+        path = Path(value)
+        return path if path.is_absolute() else settings.project_root / path
+    candidate = settings.data_dir / default_name
+    return candidate if candidate.is_file() else None
+
+
+def _start_console(rt: Runtime) -> None:
+    """The operations console's background parts: prices, telemetry, resource sampling, alerts."""
+    s = rt.settings
+    price_file = _config_file(s, "SHOAL_PRICE_TABLE", "prices.json")
+    rt.prices = load_price_table(price_file)
+    rt.problems += [f"price table: {p}" for p in rt.prices.problems]
+    rt.resources = ResourceSampler(interval=s["SHOAL_SAMPLE_SECONDS"], disk_path=s.data_dir).start()
+    rules, rule_problems = (load_rules(f) if (f := _config_file(s, "SHOAL_ALERT_RULES", "alert_rules.json"))
+                            else (list(DEFAULT_RULES), []))
+    rt.problems += [f"alert rules: {p}" for p in rule_problems]
+    rt.alerts = AlertEngine(rules, events=rt.events if rt.db.ok else None)
+    if rt.db.ok:
+        rt.telemetry = TelemetryWriter(rt.db, max_buffer=s["SHOAL_TELEMETRY_BUFFER"])
+        set_default_writer(rt.telemetry)
+    if rt.supervisor is not None:
+        rt.supervisor.periodic.append((s["SHOAL_ALERT_SECONDS"], "alerts", lambda: rt.alerts.tick(
+            rt.db if rt.db.ok else None, resources=rt.resources, telemetry=rt.telemetry)))

@@ -118,6 +118,9 @@ class Supervisor:
         self._last_compact = 0.0
         self.on_shutdown: list[Callable[[], None]] = []  # writers to flush (telemetry, logs)
         self.settings = None  # the runtime's Settings, for job handlers that need configuration
+        # (interval seconds, name, fn): light periodic work run by the heartbeat thread (alerts, …)
+        self.periodic: list[tuple[float, str, Callable[[], None]]] = []
+        self._periodic_due: dict[str, float] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 10.0) -> "Supervisor":
@@ -643,6 +646,18 @@ class Supervisor:
         if time.monotonic() - self._last_compact > 60:
             self._last_compact = time.monotonic()
             self._compact_events()
+        self._run_periodic()
+
+    def _run_periodic(self) -> None:
+        now = time.monotonic()
+        for interval, name, fn in list(self.periodic):
+            if now < self._periodic_due.get(name, 0.0):
+                continue
+            self._periodic_due[name] = now + interval
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - a console task must never stop the heartbeat
+                logger.warning("periodic task {} failed: {}", name, redact(str(exc)))
 
     def _enforce_cancel_timeouts(self, now: datetime) -> None:
         limit = now - timedelta(seconds=self.config.cancel_timeout)

@@ -367,3 +367,33 @@ def telemetry_types(db: Database, limit: int = 200) -> list[str]:
             return sorted(s.scalars(select(TelemetryEvent.type).distinct().limit(limit)).all())
     except Exception:  # noqa: BLE001
         return []
+
+
+# -- the process's writer ------------------------------------------------------------------------
+# Code that observes (engines, searches, pages) calls `record(...)`; with no writer configured
+# (a test, a command that does not need telemetry) it does nothing.
+_default_lock = threading.Lock()
+_default: TelemetryWriter | None = None
+
+
+def set_default_writer(writer: TelemetryWriter | None, *, only_if: TelemetryWriter | None = None) -> None:
+    """Install (or remove) the process's writer; `only_if` removes it only if it is still that one."""
+    global _default
+    with _default_lock:
+        if only_if is None or _default is only_if:
+            _default = writer
+
+
+def default_writer() -> TelemetryWriter | None:
+    return _default
+
+
+def record(type: str, **fields: Any) -> bool:
+    """Record one telemetry event on the process's writer; never blocks, never raises."""
+    writer = _default
+    if writer is None:
+        return False
+    try:
+        return writer.record(type, **fields)
+    except Exception:  # noqa: BLE001 - telemetry must never break what it observes
+        return False

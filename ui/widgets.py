@@ -7,6 +7,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
+from core import telemetry
 from core.feeds import EventFeed
 from core.runs import RunView, jobs_of, list_runs
 from core.runtime import Runtime
@@ -42,8 +43,30 @@ def page_setup(title: str, icon: str = "🐟") -> Runtime:
     """Every page starts here: config, runtime, and a banner for anything degraded."""
     st.set_page_config(page_title=f"{title} · Shoal", page_icon=icon, layout="wide")
     rt = get_runtime()
+    telemetry.record("page.view", session_id=_session_id(), payload={"page": title})
     problems_banner(rt)
+    alerts_badge(rt)
     return rt
+
+
+def _session_id() -> str | None:
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        return ctx.session_id if ctx else None
+    except Exception:  # noqa: BLE001 - telemetry is best effort
+        return None
+
+
+def alerts_badge(rt: Runtime) -> None:
+    """Firing alerts, on every page, so an operator notices them anywhere."""
+    if rt.alerts is None:
+        return
+    firing = rt.alerts.firing()
+    if firing:
+        names = ", ".join(a.rule for a in firing[:4]) + (" …" if len(firing) > 4 else "")
+        st.sidebar.markdown(f":red-badge[{len(firing)} alert{'s' if len(firing) > 1 else ''} firing] {names}")
 
 
 def problems_banner(rt: Runtime) -> None:
