@@ -1,0 +1,238 @@
+"""Offline sentiment classifier: shipped model, predictions, robustness, command line."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core import sentiment as S
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.tsv"
+SHARED_TRAIN = ROOT.parent / "shared" / "data" / "weibo2018" / "train.txt"
+
+POSITIVE = [
+    "今天收到了录取通知书，太开心了！",
+    "这家餐厅的菜超级好吃，服务也很热情，下次还来",
+    "和好朋友一起去看海，心情特别好[哈哈]",
+    "宝宝今天第一次叫妈妈，幸福得想哭[爱你]",
+    "努力终于有了回报，比赛拿了冠军，感谢大家的支持！",
+    "春天来了，花都开了，阳光明媚，真美好",
+    "这本书写得真棒，受益匪浅，推荐给大家",
+    "加油！相信自己，明天会更好[加油]",
+    "新工作同事都很友好，领导也很照顾我，很满意",
+    "祝福你们新婚快乐，百年好合[心]",
+]
+NEGATIVE = [
+    "太失望了，等了一个月的快递居然是坏的",
+    "今天被老板骂了，心情糟透了[泪]",
+    "这服务态度太差了，再也不会来了，差评",
+    "又失眠了，好累好难受，什么都不想做",
+    "垃圾产品，用了两天就坏了，退款还不给退",
+    "分手了，心好痛，一个人哭了一整晚[悲伤]",
+    "堵车堵了两个小时，烦死了，真倒霉",
+    "考试没考好，感觉自己好失败，好绝望",
+    "这剧情太烂了，浪费时间，恶心",
+    "被人骗了钱，报警也没用，气死我了[怒]",
+]
+
+
+def _load_sample() -> list[tuple[int, str]]:
+    rows = []
+    for line in SAMPLE.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        label, text = line.split("\t", 1)
+        rows.append((int(label), text))
+    return rows
+
+
+# --- the shipped model ------------------------------------------------------------------------
+
+def test_model_file_ships_small_and_is_plain_json():
+    assert S.MODEL_PATH.is_file(), "run scripts/train_sentiment.py to build the model"
+    assert S.MODEL_PATH.stat().st_size < 3_000_000
+    with gzip.open(S.MODEL_PATH, "rt", encoding="utf-8") as fh:
+        data = json.load(fh)
+    assert data["format"] == S.MODEL_FORMAT
+    assert data["preprocess_version"] == S.PREPROCESS_VERSION
+    n = len(data["vocabulary"])
+    assert n > 1000 and len(data["df"]) == n and len(data["coef"]) == n
+    assert data["vocabulary"] == sorted(data["vocabulary"])
+    cv = data["cv"]
+    assert cv["folds"] == 5 and cv["accuracy_mean"] >= 0.85 and 0 < cv["accuracy_std"] < 0.05
+    assert re.fullmatch(r"[0-9a-f]{64}", data["training_data"]["sha256"])
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", data["trained_at"])
+    assert data["training_data"]["file"] == "weibo2018/train.txt"
+
+
+def test_load_model_is_cached_and_metadata_exposed():
+    m1 = S.load_model()
+    m2 = S.load_model()
+    assert m1 is m2
+    assert m1.meta["cv"]["accuracy_mean"] >= 0.85
+    assert "vocabulary" not in m1.meta
+
+
+@pytest.mark.skipif(not SHARED_TRAIN.is_file(), reason="../shared training data not present")
+def test_model_was_trained_on_the_shared_train_file():
+    digest = hashlib.sha256(SHARED_TRAIN.read_bytes()).hexdigest()
+    assert S.load_model().meta["training_data"]["sha256"] == digest
+
+
+def test_model_rejects_other_formats_and_preprocessing_versions(tmp_path):
+    with gzip.open(S.MODEL_PATH, "rt", encoding="utf-8") as fh:
+        data = json.load(fh)
+    bad = dict(data, preprocess_version=S.PREPROCESS_VERSION + 1)
+    p = tmp_path / "bad.json.gz"
+    with gzip.open(p, "wt", encoding="utf-8") as fh:
+        json.dump(bad, fh)
+    with pytest.raises(ValueError, match="preprocessing"):
+        S.load_model(p)
+    with pytest.raises(ValueError, match="format"):
+        S.SentimentModel(dict(data, format="pickle"))
+    with pytest.raises(ValueError, match="corrupt"):
+        S.SentimentModel(dict(data, coef=data["coef"][:-1]))
+    with pytest.raises(FileNotFoundError):
+        S.load_model(tmp_path / "missing.json.gz")
+
+
+def test_fresh_load_from_path_matches_cached_model():
+    texts = POSITIVE[:3] + NEGATIVE[:3]
+    fresh = S.load_model(S.MODEL_PATH)
+    assert fresh is not S.load_model()
+    assert fresh.predict(texts) == S.predict(texts)
+
+
+# --- predictions ----------------------------------------------------------------------------
+
+def test_clearly_positive_sentences():
+    results = S.predict(POSITIVE)
+    correct = sum(label == 1 for label, _ in results)
+    assert correct >= 8, results
+
+
+def test_clearly_negative_sentences():
+    results = S.predict(NEGATIVE)
+    correct = sum(label == 0 for label, _ in results)
+    assert correct >= 8, results
+
+
+def test_positive_scores_higher_than_negative_on_average():
+    pos = [p for _, p in S.predict(POSITIVE)]
+    neg = [p for _, p in S.predict(NEGATIVE)]
+    assert sum(pos) / len(pos) - sum(neg) / len(neg) > 0.4
+
+
+def test_accuracy_on_hand_written_sample():
+    rows = _load_sample()
+    assert len(rows) == 40 and sum(lab for lab, _ in rows) == 20
+    preds = S.predict([t for _, t in rows])
+    accuracy = sum(lab == p for (lab, _), (p, _s) in zip(rows, preds)) / len(rows)
+    assert accuracy >= 0.85, accuracy
+
+
+def test_predict_shape_labels_and_scores():
+    texts = ["好开心", "好难过", ""]
+    out = S.predict(texts)
+    assert len(out) == 3
+    for label, p in out:
+        assert isinstance(label, int) and label in (0, 1)
+        assert isinstance(p, float) and 0.0 <= p <= 1.0
+        assert label == (1 if p >= 0.5 else 0)
+    assert S.predict([]) == []
+    assert S.score("好开心") == out[0][1]
+    with pytest.raises(TypeError):
+        S.predict("一条文本")
+
+
+def test_predict_is_deterministic():
+    texts = POSITIVE + NEGATIVE + [t for _, t in _load_sample()]
+    first = S.predict(texts)
+    second = S.predict(list(reversed(texts)))[::-1]
+    assert first == second
+    assert [S.score(t) for t in texts[:5]] == [p for _, p in first[:5]]
+
+
+@pytest.mark.parametrize("text", [
+    "",
+    "   \t  ",
+    "\x00\x01\x02\x1b[31m\x7f",
+    "\u200b\u200c\u200d\ufeff",
+    "The service was terrible and I want a refund.",
+    "😀😀😀🎉",
+    "1234567890",
+    "[二哈]",
+    "{%#话题#%}{%上海·同济大学%}{%%}@某人 http://t.cn/RXYZ",
+    "\ud800 lone surrogate",
+    "あいうえお 한국어",
+])
+def test_robust_to_odd_inputs(text):
+    p = S.score(text)
+    assert 0.0 <= p <= 1.0 and math.isfinite(p)
+
+
+def test_empty_text_gets_the_prior():
+    model = S.load_model()
+    expected = 1.0 / (1.0 + math.exp(-model.intercept))
+    assert S.score("") == pytest.approx(expected, abs=1e-12)
+    assert S.score("\u200b \x00 ") == S.score("")
+
+
+def test_long_text_is_truncated():
+    long = ("气死我了，太失望了[怒]" * 1000) + ("太开心了[哈哈]" * 10000)
+    assert len(long) > S.MAX_CHARS * 5
+    assert S.score(long) == S.score(long[:S.MAX_CHARS])
+    assert S.score(long) < 0.5   # only the negative head is read
+    assert S.score("太开心了[哈哈]" * 10000) > 0.5
+
+
+def test_clean_keeps_emoji_and_drops_markup():
+    plain, markers = S.clean("{%#毕业季#%}开心\u200b[哈哈]@张三 看 http://t.cn/Rabc {%上海·外滩%}")
+    assert "\u200b" not in plain and "http" not in plain and "张三" not in plain and "外滩" not in plain
+    assert "毕业季" in plain and "开心" in plain
+    assert "e:哈哈" in markers and "m:at" in markers and "m:url" in markers
+    assert "m:topic" in markers and "m:loc" in markers
+    tokens = S.tokenize("[哈哈]开心")
+    assert "e:哈哈" in tokens and "c:开心" in tokens and "c:哈" not in tokens
+
+
+# --- command line ---------------------------------------------------------------------------
+
+def test_main_sentiment_round_trip():
+    lines = ["今天真开心[哈哈]", "", "气死我了，太差劲了", "x" * 50_000, "\x00\x07", "  "]
+    stdin = io.StringIO("\n".join(lines) + "\n")
+    stdout = io.StringIO()
+    assert S.main_sentiment(stdin, stdout) == 0
+    out = stdout.getvalue().splitlines()
+    assert len(out) == len(lines)
+    for line, text in zip(out, lines):
+        m = re.fullmatch(r"([01])\t(\d\.\d{4})", line)
+        assert m, line
+        label, p = S.predict([text])[0]
+        assert int(m.group(1)) == label and m.group(2) == f"{p:.4f}"
+    assert out[0].startswith("1\t") and out[2].startswith("0\t")
+
+
+def test_main_sentiment_handles_missing_final_newline_and_crlf():
+    stdout = io.StringIO()
+    S.main_sentiment(io.StringIO("好开心\r\n好难过"), stdout)
+    assert [l.split("\t")[0] for l in stdout.getvalue().splitlines()] == ["1", "0"]
+
+
+def test_python_dash_m_core_sentiment():
+    proc = subprocess.run(
+        [sys.executable, "-m", "core.sentiment"], input="今天真开心[哈哈]\n\n气死我了，太差劲了\n",
+        capture_output=True, text=True, encoding="utf-8", cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert len(out) == 3 and out[0].startswith("1\t") and out[2].startswith("0\t")
+    assert "Building prefix dict" not in proc.stderr   # jieba kept quiet
