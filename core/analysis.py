@@ -5,6 +5,7 @@ import re
 import unicodedata
 
 from . import forum_monitor  # noqa: F401 - analysis runs include the forum job: make sure it is registered
+from . import report as report_engine
 from . import telemetry
 from .config import Settings
 from .engine import ENGINES
@@ -74,6 +75,9 @@ def start_analysis(supervisor, settings: Settings, topic: str, engines=None, *, 
                              report_type=report_type, offline=offline)
     run_id = supervisor.submit_run(analysis_jobs(engines), kind="analysis", topic=topic, params=params,
                                    mode="offline" if params["offline"] else "llm")
+    # The automatic report: its job waits for this run's engines (and the forum) and never reads
+    # another run's outputs.
+    report_engine.request_report(supervisor, supervisor.db, run_id)
     telemetry.record("run.submitted", run_id=run_id, payload={"engines": list(engines), "topic_chars": len(topic),
                                                               "paragraphs": params["paragraphs"],
                                                               "reflections": params["reflections"],

@@ -190,11 +190,14 @@ def run_summary(rt, run_id: str, wall_s: float) -> dict:
                                  "sources": result.get("n_sources", 0), "mode": result.get("mode"),
                                  "error": job.error}
     counts = message_counts(rt.db, run_id)
+    from .report import latest_report
+
+    report = latest_report(rt.db, run_id, completed=True)
     with rt.db.session() as s:
         llm_calls = s.scalar(select(func.count()).select_from(LlmCall).where(LlmCall.run_id == run_id)) or 0
     return {"run_id": run_id, "status": run.status, "mode": run.mode, "topic": run.topic, "engines": engines,
             "forum_messages": counts["agent"] + counts["host"] + counts["system"], "host_messages": counts["host"],
-            "report": None, "llm_calls": llm_calls, "trace_id": run.trace_id, "wall_s": round(wall_s, 3)}
+            "report": report.html_path if report else None, "llm_calls": llm_calls, "trace_id": run.trace_id, "wall_s": round(wall_s, 3)}
 
 
 def cmd_run(args) -> int:
@@ -322,6 +325,29 @@ def cmd_forum(args) -> int:
     return EXIT_OK if not result.error else EXIT_FAIL
 
 
+def cmd_report(args) -> int:
+    """Generate (or regenerate) a run's report and print where it went."""
+    from .report import ReportError, request_report, wait_report
+
+    rt = _runtime(start_supervisor=True)
+    try:
+        if not rt.ok:
+            print("report: " + "; ".join(rt.problems), file=sys.stderr)
+            return EXIT_FAIL
+        try:
+            report_id = request_report(rt.supervisor, rt.db, args.run_id, partial=args.partial,
+                                       report_type=args.type or None)
+        except ReportError as exc:
+            print(f"report: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        view = wait_report(rt.db, report_id, timeout=args.timeout)
+        out = view.as_dict() if view else {"id": report_id, "status": "unknown"}
+        print(json.dumps(out, ensure_ascii=False, default=str))
+        return EXIT_OK if view and view.status == "completed" else EXIT_FAIL
+    finally:
+        rt.close()
+
+
 def cmd_metrics(args) -> int:
     """Prometheus text exposition on stdout (for a textfile collector or a tiny HTTP wrapper)."""
     from .alerts import AlertEngine
@@ -421,6 +447,13 @@ def build_parser() -> argparse.ArgumentParser:
     fimp.add_argument("--store", action="store_true", help="also store it as a run you can open on the Forum page")
     fimp.add_argument("--label", default="", help="the stored run's title")
     forum.set_defaults(fn=cmd_forum)
+
+    rp = sub.add_parser("report", help="generate (or regenerate) the report of a run")
+    rp.add_argument("run_id")
+    rp.add_argument("--partial", action="store_true", help="do not wait for missing engines; say what is missing")
+    rp.add_argument("--type", default="", help="report type (default: the run's choice, or chosen automatically)")
+    rp.add_argument("--timeout", type=float, default=900)
+    rp.set_defaults(fn=cmd_report)
 
     m = sub.add_parser("metrics", help="print runs, jobs, LLM usage, latency, retries and resources in "
                        "Prometheus text format")

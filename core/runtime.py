@@ -17,6 +17,7 @@ from loguru import logger
 from . import engine  # noqa: F401 - registers the query, media and insight job handlers
 from . import forum_monitor  # noqa: F401 - registers the forum job handler
 from . import probe  # noqa: F401 - registers the probe job handler
+from . import report  # noqa: F401 - registers the report job handler
 from . import retry
 from .config import Settings, load_settings
 from .db import Database, PoolOptions, open_database

@@ -1,0 +1,763 @@
+"""The report engine: states, gating on this run, partial reports, types, parallel LLM sections,
+failures, XSS, atomic files, self-containment, history."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from datetime import datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from core import report as rep
+from core.config import load_settings
+from core.db import open_database
+from core.documents import Document
+from core.events import EventLog
+from core.forum import post_message
+from core.jobs import CANCELLED, COMPLETED, FAILED, RUNNING
+from core.models import Job, LlmCall, Report, Run, utcnow
+from core.report_types import REPORT_TYPES, choose_type_by_rules, normalise_type, trending_spike
+from core.runs import get_job, get_run
+from core.supervisor import Supervisor
+from core.tracing import child_trace_id, new_trace_id
+from tests.conftest import fast_config
+from tests.fakes.openai_server import FakeOpenAI, FakeReply
+
+pytestmark = pytest.mark.timeout(120)
+
+TOPIC = "新能源汽车价格战"
+CORPUS = Path(__file__).parent / "data" / "xss_corpus.txt"
+CSS = (Path(rep.TEMPLATES_DIR) / "report.css").read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures: runs written straight into the database (no engine runs), supervisors, the LLM fake
+
+@pytest.fixture(autouse=True)
+def quick_polls(monkeypatch):
+    monkeypatch.setattr(rep, "WAIT_POLL", 0.05)
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
+    """For tests where the database does not matter."""
+    database = open_database(f"sqlite:///{tmp_path / 'report.db'}")
+    assert database.ok, database.error
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def supervisors():
+    started: list[Supervisor] = []
+
+    def make(db, settings=None, start=True, **overrides) -> Supervisor:
+        sup = Supervisor(db, EventLog(db), fast_config(**overrides))
+        sup.settings = settings or load_settings()
+        if start:
+            sup.start()
+        started.append(sup)
+        return sup
+
+    yield make
+    for sup in started:
+        sup.shutdown(timeout=3)
+
+
+def doc(n: int, text: str, *, platform: str = "weibo", day: int = 1, url: str | None = None,
+        sentiment: float | None = None, title: str = "", author: str = "", likes: int = 10) -> dict:
+    return Document(title=title, content=text, url=f"https://example.test/{platform}/{n}" if url is None else url,
+                    published=datetime(2025, 3, day, 10), platform=platform, author=author or f"user{n}",
+                    likes=likes, comments=likes // 10, shares=likes // 20, views=likes * 10, sentiment=sentiment,
+                    source="corpus", doc_id=f"{platform}:{n}").as_dict()
+
+
+def paragraph(i: int, title: str, lines: list[str], sources: list[int]) -> dict:
+    return {"index": i, "title": title, "summary": "\n".join(lines), "sources": sources}
+
+
+def result(engine: str, paragraphs: list[dict], n_sources: int) -> dict:
+    return {"engine": engine, "mode": "offline", "provider": "corpus", "report_md": f"# {engine}",
+            "paragraphs": paragraphs, "n_sources": n_sources, "search_errors": [], "fallbacks": 0}
+
+
+def standard_engines(marker: str = "", *, url_prefix: str = "https://example.test") -> dict:
+    """Three engines with findings about the price war; `marker` tags every text (to tell runs apart)."""
+    q_docs = [doc(1, f"比亚迪宣布全系降价，价格战愈演愈烈{marker}", day=1, sentiment=0.2, likes=1200,
+                  url=f"{url_prefix}/q/1"),
+              doc(2, f"多家车企跟进降价，市场份额争夺激烈{marker}", platform="news", day=2, sentiment=0.6,
+                  url=f"{url_prefix}/q/2"),
+              doc(3, f"经销商库存压力巨大，消费者持币观望{marker}", platform="zhihu", day=3, sentiment=0.3,
+                  url=f"{url_prefix}/q/3")]
+    m_docs = [doc(4, f"实拍4S店客流翻倍，销售忙到停不下来{marker}", platform="douyin", day=2, sentiment=0.9, likes=5000,
+                  url=f"{url_prefix}/m/4"),
+              doc(5, f"深度解析价格战：电池成本下降是降价底气{marker}", platform="bilibili", day=3, sentiment=0.7,
+                  url=f"{url_prefix}/m/5")]
+    i_docs = [doc(6, f"刚提车就降价两万，老车主强烈不满要求补偿{marker}", platform="xhs", day=3, sentiment=0.1,
+                  url=f"{url_prefix}/i/6"),
+              doc(7, f"二手车保值率普遍下跌，卖车亏不少{marker}", platform="tieba", day=4, sentiment=0.2,
+                  url=f"{url_prefix}/i/7")]
+    return {
+        "query": (COMPLETED, result("query", [
+            paragraph(0, "事件概览", [f"- 比亚迪宣布全系降价，价格战愈演愈烈{marker} [1]",
+                                   f"- 多家车企跟进降价，市场份额争夺激烈{marker} [2]"], [1, 2]),
+            paragraph(1, "后续走向与展望", [f"- 经销商库存压力巨大，消费者持币观望{marker} [3]"], [3])], 3), q_docs),
+        "media": (COMPLETED, result("media", [
+            paragraph(0, "多媒体传播概览", [f"- 实拍4S店客流翻倍，销售忙到停不下来{marker} [1]",
+                                      f"- 深度解析价格战：电池成本下降是降价底气{marker} [2]"], [1, 2])], 2), m_docs),
+        "insight": (COMPLETED, result("insight", [
+            paragraph(0, "舆情概览与情感", [f"- 刚提车就降价两万，老车主强烈不满要求补偿{marker} [1]",
+                                      f"- 二手车保值率普遍下跌，卖车亏不少{marker} [2]"], [1, 2])], 2), i_docs),
+    }
+
+
+def make_run(db, topic: str = TOPIC, engines: dict | None = None, *, params: dict | None = None,
+             run_status: str = "completed", created_at: datetime | None = None) -> str:
+    """A run with engine jobs in the given states, written directly (the supervisor never runs them:
+    'running' jobs have no lease, so no one takes them over)."""
+    engines = standard_engines() if engines is None else engines
+    run_id = secrets.token_hex(6)
+    trace = new_trace_id()
+    now = created_at or utcnow()
+    with db.session() as s:
+        s.add(Run(id=run_id, kind="analysis", topic=topic, status=run_status, mode="offline", trace_id=trace,
+                  params={"engines": list(engines), "offline": True, "report_type": "auto", **(params or {})},
+                  created_at=now, started_at=now, finished_at=now))
+        s.flush()
+        for name, spec in engines.items():
+            status, res, sources = spec[:3]
+            extra = spec[3] if len(spec) > 3 else {}
+            s.add(Job(id=f"{run_id}-{name}", run_id=run_id, kind=name, name=name, status=status, depends_on=[],
+                      params={}, checkpoint={"sources": sources, **extra}, result=res, trace_id=child_trace_id(trace),
+                      error="boom: the search API was down" if status == FAILED else None, created_at=now,
+                      max_attempts=3))
+    return run_id
+
+
+def add_forum(db, run_id: str, host: str = "主持人：各引擎对价格战的影响判断不一，请关注老车主的补偿诉求。") -> None:
+    ev = EventLog(db)
+    post_message(db, ev, run_id, type="agent", source="QUERY", content="Query：价格战已蔓延到多家车企。")
+    post_message(db, ev, run_id, type="agent", source="INSIGHT", content="Insight：老车主负面情绪集中。")
+    post_message(db, ev, run_id, type="host", source="HOST", content=host)
+
+
+def events_of(db, run_id: str) -> list:
+    return rep.report_events(EventLog(db), run_id, 0, limit=5000)[0]
+
+
+def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.03)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def llm_settings(fake: FakeOpenAI, **extra) -> object:
+    env = {**os.environ, **fake.env("REPORT_ENGINE"), "SHOAL_LLM_CONCURRENCY": "8", "RETRY_MAX_SECONDS": "2", **extra}
+    return load_settings(env={k: str(v) for k, v in env.items()})
+
+
+def section_responder(fail_title: str | None = None, body: str | None = None, type_key: str = "crisis_response"):
+    def respond(req):
+        user = req.user
+        if '"report_type"' in user:
+            return {"report_type": type_key, "reason": "keywords"}
+        if '"sections"' in user:
+            return {"title": "新能源汽车价格战：竞争态势", "sections": []}
+        if "Section to write:" in user:
+            if fail_title and f"Section to write: {fail_title}" in user:
+                return FakeReply.error(400, "this section is not allowed")
+            return body or "价格战持续，多家车企跟进 [1]。老车主不满 [2]，编号不存在的引用 [99]。"
+        return "{}"
+    return respond
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML checks
+
+class HtmlAudit(HTMLParser):
+    DANGEROUS_TAGS = {"script", "iframe", "object", "embed", "frame", "frameset", "applet", "base", "form", "link",
+                      "img", "image", "video", "audio", "source", "input", "button", "textarea", "math", "isindex"}
+    URL_ATTRS = {"href", "src", "xlink:href", "action", "formaction", "data", "srcdoc", "poster", "background"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.problems: list[str] = []
+        self.tags: list[str] = []
+        self.styles: list[str] = []
+        self.hrefs: list[tuple[str, str]] = []  # (href, id of the enclosing <li>)
+        self._in_style = False
+        self._li_id = ""
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag in self.DANGEROUS_TAGS:
+            self.problems.append(f"<{tag}>")
+        if tag == "style":
+            self._in_style = True
+            self.styles.append("")
+        if tag == "li":
+            self._li_id = dict(attrs).get("id") or ""
+        for name, value in attrs:
+            v = "".join((value or "").split()).lower()
+            if name.startswith("on"):
+                self.problems.append(f"<{tag} {name}>")
+            if name == "style":
+                self.problems.append(f"<{tag} style=…>")
+            if name in self.URL_ATTRS:
+                if v.startswith(("javascript:", "data:", "vbscript:")):
+                    self.problems.append(f"<{tag} {name}={value!r}>")
+                if name != "href":
+                    self.problems.append(f"<{tag} {name}>")
+                else:
+                    self.hrefs.append((value or "", self._li_id))
+            if tag == "meta" and name == "http-equiv" and v == "refresh":
+                self.problems.append("meta refresh")
+
+    handle_startendtag = handle_starttag
+
+    def handle_endtag(self, tag):
+        if tag == "style":
+            self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.styles[-1] += data
+
+
+def audit(html_text: str) -> HtmlAudit:
+    a = HtmlAudit()
+    a.feed(html_text)
+    a.close()
+    return a
+
+
+def assert_safe(html_text: str, source_urls: set[str] | None = None) -> HtmlAudit:
+    a = audit(html_text)
+    assert not a.problems, a.problems[:10]
+    assert "script" not in a.tags
+    # one <style>: ours, unchanged
+    assert len(a.styles) == 1 and a.styles[0].strip() == CSS.strip()
+    low = html_text.lower()
+    assert "@import" not in a.styles[0] and "expression(" not in a.styles[0] and "url(" not in a.styles[0]
+    assert "<link" not in low
+    for href, li in a.hrefs:
+        if href.startswith("#"):
+            continue
+        # the only external links: each source's own URL, in its entry of the sources list
+        assert href.startswith(("http://", "https://")), href
+        assert li.startswith("src-"), (href, li)
+        if source_urls is not None:
+            assert href in source_urls, href
+    return a
+
+
+def load_doc(view: rep.ReportView) -> dict:
+    return json.loads(Path(view.json_path).read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------------------------------------
+# States, stages, events
+
+def test_an_offline_report_goes_through_every_state_and_stage(db, supervisors):
+    run_id = make_run(db)
+    add_forum(db, run_id)
+    sup = supervisors(db, start=False)
+    rid = rep.request_report(sup, db, run_id)
+    view = rep.get_report(db, rid)
+    assert (view.status, view.stage, view.progress, view.partial) == ("pending", "waiting", 0.0, False)
+    with pytest.raises(rep.ReportError, match="already pending"):
+        rep.request_report(sup, db, run_id)  # one automatic report at a time
+    sup.start()
+    view = rep.wait_report(db, rid, 60)
+    assert view.status == "completed", view.error
+    assert view.stage == "done" and view.progress == 1.0
+    assert view.report_type == "market_competition" and "市场竞争" in view.title
+    for p in (view.html_path, view.md_path, view.json_path):
+        assert Path(p).is_file() and Path(p).parent == Path(load_settings().data_dir) / "reports" / run_id
+    assert Path(view.html_path).name == f"report-{rid}.html"
+
+    evs = events_of(db, run_id)
+    assert all(e.payload.get("report_id") == rid for e in evs)
+    ids = [e.id for e in evs]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    types = [e.type for e in evs]
+    assert types[:2] == ["report.queued", "report.started"] and types[-1] == "report.completed"
+    stages = [e.payload["stage"] for e in evs if e.type == "report.stage"]
+    assert stages == list(rep.STAGES)
+    sections = [e for e in evs if e.type == "report.section"]
+    assert len(sections) == 6 and sorted(e.payload["done"] for e in sections) == [1, 2, 3, 4, 5, 6]
+    typ = next(e for e in evs if e.type == "report.type")
+    assert typ.payload["by"] == "rules" and "价格战" in typ.payload["reason"]
+
+    job = get_job(db, rep.report_job_id(db, rid))
+    assert job.kind == "report" and job.status == COMPLETED
+    assert job.result["html_path"] == view.html_path and job.result["failed_sections"] == 0
+    assert view.trace_id == job.trace_id and job.trace_id.startswith(get_run(db, run_id).trace_id)
+    assert get_run(db, run_id).status == COMPLETED
+
+    d = load_doc(view)
+    assert d["report"]["run_id"] == run_id and d["report"]["mode"] == "offline" and not d["banner"]["partial"]
+    assert [s["status"] for s in d["sections"]] == ["ok"] * 6
+    for s in d["sections"]:
+        assert s["run_id"] == run_id and s["trace_id"].startswith(job.trace_id + ".")
+    forum = next(s for s in d["sections"] if s["key"] == "forum")
+    assert "老车主的补偿诉求" in forum["markdown"] and forum["engines"] == ["forum"]
+    assert {c["key"] for c in d["charts"]} == {"sentiment_over_time", "platform_mix", "engine_coverage",
+                                               "forum_activity"}
+    assert all(c["has_svg"] for c in d["charts"])
+    assert d["provenance"]["engines"]["media"]["job_id"] == f"{run_id}-media"
+    # citations: renumbered report-wide, each source once, every engine's sources present
+    assert [s["n"] for s in d["sources"]] == list(range(1, 8))
+    assert {s["url"] for s in d["sources"]} >= {"https://example.test/i/6", "https://example.test/m/4"}
+
+    html_text = Path(view.html_path).read_text(encoding="utf-8")
+    a = assert_safe(html_text, {s["url"] for s in d["sources"]})
+    assert html_text.count("<svg") == 4
+    cites = {h for h, _ in a.hrefs if h.startswith("#src-")}
+    assert cites and all(f'id="{c[1:]}"' in html_text for c in cites)
+    assert f"运行 {run_id}" in html_text and job.trace_id in html_text
+    md = Path(view.md_path).read_text(encoding="utf-8")
+    assert md.startswith("# ") and "## 来源" in md and "<https://example.test/q/1>" in md
+
+
+def test_the_automatic_report_waits_for_this_runs_engines_and_ignores_an_earlier_run(db, supervisors):
+    stale = make_run(db, engines=standard_engines("【旧运行】", url_prefix="https://stale.example"),
+                     created_at=utcnow() - timedelta(hours=1))
+    add_forum(db, stale, host="旧运行主持人的发言")
+    engines = standard_engines("【本次】")
+    waiting = {name: (RUNNING, None, []) for name in ("media", "insight")}
+    run_id = make_run(db, engines={"query": engines["query"], **waiting}, run_status="running")
+    sup = supervisors(db)
+    rid = rep.request_report(sup, db, run_id)
+    ev = wait_for(lambda: next((e for e in events_of(db, run_id) if e.type == "report.waiting"), None),
+                  what="report.waiting")
+    assert ev.payload["engines"] == ["media", "insight"]
+    time.sleep(0.3)
+    view = rep.get_report(db, rid)
+    assert (view.status, view.stage) == ("running", "waiting")
+    assert not rep.inputs_ready(rep.report_inputs(db, run_id))
+    # the engines finish: their results go into the job rows, as the supervisor would write them
+    with db.session() as s:
+        for name in ("media", "insight"):
+            status, res, sources = engines[name]
+            s.execute(update(Job).where(Job.id == f"{run_id}-{name}").values(
+                status=COMPLETED, result=res, checkpoint={"sources": sources}, finished_at=utcnow()))
+    view = rep.wait_report(db, rid, 60)
+    assert view.status == "completed", view.error
+    inputs = rep.report_inputs(db, run_id)
+    assert rep.inputs_ready(inputs) and not inputs.forum
+    for path in (view.html_path, view.md_path, view.json_path):
+        text = Path(path).read_text(encoding="utf-8")
+        assert "【本次】" in text
+        assert "旧运行" not in text and "stale.example" not in text
+    d = load_doc(view)
+    assert all(s["url"].startswith("https://example.test") for s in d["sources"])
+    assert "论坛：没有任何发言" in d["notices"]
+
+
+def test_the_automatic_report_errors_clearly_when_an_engine_failed(db, supervisors):
+    engines = standard_engines()
+    engines["media"] = (FAILED, None, [])
+    run_id = make_run(db, engines=engines, run_status="failed")
+    sup = supervisors(db)
+    rid = rep.request_report(sup, db, run_id)
+    view = rep.wait_report(db, rid, 30)
+    assert view.status == "error"
+    assert "Media 引擎" in view.error and "失败" in view.error and "partial report" in view.error
+    assert view.html_path is None and not (Path(load_settings().data_dir) / "reports" / run_id).exists()
+    types = [e.type for e in events_of(db, run_id)]
+    assert "report.error" in types and "report.completed" not in types
+    assert get_job(db, rep.report_job_id(db, rid)).status == FAILED
+
+
+def test_a_partial_report_opens_with_a_banner_naming_what_is_missing(db, supervisors):
+    engines = standard_engines()
+    status, res, sources = engines["media"]
+    # media is still running with one of three paragraphs finished; insight failed; no forum
+    checkpoint = {"structure": [{"index": i, "title": f"媒体段落{i}", "brief": ""} for i in range(3)],
+                  "paragraphs": {"0": {"summary": "- 媒体检查点中的发现：实拍4S店客流翻倍 [1]", "sources": [1],
+                                       "done": True}}}
+    engines["media"] = (RUNNING, None, sources, checkpoint)
+    engines["insight"] = (FAILED, None, [])
+    run_id = make_run(db, engines=engines, run_status="running", params={"report_type": "brand_reputation"})
+    sup = supervisors(db, start=False)
+    rid = rep.request_report(sup, db, run_id, partial=True)
+    auto = rep.request_report(sup, db, run_id)  # a partial and an automatic report may coexist
+    assert rep.get_report(db, rid).partial and not rep.get_report(db, auto).partial
+    sup.start()
+    view = rep.wait_report(db, rid, 60)
+    assert view.status == "completed", view.error
+    assert view.report_type == "brand_reputation"  # the user's choice wins over the rules
+    d = load_doc(view)
+    assert d["banner"]["partial"] and d["report"]["type_by"] == "user"
+    missing = " | ".join(d["banner"]["missing"])
+    assert "Media 引擎：仍在运行" in missing and "1/3" in missing
+    assert "Insight 引擎：失败" in missing and "论坛：没有任何发言" in missing
+    html_text = Path(view.html_path).read_text(encoding="utf-8")
+    assert 'id="partial-banner"' in html_text and "部分报告" in html_text
+    assert html_text.index('id="partial-banner"') < html_text.index('id="sec-')
+    assert "媒体检查点中的发现" in html_text
+    assert d["provenance"]["engines"]["media"]["from_checkpoint"] is True
+    assert_safe(html_text)
+    # the automatic one is still waiting for media; cancel it while it waits
+    wait_for(lambda: rep.get_report(db, auto).status == "running", what="the automatic report to wait")
+    assert rep.get_report(db, auto).stage == "waiting"
+    assert rep.cancel_report(sup, auto, timeout=5) == "cancelled"
+    assert get_job(db, rep.report_job_id(db, auto)).status == CANCELLED
+    assert "report.cancelled" in [e.type for e in events_of(db, run_id) if e.payload.get("report_id") == auto]
+
+
+def test_a_pending_report_can_be_cancelled_before_it_starts(db, supervisors):
+    run_id = make_run(db)
+    sup = supervisors(db, start=False)
+    rid = rep.request_report(sup, db, run_id)
+    assert rep.cancel_report(sup, rid, timeout=1) == "cancelled"
+    assert rep.get_report(db, rid).status == "cancelled"
+    assert get_job(db, rep.report_job_id(db, rid)).status == CANCELLED
+    assert rep.cancel_report(sup, rid) == "cancelled"  # idempotent
+    with pytest.raises(rep.ReportError, match="no run"):
+        rep.request_report(sup, db, "nosuchrun")
+    with pytest.raises(rep.ReportError, match="unknown report type"):
+        rep.request_report(sup, db, run_id, report_type="horoscope")
+
+
+def test_cancel_mid_sections_stops_the_report_and_writes_no_file(db, supervisors):
+    run_id = make_run(db, params={"offline": False, "report_type": "crisis_response"})
+    with FakeOpenAI(responder=section_responder(), latency=0.8) as fake:
+        sup = supervisors(db, llm_settings(fake))
+        rid = rep.request_report(sup, db, run_id)
+        wait_for(lambda: rep.get_report(db, rid).stage == "sections", what="the sections stage")
+        wait_for(lambda: any("Section to write:" in r.user for r in fake.requests), what="a section call")
+        t0 = time.monotonic()
+        assert rep.cancel_report(sup, rid, timeout=5) == "cancelled"
+        assert time.monotonic() - t0 < 3
+    view = rep.get_report(db, rid)
+    assert view.status == "cancelled" and view.stage == "sections" and view.html_path is None
+    assert not list((Path(load_settings().data_dir) / "reports").glob(f"{run_id}/*"))
+    job = get_job(db, rep.report_job_id(db, rid))
+    assert job.status == CANCELLED
+    types = [e.type for e in events_of(db, run_id)]
+    assert types[-1] == "report.cancelled" and "report.completed" not in types
+
+
+def test_an_interrupted_report_resumes_without_rewriting_finished_sections(sqlite_db, supervisors):
+    db = sqlite_db
+    run_id = make_run(db, params={"offline": False, "report_type": "crisis_response", "report_concurrency": 2})
+    with FakeOpenAI(responder=section_responder(), latency=0.3) as fake:
+        settings = llm_settings(fake)
+        first = supervisors(db, settings, auto_resume=False)
+        rid = rep.request_report(sup := first, db, run_id)
+        wait_for(lambda: sum(e.type == "report.section" for e in events_of(db, run_id)) >= 2, what="two sections")
+        sup.shutdown(timeout=3)
+        view = rep.get_report(db, rid)
+        assert (view.status, view.stage) == ("pending", "sections")  # interrupted: it will resume
+        assert get_job(db, rep.report_job_id(db, rid)).status == "interrupted"
+        done_before = {e.payload["title"] for e in events_of(db, run_id) if e.type == "report.section"}
+        calls_before = len(fake.requests)
+        second = supervisors(db, settings)
+        view = rep.wait_report(db, rid, 60)
+        assert view.status == "completed", view.error
+        later = [r.user for r in fake.requests[calls_before:]]
+    assert not any("ReportOutline" in u or '"sections"' in u for u in later)  # the outline came from the checkpoint
+    assert not any(f"Section to write: {t}\n" in u for t in done_before for u in later)
+    assert len(later) <= 6 - len(done_before)
+    job = get_job(db, rep.report_job_id(db, rid))
+    assert job.attempt == 2 and job.status == COMPLETED
+    assert [e.type for e in events_of(db, run_id)].count("report.interrupted") == 1
+    assert len(load_doc(view)["sections"]) == 6 and second.running
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing: types, parallel LLM sections, failures, empty inputs
+
+def test_report_type_rules():
+    assert choose_type_by_rules("某品牌食品安全事件")[0] == "crisis_response"
+    assert choose_type_by_rules("汽车召回")[0] == "crisis_response"
+    assert choose_type_by_rules("新能源汽车价格战")[0] == "market_competition"
+    assert choose_type_by_rules("手机市场竞争格局")[0] == "market_competition"
+    assert choose_type_by_rules("瑞幸咖啡品牌口碑")[0] == "brand_reputation"
+    assert choose_type_by_rules("数据安全监管政策")[0] == "policy_industry"
+    assert choose_type_by_rules("光伏行业")[0] == "policy_industry"
+    assert choose_type_by_rules("武汉大学樱花季")[0] == "routine_monitoring"
+    # one generic word in the findings is not enough; several are
+    assert choose_type_by_rules("武汉大学樱花季", "事件概览")[0] == "routine_monitoring"
+    assert choose_type_by_rules("某奶茶店", "网友维权，商家道歉，监管介入，多人中毒")[0] == "crisis_response"
+    # a burst in the sources' dates makes it a hot event
+    spike = {"2025-03-01": 1, "2025-03-02": 2, "2025-03-03": 14, "2025-03-04": 2}
+    flat = {"2025-03-01": 4, "2025-03-02": 5, "2025-03-03": 4, "2025-03-04": 5}
+    assert trending_spike(spike) and not trending_spike(flat)
+    assert choose_type_by_rules("武汉大学樱花季", "", spike)[0] == "social_hot_event"
+    assert choose_type_by_rules("武汉大学樱花季", "", flat)[0] == "routine_monitoring"
+    assert choose_type_by_rules("樱花季热搜")[0] == "social_hot_event"
+    # the user's choice: keys, names, auto
+    assert normalise_type("auto") == normalise_type("") == "auto"
+    assert normalise_type("危机应对") == normalise_type("Crisis response") == "crisis_response"
+    with pytest.raises(ValueError):
+        normalise_type("horoscope")
+    assert len(REPORT_TYPES) == 6 and all(len(t.sections) == 6 for t in REPORT_TYPES.values())
+
+
+def test_llm_sections_are_written_in_parallel_with_citations_kept(sqlite_db, supervisors):
+    db = sqlite_db
+    run_id = make_run(db, params={"offline": False})
+    add_forum(db, run_id)
+    latency = 0.3
+    with FakeOpenAI(responder=section_responder(), latency=latency) as fake:
+        sup = supervisors(db, llm_settings(fake))
+        rid = rep.request_report(sup, db, run_id)
+        view = rep.wait_report(db, rid, 60)
+        assert view.status == "completed", view.error
+        calls = [r for r in fake.requests if "Section to write:" in r.user]
+        assert len(calls) == 6
+        assert fake.max_concurrency() > 1
+    job = get_job(db, rep.report_job_id(db, rid))
+    # six calls of 0.3 s in sequence would take 1.8 s
+    assert job.result["timings"]["sections_s"] < 6 * latency * 0.5, job.result["timings"]
+    assert job.result["mode"] == "llm" and view.report_type == "crisis_response"
+    d = load_doc(view)
+    assert d["report"]["type_by"] == "llm" and d["report"]["title"] == "新能源汽车价格战：竞争态势"
+    assert all(s["mode"] == "llm" and s["status"] == "ok" for s in d["sections"])
+    assert all(s["sources"] == [1, 2] for s in d["sections"])  # [99] is not a source: not counted
+    html_text = Path(view.html_path).read_text(encoding="utf-8")
+    assert '<a href="#src-1" rel="noopener noreferrer">[1]</a>' in html_text
+    assert "[99]" in html_text and 'href="#src-99"' not in html_text
+    # each call carried the relevant findings, host speech and numbered sources
+    prompt = calls[0].user
+    assert "Sources:" in prompt and "[1] " in prompt
+    assert any("补偿诉求" in r.user for r in calls)
+    with db.session() as s:
+        rows = s.scalars(select(LlmCall).where(LlmCall.run_id == run_id)).all()
+    assert {r.node for r in rows} == {"ReportTypeNode", "ReportOutlineNode", "ReportSectionNode"}
+    assert all(r.role == "REPORT_ENGINE" and r.job_id == job.id for r in rows)
+
+
+def test_one_failing_llm_section_is_marked_and_the_rest_complete(sqlite_db, supervisors):
+    db = sqlite_db
+    run_id = make_run(db, params={"offline": False, "report_type": "crisis_response"})
+    failing = REPORT_TYPES["crisis_response"].sections[2].title_zh
+    with FakeOpenAI(responder=section_responder(fail_title=failing)) as fake:
+        sup = supervisors(db, llm_settings(fake))
+        rid = rep.request_report(sup, db, run_id)
+        view = rep.wait_report(db, rid, 60)
+    assert view.status == "completed", view.error
+    d = load_doc(view)
+    statuses = {s["title"]: (s["status"], s["mode"]) for s in d["sections"]}
+    assert statuses.pop(failing) == ("failed", "offline")
+    assert set(statuses.values()) == {("ok", "llm")}
+    failed = next(s for s in d["sections"] if s["status"] == "failed")
+    assert "this section is not allowed" in failed["error"] and failed["markdown"]  # an offline extract instead
+    html_text = Path(view.html_path).read_text(encoding="utf-8")
+    assert html_text.count('data-status="failed"') == 1 and "本节未能由模型写成" in html_text
+    assert get_job(db, rep.report_job_id(db, rid)).result["failed_sections"] == 1
+    assert any("1 个章节未能由模型写成" in n for n in d["notices"])
+
+
+def test_engines_that_produced_nothing_and_an_empty_forum_still_give_a_report(sqlite_db, supervisors):
+    db = sqlite_db
+    empty = {name: (COMPLETED, result(name, [], 0), []) for name in ("query", "media", "insight")}
+    run_id = make_run(db, topic="Wuhan University cherry blossoms", engines=empty)
+    sup = supervisors(db)
+    rid = rep.request_report(sup, db, run_id)
+    view = rep.wait_report(db, rid, 60)
+    assert view.status == "completed", view.error
+    d = load_doc(view)
+    assert d["report"]["language"] == "en" and view.report_type == "routine_monitoring"
+    assert d["sources"] == [] and all(s["status"] == "empty" for s in d["sections"])
+    notices = " | ".join(d["notices"])
+    assert "Query engine: completed but produced nothing" in notices and "forum: no messages" in notices
+    html_text = Path(view.html_path).read_text(encoding="utf-8")
+    assert "The forum of this run has no messages" in html_text
+    assert "No engine findings are available for this section" in html_text
+    assert "No sources were cited." in html_text and "The engines produced nothing." in html_text
+    assert_safe(html_text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Untrusted content, files, history, inputs
+
+def xss_payloads() -> list[str]:
+    lines = [l for l in CORPUS.read_text(encoding="utf-8").splitlines() if l.strip() and not l.startswith("# ")]
+    assert len(lines) >= 30
+    return lines
+
+
+def xss_engines(payloads: list[str]) -> dict:
+    docs = []
+    for i, p in enumerate(payloads, 1):
+        url = p if i % 3 == 0 else ("javascript:alert(1)" if i % 3 == 1 else f"https://example.test/x/{i}")
+        docs.append(doc(i, f"正文 {p}", title=p, author=p[:40], url=url, platform=p[:20] if i % 4 == 0 else "weibo",
+                        day=1 + i % 5, sentiment=(i % 10) / 10))
+    lines = [f"- 发现 {p} [{i}]" for i, p in enumerate(payloads, 1)]
+    paragraphs = [paragraph(0, payloads[0], lines[:20], list(range(1, 21))),
+                  paragraph(1, payloads[1], lines[20:] + [payloads[5], f"**{payloads[6]}**：{payloads[7]}"],
+                            list(range(21, len(payloads) + 1)))]
+    return {name: (COMPLETED, result(name, paragraphs, len(docs)), docs) for name in ("query", "media", "insight")}
+
+
+def xss_forum(db, run_id: str, payloads: list[str]) -> None:
+    ev = EventLog(db)
+    for i, p in enumerate(payloads):
+        post_message(db, ev, run_id, type="host" if i % 4 == 0 else "agent",
+                     source="HOST" if i % 4 == 0 else "QUERY", content=p)
+
+
+@pytest.mark.parametrize("mode", ["offline", "llm"])
+def test_the_xss_corpus_never_yields_executable_script(sqlite_db, supervisors, mode):
+    db = sqlite_db
+    payloads = xss_payloads()
+    run_id = make_run(db, topic=f"价格战 {payloads[0]}", engines=xss_engines(payloads),
+                      params={"offline": mode == "offline"})
+    xss_forum(db, run_id, payloads)
+    body = "\n".join(f"{p} [1]" if i % 2 else f"- {p}" for i, p in enumerate(payloads))
+
+    def respond(req):
+        if '"sections"' in req.user:
+            return {"title": payloads[0] + payloads[13], "sections": [{"key": "facts", "title": payloads[4]}]}
+        return body
+
+    with FakeOpenAI(responder=respond) as fake:
+        sup = supervisors(db, llm_settings(fake) if mode == "llm" else None)
+        rid = rep.request_report(sup, db, run_id, report_type="crisis_response")
+        view = rep.wait_report(db, rid, 90)
+    assert view.status == "completed", view.error
+    d = load_doc(view)
+    html_text = Path(view.html_path).read_text(encoding="utf-8")
+    links = {s["link"] for s in d["sources"] if s["link"]}
+    assert links and all(l.startswith("https://example.test/x/") for l in links)
+    assert_safe(html_text, links)
+    assert "&lt;script&gt;" in html_text  # shown as text, never as markup
+    md = Path(view.md_path).read_text(encoding="utf-8")
+    low = md.lower()
+    assert "<script" not in low and "<img" not in low and "](javascript:" not in low and "](data:" not in low
+    # the renderer on its own, payload by payload
+    for p in payloads:
+        fragment = str(rep.markdown_to_html(p, cite=lambda n: True, link=lambda u: None))
+        a = audit(fragment)
+        assert not a.problems and "script" not in a.tags and not a.styles, (p, fragment)
+        assert all(h.startswith("#src-") for h, _ in a.hrefs), (p, fragment)
+
+
+def test_files_are_written_atomically(sqlite_db, supervisors, monkeypatch, tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    paths = {folder / "a.html": "NEW html", folder / "a.md": "NEW md"}
+    for p in paths:
+        p.write_text("OLD good", encoding="utf-8")
+    calls = {"n": 0}
+    real_fsync = os.fsync
+
+    def failing_fsync(fd):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second file, after the first was fully written to its temp file
+            raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(rep.os, "fsync", failing_fsync)
+    with pytest.raises(OSError):
+        rep.write_outputs(paths)
+    monkeypatch.setattr(rep.os, "fsync", real_fsync)
+    assert all(p.read_text(encoding="utf-8") == "OLD good" for p in paths)
+    assert sorted(x.name for x in folder.iterdir()) == ["a.html", "a.md"]  # no temporary file left
+    rep.write_outputs(paths)
+    assert [p.read_text(encoding="utf-8") for p in paths] == ["NEW html", "NEW md"]
+
+    # end to end: a report whose rendering fails leaves the previous report's files as they were
+    db = sqlite_db
+    run_id = make_run(db)
+    sup = supervisors(db)
+    good = rep.wait_report(db, rep.request_report(sup, db, run_id), 60)
+    assert good.status == "completed"
+    before = {p: Path(p).read_bytes() for p in (good.html_path, good.md_path, good.json_path)}
+
+    def broken_render(doc, chart_list):
+        raise RuntimeError("render exploded halfway")
+
+    monkeypatch.setattr(rep, "render_html", broken_render)
+    bad = rep.wait_report(db, rep.request_report(sup, db, run_id), 60)
+    assert bad.status == "error" and "render exploded halfway" in bad.error and bad.stage == "render"
+    assert {p: Path(p).read_bytes() for p in before} == before
+    folder = Path(good.html_path).parent
+    assert not [x for x in folder.iterdir() if bad.id in x.name or x.name.endswith(".tmp")]
+
+
+def test_history_is_bounded(db, supervisors, monkeypatch):
+    run_id = make_run(db)
+    folder = Path(load_settings().data_dir) / "reports" / run_id
+    folder.mkdir(parents=True)
+    base = utcnow() - timedelta(hours=1)
+    ids = []
+    with db.session() as s:
+        for i, status in enumerate(["completed", "running", "error", "completed", "completed"]):
+            rid = f"old{i}"
+            html_path = folder / f"report-{rid}.html"
+            html_path.write_text("x", encoding="utf-8")
+            s.add(Report(id=rid, run_id=run_id, status=status, stage="done", partial=True,
+                         html_path=str(html_path), created_at=base + timedelta(minutes=i),
+                         updated_at=base + timedelta(minutes=i)))
+            ids.append(rid)
+    # keep 2: the three older ones go, except the running one
+    assert rep.prune_reports(db, run_id, keep=2) == 2
+    left = {v.id for v in rep.list_reports(db, run_id)}
+    assert left == {"old1", "old3", "old4"}
+    assert sorted(p.name for p in folder.iterdir()) == ["report-old1.html", "report-old3.html", "report-old4.html"]
+    # a new report prunes too
+    monkeypatch.setattr(rep, "KEEP_REPORTS", 2)
+    sup = supervisors(db)
+    rid = rep.request_report(sup, db, run_id)
+    assert rep.wait_report(db, rid, 60).status == "completed"
+    views = rep.list_reports(db, run_id)
+    assert [v.id for v in views] == [rid, "old4", "old1"]  # the running one is never deleted
+    assert rep.latest_report(db, run_id, completed=True).id == rid
+
+
+def test_inputs_are_the_latest_jobs_of_this_run_only(db):
+    engines = standard_engines("【新】")
+    run_id = make_run(db, engines=engines)
+    other = make_run(db, engines=standard_engines("【别的运行】"))
+    add_forum(db, other)
+    # an earlier, failed query job in the same run: the latest one wins
+    with db.session() as s:
+        s.add(Job(id=f"{run_id}-query-old", run_id=run_id, kind="query", name="query-old", status=FAILED,
+                  checkpoint={}, result=None, params={}, depends_on=[], error="old failure",
+                  created_at=utcnow() - timedelta(minutes=5)))
+    inputs = rep.report_inputs(db, run_id)
+    assert inputs.run_id == run_id and inputs.topic == TOPIC
+    assert [e.engine for e in inputs.engine_list()] == ["query", "media", "insight"]
+    assert inputs.engines["query"].job_id == f"{run_id}-query" and inputs.engines["query"].completed
+    assert rep.inputs_ready(inputs) and inputs.forum == []
+    text = json.dumps([e.paragraphs for e in inputs.engine_list()], ensure_ascii=False)
+    assert "【新】" in text and "别的运行" not in text
+    assert rep.missing_inputs(inputs) == ["论坛：没有任何发言"]
+    with pytest.raises(rep.ReportError):
+        rep.report_inputs(db, "nosuchrun")
+
+
+def test_offline_engines_end_to_end_give_a_real_report(sqlite_db, supervisors):
+    """The real offline engines on a small corpus, then the automatic report, in one run."""
+    from core.analysis import start_analysis
+    from core.importers import import_records
+    from tests.test_engine import corpus_records
+
+    db = sqlite_db
+    import_records(db, corpus_records(), source="test")
+    settings = load_settings()
+    sup = supervisors(db, settings, max_workers=6)  # three engines, the forum monitor, the report
+    run_id = start_analysis(sup, settings, TOPIC, paragraphs=2, reflections=0, offline=True)  # requests it
+    assert sup.wait_run(run_id, 120) == COMPLETED
+    (view,) = rep.list_reports(db, run_id)
+    assert view.status == "completed", view.error
+    d = load_doc(view)
+    assert view.report_type == "market_competition" and len(d["sources"]) >= 5
+    assert sum(len(s["sources"]) for s in d["sections"]) >= 6
+    html_text = Path(view.html_path).read_text(encoding="utf-8")
+    assert "比亚迪宣布全系降价" in html_text and 'href="#src-1"' in html_text
+    assert_safe(html_text, {s["link"] for s in d["sources"] if s["link"]})
