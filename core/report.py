@@ -95,6 +95,10 @@ _CTRL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u206
 TEMPLATES_DIR = Path(__file__).resolve().parent / "report_templates"
 
 
+class ReportSkipped(Exception):
+    """The automatic report does not apply (an engine was stopped); the job ends cancelled."""
+
+
 class ReportError(ValueError):
     """A report that cannot be requested or written; the message says why and what to do."""
 
@@ -1690,6 +1694,13 @@ class _Writer:
         inputs = report_inputs(self.db, ctx.run_id, include_unfinished=self.partial)
         if not self.partial and not inputs_ready(inputs):
             problems = [m for m in missing_inputs(inputs) if not m.startswith(("forum", "论坛"))]
+            states = _engine_states(self.db, ctx.run_id)[0]
+            if "cancelled" in states.values() and "failed" not in states.values():
+                # Someone stopped an engine: the automatic report steps aside (cancelled, not failed),
+                # so the run reads as stopped by a person rather than broken.
+                raise ReportSkipped("an engine of this run was stopped, so no automatic report was written: "
+                                    + "; ".join(problems) + ". Ask for a partial report to write one from what "
+                                    "is there.")
             raise ReportError("not every engine of this run completed, so the report was not written: "
                               + "; ".join(problems) + ". Ask for a partial report to write one from what is there.")
         self.timings["wait_s"] = round(time.perf_counter() - t_start, 3)
@@ -1863,6 +1874,10 @@ def run_report_job(ctx: JobContext) -> dict:
             _update_row(db, report_id, status=R_CANCELLED)
             writer.emit("report.cancelled", {})
         raise
+    except ReportSkipped as exc:
+        _update_row(db, report_id, status=R_CANCELLED, error=str(exc))
+        writer.emit("report.cancelled", {"reason": str(exc)})
+        raise JobCancelled("skipped") from None
     except Exception as exc:
         error = redact(str(exc) if isinstance(exc, ReportError) else f"{exc.__class__.__name__}: {exc}")[:2000]
         _update_row(db, report_id, status=R_ERROR, error=error)

@@ -1,0 +1,288 @@
+"""The three engine pages (issue 3 item 6) through Streamlit's AppTest, on the cached runtime.
+
+Every test builds the process's runtime from its own isolated environment (as tests/test_pages.py
+does) and runs analyses through that runtime's supervisor, so the pages read what really ran.
+The live panels are fragments with run_every; AppTest never fires those timers, so their bodies
+(`render_state`, `render_console`) are also tested directly, including incremental reading.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.analysis import start_analysis
+from core.importers import import_records
+from core.logtail import LogTail
+from core.runs import get_job, get_run, jobs_of
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.search_servers import FakeTavilyServer
+from tests.test_engine import corpus_records, llm_responder
+from ui.runtime import get_runtime, reload_runtime
+
+pytestmark = pytest.mark.timeout(240)
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = {"query": ROOT / "pages" / "1_Query_Engine.py", "media": ROOT / "pages" / "2_Media_Engine.py",
+         "insight": ROOT / "pages" / "3_Insight_Engine.py"}
+TIMEOUT = 60
+TOPIC = "新能源汽车价格战"
+
+
+@pytest.fixture(autouse=True)
+def fresh_runtime(isolated_env):
+    """A runtime built from this test's environment, closed when the test ends."""
+    reload_runtime()
+    yield
+    reload_runtime()
+
+
+def page(engine: str) -> AppTest:
+    at = AppTest.from_file(str(PAGES[engine]), default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def values(elements) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+def fill_corpus() -> None:
+    report = import_records(get_runtime().db, corpus_records(), source="test")
+    assert report.imported == 11, report.as_dict()
+
+
+def offline_run(engines=None, paragraphs: int = 2, reflections: int = 1) -> str:
+    rt = get_runtime()
+    assert rt.supervisor is not None, rt.problems
+    run_id = start_analysis(rt.supervisor, rt.settings, TOPIC, engines, paragraphs=paragraphs,
+                            reflections=reflections, offline=True)
+    assert rt.supervisor.wait_run(run_id, 120) == "completed"
+    return run_id
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# ---------------------------------------------------------------------------------------- no run
+
+
+@pytest.mark.parametrize("engine", list(PAGES))
+def test_without_a_run_the_page_says_so_and_invents_nothing(engine):
+    at = page(engine)
+    assert any("No analysis has run yet" in i and "Home" in i for i in values(at.info)), values(at.info)
+    assert not at.selectbox and not at.dataframe and not at.code and not at.get("progress")
+    assert not [b for b in at.button if b.label in ("Stop", "Re-run", "Start")]
+
+
+# ---------------------------------------------------------------------------------------- a completed run
+
+
+def test_each_engine_page_shows_a_completed_offline_run():
+    fill_corpus()
+    run_id = offline_run()
+    rt = get_runtime()
+    jobs = {j.kind: j for j in jobs_of(rt.db, run_id) if j.kind in PAGES}  # (other kinds, e.g. the forum, aside)
+    assert set(jobs) == {"query", "media", "insight"}
+    for engine, job in jobs.items():
+        at = page(engine)
+        # the run in its picker
+        picker = at.selectbox(key=f"{engine}_run")
+        assert picker.value == run_id and run_id in picker.format_func(picker.value)
+        md = values(at.markdown)
+        # the job state: a completed badge on this engine's job
+        state = [m for m in md if f"**{job.name}**" in m]
+        assert len(state) == 1 and ":green-badge[completed]" in state[0], md
+        assert len(at.get("progress")) == 1
+        # the paragraph table: two paragraphs, done
+        [table] = [df.value for df in at.dataframe if "paragraph" in df.value.columns]
+        titles = [p["title"] for p in job.checkpoint["structure"]]
+        assert len(table) == 2 and list(table["paragraph"]) == titles and set(table["stage"]) == {"done"}
+        done = job.checkpoint["paragraphs"]
+        assert list(table["reflections"]) == [done[str(p["index"])]["reflections_done"]
+                                              for p in job.checkpoint["structure"]]
+        assert list(table["sources"]) == [len(done[str(p["index"])]["sources"]) for p in job.checkpoint["structure"]]
+        # the report, labelled as offline analysis, with the paragraph titles
+        report = [m for m in md if "离线分析" in m]
+        assert report, md
+        assert all(any(t in m for m in report) for t in titles), (titles, report)
+        # the sources table
+        [sources] = [df.value for df in at.dataframe if "url" in df.value.columns]
+        assert len(sources) == len(job.checkpoint["sources"]) > 0
+        assert [u or "" for u in sources["url"]] == [d.get("url") or "" for d in job.checkpoint["sources"]]
+        assert any(str(u).startswith("https://example.test/") for u in sources["url"])
+        # the live console: this engine's log lines of this run
+        [console] = values(at.code)
+        assert "FirstSummaryNode" in console and run_id in console
+        assert all(run_id in line for line in console.splitlines())
+        # LLM usage: none, offline
+        assert "No LLM calls by this engine in this run (offline analysis)." in values(at.caption)
+        assert not at.error and not at.warning, (values(at.error), values(at.warning))
+
+
+# ---------------------------------------------------------------------------------------- fragment bodies
+
+
+def state_script(engine: str, run_id: str, job_id: str):
+    from ui.engine_page import render_state
+
+    render_state(engine, run_id, job_id)
+
+
+def console_script(engine: str, run):
+    from ui.engine_page import render_console
+
+    render_console(engine, run)
+
+
+def test_render_state_and_render_console_directly(monkeypatch):
+    fill_corpus()
+    run_id = offline_run(engines="query,insight")
+    rt = get_runtime()
+    run = get_run(rt.db, run_id)
+    job = next(j for j in jobs_of(rt.db, run_id) if j.kind == "query")
+
+    at = AppTest.from_function(state_script, default_timeout=TIMEOUT,
+                               kwargs={"engine": "query", "run_id": run_id, "job_id": job.id}).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(":green-badge[completed]" in m and "**query**" in m for m in values(at.markdown))
+    [table] = [df.value for df in at.dataframe if "paragraph" in df.value.columns]
+    assert len(table) == 2
+    assert any("离线分析" in m for m in values(at.markdown))
+    [sources] = [df.value for df in at.dataframe if "url" in df.value.columns]
+    assert len(sources) > 0
+
+    gone = AppTest.from_function(state_script, default_timeout=TIMEOUT,
+                                 kwargs={"engine": "query", "run_id": run_id, "job_id": "nope"}).run()
+    assert not gone.exception and values(gone.caption) == ["The job is gone."] and not gone.dataframe
+
+    log = rt.settings.log_dir / "query.log"
+    at = AppTest.from_function(console_script, default_timeout=TIMEOUT, kwargs={"engine": "query", "run": run}).run()
+    assert not at.exception, [e.value for e in at.exception]
+    [first] = values(at.code)
+    first_lines = first.splitlines()
+    assert any("[FirstSummaryNode]" in line for line in first_lines)
+    assert all(run_id in line for line in first_lines)
+    # the insight engine's lines of the same run are in another file, not in this console
+    assert not any('"engine": "insight"' in line for line in first_lines)
+    state = at.session_state["console_query"]
+    assert state["run_id"] == run_id and state["tail"].offset == log.stat().st_size
+
+    # One line of this run and one of another run appended: only the first shows, once, and the
+    # console reads just the appended bytes (from the offset where it stopped), not the file again.
+    size_before = log.stat().st_size
+    reads = []
+    real_read = LogTail.read_lines
+
+    def spy(self, *args, **kwargs):
+        start = self.offset
+        lines = real_read(self, *args, **kwargs)
+        reads.append((start, len(lines)))
+        return lines
+
+    monkeypatch.setattr(LogTail, "read_lines", spy)
+    record = json.dumps({"engine": "query", "run_id": run_id, "marker": "appended-ours"}, ensure_ascii=False)
+    other = json.dumps({"engine": "query", "run_id": "someotherrun", "marker": "appended-theirs"})
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(f"2025-01-01 00:00:00.000 | INFO | - | query | test - [TestNode] 清理后的输出: {record}\n")
+        fh.write(f"2025-01-01 00:00:00.000 | INFO | - | query | test - [TestNode] 清理后的输出: {other}\n")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    [second] = values(at.code)
+    second_lines = second.splitlines()
+    assert second_lines[:len(first_lines)] == first_lines  # nothing read twice
+    assert len(second_lines) == len(first_lines) + 1 and "appended-ours" in second_lines[-1]
+    assert "appended-theirs" not in second
+    assert reads == [(size_before, 2)]
+    assert at.session_state["console_query"]["tail"].offset == log.stat().st_size
+
+    # A run with no lines in this engine's log says so instead of showing other runs' lines.
+    at = AppTest.from_function(console_script, default_timeout=TIMEOUT, kwargs={"engine": "media", "run": run}).run()
+    assert not at.exception and not at.code
+    assert "No log lines for this run yet (media.log)." in values(at.caption)
+
+
+# ---------------------------------------------------------------------------------------- controls
+
+
+def test_rerun_queues_a_second_job_of_the_engine_in_the_same_run():
+    fill_corpus()
+    run_id = offline_run(engines="media", paragraphs=1, reflections=0)
+    rt = get_runtime()
+    at = page("media")
+    stop, rerun = at.button(key="media_stop"), at.button(key="media_rerun")
+    assert stop.disabled and not rerun.disabled and rerun.label == "Re-run"
+    rerun.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    names = [j.name for j in jobs_of(rt.db, run_id) if j.kind == "media"]
+    assert names == ["media", "media#2"]
+    assert rt.supervisor.wait_run(run_id, 120) == "completed"
+    second = get_job(rt.db, f"{run_id}-media#2")
+    assert second.status == "completed" and len(second.result["paragraphs"]) == 1
+    at.run()
+    assert not at.exception
+    # the page now follows the newest job of this engine
+    assert any("**media#2**" in m and ":green-badge[completed]" in m for m in values(at.markdown))
+
+
+def test_stop_cancels_a_running_job(monkeypatch):
+    with FakeOpenAI(responder=llm_responder, latency=0.5) as fake, FakeTavilyServer() as tavily:
+        for key, value in {**fake.env("QUERY_ENGINE"), **tavily.env}.items():
+            monkeypatch.setenv(key, value)
+        reload_runtime()
+        rt = get_runtime()
+        assert rt.settings.llm_configured("QUERY_ENGINE")
+        run_id = start_analysis(rt.supervisor, rt.settings, TOPIC, "query", paragraphs=8, reflections=3)
+        job_id = f"{run_id}-query"
+        assert get_run(rt.db, run_id).mode == "llm"
+        wait_for(lambda: get_job(rt.db, job_id).status == "running" and fake.requests, what="a running LLM job")
+        at = page("query")
+        assert any(":blue-badge[running]" in m and "**query**" in m for m in values(at.markdown))
+        stop, rerun = at.button(key="query_stop"), at.button(key="query_rerun")
+        assert not stop.disabled and rerun.disabled
+        stop.click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert get_job(rt.db, job_id).status == "cancelled"
+        # The run then ends (no hang) as stopped by a person: the automatic report steps aside.
+        final = rt.supervisor.wait_run(run_id, 30)
+        assert final == "cancelled", [(j.name, j.status, j.error) for j in jobs_of(rt.db, run_id)]
+        assert get_job(rt.db, job_id).status == "cancelled"  # and the stopped engine stays stopped
+        assert len(fake.requests) < 2 + 8 * (2 + 2 * 3)  # stopped well before the end
+        at.run()
+        assert not at.exception
+        assert any(":violet-badge[cancelled]" in m and "**query**" in m for m in values(at.markdown))
+        assert at.button(key="query_stop").disabled and not at.button(key="query_rerun").disabled
+        # an LLM-mode run lists its calls instead of "no LLM calls"
+        assert not [c for c in values(at.caption) if c.startswith("No LLM calls")]
+        assert any("model" in df.value.columns for df in at.dataframe)
+
+
+def test_an_engine_not_in_the_run_can_be_started_from_its_page():
+    fill_corpus()
+    run_id = offline_run(engines="insight", paragraphs=1, reflections=0)
+    rt = get_runtime()
+    at = page("query")
+    assert at.selectbox(key="query_run").value == run_id
+    assert "This engine was not part of this run. Start it above to add it." in values(at.caption)
+    assert not at.dataframe and not at.code  # nothing invented for an engine that did not run
+    start = at.button(key="query_rerun")
+    assert start.label == "Start" and not start.disabled and at.button(key="query_stop").disabled
+    start.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert sorted(j.name for j in jobs_of(rt.db, run_id) if j.kind in PAGES) == ["insight", "query"]
+    assert rt.supervisor.wait_run(run_id, 120) == "completed"
+    assert get_job(rt.db, f"{run_id}-query").status == "completed"
+    at.run()
+    assert not at.exception
+    assert "This engine was not part of this run. Start it above to add it." not in values(at.caption)
+    assert any(":green-badge[completed]" in m and "**query**" in m for m in values(at.markdown))
