@@ -9,7 +9,7 @@ from core.health import run_checks
 from core.jobs import HANDLERS
 from core.runs import jobs_of, list_runs
 from ui.widgets import (admin_unlocked, badge, fmt_duration, fmt_time, live_event_feed, mode_caption, not_available,
-                        page_setup)
+                        page_setup, usage_line)
 
 ENGINES = {"query": "Query (news search)", "media": "Media (multimodal search)", "insight": "Insight (own database)"}
 REPORT_TYPES = ["auto", "brand reputation", "market competition", "routine monitoring", "policy/industry",
@@ -79,6 +79,7 @@ def current_run_panel():
     run = runs[0]
     st.markdown(f"{badge(run.status)} **{run.topic or run.kind}** · run `{run.id}` · {run.mode} · "
                 f"started {fmt_time(run.started_at)} · {fmt_duration(run.duration_s)} · trace `{run.trace_id}`")
+    st.caption(usage_line(rt, run.id))
     jobs = jobs_of(rt.db, run.id)
     cols = st.columns(max(1, min(len(jobs), 6)))
     for col, job in zip(cols, jobs[:6]):

@@ -284,7 +284,7 @@ def retries_by_kind(retries: pd.DataFrame, freq: str = "hour") -> pd.DataFrame:
     return out.reset_index()[cols]
 
 
-def run_usage(db: Database, run_id: str, prices: PriceTable | None = None) -> dict:
+def run_usage(db: Database, run_id: str, prices: PriceTable | None = None, role: str | None = None) -> dict:
     """One run's LLM totals: calls, errors, tokens, retries and cost.
 
     `cost` is None when any call used an unpriced model (the total would be wrong);
@@ -299,6 +299,8 @@ def run_usage(db: Database, run_id: str, prices: PriceTable | None = None) -> di
                    func.coalesce(func.sum(case((LlmCall.status != "ok", 1), else_=0)), 0),
                    func.coalesce(func.sum(LlmCall.retries), 0))
             .where(LlmCall.run_id == run_id).group_by(LlmCall.model).order_by(LlmCall.model))
+    if role:
+        stmt = stmt.where(LlmCall.role == role)
     try:
         with db.session() as s:
             rows = s.execute(stmt).all()

@@ -14,7 +14,8 @@ from core.runs import JobView, RunView, jobs_of
 from core.usage import llm_calls_frame, usage_by_model
 
 from .runtime import get_runtime
-from .widgets import admin_unlocked, badge, fmt_duration, fmt_time, not_available, page_setup, run_picker
+from .widgets import (admin_unlocked, badge, fmt_duration, fmt_time, not_available, page_setup, run_picker,
+                      usage_line)
 
 DESCRIPTIONS = {
     "query": ("🔎", "News and web search through a Tavily-compatible API, or the local corpus offline."),
@@ -57,6 +58,7 @@ def show(engine: str) -> None:
     st.subheader("Live console")
     console(engine, run)
     st.subheader("LLM usage")
+    st.caption(usage_line(rt, run.id, role=config.llm_role))
     frame = llm_calls_frame(rt.db, run_id=run.id, role=config.llm_role)
     if frame.empty:
         st.caption("No LLM calls by this engine in this run" + (" (offline analysis)." if run.mode == "offline" else "."))

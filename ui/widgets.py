@@ -10,6 +10,7 @@ import streamlit as st
 from core import telemetry
 from core.feeds import EventFeed
 from core.runs import RunView, jobs_of, list_runs
+from core.usage import run_usage
 from core.runtime import Runtime
 
 from .runtime import get_runtime, reload_runtime
@@ -107,6 +108,18 @@ def admin_unlocked(rt: Runtime, key: str = "admin") -> bool:
             return True
         st.error("Wrong admin password.")
     return False
+
+
+def usage_line(rt: Runtime, run_id: str, role: str | None = None) -> str:
+    """A run's (or one role's) LLM totals in one line; cost shows 'unpriced' rather than a wrong $0."""
+    u = run_usage(rt.db, run_id, rt.prices, role=role)
+    if u.get("error"):
+        return u["error"]
+    if not u["calls"]:
+        return "LLM usage: no calls" + (" (offline analysis)" if rt.settings["SHOAL_MODE"] == "offline" else "")
+    unpriced = f" (unpriced: {', '.join(u['unpriced_models'])})" if u["unpriced_models"] else ""
+    return (f"LLM usage: {u['calls']} calls · {u['input_tokens']:,} in / {u['output_tokens']:,} out tokens · "
+            f"{u['errors']} errors · {u['retries']} retries · cost {u['cost_label']}{unpriced}")
 
 
 def run_picker(rt: Runtime, key: str, kind: str | None = None, label: str = "Run") -> RunView | None:
