@@ -100,6 +100,8 @@ SPECS: dict[str, SettingSpec] = {s.key: s for s in [
                 minimum=0.5, maximum=3600),
     SettingSpec("SHOAL_ALERT_SECONDS", 15.0, "float", "Console", "How often alert rules are evaluated",
                 minimum=1, maximum=3600),
+    SettingSpec("SHOAL_HEALTH_SECONDS", 30.0, "float", "Console",
+                "How often health checks run (database, logs, disk, LLM endpoints)", minimum=5, maximum=3600),
     SettingSpec("SHOAL_TELEMETRY_BUFFER", 200_000, "int", "Console",
                 "Telemetry events buffered while the database is slow or down; beyond this they are dropped "
                 "and counted", minimum=1000, maximum=5_000_000),

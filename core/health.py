@@ -123,3 +123,71 @@ def run_checks(settings: Settings, db: Database, logging_problem: str = "") -> l
 
 def essential_failures(results: list[CheckResult]) -> list[CheckResult]:
     return [r for r in results if r.essential and r.status == FAIL]
+
+
+@_timed
+def check_llm_endpoint(settings: Settings, timeout: float = 3.0) -> CheckResult:
+    """Is each configured LLM endpoint reachable? (GET /models; not essential: engines fall back offline)."""
+    import httpx
+
+    from .redact import redact
+
+    if settings["SHOAL_MODE"] == "offline":
+        return CheckResult("llm endpoint", OK, "offline mode: no endpoint to check")
+    seen: dict[str, str] = {}
+    for role in LLM_ROLES:
+        if not settings.llm_configured(role):
+            continue
+        r = settings.llm_role(role)
+        base = (r["base_url"] or "https://api.openai.com/v1").rstrip("/")
+        if base in seen:
+            continue
+        try:
+            resp = httpx.get(f"{base}/models", timeout=timeout,
+                             headers={"Authorization": f"Bearer {r['api_key']}"} if r["api_key"] else {})
+            seen[base] = "ok" if resp.status_code < 500 and resp.status_code != 401 else f"HTTP {resp.status_code}"
+        except httpx.HTTPError as exc:
+            seen[base] = redact(f"{exc.__class__.__name__}: {exc}")[:120]
+    if not seen:
+        return CheckResult("llm endpoint", OK, "no LLM configured")
+    bad = {b: v for b, v in seen.items() if v != "ok"}
+    detail = "; ".join(f"{b}: {v}" for b, v in seen.items())
+    return CheckResult("llm endpoint", WARN if bad else OK, detail)
+
+
+class HealthMonitor:
+    """Runs the checks on an interval (the supervisor's heartbeat calls `run`), keeps a bounded
+    history, and emits an event when a check's status changes — so pages read results, never block."""
+
+    def __init__(self, settings: Settings, db: Database, events=None, history: int = 500,
+                 logging_problem: str = "", probe_endpoints: bool = True):
+        from collections import deque
+
+        self.settings, self.db, self.events = settings, db, events
+        self.logging_problem = logging_problem
+        self.probe_endpoints = probe_endpoints
+        self._history: deque = deque(maxlen=history)
+        self._last: dict[str, CheckResult] = {}
+
+    def run(self) -> list[CheckResult]:
+        results = run_checks(self.settings, self.db, self.logging_problem)
+        if self.probe_endpoints:
+            results.append(check_llm_endpoint(self.settings))
+        now = time.time()
+        for r in results:
+            prev = self._last.get(r.name)
+            if prev is not None and prev.status != r.status and self.events is not None and self.db.ok:
+                try:
+                    self.events.emit("health.changed", source="health",
+                                     payload={"check": r.name, "from": prev.status, "to": r.status, "detail": r.detail})
+                except Exception:  # noqa: BLE001 - a health check reports, never raises
+                    pass
+            self._last[r.name] = r
+            self._history.append((now, r))
+        return results
+
+    def latest(self) -> list[CheckResult]:
+        return list(self._last.values())
+
+    def history(self) -> list[tuple[float, CheckResult]]:
+        return list(self._history)

@@ -24,6 +24,7 @@ from .db import Database, PoolOptions, open_database
 from .events import EventLog
 from .logs import setup_logging
 from .alerts import DEFAULT_RULES, AlertEngine, load_rules
+from .health import HealthMonitor
 from .pricing import PriceTable, load_price_table
 from .resources import ResourceSampler
 from .supervisor import Supervisor, SupervisorConfig
@@ -41,6 +42,7 @@ class Runtime:
     resources: ResourceSampler | None = None
     alerts: AlertEngine | None = None
     prices: PriceTable | None = None
+    health: HealthMonitor | None = None
     _closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -131,6 +133,8 @@ def _start_console(rt: Runtime) -> None:
     if rt.db.ok:
         rt.telemetry = TelemetryWriter(rt.db, max_buffer=s["SHOAL_TELEMETRY_BUFFER"])
         set_default_writer(rt.telemetry)
+    rt.health = HealthMonitor(s, rt.db, rt.events if rt.db.ok else None)
     if rt.supervisor is not None:
+        rt.supervisor.periodic.append((s["SHOAL_HEALTH_SECONDS"], "health", rt.health.run))
         rt.supervisor.periodic.append((s["SHOAL_ALERT_SECONDS"], "alerts", lambda: rt.alerts.tick(
             rt.db if rt.db.ok else None, resources=rt.resources, telemetry=rt.telemetry)))
