@@ -115,8 +115,7 @@ def test_every_page_renders_with_its_title(name):
 
 
 @pytest.mark.parametrize("name,what", [("1_Query_Engine.py", "Query engine"), ("2_Media_Engine.py", "Media engine"),
-                                       ("3_Insight_Engine.py", "Insight engine"),
-                                       ("5_Report.py", "The report engine")])
+                                       ("3_Insight_Engine.py", "Insight engine")])
 def test_unbuilt_pages_say_not_available_and_invent_nothing(name, what, no_engines):
     at = render(name)
     assert [i.value for i in at.info if "not available yet" in i.value and what in i.value], values(at.info)
@@ -169,19 +168,33 @@ def test_home_shows_a_completed_probe_run_in_current_and_recent_runs():
 
 
 # ---------------------------------------------------------------------------------------- Monitor
+# The Monitor page opens one tab at a time (st.tabs with on_change="rerun"): the overview first,
+# another by its label in session state. tests/test_monitor_page.py covers every tab.
+
+
+def monitor(tab: str | None = None) -> AppTest:
+    at = page("6_Monitor.py")
+    if tab is not None:
+        at.session_state["monitor_tab"] = tab
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["monitor_tab"] == (tab or "Overview")
+    return at
 
 
 def test_monitor_without_runs_says_so():
-    at = render("6_Monitor.py")
+    at = monitor()
+    assert at.metric[0].label == "Supervisor" and at.metric[0].value == "running"
+    assert not at.selectbox
+    at = monitor("Runs & jobs")
     assert "No runs yet." in values(at.caption)
     assert not at.selectbox
     assert not [b for b in at.button if b.label in ("Cancel run", "Resume run")]
-    assert at.metric[0].value == "running"
 
 
 def test_monitor_lists_a_run_with_its_jobs_and_controls():
     run_id = probe_run("monitor probe")
-    at = render("6_Monitor.py")
+    at = monitor("Runs & jobs")
     picker = at.selectbox(key="monitor_run")
     assert picker.value == run_id
     assert any(run_id in m and "completed" in m for m in values(at.markdown))
@@ -200,7 +213,7 @@ def test_monitor_cancels_and_resumes_the_selected_run():
     deadline = time.monotonic() + 15
     while get_run(rt.db, run_id).status != "running" and time.monotonic() < deadline:
         time.sleep(0.05)
-    at = render("6_Monitor.py")
+    at = monitor("Runs & jobs")
     assert at.selectbox(key="monitor_run").value == run_id
     cancel = next(b for b in at.button if b.label == "Cancel run")
     assert not cancel.disabled and next(b for b in at.button if b.label == "Resume run").disabled
@@ -217,7 +230,7 @@ def test_monitor_cancels_and_resumes_the_selected_run():
 
 
 def test_monitor_self_test_queues_a_probe_run():
-    at = render("6_Monitor.py")
+    at = monitor("Runs & jobs")
     rt = get_runtime()
     assert list_runs(rt.db) == []
     at.number_input[0].set_value(1)
