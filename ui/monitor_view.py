@@ -233,21 +233,26 @@ def render_overview(rt: Runtime, key: str) -> None:
 
 def _health(rt: Runtime, key: str) -> None:
     st.subheader("Health checks")
-    checks = run_checks(rt.settings, rt.db)
+    monitor = rt.health
+    checks = (monitor.latest() if monitor is not None else []) or run_checks(rt.settings, rt.db)
     _table(pd.DataFrame([{"check": r.name, "status": r.status, "detail": r.detail, "essential": r.essential,
                           "ms": r.ms} for r in checks]))
-    history = st.session_state.get(f"{key}_health")
-    if not isinstance(history, deque):
-        history = deque(maxlen=HEALTH_HISTORY)
-        st.session_state[f"{key}_health"] = history
-    history.append({"time (UTC)": fmt_time(utcnow()), **{r.name: r.status for r in checks}})
-    shown = list(history)[-HEALTH_SHOWN:][::-1]
-    changes = sum(1 for a, b in zip(list(history), list(history)[1:])
+    if monitor is None:
+        st.caption("Health checks are not run in the background in this process.")
+        return
+    # The supervisor runs the checks on an interval (SHOAL_HEALTH_SECONDS) and keeps a bounded
+    # history for the whole process; one row per round here.
+    rounds: dict[float, dict] = {}
+    for ts, r in monitor.history():
+        rounds.setdefault(ts, {"time (UTC)": fmt_time(from_epoch(ts))})[r.name] = r.status  # one ts per round
+    history = list(rounds.values())
+    changes = sum(1 for a, b in zip(history, history[1:])
                   if {k: v for k, v in a.items() if k != "time (UTC)"} != {k: v for k, v in b.items()
                                                                           if k != "time (UTC)"})
-    with st.expander(f"Health history: {len(history)} check(s) this session, {changes} change(s)"):
-        _table(pd.DataFrame(shown))
-        st.caption(f"One entry per refresh; the last {HEALTH_HISTORY} are kept, the newest {HEALTH_SHOWN} shown.")
+    with st.expander(f"Health history: {len(history)} round(s), {changes} change(s)"):
+        _table(pd.DataFrame(history[-HEALTH_SHOWN:][::-1]))
+        st.caption(f"Checks run every {rt.settings['SHOAL_HEALTH_SECONDS']:g} s in the background; the newest "
+                   f"{HEALTH_SHOWN} rounds are shown.")
 
 
 def _firing(rt: Runtime) -> None:
