@@ -36,6 +36,8 @@ from .reasoning import Paragraph, ParagraphResult, ReasonContext, SearchPlan, So
 from .textstats import (clean_text, contains, extract_keywords, has_cjk, near_duplicate, rank_sentences,
                         split_sentences, words)
 
+from .report_text import cited as cited_numbers  # noqa: E402 - one citation parser for everything
+
 __all__ = ["OfflineReasoner", "OFFLINE_LABEL", "platform_name", "parse_brief", "cited_numbers"]
 
 OFFLINE_LABEL = "离线分析 (offline analysis)"
@@ -69,14 +71,6 @@ def platform_name(code: str, zh: bool) -> str:
         return "未知" if zh else "unknown"
     names = PLATFORMS.get(code.lower())
     return (names[0] if zh else names[1]) if names else code
-
-
-def cited_numbers(markdown: str) -> list[int]:
-    """Citation numbers [n] in a text, in order of first appearance."""
-    seen: dict[int, None] = {}
-    for m in re.finditer(r"\[(\d+)\]", markdown or ""):
-        seen.setdefault(int(m.group(1)), None)
-    return list(seen)
 
 
 # --- aspects of a report, per engine --------------------------------------------------------

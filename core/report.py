@@ -63,6 +63,7 @@ from .jobs import (CANCELLED, CANCELLING, COMPLETED, FAILED, INTERRUPTED, PENDIN
 from .models import Job, Report, Run, utcnow
 from .offline import platform_name
 from .redact import redact
+from .report_text import CITE_GROUP_RE, cited
 from .report_types import AUTO, REPORT_TYPES, ReportType, choose_type_by_rules, normalise_type
 from .textstats import clean_text, extract_keywords, has_cjk, near_duplicate, split_sentences
 from .tracing import child_trace_id, trace_scope
@@ -269,16 +270,8 @@ def _engine_states(db, run_id: str) -> tuple[dict[str, str], list[str], dict]:
 # Material: global source numbers, findings as units, statistics
 # =============================================================================================
 
-_CITE_GROUP_RE = re.compile(r"\[(\d{1,4}(?:\s*[,，、]\s*\d{1,4})*)\]")
+_CITE_GROUP_RE = CITE_GROUP_RE
 _NUM_RE = re.compile(r"\d{1,4}")
-
-
-def cited(text: str) -> list[int]:
-    seen: dict[int, None] = {}
-    for m in _CITE_GROUP_RE.finditer(text or ""):
-        for n in _NUM_RE.findall(m.group(1)):
-            seen.setdefault(int(n), None)
-    return list(seen)
 
 
 def renumber(text: str, mapping: dict[int, int]) -> str:

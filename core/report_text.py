@@ -5,11 +5,22 @@ import re
 
 from .reasoning import ParagraphResult, Source
 
-_CITE = re.compile(r"\[(\d{1,4})\]")
+# [3], and grouped forms an LLM writes: [3, 5], [3，5], [3、5]
+CITE_GROUP_RE = re.compile(r"\[(\d{1,4}(?:\s*[,，、]\s*\d{1,4})*)\]")
+_NUM_RE = re.compile(r"\d{1,4}")
+
+
+def cited(text: str) -> list[int]:
+    """Citation numbers in a text, in order of first appearance."""
+    seen: dict[int, None] = {}
+    for m in CITE_GROUP_RE.finditer(text or ""):
+        for n in _NUM_RE.findall(m.group(1)):
+            seen.setdefault(int(n), None)
+    return list(seen)
 
 
 def cited_numbers(text: str) -> set[int]:
-    return {int(n) for n in _CITE.findall(text or "")}
+    return set(cited(text))
 
 
 def source_line(s: Source) -> str:
