@@ -1,9 +1,20 @@
-"""Report: generate, follow and download the final report of a run."""
+"""Report: generate, follow and download the final report of a run.
+
+Thin: the report engine lives in core/report.py, the page's components in ui/report_view.py.
+"""
 import streamlit as st
 
+from core.jobs import HANDLERS
+from core.report import KIND
+from ui.report_view import show
 from ui.widgets import not_available, page_setup
 
 rt = page_setup("Report", "📄")
 st.title("📄 Report")
-not_available("The report engine", "It arrives after the engines and the forum: report types, sections written in "
-              "parallel, a self-contained HTML file with Markdown and JSON downloads.")
+st.caption("Every analysis ends with a report: its type, an outline, sections written in parallel from the three "
+           "engines and the forum, then one self-contained HTML file with Markdown and JSON beside it.")
+
+if KIND not in HANDLERS:
+    not_available("The report engine", "The report job is not registered in this process.")
+elif rt.db.ok:
+    show(rt)

@@ -1,0 +1,400 @@
+"""The Report page through AppTest: reports of a run, generate and cancel, the live panel by cursor,
+the partial banner, the preview (no raw untrusted HTML), downloads, history."""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
+from streamlit.testing.v1 import AppTest
+
+from core import report as rep
+from core.analysis import start_analysis
+from core.importers import import_records
+from core.jobs import COMPLETED, RUNNING
+from ui.report_view import PREVIEW_CSS, PREVIEW_TAGS
+from ui.runtime import get_runtime, reload_runtime
+from tests.test_engine import corpus_records
+from tests.test_report import add_forum, make_run, standard_engines
+
+pytestmark = pytest.mark.timeout(180)
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = ROOT / "pages" / "5_Report.py"
+TIMEOUT = 30
+TOPIC = "新能源汽车价格战"
+XSS_SCRIPT = "<script>alert(1)</script>"
+XSS_IMG = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(autouse=True)
+def fresh_runtime(isolated_env, monkeypatch):
+    """A runtime built from this test's environment (its own SQLite file), closed when the test ends."""
+    monkeypatch.setattr(rep, "WAIT_POLL", 0.05)
+    reload_runtime()
+    yield
+    reload_runtime()
+
+
+def render(at: AppTest | None = None) -> AppTest:
+    at = (AppTest.from_file(str(PAGE), default_timeout=TIMEOUT) if at is None else at).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def values(elements) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+def html_bodies(at: AppTest) -> list[str]:
+    return [e.proto.body for e in at.get("html")]
+
+
+def images(at: AppTest) -> list[str]:
+    """The SVG of every st.image on the page (they are data: URIs)."""
+    out = []
+    for e in at.get("image"):
+        for img in e.proto.imgs:
+            assert img.url.startswith("data:image/svg+xml;base64,"), img.url[:60]
+            out.append(base64.b64decode(img.url.split(",", 1)[1]).decode("utf-8"))
+    return out
+
+
+def progress_values(at: AppTest) -> list[int]:
+    return [e.proto.value for e in at.get("progress")]
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def offline_run(records: list[dict] | None = None, topic: str = TOPIC) -> str:
+    """A real offline analysis through the cached runtime's supervisor; it requests its own report."""
+    rt = get_runtime()
+    assert rt.supervisor is not None, rt.problems
+    import_records(rt.db, records or corpus_records(), source="test")
+    run_id = start_analysis(rt.supervisor, rt.settings, topic, offline=True, paragraphs=2, reflections=0)
+    assert rt.supervisor.wait_run(run_id, 120) == COMPLETED
+    return run_id
+
+
+def running_engines() -> dict:
+    """Three engines still running (no lease: nobody takes them over); query has one finished paragraph."""
+    engines = standard_engines()
+    q_status, q_result, q_docs = engines["query"]
+    checkpoint = {"structure": [{"index": 0, "title": "事件概览"}, {"index": 1, "title": "后续走向与展望"}],
+                  "paragraphs": {"0": {"summary": "- 比亚迪宣布全系降价，价格战愈演愈烈 [1]", "sources": [1]}}}
+    engines["query"] = (RUNNING, None, q_docs, checkpoint)
+    engines["media"] = (RUNNING, None, engines["media"][2])
+    return engines
+
+
+class Tags(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.problems: list[str] = []
+        self.text = ""
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        for name, value in attrs:
+            if name.startswith("on") or name in ("src", "srcdoc", "style", "action", "formaction"):
+                self.problems.append(f"<{tag} {name}>")
+            if name == "href" and not (value or "").startswith(("#", "http://", "https://")):
+                self.problems.append(f"<{tag} href={value!r}>")
+
+    def handle_data(self, data):
+        self.text += data
+
+
+def parsed(body: str) -> Tags:
+    assert body.startswith(PREVIEW_CSS)
+    p = Tags()
+    p.feed(body[len(PREVIEW_CSS):])
+    p.close()
+    return p
+
+
+# ---------------------------------------------------------------------------------------- empty
+
+
+def test_without_runs_the_page_says_how_a_report_appears():
+    at = render()
+    assert at.title[0].value == "📄 Report"
+    [info] = [i.value for i in at.info if "No analysis has run yet" in i.value]
+    assert "Home" in info
+    assert not at.download_button and not at.get("html") and not at.get("progress")
+    assert not [b for b in at.button if b.label in ("Generate", "Cancel")]
+    assert not at.error and not at.exception
+
+
+# ---------------------------------------------------------------------------------------- completed
+
+
+def test_a_completed_run_shows_its_report_with_preview_and_downloads(monkeypatch):
+    deferred = {}
+    real_add = MediaFileManager.add_deferred
+
+    def capture(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        deferred[file_name] = (data_callable, mimetype)
+        return real_add(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", capture)
+    run_id = offline_run()
+    rt = get_runtime()
+    (view,) = rep.list_reports(rt.db, run_id)
+    assert view.status == "completed", view.error
+    doc = json.loads(Path(view.json_path).read_text(encoding="utf-8"))
+
+    at = render()
+    assert at.selectbox(key="report_run").value == run_id
+    assert at.selectbox(key="report_pick").value == view.id
+    table = next(df.value for df in at.dataframe if "stage" in df.value.columns and "run" not in df.value.columns)
+    assert list(table["report"]) == [view.id] and list(table["status"]) == ["completed"]
+    assert list(table["stage"]) == ["done"] and list(table["progress"]) == [1.0]
+    # the live panel: status, stage done, progress 100 %, the report's events
+    assert progress_values(at) == [100]
+    assert any("completed" in m and "stage **done**" in m for m in values(at.markdown)), values(at.markdown)
+    events = next(df.value for df in at.dataframe if "event" in df.value.columns)
+    assert events["event"].iloc[0] == "report.completed" and "report.queued" in set(events["event"])
+    # no missing inputs: no warning, the partial box starts unticked
+    assert not at.warning and at.checkbox(key=f"report_partial_{run_id}").value is False
+
+    # the preview: sanitised HTML with the title and every section heading, charts as images
+    bodies = html_bodies(at)
+    assert len(bodies) == 2
+    preview = "\n".join(bodies)
+    assert doc["report"]["title"] in preview and view.title == doc["report"]["title"]
+    for s in doc["sections"]:
+        assert f"{s['index']}. {s['title']}" in preview
+    assert 'href="#src-1"' in preview and 'id="src-1"' in preview
+    svgs = images(at)
+    assert len(svgs) == 4 and all(s.startswith("<svg") and "<script" not in s for s in svgs)
+    # the Markdown tab: the file, without HTML
+    md = [m for m in at.markdown if m.value.startswith("# ")]
+    assert len(md) == 1 and md[0].value.startswith(f"# {doc['report']['title']}") and md[0].proto.allow_html is False
+
+    # downloads: three buttons, the files' names and types, read only when clicked
+    assert [b.label for b in at.download_button] == ["Download HTML", "Download Markdown", "Download JSON"]
+    names = {Path(p).name: mime for p, mime in ((view.html_path, "text/html"), (view.md_path, "text/markdown"),
+                                                (view.json_path, "application/json"))}
+    assert {n: deferred[n][1] for n in names} == names
+    assert deferred[Path(view.json_path).name][0]() == Path(view.json_path).read_bytes()
+
+    # history across runs
+    across = next(df.value for df in at.dataframe if "run" in df.value.columns)
+    assert list(across["run"]) == [run_id] and list(across["topic"]) == [TOPIC]
+
+    # a file that disappeared: a clear message, no button for it, no crash
+    Path(view.md_path).unlink()
+    render(at)
+    assert [w for w in values(at.warning) if "Markdown" in w and "missing" in w], values(at.warning)
+    assert [b.label for b in at.download_button] == ["Download HTML", "Download JSON"]
+
+
+def test_generate_adds_a_report_that_completes():
+    rt = get_runtime()
+    run_id = make_run(rt.db)  # engines completed, written directly: no automatic report
+    add_forum(rt.db, run_id)
+    at = render()
+    assert "This run has no report yet. Generate one above." in values(at.caption)
+    at.selectbox(key="report_type").set_value("crisis_response")
+    button(at, "Generate").click()
+    render(at)
+    (view,) = rep.list_reports(rt.db, run_id)
+    assert not view.partial
+    assert [s for s in values(at.success) if view.id in s and "queued" in s], values(at.success)
+    assert at.selectbox(key="report_pick").value == view.id
+    assert rep.wait_report(rt.db, view.id, 60).status == "completed"
+    render(at)
+    table = next(df.value for df in at.dataframe if "stage" in df.value.columns and "run" not in df.value.columns)
+    assert list(table["report"]) == [view.id] and list(table["status"]) == ["completed"]
+    assert list(table["type"]) == ["crisis_response"]
+    assert progress_values(at) == [100] and len(at.download_button) == 3
+    # a second one: a new row on top, selected
+    button(at, "Generate").click()
+    render(at)
+    views = rep.list_reports(rt.db, run_id)
+    assert len(views) == 2 and at.selectbox(key="report_pick").value == views[0].id != view.id
+    assert rep.wait_report(rt.db, views[0].id, 60).status == "completed"
+    render(at)
+    table = next(df.value for df in at.dataframe if "stage" in df.value.columns and "run" not in df.value.columns)
+    assert list(table["report"]) == [views[0].id, view.id] and set(table["status"]) == {"completed"}
+
+
+def test_cancel_a_report_that_waits_for_running_engines():
+    rt = get_runtime()
+    run_id = make_run(rt.db, engines=running_engines(), run_status="running")
+    at = render()
+    [warning] = [w for w in values(at.warning) if "Not every engine of this run has completed" in w]
+    assert "Query 引擎：仍在运行" in warning and "Media 引擎：仍在运行" in warning and "Insight" not in warning
+    partial_box = at.checkbox(key=f"report_partial_{run_id}")
+    assert partial_box.value is True  # offered when inputs are missing
+    partial_box.uncheck()
+    render(at)
+    button(at, "Generate").click()
+    render(at)
+    (view,) = rep.list_reports(rt.db, run_id)
+    assert view.partial is False and view.status in ("pending", "running")
+    # a second full report while one waits: refused, and the page says why
+    button(at, "Generate").click()
+    render(at)
+    assert [e for e in values(at.error) if "Could not generate a report" in e and "already" in e], values(at.error)
+    assert len(rep.list_reports(rt.db, run_id)) == 1
+    # it waits, live: stage "waiting" and a report.waiting event naming the engines
+    end = time.monotonic() + 30
+    while time.monotonic() < end and rep.get_report(rt.db, view.id).status != "running":
+        time.sleep(0.05)
+    render(at)
+    assert at.selectbox(key="report_pick").value == view.id
+    assert not at.download_button and not at.get("html")
+    assert "The preview and downloads appear here when the report is completed." in values(at.caption)
+    cancel = button(at, "Cancel")
+    assert not cancel.disabled
+    cancel.click()
+    render(at)
+    assert rep.get_report(rt.db, view.id).status == "cancelled"
+    assert [s for s in values(at.success) if view.id in s and "cancelled" in s], values(at.success)
+    assert any("cancelled" in m and "stage **waiting**" in m for m in values(at.markdown)), values(at.markdown)
+    assert button(at, "Cancel").disabled
+    events = next(df.value for df in at.dataframe if "event" in df.value.columns)
+    assert events["event"].iloc[0] == "report.cancelled" and "report.waiting" in set(events["event"])
+
+
+def test_a_partial_report_names_what_is_missing():
+    rt = get_runtime()
+    run_id = make_run(rt.db, engines=running_engines(), run_status="running")
+    add_forum(rt.db, run_id)
+    at = render()
+    assert at.checkbox(key=f"report_partial_{run_id}").value is True
+    button(at, "Generate").click()
+    render(at)
+    (view,) = rep.list_reports(rt.db, run_id)
+    assert view.partial is True
+    assert rep.wait_report(rt.db, view.id, 60).status == "completed"
+    render(at)
+    assert "A partial report: its banner says what was missing when it was written." in values(at.caption)
+    head = html_bodies(at)[0]
+    assert 'id="partial-banner"' in head and "部分报告" in head
+    assert "Query 引擎：仍在运行（已采用已完成的 1/2 段）" in head and "Media 引擎：仍在运行" in head
+    assert "Insight 引擎" not in head.split('id="partial-banner"')[1].split("</div>")[0]
+    table = next(df.value for df in at.dataframe if "stage" in df.value.columns and "run" not in df.value.columns)
+    assert list(table["partial"]) == [True]
+
+
+# ---------------------------------------------------------------------------------------- live panel
+
+
+def live_script(run_id: str, report_id: str):
+    from ui.report_view import render_live
+
+    render_live("k", run_id, report_id)
+
+
+def test_the_live_body_reads_only_new_report_events_after_its_cursor(monkeypatch):
+    import ui.report_view as view_mod
+
+    rt = get_runtime()
+    run_id = make_run(rt.db)
+    rid = rep.request_report(rt.supervisor, rt.db, run_id)
+    assert rep.wait_report(rt.db, rid, 60).status == "completed"
+    at = AppTest.from_function(live_script, default_timeout=TIMEOUT, kwargs={"run_id": run_id, "report_id": rid})
+    render(at)
+    feed = at.session_state["k"]
+    first = feed.cursor
+    assert feed.report_id == rid and first > 0 and feed.buffer[-1].type == "report.completed"
+    assert progress_values(at) == [100]
+    n_first = len(feed.buffer)
+
+    calls = []
+    real = rep.report_events
+
+    def counting(events, run, cursor=0, **kwargs):
+        out = real(events, run, cursor, **kwargs)
+        calls.append((run, cursor, kwargs.get("report_id"), len(out[0])))
+        return out
+
+    monkeypatch.setattr(view_mod.rep, "report_events", counting)
+    render(at)
+    assert calls == [(run_id, first, rid, 0)]  # one read, from the cursor, nothing new
+
+    # a second report of the run, other events of the run, then new events of this report
+    other = rep.request_report(rt.supervisor, rt.db, run_id)
+    rt.events.emit("job.progress", run_id=run_id, source="test", payload={"report_id": rid})
+    new = [rt.events.emit("report.stage", run_id=run_id, source="report", payload={"report_id": rid, "stage": s})
+           for s in ("assemble", "render")]
+    calls.clear()
+    render(at)
+    feed = at.session_state["k"]
+    assert len(calls) == 1 and calls[0][1] == first and calls[0][3] == 2
+    assert [e.id for e in list(feed.buffer)[-2:]] == new and len(feed.buffer) == n_first + 2
+    assert all(e.payload["report_id"] == rid for e in feed.buffer)
+    shown = next(df.value for df in at.dataframe if "event" in df.value.columns)
+    assert list(shown["id"])[:2] == new[::-1] and "stage=render" in shown["detail"].iloc[0]
+    assert f"cursor {feed.cursor}" in at.caption[-1].value
+    assert rep.wait_report(rt.db, other, 60).status == "completed"
+
+    # a burst larger than the buffer: the cursor follows, the buffer stays bounded
+    with rt.db.session() as s:
+        last = [rt.events.emit("report.section", run_id=run_id, source="report", session=s,
+                               payload={"report_id": rid, "done": n}) for n in range(250)][-1]
+    render(at)
+    feed = at.session_state["k"]
+    assert feed.cursor >= last and len(feed.buffer) == feed.maxlen == 200 and feed.buffer[-1].id == last
+
+
+# ---------------------------------------------------------------------------------------- untrusted
+
+
+def test_html_in_posts_never_reaches_the_page_as_html():
+    records = corpus_records()
+    for i in range(3):
+        records.append({"platform": "weibo", "post_id": f"xss{i}", "title": f"价格战 {XSS_SCRIPT}",
+                        "content": f"新能源汽车价格战 {XSS_SCRIPT} 老车主不满 {XSS_IMG} 降价 第{i}条",
+                        "author": f"攻击者{XSS_IMG}", "publish_time": f"2025-03-0{i + 2} 12:00:00",
+                        "likes": 9000 + i, "comments": 500, "shares": 200, "url": "javascript:alert(1)",
+                        "keyword": "新能源汽车"})
+    run_id = offline_run(records)
+    rt = get_runtime()
+    (view,) = rep.list_reports(rt.db, run_id)
+    assert view.status == "completed", view.error
+    html_file = Path(view.html_path).read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_file  # the payload made it into the report, as text
+
+    at = render()
+    bodies = html_bodies(at)
+    assert len(bodies) == 2
+    escaped = 0
+    for body in bodies:
+        p = parsed(body)
+        assert not p.problems, p.problems
+        assert set(p.tags) <= PREVIEW_TAGS, set(p.tags) - PREVIEW_TAGS
+        low = body.lower()
+        for bad in ("<script", "<img", "href=\"javascript:"):
+            assert bad not in low, (bad, low[max(0, low.find(bad) - 200):low.find(bad) + 100])
+        escaped += p.text.count(XSS_SCRIPT) + p.text.count(XSS_IMG)
+    assert escaped > 0  # shown as text
+    for svg in images(at):
+        assert "<script" not in svg.lower() and "onerror" not in svg.lower() and "<img" not in svg.lower()
+    for m in at.markdown:
+        assert m.proto.allow_html is False
+    md = next(m.value for m in at.markdown if m.value.startswith("# "))
+    assert "<script" not in md.lower() and "<img" not in md.lower()
+
+
+def test_generate_and_cancel_are_locked_behind_the_admin_password(monkeypatch):
+    monkeypatch.setenv("SHOAL_ADMIN_PASSWORD", "open-sesame-42")
+    reload_runtime()
+    rt = get_runtime()
+    make_run(rt.db)
+    at = render()
+    assert button(at, "Generate").disabled
+    assert "Generating and cancelling reports needs the admin password." in values(at.caption)
+    at.text_input(key="report_pw").input("open-sesame-42")
+    render(at)
+    assert not button(at, "Generate").disabled

@@ -1,0 +1,462 @@
+"""The Report page's components: reports of a run, generate and cancel, the live stage and event
+log, a preview, downloads, and the history across runs.
+
+The report's content comes from the web, the corpus and LLMs: it is untrusted. The report engine
+sanitises it and its HTML file carries a CSP, but the page still never gives it script access to
+the app (DESIGN §7: `st.components.v1.html` and `st.iframe` are same-origin, not a sandbox):
+
+- The HTML preview goes through `st.html` WITHOUT `unsafe_allow_javascript`. Streamlit renders it
+  in the page (not in an iframe) after DOMPurify with its `html` profile: no <script>, no event
+  handler attributes, no javascript: URLs, no SVG/MathML. Before that, this module cleans it once
+  more with nh3 and a short tag list (defence in depth, and a file on disk may have been altered),
+  drops the report's own <style> (st.html styles would restyle the whole app) and adds a small
+  stylesheet whose every rule is scoped to the preview's wrapper.
+- The charts (inline SVG in the file, which DOMPurify's html profile would strip) are shown with
+  `st.image`: an SVG in an <img> (a data: URI) is never scripted and never fetches anything.
+- The Markdown tab is `st.markdown` without `unsafe_allow_html`.
+
+The live panel is `render_live`, a plain function wrapped by a `run_every` fragment only while the
+selected report is still open; it reads the report's events after a cursor kept in session state,
+into a bounded buffer.
+"""
+from __future__ import annotations
+
+import html as _html
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import nh3
+import pandas as pd
+import streamlit as st
+
+from core import report as rep
+from core.events import EventLog
+from core.report_types import AUTO, REPORT_TYPES
+from core.runs import RunView, list_runs
+from core.runtime import Runtime
+
+from .runtime import get_runtime
+from .widgets import BADGE_COLORS, admin_unlocked, fmt_time, run_picker
+
+KEY = "report"
+EVENT_BUFFER = 200   # report events kept per session and shown
+EVENT_BATCH = 500    # events read per refresh at most (the next refresh goes on from the cursor)
+HISTORY_LIMIT = 50   # reports listed across runs
+FLASH_SECONDS = 10.0  # how long the outcome of Generate or Cancel stays on the page
+TYPE_OPTIONS = [AUTO, *REPORT_TYPES]
+REPORT_BADGES = {**BADGE_COLORS, "error": "red", "cancelled": "violet", "pending": "gray", "running": "blue",
+                 "completed": "green"}
+DOWNLOADS = (("html", "HTML", "text/html"), ("md", "Markdown", "text/markdown"), ("json", "JSON", "application/json"))
+PARTIAL_HELP = ("A partial report is written at once from what the run has so far (the finished paragraphs of "
+                "unfinished engines included) and opens with a banner that names what is missing. Without it, the "
+                "report waits until every engine of this run has completed.")
+
+# What the preview keeps (the report engine's own output needs no more than this).
+PREVIEW_TAGS = {"a", "b", "blockquote", "br", "code", "div", "em", "footer", "h1", "h2", "h3", "h4", "header", "hr",
+                "i", "li", "main", "nav", "ol", "p", "pre", "section", "span", "strong", "table", "tbody", "td",
+                "th", "thead", "tr", "ul"}
+PREVIEW_ATTRIBUTES = {"*": {"class", "id", "role"}, "a": {"href"}}
+PREVIEW_CSS = """<style>
+.shoal-report { line-height: 1.6; }
+.shoal-report .meta span { margin-right: 1.2em; color: #6b7280; font-size: 0.9em; }
+.shoal-report .banner { border-left: 4px solid #d97706; background: rgba(217, 119, 6, 0.08);
+  padding: 0.6em 1em; margin: 0.8em 0; border-radius: 4px; }
+.shoal-report .notices { border-left: 4px solid #6b7280; background: rgba(107, 114, 128, 0.08);
+  padding: 0.6em 1em; margin: 0.8em 0; border-radius: 4px; }
+.shoal-report .tiles { display: flex; flex-wrap: wrap; gap: 0.8em; }
+.shoal-report .tile { border: 1px solid rgba(128, 128, 128, 0.35); border-radius: 6px; padding: 0.4em 0.9em;
+  min-width: 7em; }
+.shoal-report .tile b { display: block; font-size: 1.4em; }
+.shoal-report .tile span { color: #6b7280; font-size: 0.85em; }
+.shoal-report .badge { font-size: 0.6em; margin-left: 0.6em; padding: 0.1em 0.5em; border-radius: 4px;
+  background: rgba(220, 38, 38, 0.12); color: #b91c1c; vertical-align: middle; }
+.shoal-report .badge.empty { background: rgba(107, 114, 128, 0.12); color: #4b5563; }
+.shoal-report .section-note { color: #b45309; }
+.shoal-report .prov, .shoal-report .src-meta, .shoal-report footer { color: #6b7280; font-size: 0.85em; }
+.shoal-report ol.sources li { margin-bottom: 0.3em; overflow-wrap: anywhere; }
+.shoal-report table.prov-table { border-collapse: collapse; font-size: 0.85em; }
+.shoal-report table.prov-table th, .shoal-report table.prov-table td { border: 1px solid rgba(128, 128, 128, 0.35);
+  padding: 0.2em 0.5em; }
+</style>"""
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+_MAIN_RE = re.compile(r"<main\b[^>]*>(.*)</main>", re.S | re.I)
+_BODY_RE = re.compile(r"<body\b[^>]*>(.*)</body>", re.S | re.I)
+_CHARTS_RE = re.compile(r'<div class="charts">.*?</figure>\s*</div>', re.S)
+_FIGURE_RE = re.compile(r"<figure\b[^>]*>(.*?)</figure>", re.S)
+_CAPTION_RE = re.compile(r"<figcaption>(.*?)</figcaption>", re.S)
+_SVG_RE = re.compile(r"<svg\b.*?</svg>", re.S)
+_VIEWBOX_RE = re.compile(r'viewBox="0 0 ([\d.]+) ([\d.]+)"')
+
+
+def md_escape(text: str | None) -> str:
+    """Untrusted text inside Markdown: shown as typed (no links, no emphasis, no LaTeX)."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text or "").split()))
+
+
+def report_badge(status: str) -> str:
+    return f":{REPORT_BADGES.get(status, 'gray')}-badge[{status}]"
+
+
+def type_label(key: str | None) -> str:
+    if not key or key == AUTO:
+        return "auto (chosen from the topic and findings)" if key == AUTO else "—"
+    t = REPORT_TYPES.get(key)
+    return f"{t.name_en} · {t.name_zh}" if t else key
+
+
+def report_label(v: rep.ReportView) -> str:
+    kind = "partial" if v.partial else "full"
+    return (f"{fmt_time(v.created_at)} · {v.status} · {v.report_type or 'type pending'} · {kind} · {v.id}")
+
+
+def reports_frame(views: list[rep.ReportView], topics: dict[str, str] | None = None) -> pd.DataFrame:
+    rows = []
+    for v in views:
+        row = {"created": fmt_time(v.created_at), "status": v.status, "stage": v.stage, "progress": v.progress,
+               "type": v.report_type or "", "partial": v.partial, "title": v.title, "report": v.id}
+        if topics is not None:
+            row = {"run": v.run_id, "topic": topics.get(v.run_id, ""), **row}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+PROGRESS_COLUMN = {"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)}
+
+
+# ---------------------------------------------------------------------------------------- live panel
+
+
+@dataclass
+class ReportFeed:
+    """One report's event cursor and bounded buffer, kept in session state."""
+    run_id: str
+    report_id: str
+    maxlen: int = EVENT_BUFFER
+    cursor: int = 0
+    buffer: deque = field(default_factory=deque)
+    polls: int = 0
+
+    def __post_init__(self):
+        self.buffer = deque(self.buffer, maxlen=self.maxlen)
+
+    def poll(self, events: EventLog) -> int:
+        """Read this report's events after the cursor (one bounded read); returns how many were new."""
+        self.polls += 1
+        rows, self.cursor = rep.report_events(events, self.run_id, self.cursor, report_id=self.report_id,
+                                              limit=EVENT_BATCH)
+        self.buffer.extend(rows)
+        return len(rows)
+
+
+def feed_for(key: str, run_id: str, report_id: str) -> ReportFeed:
+    feed = st.session_state.get(key)
+    if not isinstance(feed, ReportFeed) or feed.report_id != report_id or feed.run_id != run_id:
+        feed = ReportFeed(run_id=run_id, report_id=report_id)
+        st.session_state[key] = feed
+    return feed
+
+
+def event_detail(payload: dict) -> str:
+    p = {k: v for k, v in (payload or {}).items() if k != "report_id" and v not in (None, "", [], {})}
+    if "sections" in p and isinstance(p["sections"], list):
+        p["sections"] = f"{len(p['sections'])} sections"
+    text = ", ".join(f"{k}={v}" for k, v in list(p.items())[:6])
+    return text[:240]
+
+
+def stage_line(view: rep.ReportView) -> str:
+    """The stages in order, the current one in bold."""
+    if view.stage == rep.STAGE_DONE:
+        return " → ".join(rep.STAGES) + " → **done**"
+    return " → ".join(f"**{s}**" if s == view.stage else s for s in rep.STAGES)
+
+
+def render_live(key: str, run_id: str, report_id: str, *, shown_status: str | None = None,
+                can_cancel: bool = False) -> None:
+    """Body of the live panel: status, stage, progress, Cancel, and the report's events by cursor.
+
+    When `shown_status` is given (the status the rest of the page was drawn for) and the report has
+    moved on, the whole page reruns so the preview and downloads follow."""
+    rt = get_runtime()
+    if not rt.db.ok:
+        st.caption("No report state: the database is unavailable.")
+        return
+    view = rep.get_report(rt.db, report_id)
+    if view is None:
+        st.caption("This report no longer exists (old reports are pruned).")
+        return
+    if shown_status is not None and view.status != shown_status:
+        st.rerun()
+    c1, c2 = st.columns([5, 1])
+    c1.markdown(f"{report_badge(view.status)} stage **{view.stage}** · "
+                f"{'partial' if view.partial else 'full'} report · type {view.report_type or 'not chosen yet'} · "
+                f"updated {fmt_time(view.updated_at)}")
+    if c2.button("Cancel", key=f"{key}_cancel", disabled=view.done or not can_cancel or rt.supervisor is None,
+                 help="Stop writing this report." if can_cancel else "Needs the admin password."):
+        try:
+            status = rep.cancel_report(rt.supervisor, report_id)
+        except rep.ReportError as exc:
+            st.error(f"Could not cancel the report: {exc}")
+        else:
+            flash(f"Report `{report_id}`: {status}.")
+            st.rerun()
+    st.progress(min(1.0, max(0.0, view.progress)), text=f"{view.stage} · {view.progress:.0%}")
+    st.caption(stage_line(view))
+    if view.error:
+        st.error(f"**The report {'was not written' if view.status == 'error' else 'reported a problem'}:** "
+                 f"{md_escape(view.error)}")
+    feed = feed_for(key, run_id, report_id)
+    feed.poll(rt.events)
+    if not feed.buffer:
+        st.caption("No events for this report yet.")
+        return
+    rows = [{"id": e.id, "time": e.ts.strftime("%H:%M:%S"), "event": e.type, "detail": event_detail(e.payload)}
+            for e in reversed(feed.buffer)]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=min(36 * (len(rows) + 1) + 2, 320))
+    st.caption(f"cursor {feed.cursor} · {len(feed.buffer)} event(s) shown (latest {feed.maxlen} kept)")
+
+
+@st.fragment(run_every="2s")
+def live_report(key: str, run_id: str, report_id: str, shown_status: str | None = None,
+                can_cancel: bool = False) -> None:
+    render_live(key, run_id, report_id, shown_status=shown_status, can_cancel=can_cancel)
+
+
+# ---------------------------------------------------------------------------------------- preview
+
+
+@dataclass
+class PreviewParts:
+    head: str                                  # masthead, banner, notices, contents, overview tiles
+    charts: list[tuple[str, str]]              # (caption, svg)
+    body: str                                  # sections, sources, provenance
+
+
+def clean_html(fragment: str) -> str:
+    """The report's HTML once more through nh3, with only the tags and attributes the report uses."""
+    return nh3.clean(fragment, tags=PREVIEW_TAGS, attributes=PREVIEW_ATTRIBUTES, url_schemes={"http", "https"},
+                     clean_content_tags={"script", "style"}, strip_comments=True)
+
+
+def sized_svg(svg: str) -> str:
+    """An SVG for an <img>: fixed width and height from its viewBox (a percentage width has no size)."""
+    m = _VIEWBOX_RE.search(svg)
+    if not m:
+        return svg
+    head, rest = svg.split(">", 1)
+    head = re.sub(r'\s(width|height)="[^"]*"', "", head)
+    return f'{head} width="{m.group(1)}" height="{m.group(2)}">{rest}'
+
+
+def split_report_html(text: str) -> PreviewParts:
+    """The report file → cleaned HTML around the charts, and the charts' SVG (for st.image)."""
+    m = _MAIN_RE.search(text) or _BODY_RE.search(text)
+    content = m.group(1) if m else text
+    charts: list[tuple[str, str]] = []
+    cm = _CHARTS_RE.search(content)
+    if cm:
+        for fig in _FIGURE_RE.findall(cm.group(0)):
+            cap = _CAPTION_RE.search(fig)
+            svg = _SVG_RE.search(fig)
+            if svg:
+                caption = _html.unescape(re.sub(r"<[^>]+>", "", cap.group(1))).strip() if cap else ""
+                charts.append((caption, sized_svg(svg.group(0))))
+        head, body = content[:cm.start()], content[cm.end():]
+    else:
+        head, body = content, ""
+    return PreviewParts(clean_html(head), charts, clean_html(body) if body.strip() else "")
+
+
+def wrap(fragment: str) -> str:
+    return f'{PREVIEW_CSS}<div class="shoal-report">{fragment}</div>'
+
+
+def read_text(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def missing_files(view: rep.ReportView) -> list[str]:
+    return [label for kind, label, _ in DOWNLOADS
+            if not getattr(view, f"{kind}_path") or not Path(getattr(view, f"{kind}_path")).is_file()]
+
+
+def render_preview(view: rep.ReportView) -> None:
+    tab_html, tab_md = st.tabs(["Preview", "Markdown"])
+    with tab_html:
+        text = read_text(view.html_path)
+        if text is None:
+            st.warning("The HTML file of this report is missing, so it cannot be previewed. Generate the report "
+                       "again to rewrite it.")
+        else:
+            parts = split_report_html(text)
+            st.caption("A sanitised preview: links and citations work, scripts never run. Download the HTML file "
+                       "for the self-contained report.")
+            if parts.head.strip():
+                st.html(wrap(parts.head))
+            if parts.charts:
+                cols = st.columns(2)
+                for i, (caption, svg) in enumerate(parts.charts):
+                    with cols[i % 2]:
+                        st.image(svg, caption=md_escape(caption) or None, width="stretch", alt=caption or "chart")
+            if parts.body.strip():
+                st.html(wrap(parts.body))
+    with tab_md:
+        md = read_text(view.md_path)
+        if md is None:
+            st.warning("The Markdown file of this report is missing.")
+        else:
+            st.markdown(md.replace("$", "\\$"))
+
+
+def read_bytes(path: str) -> bytes:
+    return Path(path).read_bytes()
+
+
+def render_downloads(view: rep.ReportView) -> None:
+    """Built from the files only when a download is clicked (deferred data)."""
+    missing = missing_files(view)
+    if missing:
+        st.warning(f"The report's {', '.join(missing)} file(s) are missing on the server (moved or deleted): "
+                   "generate the report again to write them.")
+    cols = st.columns(len(DOWNLOADS) + 2)
+    for col, (kind, label, mime) in zip(cols, DOWNLOADS):
+        path = getattr(view, f"{kind}_path")
+        if label in missing:
+            continue
+        col.download_button(f"Download {label}", data=partial(read_bytes, path), file_name=Path(path).name,
+                            mime=mime, key=f"{KEY}_dl_{kind}", on_click="ignore")
+
+
+# ---------------------------------------------------------------------------------------- page
+
+
+def flash(text: str) -> None:
+    """A message for the next runs of the page (an action reruns it, and so may the live panel)."""
+    st.session_state[f"{KEY}_flash"] = (text, time.monotonic() + FLASH_SECONDS)
+
+
+def show_flash() -> None:
+    entry = st.session_state.get(f"{KEY}_flash")
+    if not entry:
+        return
+    text, until = entry
+    if time.monotonic() < until:
+        st.success(text)
+    else:
+        st.session_state.pop(f"{KEY}_flash", None)
+
+
+def missing_notice(rt: Runtime, run: RunView) -> bool:
+    """Say what the run's engines still lack; returns True when a full report can be written now."""
+    try:
+        inputs = rep.report_inputs(rt.db, run.id)
+    except rep.ReportError as exc:
+        st.error(str(exc))
+        return False
+    missing = rep.missing_inputs(inputs)
+    engines_missing = [m for m in missing if not m.startswith(("forum", "论坛"))]
+    forum_missing = [m for m in missing if m.startswith(("forum", "论坛"))]
+    ready = rep.inputs_ready(inputs)
+    if not ready:
+        st.warning("**Not every engine of this run has completed**, so the automatic report waits for them (or "
+                   "fails if one did not complete):\n\n" + "\n".join(f"- {md_escape(m)}" for m in engines_missing)
+                   + "\n\nTick **Partial report** below to write one now from what is there: it opens with a "
+                   "banner naming what is missing.", icon="⏳")
+    elif engines_missing or forum_missing:
+        st.caption("Inputs: " + "; ".join(md_escape(m) for m in engines_missing + forum_missing) + ".")
+    return ready
+
+
+def generate_controls(rt: Runtime, run: RunView, ready: bool, unlocked: bool) -> None:
+    st.subheader("Generate")
+    c1, c2, c3 = st.columns([2, 2, 1])
+    rtype = c1.selectbox("Report type", TYPE_OPTIONS, format_func=type_label, key=f"{KEY}_type")
+    partial_report = c2.checkbox("Partial report", value=not ready, key=f"{KEY}_partial_{run.id}",
+                                 help=PARTIAL_HELP)
+    c2.caption("Written now from what is there; its banner says what is missing." if partial_report else
+               "Waits until every engine of this run has completed.")
+    disabled = rt.supervisor is None or not unlocked
+    if c3.button("Generate", type="primary", key=f"{KEY}_generate", disabled=disabled):
+        try:
+            rid = rep.request_report(rt.supervisor, rt.db, run.id, partial=partial_report, report_type=rtype)
+        except rep.ReportError as exc:
+            st.error(f"Could not generate a report: {md_escape(str(exc))}")
+        else:
+            st.session_state[f"{KEY}_pick"] = rid  # the report list opens the new one
+            flash(f"Report `{rid}` queued ({'partial' if partial_report else 'full'}, {type_label(rtype)}).")
+            st.rerun()
+    if rt.supervisor is None:
+        st.caption("The job supervisor is not running, so no report can be written.")
+    elif not unlocked:
+        st.caption("Generating and cancelling reports needs the admin password.")
+
+
+def pick_report(views: list[rep.ReportView]) -> rep.ReportView:
+    ids = [v.id for v in views]
+    if st.session_state.get(f"{KEY}_pick") not in ids:
+        st.session_state.pop(f"{KEY}_pick", None)
+    labels = {v.id: report_label(v) for v in views}
+    chosen = st.selectbox("Report", options=ids, format_func=labels.get, key=f"{KEY}_pick")
+    return next(v for v in views if v.id == chosen)
+
+
+def history(rt: Runtime) -> None:
+    with st.expander("Reports of every run"):
+        views = rep.list_reports(rt.db, None, limit=HISTORY_LIMIT)
+        if not views:
+            st.caption("No reports yet.")
+            return
+        topics = {r.id: r.topic for r in list_runs(rt.db, limit=200)}
+        st.dataframe(reports_frame(views, topics), hide_index=True, width="stretch", column_config=PROGRESS_COLUMN)
+        st.caption(f"The newest {HISTORY_LIMIT} reports; each run keeps its newest {rep.KEEP_REPORTS}.")
+
+
+def show(rt: Runtime) -> None:
+    show_flash()
+    run = run_picker(rt, key=f"{KEY}_run", kind="analysis")
+    if run is None:
+        st.info("**No analysis has run yet.** Every analysis ends with a report: start one on the Home page "
+                "(generate demo data on the Data page first if the corpus is empty).", icon="📄")
+        history(rt)
+        return
+    st.markdown(f"Run `{run.id}` · {report_badge(run.status)} · {md_escape(run.topic[:80])} · mode **{run.mode}** · "
+                f"created {fmt_time(run.created_at)}")
+    ready = missing_notice(rt, run)
+    unlocked = admin_unlocked(rt, KEY)
+    generate_controls(rt, run, ready, unlocked)
+
+    st.subheader("Reports of this run")
+    views = rep.list_reports(rt.db, run.id, limit=rep.KEEP_REPORTS)
+    if not views:
+        st.caption("This run has no report yet. Generate one above.")
+        history(rt)
+        return
+    st.dataframe(reports_frame(views), hide_index=True, width="stretch", column_config=PROGRESS_COLUMN)
+    view = pick_report(views)
+
+    st.subheader("Progress")
+    if view.done:
+        render_live(f"{KEY}_events", run.id, view.id, can_cancel=unlocked)
+    else:
+        live_report(f"{KEY}_events", run.id, view.id, view.status, unlocked)
+
+    if view.status == rep.R_COMPLETED:
+        st.subheader("Downloads")
+        render_downloads(view)
+        st.subheader("Preview")
+        if view.partial:
+            st.caption("A partial report: its banner says what was missing when it was written.")
+        render_preview(view)
+    elif view.status in rep.REPORT_OPEN:
+        st.caption("The preview and downloads appear here when the report is completed.")
+    history(rt)
