@@ -19,6 +19,7 @@ from core.demo import (DEMO_DOMAIN, DEMO_TOPICS, DEMO_URL_PREFIX, PLATFORMS, TOP
                        generate_demo_corpus, generate_demo_records)
 from core.documents import hotness
 from ui.runtime import get_runtime, reload_runtime
+from tests.pagetest import fresh_runtime  # noqa: F401 - fresh_runtime is an autouse fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_PAGE = ROOT / "pages" / "7_Data.py"
@@ -264,13 +265,6 @@ def test_the_command_line_generates_and_the_second_run_changes_nothing():
 
 
 # ------------------------------------------------------------------------------------- the Data page
-
-
-@pytest.fixture
-def fresh_runtime(isolated_env):
-    reload_runtime()
-    yield
-    reload_runtime()
 
 
 def data_page() -> AppTest:

@@ -22,6 +22,7 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.search_servers import FakeTavilyServer
 from tests.test_engine import corpus_records, llm_responder
 from ui.runtime import get_runtime, reload_runtime
+from tests.pagetest import fresh_runtime, values  # noqa: F401 - fresh_runtime is an autouse fixture
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -32,22 +33,10 @@ TIMEOUT = 60
 TOPIC = "新能源汽车价格战"
 
 
-@pytest.fixture(autouse=True)
-def fresh_runtime(isolated_env):
-    """A runtime built from this test's environment, closed when the test ends."""
-    reload_runtime()
-    yield
-    reload_runtime()
-
-
 def page(engine: str) -> AppTest:
     at = AppTest.from_file(str(PAGES[engine]), default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def values(elements) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 def fill_corpus() -> None:

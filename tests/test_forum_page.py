@@ -19,7 +19,8 @@ from streamlit.testing.v1 import AppTest
 from core.forum import post_message
 from core.models import ForumMessage, Run, utcnow
 from core.runs import list_runs
-from ui.runtime import get_runtime, reload_runtime
+from ui.runtime import get_runtime
+from tests.pagetest import fresh_runtime, values  # noqa: F401 - fresh_runtime is an autouse fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "pages" / "4_Forum.py"
@@ -28,21 +29,10 @@ T0 = datetime(2025, 11, 6, 12, 15, 7)
 HAS_PARSER = importlib.util.find_spec("core.forum_parse") is not None
 
 
-@pytest.fixture(autouse=True)
-def fresh_runtime(isolated_env):
-    reload_runtime()
-    yield
-    reload_runtime()
-
-
 def render(at: AppTest | None = None) -> AppTest:
     at = (AppTest.from_file(str(PAGE), default_timeout=TIMEOUT) if at is None else at).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def values(elements) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 def make_run(run_id: str, kind: str = "analysis", topic: str = "新能源汽车价格战", age_s: int = 0) -> str:

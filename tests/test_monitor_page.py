@@ -24,6 +24,7 @@ from core.models import Event, ForumMessage, Job, LlmCall, Run, TelemetryEvent, 
 from ui.monitor_view import (TAB_ALERTS, TAB_LATENCY, TAB_LOGS, TAB_OVERVIEW, TAB_RESOURCES, TAB_RUNS,
                              TAB_TELEMETRY, TAB_TRACES, TAB_USAGE, TABS)
 from ui.runtime import get_runtime, reload_runtime
+from tests.pagetest import fresh_runtime, values  # noqa: F401 - fresh_runtime is an autouse fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "pages" / "6_Monitor.py"
@@ -34,13 +35,6 @@ OTHER_TRACE = "cccc3333dddd4444"
 PRICED, UNPRICED = "gpt-4o", "mystery-llm-9"  # gpt-4o: $2.50 in / $10 out per 1M tokens (defaults)
 
 
-@pytest.fixture(autouse=True)
-def fresh_runtime(isolated_env):
-    reload_runtime()
-    yield
-    reload_runtime()
-
-
 def monitor(tab: str | None = None, at: AppTest | None = None) -> AppTest:
     at = at if at is not None else AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
     if tab is not None:
@@ -48,10 +42,6 @@ def monitor(tab: str | None = None, at: AppTest | None = None) -> AppTest:
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def values(elements) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 def metrics(at: AppTest) -> dict[str, str]:

@@ -18,7 +18,8 @@ from core.jobs import HANDLERS, HandlerInfo
 from core.models import Post
 from core.probe import probe_jobs
 from core.runs import get_run, jobs_of, list_runs
-from ui.runtime import get_runtime, reload_runtime
+from ui.runtime import get_runtime
+from tests.pagetest import fresh_runtime, values  # noqa: F401 - fresh_runtime is an autouse fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = ROOT / "Home.py"
@@ -36,14 +37,6 @@ TITLES = {
 }
 ENGINE_KINDS = ("query", "media", "insight")
 TIMEOUT = 30
-
-
-@pytest.fixture(autouse=True)
-def fresh_runtime(isolated_env):
-    """A runtime built from this test's environment, closed when the test ends."""
-    reload_runtime()
-    yield
-    reload_runtime()
 
 
 @pytest.fixture
@@ -84,10 +77,6 @@ def texts(at: AppTest) -> list[str]:
 
 def page_text(at: AppTest) -> str:
     return "\n".join(texts(at))
-
-
-def values(elements) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 def probe_run(topic: str = "pages probe") -> str:

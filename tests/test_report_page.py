@@ -20,6 +20,7 @@ from ui.report_view import PREVIEW_CSS, PREVIEW_TAGS
 from ui.runtime import get_runtime, reload_runtime
 from tests.test_engine import corpus_records
 from tests.test_report import add_forum, make_run, standard_engines
+from tests.pagetest import values
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -44,10 +45,6 @@ def render(at: AppTest | None = None) -> AppTest:
     at = (AppTest.from_file(str(PAGE), default_timeout=TIMEOUT) if at is None else at).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def values(elements) -> list[str]:
-    return [str(e.value) for e in elements]
 
 
 def html_bodies(at: AppTest) -> list[str]:

@@ -8,15 +8,9 @@ from streamlit.testing.v1 import AppTest
 
 from core.models import Job, LlmCall, Run, utcnow
 from ui.runtime import get_runtime, reload_runtime
+from tests.pagetest import fresh_runtime  # noqa: F401 - fresh_runtime is an autouse fixture
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True)
-def fresh_runtime():
-    reload_runtime()
-    yield
-    reload_runtime()
 
 
 def _run_with_calls():
