@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -202,34 +203,43 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    fake: "FakeHTTPServer"
+    request_queue_size = 64
+    fake: "LoopbackServer"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):  # a client hanging up (reset, broken pipe) is normal here
+            return
+        super().handle_error(request, client_address)
 
 
-class FakeHTTPServer:
-    """Scripted HTTP server on 127.0.0.1 with an ephemeral port. Use as a context manager."""
+class LoopbackServer:
+    """The life cycle every fake shares: a threading HTTP server on 127.0.0.1 with an ephemeral port,
+    started and closed (waking stalled handlers and dropping open connections) by the test.
+
+    A subclass sets `handler` (a BaseHTTPRequestHandler whose `self.server.fake` is the fake) and
+    `thread_name`."""
+
+    handler: type = None  # type: ignore[assignment]
+    thread_name = "fake-http"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self._host, self._port = host, port
         self._lock = threading.Lock()
-        self._queues: dict[str, deque[Responder]] = {}
-        self._fallbacks: dict[str, Responder] = {}
-        self._requests: list[RecordedRequest] = []
         self._connections: set[socket.socket] = set()
         self._closing = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self.unscripted: list[RecordedRequest] = []
+        self._last_port: int | None = None
 
-    # lifecycle -------------------------------------------------------------------------------
-    def start(self) -> "FakeHTTPServer":
-        if self._server is not None:
-            return self
-        self._closing.clear()
-        self._server = _Server((self._host, self._port), _Handler)
-        self._server.fake = self
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"fake-http-{self.port}", daemon=True)
-        self._thread.start()
+    def start(self):
+        if self._server is None:
+            self._closing.clear()
+            self._server = _Server((self._host, self._port), self.handler)
+            self._server.fake = self
+            self._last_port = self._server.server_address[1]
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name=f"{self.thread_name}-{self.port}", daemon=True)
+            self._thread.start()
         return self
 
     def close(self) -> None:
@@ -249,7 +259,7 @@ class FakeHTTPServer:
             self._thread.join(timeout=5)
         self._server = None
 
-    def __enter__(self) -> "FakeHTTPServer":
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -257,9 +267,30 @@ class FakeHTTPServer:
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        """The bound port (still known after close, for assertions)."""
+        if self._server is not None:
+            return self._server.server_address[1]
+        if self._last_port is None:
             raise RuntimeError("server not started")
-        return self._server.server_address[1]
+        return self._last_port
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            (self._connections.add if add else self._connections.discard)(conn)
+
+
+class FakeHTTPServer(LoopbackServer):
+    """Scripted HTTP server on 127.0.0.1 with an ephemeral port. Use as a context manager."""
+
+    handler = _Handler
+    thread_name = "fake-http"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        super().__init__(host, port)
+        self._queues: dict[str, deque[Responder]] = {}
+        self._fallbacks: dict[str, Responder] = {}
+        self._requests: list[RecordedRequest] = []
+        self.unscripted: list[RecordedRequest] = []
 
     @property
     def url(self) -> str:
@@ -323,11 +354,6 @@ class FakeHTTPServer:
             return Reply(404, json={"error": {"message": f"fake server: nothing scripted for "
                                                          f"{request.method} {request.path}"}})
         return responder(request) if callable(responder) else responder
-
-    def _track(self, conn: socket.socket, *, add: bool) -> None:
-        with self._lock:
-            (self._connections.add if add else self._connections.discard)(conn)
-
 
 @pytest.fixture
 def fake_http_server() -> Iterator[FakeHTTPServer]:

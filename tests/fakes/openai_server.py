@@ -36,14 +36,15 @@ from __future__ import annotations
 
 import json as jsonlib
 import socket
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Iterator, Mapping, Union
 
 import pytest
+
+from tests.fakes.http_server import LoopbackServer
 
 __all__ = ["FakeOpenAI", "FakeReply", "ChatRequest", "fake_openai", "count_tokens"]
 
@@ -213,7 +214,7 @@ Responder = Callable[[ChatRequest], ReplyLike]
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30
-    server: "_Server"
+    server: "LoopbackServer"
 
     def setup(self) -> None:
         super().setup()
@@ -387,20 +388,7 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-    fake: "FakeOpenAI"
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-        if isinstance(sys.exc_info()[1], OSError):  # a client hanging up (reset, broken pipe) is normal here
-            return
-        super().handle_error(request, client_address)
-
-
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """An OpenAI-compatible server on 127.0.0.1 (ephemeral port). Use as a context manager.
 
     responder: fn(ChatRequest) -> str | dict | list | FakeReply, when nothing is scripted.
@@ -411,6 +399,9 @@ class FakeOpenAI:
     reject_stream_options: answer 400 to requests that carry stream_options (older vLLM, some
         proxies), so clients have to fall back.
     """
+
+    handler = _Handler
+    thread_name = "fake-openai"
 
     def __init__(self, responder: Responder | None = None, *, default: ReplyLike = "ok", model: str = DEFAULT_MODEL,
                  latency: float = 0.0, chunk_delay: float = 0.0, chunk_chars: int = 8, api_key: str | None = None,
@@ -423,61 +414,11 @@ class FakeOpenAI:
         self.chunk_chars = max(1, chunk_chars)
         self.api_key = api_key
         self.reject_stream_options = reject_stream_options
-        self._host, self._port = host, port
-        self._lock = threading.Lock()
+        super().__init__(host, port)
         self._queue: deque[ReplyLike] = deque()
         self._requests: list[ChatRequest] = []
         self._in_flight = 0
         self._peak = 0
-        self._connections: set[socket.socket] = set()
-        self._closing = threading.Event()
-        self._server: _Server | None = None
-        self._last_port: int | None = None
-        self._thread: threading.Thread | None = None
-
-    # lifecycle -------------------------------------------------------------------------------
-    def start(self) -> "FakeOpenAI":
-        if self._server is None:
-            self._closing.clear()
-            self._server = _Server((self._host, self._port), _Handler)
-            self._server.fake = self
-            self._last_port = self._server.server_address[1]
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name=f"fake-openai-{self.port}", daemon=True)
-            self._thread.start()
-        return self
-
-    def close(self) -> None:
-        if self._server is None:
-            return
-        self._closing.set()  # stalled handlers wake up and drop
-        self._server.shutdown()
-        self._server.server_close()
-        with self._lock:
-            conns = list(self._connections)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-
-    def __enter__(self) -> "FakeOpenAI":
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    @property
-    def port(self) -> int:
-        """The bound port (still known after close, for assertions)."""
-        if self._server is not None:
-            return self._server.server_address[1]
-        if self._last_port is None:
-            raise RuntimeError("fake OpenAI server not started")
-        return self._last_port
 
     @property
     def url(self) -> str:
@@ -613,13 +554,9 @@ class FakeOpenAI:
             else count_tokens(reply.sent_content)
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
-    def _track(self, conn: socket.socket, *, add: bool) -> None:
-        with self._lock:
-            (self._connections.add if add else self._connections.discard)(conn)
-
-
 @pytest.fixture
 def fake_openai() -> Iterator[FakeOpenAI]:
     """A started FakeOpenAI (defaults: answers "ok", no latency), closed after the test."""
     with FakeOpenAI() as srv:
         yield srv
+
