@@ -301,6 +301,9 @@ def _clamp_limit(limit: Any) -> int:
     return max(0, min(n, MAX_LIMIT))
 
 
+MIN_STRONG_MATCHES = 5  # below this many strong matches, weaker ones fill the list
+
+
 def search_posts(db: Database, query: str, *, limit: int = 20, platforms: Iterable[str] | str | None = None,
                  start: Any = None, end: Any = None, kinds: Iterable[str] | str | None = None,
                  order: str = "relevance") -> list[Document]:
@@ -322,9 +325,22 @@ def search_posts(db: Database, query: str, *, limit: int = 20, platforms: Iterab
         logger.warning("corpus search failed ({}); re-creating the search index", str(exc).splitlines()[0][:200])
         ensure_search_index(db, force=True)
         rows = _match(db, terms, conds, n, order)
+    wanted = set(terms)
+
+    def matched(row) -> int:
+        return len(wanted.intersection(row[0].content_seg.split()))
+
     if order == "relevance":
-        wanted = set(terms)
-        rows.sort(key=lambda r: (-len(wanted.intersection(r[0].content_seg.split())), -r[1], -r[0].id))
+        rows.sort(key=lambda r: (-matched(r), -r[1], -r[0].id))
+    # A post that shares one word of a several-word topic (价格 from 新能源汽车价格战) is usually about
+    # something else: keep posts matching at least half of the words, and fall back to the weaker
+    # matches only when too few remain, so a long or rare topic still finds something.
+    if len(wanted) >= 2:
+        strong = [r for r in rows if matched(r) * 2 >= len(wanted)]
+        if len(strong) >= min(n, MIN_STRONG_MATCHES):
+            rows = strong
+        else:
+            rows = strong + [r for r in rows if matched(r) * 2 < len(wanted)]
     return [post_to_document(p, score=score) for p, score in rows[:n]]
 
 

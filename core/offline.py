@@ -167,6 +167,9 @@ _TOOL_HINTS: dict[str, tuple[str, ...]] = {
     "hot": ("hot", "热门"),
     "influencer": ("hot", "热门"),
     "comments": ("comment", "评论"),
+    # Attitudes live in the comments: a sentiment paragraph reads them where a comment tool exists,
+    # and so does not repeat the overview's documents.
+    "sentiment": ("comment", "评论"),
     "platform": ("platform", "平台"),
     "image": ("image", "图片", "multimodal", "comprehensive"),
     "video": ("video", "视频", "multimodal", "comprehensive"),

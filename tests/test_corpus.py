@@ -241,3 +241,17 @@ def test_empty_corpus(db):
     assert search_posts(db, "汽车") == [] and search_hot_content(db, "week") == []
     assert corpus_summary(db)["total"] == 0 and corpus_summary(db)["newest_post"] is None
     assert CorpusSearchProvider(db).run_tool("search_last_week", "汽车") == []
+
+
+def test_a_post_sharing_one_word_of_a_long_topic_is_left_out_while_enough_strong_matches_exist(db):
+    from core.importers import import_records
+
+    on_topic = [{"platform": "weibo", "post_id": f"on{i}", "content": f"新能源汽车价格战第{i}轮，车企纷纷降价"}
+                for i in range(6)]
+    off_topic = [{"platform": "weibo", "post_id": "off", "content": "演唱会门票价格太贵了，黄牛加价"}]
+    import_records(db, on_topic + off_topic)
+    found = [d.doc_id for d in search_posts(db, "新能源汽车价格战", limit=20)]
+    assert "weibo:off" not in found and len(found) == 6
+    # with too few strong matches, the weaker one still comes back (a long topic finds something)
+    rare = [d.doc_id for d in search_posts(db, "黄牛 预售 退票 实名", limit=20)]  # the post has 1 of 4 words
+    assert rare == ["weibo:off"]
