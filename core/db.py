@@ -5,6 +5,7 @@ whose `.error` says what is wrong, so the app opens degraded instead of with a t
 """
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from contextlib import contextmanager
@@ -55,10 +56,16 @@ def _build_engine(url: str, pool: PoolOptions) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
-            # WAL lets pages read while the supervisor writes; busy_timeout waits instead of failing.
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            # busy_timeout first: every statement after it waits for a lock instead of failing.
             cur.execute("PRAGMA busy_timeout=30000")
+            # WAL lets pages read while the supervisor writes. Switching needs an exclusive lock and
+            # does not always wait for it: when several processes open a new file at once, one of
+            # them switches and the mode persists in the file, so the others may skip it.
+            try:
+                cur.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:
+                pass
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
