@@ -100,6 +100,23 @@ def transcript(db: Database, run_id: str, *, after_id: int = 0, sources: tuple[s
         return [_view(m) for m in s.scalars(stmt.order_by(ForumMessage.id).limit(limit))]
 
 
+def transcript_tail(db: Database, run_id: str, n: int) -> list[MessageView]:
+    """The newest `n` messages of a run, oldest first: a page's first view, without reading it all."""
+    with db.session() as s:
+        rows = s.scalars(select(ForumMessage).where(ForumMessage.run_id == run_id)
+                         .order_by(ForumMessage.id.desc()).limit(n)).all()
+    return [_view(m) for m in reversed(rows)]
+
+
+def agents_since_last_host(db: Database, run_id: str) -> int:
+    """Agent messages posted after the host last spoke (the host's cadence, for a page)."""
+    with db.session() as s:
+        last_host = s.scalar(select(func.max(ForumMessage.id)).where(ForumMessage.run_id == run_id,
+                                                                   ForumMessage.type == "host")) or 0
+        return s.scalar(select(func.count()).select_from(ForumMessage).where(
+            ForumMessage.run_id == run_id, ForumMessage.type == "agent", ForumMessage.id > last_host)) or 0
+
+
 def latest_host_speech(db: Database, run_id: str) -> str | None:
     with db.session() as s:
         return s.scalar(select(ForumMessage.content).where(ForumMessage.run_id == run_id, ForumMessage.type == "host")

@@ -279,3 +279,28 @@ def test_without_the_parser_the_import_section_says_so(monkeypatch):
     at = render()
     assert [i.value for i in at.info if "Importing BettaFish logs is not available yet" in i.value]
     assert not [b for b in at.button if b.label == "Import"]
+
+
+def test_opening_a_long_transcript_reads_its_tail_and_tallies_not_every_message(monkeypatch):
+    from sqlalchemy import insert
+
+    import ui.forum_view as fv
+
+    db = get_runtime().db
+    with db.session() as s:
+        s.add(Run(id="long", kind="analysis", topic="t", status="completed", created_at=utcnow()))
+        s.flush()
+        rows = [{"run_id": "long", "type": "agent", "sender": "Query Engine", "source": "QUERY", "content": f"m{i}",
+                 "paragraph": 0, "trace_id": "", "timestamp": utcnow()} for i in range(1200)]
+        rows[999].update(type="host", sender="Forum Host", source="HOST")
+        s.execute(insert(ForumMessage), rows)
+    reads = []
+    real = fv.transcript
+    monkeypatch.setattr(fv, "transcript", lambda *a, **k: reads.append(k.get("after_id")) or real(*a, **k))
+    feed = fv.TranscriptFeed("long")
+    feed.poll(db)
+    assert len(feed.buffer) == fv.BUFFER and feed.buffer[-1].content == "m1199"
+    assert feed.counts["QUERY"] == 1199 and feed.counts["HOST"] == 1 and feed.agents_since_host == 200
+    assert len(reads) == 1 and reads[0] == feed.cursor  # one read after the tail, which found nothing new
+    post_message(db, None, "long", type="agent", source="MEDIA", content="new")
+    assert feed.poll(db) == 1 and feed.counts["MEDIA"] == 1 and feed.agents_since_host == 201

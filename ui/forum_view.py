@@ -17,7 +17,8 @@ from pathlib import Path
 import streamlit as st
 
 from core.db import Database
-from core.forum import SENDERS, SOURCES, MessageView, forum_line, runs_with_messages, transcript
+from core.forum import (SENDERS, SOURCES, MessageView, agents_since_last_host, counts_by_source, forum_line,
+                        runs_with_messages, transcript, transcript_tail)
 from core.runs import RunView, get_run, list_runs
 from core.runtime import Runtime
 
@@ -49,9 +50,20 @@ class TranscriptFeed:
         self.buffer = deque(self.buffer, maxlen=self.maxlen)
 
     def poll(self, db: Database) -> int:
-        """Read the messages after the cursor (all of them, in batches); keep the newest `maxlen`."""
+        """Read the messages after the cursor (all of them, in batches); keep the newest `maxlen`.
+
+        The first poll starts from the tallies and the newest `maxlen` messages, so opening a long
+        transcript never reads it whole; later polls read only what is new."""
         self.polls += 1
         new = 0
+        if self.polls == 1 and self.cursor == 0:
+            tail = transcript_tail(db, self.run_id, self.maxlen)
+            if tail:
+                self.counts.update(counts_by_source(db, self.run_id))
+                self.agents_since_host = agents_since_last_host(db, self.run_id)
+                self.buffer.extend(tail)
+                self.cursor = tail[-1].id
+                new = len(tail)
         while True:
             batch = transcript(db, self.run_id, after_id=self.cursor, limit=BATCH)
             for m in batch:
