@@ -30,6 +30,7 @@ import re
 import sys
 import threading
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable, Sequence
 
@@ -284,6 +285,98 @@ def predict(texts: Sequence[str]) -> list[tuple[int, float]]:
 def score(text: str) -> float:
     """Probability that ``text`` is positive, in [0, 1]."""
     return load_model().proba(text)
+
+
+# --- three classes, one scorer for every part of Shoal -----------------------------------------
+#
+# Engines, host, report, charts and exports all read a post's sentiment from ``Document.sentiment``
+# (probability of positive), filled once by ``score_documents`` from the same text (``Document.text``),
+# and turn it into a class with ``label_of``. Nothing else scores or thresholds sentiment.
+
+POSITIVE, NEUTRAL, NEGATIVE = "positive", "neutral", "negative"
+LABELS = (POSITIVE, NEUTRAL, NEGATIVE)
+LABELS_ZH = {POSITIVE: "正面", NEUTRAL: "中性", NEGATIVE: "负面"}
+DEFAULT_NEUTRAL_BAND = (0.4, 0.6)  # used when the model file does not carry a calibrated band
+
+
+def neutral_band() -> tuple[float, float]:
+    """(low, high): a probability of positive inside [low, high) is neutral. Calibrated at training
+    time and stored in the model file; the default when the model is unavailable."""
+    try:
+        band = load_model().meta.get("neutral_band")
+    except (OSError, ValueError):
+        band = None
+    if isinstance(band, (list, tuple)) and len(band) == 2:
+        return float(band[0]), float(band[1])
+    return DEFAULT_NEUTRAL_BAND
+
+
+def label_of(probability: float | None) -> str | None:
+    """positive / neutral / negative for a probability of positive; None when unknown."""
+    if probability is None:
+        return None
+    low, high = neutral_band()
+    if probability >= high:
+        return POSITIVE
+    if probability < low:
+        return NEGATIVE
+    return NEUTRAL
+
+
+def classify(texts: Sequence[str]) -> list[tuple[str, float]]:
+    """(positive | neutral | negative, probability of positive) for each text."""
+    return [(label_of(p), p) for _, p in predict(texts)]
+
+
+@dataclass(frozen=True)
+class SentimentShares:
+    """Counts per class over a set of posts; ``scored`` is the base every share is taken of."""
+    positive: int = 0
+    neutral: int = 0
+    negative: int = 0
+    unscored: int = 0
+
+    @property
+    def scored(self) -> int:
+        return self.positive + self.neutral + self.negative
+
+    def count(self, label: str) -> int:
+        return {POSITIVE: self.positive, NEUTRAL: self.neutral, NEGATIVE: self.negative}[label]
+
+    def share(self, label: str) -> float:
+        """The share of ``label`` among the scored posts (0.0 when none is scored)."""
+        return self.count(label) / self.scored if self.scored else 0.0
+
+    def as_dict(self) -> dict:
+        return {"scored": self.scored, "positive": self.positive, "neutral": self.neutral,
+                "negative": self.negative, "unscored": self.unscored}
+
+
+def shares(probabilities: Iterable[float | None]) -> SentimentShares:
+    counts = {POSITIVE: 0, NEUTRAL: 0, NEGATIVE: 0}
+    unscored = 0
+    for p in probabilities:
+        label = label_of(p)
+        if label is None:
+            unscored += 1
+        else:
+            counts[label] += 1
+    return SentimentShares(counts[POSITIVE], counts[NEUTRAL], counts[NEGATIVE], unscored)
+
+
+def score_documents(docs: Sequence) -> None:
+    """Fill ``sentiment`` of documents that have none, from ``doc.text`` (title and content): the one
+    place a post is scored. Best effort: without the model, documents stay unscored ("unknown")."""
+    missing = [d for d in docs if getattr(d, "sentiment", None) is None and (d.text or "").strip()]
+    if not missing:
+        return
+    try:
+        results = predict([d.text for d in missing])
+    except (OSError, ValueError) as exc:
+        logging.getLogger(__name__).warning("sentiment unavailable, posts stay unscored: %s", exc)
+        return
+    for doc, (_, p) in zip(missing, results):
+        doc.sentiment = round(float(p), 4)
 
 
 def main_sentiment(stdin: IO[str] | None = None, stdout: IO[str] | None = None) -> int:

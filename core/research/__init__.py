@@ -1,0 +1,1 @@
+"""Research: what the engines search and read (relevance, topic scope, coverage)."""
