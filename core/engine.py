@@ -65,7 +65,7 @@ NODE_NAMES = {
 
 # -- wiring: which provider and reasoner an engine uses ----------------------------------------
 def make_provider(engine: str, settings: Settings, db):
-    from .corpus import CorpusSearchProvider
+    from .research.corpus_tools import CorpusSearchProvider
 
     if engine in ("query", "media") and settings["SHOAL_MODE"] != "offline":
         from .search import web_provider_for
@@ -411,7 +411,7 @@ def keyword_optimizer(settings: Settings, db, events, ctx: JobContext) -> Callab
 
 
 def _offline_provider(engine: str, db):
-    from .corpus import CorpusSearchProvider
+    from .research.corpus_tools import CorpusSearchProvider
 
     return CorpusSearchProvider(db, platforms=ENGINES[engine].offline_platforms)
 

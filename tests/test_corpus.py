@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import text
 
 from core import corpus
-from core.corpus import (INSIGHT_TOOLS, CorpusSearchProvider, corpus_summary, ensure_search_index,
-                         get_comments_for_topic, query_terms, search_hot_content, search_posts, search_topic_by_date,
-                         search_topic_globally, search_topic_on_platform)
+from core.corpus import corpus_summary, ensure_search_index, query_terms, search_posts
+from core.research.corpus_tools import (INSIGHT_TOOLS, CorpusSearchProvider, get_comments_for_topic,
+                                        search_hot_content, search_topic_by_date, search_topic_globally,
+                                        search_topic_on_platform)
 from core.importers import import_records
 from core.models import Post
 
