@@ -1,15 +1,27 @@
-"""Starting an analysis: validating the topic, choosing the mode, and the run's jobs."""
+"""Starting an analysis: validating the topic, choosing the mode, measuring coverage, and the run's jobs.
+
+An analysis run is: ``coverage`` first (how many sources are about the topic), then the engines and
+the forum monitor, which depend on it, and the report, which the coverage job requests only when the
+data can support an analysis (or the analyst asked for one anyway). Below the threshold the run ends
+``insufficient_data`` with a message saying what matched and how to get more.
+"""
 from __future__ import annotations
 
 import re
 import unicodedata
 
+from loguru import logger
+from sqlalchemy import update
+
 from . import forum_monitor  # noqa: F401 - analysis runs include the forum job: make sure it is registered
 from . import report as report_engine
 from . import telemetry
-from .config import Settings
+from .config import Settings, load_settings
 from .engine import ENGINES
-from .jobs import JobSpec
+from .jobs import INSUFFICIENT_DATA, JobContext, JobSpec, register_handler
+from .models import Run
+from .research.coverage import Coverage
+from .textstats import has_cjk
 
 MAX_TOPIC_CHARS = 200
 ENGINE_NAMES = tuple(ENGINES)
@@ -49,13 +61,20 @@ def run_mode(settings: Settings, engines: tuple[str, ...], offline: bool) -> str
     return "llm" if any(settings.llm_configured(ENGINES[e].llm_role) for e in engines) else "offline"
 
 
+COVERAGE = "coverage"
+
+
 def analysis_jobs(engines: tuple[str, ...]) -> list[JobSpec]:
-    """One job per engine, and the forum monitor beside them (it ends when the engines have)."""
-    return [JobSpec(kind=e, name=e) for e in engines] + [JobSpec(kind="forum", name="forum")]
+    """Coverage first; then one job per engine and the forum monitor beside them (it ends when the
+    engines have)."""
+    after = (COVERAGE,)
+    return ([JobSpec(kind=COVERAGE, name=COVERAGE)] + [JobSpec(kind=e, name=e, depends_on=after) for e in engines]
+            + [JobSpec(kind="forum", name="forum", depends_on=after)])
 
 
 def analysis_params(settings: Settings, engines: tuple[str, ...], *, paragraphs: int | None = None,
-                    reflections: int | None = None, report_type: str = "auto", offline: bool = False) -> dict:
+                    reflections: int | None = None, report_type: str = "auto", offline: bool = False,
+                    force_report: bool = False) -> dict:
     p = int(paragraphs or settings["SHOAL_PARAGRAPHS"])
     r = int(settings["SHOAL_REFLECTIONS"] if reflections is None else reflections)
     if not 1 <= p <= 12:
@@ -63,21 +82,22 @@ def analysis_params(settings: Settings, engines: tuple[str, ...], *, paragraphs:
     if not 0 <= r <= 5:
         raise ValueError("reflections must be between 0 and 5")
     return {"engines": list(engines), "paragraphs": p, "reflections": r, "report_type": report_type,
-            "offline": run_mode(settings, engines, offline) == "offline"}
+            "offline": run_mode(settings, engines, offline) == "offline", "force_report": bool(force_report)}
 
 
 def start_analysis(supervisor, settings: Settings, topic: str, engines=None, *, paragraphs: int | None = None,
-                   reflections: int | None = None, report_type: str = "auto", offline: bool = False) -> str:
-    """Validate and queue an analysis; returns the run id. Raises TopicError/ValueError with a clear message."""
+                   reflections: int | None = None, report_type: str = "auto", offline: bool = False,
+                   force_report: bool = False) -> str:
+    """Validate and queue an analysis; returns the run id. Raises TopicError/ValueError with a clear message.
+
+    ``force_report``: write the report even when coverage is below SHOAL_MIN_SOURCES (it then opens
+    with a coverage banner); a topic nothing matches still ends insufficient_data."""
     topic = clean_topic(topic)
     engines = parse_engines(engines)
     params = analysis_params(settings, engines, paragraphs=paragraphs, reflections=reflections,
-                             report_type=report_type, offline=offline)
+                             report_type=report_type, offline=offline, force_report=force_report)
     run_id = supervisor.submit_run(analysis_jobs(engines), kind="analysis", topic=topic, params=params,
                                    mode="offline" if params["offline"] else "llm")
-    # The automatic report: its job waits for this run's engines (and the forum) and never reads
-    # another run's outputs.
-    report_engine.request_report(supervisor, supervisor.db, run_id)
     telemetry.record("run.submitted", run_id=run_id, payload={"engines": list(engines), "topic_chars": len(topic),
                                                               "paragraphs": params["paragraphs"],
                                                               "reflections": params["reflections"],
@@ -91,3 +111,84 @@ def rerun_engine(supervisor, run_id: str, engine: str) -> str:
         raise ValueError(f"unknown engine {engine}")
     (job_id,) = supervisor.add_jobs(run_id, [JobSpec(kind=engine, name=engine)])
     return job_id
+
+
+# -- coverage ------------------------------------------------------------------------------------
+
+def measure_coverage(db, settings: Settings, topic: str, engines, *, offline: bool) -> Coverage:
+    """Count what is about the topic before anything is written: corpus posts per platform, and in
+    LLM mode the web results of each configured web search (one search per engine)."""
+    from .corpus import corpus_stats
+    from .research.scope import admits_text, build_scope, matching_counts
+
+    scope = build_scope(db, topic, floor=float(settings["SHOAL_RELEVANCE_FLOOR"]))
+    matching, by_platform = matching_counts(db, scope)
+    web_results, searched, errors = 0, False, []
+    if not offline and settings["SHOAL_MODE"] != "offline":
+        from .search import SearchError, web_provider_for
+
+        for engine in (e for e in engines if e in ("query", "media")):
+            provider = web_provider_for(engine, settings)
+            if provider is None:
+                continue
+            searched = True
+            try:
+                docs = provider.run_tool(provider.tools[0].name, topic)
+            except SearchError as exc:
+                logger.warning("coverage: {} web search failed: {}", engine, exc)
+                errors.append(f"{provider.name}: {str(exc)[:160]}")
+                continue
+            finally:
+                provider.close()
+            web_results += sum(1 for d in docs if admits_text(scope, d.title, d.content))
+    return Coverage(matching, by_platform, web_results, int(settings["SHOAL_MIN_SOURCES"]),
+                    corpus_stats(db).total, searched, tuple(errors))
+
+
+def _save_run_params(db, run_id: str, **values) -> dict:
+    with db.session() as s:
+        run = s.get(Run, run_id)
+        params = {**dict(run.params or {}), **values}
+        s.execute(update(Run).where(Run.id == run_id).values(params=params))
+    return params
+
+
+def run_coverage_job(ctx: JobContext) -> dict:
+    sup = ctx.supervisor
+    settings = getattr(sup, "settings", None) or load_settings()
+    params = ctx.run_params
+    engines = tuple(params.get("engines") or ENGINE_NAMES)
+    coverage = measure_coverage(sup.db, settings, ctx.topic, engines, offline=bool(params.get("offline")))
+    _save_run_params(sup.db, ctx.run_id, coverage=coverage.as_dict())
+    ctx.emit("coverage.measured", coverage.as_dict())
+    forced = bool(params.get("force_report")) and coverage.sources > 0
+    if not coverage.sufficient and not forced:
+        message = coverage.message(has_cjk(ctx.topic))
+        sup.end_run(ctx.run_id, INSUFFICIENT_DATA, message, payload=coverage.as_dict())
+        return {"coverage": coverage.as_dict(), "message": message}
+    # The automatic report: its job waits for this run's engines (and the forum) and never reads
+    # another run's outputs.
+    report_engine.request_report(sup, sup.db, ctx.run_id)
+    return {"coverage": coverage.as_dict(), "forced": not coverage.sufficient}
+
+
+register_handler(COVERAGE, run_coverage_job)
+
+
+def analyse_anyway(supervisor, run_id: str) -> str:
+    """The analyst's "write it anyway" for a run that ended insufficient_data: run its engines and the
+    forum on what matched, and a report that opens with the coverage banner. Returns the report id."""
+    from .runs import get_run
+
+    run = get_run(supervisor.db, run_id)
+    if run is None:
+        raise KeyError(f"no run {run_id}")
+    if run.status != INSUFFICIENT_DATA:
+        raise ValueError(f"run {run_id} is {run.status}, not {INSUFFICIENT_DATA}")
+    coverage = Coverage.from_dict(run.params.get("coverage"))
+    if coverage is None or coverage.sources == 0:
+        raise ValueError("nothing in the data is about this topic, so there is nothing to write a report from")
+    _save_run_params(supervisor.db, run_id, force_report=True)
+    engines = tuple(run.params.get("engines") or ENGINE_NAMES)
+    supervisor.add_jobs(run_id, [JobSpec(kind=e, name=e) for e in engines] + [JobSpec(kind="forum", name="forum")])
+    return report_engine.request_report(supervisor, supervisor.db, run_id)

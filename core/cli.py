@@ -195,7 +195,9 @@ def run_summary(rt, run_id: str, wall_s: float) -> dict:
     report = latest_report(rt.db, run_id, completed=True)
     with rt.db.session() as s:
         llm_calls = s.scalar(select(func.count()).select_from(LlmCall).where(LlmCall.run_id == run_id)) or 0
-    return {"run_id": run_id, "status": run.status, "mode": run.mode, "topic": run.topic, "engines": engines,
+    return {"run_id": run_id, "status": run.status, "mode": run.mode, "topic": run.topic,
+            "coverage": run.params.get("coverage"), "message": run.error if run.status == "insufficient_data" else None,
+            "engines": engines,
             "forum_messages": counts["agent"] + counts["host"] + counts["system"], "host_messages": counts["host"],
             "report": report.html_path if report else None, "llm_calls": llm_calls, "trace_id": run.trace_id, "wall_s": round(wall_s, 3)}
 
@@ -229,7 +231,7 @@ def cmd_run(args) -> int:
     t0 = time.monotonic()
     try:
         run_id = start_analysis(rt.supervisor, settings, topic, engines, paragraphs=args.paragraphs,
-                                reflections=args.reflections, offline=args.offline)
+                                reflections=args.reflections, offline=args.offline, force_report=args.force_report)
     except (TopicError, ValueError) as exc:
         print(f"run: {exc}", file=sys.stderr)
         rt.close()
@@ -245,11 +247,14 @@ def cmd_run(args) -> int:
     summary = run_summary(rt, run_id, time.monotonic() - t0)
     rt.close()
     print(json.dumps(summary, ensure_ascii=False, indent=None if args.json else 2))
+    if status == "insufficient_data" and not args.json:
+        print(f"run: {summary['message']}", file=sys.stderr)
     return EXIT_OK if status == "completed" else EXIT_FAIL
 
 
 def _follow(rt, run_id: str, timeout: float, quiet: bool) -> str:
     """Wait for the run, printing its events to stderr as they come (O(new events) per poll)."""
+    from .jobs import RUN_FINAL_STATES
     from .runs import get_run
 
     cursor, deadline = 0, time.monotonic() + timeout
@@ -257,11 +262,12 @@ def _follow(rt, run_id: str, timeout: float, quiet: bool) -> str:
         batch, cursor = rt.events.since(cursor, run_id=run_id, limit=500)
         if not quiet:
             for e in batch:
-                if e.type.startswith(("run.", "job.", "engine.started", "engine.fallback", "engine.search_error")):
+                if e.type.startswith(("run.", "job.", "engine.started", "engine.fallback", "engine.search_error",
+                                             "coverage.")):
                     print(f"  {e.ts:%H:%M:%S} {e.type} {e.job_id or ''} "
                           f"{json.dumps(e.payload, ensure_ascii=False)[:160]}", file=sys.stderr)
         status = get_run(rt.db, run_id).status
-        if status in ("completed", "failed", "cancelled") or (status == "interrupted" and not rt.supervisor.running):
+        if status in RUN_FINAL_STATES or (status == "interrupted" and not rt.supervisor.running):
             return status
         if time.monotonic() > deadline:
             print(f"run: still {status} after {timeout:.0f} s; cancelling", file=sys.stderr)
@@ -423,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("topic")
     run.add_argument("--engines", default="query,media,insight", help="comma-separated: query,media,insight")
     run.add_argument("--offline", action="store_true", help="never call an LLM or a web search API")
+    run.add_argument("--force-report", action="store_true",
+                     help="write the report even when fewer than SHOAL_MIN_SOURCES sources are about the topic "
+                          "(it opens with a coverage banner)")
     run.add_argument("--paragraphs", type=int, default=None, help="paragraphs per engine report (default 5)")
     run.add_argument("--reflections", type=int, default=None, help="reflection rounds per paragraph (default 2)")
     run.add_argument("--json", action="store_true", help="print only the JSON summary (no progress on stderr)")

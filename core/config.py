@@ -73,6 +73,12 @@ SPECS: dict[str, SettingSpec] = {s.key: s for s in [
     SettingSpec("SHOAL_LLM_CONCURRENCY", 4, "int", "Limits", "Concurrent LLM calls per provider (rate limits are real)", minimum=1, maximum=64),
     SettingSpec("SHOAL_PARAGRAPHS", 5, "int", "Limits", "Paragraphs per engine report", minimum=1, maximum=12),
     SettingSpec("SHOAL_REFLECTIONS", 2, "int", "Limits", "Reflection rounds per paragraph", minimum=0, maximum=5),
+    SettingSpec("SHOAL_MIN_SOURCES", 20, "int", "Limits",
+                "Sources about the topic (corpus posts, and web results in LLM mode) an analysis needs; below "
+                "this a run ends insufficient_data instead of writing a report", minimum=1, maximum=10_000),
+    SettingSpec("SHOAL_RELEVANCE_FLOOR", 0.5, "float", "Limits",
+                "Share of the topic's words (weighted by rarity, BM25 idf) a post must contain to count as "
+                "about the topic", minimum=0.05, maximum=1.0),
     SettingSpec("FORUM_HOST_EVERY", 5, "int", "Limits", "The host speaks after this many agent messages", minimum=1, maximum=50),
     SettingSpec("LLM_TIMEOUT", 120.0, "float", "Limits", "Seconds before one LLM call times out", minimum=1, maximum=1800),
     SettingSpec("RETRY_MAX_SECONDS", 60.0, "float", "Limits", "Total time budget of one retried call", minimum=0, maximum=3600),

@@ -38,7 +38,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from loguru import logger
-from sqlalchemy import Float, func, select, text, type_coerce
+from sqlalchemy import Float, and_, func, or_, select, text, true, type_coerce
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
@@ -46,10 +46,13 @@ from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from .db import Database
 from .documents import Document
 from .models import Post
+from .research.relevance import DEFAULT_FLOOR, TopicScope, bm25, bm25_idf, coverage
 
 # ----------------------------------------------------------------------------- platforms
 
-PLATFORMS: tuple[str, ...] = ("weibo", "douyin", "bilibili", "xhs", "zhihu", "tieba", "kuaishou")
+# The social and video platforms MindSpider/MediaCrawler crawl, plus "news" for news sites: every
+# name the planner, the tools and the importers use.
+PLATFORMS: tuple[str, ...] = ("weibo", "douyin", "bilibili", "xhs", "zhihu", "tieba", "kuaishou", "news")
 
 PLATFORM_ALIASES: dict[str, str] = {
     "微博": "weibo", "sina": "weibo", "wb": "weibo",
@@ -59,11 +62,12 @@ PLATFORM_ALIASES: dict[str, str] = {
     "知乎": "zhihu",
     "贴吧": "tieba", "百度贴吧": "tieba",
     "快手": "kuaishou", "ks": "kuaishou",
+    "新闻": "news", "媒体": "news",
 }
 
 PLATFORM_LABELS: dict[str, str] = {
     "weibo": "微博", "douyin": "抖音", "bilibili": "B站", "xhs": "小红书", "zhihu": "知乎", "tieba": "贴吧",
-    "kuaishou": "快手",
+    "kuaishou": "快手", "news": "新闻",
 }
 
 
@@ -274,8 +278,37 @@ def parse_date(value: Any, name: str = "date") -> date:
         raise ValueError(f"{name} {s!r} is not a real date (YYYY-MM-DD)") from None
 
 
-def _filters(platforms, start, end, kinds) -> list:
-    conds = []
+@dataclass(frozen=True)
+class CorpusSlice:
+    """The part of the corpus one engine reads offline: posts on some platforms (or on all but some),
+    without comments (``posts_only``); ``comments_anywhere`` adds every comment, whatever its platform."""
+    name: str = "all"
+    platforms: tuple[str, ...] | None = None
+    exclude_platforms: tuple[str, ...] = ()
+    posts_only: bool = False
+    comments_anywhere: bool = False
+
+    def condition(self):
+        parts = []
+        if self.platforms is not None:
+            parts.append(Post.platform.in_(self.platforms))
+        if self.exclude_platforms:
+            parts.append(Post.platform.not_in(self.exclude_platforms))
+        if self.posts_only:
+            parts.append(Post.kind != "comment")
+        base = and_(*parts) if parts else true()
+        return or_(base, Post.kind == "comment") if self.comments_anywhere else base
+
+    def allows_platform(self, platform: str) -> bool:
+        if self.comments_anywhere:
+            return True
+        if self.platforms is not None and platform not in self.platforms:
+            return False
+        return platform not in self.exclude_platforms
+
+
+def _filters(platforms, start, end, kinds, where: CorpusSlice | None = None) -> list:
+    conds = [] if where is None else [where.condition()]
     plats = _as_list(platforms)
     if plats is not None:
         conds.append(Post.platform.in_(sorted({normalize_platform(p) for p in plats})))
@@ -298,76 +331,148 @@ def _clamp_limit(limit: Any) -> int:
     return max(0, min(n, MAX_LIMIT))
 
 
-MIN_STRONG_MATCHES = 5  # below this many strong matches, weaker ones fill the list
+MAX_CANDIDATES = 5000  # light rows (id, tokens, hotness, time) scored in Python per search
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A post as the ranking sees it: its search tokens and what the orders need, nothing more."""
+    id: int
+    tokens: tuple[str, ...]
+    platform: str
+    kind: str
+    hot: float
+    published: datetime | None
+
+    @property
+    def token_set(self) -> frozenset[str]:
+        return frozenset(self.tokens)
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    n_docs: int
+    avgdl: float  # mean number of search tokens per post
+    version: tuple  # changes whenever posts are added or removed
+
+
+_df_cache: "weakref.WeakKeyDictionary[Database, tuple[tuple, dict[str, int]]]" = weakref.WeakKeyDictionary()
+_df_lock = threading.Lock()
+
+
+def index_stats(db: Database) -> IndexStats:
+    """How many posts, their mean token count, and a version that changes with every import."""
+    with db.session() as s:
+        n, last = s.execute(select(func.count(), func.max(Post.id)).select_from(Post)).one()
+        # tokens = spaces + 1; LENGTH counts bytes on MySQL, but a space is one byte everywhere
+        avg = s.scalar(select(func.avg(func.length(Post.content_seg)
+                                       - func.length(func.replace(Post.content_seg, " ", "")) + 1))
+                       .where(Post.content_seg != ""))
+    return IndexStats(int(n or 0), float(avg or 1.0), (int(n or 0), int(last or 0)))
+
+
+def document_frequencies(db: Database, terms: Iterable[str], stats: IndexStats | None = None) -> dict[str, int]:
+    """How many posts hold each encoded search term, from the full-text index (cached per corpus version)."""
+    stats = stats or index_stats(db)
+    terms = list(dict.fromkeys(terms))
+    with _df_lock:
+        version, cache = _df_cache.get(db, (None, {}))
+        if version != stats.version:
+            cache = {}
+            _df_cache[db] = (stats.version, cache)
+    missing = [t for t in terms if t not in cache]
+    if missing:
+        ensure_search_index(db)
+        with db.session() as s:
+            for t in missing:
+                if _is_mysql(db):
+                    df = s.scalar(text("SELECT COUNT(*) FROM posts WHERE MATCH(content_seg) AGAINST(:t IN BOOLEAN MODE)"),
+                                  {"t": t})
+                else:
+                    df = s.scalar(text(f"SELECT COUNT(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :t"),
+                                  {"t": '"' + t.replace('"', '""') + '"'})
+                cache[t] = int(df or 0)
+    return {t: cache[t] for t in terms}
+
+
+def term_idf(db: Database, terms: Iterable[str], stats: IndexStats | None = None) -> dict[str, float]:
+    stats = stats or index_stats(db)
+    return {t: bm25_idf(stats.n_docs, df) for t, df in document_frequencies(db, terms, stats).items()}
+
+
+def candidates(db: Database, terms: list[str], *, platforms: Iterable[str] | str | None = None, start: Any = None,
+               end: Any = None, kinds: Iterable[str] | str | None = None, order: str = "relevance",
+               limit: int = MAX_CANDIDATES, where: CorpusSlice | None = None) -> list[Candidate]:
+    """Posts holding any of ``terms`` (encoded), best by the backend's score (or hottest / newest
+    first), as light rows. The index finds them; ``core.research.relevance`` decides."""
+    if not terms:
+        return []
+    conds = _filters(platforms, start, end, kinds, where)
+    ensure_search_index(db)
+    try:
+        return _candidates(db, terms, conds, order, limit)
+    except (OperationalError, ProgrammingError) as exc:
+        # The index vanished under us (a table dropped and re-created): make it again, once.
+        logger.warning("corpus search failed ({}); re-creating the search index", str(exc).splitlines()[0][:200])
+        ensure_search_index(db, force=True)
+        return _candidates(db, terms, conds, order, limit)
 
 
 def search_posts(db: Database, query: str, *, limit: int = 20, platforms: Iterable[str] | str | None = None,
                  start: Any = None, end: Any = None, kinds: Iterable[str] | str | None = None,
-                 order: str = "relevance") -> list[Document]:
-    """Full-text search over title + content. OR semantics; posts matching more of the query's
-    words first (order="relevance"), or the matches by hotness ("hot") or newest first ("time").
-    A blank, punctuation-only or operator-only query returns []. Never raises for odd query text."""
+                 order: str = "relevance", scope: TopicScope | None = None, floor: float = DEFAULT_FLOOR,
+                 where: CorpusSlice | None = None) -> list[Document]:
+    """Full-text search over title + content, ranked by BM25 (order="relevance"), or the relevant
+    posts by hotness ("hot") or newest first ("time").
+
+    What is kept: with a ``scope`` (a run's topic), only posts the scope admits -- about the topic,
+    whatever else the query asks for; without one, posts past the relevance ``floor`` on the query's
+    own terms. A blank, punctuation-only or operator-only query returns []. Never raises for odd
+    query text."""
     if order not in ORDERS:
         raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
     n = _clamp_limit(limit)
     terms = query_terms(query)
     if not terms or n == 0:
         return []
-    conds = _filters(platforms, start, end, kinds)
-    ensure_search_index(db)
-    try:
-        rows = _match(db, terms, conds, n, order)
-    except (OperationalError, ProgrammingError) as exc:
-        # The index vanished under us (a table dropped and re-created): make it again, once.
-        logger.warning("corpus search failed ({}); re-creating the search index", str(exc).splitlines()[0][:200])
-        ensure_search_index(db, force=True)
-        rows = _match(db, terms, conds, n, order)
-    wanted = set(terms)
-
-    def matched(row) -> int:
-        return len(wanted.intersection(row[0].content_seg.split()))
-
+    stats = index_stats(db)
+    idf = term_idf(db, terms, stats)
+    rows = candidates(db, terms, platforms=platforms, start=start, end=end, kinds=kinds, order=order, where=where)
+    if scope is not None:
+        kept = [c for c in rows if scope.admits(c.token_set)]
+    else:
+        kept = [c for c in rows if coverage(c.token_set, terms, idf) >= floor]
+    scores = {c.id: bm25(list(c.tokens), terms, idf, stats.avgdl) for c in kept}
     if order == "relevance":
-        rows.sort(key=lambda r: (-matched(r), -r[1], -r[0].id))
-    # A post that shares one word of a several-word topic (价格 from 新能源汽车价格战) is usually about
-    # something else: keep posts matching at least half of the words, and fall back to the weaker
-    # matches only when too few remain, so a long or rare topic still finds something.
-    if len(wanted) >= 2:
-        strong = [r for r in rows if matched(r) * 2 >= len(wanted)]
-        if len(strong) >= min(n, MIN_STRONG_MATCHES):
-            rows = strong
-        else:
-            rows = strong + [r for r in rows if matched(r) * 2 < len(wanted)]
-    return [post_to_document(p, score=score) for p, score in rows[:n]]
+        kept.sort(key=lambda c: (-scores[c.id], -c.hot, -c.id))
+    top = kept[:n]
+    with db.session() as s:
+        posts = {p.id: p for p in s.scalars(select(Post).where(Post.id.in_([c.id for c in top])))}
+    return [post_to_document(posts[c.id], score=round(scores[c.id], 4)) for c in top if c.id in posts]
 
 
-def _match(db: Database, terms: list[str], conds: list, n: int, order: str) -> list[tuple[Post, float]]:
-    # For relevance, fetch a wider window by the backend's score, then re-rank by query coverage.
-    window = n if order != "relevance" else min(max(n * 5, 200), 2000)
+def _candidates(db: Database, terms: list[str], conds: list, order: str, limit: int) -> list[Candidate]:
+    cols = (Post.id, Post.content_seg, Post.platform, Post.kind, _hot_expr().label("hot"), Post.publish_time)
     if _is_mysql(db):
         from sqlalchemy.dialects.mysql import match
 
-        against = " ".join(terms)  # no operators: OR semantics, relevance summed over matching words
-        m = match(Post.content_seg, against=against).in_boolean_mode()
-        score = type_coerce(m, Float).label("score")
-        stmt = select(Post, score).where(m, *conds)
-        ordering = [score.desc()]
+        m = match(Post.content_seg, against=" ".join(terms)).in_boolean_mode()  # no operators: OR semantics
+        stmt = select(*cols).where(m, *conds)
+        ordering = [type_coerce(m, Float).desc()]
     else:
         expr = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        bm25 = text(f"bm25({FTS_TABLE})")  # lower is better; reported as its negation
-        score = type_coerce(text(f"-bm25({FTS_TABLE})"), Float).label("score")
         fts = sql_table(FTS_TABLE, sql_column("rowid"))
-        stmt = (select(Post, score)
-                .join_from(Post, fts, fts.c.rowid == Post.id)
+        stmt = (select(*cols).join_from(Post, fts, fts.c.rowid == Post.id)
                 .where(text(f"{FTS_TABLE} MATCH :fts_q").bindparams(fts_q=expr), *conds))
-        ordering = [bm25]
+        ordering = [text(f"bm25({FTS_TABLE})")]
     if order == "hot":
         ordering = [_hot_expr().desc(), Post.publish_time.desc(), Post.id.desc()]
     elif order == "time":
         ordering = [Post.publish_time.desc(), Post.id.desc()]
     with db.session() as s:
-        rows = s.execute(stmt.order_by(*ordering).limit(window)).all()
-        return [(p, float(sc or 0.0)) for p, sc in rows]
+        rows = s.execute(stmt.order_by(*ordering).limit(limit)).all()
+    return [Candidate(int(r[0]), tuple((r[1] or "").split()), r[2] or "", r[3] or "post", float(r[4] or 0.0), r[5])
+            for r in rows]
 
 
 def post_to_document(post: Post, score: float = 0.0) -> Document:
@@ -388,9 +493,11 @@ def post_to_document(post: Post, score: float = 0.0) -> Document:
     )
 
 
-def newest_post_time(db: Database, platforms: Iterable[str] | str | None = None) -> datetime | None:
-    """The publish time of the newest post (within the platforms, when given): 'now' for the time windows."""
-    conds = _filters(platforms, None, None, None)
+def newest_post_time(db: Database, platforms: Iterable[str] | str | None = None,
+                     where: CorpusSlice | None = None) -> datetime | None:
+    """The publish time of the newest post (within the platforms or slice, when given): 'now' for the
+    time windows."""
+    conds = _filters(platforms, None, None, None, where)
     with db.session() as s:
         return s.scalar(select(func.max(Post.publish_time)).where(*conds))
 

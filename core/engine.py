@@ -24,10 +24,13 @@ from loguru import logger
 
 from . import telemetry
 from .config import Settings, load_settings
+from .corpus import CorpusSlice
 from .documents import Document
 from .jobs import JobCancelled, JobContext, LeaseLost, register_handler
 from .reasoning import Paragraph, ParagraphResult, ReasonContext, Reasoner, SearchPlan, Source
 from .redact import redact
+from .research.relevance import TopicScope
+from .sentiment import score_documents
 from .tracing import child_trace_id, trace_scope
 
 MAX_DOCS_PER_SEARCH = 12
@@ -41,20 +44,33 @@ class EngineConfig:
     source: str  # forum source tag: QUERY | MEDIA | INSIGHT
     focus: str
     llm_role: str
-    offline_platforms: tuple[str, ...] | None  # the corpus slice this engine searches offline
+    offline_slice: CorpusSlice  # the part of the corpus this engine reads
 
+
+# Each engine reads its own slice of the corpus, so the three add distinct value instead of citing
+# the same posts three times (the README's "Engines" section documents the mapping):
+#   Query   news and web-like sources: every platform that is not a social or video/image platform
+#           (news sites, zhihu, web pages, wechat articles, …), posts only
+#   Media   video and image platforms (douyin, bilibili, kuaishou, xhs), posts only
+#   Insight social posts (weibo, tieba) and the comments of every platform, with sentiment
+SOCIAL_PLATFORMS = ("weibo", "tieba")
+VISUAL_PLATFORMS = ("douyin", "bilibili", "kuaishou", "xhs")
 
 ENGINES: dict[str, EngineConfig] = {
     "query": EngineConfig("query", "Query engine", "QUERY",
                           "news and web coverage: what happened, timeline, official statements, media framing",
-                          "QUERY_ENGINE", None),
+                          "QUERY_ENGINE",
+                          CorpusSlice("news and web", exclude_platforms=SOCIAL_PLATFORMS + VISUAL_PLATFORMS,
+                                      posts_only=True)),
     "media": EngineConfig("media", "Media engine", "MEDIA",
                           "multimodal coverage: video and image platforms, formats, influential creators",
-                          "MEDIA_ENGINE", ("douyin", "bilibili", "kuaishou", "xhs", "weibo")),
+                          "MEDIA_ENGINE", CorpusSlice("video and image", platforms=VISUAL_PLATFORMS, posts_only=True)),
     "insight": EngineConfig("insight", "Insight engine", "INSIGHT",
                             "the analyst's own social-media database: public sentiment, hot posts, comments, "
                             "platform differences, risks",
-                            "INSIGHT_ENGINE", None),
+                            "INSIGHT_ENGINE",
+                            CorpusSlice("social posts and comments", platforms=SOCIAL_PLATFORMS,
+                                        comments_anywhere=True)),
 }
 
 NODE_NAMES = {
@@ -64,16 +80,20 @@ NODE_NAMES = {
 
 
 # -- wiring: which provider and reasoner an engine uses ----------------------------------------
-def make_provider(engine: str, settings: Settings, db):
-    from .research.corpus_tools import CorpusSearchProvider
-
+def make_provider(engine: str, settings: Settings, db, scope: TopicScope | None = None):
     if engine in ("query", "media") and settings["SHOAL_MODE"] != "offline":
         from .search import web_provider_for
 
         web = web_provider_for(engine, settings)
         if web is not None:
             return web
-    return CorpusSearchProvider(db, platforms=ENGINES[engine].offline_platforms)
+    return corpus_provider(engine, db, scope)
+
+
+def corpus_provider(engine: str, db, scope: TopicScope | None = None):
+    from .research.corpus_tools import CorpusSearchProvider
+
+    return CorpusSearchProvider(db, where=ENGINES[engine].offline_slice, scope=scope)
 
 
 def make_reasoner(engine: str, settings: Settings, db, events, offline: bool) -> Reasoner:
@@ -149,6 +169,7 @@ class EngineServices:
     host_speech: Callable[[], str | None]
     max_parallel: int
     expand_query: Callable[[str], list[str]] | None = None  # Insight's keyword optimiser (LLM mode)
+    scope: TopicScope | None = None  # what is on topic for this run: every kept source passes it
 
 
 class EngineRun:
@@ -246,21 +267,45 @@ class EngineRun:
                 return []
 
         t0 = time.perf_counter()
-        docs = self._node("search", paragraph, run)[:MAX_DOCS_PER_SEARCH]
+        docs = self._on_topic(self._node("search", paragraph, run), plan, paragraph)[:MAX_DOCS_PER_SEARCH]
         telemetry.record("search", run_id=self.ctx.run_id, trace_id=self.ctx.trace_id,
                          payload={"engine": self.config.name, "provider": self.s.provider.name, "tool": plan.tool,
                                   "results": len(docs), "ms": round((time.perf_counter() - t0) * 1000, 1)})
-        if self.config.name == "insight":
-            _fill_sentiment(docs)
+        score_documents(docs)  # the one scorer, on the same text, for every engine
         log_node(self.config.name, "SearchNode", {"search_query": plan.query, "search_tool": plan.tool, "results": len(docs)},
                  run_id=self.ctx.run_id, paragraph=paragraph)
         return [self.registry.add(d) for d in docs]
 
+    def _on_topic(self, docs: list[Document], plan: SearchPlan, paragraph: int | None) -> list[Document]:
+        """Keep only documents about the run's topic. The corpus provider applies the scope in its
+        query; web results (and anything else) are checked here with the same rule on the same tokens."""
+        scope = self.s.scope
+        if scope is None or getattr(self.s.provider, "scope", None) is scope:
+            return docs
+        from .research.scope import admits_text
+
+        kept = [d for d in docs if admits_text(scope, d.title, d.content)]
+        if len(kept) < len(docs):
+            self.ctx.emit("engine.off_topic_dropped", {"engine": self.config.name, "paragraph": paragraph,
+                                                       "tool": plan.tool, "dropped": len(docs) - len(kept),
+                                                       "kept": len(kept)})
+        return kept
+
     # -- the pipeline -------------------------------------------------------------------------
+    def _overview_tool(self) -> str:
+        """The structure's first search: the plain topic search (never a hot list, a date or a platform)."""
+        names = [t.name for t in self.rctx.tools]
+        for preferred in ("search_topic_globally", "basic_search_news", "comprehensive_search"):
+            if preferred in names:
+                return preferred
+        return names[0] if names else "search_topic_globally"
+
     def run(self) -> dict:
         if not self.structure:
-            overview_tool = self.rctx.tools[0].name if self.rctx.tools else "search_topic_globally"
+            overview_tool = self._overview_tool()
             overview = self._search(SearchPlan(self.ctx.topic, overview_tool), None)
+            if not overview:
+                return self._nothing_on_topic()
             self.structure = self._reason("structure", None, lambda r: r.plan_structure(self.rctx, overview))
             self.structure = self.structure[: self.n_paragraphs]
             log_node(self.config.name, NODE_NAMES["structure"],
@@ -296,6 +341,23 @@ class EngineRun:
             "search_errors": self.search_errors[-20:],
             "fallbacks": self.fallbacks,
         }
+
+    def _nothing_on_topic(self) -> dict:
+        """Nothing this engine can read is about the topic: say so in one line instead of writing
+        paragraphs about nothing (the report lists the engine as having found no sources)."""
+        where = getattr(self.s.provider, "where", None)
+        zh = any("\u4e00" <= ch <= "\u9fff" for ch in self.ctx.topic)
+        what = (f"本地语料库中「{where.name}」部分" if zh else f"the corpus's {where.name} slice") if where else \
+            (f"{self.s.provider.name} 搜索" if zh else f"the {self.s.provider.name} search")
+        report_md = (f"# 「{self.ctx.topic}」· {self.config.title}\n\n{what}中没有与主题相关的来源，本引擎不作分析。\n"
+                     if zh else f"# {self.ctx.topic} · {self.config.title}\n\nNothing in {what} is about the topic; "
+                                "this engine has nothing to analyse.\n")
+        self.ctx.emit("engine.no_sources", {"engine": self.config.name, "slice": where.name if where else None})
+        log_node(self.config.name, NODE_NAMES["format"], {"final_report_chars": len(report_md), "sources": 0},
+                 run_id=self.ctx.run_id)
+        return {"engine": self.config.name, "mode": self.s.reasoner.mode, "provider": self.s.provider.name,
+                "report_md": report_md, "paragraphs": [], "n_sources": 0,
+                "search_errors": self.search_errors[-20:], "fallbacks": self.fallbacks}
 
     def _paragraph_in_trace(self, paragraph: Paragraph) -> None:
         with trace_scope(child_trace_id(self.ctx.trace_id)):
@@ -349,22 +411,6 @@ class EngineRun:
         return out
 
 
-def _fill_sentiment(docs: list[Document]) -> None:
-    """Score posts without a sentiment; without a model the analysis goes on and says 'unknown'."""
-    missing = [d for d in docs if d.sentiment is None and d.content]
-    if not missing:
-        return
-    try:
-        from .sentiment import predict
-
-        scores = predict([d.text for d in missing])
-    except (ImportError, OSError, ValueError) as exc:
-        logger.warning("sentiment unavailable, posts stay unscored: {}", exc)
-        return
-    for doc, (_, score) in zip(missing, scores):
-        doc.sentiment = round(score, 4)
-
-
 # -- job handlers ------------------------------------------------------------------------------
 def services_for(ctx: JobContext, engine: str) -> EngineServices:
     sup = ctx.supervisor
@@ -372,9 +418,12 @@ def services_for(ctx: JobContext, engine: str) -> EngineServices:
     offline = bool(ctx.run_params.get("offline"))
     from .forum import latest_host_speech
 
+    from .research.scope import build_scope
+
+    scope = build_scope(sup.db, ctx.topic, floor=float(settings["SHOAL_RELEVANCE_FLOOR"]))
     return EngineServices(
-        settings=settings, db=sup.db, events=sup.events,
-        provider=make_provider(engine, settings, sup.db) if not offline else _offline_provider(engine, sup.db),
+        settings=settings, db=sup.db, events=sup.events, scope=scope,
+        provider=make_provider(engine, settings, sup.db, scope) if not offline else corpus_provider(engine, sup.db, scope),
         reasoner=make_reasoner(engine, settings, sup.db, sup.events, offline),
         host_speech=lambda: latest_host_speech(sup.db, ctx.run_id),
         # Every paragraph at once by default; the per-provider LLM limit is what really bounds load.
@@ -408,12 +457,6 @@ def keyword_optimizer(settings: Settings, db, events, ctx: JobContext) -> Callab
         return [w for w in dict.fromkeys(words) if w != query][:3]
 
     return expand
-
-
-def _offline_provider(engine: str, db):
-    from .research.corpus_tools import CorpusSearchProvider
-
-    return CorpusSearchProvider(db, platforms=ENGINES[engine].offline_platforms)
 
 
 def run_engine_job(ctx: JobContext) -> dict:

@@ -26,10 +26,13 @@ ACTIVE_STATES = (RUNNING, CANCELLING)
 TERMINAL_STATES = (COMPLETED, FAILED, CANCELLED)
 JOB_STATES = (PENDING, RUNNING, CANCELLING, COMPLETED, FAILED, CANCELLED, INTERRUPTED)
 
-# Runs: queued (waiting for a slot) → running → completed | failed | cancelled | interrupted
+# Runs: queued (waiting for a slot) → running → completed | failed | cancelled | interrupted, and
+# insufficient_data: an analysis whose topic the data does not cover ends there, without a report.
 QUEUED = "queued"
-RUN_STATES = (QUEUED, RUNNING, CANCELLING, COMPLETED, FAILED, CANCELLED, INTERRUPTED)
+INSUFFICIENT_DATA = "insufficient_data"
+RUN_STATES = (QUEUED, RUNNING, CANCELLING, COMPLETED, FAILED, CANCELLED, INTERRUPTED, INSUFFICIENT_DATA)
 RUN_OPEN_STATES = (QUEUED, RUNNING, CANCELLING)
+RUN_FINAL_STATES = (COMPLETED, FAILED, CANCELLED, INSUFFICIENT_DATA)
 
 
 class JobCancelled(Exception):

@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .db import Database, explain
 from .events import EventLog
 from .jobs import (ACTIVE_STATES, CANCELLED, CANCELLING, COMPLETED, FAILED, HANDLERS, INTERRUPTED, PENDING, QUEUED,
-                   RUN_OPEN_STATES, RUNNING, TERMINAL_STATES, HandlerInfo, JobCancelled, JobContext, JobSpec,
+                   RUN_FINAL_STATES, RUN_OPEN_STATES, RUNNING, TERMINAL_STATES, HandlerInfo, JobCancelled, JobContext, JobSpec,
                    LeaseLost)
 from .models import Job, Run, Worker, from_epoch, utcnow
 from .redact import redact
@@ -313,7 +313,7 @@ class Supervisor:
             run = s.get(Run, run_id)
             if run is None:
                 raise KeyError(f"no run {run_id}")
-            if run.status in (COMPLETED, FAILED, CANCELLED):
+            if run.status in RUN_FINAL_STATES:
                 return run.status
             prev = run.status
             run.status = CANCELLING
@@ -738,7 +738,7 @@ class Supervisor:
             return None
         with self.db.session() as s:
             run = s.get(Run, run_id)
-            if run is None or run.status in (COMPLETED, FAILED, CANCELLED):
+            if run is None or run.status in RUN_FINAL_STATES:
                 return run.status if run else None
             statuses = list(s.scalars(select(Job.status).where(Job.run_id == run_id)))
             if any(st in (PENDING, RUNNING, CANCELLING) for st in statuses):
@@ -769,6 +769,28 @@ class Supervisor:
         self._wake.set()
         return final
 
+    def end_run(self, run_id: str, status: str, error: str, payload: dict | None = None) -> bool:
+        """End an open run with a final status a job decided (e.g. insufficient_data), then cancel its
+        pending jobs; running ones are left to finish. Returns False when the run was not open."""
+        if status not in RUN_FINAL_STATES:
+            raise ValueError(f"not a final run status: {status}")
+        with self.db.session() as s:
+            run = s.get(Run, run_id)
+            if run is None or run.status not in RUN_OPEN_STATES:
+                return False
+            res = s.execute(update(Run).where(Run.id == run_id, Run.status == run.status).values(
+                status=status, finished_at=self.clock(), error=error[:2000]))
+            if res.rowcount != 1:
+                return False
+            self.events.emit(f"run.{status}", run_id=run_id, source="supervisor", trace_id=run.trace_id, session=s,
+                             payload=payload or {})
+            pending = list(s.scalars(select(Job.id).where(Job.run_id == run_id, Job.status == PENDING)))
+        for job_id in pending:
+            self._transition(job_id, (PENDING,), CANCELLED, event="job.cancelled", finished=True,
+                             payload={"reason": status}, extra={"error": f"skipped: run ended {status}"})
+        self._wake.set()
+        return True
+
     def _wait_terminal(self, job_ids: list[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
@@ -783,7 +805,7 @@ class Supervisor:
     def wait_run(self, run_id: str, timeout: float) -> str:
         """Block until a run ends (for the command line and tests; pages never call this)."""
         # With auto-resume on, `interrupted` is a passing state: the run comes back by itself.
-        final = (COMPLETED, FAILED, CANCELLED) + (() if self.config.auto_resume and self.running else (INTERRUPTED,))
+        final = RUN_FINAL_STATES + (() if self.config.auto_resume and self.running else (INTERRUPTED,))
         deadline = time.monotonic() + timeout
         while True:
             with self.db.session() as s:

@@ -9,9 +9,9 @@ import pytest
 
 from core.analysis import TopicError, clean_topic, start_analysis
 from core.config import load_settings
-from core.engine import ENGINES
+from core.engine import ENGINES, SOCIAL_PLATFORMS, VISUAL_PLATFORMS
 from core.importers import import_records
-from core.jobs import COMPLETED
+from core.jobs import COMPLETED, INSUFFICIENT_DATA
 from core.logs import setup_logging
 from core.models import LlmCall
 from core.runs import get_run, jobs_of
@@ -99,11 +99,18 @@ def test_offline_run_of_three_engines_completes_with_cited_reports(corpus, event
         cited = {n for p in result["paragraphs"] for n in p["sources"]}
         assert cited and max(cited) <= result["n_sources"]
         assert all(p["summary"] for p in result["paragraphs"])
-    # Media offline searches only video/image-friendly platforms
-    media_platforms = {s["platform"] for s in jobs["media"].checkpoint["sources"]}
-    assert media_platforms <= set(ENGINES["media"].offline_platforms)
-    # Insight sources carry a sentiment from the classifier
-    assert all(s["sentiment"] is not None for s in jobs["insight"].checkpoint["sources"])
+    # Each engine reads its own slice: Media video/image platforms, Query news and web-like ones,
+    # Insight social posts and comments -- so no source is cited by two engines
+    platforms = {name: {s["platform"] for s in job.checkpoint["sources"]} for name, job in jobs.items()}
+    assert platforms["media"] <= set(VISUAL_PLATFORMS) and platforms["media"]
+    assert platforms["query"] <= {"news", "zhihu"} and platforms["query"]
+    assert all(s["platform"] in SOCIAL_PLATFORMS or s["kind"] == "comment" for s in jobs["insight"].checkpoint["sources"])
+    ids = [{s["doc_id"] for s in job.checkpoint["sources"]} for job in jobs.values()]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    # Every engine's sources carry a sentiment from the one scorer, and only posts about the topic
+    for job in jobs.values():
+        assert all(s["sentiment"] is not None for s in job.checkpoint["sources"])
+        assert all("武汉大学" not in s["content"] for s in job.checkpoint["sources"])
     # the engine log has one summary-node record per paragraph state, tagged with the run
     lines = (settings.log_dir / "insight.log").read_text(encoding="utf-8").splitlines()
     summaries = [json.loads(l.split("清理后的输出: ", 1)[1]) for l in lines
@@ -203,19 +210,22 @@ def test_an_llm_that_keeps_returning_invalid_json_falls_back_visibly(db, events,
     assert parse_errors == 6  # three attempts for each of the two paragraphs
 
 
-def test_a_search_api_returning_garbage_is_visible_and_the_run_still_completes(db, events):
+def test_a_search_api_returning_garbage_is_visible_and_the_run_ends_insufficient_data(db, events):
+    # With no corpus and a web search that answers garbage, nothing is known about the topic: the run
+    # says so (and why) instead of writing an analysis of nothing.
     with FakeOpenAI(responder=llm_responder) as fake, FakeTavilyServer() as tavily:
         tavily.fail("garbage", times=1000)
         settings = llm_settings(fake, tavily)
         sup = make_sup(db, events, settings)
         try:
             run_id = start_analysis(sup, settings, TOPIC, engines="query", paragraphs=2, reflections=1)
-            assert sup.wait_run(run_id, 120) == COMPLETED
+            assert sup.wait_run(run_id, 120) == INSUFFICIENT_DATA
         finally:
             sup.shutdown(5)
-    job = engine_job(db, run_id)
-    assert job.result["search_errors"] and job.result["n_sources"] == 0
-    assert any(e.type == "engine.search_error" for e in events.since(0, run_id=run_id, limit=10_000)[0])
+    run = get_run(db, run_id)
+    assert run.params["coverage"]["web_searched"] and run.params["coverage"]["web_errors"]
+    assert "tavily" in run.error and "TAVILY_API_KEY" in run.error
+    assert engine_job(db, run_id).status == "cancelled"
 
 
 def test_an_interrupted_engine_resumes_without_redoing_finished_paragraphs(db, events):

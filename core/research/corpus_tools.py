@@ -4,6 +4,10 @@ BettaFish's five Insight tools (hot content, topic search, topic search by date,
 one platform), and the Query and Media engines' tool names mapped onto corpus searches so those
 engines can run offline.
 
+Every tool answers about the topic: posts the run's ``TopicScope`` admits (or, without a scope, posts
+past the relevance floor on the query). "Hot content" is the topic's hottest posts, never the
+corpus-wide hot list.
+
 Time windows ("last 24 hours / week / year") are measured back from the NEWEST post in the corpus
 (within the platforms searched), not from the wall clock, so a corpus collected last year -- or the
 demo corpus -- still answers "what was hot this week".
@@ -12,18 +16,16 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from loguru import logger
-from sqlalchemy import select
 
-from ..corpus import (_clamp_limit, _filters, _hot_expr, newest_post_time, normalize_platform, parse_date,
-                      post_to_document, search_posts, validate_platform)
+from ..corpus import CorpusSlice, newest_post_time, parse_date, search_posts, validate_platform
 from ..db import Database
-from ..documents import Document, hotness
+from ..documents import Document
 from ..logs import engine_logger
-from ..models import Post
 from ..reasoning import ToolSpec
+from .relevance import TopicScope
 
 TIME_PERIODS: dict[str, int | None] = {
     "24h": 1, "day": 1, "1d": 1, "today": 1,
@@ -34,80 +36,83 @@ TIME_PERIODS: dict[str, int | None] = {
 }
 
 
-def _window(db: Database, days: int | None, platforms) -> tuple[datetime | None, datetime | None]:
+def _window(db: Database, days: int | None, where: CorpusSlice | None = None
+            ) -> tuple[datetime | None, datetime | None]:
     """(start, end) of the last `days` days before the newest post. (None, None) -- no window -- for
     days=None, and when no post has a publish time (a window cannot apply; all posts count)."""
-    newest = newest_post_time(db, platforms) if days is not None else None
+    newest = newest_post_time(db, where=where) if days is not None else None
     if newest is None:
         return None, None
     return newest - timedelta(days=days), newest
 
 
-def search_hot_content(db: Database, time_period: str = "week", limit: int = 50, *,
-                       platforms: Iterable[str] | str | None = None) -> list[Document]:
-    """The hottest posts (hotness = likes + 5·comments + 10·shares + 0.1·views) of the last 24h /
-    week / month / year -- measured back from the newest post in the corpus, not from now."""
+def _period_days(time_period: Any) -> int | None:
     key = str(time_period or "").strip().lower()
     if key not in TIME_PERIODS:
         raise ValueError(f"time_period must be one of 24h, week, month, year, all; got {str(time_period)[:20]!r}")
-    n = _clamp_limit(limit)
-    if n == 0:
-        return []
-    lo, hi = _window(db, TIME_PERIODS[key], platforms)
-    conds = _filters(platforms, lo, hi, None)
-    hot = _hot_expr()
-    with db.session() as s:
-        posts = s.scalars(select(Post).where(*conds)
-                          .order_by(hot.desc(), Post.publish_time.desc(), Post.id.desc()).limit(n)).all()
-    return [post_to_document(p, score=hotness(p.likes, p.comments, p.shares, p.views)) for p in posts]
+    return TIME_PERIODS[key]
 
 
-def search_topic_globally(db: Database, topic: str, limit: int = 50, *,
-                          platforms: Iterable[str] | str | None = None) -> list[Document]:
+def _dates(start_date: Any, end_date: Any, *, required: bool) -> tuple[Any, Any]:
+    if not required and start_date in (None, "") and end_date in (None, ""):
+        return None, None
+    lo = parse_date(start_date, "start_date") if (required or start_date not in (None, "")) else None
+    hi = parse_date(end_date, "end_date") if (required or end_date not in (None, "")) else None
+    if lo and hi and lo > hi:
+        raise ValueError(f"start_date {lo} is after end_date {hi}")
+    return lo, hi
+
+
+def search_hot_content(db: Database, topic: str, time_period: str = "week", limit: int = 50, *,
+                       scope: TopicScope | None = None, where: CorpusSlice | None = None) -> list[Document]:
+    """The hottest posts ABOUT THE TOPIC (hotness = likes + 5·comments + 10·shares + 0.1·views) of the
+    last 24h / week / month / year -- measured back from the newest post, not from now."""
+    lo, hi = _window(db, _period_days(time_period), where)
+    return search_posts(db, topic, limit=limit, start=lo, end=hi, order="hot", scope=scope, where=where)
+
+
+def search_topic_globally(db: Database, topic: str, limit: int = 50, *, scope: TopicScope | None = None,
+                          where: CorpusSlice | None = None) -> list[Document]:
     """Posts and comments about a topic on every platform, best matches first."""
-    return search_posts(db, topic, limit=limit, platforms=platforms)
+    return search_posts(db, topic, limit=limit, scope=scope, where=where)
 
 
 def search_topic_by_date(db: Database, topic: str, start_date: str, end_date: str, limit: int = 50, *,
-                         platforms: Iterable[str] | str | None = None) -> list[Document]:
+                         scope: TopicScope | None = None, where: CorpusSlice | None = None) -> list[Document]:
     """Posts about a topic published from start_date to end_date inclusive ('YYYY-MM-DD')."""
-    lo, hi = parse_date(start_date, "start_date"), parse_date(end_date, "end_date")
-    if lo > hi:
-        raise ValueError(f"start_date {lo} is after end_date {hi}")
-    return search_posts(db, topic, limit=limit, platforms=platforms, start=lo, end=hi)
+    lo, hi = _dates(start_date, end_date, required=True)
+    return search_posts(db, topic, limit=limit, start=lo, end=hi, scope=scope, where=where)
 
 
-def get_comments_for_topic(db: Database, topic: str, limit: int = 50, *,
-                           platforms: Iterable[str] | str | None = None) -> list[Document]:
+def get_comments_for_topic(db: Database, topic: str, limit: int = 50, *, scope: TopicScope | None = None,
+                           where: CorpusSlice | None = None) -> list[Document]:
     """Comments (kind == 'comment') about a topic, best matches first."""
-    return search_posts(db, topic, limit=limit, platforms=platforms, kinds=("comment",))
+    return search_posts(db, topic, limit=limit, kinds=("comment",), scope=scope, where=where)
 
 
 def search_topic_on_platform(db: Database, platform: str, topic: str, start_date: str | None = None,
-                             end_date: str | None = None, limit: int = 20) -> list[Document]:
-    """Posts about a topic on one platform (weibo, douyin, bilibili, xhs, zhihu, tieba, kuaishou),
+                             end_date: str | None = None, limit: int = 20, *, scope: TopicScope | None = None,
+                             where: CorpusSlice | None = None) -> list[Document]:
+    """Posts about a topic on one platform (weibo, douyin, bilibili, xhs, zhihu, tieba, kuaishou, news),
     optionally within dates ('YYYY-MM-DD', inclusive)."""
     plat = validate_platform(platform)
-    lo = parse_date(start_date, "start_date") if start_date not in (None, "") else None
-    hi = parse_date(end_date, "end_date") if end_date not in (None, "") else None
-    if lo and hi and lo > hi:
-        raise ValueError(f"start_date {lo} is after end_date {hi}")
-    return search_posts(db, topic, limit=limit, platforms=[plat], start=lo, end=hi)
+    lo, hi = _dates(start_date, end_date, required=False)
+    return search_posts(db, topic, limit=limit, platforms=[plat], start=lo, end=hi, scope=scope, where=where)
 
 
 INSIGHT_TOOLS: tuple[ToolSpec, ...] = (
-    ToolSpec("search_hot_content",
-             "The hottest posts of a recent period (hotness = likes + 5·comments + 10·shares + 0.1·views); "
-             "time_period: 24h, week or year, counted back from the newest post in the corpus.",
-             ("time_period", "limit")),
     ToolSpec("search_topic_globally", "Posts and comments about the topic on every platform, best matches first.",
              ("limit",)),
+    ToolSpec("search_hot_content",
+             "The hottest posts about the topic in a recent period (hotness = likes + 5·comments + 10·shares + "
+             "0.1·views); time_period: 24h, week or year, counted back from the newest post in the corpus.",
+             ("time_period", "limit")),
     ToolSpec("search_topic_by_date",
              "Posts about the topic published between start_date and end_date (YYYY-MM-DD, inclusive).",
              ("start_date", "end_date", "limit")),
     ToolSpec("get_comments_for_topic", "Comments about the topic: what ordinary users say in replies.", ("limit",)),
     ToolSpec("search_topic_on_platform",
-             "Posts about the topic on one platform (weibo, douyin, bilibili, xhs, zhihu, tieba, kuaishou), "
+             "Posts about the topic on one platform (weibo, douyin, bilibili, xhs, zhihu, tieba, kuaishou, news), "
              "optionally between start_date and end_date.",
              ("platform", "start_date", "end_date", "limit")),
 )
@@ -134,32 +139,33 @@ class CorpusSearchProvider:
     """Search over the local corpus with the Insight tools, and with the Query and Media engines'
     tool names mapped onto corpus searches so those engines can run offline.
 
-    ``platforms`` restricts every search (e.g. news-like platforms for Query, video and image
-    platforms for Media); ``tools`` overrides the ToolSpecs shown to the reasoner (default: the
-    five Insight tools). ``run_tool`` raises ValueError only for parameters it cannot read in a
-    tool that needs them (dates, platform); an unknown tool name falls back to a global topic search.
+    ``where`` is the engine's slice of the corpus (core.engine's ENGINES say which); ``scope`` the
+    run's topic, so every result is about the topic whatever the query adds; ``tools`` the ToolSpecs
+    shown to the reasoner (default: the five Insight tools). ``run_tool`` raises ValueError only for
+    parameters it cannot read in a tool that needs them (dates, platform); an unknown tool name falls
+    back to a topic search.
     """
 
     name = "corpus"
 
-    def __init__(self, db: Database, platforms: Sequence[str] | None = None,
-                 tools: Sequence[ToolSpec] | None = None):
+    def __init__(self, db: Database, where: CorpusSlice | None = None, tools: Sequence[ToolSpec] | None = None,
+                 scope: TopicScope | None = None):
         self.db = db
-        self.platforms: list[str] | None = (
-            sorted({normalize_platform(p) for p in platforms}) if platforms else None)
+        self.where = where
+        self.scope = scope
         self.tools: tuple[ToolSpec, ...] = tuple(tools) if tools else INSIGHT_TOOLS
 
     supported_tools: tuple[str, ...] = tuple(t.name for t in INSIGHT_TOOLS) + tuple(_MAPPED_TOOLS)
 
     def search(self, query: str, limit: int = 20) -> list[Document]:
-        return search_posts(self.db, query, limit=limit, platforms=self.platforms)
+        return search_posts(self.db, query, limit=limit, scope=self.scope, where=self.where)
 
     def run_tool(self, tool: str, query: str, **params: Any) -> list[Document]:
         t0 = time.perf_counter()
         docs = self._dispatch(str(tool or "").strip(), query, params)
         engine_logger("knowledge_query").info(
-            "corpus tool={} query={!r} params={} platforms={} results={} ms={:.0f}", tool, str(query)[:200],
-            {k: str(v)[:40] for k, v in params.items()}, self.platforms, len(docs),
+            "corpus tool={} query={!r} params={} slice={} results={} ms={:.0f}", tool, str(query)[:200],
+            {k: str(v)[:40] for k, v in params.items()}, self.where.name if self.where else "all", len(docs),
             (time.perf_counter() - t0) * 1000)
         return docs
 
@@ -172,37 +178,32 @@ class CorpusSearchProvider:
                     break
         return default
 
-    def _platform_allowed(self, platform: str) -> bool:
-        return self.platforms is None or platform in self.platforms
-
     def _dispatch(self, tool: str, query: str, params: dict) -> list[Document]:
-        db, plats = self.db, self.platforms
+        db, kw = self.db, {"scope": self.scope, "where": self.where}
         if tool == "search_hot_content":
-            return search_hot_content(db, params.get("time_period") or "week", self._limit(params, 50),
-                                      platforms=plats)
+            return search_hot_content(db, query, params.get("time_period") or "week", self._limit(params, 50), **kw)
         if tool == "search_topic_globally":
-            return search_topic_globally(db, query, self._limit(params, 50), platforms=plats)
+            return search_topic_globally(db, query, self._limit(params, 50), **kw)
         if tool == "search_topic_by_date":
             return search_topic_by_date(db, query, params.get("start_date"), params.get("end_date"),
-                                        self._limit(params, 50), platforms=plats)
+                                        self._limit(params, 50), **kw)
         if tool == "get_comments_for_topic":
-            return get_comments_for_topic(db, query, self._limit(params, 50), platforms=plats)
+            return get_comments_for_topic(db, query, self._limit(params, 50), **kw)
         if tool == "search_topic_on_platform":
             platform = validate_platform(params.get("platform"))
-            if not self._platform_allowed(platform):
-                return []
+            if self.where is not None and not self.where.allows_platform(platform):
+                return []  # another engine's slice
             return search_topic_on_platform(db, platform, query, params.get("start_date"), params.get("end_date"),
-                                            self._limit(params, 20))
+                                            self._limit(params, 20), **kw)
         mapped = _MAPPED_TOOLS.get(tool)
         if mapped is None:
-            logger.warning("corpus: unknown tool {!r}; searching the topic globally instead", tool[:60])
-            return search_topic_globally(db, query, self._limit(params, 50), platforms=plats)
+            logger.warning("corpus: unknown tool {!r}; searching the topic instead", tool[:60])
+            return search_topic_globally(db, query, self._limit(params, 50), **kw)
         kind, default_limit, days = mapped
         n = self._limit(params, default_limit)
         if kind == "window":
-            lo, hi = _window(db, days, plats)
-            return search_posts(db, query, limit=n, platforms=plats, start=lo, end=hi)
+            lo, hi = _window(db, days, self.where)
+            return search_posts(db, query, limit=n, start=lo, end=hi, **kw)
         if kind == "date":
-            return search_topic_by_date(db, query, params.get("start_date"), params.get("end_date"), n,
-                                        platforms=plats)
-        return search_posts(db, query, limit=n, platforms=plats)
+            return search_topic_by_date(db, query, params.get("start_date"), params.get("end_date"), n, **kw)
+        return search_posts(db, query, limit=n, **kw)

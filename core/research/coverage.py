@@ -19,6 +19,7 @@ class Coverage:
     threshold: int = 20
     corpus_total: int = 0  # every post in the corpus, for the message
     web_searched: bool = False  # whether a web search was counted at all
+    web_errors: tuple[str, ...] = ()  # web searches that failed (their count is then unknown, not zero)
 
     @property
     def sources(self) -> int:
@@ -31,7 +32,8 @@ class Coverage:
     def as_dict(self) -> dict[str, Any]:
         return {"matching_posts": self.matching_posts, "by_platform": dict(self.by_platform),
                 "web_results": self.web_results, "threshold": self.threshold, "sufficient": self.sufficient,
-                "corpus_total": self.corpus_total, "web_searched": self.web_searched}
+                "corpus_total": self.corpus_total, "web_searched": self.web_searched,
+                "web_errors": list(self.web_errors)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "Coverage | None":
@@ -40,7 +42,8 @@ class Coverage:
         return cls(matching_posts=int(d.get("matching_posts") or 0),
                    by_platform={str(k): int(v) for k, v in (d.get("by_platform") or {}).items()},
                    web_results=int(d.get("web_results") or 0), threshold=int(d.get("threshold") or 0),
-                   corpus_total=int(d.get("corpus_total") or 0), web_searched=bool(d.get("web_searched")))
+                   corpus_total=int(d.get("corpus_total") or 0), web_searched=bool(d.get("web_searched")),
+                   web_errors=tuple(str(e) for e in d.get("web_errors") or ()))
 
     def _counts(self, zh: bool) -> str:
         plats = "、".join(f"{k} {v}" for k, v in sorted(self.by_platform.items(), key=lambda kv: (-kv[1], kv[0])))
@@ -49,11 +52,15 @@ class Coverage:
             text += f"（{plats}）" if plats else ""
             if self.web_searched:
                 text += f"，网络搜索结果 {self.web_results} 条"
+            if self.web_errors:
+                text += "（网络搜索失败：" + "；".join(self.web_errors) + "）"
             return text
         text = f"{self.matching_posts} of the {self.corpus_total} posts in the local corpus match the topic"
         text += f" ({plats.replace('、', ', ')})" if plats else ""
         if self.web_searched:
             text += f", and {self.web_results} web search results"
+        if self.web_errors:
+            text += " (web search failed: " + "; ".join(self.web_errors) + ")"
         return text
 
     def message(self, zh: bool) -> str:

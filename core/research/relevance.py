@@ -1,0 +1,88 @@
+"""Relevance: Okapi BM25 over the search tokens, a relevance floor, and a run's topic scope.
+
+Pure functions and data, no database: ``core.corpus`` ranks with them, ``core.research.scope``
+builds a ``TopicScope`` for a run from the corpus's document frequencies.
+
+Why BM25 computed here rather than the backend's score: candidates come from the full-text index
+(SQLite FTS5, MySQL FULLTEXT), but FTS5's ``bm25()`` exists on SQLite only and InnoDB's relevance
+is a different TF-IDF; computing Okapi BM25 (k1 = 1.2, b = 0.75) over the same stored jieba tokens
+gives one ranking on both backends. Libraries such as rank-bm25 need the whole corpus tokenised in
+memory to know document frequencies; the index already has them, so the formula (a few lines) is
+all that is needed.
+
+The relevance floor: a post is about a query when the IDF-weighted share of the query's terms it
+contains is at least ``floor`` (default 0.5). A post sharing one common word of a several-word
+topic (价格 of 新能源汽车价格战, 大学 of 武汉大学) falls below it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+K1 = 1.2
+B = 0.75
+DEFAULT_FLOOR = 0.5
+
+# Words an analyst adds to a topic that posts about it rarely contain (武汉大学舆情 → 武汉大学).
+TOPIC_FILLER = frozenset(
+    "舆情 舆论 事件 热点 话题 讨论 分析 研判 最新 情况 看法 评价 动态 新闻 报道 相关 问题 进展 风波 "
+    "监测 观察 态度 反应 影响 某 某某".split())
+
+
+def bm25_idf(n_docs: int, df: int) -> float:
+    """BM25's idf, always positive (the "+1" variant Lucene uses)."""
+    return math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+
+
+def bm25(tokens: list[str], terms: Iterable[str], idf: Mapping[str, float], avgdl: float) -> float:
+    """Okapi BM25 of one document (its token list) for a query's terms."""
+    if not tokens:
+        return 0.0
+    tf: dict[str, int] = {}
+    wanted = set(terms)
+    for t in tokens:
+        if t in wanted:
+            tf[t] = tf.get(t, 0) + 1
+    norm = K1 * (1.0 - B + B * len(tokens) / max(avgdl, 1.0))
+    return sum(idf.get(t, 0.0) * f * (K1 + 1.0) / (f + norm) for t, f in tf.items())
+
+
+def coverage(tokens: frozenset[str] | set[str], terms: Iterable[str], idf: Mapping[str, float]) -> float:
+    """The IDF-weighted share of ``terms`` found in ``tokens`` (0..1)."""
+    terms = list(terms)
+    total = sum(idf.get(t, 0.0) for t in terms)
+    if total <= 0:
+        return 1.0 if terms and all(t in tokens for t in terms) else 0.0
+    return sum(idf.get(t, 0.0) for t in terms if t in tokens) / total
+
+
+@dataclass(frozen=True)
+class TopicScope:
+    """What counts as "about the topic" for one run: the topic's terms with their idf, the floor, and
+    expansion terms that co-occur with the topic (a post containing one is about the topic too).
+
+    Tokens are the index's encoded search words (``core.corpus.query_terms`` form)."""
+
+    topic: str
+    terms: tuple[str, ...]
+    idf: Mapping[str, float]
+    floor: float = DEFAULT_FLOOR
+    expansions: frozenset[str] = field(default_factory=frozenset)
+
+    def coverage(self, tokens: frozenset[str] | set[str]) -> float:
+        return coverage(tokens, self.terms, self.idf)
+
+    def matches_topic(self, tokens: frozenset[str] | set[str]) -> bool:
+        return bool(self.terms) and self.coverage(tokens) >= self.floor
+
+    def admits(self, tokens: frozenset[str] | set[str]) -> bool:
+        """On topic: past the floor on the topic's own terms, or holding expansion terms -- two of them,
+        or one beside some of the topic's own terms (one common word alone is weak evidence)."""
+        if self.matches_topic(tokens):
+            return True
+        hits = len(self.expansions.intersection(tokens))
+        return hits >= 2 or (hits == 1 and self.coverage(tokens) > 0)
+
+    def all_terms(self) -> list[str]:
+        return list(self.terms) + sorted(self.expansions - set(self.terms))
