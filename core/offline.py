@@ -32,6 +32,8 @@ from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
 from .documents import Document, hotness
+from .text.dedup import cluster
+from .sentiment import LABELS_ZH, NEGATIVE, NEUTRAL, POSITIVE, label_of, shares
 from .reasoning import Paragraph, ParagraphResult, ReasonContext, SearchPlan, Source, ToolSpec
 from .textstats import (clean_text, contains, extract_keywords, has_cjk, near_duplicate, rank_sentences,
                         split_sentences, words)
@@ -352,26 +354,23 @@ class OfflineReasoner:
     # -- sentiment -------------------------------------------------------------------------
 
     def _sentiments(self, docs: Sequence[Document]) -> list[float | None]:
-        """Probability of positive per document: Document.sentiment, else the classifier, else None."""
+        """Probability of positive per document: Document.sentiment (the engines fill it with the one
+        scorer, core.sentiment.score_documents, from Document.text); else the injected classifier on
+        the same text; else None (unknown)."""
         out: list[float | None] = [d.sentiment for d in docs]
-        todo = [i for i, v in enumerate(out) if v is None]
+        todo = [i for i, v in enumerate(out) if v is None and (docs[i].text or "").strip()]
         if not todo:
             return out
         predict = self._classifier
         if predict is None and self._use_default:
-            try:
-                from . import sentiment as _sentiment_module  # lazy: optional component
-                predict = _sentiment_module.predict
-            except Exception:
-                predict = None
+            from .sentiment import predict
         if predict is None:
             return out
         try:
-            results = predict([_doc_text(docs[i]) or docs[i].text for i in todo])
-            for i, res in zip(todo, results):
+            for i, res in zip(todo, predict([docs[i].text for i in todo])):
                 out[i] = float(res[1])
-        except Exception:
-            pass
+        except (OSError, ValueError):
+            pass  # the model is unavailable: these stay unknown
         return out
 
     # -- structure -------------------------------------------------------------------------
@@ -698,9 +697,14 @@ class OfflineReasoner:
         def cost(i: int) -> int:
             return len(sentences[i].text) + len(str(sentences[i].n)) + 6 + label_len
 
+        groups = cluster([_doc_text(d) for d in docs])  # reposts and templated posts share a group
+
         def fits(i: int, cap: int) -> bool:
             if i in chosen or len(chosen) >= cap or used[0] + cost(i) > budget:
                 return False
+            pos = sentences[i].doc_pos
+            if any(groups[sentences[j].doc_pos] == groups[pos] and sentences[j].doc_pos != pos for j in chosen):
+                return False  # never quote two near-duplicate posts
             return not any(near_duplicate(sentences[i].text, sentences[j].text) for j in chosen)
 
         def take(i: int) -> None:
@@ -734,7 +738,7 @@ class OfflineReasoner:
             for want_pos, label in ((True, "正面" if zh else "positive"), (False, "负面" if zh else "negative")):
                 for i in order:
                     p = by_n[sentences[i].n][1]
-                    if p is not None and (p >= 0.5) == want_pos and fits(i, MAX_BULLETS):
+                    if label_of(p) == (POSITIVE if want_pos else NEGATIVE) and fits(i, MAX_BULLETS):
                         take(i)
                         bullets.append(f"- **{label}** {sentences[i].text} [{sentences[i].n}]")
                         break
@@ -743,6 +747,7 @@ class OfflineReasoner:
 
     def _stats_line(self, zh: bool, docs: Sequence[Document], senti: Sequence[float | None]) -> str:
         total = len(docs)
+        distinct = len(set(cluster([_doc_text(d) for d in docs])))
         plat = Counter((d.platform or "").lower() for d in docs)
         items = sorted(plat.items(), key=lambda kv: (-kv[1], kv[0]))
         shown, rest = items[:6], sum(c for _, c in items[6:])
@@ -761,22 +766,23 @@ class OfflineReasoner:
                     f"period {span[0]} to {span[1]} ({days} days)")
         else:
             when = "时间未知" if zh else "dates unknown"
-        rated = [p for p in senti if p is not None]
-        if rated:
-            pos = sum(1 for p in rated if p >= 0.5)
-            neg = len(rated) - pos
-            mood = (f"情感倾向（{len(rated)} 条可判定）：正面 {_pct(pos, len(rated))}，负面 {_pct(neg, len(rated))}" if zh
-                    else f"sentiment ({len(rated)} rated): positive {_pct(pos, len(rated))}, "
-                         f"negative {_pct(neg, len(rated))}")
+        moods = shares(senti)
+        if moods.scored:
+            n = moods.scored
+            mood = ("情感倾向：" + "，".join(f"{LABELS_ZH[k]} {_pct(moods.count(k), n)}（{moods.count(k)}/{n}）"
+                                        for k in (POSITIVE, NEUTRAL, NEGATIVE)) if zh
+                    else "sentiment: " + ", ".join(f"{k} {_pct(moods.count(k), n)} ({moods.count(k)}/{n})"
+                                                   for k in (POSITIVE, NEUTRAL, NEGATIVE)))
         else:
             mood = "情感倾向：未知" if zh else "sentiment: unknown"
         if zh:
-            return f"**统计**：共 {total} 条来源；平台分布：{mix}；{when}；{mood}。"
-        return f"**Statistics**: {total} sources; platforms: {mix}; {when}; {mood}."
+            return f"**统计**：共 {total} 条来源（{distinct} 条不重复）；平台分布：{mix}；{when}；{mood}。"
+        return f"**Statistics**: {total} sources ({distinct} distinct); platforms: {mix}; {when}; {mood}."
 
     def _top_posts(self, zh: bool, sources: Sequence[Source], k: int) -> str:
-        ranked = sorted(sources, key=lambda s: (-_hot(s.doc), s.n))
-        ranked = [s for s in ranked if _hot(s.doc) > 0][:k]
+        ranked = [s for s in sorted(sources, key=lambda s: (-_hot(s.doc), s.n)) if _hot(s.doc) > 0]
+        groups = cluster([_doc_text(s.doc) for s in ranked])
+        ranked = [s for i, s in enumerate(ranked) if groups[i] == i][:k]  # one post per near-duplicate group
         if not ranked:
             return ""
         head = "**热度最高**（热度 = 点赞 + 5×评论 + 10×转发 + 0.1×浏览）：" if zh else \
@@ -822,13 +828,15 @@ class OfflineReasoner:
                 groups.setdefault((d.platform or "").lower(), []).append(i)
             rows = []
             for code, idx in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:6]:
-                rated = [senti[i] for i in idx if senti[i] is not None]
+                mix = shares(senti[i] for i in idx)
                 avg_hot = sum(_hot(docs[i]) for i in idx) / len(idx)
                 if zh:
-                    mood = f"，正面 {_pct(sum(1 for p in rated if p >= 0.5), len(rated))}" if rated else ""
+                    mood = (f"，正面 {_pct(mix.positive, mix.scored)}、负面 {_pct(mix.negative, mix.scored)}"
+                            f"（{mix.scored} 条可判定）") if mix.scored else ""
                     rows.append(f"{platform_name(code, True)} {len(idx)} 条{mood}，平均热度 {_fmt_num(round(avg_hot, 1))}")
                 else:
-                    mood = f", positive {_pct(sum(1 for p in rated if p >= 0.5), len(rated))}" if rated else ""
+                    mood = (f", positive {_pct(mix.positive, mix.scored)}, negative {_pct(mix.negative, mix.scored)} "
+                            f"({mix.scored} scored)") if mix.scored else ""
                     rows.append(f"{platform_name(code, False)} {len(idx)}{mood}, mean hotness {_fmt_num(round(avg_hot, 1))}")
             out.append(("**分平台**：" + "；".join(rows) + "。") if zh else ("**By platform**: " + "; ".join(rows) + "."))
             kinds = Counter(d.kind or "post" for d in docs)

@@ -8,6 +8,8 @@ from datetime import datetime
 
 import pytest
 
+from core.sentiment import shares
+
 from core.documents import Document, hotness
 from core.offline import OFFLINE_LABEL, OfflineReasoner, cited_numbers, parse_brief, platform_name
 from core.reasoning import Paragraph, ParagraphResult, ReasonContext, SearchPlan, Source, ToolSpec
@@ -358,13 +360,16 @@ def test_statistics_are_correct(reasoner):
     para = reasoner.plan_structure(ctx, sources_of(FOOD_DOCS))[0]
     srcs = sources_of(FOOD_DOCS)
     text = reasoner.first_summary(ctx, para, srcs, None)
-    assert "共 15 条来源" in text
+    assert "共 15 条来源（15 条不重复）" in text
     counts = Counter(d.platform for d in FOOD_DOCS)
     for plat, c in counts.items():
         assert f"{platform_name(plat, True)} {c} 条（{100 * c / 15:.1f}%）" in text
     assert "时间跨度 2023-09-01 至 2023-09-15（15 天）" in text
-    pos = sum(1 for d in FOOD_DOCS if d.sentiment >= 0.5)
-    assert f"正面 {100 * pos / 15:.1f}%，负面 {100 * (15 - pos) / 15:.1f}%" in text
+    # three classes from the one scorer's thresholds, each with its base
+    mix = shares(d.sentiment for d in FOOD_DOCS)
+    assert mix.scored == 15 and mix.positive and mix.negative
+    assert (f"正面 {100 * mix.positive / 15:.1f}%（{mix.positive}/15），中性 {100 * mix.neutral / 15:.1f}%"
+            f"（{mix.neutral}/15），负面 {100 * mix.negative / 15:.1f}%（{mix.negative}/15）") in text
     top = max(srcs, key=lambda s: hotness(s.doc.likes, s.doc.comments, s.doc.shares, s.doc.views))
     line = [ln for ln in text.splitlines() if ln.startswith("1. ")][0]
     assert line.endswith(f"[{top.n}]")
@@ -385,7 +390,7 @@ def test_sentiment_sources(reasoner):
 
     text = OfflineReasoner(classifier=classifier).first_summary(ctx, para, unrated, None)
     assert calls == [4]
-    assert "正面 25.0%，负面 75.0%" in text
+    assert "正面 25.0%（1/4），中性 0.0%（0/4），负面 75.0%（3/4）" in text
 
 
 def test_markup_is_removed(reasoner):
@@ -506,3 +511,23 @@ def test_messy_input_does_not_break(reasoner):
         assert "[doge]" not in text and "共 4 条来源" in text
         reasoner.reflection_summary(ctx, p, text, srcs[:1], srcs, None)
     assert "## 来源" in reasoner.format_report(ctx, [ParagraphResult(paras[0], "x [1] [99]", srcs)])
+
+
+def test_near_duplicate_posts_are_quoted_once_and_counted_as_distinct(reasoner):
+    from datetime import datetime as dt
+
+    template = "转发抽奖：关注并转发本条，抽三位送新能源汽车价格战观察手册，第{}期，快来参加吧！"
+    docs = [Document(title="", content=template.format(1) + f"@用户{i}", platform="weibo", likes=100 - i,
+                     published=dt(2023, 9, 1 + i)) for i in range(5)]
+    docs += [Document(title="", content="车企降价后老车主维权，要求厂家保价补偿差价。", platform="weibo", likes=3,
+                      published=dt(2023, 9, 8)),
+             Document(title="", content="经销商库存压力很大，新能源汽车价格战让门店利润变薄。", platform="tieba", likes=2,
+                      published=dt(2023, 9, 9))]
+    ctx = ctx_for("新能源汽车价格战", "insight", 3)
+    para = reasoner.plan_structure(ctx, sources_of(docs))[0]
+    text = reasoner.first_summary(ctx, para, sources_of(docs), None)
+    assert "共 7 条来源（3 条不重复）" in text
+    templated = [ln for ln in text.splitlines() if ln.startswith("- ") and "转发抽奖" in ln]
+    assert len(templated) <= 1
+    top = [ln for ln in text.splitlines() if re.match(r"^\d\. ", ln)]
+    assert sum("转发抽奖" in ln for ln in top) == 1  # the hottest of the group, once
