@@ -189,6 +189,6 @@ def analyse_anyway(supervisor, run_id: str) -> str:
     if coverage is None or coverage.sources == 0:
         raise ValueError("nothing in the data is about this topic, so there is nothing to write a report from")
     _save_run_params(supervisor.db, run_id, force_report=True)
-    engines = tuple(run.params.get("engines") or ENGINE_NAMES)
-    supervisor.add_jobs(run_id, [JobSpec(kind=e, name=e) for e in engines] + [JobSpec(kind="forum", name="forum")])
+    # The engines and the forum were skipped (cancelled while pending): they come back as they were.
+    supervisor.resume_run(run_id)
     return report_engine.request_report(supervisor, supervisor.db, run_id)

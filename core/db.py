@@ -152,6 +152,7 @@ class Database:
         for attempt in range(6):
             try:
                 Base.metadata.create_all(engine)
+                self._widen_run_status()
                 return
             except SQLAlchemyError as exc:
                 # Another process (the app beside a worker, a second replica) created a table or index
@@ -159,6 +160,18 @@ class Database:
                 if attempt == 5 or not any(s in str(exc) for s in ("already exists", "Duplicate key name")):
                     raise
                 time.sleep(0.05 * (attempt + 1))
+
+    def _widen_run_status(self) -> None:
+        """runs.status was VARCHAR(16) before the 'insufficient_data' state (17 characters): widen an
+        existing MySQL table once. SQLite does not enforce VARCHAR lengths."""
+        if self.backend not in ("mysql", "mariadb"):
+            return
+        with self.require().begin() as conn:
+            width = conn.scalar(text(
+                "SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+                "AND TABLE_NAME = 'runs' AND COLUMN_NAME = 'status'"))
+            if width is not None and int(width) < 32:
+                conn.execute(text("ALTER TABLE runs MODIFY status VARCHAR(32) NOT NULL DEFAULT 'queued'"))
 
     def dispose(self) -> None:
         if self.engine is not None:

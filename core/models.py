@@ -42,7 +42,7 @@ class Run(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), default="analysis")
     topic: Mapped[str] = mapped_column(LongText, default="")
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(32), default="queued")  # RUN_STATES: 'insufficient_data' is 17
     mode: Mapped[str] = mapped_column(String(16), default="offline")
     params: Mapped[dict] = mapped_column(Json, default=dict)
     trace_id: Mapped[str] = mapped_column(String(64), default="")

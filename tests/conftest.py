@@ -78,3 +78,17 @@ def make_supervisor(db, events):
     yield factory
     for sup in started:
         sup.shutdown(timeout=3)
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
+    """Poll until predicate() is truthy (CI machines are loaded: wait for a condition, never a fixed sleep)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
