@@ -23,6 +23,16 @@ section with the relevant engine paragraphs, host speeches and numbered sources;
 extractive assembly of the engines' findings with statistics. A section whose LLM call fails is
 marked failed, shows a visible note and an offline extract, and the rest completes.
 
+Every figure comes from the listed sources and carries its base ("负面 38.3%（23/60 条可判定来源）");
+sentiment is the one the engines stored on each source (core.sentiment: positive / neutral /
+negative), and only a source without one is scored, from the same text. Findings are the engines'
+lines; answers to the forum host and host speeches are forum material, shown only in the forum's
+own section. Actors are the sources' authors and sites. Quote lists show one post per
+near-duplicate cluster (core.text.dedup) and say "N 条（M 条不重复）". Before rendering, every
+section goes through the claims check (core.reporting.claims): the JSON carries the claims and
+their count, the HTML shows the count at the top and marks unsupported sentences, the Markdown
+marks them with ⚠. A run whose coverage (params["coverage"]) is insufficient opens with its banner.
+
 Everything from the web, the corpus and the LLM is untrusted: HTML is rendered by jinja2 with
 autoescape, Markdown by a small renderer that escapes everything first, then nh3 with a short
 tag list (only href on <a>, http/https/mailto or a local #src-N anchor). The HTML has no script,
@@ -44,7 +54,7 @@ import urllib.parse
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -55,6 +65,7 @@ from markupsafe import Markup
 from sqlalchemy import delete, select, update
 
 from . import report_charts as charts
+from .documents import Document
 from .engine import ENGINES
 from .events import EventLog, EventRecord
 from .forum import MessageView, transcript
@@ -63,9 +74,15 @@ from .jobs import (CANCELLED, CANCELLING, COMPLETED, FAILED, INTERRUPTED, PENDIN
 from .models import Job, Report, Run, utcnow
 from .offline import platform_name
 from .redact import redact
-from .report_text import CITE_GROUP_RE, cited
+from .report_text import (CITE_GROUP_RE, MIN_SAMPLE, MIN_TREND, PLATFORMS_SHOWN, actors_line, cited, forum_section,
+                          is_forum_exchange, lead_lines, pct, plain, risk_line, sentiment_line, src_label, strip_forum_exchanges,
+                          trend_line)
 from .report_types import AUTO, REPORT_TYPES, ReportType, choose_type_by_rules, normalise_type
-from .textstats import clean_text, extract_keywords, has_cjk, near_duplicate, split_sentences
+from .reporting import claims as claimcheck
+from .research.coverage import Coverage
+from .sentiment import LABELS_ZH, SentimentShares, label_of, score_documents
+from .text.dedup import cluster as dedup_cluster
+from .textstats import clean_text, extract_keywords, has_cjk, split_sentences
 from .tracing import child_trace_id, trace_scope
 
 KIND = "report"
@@ -300,22 +317,19 @@ def safe_url(url: Any) -> str | None:
 
 
 def _plain(text: Any, limit: int | None = None) -> str:
-    t = _CTRL_RE.sub("", str(text or ""))
-    t = " ".join(t.split())
-    if limit and len(t) > limit:
-        t = t[: limit - 1] + "…"
-    return t
+    return plain(text, limit)
 
 
 @dataclass
 class Unit:
-    """One finding: a line of an engine paragraph (citations renumbered) or a host speech."""
+    """One finding: a line of an engine paragraph (citations renumbered). Lines that answer the
+    forum host, and the host's speeches, are forum material and never findings."""
     text: str
     plain: str
     engine: str
     paragraph_title: str
     cites: list[int]
-    kind: str  # bullet | ranked | text | host
+    kind: str  # bullet | ranked | text
     order: int
     first_paragraph: bool = False
 
@@ -329,14 +343,23 @@ class Material:
     units: list[Unit]
     forum: list[MessageView]
     stats: dict
+    texts: dict[int, str] = field(default_factory=dict)  # source n → its full text (title and content)
 
     @property
     def by_n(self) -> dict[int, dict]:
         return {s["n"]: s for s in self.sources}
 
 
-def _number_sources(inputs: ReportInputs) -> tuple[list[dict], dict[str, dict[int, int]]]:
+def _source_document(d: dict) -> Document | None:
+    try:
+        return Document.from_dict(d)
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _number_sources(inputs: ReportInputs) -> tuple[list[dict], dict[str, dict[int, int]], dict[int, Document]]:
     sources: list[dict] = []
+    docs: dict[int, Document] = {}
     seen: dict[str, dict] = {}
     maps: dict[str, dict[int, int]] = {}
     for e in inputs.engine_list():
@@ -356,20 +379,26 @@ def _number_sources(inputs: ReportInputs) -> tuple[list[dict], dict[str, dict[in
                     entry["engines"].append(e.engine)
             else:
                 content = _plain(d.get("content"), 400)
+                extras = d.get("extras") if isinstance(d.get("extras"), dict) else {}
                 entry = {"n": len(sources) + 1, "title": _plain(d.get("title"), 200) or _plain(d.get("content"), 60),
                          "snippet": content, "url": str(d.get("url") or "")[:2000],
                          "link": safe_url(d.get("url")), "platform": _plain(d.get("platform"), 40),
                          "kind": _plain(d.get("kind"), 20), "author": _plain(d.get("author"), 80),
+                         "site": _plain(extras.get("site"), 120),
                          "published": d.get("published") if isinstance(d.get("published"), str) else None,
                          "likes": _int(d.get("likes")), "comments": _int(d.get("comments")),
                          "shares": _int(d.get("shares")), "views": _int(d.get("views")),
                          "hotness": float(d.get("hotness") or 0.0), "sentiment": _float(d.get("sentiment")),
+                         "sentiment_label": None, "sentiment_by": None, "duplicate_of": None,
                          "provider": _plain(d.get("source"), 20), "engines": [e.engine]}
                 seen[key] = entry
                 sources.append(entry)
+                doc = _source_document(d)
+                if doc is not None:
+                    docs[entry["n"]] = doc
             mapping[n] = entry["n"]
         maps[e.engine] = mapping
-    return sources, maps
+    return sources, maps, docs
 
 
 def _int(x: Any) -> int:
@@ -386,20 +415,48 @@ def _float(x: Any) -> float | None:
         return None
 
 
-def _fill_sentiment(sources: list[dict]) -> None:
-    """Score sources without a sentiment with the local classifier (best effort)."""
-    missing = [s for s in sources if s["sentiment"] is None and (s["snippet"] or s["title"])][:2000]
-    if not missing:
+MAX_REPORT_SCORED = 2000  # sources without a stored sentiment the report scores, at most
+
+
+def _fill_sentiment(sources: list[dict], docs: dict[int, Document]) -> None:
+    """The sentiment of each source is the one the engines stored on it (``Document.sentiment``,
+    scored from ``Document.text``). Only a source with none is scored here, from the same text
+    (title and full content as the checkpoint holds it) through the same scorer. Then each source
+    gets its class (positive / neutral / negative, or None when unknown)."""
+    for s in sources:
+        if s["sentiment"] is not None:
+            s["sentiment_by"] = "engine"
+    missing = [(s, docs[s["n"]]) for s in sources if s["sentiment"] is None and s["n"] in docs][:MAX_REPORT_SCORED]
+    if missing:
+        for _, d in missing:
+            d.sentiment = None
+        try:
+            score_documents([d for _, d in missing])
+        except Exception as exc:  # noqa: BLE001 - sources then stay unscored ("unknown")
+            logger.warning("report: sentiment unavailable, sources stay unscored: {}", exc)
+        for s, d in missing:
+            if d.sentiment is not None:
+                s["sentiment"] = round(float(d.sentiment), 4)
+                s["sentiment_by"] = "report"
+    labels: dict[float, str | None] = {}
+    for s in sources:
+        p = s["sentiment"]
+        if p is not None and p not in labels:
+            labels[p] = label_of(p)
+        s["sentiment_label"] = labels[p] if p is not None else None
+
+
+def _mark_duplicates(sources: list[dict], texts: dict[int, str]) -> None:
+    """``duplicate_of``: the first source of a near-duplicate cluster (core.text.dedup), else None."""
+    if len(sources) < 2:
         return
     try:
-        from .sentiment import predict
-
-        scores = predict([f"{s['title']} {s['snippet']}" for s in missing])
-    except Exception as exc:  # noqa: BLE001 - charts then show volume only
-        logger.warning("report: sentiment unavailable, sources stay unscored: {}", exc)
+        labels = dedup_cluster([texts.get(s["n"]) or f"{s['title']}\n{s['snippet']}" for s in sources], threshold=0.7)
+    except Exception as exc:  # noqa: BLE001 - without clustering every source counts as distinct
+        logger.warning("report: near-duplicate clustering failed: {}", exc)
         return
-    for s, (_, score) in zip(missing, scores):
-        s["sentiment"] = round(float(score), 4)
+    for i, (s, label) in enumerate(zip(sources, labels)):
+        s["duplicate_of"] = sources[label]["n"] if label != i else None
 
 
 # The engines' own statistics lines: the report computes its statistics over all engines instead.
@@ -421,7 +478,7 @@ def _units_of(paragraphs: list[dict]) -> list[Unit]:
             line = raw.strip()
             if not line or line.startswith("#") or _STATS_LINE_RE.match(line) or _HEADER_LINE_RE.match(line):
                 continue
-            if line.startswith("*补充检索") or line.startswith("*Follow-up search"):
+            if line.startswith("*补充检索") or line.startswith("*Follow-up search") or is_forum_exchange(line):
                 continue
             kind, text = "text", line
             if m := _BULLET_RE.match(line):
@@ -430,24 +487,34 @@ def _units_of(paragraphs: list[dict]) -> list[Unit]:
                 kind, text = "ranked", m.group(1)
             pieces = [text] if kind != "text" or len(text) <= 220 else split_sentences(text, max_chars=220)
             for piece in pieces:
-                plain = _CITE_GROUP_RE.sub("", piece)
-                plain = re.sub(r"[*_`]", "", plain).strip()
-                if len(plain) < 4:
+                if is_forum_exchange(piece):
                     continue
-                units.append(Unit(piece.strip(), plain, p["engine"], p["title"], cited(piece), kind, order,
+                plain_text = _CITE_GROUP_RE.sub("", piece)
+                plain_text = re.sub(r"[*_`]", "", plain_text).strip()
+                if len(plain_text) < 4:
+                    continue
+                units.append(Unit(piece.strip(), plain_text, p["engine"], p["title"], cited(piece), kind, order,
                                   first_paragraph=p["pos"] == first_of[p["engine"]]))
                 order += 1
-    # the engines often report the same post: keep one unit, with every citation
+    # the engines often report the same post: keep one unit per near-duplicate cluster, with every citation
+    if not units:
+        return []
+    try:
+        labels = dedup_cluster([u.plain for u in units], threshold=0.7)
+    except Exception as exc:  # noqa: BLE001 - then only exact repeats are merged
+        logger.warning("report: near-duplicate clustering of findings failed: {}", exc)
+        first: dict[str, int] = {}
+        labels = [first.setdefault(u.plain, i) for i, u in enumerate(units)]
     kept: list[Unit] = []
-    for u in units:
-        dup = next((k for k in kept if near_duplicate(k.plain, u.plain, 0.75)), None)
-        if dup is None:
+    for i, (u, label) in enumerate(zip(units, labels)):
+        if label == i:
             kept.append(u)
-        else:
-            for n in u.cites:
-                if n not in dup.cites:
-                    dup.cites.append(n)
-                    dup.text += f" [{n}]"
+            continue
+        head = units[label]
+        for n in u.cites:
+            if n not in head.cites:
+                head.cites.append(n)
+                head.text += f" [{n}]"
     return kept
 
 
@@ -458,31 +525,115 @@ def _day(published: str | None) -> str | None:
     return day if re.fullmatch(r"\d{4}-\d{2}-\d{2}", day) else None
 
 
+RECENT_DAYS = 7
+RISK_RULE_PCT = {"high": 50.0, "medium": 30.0}   # negative share (of scored sources) for a risk level
+WEB_KINDS = ("news", "web", "image", "video")
+
+
+def _distinct(sources: Iterable[dict]) -> int:
+    return len({s["duplicate_of"] or s["n"] for s in sources})
+
+
+def _first_of_clusters(ranked: Iterable[dict], k: int) -> list[int]:
+    """The first k sources of a ranking, one per near-duplicate cluster."""
+    out: list[int] = []
+    seen: set[int] = set()
+    for s in ranked:
+        c = s["duplicate_of"] or s["n"]
+        if c in seen:
+            continue
+        seen.add(c)
+        out.append(s["n"])
+        if len(out) == k:
+            break
+    return out
+
+
+def _actors(sources: list[dict]) -> list[dict]:
+    """Accounts (the sources' authors) and sites (the site of a web result), ranked by the number
+    of sources, then by total hotness."""
+    table: dict[tuple[str, str], dict] = {}
+    for s in sources:
+        keys = []
+        if s["author"]:
+            keys.append(("account", s["author"]))
+        web = s["kind"] in WEB_KINDS or s["provider"] not in ("", "corpus")
+        if s["site"] and web:
+            keys.append(("site", s["site"]))
+        for kind, name in keys:
+            a = table.setdefault((kind, name), {"name": name, "type": kind, "sources": 0, "hotness": 0.0,
+                                                "platforms": Counter(), "cites": []})
+            a["sources"] += 1
+            a["hotness"] += s["hotness"]
+            a["platforms"][s["platform"]] += 1
+            a["cites"].append(s["n"])
+    ranked = sorted(table.values(), key=lambda a: (-a["sources"], -a["hotness"], a["name"]))
+    return [{"name": a["name"], "type": a["type"], "sources": a["sources"], "hotness": int(round(a["hotness"])),
+             "platform": a["platforms"].most_common(1)[0][0] if a["platforms"] else "", "cites": a["cites"][:10]}
+            for a in ranked]
+
+
+def _recent(days: list[dict]) -> dict | None:
+    if not days:
+        return None
+    last = datetime.fromisoformat(days[-1]["day"]).date()
+    cut = (last - timedelta(days=RECENT_DAYS - 1)).isoformat()
+    prev_cut = (last - timedelta(days=2 * RECENT_DAYS - 1)).isoformat()
+    n = sum(d["n"] for d in days if d["day"] >= cut)
+    previous = sum(d["n"] for d in days if prev_cut <= d["day"] < cut)
+    direction = "steady"
+    if n >= 1.5 * max(previous, 1) and n - previous >= 3:
+        direction = "rising"
+    elif previous >= 1.5 * max(n, 1) and previous - n >= 3:
+        direction = "falling"
+    return {"days": RECENT_DAYS, "until": days[-1]["day"], "from": cut, "n": n, "previous": previous,
+            "direction": direction}
+
+
+def _risk(sentiment: dict, recent: dict | None, dated: int) -> dict:
+    scored = sentiment["scored"]
+    out = {"level": None, "rule_pct": dict(RISK_RULE_PCT), "raised": False}
+    if scored < MIN_SAMPLE:
+        return out
+    share = 100.0 * sentiment["negative"] / scored
+    level = "high" if share >= RISK_RULE_PCT["high"] else "medium" if share >= RISK_RULE_PCT["medium"] else "low"
+    if (recent and dated >= MIN_TREND and level != "high" and share >= RISK_RULE_PCT["medium"]
+            and recent["n"] >= 2 * max(recent["previous"], 1)):
+        level, out["raised"] = "high", True
+    out["level"] = level
+    return out
+
+
 def _statistics(inputs: ReportInputs, sources: list[dict], paragraphs: list[dict]) -> dict:
+    """Every figure the report states, computed from the listed sources (and the run's forum)."""
     zh = inputs.zh
+    n = len(sources)
     platforms = Counter(s["platform"] or "unknown" for s in sources)
     days: dict[str, dict] = {}
     for s in sources:
         d = _day(s["published"])
         if not d:
             continue
-        row = days.setdefault(d, {"day": d, "n": 0, "scored": 0, "positive": 0, "negative": 0})
+        row = days.setdefault(d, {"day": d, "n": 0, "scored": 0, "positive": 0, "neutral": 0, "negative": 0})
         row["n"] += 1
-        if s["sentiment"] is not None:
+        if s["sentiment_label"]:
             row["scored"] += 1
-            row["positive" if s["sentiment"] >= 0.5 else "negative"] += 1
-    scored = [s for s in sources if s["sentiment"] is not None]
-    positive = sum(1 for s in scored if s["sentiment"] >= 0.5)
-    by_hot = sorted(sources, key=lambda s: (-s["hotness"], s["n"]))
-    negatives = sorted((s for s in scored if s["sentiment"] < 0.4), key=lambda s: (s["sentiment"], s["n"]))
-    positives = sorted((s for s in scored if s["sentiment"] >= 0.6), key=lambda s: (-s["sentiment"], s["n"]))
-    authors: dict[str, list] = {}
-    for s in sources:
-        if s["author"]:
-            a = authors.setdefault(s["author"], [0, 0.0])
-            a[0] += 1
-            a[1] += s["hotness"]
-    top_authors = sorted(authors.items(), key=lambda kv: (-kv[1][1], kv[0]))[:5]
+            row[s["sentiment_label"]] += 1
+    ordered_days = [days[d] for d in sorted(days)]
+    dated = sum(d["n"] for d in ordered_days)
+    by_label = {k: [s for s in sources if s["sentiment_label"] == k] for k in LABELS_ZH}
+    shares_ = SentimentShares(len(by_label["positive"]), len(by_label["neutral"]), len(by_label["negative"]),
+                              sum(1 for s in sources if s["sentiment_label"] is None))
+    sentiment = {**shares_.as_dict(),
+                 "pct": {k: pct(shares_.count(k), shares_.scored) for k in LABELS_ZH} if shares_.scored else {},
+                 "distinct": {k: _distinct(v) for k, v in by_label.items()},
+                 "stored": sum(1 for s in sources if s["sentiment_by"] == "engine"),
+                 "scored_by_report": sum(1 for s in sources if s["sentiment_by"] == "report")}
+    engaged = [s for s in sources if s["hotness"] > 0]
+    by_hot = sorted(engaged, key=lambda s: (-s["hotness"], s["n"]))
+    negatives = sorted(by_label["negative"], key=lambda s: (s["sentiment"], s["n"]))
+    positives = sorted(by_label["positive"], key=lambda s: (-s["sentiment"], s["n"]))
+    actors = _actors(sources)
     texts = [clean_text(f"{s['title']}\n{s['snippet']}") for s in sources]
     try:
         kindex = extract_keywords([t for t in texts if t], top_k=12, exclude=[inputs.topic]) if texts else None
@@ -491,34 +642,56 @@ def _statistics(inputs: ReportInputs, sources: list[dict], paragraphs: list[dict
         logger.warning("report: keyword extraction failed: {}", exc)
         keywords = []
     forum_by_source = Counter(m.source for m in inputs.forum)
-    ordered_days = [days[d] for d in sorted(days)]
+    stamps = [m.timestamp for m in inputs.forum]
+    recent = _recent(ordered_days)
+    peak = max(ordered_days, key=lambda d: (d["n"], d["day"])) if ordered_days else None
+    engines = {e.engine: {"status": e.status, "paragraphs": len(e.paragraphs), "sources": len(e.sources),
+                          "from_checkpoint": e.from_checkpoint} for e in inputs.engine_list()}
     return {
         "language": "zh" if zh else "en",
-        "n_sources": len(sources),
+        "n_sources": n,
+        "n_distinct": _distinct(sources),
         "n_paragraphs": len(paragraphs),
+        "n_engines_active": sum(1 for v in engines.values() if v["paragraphs"]),
         "platforms": dict(platforms.most_common()),
+        "platform_rows": [{"platform": p, "name": platform_name(p, zh), "n": c, "pct": pct(c, n)}
+                          for p, c in platforms.most_common()],
+        "platforms_other": ({"platforms": len(platforms) - PLATFORMS_SHOWN,
+                             "n": sum(c for _, c in platforms.most_common()[PLATFORMS_SHOWN:]),
+                             "pct": pct(sum(c for _, c in platforms.most_common()[PLATFORMS_SHOWN:]), n)}
+                            if len(platforms) > PLATFORMS_SHOWN else None),
         "days": ordered_days,
+        "dated": dated,
+        "undated": n - dated,
         "span": [ordered_days[0]["day"], ordered_days[-1]["day"]] if ordered_days else None,
-        "peak_day": max(ordered_days, key=lambda d: (d["n"], d["day"]))["day"] if ordered_days else None,
-        "sentiment": {"scored": len(scored), "positive": positive, "negative": len(scored) - positive,
-                      "positive_share": round(positive / len(scored), 4) if scored else None},
-        "top_posts": [s["n"] for s in by_hot[:5] if s["hotness"] > 0],
-        "negative_posts": [s["n"] for s in negatives[:3]],
-        "positive_posts": [s["n"] for s in positives[:3]],
-        "authors": [{"author": a, "posts": v[0], "hotness": round(v[1], 1)} for a, v in top_authors],
+        "peak": {"day": peak["day"], "n": peak["n"]} if peak else None,
+        "recent": recent,
+        "sentiment": sentiment,
+        "min_sample": MIN_SAMPLE,
+        "min_trend": MIN_TREND,
+        "risk": _risk(sentiment, recent, dated),
+        "hotness_formula": {"likes": 1, "comments": 5, "shares": 10, "views": 0.1},
+        "engaged": len(engaged),
+        "engaged_distinct": _distinct(engaged),
+        "top_posts": _first_of_clusters(by_hot, 5),
+        "negative_posts": _first_of_clusters(negatives, 3),
+        "positive_posts": _first_of_clusters(positives, 3),
+        "actors": actors[:20],
+        "actors_total": len(actors),
         "keywords": keywords,
-        "engines": {e.engine: {"status": e.status, "paragraphs": len(e.paragraphs), "sources": len(e.sources),
-                               "from_checkpoint": e.from_checkpoint} for e in inputs.engine_list()},
+        "engines": engines,
         "forum": {"messages": len(inputs.forum), "host": len(inputs.host_speeches()),
                   "by_source": dict(forum_by_source.most_common()),
-                  "first": inputs.forum[0].timestamp.isoformat() if inputs.forum else None,
-                  "last": inputs.forum[-1].timestamp.isoformat() if inputs.forum else None},
+                  "first": min(stamps).isoformat() if stamps else None,
+                  "last": max(stamps).isoformat() if stamps else None},
     }
 
 
 def build_material(inputs: ReportInputs) -> Material:
-    sources, maps = _number_sources(inputs)
-    _fill_sentiment(sources)
+    sources, maps, docs = _number_sources(inputs)
+    _fill_sentiment(sources, docs)
+    texts = {n: d.text for n, d in docs.items()}
+    _mark_duplicates(sources, texts)
     paragraphs = []
     for e in inputs.engine_list():
         for pos, p in enumerate(e.paragraphs):
@@ -530,7 +703,7 @@ def build_material(inputs: ReportInputs) -> Material:
                                "sources": list(dict.fromkeys(srcs)), "from_checkpoint": e.from_checkpoint})
     units = _units_of(paragraphs)
     stats = _statistics(inputs, sources, paragraphs)
-    return Material(inputs.topic, inputs.zh, sources, paragraphs, units, list(inputs.forum), stats)
+    return Material(inputs.topic, inputs.zh, sources, paragraphs, units, list(inputs.forum), stats, texts)
 
 
 def findings_text(material: Material) -> str:
@@ -617,208 +790,17 @@ def assign_units(outline: list[OutlineSection], units: list[Unit], per_section: 
     return out
 
 
-def _pct(part: int, whole: int) -> str:
-    return f"{100.0 * part / whole:.1f}%" if whole else "—"
-
-
 def _src_label(s: dict, limit: int = 36) -> str:
-    return _plain(s["title"] or s["snippet"], limit).replace("[", "(").replace("]", ")")
-
-
-def _lead(kind: str, m: Material) -> list[str]:
-    """The statistics a section of this kind opens with (offline writer), with citations."""
-    zh, st = m.zh, m.stats
-    by_n = m.by_n
-    n = st["n_sources"]
-    senti = st["sentiment"]
-    lines: list[str] = []
-    plats = list(st["platforms"].items())
-    if kind == "overview":
-        active = [ENGINE_LABELS.get(e, e) for e, v in st["engines"].items() if v["paragraphs"]]
-        if zh:
-            lines.append(f"本报告综合了 {len(active)} 个引擎（{'、'.join(active) or '无'}）的 {st['n_paragraphs']} 个分析段落、"
-                         f"{n} 条来源" + (f"，以及论坛中的 {st['forum']['messages']} 条发言" if st['forum']['messages'] else "")
-                         + "。")
-            if st["span"]:
-                lines.append(f"来源时间跨度 {st['span'][0]} 至 {st['span'][1]}，峰值出现在 {st['peak_day']}。")
-            if senti["scored"]:
-                lines.append(f"可判定情感的 {senti['scored']} 条来源中，正面 {_pct(senti['positive'], senti['scored'])}，"
-                             f"负面 {_pct(senti['negative'], senti['scored'])}。")
-            if st["keywords"]:
-                lines.append("高频关键词：" + "、".join(k["word"] for k in st["keywords"][:6]) + "。")
-        else:
-            lines.append(f"This report draws on {st['n_paragraphs']} analysis paragraphs from {len(active)} engine(s) "
-                         f"({', '.join(active) or 'none'}), {n} sources"
-                         + (f" and {st['forum']['messages']} forum messages" if st['forum']['messages'] else "") + ".")
-            if st["span"]:
-                lines.append(f"The sources span {st['span'][0]} to {st['span'][1]}, peaking on {st['peak_day']}.")
-            if senti["scored"]:
-                lines.append(f"Of {senti['scored']} sources with a sentiment, {_pct(senti['positive'], senti['scored'])} "
-                             f"are positive and {_pct(senti['negative'], senti['scored'])} negative.")
-            if st["keywords"]:
-                lines.append("Frequent keywords: " + ", ".join(k["word"] for k in st["keywords"][:6]) + ".")
-    elif kind == "timeline":
-        days = st["days"]
-        if days:
-            shown = days if len(days) <= 10 else sorted(days, key=lambda d: (-d["n"], d["day"]))[:10]
-            shown = sorted(shown, key=lambda d: d["day"])
-            lines.append(("按日期的来源数量：" if zh else "Sources per day: ")
-                         + ("、" if zh else ", ").join(f"{d['day']} {d['n']}{' 条' if zh else ''}" for d in shown)
-                         + ("。" if zh else "."))
-            last = days[-1]["day"]
-            if st["peak_day"] == last and len(days) > 1:
-                lines.append("讨论量在最近一天达到峰值，事态仍在发酵。" if zh else
-                             "Volume peaked on the latest day: the story is still developing.")
-            elif len(days) > 1:
-                lines.append(f"讨论量峰值在 {st['peak_day']}，此后有所回落。" if zh else
-                             f"Volume peaked on {st['peak_day']} and has eased since.")
-        else:
-            lines.append("来源没有发布日期，无法还原时间脉络。" if zh else "The sources carry no dates: no timeline.")
-    elif kind == "sentiment":
-        if senti["scored"]:
-            lines.append((f"情感分布：正面 {_pct(senti['positive'], senti['scored'])}，负面 "
-                          f"{_pct(senti['negative'], senti['scored'])}（共 {senti['scored']} 条可判定）。") if zh else
-                         (f"Sentiment: {_pct(senti['positive'], senti['scored'])} positive, "
-                          f"{_pct(senti['negative'], senti['scored'])} negative ({senti['scored']} scored sources)."))
-            neg = [by_n[x] for x in st["negative_posts"] if x in by_n]
-            if neg:
-                lines.append(("典型负面声音：" if zh else "Typical negative voices: ")
-                             + ("；" if zh else "; ").join(f"「{_src_label(s)}」[{s['n']}]" if zh else
-                                                         f"“{_src_label(s)}” [{s['n']}]" for s in neg))
-            pos = [by_n[x] for x in st["positive_posts"] if x in by_n]
-            if pos:
-                lines.append(("典型正面声音：" if zh else "Typical positive voices: ")
-                             + ("；" if zh else "; ").join(f"「{_src_label(s)}」[{s['n']}]" if zh else
-                                                         f"“{_src_label(s)}” [{s['n']}]" for s in pos))
-        else:
-            lines.append("来源没有情感分值。" if zh else "No source carries a sentiment score.")
-    elif kind == "channels":
-        if plats:
-            lines.append(("平台分布：" if zh else "Platforms: ") + ("、" if zh else ", ").join(
-                f"{platform_name(p, zh)} {c}{' 条' if zh else ''}（{_pct(c, n)}）" if zh else
-                f"{platform_name(p, zh)} {c} ({_pct(c, n)})" for p, c in plats[:6]) + ("。" if zh else "."))
-            if n and plats[0][1] / n >= 0.5:
-                lines.append(f"讨论高度集中在{platform_name(plats[0][0], zh)}。" if zh else
-                             f"The discussion is concentrated on {platform_name(plats[0][0], zh)}.")
-        if st["authors"]:
-            lines.append(("主要发布者（按热度）：" if zh else "Leading accounts (by engagement): ")
-                         + ("、" if zh else ", ").join(_plain(a["author"], 30) for a in st["authors"]) + ("。" if zh else "."))
-        if not plats:
-            lines.append("没有来源可供分析渠道。" if zh else "No sources to analyse channels.")
-    elif kind == "voices":
-        top = [by_n[x] for x in st["top_posts"] if x in by_n]
-        if top:
-            lines.append("热度最高的内容：" if zh else "The most engaging posts:")
-            for s in top[:5]:
-                lines.append(f"- 「{_src_label(s, 50)}」（{platform_name(s['platform'], zh)}，点赞 {s['likes']:,}，评论 "
-                             f"{s['comments']:,}，转发 {s['shares']:,}）[{s['n']}]" if zh else
-                             f"- “{_src_label(s, 50)}” ({platform_name(s['platform'], zh)}; {s['likes']:,} likes, "
-                             f"{s['comments']:,} comments, {s['shares']:,} shares) [{s['n']}]")
-    elif kind == "themes":
-        if st["keywords"]:
-            lines.append(("讨论焦点（关键词及涉及来源数）：" if zh else "Focal points (keyword and number of sources): ")
-                         + ("、" if zh else ", ").join(f"{k['word']}（{k['docs']}）" if zh else f"{k['word']} ({k['docs']})"
-                                                     for k in st["keywords"][:8]) + ("。" if zh else "."))
-    elif kind == "risks":
-        share = senti["negative"] / senti["scored"] if senti["scored"] else None
-        if share is None:
-            lines.append("没有情感数据，风险等级无法量化评估。" if zh else "No sentiment data: the risk cannot be rated.")
-        else:
-            level = ("高" if share >= 0.5 else "中" if share >= 0.3 else "低") if zh else \
-                    ("high" if share >= 0.5 else "medium" if share >= 0.3 else "low")
-            lines.append(f"综合风险等级：**{level}**（负面占比 {share:.0%}）。" if zh else
-                         f"Overall risk: **{level}** (negative share {share:.0%}).")
-            neg = [by_n[x] for x in st["negative_posts"] if x in by_n]
-            for s in neg:
-                lines.append(f"- 风险信号：「{_src_label(s, 50)}」[{s['n']}]" if zh else
-                             f"- Warning sign: “{_src_label(s, 50)}” [{s['n']}]")
-    elif kind in ("recommendations", "outlook"):
-        lines += _advice(kind, m)
-    return lines
-
-
-def _advice(kind: str, m: Material) -> list[str]:
-    zh, st = m.zh, m.stats
-    senti, n = st["sentiment"], st["n_sources"]
-    out: list[str] = []
-    if not n and not m.units:
-        return ["现有数据不足以提出建议：建议扩大检索范围或补充数据后重新生成报告。" if zh else
-                "There is too little data for advice: widen the search or add data, then regenerate the report."]
-    share = senti["negative"] / senti["scored"] if senti["scored"] else None
-    if share is not None and share >= 0.4:
-        neg = [m.by_n[x] for x in st["negative_posts"] if x in m.by_n]
-        ex = (f"，集中体现在「{_src_label(neg[0])}」[{neg[0]['n']}]" if zh else
-              f", for example “{_src_label(neg[0])}” [{neg[0]['n']}]") if neg else ""
-        out.append(f"- 负面情绪占比 {share:.0%}，应优先回应主要不满{ex}。" if zh else
-                   f"- Negative sentiment is at {share:.0%}: answer the main complaints first{ex}.")
-    elif share is not None:
-        out.append(f"- 整体情绪以正面为主（正面 {1 - share:.0%}），可借势巩固正面认知，同时跟踪少数负面声音。" if zh else
-                   f"- The mood is mostly positive ({1 - share:.0%}): build on it while tracking the negative minority.")
-    plats = list(st["platforms"].items())
-    if plats and n and plats[0][1] / n >= 0.4:
-        name = platform_name(plats[0][0], zh)
-        out.append(f"- 讨论集中在{name}（{_pct(plats[0][1], n)}），沟通与监测应以该平台为重点。" if zh else
-                   f"- The discussion centres on {name} ({_pct(plats[0][1], n)}): focus communication and monitoring there.")
-    days = st["days"]
-    if len(days) > 1:
-        rising = st["peak_day"] == days[-1]["day"]
-        if kind == "outlook":
-            out.append(("- 讨论量仍处于上升阶段，短期内热度可能继续走高。" if rising else
-                        f"- 热度已自 {st['peak_day']} 的峰值回落，若无新的触发事件将逐步降温。") if zh else
-                       ("- Volume is still rising: attention may keep growing in the short term." if rising else
-                        f"- Attention has eased since its {st['peak_day']} peak and should keep cooling without a new trigger."))
-        elif rising:
-            out.append("- 热度仍在上升，建议缩短监测周期并准备及时回应。" if zh else
-                       "- Attention is still rising: monitor more often and be ready to respond quickly.")
-    if st["keywords"]:
-        kws = [k["word"] for k in st["keywords"][:3]]
-        out.append(f"- 持续关注与「{'、'.join(kws)}」相关的新动向。" if zh else
-                   f"- Keep watching new developments around {', '.join(kws)}.")
-    host = [x for x in m.forum if x.type == "host"]
-    if host:
-        q = _plain(clean_text(host[-1].content), 120)
-        out.append(f"- 论坛主持人最后提出：“{q}”，值得在后续分析中跟进。" if zh else
-                   f"- The forum host's last point — “{q}” — deserves follow-up.")
-    return out
-
-
-def _forum_section(m: Material) -> tuple[str, str]:
-    """(markdown, status) of the forum section, offline."""
-    zh, fs = m.zh, m.stats["forum"]
-    if not m.forum:
-        return ("本次运行的论坛没有任何发言，因此没有可供总结的多方讨论。" if zh else
-                "The forum of this run has no messages, so there is no discussion to summarise."), "empty"
-    by = "、".join(f"{k} {v} 条" for k, v in fs["by_source"].items()) if zh else \
-        ", ".join(f"{k} {v}" for k, v in fs["by_source"].items())
-    lines = [f"论坛共有 {fs['messages']} 条发言（{by}），其中主持人发言 {fs['host']} 次。" if zh else
-             f"The forum holds {fs['messages']} messages ({by}), {fs['host']} of them by the host."]
-    host = [x for x in m.forum if x.type == "host"]
-    if host:
-        lines.append("**主持人的主要观点**：" if zh else "**The host's main points**:")
-        for x in host[-3:]:
-            lines.append("> " + _plain(clean_text(x.content), 400))
-            lines.append("")
-    else:
-        lines.append("论坛中没有主持人发言。" if zh else "The host did not speak in this forum.")
-    agents = [x for x in m.forum if x.type == "agent"]
-    latest: dict[str, MessageView] = {}
-    for x in agents:
-        latest[x.source] = x
-    if latest:
-        lines.append("**各引擎的最新发言**：" if zh else "**Each engine's latest message**:")
-        for src, x in latest.items():
-            lines.append(f"- {src}：{_plain(clean_text(x.content), 160)}" if zh else
-                         f"- {src}: {_plain(clean_text(x.content), 160)}")
-    return "\n".join(lines), "ok"
+    return src_label(s, limit)
 
 
 def write_offline_section(sec: OutlineSection, units: list[Unit], m: Material) -> tuple[str, str, list[str]]:
     """(markdown, status, engines) of one section, extractively, with statistics."""
     zh = m.zh
     if sec.kind == "forum":
-        md, status = _forum_section(m)
+        md, status = forum_section(m)
         return md, status, ["forum"] if m.forum else []
-    lead = _lead(sec.kind, m)
+    lead = lead_lines(sec.kind, m)
     body = [f"- {u.text}" for u in units]
     engines = list(dict.fromkeys(u.engine for u in units))
     if not units:
@@ -848,17 +830,24 @@ def _relevant_paragraphs(sec: OutlineSection, m: Material, limit: int = 6) -> li
 
 
 def _stats_text(m: Material) -> str:
-    st, senti = m.stats, m.stats["sentiment"]
-    lines = [f"- sources: {st['n_sources']}; engine paragraphs: {st['n_paragraphs']}; forum messages: "
-             f"{st['forum']['messages']} ({st['forum']['host']} by the host)"]
+    """The report's statistics, written as the report writes them (every figure with its base)."""
+    st, zh = m.stats, m.zh
+    lines = [f"- sources: {st['n_sources']} ({st['n_distinct']} distinct after merging near-duplicates); engine "
+             f"paragraphs: {st['n_paragraphs']}; forum messages: {st['forum']['messages']} "
+             f"({st['forum']['host']} by the host)"]
     if st["span"]:
-        lines.append(f"- dates: {st['span'][0]} to {st['span'][1]}, peak {st['peak_day']}")
-    if senti["scored"]:
-        lines.append(f"- sentiment: {senti['positive']} positive, {senti['negative']} negative of {senti['scored']}")
-    if st["platforms"]:
-        lines.append("- platforms: " + ", ".join(f"{k} {v}" for k, v in list(st["platforms"].items())[:8]))
+        lines.append(f"- dates: {st['dated']} dated sources, {st['span'][0]} to {st['span'][1]}")
+    for line in (sentiment_line(st, zh), trend_line(st, zh), risk_line(st, zh)):
+        if line:
+            lines.append(f"- {line}")
+    if st["platform_rows"]:
+        lines.append(f"- platforms (of {st['n_sources']} sources): " + ", ".join(
+            f"{r['name']} {r['n']} ({r['pct']:.1f}%)" for r in st["platform_rows"][:8]))
+    if st["actors"]:
+        lines.append("- " + actors_line(st, zh))
     if st["keywords"]:
-        lines.append("- keywords: " + ", ".join(k["word"] for k in st["keywords"][:10]))
+        lines.append(f"- keywords (number of the {st['n_sources']} sources mentioning each): "
+                     + ", ".join(f"{k['word']} ({k['docs']})" for k in st["keywords"][:10]))
     return "\n".join(lines)
 
 
@@ -869,6 +858,10 @@ def section_prompt(sec: OutlineSection, m: Material, rtype: ReportType, title: s
     system = (f"You write one section of a {rtype.name_en.lower()} report for a public-opinion analysis team, in "
               f"{lang}. {rtype.purpose} Use only the material you are given. Cite sources with their numbers in "
               "square brackets, like [3], using only numbers listed under Sources; never invent a number. "
+              "Use only figures given under Statistics or in the Sources, copied exactly, and give every "
+              "percentage its base as the Statistics do (e.g. 'negative 38.3% (23 of 60 scored sources)'); "
+              "state no figure, date, name or quote you cannot cite. The forum's messages and the host's "
+              "questions are not findings: do not present them as facts. "
               "Answer in Markdown only: paragraphs, '-' lists, **bold**; no HTML, no tables, no images, no "
               "headings above ###, and do not repeat the section title. About 150-350 words "
               "(300-600 Chinese characters).")
@@ -892,24 +885,29 @@ def section_prompt(sec: OutlineSection, m: Material, rtype: ReportType, title: s
         parts += ["", "Findings from the engines:"]
         budget = MAX_PROMPT_FINDINGS
         for p in _relevant_paragraphs(sec, m):
-            block = f"### {ENGINE_LABELS.get(p['engine'], p['engine'])} engine — {p['title']}\n{p['summary'][:3000]}"
+            summary = strip_forum_exchanges(p["summary"])
+            block = f"### {ENGINE_LABELS.get(p['engine'], p['engine'])} engine — {p['title']}\n{summary[:3000]}"
             if budget - len(block) < 0:
                 break
             budget -= len(block)
             parts.append(block)
             engines.append(p["engine"])
-            used_sources += p["sources"] + cited(p["summary"])
+            used_sources += p["sources"] + cited(summary)
         if not engines:
             parts.append("(the engines produced no findings)")
-        host = [x for x in m.forum if x.type == "host"][-2:]
-        if host:
-            parts += ["", "The forum host said:"] + [f"> {_plain(x.content, 800)}" for x in host]
-            engines.append("forum")
     by_n = m.by_n
     listed = [by_n[n] for n in dict.fromkeys(used_sources) if n in by_n][:40]
-    parts += ["", "Sources:"] + ([f"[{s['n']}] {_src_label(s, 80)} — {s['platform'] or s['provider']} — "
-                                  f"{(s['published'] or 'n.d.')[:10]}" for s in listed] or ["(none)"])
+    parts += ["", "Sources:"] + ([_prompt_source(s) for s in listed] or ["(none)"])
     return system, "\n".join(parts), list(dict.fromkeys(engines))
+
+
+def _prompt_source(s: dict) -> str:
+    who = " — ".join(x for x in (s["author"], s["site"]) if x)
+    engagement = (f" — likes {s['likes']}, comments {s['comments']}, shares {s['shares']}" if s["hotness"] > 0 else "")
+    where = platform_name(s["platform"], False) if s["platform"] else s["provider"]
+    return (f"[{s['n']}] {_src_label(s, 80)} — {where}"
+            f" — {(s['published'] or 'n.d.')[:10]}{' — ' + who if who else ''} — sentiment "
+            f"{s['sentiment_label'] or 'unknown'}{engagement}")
 
 
 _FENCE_RE = re.compile(r"^\s*```[a-zA-Z]*\s*\n(.*?)\n\s*```\s*$", re.S)
@@ -929,7 +927,11 @@ def clean_llm_markdown(text: str, title: str) -> str:
 # Rendering: safe Markdown → HTML, the HTML page, Markdown, JSON
 # =============================================================================================
 
-ALLOWED_TAGS = {"p", "br", "strong", "em", "code", "pre", "ul", "ol", "li", "a", "h3", "h4", "blockquote", "hr"}
+ALLOWED_TAGS = {"p", "br", "strong", "em", "code", "pre", "ul", "ol", "li", "a", "h3", "h4", "blockquote", "hr",
+                "mark", "span"}
+# <mark class="unsupported" title="why"> and its <span class="tag"> come only from the claims check's
+# sentinels (every character of the Markdown is escaped before): attributes are fixed text.
+ALLOWED_ATTRIBUTES = {"a": {"href"}, "mark": {"class", "title"}, "span": {"class"}}
 _LOCAL_ANCHOR_RE = re.compile(r"^#src-\d{1,6}$")
 _CODE_RE = re.compile(r"`([^`\n]{1,500})`")
 _LINK_RE = re.compile(r"\[([^\[\]\n]{1,300})\]\(\s*([^()\s]{1,2000})\s*\)")
@@ -944,7 +946,8 @@ def _esc(text: str) -> str:
 
 def sanitize_html(fragment: str) -> str:
     """The last gate for every HTML fragment made from untrusted text."""
-    return nh3.clean(fragment, tags=ALLOWED_TAGS, attributes={"a": {"href"}}, url_schemes={"http", "https", "mailto"},
+    return nh3.clean(fragment, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
+                     url_schemes={"http", "https", "mailto"},
                      url_relative=lambda u: u if _LOCAL_ANCHOR_RE.match(u or "") else None,
                      clean_content_tags={"script", "style"}, strip_comments=True, link_rel="noopener noreferrer")
 
@@ -983,9 +986,15 @@ def _inline(text: str, cite: Callable[[int], bool], link: Callable[[str], str | 
 
 
 def markdown_to_html(md: str, *, cite: Callable[[int], bool] = lambda n: False,
-                     link: Callable[[str], str | None] = lambda url: None) -> Markup:
+                     link: Callable[[str], str | None] = lambda url: None, claims: list[dict] | None = None,
+                     zh: bool = True) -> Markup:
     """A small, safe Markdown subset (headings, paragraphs, lists, quotes, code, bold/italic, links,
-    [n] citations). Everything is escaped first; the result still goes through nh3."""
+    [n] citations). Everything is escaped first; the result still goes through nh3.
+
+    ``claims`` (the checked claims of this Markdown, with their spans) marks each unsupported
+    sentence: <mark class="unsupported" title="reason">…<span class="tag">未核实</span></mark>."""
+    md = claimcheck.strip_marks(md or "")
+    md, reasons = claimcheck.insert_sentinels(md, claims or [])
     out: list[str] = []
     para: list[str] = []
     items: list[str] = []
@@ -1074,7 +1083,7 @@ def markdown_to_html(md: str, *, cite: Callable[[int], bool] = lambda n: False,
     if in_code and code:
         out.append("<pre><code>" + _esc("\n".join(code)) + "</code></pre>")
     flush_all()
-    return Markup(sanitize_html("\n".join(out)))
+    return Markup(sanitize_html(claimcheck.sentinels_to_html("\n".join(out), reasons, zh)))
 
 
 def markdown_for_file(md: str) -> str:
@@ -1109,36 +1118,58 @@ LABELS = {
            "type": "报告类型", "generated": "生成时间", "run": "运行", "trace": "追踪 ID", "mode": "写作方式",
            "failed": "本节未能由模型写成", "engines": "引擎", "forum": "论坛", "no_sources": "没有引用来源。",
            "engine": "引擎", "job": "任务", "status": "状态", "paragraphs": "段落", "n_sources": "来源数",
-           "stat_sources": "来源", "stat_engines": "引擎段落", "stat_forum": "论坛发言", "stat_positive": "正面占比",
+           "stat_sources": "来源", "stat_engines": "引擎段落", "stat_forum": "论坛发言",
+           "tile_sources": "来源（{m} 条不重复）", "tile_negative": "负面（{c}/{b} 条可判定来源）",
+           "tile_negative_few": "负面：可判定来源仅 {s} 条（少于 {n} 条），不计算占比",
+           "claims_note": "标出的句子未能在所引来源或报告统计中找到依据。", "unsupported_tag": "未核实",
+           "unsupported_list": "未核实的论断", "duplicate_of": "近似重复于",
+           "sentiment": {"positive": "正面", "neutral": "中性", "negative": "负面"},
            "from": "依据", "llm": "大模型撰写", "offline": "离线抽取", "footer": "由 Shoal 生成。来源内容来自网络与语料库，仅供分析参考。",
            "section_empty": "本节内容有限", "report_id": "报告 ID", "chosen_by": "类型判定"},
     False: {"lang": "en", "partial": "Partial report", "partial_text": "This report was written from incomplete "
-            "inputs. Missing or incomplete:", "notices": "Notes", "contents": "Contents", "overview": "Data overview",
+            "inputs. Missing or incomplete:",
+            "notices": "Notes", "contents": "Contents", "overview": "Data overview",
             "sources": "Sources", "method": "Provenance", "type": "Report type", "generated": "Generated",
             "run": "run", "trace": "trace", "mode": "Written", "failed": "The model could not write this section",
             "engines": "engines", "forum": "forum", "no_sources": "No sources were cited.", "engine": "Engine",
             "job": "Job", "status": "Status", "paragraphs": "Paragraphs", "n_sources": "Sources",
             "stat_sources": "sources", "stat_engines": "engine paragraphs", "stat_forum": "forum messages",
-            "stat_positive": "positive", "from": "From", "llm": "by the LLM", "offline": "offline, by extraction",
+            "tile_sources": "sources ({m} distinct)", "tile_negative": "negative ({c} of {b} scored sources)",
+            "tile_negative_few": "negative: only {s} scored sources (fewer than {n}), no share",
+            "unsupported_tag": "unsupported",
+            "claims_note": "Marked sentences have no support in the sources they cite or the report's statistics.",
+            "unsupported_list": "Unsupported claims", "duplicate_of": "near-duplicate of",
+            "sentiment": {"positive": "positive", "neutral": "neutral", "negative": "negative"},
+            "from": "From", "llm": "by the LLM", "offline": "offline, by extraction",
             "footer": "Generated by Shoal. Source content comes from the web and the corpus; for analysis only.",
             "section_empty": "little material", "report_id": "report", "chosen_by": "type chosen by"},
 }
+
+
+def _claims_by_section(doc: dict) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for c in doc.get("claims") or []:
+        out.setdefault(c.get("section", ""), []).append(c)
+    return out
 
 
 def render_html(doc: dict, chart_list: list[charts.Chart]) -> str:
     zh = doc["report"]["language"] == "zh"
     by_n = {s["n"]: s for s in doc["sources"]}
     link_of = {s["url"]: f"#src-{s['n']}" for s in doc["sources"] if s.get("link")}
+    claims = _claims_by_section(doc)
     sections = []
     for sec in doc["sections"]:
-        body = markdown_to_html(sec["markdown"], cite=lambda n: n in by_n, link=lambda u: link_of.get(u.strip()))
+        body = markdown_to_html(sec["markdown"], cite=lambda n: n in by_n, link=lambda u: link_of.get(u.strip()),
+                                claims=claims.get(sec["key"]), zh=zh)
         sections.append({**sec, "html": body})
-    banner = doc["banner"]
+    counts = doc.get("claims_count") or claimcheck.summary([])
     return _jinja().get_template("report.html.j2").render(
-        L=LABELS[zh], r=doc["report"], banner=banner, notices=doc["notices"], sections=sections,
+        L=LABELS[zh], r=doc["report"], banner=doc["banner"], notices=doc["notices"], sections=sections,
         sources=doc["sources"], charts=[{"title": c.title, "svg": Markup(c.svg) if c.svg else "", "note": c.note,
                                          "key": c.key} for c in chart_list],
         stats=doc["statistics"], provenance=doc["provenance"], engine_labels=ENGINE_LABELS,
+        claims=counts, claims_text=claimcheck.summary_text(counts, zh), min_sample=MIN_SAMPLE,
         platform_label=lambda p: platform_name(p, zh))
 
 
@@ -1146,26 +1177,41 @@ def render_markdown(doc: dict) -> str:
     r, zh = doc["report"], doc["report"]["language"] == "zh"
     L = LABELS[zh]
     safe = lambda x: markdown_for_file(_plain(x))  # noqa: E731 - one line of untrusted text
+    counts = doc.get("claims_count") or claimcheck.summary([])
     lines = [f"# {safe(r['title'])}", "",
              f"*{L['type']}: {r['type_name']} · {L['generated']}: {r['generated_at']} · {L['run']} {r['run_id']} · "
              f"{L['trace']} {r['trace_id']}*", ""]
+    if doc["banner"].get("coverage"):
+        lines += [f"> **⚠ {safe(doc['banner']['coverage'])}**", ""]
     if doc["banner"]["partial"]:
         lines += [f"> **{L['partial']}** — {L['partial_text']}"] + [f"> - {safe(x)}" for x in doc["banner"]["missing"]]
         lines += [""]
+    head = f"**{claimcheck.summary_text(counts, zh)}**"
+    if counts["unsupported"]:
+        head += f"（⚠ {L['claims_note']}）" if zh else f" (⚠ {L['claims_note']})"
+    lines += [head, ""]
     if doc["notices"]:
         lines += [f"**{L['notices']}**", ""] + [f"- {safe(x)}" for x in doc["notices"]] + [""]
+    claims = _claims_by_section(doc)
     for sec in doc["sections"]:
         lines += [f"## {sec['index']}. {safe(sec['title'])}", ""]
         if sec["status"] == "failed":
             lines += [f"> ⚠ {safe(sec['note'])}", ""]
-        lines += [markdown_for_file(sec["markdown"]), ""]
+        md = claimcheck.mark_markdown(claimcheck.strip_marks(sec["markdown"]), claims.get(sec["key"]) or [])
+        lines += [markdown_for_file(md), ""]
         lines += [f"*{L['from']}: {', '.join(sec['engines']) or '—'} · {L['run']} {sec['run_id']} · "
                   f"{L['trace']} {sec['trace_id']}*", ""]
+    unsupported = [c for c in doc.get("claims") or [] if not c["supported"]]
+    if unsupported:
+        lines += [f"## {L['unsupported_list']}", ""]
+        lines += [f"- ⚠ {safe(_plain(c['text'], 200))} — {safe(c['reason'])}" for c in unsupported[:100]] + [""]
     lines += [f"## {L['sources']}", ""]
     for s in doc["sources"]:
         link = f" — <{s['link']}>" if s.get("link") else ""
-        lines.append(f"[{s['n']}] {safe(_src_label(s, 120))} — {safe(s['platform'] or s['provider'])} — "
-                     f"{safe((s['published'] or 'n.d.')[:10])}{link}")
+        where = platform_name(s["platform"], zh) if s["platform"] else s["provider"]
+        label = f" — {L['sentiment'][s['sentiment_label']]}" if s.get("sentiment_label") else ""
+        lines.append(f"[{s['n']}] {safe(_src_label(s, 120))} — {safe(where)} — "
+                     f"{safe((s['published'] or 'n.d.')[:10])}{label}{link}")
         lines.append("")
     if not doc["sources"]:
         lines.append(L["no_sources"])
@@ -1734,16 +1780,26 @@ class _Writer:
 
         self.stage("assemble")
         missing = missing_inputs(inputs)
-        banner = {"partial": self.partial, "missing": missing if self.partial else []}
+        coverage = Coverage.from_dict(inputs.run_params.get("coverage"))
+        thin = coverage is not None and not coverage.sufficient
+        banner = {"partial": self.partial, "missing": missing if self.partial else [],
+                  "coverage": coverage.banner(zh) if thin else None}
         notices = [] if self.partial else missing
         failed = [s for s in sections if s.status == "failed"]
         if failed:
             notices = notices + [(f"{len(failed)} 个章节未能由模型写成，已在文中标出。" if zh else
                                   f"{len(failed)} section(s) could not be written by the LLM; they are marked.")]
+        for s in sections:
+            s.markdown = claimcheck.strip_marks(s.markdown)
+        claims = verify_claims(material, sections)
         chart_list = build_charts(inputs, material)
         paths = output_paths(self.settings, ctx.run_id, inputs.topic, self.report_id)
         doc = self._document(inputs, material, rtype, type_by, type_reason, title, sections, banner, notices,
                              chart_list, paths)
+        doc["claims"] = [c.as_dict() for c in claims]
+        doc["claims_count"] = claimcheck.summary(claims)
+        if coverage is not None:
+            doc["coverage"] = coverage.as_dict()
 
         self.stage("render")
         html_text = render_html(doc, chart_list)
@@ -1761,9 +1817,10 @@ class _Writer:
                   "html_path": str(paths["html"]), "md_path": str(paths["md"]), "json_path": str(paths["json"]),
                   "sections": [{"key": s.key, "title": s.title, "status": s.status, "mode": s.mode} for s in sections],
                   "failed_sections": len(failed), "n_sources": len(material.sources), "missing": missing,
+                  "claims": doc["claims_count"], "coverage_banner": bool(banner["coverage"]),
                   "timings": dict(self.timings)}
         self.emit("report.completed", {k: result[k] for k in ("title", "report_type", "html_path", "md_path",
-                                                               "json_path", "failed_sections", "partial")})
+                                                               "json_path", "failed_sections", "partial", "claims")})
         try:
             prune_reports(self.db, ctx.run_id)
         except Exception as exc:  # noqa: BLE001 - history clean-up never fails a report
@@ -1779,6 +1836,7 @@ class _Writer:
             "report": {"id": self.report_id, "run_id": ctx.run_id, "job_id": ctx.job_id, "title": title,
                        "topic": inputs.topic, "type": rtype.key, "type_name": rtype.name(zh), "type_by": type_by,
                        "type_reason": type_reason, "partial": self.partial,
+                       "forced": bool(inputs.run_params.get("force_report")),
                        "mode": "llm" if self.llm is not None else "offline", "language": "zh" if zh else "en",
                        "generated_at": utcnow().replace(microsecond=0).isoformat() + "Z",
                        "trace_id": ctx.trace_id, "run_trace_id": inputs.run_trace_id},
@@ -1804,23 +1862,34 @@ class _Writer:
 def build_charts(inputs: ReportInputs, m: Material) -> list[charts.Chart]:
     zh = m.zh
     st = m.stats
-    out = [charts.sentiment_over_time(st["days"], zh),
-           charts.platform_mix([(platform_name(k, zh), v) for k, v in st["platforms"].items()], zh),
-           charts.engine_coverage([{"engine": e.engine, "label": e.label, "sources": len(e.sources),
-                                    "paragraphs": len(e.paragraphs), "status": e.status}
-                                   for e in inputs.engine_list()], zh)]
-    by_time: list[tuple[str, int]] = []
-    if len(inputs.forum) > 1:
-        t0, t1 = inputs.forum[0].timestamp, inputs.forum[-1].timestamp
-        span = max((t1 - t0).total_seconds(), 1.0)
-        buckets = min(12, len(inputs.forum))
-        counts = [0] * buckets
-        for msg in inputs.forum:
-            i = min(buckets - 1, int((msg.timestamp - t0).total_seconds() / span * buckets))
-            counts[i] += 1
-        by_time = [((t0 + (t1 - t0) * (i / buckets)).strftime("%H:%M"), c) for i, c in enumerate(counts)]
-    out.append(charts.forum_activity(list(st["forum"]["by_source"].items()), by_time, zh))
-    return out
+    return [charts.sentiment_over_time(st["days"], zh, min_n=MIN_SAMPLE),
+            charts.platform_mix([(r["name"], r["n"]) for r in st["platform_rows"]], zh),
+            charts.engine_coverage([{"engine": e.engine, "label": e.label, "sources": len(e.sources),
+                                     "paragraphs": len(e.paragraphs), "status": e.status}
+                                    for e in inputs.engine_list()], zh),
+            charts.forum_activity(list(st["forum"]["by_source"].items()), [x.timestamp for x in inputs.forum], zh)]
+
+
+def known_names(m: Material) -> set[str]:
+    """Names a sentence may use without a citation: platforms, engines, forum speakers, actors."""
+    from .offline import PLATFORMS
+
+    names = {n for pair in PLATFORMS.values() for n in pair} | set(ENGINE_LABELS.values())
+    names |= {f"{v} engine" for v in ENGINE_LABELS.values()} | {f"{v} 引擎" for v in ENGINE_LABELS.values()}
+    names |= set(m.stats["forum"]["by_source"]) | {"HOST", "QUERY", "MEDIA", "INSIGHT", "Shoal", "BettaFish"}
+    names |= {r["name"] for r in m.stats["platform_rows"]} | {a["name"] for a in m.stats["actors"]}
+    names |= {k["word"] for k in m.stats["keywords"]}
+    return names
+
+
+def verify_claims(m: Material, sections: list[SectionResult], judge: claimcheck.Judge | None = None
+                  ) -> list[claimcheck.Claim]:
+    """The claims of every section, checked against the cited sources and the report's statistics
+    (core.reporting.claims). The forum section's quotes may come from the forum's messages."""
+    ev = claimcheck.evidence(m.stats, m.sources, m.texts, zh=m.zh, topic=m.topic, names=known_names(m))
+    forum_texts = [x.content for x in m.forum]
+    return claimcheck.verify_sections(((s.key, s.markdown, forum_texts if s.kind == "forum" else ())
+                                       for s in sections), ev, judge)
 
 
 def _ensure_row(ctx: JobContext) -> str:

@@ -1,8 +1,8 @@
 """The six report types: a title pattern and an ordered list of sections, each with guidance.
 
 Every type has six sections, each of a `kind` that says which statistics the offline writer
-adds (sentiment shares, platform mix, a timeline, the forum's discussion, …) and which keywords
-make an engine finding relevant to it. The guidance is what the LLM is asked to write.
+adds (sentiment shares, platform mix, the main actors, a timeline, the forum's discussion, …)
+and which keywords make an engine finding relevant to it. The guidance is what the LLM is asked to write.
 
 `choose_type_by_rules` picks a type offline from the topic and the engines' findings:
 crisis words (危机, 事件, 召回, 食品安全, …) → crisis response; brand words → brand reputation;
@@ -30,6 +30,8 @@ KIND_KEYWORDS: dict[str, tuple[str, ...]] = {
                  "小红书", "platform", "channel", "media", "video", "influencer", "creator"),
     "voices": ("热度", "热门", "热度最高", "点赞", "转发", "评论", "观点", "声音", "hot", "likes", "shares",
                "comments", "voices", "opinion"),
+    "actors": ("参与者", "品牌", "企业", "厂商", "机构", "媒体", "账号", "博主", "官方", "发布", "宣布", "回应",
+               "actor", "player", "company", "brand", "media", "account", "official", "announce"),
     "themes": ("关键词", "焦点", "话题", "议题", "主要", "核心", "keyword", "theme", "topic", "focus"),
     "risks": ("风险", "隐患", "危机", "投诉", "维权", "负面", "扩散", "趋势研判", "risk", "threat", "complaint",
               "escalat"),
@@ -76,9 +78,10 @@ class ReportType:
 
 def _forum(zh_title: str = "多方研判与分歧", en_title: str = "What the analysts argued about") -> SectionSpec:
     return SectionSpec("forum", "forum", zh_title, en_title,
-                       "Summarise the agents' forum discussion: where the engines agreed, where they disagreed, "
-                       "and the questions the host raised (quote the host where it helps). Say plainly if the "
-                       "forum had no messages.")
+                       "Record the agents' forum discussion as discussion, not as findings: how many messages each "
+                       "speaker posted, where the engines agreed or disagreed, and the host's questions, given as "
+                       "questions (quote the host where it helps). Open by saying that this section records the "
+                       "discussion and is not a conclusion of the report. Say plainly if the forum had no messages.")
 
 
 REPORT_TYPES: dict[str, ReportType] = {t.key: t for t in (
@@ -111,7 +114,7 @@ REPORT_TYPES: dict[str, ReportType] = {t.key: t for t in (
             SectionSpec("landscape", "overview", "竞争格局概述", "The competitive picture",
                         "Summarise the state of competition: who is involved, what is at stake, the scale of "
                         "discussion."),
-            SectionSpec("moves", "themes", "主要参与者与动作", "Players and their moves",
+            SectionSpec("moves", "actors", "主要参与者与动作", "Players and their moves",
                         "Which companies or brands did what (price cuts, launches, campaigns) and how they were "
                         "received.",
                         ("品牌", "车企", "厂商", "企业", "对手", "竞品", "降价", "价格", "份额", "销量", "发布",

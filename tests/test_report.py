@@ -2,8 +2,10 @@
 failures, XSS, atomic files, self-containment, history."""
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import secrets
 import time
 from datetime import datetime, timedelta
@@ -22,6 +24,7 @@ from core.forum import post_message
 from core.jobs import CANCELLED, COMPLETED, FAILED, RUNNING
 from core.models import Job, LlmCall, Report, Run, utcnow
 from core.report_types import REPORT_TYPES, choose_type_by_rules, normalise_type, trending_spike
+from core.research.coverage import Coverage
 from core.runs import get_job, get_run
 from core.supervisor import Supervisor
 from core.tracing import child_trace_id, new_trace_id
@@ -751,13 +754,201 @@ def test_offline_engines_end_to_end_give_a_real_report(sqlite_db, supervisors):
     import_records(db, corpus_records(), source="test")
     settings = load_settings()
     sup = supervisors(db, settings, max_workers=6)  # three engines, the forum monitor, the report
-    run_id = start_analysis(sup, settings, TOPIC, paragraphs=2, reflections=0, offline=True)  # requests it
+    # the test corpus is small: the analyst asks for the report whatever the coverage
+    run_id = start_analysis(sup, settings, TOPIC, paragraphs=2, reflections=0, offline=True, force_report=True)
     assert sup.wait_run(run_id, 120) == COMPLETED
     (view,) = rep.list_reports(db, run_id)
     assert view.status == "completed", view.error
     d = load_doc(view)
+    # the run's coverage is carried, and an insufficient one opens the report with its banner
+    assert d["coverage"]["matching_posts"] > 0
+    assert bool(d["banner"]["coverage"]) == (not d["coverage"]["sufficient"])
     assert view.report_type == "market_competition" and len(d["sources"]) >= 5
     assert sum(len(s["sources"]) for s in d["sections"]) >= 6
     html_text = Path(view.html_path).read_text(encoding="utf-8")
     assert "比亚迪宣布全系降价" in html_text and 'href="#src-1"' in html_text
     assert_safe(html_text, {s["link"] for s in d["sources"] if s["link"]})
+
+
+# ---------------------------------------------------------------------------------------------
+# Trust: one sentiment, figures with their base, actors, forum kept apart, claims, coverage, dedup
+
+def run_report(db, supervisors, run_id: str, settings=None, **kwargs) -> tuple[rep.ReportView, dict, str, str]:
+    sup = supervisors(db, settings)
+    view = rep.wait_report(db, rep.request_report(sup, db, run_id, **kwargs), 60)
+    assert view.status == "completed", view.error
+    return (view, load_doc(view), Path(view.html_path).read_text(encoding="utf-8"),
+            Path(view.md_path).read_text(encoding="utf-8"))
+
+
+def test_the_report_uses_the_sentiment_stored_on_each_source_and_scores_only_the_rest(sqlite_db, monkeypatch):
+    db = sqlite_db
+    engines = standard_engines()
+    status, res, docs = engines["insight"]
+    long_text = "老车主强烈不满，" * 80 + "结尾的关键句子"  # longer than the report's 400-character snippet
+    docs = [dict(docs[0], sentiment=0.95),  # negative words, but the engine stored "positive": it wins
+            dict(docs[1], sentiment=None, content=long_text, title="二手车标题")]
+    engines["insight"] = (status, res, docs)
+    run_id = make_run(db, engines=engines)
+    seen: list[str] = []
+
+    def fake_score(documents):
+        for d in documents:
+            seen.append(d.text)
+            d.sentiment = 0.5  # neutral
+    monkeypatch.setattr(rep, "score_documents", fake_score)
+    m = rep.build_material(rep.report_inputs(db, run_id))
+    by_url = {s["url"]: s for s in m.sources}
+    stored, scored = by_url["https://example.test/i/6"], by_url["https://example.test/i/7"]
+    assert (stored["sentiment"], stored["sentiment_label"], stored["sentiment_by"]) == (0.95, "positive", "engine")
+    assert (scored["sentiment_label"], scored["sentiment_by"]) == ("neutral", "report")
+    assert seen == ["二手车标题\n" + long_text]  # only the unscored source, with the engines' text
+    se = m.stats["sentiment"]
+    assert (se["positive"], se["neutral"], se["negative"], se["scored"], se["unscored"]) == (4, 1, 2, 7, 0)
+    assert se["pct"] == {"positive": 57.1, "neutral": 14.3, "negative": 28.6}
+    assert (se["stored"], se["scored_by_report"]) == (6, 1)
+    assert sum(d["neutral"] for d in m.stats["days"]) == 1  # three classes per day too
+
+
+def test_figures_risk_and_recommendations_show_their_base(db, supervisors):
+    run_id = make_run(db, params={"report_type": "crisis_response"})
+    add_forum(db, run_id)
+    view, d, html_text, md = run_report(db, supervisors, run_id)
+    sections = {s["key"]: s["markdown"] for s in d["sections"]}
+    # 7 scored sources: 4 negative (0.1, 0.2, 0.2, 0.3), 3 positive (0.6, 0.7, 0.9)
+    assert "负面 57.1%（4/7 条可判定来源）" in sections["facts"]
+    assert "风险等级：**高** — 依据：负面 57.1%（4/7 条可判定来源）" in sections["risks"]
+    assert "评级规则" in sections["risks"]
+    assert "综合风险等级" not in md and "负面占比 57%" not in md
+    advice = [line for line in sections["response"].split("**引擎发现**")[0].splitlines() if line.startswith("- ")]
+    assert advice and all("依据" in line for line in advice), advice
+    # percentages in the sections always come with their base (n/N) or a stated total
+    for key, text in sections.items():
+        for line in text.splitlines():
+            if "%" in line:
+                assert re.search(r"\d+/\d+ 条|共 \d+ 条", line), (key, line)
+    assert "56.1" not in html_text and 'id="tile-negative"' in html_text and "4/7 条可判定来源" in html_text
+    assert d["statistics"]["risk"]["level"] == "high" and d["claims_count"]["unsupported"] == 0
+
+
+def test_main_actors_are_accounts_and_sites_never_keywords(sqlite_db):
+    db = sqlite_db
+    engines = standard_engines()
+    status, res, docs = engines["query"]
+    docs = [dict(docs[0], author="比亚迪汽车"), dict(docs[1], author="比亚迪汽车", likes=10),
+            dict(docs[2], author="", kind="news", source="tavily", extras={"site": "www.autohome.com.cn"})]
+    engines["query"] = (status, res, docs)
+    run_id = make_run(db, engines=engines)
+    m = rep.build_material(rep.report_inputs(db, run_id))
+    actors = m.stats["actors"]
+    assert (actors[0]["name"], actors[0]["type"], actors[0]["sources"]) == ("比亚迪汽车", "account", 2)
+    assert {"name": "www.autohome.com.cn", "type": "site"}.items() <= next(
+        a for a in actors if a["type"] == "site").items()
+    names = {a["name"] for a in actors}
+    assert not names & {k["word"] for k in m.stats["keywords"]}
+    sec = next(s for s in rep.template_outline(REPORT_TYPES["market_competition"], True) if s.key == "moves")
+    md, status, _ = rep.write_offline_section(sec, [], m)
+    assert md.startswith("主要参与者（") and "比亚迪汽车（微博账号，2 条来源，热度" in md
+    assert "www.autohome.com.cn（网站/媒体，1 条来源" in md
+    assert "关键词" not in md and "讨论焦点" not in md
+
+
+def test_answers_to_the_host_are_never_findings(db, supervisors):
+    engines = standard_engines()
+    status, res, docs = engines["insight"]
+    res = json.loads(json.dumps(res))
+    res["paragraphs"][0]["summary"] += ("\n**回应主持人**：关于「补偿是否合理」，来源中的相关关键词为 补偿，例如：“老车主不满” [1]"
+                                        "\n- 回应主持人：各引擎都认为价格战会持续 [2]"
+                                        "\n- Responding to the host: the engines agree [1]")
+    engines["insight"] = (status, res, docs)
+    run_id = make_run(db, engines=engines, params={"offline": False})
+    add_forum(db, run_id, host="主持人：各方分歧明显。**引导问题**：\n1. Insight Engine：补偿诉求是否普遍？")
+    m = rep.build_material(rep.report_inputs(db, run_id))
+    assert m.units and not any("主持人" in u.text or "the host" in u.text for u in m.units)
+    sec = rep.template_outline(REPORT_TYPES["crisis_response"], True)[2]
+    _, prompt, engines_used = rep.section_prompt(sec, m, REPORT_TYPES["crisis_response"], "t")
+    assert "回应主持人" not in prompt and "引导问题" not in prompt and "forum" not in engines_used
+
+    view, d, html_text, md = run_report(db, supervisors, run_id)  # offline: no LLM configured
+    for s in d["sections"]:
+        if s["kind"] != "forum":
+            assert "主持人" not in s["markdown"] and "the host" not in s["markdown"], s["markdown"]
+    forum = next(s for s in d["sections"] if s["kind"] == "forum")
+    assert "不是本报告的结论" in forum["markdown"] and "主持人提出的问题" in forum["markdown"]
+    assert "1. Insight Engine：补偿诉求是否普遍？" in forum["markdown"]
+    assert "QUERY 1 条、INSIGHT 1 条、HOST 1 条" in forum["markdown"]
+
+
+def test_an_unsupported_number_in_a_section_is_marked_and_counted(sqlite_db, supervisors):
+    db = sqlite_db
+    run_id = make_run(db, params={"offline": False, "report_type": "crisis_response"})
+    body = ("负面情绪占比 57.1%（4/7 条可判定来源）。老车主要求补偿 [6]。\n\n"
+            "- 据统计已有 3,456 名车主参与维权 [6]。\n- 比亚迪宣布全系降价 [1]。")
+    with FakeOpenAI(responder=section_responder(body=body)) as fake:
+        view, d, html_text, md = run_report(db, supervisors, run_id, llm_settings(fake))
+    assert d["report"]["mode"] == "llm"
+    wrong = [c for c in d["claims"] if not c["supported"]]
+    assert len(wrong) == 6 and all("3,456" in c["text"] and c["sources"] == [6] for c in wrong)
+    assert all("3,456" in c["reason"] and "[6]" in c["reason"] for c in wrong)
+    right = [c for c in d["claims"] if "57.1%" in c["text"]]
+    assert len(right) == 6 and all(c["supported"] for c in right)
+    counts = d["claims_count"]
+    assert counts["unsupported"] == 6 and counts["total"] == len(d["claims"]) >= 12
+    summary = f"{counts['total']} 条论断，{counts['supported']} 条有来源支持"
+    assert summary in html_text and html_text.index(summary) < html_text.index('id="sec-')
+    assert html_text.count('<mark class="unsupported" title="') == 6
+    assert html_text.count('<span class="tag">未核实</span></mark>') == 6
+    assert_safe(html_text)
+    assert md.count("3,456 名车主参与维权 [6]。 ⚠") == 6 and summary in md
+    assert get_job(db, rep.report_job_id(db, view.id)).result["claims"] == counts
+
+
+def coverage_dict(matching: int, threshold: int = 20) -> dict:
+    return {"matching_posts": matching, "by_platform": {"weibo": matching}, "web_results": 0, "threshold": threshold,
+            "sufficient": matching >= threshold, "corpus_total": 500, "web_searched": False}
+
+
+def test_an_insufficient_run_opens_with_the_coverage_banner(db, supervisors):
+    run_id = make_run(db, params={"coverage": coverage_dict(7), "force_report": True})
+    view, d, html_text, md = run_report(db, supervisors, run_id)
+    text = Coverage.from_dict(coverage_dict(7)).banner(True)
+    assert text.startswith("数据覆盖不足") and "7 条" in text
+    assert d["banner"]["coverage"] == text
+    assert (d["coverage"]["matching_posts"], d["coverage"]["threshold"], d["coverage"]["sufficient"]) == (7, 20, False)
+    assert d["report"]["forced"] is True and not d["banner"]["partial"]
+    assert 'id="coverage-banner"' in html_text and html.escape(text, quote=False) in html_text
+    assert html_text.index('id="coverage-banner"') < html_text.index('id="overview"')
+    assert md.splitlines()[4] == f"> **⚠ {rep.markdown_for_file(text)}**"
+    assert_safe(html_text)
+    # enough coverage: the dict is carried, no banner
+    ok = make_run(db, params={"coverage": coverage_dict(30)})
+    view, d, html_text, md = run_report(db, supervisors, ok)
+    assert d["banner"]["coverage"] is None and d["coverage"]["sufficient"] is True
+    assert 'id="coverage-banner"' not in html_text and "数据覆盖不足" not in md
+
+
+def test_near_duplicate_negative_posts_are_shown_once_with_a_distinct_count(sqlite_db):
+    db = sqlite_db
+    repost = "刚提车就降价两万，老车主强烈不满，要求厂家给出补偿方案"
+    docs = [doc(1, repost, sentiment=0.05, title=""),
+            doc(2, repost + "！！", sentiment=0.06, title="", author="搬运号"),
+            doc(3, "转发：" + repost, sentiment=0.07, title="", author="搬运号2"),
+            doc(4, "二手车保值率普遍下跌，卖车亏不少", sentiment=0.1, day=2),
+            doc(5, "4S店客流翻倍，销售忙到停不下来", sentiment=0.9, day=3),
+            doc(6, "电池成本下降是降价的底气", sentiment=0.8, day=3)]
+    para = [paragraph(0, "舆情概览与情感", [f"- {x['content']} [{i}]" for i, x in enumerate(docs, 1)], list(range(1, 7)))]
+    for topic, zh in (("新能源汽车价格战", True), ("EV price war", False)):
+        run_id = make_run(db, topic=topic, engines={"insight": (COMPLETED, result("insight", para, 6), docs)})
+        m = rep.build_material(rep.report_inputs(db, run_id))
+        assert [s["duplicate_of"] for s in m.sources] == [None, 1, 1, None, None, None]
+        assert m.stats["negative_posts"] == [1, 4] and m.stats["sentiment"]["distinct"]["negative"] == 2
+        assert m.stats["n_distinct"] == 4
+        sec = next(s for s in rep.template_outline(REPORT_TYPES["crisis_response"], zh) if s.kind == "sentiment")
+        md, _, _ = rep.write_offline_section(sec, [], m)
+        line = next(x for x in md.splitlines() if x.startswith(("典型负面声音", "Typical negative voices")))
+        assert ("负面来源 4 条（2 条不重复）" if zh else "(4 negative sources (2 distinct))") in line
+        assert line.count("刚提车就降价两万") == 1 and "[2]" not in line and "[3]" not in line
+        top = next(s for s in rep.template_outline(REPORT_TYPES["social_hot_event"], zh) if s.kind == "voices")
+        md, _, _ = rep.write_offline_section(top, [], m)
+        assert md.count("刚提车就降价两万") == 1
+        assert ("（6 条（4 条不重复）有互动数据的来源" if zh else "(6 sources (4 distinct) with engagement data") in md

@@ -74,7 +74,9 @@ def offline_run(records: list[dict] | None = None, topic: str = TOPIC) -> str:
     rt = get_runtime()
     assert rt.supervisor is not None, rt.problems
     import_records(rt.db, records or corpus_records(), source="test")
-    run_id = start_analysis(rt.supervisor, rt.settings, topic, offline=True, paragraphs=2, reflections=0)
+    # the test corpus is below SHOAL_MIN_SOURCES: the analyst asks for the report anyway
+    run_id = start_analysis(rt.supervisor, rt.settings, topic, offline=True, paragraphs=2, reflections=0,
+                            force_report=True)
     assert rt.supervisor.wait_run(run_id, 120) == COMPLETED
     return run_id
 
@@ -172,6 +174,11 @@ def test_a_completed_run_shows_its_report_with_preview_and_downloads(monkeypatch
     assert 'href="#src-1"' in preview and 'id="src-1"' in preview
     svgs = images(at)
     assert len(svgs) == 4 and all(s.startswith("<svg") and "<script" not in s for s in svgs)
+    # the claims check: its count at the top of the preview and in a caption
+    counts = doc["claims_count"]
+    assert f"{counts['total']} 条论断，{counts['supported']} 条有来源支持" in bodies[0]
+    [claims] = [c for c in values(at.caption) if "Claims check:" in c]
+    assert f"{counts['total']} claims" in claims and (counts["unsupported"] == 0) == claims.startswith("✅")
     # the Markdown tab: the file, without HTML
     md = [m for m in at.markdown if m.value.startswith("# ")]
     assert len(md) == 1 and md[0].value.startswith(f"# {doc['report']['title']}") and md[0].proto.allow_html is False

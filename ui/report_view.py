@@ -15,6 +15,11 @@ the app (DESIGN §7: `st.components.v1.html` and `st.iframe` are same-origin, no
   `st.image`: an SVG in an <img> (a data: URI) is never scripted and never fetches anything.
 - The Markdown tab is `st.markdown` without `unsafe_allow_html`.
 
+Above the preview, a caption gives the claims check's count (read from the report file's
+claims line): how many sentences state a figure, date, name or quote, and how many of them the
+cited sources or the report's statistics support; the preview keeps the report's
+`<mark class="unsupported">` highlights.
+
 The live panel is `render_live`, a plain function wrapped by a `run_every` fragment only while the
 selected report is still open; it reads the report's events after a cursor kept in session state,
 into a bounded buffer.
@@ -57,9 +62,9 @@ PARTIAL_HELP = ("A partial report is written at once from what the run has so fa
 
 # What the preview keeps (the report engine's own output needs no more than this).
 PREVIEW_TAGS = {"a", "b", "blockquote", "br", "code", "div", "em", "footer", "h1", "h2", "h3", "h4", "header", "hr",
-                "i", "li", "main", "nav", "ol", "p", "pre", "section", "span", "strong", "table", "tbody", "td",
-                "th", "thead", "tr", "ul"}
-PREVIEW_ATTRIBUTES = {"*": {"class", "id", "role"}, "a": {"href"}}
+                "i", "li", "main", "mark", "nav", "ol", "p", "pre", "section", "span", "strong", "table", "tbody",
+                "td", "th", "thead", "tr", "ul"}
+PREVIEW_ATTRIBUTES = {"*": {"class", "id", "role"}, "a": {"href"}, "mark": {"title"}}
 PREVIEW_CSS = """<style>
 .shoal-report { line-height: 1.6; }
 .shoal-report .meta span { margin-right: 1.2em; color: #6b7280; font-size: 0.9em; }
@@ -76,6 +81,11 @@ PREVIEW_CSS = """<style>
   background: rgba(220, 38, 38, 0.12); color: #b91c1c; vertical-align: middle; }
 .shoal-report .badge.empty { background: rgba(107, 114, 128, 0.12); color: #4b5563; }
 .shoal-report .section-note { color: #b45309; }
+.shoal-report .banner.coverage { border-left-color: #dc2626; background: rgba(220, 38, 38, 0.08); }
+.shoal-report .claims-summary { font-weight: 600; }
+.shoal-report mark.unsupported { background: rgba(250, 204, 21, 0.35); color: inherit; border-bottom: 2px dotted #d97706; }
+.shoal-report mark.unsupported .tag { font-size: 0.7em; margin-left: 0.3em; padding: 0 0.3em; border-radius: 3px;
+  background: #d97706; color: #fff; }
 .shoal-report .prov, .shoal-report .src-meta, .shoal-report footer { color: #6b7280; font-size: 0.85em; }
 .shoal-report ol.sources li { margin-bottom: 0.3em; overflow-wrap: anywhere; }
 .shoal-report table.prov-table { border-collapse: collapse; font-size: 0.85em; }
@@ -91,6 +101,7 @@ _FIGURE_RE = re.compile(r"<figure\b[^>]*>(.*?)</figure>", re.S)
 _CAPTION_RE = re.compile(r"<figcaption>(.*?)</figcaption>", re.S)
 _SVG_RE = re.compile(r"<svg\b.*?</svg>", re.S)
 _VIEWBOX_RE = re.compile(r'viewBox="0 0 ([\d.]+) ([\d.]+)"')
+_CLAIMS_RE = re.compile(r'id="claims-summary" data-claims="(\d+)" data-supported="(\d+)"')
 
 
 def md_escape(text: str | None) -> str:
@@ -290,6 +301,22 @@ def missing_files(view: rep.ReportView) -> list[str]:
             if not getattr(view, f"{kind}_path") or not Path(getattr(view, f"{kind}_path")).is_file()]
 
 
+def claims_count(html_text: str) -> tuple[int, int] | None:
+    """(claims, supported) from the report file's claims line, or None for an older report."""
+    m = _CLAIMS_RE.search(html_text[:200_000])
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def claims_caption(counts: tuple[int, int] | None) -> str | None:
+    if counts is None:
+        return None
+    total, supported = counts
+    if total == supported:
+        return f"Claims check: {total} claims, all {supported} supported by their sources or the report's statistics."
+    return (f"Claims check: {total} claims, {supported} supported — {total - supported} unsupported "
+            "sentence(s) are highlighted as *unsupported* / *未核实* in the report.")
+
+
 def render_preview(view: rep.ReportView) -> None:
     tab_html, tab_md = st.tabs(["Preview", "Markdown"])
     with tab_html:
@@ -298,6 +325,9 @@ def render_preview(view: rep.ReportView) -> None:
             st.warning("The HTML file of this report is missing, so it cannot be previewed. Generate the report "
                        "again to rewrite it.")
         else:
+            caption = claims_caption(claims_count(text))
+            if caption:
+                st.caption(("⚠️ " if "unsupported sentence" in caption else "✅ ") + caption)
             parts = split_report_html(text)
             st.caption("A sanitised preview: links and citations work, scripts never run. Download the HTML file "
                        "for the self-contained report.")

@@ -1,0 +1,1 @@
+"""Reporting: checks on what a report says (claims against its sources and statistics)."""
