@@ -5,13 +5,19 @@ costs what was appended since the last one (at most LogTail.MAX_READ per file), 
 size. Each file feeds a SummaryParser bound to the run id, so other runs' records in the same
 files are ignored. Every summary record becomes an agent message (database, event, forum.log).
 
+A record that core.forum.post_message refuses as a duplicate (another engine's message copied,
+or an exact repeat of the same engine's) is counted in `skipped`, not in `posted`, and does not
+count towards the host's cadence.
+
 After every `host_every` agent messages the host is asked to speak, on a one-thread executor:
 the monitor never waits on it. A host that fails logs a warning and posts nothing.
 
 `state()` / `restore()` carry the byte offsets (minus a held-back partial line), the inodes,
 the parsers' mid-block state and the per-source count of posted messages. On restore, messages
 posted after the last checkpoint (a crash between posting and checkpointing) are counted in the
-database and skipped, so a resumed monitor neither loses nor duplicates a message.
+database and skipped, so a resumed monitor neither loses nor duplicates a message (should a
+duplicate skipped after the checkpoint shift that count, the record re-read is an exact repeat of
+its own stored message, which post_message refuses).
 
 The "forum" job (run_forum_job) runs one monitor per run until its engines have ended.
 """
@@ -61,6 +67,7 @@ class ForumMonitor:
         self.tails = {src: LogTail(self.log_dir / name) for name, src in ENGINE_LOGS}
         self.parsers = {src: SummaryParser(src, run_id) for _, src in ENGINE_LOGS}
         self.posted = {src: 0 for src in AGENT_SOURCES}   # agent messages posted, per source
+        self.skipped = {src: 0 for src in AGENT_SOURCES}  # records refused as duplicates, per source
         self._skip = {src: 0 for src in AGENT_SOURCES}    # already in the database (posted before a crash)
         self._queue: deque[ParsedSummary] = deque()       # parsed, not yet posted (a database error)
         self._recent: deque[MessageView] = deque(maxlen=self.host_every)
@@ -91,7 +98,8 @@ class ForumMonitor:
         for src, tail in self.tails.items():
             files[src] = {"offset": max(0, tail.offset - len(tail.pending)), "inode": tail.inode,
                           "skip_partial": bool(tail._skip_partial), "parser": self.parsers[src].snapshot()}
-        return {"files": files, "posted": dict(self.posted), "since_host": self._since_host,
+        return {"files": files, "posted": dict(self.posted), "skipped": dict(self.skipped),
+                "since_host": self._since_host,
                 "host_messages": self.host_messages, "queue": [asdict(r) for r in self._queue]}
 
     def restore(self, state: dict | None) -> None:
@@ -105,6 +113,7 @@ class ForumMonitor:
             tail._skip_partial = bool(f.get("skip_partial", False))
             self.parsers[src].restore(f.get("parser"))
         self.posted = {src: int((state.get("posted") or {}).get(src, 0)) for src in AGENT_SOURCES}
+        self.skipped = {src: int((state.get("skipped") or {}).get(src, 0)) for src in AGENT_SOURCES}
         self._since_host = int(state.get("since_host", 0))
         self.host_messages = int(state.get("host_messages", 0))
         self._queue = deque(ParsedSummary(**r) for r in state.get("queue") or [])
@@ -155,6 +164,9 @@ class ForumMonitor:
             view = post_message(self.db, self.events, self.run_id, type="agent", source=rec.source,
                                 content=rec.content, paragraph=rec.paragraph, log_dir=self.log_dir)
             self._queue.popleft()  # only once it is stored: a database error leaves it for the next tick
+            if view is None:  # a duplicate: recorded as skipped by post_message
+                self.skipped[rec.source] += 1
+                continue
             self.posted[rec.source] += 1
             out.append(view)
             self._count_for_host(view)
@@ -283,7 +295,9 @@ def run_forum_job(ctx) -> dict:
                 continue
             if posted:
                 ctx.save_checkpoint(monitor=monitor.state())
-            ctx.heartbeat(message=f"{monitor.agent_messages} agent and {monitor.host_messages} host messages")
+            dups = sum(monitor.skipped.values())
+            ctx.heartbeat(message=f"{monitor.agent_messages} agent and {monitor.host_messages} host messages"
+                          + (f", {dups} duplicates skipped" if dups else ""))
             if engines_done and not posted and not monitor.backlog:
                 break
             ctx.sleep(POLL_SECONDS)

@@ -7,12 +7,20 @@ Three hosts share that interface (``speak(topic, messages, previous) -> str``, `
 
     OfflineHost   computed from the messages themselves, deterministic: keywords every agent
                   shares, each agent's distinctive keywords (frequent in its messages, absent or
-                  rare in the others'), sentiment shares per agent (core.sentiment, or "unknown"),
-                  dates cited, and coverage gaps turned into 2–3 questions addressed to the agents
-                  that never mention a keyword. It cites only words found in the messages or topic.
+                  rare in the others'), each engine's sentiment (see below), dates cited, and
+                  coverage gaps turned into 2–3 questions addressed to the agents that never
+                  mention a keyword. It cites only words found in the messages or topic.
+                  Keywords are core.textstats.keyword_candidates of the messages: nouns and the
+                  like, no fragments (哔哩 of 哔哩哔哩), no pipeline words (Engine), no plain verbs.
     LlmHost       asks the FORUM_HOST model for synthesis, disagreements and corrections, trends and
                   risks, and 2–3 guiding questions; raises LlmError on failure.
     FallbackHost  the LLM host, and the offline speech (with a short note) when it raises LlmError.
+
+Sentiment is never re-scored from a message's text: an engine's figure is the one the engine
+itself reports, the positive / neutral / negative shares (core.sentiment.shares) over the sources it
+has retrieved so far — the ``sources`` of the checkpoint of the run's latest job of that engine,
+scored once with core.sentiment.score_documents where a source has no score yet. An engine with no
+(scored) source yet is "unknown". The LLM host is given the same figures and told to quote only them.
 
 Speeches are Markdown, Chinese for a Chinese topic and English otherwise, at most MAX_SPEECH
 characters.
@@ -21,26 +29,28 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import Counter
 from typing import Callable, Protocol, Sequence
+
+from loguru import logger
 
 from .forum import SENDERS, MessageView
 from .llm import LlmClient, LlmError, LlmNotConfigured
 from .offline import _TOPIC_FILLER
-from .textstats import clean_text, has_cjk, idf, split_sentences, terms, words
+from .textstats import clean_text, content_terms, has_cjk, idf, keyword_candidates
 
 __all__ = ["Host", "OfflineHost", "LlmHost", "FallbackHost", "make_host", "MAX_SPEECH", "AGENT_SOURCES",
-           "HOST_NODE"]
+           "HOST_NODE", "EngineSentiment", "sentiment_line"]
 
 MAX_SPEECH = 1500
 AGENT_SOURCES = ("QUERY", "MEDIA", "INSIGHT")
 HOST_NODE = "ForumHostNode"
 MAX_MESSAGE_CHARS = 3000        # of each message, in the LLM prompt
-_SENTENCES_PER_AGENT = 200      # classified per agent, at most
-_POS, _NEG = 0.6, 0.4           # probability of positive at or above / at or below
 _SENTIMENT_GAP = 0.2            # a difference in negative share worth pointing out
+ENGINE_OF = {"QUERY": "query", "MEDIA": "media", "INSIGHT": "insight"}   # forum source -> engine job kind
 
-Classifier = Callable[[list[str]], list[tuple[int, float]]]
+SourcesOf = Callable[[str], dict]   # run id -> {agent source: list of Document dicts, or None}
 
 
 class Host(Protocol):
@@ -117,20 +127,106 @@ def _asked(previous: str | None) -> str:
     return "\n".join(line for line in text.splitlines() if "?" in line or "？" in line).lower()
 
 
+# --- sentiment: the engines' own figures ----------------------------------------------------------
+
+def _run_of(messages: Sequence[MessageView]) -> str | None:
+    return next((m.run_id for m in messages or () if getattr(m, "run_id", None)), None)
+
+
+class EngineSentiment:
+    """Each engine's sentiment as the engine reports it: shares over the sources it retrieved.
+
+    ``sources_of(run_id) -> {source: [Document dict, …] | None}``; by default the ``sources`` of the
+    checkpoint of the run's latest job of each engine kind, read from ``db``. Shares are cached per
+    job and number of sources (sources are only ever appended), so a speech costs one read of the
+    run's jobs and scores only sources new since the last one. Thread-safe."""
+
+    def __init__(self, db=None, sources_of: SourcesOf | None = None):
+        self.db = db
+        self._sources_of = sources_of
+        self._cache: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+
+    def _from_db(self, run_id: str) -> dict[str, tuple[str, list[dict]]]:
+        from .runs import jobs_of
+
+        latest: dict[str, tuple[str, list[dict]]] = {}
+        for job in jobs_of(self.db, run_id):  # oldest first: the last of each kind wins
+            if job.kind in ENGINE_OF.values():
+                latest[job.kind] = (job.id, list(job.checkpoint.get("sources") or []))
+        return {src: latest[kind] for src, kind in ENGINE_OF.items() if kind in latest}
+
+    def __call__(self, run_id: str | None) -> dict:
+        """{source: SentimentShares} for every engine of the run that has scored sources; an engine
+        missing from the answer is unknown. {} when nothing can be read."""
+        if not run_id:
+            return {}
+        try:
+            if self._sources_of is not None:
+                raw = {src: (None, list(docs or [])) for src, docs in (self._sources_of(run_id) or {}).items()}
+            elif self.db is not None:
+                raw = self._from_db(run_id)
+            else:
+                return {}
+            out = {}
+            for src, (job_id, docs) in raw.items():
+                shares = self._shares(job_id, docs)
+                if shares is not None and shares.scored:
+                    out[src] = shares
+            return out
+        except Exception as exc:  # noqa: BLE001 - a host without figures says "unknown"
+            logger.warning("host: engine sentiment unavailable for run {}: {}: {}", run_id,
+                           exc.__class__.__name__, exc)
+            return {}
+
+    def _shares(self, job_id: str | None, docs: list[dict]):
+        if not docs:
+            return None
+        from .documents import Document
+        from .sentiment import score_documents, shares
+
+        last = docs[-1].get("doc_id") if isinstance(docs[-1], dict) else None
+        key = (job_id, len(docs), last) if job_id is not None else None
+        with self._lock:
+            if key is not None and key in self._cache:
+                return self._cache[key]
+        documents = [d if isinstance(d, Document) else Document.from_dict(d) for d in docs]
+        score_documents(documents)
+        result = shares([d.sentiment for d in documents])
+        if key is not None:
+            with self._lock:
+                if len(self._cache) > 256:
+                    self._cache.clear()
+                self._cache[key] = result
+        return result
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.1f}%"
+
+
+def sentiment_line(shares, zh: bool) -> str:
+    """"正面 41.7%、中性 20.0%、负面 38.3%（n=60）" for one engine; "未知（尚无已评分的来源）" when None."""
+    from .sentiment import LABELS, LABELS_ZH
+
+    if shares is None or not shares.scored:
+        return "未知（尚无已评分的来源）" if zh else "unknown (no scored source yet)"
+    if zh:
+        return "、".join(f"{LABELS_ZH[k]} {_pct(shares.share(k))}" for k in LABELS) + f"（n={shares.scored}）"
+    return ", ".join(f"{_pct(shares.share(k))} {k}" for k in LABELS) + f" (n={shares.scored})"
+
+
 # --- offline host -----------------------------------------------------------------------------
 
 class OfflineHost:
-    """A deterministic moderator computed from the messages. Thread-safe: no mutable state.
-
-    ``classifier``: ``texts -> [(label, probability of positive)]``; by default core.sentiment.predict
-    (imported lazily); when it is missing or fails, sentiment is reported as unknown."""
+    """A deterministic moderator computed from the messages (and, for sentiment, the run's engine
+    sources: ``db``, or ``sources_of(run_id) -> {source: [Document dict, …]}``). Thread-safe."""
 
     mode = "offline"
 
-    def __init__(self, classifier: Classifier | None = None, use_default_classifier: bool = True,
-                 max_chars: int = MAX_SPEECH, top_k: int = 4):
-        self._classifier = classifier
-        self._use_default = use_default_classifier
+    def __init__(self, db=None, *, sources_of: SourcesOf | None = None, max_chars: int = MAX_SPEECH,
+                 top_k: int = 4):
+        self.engine_sentiment = EngineSentiment(db, sources_of)
         self.max_chars = max_chars
         self.top_k = top_k
 
@@ -142,11 +238,7 @@ class OfflineHost:
         for filler in _TOPIC_FILLER:
             if core.endswith(filler) and len(core) > len(filler) + 1:
                 core = core[: -len(filler)].strip()
-        out: list[str] = []
-        for w in words(core):
-            if w not in out and w not in _TOPIC_FILLER:
-                out.append(w)
-        return core, out
+        return core, [w for w in content_terms(core) if w not in _TOPIC_FILLER]
 
     def analyse(self, topic: str, messages: Sequence[MessageView]) -> dict:
         """The figures the speech is made of (also handy for tests and the page)."""
@@ -161,12 +253,13 @@ class OfflineHost:
             lw = w.lower()
             return bool(core_l) and (lw in core_l or any(lw == t.lower() for t in topic_words))
 
-        # candidates in order of first appearance, counted by occurrence in each agent's text
+        # candidates (nouns and the like, no fragments, no stray English) in order of first
+        # appearance, counted by occurrence in each agent's text
+        cands = keyword_candidates([clean_text(m.content) for m in agent_msgs])
         first: dict[str, int] = {}
-        for m in agent_msgs:
-            for w in terms(clean_text(m.content)):
-                if w not in first and not is_topic(w):
-                    first[w] = len(first)
+        for w in cands.words:
+            if not is_topic(w):
+                first[w] = len(first)
         tf = {w: {a: _occurrences(lowers[a], w) for a in agents} for w in first}
         df = {w: sum(1 for a in agents if tf[w][a] > 0) for w in first}
         n = len(agents)
@@ -211,38 +304,8 @@ class OfflineHost:
 
         return {"agents": agents, "absent": [s for s in AGENT_SOURCES if s not in agents], "texts": texts,
                 "shared": shared, "distinctive": distinctive, "gaps": gaps, "topic_words": topic_words,
-                "sentiment": self._sentiment(texts), "dates": sorted(set(_dates("\n".join(texts.values())))),
-                "messages": len(agent_msgs)}
-
-    def _predict(self) -> Classifier | None:
-        if self._classifier is not None:
-            return self._classifier
-        if not self._use_default:
-            return None
-        try:
-            from . import sentiment as _sentiment_module  # lazy: the model file is optional
-            return _sentiment_module.predict
-        except Exception:
-            return None
-
-    def _sentiment(self, texts: dict[str, str]) -> dict[str, tuple[float, float, int]] | None:
-        """Per agent (positive share, negative share, sentences); None when unknown."""
-        predict = self._predict()
-        if predict is None or not texts:
-            return None
-        out = {}
-        try:
-            for a, text in texts.items():
-                sents = split_sentences(text)[:_SENTENCES_PER_AGENT]
-                if not sents:
-                    continue
-                probs = [float(p) for _, p in predict(sents)]
-                pos = sum(1 for p in probs if p >= _POS) / len(probs)
-                neg = sum(1 for p in probs if p <= _NEG) / len(probs)
-                out[a] = (pos, neg, len(probs))
-        except Exception:  # FileNotFoundError (no model file), a broken model: unknown
-            return None
-        return out or None
+                "sentiment": self.engine_sentiment(_run_of(agent_msgs)),
+                "dates": sorted(set(_dates("\n".join(texts.values())))), "messages": len(agent_msgs)}
 
     # the speech -----------------------------------------------------------------------------
     def speak(self, topic: str, messages: list[MessageView], previous: str | None = None) -> str:
@@ -299,28 +362,24 @@ class OfflineHost:
         return bound("\n".join(lines), self.max_chars, zh)
 
     @staticmethod
-    def _sentiment_line(senti: dict | None, agents: list[str], zh: bool) -> str:
-        if not senti:
-            return ("- **情绪**：情感分类器不可用，各引擎的情绪差异未知。" if zh else
-                    "- **Sentiment**: the sentiment classifier is unavailable; differences between engines are unknown.")
-        parts = []
+    def _sentiment_line(senti: dict, agents: list[str], zh: bool) -> str:
+        """Each engine's own figure (shares over its sources), and the difference worth checking."""
+        lines = ["- **情绪**（各引擎来源的情感分布）：" if zh else "- **Sentiment** (over each engine's sources):"]
         for s in agents:
-            if s in senti:
-                pos, neg, _ = senti[s]
-                parts.append(f"{_name(s)} 正面 {pos:.0%} / 负面 {neg:.0%}" if zh else
-                             f"{_name(s)} {pos:.0%} positive / {neg:.0%} negative")
-        line = ("- **情绪**（按句）：" if zh else "- **Sentiment** (by sentence): ") + ("；".join(parts) if zh else "; ".join(parts))
-        ranked = sorted(senti.items(), key=lambda kv: (-kv[1][1], AGENT_SOURCES.index(kv[0])))
-        if len(ranked) >= 2 and ranked[0][1][1] - ranked[-1][1][1] >= _SENTIMENT_GAP:
-            hi = ranked[0]
-            lo = min(ranked, key=lambda kv: (kv[1][1], AGENT_SOURCES.index(kv[0])))
-            line += (f"。{_name(hi[0])} 明显比 {_name(lo[0])} 更负面，需核对双方依据。" if zh else
-                     f". {_name(hi[0])} is clearly more negative than {_name(lo[0])}: their evidence should be checked.")
-        elif len(ranked) >= 2:
-            line += "。各引擎情绪倾向接近。" if zh else ". The engines' tone is similar."
-        else:
-            line += "。" if zh else "."
-        return line
+            lines.append(f"  - {_name(s)}：{sentiment_line(senti.get(s), True)}" if zh else
+                         f"  - {_name(s)}: {sentiment_line(senti.get(s), False)}")
+        known = [(s, senti[s]) for s in agents if s in senti]
+        if len(known) >= 2:
+            neg = lambda kv: kv[1].share("negative")  # noqa: E731
+            hi = max(known, key=lambda kv: (neg(kv), -AGENT_SOURCES.index(kv[0])))
+            lo = min(known, key=lambda kv: (neg(kv), AGENT_SOURCES.index(kv[0])))
+            if neg(hi) - neg(lo) >= _SENTIMENT_GAP:
+                lines.append(f"  - {_name(hi[0])} 的来源明显比 {_name(lo[0])} 的更负面，需核对双方依据。" if zh else
+                             f"  - {_name(hi[0])}'s sources are clearly more negative than {_name(lo[0])}'s: "
+                             f"their evidence should be checked.")
+            else:
+                lines.append("  - 各引擎来源的情绪倾向接近。" if zh else "  - The engines' sources have a similar tone.")
+        return "\n".join(lines)
 
     @staticmethod
     def _answered(previous: str | None, a: dict, zh: bool) -> str:
@@ -446,10 +505,24 @@ class LlmHost:
 
     mode = "llm"
 
-    def __init__(self, client: LlmClient, *, max_chars: int = MAX_SPEECH, max_tokens: int | None = 1200):
+    def __init__(self, client: LlmClient, *, max_chars: int = MAX_SPEECH, max_tokens: int | None = 1200,
+                 db=None, sources_of: SourcesOf | None = None):
         self.client = client
         self.max_chars = max_chars
         self.max_tokens = max_tokens
+        self.engine_sentiment = EngineSentiment(db, sources_of)
+
+    def _figures(self, messages: Sequence[MessageView], zh: bool) -> str:
+        """The engines' own sentiment figures, for the model to quote instead of guessing."""
+        agents = [s for s in AGENT_SOURCES if any(m.source == s for m in messages or ())]
+        senti = self.engine_sentiment(_run_of(messages)) if agents else {}
+        if not senti:
+            return ""
+        rows = "\n".join(f"- {_name(s)}：{sentiment_line(senti.get(s), True)}" if zh else
+                         f"- {_name(s)}: {sentiment_line(senti.get(s), False)}" for s in agents)
+        return (f"各引擎来源的情感分布（引擎自己的统计；谈到情绪时只引用这些数字，不要自行估算）：\n{rows}\n\n" if zh else
+                f"Each engine's sentiment over its sources (the engines' own figures; quote only these, never "
+                f"estimate your own):\n{rows}\n\n")
 
     def prompt(self, topic: str, messages: Sequence[MessageView], previous: str | None) -> tuple[str, str]:
         zh = _zh(topic, messages)
@@ -459,11 +532,12 @@ class LlmHost:
         if zh:
             user = (f"话题：{topic.strip() or '（未命名）'}\n\n"
                     f"你上一次的发言：\n{prev or '（无，这是第一次发言）'}\n\n"
-                    f"最近 {len(msgs)} 条引擎发言：\n\n{blocks or '（无）'}\n\n请写出本轮主持人发言。")
+                    f"最近 {len(msgs)} 条引擎发言：\n\n{blocks or '（无）'}\n\n{self._figures(msgs, zh)}请写出本轮主持人发言。")
         else:
             user = (f"Topic: {topic.strip() or '(untitled)'}\n\n"
                     f"Your previous speech:\n{prev or '(none: this is your first speech)'}\n\n"
-                    f"The last {len(msgs)} engine message(s):\n\n{blocks or '(none)'}\n\nWrite this round's host speech.")
+                    f"The last {len(msgs)} engine message(s):\n\n{blocks or '(none)'}\n\n{self._figures(msgs, zh)}"
+                    f"Write this round's host speech.")
         return (_SYSTEM_ZH if zh else _SYSTEM_EN), user
 
     def speak(self, topic: str, messages: list[MessageView], previous: str | None = None) -> str:
@@ -504,11 +578,12 @@ class FallbackHost:
 
 
 def make_host(settings, db=None, events=None, offline: bool = False) -> Host:
-    """FallbackHost(LlmHost, OfflineHost) when FORUM_HOST has an LLM and ``offline`` is False; else OfflineHost."""
+    """FallbackHost(LlmHost, OfflineHost) when FORUM_HOST has an LLM and ``offline`` is False; else OfflineHost.
+    ``db`` is where both read the engines' sources for their sentiment figures."""
     if not offline and settings.llm_configured("FORUM_HOST"):
         try:
             client = LlmClient("FORUM_HOST", settings, db=db, events=events)
         except LlmNotConfigured:
-            return OfflineHost()
-        return FallbackHost(LlmHost(client), OfflineHost())
-    return OfflineHost()
+            return OfflineHost(db)
+        return FallbackHost(LlmHost(client, db=db), OfflineHost(db))
+    return OfflineHost(db)

@@ -252,6 +252,35 @@ def test_a_failing_host_posts_nothing_and_the_monitor_goes_on(db, monitor, logs)
     assert any("forum host failed" in w for w in warnings)
 
 
+# -- duplicates ----------------------------------------------------------------------------------
+
+SUMMARY = ("比亚迪宣布全系车型降价，最高优惠两万元。老车主集体维权，要求厂家给予补偿，认为降价太突然，"
+           "保值率受到严重打击；业内人士认为价格战会继续蔓延到更多品牌。")
+
+
+def test_duplicates_are_skipped_counted_and_not_spoken_about(db, events, monitor, logs):
+    host = FakeHost()
+    m = monitor(host=host, host_every=3)
+    append(logs / "query.log", rec(SUMMARY + "[1][2]"))
+    append(logs / "media.log", rec(SUMMARY.replace("两万元", "两万块") + "[5]", engine="media")  # another engine's copy
+           + rec("抖音上的试驾视频播放量很高。", engine="media"))
+    append(logs / "query.log", rec(SUMMARY + " [1] [2]", paragraph=1)  # the same engine, the same text again
+           + rec(SUMMARY.replace("两万元", "两万块"), paragraph=1))     # its own revision: posted
+    views = m.tick()
+    assert [(v.source, v.content[:6]) for v in views] == [("QUERY", "比亚迪宣布全"), ("QUERY", "比亚迪宣布全"),
+                                                          ("MEDIA", "抖音上的试驾")]
+    assert m.posted == {"QUERY": 2, "MEDIA": 1, "INSIGHT": 0} and m.agent_messages == 3
+    assert m.skipped == {"QUERY": 1, "MEDIA": 1, "INSIGHT": 0}
+    assert m.state()["skipped"] == m.skipped
+    assert m.drain(5) and len(host.calls) == 1 and len(host.calls[0][1]) == 3  # three posted messages, one speech
+    assert sum("] [MEDIA] " in line for line in (logs / "forum.log").read_text(encoding="utf-8").splitlines()) == 1
+    skipped, _ = events.since(0, run_id=RUN, types=["forum.duplicate_skipped"])
+    assert sorted(e.payload["source"] for e in skipped) == ["MEDIA", "QUERY"]
+    b = monitor(host_every=3)
+    b.restore(json.loads(json.dumps(m.state())))
+    assert b.skipped == m.skipped and b.posted == m.posted
+
+
 # -- resume ------------------------------------------------------------------------------------
 
 def test_resume_from_state_neither_loses_nor_duplicates(db, monitor, logs):

@@ -10,10 +10,12 @@ import pytest
 from sqlalchemy import select
 
 from core.config import load_settings
+from core.documents import Document
 from core.forum import MessageView
-from core.host import MAX_SPEECH, FallbackHost, LlmHost, OfflineHost, make_host
+from core.host import MAX_SPEECH, FallbackHost, LlmHost, OfflineHost, make_host, sentiment_line
 from core.llm import LlmClient, LlmError
-from core.models import LlmCall
+from core.models import Job, LlmCall, Run, utcnow
+from core.sentiment import score_documents, shares
 from core.textstats import has_cjk
 from tests.fakes.openai_server import FakeOpenAI, FakeReply
 
@@ -34,17 +36,20 @@ MESSAGES = [
 ]
 
 
-def negative_if_protest(texts: list[str]) -> list[tuple[int, float]]:
-    """A stand-in classifier: sentences about 维权/质疑 are negative, the rest positive."""
-    return [(0, 0.1) if ("维权" in t or "质疑" in t) else (1, 0.9) for t in texts]
+def doc(i: int, sentiment: float | None, text: str = "") -> dict:
+    return Document(title=f"t{i}", content=text or f"帖子{i}", url=f"https://example.org/{i}",
+                    sentiment=sentiment).as_dict()
 
 
-def missing_model(texts: list[str]) -> list[tuple[int, float]]:
-    raise FileNotFoundError("sentiment model not found")
+# The engines' sources (what each engine itself reports its sentiment over): Insight's are negative.
+SOURCES = {"QUERY": [doc(1, 0.9), doc(2, 0.8), doc(3, 0.5), doc(4, 0.2)],
+           "MEDIA": [doc(5, 0.95), doc(6, 0.7)],
+           "INSIGHT": [doc(7, 0.1), doc(8, 0.05), doc(9, 0.3), doc(10, 0.5)]}
 
 
 def offline(**kw) -> OfflineHost:
-    return OfflineHost(classifier=kw.pop("classifier", negative_if_protest), **kw)
+    sources = kw.pop("sources", SOURCES)
+    return OfflineHost(sources_of=lambda run_id: sources, **kw)
 
 
 def questions(speech: str) -> list[str]:
@@ -72,6 +77,30 @@ def test_offline_shared_and_distinctive_keywords():
     assert re.search(r"Insight Engine：.*「维权」", speech)
 
 
+NOISY = [
+    mv(1, "QUERY", "Query Engine 检索到：哔哩哔哩上的测评视频越看越让人担心，电池衰减成为焦点，官方回应称电池质保延长。"),
+    mv(2, "MEDIA", "Media Engine 发现哔哩哔哩和抖音上的视频越说越夸张，电池衰减的实测播放量很高，弹幕刷屏。"),
+    mv(3, "INSIGHT", "Insight Engine：微博用户越想越气，电池衰减引发维权，车主要求延长质保。", 2),
+    mv(4, "QUERY", "新华社报道 engine 故障召回与电池衰减无关，官方声明已发布。", 2),
+    mv(5, "MEDIA", "哔哩哔哩 UP 主的直播间里，电池衰减测试吸引大量观众。", 2),
+]
+
+
+def test_host_keywords_are_content_words_not_fragments_or_pipeline_words():
+    a = offline().analyse(TOPIC, NOISY)
+    speech = offline().speak(TOPIC, NOISY, None)
+    used = set(a["shared"]) | {w for kws in a["distinctive"].values() for w in kws} | {g[0] for g in a["gaps"]}
+    quoted = set(cited(speech))
+    for noise in ("哔哩", "看越", "说越", "想越", "engine", "query", "media", "insight", "Engine", "越看越"):
+        assert noise not in used and noise not in quoted, noise
+    assert "电池衰减" in a["shared"] or "电池" in a["shared"]       # what every engine discusses
+    assert "哔哩哔哩" in a["distinctive"]["MEDIA"] and "哔哩哔哩" not in a["distinctive"]["INSIGHT"]
+    # the questions ask about cleaned keywords only
+    for q in questions(speech):
+        for w in cited(q):
+            assert w in used or w in a["topic_words"], (w, q)
+
+
 def test_offline_gap_becomes_question_to_the_others():
     speech = offline().speak(TOPIC, MESSAGES, None)
     qs = questions(speech)
@@ -96,12 +125,79 @@ def test_offline_speech_is_bounded_deterministic_and_cites_only_input():
     assert len(short) <= 200 and short.endswith("已截断）")
 
 
-def test_offline_sentiment_differences_and_unknown():
+def test_offline_sentiment_is_each_engines_own_figure_over_its_sources():
     speech = offline().speak(TOPIC, MESSAGES, None)
-    assert "Insight Engine 正面 0% / 负面 100%" in speech
-    assert "Insight Engine 明显比" in speech
-    unknown = offline(classifier=missing_model).speak(TOPIC, MESSAGES, None)
-    assert "情绪差异未知" in unknown and "负面 " not in unknown
+    for src, name in (("QUERY", "Query Engine"), ("MEDIA", "Media Engine"), ("INSIGHT", "Insight Engine")):
+        expected = shares([d["sentiment"] for d in SOURCES[src]])
+        assert f"{name}：{sentiment_line(expected, True)}" in speech
+    assert "Insight Engine：正面 0.0%、中性 25.0%、负面 75.0%（n=4）" in speech  # three classes with n
+    assert "Insight Engine 的来源明显比 Media Engine 的更负面" in speech
+    # the text of the messages plays no part: the same sources, other messages, the same figures
+    calm = [mv(i, m.source, "各方都认为电池成本下降是好消息。") for i, m in enumerate(MESSAGES, 1)]
+    assert "Insight Engine：正面 0.0%、中性 25.0%、负面 75.0%（n=4）" in offline().speak(TOPIC, calm, None)
+
+
+def test_offline_sentiment_unknown_without_sources():
+    speech = offline(sources={"QUERY": [doc(1, 0.9)], "MEDIA": []}).speak(TOPIC, MESSAGES, None)
+    assert "Query Engine：正面 100.0%、中性 0.0%、负面 0.0%（n=1）" in speech
+    assert "Media Engine：未知" in speech and "Insight Engine：未知" in speech
+    assert "更负面" not in speech and "接近" not in speech  # one known engine: nothing to compare
+    english = offline(sources={}).speak("EV price cuts", [mv(1, "QUERY", "Battery prices fell.")], None)
+    assert "Query Engine: unknown" in english
+
+
+def _run_with_engine_jobs(db, sources: dict[str, list[dict]], stale: dict[str, list[dict]] | None = None) -> str:
+    run_id = "run-host"
+    now = utcnow()
+    with db.session() as s:
+        s.add(Run(id=run_id, kind="analysis", topic=TOPIC, status="running", created_at=now))
+        s.flush()
+        for kind, docs in (stale or {}).items():  # an earlier attempt's job of the same engine
+            s.add(Job(id=f"{run_id}-{kind}-old", run_id=run_id, kind=kind, name=kind, status="failed",
+                      checkpoint={"sources": docs}, created_at=now.replace(year=now.year - 1)))
+        for kind, docs in sources.items():
+            s.add(Job(id=f"{run_id}-{kind}", run_id=run_id, kind=kind, name=kind, status="running",
+                      checkpoint={"sources": docs, "paragraphs": {}}, created_at=now))
+        s.add(Job(id=f"{run_id}-forum", run_id=run_id, kind="forum", name="forum", status="running",
+                  checkpoint={"sources": [doc(99, 0.99)]}, created_at=now))
+    return run_id
+
+
+def test_host_figure_equals_the_engines_shares_read_from_the_run(db, monkeypatch):
+    """The host reads the run's engine jobs (the latest per engine) and reports exactly
+    core.sentiment.shares over each engine's sources; sources without a score are scored with
+    core.sentiment.score_documents (its model replaced here by a stand-in: praise 0.9, else 0.1)."""
+    import core.sentiment
+
+    scored_texts = []
+
+    def fake_predict(texts):
+        scored_texts.extend(texts)
+        return [(1, 0.9) if "满意" in t else (0, 0.1) for t in texts]
+
+    monkeypatch.setattr(core.sentiment, "predict", fake_predict)
+    unscored = [doc(20, None, "这次降价太良心了，非常满意，点赞！"), doc(21, None, "垃圾厂家，坑老车主，强烈谴责！")]
+    media = [doc(5, 0.95), doc(6, 0.7), doc(11, 0.45)] + unscored
+    insight = [doc(7, 0.1), doc(8, 0.05), doc(9, 0.3)]
+    run_id = _run_with_engine_jobs(db, {"media": media, "insight": insight},
+                                   stale={"insight": [doc(30, 0.99), doc(31, 0.99)]})
+    host = make_host(load_settings(env=dict(os.environ)), db, None)
+    assert isinstance(host, OfflineHost)
+    a = host.analyse(TOPIC, MESSAGES)
+    expected_media = [Document.from_dict(d) for d in media]
+    score_documents(expected_media)
+    assert a["sentiment"]["MEDIA"] == shares([d.sentiment for d in expected_media])
+    assert a["sentiment"]["MEDIA"] == shares([0.95, 0.7, 0.45, 0.9, 0.1])
+    assert a["sentiment"]["INSIGHT"] == shares([0.1, 0.05, 0.3])  # the latest job, not the stale one
+    assert "QUERY" not in a["sentiment"]  # no query job: unknown
+    speech = host.speak(TOPIC, MESSAGES, None)
+    assert f"Media Engine：{sentiment_line(a['sentiment']['MEDIA'], True)}" in speech
+    assert "Insight Engine：正面 0.0%、中性 0.0%、负面 100.0%（n=3）" in speech
+    assert "Query Engine：未知" in speech
+    # scored once per job and number of sources: another speech scores nothing again
+    n = len(scored_texts)
+    host.speak(TOPIC, MESSAGES, None)
+    assert len(scored_texts) == n
 
 
 def test_offline_previous_speech_changes_the_questions():
@@ -155,6 +251,18 @@ def test_llm_host_prompt_reply_and_llm_call_row(db):
     with db.session() as s:
         rows = s.scalars(select(LlmCall)).all()
     assert [(r.role, r.node, r.status, r.run_id) for r in rows] == [("FORUM_HOST", "ForumHostNode", "ok", "run-host")]
+
+
+def test_llm_host_is_given_the_engines_figures_to_quote():
+    with FakeOpenAI(responder=lambda req: FakeReply.thinking("**综合**：一致。")) as fake:
+        host = LlmHost(LlmClient("FORUM_HOST", fake_settings(fake)), sources_of=lambda run_id: SOURCES)
+        host.speak(TOPIC, MESSAGES, None)
+        bare = LlmHost(LlmClient("FORUM_HOST", fake_settings(fake)))
+        bare.speak(TOPIC, MESSAGES, None)
+        with_figures, without = fake.requests[0].user, fake.requests[1].user
+    assert "Insight Engine：正面 0.0%、中性 25.0%、负面 75.0%（n=4）" in with_figures
+    assert "只引用这些数字" in with_figures
+    assert "情感分布" not in without  # no figures to give: nothing said
 
 
 def test_llm_host_strips_wrapping_and_bounds_a_rambling_model():

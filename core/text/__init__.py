@@ -1,0 +1,1 @@
+"""Text utilities shared across Shoal: near-duplicate detection (dedup)."""
