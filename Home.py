@@ -2,11 +2,12 @@
 import pandas as pd
 import streamlit as st
 
-from core.analysis import MAX_TOPIC_CHARS, TopicError, start_analysis
+from core.analysis import MAX_TOPIC_CHARS, TopicError, analyse_anyway, start_analysis
 from core.corpus import corpus_stats
 from core.demo import DEMO_TOPICS
 from core.health import run_checks
-from core.jobs import HANDLERS
+from core.jobs import HANDLERS, INSUFFICIENT_DATA
+from core.research.coverage import Coverage
 from core.runs import jobs_of, list_runs
 from ui.widgets import (admin_unlocked, badge, fmt_duration, fmt_time, live_event_feed, mode_caption, not_available,
                         page_setup, usage_line)
@@ -33,6 +34,8 @@ with left:
         reflections = c2.number_input("Reflections", 0, 5, rt.settings["SHOAL_REFLECTIONS"])
         report_type = c3.selectbox("Report type", REPORT_TYPES)
         offline = st.checkbox("Offline analysis (no LLM, no web search)", value=rt.settings["SHOAL_MODE"] == "offline")
+        force = st.checkbox(f"Write a report even if fewer than {rt.settings['SHOAL_MIN_SOURCES']} sources are about "
+                            "the topic (it will open with a coverage warning)", value=False)
         submitted = st.form_submit_button("Start", type="primary", disabled=not available or not rt.ok)
     st.caption("Demo topics (after generating demo data on the Data page): " + " · ".join(DEMO_TOPICS))
     if not available:
@@ -43,7 +46,8 @@ with left:
     if submitted and admin_unlocked(rt, "start"):
         try:
             run_id = start_analysis(rt.supervisor, rt.settings, topic, engines, paragraphs=int(paragraphs),
-                                    reflections=int(reflections), report_type=report_type, offline=offline)
+                                    reflections=int(reflections), report_type=report_type, offline=offline,
+                                    force_report=force)
         except (TopicError, ValueError) as exc:
             st.error(str(exc))
         else:
@@ -67,6 +71,27 @@ with right:
 st.subheader("Current run")
 
 
+def coverage_panel(run) -> None:
+    """How much of the topic the data covers; on an insufficient run, why and the way out."""
+    coverage = Coverage.from_dict(run.params.get("coverage"))
+    if coverage is None:
+        return
+    plats = ", ".join(f"{k} {v}" for k, v in coverage.by_platform.items()) or "none"
+    web = f" · web results {coverage.web_results}" if coverage.web_searched else ""
+    st.caption(f"Coverage: {coverage.matching_posts} posts about the topic ({plats}){web} · "
+               f"needed {coverage.threshold}")
+    if run.status == INSUFFICIENT_DATA:
+        st.warning(run.error or coverage.message(False), icon="📉")
+        if coverage.sources and st.button("Write a report anyway", key=f"anyway_{run.id}") \
+                and admin_unlocked(rt, "analyse anyway"):
+            try:
+                analyse_anyway(rt.supervisor, run.id)
+            except (KeyError, ValueError) as exc:
+                st.error(str(exc))
+            else:
+                st.success("The engines are running on what matched; the report will open with a coverage warning.")
+
+
 @st.fragment(run_every="2s")
 def current_run_panel():
     if not rt.db.ok:
@@ -80,6 +105,7 @@ def current_run_panel():
     st.markdown(f"{badge(run.status)} **{run.topic or run.kind}** · run `{run.id}` · {run.mode} · "
                 f"started {fmt_time(run.started_at)} · {fmt_duration(run.duration_s)} · trace `{run.trace_id}`")
     st.caption(usage_line(rt, run.id))
+    coverage_panel(run)
     jobs = jobs_of(rt.db, run.id)
     cols = st.columns(max(1, min(len(jobs), 6)))
     for col, job in zip(cols, jobs[:6]):

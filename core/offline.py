@@ -529,9 +529,12 @@ class OfflineReasoner:
         info = parse_brief(paragraph.brief)
         kws = info["keywords"]
         core = self._core_topic(ctx)
-        query = core if (paragraph.index == 0 or not kws) else f"{core} {kws[0]}".strip()
         platform = info["platforms"][0] if intent == "platform" and info["platforms"] else None
         tool, params = self._tool_for(ctx, intent, info, platform)
+        # A search limited to recent dates asks for the topic alone: a keyword of the whole span may
+        # not occur in that window at all.
+        windowed = any(k in params for k in ("start_date", "end_date", "date"))
+        query = core if (paragraph.index == 0 or not kws or windowed) else f"{core} {kws[0]}".strip()
         why = (f"离线分析：段落类型 {intent}，检索主题与关键词" if zh else
                f"offline analysis: {intent} paragraph, searching the topic and its keywords")
         if kws:

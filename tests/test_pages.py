@@ -464,3 +464,24 @@ def test_every_page_opens_with_one_clear_message_for_a_wrong_setting(monkeypatch
         assert len(errors) == 1 and "SHOAL_MAX_WORKERS must be an integer" in errors[0], (name, errors)
         assert not [w.value for w in at.warning if "SHOAL_MAX_WORKERS" in w.value], name
     assert get_runtime().supervisor.status().max_workers == 8  # the default stands in
+
+
+def test_home_says_when_the_data_does_not_cover_the_topic_and_offers_to_write_anyway(monkeypatch):
+    from core.analysis import start_analysis
+    from core.importers import import_records
+
+    monkeypatch.setenv("SHOAL_MIN_SOURCES", "20")
+    rt = get_runtime()
+    rt.settings.values["SHOAL_MIN_SOURCES"] = 20
+    import_records(rt.db, [{"platform": "weibo", "post_id": f"j{i}", "content": f"周杰伦新歌第{i}首"} for i in range(4)])
+    run_id = start_analysis(rt.supervisor, rt.settings, "周杰伦新歌", paragraphs=1, reflections=0, offline=True)
+    assert rt.supervisor.wait_run(run_id, 60) == "insufficient_data"
+    at = render("Home.py")
+    assert any("Coverage: 4 posts about the topic (weibo 4)" in c and "needed 20" in c for c in values(at.caption)), \
+        values(at.caption)
+    assert any("4 条与主题相关" in w.value for w in at.warning), values(at.warning)
+    anyway = [b for b in at.button if b.label == "Write a report anyway"]
+    assert len(anyway) == 1
+    anyway[0].click().run()
+    assert not at.exception
+    assert get_run(rt.db, run_id).params["force_report"] is True

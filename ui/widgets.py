@@ -17,7 +17,8 @@ from .runtime import get_runtime, reload_runtime
 
 BADGE_COLORS = {
     "queued": "gray", "pending": "gray", "running": "blue", "cancelling": "orange", "completed": "green",
-    "failed": "red", "cancelled": "violet", "interrupted": "orange", "ok": "green", "warn": "orange",
+    "failed": "red", "cancelled": "violet", "interrupted": "orange",
+    "insufficient_data": "orange", "ok": "green", "warn": "orange",
     "fail": "red",
 }
 

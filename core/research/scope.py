@@ -34,7 +34,11 @@ def topic_terms(topic: str) -> list[str]:
     """The topic's encoded search terms without analyst filler (武汉大学舆情 → the terms of 武汉大学)."""
     terms = query_terms(topic)
     kept = [t for t in terms if t[len(TOKEN_PREFIX):] not in TOPIC_FILLER]
-    return kept or terms
+    # A single character next to real words is mostly jieba disagreeing with itself: the topic
+    # 周杰伦新歌 segments as 周杰伦/新/歌 while posts hold 新歌. Single characters count only when the
+    # topic has nothing longer.
+    longer = [t for t in kept if len(t) - len(TOKEN_PREFIX) >= 2]
+    return longer or kept or terms
 
 
 def build_scope(db: Database, topic: str, *, floor: float = DEFAULT_FLOOR, expand: bool = True) -> TopicScope:
