@@ -1,17 +1,34 @@
 """Train Shoal's offline sentiment model (core/assets/sentiment_model.json.gz).
 
-5-fold stratified cross-validated accuracy on weibo2018/train.txt: 0.8696 ± 0.0077
-    (folds 0.8785, 0.8735, 0.8585, 0.8750, 0.8625; StratifiedKFold(5, shuffle=True, random_state=42))
-    produced by:  python scripts/train_sentiment.py            (run from the project root, /work/main)
-    same figure, with the grid search first:  python scripts/train_sentiment.py --search
-Baselines on the same folds: always-positive 0.5496 (train.txt is 55 % positive); jieba words +
-multinomial NB 0.818; TF-IDF words + char 1–3-grams + plain logistic regression 0.847.
-Grid (--search, same folds; min_df=2):   alpha=1   alpha=2
-                                 C=3     0.8642    0.8642
-                                 C=10    0.8670    0.8693
-                                 C=30    0.8656    0.8696   <- chosen
-The setting was picked on the same folds that report it, so the figure is slightly optimistic;
-all six settings are within one standard deviation of each other.
+Figures of the shipped model, produced by (from the project root, /work/main, on 2 cores ~6 min):
+    pip install scikit-learn==1.9.1   # training only; the app never imports scikit-learn
+    python scripts/train_sentiment.py --search
+* train.txt (10,000 posts, 55 % positive) is split once: a stratified 20 % held out (2,000 posts,
+  ``train_test_split(..., stratify=y, random_state=42)``) that is used for nothing but the final
+  figure; everything else — grid, CV figure, neutral band — uses the other 80 % (8,000 posts).
+* 5-fold stratified CV accuracy on the 80 %: 0.8606 ± 0.0102 (folds 0.8431, 0.8700, 0.8550,
+  0.8675, 0.8675; StratifiedKFold(5, shuffle=True, random_state=42)).
+* Grid (--search, same folds, min_df=2):   alpha=1   alpha=2
+                                   C=3     0.8575    0.8560
+                                   C=10    0.8604    0.8606   <- chosen
+                                   C=30    0.8584    0.8602
+* HELD-OUT binary accuracy (threshold 0.5) of the shipped model: 0.8500 (always-positive 0.5495).
+  The 0.90 goal is not reached. The shipped model is the one fitted on the 80 % — the model this
+  figure belongs to — not a refit on all 10,000 posts.
+* Neutral band [0.326, 0.69): 24.2 % of development posts (out-of-fold) and 22.3 % of held-out
+  posts fall inside; accuracy outside it 0.933 (out-of-fold) and 0.916 (held out).
+* Three classes on tests/data/sentiment_3class.tsv (90 hand-written lines, a check only):
+  macro-averaged accuracy 0.756 (recall positive 0.70, neutral 0.77, negative 0.80).
+* Design choices made on the 80 % by CV (same folds, alpha=2), not on the held-out split:
+  previous features (words + char 1–3-grams), class-balanced, with intercept: 0.867 (C=30);
+  + negation scope on words + word pairs: 0.866 (C=30), 0.867 (C=10); + negation scope on
+  characters: 0.864 (C=10); the same without intercept: 0.861 (C=10). The differences are within
+  noise (fold std ~0.01; negation is rare in train.txt — the features are there for the sentences
+  where it matters). Dropping the intercept costs ~0.005 and is kept on purpose: with one, the
+  balanced fit put +0.68 logits on every text, so a text without sentiment evidence scored ~0.66,
+  not 0.5. (A first full run with the intercept scored 0.851 held out; the choice was made on
+  that principle, not on the held-out figure.)
+  The previous model's 0.870 was CV on all of train.txt with the setting picked on those folds.
 
 What it does
 ------------
@@ -20,20 +37,20 @@ What it does
 * Features come from ``core.sentiment.tokenize`` (the very function used at run time): Weibo markup
   cleaned (``{%#topic#%}`` kept as text, ``{%…%}`` cards/locations/videos, ``@user``, URLs and
   zero-width characters turned into marker tokens or dropped), ``[emoji]`` codes kept as whole
-  tokens, jieba words and character 1–3-grams.
+  tokens, jieba words (``neg:w:`` inside a negation scope), adjacent word pairs, character
+  1–3-grams (``neg:c:`` when they start inside a negation scope).
 * Model: TF-IDF (sublinear tf, smooth idf, l2) → NB log-count-ratio scaling (NBSVM-style, Wang &
-  Manning 2012) → L2 logistic regression. The NB ratios are folded into the LR weights, so the
-  shipped model is one linear model over TF-IDF features.
-* Reports 5-fold stratified CV accuracy (mean ± std; the NB ratios and TF-IDF are fitted inside
-  each fold). ``--search`` also runs a small grid over C and the NB smoothing alpha by the same
-  CV and trains the best setting.
-* Fits on all of train.txt, checks that ``core.sentiment`` reproduces scikit-learn's
-  probabilities on a sample (max |Δp| < 1e-9), and writes gzipped JSON (no pickle): vocabulary,
-  document frequencies (idf is recomputed exactly), weights, intercept, preprocessing version,
-  the CV figure, and the training file's sha256 and the date. Deterministic: re-running gives the
-  same file contents apart from ``trained_at``.
-
-scikit-learn is needed here only (``pip install scikit-learn==1.9.1``); the app does not use it.
+  Manning 2012) → L2 logistic regression, class_weight="balanced", no intercept. The NB ratios
+  are folded into the LR weights, so the shipped model is one linear model over TF-IDF features.
+* Neutral band rule (fixed before any result was seen): isotonic regression of the label on the
+  5-fold out-of-fold probabilities of the 80 %, class-balanced so that chance is 0.5; a
+  probability is neutral where the calibrated P(positive) lies strictly between 0.25 and 0.75,
+  i.e. where the model is nearer a coin toss than certainty. Stored as ``neutral_band``.
+* Checks that ``core.sentiment`` reproduces scikit-learn's probabilities on a sample (max |Δp| <
+  1e-9), and writes gzipped JSON (no pickle): vocabulary, document frequencies (idf is recomputed
+  exactly), weights, preprocessing version, CV and held-out figures, the band and its rule, the
+  grid, the training file's sha256 and the date. Deterministic: re-running gives the same file
+  contents apart from ``trained_at`` (and ``grid``/``command`` without --search).
 """
 from __future__ import annotations
 
@@ -58,9 +75,15 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "weibo2018" / "train.txt"
 DEFAULT_OUT = S.MODEL_PATH
 SEED = 42
 FOLDS = 5
+HELD_OUT = 0.2
+# Neutral band rule: a probability p is neutral where the model is closer to a coin toss than to
+# certainty: the class-balanced calibrated P(positive | p) (isotonic fit on out-of-fold
+# probabilities of the development data) lies strictly between 1 - BAND_CONFIDENCE and
+# BAND_CONFIDENCE. Fixed before looking at any result.
+BAND_CONFIDENCE = 0.75
 
-# Chosen by 5-fold CV on train.txt with --search (grid in the module docstring).
-PARAMS = {"C": 30.0, "alpha": 2.0, "min_df": 2}
+# Chosen by 5-fold CV on the development 80 % with --search (grid in the module docstring).
+PARAMS = {"C": 10.0, "alpha": 2.0, "min_df": 2}
 GRID = [{"C": c, "alpha": a, "min_df": 2} for c in (3.0, 10.0, 30.0) for a in (1.0, 2.0)]
 FEATURES = dict(S.DEFAULT_FEATURES)
 
@@ -80,12 +103,22 @@ def load_data(path: Path) -> tuple[list[str], np.ndarray, str]:
     return texts, np.asarray(labels, dtype=np.int64), sha
 
 
+def split_held_out(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (development, held-out): a stratified 80/20 split with a fixed seed."""
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(np.arange(len(y)), test_size=HELD_OUT, stratify=y, random_state=SEED)
+
+
 def _identity(doc):
     return doc
 
 
 class NBLogReg:
-    """TF-IDF → NB log-count-ratio scaling → logistic regression (scikit-learn, training only)."""
+    """TF-IDF → NB log-count-ratio scaling → class-balanced logistic regression (training only).
+
+    A text with no known feature gets p = 0.5 exactly (no evidence, no class prior), as at run time.
+    """
 
     def __init__(self, C: float, alpha: float, min_df: int):
         self.C, self.alpha, self.min_df = C, alpha, min_df
@@ -103,14 +136,20 @@ class NBLogReg:
         q = self.alpha + np.asarray(present[y == 0].sum(axis=0)).ravel()
         self.r = np.log((p / p.sum()) / (q / q.sum()))
         self._R = sp.diags(self.r)
-        self.lr = LogisticRegression(C=self.C, max_iter=5000, tol=1e-8, random_state=SEED)
+        # class-balanced and without an intercept: a text whose features carry no evidence scores
+        # 0.5, not the class prior (an intercept fitted here came out at +0.68 logits, ~0.66).
+        self.lr = LogisticRegression(C=self.C, class_weight="balanced", fit_intercept=False,
+                                     max_iter=5000, tol=1e-8, random_state=SEED)
         self.lr.fit(X @ self._R, y)
         if self.lr.n_iter_[0] >= self.lr.max_iter:
             raise RuntimeError("logistic regression did not converge")
         return self
 
     def predict_proba(self, docs: list[list[str]]) -> np.ndarray:
-        return self.lr.predict_proba(self.vec.transform(docs) @ self._R)[:, 1]
+        X = self.vec.transform(docs)
+        p = self.lr.predict_proba(X @ self._R)[:, 1]
+        p[np.diff(X.indptr) == 0] = 0.5
+        return p
 
 
 def document_frequencies(vec, docs: list[list[str]]) -> list[int]:
@@ -126,23 +165,48 @@ def document_frequencies(vec, docs: list[list[str]]) -> list[int]:
     return df.tolist()
 
 
-def cross_validate(docs: list[list[str]], y: np.ndarray, params: dict, folds: int) -> list[float]:
+def cross_validate(docs: list[list[str]], y: np.ndarray, params: dict,
+                   folds: int) -> tuple[list[float], np.ndarray]:
+    """Fold accuracies and out-of-fold probabilities (stratified, shuffled, fixed seed)."""
     from sklearn.model_selection import StratifiedKFold
 
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED)
-    scores = []
+    scores, oof = [], np.zeros(len(y), dtype=np.float64)
     for tr, te in skf.split(np.zeros(len(y)), y):
         m = NBLogReg(**params).fit([docs[i] for i in tr], y[tr])
         p = m.predict_proba([docs[i] for i in te])
+        oof[te] = p
         scores.append(float(((p >= 0.5).astype(np.int64) == y[te]).mean()))
-    return scores
+    return scores, oof
 
 
-def baseline_always_positive(y: np.ndarray, folds: int) -> float:
-    from sklearn.model_selection import StratifiedKFold
+def calibrate_band(oof: np.ndarray, y: np.ndarray, confidence: float = BAND_CONFIDENCE
+                   ) -> tuple[float, float]:
+    """(low, high) from out-of-fold probabilities: p is neutral where the class-balanced isotonic
+    calibration q(p) = P(positive | p) satisfies 1 - confidence < q(p) < confidence."""
+    from sklearn.isotonic import IsotonicRegression
 
-    skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED)
-    return float(np.mean([(y[te] == 1).mean() for _, te in skf.split(np.zeros(len(y)), y)]))
+    w = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1.0 - y.mean()))   # balanced: chance is 0.5
+    iso = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(oof, y, sample_weight=w)
+    grid = np.unique(oof)
+    q = iso.predict(grid)
+    neutral = grid[(q > 1.0 - confidence) & (q < confidence)]
+    if not len(neutral):
+        return 0.5, 0.5
+    low = float(neutral.min())
+    above = grid[grid > neutral.max()]
+    high = float(above.min()) if len(above) else 1.0
+    # round outward to 3 decimals: every neutral out-of-fold probability stays inside [low, high)
+    return float(np.floor(low * 1000) / 1000), float(np.ceil(high * 1000) / 1000)
+
+
+def band_report(p: np.ndarray, y: np.ndarray, band: tuple[float, float]) -> dict:
+    low, high = band
+    inside = (p >= low) & (p < high)
+    out = ~inside
+    acc_out = float(((p[out] >= 0.5) == y[out]).mean()) if out.any() else float("nan")
+    return {"neutral_share": round(float(inside.mean()), 4),
+            "accuracy_outside_band": round(acc_out, 4)}
 
 
 def write_model(data: dict, out: Path) -> int:
@@ -163,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="weibo2018 train.txt")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--folds", type=int, default=FOLDS)
-    ap.add_argument("--search", action="store_true", help="grid-search C and alpha by CV first")
+    ap.add_argument("--search", action="store_true",
+                    help="grid-search C and alpha by CV on the development split first")
     args = ap.parse_args(argv)
 
     import sklearn
@@ -172,46 +237,78 @@ def main(argv: list[str] | None = None) -> int:
     texts, y, sha = load_data(args.data)
     print(f"data: {args.data} — {len(texts)} posts, {int(y.sum())} positive, "
           f"{int(len(y) - y.sum())} negative, sha256 {sha[:16]}…")
+    dev, held = split_held_out(y)
+    y_dev, y_held = y[dev], y[held]
     docs = [S.tokenize(t, FEATURES) for t in texts]
-    print(f"tokenised in {time.time() - t0:.1f}s")
-    print(f"baseline always-positive CV accuracy: {baseline_always_positive(y, args.folds):.4f}")
+    d_dev, d_held = [docs[i] for i in dev], [docs[i] for i in held]
+    print(f"tokenised in {time.time() - t0:.1f}s; development {len(dev)}, held out {len(held)} "
+          f"(stratified, seed {SEED}; the held-out split is used for nothing but the final figure)")
 
     params = dict(PARAMS)
+    grid_scores = []
     if args.search:
         best = None
         for g in GRID:
-            sc = cross_validate(docs, y, g, args.folds)
+            sc, _ = cross_validate(d_dev, y_dev, g, args.folds)
+            grid_scores.append({**g, "cv_accuracy": round(float(np.mean(sc)), 6)})
             print(f"  grid {g}: {np.mean(sc):.4f} ± {np.std(sc):.4f}", flush=True)
             if best is None or np.mean(sc) > best[0] + 1e-12:
                 best = (float(np.mean(sc)), g)
         params = dict(best[1])
-        print(f"best by CV: {params}")
+        print(f"best by CV on the development split: {params}")
 
-    scores = cross_validate(docs, y, params, args.folds)
+    scores, oof = cross_validate(d_dev, y_dev, params, args.folds)
     mean, std = float(np.mean(scores)), float(np.std(scores))
-    print(f"{args.folds}-fold stratified CV accuracy: {mean:.4f} ± {std:.4f} "
+    print(f"{args.folds}-fold stratified CV accuracy on the development split: {mean:.4f} ± {std:.4f} "
           f"(folds: {', '.join(f'{s:.4f}' for s in scores)}; params {params})", flush=True)
+    band = calibrate_band(oof, y_dev)
+    oof_band = band_report(oof, y_dev, band)
+    print(f"neutral band from out-of-fold probabilities: [{band[0]}, {band[1]}) — "
+          f"{oof_band['neutral_share']:.1%} of development posts neutral, "
+          f"accuracy outside the band {oof_band['accuracy_outside_band']:.4f}")
 
-    model = NBLogReg(**params).fit(docs, y)
-    df = document_frequencies(model.vec, docs)
+    # The shipped model is the one fitted on the development split: the held-out figure is its own.
+    model = NBLogReg(**params).fit(d_dev, y_dev)
+    p_held = model.predict_proba(d_held)
+    held_acc = float(((p_held >= 0.5) == y_held).mean())
+    held_band = band_report(p_held, y_held, band)
+    always_pos = float((y_held == 1).mean())
+    print(f"HELD-OUT binary accuracy: {held_acc:.4f} on {len(held)} posts "
+          f"(always-positive baseline {always_pos:.4f}); {held_band['neutral_share']:.1%} in the "
+          f"neutral band, accuracy outside it {held_band['accuracy_outside_band']:.4f}", flush=True)
+
+    df = document_frequencies(model.vec, d_dev)
     vocab = model.vec.get_feature_names_out().tolist()
     data = {
         "format": S.MODEL_FORMAT,
         "preprocess_version": S.PREPROCESS_VERSION,
         "features": FEATURES,
         "tfidf": {"sublinear_tf": True, "smooth_idf": True, "norm": "l2"},
-        "classifier": "TF-IDF -> NB log-count-ratio scaling -> L2 logistic regression; "
-                      "coef already multiplied by the NB ratios",
+        "classifier": "TF-IDF -> NB log-count-ratio scaling -> L2 logistic regression "
+                      "(class_weight=balanced, no intercept); coef already multiplied by the NB ratios; "
+                      "a text with no known feature gets p = 0.5",
         "params": params,
-        "n_docs": len(docs),
+        "n_docs": len(d_dev),
         "vocabulary": vocab,
         "df": df,
         "coef": (model.lr.coef_[0] * model.r).tolist(),
         "intercept": float(model.lr.intercept_[0]),
         "labels": {"1": "positive", "0": "negative"},
+        "neutral_band": [band[0], band[1]],
+        "neutral_band_rule": (f"isotonic P(positive | p) on {args.folds}-fold out-of-fold probabilities "
+                              f"of the development split, class-balanced; neutral where it lies in "
+                              f"({1 - BAND_CONFIDENCE:g}, {BAND_CONFIDENCE:g})"),
+        "neutral_band_development": oof_band,
+        "split": {"held_out_fraction": HELD_OUT, "stratified": True, "seed": SEED,
+                  "development_posts": len(dev), "held_out_posts": len(held),
+                  "fitted_on": "development split (80 %)"},
+        "held_out": {"accuracy": round(held_acc, 6), "posts": len(held),
+                     "always_positive_baseline": round(always_pos, 6), **held_band},
         "cv": {"folds": args.folds, "stratified": True, "shuffle_seed": SEED,
+               "data": "development split (80 %)",
                "accuracy_mean": round(mean, 6), "accuracy_std": round(std, 6),
                "fold_accuracy": [round(s, 6) for s in scores]},
+        "grid": grid_scores,
         "training_data": {"file": "weibo2018/train.txt", "sha256": sha, "posts": len(texts),
                           "positive": int(y.sum()), "negative": int(len(y) - y.sum())},
         "command": "python scripts/train_sentiment.py" + (" --search" if args.search else ""),
@@ -224,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(SEED)
     idx = rng.choice(len(texts), size=min(1000, len(texts)), replace=False)
     sample = [texts[i] for i in idx] + ["", "   ", "\x00\x07控制字符\u200b", "hello world, great!",
-                                        "好" * 6000, "[二哈][二哈]", "@某人 http://t.cn/x"]
+                                        "好" * 6000, "[二哈][二哈]", "@某人 http://t.cn/x",
+                                        "我不喜欢这个，没有人不喜欢他", "zzqqxx"]
     p_train = model.predict_proba([S.tokenize(t, FEATURES) for t in sample])
     p_run = np.array([p for _, p in runtime.predict(sample)])
     diff = float(np.max(np.abs(p_train - p_run)))
@@ -234,7 +332,6 @@ def main(argv: list[str] | None = None) -> int:
 
     size = write_model(data, args.out)
     print(f"wrote {args.out} — {len(vocab)} features, {size / 1e6:.2f} MB; "
-          f"train accuracy {((model.predict_proba(docs) >= 0.5) == y).mean():.4f}; "
           f"total {time.time() - t0:.0f}s")
     return 0
 
