@@ -521,10 +521,9 @@ def test_llm_sections_are_written_in_parallel_with_citations_kept(sqlite_db, sup
         assert view.status == "completed", view.error
         calls = [r for r in fake.requests if "Section to write:" in r.user]
         assert len(calls) == 6
+        # parallel: the fake server saw section calls overlap (a wall-clock bound would fail on a loaded CI)
         assert fake.max_concurrency() > 1
     job = get_job(db, rep.report_job_id(db, rid))
-    # six calls of 0.3 s in sequence would take 1.8 s
-    assert job.result["timings"]["sections_s"] < 6 * latency * 0.5, job.result["timings"]
     assert job.result["mode"] == "llm" and view.report_type == "crisis_response"
     d = load_doc(view)
     assert d["report"]["type_by"] == "llm" and d["report"]["title"] == "新能源汽车价格战：竞争态势"
