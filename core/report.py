@@ -79,6 +79,7 @@ from .report_text import (CITE_GROUP_RE, MIN_SAMPLE, MIN_TREND, PLATFORMS_SHOWN,
                           trend_line)
 from .report_types import AUTO, REPORT_TYPES, ReportType, choose_type_by_rules, normalise_type
 from .reporting import claims as claimcheck
+from .reporting.quotes import drop_repeated_quotes
 from .research.coverage import Coverage
 from .sentiment import LABELS_ZH, SentimentShares, label_of, score_documents
 from .text.dedup import cluster as dedup_cluster
@@ -1789,8 +1790,10 @@ class _Writer:
         if failed:
             notices = notices + [(f"{len(failed)} 个章节未能由模型写成，已在文中标出。" if zh else
                                   f"{len(failed)} section(s) could not be written by the LLM; they are marked.")]
-        for s in sections:
-            s.markdown = claimcheck.strip_marks(s.markdown)
+        for s, text in zip(sections, drop_repeated_quotes([s.markdown for s in sections])):
+            s.markdown = claimcheck.strip_marks(text)
+            still = set(cited(s.markdown))
+            s.sources = [n for n in s.sources if n in still]
         claims = verify_claims(material, sections)
         chart_list = build_charts(inputs, material)
         paths = output_paths(self.settings, ctx.run_id, inputs.topic, self.report_id)
