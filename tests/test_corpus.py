@@ -310,3 +310,14 @@ def test_the_topic_scope_strips_analyst_filler_and_expands_with_words_that_co_oc
     total, by_platform = matching_counts(db, scope)
     assert (total, by_platform) == (12, {"weibo": 12})
     assert not any(d.doc_id.startswith("weibo:c") for d in search_posts(db, "武汉大学 食堂", scope=scope, limit=50))
+
+
+def test_news_is_a_platform_the_planner_and_the_tools_agree_on(db):
+    # The offline planner names the platforms its overview found; 'news' must be searchable by the
+    # platform tool instead of failing with "unknown platform 'news'".
+    from core.importers import import_records
+
+    import_records(db, [{"platform": "news", "post_id": "n1", "content": "多家车企跟进降价，新能源汽车价格战白热化"},
+                        {"platform": "新闻", "post_id": "n2", "content": "新能源汽车价格战：工信部规范竞争秩序"}])
+    assert set(ids(search_topic_on_platform(db, "news", "新能源汽车价格战"))) == {"news:n1", "news:n2"}
+    assert ids(CorpusSearchProvider(db).run_tool("search_topic_on_platform", "新能源汽车价格战", platform="新闻"))
