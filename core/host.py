@@ -61,6 +61,17 @@ class Host(Protocol):
 
 # --- helpers --------------------------------------------------------------------------------
 
+# Lines of an engine's summary that are its own statistics, not findings: the host takes figures from
+# the engines' sources (below), so words like 时间跨度 or 热度 in them are not what agents "agree on".
+_STATS_LINE = re.compile(r"^\s*(?:\*\*(?:统计|热度最高|分平台|内容形态|评论|按时间分布|主要传播者|Statistics|Top posts by "
+                         r"hotness|By platform|Formats|Comments|Over time|Main spreaders)\*\*|\d+\. [「“])")
+
+
+def findings_text(content: str) -> str:
+    """A message without its statistics lines and top-post tables."""
+    return "\n".join(line for line in (content or "").splitlines() if not _STATS_LINE.match(line))
+
+
 def _zh(topic: str, messages: Sequence[MessageView] = ()) -> bool:
     if (topic or "").strip():
         return has_cjk(topic)
@@ -244,7 +255,8 @@ class OfflineHost:
         """The figures the speech is made of (also handy for tests and the page)."""
         agent_msgs = _agent_messages(messages)
         agents = [s for s in AGENT_SOURCES if any(m.source == s for m in agent_msgs)]
-        texts = {a: "\n".join(clean_text(m.content) for m in agent_msgs if m.source == a) for a in agents}
+        texts = {a: "\n".join(clean_text(findings_text(m.content)) for m in agent_msgs if m.source == a)
+                 for a in agents}
         lowers = {a: t.lower() for a, t in texts.items()}
         core, topic_words = self._topic_words(topic)
         core_l = core.lower()

@@ -299,3 +299,13 @@ def test_make_host_selection(tmp_path):
         assert isinstance(host.fallback, OfflineHost) and host.primary.client.role == "FORUM_HOST"
         assert isinstance(make_host(configured, None, None, offline=True), OfflineHost)
         assert isinstance(make_host(fake_settings(fake, SHOAL_MODE="offline"), None, None, offline=False), OfflineHost)
+
+
+def test_the_host_compares_findings_not_the_engines_statistics_lines():
+    from core.host import findings_text
+
+    msg = ("**统计**：共 12 条来源（11 条不重复）；平台分布：微博 6 条（50.0%）；时间跨度 2025-08-01 至 2025-08-09（9 天）。\n\n"
+           "- 涉事门店已暂停营业，检测结果预计一周内公布。 [3]\n\n"
+           "**热度最高**（热度 = 点赞 + 5×评论 + 10×转发 + 0.1×浏览）：\n"
+           "1. 「某品牌回应」（微博）热度 1,200：点赞 100 · 评论 20 [4]")
+    assert findings_text(msg).strip() == "- 涉事门店已暂停营业，检测结果预计一周内公布。 [3]"
