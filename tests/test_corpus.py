@@ -321,3 +321,15 @@ def test_news_is_a_platform_the_planner_and_the_tools_agree_on(db):
                         {"platform": "新闻", "post_id": "n2", "content": "新能源汽车价格战：工信部规范竞争秩序"}])
     assert set(ids(search_topic_on_platform(db, "news", "新能源汽车价格战"))) == {"news:n1", "news:n2"}
     assert ids(CorpusSearchProvider(db).run_tool("search_topic_on_platform", "新能源汽车价格战", platform="新闻"))
+
+
+def test_one_expansion_word_needs_real_support_from_the_topic_words():
+    from core.research.relevance import TopicScope
+
+    scope = TopicScope("同济大学", ("zx同济", "zx大学", "zx同济大学"), {"zx同济": 4.0, "zx大学": 1.0, "zx同济大学": 4.0},
+                       0.5, frozenset({"zx上海", "zx校庆"}))
+    assert scope.admits({"zx同济", "zx大学", "zx同济大学"})            # the topic itself
+    assert scope.admits({"zx上海", "zx校庆"})                           # two expansion words
+    assert scope.admits({"zx同济", "zx上海"})                           # one, beside 4/9 of the topic's weight
+    assert not scope.admits({"zx大学", "zx上海", "zx交通"})              # one, beside a common word (1/9)
+    assert not scope.admits({"zx上海"})

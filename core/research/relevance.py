@@ -78,11 +78,12 @@ class TopicScope:
 
     def admits(self, tokens: frozenset[str] | set[str]) -> bool:
         """On topic: past the floor on the topic's own terms, or holding expansion terms -- two of them,
-        or one beside some of the topic's own terms (one common word alone is weak evidence)."""
+        or one beside at least half the floor's weight of the topic's own terms (one expansion word and
+        one common word of the topic, 上海 + 大学 for 同济大学, is weak evidence)."""
         if self.matches_topic(tokens):
             return True
         hits = len(self.expansions.intersection(tokens))
-        return hits >= 2 or (hits == 1 and self.coverage(tokens) > 0)
+        return hits >= 2 or (hits == 1 and self.coverage(tokens) >= self.floor / 2)
 
     def all_terms(self) -> list[str]:
         return list(self.terms) + sorted(self.expansions - set(self.terms))
