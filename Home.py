@@ -34,8 +34,9 @@ with left:
         reflections = c2.number_input("Reflections", 0, 5, rt.settings["SHOAL_REFLECTIONS"])
         report_type = c3.selectbox("Report type", REPORT_TYPES)
         offline = st.checkbox("Offline analysis (no LLM, no web search)", value=rt.settings["SHOAL_MODE"] == "offline")
-        force = st.checkbox(f"Write a report even if fewer than {rt.settings['SHOAL_MIN_SOURCES']} sources are about "
-                            "the topic (it will open with a coverage warning)", value=False)
+        # (the label avoids the word "topic": browser tests find the topic field by its label)
+        force = st.checkbox(f"Write a report even on thin data (fewer than {rt.settings['SHOAL_MIN_SOURCES']} "
+                            "matching sources; it opens with a coverage warning)", value=False)
         submitted = st.form_submit_button("Start", type="primary", disabled=not available or not rt.ok)
     st.caption("Demo topics (after generating demo data on the Data page): " + " · ".join(DEMO_TOPICS))
     if not available:
