@@ -119,9 +119,7 @@ def main() -> int:
                 for d in (job.checkpoint or {}).get("sources", []):
                     extras = d.get("extras") or {}
                     lab = label_of(extras)
-                    for k in (d.get("url"), f"{d.get('platform')}|{(d.get('title') or '').strip()}"):
-                        if k:
-                            labels[k] = lab
+                    labels[d.get("doc_id") or ""] = lab
             report = latest_report(rt.db, run_id, completed=True)
             if report is None:
                 rows.append([topic, status, (run.params.get("coverage") or {}).get("matching_posts"), "-", "-", "-", "-"])
@@ -131,7 +129,7 @@ def main() -> int:
             listed = doc["sources"]
 
             def lab(s: dict) -> str | None:
-                return labels.get(s.get("url") or "", labels.get(f"{s.get('platform')}|{(s.get('title') or '').strip()}"))
+                return labels.get(s.get("doc_id") or "")
 
             cited_ns = {int(n) for sec in doc["sections"] for n in _CITE.findall(sec.get("markdown") or "")}
             cited = [s for s in listed if s["n"] in cited_ns]

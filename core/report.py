@@ -381,7 +381,7 @@ def _number_sources(inputs: ReportInputs) -> tuple[list[dict], dict[str, dict[in
             else:
                 content = _plain(d.get("content"), 400)
                 extras = d.get("extras") if isinstance(d.get("extras"), dict) else {}
-                entry = {"n": len(sources) + 1, "title": _plain(d.get("title"), 200) or _plain(d.get("content"), 60),
+                entry = {"n": len(sources) + 1, "doc_id": plain(d.get("doc_id"), 200), "title": _plain(d.get("title"), 200) or _plain(d.get("content"), 60),
                          "snippet": content, "url": str(d.get("url") or "")[:2000],
                          "link": safe_url(d.get("url")), "platform": _plain(d.get("platform"), 40),
                          "kind": _plain(d.get("kind"), 20), "author": _plain(d.get("author"), 80),
