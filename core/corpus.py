@@ -360,15 +360,29 @@ _df_cache: "weakref.WeakKeyDictionary[Database, tuple[tuple, dict[str, int]]]" =
 _df_lock = threading.Lock()
 
 
+_avgdl_cache: "weakref.WeakKeyDictionary[Database, tuple[tuple, float]]" = weakref.WeakKeyDictionary()
+
+
 def index_stats(db: Database) -> IndexStats:
-    """How many posts, their mean token count, and a version that changes with every import."""
+    """How many posts, their mean token count, and a version that changes with every import.
+
+    The version (count, max id) is read on every search; the mean length, a scan of every row, only
+    when the version changed."""
     with db.session() as s:
         n, last = s.execute(select(func.count(), func.max(Post.id)).select_from(Post)).one()
-        # tokens = spaces + 1; LENGTH counts bytes on MySQL, but a space is one byte everywhere
-        avg = s.scalar(select(func.avg(func.length(Post.content_seg)
-                                       - func.length(func.replace(Post.content_seg, " ", "")) + 1))
-                       .where(Post.content_seg != ""))
-    return IndexStats(int(n or 0), float(avg or 1.0), (int(n or 0), int(last or 0)))
+        version = (int(n or 0), int(last or 0))
+        with _df_lock:
+            cached = _avgdl_cache.get(db)
+        if cached is not None and cached[0] == version:
+            avg = cached[1]
+        else:
+            # tokens = spaces + 1; LENGTH counts bytes on MySQL, but a space is one byte everywhere
+            avg = float(s.scalar(select(func.avg(func.length(Post.content_seg)
+                                                 - func.length(func.replace(Post.content_seg, " ", "")) + 1))
+                                 .where(Post.content_seg != "")) or 1.0)
+            with _df_lock:
+                _avgdl_cache[db] = (version, avg)
+    return IndexStats(version[0], avg, version)
 
 
 def document_frequencies(db: Database, terms: Iterable[str], stats: IndexStats | None = None) -> dict[str, int]:

@@ -31,6 +31,7 @@ from .reasoning import Paragraph, ParagraphResult, ReasonContext, Reasoner, Sear
 from .redact import redact
 from .research.relevance import TopicScope
 from .sentiment import score_documents
+from .textstats import has_cjk
 from .tracing import child_trace_id, trace_scope
 
 MAX_DOCS_PER_SEARCH = 12
@@ -48,7 +49,7 @@ class EngineConfig:
 
 
 # Each engine reads its own slice of the corpus, so the three add distinct value instead of citing
-# the same posts three times (the README's "Engines" section documents the mapping):
+# the same posts three times (README, "Trust: what an analysis rests on", has the table):
 #   Query   news and web-like sources: every platform that is not a social or video/image platform
 #           (news sites, zhihu, web pages, wechat articles, …), posts only
 #   Media   video and image platforms (douyin, bilibili, kuaishou, xhs), posts only
@@ -346,7 +347,7 @@ class EngineRun:
         """Nothing this engine can read is about the topic: say so in one line instead of writing
         paragraphs about nothing (the report lists the engine as having found no sources)."""
         where = getattr(self.s.provider, "where", None)
-        zh = any("\u4e00" <= ch <= "\u9fff" for ch in self.ctx.topic)
+        zh = has_cjk(self.ctx.topic)
         what = (f"本地语料库中「{where.name}」部分" if zh else f"the corpus's {where.name} slice") if where else \
             (f"{self.s.provider.name} 搜索" if zh else f"the {self.s.provider.name} search")
         report_md = (f"# 「{self.ctx.topic}」· {self.config.title}\n\n{what}中没有与主题相关的来源，本引擎不作分析。\n"

@@ -333,3 +333,16 @@ def test_one_expansion_word_needs_real_support_from_the_topic_words():
     assert scope.admits({"zx同济", "zx上海"})                           # one, beside 4/9 of the topic's weight
     assert not scope.admits({"zx大学", "zx上海", "zx交通"})              # one, beside a common word (1/9)
     assert not scope.admits({"zx上海"})
+
+
+def test_index_stats_follow_imports(db):
+    from core.corpus import index_stats
+    from core.importers import import_records
+
+    import_records(db, [{"platform": "weibo", "post_id": "a", "content": "汽车"}])
+    first = index_stats(db)
+    assert first.n_docs == 1 and first.avgdl == pytest.approx(1.0)
+    assert index_stats(db) == first  # unchanged corpus: the cached mean length is reused
+    import_records(db, [{"platform": "weibo", "post_id": "b", "content": "汽车 电池 回收"}])
+    second = index_stats(db)
+    assert second.n_docs == 2 and second.version != first.version and second.avgdl > first.avgdl
