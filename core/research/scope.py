@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from collections import Counter
 from typing import Iterable
 
@@ -25,7 +26,8 @@ MIN_ASSOCIATION = 0.8  # of the corpus posts holding the word, the share that is
 MIN_SHARE_OF_MATCHES = 0.05  # the word appears in at least this share of the topic's posts (and 3)
 COUNT_LIMIT = 50_000  # posts looked at when counting coverage
 
-_cache: dict[tuple, TopicScope] = {}
+# per Database (weakly: a closed database's scopes go with it), then per (topic, floor, expand, version)
+_cache: "weakref.WeakKeyDictionary[Database, dict[tuple, TopicScope]]" = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 _CACHE_MAX = 64
 
@@ -44,9 +46,9 @@ def topic_terms(topic: str) -> list[str]:
 def build_scope(db: Database, topic: str, *, floor: float = DEFAULT_FLOOR, expand: bool = True) -> TopicScope:
     """The scope of ``topic`` over this corpus (cached per corpus version)."""
     stats = index_stats(db)
-    key = (id(db), topic, floor, expand, stats.version)
+    key = (topic, floor, expand, stats.version)
     with _cache_lock:
-        hit = _cache.get(key)
+        hit = _cache.get(db, {}).get(key)
     if hit is not None:
         return hit
     terms = topic_terms(topic)
@@ -54,9 +56,10 @@ def build_scope(db: Database, topic: str, *, floor: float = DEFAULT_FLOOR, expan
     if expand and terms:
         scope = TopicScope(topic, scope.terms, scope.idf, floor, _expansions(db, scope))
     with _cache_lock:
-        if len(_cache) >= _CACHE_MAX:
-            _cache.clear()
-        _cache[key] = scope
+        scopes = _cache.setdefault(db, {})
+        if len(scopes) >= _CACHE_MAX:
+            scopes.clear()
+        scopes[key] = scope
     return scope
 
 
