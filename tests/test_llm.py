@@ -385,11 +385,9 @@ def test_provider_limit_caps_concurrent_requests():
 
 def test_without_a_tight_limit_calls_run_in_parallel():
     with FakeOpenAI(latency=0.2) as srv, make_client(srv, limiter=ProviderLimiter(8)) as llm:
-        t0 = time.monotonic()
         assert _hammer(llm, 6) == []
-        wall = time.monotonic() - t0
+    # parallel: the server's recorded [start, end] windows overlapped (not a wall-clock bound)
     assert srv.max_concurrency() >= 3
-    assert wall < 6 * 0.2  # in sequence it would take at least 1.2 s
 
 
 # --- configuration ------------------------------------------------------------------------------
