@@ -525,6 +525,11 @@ class Supervisor:
         active = _Active(ctx=ctx, handler=handler, started=time.monotonic())
         with self._lock:
             self._active[job_id] = active
+            stopping = self._stopping
+        if stopping:
+            # Claimed while shutdown was taking its snapshot of running jobs: it would never be asked
+            # to stop, and a job that waits (the report) would keep the process from exiting.
+            ctx.request_cancel("shutdown")
         try:
             active.future = self._executor.submit(self._execute, active)  # type: ignore[union-attr]
         except RuntimeError:  # executor shut down between claim and submit

@@ -12,6 +12,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from core.runs import get_run
+from tests.conftest import wait_for
 from core.jobs import (CANCELLED, COMPLETED, FAILED, INTERRUPTED, HANDLERS, JobContext, JobSpec, register_handler)
 from core.models import Job, Run, Worker, utcnow
 from core.probe import probe_jobs
@@ -376,3 +378,26 @@ def test_the_supervisor_survives_a_database_outage(tmp_path):
         assert sup.status().loops["scheduler"].last_error
     finally:
         sup.shutdown(timeout=2)
+
+
+def h_waits_until_cancelled(ctx: JobContext):
+    while True:  # like the report job waiting for engines: only a cancel ends it
+        ctx.check_cancelled()
+        ctx.sleep(0.05)
+
+
+register_handler("t_waiter", h_waits_until_cancelled)
+
+
+def test_a_job_claimed_while_shutdown_takes_its_snapshot_is_told_to_stop(make_supervisor, db):
+    # The claim loop can claim a job just after shutdown listed the running ones; that job must be
+    # asked to stop too, or a job that waits keeps the interpreter from exiting (pool threads are joined).
+    sup = make_supervisor(start=True, kinds=frozenset())  # its own loop claims nothing: the test does
+    run_id = sup.submit_run([JobSpec(kind="t_waiter")])
+    wait_for(lambda: get_run(db, run_id).status == "running", what="the run to be promoted")
+    sup._stopping = True  # shutdown has begun and has already listed the running jobs
+    assert sup._claim(f"{run_id}-t_waiter")
+    with sup._lock:
+        active = sup._active.get(f"{run_id}-t_waiter")
+    assert active is not None and active.ctx.cancelled and active.ctx.cancel_reason == "shutdown"
+    active.future.result(timeout=10)  # the handler saw the cancel and returned
