@@ -3,12 +3,12 @@ import pandas as pd
 import streamlit as st
 
 from core.analysis import MAX_TOPIC_CHARS, TopicError, analyse_anyway, start_analysis
-from core.corpus import corpus_stats
-from core.demo import DEMO_TOPICS
-from core.health import run_checks
-from core.jobs import HANDLERS, INSUFFICIENT_DATA
+from core.corpus.search import corpus_stats
+from core.corpus.demo import DEMO_TOPICS
+from core.console.health import run_checks
+from core.work.jobs import HANDLERS, INSUFFICIENT_DATA
 from core.research.coverage import Coverage
-from core.runs import jobs_of, list_runs
+from core.work.runs import jobs_of, list_runs
 from ui.widgets import (admin_unlocked, badge, fmt_duration, fmt_time, live_event_feed, mode_caption, not_available,
                         page_setup, usage_line)
 

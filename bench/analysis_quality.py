@@ -77,13 +77,13 @@ def main() -> int:
     machine = Machine()
 
     from core.analysis import start_analysis
-    from core.config import load_settings
-    from core.corpus import search_posts
-    from core.demo import TOPIC_SPECS, generate_demo_corpus
-    from core.importers import import_records
+    from core.infra.config import load_settings
+    from core.corpus.search import search_posts
+    from core.corpus.demo import TOPIC_SPECS, generate_demo_corpus
+    from core.corpus.importers import import_records
     from core.report import latest_report
     from core.research.scope import build_scope
-    from core.runs import get_run, jobs_of
+    from core.work.runs import get_run, jobs_of
     from core.runtime import build_runtime
     from core.text.dedup import similarity
 

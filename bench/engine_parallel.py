@@ -61,10 +61,10 @@ CONFIGS = [
 
 def run_once(db, events, label, llm_limit, para_limit, *, latency, paragraphs, reflections):
     from core.analysis import analysis_jobs, analysis_params
-    from core.config import load_settings
-    from core.jobs import COMPLETED
-    from core.models import LlmCall
-    from core.runs import jobs_of
+    from core.infra.config import load_settings
+    from core.work.jobs import COMPLETED
+    from core.infra.models import LlmCall
+    from core.work.runs import jobs_of
     from core.supervisor import Supervisor, SupervisorConfig
     from tests.fakes.openai_server import FakeOpenAI
     from tests.fakes.search_servers import FakeTavilyServer
@@ -121,12 +121,12 @@ def main() -> int:
     isolate("engine")
     machine = Machine()
 
-    from core.config import load_settings
-    from core.db import open_database
-    from core.events import EventLog
-    from core.engine import services_for  # noqa: F401 - registers the engine handlers
-    from core.logs import setup_logging
-    import core.forum_monitor  # noqa: F401 - registers the forum job
+    from core.infra.config import load_settings
+    from core.infra.db import open_database
+    from core.infra.events import EventLog
+    from core.research.engine import services_for  # noqa: F401 - registers the engine handlers
+    from core.infra.logs import setup_logging
+    import core.discussion.log_monitor  # noqa: F401 - registers the forum job
 
     base = load_settings()
     setup_logging(base.log_dir, console=False)
@@ -199,7 +199,7 @@ parallel is `(2 + 2 + 2R) × L` = {critical:.1f} s.
 {table(headers, rows)}
 {'All runs made' if ok else 'NOT all runs made'} exactly {expected_calls} LLM calls, counted by the fake server and in the `llm_calls` table.
 
-{headline} "Unset" `paragraph_concurrency` is the shipped default in `core/engine.py`
+{headline} "Unset" `paragraph_concurrency` is the shipped default in `core/research/engine.py`
 (`services_for`: 8 paragraphs at once), so all {P} paragraphs start together and the per-provider
 LLM limit is what bounds the load. With the default limit of 4 the paragraphs' {P * (2 + 2 * R)}
 calls share 4 slots, so the wall time sits above the critical path; with 8 slots it comes closer.

@@ -31,7 +31,7 @@ TYPES = ("engine.node", "job.heartbeat", "forum.message", "engine.node", "llm.ca
 def fill(db, n: int, batch: int = 20_000) -> float:
     from sqlalchemy import insert
 
-    from core.models import Event
+    from core.infra.models import Event
 
     base = datetime(2026, 1, 1)
     t0 = time.perf_counter()
@@ -49,7 +49,7 @@ def naive_since(db, cursor: int, run_id: str):
     """What a page without a cursor does: read the run's whole history, filter in Python."""
     from sqlalchemy import select
 
-    from core.models import Event
+    from core.infra.models import Event
 
     cols = (Event.id, Event.ts, Event.run_id, Event.job_id, Event.source, Event.type, Event.trace_id, Event.payload)
     with db.session() as s:
@@ -70,8 +70,8 @@ def main() -> int:
     tmp = isolate("events")
     machine = Machine()
 
-    from core.db import open_database
-    from core.events import EventLog
+    from core.infra.db import open_database
+    from core.infra.events import EventLog
 
     sizes = {"small": args.small, "large": args.large}
     logs: dict[str, EventLog] = {}
@@ -139,7 +139,7 @@ def main() -> int:
     if args.write:
         body = f"""## 2. Event cursor: `EventLog.since(cursor)` vs history size
 
-**What**: the cost of one poll, `EventLog.since(cursor)` (core/events.py), at the end of a history
+**What**: the cost of one poll, `EventLog.since(cursor)` (core/infra/events.py), at the end of a history
 of {small} and of {large} events on SQLite (the app's engine and pragmas, WAL), filled by
 bulk insert (SQLAlchemy core executemany) with events of one run (the worst case for a reader
 without cursors: no compaction). Calls alternate between the two databases one by one,

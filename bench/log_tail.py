@@ -4,14 +4,14 @@ Two log folders, each with a `query.log` of `--small-mb` and `--large-mb` of rea
 lines (search records, other runs' summaries, app lines). Every tick appends 10 summary-node
 records of the watched run to both files, then times (each phase over both sizes, in alternating order):
 
-  ForumMonitor.tick()    core.forum_monitor: read + parse + post the 10 messages (database, event,
+  ForumMonitor.tick()    core.discussion.log_monitor: read + parse + post the 10 messages (database, event,
                          forum.log), as the forum job does every 0.5 s
   naive tick             what BettaFish's monitor does: read the whole file again (text mode,
                          readlines), take the lines after the last count, parse + post the same way
 
 and then, in a loop of its own (`--tail-rounds`, 10 lines appended to both files per round):
 
-  LogTail.read_lines()   core.logtail alone: bytes read and µs (a separate tail on the same file)
+  LogTail.read_lines()   core.infra.logtail alone: bytes read and µs (a separate tail on the same file)
 
 The files are in the page cache (just written): this measures CPU and copying, not the disk; on a
 cold cache the naive read only gets worse.
@@ -33,9 +33,9 @@ LINES_PER_TICK = 10
 
 def line(content: str, *, run_id: str, paragraph: int = 0, node: str = "FirstSummaryNode",
          key: str = "paragraph_latest_state") -> str:
-    """One engine log line as core.engine.log_node writes it."""
+    """One engine log line as core.research.engine.log_node writes it."""
     record = {"engine": "query", "run_id": run_id, "paragraph": paragraph, key: content, "title": "价格战的一个侧面"}
-    return (f"2026-11-22 08:44:12.145 | INFO     | 9c0d2e4f1a2b3c4d | query   | core.engine:log_node:137 - "
+    return (f"2026-11-22 08:44:12.145 | INFO     | 9c0d2e4f1a2b3c4d | query   | core.research.engine:log_node:137 - "
             f"[{node}] 清理后的输出: {json.dumps(record, ensure_ascii=False)}\n")
 
 
@@ -52,10 +52,10 @@ def filler_block() -> bytes:
             rec = {"engine": "query", "run_id": other, "paragraph": i % 5, "search_query": "新能源汽车 降价",
                    "search_tool": "basic_search_news", "results": 12}
             out.append(f"2026-11-22 08:44:12.{i % 1000:03d} | INFO     | 9c0d2e4f1a2b3c4d | query   | "
-                       f"core.engine:log_node:137 - [SearchNode] 清理后的输出: {json.dumps(rec, ensure_ascii=False)}\n")
+                       f"core.research.engine:log_node:137 - [SearchNode] 清理后的输出: {json.dumps(rec, ensure_ascii=False)}\n")
         elif kind == 2:
             out.append(f"2026-11-22 08:44:13.{i % 1000:03d} | INFO     | 9c0d2e4f1a2b3c4d | query   | "
-                       f"core.llm:complete:412 - FirstSummaryNode ok in 812 ms, 1830 in / 95 out tokens\n")
+                       f"core.llm.client:complete:412 - FirstSummaryNode ok in 812 ms, 1830 in / 95 out tokens\n")
         else:
             out.append(line("覆盖降价与消费者反应，舆情整体中性偏负。", run_id=other, paragraph=i % 5,
                             node="ReflectionSummaryNode", key="updated_paragraph_latest_state"))
@@ -81,7 +81,7 @@ class NaiveMonitor:
     """BettaFish's way: every tick reads the whole file and skips the lines it had already seen."""
 
     def __init__(self, db, events, run_id: str, log_dir: Path):
-        from core.forum_parse import SummaryParser
+        from core.discussion.log_parse import SummaryParser
 
         self.db, self.events, self.run_id, self.log_dir = db, events, run_id, log_dir
         self.path = log_dir / "query.log"
@@ -121,10 +121,10 @@ def main() -> int:
     tmp = isolate("logtail")
     machine = Machine()
 
-    from core.db import open_database
-    from core.events import EventLog
-    from core.forum_monitor import FRESH_LOOKBACK, ForumMonitor
-    from core.logtail import LogTail
+    from core.infra.db import open_database
+    from core.infra.events import EventLog
+    from core.discussion.log_monitor import FRESH_LOOKBACK, ForumMonitor
+    from core.infra.logtail import LogTail
 
     db = open_database(f"sqlite:///{tmp / 'data' / 'shoal.db'}")
     assert db.ok, db.error
@@ -235,9 +235,9 @@ def main() -> int:
 **What**: the forum job's tick on an engine log of {args.small_mb:g} MB and of {args.large_mb:g} MB (realistic lines:
 search records, other runs' summaries, app lines), with {LINES_PER_TICK} summary-node records of the
 watched run appended before each of {args.ticks} ticks; sizes alternate tick by tick. Measured:
-`core.logtail.LogTail.read_lines()` alone (a separate tail on the same file, in a loop of its own:
+`core.infra.logtail.LogTail.read_lines()` alone (a separate tail on the same file, in a loop of its own:
 {args.tail_rounds} rounds of 10 appended lines, so no 200 MB read precedes a µs measurement),
-`core.forum_monitor.ForumMonitor.tick()` (read, parse, and post the {LINES_PER_TICK} messages to the
+`core.discussion.log_monitor.ForumMonitor.tick()` (read, parse, and post the {LINES_PER_TICK} messages to the
 database, events and forum.log), and a naive tick that re-reads the whole file as BettaFish's monitor
 does (text mode, `readlines()`, skip the lines already seen, then the same parsing and posting). Both
 monitors posted the same {LINES_PER_TICK * args.ticks} messages. Files are in the page cache (just

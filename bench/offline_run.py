@@ -71,8 +71,8 @@ def main() -> int:
     t0 = time.perf_counter()
     from core.analysis import start_analysis
     from core.cli import run_summary
-    from core.config import load_settings
-    from core.runs import jobs_of
+    from core.infra.config import load_settings
+    from core.work.runs import jobs_of
     from core.runtime import build_runtime
     import_s = time.perf_counter() - t0
 
@@ -84,7 +84,9 @@ def main() -> int:
     assert rt.ok, rt.problems
     warm = {}
     try:
-        from core import corpus, sentiment, textstats
+        from core.corpus import search as corpus
+        from core.text import sentiment
+        from core.text import keywords as textstats
 
         for name, fn in (("jieba dictionary (search segmentation)", corpus._jieba),
                          ("jieba posseg + TF-IDF table (keywords)", textstats._jieba),

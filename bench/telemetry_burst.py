@@ -1,4 +1,4 @@
-"""core.telemetry.TelemetryWriter under a burst: record() cost on the hot path, and the drain to SQLite.
+"""core.console.telemetry.TelemetryWriter under a burst: record() cost on the hot path, and the drain to SQLite.
 
 A writer on a fresh SQLite database (the app's engine and pragmas), buffer SHOAL_TELEMETRY_BUFFER
 (the runtime's default, 200,000). Each repetition records a burst of `--events` events as fast as
@@ -44,10 +44,10 @@ def main() -> int:
 
     from sqlalchemy import insert
 
-    from core.config import load_settings
-    from core.db import open_database
-    from core.models import TelemetryEvent, from_epoch
-    from core.telemetry import TelemetryWriter
+    from core.infra.config import load_settings
+    from core.infra.db import open_database
+    from core.infra.models import TelemetryEvent, from_epoch
+    from core.console.telemetry import TelemetryWriter
 
     settings = load_settings()
     max_buffer = settings["SHOAL_TELEMETRY_BUFFER"]
@@ -158,7 +158,7 @@ def main() -> int:
     if args.write:
         body = f"""## 5. Telemetry writer: a burst of {n:,} events
 
-**What**: `core.telemetry.TelemetryWriter` on a fresh SQLite database, buffer {max_buffer:,}
+**What**: `core.console.telemetry.TelemetryWriter` on a fresh SQLite database, buffer {max_buffer:,}
 (`SHOAL_TELEMETRY_BUFFER`, the runtime's default), batches of {writer.batch_size}. Each of {args.repeats}
 repetitions records {n:,} events from one thread as fast as it can, twice: once timing every
 `record()` call (percentiles), once untimed (throughput); after each burst the drain is timed from

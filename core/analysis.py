@@ -13,15 +13,15 @@ import unicodedata
 from loguru import logger
 from sqlalchemy import update
 
-from . import forum_monitor  # noqa: F401 - analysis runs include the forum job: make sure it is registered
-from . import report as report_engine
-from . import telemetry
-from .config import Settings, load_settings
-from .engine import ENGINES
-from .jobs import INSUFFICIENT_DATA, JobContext, JobSpec, register_handler
-from .models import Run
-from .research.coverage import Coverage
-from .textstats import has_cjk
+from core.discussion import log_monitor as forum_monitor  # noqa: F401 - analysis runs include the forum job: make sure it is registered
+from core import report as report_engine
+from core.console import telemetry
+from core.infra.config import Settings, load_settings
+from core.research.engine import ENGINES
+from core.work.jobs import INSUFFICIENT_DATA, JobContext, JobSpec, register_handler
+from core.infra.models import Run
+from core.research.coverage import Coverage
+from core.text.keywords import has_cjk
 
 MAX_TOPIC_CHARS = 200
 ENGINE_NAMES = tuple(ENGINES)
@@ -118,14 +118,14 @@ def rerun_engine(supervisor, run_id: str, engine: str) -> str:
 def measure_coverage(db, settings: Settings, topic: str, engines, *, offline: bool) -> Coverage:
     """Count what is about the topic before anything is written: corpus posts per platform, and in
     LLM mode the web results of each configured web search (one search per engine)."""
-    from .corpus import corpus_stats
-    from .research.scope import admits_text, build_scope, matching_counts
+    from core.corpus.search import corpus_stats
+    from core.research.scope import admits_text, build_scope, matching_counts
 
     scope = build_scope(db, topic, floor=float(settings["SHOAL_RELEVANCE_FLOOR"]))
     matching, by_platform = matching_counts(db, scope)
     web_results, searched, errors = 0, False, []
     if not offline and settings["SHOAL_MODE"] != "offline":
-        from .search import SearchError, web_provider_for
+        from core.research.web_search import SearchError, web_provider_for
 
         for engine in (e for e in engines if e in ("query", "media")):
             provider = web_provider_for(engine, settings)
@@ -178,7 +178,7 @@ register_handler(COVERAGE, run_coverage_job)
 def analyse_anyway(supervisor, run_id: str) -> str:
     """The analyst's "write it anyway" for a run that ended insufficient_data: run its engines and the
     forum on what matched, and a report that opens with the coverage banner. Returns the report id."""
-    from .runs import get_run
+    from core.work.runs import get_run
 
     run = get_run(supervisor.db, run_id)
     if run is None:

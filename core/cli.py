@@ -9,13 +9,13 @@ import threading
 import time
 from typing import Sequence
 
-from .health import FAIL, WARN, essential_failures, run_checks
+from core.console.health import FAIL, WARN, essential_failures, run_checks
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 def _runtime(start_supervisor: bool):
-    from .runtime import build_runtime
+    from core.runtime import build_runtime
 
     # The command line keeps stderr for its own messages; warnings still go to logs/app.log.
     return build_runtime(start_supervisor=start_supervisor, console_log=False)
@@ -48,8 +48,8 @@ def _install_signal_handlers(stop: threading.Event) -> None:
 
 def cmd_worker(args) -> int:
     """Run a headless supervisor (a second replica, or a worker beside the app) until signalled."""
-    from .runtime import build_runtime
-    from .config import load_settings
+    from core.runtime import build_runtime
+    from core.infra.config import load_settings
 
     settings = load_settings()
     if args.max_workers:
@@ -58,7 +58,7 @@ def cmd_worker(args) -> int:
     if not rt.db.ok:
         print(f"worker: {rt.db.error}", file=sys.stderr)
         return EXIT_FAIL
-    from .supervisor import Supervisor, SupervisorConfig
+    from core.supervisor import Supervisor, SupervisorConfig
 
     config = SupervisorConfig.from_settings(settings)
     if args.kinds:
@@ -79,13 +79,13 @@ def cmd_worker(args) -> int:
 
 
 def cmd_probe(args) -> int:
-    from .probe import probe_jobs
+    from core.work.probe import probe_jobs
 
     rt = _runtime(start_supervisor=not args.no_wait)
     if not rt.db.ok:
         print(f"probe: {rt.db.error}", file=sys.stderr)
         return EXIT_FAIL
-    from .supervisor import Supervisor, SupervisorConfig
+    from core.supervisor import Supervisor, SupervisorConfig
 
     sup = rt.supervisor or Supervisor(rt.db, rt.events, SupervisorConfig.from_settings(rt.settings))
     run_id = sup.submit_run(probe_jobs(args.jobs, args.steps, args.step_seconds), kind="probe",
@@ -103,7 +103,7 @@ def cmd_probe(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from .runs import list_runs
+    from core.work.runs import list_runs
 
     rt = _runtime(start_supervisor=False)
     if not rt.db.ok:
@@ -126,7 +126,7 @@ def _control(args, action: str) -> int:
     if not rt.db.ok:
         print(f"{action}: {rt.db.error}", file=sys.stderr)
         return EXIT_FAIL
-    from .supervisor import Supervisor, SupervisorConfig
+    from core.supervisor import Supervisor, SupervisorConfig
 
     # A control-only supervisor: it writes the requests; whichever supervisor owns the jobs acts.
     sup = Supervisor(rt.db, rt.events, SupervisorConfig.from_settings(rt.settings))
@@ -177,9 +177,9 @@ def _corpus_needed(settings, engines, offline: bool) -> bool:
 def run_summary(rt, run_id: str, wall_s: float) -> dict:
     from sqlalchemy import func, select
 
-    from .forum import message_counts
-    from .models import LlmCall
-    from .runs import get_run, jobs_of
+    from core.forum import message_counts
+    from core.infra.models import LlmCall
+    from core.work.runs import get_run, jobs_of
 
     run = get_run(rt.db, run_id)
     engines = {}
@@ -190,7 +190,7 @@ def run_summary(rt, run_id: str, wall_s: float) -> dict:
                                  "sources": result.get("n_sources", 0), "mode": result.get("mode"),
                                  "error": job.error}
     counts = message_counts(rt.db, run_id)
-    from .report import latest_report
+    from core.report import latest_report
 
     report = latest_report(rt.db, run_id, completed=True)
     with rt.db.session() as s:
@@ -203,10 +203,10 @@ def run_summary(rt, run_id: str, wall_s: float) -> dict:
 
 
 def cmd_run(args) -> int:
-    from .analysis import TopicError, clean_topic, parse_engines, start_analysis
-    from .config import load_settings
-    from .corpus import corpus_stats
-    from .runtime import build_runtime
+    from core.analysis import TopicError, clean_topic, parse_engines, start_analysis
+    from core.infra.config import load_settings
+    from core.corpus.search import corpus_stats
+    from core.runtime import build_runtime
 
     try:
         topic = clean_topic(args.topic)
@@ -254,8 +254,8 @@ def cmd_run(args) -> int:
 
 def _follow(rt, run_id: str, timeout: float, quiet: bool) -> str:
     """Wait for the run, printing its events to stderr as they come (O(new events) per poll)."""
-    from .jobs import RUN_FINAL_STATES
-    from .runs import get_run
+    from core.work.jobs import RUN_FINAL_STATES
+    from core.work.runs import get_run
 
     cursor, deadline = 0, time.monotonic() + timeout
     while True:
@@ -282,20 +282,20 @@ def cmd_data(args) -> int:
             print(f"data: {rt.db.error}", file=sys.stderr)
             return EXIT_FAIL
         if args.data_command == "demo":
-            from .demo import generate_demo_corpus
+            from core.corpus.demo import generate_demo_corpus
 
             report = generate_demo_corpus(rt.db, seed=args.seed, posts=args.posts)
             print(json.dumps(report.as_dict() if hasattr(report, "as_dict") else report, ensure_ascii=False,
                              default=str))
             return EXIT_OK
         if args.data_command == "import":
-            from .importers import import_file
+            from core.corpus.importers import import_file
 
             report = import_file(rt.db, args.file)
             print(json.dumps(report.as_dict(), ensure_ascii=False, default=str))
             return EXIT_OK if report.imported + report.updated > 0 or not report.errors else EXIT_FAIL
         if args.data_command == "stats":
-            from .corpus import corpus_summary
+            from core.corpus.search import corpus_summary
 
             print(json.dumps(corpus_summary(rt.db), ensure_ascii=False, indent=2, default=str))
             return EXIT_OK
@@ -309,7 +309,7 @@ def cmd_forum(args) -> int:
     if args.forum_command != "import":
         print("forum: choose import", file=sys.stderr)
         return EXIT_USAGE
-    from .forum_parse import parse_bettafish_folder, store_forum_import
+    from core.discussion.log_parse import parse_bettafish_folder, store_forum_import
 
     result = parse_bettafish_folder(args.folder)
     for warning in result.warnings:
@@ -333,7 +333,7 @@ def cmd_forum(args) -> int:
 
 def cmd_report(args) -> int:
     """Generate (or regenerate) a run's report and print where it went."""
-    from .report import ReportError, request_report, wait_report
+    from core.report import ReportError, request_report, wait_report
 
     rt = _runtime(start_supervisor=True)
     try:
@@ -356,11 +356,11 @@ def cmd_report(args) -> int:
 
 def cmd_metrics(args) -> int:
     """Prometheus text exposition on stdout (for a textfile collector or a tiny HTTP wrapper)."""
-    from .alerts import AlertEngine
-    from .metrics import prometheus_text
-    from .pricing import load_price_table
-    from .resources import ResourceSampler
-    from .runtime import _config_file
+    from core.console.alerts import AlertEngine
+    from core.console.metrics import prometheus_text
+    from core.llm.pricing import load_price_table
+    from core.console.resources import ResourceSampler
+    from core.runtime import _config_file
 
     rt = _runtime(start_supervisor=False)
     try:
@@ -375,7 +375,7 @@ def cmd_metrics(args) -> int:
 
 def cmd_sentiment(args) -> int:
     try:
-        from .sentiment import main_sentiment
+        from core.text.sentiment import main_sentiment
     except ImportError as exc:
         print(f"sentiment: the classifier is not available ({exc})", file=sys.stderr)
         return EXIT_FAIL

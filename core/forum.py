@@ -25,12 +25,12 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from .db import Database
-from .events import EventLog
-from .models import ForumMessage, utcnow
-from .redact import redact
-from .text.dedup import jaccard, normalise, shingles
-from .tracing import current_trace_id
+from core.infra.db import Database
+from core.infra.events import EventLog
+from core.infra.models import ForumMessage, utcnow
+from core.infra.redact import redact
+from core.text.dedup import jaccard, normalise, shingles
+from core.infra.tracing import current_trace_id
 
 SOURCES = ("QUERY", "MEDIA", "INSIGHT", "HOST", "SYSTEM")
 TYPES = ("agent", "host", "system")

@@ -24,7 +24,7 @@ extractive assembly of the engines' findings with statistics. A section whose LL
 marked failed, shows a visible note and an offline extract, and the rest completes.
 
 Every figure comes from the listed sources and carries its base ("负面 38.3%（23/60 条可判定来源）");
-sentiment is the one the engines stored on each source (core.sentiment: positive / neutral /
+sentiment is the one the engines stored on each source (core.text.sentiment: positive / neutral /
 negative), and only a source without one is scored, from the same text. Findings are the engines'
 lines; answers to the forum host and host speeches are forum material, shown only in the forum's
 own section. Actors are the sources' authors and sites. Quote lists show one post per
@@ -64,27 +64,54 @@ from loguru import logger
 from markupsafe import Markup
 from sqlalchemy import delete, select, update
 
-from . import report_charts as charts
-from .documents import Document
-from .engine import ENGINES
-from .events import EventLog, EventRecord
-from .forum import MessageView, transcript
-from .jobs import (CANCELLED, CANCELLING, COMPLETED, FAILED, INTERRUPTED, PENDING, RUNNING, JobCancelled,
-                   JobContext, JobSpec, LeaseLost, register_handler)
-from .models import Job, Report, Run, utcnow
-from .offline import platform_name
-from .redact import redact
-from .report_text import (CITE_GROUP_RE, MIN_SAMPLE, MIN_TREND, PLATFORMS_SHOWN, actors_line, cited, forum_section,
-                          is_forum_exchange, lead_lines, pct, plain, risk_line, sentiment_line, src_label, strip_forum_exchanges,
-                          trend_line)
-from .report_types import AUTO, REPORT_TYPES, ReportType, choose_type_by_rules, normalise_type
-from .reporting import claims as claimcheck
-from .reporting.quotes import drop_repeated_quotes
-from .research.coverage import Coverage
-from .sentiment import LABELS_ZH, SentimentShares, label_of, score_documents
-from .text.dedup import cluster as dedup_cluster
-from .textstats import clean_text, extract_keywords, has_cjk, split_sentences
-from .tracing import child_trace_id, trace_scope
+from core.reporting import charts
+from core.corpus.documents import Document
+from core.research.engine import ENGINES
+from core.infra.events import EventLog, EventRecord
+from core.forum import MessageView, transcript
+from core.work.jobs import (
+    CANCELLED,
+    CANCELLING,
+    COMPLETED,
+    FAILED,
+    INTERRUPTED,
+    PENDING,
+    RUNNING,
+    JobCancelled,
+    JobContext,
+    JobSpec,
+    LeaseLost,
+    register_handler,
+)
+from core.infra.models import Job, Report, Run, utcnow
+from core.research.offline import platform_name
+from core.infra.redact import redact
+from core.reporting.text import (
+    CITE_GROUP_RE,
+    MIN_SAMPLE,
+    MIN_TREND,
+    PLATFORMS_SHOWN,
+    actors_line,
+    cited,
+    forum_section,
+    is_forum_exchange,
+    lead_lines,
+    pct,
+    plain,
+    risk_line,
+    sentiment_line,
+    src_label,
+    strip_forum_exchanges,
+    trend_line,
+)
+from core.reporting.types import AUTO, REPORT_TYPES, ReportType, choose_type_by_rules, normalise_type
+from core.reporting import claims as claimcheck
+from core.reporting.quotes import drop_repeated_quotes
+from core.research.coverage import Coverage
+from core.text.sentiment import LABELS_ZH, SentimentShares, label_of, score_documents
+from core.text.dedup import cluster as dedup_cluster
+from core.text.keywords import clean_text, extract_keywords, has_cjk, split_sentences
+from core.infra.tracing import child_trace_id, trace_scope
 
 KIND = "report"
 # Report row statuses
@@ -111,7 +138,7 @@ ENGINE_LABELS = {"query": "Query", "media": "Media", "insight": "Insight"}
 _OPEN_JOB_STATES = (PENDING, RUNNING, CANCELLING)
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _CTRL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
-TEMPLATES_DIR = Path(__file__).resolve().parent / "report_templates"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "reporting" / "templates"
 
 
 class ReportSkipped(Exception):
@@ -1580,7 +1607,7 @@ class _Writer:
         rule_key, rule_reason, _ = choose_type_by_rules(
             inputs.topic, findings_text(material), {d["day"]: d["n"] for d in material.stats["days"]})
         if self.llm is not None:
-            from .llm import LlmError
+            from core.llm.client import LlmError
 
             try:
                 return self._choose_type_llm(inputs, material, rule_key)
@@ -1617,7 +1644,7 @@ class _Writer:
             return cp["title"], [OutlineSection(**{**b.as_dict(), "title": saved.get(b.key, {}).get("title", b.title)})
                                  for b in base]
         if self.llm is not None:
-            from .llm import LlmError
+            from core.llm.client import LlmError
 
             listing = "\n".join(f'- key "{s.key}": {s.title} — {s.guidance}' for s in base)
             system = "You plan the outline of an analysis report. Answer with JSON only."
@@ -1689,7 +1716,7 @@ class _Writer:
                                     note=(f"本节写作出错（{err}）。" if material.zh else f"Writing this section failed ({err})."),
                                     run_id=self.ctx.run_id, trace_id=trace)
             if self.llm is not None:
-                from .llm import LlmError
+                from core.llm.client import LlmError
 
                 system, user, engines = section_prompt(sec, material, rtype, title)
                 try:
@@ -1746,7 +1773,7 @@ class _Writer:
         self.timings["wait_s"] = round(time.perf_counter() - t_start, 3)
         offline = bool(inputs.run_params.get("offline")) or not self.settings.llm_configured("REPORT_ENGINE")
         if not offline:
-            from .llm import LlmClient
+            from core.llm.client import LlmClient
 
             self.llm = LlmClient("REPORT_ENGINE", self.settings, db=self.db, events=ctx.supervisor.events)
         try:
@@ -1875,7 +1902,7 @@ def build_charts(inputs: ReportInputs, m: Material) -> list[charts.Chart]:
 
 def known_names(m: Material) -> set[str]:
     """Names a sentence may use without a citation: platforms, engines, forum speakers, actors."""
-    from .offline import PLATFORMS
+    from core.research.offline import PLATFORMS
 
     names = {n for pair in PLATFORMS.values() for n in pair} | set(ENGINE_LABELS.values())
     names |= {f"{v} engine" for v in ENGINE_LABELS.values()} | {f"{v} 引擎" for v in ENGINE_LABELS.values()}
@@ -1916,7 +1943,7 @@ def _ensure_row(ctx: JobContext) -> str:
 
 
 def run_report_job(ctx: JobContext) -> dict:
-    from .config import load_settings
+    from core.infra.config import load_settings
 
     settings = getattr(ctx.supervisor, "settings", None) or load_settings()
     report_id = _ensure_row(ctx)

@@ -14,21 +14,21 @@ from typing import Any, Mapping
 
 from loguru import logger
 
-from . import engine  # noqa: F401 - registers the query, media and insight job handlers
-from . import forum_monitor  # noqa: F401 - registers the forum job handler
-from . import probe  # noqa: F401 - registers the probe job handler
-from . import report  # noqa: F401 - registers the report job handler
-from . import retry
-from .config import Settings, load_settings
-from .db import Database, PoolOptions, open_database
-from .events import EventLog
-from .logs import setup_logging
-from .alerts import DEFAULT_RULES, AlertEngine, load_rules
-from .health import HealthMonitor
-from .pricing import PriceTable, load_price_table
-from .resources import ResourceSampler
-from .supervisor import Supervisor, SupervisorConfig
-from .telemetry import TelemetryWriter, set_default_writer
+from core.research import engine  # noqa: F401 - registers the query, media and insight job handlers
+from core.discussion import log_monitor as forum_monitor  # noqa: F401 - registers the forum job handler
+from core.work import probe  # noqa: F401 - registers the probe job handler
+from core import report  # noqa: F401 - registers the report job handler
+from core.infra import retry
+from core.infra.config import Settings, load_settings
+from core.infra.db import Database, PoolOptions, open_database
+from core.infra.events import EventLog
+from core.infra.logs import setup_logging
+from core.console.alerts import DEFAULT_RULES, AlertEngine, load_rules
+from core.console.health import HealthMonitor
+from core.llm.pricing import PriceTable, load_price_table
+from core.console.resources import ResourceSampler
+from core.supervisor import Supervisor, SupervisorConfig
+from core.console.telemetry import TelemetryWriter, set_default_writer
 
 
 @dataclass

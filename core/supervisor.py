@@ -30,14 +30,31 @@ from loguru import logger
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from .db import Database, explain
-from .events import EventLog
-from .jobs import (ACTIVE_STATES, CANCELLED, CANCELLING, COMPLETED, FAILED, HANDLERS, INTERRUPTED, PENDING, QUEUED,
-                   RUN_FINAL_STATES, RUN_OPEN_STATES, RUNNING, TERMINAL_STATES, HandlerInfo, JobCancelled, JobContext, JobSpec,
-                   LeaseLost)
-from .models import Job, Run, Worker, from_epoch, utcnow
-from .redact import redact
-from .tracing import child_trace_id, new_trace_id, trace_scope
+from core.infra.db import Database, explain
+from core.infra.events import EventLog
+from core.work.jobs import (
+    ACTIVE_STATES,
+    CANCELLED,
+    CANCELLING,
+    COMPLETED,
+    FAILED,
+    HANDLERS,
+    INTERRUPTED,
+    PENDING,
+    QUEUED,
+    RUN_FINAL_STATES,
+    RUN_OPEN_STATES,
+    RUNNING,
+    TERMINAL_STATES,
+    HandlerInfo,
+    JobCancelled,
+    JobContext,
+    JobSpec,
+    LeaseLost,
+)
+from core.infra.models import Job, Run, Worker, from_epoch, utcnow
+from core.infra.redact import redact
+from core.infra.tracing import child_trace_id, new_trace_id, trace_scope
 
 
 @dataclass

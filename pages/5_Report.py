@@ -4,7 +4,7 @@ Thin: the report engine lives in core/report.py, the page's components in ui/rep
 """
 import streamlit as st
 
-from core.jobs import HANDLERS
+from core.work.jobs import HANDLERS
 from core.report import KIND
 from ui.report_view import show
 from ui.widgets import not_available, page_setup

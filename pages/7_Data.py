@@ -8,11 +8,11 @@ import re
 import pandas as pd
 import streamlit as st
 
-from core.corpus import corpus_stats, corpus_summary
-from core.db import describe_url
-from core.demo import DEMO_DOMAIN, DEMO_TOPICS, generate_demo_corpus
-from core.importers import import_file, import_mindspider
-from core.redact import MASK, redact
+from core.corpus.search import corpus_stats, corpus_summary
+from core.infra.db import describe_url
+from core.corpus.demo import DEMO_DOMAIN, DEMO_TOPICS, generate_demo_corpus
+from core.corpus.importers import import_file, import_mindspider
+from core.infra.redact import MASK, redact
 from ui.widgets import admin_unlocked, page_setup
 
 REPORT_KEY = "data_last_report"

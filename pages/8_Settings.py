@@ -1,7 +1,7 @@
 """Settings: edit whitelisted keys in .env. Secrets are masked and never shown back."""
 import streamlit as st
 
-from core.config import EDITABLE_KEYS, SPECS, SettingError, validate_updates, write_env_file
+from core.infra.config import EDITABLE_KEYS, SPECS, SettingError, validate_updates, write_env_file
 from ui.runtime import reload_runtime
 from ui.widgets import admin_unlocked, page_setup
 

@@ -1,4 +1,4 @@
-"""Train Shoal's offline sentiment model (core/assets/sentiment_model.json.gz).
+"""Train Shoal's offline sentiment model (core/text/assets/sentiment_model.json.gz).
 
 Figures of the shipped model, produced by (from the project root, /work/main, on 2 cores ~6 min):
     pip install scikit-learn==1.9.1   # training only; the app never imports scikit-learn
@@ -34,7 +34,7 @@ What it does
 ------------
 * Reads ONLY ``../shared/data/weibo2018/train.txt`` (``weibo_id,label,text``, split on the first
   two commas; label 1 positive, 0 negative). No other labelled data is used for training or tuning.
-* Features come from ``core.sentiment.tokenize`` (the very function used at run time): Weibo markup
+* Features come from ``core.text.sentiment.tokenize`` (the very function used at run time): Weibo markup
   cleaned (``{%#topic#%}`` kept as text, ``{%…%}`` cards/locations/videos, ``@user``, URLs and
   zero-width characters turned into marker tokens or dropped), ``[emoji]`` codes kept as whole
   tokens, jieba words (``neg:w:`` inside a negation scope), adjacent word pairs, character
@@ -46,7 +46,7 @@ What it does
   5-fold out-of-fold probabilities of the 80 %, class-balanced so that chance is 0.5; a
   probability is neutral where the calibrated P(positive) lies strictly between 0.25 and 0.75,
   i.e. where the model is nearer a coin toss than certainty. Stored as ``neutral_band``.
-* Checks that ``core.sentiment`` reproduces scikit-learn's probabilities on a sample (max |Δp| <
+* Checks that ``core.text.sentiment`` reproduces scikit-learn's probabilities on a sample (max |Δp| <
   1e-9), and writes gzipped JSON (no pickle): vocabulary, document frequencies (idf is recomputed
   exactly), weights, preprocessing version, CV and held-out figures, the band and its rule, the
   grid, the training file's sha256 and the date. Deterministic: re-running gives the same file
@@ -69,7 +69,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core import sentiment as S  # noqa: E402
+from core.text import sentiment as S  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "weibo2018" / "train.txt"
 DEFAULT_OUT = S.MODEL_PATH

@@ -11,9 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.config import SPECS  # noqa: E402
-from core.db import open_database  # noqa: E402
-from core.events import EventLog  # noqa: E402
+from core.infra.config import SPECS  # noqa: E402
+from core.infra.db import open_database  # noqa: E402
+from core.infra.events import EventLog  # noqa: E402
 from core.supervisor import Supervisor, SupervisorConfig  # noqa: E402
 from tests.support.mariadb import mariadb_server_fixture  # noqa: E402
 

@@ -6,10 +6,18 @@ from types import SimpleNamespace
 
 from sqlalchemy import insert
 
-from core.alerts import (DEFAULT_RULES, AlertEngine, AlertRule, collect_metrics, load_rules, rules_from_data,
-                         rules_to_json, save_rules)
-from core.events import EventLog
-from core.models import Job, LlmCall, Run
+from core.console.alerts import (
+    DEFAULT_RULES,
+    AlertEngine,
+    AlertRule,
+    collect_metrics,
+    load_rules,
+    rules_from_data,
+    rules_to_json,
+    save_rules,
+)
+from core.infra.events import EventLog
+from core.infra.models import Job, LlmCall, Run
 
 CPU = AlertRule("cpu_high", "cpu_percent", ">", 85, 300, "warning")
 

@@ -6,9 +6,16 @@ import stat
 
 import pytest
 
-from core import config
-from core.config import (EDITABLE_KEYS, LLM_ROLES, SPECS, SettingError, load_settings, validate_updates,
-                         write_env_file)
+from core.infra import config
+from core.infra.config import (
+    EDITABLE_KEYS,
+    LLM_ROLES,
+    SPECS,
+    SettingError,
+    load_settings,
+    validate_updates,
+    write_env_file,
+)
 
 SECRET_KEYS = [k for k, s in SPECS.items() if s.secret]
 

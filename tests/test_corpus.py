@@ -7,13 +7,19 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from core import corpus
-from core.corpus import CorpusSlice, corpus_summary, ensure_search_index, query_terms, search_posts
-from core.research.corpus_tools import (INSIGHT_TOOLS, CorpusSearchProvider, get_comments_for_topic,
-                                        search_hot_content, search_topic_by_date, search_topic_globally,
-                                        search_topic_on_platform)
-from core.importers import import_records
-from core.models import Post
+from core.corpus import search as corpus
+from core.corpus.search import CorpusSlice, corpus_summary, ensure_search_index, query_terms, search_posts
+from core.research.corpus_tools import (
+    INSIGHT_TOOLS,
+    CorpusSearchProvider,
+    get_comments_for_topic,
+    search_hot_content,
+    search_topic_by_date,
+    search_topic_globally,
+    search_topic_on_platform,
+)
+from core.corpus.importers import import_records
+from core.infra.models import Post
 
 # The newest post is more than a year before today, so anything measured from the wall clock would
 # find nothing: the time windows must count back from the newest post.
@@ -253,7 +259,7 @@ def test_empty_corpus(db):
 
 
 def test_a_post_sharing_one_word_of_a_long_topic_is_left_out_even_when_little_else_matches(db):
-    from core.importers import import_records
+    from core.corpus.importers import import_records
 
     on_topic = [{"platform": "weibo", "post_id": f"on{i}", "content": f"新能源汽车价格战第{i}轮，车企纷纷降价"}
                 for i in range(6)]
@@ -268,7 +274,7 @@ def test_a_post_sharing_one_word_of_a_long_topic_is_left_out_even_when_little_el
 
 def _two_topics(db):
     """A corpus where the other topic is much bigger and much hotter than ours."""
-    from core.importers import import_records
+    from core.corpus.importers import import_records
 
     ours = [{"platform": "weibo", "post_id": f"jay{i}", "content": f"周杰伦新歌第{i}首，旋律还是熟悉的味道",
              "likes": 1 + i} for i in range(5)]
@@ -295,7 +301,7 @@ def test_in_a_two_topic_corpus_the_other_topics_hot_posts_never_win(db):
 
 
 def test_the_topic_scope_strips_analyst_filler_and_expands_with_words_that_co_occur(db):
-    from core.importers import import_records
+    from core.corpus.importers import import_records
     from core.research.scope import build_scope, matching_counts, topic_terms
 
     import_records(db, [{"platform": "weibo", "post_id": f"w{i}", "content": f"武汉大学樱花季预约第{i}天，武大校园人很多"}
@@ -315,7 +321,7 @@ def test_the_topic_scope_strips_analyst_filler_and_expands_with_words_that_co_oc
 def test_news_is_a_platform_the_planner_and_the_tools_agree_on(db):
     # The offline planner names the platforms its overview found; 'news' must be searchable by the
     # platform tool instead of failing with "unknown platform 'news'".
-    from core.importers import import_records
+    from core.corpus.importers import import_records
 
     import_records(db, [{"platform": "news", "post_id": "n1", "content": "多家车企跟进降价，新能源汽车价格战白热化"},
                         {"platform": "新闻", "post_id": "n2", "content": "新能源汽车价格战：工信部规范竞争秩序"}])
@@ -336,8 +342,8 @@ def test_one_expansion_word_needs_real_support_from_the_topic_words():
 
 
 def test_index_stats_follow_imports(db):
-    from core.corpus import index_stats
-    from core.importers import import_records
+    from core.corpus.search import index_stats
+    from core.corpus.importers import import_records
 
     import_records(db, [{"platform": "weibo", "post_id": "a", "content": "汽车"}])
     first = index_stats(db)

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from core.analysis import analyse_anyway, start_analysis
-from core.config import load_settings
-from core.importers import import_records
-from core.jobs import COMPLETED, INSUFFICIENT_DATA
+from core.infra.config import load_settings
+from core.corpus.importers import import_records
+from core.work.jobs import COMPLETED, INSUFFICIENT_DATA
 from core.report import latest_report, list_reports, wait_report
 from core.research.coverage import Coverage
-from core.runs import get_run, jobs_of
+from core.work.runs import get_run, jobs_of
 from core.supervisor import Supervisor
 from tests.conftest import fast_config, wait_for
 

@@ -9,8 +9,8 @@ from datetime import datetime
 import pytest
 from sqlalchemy import inspect, select, text
 
-from core.db import PoolOptions, describe_url, open_database
-from core.models import Base, Job, Post, Run, utcnow
+from core.infra.db import PoolOptions, describe_url, open_database
+from core.infra.models import Base, Job, Post, Run, utcnow
 
 
 def test_schema_is_created_automatically(db):

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 import core.forum as forum
 from core.forum import DEDUP_WINDOW, post_message, transcript
-from core.models import Event, ForumMessage, Run, utcnow
+from core.infra.models import Event, ForumMessage, Run, utcnow
 from core.text.dedup import cluster, normalise, shingles, similarity
 
 # --- the machinery ------------------------------------------------------------------------------

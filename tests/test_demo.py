@@ -14,10 +14,19 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.corpus import corpus_summary, search_posts
-from core.demo import (DEMO_DOMAIN, DEMO_TOPICS, DEMO_URL_PREFIX, PLATFORMS, TOPIC_SPECS, WINDOW_DAYS, demo_window,
-                       generate_demo_corpus, generate_demo_records)
-from core.documents import hotness
+from core.corpus.search import corpus_summary, search_posts
+from core.corpus.demo import (
+    DEMO_DOMAIN,
+    DEMO_TOPICS,
+    DEMO_URL_PREFIX,
+    PLATFORMS,
+    TOPIC_SPECS,
+    WINDOW_DAYS,
+    demo_window,
+    generate_demo_corpus,
+    generate_demo_records,
+)
+from core.corpus.documents import hotness
 from ui.runtime import get_runtime, reload_runtime
 from tests.pagetest import fresh_runtime  # noqa: F401 - fresh_runtime is an autouse fixture
 
@@ -58,7 +67,7 @@ def test_same_seed_gives_identical_records_and_another_seed_different_ones():
 def test_records_do_not_depend_on_hash_randomisation_or_the_clock():
     # … and not from the wall clock or Python's per-process string hashing: two fresh interpreters
     # with different hash seeds produce byte-identical corpora.
-    code = ("import hashlib, json; from core.demo import generate_demo_records; "
+    code = ("import hashlib, json; from core.corpus.demo import generate_demo_records; "
             "print(hashlib.sha256(json.dumps(generate_demo_records(seed=11, posts=300), ensure_ascii=False, "
             "sort_keys=True).encode()).hexdigest())")
     outs = set()
@@ -197,7 +206,7 @@ def test_texts_are_chinese_and_shaped_by_platform():
 def test_stances_are_worded_clearly():
     # Each text carries markers of its own stance (the topic's reasons for or against, closing words,
     # emoji) and almost never one of the opposite stance: no mixed signals for the classifier.
-    from core.demo import _COMMON
+    from core.corpus.demo import _COMMON
 
     specs = {t.key: t for t in TOPIC_SPECS}
 
@@ -214,7 +223,7 @@ def test_stances_are_worded_clearly():
 
 
 def test_the_sentiment_classifier_agrees_with_the_intended_stance():
-    from core import sentiment
+    from core.text import sentiment
 
     if not sentiment.MODEL_PATH.exists():
         pytest.skip("the sentiment model is not shipped in this tree yet")

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from core import report as rep
-from core.config import load_settings
-from core.db import open_database
-from core.events import EventLog
+from core.infra.config import load_settings
+from core.infra.db import open_database
+from core.infra.events import EventLog
 from core.supervisor import Supervisor
 from tests.conftest import fast_config
 from tests.fakes.openai_server import FakeOpenAI
@@ -263,8 +263,8 @@ def poll(what: str, predicate, timeout: float, interval: float = 0.5):
 def test_the_main_flow_end_to_end_in_a_real_browser(browser, tmp_path):
     from playwright.sync_api import expect
 
-    from core.jobs import COMPLETED
-    from core.runs import get_run, list_runs
+    from core.work.jobs import COMPLETED
+    from core.work.runs import get_run, list_runs
 
     data, logs = tmp_path / "data", tmp_path / "logs"
     env = {"SHOAL_DATA_DIR": str(data), "SHOAL_LOG_DIR": str(logs), "SHOAL_ENV_FILE": str(tmp_path / ".env")}

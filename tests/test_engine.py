@@ -8,13 +8,13 @@ import time
 import pytest
 
 from core.analysis import TopicError, clean_topic, start_analysis
-from core.config import load_settings
-from core.engine import ENGINES, SOCIAL_PLATFORMS, VISUAL_PLATFORMS
-from core.importers import import_records
-from core.jobs import COMPLETED, INSUFFICIENT_DATA
-from core.logs import setup_logging
-from core.models import LlmCall
-from core.runs import get_run, jobs_of
+from core.infra.config import load_settings
+from core.research.engine import ENGINES, SOCIAL_PLATFORMS, VISUAL_PLATFORMS
+from core.corpus.importers import import_records
+from core.work.jobs import COMPLETED, INSUFFICIENT_DATA
+from core.infra.logs import setup_logging
+from core.infra.models import LlmCall
+from core.work.runs import get_run, jobs_of
 from core.supervisor import Supervisor
 from tests.conftest import fast_config
 from tests.fakes.openai_server import FakeOpenAI, FakeReply
@@ -236,7 +236,7 @@ def test_an_interrupted_engine_resumes_without_redoing_finished_paragraphs(db, e
         job_id = f"{run_id}-query"
 
         def done_paragraphs():
-            from core.runs import get_job
+            from core.work.runs import get_job
             cp = get_job(db, job_id).checkpoint or {}
             return [k for k, v in cp.get("paragraphs", {}).items() if v.get("done")]
 

@@ -15,9 +15,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.analysis import start_analysis
-from core.importers import import_records
-from core.logtail import LogTail
-from core.runs import get_job, get_run, jobs_of
+from core.corpus.importers import import_records
+from core.infra.logtail import LogTail
+from core.work.runs import get_job, get_run, jobs_of
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.search_servers import FakeTavilyServer
 from tests.test_engine import corpus_records, llm_responder

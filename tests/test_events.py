@@ -5,10 +5,10 @@ from datetime import timedelta
 
 from sqlalchemy import event as sa_event, insert, text
 
-from core.events import EventLog
-from core.feeds import EventFeed
-from core.models import Event, utcnow
-from core.tracing import trace_scope
+from core.infra.events import EventLog
+from core.infra.feeds import EventFeed
+from core.infra.models import Event, utcnow
+from core.infra.tracing import trace_scope
 
 
 def _bulk(db, n, run_id="r1", type_="node.output"):
@@ -122,7 +122,7 @@ def test_event_feed_keeps_a_bounded_buffer_and_reads_only_after_its_cursor(db, e
 
 
 def test_event_log_on_an_unreachable_database_raises_a_clear_error():
-    from core.db import DatabaseUnavailable, open_database
+    from core.infra.db import DatabaseUnavailable, open_database
 
     bad = open_database("mysql+pymysql://u:pw@127.0.0.1:1/db")
     log = EventLog(bad)

@@ -11,16 +11,16 @@ import time
 import pytest
 from loguru import logger
 
-import core.forum_monitor as fm
-import core.logtail
-from core.config import load_settings
-from core.engine import log_node
+import core.discussion.log_monitor as fm
+import core.infra.logtail
+from core.infra.config import load_settings
+from core.research.engine import log_node
 from core.forum import transcript
-from core.forum_monitor import ForumMonitor, run_forum_job  # noqa: F401 - registers the "forum" kind
-from core.jobs import COMPLETED, HANDLERS, HandlerInfo, JobSpec
-from core.logs import setup_logging
-from core.models import Job, Run
-from core.runs import jobs_of
+from core.discussion.log_monitor import ForumMonitor, run_forum_job  # noqa: F401 - registers the "forum" kind
+from core.work.jobs import COMPLETED, HANDLERS, HandlerInfo, JobSpec
+from core.infra.logs import setup_logging
+from core.infra.models import Job, Run
+from core.work.runs import jobs_of
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,9 +29,9 @@ RUN = "a1b2c3d4e5f6"
 
 def rec(content: str, *, run_id: str = RUN, paragraph: int = 0, engine: str = "query",
         node: str = "FirstSummaryNode", key: str = "paragraph_latest_state") -> bytes:
-    """One engine log line as core.engine.log_node writes it."""
+    """One engine log line as core.research.engine.log_node writes it."""
     record = {"engine": engine, "run_id": run_id, "paragraph": paragraph, key: content, "title": "t"}
-    line = (f"2026-11-22 08:44:12.145 | INFO     | 9c0d2e4f1a2b3c4d | {engine:<7} | core.engine:log_node:137 - "
+    line = (f"2026-11-22 08:44:12.145 | INFO     | 9c0d2e4f1a2b3c4d | {engine:<7} | core.research.engine:log_node:137 - "
             f"[{node}] 清理后的输出: {json.dumps(record, ensure_ascii=False)}\n")
     return line.encode("utf-8")
 
@@ -186,7 +186,7 @@ def test_cost_per_tick_is_the_new_bytes_not_the_file_size(db, monitor, logs, mon
             read_bytes.append(len(chunk))
             return chunk
 
-    monkeypatch.setattr(core.logtail, "open", lambda *a, **k: Counting(real_open(*a, **k)), raising=False)
+    monkeypatch.setattr(core.infra.logtail, "open", lambda *a, **k: Counting(real_open(*a, **k)), raising=False)
     t0 = time.perf_counter()
     views = m.tick()
     elapsed = time.perf_counter() - t0

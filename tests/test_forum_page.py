@@ -17,8 +17,8 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from core.forum import post_message
-from core.models import ForumMessage, Run, utcnow
-from core.runs import list_runs
+from core.infra.models import ForumMessage, Run, utcnow
+from core.work.runs import list_runs
 from ui.runtime import get_runtime
 from tests.pagetest import fresh_runtime, values  # noqa: F401 - fresh_runtime is an autouse fixture
 
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "pages" / "4_Forum.py"
 TIMEOUT = 30
 T0 = datetime(2025, 11, 6, 12, 15, 7)
-HAS_PARSER = importlib.util.find_spec("core.forum_parse") is not None
+HAS_PARSER = importlib.util.find_spec("core.discussion.log_parse") is not None
 
 
 def render(at: AppTest | None = None) -> AppTest:
@@ -224,7 +224,7 @@ def test_html_in_a_message_is_shown_as_text_never_as_html():
 OLD_LINE = '[12:15:07] [FirstSummaryNode] 清理后的输出: {"paragraph_latest_state": "测试段落"}\n'
 
 
-@pytest.mark.skipif(not HAS_PARSER, reason="core/forum_parse.py (the BettaFish parser) is not in this build yet")
+@pytest.mark.skipif(not HAS_PARSER, reason="core/discussion/log_parse.py (the BettaFish parser) is not in this build yet")
 def test_importing_a_bettafish_folder_opens_its_transcript(tmp_path):
     logs = tmp_path / "bettafish_logs"
     logs.mkdir()
@@ -241,7 +241,7 @@ def test_importing_a_bettafish_folder_opens_its_transcript(tmp_path):
     assert "测试段落" in chats(at)[0][2]
 
 
-@pytest.mark.skipif(not HAS_PARSER, reason="core/forum_parse.py (the BettaFish parser) is not in this build yet")
+@pytest.mark.skipif(not HAS_PARSER, reason="core/discussion/log_parse.py (the BettaFish parser) is not in this build yet")
 def test_importing_a_missing_folder_says_so_and_stores_nothing(tmp_path):
     at = render()
     at.text_input(key="forum_import_dir").input(str(tmp_path / "no_such_folder"))
@@ -251,7 +251,7 @@ def test_importing_a_missing_folder_says_so_and_stores_nothing(tmp_path):
     assert not list_runs(get_runtime().db) and not at.chat_message
 
 
-@pytest.mark.skipif(not HAS_PARSER, reason="core/forum_parse.py (the BettaFish parser) is not in this build yet")
+@pytest.mark.skipif(not HAS_PARSER, reason="core/discussion/log_parse.py (the BettaFish parser) is not in this build yet")
 def test_import_is_locked_behind_the_admin_password(monkeypatch):
     monkeypatch.setenv("SHOAL_ADMIN_PASSWORD", "open-sesame-42")
     at = render()
@@ -259,7 +259,7 @@ def test_import_is_locked_behind_the_admin_password(monkeypatch):
     assert [w for w in at.text_input if "Admin password" in w.label]
 
 
-@pytest.mark.skipif(not HAS_PARSER, reason="core/forum_parse.py (the BettaFish parser) is not in this build yet")
+@pytest.mark.skipif(not HAS_PARSER, reason="core/discussion/log_parse.py (the BettaFish parser) is not in this build yet")
 def test_importing_uploaded_logs_opens_their_transcript():
     at = render()
     at.file_uploader(key="forum_import_files").set_value([("insight.log", OLD_LINE.encode(), "text/plain"),

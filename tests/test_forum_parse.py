@@ -15,8 +15,14 @@ from pathlib import Path
 import pytest
 
 from core.forum import transcript
-from core.forum_parse import ForumImport, ParsedSummary, SummaryParser, parse_bettafish_folder, store_forum_import
-from core.models import Run
+from core.discussion.log_parse import (
+    ForumImport,
+    ParsedSummary,
+    SummaryParser,
+    parse_bettafish_folder,
+    store_forum_import,
+)
+from core.infra.models import Run
 
 DATA = Path(__file__).parent / "data" / "bettafish_logs"
 RUN = "f3cf8e13f5eb"
@@ -31,8 +37,8 @@ def parse(text: str, source: str = "QUERY", run_id: str | None = None) -> list[P
 
 
 def shoal(node: str, record: dict, *, level: str = "INFO", engine: str = "insight", clock: str = "08:44:12") -> str:
-    """A line as core.engine.log_node writes it through core.logs.FORMAT."""
-    return (f"2026-11-22 {clock}.145 | {level:<8} | 9c0d2e4f1a2b3c4d | {engine:<7} | core.engine:log_node:137 - "
+    """A line as core.research.engine.log_node writes it through core.infra.logs.FORMAT."""
+    return (f"2026-11-22 {clock}.145 | {level:<8} | 9c0d2e4f1a2b3c4d | {engine:<7} | core.research.engine:log_node:137 - "
             f"[{node}] 清理后的输出: {json.dumps(record, ensure_ascii=False)}")
 
 
@@ -143,7 +149,7 @@ def test_error_block_with_traceback_interrupting_json_is_skipped():
         shoal("FirstSummaryNode", {"run_id": RUN, "paragraph": 0, "paragraph_latest_state": "一"}),
         shoal("FirstSummaryNode", {"run_id": RUN}, level="ERROR").replace("清理后的输出", "失败"),
         "Traceback (most recent call last):",
-        '  File "core/engine.py", line 9, in x',
+        '  File "core/research/engine.py", line 9, in x',
         "RuntimeError: boom",
         shoal("FirstSummaryNode", {"run_id": RUN, "paragraph": 1, "paragraph_latest_state": "二"}),
     ])
@@ -234,8 +240,8 @@ def test_shoal_lines_filtered_by_run_id():
 
 
 def test_real_log_node_lines_parse(tmp_path):
-    from core.engine import log_node
-    from core.logs import setup_logging
+    from core.research.engine import log_node
+    from core.infra.logs import setup_logging
 
     setup_logging(tmp_path / "logs", console=False)
     log_node("media", "FirstSummaryNode", {"paragraph_latest_state": "真实的\"一行\"\n记录", "title": "t"},

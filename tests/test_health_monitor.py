@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 
-from core.config import load_settings
-from core.health import OK, WARN, HealthMonitor, check_llm_endpoint
+from core.infra.config import load_settings
+from core.console.health import OK, WARN, HealthMonitor, check_llm_endpoint
 from tests.fakes.openai_server import FakeOpenAI
 
 

@@ -9,14 +9,14 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from core.config import load_settings
-from core.documents import Document
+from core.infra.config import load_settings
+from core.corpus.documents import Document
 from core.forum import MessageView
-from core.host import MAX_SPEECH, FallbackHost, LlmHost, OfflineHost, make_host, sentiment_line
-from core.llm import LlmClient, LlmError
-from core.models import Job, LlmCall, Run, utcnow
-from core.sentiment import score_documents, shares
-from core.textstats import has_cjk
+from core.discussion.host import MAX_SPEECH, FallbackHost, LlmHost, OfflineHost, make_host, sentiment_line
+from core.llm.client import LlmClient, LlmError
+from core.infra.models import Job, LlmCall, Run, utcnow
+from core.text.sentiment import score_documents, shares
+from core.text.keywords import has_cjk
 from tests.fakes.openai_server import FakeOpenAI, FakeReply
 
 TOPIC = "新能源汽车降价舆情"
@@ -165,9 +165,9 @@ def _run_with_engine_jobs(db, sources: dict[str, list[dict]], stale: dict[str, l
 
 def test_host_figure_equals_the_engines_shares_read_from_the_run(db, monkeypatch):
     """The host reads the run's engine jobs (the latest per engine) and reports exactly
-    core.sentiment.shares over each engine's sources; sources without a score are scored with
-    core.sentiment.score_documents (its model replaced here by a stand-in: praise 0.9, else 0.1)."""
-    import core.sentiment
+    core.text.sentiment.shares over each engine's sources; sources without a score are scored with
+    core.text.sentiment.score_documents (its model replaced here by a stand-in: praise 0.9, else 0.1)."""
+    import core.text.sentiment
 
     scored_texts = []
 
@@ -175,7 +175,7 @@ def test_host_figure_equals_the_engines_shares_read_from_the_run(db, monkeypatch
         scored_texts.extend(texts)
         return [(1, 0.9) if "满意" in t else (0, 0.1) for t in texts]
 
-    monkeypatch.setattr(core.sentiment, "predict", fake_predict)
+    monkeypatch.setattr(core.text.sentiment, "predict", fake_predict)
     unscored = [doc(20, None, "这次降价太良心了，非常满意，点赞！"), doc(21, None, "垃圾厂家，坑老车主，强烈谴责！")]
     media = [doc(5, 0.95), doc(6, 0.7), doc(11, 0.45)] + unscored
     insight = [doc(7, 0.1), doc(8, 0.05), doc(9, 0.3)]
@@ -302,7 +302,7 @@ def test_make_host_selection(tmp_path):
 
 
 def test_the_host_compares_findings_not_the_engines_statistics_lines():
-    from core.host import findings_text
+    from core.discussion.host import findings_text
 
     msg = ("**统计**：共 12 条来源（11 条不重复）；平台分布：微博 6 条（50.0%）；时间跨度 2025-08-01 至 2025-08-09（9 天）。\n\n"
            "- 涉事门店已暂停营业，检测结果预计一周内公布。 [3]\n\n"

@@ -12,10 +12,17 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from core.corpus import search_posts
-from core.importers import (import_file, import_mindspider, import_records, parse_count, parse_sentiment,
-                            parse_time, stable_post_id)
-from core.models import Post
+from core.corpus.search import search_posts
+from core.corpus.importers import (
+    import_file,
+    import_mindspider,
+    import_records,
+    parse_count,
+    parse_sentiment,
+    parse_time,
+    stable_post_id,
+)
+from core.infra.models import Post
 
 
 def posts(db) -> dict[tuple[str, str], Post]:
@@ -190,7 +197,7 @@ def test_records_extras_defaults_and_duplicates_in_one_batch(db):
 
 
 def test_many_rows_are_batched(db, monkeypatch):
-    import core.importers as importers
+    import core.corpus.importers as importers
 
     monkeypatch.setattr(importers, "BATCH_SIZE", 7)
     records = [{"platform": "weibo", "id": str(i), "content": f"第{i}条关于汽车的帖子"} for i in range(30)]

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from core.jsonrepair import JsonRepairError, extract_json, repair_json, split_think, strip_think
+from core.llm.jsonrepair import JsonRepairError, extract_json, repair_json, split_think, strip_think
 
 BS = "\\"  # one backslash, to write literal escapes without raw-string puzzles
 

@@ -1,11 +1,11 @@
-"""Keywords (core.textstats): content words only — nouns and the like, no plain verbs, no fragments
+"""Keywords (core.text.keywords): content words only — nouns and the like, no plain verbs, no fragments
 of reduplications, set patterns or longer words, no stray English. Each rule has a test that fails
 without it."""
 from __future__ import annotations
 
 import pytest
 
-from core.textstats import KeywordIndex, content_terms, extract_keywords, keyword_candidates, terms
+from core.text.keywords import KeywordIndex, content_terms, extract_keywords, keyword_candidates, terms
 
 
 def all_keywords(texts, **kw) -> list[str]:

@@ -9,15 +9,26 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core import retry as retry_mod
-from core.config import load_settings
-from core.db import open_database
-from core.events import EventLog
-from core.limits import ProviderLimiter, default_limiter, provider_key, reset_default_limiter
-from core.llm import (JSON_INSTRUCTION, PLACEHOLDER_KEY, LlmAuthError, LlmBadRequest, LlmClient, LlmError,
-                      LlmJsonError, LlmNotConfigured, LlmUnavailable, estimate_tokens, llm_available)
-from core.models import LlmCall
-from core.tracing import trace_scope
+from core.infra import retry as retry_mod
+from core.infra.config import load_settings
+from core.infra.db import open_database
+from core.infra.events import EventLog
+from core.llm.limits import ProviderLimiter, default_limiter, provider_key, reset_default_limiter
+from core.llm.client import (
+    JSON_INSTRUCTION,
+    PLACEHOLDER_KEY,
+    LlmAuthError,
+    LlmBadRequest,
+    LlmClient,
+    LlmError,
+    LlmJsonError,
+    LlmNotConfigured,
+    LlmUnavailable,
+    estimate_tokens,
+    llm_available,
+)
+from core.infra.models import LlmCall
+from core.infra.tracing import trace_scope
 from tests.fakes.openai_server import DEFAULT_KEY, FakeOpenAI, FakeReply, count_tokens
 
 ROLE = "QUERY_ENGINE"
@@ -413,7 +424,7 @@ def test_default_limiter_follows_the_setting(fake):
     assert default_limiter(5).limit == 5 and default_limiter() is llm.limiter
 
 
-# --- core.limits --------------------------------------------------------------------------------
+# --- core.llm.limits --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("url,key", [
     ("https://api.deepseek.com/v1", "api.deepseek.com:443"),

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from core import logs, redact
-from core.logs import engine_logger, setup_logging
-from core.tracing import trace_scope
+from core.infra import logs
+from core.infra import redact
+from core.infra.logs import engine_logger, setup_logging
+from core.infra.tracing import trace_scope
 
 
 @pytest.fixture(autouse=True)

@@ -7,16 +7,16 @@ from pathlib import Path
 from loguru import logger
 from sqlalchemy import insert
 
-from core import logview
-from core.db import Database
-from core.logs import FORMAT
-from core.logview import LogView, parse_line
-from core.models import Event, ForumMessage, Job, LlmCall, Report, Run, TelemetryEvent
-from core.trace_view import trace_bundle
+from core.console import logview
+from core.infra.db import Database
+from core.infra.logs import FORMAT
+from core.console.logview import LogView, parse_line
+from core.infra.models import Event, ForumMessage, Job, LlmCall, Report, Run, TelemetryEvent
+from core.console.traces import trace_bundle
 
 
 def line(level="INFO", trace="-", sink="app", msg="hello", time="2025-01-01 10:00:00.000",
-         where="core.engine:_node:201"):
+         where="core.research.engine:_node:201"):
     return f"{time} | {level: <8} | {trace: <16} | {sink: <7} | {where} - {msg}\n"
 
 

@@ -10,12 +10,12 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import insert
 
-from core import retry
-from core.alerts import AlertEngine, AlertRule
-from core.db import Database
-from core.metrics import Exposition, prometheus_text
-from core.models import Job, LlmCall, Run
-from core.pricing import load_price_table
+from core.infra import retry
+from core.console.alerts import AlertEngine, AlertRule
+from core.infra.db import Database
+from core.console.metrics import Exposition, prometheus_text
+from core.infra.models import Job, LlmCall, Run
+from core.llm.pricing import load_price_table
 
 NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")

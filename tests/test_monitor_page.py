@@ -19,8 +19,8 @@ from sqlalchemy import insert
 from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
-from core.alerts import AlertRule
-from core.models import Event, ForumMessage, Job, LlmCall, Run, TelemetryEvent, utcnow
+from core.console.alerts import AlertRule
+from core.infra.models import Event, ForumMessage, Job, LlmCall, Run, TelemetryEvent, utcnow
 from ui.monitor_view import (TAB_ALERTS, TAB_LATENCY, TAB_LOGS, TAB_OVERVIEW, TAB_RESOURCES, TAB_RUNS,
                              TAB_TELEMETRY, TAB_TRACES, TAB_USAGE, TABS)
 from ui.runtime import get_runtime, reload_runtime

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from core.models import utcnow
-from core.probe import probe_jobs
-from core.runs import get_job, get_run, jobs_of
+from core.infra.models import utcnow
+from core.work.probe import probe_jobs
+from core.work.runs import get_job, get_run, jobs_of
 from core.supervisor import Supervisor
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]

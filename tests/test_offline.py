@@ -1,4 +1,4 @@
-"""The offline analyst (core/offline.py): structure, searches, reflections, summaries, report."""
+"""The offline analyst (core/research/offline.py): structure, searches, reflections, summaries, report."""
 from __future__ import annotations
 
 import re
@@ -8,12 +8,12 @@ from datetime import datetime
 
 import pytest
 
-from core.sentiment import shares
+from core.text.sentiment import shares
 
-from core.documents import Document, hotness
-from core.offline import OFFLINE_LABEL, OfflineReasoner, cited_numbers, parse_brief, platform_name
-from core.reasoning import Paragraph, ParagraphResult, ReasonContext, SearchPlan, Source, ToolSpec
-from core.textstats import clean_text, extract_keywords, split_sentences
+from core.corpus.documents import Document, hotness
+from core.research.offline import OFFLINE_LABEL, OfflineReasoner, cited_numbers, parse_brief, platform_name
+from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, SearchPlan, Source, ToolSpec
+from core.text.keywords import clean_text, extract_keywords, split_sentences
 
 # --- data: two topics, 15 posts each -------------------------------------------------------
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.jobs import HANDLERS, HandlerInfo
-from core.models import Post
-from core.probe import probe_jobs
-from core.runs import get_run, jobs_of, list_runs
+from core.work.jobs import HANDLERS, HandlerInfo
+from core.infra.models import Post
+from core.work.probe import probe_jobs
+from core.work.runs import get_run, jobs_of, list_runs
 from ui.runtime import get_runtime
 from tests.pagetest import fresh_runtime, values  # noqa: F401 - fresh_runtime is an autouse fixture
 
@@ -468,7 +468,7 @@ def test_every_page_opens_with_one_clear_message_for_a_wrong_setting(monkeypatch
 
 def test_home_says_when_the_data_does_not_cover_the_topic_and_offers_to_write_anyway(monkeypatch):
     from core.analysis import start_analysis
-    from core.importers import import_records
+    from core.corpus.importers import import_records
 
     monkeypatch.setenv("SHOAL_MIN_SOURCES", "20")
     rt = get_runtime()

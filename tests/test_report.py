@@ -16,18 +16,18 @@ import pytest
 from sqlalchemy import select, update
 
 from core import report as rep
-from core.config import load_settings
-from core.db import open_database
-from core.documents import Document
-from core.events import EventLog
+from core.infra.config import load_settings
+from core.infra.db import open_database
+from core.corpus.documents import Document
+from core.infra.events import EventLog
 from core.forum import post_message
-from core.jobs import CANCELLED, COMPLETED, FAILED, RUNNING
-from core.models import Job, LlmCall, Report, Run, utcnow
-from core.report_types import REPORT_TYPES, choose_type_by_rules, normalise_type, trending_spike
+from core.work.jobs import CANCELLED, COMPLETED, FAILED, RUNNING
+from core.infra.models import Job, LlmCall, Report, Run, utcnow
+from core.reporting.types import REPORT_TYPES, choose_type_by_rules, normalise_type, trending_spike
 from core.research.coverage import Coverage
-from core.runs import get_job, get_run
+from core.work.runs import get_job, get_run
 from core.supervisor import Supervisor
-from core.tracing import child_trace_id, new_trace_id
+from core.infra.tracing import child_trace_id, new_trace_id
 from tests.conftest import fast_config
 from tests.fakes.openai_server import FakeOpenAI, FakeReply
 
@@ -746,7 +746,7 @@ def test_inputs_are_the_latest_jobs_of_this_run_only(db):
 def test_offline_engines_end_to_end_give_a_real_report(sqlite_db, supervisors):
     """The real offline engines on a small corpus, then the automatic report, in one run."""
     from core.analysis import start_analysis
-    from core.importers import import_records
+    from core.corpus.importers import import_records
     from tests.test_engine import corpus_records
 
     db = sqlite_db
@@ -804,7 +804,7 @@ def test_the_report_uses_the_sentiment_stored_on_each_source_and_scores_only_the
     assert seen == ["二手车标题\n" + long_text]  # only the unscored source, with the engines' text
     se = m.stats["sentiment"]
     # the classes come from the one scorer's calibrated band, whatever it is
-    from core.sentiment import shares
+    from core.text.sentiment import shares
     want = shares(s["sentiment"] for s in m.sources)
     assert (se["positive"], se["neutral"], se["negative"], se["scored"], se["unscored"]) == \
         (want.positive, want.neutral, want.negative, 7, 0)

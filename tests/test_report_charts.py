@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from core import report_charts as charts
+from core.reporting import charts
 
 
 def day_row(day: str, positive: int = 0, neutral: int = 0, negative: int = 0, unscored: int = 0) -> dict:

@@ -14,8 +14,8 @@ from streamlit.testing.v1 import AppTest
 
 from core import report as rep
 from core.analysis import start_analysis
-from core.importers import import_records
-from core.jobs import COMPLETED, RUNNING
+from core.corpus.importers import import_records
+from core.work.jobs import COMPLETED, RUNNING
 from ui.report_view import PREVIEW_CSS, PREVIEW_TAGS
 from ui.runtime import get_runtime, reload_runtime
 from tests.test_engine import corpus_records

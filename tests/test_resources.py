@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import psutil
 
-from core.resources import SAMPLE_KEYS, ResourceSampler
+from core.console.resources import SAMPLE_KEYS, ResourceSampler
 
 
 def test_a_sample_has_every_value_in_range(tmp_path):

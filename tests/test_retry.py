@@ -1,4 +1,4 @@
-"""core.retry against real HTTP on loopback (httpx and the openai client), a real EventLog on
+"""core.infra.retry against real HTTP on loopback (httpx and the openai client), a real EventLog on
 SQLite, and real SQLAlchemy errors. Waits are recorded through the injectable sleep, except in
 the tests that measure real time on purpose."""
 from __future__ import annotations
@@ -14,12 +14,24 @@ from loguru import logger
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from core import retry
-from core.db import open_database
-from core.events import EventLog
-from core.retry import (DATABASE, LLM, SEARCH, RetryPolicy, call_graceful, call_with_retry, classify,
-                        retry_after_seconds, retry_counts, retrying, set_event_sink, with_retry)
-from core.tracing import trace_scope
+from core.infra import retry
+from core.infra.db import open_database
+from core.infra.events import EventLog
+from core.infra.retry import (
+    DATABASE,
+    LLM,
+    SEARCH,
+    RetryPolicy,
+    call_graceful,
+    call_with_retry,
+    classify,
+    retry_after_seconds,
+    retry_counts,
+    retrying,
+    set_event_sink,
+    with_retry,
+)
+from core.infra.tracing import trace_scope
 from tests.fakes.http_server import FakeHTTPServer, Reply, fake_http_server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.timeout(60)
@@ -289,7 +301,7 @@ def test_retry_event_goes_through_a_real_event_log_redacted(srv, client, events,
     assert p["attempt"] == 1 and p["wait_s"] == pytest.approx(sleeps[0], abs=1e-3)
     assert "HTTPStatusError" in p["error"] and "500" in p["error"]
     assert SECRET not in p["error"] and "[REDACTED]" in p["error"]
-    # the log line is redacted by core.retry itself, not only by the event log
+    # the log line is redacted by core.infra.retry itself, not only by the event log
     retry_lines = [line for line in log_lines if "retry search/web_search" in line]
     assert len(retry_lines) == 1 and SECRET not in retry_lines[0] and "[REDACTED]" in retry_lines[0]
     assert retry_counts() == {("search", "server_error"): 1}

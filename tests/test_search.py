@@ -15,14 +15,26 @@ from datetime import date, datetime, timezone
 import pytest
 from loguru import logger
 
-from core import logs, redact
-from core.config import load_settings
-from core.documents import Document
-from core.logs import setup_logging
-from core.retry import RetryPolicy
-from core.search import (MAX_QUERY_CHARS, MEDIA_TOOLS, QUERY_TOOLS, BochaProvider, SearchAuthError,
-                         SearchBadResponse, SearchError, SearchInputError, SearchUnavailable, TavilyProvider,
-                         parse_published, web_provider_for)
+from core.infra import logs
+from core.infra import redact
+from core.infra.config import load_settings
+from core.corpus.documents import Document
+from core.infra.logs import setup_logging
+from core.infra.retry import RetryPolicy
+from core.research.web_search import (
+    MAX_QUERY_CHARS,
+    MEDIA_TOOLS,
+    QUERY_TOOLS,
+    BochaProvider,
+    SearchAuthError,
+    SearchBadResponse,
+    SearchError,
+    SearchInputError,
+    SearchUnavailable,
+    TavilyProvider,
+    parse_published,
+    web_provider_for,
+)
 from tests.fakes.http_server import Reply, fake_http_server  # noqa: F401  (fixture)
 from tests.fakes.search_servers import (ARTICLES, FAKE_BOCHA_KEY, FAKE_TAVILY_KEY,
                                         FakeTavilyServer, fake_bocha, fake_tavily)  # noqa: F401  (fixtures)

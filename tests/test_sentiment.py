@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core import sentiment as S
+from core.text import sentiment as S
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.tsv"
@@ -357,7 +357,7 @@ def test_main_sentiment_handles_missing_final_newline_and_crlf():
 
 def test_python_dash_m_core_sentiment():
     proc = subprocess.run(
-        [sys.executable, "-m", "core.sentiment"], input="今天真开心[哈哈]\n\n气死我了，太差劲了\n",
+        [sys.executable, "-m", "core.text.sentiment"], input="今天真开心[哈哈]\n\n气死我了，太差劲了\n",
         capture_output=True, text=True, encoding="utf-8", cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.splitlines()

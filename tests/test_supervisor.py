@@ -12,12 +12,21 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from core.runs import get_run
+from core.work.runs import get_run
 from tests.conftest import wait_for
-from core.jobs import (CANCELLED, COMPLETED, FAILED, INTERRUPTED, HANDLERS, JobContext, JobSpec, register_handler)
-from core.models import Job, Run, Worker, utcnow
-from core.probe import probe_jobs
-from core.runs import get_job, get_run, jobs_of
+from core.work.jobs import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    INTERRUPTED,
+    HANDLERS,
+    JobContext,
+    JobSpec,
+    register_handler,
+)
+from core.infra.models import Job, Run, Worker, utcnow
+from core.work.probe import probe_jobs
+from core.work.runs import get_job, get_run, jobs_of
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -362,8 +371,8 @@ def test_shutdown_has_a_hard_timeout_even_when_a_job_will_not_stop(db, make_supe
 
 def test_the_supervisor_survives_a_database_outage(tmp_path):
     """A loop error is recorded and retried; the supervisor does not die with its database."""
-    from core.db import open_database
-    from core.events import EventLog
+    from core.infra.db import open_database
+    from core.infra.events import EventLog
     from core.supervisor import Supervisor
     from tests.conftest import fast_config
 

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import create_engine, func, insert, select
 
-from core.db import Database, open_database
-from core.models import TelemetryEvent, utcnow
-from core.telemetry import TelemetryWriter, query_telemetry, telemetry_types
-from core.tracing import trace_scope
+from core.infra.db import Database, open_database
+from core.infra.models import TelemetryEvent, utcnow
+from core.console.telemetry import TelemetryWriter, query_telemetry, telemetry_types
+from core.infra.tracing import trace_scope
 
 BURST = 100_000
 

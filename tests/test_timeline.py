@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 from sqlalchemy import insert
 
-from core.db import Database
-from core.models import Event, Job, Run
-from core.timeline import TIMELINE_COLUMNS, run_timeline, timeline_summary
+from core.infra.db import Database
+from core.infra.models import Event, Job, Run
+from core.console.timeline import TIMELINE_COLUMNS, run_timeline, timeline_summary
 
 T0 = datetime(2025, 1, 1, 12, 0, 0)
 

@@ -9,12 +9,22 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert
 
-from core.db import Database
-from core.events import EventLog
-from core.models import LlmCall
-from core.pricing import DEFAULT_PRICES, DEFAULT_PRICES_AS_OF, UNPRICED, load_price_table
-from core.usage import (errors_by_kind, error_timeline, latency_table, llm_calls_frame, percentiles, retries_by_kind,
-                        retry_events_frame, run_usage, usage_by_model, usage_table)
+from core.infra.db import Database
+from core.infra.events import EventLog
+from core.infra.models import LlmCall
+from core.llm.pricing import DEFAULT_PRICES, DEFAULT_PRICES_AS_OF, UNPRICED, load_price_table
+from core.console.usage import (
+    errors_by_kind,
+    error_timeline,
+    latency_table,
+    llm_calls_frame,
+    percentiles,
+    retries_by_kind,
+    retry_events_frame,
+    run_usage,
+    usage_by_model,
+    usage_table,
+)
 
 PRICES = {"gpt-4o": {"input": 2.5, "output": 10}}
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.models import Job, LlmCall, Run, utcnow
+from core.infra.models import Job, LlmCall, Run, utcnow
 from ui.runtime import get_runtime, reload_runtime
 from tests.pagetest import fresh_runtime  # noqa: F401 - fresh_runtime is an autouse fixture
 

@@ -7,11 +7,11 @@ import pandas as pd
 import streamlit as st
 
 from core.analysis import rerun_engine
-from core.engine import ENGINES, engine_mode
-from core.jobs import HANDLERS
-from core.logtail import LogTail
-from core.runs import JobView, RunView, jobs_of
-from core.usage import llm_calls_frame, usage_by_model
+from core.research.engine import ENGINES, engine_mode
+from core.work.jobs import HANDLERS
+from core.infra.logtail import LogTail
+from core.work.runs import JobView, RunView, jobs_of
+from core.console.usage import llm_calls_frame, usage_by_model
 
 from .runtime import get_runtime
 from .widgets import (admin_unlocked, badge, fmt_duration, fmt_time, not_available, page_setup, run_picker,

@@ -16,10 +16,19 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.db import Database
-from core.forum import (SENDERS, SOURCES, MessageView, agents_since_last_host, counts_by_source, forum_line,
-                        runs_with_messages, transcript, transcript_tail)
-from core.runs import RunView, get_run, list_runs
+from core.infra.db import Database
+from core.forum import (
+    SENDERS,
+    SOURCES,
+    MessageView,
+    agents_since_last_host,
+    counts_by_source,
+    forum_line,
+    runs_with_messages,
+    transcript,
+    transcript_tail,
+)
+from core.work.runs import RunView, get_run, list_runs
 from core.runtime import Runtime
 
 from .runtime import get_runtime
@@ -243,9 +252,9 @@ def download_buttons(db: Database, run_id: str, key: str) -> None:
 
 
 def forum_parse_module():
-    """core.forum_parse, or None while it is not part of this build."""
+    """core.discussion.log_parse, or None while it is not part of this build."""
     try:
-        from core import forum_parse
+        from core.discussion import log_parse as forum_parse
     except ImportError:
         return None
     return forum_parse
@@ -295,7 +304,7 @@ def import_section(rt: Runtime) -> None:
                "formats) into a forum transcript stored as a run of kind `forum_import`.")
     parser = forum_parse_module()
     if parser is None:
-        st.info("**Importing BettaFish logs is not available yet**: the log parser (core/forum_parse.py) is not "
+        st.info("**Importing BettaFish logs is not available yet**: the log parser (core/discussion/log_parse.py) is not "
                 "part of this build.", icon="🚧")
         return
     if not admin_unlocked(rt, "forum_import"):

@@ -1,8 +1,8 @@
 """The Monitor page's components: the operations console an operator keeps open all day.
 
-One plain function per tab, `show_<tab>(rt, key)`, rendering what core computes (core.usage,
-core.pricing, core.telemetry, core.trace_view, core.resources, core.alerts, core.logview,
-core.timeline, core.health); here are only display choices, ordering and small totals.
+One plain function per tab, `show_<tab>(rt, key)`, rendering what core computes (core.console.usage,
+core.llm.pricing, core.console.telemetry, core.console.traces, core.console.resources, core.console.alerts, core.console.logview,
+core.console.timeline, core.console.health); here are only display choices, ordering and small totals.
 
 The page opens one tab at a time (st.tabs with on_change="rerun"), so a hidden tab costs
 nothing and its live parts do not poll. Live parts are fragments with run_every whose bodies
@@ -32,19 +32,27 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.alerts import OPS, SEVERITIES, rules_from_data, save_rules
-from core.health import run_checks
-from core.logs import ENGINE_SINKS
-from core.logview import LogView
-from core.models import from_epoch, utcnow
-from core.probe import probe_jobs
-from core.runs import RunView, list_runs, status_counts
+from core.console.alerts import OPS, SEVERITIES, rules_from_data, save_rules
+from core.console.health import run_checks
+from core.infra.logs import ENGINE_SINKS
+from core.console.logview import LogView
+from core.infra.models import from_epoch, utcnow
+from core.work.probe import probe_jobs
+from core.work.runs import RunView, list_runs, status_counts
 from core.runtime import Runtime
-from core.telemetry import query_telemetry, telemetry_types
-from core.timeline import run_timeline, timeline_summary
-from core.trace_view import trace_bundle
-from core.usage import (error_timeline, errors_by_kind, latency_table, llm_calls_frame, retries_by_kind,
-                        retry_events_frame, run_usage, usage_table)
+from core.console.telemetry import query_telemetry, telemetry_types
+from core.console.timeline import run_timeline, timeline_summary
+from core.console.traces import trace_bundle
+from core.console.usage import (
+    error_timeline,
+    errors_by_kind,
+    latency_table,
+    llm_calls_frame,
+    retries_by_kind,
+    retry_events_frame,
+    run_usage,
+    usage_table,
+)
 
 from .runtime import get_runtime
 from .widgets import admin_unlocked, badge, fmt_duration, fmt_time, jobs_table, live_event_feed
@@ -683,7 +691,7 @@ def rules_path(rt: Runtime) -> Path:
 
 
 def _rule_records(edited: pd.DataFrame) -> list[dict]:
-    """The editor's rows as plain dicts for core.alerts.rules_from_data (which validates them)."""
+    """The editor's rows as plain dicts for core.console.alerts.rules_from_data (which validates them)."""
     out = []
     for row in edited.to_dict("records"):
         clean = {}

@@ -39,9 +39,9 @@ import pandas as pd
 import streamlit as st
 
 from core import report as rep
-from core.events import EventLog
-from core.report_types import AUTO, REPORT_TYPES
-from core.runs import RunView, list_runs
+from core.infra.events import EventLog
+from core.reporting.types import AUTO, REPORT_TYPES
+from core.work.runs import RunView, list_runs
 from core.runtime import Runtime
 
 from .runtime import get_runtime

@@ -7,10 +7,10 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from core import telemetry
-from core.feeds import EventFeed
-from core.runs import RunView, jobs_of, list_runs
-from core.usage import run_usage
+from core.console import telemetry
+from core.infra.feeds import EventFeed
+from core.work.runs import RunView, jobs_of, list_runs
+from core.console.usage import run_usage
 from core.runtime import Runtime
 
 from .runtime import get_runtime, reload_runtime

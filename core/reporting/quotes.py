@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ..text.dedup import similarity
+from core.text.dedup import similarity
 
 THRESHOLD = 0.7
 MIN_QUOTE_CHARS = 8

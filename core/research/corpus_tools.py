@@ -20,12 +20,12 @@ from typing import Any, Sequence
 
 from loguru import logger
 
-from ..corpus import CorpusSlice, newest_post_time, parse_date, search_posts, validate_platform
-from ..db import Database
-from ..documents import Document
-from ..logs import engine_logger
-from ..reasoning import ToolSpec
-from .relevance import TopicScope
+from core.corpus.search import CorpusSlice, newest_post_time, parse_date, search_posts, validate_platform
+from core.infra.db import Database
+from core.corpus.documents import Document
+from core.infra.logs import engine_logger
+from core.research.reasoning import ToolSpec
+from core.research.relevance import TopicScope
 
 TIME_PERIODS: dict[str, int | None] = {
     "24h": 1, "day": 1, "1d": 1, "today": 1,
@@ -139,7 +139,7 @@ class CorpusSearchProvider:
     """Search over the local corpus with the Insight tools, and with the Query and Media engines'
     tool names mapped onto corpus searches so those engines can run offline.
 
-    ``where`` is the engine's slice of the corpus (core.engine's ENGINES say which); ``scope`` the
+    ``where`` is the engine's slice of the corpus (core.research.engine's ENGINES say which); ``scope`` the
     run's topic, so every result is about the topic whatever the query adds; ``tools`` the ToolSpecs
     shown to the reasoner (default: the five Insight tools). ``run_tool`` raises ValueError only for
     parameters it cannot read in a tool that needs them (dates, platform); an unknown tool name falls

@@ -1,6 +1,6 @@
 """Relevance: Okapi BM25 over the search tokens, a relevance floor, and a run's topic scope.
 
-Pure functions and data, no database: ``core.corpus`` ranks with them, ``core.research.scope``
+Pure functions and data, no database: ``core.corpus.search`` ranks with them, ``core.research.scope``
 builds a ``TopicScope`` for a run from the corpus's document frequencies.
 
 Why BM25 computed here rather than the backend's score: candidates come from the full-text index
@@ -62,7 +62,7 @@ class TopicScope:
     """What counts as "about the topic" for one run: the topic's terms with their idf, the floor, and
     expansion terms that co-occur with the topic (a post containing one is about the topic too).
 
-    Tokens are the index's encoded search words (``core.corpus.query_terms`` form)."""
+    Tokens are the index's encoded search words (``core.corpus.search.query_terms`` form)."""
 
     topic: str
     terms: tuple[str, ...]

@@ -16,10 +16,19 @@ import weakref
 from collections import Counter
 from typing import Iterable
 
-from ..corpus import (MAX_CANDIDATES, STOPWORDS, TOKEN_PREFIX, candidates, document_frequencies, index_stats,
-                      index_text, query_terms, term_idf)
-from ..db import Database
-from .relevance import DEFAULT_FLOOR, TOPIC_FILLER, TopicScope
+from core.corpus.search import (
+    MAX_CANDIDATES,
+    STOPWORDS,
+    TOKEN_PREFIX,
+    candidates,
+    document_frequencies,
+    index_stats,
+    index_text,
+    query_terms,
+    term_idf,
+)
+from core.infra.db import Database
+from core.research.relevance import DEFAULT_FLOOR, TOPIC_FILLER, TopicScope
 
 MAX_EXPANSIONS = 8
 MIN_ASSOCIATION = 0.8  # of the corpus posts holding the word, the share that is about the topic

@@ -427,13 +427,13 @@ class FakeOpenAI(LoopbackServer):
 
     @property
     def provider(self) -> str:
-        """host:port, as core.limits.provider_key names this endpoint."""
+        """host:port, as core.llm.limits.provider_key names this endpoint."""
         return f"{self._host}:{self.port}"
 
     def env(self, *roles: str, api_key: str = DEFAULT_KEY, model: str | None = None) -> dict[str, str]:
         """Settings that point roles at this server (every LLM role when none is named)."""
         if not roles:
-            from core.config import LLM_ROLES
+            from core.infra.config import LLM_ROLES
             roles = LLM_ROLES
         out: dict[str, str] = {}
         for role in roles:

@@ -55,7 +55,7 @@ CHROMIUM_ARGS = (
 )
 
 # Variables never inherited by the app under test: Shoal's settings (the names in
-# core/config.py SPECS) and Streamlit's own config overrides. Tests pass what they need.
+# core/infra/config.py SPECS) and Streamlit's own config overrides. Tests pass what they need.
 _SCRUB_EXACT = {"DATABASE_URL", "SEARCH_TIMEOUT", "LLM_TIMEOUT", "RETRY_MAX_SECONDS", "FORUM_HOST_EVERY"}
 _SCRUB_RE = re.compile(
     r"^(SHOAL_(?!TEST_)|STREAMLIT_|TAVILY_|BOCHA_|DB_|"

@@ -1,0 +1,397 @@
+"""Settings: st.secrets > environment > .env > defaults, with BettaFish-compatible names.
+
+The UI passes st.secrets in as a plain mapping, so this module never imports Streamlit.
+Only keys declared in SPECS are read or written; the Settings page edits `.env` through
+`write_env_file`, which is atomic and touches only whitelisted keys.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+LLM_ROLES = ("QUERY_ENGINE", "MEDIA_ENGINE", "INSIGHT_ENGINE", "REPORT_ENGINE", "FORUM_HOST", "KEYWORD_OPTIMIZER")
+
+
+class SettingError(ValueError):
+    """A setting value that cannot be used; the message says which key and why."""
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    key: str
+    default: Any
+    kind: str  # str | int | float | bool | url | db_url | choice | size | duration
+    group: str
+    help: str
+    secret: bool = False
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+def _llm_specs() -> list[SettingSpec]:
+    specs = []
+    for role in LLM_ROLES:
+        label = role.replace("_", " ").title()
+        specs += [
+            SettingSpec(f"{role}_API_KEY", "", "str", "LLM", f"{label}: API key", secret=True),
+            SettingSpec(f"{role}_BASE_URL", "", "url", "LLM", f"{label}: OpenAI-compatible base URL"),
+            SettingSpec(f"{role}_MODEL_NAME", "", "str", "LLM", f"{label}: model name"),
+        ]
+    return specs
+
+
+SPECS: dict[str, SettingSpec] = {s.key: s for s in [
+    *_llm_specs(),
+    SettingSpec("TAVILY_API_KEY", "", "str", "Search", "Tavily API key (Query engine)", secret=True),
+    SettingSpec("TAVILY_BASE_URL", "https://api.tavily.com", "url", "Search", "Tavily-compatible base URL"),
+    SettingSpec("BOCHA_WEB_SEARCH_API_KEY", "", "str", "Search", "Bocha API key (Media engine)", secret=True),
+    SettingSpec("BOCHA_BASE_URL", "https://api.bochaai.com", "url", "Search", "Bocha-compatible base URL"),
+    SettingSpec("SEARCH_TIMEOUT", 20.0, "float", "Search", "Seconds before a search request times out", minimum=1, maximum=300),
+    SettingSpec("DATABASE_URL", "", "db_url", "Database",
+                "SQLAlchemy URL; empty means the SQLite file data/shoal.db. MySQL: mysql+pymysql://user:pass@host:3306/db",
+                secret=True),
+    SettingSpec("DB_POOL_SIZE", 5, "int", "Database", "Connections kept open (MySQL)", minimum=1, maximum=100),
+    SettingSpec("DB_MAX_OVERFLOW", 10, "int", "Database", "Extra connections under load (MySQL)", minimum=0, maximum=200),
+    SettingSpec("DB_POOL_RECYCLE", 1800, "int", "Database", "Seconds before a pooled connection is replaced", minimum=30, maximum=86400),
+    SettingSpec("DB_POOL_TIMEOUT", 10, "int", "Database", "Seconds to wait for a pooled connection", minimum=1, maximum=300),
+    SettingSpec("DB_CONNECT_TIMEOUT", 5, "int", "Database", "Seconds to wait when connecting", minimum=1, maximum=120),
+    SettingSpec("SHOAL_MODE", "auto", "choice", "Limits",
+                "auto: LLM where a role is configured, offline otherwise; offline: never call an LLM",
+                choices=("auto", "offline", "llm")),
+    SettingSpec("SHOAL_MAX_WORKERS", 8, "int", "Limits", "Jobs running at once in this process", minimum=1, maximum=64),
+    SettingSpec("SHOAL_MAX_CONCURRENT_RUNS", 2, "int", "Limits", "Analyses running at once; more wait in a queue", minimum=1, maximum=32),
+    SettingSpec("SHOAL_LLM_CONCURRENCY", 4, "int", "Limits", "Concurrent LLM calls per provider (rate limits are real)", minimum=1, maximum=64),
+    SettingSpec("SHOAL_PARAGRAPHS", 5, "int", "Limits", "Paragraphs per engine report", minimum=1, maximum=12),
+    SettingSpec("SHOAL_REFLECTIONS", 2, "int", "Limits", "Reflection rounds per paragraph", minimum=0, maximum=5),
+    SettingSpec("SHOAL_MIN_SOURCES", 20, "int", "Limits",
+                "Sources about the topic (corpus posts, and web results in LLM mode) an analysis needs; below "
+                "this a run ends insufficient_data instead of writing a report", minimum=1, maximum=10_000),
+    SettingSpec("SHOAL_RELEVANCE_FLOOR", 0.5, "float", "Limits",
+                "Share of the topic's words (weighted by rarity, BM25 idf) a post must contain to count as "
+                "about the topic", minimum=0.05, maximum=1.0),
+    SettingSpec("FORUM_HOST_EVERY", 5, "int", "Limits", "The host speaks after this many agent messages", minimum=1, maximum=50),
+    SettingSpec("LLM_TIMEOUT", 120.0, "float", "Limits", "Seconds before one LLM call times out", minimum=1, maximum=1800),
+    SettingSpec("RETRY_MAX_SECONDS", 60.0, "float", "Limits", "Total time budget of one retried call", minimum=0, maximum=3600),
+    SettingSpec("SHOAL_LEASE_SECONDS", 30.0, "float", "Supervisor", "A job's lease; another supervisor takes it over after this", minimum=1, maximum=3600),
+    SettingSpec("SHOAL_HEARTBEAT_SECONDS", 5.0, "float", "Supervisor", "How often leases and heartbeats are renewed", minimum=0.05, maximum=600),
+    SettingSpec("SHOAL_STALL_SECONDS", 180.0, "float", "Supervisor", "A running job with no heartbeat for this long is stalled", minimum=1, maximum=86400),
+    SettingSpec("SHOAL_CANCEL_TIMEOUT", 10.0, "float", "Supervisor", "Seconds a job gets to stop after cancel", minimum=0.1, maximum=600),
+    SettingSpec("SHOAL_SHUTDOWN_TIMEOUT", 15.0, "float", "Supervisor", "Hard limit for a graceful shutdown", minimum=0.1, maximum=600),
+    SettingSpec("SHOAL_MAX_ATTEMPTS", 3, "int", "Supervisor", "Attempts per job, resumes included", minimum=1, maximum=20),
+    SettingSpec("SHOAL_AUTO_RESUME", True, "bool", "Supervisor", "Resume interrupted jobs from their checkpoint automatically"),
+    SettingSpec("SHOAL_EVENTS_PER_RUN", 5000, "int", "Supervisor", "Events kept per run; older ones are compacted", minimum=100, maximum=1_000_000),
+    SettingSpec("SHOAL_LOG_LEVEL", "INFO", "choice", "Logging", "Lowest level written to logs/",
+                choices=("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR")),
+    SettingSpec("SHOAL_LOG_DIR", "logs", "str", "Logging", "Folder for log files (relative to the project)"),
+    SettingSpec("SHOAL_LOG_ROTATION", "20 MB", "size", "Logging", "Rotate a log file at this size"),
+    SettingSpec("SHOAL_LOG_RETENTION", "14 days", "duration", "Logging", "Delete rotated logs older than this"),
+    SettingSpec("SHOAL_DATA_DIR", "data", "str", "Storage", "Folder for the SQLite file and models (relative to the project)"),
+    SettingSpec("SHOAL_MIN_FREE_MB", 500, "int", "Storage", "Free disk below this is an error", minimum=1, maximum=1_000_000),
+    SettingSpec("SHOAL_PRICE_TABLE", "", "str", "Console",
+                "JSON or TOML file of model prices (USD per 1M tokens); empty: data/prices.json if present, "
+                "else built-in list prices. An unknown model is shown as unpriced, never $0"),
+    SettingSpec("SHOAL_ALERT_RULES", "", "str", "Console",
+                "JSON file of alert rules; empty: data/alert_rules.json if present, else the defaults"),
+    SettingSpec("SHOAL_SAMPLE_SECONDS", 5.0, "float", "Console", "How often CPU/memory/disk are sampled",
+                minimum=0.5, maximum=3600),
+    SettingSpec("SHOAL_ALERT_SECONDS", 15.0, "float", "Console", "How often alert rules are evaluated",
+                minimum=1, maximum=3600),
+    SettingSpec("SHOAL_HEALTH_SECONDS", 30.0, "float", "Console",
+                "How often health checks run (database, logs, disk, LLM endpoints)", minimum=5, maximum=3600),
+    SettingSpec("SHOAL_TELEMETRY_BUFFER", 200_000, "int", "Console",
+                "Telemetry events buffered while the database is slow or down; beyond this they are dropped "
+                "and counted", minimum=1000, maximum=5_000_000),
+    SettingSpec("SHOAL_ADMIN_PASSWORD", "", "str", "Access", "If set, control actions ask for it (public deployments)", secret=True),
+]}
+
+# Keys the Settings page may write into .env: everything declared except where the process lives.
+EDITABLE_KEYS = frozenset(SPECS) - {"SHOAL_LOG_DIR", "SHOAL_DATA_DIR"}
+
+_SIZE_RE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB)\s*$", re.I)
+_DURATION_RE = re.compile(r"^\s*\d+\s*(second|minute|hour|day|week|month)s?\s*$", re.I)
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def parse_value(spec: SettingSpec, raw: Any) -> Any:
+    """Turn a raw value into the typed value, or raise SettingError saying what is wrong."""
+    if raw is None:
+        return spec.default
+    if spec.kind in ("int", "float"):
+        try:
+            value = int(str(raw).strip()) if spec.kind == "int" else float(str(raw).strip())
+        except ValueError:
+            raise SettingError(f"{spec.key} must be a{'n integer' if spec.kind == 'int' else ' number'}, got {_show(spec, raw)}") from None
+        if spec.minimum is not None and value < spec.minimum:
+            raise SettingError(f"{spec.key} must be at least {spec.minimum:g}, got {value}")
+        if spec.maximum is not None and value > spec.maximum:
+            raise SettingError(f"{spec.key} must be at most {spec.maximum:g}, got {value}")
+        return value
+    text = str(raw).strip()
+    if spec.kind == "bool":
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise SettingError(f"{spec.key} must be true or false, got {text!r}")
+    if spec.kind == "choice":
+        for choice in spec.choices:
+            if text.lower() == choice.lower():
+                return choice
+        raise SettingError(f"{spec.key} must be one of {', '.join(spec.choices)}, got {text!r}")
+    if spec.kind == "url" and text:
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise SettingError(f"{spec.key} must be an http(s) URL such as https://api.example.com/v1, got {text!r}")
+    if spec.kind == "db_url" and text:
+        validate_database_url(text)
+    if spec.kind == "size" and not _SIZE_RE.match(text):
+        raise SettingError(f"{spec.key} must be a size such as '20 MB', got {text!r}")
+    if spec.kind == "duration" and not _DURATION_RE.match(text):
+        raise SettingError(f"{spec.key} must be a duration such as '14 days', got {text!r}")
+    if "\n" in text or "\r" in text:
+        raise SettingError(f"{spec.key} must be a single line")
+    return text
+
+
+def validate_database_url(url: str) -> None:
+    """Check a DATABASE_URL without connecting; the message never repeats the password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise SettingError("DATABASE_URL is not a valid SQLAlchemy URL; expected e.g. "
+                           "mysql+pymysql://user:password@host:3306/dbname or sqlite:///data/shoal.db") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "mysql", "mariadb"):
+        raise SettingError(f"DATABASE_URL uses '{backend}'; Shoal supports sqlite and mysql/mariadb (via pymysql)")
+    if backend in ("mysql", "mariadb"):
+        if parsed.get_driver_name() not in ("pymysql",):
+            raise SettingError("DATABASE_URL for MySQL must use the pymysql driver: mysql+pymysql://…")
+        if not parsed.host or not parsed.database:
+            raise SettingError("DATABASE_URL for MySQL needs a host and a database name: mysql+pymysql://user:pass@host:3306/dbname")
+
+
+def _show(spec: SettingSpec, raw: Any) -> str:
+    return "(hidden)" if spec.secret else repr(str(raw))
+
+
+@dataclass
+class Settings:
+    """Typed, validated settings with the source of each value."""
+
+    values: dict[str, Any]
+    sources: dict[str, str]
+    errors: dict[str, str] = field(default_factory=dict)
+    env_file: Path | None = None
+    invalid_raw: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def source(self, key: str) -> str:
+        return self.sources.get(key, "default")
+
+    @property
+    def project_root(self) -> Path:
+        return PROJECT_ROOT
+
+    def path(self, key: str) -> Path:
+        p = Path(self.values[key])
+        return p if p.is_absolute() else PROJECT_ROOT / p
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path("SHOAL_DATA_DIR")
+
+    @property
+    def log_dir(self) -> Path:
+        return self.path("SHOAL_LOG_DIR")
+
+    @property
+    def database_url(self) -> str:
+        # A broken DATABASE_URL is not replaced by the SQLite default: writing to a local file while
+        # the operator believes data goes to MySQL would lose it on the next reboot. The database
+        # reports the error and the app opens degraded.
+        if "DATABASE_URL" in self.invalid_raw:
+            return self.invalid_raw["DATABASE_URL"]
+        url = self.values.get("DATABASE_URL") or ""
+        return url or f"sqlite:///{self.data_dir / 'shoal.db'}"
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log redaction filter."""
+        out = []
+        for key, spec in SPECS.items():
+            if spec.secret and self.values.get(key):
+                out.append(str(self.values[key]))
+        url = self.invalid_raw.get("DATABASE_URL") or self.values.get("DATABASE_URL") or ""
+        pw = _url_password(url)
+        if pw:
+            out.append(pw)
+        return out
+
+    def llm_role(self, role: str) -> dict[str, str]:
+        return {
+            "api_key": self.values.get(f"{role}_API_KEY", ""),
+            "base_url": self.values.get(f"{role}_BASE_URL", ""),
+            "model": self.values.get(f"{role}_MODEL_NAME", ""),
+        }
+
+    def llm_configured(self, role: str) -> bool:
+        if self.values.get("SHOAL_MODE") == "offline":
+            return False
+        r = self.llm_role(role)
+        # A local endpoint (Ollama, vLLM) may need no key; a model name and base URL suffice.
+        return bool(r["model"] and (r["base_url"] or r["api_key"]))
+
+    def masked(self, key: str) -> str:
+        """What a page may show for a key: secrets never come back, only whether they are set."""
+        spec = SPECS[key]
+        value = self.values.get(key)
+        if spec.secret:
+            return f"set (from {self.source(key)})" if value else "not set"
+        return str(value)
+
+
+def _url_password(url: str) -> str:
+    m = re.match(r"^[a-z0-9+]+://[^:/@]+:([^@]+)@", url or "", re.I)
+    return m.group(1) if m else ""
+
+
+def default_env_file() -> Path:
+    return Path(os.environ.get("SHOAL_ENV_FILE") or PROJECT_ROOT / ".env")
+
+
+def load_settings(secrets: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
+                  env_file: Path | None = None) -> Settings:
+    """Resolve every declared key. Invalid values fall back to the default and are listed in .errors."""
+    env = os.environ if env is None else env
+    env_file = env_file or default_env_file()
+    file_values: dict[str, str | None] = {}
+    if env_file.is_file():
+        try:
+            # No ${VAR} expansion: a secret containing "${" must read back as written (BettaFish's
+            # pydantic-settings does not expand either).
+            file_values = dict(dotenv_values(env_file, interpolate=False))
+        except (OSError, UnicodeDecodeError) as exc:
+            file_values = {}
+            errors_file = f".env could not be read: {exc.__class__.__name__}"
+        else:
+            errors_file = ""
+    else:
+        errors_file = ""
+    secrets = _flatten_secrets(secrets or {})
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    invalid_raw: dict[str, str] = {}
+    for key, spec in SPECS.items():
+        for source, mapping in (("secrets", secrets), ("environment", env), (".env", file_values)):
+            if key in mapping and mapping[key] is not None:
+                raw, src = mapping[key], source
+                break
+        else:
+            raw, src = None, "default"
+        try:
+            values[key] = parse_value(spec, raw)
+            sources[key] = src
+        except SettingError as exc:
+            errors[key] = f"{exc} (from {src})" + ("" if key == "DATABASE_URL" else "; using the default")
+            values[key] = spec.default
+            sources[key] = "default"
+            invalid_raw[key] = str(raw)
+    if errors_file:
+        errors["_env_file"] = errors_file
+    return Settings(values=values, sources=sources, errors=errors, env_file=env_file, invalid_raw=invalid_raw)
+
+
+def _flatten_secrets(secrets: Mapping[str, Any]) -> dict[str, Any]:
+    """st.secrets allows sections; accept both top-level keys and keys inside any section."""
+    flat: dict[str, Any] = {}
+    for k, v in secrets.items():
+        if isinstance(v, Mapping):
+            for k2, v2 in v.items():
+                if k2 in SPECS and not isinstance(v2, Mapping):
+                    flat.setdefault(k2, v2)
+        elif k in SPECS:
+            flat[k] = v
+    return flat
+
+
+def validate_updates(updates: Mapping[str, Any]) -> dict[str, str]:
+    """Errors per key for a proposed edit; empty when every value is usable."""
+    errors = {}
+    for key, raw in updates.items():
+        if key not in EDITABLE_KEYS:
+            errors[key] = f"{key} is not a setting Shoal edits"
+            continue
+        try:
+            parse_value(SPECS[key], raw)
+        except SettingError as exc:
+            errors[key] = str(exc)
+    return errors
+
+
+def _env_line(key: str, value: str) -> str:
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'{key}="{escaped}"'
+
+
+def write_env_file(updates: Mapping[str, Any], path: Path | None = None, remove: Iterable[str] = ()) -> Path:
+    """Set (or remove) whitelisted keys in .env atomically, keeping every other line as it was."""
+    path = path or default_env_file()
+    errors = validate_updates(updates)
+    for key in remove:
+        if key not in EDITABLE_KEYS:
+            errors[key] = f"{key} is not a setting Shoal edits"
+    if errors:
+        raise SettingError("; ".join(errors.values()))
+    pending = {k: ("true" if v is True else "false" if v is False else str(v)) for k, v in updates.items()}
+    removing = set(remove)
+    lines: list[str] = []
+    if path.is_file():
+        lines = path.read_text(encoding="utf-8").splitlines()
+    out = []
+    written: set[str] = set()
+    for line in lines:
+        m = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=", line)
+        key = m.group(1) if m else None
+        if key in removing or key in written:
+            # A later duplicate of an updated key would win when .env is read: drop it.
+            continue
+        if key in pending:
+            out.append(_env_line(key, pending.pop(key)))
+            written.add(key)
+        else:
+            out.append(line)
+    out += [_env_line(k, v) for k, v in pending.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".env.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(out) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+

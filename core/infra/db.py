@@ -1,0 +1,214 @@
+"""The database connection: SQLite under data/ by default, MySQL/MariaDB through pymysql.
+
+`open_database` never raises for a bad URL or an unreachable server: it returns a Database
+whose `.error` says what is wrong, so the app opens degraded instead of with a traceback.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from loguru import logger
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.infra.config import SettingError, validate_database_url
+from core.infra.models import Base
+from core.infra.redact import redact
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be used; the message is safe to show (no password)."""
+
+
+@dataclass
+class PoolOptions:
+    size: int = 5
+    max_overflow: int = 10
+    recycle: int = 1800
+    timeout: int = 10
+    connect_timeout: int = 5
+
+
+def describe_url(url: str) -> str:
+    """The URL with the password hidden, for messages and the console."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):  # ValueError: a non-numeric port
+        return "(malformed URL)"
+
+
+def _build_engine(url: str, pool: PoolOptions) -> Engine:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_pre_ping=True)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            # busy_timeout first: every statement after it waits for a lock instead of failing.
+            cur.execute("PRAGMA busy_timeout=30000")
+            # WAL lets pages read while the supervisor writes. Switching needs an exclusive lock and
+            # does not always wait for it: when several processes open a new file at once, one of
+            # them switches and the mode persists in the file, so the others may skip it.
+            try:
+                cur.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:
+                pass
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    query = dict(parsed.query)
+    query.setdefault("charset", "utf8mb4")
+    parsed = parsed.set(query=query)
+    engine = create_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
+        pool_recycle=pool.recycle,
+        pool_timeout=pool.timeout,
+        connect_args={"connect_timeout": pool.connect_timeout, "read_timeout": 60, "write_timeout": 60},
+        isolation_level="READ COMMITTED",
+    )
+
+    @event.listens_for(engine, "do_connect")
+    def _bounded_handshake(dialect, _record, cargs, cparams):
+        # pymysql waits read_timeout (60 s) for the server's greeting, so a port that accepts TCP but
+        # never speaks MySQL would freeze start-up for a minute: bound the handshake by connect_timeout,
+        # then restore the query read timeout (pymysql applies it again on the next read).
+        conn = dialect.loaded_dbapi.connect(*cargs, **{**cparams, "read_timeout": pool.connect_timeout})
+        conn._read_timeout = cparams.get("read_timeout")
+        return conn
+
+    return engine
+
+
+class Database:
+    def __init__(self, url: str, engine: Engine | None, error: str = ""):
+        self.url = url
+        self.engine = engine
+        self.error = error
+        self._sessionmaker = sessionmaker(engine, expire_on_commit=False) if engine is not None else None
+        self._lock = threading.Lock()
+
+    @property
+    def ok(self) -> bool:
+        return self.engine is not None and not self.error
+
+    @property
+    def backend(self) -> str:
+        try:
+            return make_url(self.url).get_backend_name()
+        except ArgumentError:
+            return "unknown"
+
+    @property
+    def display_url(self) -> str:
+        return describe_url(self.url)
+
+    def require(self) -> Engine:
+        if not self.ok:
+            raise DatabaseUnavailable(self.error or "database not configured")
+        return self.engine  # type: ignore[return-value]
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: committed on success, rolled back on error."""
+        self.require()
+        with self._sessionmaker() as s:  # type: ignore[misc]
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    def ping(self) -> float:
+        """Round trip in milliseconds; raises DatabaseUnavailable with a clear message."""
+        engine = self.require()
+        t0 = time.perf_counter()
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise DatabaseUnavailable(f"database {self.display_url} unreachable: {explain(exc)}") from None
+        return (time.perf_counter() - t0) * 1000
+
+    def create_schema(self) -> None:
+        engine = self.require()
+        for attempt in range(6):
+            try:
+                Base.metadata.create_all(engine)
+                self._widen_run_status()
+                return
+            except SQLAlchemyError as exc:
+                # Another process (the app beside a worker, a second replica) created a table or index
+                # between our check and our CREATE: look again instead of reporting the database broken.
+                if attempt == 5 or not any(s in str(exc) for s in ("already exists", "Duplicate key name")):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _widen_run_status(self) -> None:
+        """runs.status was VARCHAR(16) before the 'insufficient_data' state (17 characters): widen an
+        existing MySQL table once. SQLite does not enforce VARCHAR lengths."""
+        if self.backend not in ("mysql", "mariadb"):
+            return
+        with self.require().begin() as conn:
+            width = conn.scalar(text(
+                "SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+                "AND TABLE_NAME = 'runs' AND COLUMN_NAME = 'status'"))
+            if width is not None and int(width) < 32:
+                conn.execute(text("ALTER TABLE runs MODIFY status VARCHAR(32) NOT NULL DEFAULT 'queued'"))
+
+    def dispose(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
+
+
+def explain(exc: BaseException) -> str:
+    """One line a person can act on, without the SQL or the password."""
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    if len(args) >= 2 and isinstance(args[0], int):  # pymysql: (code, message)
+        msg = f"MySQL error {args[0]}: {args[1]}"
+    else:
+        msg = str(orig).splitlines()[0] if str(orig) else orig.__class__.__name__
+    return redact(msg)[:300]
+
+
+def open_database(url: str, pool: PoolOptions | None = None, create: bool = True) -> Database:
+    """Connect, create the schema if needed, and report problems instead of raising."""
+    pool = pool or PoolOptions()
+    try:
+        validate_database_url(url)
+    except SettingError as exc:
+        return Database(url, None, str(exc))
+    try:
+        engine = _build_engine(url, pool)
+    except (ArgumentError, ImportError, OSError) as exc:
+        return Database(url, None, f"DATABASE_URL cannot be used: {explain(exc)}")
+    db = Database(url, engine)
+    try:
+        db.ping()
+        if create:
+            db.create_schema()
+    except DatabaseUnavailable as exc:
+        db.error = str(exc)
+    except SQLAlchemyError as exc:
+        db.error = f"database {db.display_url}: {explain(exc)}"
+    if db.error:
+        logger.error("database unavailable: {}", db.error)
+    return db

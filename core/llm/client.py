@@ -1,0 +1,662 @@
+"""LLM calls for one role: OpenAI-compatible endpoints through the `openai` package.
+
+    llm = LlmClient("QUERY_ENGINE", settings, db=db, events=events)
+    result = llm.complete(system, user, node="FirstSummaryNode", run_id=run_id, job_id=job_id)
+    data = llm.complete_json(system, user, required_keys=("search_query", "reasoning"), node="FirstSearchNode")
+
+Every call streams (`stream_options={"include_usage": True}`), measuring latency and time to
+first token, and takes usage from the final chunk; when a server sends no usage, tokens are
+estimated from the text and `usage_estimated` is set. A server that rejects stream_options
+(HTTP 400 naming it) gets non-streaming requests from then on. `<think>…</think>` is removed.
+
+Retries are ours, not the SDK's (`max_retries=0`): core.infra.retry's LLM policy retries timeouts,
+dropped connections and streams, 429 (honouring Retry-After) and 5xx, and makes each retry an
+event and a counter. Each attempt holds one slot of the per-provider limiter (core.llm.limits),
+never a back-off sleep.
+
+Every call, success or failure, is one LlmCall row (when a database is given); recording never
+breaks a call. Failures are LlmError subclasses whose messages are redacted (never the key):
+LlmUnavailable (network, timeouts, rate limits, 5xx after retries), LlmAuthError (401/403),
+LlmBadRequest (400/404/422), LlmJsonError (no usable JSON after `attempts` asks),
+LlmNotConfigured.
+
+Times: `latency_ms` is the whole call as the caller waited for it (retries and slot waits
+included); `ttft_ms` is from the start of the successful attempt to its first token (None for a
+non-streaming reply).
+"""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterable, Sequence
+
+import openai
+from loguru import logger
+
+from core.infra import retry as retry_mod
+from core.infra.config import LLM_ROLES, Settings
+from core.llm.jsonrepair import JsonRepairError, extract_json, split_think
+from core.llm.limits import ProviderLimiter, default_limiter, provider_key
+from core.infra.models import LlmCall
+from core.infra.redact import MASK, redact, register_secrets
+from core.infra.tracing import current_trace_id
+
+__all__ = [
+    "LlmClient", "LlmResult", "LlmError", "LlmUnavailable", "LlmAuthError", "LlmBadRequest", "LlmJsonError",
+    "LlmNotConfigured", "llm_available", "estimate_tokens", "JSON_INSTRUCTION", "PLACEHOLDER_KEY",
+]
+
+# A local endpoint (Ollama, vLLM, LM Studio) takes any key; the SDK insists on one.
+PLACEHOLDER_KEY = "not-needed"
+JSON_INSTRUCTION = ("Reply with one valid JSON value only: no prose before or after it, no Markdown code fence, "
+                    "double-quoted keys and strings.")
+_DETAIL_MAX = 300
+_NODE_MAX = 64
+_CONNECT_TIMEOUT = 10.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+class LlmError(RuntimeError):
+    """A call that did not produce a usable reply. The message is safe to show: no key, no prompt.
+
+    kind: what the LlmCall row records as error_kind ('timeout', 'connection', 'rate_limit',
+    'server_error', 'auth', 'bad_request', 'parse', 'config', 'error').
+    """
+
+    default_kind = "error"
+
+    def __init__(self, message: str, *, role: str = "", kind: str | None = None, status: int | None = None,
+                 attempts: int = 0):
+        super().__init__(message)
+        self.role = role
+        self.kind = kind or self.default_kind
+        self.status = status
+        self.attempts = attempts
+        self.latency_ms: float = 0.0
+        self.retries: int = max(0, attempts - 1)
+
+
+class LlmNotConfigured(LlmError):
+    default_kind = "config"
+
+
+class LlmUnavailable(LlmError):
+    """Timeouts, connection failures, dropped streams, 429 and 5xx, after the retries."""
+    default_kind = "connection"
+
+
+class LlmAuthError(LlmError):
+    """The endpoint refused the key (401/403); never retried."""
+    default_kind = "auth"
+
+
+class LlmBadRequest(LlmError):
+    """The endpoint refused the request (400/404/422: unknown model, context too long...)."""
+    default_kind = "bad_request"
+
+
+class LlmJsonError(LlmError):
+    """No usable JSON after every ask. `problems` lists what was wrong each time; `excerpt` is
+    the start of the last reply (redacted)."""
+    default_kind = "parse"
+
+    def __init__(self, message: str, *, problems: Sequence[str] = (), excerpt: str = "", **kw: Any):
+        super().__init__(message, **kw)
+        self.problems = list(problems)
+        self.excerpt = excerpt
+
+
+# Failures our own code raises inside an attempt, shaped so that core.infra.retry.classify retries them.
+class _StreamIncomplete(ConnectionError):
+    """The stream ended before sending anything: a dropped connection by another name."""
+
+
+class _BadResponse(Exception):
+    """A 200 whose body is not a chat completion (broken JSON, no choices): like a bad gateway."""
+    status_code = 502
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+@dataclass
+class LlmResult:
+    text: str                     # the answer: reasoning removed, stripped
+    raw: str                      # the content as the model sent it
+    reasoning: str                # <think> content or reasoning_content, if any
+    role: str
+    model: str
+    provider: str
+    input_tokens: int
+    output_tokens: int
+    usage_estimated: bool
+    latency_ms: float
+    ttft_ms: float | None
+    retries: int
+    streamed: bool
+    finish_reason: str | None
+    trace_id: str = ""
+    node: str = ""
+
+    @property
+    def attempts(self) -> int:
+        return self.retries + 1
+
+    @property
+    def truncated(self) -> bool:
+        """The model stopped at max_tokens."""
+        return self.finish_reason == "length"
+
+
+@dataclass
+class _Raw:
+    content: str
+    reasoning: str
+    usage: Any
+    finish_reason: str | None
+    ttft_s: float | None
+    streamed: bool
+
+
+_CJK_RANGES = ((0x3000, 0x303F), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFF00, 0xFFEF),
+               (0x20000, 0x2FFFF))
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens of `text`, roughly: one per CJK character, one per four other characters."""
+    if not text:
+        return 0
+    cjk = sum(1 for ch in text if any(lo <= ord(ch) <= hi for lo, hi in _CJK_RANGES))
+    return cjk + math.ceil((len(text) - cjk) / 4)
+
+
+def _estimate_prompt(messages: Iterable[dict]) -> int:
+    return sum(estimate_tokens(str(m.get("content") or "")) + 4 for m in messages)
+
+
+def llm_available(settings: Settings, role: str) -> bool:
+    """True when `role` has an LLM configured and the mode allows using it."""
+    return role in LLM_ROLES and settings.llm_configured(role)
+
+
+# ---------------------------------------------------------------------------------------------
+# The client
+
+class LlmClient:
+    """LLM calls for one role. Thread-safe: one client can serve every paragraph of an engine."""
+
+    def __init__(self, role: str, settings: Settings, *, db=None, events=None, limiter: ProviderLimiter | None = None,
+                 client: openai.OpenAI | None = None, model: str | None = None, timeout: float | None = None,
+                 policy: retry_mod.RetryPolicy | None = None, sleep: Callable[[float], None] | None = None):
+        if role not in LLM_ROLES:
+            raise ValueError(f"unknown LLM role {role!r}; expected one of {', '.join(LLM_ROLES)}")
+        self.role = role
+        self.settings = settings
+        self.db = db
+        self.events = events
+        conf = settings.llm_role(role)
+        self.model = model or conf["model"]
+        self.base_url = conf["base_url"] or None
+        self._api_key = conf["api_key"] or ""
+        if self._api_key:
+            register_secrets([self._api_key])  # masked in every log line from now on
+        if client is None and not (model or settings.llm_configured(role)):
+            why = " (SHOAL_MODE=offline)" if settings.get("SHOAL_MODE") == "offline" else ""
+            raise LlmNotConfigured(f"{role} has no LLM configured{why}: set {role}_MODEL_NAME and "
+                                   f"{role}_BASE_URL or {role}_API_KEY", role=role)
+        if not self.model:
+            raise LlmNotConfigured(f"{role} has no model: set {role}_MODEL_NAME", role=role)
+        self.provider = provider_key(str(client.base_url) if client is not None else self.base_url)
+        self.timeout = float(timeout if timeout is not None else settings.get("LLM_TIMEOUT", 120.0))
+        self.limiter = limiter or default_limiter(settings.get("SHOAL_LLM_CONCURRENCY"))
+        self.policy = policy or _policy_from(settings)
+        self._sleep = sleep
+        self._owns_client = client is None
+        if client is None:
+            client = openai.OpenAI(
+                api_key=self._api_key or PLACEHOLDER_KEY,
+                base_url=self.base_url,
+                timeout=openai.Timeout(self.timeout, connect=min(self.timeout, _CONNECT_TIMEOUT)),
+                max_retries=0,  # our policy retries: every retry becomes an event and a counter
+            )
+        self._client = client
+        self._completions = client.chat.completions  # imported lazily by the SDK: not inside the first call's timing
+        self._stream_ok = True  # False once the server rejected stream_options
+        self._lock = threading.Lock()
+
+    # lifecycle -------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._owns_client:
+            try:
+                self._client.close()
+            except Exception:  # pragma: no cover - closing is best effort
+                pass
+
+    def __enter__(self) -> "LlmClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @property
+    def streaming(self) -> bool:
+        """False once this endpoint refused stream_options: calls are then non-streaming."""
+        return self._stream_ok
+
+    def __repr__(self) -> str:
+        return f"LlmClient({self.role}, model={self.model!r}, provider={self.provider!r})"
+
+    # public calls ----------------------------------------------------------------------------
+    def complete(self, system: str, user: str, *, node: str = "", run_id: str | None = None,
+                 job_id: str | None = None, temperature: float | None = 0.3,
+                 max_tokens: int | None = None) -> LlmResult:
+        """One answer to a system and a user message. Raises an LlmError subclass."""
+        return self.chat(_messages(system, user), node=node, run_id=run_id, job_id=job_id,
+                         temperature=temperature, max_tokens=max_tokens)
+
+    def chat(self, messages: Sequence[dict], *, node: str = "", run_id: str | None = None,
+             job_id: str | None = None, temperature: float | None = 0.3, max_tokens: int | None = None) -> LlmResult:
+        """Like complete, for a whole message list (multi-turn)."""
+        try:
+            result = self._execute(list(messages), node=node, run_id=run_id, job_id=job_id,
+                                   temperature=temperature, max_tokens=max_tokens)
+        except LlmError as err:
+            self._record_error(err, node=node, run_id=run_id, job_id=job_id)
+            raise
+        self._record(result, status="ok", error_kind=None, run_id=run_id, job_id=job_id)
+        return result
+
+    def complete_json(self, system: str, user: str, *, required_keys: Sequence[str] = (), node: str = "",
+                      attempts: int = 3, expect: type | tuple[type, ...] = dict, run_id: str | None = None,
+                      job_id: str | None = None, temperature: float | None = 0.3,
+                      max_tokens: int | None = None) -> Any:
+        """The JSON the model answers with, parsed and repaired (core.llm.jsonrepair).
+
+        On a reply without usable JSON (or without `required_keys`, or of the wrong type), asks
+        again with a short correction, up to `attempts` calls in all; then raises LlmJsonError
+        saying what was wrong. `expect=list` (or `(dict, list)`) accepts arrays. Each call is
+        one LlmCall row; a rejected reply is recorded as status 'error', error_kind 'parse'.
+        """
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        expect_types = expect if isinstance(expect, tuple) else (expect,)
+        base = _messages(_with_json_instruction(system, required_keys, expect_types), user)
+        messages = list(base)
+        problems: list[str] = []
+        last = ""
+        for n in range(1, attempts + 1):
+            try:
+                result = self._execute(messages, node=node, run_id=run_id, job_id=job_id,
+                                       temperature=temperature, max_tokens=max_tokens)
+            except LlmError as err:
+                self._record_error(err, node=node, run_id=run_id, job_id=job_id)
+                raise
+            try:
+                value = _check_json(result, required_keys, expect_types)
+            except _Unusable as bad:
+                problems.append(bad.problem)
+                last = result.text or result.raw
+                self._record(result, status="error", error_kind="parse", run_id=run_id, job_id=job_id)
+                logger.warning("llm {}/{}: reply {}/{} unusable: {}", self.role, node or "-", n, attempts,
+                               self._scrub(bad.problem))
+                messages = base + [
+                    # the answer without its reasoning: reasoning models must not be fed their own <think>
+                    {"role": "assistant", "content": (result.text or "(no answer)")[:2000]},
+                    {"role": "user", "content": _correction(bad.problem, required_keys, expect_types)},
+                ]
+                continue
+            self._record(result, status="ok", error_kind=None, run_id=run_id, job_id=job_id)
+            return value
+        excerpt = _excerpt(self._scrub(last))
+        where = f"{self.role}/{node}" if node else self.role
+        raise LlmJsonError(
+            f"{where}: the model gave no usable JSON in {attempts} attempt(s); last problem: "
+            f"{self._scrub(problems[-1])}" + (f"; reply began: {excerpt!r}" if excerpt else ""),
+            role=self.role, problems=[self._scrub(p) for p in problems], excerpt=excerpt, attempts=attempts)
+
+    # one call, retried -----------------------------------------------------------------------
+    def _execute(self, messages: list[dict], *, node: str, run_id: str | None, job_id: str | None,
+                 temperature: float | None, max_tokens: int | None) -> LlmResult:
+        t0 = time.perf_counter()
+        attempts = 0
+        raw: _Raw | None = None
+        op = f"{self.role.lower()}:{node}" if node else self.role.lower()
+        try:
+            for attempt in retry_mod.retrying(self.policy, op=op, run_id=run_id, job_id=job_id, sleep=self._sleep):
+                with attempt:
+                    attempts += 1
+                    with self.limiter.slot(self.provider):
+                        raw = self._attempt(messages, temperature, max_tokens)
+        except Exception as exc:
+            err = self._wrap(exc, attempts)
+            err.latency_ms = (time.perf_counter() - t0) * 1000
+            err.attempts = attempts
+            err.retries = max(0, attempts - 1)
+            raise err from exc
+        assert raw is not None
+        latency_ms = (time.perf_counter() - t0) * 1000
+        answer, thought = split_think(raw.content)
+        reasoning = "\n".join(t for t in (raw.reasoning.strip(), thought) if t)
+        if raw.usage is not None and _usage_ok(raw.usage):
+            input_tokens = int(getattr(raw.usage, "prompt_tokens", 0) or 0)
+            output_tokens = int(getattr(raw.usage, "completion_tokens", 0) or 0)
+            estimated = False
+        else:
+            input_tokens = _estimate_prompt(messages)
+            output_tokens = estimate_tokens(raw.content) + estimate_tokens(raw.reasoning)
+            estimated = True
+        result = LlmResult(
+            text=answer, raw=raw.content, reasoning=reasoning, role=self.role, model=self.model,
+            provider=self.provider, input_tokens=input_tokens, output_tokens=output_tokens,
+            usage_estimated=estimated, latency_ms=latency_ms,
+            ttft_ms=None if raw.ttft_s is None else raw.ttft_s * 1000, retries=max(0, attempts - 1),
+            streamed=raw.streamed, finish_reason=raw.finish_reason, trace_id=current_trace_id(), node=node)
+        if raw.finish_reason == "length":
+            logger.warning("llm {}/{}: the reply hit max_tokens and is cut off", self.role, node or "-")
+        return result
+
+    def _attempt(self, messages: list[dict], temperature: float | None, max_tokens: int | None) -> _Raw:
+        params: dict[str, Any] = {"model": self.model, "messages": messages}
+        if temperature is not None:
+            params["temperature"] = temperature
+        if max_tokens is not None:
+            params["max_tokens"] = max_tokens
+        if self._stream_ok:
+            try:
+                return self._streamed(params)
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+                if "stream" not in _status_message(exc).lower():
+                    raise
+                with self._lock:
+                    self._stream_ok = False
+                logger.info("llm {}: {} rejects stream_options; using non-streaming calls from now on",
+                            self.role, self.provider)
+        return self._plain(params)
+
+    def _streamed(self, params: dict[str, Any]) -> _Raw:
+        t_start = time.perf_counter()
+        try:
+            stream = self._completions.create(**params, stream=True,
+                                                          stream_options={"include_usage": True})
+        except ValueError as exc:  # an error body that is not JSON
+            raise _BadResponse(f"unreadable response: {type(exc).__name__}") from exc
+        ctype = str(getattr(stream, "response", None) and stream.response.headers.get("content-type") or "")
+        if "json" in ctype and "event-stream" not in ctype:
+            # A server that ignores stream=True and answers with one completion body.
+            try:
+                data = json.loads(stream.response.read())
+            except ValueError as exc:
+                raise _BadResponse(f"malformed response body: {type(exc).__name__}") from exc
+            finally:
+                stream.close()
+            raw = _raw_from_body(data)
+            raw.ttft_s = time.perf_counter() - t_start
+            return raw
+        content: list[str] = []
+        reasoning: list[str] = []
+        usage = None
+        finish = None
+        ttft = None
+        chunks = 0
+        try:
+            for chunk in stream:
+                chunks += 1
+                if getattr(chunk, "usage", None) is not None:
+                    usage = chunk.usage
+                for choice in getattr(chunk, "choices", None) or ():
+                    delta = getattr(choice, "delta", None)
+                    text = getattr(delta, "content", None) if delta is not None else None
+                    thought = getattr(delta, "reasoning_content", None) if delta is not None else None
+                    if (text or thought) and ttft is None:
+                        ttft = time.perf_counter() - t_start
+                    if text:
+                        content.append(text)
+                    if isinstance(thought, str) and thought:
+                        reasoning.append(thought)
+                    if getattr(choice, "finish_reason", None):
+                        finish = choice.finish_reason
+        except ValueError as exc:  # a data line that is not JSON
+            raise _BadResponse(f"malformed stream data: {type(exc).__name__}") from exc
+        except openai.APIError as exc:
+            if isinstance(exc, (openai.APIStatusError, openai.APIConnectionError)):
+                raise
+            # An error event in the middle of the stream (provider overloaded, upstream failure).
+            raise _BadResponse(f"error event in the stream: {_status_message(exc)}") from exc
+        finally:
+            try:
+                stream.close()
+            except Exception:  # pragma: no cover - the connection may be gone already
+                pass
+        if chunks == 0:
+            raise _StreamIncomplete("the stream ended before any data")
+        return _Raw("".join(content), "".join(reasoning), usage, finish, ttft, True)
+
+    def _plain(self, params: dict[str, Any]) -> _Raw:
+        try:
+            resp = self._completions.create(**params)
+        except ValueError as exc:  # the body is not JSON
+            raise _BadResponse(f"malformed response body: {type(exc).__name__}") from exc
+        if isinstance(resp, str):
+            raise _BadResponse("the response is not JSON")
+        choices = getattr(resp, "choices", None)
+        if not choices:
+            raise _BadResponse("the response has no choices")
+        choice = choices[0]
+        message = getattr(choice, "message", None)
+        text = getattr(message, "content", None) or ""
+        thought = getattr(message, "reasoning_content", None)
+        return _Raw(text if isinstance(text, str) else str(text), thought if isinstance(thought, str) else "",
+                    getattr(resp, "usage", None), getattr(choice, "finish_reason", None), None, False)
+
+    # errors ----------------------------------------------------------------------------------
+    def _scrub(self, text: str) -> str:
+        if self._api_key and len(self._api_key) >= 4:
+            text = text.replace(self._api_key, MASK)
+        return redact(text)
+
+    def _detail(self, exc: BaseException) -> str:
+        if isinstance(exc, openai.APIStatusError):
+            msg = _status_message(exc)
+            text = f"HTTP {exc.status_code}" + (f": {msg}" if msg else "")
+        elif isinstance(exc, openai.APITimeoutError):
+            text = f"no response within {self.timeout:g}s (LLM_TIMEOUT)"
+        elif isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc.__context__
+            text = "connection failed" + (f": {type(cause).__name__}: {cause}" if cause is not None and str(cause)
+                                          else f" ({type(cause).__name__})" if cause is not None else "")
+        elif isinstance(exc, (_StreamIncomplete, _BadResponse)):
+            text = str(exc)
+        else:
+            text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return self._scrub(" ".join(text.split()))[:_DETAIL_MAX]
+
+    def _wrap(self, exc: BaseException, attempts: int) -> LlmError:
+        if isinstance(exc, LlmError):
+            return exc
+        where = f"{self.role} LLM at {self.provider} (model {self.model})"
+        detail = self._detail(exc)
+        status = getattr(exc, "status_code", None)
+        status = status if isinstance(status, int) and not isinstance(status, bool) else None
+        tries = f"after {attempts} attempt(s)"
+        if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)) or status in (401, 403):
+            return LlmAuthError(f"{where} refused the credentials ({detail}); check {self.role}_API_KEY",
+                                role=self.role, status=status, attempts=attempts)
+        kind = retry_mod.classify(exc)
+        if kind in ("timeout", "connection", "rate_limit", "server_error"):
+            return LlmUnavailable(f"{where} unavailable {tries} [{kind}]: {detail}", role=self.role, kind=kind,
+                                  status=status, attempts=attempts)
+        if status is not None and 400 <= status < 500:
+            return LlmBadRequest(f"{where} rejected the request ({detail})", role=self.role, status=status,
+                                 attempts=attempts)
+        return LlmError(f"{where} failed {tries}: {detail}", role=self.role, kind=kind or "error", status=status,
+                        attempts=attempts)
+
+    # recording -------------------------------------------------------------------------------
+    def _record(self, result: LlmResult, *, status: str, error_kind: str | None, run_id: str | None,
+                job_id: str | None) -> None:
+        self._store(node=result.node, run_id=run_id, job_id=job_id, trace_id=result.trace_id,
+                    input_tokens=result.input_tokens, output_tokens=result.output_tokens, latency_ms=result.latency_ms,
+                    ttft_ms=result.ttft_ms, retries=result.retries, status=status, error_kind=error_kind,
+                    estimated=result.usage_estimated)
+        logger.debug("llm {}/{} {}@{}: {} in / {} out tokens{}, {:.0f} ms (ttft {}), {} retries, {}",
+                     self.role, result.node or "-", self.model, self.provider, result.input_tokens,
+                     result.output_tokens, " (estimated)" if result.usage_estimated else "", result.latency_ms,
+                     "-" if result.ttft_ms is None else f"{result.ttft_ms:.0f} ms", result.retries,
+                     status if error_kind is None else f"{status}/{error_kind}")
+
+    def _record_error(self, err: LlmError, *, node: str, run_id: str | None, job_id: str | None) -> None:
+        logger.warning("llm {}/{}: {}", self.role, node or "-", str(err))
+        self._store(node=node, run_id=run_id, job_id=job_id, trace_id=current_trace_id(),
+                    input_tokens=0, output_tokens=0, latency_ms=err.latency_ms, ttft_ms=None, retries=err.retries,
+                    status="error", error_kind=err.kind, estimated=False, error=str(err))
+
+    def _store(self, *, node: str, run_id: str | None, job_id: str | None, trace_id: str, input_tokens: int,
+               output_tokens: int, latency_ms: float, ttft_ms: float | None, retries: int, status: str,
+               error_kind: str | None, estimated: bool, error: str = "") -> None:
+        if self.db is not None:
+            try:
+                with self.db.session() as s:
+                    s.add(LlmCall(run_id=run_id, job_id=job_id, trace_id=trace_id or "", role=self.role,
+                                  provider=self.provider[:128], model=self.model[:128], node=(node or "")[:_NODE_MAX],
+                                  input_tokens=input_tokens, output_tokens=output_tokens,
+                                  latency_ms=round(latency_ms, 3),
+                                  ttft_ms=None if ttft_ms is None else round(ttft_ms, 3), retries=retries,
+                                  status=status, error_kind=(error_kind or None) and error_kind[:32]))
+            except Exception as exc:  # the database may be what is failing: the call's answer still counts
+                logger.warning("llm call of {} not recorded: {}", self.role, self._scrub(f"{type(exc).__name__}: {exc}")[:300])
+        if self.events is not None:
+            payload = {"role": self.role, "node": node, "model": self.model, "provider": self.provider,
+                       "status": status, "error_kind": error_kind, "input_tokens": input_tokens,
+                       "output_tokens": output_tokens, "usage_estimated": estimated,
+                       "latency_ms": round(latency_ms, 1), "ttft_ms": None if ttft_ms is None else round(ttft_ms, 1),
+                       "retries": retries}
+            if error:
+                payload["error"] = error[:_DETAIL_MAX]
+            try:
+                self.events.emit("llm.call", run_id=run_id, job_id=job_id, source="llm", payload=payload,
+                                 trace_id=trace_id)
+            except Exception as exc:
+                logger.warning("llm.call event not recorded: {}", self._scrub(f"{type(exc).__name__}: {exc}")[:300])
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+def _policy_from(settings: Settings) -> retry_mod.RetryPolicy:
+    budget = settings.get("RETRY_MAX_SECONDS", retry_mod.LLM.max_seconds)
+    try:
+        budget = float(budget)
+    except (TypeError, ValueError):
+        return retry_mod.LLM
+    if budget <= 0:  # retries switched off
+        return replace(retry_mod.LLM, max_attempts=1, max_seconds=0.001)
+    return replace(retry_mod.LLM, max_seconds=budget)
+
+
+def _messages(system: str, user: str) -> list[dict]:
+    out = []
+    if system:
+        out.append({"role": "system", "content": system})
+    out.append({"role": "user", "content": user})
+    return out
+
+
+def _status_message(exc: BaseException) -> str:
+    """The server's own error message from an APIStatusError body, else its text."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return err["message"]
+        if isinstance(err, str):
+            return err
+        if isinstance(body.get("message"), str):
+            return body["message"]
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:_DETAIL_MAX]
+    return str(getattr(exc, "message", "") or exc)
+
+
+class _Usage:
+    def __init__(self, data: dict):
+        self.prompt_tokens = data.get("prompt_tokens")
+        self.completion_tokens = data.get("completion_tokens")
+
+
+def _raw_from_body(data: Any) -> _Raw:
+    """A chat completion body (dict) as a _Raw; _BadResponse when it is not one."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not choices or not isinstance(choices[0], dict):
+        raise _BadResponse("the response has no choices")
+    message = choices[0].get("message") or {}
+    text = message.get("content") or ""
+    thought = message.get("reasoning_content") or ""
+    usage = data.get("usage")
+    return _Raw(str(text), thought if isinstance(thought, str) else "",
+                _Usage(usage) if isinstance(usage, dict) else None, choices[0].get("finish_reason"), None, False)
+
+
+def _usage_ok(usage: Any) -> bool:
+    return isinstance(getattr(usage, "prompt_tokens", None), int) or isinstance(
+        getattr(usage, "completion_tokens", None), int)
+
+
+def _excerpt(text: str, limit: int = 160) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    names = {dict: "a JSON object", list: "a JSON array"}
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def _with_json_instruction(system: str, required_keys: Sequence[str], expect: tuple[type, ...]) -> str:
+    line = JSON_INSTRUCTION
+    if dict in expect and required_keys:
+        line += " The object must have the keys: " + ", ".join(f'"{k}"' for k in required_keys) + "."
+    elif expect == (list,):
+        line += " The value must be a JSON array."
+    return f"{system.rstrip()}\n\n{line}" if system else line
+
+
+def _correction(problem: str, required_keys: Sequence[str], expect: tuple[type, ...]) -> str:
+    want = _type_name(expect)
+    keys = (" with the keys " + ", ".join(f'"{k}"' for k in required_keys)) if required_keys and dict in expect else ""
+    return (f"Your previous reply could not be used: {problem}. Reply again with only {want}{keys}: "
+            "valid JSON, no explanation, no Markdown fence.")
+
+
+class _Unusable(Exception):
+    def __init__(self, problem: str):
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _check_json(result: LlmResult, required_keys: Sequence[str], expect: tuple[type, ...]) -> Any:
+    text = result.text
+    if not text.strip():
+        raise _Unusable("the reply held only reasoning (<think>), no answer" if result.reasoning
+                        else "the reply was empty")
+    try:
+        value = extract_json(text)
+    except JsonRepairError as exc:
+        raise _Unusable(exc.reason) from None
+    if dict in expect and list not in expect and isinstance(value, list) and len(value) == 1 \
+            and isinstance(value[0], dict):
+        value = value[0]  # `[{...}]` where one object was asked for
+    if not isinstance(value, expect):
+        got = "an array" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
+        raise _Unusable(f"expected {_type_name(expect)}, got {got}")
+    if isinstance(value, dict) and required_keys:
+        missing = [k for k in required_keys if k not in value]
+        if missing:
+            raise _Unusable("missing key(s) " + ", ".join(f'"{k}"' for k in missing)
+                            + (f" (got {', '.join(json.dumps(k, ensure_ascii=False) for k in list(value)[:8])})"
+                               if value else " (got an empty object)"))
+    return value

@@ -1,0 +1,473 @@
+"""The deep-research engine: one design, three configurations (Query, Media, Insight).
+
+Per run: an overview search and a report structure of P paragraphs; then, for every paragraph
+IN PARALLEL (bounded): first search → first summary → R × (reflection → search → updated
+summary); then formatting. BettaFish runs all of this in sequence, 2 + P(2+2R) LLM round
+trips; here the critical path is about 2 + 2 + 2R.
+
+Progress is checkpointed per node (structure, each paragraph's stage and summary, the sources
+found so far), so an interrupted engine resumes where it stopped and a paragraph already done
+is never redone or lost. Every node writes one structured record to the engine's log; the
+summary nodes' records (`paragraph_latest_state` / `updated_paragraph_latest_state`) are what
+the forum monitor reads.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from loguru import logger
+
+from core.console import telemetry
+from core.infra.config import Settings, load_settings
+from core.corpus.search import CorpusSlice
+from core.corpus.documents import Document
+from core.work.jobs import JobCancelled, JobContext, LeaseLost, register_handler
+from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, Reasoner, SearchPlan, Source
+from core.infra.redact import redact
+from core.research.relevance import TopicScope
+from core.text.sentiment import score_documents
+from core.text.keywords import has_cjk
+from core.infra.tracing import child_trace_id, trace_scope
+
+MAX_DOCS_PER_SEARCH = 12
+CONTENT_CHARS_KEPT = 1500  # per document in the checkpoint: enough to cite and summarise
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    name: str  # query | media | insight
+    title: str
+    source: str  # forum source tag: QUERY | MEDIA | INSIGHT
+    focus: str
+    llm_role: str
+    offline_slice: CorpusSlice  # the part of the corpus this engine reads
+
+
+# Each engine reads its own slice of the corpus, so the three add distinct value instead of citing
+# the same posts three times (README, "Trust: what an analysis rests on", has the table):
+#   Query   news and web-like sources: every platform that is not a social or video/image platform
+#           (news sites, zhihu, web pages, wechat articles, …), posts only
+#   Media   video and image platforms (douyin, bilibili, kuaishou, xhs), posts only
+#   Insight social posts (weibo, tieba) and the comments of every platform, with sentiment
+SOCIAL_PLATFORMS = ("weibo", "tieba")
+VISUAL_PLATFORMS = ("douyin", "bilibili", "kuaishou", "xhs")
+
+ENGINES: dict[str, EngineConfig] = {
+    "query": EngineConfig("query", "Query engine", "QUERY",
+                          "news and web coverage: what happened, timeline, official statements, media framing",
+                          "QUERY_ENGINE",
+                          CorpusSlice("news and web", exclude_platforms=SOCIAL_PLATFORMS + VISUAL_PLATFORMS,
+                                      posts_only=True)),
+    "media": EngineConfig("media", "Media engine", "MEDIA",
+                          "multimodal coverage: video and image platforms, formats, influential creators",
+                          "MEDIA_ENGINE", CorpusSlice("video and image", platforms=VISUAL_PLATFORMS, posts_only=True)),
+    "insight": EngineConfig("insight", "Insight engine", "INSIGHT",
+                            "the analyst's own social-media database: public sentiment, hot posts, comments, "
+                            "platform differences, risks",
+                            "INSIGHT_ENGINE",
+                            CorpusSlice("social posts and comments", platforms=SOCIAL_PLATFORMS,
+                                        comments_anywhere=True)),
+}
+
+NODE_NAMES = {
+    "structure": "ReportStructureNode", "first_search": "FirstSearchNode", "first_summary": "FirstSummaryNode",
+    "reflection": "ReflectionNode", "reflection_summary": "ReflectionSummaryNode", "format": "ReportFormattingNode",
+}
+
+
+# -- wiring: which provider and reasoner an engine uses ----------------------------------------
+def make_provider(engine: str, settings: Settings, db, scope: TopicScope | None = None):
+    if engine in ("query", "media") and settings["SHOAL_MODE"] != "offline":
+        from core.research.web_search import web_provider_for
+
+        web = web_provider_for(engine, settings)
+        if web is not None:
+            return web
+    return corpus_provider(engine, db, scope)
+
+
+def corpus_provider(engine: str, db, scope: TopicScope | None = None):
+    from core.research.corpus_tools import CorpusSearchProvider
+
+    return CorpusSearchProvider(db, where=ENGINES[engine].offline_slice, scope=scope)
+
+
+def make_reasoner(engine: str, settings: Settings, db, events, offline: bool) -> Reasoner:
+    from core.research.offline import OfflineReasoner
+
+    role = ENGINES[engine].llm_role
+    if offline or not settings.llm_configured(role):
+        return OfflineReasoner()
+    from core.llm.client import LlmClient
+    from core.research.llm_reasoner import LlmReasoner
+
+    return LlmReasoner(LlmClient(role, settings, db=db, events=events))
+
+
+def engine_mode(engine: str, settings: Settings, offline: bool) -> str:
+    return "offline" if offline or not settings.llm_configured(ENGINES[engine].llm_role) else "llm"
+
+
+# -- state kept in the job's checkpoint ------------------------------------------------------------
+class SourceRegistry:
+    """Citation numbers for every document this engine retrieved, shared by parallel paragraphs."""
+
+    def __init__(self, docs: list[dict] | None = None):
+        self._lock = threading.Lock()
+        self._by_id: dict[str, Source] = {}
+        self._ordered: list[Source] = []
+        for d in docs or []:
+            self.add(Document.from_dict(d))
+
+    def add(self, doc: Document) -> Source:
+        with self._lock:
+            existing = self._by_id.get(doc.doc_id)
+            if existing:
+                return existing
+            if len(doc.content) > CONTENT_CHARS_KEPT:
+                doc.content = doc.content[:CONTENT_CHARS_KEPT] + "…"
+            src = Source(len(self._ordered) + 1, doc)
+            self._by_id[doc.doc_id] = src
+            self._ordered.append(src)
+            return src
+
+    def get(self, n: int) -> Source | None:
+        with self._lock:
+            return self._ordered[n - 1] if 0 < n <= len(self._ordered) else None
+
+    def all(self) -> list[Source]:
+        with self._lock:
+            return list(self._ordered)
+
+    def to_json(self) -> list[dict]:
+        with self._lock:
+            return [s.doc.as_dict() for s in self._ordered]
+
+
+def log_node(engine: str, node: str, output: dict, *, run_id: str, paragraph: int | None = None) -> None:
+    """One structured record per node in logs/<engine>.log.
+
+    The line keeps BettaFish's old shape, `[NodeName] 清理后的输出: {json}`, with the JSON on one
+    line, so one forum parser reads both Shoal's and BettaFish's logs; run_id tells runs apart."""
+    record = {"engine": engine, "run_id": run_id, **({"paragraph": paragraph} if paragraph is not None else {}),
+              **output}
+    logger.bind(sink=engine, node=node).info("[{}] 清理后的输出: {}", node,
+                                             json.dumps(record, ensure_ascii=False, default=str))
+
+
+@dataclass
+class EngineServices:
+    settings: Settings
+    db: Any
+    events: Any
+    provider: Any
+    reasoner: Reasoner
+    host_speech: Callable[[], str | None]
+    max_parallel: int
+    expand_query: Callable[[str], list[str]] | None = None  # Insight's keyword optimiser (LLM mode)
+    scope: TopicScope | None = None  # what is on topic for this run: every kept source passes it
+
+
+class EngineRun:
+    """Runs one engine for one job, checkpointing after every node."""
+
+    def __init__(self, ctx: JobContext, config: EngineConfig, services: EngineServices):
+        self.ctx = ctx
+        self.config = config
+        self.s = services
+        cp = ctx.checkpoint
+        self.registry = SourceRegistry(cp.get("sources"))
+        self.structure = [Paragraph(**p) for p in cp.get("structure", [])]
+        self.paragraphs: dict[str, dict] = {k: dict(v) for k, v in cp.get("paragraphs", {}).items()}
+        self.search_errors: list[str] = list(cp.get("search_errors", []))
+        self.fallbacks: int = int(cp.get("fallbacks", 0))
+        self._cp_lock = threading.Lock()
+        params = ctx.run_params
+        self.n_paragraphs = int(params.get("paragraphs") or services.settings["SHOAL_PARAGRAPHS"])
+        self.n_reflections = int(params.get("reflections") if params.get("reflections") is not None
+                                 else services.settings["SHOAL_REFLECTIONS"])
+        self.rctx = ReasonContext(topic=ctx.topic, engine=config.name, engine_title=config.title, focus=config.focus,
+                                  tools=tuple(services.provider.tools), n_paragraphs=self.n_paragraphs,
+                                  run_id=ctx.run_id, job_id=ctx.job_id)
+
+    # -- checkpoint -------------------------------------------------------------------------
+    def _save(self) -> None:
+        with self._cp_lock:
+            self.ctx.save_checkpoint({
+                "structure": [p.as_dict() for p in self.structure],
+                "paragraphs": self.paragraphs,
+                "sources": self.registry.to_json(),
+                "search_errors": self.search_errors[-50:],
+                "fallbacks": self.fallbacks,
+                "report_md": self.ctx.checkpoint.get("report_md"),
+            })
+
+    def _progress(self) -> None:
+        total = max(1, len(self.structure) * (2 + self.n_reflections) + 2)
+        done = (1 if self.structure else 0) + sum(2 + int(p.get("reflections_done", 0)) if p.get("summary") else 0
+                                                  for p in self.paragraphs.values())
+        self.ctx.heartbeat(progress=min(0.99, done / total))
+
+    # -- nodes ------------------------------------------------------------------------------
+    def _node(self, node: str, paragraph: int | None, fn: Callable[[], Any]) -> Any:
+        self.ctx.check_cancelled()
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.ctx.emit("engine.node", {"engine": self.config.name, "node": NODE_NAMES.get(node, node),
+                                          "paragraph": paragraph, "ms": round((time.perf_counter() - t0) * 1000, 1),
+                                          "t0": time.time() - (time.perf_counter() - t0)})
+            self.ctx.heartbeat()
+
+    def _reason(self, node: str, paragraph: int | None, call: Callable[[Reasoner], Any]) -> Any:
+        """Ask the reasoner; if the LLM fails for good, the offline analyst answers this node instead
+        and the fallback is counted and visible, so a dead endpoint never loses the run."""
+        from core.llm.client import LlmError
+        from core.research.offline import OfflineReasoner
+
+        try:
+            return self._node(node, paragraph, lambda: call(self.s.reasoner))
+        except LlmError as exc:
+            if self.s.reasoner.mode == "offline":
+                raise
+            self.fallbacks += 1
+            message = redact(str(exc))[:300]
+            self.ctx.emit("engine.fallback", {"engine": self.config.name, "node": NODE_NAMES.get(node, node),
+                                              "paragraph": paragraph, "error": message})
+            self.ctx.log.warning("{} {} fell back to the offline analyst: {}", self.config.name, node, message)
+            return self._node(node, paragraph, lambda: call(OfflineReasoner()))
+
+    def _search(self, plan: SearchPlan, paragraph: int | None) -> list[Source]:
+        def one(query: str) -> list[Document]:
+            return self.s.provider.run_tool(plan.tool, query, **(plan.params or {}))
+
+        def run() -> list[Document]:
+            try:
+                queries = [plan.query] + (self.s.expand_query(plan.query) if self.s.expand_query else [])
+                if len(queries) == 1:
+                    return one(plan.query)
+                merged: dict[str, Document] = {}
+                for q in queries:  # the keyword optimiser's phrasings, merged without duplicates
+                    for doc in one(q):
+                        merged.setdefault(doc.doc_id, doc)
+                return list(merged.values())
+            except (JobCancelled, LeaseLost):
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failed search is visible, not fatal
+                message = f"{plan.tool}({plan.query[:60]}): {redact(str(exc))[:200]}"
+                self.search_errors.append(message)
+                self.ctx.emit("engine.search_error", {"engine": self.config.name, "paragraph": paragraph,
+                                                      "error": message})
+                self.ctx.log.warning("search failed: {}", message)
+                return []
+
+        t0 = time.perf_counter()
+        docs = self._on_topic(self._node("search", paragraph, run), plan, paragraph)[:MAX_DOCS_PER_SEARCH]
+        telemetry.record("search", run_id=self.ctx.run_id, trace_id=self.ctx.trace_id,
+                         payload={"engine": self.config.name, "provider": self.s.provider.name, "tool": plan.tool,
+                                  "results": len(docs), "ms": round((time.perf_counter() - t0) * 1000, 1)})
+        score_documents(docs)  # the one scorer, on the same text, for every engine
+        log_node(self.config.name, "SearchNode", {"search_query": plan.query, "search_tool": plan.tool, "results": len(docs)},
+                 run_id=self.ctx.run_id, paragraph=paragraph)
+        return [self.registry.add(d) for d in docs]
+
+    def _on_topic(self, docs: list[Document], plan: SearchPlan, paragraph: int | None) -> list[Document]:
+        """Keep only documents about the run's topic. The corpus provider applies the scope in its
+        query; web results (and anything else) are checked here with the same rule on the same tokens."""
+        scope = self.s.scope
+        if scope is None or getattr(self.s.provider, "scope", None) is scope:
+            return docs
+        from core.research.scope import admits_text
+
+        kept = [d for d in docs if admits_text(scope, d.title, d.content)]
+        if len(kept) < len(docs):
+            self.ctx.emit("engine.off_topic_dropped", {"engine": self.config.name, "paragraph": paragraph,
+                                                       "tool": plan.tool, "dropped": len(docs) - len(kept),
+                                                       "kept": len(kept)})
+        return kept
+
+    # -- the pipeline -------------------------------------------------------------------------
+    def _overview_tool(self) -> str:
+        """The structure's first search: the plain topic search (never a hot list, a date or a platform)."""
+        names = [t.name for t in self.rctx.tools]
+        for preferred in ("search_topic_globally", "basic_search_news", "comprehensive_search"):
+            if preferred in names:
+                return preferred
+        return names[0] if names else "search_topic_globally"
+
+    def run(self) -> dict:
+        if not self.structure:
+            overview_tool = self._overview_tool()
+            overview = self._search(SearchPlan(self.ctx.topic, overview_tool), None)
+            if not overview:
+                return self._nothing_on_topic()
+            self.structure = self._reason("structure", None, lambda r: r.plan_structure(self.rctx, overview))
+            self.structure = self.structure[: self.n_paragraphs]
+            log_node(self.config.name, NODE_NAMES["structure"],
+                     {"report_structure": [p.as_dict() for p in self.structure]}, run_id=self.ctx.run_id)
+            self._save()
+        todo = [p for p in self.structure if not self.paragraphs.get(str(p.index), {}).get("done")]
+        workers = max(1, min(self.s.max_parallel, len(todo) or 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.config.name}-para") as pool:
+            futures = [pool.submit(self._paragraph_in_trace, p) for p in todo]
+            # Paragraphs are independent: one failing does not stop the others, whose work is kept.
+            errors = [exc for f in futures if (exc := f.exception()) is not None]
+        for exc in errors:
+            if isinstance(exc, (JobCancelled, LeaseLost)):
+                raise exc
+        if errors:
+            raise errors[0]
+        results = self.results()
+        report_md = self.ctx.checkpoint.get("report_md")
+        if not report_md:
+            report_md = self._reason("format", None, lambda r: r.format_report(self.rctx, results))
+            log_node(self.config.name, NODE_NAMES["format"], {"final_report_chars": len(report_md)},
+                     run_id=self.ctx.run_id)
+            self.ctx.checkpoint["report_md"] = report_md
+            self._save()
+        return {
+            "engine": self.config.name,
+            "mode": self.s.reasoner.mode if not self.fallbacks else f"{self.s.reasoner.mode} (offline fallback ×{self.fallbacks})",
+            "provider": self.s.provider.name,
+            "report_md": report_md,
+            "paragraphs": [{"index": r.paragraph.index, "title": r.paragraph.title, "summary": r.summary,
+                            "sources": [s.n for s in r.sources]} for r in results],
+            "n_sources": len(self.registry.all()),
+            "search_errors": self.search_errors[-20:],
+            "fallbacks": self.fallbacks,
+        }
+
+    def _nothing_on_topic(self) -> dict:
+        """Nothing this engine can read is about the topic: say so in one line instead of writing
+        paragraphs about nothing (the report lists the engine as having found no sources)."""
+        where = getattr(self.s.provider, "where", None)
+        zh = has_cjk(self.ctx.topic)
+        what = (f"本地语料库中「{where.name}」部分" if zh else f"the corpus's {where.name} slice") if where else \
+            (f"{self.s.provider.name} 搜索" if zh else f"the {self.s.provider.name} search")
+        report_md = (f"# 「{self.ctx.topic}」· {self.config.title}\n\n{what}中没有与主题相关的来源，本引擎不作分析。\n"
+                     if zh else f"# {self.ctx.topic} · {self.config.title}\n\nNothing in {what} is about the topic; "
+                                "this engine has nothing to analyse.\n")
+        self.ctx.emit("engine.no_sources", {"engine": self.config.name, "slice": where.name if where else None})
+        log_node(self.config.name, NODE_NAMES["format"], {"final_report_chars": len(report_md), "sources": 0},
+                 run_id=self.ctx.run_id)
+        return {"engine": self.config.name, "mode": self.s.reasoner.mode, "provider": self.s.provider.name,
+                "report_md": report_md, "paragraphs": [], "n_sources": 0,
+                "search_errors": self.search_errors[-20:], "fallbacks": self.fallbacks}
+
+    def _paragraph_in_trace(self, paragraph: Paragraph) -> None:
+        with trace_scope(child_trace_id(self.ctx.trace_id)):
+            self._paragraph(paragraph)
+
+    def _paragraph(self, p: Paragraph) -> None:
+        key = str(p.index)
+        state = self.paragraphs.setdefault(key, {"summary": "", "sources": [], "searches": [], "reflections_done": 0})
+        if not state.get("summary"):
+            plan = self._reason("first_search", p.index, lambda r: r.plan_first_search(self.rctx, p))
+            sources = self._search(plan, p.index)
+            summary = self._reason("first_summary", p.index,
+                                   lambda r: r.first_summary(self.rctx, p, sources, self.s.host_speech()))
+            log_node(self.config.name, NODE_NAMES["first_summary"], {"paragraph_latest_state": summary,
+                                                                     "title": p.title},
+                     run_id=self.ctx.run_id, paragraph=p.index)
+            state.update(summary=summary, sources=[s.n for s in sources], searches=[plan.as_dict()])
+            self._save()
+            self._progress()
+        while state["reflections_done"] < self.n_reflections:
+            current = self._sources_of(state)
+            plan = self._reason("reflection", p.index,
+                                lambda r: r.plan_reflection(self.rctx, p, state["summary"], current))
+            if plan is None:
+                break
+            new = self._search(plan, p.index)
+            all_sources = current + [s for s in new if s.n not in set(state["sources"])]
+            summary = self._reason("reflection_summary", p.index,
+                                   lambda r: r.reflection_summary(self.rctx, p, state["summary"], new, all_sources,
+                                                                  self.s.host_speech()))
+            log_node(self.config.name, NODE_NAMES["reflection_summary"],
+                     {"updated_paragraph_latest_state": summary, "title": p.title},
+                     run_id=self.ctx.run_id, paragraph=p.index)
+            state.update(summary=summary, sources=[s.n for s in all_sources],
+                         searches=state["searches"] + [plan.as_dict()],
+                         reflections_done=state["reflections_done"] + 1)
+            self._save()
+            self._progress()
+        state["done"] = True
+        self._save()
+
+    def _sources_of(self, state: dict) -> list[Source]:
+        return [s for n in state.get("sources", []) if (s := self.registry.get(n)) is not None]
+
+    def results(self) -> list[ParagraphResult]:
+        out = []
+        for p in self.structure:
+            state = self.paragraphs.get(str(p.index), {})
+            out.append(ParagraphResult(p, state.get("summary", ""), self._sources_of(state),
+                                       [SearchPlan(**s) for s in state.get("searches", [])]))
+        return out
+
+
+# -- job handlers ------------------------------------------------------------------------------
+def services_for(ctx: JobContext, engine: str) -> EngineServices:
+    sup = ctx.supervisor
+    settings = getattr(sup, "settings", None) or load_settings()
+    offline = bool(ctx.run_params.get("offline"))
+    from core.forum import latest_host_speech
+
+    from core.research.scope import build_scope
+
+    scope = build_scope(sup.db, ctx.topic, floor=float(settings["SHOAL_RELEVANCE_FLOOR"]))
+    return EngineServices(
+        settings=settings, db=sup.db, events=sup.events, scope=scope,
+        provider=make_provider(engine, settings, sup.db, scope) if not offline else corpus_provider(engine, sup.db, scope),
+        reasoner=make_reasoner(engine, settings, sup.db, sup.events, offline),
+        host_speech=lambda: latest_host_speech(sup.db, ctx.run_id),
+        # Every paragraph at once by default; the per-provider LLM limit is what really bounds load.
+        max_parallel=int(ctx.run_params.get("paragraph_concurrency") or 8),
+        expand_query=keyword_optimizer(settings, sup.db, sup.events, ctx) if engine == "insight" and not offline
+        else None,
+    )
+
+
+def keyword_optimizer(settings: Settings, db, events, ctx: JobContext) -> Callable[[str], list[str]] | None:
+    """BettaFish's keyword optimiser: turn a search into the words people actually post with.
+
+    Only with a KEYWORD_OPTIMIZER model configured; a failure just means no extra phrasings."""
+    if not settings.llm_configured("KEYWORD_OPTIMIZER"):
+        return None
+    from core.llm.client import LlmClient, LlmError
+
+    client = LlmClient("KEYWORD_OPTIMIZER", settings, db=db, events=events)
+    system = ("You turn an analyst's search into 2-3 short keyword phrases that ordinary users would write on "
+              "Chinese social media (Weibo, Douyin, Xiaohongshu) about the same thing. Answer with JSON only.")
+
+    def expand(query: str) -> list[str]:
+        try:
+            data = client.complete_json(system, f'Search: {query}\nReturn JSON: {{"keywords": ["...", "..."]}}',
+                                        required_keys=("keywords",), node="KeywordOptimizerNode",
+                                        run_id=ctx.run_id, job_id=ctx.job_id)
+        except LlmError as exc:
+            ctx.log.warning("keyword optimiser failed, searching the original query only: {}", exc)
+            return []
+        words = [" ".join(str(k).split())[:60] for k in data.get("keywords") or [] if str(k).strip()]
+        return [w for w in dict.fromkeys(words) if w != query][:3]
+
+    return expand
+
+
+def run_engine_job(ctx: JobContext) -> dict:
+    config = ENGINES[ctx.kind]
+    services = services_for(ctx, ctx.kind)
+    ctx.emit("engine.started", {"engine": ctx.kind, "mode": services.reasoner.mode,
+                                "provider": services.provider.name, "resumed": ctx.resumed})
+    return EngineRun(ctx, config, services).run()
+
+
+for _name in ENGINES:
+    register_handler(_name, run_engine_job)
+

@@ -1,0 +1,948 @@
+"""The offline analyst: the Reasoner of core/research/reasoning.py without an LLM.
+
+Deterministic and real, over the documents the engine retrieved:
+
+  plan_structure      P paragraphs from the engine's aspects (query: what happened, timeline, official
+                      statements, media framing, outlook; media: visual, video, platforms, influencers;
+                      insight: sentiment, hot posts, platform differences, comments, risks), kept or
+                      dropped by what the overview search actually found, titled with the topic and
+                      keyword clusters of the overview (jieba TF-IDF), extra paragraphs as sub-topics.
+  plan_first_search   the topic plus the paragraph's keywords, on the tool that fits the paragraph
+                      (hot / date / comments / platform / image / video tools when ctx.tools has them;
+                      parameters only from the tool's declared ones).
+  first_summary       extractive: TextRank-ranked, de-duplicated sentences, each cited [n], chosen to
+                      cover the paragraph's keywords; statistics (count, platform mix, time span,
+                      sentiment shares, top posts by hotness) and the aspect's own figures.
+  plan_reflection     searches a keyword (or platform) that matters in the sources or the brief but
+                      is not covered by the summary yet; None when everything is covered.
+  reflection_summary  re-selects over all sources, keeping what was covered and adding the searched
+                      keyword; bounded length; notes a search that found nothing.
+  format_report       Markdown: title, "离线分析 (offline analysis)", sections, and the cited sources.
+
+The object holds no mutable state: paragraphs may run in parallel threads. Nothing is invented:
+every sentence is quoted from a source, every figure is counted from the sources.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable, Sequence
+
+from core.corpus.documents import Document, hotness
+from core.text.dedup import cluster
+from core.text.sentiment import LABELS_ZH, NEGATIVE, NEUTRAL, POSITIVE, label_of, shares
+from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, SearchPlan, Source, ToolSpec
+from core.text.keywords import (
+    clean_text,
+    contains,
+    extract_keywords,
+    has_cjk,
+    near_duplicate,
+    rank_sentences,
+    split_sentences,
+    words,
+)
+
+from core.reporting.text import cited as cited_numbers  # noqa: E402 - one citation parser for everything
+
+__all__ = ["OfflineReasoner", "OFFLINE_LABEL", "platform_name", "parse_brief", "cited_numbers"]
+
+OFFLINE_LABEL = "离线分析 (offline analysis)"
+
+MAX_BULLETS = 6
+MAX_BULLET_CHARS = 720  # the quoted sentences of one paragraph
+MIN_BULLET_CHARS = 200
+MAX_PARAGRAPH_CHARS = 1200
+MAX_NOTES = 3
+MAX_TOPIC_CHARS = 40
+
+PLATFORMS = {
+    "weibo": ("微博", "Weibo"), "douyin": ("抖音", "Douyin"), "bilibili": ("哔哩哔哩", "Bilibili"),
+    "xhs": ("小红书", "Xiaohongshu"), "xiaohongshu": ("小红书", "Xiaohongshu"), "zhihu": ("知乎", "Zhihu"),
+    "tieba": ("贴吧", "Tieba"), "kuaishou": ("快手", "Kuaishou"), "news": ("新闻", "News"),
+    "web": ("网页", "Web"), "image": ("图片", "Images"), "video": ("视频", "Video"),
+    "wechat": ("微信", "WeChat"), "toutiao": ("今日头条", "Toutiao"),
+}
+VIDEO_PLATFORMS = frozenset({"douyin", "bilibili", "kuaishou", "video"})
+IMAGE_PLATFORMS = frozenset({"xhs", "xiaohongshu", "image"})
+KIND_NAMES = {"post": ("帖子", "posts"), "comment": ("评论", "comments"), "news": ("新闻", "news"),
+              "web": ("网页", "web pages"), "image": ("图片", "images"), "video": ("视频", "videos")}
+_TOPIC_FILLER = ("舆情分析", "舆情", "事件", "热点", "话题", "讨论", "分析", "最新")
+
+Classifier = Callable[[list[str]], list[tuple[int, float]]]
+
+
+def platform_name(code: str, zh: bool) -> str:
+    code = (code or "").strip()
+    if not code:
+        return "未知" if zh else "unknown"
+    names = PLATFORMS.get(code.lower())
+    return (names[0] if zh else names[1]) if names else code
+
+
+# --- aspects of a report, per engine --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Aspect:
+    intent: str
+    zh: str
+    en: str
+    zh_brief: str
+    en_brief: str
+
+
+ASPECTS: dict[str, tuple[Aspect, ...]] = {
+    "query": (
+        Aspect("overview", "事件概览", "Overview", "发生了什么：主要事实、涉及各方与核心争议",
+               "What happened: the main facts, the parties involved and the core dispute"),
+        Aspect("timeline", "事件时间线", "Timeline", "按时间梳理事件的进展与关键节点",
+               "How the story developed over time, with its key moments"),
+        Aspect("official", "官方回应与权威信息", "Official statements", "官方、机构与当事方的回应和声明",
+               "Statements and responses of officials, institutions and the parties"),
+        Aspect("framing", "媒体报道框架", "Media framing", "媒体如何报道与解读：角度、措辞与立场",
+               "How the media report and frame it: angles, wording, stance"),
+        Aspect("outlook", "后续走向与展望", "Outlook", "最新进展与可能的后续走向",
+               "Latest developments and what may come next"),
+    ),
+    "media": (
+        Aspect("overview", "多媒体传播概览", "Multimedia coverage overview", "图文与视频内容中的主要信息",
+               "The main information across pages, images and video"),
+        Aspect("image", "图片与视觉呈现", "Images and visual coverage", "图片与视觉内容呈现了什么",
+               "What the images and visual content show"),
+        Aspect("video", "视频内容与传播", "Video coverage", "视频平台上的内容与传播情况",
+               "Content and spread on video platforms"),
+        Aspect("platform", "平台分布与内容形态", "Platforms and formats", "内容分布在哪些平台、以何种形态传播",
+               "Which platforms carry the story and in which formats"),
+        Aspect("influencer", "关键传播者与意见领袖", "Influencers and key spreaders",
+               "哪些账号与内容带动了传播", "Which accounts and posts drove the spread"),
+    ),
+    "insight": (
+        Aspect("overview", "舆情概览", "Public opinion overview", "社交媒体上讨论的规模、焦点与整体情绪",
+               "Volume, focus and overall mood of the social-media discussion"),
+        Aspect("sentiment", "公众情绪与态度", "Public sentiment", "正面与负面情绪的比例及其代表性观点",
+               "Positive and negative shares and representative views"),
+        Aspect("hot", "热门内容与高互动帖子", "Hot posts", "互动量最高的帖子及其内容",
+               "The posts with the most engagement and what they say"),
+        Aspect("platform", "平台差异", "Platform differences", "不同平台上的讨论量、情绪与关注点差异",
+               "How volume, mood and focus differ between platforms"),
+        Aspect("comments", "评论焦点", "Comment themes", "评论区的主要观点与争议",
+               "The main views and disputes in the comments"),
+        Aspect("risk", "风险与趋势研判", "Risks and trends", "潜在风险、争议升级迹象与近期趋势",
+               "Potential risks, signs of escalation and recent trends"),
+    ),
+}
+THEME = Aspect("theme", "子话题", "Sub-topic", "围绕以下关键词的相关讨论", "Discussion around these keywords")
+EXTRA = Aspect("general", "补充观察", "Additional view", "其余相关讨论", "Other related discussion")
+
+# intent of a paragraph from its title (label part) — my own titles and anyone else's
+_INTENT_HINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("overview", ("概览", "overview")),
+    ("timeline", ("时间线", "时间", "进展", "timeline", "chronolog")),
+    ("official", ("官方", "回应", "声明", "official", "statement")),
+    ("risk", ("风险", "risk")),
+    ("outlook", ("展望", "走向", "趋势", "outlook", "trend")),
+    ("comments", ("评论", "comment")),
+    ("hot", ("热门", "热度", "高互动", "hot", "popular")),
+    ("sentiment", ("情绪", "情感", "态度", "sentiment", "emotion")),
+    ("platform", ("平台", "platform")),
+    ("influencer", ("意见领袖", "传播者", "influencer")),
+    ("video", ("视频", "video")),
+    ("image", ("图片", "视觉", "image", "visual")),
+    ("framing", ("媒体报道", "报道", "framing", "media")),
+    ("theme", ("子话题", "sub-topic")),
+)
+
+# generic words that make a sentence fit an aspect (never topic-specific)
+_FOCUS_WORDS: dict[str, tuple[str, ...]] = {
+    "official": ("官方", "通报", "回应", "声明", "发布", "公告", "调查", "处理", "official", "statement", "announced"),
+    "outlook": ("后续", "未来", "预计", "将", "计划", "趋势", "will", "expect", "plan", "future"),
+    "risk": ("风险", "质疑", "担忧", "投诉", "争议", "不满", "隐患", "维权", "risk", "concern", "complaint"),
+    "framing": ("报道", "媒体", "评论员", "指出", "认为", "report", "media", "editorial"),
+    "sentiment": ("支持", "反对", "愤怒", "失望", "感动", "心疼", "满意", "support", "angry", "disappoint"),
+    "comments": ("评论", "网友", "留言", "comment"),
+    "image": ("图", "照片", "画面", "photo", "image", "picture"),
+    "video": ("视频", "直播", "播放", "video", "live"),
+}
+
+# tools that fit an intent: name fragments tried in order, then the general search tools
+_GENERAL_TOOLS = ("global", "comprehensive", "basic", "web_search", "topic", "news", "search")
+_TOOL_HINTS: dict[str, tuple[str, ...]] = {
+    "official": ("deep",),
+    "timeline": ("date", "last_week", "week"),
+    "outlook": ("date", "last_week", "week", "24"),
+    "risk": ("date", "last_week", "week"),
+    "hot": ("hot", "热门"),
+    "influencer": ("hot", "热门"),
+    "comments": ("comment", "评论"),
+    # Attitudes live in the comments: a sentiment paragraph reads them where a comment tool exists,
+    # and so does not repeat the overview's documents.
+    "sentiment": ("comment", "评论"),
+    "platform": ("platform", "平台"),
+    "image": ("image", "图片", "multimodal", "comprehensive"),
+    "video": ("video", "视频", "multimodal", "comprehensive"),
+    "framing": ("news",),
+}
+
+
+# --- the brief of a paragraph carries what later steps need (no state on the reasoner) ---
+
+def _brief(aspect: Aspect, zh: bool, keywords: list[str], span: tuple[str, str] | None,
+           platforms: list[str]) -> str:
+    parts = [aspect.zh_brief if zh else aspect.en_brief]
+    if keywords:
+        parts.append(("重点关键词：" + "、".join(keywords)) if zh else ("Key terms: " + ", ".join(keywords)))
+    if span:
+        parts.append(f"时间范围：{span[0]} 至 {span[1]}" if zh else f"Period: {span[0]} to {span[1]}")
+    if platforms:
+        shown = [f"{platform_name(p, zh)}（{p}）" if zh else f"{platform_name(p, zh)} ({p})" for p in platforms]
+        parts.append(("主要平台：" + "、".join(shown)) if zh else ("Platforms: " + ", ".join(shown)))
+    return ("。".join(parts) + "。") if zh else (". ".join(parts) + ".")
+
+
+def parse_brief(brief: str) -> dict:
+    """keywords, span (start, end) and platform codes written into a brief by plan_structure."""
+    brief = brief or ""
+    out: dict = {"keywords": [], "span": None, "platforms": []}
+    m = re.search(r"(?:重点关键词|Key terms)[:：]\s*([^。\n]+?)(?:[。\n]|\.(?:\s|$)|$)", brief)
+    if m:
+        out["keywords"] = [k.strip() for k in re.split(r"[、,，]\s*", m.group(1)) if k.strip()]
+    m = re.search(r"(\d{4}-\d{2}-\d{2})\s*(?:至|to)\s*(\d{4}-\d{2}-\d{2})", brief)
+    if m:
+        out["span"] = (m.group(1), m.group(2))
+    m = re.search(r"(?:主要平台|Platforms)[:：]\s*([^。\n]+)", brief)
+    if m:
+        out["platforms"] = re.findall(r"[（(]([A-Za-z0-9_\-]+)[）)]", m.group(1))
+    return out
+
+
+def _label(title: str) -> str:
+    t = re.sub(r"「[^」]*」|“[^”]*”|\"[^\"]*\"", " ", title or "")
+    t = t.strip(" ：:·-—")
+    return re.split(r"：|: ", t, maxsplit=1)[0].strip()
+
+
+def intent_of(paragraph: Paragraph) -> str:
+    label = _label(paragraph.title).lower()
+    for intent, hints in _INTENT_HINTS:
+        if any(h in label for h in hints):
+            return intent
+    return "general"
+
+
+# --- documents ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Sentence:
+    text: str
+    n: int  # citation number
+    doc_pos: int  # position of the source in the list
+
+
+def _doc_text(doc: Document) -> str:
+    return clean_text(doc.text)
+
+
+def _sentences(sources: Sequence[Source]) -> list[_Sentence]:
+    out, seen = [], set()
+    for pos, src in enumerate(sources):
+        for s in split_sentences(_doc_text(src.doc)):
+            key = s.lower()
+            if key in seen:  # reposts: the first source keeps the sentence
+                continue
+            seen.add(key)
+            out.append(_Sentence(s, src.n, pos))
+    return out
+
+
+def _day(d) -> str:
+    """YYYY-MM-DD of a datetime (or of an ISO string), "" when unknown."""
+    if isinstance(d, datetime):
+        return d.strftime("%Y-%m-%d")
+    if isinstance(d, str) and re.match(r"\d{4}-\d{2}-\d{2}", d):
+        return d[:10]
+    return ""
+
+
+def _span(docs: Sequence[Document]) -> tuple[str, str] | None:
+    dates = sorted(day for day in (_day(d.published) for d in docs) if day)
+    if not dates:
+        return None
+    return dates[0], dates[-1]
+
+
+def _num(x) -> int:
+    try:
+        return int(x or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _hot(d: Document) -> float:
+    return hotness(_num(d.likes), _num(d.comments), _num(d.shares), _num(d.views))
+
+
+def _fmt_num(x: float) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.1f}"
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else "0.0%"
+
+
+def _snippet(doc: Document, limit: int = 30) -> str:
+    text = _doc_text(doc).replace("\n", " ")
+    return text if len(text) <= limit else text[:limit].rstrip() + "…"
+
+
+def _dedupe_sources(sources: Sequence[Source]) -> list[Source]:
+    seen, out = set(), []
+    for s in sources:
+        if s.n in seen:
+            continue
+        seen.add(s.n)
+        out.append(s)
+    return out
+
+
+def _unique_by_doc(sources: Sequence[Source]) -> list[Source]:
+    seen, out = set(), []
+    for s in sources:
+        if s.doc.doc_id in seen:
+            continue
+        seen.add(s.doc.doc_id)
+        out.append(s)
+    return out
+
+
+# --- the reasoner ---------------------------------------------------------------------------
+
+class OfflineReasoner:
+    """Deterministic reasoning over retrieved documents. Thread-safe: no mutable state.
+
+    ``classifier``: ``texts -> [(label, score)]`` for documents without ``Document.sentiment``;
+    by default core.text.sentiment.predict, imported lazily; when it is unavailable the sentiment of
+    such documents is unknown."""
+
+    mode = "offline"
+
+    def __init__(self, classifier: Classifier | None = None, use_default_classifier: bool = True):
+        self._classifier = classifier
+        self._use_default = use_default_classifier
+
+    # -- topic -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _zh(ctx: ReasonContext) -> bool:
+        return has_cjk(ctx.topic)
+
+    @staticmethod
+    def _topic(ctx: ReasonContext) -> str:
+        t = clean_text(ctx.topic).replace("\n", " ").strip()
+        if len(t) > MAX_TOPIC_CHARS:
+            t = t[:MAX_TOPIC_CHARS].rstrip() + "…"
+        return t or ("（未命名主题）" if OfflineReasoner._zh(ctx) else "(untitled topic)")
+
+    @staticmethod
+    def _core_topic(ctx: ReasonContext) -> str:
+        """The topic as a search query: without generic filler such as 舆情 / 事件."""
+        t = clean_text(ctx.topic).replace("\n", " ").strip()[:80]
+        core = t
+        for filler in _TOPIC_FILLER:
+            if core.endswith(filler) and len(core) > len(filler) + 1:
+                core = core[: -len(filler)].strip()
+        return core or t
+
+    def _topic_terms(self, ctx: ReasonContext) -> list[str]:
+        core = self._core_topic(ctx)
+        return [core] + list(words(core)) if core else []
+
+    # -- sentiment -------------------------------------------------------------------------
+
+    def _sentiments(self, docs: Sequence[Document]) -> list[float | None]:
+        """Probability of positive per document: Document.sentiment (the engines fill it with the one
+        scorer, core.text.sentiment.score_documents, from Document.text); else the injected classifier on
+        the same text; else None (unknown)."""
+        out: list[float | None] = [d.sentiment for d in docs]
+        todo = [i for i, v in enumerate(out) if v is None and (docs[i].text or "").strip()]
+        if not todo:
+            return out
+        predict = self._classifier
+        if predict is None and self._use_default:
+            from core.text.sentiment import predict
+        if predict is None:
+            return out
+        try:
+            for i, res in zip(todo, predict([docs[i].text for i in todo])):
+                out[i] = float(res[1])
+        except (OSError, ValueError):
+            pass  # the model is unavailable: these stay unknown
+        return out
+
+    # -- structure -------------------------------------------------------------------------
+
+    def plan_structure(self, ctx: ReasonContext, overview: list[Source]) -> list[Paragraph]:
+        zh = self._zh(ctx)
+        p = max(1, int(ctx.n_paragraphs or 1))
+        docs = [s.doc for s in _unique_by_doc(overview)]
+        table = ASPECTS.get(ctx.engine, ASPECTS["query"])
+        supported = [a for a in table if not docs or self._supported(a, docs)]
+        if p == 1:
+            chosen = [table[0]]
+        elif p <= len(supported):
+            chosen = supported[: p - 1] + [supported[-1]]
+        else:
+            chosen = supported[:-1] + [THEME] * (p - len(supported)) + supported[-1:]
+        kindex = extract_keywords([_doc_text(d) for d in docs], top_k=30, exclude=self._topic_terms(ctx))
+        clusters = self._clusters(kindex, len(chosen))
+        span = _span(docs)
+        plat_counts = Counter((d.platform or "").lower() for d in docs if d.platform)
+        platforms = [k for k, _ in sorted(plat_counts.items(), key=lambda kv: (-kv[1], kv[0]))][:6]
+        topic = self._topic(ctx)
+        out: list[Paragraph] = []
+        extra = 0
+        for i, aspect in enumerate(chosen):
+            kws = clusters[i]
+            if aspect is THEME and not kws:
+                extra += 1
+                aspect_used = EXTRA
+            else:
+                aspect_used = aspect
+            label = aspect_used.zh if zh else aspect_used.en
+            if i == 0:
+                title = f"「{topic}」{label}" if zh else f"“{topic}”: {label}"
+            elif kws:
+                title = f"{label}：{'、'.join(kws[:2])}" if zh else f"{label}: {', '.join(kws[:2])}"
+            elif aspect_used is EXTRA:
+                title = f"{label} {extra}"
+            else:
+                title = label
+            plats = platforms if aspect_used.intent in ("platform", "overview", "video", "image") else platforms[:3]
+            out.append(Paragraph(index=i, title=title, brief=_brief(aspect_used, zh, kws, span, plats)))
+        return out
+
+    @staticmethod
+    def _supported(aspect: Aspect, docs: Sequence[Document]) -> bool:
+        intent = aspect.intent
+        if intent == "timeline":
+            return len({_day(d.published) for d in docs} - {""}) >= 2
+        if intent == "hot":
+            return any(_hot(d) > 0 for d in docs)
+        if intent == "influencer":
+            return any(_hot(d) > 0 and d.author for d in docs)
+        if intent == "platform":
+            return len({(d.platform or "").lower() for d in docs if d.platform}) >= 2
+        if intent == "comments":
+            return any(_num(d.comments) > 0 or d.kind == "comment" for d in docs)
+        if intent == "video":
+            return any(d.kind == "video" or (d.platform or "").lower() in VIDEO_PLATFORMS for d in docs)
+        if intent == "image":
+            return any(d.kind == "image" or (d.platform or "").lower() in IMAGE_PLATFORMS for d in docs)
+        return True
+
+    @staticmethod
+    def _clusters(kindex, count: int, size: int = 3) -> list[list[str]]:
+        """Keyword clusters: each seeded by the strongest free keyword, joined by the free keywords
+        that co-occur with it in most documents."""
+        free = kindex.top(len(kindex.ranked))
+        rank = {w: i for i, w in enumerate(free)}
+        out = []
+        for _ in range(count):
+            if not free:
+                out.append([])
+                continue
+            seed = free[0]
+            seed_docs = kindex.docs.get(seed, frozenset())
+            mates = sorted(((len(seed_docs & kindex.docs.get(w, frozenset())), w) for w in free[1:]),
+                           key=lambda t: (-t[0], rank[t[1]]))
+            cluster = [seed] + [w for c, w in mates if c > 0][: size - 1]
+            out.append(cluster)
+            free = [w for w in free if w not in cluster]
+        return out
+
+    # -- searches --------------------------------------------------------------------------
+
+    @staticmethod
+    def _find_tool(tools: Sequence[ToolSpec], hints: Sequence[str],
+                   accept: Callable[[ToolSpec], bool] = lambda t: True) -> ToolSpec | None:
+        for hint in hints:
+            h = hint.lower()
+            for t in tools:
+                if h in t.name.lower() and accept(t):
+                    return t
+            for t in tools:
+                if h in (t.description or "").lower() and accept(t):
+                    return t
+        return None
+
+    @staticmethod
+    def _fill_params(tool: ToolSpec, span: tuple[str, str] | None, platform: str | None) -> dict:
+        params = {}
+        for name in tool.params:
+            low = name.lower()
+            if span and ("start" in low or low in ("from", "since", "begin")):
+                params[name] = span[0]
+            elif span and ("end" in low or low in ("to", "until")):
+                params[name] = span[1]
+            elif span and low == "date":
+                params[name] = span[1]
+            elif platform and "platform" in low:
+                params[name] = platform
+        return params
+
+    @staticmethod
+    def _has_date_params(tool: ToolSpec) -> bool:
+        return any(("start" in p.lower() or "end" in p.lower() or p.lower() == "date") for p in tool.params)
+
+    @staticmethod
+    def _has_platform_param(tool: ToolSpec) -> bool:
+        return any("platform" in p.lower() for p in tool.params)
+
+    def _tool_for(self, ctx: ReasonContext, intent: str, info: dict, platform: str | None,
+                  reflection: bool = False) -> tuple[ToolSpec | None, dict]:
+        tools = tuple(ctx.tools or ())
+        if not tools:
+            return None, {}
+        span = info.get("span")
+        if intent in ("outlook", "risk") and span:
+            end = datetime.strptime(span[1], "%Y-%m-%d")
+            start = max(datetime.strptime(span[0], "%Y-%m-%d"), end - timedelta(days=6))
+            span = (start.strftime("%Y-%m-%d"), span[1])
+        hints: tuple[str, ...] = ()
+        if not (reflection and intent in ("hot", "influencer", "image", "video")):
+            hints = _TOOL_HINTS.get(intent, ())
+        tool = None
+        for hint in hints:
+            def accept(t: ToolSpec, hint=hint) -> bool:
+                # a date tool is useful only with dates; a platform tool only with a platform
+                if hint == "date":
+                    return bool(span) and self._has_date_params(t)
+                if hint in ("platform", "平台"):
+                    return bool(platform) and self._has_platform_param(t)
+                return True
+            tool = self._find_tool(tools, (hint,), accept)
+            if tool:
+                break
+        if tool is None:
+            tool = self._find_tool(tools, _GENERAL_TOOLS,
+                                   lambda t: not self._has_platform_param(t) and "hot" not in t.name.lower()
+                                   and "comment" not in t.name.lower()) or tools[0]
+        return tool, self._fill_params(tool, span, platform)
+
+    def plan_first_search(self, ctx: ReasonContext, paragraph: Paragraph) -> SearchPlan:
+        zh = self._zh(ctx)
+        intent = intent_of(paragraph)
+        info = parse_brief(paragraph.brief)
+        kws = info["keywords"]
+        core = self._core_topic(ctx)
+        platform = info["platforms"][0] if intent == "platform" and info["platforms"] else None
+        tool, params = self._tool_for(ctx, intent, info, platform)
+        # A search limited to recent dates asks for the topic alone: a keyword of the whole span may
+        # not occur in that window at all.
+        windowed = any(k in params for k in ("start_date", "end_date", "date"))
+        query = core if (paragraph.index == 0 or not kws or windowed) else f"{core} {kws[0]}".strip()
+        why = (f"离线分析：段落类型 {intent}，检索主题与关键词" if zh else
+               f"offline analysis: {intent} paragraph, searching the topic and its keywords")
+        if kws:
+            why += ("（" + "、".join(kws) + "）") if zh else f" ({', '.join(kws)})"
+        return SearchPlan(query=query or paragraph.title, tool=tool.name if tool else "", params=params, reasoning=why)
+
+    def _candidates(self, ctx: ReasonContext, paragraph: Paragraph, sources: Sequence[Source]) -> list[str]:
+        """Keywords this paragraph should cover: its brief's, then the sources' strongest."""
+        info = parse_brief(paragraph.brief)
+        docs = [s.doc for s in _unique_by_doc(sources)]
+        kindex = extract_keywords([_doc_text(d) for d in docs], top_k=8, exclude=self._topic_terms(ctx))
+        out: list[str] = []
+        for k in info["keywords"] + kindex.top(8):
+            if k and k not in out:
+                out.append(k)
+        return out
+
+    def _uncovered(self, ctx: ReasonContext, paragraph: Paragraph, summary: str,
+                   sources: Sequence[Source]) -> tuple[str, str] | None:
+        """The first thing the summary misses: ("platform", code) or ("keyword", word)."""
+        zh = self._zh(ctx)
+        if intent_of(paragraph) == "platform" and any(self._has_platform_param(t) for t in ctx.tools or ()):
+            for code in parse_brief(paragraph.brief)["platforms"]:
+                if not (contains(summary, platform_name(code, zh)) or contains(summary, code)):
+                    return ("platform", code)
+        for k in self._candidates(ctx, paragraph, sources):
+            if not contains(summary, k):
+                return ("keyword", k)
+        return None
+
+    def plan_reflection(self, ctx: ReasonContext, paragraph: Paragraph, summary: str,
+                        sources: list[Source]) -> SearchPlan | None:
+        if not ctx.tools:
+            return None
+        target = self._uncovered(ctx, paragraph, summary, sources)
+        if target is None:
+            return None
+        zh = self._zh(ctx)
+        intent = intent_of(paragraph)
+        info = parse_brief(paragraph.brief)
+        core = self._core_topic(ctx)
+        kind, value = target
+        if kind == "platform":
+            tool, params = self._tool_for(ctx, "platform", info, value, reflection=True)
+            query = core
+            why = (f"离线分析：摘要尚未覆盖平台 {platform_name(value, True)}" if zh else
+                   f"offline analysis: the summary does not cover {platform_name(value, False)} yet")
+        else:
+            tool, params = self._tool_for(ctx, intent, info, None, reflection=True)
+            query = f"{core} {value}".strip()
+            why = (f"离线分析：关键词「{value}」在来源或段落要求中出现，但摘要尚未覆盖" if zh else
+                   f"offline analysis: “{value}” matters in the sources or the brief but the summary does not cover it")
+        if tool is None:
+            return None
+        return SearchPlan(query=query, tool=tool.name, params=params, reasoning=why)
+
+    # -- summaries -------------------------------------------------------------------------
+
+    def first_summary(self, ctx: ReasonContext, paragraph: Paragraph, sources: list[Source],
+                      host_speech: str | None) -> str:
+        sources = _dedupe_sources(sources)
+        must = [k for k in parse_brief(paragraph.brief)["keywords"]]
+        return self._compose(ctx, paragraph, sources, must, keep=[], notes=[], host_speech=host_speech)
+
+    def reflection_summary(self, ctx: ReasonContext, paragraph: Paragraph, summary: str, new_sources: list[Source],
+                           all_sources: list[Source], host_speech: str | None) -> str:
+        all_sources = _dedupe_sources(list(all_sources) + [s for s in new_sources])
+        new_ns = {s.n for s in new_sources}
+        old_sources = [s for s in all_sources if s.n not in new_ns]
+        zh = self._zh(ctx)
+        target = self._uncovered(ctx, paragraph, summary, old_sources)
+        candidates = self._candidates(ctx, paragraph, all_sources)
+        covered = [k for k in candidates if contains(summary, k)]
+        must: list[str] = []
+        if target and target[0] == "keyword":
+            must.append(target[1])
+        must += [k for k in covered if k not in must]
+        keep = self._parse_bullets(summary)
+        notes = self._parse_notes(summary)
+        text = self._compose(ctx, paragraph, all_sources, must, keep=keep, notes=notes, host_speech=host_speech)
+        if target:
+            kind, value = target
+            shown = platform_name(value, zh) if kind == "platform" else value
+            if not contains(text, shown) and not (kind == "platform" and contains(text, value)):
+                note = (f"*补充检索「{shown}」：新来源中未发现相关内容。*" if zh else
+                        f"*Follow-up search for “{shown}”: nothing new was found.*")
+                notes = (notes + [note])[-MAX_NOTES:]
+                text = self._compose(ctx, paragraph, all_sources, must, keep=keep, notes=notes,
+                                     host_speech=host_speech)
+        return text
+
+    @staticmethod
+    def _parse_bullets(summary: str) -> list[tuple[str, int]]:
+        out = []
+        for line in (summary or "").splitlines():
+            m = re.match(r"^- (?:\*\*[^*]+\*\* )?(.+) \[(\d+)\]$", line.strip())
+            if m:
+                out.append((m.group(1), int(m.group(2))))
+        return out
+
+    @staticmethod
+    def _parse_notes(summary: str) -> list[str]:
+        return [line.strip() for line in (summary or "").splitlines()
+                if re.match(r"^\*(补充检索|Follow-up search)", line.strip())][-MAX_NOTES:]
+
+    def _compose(self, ctx: ReasonContext, paragraph: Paragraph, sources: list[Source], must: list[str],
+                 keep: list[tuple[str, int]], notes: list[str], host_speech: str | None) -> str:
+        zh = self._zh(ctx)
+        intent = intent_of(paragraph)
+        if not sources:
+            empty = ("本段没有检索到相关内容：当前数据中未找到与「" + self._topic(ctx) + "」及本段主题匹配的文档，故不作推断。"
+                     if zh else
+                     f"Nothing was found for this paragraph: no retrieved document matches “{self._topic(ctx)}” "
+                     "and this paragraph's subject, so nothing is inferred.")
+            parts = [empty] + notes
+            if host_speech and host_speech.strip():
+                parts.append(("**回应主持人**：本段没有可用来源，无法回应主持人的问题。" if zh else
+                              "**Responding to the host**: this paragraph has no sources to answer the host's questions."))
+            return "\n\n".join(parts)
+
+        docs = [s.doc for s in sources]
+        senti = self._sentiments(docs)
+        by_n = {s.n: (s, senti[i]) for i, s in enumerate(sources)}
+        sentences = _sentences(sources)
+        kindex = extract_keywords([_doc_text(d) for d in docs], top_k=20, exclude=self._topic_terms(ctx))
+        weights = kindex.weights()
+        focus = _FOCUS_WORDS.get(intent, ())
+        max_hot = max((_hot(d) for d in docs), default=0.0)
+        boosts = []
+        for s in sentences:
+            doc = sources[s.doc_pos].doc
+            b = 1.0
+            if focus and any(contains(s.text, f) for f in focus):
+                b *= 1.5
+            if intent == "comments" and doc.kind == "comment":
+                b *= 1.5
+            if intent == "video" and (doc.kind == "video" or (doc.platform or "").lower() in VIDEO_PLATFORMS):
+                b *= 1.5
+            if intent == "image" and (doc.kind == "image" or (doc.platform or "").lower() in IMAGE_PLATFORMS):
+                b *= 1.5
+            if intent in ("hot", "influencer") and max_hot > 0:
+                b *= 1.0 + math.log1p(_hot(doc)) / math.log1p(max_hot)
+            if any(contains(s.text, k) for k in must[:3]):
+                b *= 1.2
+            boosts.append(b)
+        scores = rank_sentences([s.text for s in sentences], weights, boosts)
+        kept = {(t, n) for t, n in keep}
+        order = sorted(range(len(sentences)),
+                       key=lambda i: (-(scores[i] * (1.3 if (sentences[i].text, sentences[i].n) in kept else 1.0)), i))
+
+        stats = self._stats_line(zh, docs, senti)
+        extra = self._aspect_lines(zh, intent, sources, senti)
+        top = self._top_posts(zh, sources, 3) if intent not in ("hot", "influencer") else ""
+        host = self._host_line(zh, host_speech, sentences, order) if host_speech and host_speech.strip() else ""
+        fixed = [stats] + extra + [top] + notes + [host]
+        fixed_len = sum(len(x) + 2 for x in fixed if x)
+        budget = max(MIN_BULLET_CHARS, min(MAX_BULLET_CHARS, MAX_PARAGRAPH_CHARS - fixed_len))
+        label_len = 15 if intent == "timeline" else 0
+        limit = MAX_BULLETS - (2 if intent == "sentiment" else 0)
+        chosen: list[int] = []
+        used = [0]
+
+        def cost(i: int) -> int:
+            return len(sentences[i].text) + len(str(sentences[i].n)) + 6 + label_len
+
+        groups = cluster([_doc_text(d) for d in docs])  # reposts and templated posts share a group
+
+        def fits(i: int, cap: int) -> bool:
+            if i in chosen or len(chosen) >= cap or used[0] + cost(i) > budget:
+                return False
+            pos = sentences[i].doc_pos
+            if any(groups[sentences[j].doc_pos] == groups[pos] and sentences[j].doc_pos != pos for j in chosen):
+                return False  # never quote two near-duplicate posts
+            return not any(near_duplicate(sentences[i].text, sentences[j].text) for j in chosen)
+
+        def take(i: int) -> None:
+            chosen.append(i)
+            used[0] += cost(i)
+
+        for k in must:  # coverage first: the best sentence for each keyword not yet covered
+            if any(contains(sentences[j].text, k) for j in chosen):
+                continue
+            for i in order:
+                if contains(sentences[i].text, k) and fits(i, limit):
+                    take(i)
+                    break
+        for i in order:
+            if len(chosen) >= limit:
+                break
+            if fits(i, limit):
+                take(i)
+
+        if intent == "timeline":
+            dated = sorted(chosen, key=lambda i: (_day(sources[sentences[i].doc_pos].doc.published) or "9999", i))
+            bullets = []
+            for i in dated:
+                day = _day(sources[sentences[i].doc_pos].doc.published)
+                label = f"**{day}** " if day else ""
+                bullets.append(f"- {label}{sentences[i].text} [{sentences[i].n}]")
+        else:
+            chosen.sort(key=lambda i: order.index(i))
+            bullets = [f"- {sentences[i].text} [{sentences[i].n}]" for i in chosen]
+        if intent == "sentiment":
+            for want_pos, label in ((True, "正面" if zh else "positive"), (False, "负面" if zh else "negative")):
+                for i in order:
+                    p = by_n[sentences[i].n][1]
+                    if label_of(p) == (POSITIVE if want_pos else NEGATIVE) and fits(i, MAX_BULLETS):
+                        take(i)
+                        bullets.append(f"- **{label}** {sentences[i].text} [{sentences[i].n}]")
+                        break
+        lines = [stats, "\n".join(bullets)] + extra + [top] + notes + [host]
+        return "\n\n".join(line for line in lines if line)
+
+    def _stats_line(self, zh: bool, docs: Sequence[Document], senti: Sequence[float | None]) -> str:
+        total = len(docs)
+        distinct = len(set(cluster([_doc_text(d) for d in docs])))
+        plat = Counter((d.platform or "").lower() for d in docs)
+        items = sorted(plat.items(), key=lambda kv: (-kv[1], kv[0]))
+        shown, rest = items[:6], sum(c for _, c in items[6:])
+        if zh:
+            mix = "、".join(f"{platform_name(k, True)} {c} 条（{_pct(c, total)}）" for k, c in shown)
+            if rest:
+                mix += f"、其他 {rest} 条（{_pct(rest, total)}）"
+        else:
+            mix = ", ".join(f"{platform_name(k, False)} {c} ({_pct(c, total)})" for k, c in shown)
+            if rest:
+                mix += f", other {rest} ({_pct(rest, total)})"
+        span = _span(docs)
+        if span:
+            days = (datetime.strptime(span[1], "%Y-%m-%d") - datetime.strptime(span[0], "%Y-%m-%d")).days + 1
+            when = (f"时间跨度 {span[0]} 至 {span[1]}（{days} 天）" if zh else
+                    f"period {span[0]} to {span[1]} ({days} days)")
+        else:
+            when = "时间未知" if zh else "dates unknown"
+        moods = shares(senti)
+        if moods.scored:
+            n = moods.scored
+            mood = ("情感倾向：" + "，".join(f"{LABELS_ZH[k]} {_pct(moods.count(k), n)}（{moods.count(k)}/{n}）"
+                                        for k in (POSITIVE, NEUTRAL, NEGATIVE)) if zh
+                    else "sentiment: " + ", ".join(f"{k} {_pct(moods.count(k), n)} ({moods.count(k)}/{n})"
+                                                   for k in (POSITIVE, NEUTRAL, NEGATIVE)))
+        else:
+            mood = "情感倾向：未知" if zh else "sentiment: unknown"
+        if zh:
+            return f"**统计**：共 {total} 条来源（{distinct} 条不重复）；平台分布：{mix}；{when}；{mood}。"
+        return f"**Statistics**: {total} sources ({distinct} distinct); platforms: {mix}; {when}; {mood}."
+
+    def _top_posts(self, zh: bool, sources: Sequence[Source], k: int) -> str:
+        ranked = [s for s in sorted(sources, key=lambda s: (-_hot(s.doc), s.n)) if _hot(s.doc) > 0]
+        groups = cluster([_doc_text(s.doc) for s in ranked])
+        ranked = [s for i, s in enumerate(ranked) if groups[i] == i][:k]  # one post per near-duplicate group
+        if not ranked:
+            return ""
+        head = "**热度最高**（热度 = 点赞 + 5×评论 + 10×转发 + 0.1×浏览）：" if zh else \
+            "**Top posts by hotness** (likes + 5×comments + 10×shares + 0.1×views):"
+        rows = []
+        for i, s in enumerate(ranked, 1):
+            d = s.doc
+            if zh:
+                rows.append(f"{i}. 「{_snippet(d)}」（{platform_name(d.platform, True)}）热度 {_fmt_num(_hot(d))}："
+                            f"点赞 {_fmt_num(_num(d.likes))} · 评论 {_fmt_num(_num(d.comments))} · 转发 {_fmt_num(_num(d.shares))} · "
+                            f"浏览 {_fmt_num(_num(d.views))} [{s.n}]")
+            else:
+                rows.append(f"{i}. “{_snippet(d)}” ({platform_name(d.platform, False)}) hotness {_fmt_num(_hot(d))}: "
+                            f"likes {_fmt_num(_num(d.likes))} · comments {_fmt_num(_num(d.comments))} · shares {_fmt_num(_num(d.shares))} · "
+                            f"views {_fmt_num(_num(d.views))} [{s.n}]")
+        return head + "\n" + "\n".join(rows)
+
+    def _aspect_lines(self, zh: bool, intent: str, sources: Sequence[Source], senti: Sequence[float | None]) -> list[str]:
+        docs = [s.doc for s in sources]
+        out: list[str] = []
+        if intent in ("hot", "influencer"):
+            top = self._top_posts(zh, sources, 5 if intent == "hot" else 3)
+            if top:
+                out.append(top)
+        if intent == "influencer":
+            agg: dict[str, list[float]] = {}
+            for d in docs:
+                if d.author:
+                    a = agg.setdefault(d.author, [0, 0.0])
+                    a[0] += 1
+                    a[1] += _hot(d)
+            ranked = sorted(agg.items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0]))[:5]
+            if ranked:
+                if zh:
+                    out.append("**主要传播者**（按总热度）：" + "、".join(
+                        f"{a}（{int(c)} 条，热度 {_fmt_num(h)}）" for a, (c, h) in ranked))
+                else:
+                    out.append("**Main spreaders** (by total hotness): " + ", ".join(
+                        f"{a} ({int(c)} posts, hotness {_fmt_num(h)})" for a, (c, h) in ranked))
+        if intent in ("platform", "video", "image"):
+            groups: dict[str, list[int]] = {}
+            for i, d in enumerate(docs):
+                groups.setdefault((d.platform or "").lower(), []).append(i)
+            rows = []
+            for code, idx in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:6]:
+                mix = shares(senti[i] for i in idx)
+                avg_hot = sum(_hot(docs[i]) for i in idx) / len(idx)
+                if zh:
+                    mood = (f"，正面 {_pct(mix.positive, mix.scored)}、负面 {_pct(mix.negative, mix.scored)}"
+                            f"（{mix.scored} 条可判定）") if mix.scored else ""
+                    rows.append(f"{platform_name(code, True)} {len(idx)} 条{mood}，平均热度 {_fmt_num(round(avg_hot, 1))}")
+                else:
+                    mood = (f", positive {_pct(mix.positive, mix.scored)}, negative {_pct(mix.negative, mix.scored)} "
+                            f"({mix.scored} scored)") if mix.scored else ""
+                    rows.append(f"{platform_name(code, False)} {len(idx)}{mood}, mean hotness {_fmt_num(round(avg_hot, 1))}")
+            out.append(("**分平台**：" + "；".join(rows) + "。") if zh else ("**By platform**: " + "; ".join(rows) + "."))
+            kinds = Counter(d.kind or "post" for d in docs)
+            if len(kinds) > 1 or intent in ("video", "image"):
+                items = sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))
+                if zh:
+                    out.append("**内容形态**：" + "、".join(
+                        f"{KIND_NAMES.get(k, (k, k))[0]} {c} 条" for k, c in items) + "。")
+                else:
+                    out.append("**Formats**: " + ", ".join(f"{KIND_NAMES.get(k, (k, k))[1]} {c}" for k, c in items) + ".")
+        if intent == "comments":
+            n_comments = sum(1 for d in docs if d.kind == "comment")
+            total = sum(_num(d.comments) for d in docs)
+            out.append(f"**评论**：来源中评论 {n_comments} 条，帖子累计评论数 {_fmt_num(total)}。" if zh else
+                       f"**Comments**: {n_comments} comments among the sources; {_fmt_num(total)} comments on the posts in total.")
+        if intent in ("timeline", "risk", "outlook"):
+            days = Counter(_day(d.published) for d in docs if _day(d.published))
+            if days:
+                keys = sorted(days)
+                if len(keys) > 10:
+                    months = Counter(k[:7] for k in keys for _ in range(days[k]))
+                    keys, counts = sorted(months), months
+                else:
+                    counts = days
+                if len(keys) <= 12:
+                    sep = "、" if zh else ", "
+                    body = sep.join(f"{k} {counts[k]}" + (" 条" if zh else "") for k in keys)
+                    out.append(("**按时间分布**：" + body + "。") if zh else ("**Over time**: " + body + "."))
+        return out
+
+    def _host_line(self, zh: bool, host_speech: str, sentences: list[_Sentence], order: list[int]) -> str:
+        cleaned = clean_text(host_speech)
+        parts = split_sentences(cleaned, min_chars=4)
+        questions = [q for q in parts if q.rstrip("”」』）) ").endswith(("？", "?"))] or parts[:2]
+        if not questions:
+            return ""
+        best = None  # (overlap, -question index, -rank position) → (question, sentence index, shared words)
+        for qi, q in enumerate(questions):
+            qwords = set(words(q))
+            if not qwords:
+                continue
+            for pos, i in enumerate(order):
+                shared = [w for w in words(sentences[i].text) if w in qwords]
+                shared = list(dict.fromkeys(shared))
+                if not shared:
+                    continue
+                key = (len(shared), -qi, -pos)
+                if best is None or key > best[0]:
+                    best = (key, q, i, shared)
+        if best is None:
+            q = questions[0]
+            q = q if len(q) <= 60 else q[:60] + "…"
+            return (f"**回应主持人**：关于「{q}」，本段来源中没有找到直接相关的内容。" if zh else
+                    f"**Responding to the host**: on “{q}”, this paragraph's sources hold nothing directly relevant.")
+        _, q, i, shared = best
+        q = q if len(q) <= 60 else q[:60] + "…"
+        s = sentences[i]
+        if zh:
+            return (f"**回应主持人**：关于「{q}」，来源中的相关关键词为 {'、'.join(shared[:4])}，"
+                    f"例如：“{s.text}” [{s.n}]")
+        return (f"**Responding to the host**: on “{q}”, the sources mention {', '.join(shared[:4])}, "
+                f"for example: “{s.text}” [{s.n}]")
+
+    # -- report ----------------------------------------------------------------------------
+
+    def format_report(self, ctx: ReasonContext, results: list[ParagraphResult]) -> str:
+        zh = self._zh(ctx)
+        topic = self._topic(ctx)
+        engine = ctx.engine_title or ctx.engine
+        by_n: dict[int, Source] = {}
+        for r in results:
+            for s in r.sources:
+                by_n.setdefault(s.n, s)
+        title = f"# 「{topic}」分析报告 · {engine}" if zh else f"# Report on “{topic}” · {engine}"
+        n_docs = len(by_n)
+        intro = (f"> {OFFLINE_LABEL}：本报告由离线分析器根据检索到的 {n_docs} 篇文档生成（抽取式摘要与统计），未使用大模型。"
+                 if zh else
+                 f"> {OFFLINE_LABEL}: written by the offline analyst from {n_docs} retrieved documents "
+                 "(extractive summaries and statistics); no LLM was used.")
+        lines = [title, "", intro, ""]
+        cited: dict[int, None] = {}
+        for k, r in enumerate(sorted(results, key=lambda r: r.paragraph.index), 1):
+            body = (r.summary or "").strip() or ("本段没有内容。" if zh else "This paragraph has no content.")
+            lines += [f"## {k}. {r.paragraph.title}", "", body, ""]
+            for n in cited_numbers(body):
+                if n in by_n:
+                    cited.setdefault(n, None)
+        lines += ["## 来源" if zh else "## Sources", ""]
+        if not cited:
+            lines.append("（无引用来源）" if zh else "(no sources cited)")
+        for n in sorted(cited):
+            d = by_n[n].doc
+            name = re.sub(r"\s+", " ", clean_text(d.title) or _snippet(d, 40)).strip() or "—"
+            if len(name) > 60:
+                name = name[:60] + "…"
+            name = name.replace("[", "［").replace("]", "］")
+            lines.append(f"- [{n}] {name} — {platform_name(d.platform, zh)} — {_day(d.published) or '—'} — {d.url or '—'}")
+        return "\n".join(lines).rstrip() + "\n"
