@@ -27,13 +27,12 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
 from core.corpus.documents import Document
 from core.text.dedup import cluster
 from core.text.sentiment import NEGATIVE, POSITIVE, label_of
-from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, SearchPlan, Source, ToolSpec
+from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, SearchPlan, Source
 from core.text.keywords import (
     clean_text,
     contains,
@@ -55,8 +54,6 @@ from core.research.offline_aspects import (
     VIDEO_PLATFORMS,
     Aspect,
     _FOCUS_WORDS,
-    _GENERAL_TOOLS,
-    _TOOL_HINTS,
     _brief,
     intent_of,
     parse_brief,
@@ -77,6 +74,7 @@ from core.research.offline_stats import (
     stats_line,
     top_posts,
 )
+from core.research.offline_tools import has_platform_param, tool_for
 
 __all__ = ["OfflineReasoner", "OFFLINE_LABEL", "PLATFORMS", "platform_name", "parse_brief", "cited_numbers"]
 
@@ -241,73 +239,6 @@ class OfflineReasoner:
 
     # -- searches --------------------------------------------------------------------------
 
-    @staticmethod
-    def _find_tool(tools: Sequence[ToolSpec], hints: Sequence[str],
-                   accept: Callable[[ToolSpec], bool] = lambda t: True) -> ToolSpec | None:
-        for hint in hints:
-            h = hint.lower()
-            for t in tools:
-                if h in t.name.lower() and accept(t):
-                    return t
-            for t in tools:
-                if h in (t.description or "").lower() and accept(t):
-                    return t
-        return None
-
-    @staticmethod
-    def _fill_params(tool: ToolSpec, span: tuple[str, str] | None, platform: str | None) -> dict:
-        params = {}
-        for name in tool.params:
-            low = name.lower()
-            if span and ("start" in low or low in ("from", "since", "begin")):
-                params[name] = span[0]
-            elif span and ("end" in low or low in ("to", "until")):
-                params[name] = span[1]
-            elif span and low == "date":
-                params[name] = span[1]
-            elif platform and "platform" in low:
-                params[name] = platform
-        return params
-
-    @staticmethod
-    def _has_date_params(tool: ToolSpec) -> bool:
-        return any(("start" in p.lower() or "end" in p.lower() or p.lower() == "date") for p in tool.params)
-
-    @staticmethod
-    def _has_platform_param(tool: ToolSpec) -> bool:
-        return any("platform" in p.lower() for p in tool.params)
-
-    def _tool_for(self, ctx: ReasonContext, intent: str, info: dict, platform: str | None,
-                  reflection: bool = False) -> tuple[ToolSpec | None, dict]:
-        tools = tuple(ctx.tools or ())
-        if not tools:
-            return None, {}
-        span = info.get("span")
-        if intent in ("outlook", "risk") and span:
-            end = datetime.strptime(span[1], "%Y-%m-%d")
-            start = max(datetime.strptime(span[0], "%Y-%m-%d"), end - timedelta(days=6))
-            span = (start.strftime("%Y-%m-%d"), span[1])
-        hints: tuple[str, ...] = ()
-        if not (reflection and intent in ("hot", "influencer", "image", "video")):
-            hints = _TOOL_HINTS.get(intent, ())
-        tool = None
-        for hint in hints:
-            def accept(t: ToolSpec, hint=hint) -> bool:
-                # a date tool is useful only with dates; a platform tool only with a platform
-                if hint == "date":
-                    return bool(span) and self._has_date_params(t)
-                if hint in ("platform", "平台"):
-                    return bool(platform) and self._has_platform_param(t)
-                return True
-            tool = self._find_tool(tools, (hint,), accept)
-            if tool:
-                break
-        if tool is None:
-            tool = self._find_tool(tools, _GENERAL_TOOLS,
-                                   lambda t: not self._has_platform_param(t) and "hot" not in t.name.lower()
-                                   and "comment" not in t.name.lower()) or tools[0]
-        return tool, self._fill_params(tool, span, platform)
-
     def plan_first_search(self, ctx: ReasonContext, paragraph: Paragraph) -> SearchPlan:
         zh = self._zh(ctx)
         intent = intent_of(paragraph)
@@ -315,7 +246,7 @@ class OfflineReasoner:
         kws = info["keywords"]
         core = self._core_topic(ctx)
         platform = info["platforms"][0] if intent == "platform" and info["platforms"] else None
-        tool, params = self._tool_for(ctx, intent, info, platform)
+        tool, params = tool_for(ctx, intent, info, platform)
         # A search limited to recent dates asks for the topic alone: a keyword of the whole span may
         # not occur in that window at all.
         windowed = any(k in params for k in ("start_date", "end_date", "date"))
@@ -341,7 +272,7 @@ class OfflineReasoner:
                    sources: Sequence[Source]) -> tuple[str, str] | None:
         """The first thing the summary misses: ("platform", code) or ("keyword", word)."""
         zh = self._zh(ctx)
-        if intent_of(paragraph) == "platform" and any(self._has_platform_param(t) for t in ctx.tools or ()):
+        if intent_of(paragraph) == "platform" and any(has_platform_param(t) for t in ctx.tools or ()):
             for code in parse_brief(paragraph.brief)["platforms"]:
                 if not (contains(summary, platform_name(code, zh)) or contains(summary, code)):
                     return ("platform", code)
@@ -363,12 +294,12 @@ class OfflineReasoner:
         core = self._core_topic(ctx)
         kind, value = target
         if kind == "platform":
-            tool, params = self._tool_for(ctx, "platform", info, value, reflection=True)
+            tool, params = tool_for(ctx, "platform", info, value, reflection=True)
             query = core
             why = (f"离线分析：摘要尚未覆盖平台 {platform_name(value, True)}" if zh else
                    f"offline analysis: the summary does not cover {platform_name(value, False)} yet")
         else:
-            tool, params = self._tool_for(ctx, intent, info, None, reflection=True)
+            tool, params = tool_for(ctx, intent, info, None, reflection=True)
             query = f"{core} {value}".strip()
             why = (f"离线分析：关键词「{value}」在来源或段落要求中出现，但摘要尚未覆盖" if zh else
                    f"offline analysis: “{value}” matters in the sources or the brief but the summary does not cover it")

@@ -116,26 +116,6 @@ _FOCUS_WORDS: dict[str, tuple[str, ...]] = {
     "video": ("视频", "直播", "播放", "video", "live"),
 }
 
-# tools that fit an intent: name fragments tried in order, then the general search tools
-_GENERAL_TOOLS = ("global", "comprehensive", "basic", "web_search", "topic", "news", "search")
-_TOOL_HINTS: dict[str, tuple[str, ...]] = {
-    "official": ("deep",),
-    "timeline": ("date", "last_week", "week"),
-    "outlook": ("date", "last_week", "week", "24"),
-    "risk": ("date", "last_week", "week"),
-    "hot": ("hot", "热门"),
-    "influencer": ("hot", "热门"),
-    "comments": ("comment", "评论"),
-    # Attitudes live in the comments: a sentiment paragraph reads them where a comment tool exists,
-    # and so does not repeat the overview's documents.
-    "sentiment": ("comment", "评论"),
-    "platform": ("platform", "平台"),
-    "image": ("image", "图片", "multimodal", "comprehensive"),
-    "video": ("video", "视频", "multimodal", "comprehensive"),
-    "framing": ("news",),
-}
-
-
 # --- the brief of a paragraph carries what later steps need (no state on the reasoner) ---
 
 def _brief(aspect: Aspect, zh: bool, keywords: list[str], span: tuple[str, str] | None,
