@@ -21,6 +21,11 @@ Deterministic and real, over the documents the engine retrieved:
 
 The object holds no mutable state: paragraphs may run in parallel threads. Nothing is invented:
 every sentence is quoted from a source, every figure is counted from the sources.
+
+This module is the public entry; its parts are
+  offline_aspects.py  platforms, the aspects of a report per engine, a paragraph's intent and brief
+  offline_tools.py    which search tool (and parameters) a paragraph's search uses
+  offline_stats.py    documents as the summaries quote them, and the figures counted from them
 """
 from __future__ import annotations
 

@@ -106,6 +106,7 @@ def _unique_by_doc(sources: Sequence[Source]) -> list[Source]:
 # --- figures: counted from the sources, never invented ------------------------------------------
 
 def stats_line(zh: bool, docs: Sequence[Document], senti: Sequence[float | None]) -> str:
+    """One line: how many sources (and distinct ones), the platform mix, the period, the sentiment shares."""
     total = len(docs)
     distinct = len(set(cluster([_doc_text(d) for d in docs])))
     plat = Counter((d.platform or "").lower() for d in docs)
@@ -141,6 +142,7 @@ def stats_line(zh: bool, docs: Sequence[Document], senti: Sequence[float | None]
 
 
 def top_posts(zh: bool, sources: Sequence[Source], k: int) -> str:
+    """The k hottest sources (one per near-duplicate group) with their counts, or "" when none is hot."""
     ranked = [s for s in sorted(sources, key=lambda s: (-_hot(s.doc), s.n)) if _hot(s.doc) > 0]
     groups = cluster([_doc_text(s.doc) for s in ranked])
     ranked = [s for i, s in enumerate(ranked) if groups[i] == i][:k]  # one post per near-duplicate group
@@ -163,6 +165,7 @@ def top_posts(zh: bool, sources: Sequence[Source], k: int) -> str:
 
 
 def aspect_lines(zh: bool, intent: str, sources: Sequence[Source], senti: Sequence[float | None]) -> list[str]:
+    """The figures an intent adds: top posts and spreaders, per-platform counts and formats, comments, dates."""
     docs = [s.doc for s in sources]
     out: list[str] = []
     if intent in ("hot", "influencer"):
