@@ -54,8 +54,8 @@ from core.console.usage import (
     usage_table,
 )
 
-from .runtime import get_runtime
-from .widgets import admin_unlocked, badge, fmt_duration, fmt_time, jobs_table, live_event_feed
+from ui.runtime import get_runtime
+from ui.widgets import admin_unlocked, badge, fmt_duration, fmt_time, jobs_table, live_event_feed
 
 KEY = "monitor"
 TAB_OVERVIEW, TAB_RUNS, TAB_USAGE, TAB_LATENCY, TAB_TELEMETRY, TAB_TRACES, TAB_RESOURCES, TAB_LOGS, TAB_ALERTS = (
