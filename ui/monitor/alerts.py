@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.console.alerts import OPS, SEVERITIES, rules_from_data, save_rules
+from core.console.alerts import OPS, SEVERITIES, ActiveAlert, rules_from_data, save_rules
 from core.infra.models import utcnow
 from core.runtime import Runtime
 
@@ -46,6 +46,15 @@ def _rule_records(edited: pd.DataFrame) -> list[dict]:
     return out
 
 
+def firing_frame(firing: list[ActiveAlert]) -> pd.DataFrame:
+    """One row per firing alert: since when, for how long, value and condition."""
+    now = utcnow().timestamp()
+    return pd.DataFrame([{"alert": a.rule, "severity": a.severity, "since (UTC)": _epoch_text(a.since),
+                          "for": fmt_duration(max(0.0, now - a.since)) if a.since else "—", "value": str(a.value),
+                          "condition": f"{a.metric} {a.op} {a.threshold:g}", "description": a.description}
+                         for a in firing])
+
+
 def show_alerts(rt: Runtime, key: str) -> None:
     if rt.alerts is None:
         st.info("Alerts are not evaluated in this process.")
@@ -54,11 +63,7 @@ def show_alerts(rt: Runtime, key: str) -> None:
     firing = engine.firing()
     st.subheader("Firing")
     if firing:
-        now = utcnow().timestamp()
-        _table(pd.DataFrame([{"alert": a.rule, "severity": a.severity, "since (UTC)": _epoch_text(a.since),
-                              "for": fmt_duration(max(0.0, now - a.since)) if a.since else "—", "value": str(a.value),
-                              "condition": f"{a.metric} {a.op} {a.threshold:g}", "description": a.description}
-                             for a in firing]))
+        _table(firing_frame(firing))
     else:
         st.caption("No alert is firing.")
     pending = engine.pending()

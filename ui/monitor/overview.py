@@ -10,9 +10,10 @@ from core.infra.models import from_epoch, utcnow
 from core.runtime import Runtime
 from core.work.runs import status_counts
 
+from ui.monitor.alerts import firing_frame
 from ui.monitor.common import _epoch_text, _safe, _table
 from ui.runtime import get_runtime
-from ui.widgets import fmt_duration, fmt_time, live_event_feed
+from ui.widgets import fmt_time, live_event_feed
 
 HEALTH_SHOWN = 30
 
@@ -93,12 +94,8 @@ def _firing(rt: Runtime) -> None:
     if not firing:
         st.caption(f"No alert is firing. Last evaluated {evaluated} UTC.")
         return
-    now = utcnow().timestamp()
     st.markdown(f":red-badge[{len(firing)} firing] · last evaluated {evaluated} UTC")
-    _table(pd.DataFrame([{"alert": a.rule, "severity": a.severity, "since (UTC)": _epoch_text(a.since),
-                          "for": fmt_duration(max(0.0, now - a.since)) if a.since else "—",
-                          "value": str(a.value), "condition": f"{a.metric} {a.op} {a.threshold:g}",
-                          "description": a.description} for a in firing]))
+    _table(firing_frame(firing))
 
 
 def _telemetry_stats(rt: Runtime) -> None:
