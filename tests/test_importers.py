@@ -19,9 +19,9 @@ from core.corpus.importers import (
     import_records,
     parse_count,
     parse_sentiment,
-    parse_time,
     stable_post_id,
 )
+from core.text.dates import parse_time
 from core.infra.models import Post
 
 

@@ -34,6 +34,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from core.corpus.documents import hotness
+from core.text.dates import parse_time
 
 DEMO_SOURCE = "demo"
 DEMO_DOMAIN = "demo.shoal.invalid"
@@ -640,7 +641,7 @@ def _comments(rng: random.Random, posts: list[dict], authors: _Authors, end: dat
         details = next(d for a, d in topic.subthemes if a == parent["demo_subtheme"])
         n = min(max(3, int(2 + 3 * math.log10(1 + parent["comments"]))), 25, max(parent["comments"], 3))
         parent["comments"] = max(parent["comments"], n)
-        t0 = datetime.fromisoformat(parent["publish_time"])
+        t0 = parse_time(parent["publish_time"])
         for j in range(n):
             if rng.random() < 0.65:
                 stance = parent["demo_stance"]

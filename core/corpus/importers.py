@@ -23,7 +23,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Mapping
 
@@ -33,7 +33,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from core.corpus.search import PLATFORMS, ensure_search_index, index_text, normalize_platform
 from core.infra.db import Database, describe_url, explain
-from core.infra.models import Post, from_epoch, utcnow
+from core.infra.models import Post, utcnow
+from core.text.dates import parse_time
 
 BATCH_SIZE = 500
 MAX_ERRORS = 1000  # errors kept in the report; error_count counts them all
@@ -116,76 +117,6 @@ def parse_count(value: Any) -> int:
     if n > _MAX_COUNT:
         raise ValueError(f"count too large: {str(value)[:30]!r}")
     return n
-
-
-_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y%m%d", "%Y-%m-%d %H:%M:%S.%f",
-                 "%a %b %d %H:%M:%S %z %Y")  # the last: Weibo's API ("Tue Mar 05 12:00:00 +0800 2024")
-_MIN_YEAR, _MAX_YEAR = 1990, 2100
-
-
-def _from_number(x: float) -> datetime:
-    ax = abs(x)
-    if ax >= 1e17:
-        x /= 1e9  # nanoseconds
-    elif ax >= 1e14:
-        x /= 1e6  # microseconds
-    elif ax >= 1e11:
-        x /= 1e3  # milliseconds
-    try:
-        return from_epoch(x)
-    except (OverflowError, OSError, ValueError):
-        raise ValueError(f"timestamp out of range: {x!r}") from None
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A publish time as naive UTC: datetime, epoch seconds / milliseconds (number or digits), ISO 8601,
-    'YYYY-MM-DD HH:MM:SS', 'YYYY/MM/DD', '2024年5月1日 10:00'. Times written without an offset are
-    kept as written. '' / None -> None; ValueError otherwise."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, date):
-        dt = datetime(value.year, value.month, value.day)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise ValueError(f"cannot read {value!r} as a time")
-        dt = _from_number(float(value))
-    else:
-        s = str(value).strip()
-        if not s or s.lower() in ("null", "none", "nan", "-"):
-            return None
-        if re.fullmatch(r"(19|20)\d{6}", s):
-            dt = datetime.strptime(s, "%Y%m%d")
-        elif re.fullmatch(r"-?\d+(\.\d+)?", s):
-            dt = _from_number(float(s))
-        else:
-            dt = _parse_time_text(s)
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
-    if not _MIN_YEAR <= dt.year <= _MAX_YEAR:
-        raise ValueError(f"implausible time {str(value)[:40]!r} (year {dt.year})")
-    return dt
-
-
-def _parse_time_text(s: str) -> datetime:
-    candidates = [s]
-    t = s.replace("/", "-").replace(".", "-") if re.match(r"^\d{4}[/.]\d{1,2}[/.]\d{1,2}", s) else s
-    t = re.sub(r"(\d{4})年(\d{1,2})月(\d{1,2})日?", r"\1-\2-\3", t)
-    t = re.sub(r"^(\d{4})-(\d)(?=\D|$)", r"\1-0\2", t)
-    t = re.sub(r"^(\d{4}-\d{2})-(\d)(?=\D|$)", r"\1-0\2", t)
-    candidates.append(t.strip())
-    for c in candidates:
-        try:
-            return datetime.fromisoformat(c.replace("Z", "+00:00") if c.endswith("Z") else c)
-        except ValueError:
-            pass
-        for fmt in _TIME_FORMATS:
-            try:
-                return datetime.strptime(c, fmt)
-            except ValueError:
-                pass
-    raise ValueError(f"cannot read {s[:40]!r} as a time (use ISO 8601, YYYY-MM-DD HH:MM:SS or epoch seconds/ms)")
 
 
 _SENTIMENT_LABELS = {
@@ -857,5 +788,5 @@ def _write_normalized(db: Database, rows: Iterable[tuple[int, Any]], report: Imp
 __all__ = [
     "BATCH_SIZE", "FIELD_ALIASES", "FORMATS", "ImportReport", "MINDSPIDER_TABLES", "PLATFORMS", "RecordError",
     "import_file", "import_mindspider", "import_records", "normalize_record", "parse_count", "parse_sentiment",
-    "parse_time", "stable_post_id",
+    "stable_post_id",
 ]

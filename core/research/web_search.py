@@ -38,13 +38,12 @@ Dates are naive UTC (the project's convention, see core/infra/models.py).
 """
 from __future__ import annotations
 
-import email.utils
 import json
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
@@ -55,11 +54,12 @@ from core.infra.logs import engine_logger
 from core.research.reasoning import ToolSpec
 from core.infra.redact import redact, register_secrets
 from core.infra.retry import SEARCH, RetryPolicy, classify, retrying
+from core.text.dates import parse_date, parse_time
 
 __all__ = [
     "SearchError", "SearchAuthError", "SearchBadResponse", "SearchUnavailable", "SearchInputError",
     "SearchResponse", "TavilyProvider", "BochaProvider", "QUERY_TOOLS", "MEDIA_TOOLS",
-    "web_provider_for", "parse_published", "MAX_QUERY_CHARS", "LOG_TEXT_MAX",
+    "web_provider_for", "MAX_QUERY_CHARS", "LOG_TEXT_MAX",
 ]
 
 MAX_QUERY_CHARS = 400  # Tavily rejects longer queries with a 400; a search query is never that long on purpose
@@ -163,7 +163,6 @@ MEDIA_TOOLS: tuple[ToolSpec, ...] = (
 # Helpers
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _clean_query(query: Any) -> str:
@@ -175,59 +174,6 @@ def _clean_query(query: Any) -> str:
 def _clip(text: Any, limit: int = LOG_TEXT_MAX) -> str:
     s = str(text)
     return s if len(s) <= limit else s[:limit] + f"…(+{len(s) - limit} chars)"
-
-
-def _naive_utc(dt: datetime) -> datetime:
-    return dt.astimezone(timezone.utc).replace(tzinfo=None) if dt.tzinfo else dt
-
-
-def parse_published(value: Any) -> datetime | None:
-    """A publication time from what search APIs send, as naive UTC, or None when unreadable.
-
-    Accepts ISO 8601 ('2025-03-01', '2025-03-01T08:00:00Z', with an offset), RFC 2822 as Tavily's
-    news results have it ('Tue, 18 Feb 2025 04:48:30 GMT'), 'YYYY-MM-DD HH:MM:SS', and epoch
-    seconds or milliseconds. A time without a zone is taken as UTC.
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, datetime):
-        return _naive_utc(value)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day)
-    if isinstance(value, (int, float)):
-        ts = float(value)
-        if ts > 1e12:  # milliseconds
-            ts /= 1000.0
-        if ts <= 0:
-            return None
-        try:
-            return datetime.fromtimestamp(ts, timezone.utc).replace(tzinfo=None)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    if text.isdigit():
-        return parse_published(int(text))
-    iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
-    try:
-        return _naive_utc(datetime.fromisoformat(iso))
-    except ValueError:
-        pass
-    try:
-        parsed = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        parsed = None
-    if parsed is not None:
-        return _naive_utc(parsed)
-    for fmt in ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d", "%Y年%m月%d日"):
-        try:
-            return datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-    return None
 
 
 def _str(value: Any) -> str:
@@ -259,18 +205,10 @@ def _host(url: str) -> str:
 
 
 def _validate_date(name: str, value: Any) -> str:
-    if isinstance(value, datetime):
-        value = value.date()
-    if isinstance(value, date):
-        return value.isoformat()
-    text = _str(value)
-    if not _DATE_RE.match(text):
-        raise SearchInputError(f"{name} must be a date as 'YYYY-MM-DD', got {_clip(repr(value), 60)}")
     try:
-        date.fromisoformat(text)
-    except ValueError:
-        raise SearchInputError(f"{name} is not a real date: {text!r}") from None
-    return text
+        return parse_date(value, name).isoformat()
+    except ValueError as exc:
+        raise SearchInputError(str(exc)) from None
 
 
 def _flatten_text(obj: Any, limit: int = 2000) -> str:
@@ -581,7 +519,7 @@ class TavilyProvider(_WebProvider):
         raw_date = item.get("published_date")
         return Document(
             title=title or _host(url) or url, content=content[:_CONTENT_MAX], url=url,
-            published=parse_published(raw_date), platform="news", source=self.source, kind="news",
+            published=parse_time(raw_date, lenient=True), platform="news", source=self.source, kind="news",
             score=_float(item.get("score")),
             extras={"site": _host(url), "rank": rank, **({"published_raw": raw_date} if raw_date else {})},
         )
@@ -730,10 +668,10 @@ class BochaProvider(_WebProvider):
 
     # mappers ---------------------------------------------------------------------------------
     def _dated(self, item: Mapping) -> tuple[datetime | None, dict[str, Any]]:
-        published = parse_published(item.get("datePublished"))
+        published = parse_time(item.get("datePublished"), lenient=True)
         if published is not None:
             return published, {}
-        crawled = parse_published(item.get("dateLastCrawled"))
+        crawled = parse_time(item.get("dateLastCrawled"), lenient=True)
         return crawled, ({"date_is_crawl_time": True} if crawled else {})
 
     def _webpage_doc(self, item: Mapping, rank: int) -> Document | None:
@@ -790,7 +728,7 @@ class BochaProvider(_WebProvider):
         covers = item.get("cover_images")
         cover = covers[0].get("url") if isinstance(covers, list) and covers and isinstance(covers[0], Mapping) else ""
         return Document(title=description[:60] or "短视频", content=description, url=url,
-                        published=parse_published(item.get("publish_time")), platform="douyin",
+                        published=parse_time(item.get("publish_time"), lenient=True), platform="douyin",
                         author=_str(creator.get("name")), likes=_int(inter.get("digg_count")),
                         comments=_int(inter.get("comment_count")), shares=_int(inter.get("share_count")),
                         views=_int(inter.get("read_count")), source=self.source, kind="video",
