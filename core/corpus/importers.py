@@ -32,8 +32,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from core.corpus.search import PLATFORMS, ensure_search_index, index_text, normalize_platform
-from core.infra.db import Database, describe_url, explain
+from core.infra.db import Database, explain
 from core.infra.models import Post, utcnow
+from core.infra.redact import mask_url
 from core.text.dates import parse_time
 
 BATCH_SIZE = 500
@@ -712,9 +713,9 @@ def import_mindspider(db: Database, source_url: str, *, limit_per_table: int | N
                 raise FileNotFoundError(f"no SQLite database at {url.database!r}")
             engine = create_engine(url)
     except Exception as exc:  # noqa: BLE001 - ArgumentError, a missing driver, …
-        report.add_error(0, f"cannot use the MindSpider database URL {describe_url(source_url)}: {explain(exc)}")
+        report.add_error(0, f"cannot use the MindSpider database URL {mask_url(source_url)}: {explain(exc)}")
         return report
-    shown = describe_url(source_url)
+    shown = mask_url(source_url)
     try:
         try:
             insp = inspect(engine)
