@@ -38,6 +38,8 @@ from loguru import logger
 
 from core.infra import retry as retry_mod
 from core.infra.config import LLM_ROLES, Settings
+from core.infra.http_errors import (ProviderAuthError, ProviderBadResponse, ProviderError, ProviderRejected,
+                                    ProviderUnavailable, TransientStatus)
 from core.llm.jsonrepair import JsonRepairError, extract_json, split_think
 from core.llm.limits import ProviderLimiter, default_limiter, provider_key
 from core.infra.models import LlmCall
@@ -61,22 +63,18 @@ _CONNECT_TIMEOUT = 10.0
 # ---------------------------------------------------------------------------------------------
 # Errors
 
-class LlmError(RuntimeError):
+class LlmError(ProviderError):
     """A call that did not produce a usable reply. The message is safe to show: no key, no prompt.
 
     kind: what the LlmCall row records as error_kind ('timeout', 'connection', 'rate_limit',
-    'server_error', 'auth', 'bad_request', 'parse', 'config', 'error').
+    'server_error', 'auth', 'bad_request', 'parse', 'config', 'error'). The families
+    (unavailable, auth, rejected, bad response) are core.infra.http_errors', shared with web search.
     """
 
-    default_kind = "error"
-
     def __init__(self, message: str, *, role: str = "", kind: str | None = None, status: int | None = None,
-                 attempts: int = 0):
-        super().__init__(message)
+                 attempts: int = 0, provider: str = ""):
+        super().__init__(message, provider=provider, status=status, kind=kind, attempts=attempts)
         self.role = role
-        self.kind = kind or self.default_kind
-        self.status = status
-        self.attempts = attempts
         self.latency_ms: float = 0.0
         self.retries: int = max(0, attempts - 1)
 
@@ -85,22 +83,22 @@ class LlmNotConfigured(LlmError):
     default_kind = "config"
 
 
-class LlmUnavailable(LlmError):
+class LlmUnavailable(LlmError, ProviderUnavailable):
     """Timeouts, connection failures, dropped streams, 429 and 5xx, after the retries."""
     default_kind = "connection"
 
 
-class LlmAuthError(LlmError):
+class LlmAuthError(LlmError, ProviderAuthError):
     """The endpoint refused the key (401/403); never retried."""
     default_kind = "auth"
 
 
-class LlmBadRequest(LlmError):
+class LlmBadRequest(LlmError, ProviderRejected):
     """The endpoint refused the request (400/404/422: unknown model, context too long...)."""
     default_kind = "bad_request"
 
 
-class LlmJsonError(LlmError):
+class LlmJsonError(LlmError, ProviderBadResponse):
     """No usable JSON after every ask. `problems` lists what was wrong each time; `excerpt` is
     the start of the last reply (redacted)."""
     default_kind = "parse"
@@ -116,9 +114,9 @@ class _StreamIncomplete(ConnectionError):
     """The stream ended before sending anything: a dropped connection by another name."""
 
 
-class _BadResponse(Exception):
+def _bad_response(message: str) -> TransientStatus:
     """A 200 whose body is not a chat completion (broken JSON, no choices): like a bad gateway."""
-    status_code = 502
+    return TransientStatus(502, message)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,7 +315,8 @@ class LlmClient:
         raise LlmJsonError(
             f"{where}: the model gave no usable JSON in {attempts} attempt(s); last problem: "
             f"{self._scrub(problems[-1])}" + (f"; reply began: {excerpt!r}" if excerpt else ""),
-            role=self.role, problems=[self._scrub(p) for p in problems], excerpt=excerpt, attempts=attempts)
+            role=self.role, provider=self.provider, problems=[self._scrub(p) for p in problems], excerpt=excerpt,
+            attempts=attempts)
 
     # one call, retried -----------------------------------------------------------------------
     def _execute(self, messages: list[dict], *, node: str, run_id: str | None, job_id: str | None,
@@ -384,14 +383,14 @@ class LlmClient:
             stream = self._completions.create(**params, stream=True,
                                                           stream_options={"include_usage": True})
         except ValueError as exc:  # an error body that is not JSON
-            raise _BadResponse(f"unreadable response: {type(exc).__name__}") from exc
+            raise _bad_response(f"unreadable response: {type(exc).__name__}") from exc
         ctype = str(getattr(stream, "response", None) and stream.response.headers.get("content-type") or "")
         if "json" in ctype and "event-stream" not in ctype:
             # A server that ignores stream=True and answers with one completion body.
             try:
                 data = json.loads(stream.response.read())
             except ValueError as exc:
-                raise _BadResponse(f"malformed response body: {type(exc).__name__}") from exc
+                raise _bad_response(f"malformed response body: {type(exc).__name__}") from exc
             finally:
                 stream.close()
             raw = _raw_from_body(data)
@@ -421,12 +420,12 @@ class LlmClient:
                     if getattr(choice, "finish_reason", None):
                         finish = choice.finish_reason
         except ValueError as exc:  # a data line that is not JSON
-            raise _BadResponse(f"malformed stream data: {type(exc).__name__}") from exc
+            raise _bad_response(f"malformed stream data: {type(exc).__name__}") from exc
         except openai.APIError as exc:
             if isinstance(exc, (openai.APIStatusError, openai.APIConnectionError)):
                 raise
             # An error event in the middle of the stream (provider overloaded, upstream failure).
-            raise _BadResponse(f"error event in the stream: {_status_message(exc)}") from exc
+            raise _bad_response(f"error event in the stream: {_status_message(exc)}") from exc
         finally:
             try:
                 stream.close()
@@ -440,12 +439,12 @@ class LlmClient:
         try:
             resp = self._completions.create(**params)
         except ValueError as exc:  # the body is not JSON
-            raise _BadResponse(f"malformed response body: {type(exc).__name__}") from exc
+            raise _bad_response(f"malformed response body: {type(exc).__name__}") from exc
         if isinstance(resp, str):
-            raise _BadResponse("the response is not JSON")
+            raise _bad_response("the response is not JSON")
         choices = getattr(resp, "choices", None)
         if not choices:
-            raise _BadResponse("the response has no choices")
+            raise _bad_response("the response has no choices")
         choice = choices[0]
         message = getattr(choice, "message", None)
         text = getattr(message, "content", None) or ""
@@ -469,7 +468,7 @@ class LlmClient:
             cause = exc.__cause__ or exc.__context__
             text = "connection failed" + (f": {type(cause).__name__}: {cause}" if cause is not None and str(cause)
                                           else f" ({type(cause).__name__})" if cause is not None else "")
-        elif isinstance(exc, (_StreamIncomplete, _BadResponse)):
+        elif isinstance(exc, (_StreamIncomplete, TransientStatus)):
             text = str(exc)
         else:
             text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -485,15 +484,18 @@ class LlmClient:
         tries = f"after {attempts} attempt(s)"
         if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)) or status in (401, 403):
             return LlmAuthError(f"{where} refused the credentials ({detail}); check {self.role}_API_KEY",
-                                role=self.role, status=status, attempts=attempts)
+                                role=self.role, provider=self.provider, status=status, attempts=attempts)
         kind = retry_mod.classify(exc)
         if kind in ("timeout", "connection", "rate_limit", "server_error"):
             return LlmUnavailable(f"{where} unavailable {tries} [{kind}]: {detail}", role=self.role, kind=kind,
+                                  provider=self.provider,
                                   status=status, attempts=attempts)
         if status is not None and 400 <= status < 500:
-            return LlmBadRequest(f"{where} rejected the request ({detail})", role=self.role, status=status,
+            return LlmBadRequest(f"{where} rejected the request ({detail})", role=self.role, provider=self.provider,
+                                 status=status,
                                  attempts=attempts)
-        return LlmError(f"{where} failed {tries}: {detail}", role=self.role, kind=kind or "error", status=status,
+        return LlmError(f"{where} failed {tries}: {detail}", role=self.role, provider=self.provider, kind=kind or "error",
+                        status=status,
                         attempts=attempts)
 
     # recording -------------------------------------------------------------------------------
@@ -589,10 +591,10 @@ class _Usage:
 
 
 def _raw_from_body(data: Any) -> _Raw:
-    """A chat completion body (dict) as a _Raw; _BadResponse when it is not one."""
+    """A chat completion body (dict) as a _Raw; a TransientStatus(502) when it is not one."""
     choices = data.get("choices") if isinstance(data, dict) else None
     if not choices or not isinstance(choices[0], dict):
-        raise _BadResponse("the response has no choices")
+        raise _bad_response("the response has no choices")
     message = choices[0].get("message") or {}
     text = message.get("content") or ""
     thought = message.get("reasoning_content") or ""

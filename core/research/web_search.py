@@ -50,6 +50,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from core.corpus.documents import Document
+from core.infra.http_errors import (ProviderAuthError, ProviderBadResponse, ProviderError, ProviderUnavailable,
+                                    TransientStatus)
 from core.infra.logs import engine_logger
 from core.research.reasoning import ToolSpec
 from core.infra.redact import redact, register_secrets
@@ -73,31 +75,30 @@ log = engine_logger("knowledge_query")
 # ---------------------------------------------------------------------------------------------
 # Errors
 
-class SearchError(Exception):
-    """A search failed. The message is safe to show and log: the API key is never in it."""
-
-    def __init__(self, message: str, *, provider: str = "", tool: str = "", status: int | None = None,
-                 attempts: int = 0):
-        super().__init__(message)
-        self.provider = provider
-        self.tool = tool
-        self.status = status  # the HTTP (or body) status, when there was one
-        self.attempts = attempts
+class SearchError(ProviderError):
+    """A search failed. The message is safe to show and log: the API key is never in it.
+    The families (unavailable, auth, bad response) are core.infra.http_errors', shared with the LLM
+    client; ``status_label`` is what logs/knowledge_query.log records."""
 
     status_label = "error"
 
+    def __init__(self, message: str, *, provider: str = "", tool: str = "", status: int | None = None,
+                 attempts: int = 0, kind: str | None = None):
+        super().__init__(message, provider=provider, status=status, kind=kind, attempts=attempts)
+        self.tool = tool
 
-class SearchAuthError(SearchError):
+
+class SearchAuthError(SearchError, ProviderAuthError):
     """401/403: the key is missing, wrong, or (Bocha) out of balance. Retrying cannot help."""
     status_label = "auth_error"
 
 
-class SearchBadResponse(SearchError):
+class SearchBadResponse(SearchError, ProviderBadResponse):
     """The API answered, but not with the JSON it documents (garbage, HTML, wrong shape)."""
     status_label = "bad_response"
 
 
-class SearchUnavailable(SearchError):
+class SearchUnavailable(SearchError, ProviderUnavailable):
     """Timeouts, dropped connections, 429 or 5xx outlasted the retry policy."""
     status_label = "unavailable"
 
@@ -105,16 +106,7 @@ class SearchUnavailable(SearchError):
 class SearchInputError(SearchError, ValueError):
     """The request was not sent: unknown tool, empty query, malformed or inverted dates."""
     status_label = "invalid"
-
-
-class _BodyStatus(Exception):
-    """A 200 whose body says 429/5xx (Bocha puts a `code` in the body): transient for core.infra.retry,
-    which reads `status_code` and, for Retry-After, `headers`."""
-
-    def __init__(self, status_code: int, headers: Any, message: str):
-        super().__init__(message)
-        self.status_code = status_code
-        self.headers = headers
+    default_kind = "invalid"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,7 +358,7 @@ class _WebProvider:
             if kind is not None:
                 raise SearchUnavailable(
                     self._scrub(f"{self.name} search unavailable after {attempts} attempt(s) ({kind}): {_clip(what, 300)}"),
-                    provider=self.name, tool=tool, status=status, attempts=attempts) from exc
+                    provider=self.name, tool=tool, status=status, attempts=attempts, kind=kind) from exc
             raise SearchError(self._scrub(f"{self.name} search failed: {_clip(what, 300)}"),
                               provider=self.name, tool=tool, status=status, attempts=attempts) from exc
         return payload, controller.statistics.get("attempt_number", 1)
@@ -598,7 +590,7 @@ class BochaProvider(_WebProvider):
             raise SearchAuthError(f"bocha rejected the API key (code {status}): {detail}; check {self._key_setting}",
                                   provider=self.name, status=status)
         if status == 429 or 500 <= status <= 599 or status == 408:
-            raise _BodyStatus(status, response.headers, f"bocha answered code {status}: {detail}")
+            raise TransientStatus(status, f"bocha answered code {status}: {detail}", response.headers)
         raise SearchError(f"bocha refused the search (code {status}): {detail}", provider=self.name, status=status)
 
     # web-search: {"code":200,"data":{"webPages":{"value":[...]},"images":{"value":[...]},"videos":...}}
