@@ -23,24 +23,30 @@ LlmNotConfigured.
 Times: `latency_ms` is the whole call as the caller waited for it (retries and slot waits
 included); `ttft_ms` is from the start of the successful attempt to its first token (None for a
 non-streaming reply).
+
+The errors are in core/llm/errors.py, LlmResult and the reading of replies (and of JSON asks) in
+core/llm/replies.py; this module is their face and the client itself.
 """
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Sequence
+from dataclasses import replace
+from typing import Any, Callable, Sequence
 
 import openai
 from loguru import logger
 
 from core.infra import retry as retry_mod
 from core.infra.config import LLM_ROLES, Settings
-from core.infra.http_errors import (ProviderAuthError, ProviderBadResponse, ProviderError, ProviderRejected,
-                                    ProviderUnavailable, TransientStatus)
-from core.llm.jsonrepair import JsonRepairError, extract_json, split_think
+from core.infra.http_errors import TransientStatus
+from core.llm.errors import (LlmAuthError, LlmBadRequest, LlmError, LlmJsonError, LlmNotConfigured, LlmUnavailable,
+                             _bad_response, _StreamIncomplete)
+from core.llm.jsonrepair import split_think
+from core.llm.replies import (_DETAIL_MAX, JSON_INSTRUCTION, LlmResult, _check_json, _correction, _estimate_prompt,
+                              _excerpt, _Raw, _raw_from_body, _status_message, _Unusable, _usage_ok,
+                              _with_json_instruction, estimate_tokens)
 from core.llm.limits import ProviderLimiter, default_limiter, provider_key
 from core.infra.models import LlmCall
 from core.infra.redact import MASK, redact, register_secrets
@@ -53,128 +59,8 @@ __all__ = [
 
 # A local endpoint (Ollama, vLLM, LM Studio) takes any key; the SDK insists on one.
 PLACEHOLDER_KEY = "not-needed"
-JSON_INSTRUCTION = ("Reply with one valid JSON value only: no prose before or after it, no Markdown code fence, "
-                    "double-quoted keys and strings.")
-_DETAIL_MAX = 300
 _NODE_MAX = 64
 _CONNECT_TIMEOUT = 10.0
-
-
-# ---------------------------------------------------------------------------------------------
-# Errors
-
-class LlmError(ProviderError):
-    """A call that did not produce a usable reply. The message is safe to show: no key, no prompt.
-
-    kind: what the LlmCall row records as error_kind ('timeout', 'connection', 'rate_limit',
-    'server_error', 'auth', 'bad_request', 'parse', 'config', 'error'). The families
-    (unavailable, auth, rejected, bad response) are core.infra.http_errors', shared with web search.
-    """
-
-    def __init__(self, message: str, *, role: str = "", kind: str | None = None, status: int | None = None,
-                 attempts: int = 0, provider: str = ""):
-        super().__init__(message, provider=provider, status=status, kind=kind, attempts=attempts)
-        self.role = role
-        self.latency_ms: float = 0.0
-        self.retries: int = max(0, attempts - 1)
-
-
-class LlmNotConfigured(LlmError):
-    default_kind = "config"
-
-
-class LlmUnavailable(LlmError, ProviderUnavailable):
-    """Timeouts, connection failures, dropped streams, 429 and 5xx, after the retries."""
-    default_kind = "connection"
-
-
-class LlmAuthError(LlmError, ProviderAuthError):
-    """The endpoint refused the key (401/403); never retried."""
-    default_kind = "auth"
-
-
-class LlmBadRequest(LlmError, ProviderRejected):
-    """The endpoint refused the request (400/404/422: unknown model, context too long...)."""
-    default_kind = "bad_request"
-
-
-class LlmJsonError(LlmError, ProviderBadResponse):
-    """No usable JSON after every ask. `problems` lists what was wrong each time; `excerpt` is
-    the start of the last reply (redacted)."""
-    default_kind = "parse"
-
-    def __init__(self, message: str, *, problems: Sequence[str] = (), excerpt: str = "", **kw: Any):
-        super().__init__(message, **kw)
-        self.problems = list(problems)
-        self.excerpt = excerpt
-
-
-# Failures our own code raises inside an attempt, shaped so that core.infra.retry.classify retries them.
-class _StreamIncomplete(ConnectionError):
-    """The stream ended before sending anything: a dropped connection by another name."""
-
-
-def _bad_response(message: str) -> TransientStatus:
-    """A 200 whose body is not a chat completion (broken JSON, no choices): like a bad gateway."""
-    return TransientStatus(502, message)
-
-
-# ---------------------------------------------------------------------------------------------
-# Results
-
-@dataclass
-class LlmResult:
-    text: str                     # the answer: reasoning removed, stripped
-    raw: str                      # the content as the model sent it
-    reasoning: str                # <think> content or reasoning_content, if any
-    role: str
-    model: str
-    provider: str
-    input_tokens: int
-    output_tokens: int
-    usage_estimated: bool
-    latency_ms: float
-    ttft_ms: float | None
-    retries: int
-    streamed: bool
-    finish_reason: str | None
-    trace_id: str = ""
-    node: str = ""
-
-    @property
-    def attempts(self) -> int:
-        return self.retries + 1
-
-    @property
-    def truncated(self) -> bool:
-        """The model stopped at max_tokens."""
-        return self.finish_reason == "length"
-
-
-@dataclass
-class _Raw:
-    content: str
-    reasoning: str
-    usage: Any
-    finish_reason: str | None
-    ttft_s: float | None
-    streamed: bool
-
-
-_CJK_RANGES = ((0x3000, 0x303F), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFF00, 0xFFEF),
-               (0x20000, 0x2FFFF))
-
-
-def estimate_tokens(text: str) -> int:
-    """Tokens of `text`, roughly: one per CJK character, one per four other characters."""
-    if not text:
-        return 0
-    cjk = sum(1 for ch in text if any(lo <= ord(ch) <= hi for lo, hi in _CJK_RANGES))
-    return cjk + math.ceil((len(text) - cjk) / 4)
-
-
-def _estimate_prompt(messages: Iterable[dict]) -> int:
-    return sum(estimate_tokens(str(m.get("content") or "")) + 4 for m in messages)
 
 
 def llm_available(settings: Settings, role: str) -> bool:
@@ -566,99 +452,3 @@ def _messages(system: str, user: str) -> list[dict]:
         out.append({"role": "system", "content": system})
     out.append({"role": "user", "content": user})
     return out
-
-
-def _status_message(exc: BaseException) -> str:
-    """The server's own error message from an APIStatusError body, else its text."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return err["message"]
-        if isinstance(err, str):
-            return err
-        if isinstance(body.get("message"), str):
-            return body["message"]
-    if isinstance(body, str) and body.strip():
-        return body.strip()[:_DETAIL_MAX]
-    return str(getattr(exc, "message", "") or exc)
-
-
-class _Usage:
-    def __init__(self, data: dict):
-        self.prompt_tokens = data.get("prompt_tokens")
-        self.completion_tokens = data.get("completion_tokens")
-
-
-def _raw_from_body(data: Any) -> _Raw:
-    """A chat completion body (dict) as a _Raw; a TransientStatus(502) when it is not one."""
-    choices = data.get("choices") if isinstance(data, dict) else None
-    if not choices or not isinstance(choices[0], dict):
-        raise _bad_response("the response has no choices")
-    message = choices[0].get("message") or {}
-    text = message.get("content") or ""
-    thought = message.get("reasoning_content") or ""
-    usage = data.get("usage")
-    return _Raw(str(text), thought if isinstance(thought, str) else "",
-                _Usage(usage) if isinstance(usage, dict) else None, choices[0].get("finish_reason"), None, False)
-
-
-def _usage_ok(usage: Any) -> bool:
-    return isinstance(getattr(usage, "prompt_tokens", None), int) or isinstance(
-        getattr(usage, "completion_tokens", None), int)
-
-
-def _excerpt(text: str, limit: int = 160) -> str:
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= limit else flat[:limit] + "…"
-
-
-def _type_name(types: tuple[type, ...]) -> str:
-    names = {dict: "a JSON object", list: "a JSON array"}
-    return " or ".join(names.get(t, t.__name__) for t in types)
-
-
-def _with_json_instruction(system: str, required_keys: Sequence[str], expect: tuple[type, ...]) -> str:
-    line = JSON_INSTRUCTION
-    if dict in expect and required_keys:
-        line += " The object must have the keys: " + ", ".join(f'"{k}"' for k in required_keys) + "."
-    elif expect == (list,):
-        line += " The value must be a JSON array."
-    return f"{system.rstrip()}\n\n{line}" if system else line
-
-
-def _correction(problem: str, required_keys: Sequence[str], expect: tuple[type, ...]) -> str:
-    want = _type_name(expect)
-    keys = (" with the keys " + ", ".join(f'"{k}"' for k in required_keys)) if required_keys and dict in expect else ""
-    return (f"Your previous reply could not be used: {problem}. Reply again with only {want}{keys}: "
-            "valid JSON, no explanation, no Markdown fence.")
-
-
-class _Unusable(Exception):
-    def __init__(self, problem: str):
-        super().__init__(problem)
-        self.problem = problem
-
-
-def _check_json(result: LlmResult, required_keys: Sequence[str], expect: tuple[type, ...]) -> Any:
-    text = result.text
-    if not text.strip():
-        raise _Unusable("the reply held only reasoning (<think>), no answer" if result.reasoning
-                        else "the reply was empty")
-    try:
-        value = extract_json(text)
-    except JsonRepairError as exc:
-        raise _Unusable(exc.reason) from None
-    if dict in expect and list not in expect and isinstance(value, list) and len(value) == 1 \
-            and isinstance(value[0], dict):
-        value = value[0]  # `[{...}]` where one object was asked for
-    if not isinstance(value, expect):
-        got = "an array" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
-        raise _Unusable(f"expected {_type_name(expect)}, got {got}")
-    if isinstance(value, dict) and required_keys:
-        missing = [k for k in required_keys if k not in value]
-        if missing:
-            raise _Unusable("missing key(s) " + ", ".join(f'"{k}"' for k in missing)
-                            + (f" (got {', '.join(json.dumps(k, ensure_ascii=False) for k in list(value)[:8])})"
-                               if value else " (got an empty object)"))
-    return value
