@@ -9,7 +9,8 @@ import streamlit as st
 
 from core.corpus.search import corpus_stats, corpus_summary
 from core.corpus.demo import DEMO_DOMAIN, DEMO_TOPICS, generate_demo_corpus
-from core.corpus.importers import import_file, import_mindspider
+from core.corpus.import_files import import_file
+from core.corpus.mindspider import import_mindspider
 from core.infra.redact import MASK, mask_url, redact, url_password
 from ui.widgets import admin_unlocked, page_setup
 
