@@ -289,7 +289,7 @@ def cmd_data(args) -> int:
                              default=str))
             return EXIT_OK
         if args.data_command == "import":
-            from core.corpus.importers import import_file
+            from core.corpus.import_files import import_file
 
             report = import_file(rt.db, args.file)
             print(json.dumps(report.as_dict(), ensure_ascii=False, default=str))

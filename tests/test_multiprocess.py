@@ -19,6 +19,7 @@ from core.infra.models import utcnow
 from core.work.probe import probe_jobs
 from core.work.runs import get_job, get_run, jobs_of
 from core.supervisor import Supervisor
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,16 +69,6 @@ def workers(db_url, tmp_path):
     yield start
     for w in started:
         w.stop()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_two_worker_processes_never_run_the_same_job(db, events, workers):

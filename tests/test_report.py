@@ -28,7 +28,7 @@ from core.research.coverage import Coverage
 from core.work.runs import get_job, get_run
 from core.supervisor import Supervisor
 from core.infra.tracing import child_trace_id, new_trace_id
-from tests.conftest import fast_config
+from tests.conftest import fast_config, wait_for
 from tests.fakes.openai_server import FakeOpenAI, FakeReply
 
 pytestmark = pytest.mark.timeout(120)
@@ -151,16 +151,6 @@ def add_forum(db, run_id: str, host: str = "主持人：各引擎对价格战的
 
 def events_of(db, run_id: str) -> list:
     return rep.report_events(EventLog(db), run_id, 0, limit=5000)[0]
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.03)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def llm_settings(fake: FakeOpenAI, **extra) -> object:

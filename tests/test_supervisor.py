@@ -94,16 +94,6 @@ def event_types(events, run_id=None):
     return [e.type for e in events.since(0, run_id=run_id, limit=100_000)[0]]
 
 
-def wait_until(predicate, timeout=10.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
 # -- the happy path ----------------------------------------------------------------------------
 def test_a_run_goes_from_queued_to_completed_with_every_state_change_as_an_event(db, events, make_supervisor):
     sup = make_supervisor()
@@ -179,7 +169,7 @@ def test_runs_beyond_the_limit_wait_in_a_queue(db, events, make_supervisor):
 def test_cancel_a_running_job_is_prompt_and_the_run_ends_cancelled(db, events, make_supervisor):
     sup = make_supervisor()
     run_id = sup.submit_run([JobSpec("t_sleepy", "long", {"ticks": 400}), JobSpec("t_sleepy", "other", {"ticks": 400})])
-    wait_until(lambda: all(j.status == "running" for j in jobs_of(db, run_id)))
+    wait_for(lambda: all(j.status == "running" for j in jobs_of(db, run_id)))
     t0 = time.monotonic()
     assert sup.cancel_run(run_id, timeout=5) == CANCELLED
     assert time.monotonic() - t0 < 3
@@ -192,7 +182,7 @@ def test_cancel_a_queued_run_never_starts_it(db, make_supervisor):
     sup = make_supervisor(max_concurrent_runs=1)
     blocker = sup.submit_run([JobSpec("t_sleepy", "b", {"ticks": 400})])
     queued = sup.submit_run([JobSpec("t_sleepy", "q")])
-    wait_until(lambda: get_run(db, blocker).status == "running")
+    wait_for(lambda: get_run(db, blocker).status == "running")
     assert sup.cancel_run(queued, timeout=2) == CANCELLED
     assert [j.status for j in jobs_of(db, queued)] == [CANCELLED]
     assert not [e for e in executions if e[0].startswith(queued)]
@@ -203,7 +193,7 @@ def test_a_job_that_ignores_cancel_is_cancelled_anyway_after_the_timeout(db, eve
     sup = make_supervisor(cancel_timeout=0.5)
     run_id = sup.submit_run([JobSpec("t_stubborn", "s", {"seconds": 3})])
     job_id = f"{run_id}-s"
-    wait_until(lambda: get_job(db, job_id).status == "running")
+    wait_for(lambda: get_job(db, job_id).status == "running")
     t0 = time.monotonic()
     assert sup.cancel_job(job_id) == CANCELLED
     assert time.monotonic() - t0 < 2.0
@@ -218,7 +208,7 @@ def test_cancel_requested_by_another_process_reaches_the_owner(db, events, make_
     owner = make_supervisor()
     other = make_supervisor(start=False)  # e.g. the command line: it only writes the request
     run_id = owner.submit_run([JobSpec("t_sleepy", "x", {"ticks": 400})])
-    wait_until(lambda: get_job(db, f"{run_id}-x").status == "running")
+    wait_for(lambda: get_job(db, f"{run_id}-x").status == "running")
     assert other.cancel_job(f"{run_id}-x", timeout=5) == CANCELLED
     assert get_run(db, run_id).status == CANCELLED
 
@@ -291,7 +281,7 @@ def test_on_start_jobs_of_a_dead_local_process_are_interrupted_without_waiting_f
         s.add(Worker(id=owner, host=socket.gethostname(), pid=dead.pid, started_at=utcnow(), heartbeat_at=utcnow()))
     run_id = _orphan(db, events, lease_in=600, owner=owner)
     sup = make_supervisor(auto_resume=False)
-    wait_until(lambda: jobs_of(db, run_id)[0].status == INTERRUPTED, timeout=5)
+    wait_for(lambda: jobs_of(db, run_id)[0].status == INTERRUPTED, timeout=5)
     assert get_run(db, run_id).status == INTERRUPTED
     with db.session() as s:
         assert s.get(Worker, owner).stopped_at is not None
@@ -314,10 +304,10 @@ def test_a_job_whose_lease_is_lost_stops_and_writes_nothing(db, events, make_sup
     sup = make_supervisor()
     run_id = sup.submit_run(probe_jobs(1, steps=200, step_seconds=0.02), kind="probe")
     job_id = f"{run_id}-probe-1"
-    wait_until(lambda: (get_job(db, job_id).checkpoint or {}).get("step", 0) >= 2)
+    wait_for(lambda: (get_job(db, job_id).checkpoint or {}).get("step", 0) >= 2)
     with db.session() as s:  # another replica took it over
         s.execute(update(Job).where(Job.id == job_id).values(lease_owner="thief"))
-    wait_until(lambda: job_id not in sup._active, timeout=5)
+    wait_for(lambda: job_id not in sup._active, timeout=5)
     job = get_job(db, job_id)
     assert job.status == "running" and job.lease_owner == "thief"
     step = job.checkpoint["step"]
@@ -340,7 +330,7 @@ def test_shutdown_checkpoints_running_jobs_and_a_new_supervisor_resumes_them(db,
     first = make_supervisor(auto_resume=False)
     run_id = first.submit_run(probe_jobs(1, steps=40, step_seconds=0.05), kind="probe")
     job_id = f"{run_id}-probe-1"
-    wait_until(lambda: (get_job(db, job_id).checkpoint or {}).get("step", 0) >= 3)
+    wait_for(lambda: (get_job(db, job_id).checkpoint or {}).get("step", 0) >= 3)
     t0 = time.monotonic()
     assert first.shutdown(timeout=3) == []  # it stopped by itself, nothing had to be forced
     assert time.monotonic() - t0 < 3
@@ -359,7 +349,7 @@ def test_shutdown_checkpoints_running_jobs_and_a_new_supervisor_resumes_them(db,
 def test_shutdown_has_a_hard_timeout_even_when_a_job_will_not_stop(db, make_supervisor):
     sup = make_supervisor()
     run_id = sup.submit_run([JobSpec("t_stubborn", "s", {"seconds": 4})])
-    wait_until(lambda: get_job(db, f"{run_id}-s").status == "running")
+    wait_for(lambda: get_job(db, f"{run_id}-s").status == "running")
     t0 = time.monotonic()
     interrupted = sup.shutdown(timeout=0.5)
     assert time.monotonic() - t0 < 1.5
@@ -382,7 +372,7 @@ def test_the_supervisor_survives_a_database_outage(tmp_path):
         db.engine.dispose()
         os.remove(tmp_path / "gone.db")
         os.mkdir(tmp_path / "gone.db")  # now nothing can open it
-        wait_until(lambda: sup.status().loops["scheduler"].errors > 0, timeout=5)
+        wait_for(lambda: sup.status().loops["scheduler"].errors > 0, timeout=5)
         assert sup.status().running
         assert sup.status().loops["scheduler"].last_error
     finally:
