@@ -35,13 +35,13 @@ from loguru import logger
 from sqlalchemy import func, select
 
 from core.infra.models import Job, LlmCall
+from core.work.states import JobState
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
 }
 SEVERITIES = ("info", "warning", "critical")
 FIRING, CLEARED = "firing", "cleared"
-ACTIVE_JOB_STATES = ("running", "cancelling")  # a job that stalled and then ended keeps its flag
 
 
 @dataclass(frozen=True)
@@ -275,7 +275,7 @@ def collect_metrics(db=None, *, resources=None, telemetry=None, now: float | dat
         try:
             with db.session() as s:
                 m["stalled_jobs"] = int(s.scalar(select(func.count()).select_from(Job).where(
-                    Job.stalled.is_(True), Job.status.in_(ACTIVE_JOB_STATES))) or 0)
+                    Job.stalled.is_(True), Job.status.in_(JobState.ACTIVE))) or 0)  # an ended job keeps its flag
         except Exception as exc:  # noqa: BLE001
             m["stalled_jobs"] = None
             m["problems"].append(f"jobs: {type(exc).__name__}")
