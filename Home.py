@@ -6,7 +6,7 @@ from core.analysis import MAX_TOPIC_CHARS, TopicError, analyse_anyway, start_ana
 from core.corpus.search import corpus_stats
 from core.corpus.demo import DEMO_TOPICS
 from core.console.health import run_checks
-from core.work.jobs import HANDLERS, INSUFFICIENT_DATA
+from core.work.jobs import INSUFFICIENT_DATA
 from core.research.coverage import Coverage
 from core.work.runs import jobs_of, list_runs
 from ui.widgets import (admin_unlocked, badge, fmt_duration, fmt_time, live_event_feed, mode_caption, not_available,
@@ -24,7 +24,7 @@ st.caption("Multi-agent public-opinion analysis: three research engines, a moder
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Start an analysis")
-    available = [k for k in ENGINES if k in HANDLERS]
+    available = [k for k in ENGINES if k in rt.handlers]
     with st.form("start_form"):
         topic = st.text_input("Topic", placeholder="e.g. 武汉大学舆情, 新能源汽车价格战", max_chars=MAX_TOPIC_CHARS)
         engines = st.multiselect("Engines", options=list(ENGINES), default=available or list(ENGINES),

@@ -19,6 +19,7 @@ from core.infra.models import utcnow
 from core.work.probe import probe_jobs
 from core.work.runs import get_job, get_run, jobs_of
 from core.supervisor import Supervisor
+from core.runtime import build_handlers
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +83,7 @@ def wait_for(predicate, timeout: float, what: str):
 
 def test_two_worker_processes_never_run_the_same_job(db, events, workers):
     a, b = workers("a"), workers("b")
-    submitter = Supervisor(db, events)  # not started: it only queues work, like a page would
+    submitter = Supervisor(db, events, handlers=build_handlers())  # not started: it only queues work, like a page would
     run_id = submitter.submit_run(probe_jobs(12, steps=4, step_seconds=0.05), kind="probe")
     assert wait_for(lambda: get_run(db, run_id).status == "completed" or None, 60, "the run to complete")
     jobs = jobs_of(db, run_id)
@@ -99,7 +100,7 @@ def test_two_worker_processes_never_run_the_same_job(db, events, workers):
 def test_a_killed_worker_s_job_is_taken_over_after_its_lease_expires(db, events, workers):
     steps = 100
     a = workers("a", max_workers=1)
-    submitter = Supervisor(db, events)
+    submitter = Supervisor(db, events, handlers=build_handlers())
     run_id = submitter.submit_run(probe_jobs(1, steps=steps, step_seconds=0.1), kind="probe")
     job_id = f"{run_id}-probe-1"
     wait_for(lambda: get_job(db, job_id).lease_owner == a.worker_id, 30, "a to claim the job")
@@ -126,7 +127,7 @@ def test_a_killed_worker_s_job_is_taken_over_after_its_lease_expires(db, events,
 
 def test_sigterm_is_a_graceful_shutdown_that_leaves_resumable_jobs(db, events, workers):
     a = workers("a", max_workers=1)
-    submitter = Supervisor(db, events)
+    submitter = Supervisor(db, events, handlers=build_handlers())
     run_id = submitter.submit_run(probe_jobs(1, steps=50, step_seconds=0.1), kind="probe")
     job_id = f"{run_id}-probe-1"
     wait_for(lambda: (get_job(db, job_id).checkpoint or {}).get("step", 0) >= 3, 30, "progress")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.work.jobs import HANDLERS, HandlerInfo
+from core.work.jobs import HandlerInfo
 from core.infra.models import Post
 from core.work.probe import probe_jobs
 from core.work.runs import get_run, jobs_of, list_runs
@@ -41,10 +41,11 @@ TIMEOUT = 30
 
 @pytest.fixture
 def no_engines(monkeypatch):
-    """Pin the state where no engine handler is registered (engine modules register theirs on import)."""
+    """Pin the state where no engine handler is registered in the runtime."""
+    handlers = get_runtime().handlers
     for kind in ENGINE_KINDS:
-        if kind in HANDLERS:
-            monkeypatch.delitem(HANDLERS, kind)
+        if kind in handlers:
+            monkeypatch.delitem(handlers, kind)
 
 
 def page(name: str) -> AppTest:
@@ -123,7 +124,7 @@ def test_home_start_is_disabled_until_an_engine_exists(no_engines):
 
 
 def test_home_start_is_enabled_once_an_engine_handler_is_registered(monkeypatch, no_engines):
-    monkeypatch.setitem(HANDLERS, "query", HandlerInfo("query", lambda ctx: None))
+    monkeypatch.setitem(get_runtime().handlers, "query", HandlerInfo("query", lambda ctx: None))
     at = render("Home.py")
     start = [b for b in at.button if b.label == "Start"]
     assert len(start) == 1 and not start[0].disabled

@@ -27,6 +27,7 @@ from core.reporting.types import REPORT_TYPES, choose_type_by_rules, normalise_t
 from core.research.coverage import Coverage
 from core.work.runs import get_job, get_run
 from core.supervisor import Supervisor
+from core.runtime import build_handlers
 from core.infra.tracing import child_trace_id, new_trace_id
 from tests.conftest import fast_config
 from tests.fakes.openai_server import FakeOpenAI, FakeReply
@@ -60,7 +61,7 @@ def supervisors():
     started: list[Supervisor] = []
 
     def make(db, settings=None, start=True, **overrides) -> Supervisor:
-        sup = Supervisor(db, EventLog(db), fast_config(**overrides))
+        sup = Supervisor(db, EventLog(db), fast_config(**overrides), handlers=build_handlers())
         sup.settings = settings or load_settings()
         if start:
             sup.start()
@@ -344,9 +345,11 @@ def test_the_automatic_report_waits_for_this_runs_engines_and_ignores_an_earlier
     ev = wait_for(lambda: next((e for e in events_of(db, run_id) if e.type == "report.waiting"), None),
                   what="report.waiting")
     assert ev.payload["engines"] == ["media", "insight"]
-    time.sleep(0.3)
+    sup.schedule_once()  # a scheduler pass: the report's dependencies have not ended, so it is not claimed
     view = rep.get_report(db, rid)
-    assert (view.status, view.stage) == ("running", "waiting")
+    assert (view.status, view.stage) == ("pending", "waiting")
+    # it waits as a pending job that depends on the engines: it holds no worker slot
+    assert get_job(db, rep.report_job_id(db, rid)).status == "pending" and sup.status().active_jobs == 0
     assert not rep.inputs_ready(rep.report_inputs(db, run_id))
     # the engines finish: their results go into the job rows, as the supervisor would write them
     with db.session() as s:
@@ -412,8 +415,10 @@ def test_a_partial_report_opens_with_a_banner_naming_what_is_missing(db, supervi
     assert d["provenance"]["engines"]["media"]["from_checkpoint"] is True
     assert_safe(html_text)
     # the automatic one is still waiting for media; cancel it while it waits
-    wait_for(lambda: rep.get_report(db, auto).status == "running", what="the automatic report to wait")
-    assert rep.get_report(db, auto).stage == "waiting"
+    waiting = [e for e in events_of(db, run_id) if e.type == "report.waiting" and e.payload["report_id"] == auto]
+    assert waiting and waiting[0].payload["engines"] == ["media"]  # insight failed: only media is awaited
+    assert (rep.get_report(db, auto).status, rep.get_report(db, auto).stage) == ("pending", "waiting")
+    assert get_job(db, rep.report_job_id(db, auto)).status == "pending"
     assert rep.cancel_report(sup, auto, timeout=5) == "cancelled"
     assert get_job(db, rep.report_job_id(db, auto)).status == CANCELLED
     assert "report.cancelled" in [e.type for e in events_of(db, run_id) if e.payload.get("report_id") == auto]

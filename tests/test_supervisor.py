@@ -19,11 +19,10 @@ from core.work.jobs import (
     COMPLETED,
     FAILED,
     INTERRUPTED,
-    HANDLERS,
     JobContext,
     JobSpec,
-    register_handler,
 )
+from core.runtime import build_handlers
 from core.infra.models import Job, Run, Worker, utcnow
 from core.work.probe import probe_jobs
 from core.work.runs import get_job, get_run, jobs_of
@@ -78,10 +77,22 @@ def h_secret_failure(ctx: JobContext):
     raise RuntimeError("upstream said: invalid api_key=sk-verysecretvalue123456")
 
 
+def h_waits_until_cancelled(ctx: JobContext):
+    while True:  # a job that waits: only a cancel ends it
+        ctx.check_cancelled()
+        ctx.sleep(0.05)
+
+
+TEST_HANDLERS = build_handlers()
 for kind, fn in (("t_sleepy", h_sleepy), ("t_stubborn", h_stubborn), ("t_silent", h_silent),
-                 ("t_fail", h_secret_failure)):
-    register_handler(kind, fn)
-register_handler("t_timeout", h_sleepy, timeout=0.3)
+                 ("t_fail", h_secret_failure), ("t_waiter", h_waits_until_cancelled)):
+    TEST_HANDLERS.register(kind, fn)
+TEST_HANDLERS.register("t_timeout", h_sleepy, timeout=0.3)
+
+
+@pytest.fixture
+def job_handlers():
+    return TEST_HANDLERS
 
 
 @pytest.fixture(autouse=True)
@@ -232,9 +243,15 @@ def test_a_job_past_its_timeout_fails(db, make_supervisor):
 
 # -- stalls ------------------------------------------------------------------------------------
 def test_a_silent_job_is_flagged_stalled_and_then_recovered(db, events, make_supervisor):
+    from core.console.monitoring import Monitor, detect_stalls
+
     sup = make_supervisor(stall_seconds=0.4)
-    run_id = sup.submit_run([JobSpec("t_silent", "quiet", {"quiet": 1.2})])
-    assert sup.wait_run(run_id, 30) == COMPLETED
+    monitor = Monitor(tick=0.05).add("stalls", 0.1, lambda: detect_stalls(db, events, 0.4)).start()
+    try:
+        run_id = sup.submit_run([JobSpec("t_silent", "quiet", {"quiet": 1.2})])
+        assert sup.wait_run(run_id, 30) == COMPLETED
+    finally:
+        monitor.stop()
     types = event_types(events, run_id)
     assert "job.stalled" in types and "job.recovered" in types
     assert types.index("job.stalled") < types.index("job.recovered")
@@ -247,7 +264,7 @@ def _orphan(db, events, lease_in: float, owner="ghost-worker", step=3, steps=8):
     """A run whose probe job was claimed by another process that stopped renewing its lease."""
     from core.supervisor import Supervisor
 
-    sup = Supervisor(db, events)
+    sup = Supervisor(db, events, handlers=TEST_HANDLERS)
     run_id = sup.submit_run(probe_jobs(1, steps=steps, step_seconds=0.01), kind="probe")
     now = utcnow()
     with db.session() as s:
@@ -377,7 +394,7 @@ def test_the_supervisor_survives_a_database_outage(tmp_path):
     from tests.conftest import fast_config
 
     db = open_database(f"sqlite:///{tmp_path / 'gone.db'}")
-    sup = Supervisor(db, EventLog(db), fast_config()).start()
+    sup = Supervisor(db, EventLog(db), fast_config(), handlers=TEST_HANDLERS).start()
     try:
         db.engine.dispose()
         os.remove(tmp_path / "gone.db")
@@ -389,13 +406,6 @@ def test_the_supervisor_survives_a_database_outage(tmp_path):
         sup.shutdown(timeout=2)
 
 
-def h_waits_until_cancelled(ctx: JobContext):
-    while True:  # like the report job waiting for engines: only a cancel ends it
-        ctx.check_cancelled()
-        ctx.sleep(0.05)
-
-
-register_handler("t_waiter", h_waits_until_cancelled)
 
 
 def test_a_job_claimed_while_shutdown_takes_its_snapshot_is_told_to_stop(make_supervisor, db):

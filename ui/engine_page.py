@@ -6,9 +6,9 @@ from collections import deque
 import pandas as pd
 import streamlit as st
 
+from core.work.states import JobState
 from core.analysis import rerun_engine
 from core.research.engine import ENGINES, engine_mode
-from core.work.jobs import HANDLERS
 from core.infra.logtail import LogTail
 from core.work.runs import JobView, RunView, jobs_of
 from core.console.usage import llm_calls_frame, usage_by_model
@@ -39,7 +39,7 @@ def show(engine: str) -> None:
     st.title(f"{icon} {config.title}")
     mode = engine_mode(engine, rt.settings, offline=False)
     st.caption(f"{description} This engine reasons with **{'an LLM' if mode == 'llm' else 'the offline analyst'}**.")
-    if engine not in HANDLERS:
+    if engine not in rt.handlers:
         not_available(config.title, "This engine is not registered in this process.")
         return
     if not rt.db.ok:
@@ -68,7 +68,7 @@ def show(engine: str) -> None:
 
 def controls(rt, run: RunView, job: JobView | None, engine: str) -> None:
     sup = rt.supervisor
-    running = job is not None and job.status in ("pending", "running", "cancelling")
+    running = job is not None and job.status in JobState.OPEN
     c1, c2, c3 = st.columns([1, 1, 4])
     if c1.button("Stop", key=f"{engine}_stop", disabled=sup is None or not running):
         if admin_unlocked(rt, f"{engine}_stop_pw"):
