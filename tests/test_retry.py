@@ -451,3 +451,46 @@ def test_presets():
         RetryPolicy("bad", max_attempts=0, max_seconds=1, initial_wait=0, max_wait=0)
     with pytest.raises(Exception):
         LLM.max_attempts = 9  # frozen
+
+
+# --- the supervisor's database writes use the DATABASE policy ----------------------------------
+
+def test_the_supervisor_retries_a_locked_database_on_claim_checkpoint_and_lease(tmp_path):
+    """README: database calls are retried. A claim, a checkpoint write and a lease renewal that
+    meet 'database is locked' once each are retried (an event each) and the run completes."""
+    import sqlite3
+
+    from core.runtime import build_handlers
+    from core.supervisor import Supervisor
+    from core.work.probe import probe_jobs
+    from tests.conftest import fast_config
+
+    db = open_database(f"sqlite:///{tmp_path}/sup.db")
+    log = EventLog(db)
+    set_event_sink(log)
+    sup = Supervisor(db, log, fast_config(), handlers=build_handlers())
+    failed: list[str] = []
+
+    def locked_once(op, fn):
+        def wrapper(*args):
+            if op not in failed:
+                failed.append(op)
+                raise OperationalError("UPDATE jobs", {}, sqlite3.OperationalError("database is locked"))
+            return fn(*args)
+        return wrapper
+
+    sup._claim_row = locked_once("claim", sup._claim_row)
+    sup._write_checkpoint_row = locked_once("checkpoint", sup._write_checkpoint_row)
+    sup._renew_lease = locked_once("lease", sup._renew_lease)
+    sup.start()
+    try:
+        run_id = sup.submit_run(probe_jobs(1, steps=20, step_seconds=0.02), kind="probe")
+        assert sup.wait_run(run_id, 60) == "completed"
+    finally:
+        sup.shutdown(timeout=3)
+    assert sorted(failed) == ["checkpoint", "claim", "lease"]
+    retried = {e.payload["op"] for e in log.since(0, limit=10_000)[0]
+               if e.type == "retry" and e.payload["policy"] == "database"}
+    assert retried == {"claim", "checkpoint", "lease"}
+    assert retry_counts()[("database", "database")] == 3
+    db.dispose()

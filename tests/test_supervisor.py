@@ -158,6 +158,46 @@ def test_dependencies_wait_for_upstream_and_are_skipped_when_it_fails(db, events
     assert executions.count((report.id, sup.worker_id)) == 0
 
 
+def test_a_job_after_any_outcome_runs_once_its_dependencies_have_ended_even_failed(db, events, make_supervisor):
+    sup = make_supervisor()
+    run_id = sup.submit_run([JobSpec("t_fail", "engine"), JobSpec("t_sleepy", "slow", {"ticks": 3}),
+                             JobSpec("probe", "report", {"steps": 1}, depends_on=("engine", "slow"),
+                                     after_any_outcome=True)])
+    assert sup.wait_run(run_id, 30) == FAILED  # the engine failed; the report still ran
+    jobs = {j.name: j for j in jobs_of(db, run_id)}
+    assert jobs["engine"].status == FAILED and jobs["report"].status == COMPLETED
+    assert jobs["report"].started_at >= max(jobs["engine"].finished_at, jobs["slow"].finished_at)
+
+
+def test_a_dependency_that_will_be_resumed_has_not_ended(db, events, make_supervisor):
+    from core.work.ledger import READY, SKIP, WAIT, readiness
+
+    deps = [("a", True)]
+    assert readiness(deps, {"a": INTERRUPTED}, auto_resume=True) == WAIT
+    assert readiness(deps, {"a": INTERRUPTED}, auto_resume=False) == READY
+    assert readiness(deps, {"a": "running"}, auto_resume=True) == WAIT
+    assert readiness(deps, {"a": CANCELLED}, auto_resume=True) == READY
+    assert readiness([("a", False)], {"a": CANCELLED}, auto_resume=True) == SKIP
+    for auto_resume in (True, False):
+        sup = make_supervisor(start=False, auto_resume=auto_resume)
+        run_id = sup.submit_run([JobSpec("t_sleepy", "engine", {"ticks": 3}),
+                                 JobSpec("probe", "report", {"steps": 1}, depends_on=("engine",),
+                                         after_any_outcome=True)])
+        with db.session() as s:  # the engine was interrupted (its process died) before the report ran
+            s.execute(update(Run).where(Run.id == run_id).values(status="running"))
+            s.execute(update(Job).where(Job.id == f"{run_id}-engine").values(status=INTERRUPTED, attempt=1))
+        sup.start()
+        report = wait_for(lambda: (j := get_job(db, f"{run_id}-report")).status == COMPLETED and j,
+                          what="the report job")
+        engine = get_job(db, f"{run_id}-engine")
+        if auto_resume:  # resumed, so not final: the report waited for the second attempt
+            assert engine.status == COMPLETED and engine.attempt == 2
+            assert report.started_at >= engine.finished_at
+        else:  # nothing will resume it: it has ended, and the report ran
+            assert engine.status == INTERRUPTED
+        sup.shutdown(timeout=3)
+
+
 def test_a_failing_job_records_a_redacted_error(db, make_supervisor):
     sup = make_supervisor()
     run_id = sup.submit_run([JobSpec("t_fail", "f")])
