@@ -960,3 +960,34 @@ def test_near_duplicate_negative_posts_are_shown_once_with_a_distinct_count(sqli
         md, _, _ = rep.write_offline_section(top, [], m)
         assert md.count("刚提车就降价两万") == 1
         assert ("（6 条（4 条不重复）有互动数据的来源" if zh else "(6 sources (4 distinct) with engagement data") in md
+
+
+def test_a_pending_automatic_report_also_waits_for_an_engine_re_run(db, supervisors):
+    """The report is requested after media failed; media is re-run before the report is claimed: the
+    report depends on the re-run too, and is written from it (complete, not an error)."""
+    from core.analysis import rerun_engine
+    from core.work.jobs import HandlerInfo
+
+    engines = standard_engines()
+    status, media_result, media_sources = engines["media"]
+    engines["media"] = (FAILED, None, [])
+    run_id = make_run(db, engines=engines, run_status="failed")
+    add_forum(db, run_id)
+    sup = supervisors(db, start=False)
+
+    def media_again(ctx):
+        ctx.save_checkpoint(sources=media_sources)
+        return media_result
+
+    sup.handlers["media"] = HandlerInfo("media", media_again)
+    rid = rep.request_report(sup, db, run_id)
+    report_job = rep.report_job_id(db, rid)
+    new_media = rerun_engine(sup, run_id, "media")
+    with db.session() as s:
+        assert {"job": new_media, "until": "final"} in s.get(Job, report_job).depends_on
+    sup.start()
+    view = rep.wait_report(db, rid, 60)
+    assert view.status == "completed", view.error
+    media, report = get_job(db, new_media), get_job(db, report_job)
+    assert media.status == COMPLETED and report.started_at >= media.finished_at
+    assert load_doc(view)["provenance"]["engines"]["media"]["job_id"] == new_media
