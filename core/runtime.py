@@ -165,9 +165,10 @@ def _start_console(rt: Runtime) -> None:
     rt.resources.schedule_on(rt.monitor)
     if rt.supervisor is not None:
         cfg = rt.supervisor.config
-        rt.monitor.add("health", s["SHOAL_HEALTH_SECONDS"], rt.health.run)
+        first = cfg.heartbeat_seconds  # health and alerts first run one heartbeat after start, then on their interval
+        rt.monitor.add("health", s["SHOAL_HEALTH_SECONDS"], rt.health.run, first_after=first)
         rt.monitor.add("alerts", s["SHOAL_ALERT_SECONDS"], lambda: rt.alerts.tick(
-            rt.db if rt.db.ok else None, resources=rt.resources, telemetry=rt.telemetry))
+            rt.db if rt.db.ok else None, resources=rt.resources, telemetry=rt.telemetry), first_after=first)
         rt.monitor.add("stalls", cfg.heartbeat_seconds, lambda: detect_stalls(rt.db, rt.events, cfg.stall_seconds))
         rt.monitor.add("events", 60.0, lambda: compact_open_runs(rt.db, rt.events, cfg.events_per_run))
     rt.monitor.start()

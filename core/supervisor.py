@@ -13,8 +13,7 @@ Threads:
 Periodic console work (health checks, alerts, resource samples, stall detection, event
 compaction) runs on its own thread, core.console.monitoring, never on these.
 
-Claims, lease renewals and checkpoint writes are retried under core.infra.retry.DATABASE when the
-database fails for a moment (a lock, a dropped connection).
+Claims, lease renewals and checkpoint writes are retried under core.infra.retry.DATABASE.
 """
 from __future__ import annotations
 
@@ -432,6 +431,7 @@ class Supervisor:
 
     def _claim_row(self, job_id: str) -> JobContext | None:
         """The claim itself, one transaction (retried whole on a transient database error)."""
+        services = self.job_services()
         now = self.clock()
         expires = now + timedelta(seconds=self.config.lease_seconds)
         with self.db.session() as s:
@@ -447,7 +447,7 @@ class Supervisor:
                              trace_id=job.trace_id, session=s,
                              payload={"kind": job.kind, "attempt": job.attempt, "worker": self.worker_id,
                                       "resumed": bool(job.checkpoint)})
-            return JobContext(self.job_services(), self, self, job.id, job.run_id, job.kind, job.name,
+            return JobContext(services, self, self, job.id, job.run_id, job.kind, job.name,
                               dict(job.params or {}), dict(job.checkpoint or {}), job.attempt, job.trace_id,
                               topic=run.topic if run else "", run_params=dict(run.params or {}) if run else {},
                               worker_id=self.worker_id)

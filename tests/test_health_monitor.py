@@ -57,8 +57,9 @@ def test_a_failing_task_does_not_stop_the_other_tasks():
     def boom():
         raise RuntimeError("the task broke")
 
-    monitor = Monitor().add("first", 60, lambda: ran.append("first")).add("boom", 60, boom)
-    monitor.add("last", 60, lambda: ran.append("last"))
+    monitor = Monitor().add("first", 60, lambda: ran.append("first"), first_after=0)
+    monitor.add("boom", 60, boom, first_after=0).add("last", 60, lambda: ran.append("last"), first_after=0)
+    monitor.add("later", 60, lambda: ran.append("later"))  # first due after one interval
     assert set(monitor.run_due()) == {"first", "boom", "last"}
     assert ran == ["first", "last"]
     status = monitor.status()

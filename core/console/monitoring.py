@@ -69,9 +69,14 @@ class Monitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def add(self, name: str, interval: float, fn: Callable[[], Any]) -> "Monitor":
+    def add(self, name: str, interval: float, fn: Callable[[], Any], *,
+            first_after: float | None = None) -> "Monitor":
+        """Run `fn` every `interval` seconds, the first time `first_after` seconds from now (default:
+        one interval, as a heartbeat-driven task did)."""
+        interval = max(0.01, float(interval))
+        due = self.clock() + (interval if first_after is None else max(0.0, float(first_after)))
         with self._lock:
-            self._tasks[name] = _Task(name, max(0.01, float(interval)), fn)
+            self._tasks[name] = _Task(name, interval, fn, due)
             self._status.setdefault(name, TaskStatus())
         return self
 

@@ -113,7 +113,7 @@ class ResourceSampler:
 
     def schedule_on(self, monitor) -> "ResourceSampler":
         """Let a Monitor take the samples on its thread, instead of a thread of our own."""
-        monitor.add("resources", self.interval, self.sample_once)
+        monitor.add("resources", self.interval, self.sample_once, first_after=0)
         self._monitor = monitor
         return self
 
