@@ -19,11 +19,10 @@ from core.work.jobs import (
     COMPLETED,
     FAILED,
     INTERRUPTED,
-    HANDLERS,
     JobContext,
     JobSpec,
-    register_handler,
 )
+from core.runtime import build_handlers
 from core.infra.models import Job, Run, Worker, utcnow
 from core.work.probe import probe_jobs
 from core.work.runs import get_job, get_run, jobs_of
@@ -78,10 +77,22 @@ def h_secret_failure(ctx: JobContext):
     raise RuntimeError("upstream said: invalid api_key=sk-verysecretvalue123456")
 
 
+def h_waits_until_cancelled(ctx: JobContext):
+    while True:  # a job that waits: only a cancel ends it
+        ctx.check_cancelled()
+        ctx.sleep(0.05)
+
+
+TEST_HANDLERS = build_handlers()
 for kind, fn in (("t_sleepy", h_sleepy), ("t_stubborn", h_stubborn), ("t_silent", h_silent),
-                 ("t_fail", h_secret_failure)):
-    register_handler(kind, fn)
-register_handler("t_timeout", h_sleepy, timeout=0.3)
+                 ("t_fail", h_secret_failure), ("t_waiter", h_waits_until_cancelled)):
+    TEST_HANDLERS.register(kind, fn)
+TEST_HANDLERS.register("t_timeout", h_sleepy, timeout=0.3)
+
+
+@pytest.fixture
+def job_handlers():
+    return TEST_HANDLERS
 
 
 @pytest.fixture(autouse=True)
@@ -135,6 +146,46 @@ def test_dependencies_wait_for_upstream_and_are_skipped_when_it_fails(db, events
     engine, report = jobs_of(db, bad_run)
     assert engine.status == FAILED and report.status == CANCELLED and "upstream" in report.error
     assert executions.count((report.id, sup.worker_id)) == 0
+
+
+def test_a_job_after_any_outcome_runs_once_its_dependencies_have_ended_even_failed(db, events, make_supervisor):
+    sup = make_supervisor()
+    run_id = sup.submit_run([JobSpec("t_fail", "engine"), JobSpec("t_sleepy", "slow", {"ticks": 3}),
+                             JobSpec("probe", "report", {"steps": 1}, depends_on=("engine", "slow"),
+                                     after_any_outcome=True)])
+    assert sup.wait_run(run_id, 30) == FAILED  # the engine failed; the report still ran
+    jobs = {j.name: j for j in jobs_of(db, run_id)}
+    assert jobs["engine"].status == FAILED and jobs["report"].status == COMPLETED
+    assert jobs["report"].started_at >= max(jobs["engine"].finished_at, jobs["slow"].finished_at)
+
+
+def test_a_dependency_that_will_be_resumed_has_not_ended(db, events, make_supervisor):
+    from core.work.ledger import READY, SKIP, WAIT, readiness
+
+    deps = [("a", True)]
+    assert readiness(deps, {"a": INTERRUPTED}, auto_resume=True) == WAIT
+    assert readiness(deps, {"a": INTERRUPTED}, auto_resume=False) == READY
+    assert readiness(deps, {"a": "running"}, auto_resume=True) == WAIT
+    assert readiness(deps, {"a": CANCELLED}, auto_resume=True) == READY
+    assert readiness([("a", False)], {"a": CANCELLED}, auto_resume=True) == SKIP
+    for auto_resume in (True, False):
+        sup = make_supervisor(start=False, auto_resume=auto_resume)
+        run_id = sup.submit_run([JobSpec("t_sleepy", "engine", {"ticks": 3}),
+                                 JobSpec("probe", "report", {"steps": 1}, depends_on=("engine",),
+                                         after_any_outcome=True)])
+        with db.session() as s:  # the engine was interrupted (its process died) before the report ran
+            s.execute(update(Run).where(Run.id == run_id).values(status="running"))
+            s.execute(update(Job).where(Job.id == f"{run_id}-engine").values(status=INTERRUPTED, attempt=1))
+        sup.start()
+        report = wait_for(lambda: (j := get_job(db, f"{run_id}-report")).status == COMPLETED and j,
+                          what="the report job")
+        engine = get_job(db, f"{run_id}-engine")
+        if auto_resume:  # resumed, so not final: the report waited for the second attempt
+            assert engine.status == COMPLETED and engine.attempt == 2
+            assert report.started_at >= engine.finished_at
+        else:  # nothing will resume it: it has ended, and the report ran
+            assert engine.status == INTERRUPTED
+        sup.shutdown(timeout=3)
 
 
 def test_a_failing_job_records_a_redacted_error(db, make_supervisor):
@@ -222,9 +273,15 @@ def test_a_job_past_its_timeout_fails(db, make_supervisor):
 
 # -- stalls ------------------------------------------------------------------------------------
 def test_a_silent_job_is_flagged_stalled_and_then_recovered(db, events, make_supervisor):
+    from core.console.monitoring import Monitor, detect_stalls
+
     sup = make_supervisor(stall_seconds=0.4)
-    run_id = sup.submit_run([JobSpec("t_silent", "quiet", {"quiet": 1.2})])
-    assert sup.wait_run(run_id, 30) == COMPLETED
+    monitor = Monitor(tick=0.05).add("stalls", 0.1, lambda: detect_stalls(db, events, 0.4)).start()
+    try:
+        run_id = sup.submit_run([JobSpec("t_silent", "quiet", {"quiet": 1.2})])
+        assert sup.wait_run(run_id, 30) == COMPLETED
+    finally:
+        monitor.stop()
     types = event_types(events, run_id)
     assert "job.stalled" in types and "job.recovered" in types
     assert types.index("job.stalled") < types.index("job.recovered")
@@ -237,7 +294,7 @@ def _orphan(db, events, lease_in: float, owner="ghost-worker", step=3, steps=8):
     """A run whose probe job was claimed by another process that stopped renewing its lease."""
     from core.supervisor import Supervisor
 
-    sup = Supervisor(db, events)
+    sup = Supervisor(db, events, handlers=TEST_HANDLERS)
     run_id = sup.submit_run(probe_jobs(1, steps=steps, step_seconds=0.01), kind="probe")
     now = utcnow()
     with db.session() as s:
@@ -367,7 +424,7 @@ def test_the_supervisor_survives_a_database_outage(tmp_path):
     from tests.conftest import fast_config
 
     db = open_database(f"sqlite:///{tmp_path / 'gone.db'}")
-    sup = Supervisor(db, EventLog(db), fast_config()).start()
+    sup = Supervisor(db, EventLog(db), fast_config(), handlers=TEST_HANDLERS).start()
     try:
         db.engine.dispose()
         os.remove(tmp_path / "gone.db")
@@ -379,13 +436,6 @@ def test_the_supervisor_survives_a_database_outage(tmp_path):
         sup.shutdown(timeout=2)
 
 
-def h_waits_until_cancelled(ctx: JobContext):
-    while True:  # like the report job waiting for engines: only a cancel ends it
-        ctx.check_cancelled()
-        ctx.sleep(0.05)
-
-
-register_handler("t_waiter", h_waits_until_cancelled)
 
 
 def test_a_job_claimed_while_shutdown_takes_its_snapshot_is_told_to_stop(make_supervisor, db):

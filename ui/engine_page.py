@@ -6,6 +6,7 @@ from collections import deque
 import pandas as pd
 import streamlit as st
 
+from core.work.states import JobState
 from core.analysis import rerun_engine
 from core.research.engine import ENGINES, engine_mode
 from core.infra.logtail import LogTail
@@ -64,7 +65,7 @@ def show(engine: str) -> None:
 
 def controls(rt, run: RunView, job: JobView | None, engine: str) -> None:
     sup = rt.supervisor
-    running = job is not None and job.status in ("pending", "running", "cancelling")
+    running = job is not None and job.status in JobState.OPEN
     c1, c2, c3 = st.columns([1, 1, 4])
     if c1.button("Stop", key=f"{engine}_stop", disabled=sup is None or not running):
         if admin_unlocked(rt, f"{engine}_stop_pw"):
