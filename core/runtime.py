@@ -15,7 +15,8 @@ from typing import Any, Mapping
 from loguru import logger
 
 from core.research import engine  # noqa: F401 - registers the query, media and insight job handlers
-from core.discussion import log_monitor as forum_monitor  # noqa: F401 - registers the forum job handler
+from core.discussion import host_job  # noqa: F401 - registers the forum's host job handler
+from core.discussion import log_monitor as forum_monitor  # noqa: F401 - registers the BettaFish live tail handler
 from core.work import probe  # noqa: F401 - registers the probe job handler
 from core import report  # noqa: F401 - registers the report job handler
 from core.infra import retry

@@ -30,8 +30,10 @@ import json
 import math
 import threading
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import openai
 from loguru import logger
@@ -46,7 +48,7 @@ from core.infra.tracing import current_trace_id
 
 __all__ = [
     "LlmClient", "LlmResult", "LlmError", "LlmUnavailable", "LlmAuthError", "LlmBadRequest", "LlmJsonError",
-    "LlmNotConfigured", "llm_available", "estimate_tokens", "JSON_INSTRUCTION", "PLACEHOLDER_KEY",
+    "LlmNotConfigured", "llm_available", "estimate_tokens", "JSON_INSTRUCTION", "PLACEHOLDER_KEY", "answered_calls",
 ]
 
 # A local endpoint (Ollama, vLLM, LM Studio) takes any key; the SDK insists on one.
@@ -142,6 +144,7 @@ class LlmResult:
     finish_reason: str | None
     trace_id: str = ""
     node: str = ""
+    call_id: int | None = None    # the llm_calls row recording this call, once stored (None without a db)
 
     @property
     def attempts(self) -> int:
@@ -151,6 +154,23 @@ class LlmResult:
     def truncated(self) -> bool:
         """The model stopped at max_tokens."""
         return self.finish_reason == "length"
+
+
+_answered: ContextVar[list | None] = ContextVar("shoal_llm_answered", default=None)
+
+
+@contextmanager
+def answered_calls() -> Iterator[list[LlmResult]]:
+    """The calls answered (recorded with status ok) inside the block, in this context, oldest first.
+
+    How a caller that gets only a reasoner's text learns which llm_calls row wrote it (the forum
+    message of a paragraph summary refers to it)."""
+    calls: list[LlmResult] = []
+    token = _answered.set(calls)
+    try:
+        yield calls
+    finally:
+        _answered.reset(token)
 
 
 @dataclass
@@ -499,7 +519,7 @@ class LlmClient:
     # recording -------------------------------------------------------------------------------
     def _record(self, result: LlmResult, *, status: str, error_kind: str | None, run_id: str | None,
                 job_id: str | None) -> None:
-        self._store(node=result.node, run_id=run_id, job_id=job_id, trace_id=result.trace_id,
+        result.call_id = self._store(node=result.node, run_id=run_id, job_id=job_id, trace_id=result.trace_id,
                     input_tokens=result.input_tokens, output_tokens=result.output_tokens, latency_ms=result.latency_ms,
                     ttft_ms=result.ttft_ms, retries=result.retries, status=status, error_kind=error_kind,
                     estimated=result.usage_estimated)
@@ -508,6 +528,9 @@ class LlmClient:
                      result.output_tokens, " (estimated)" if result.usage_estimated else "", result.latency_ms,
                      "-" if result.ttft_ms is None else f"{result.ttft_ms:.0f} ms", result.retries,
                      status if error_kind is None else f"{status}/{error_kind}")
+        answered = _answered.get()
+        if answered is not None and status == "ok":
+            answered.append(result)
 
     def _record_error(self, err: LlmError, *, node: str, run_id: str | None, job_id: str | None) -> None:
         logger.warning("llm {}/{}: {}", self.role, node or "-", str(err))
@@ -517,16 +540,22 @@ class LlmClient:
 
     def _store(self, *, node: str, run_id: str | None, job_id: str | None, trace_id: str, input_tokens: int,
                output_tokens: int, latency_ms: float, ttft_ms: float | None, retries: int, status: str,
-               error_kind: str | None, estimated: bool, error: str = "") -> None:
+               error_kind: str | None, estimated: bool, error: str = "") -> int | None:
+        """Store the llm_calls row (returns its id, None without a database or when it failed) and emit the event."""
+        call_id = None
         if self.db is not None:
             try:
                 with self.db.session() as s:
-                    s.add(LlmCall(run_id=run_id, job_id=job_id, trace_id=trace_id or "", role=self.role,
+                    row = LlmCall(run_id=run_id, job_id=job_id, trace_id=trace_id or "", role=self.role,
                                   provider=self.provider[:128], model=self.model[:128], node=(node or "")[:_NODE_MAX],
                                   input_tokens=input_tokens, output_tokens=output_tokens,
                                   latency_ms=round(latency_ms, 3),
                                   ttft_ms=None if ttft_ms is None else round(ttft_ms, 3), retries=retries,
-                                  status=status, error_kind=(error_kind or None) and error_kind[:32]))
+                                  status=status, error_kind=(error_kind or None) and error_kind[:32])
+                    s.add(row)
+                    s.flush()
+                    new_id = row.id
+                call_id = new_id  # once committed
             except Exception as exc:  # the database may be what is failing: the call's answer still counts
                 logger.warning("llm call of {} not recorded: {}", self.role, self._scrub(f"{type(exc).__name__}: {exc}")[:300])
         if self.events is not None:
@@ -534,7 +563,7 @@ class LlmClient:
                        "status": status, "error_kind": error_kind, "input_tokens": input_tokens,
                        "output_tokens": output_tokens, "usage_estimated": estimated,
                        "latency_ms": round(latency_ms, 1), "ttft_ms": None if ttft_ms is None else round(ttft_ms, 1),
-                       "retries": retries}
+                       "retries": retries, "call_id": call_id}
             if error:
                 payload["error"] = error[:_DETAIL_MAX]
             try:
@@ -542,6 +571,7 @@ class LlmClient:
                                  trace_id=trace_id)
             except Exception as exc:
                 logger.warning("llm.call event not recorded: {}", self._scrub(f"{type(exc).__name__}: {exc}")[:300])
+        return call_id
 
 
 # ---------------------------------------------------------------------------------------------

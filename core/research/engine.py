@@ -7,9 +7,10 @@ trips; here the critical path is about 2 + 2 + 2R.
 
 Progress is checkpointed per node (structure, each paragraph's stage and summary, the sources
 found so far), so an interrupted engine resumes where it stopped and a paragraph already done
-is never redone or lost. Every node writes one structured record to the engine's log; the
-summary nodes' records (`paragraph_latest_state` / `updated_paragraph_latest_state`) are what
-the forum monitor reads.
+is never redone or lost. Every node writes one structured record to the engine's log (for the
+log viewer). Each paragraph summary (first and after every reflection) is posted straight to the
+forum (core.forum.Forum.post_summary) with the llm_calls row of the call that wrote it, so the
+forum does not depend on the log level.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from core.console import telemetry
 from core.infra.config import Settings, load_settings
 from core.corpus.search import CorpusSlice
 from core.corpus.documents import Document
+from core.forum import Forum
 from core.work.jobs import JobCancelled, JobContext, LeaseLost, register_handler
 from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, Reasoner, SearchPlan, Source
 from core.infra.redact import redact
@@ -150,10 +152,9 @@ class SourceRegistry:
 
 
 def log_node(engine: str, node: str, output: dict, *, run_id: str, paragraph: int | None = None) -> None:
-    """One structured record per node in logs/<engine>.log.
-
-    The line keeps BettaFish's old shape, `[NodeName] 清理后的输出: {json}`, with the JSON on one
-    line, so one forum parser reads both Shoal's and BettaFish's logs; run_id tells runs apart."""
+    """One structured record per node in logs/<engine>.log, in BettaFish's old shape,
+    `[NodeName] 清理后的输出: {json}`, with the JSON on one line. For people and the log viewer:
+    the forum gets summaries from EngineRun._post_summary, never from these lines."""
     record = {"engine": engine, "run_id": run_id, **({"paragraph": paragraph} if paragraph is not None else {}),
               **output}
     logger.bind(sink=engine, node=node).info("[{}] 清理后的输出: {}", node,
@@ -171,6 +172,7 @@ class EngineServices:
     max_parallel: int
     expand_query: Callable[[str], list[str]] | None = None  # Insight's keyword optimiser (LLM mode)
     scope: TopicScope | None = None  # what is on topic for this run: every kept source passes it
+    forum: Forum | None = None  # where paragraph summaries are posted
 
 
 class EngineRun:
@@ -360,6 +362,18 @@ class EngineRun:
                 "report_md": report_md, "paragraphs": [], "n_sources": 0,
                 "search_errors": self.search_errors[-20:], "fallbacks": self.fallbacks}
 
+    def _summarise(self, node: str, p: Paragraph, call: Callable[[Reasoner], str]) -> str:
+        """A summary node, posted to the forum with the llm_calls row of the call that wrote it
+        (None when the offline analyst did)."""
+        from core.llm.client import answered_calls
+
+        with answered_calls() as calls:
+            summary = self._reason(node, p.index, call)
+        if self.s.forum is not None:
+            self.s.forum.post_summary(self.ctx.run_id, source=self.config.source, content=summary,
+                                      paragraph=p.index, llm_call_id=calls[-1].call_id if calls else None)
+        return summary
+
     def _paragraph_in_trace(self, paragraph: Paragraph) -> None:
         with trace_scope(child_trace_id(self.ctx.trace_id)):
             self._paragraph(paragraph)
@@ -370,8 +384,8 @@ class EngineRun:
         if not state.get("summary"):
             plan = self._reason("first_search", p.index, lambda r: r.plan_first_search(self.rctx, p))
             sources = self._search(plan, p.index)
-            summary = self._reason("first_summary", p.index,
-                                   lambda r: r.first_summary(self.rctx, p, sources, self.s.host_speech()))
+            summary = self._summarise("first_summary", p,
+                                      lambda r: r.first_summary(self.rctx, p, sources, self.s.host_speech()))
             log_node(self.config.name, NODE_NAMES["first_summary"], {"paragraph_latest_state": summary,
                                                                      "title": p.title},
                      run_id=self.ctx.run_id, paragraph=p.index)
@@ -386,9 +400,9 @@ class EngineRun:
                 break
             new = self._search(plan, p.index)
             all_sources = current + [s for s in new if s.n not in set(state["sources"])]
-            summary = self._reason("reflection_summary", p.index,
-                                   lambda r: r.reflection_summary(self.rctx, p, state["summary"], new, all_sources,
-                                                                  self.s.host_speech()))
+            summary = self._summarise("reflection_summary", p,
+                                      lambda r: r.reflection_summary(self.rctx, p, state["summary"], new,
+                                                                     all_sources, self.s.host_speech()))
             log_node(self.config.name, NODE_NAMES["reflection_summary"],
                      {"updated_paragraph_latest_state": summary, "title": p.title},
                      run_id=self.ctx.run_id, paragraph=p.index)
@@ -427,6 +441,7 @@ def services_for(ctx: JobContext, engine: str) -> EngineServices:
         provider=make_provider(engine, settings, sup.db, scope) if not offline else corpus_provider(engine, sup.db, scope),
         reasoner=make_reasoner(engine, settings, sup.db, sup.events, offline),
         host_speech=lambda: latest_host_speech(sup.db, ctx.run_id),
+        forum=Forum(sup.db, sup.events, settings.log_dir, host_every=settings["FORUM_HOST_EVERY"], jobs=sup),
         # Every paragraph at once by default; the per-provider LLM limit is what really bounds load.
         max_parallel=int(ctx.run_params.get("paragraph_concurrency") or 8),
         expand_query=keyword_optimizer(settings, sup.db, sup.events, ctx) if engine == "insight" and not offline
