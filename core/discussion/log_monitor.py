@@ -39,7 +39,8 @@ __all__ = ["BettaFishTail", "run_tail_job", "tail_job", "TAIL_KIND", "ENGINE_KIN
 
 TAIL_KIND = "bettafish_tail"
 ENGINE_KINDS = ("query", "media", "insight")
-AGENT_SOURCES = tuple(src for _, src in LOG_FILES)
+TAIL_FILES = tuple(sorted(LOG_FILES, key=lambda f: ENGINE_KINDS.index(f[0].split(".")[0])))  # query, media, insight
+AGENT_SOURCES = tuple(src for _, src in TAIL_FILES)
 POLL_SECONDS = 0.5
 
 
@@ -52,8 +53,8 @@ class BettaFishTail:
         self.forum = forum
         self.run_id = run_id
         self.folder = Path(folder)
-        self.tails = {src: LogTail(self.folder / name) for name, src in LOG_FILES}
-        self.parsers = {src: SummaryParser(src) for _, src in LOG_FILES}
+        self.tails = {src: LogTail(self.folder / name) for name, src in TAIL_FILES}
+        self.parsers = {src: SummaryParser(src) for _, src in TAIL_FILES}
         self.posted = dict.fromkeys(AGENT_SOURCES, 0)   # agent messages posted, per source
         self.skipped = dict.fromkeys(AGENT_SOURCES, 0)  # records refused as duplicates, per source
         self._queue: deque[ParsedSummary] = deque()     # parsed, not yet posted (a database error)
