@@ -19,7 +19,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from loguru import logger
 
@@ -27,7 +27,6 @@ from core.console import telemetry
 from core.infra.config import Settings, load_settings
 from core.corpus.search import CorpusSlice
 from core.corpus.documents import Document
-from core.forum import Forum
 from core.work.jobs import JobCancelled, JobContext, LeaseLost, register_handler
 from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, Reasoner, SearchPlan, Source
 from core.infra.redact import redact
@@ -35,6 +34,9 @@ from core.research.relevance import TopicScope
 from core.text.sentiment import score_documents
 from core.text.keywords import has_cjk
 from core.infra.tracing import child_trace_id, trace_scope
+
+if TYPE_CHECKING:
+    from core.forum import Forum
 
 MAX_DOCS_PER_SEARCH = 12
 CONTENT_CHARS_KEPT = 1500  # per document in the checkpoint: enough to cite and summarise
@@ -154,7 +156,7 @@ class SourceRegistry:
 def log_node(engine: str, node: str, output: dict, *, run_id: str, paragraph: int | None = None) -> None:
     """One structured record per node in logs/<engine>.log, in BettaFish's old shape,
     `[NodeName] 清理后的输出: {json}`, with the JSON on one line. For people and the log viewer:
-    the forum gets summaries from EngineRun._post_summary, never from these lines."""
+    the forum gets summaries from EngineRun._summarise, never from these lines."""
     record = {"engine": engine, "run_id": run_id, **({"paragraph": paragraph} if paragraph is not None else {}),
               **output}
     logger.bind(sink=engine, node=node).info("[{}] 清理后的输出: {}", node,
@@ -172,7 +174,7 @@ class EngineServices:
     max_parallel: int
     expand_query: Callable[[str], list[str]] | None = None  # Insight's keyword optimiser (LLM mode)
     scope: TopicScope | None = None  # what is on topic for this run: every kept source passes it
-    forum: Forum | None = None  # where paragraph summaries are posted
+    forum: "Forum | None" = None  # where paragraph summaries are posted (core.forum)
 
 
 class EngineRun:
@@ -431,7 +433,7 @@ def services_for(ctx: JobContext, engine: str) -> EngineServices:
     sup = ctx.supervisor
     settings = getattr(sup, "settings", None) or load_settings()
     offline = bool(ctx.run_params.get("offline"))
-    from core.forum import latest_host_speech
+    from core.forum import Forum, latest_host_speech
 
     from core.research.scope import build_scope
 
