@@ -41,9 +41,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from loguru import logger
+from sqlalchemy import func, select
 
 from core.infra.db import Database
 from core.infra.events import EventLog
@@ -220,7 +219,7 @@ def _post(db: Database, events: EventLog | None, run_id: str, *, type: str, sour
                 return None, 0
             s.add(row)
             s.flush()
-            if host_every:
+            if host_every:  # a count over the run's agent messages: a few hundred at most, on ix_forum_run
                 ordinal = s.scalar(select(func.count()).select_from(ForumRow).where(
                     ForumRow.run_id == run_id, ForumRow.type == "agent", ForumRow.id <= row.id)) or 1
                 row.round = round_of(ordinal, host_every)
