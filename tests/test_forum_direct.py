@@ -81,9 +81,9 @@ def test_an_offline_analysis_at_warning_level_fills_the_forum(corpus, events, mo
     assert sorted(p.group(2) for p in parsed) == sorted(m.content.replace("\n", "\\n") for m in msgs)
 
 
-def test_llm_summaries_name_the_llm_call_that_wrote_them(db, events):
+def test_llm_summaries_and_speeches_name_the_llm_call_that_wrote_them(db, events):
     with FakeOpenAI(responder=llm_responder) as fake, FakeTavilyServer() as tavily:
-        settings = llm_settings(fake, tavily)
+        settings = llm_settings(fake, tavily, FORUM_HOST_EVERY=2, **fake.env("FORUM_HOST"))
         sup = make_sup(db, events, settings)
         try:
             run_id = start_analysis(sup, settings, TOPIC, engines="query", paragraphs=2, reflections=1)
@@ -98,6 +98,8 @@ def test_llm_summaries_name_the_llm_call_that_wrote_them(db, events):
         call = calls[m.llm_call_id]
         assert call.node in ("FirstSummaryNode", "ReflectionSummaryNode") and call.status == "ok"
         assert call.trace_id == m.trace_id  # the paragraph's trace ties the message to its call
+    (speech,) = [m for m in transcript(db, run_id) if m.type == "host"]
+    assert speech.round == 1 and calls[speech.llm_call_id].node == "ForumHostNode"
 
 
 # -- the forum service on its own ------------------------------------------------------------------

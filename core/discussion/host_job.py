@@ -16,6 +16,7 @@ from __future__ import annotations
 from loguru import logger
 
 from core.forum import HOST_KIND, Forum, latest_host_speech, round_messages, speech_of_round
+from core.llm.answered import answered_calls
 from core.work.jobs import JobCancelled, JobContext, LeaseLost, register_handler
 
 __all__ = ["run_host_job"]
@@ -29,7 +30,6 @@ def _settings(ctx: JobContext):
 
 def run_host_job(ctx: JobContext) -> dict:
     from core.discussion.host import make_host
-    from core.llm.client import answered_calls
 
     sup = ctx.supervisor
     settings = _settings(ctx)

@@ -30,16 +30,15 @@ import json
 import math
 import threading
 import time
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import openai
 from loguru import logger
 
 from core.infra import retry as retry_mod
 from core.infra.config import LLM_ROLES, Settings
+from core.llm.answered import note_answered
 from core.llm.jsonrepair import JsonRepairError, extract_json, split_think
 from core.llm.limits import ProviderLimiter, default_limiter, provider_key
 from core.infra.models import LlmCall
@@ -48,7 +47,7 @@ from core.infra.tracing import current_trace_id
 
 __all__ = [
     "LlmClient", "LlmResult", "LlmError", "LlmUnavailable", "LlmAuthError", "LlmBadRequest", "LlmJsonError",
-    "LlmNotConfigured", "llm_available", "estimate_tokens", "JSON_INSTRUCTION", "PLACEHOLDER_KEY", "answered_calls",
+    "LlmNotConfigured", "llm_available", "estimate_tokens", "JSON_INSTRUCTION", "PLACEHOLDER_KEY",
 ]
 
 # A local endpoint (Ollama, vLLM, LM Studio) takes any key; the SDK insists on one.
@@ -154,23 +153,6 @@ class LlmResult:
     def truncated(self) -> bool:
         """The model stopped at max_tokens."""
         return self.finish_reason == "length"
-
-
-_answered: ContextVar[list | None] = ContextVar("shoal_llm_answered", default=None)
-
-
-@contextmanager
-def answered_calls() -> Iterator[list[LlmResult]]:
-    """The calls answered (recorded with status ok) inside the block, in this context, oldest first.
-
-    How a caller that gets only a reasoner's text learns which llm_calls row wrote it (the forum
-    message of a paragraph summary refers to it)."""
-    calls: list[LlmResult] = []
-    token = _answered.set(calls)
-    try:
-        yield calls
-    finally:
-        _answered.reset(token)
 
 
 @dataclass
@@ -528,9 +510,8 @@ class LlmClient:
                      result.output_tokens, " (estimated)" if result.usage_estimated else "", result.latency_ms,
                      "-" if result.ttft_ms is None else f"{result.ttft_ms:.0f} ms", result.retries,
                      status if error_kind is None else f"{status}/{error_kind}")
-        answered = _answered.get()
-        if answered is not None and status == "ok":
-            answered.append(result)
+        if status == "ok":
+            note_answered(result)  # core.llm.answered: which row wrote a reasoner's answer
 
     def _record_error(self, err: LlmError, *, node: str, run_id: str | None, job_id: str | None) -> None:
         logger.warning("llm {}/{}: {}", self.role, node or "-", str(err))
@@ -541,7 +522,6 @@ class LlmClient:
     def _store(self, *, node: str, run_id: str | None, job_id: str | None, trace_id: str, input_tokens: int,
                output_tokens: int, latency_ms: float, ttft_ms: float | None, retries: int, status: str,
                error_kind: str | None, estimated: bool, error: str = "") -> int | None:
-        """Store the llm_calls row (returns its id, None without a database or when it failed) and emit the event."""
         call_id = None
         if self.db is not None:
             try:

@@ -27,6 +27,7 @@ from core.console import telemetry
 from core.infra.config import Settings, load_settings
 from core.corpus.search import CorpusSlice
 from core.corpus.documents import Document
+from core.llm.answered import answered_calls
 from core.work.jobs import JobCancelled, JobContext, LeaseLost, register_handler
 from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, Reasoner, SearchPlan, Source
 from core.infra.redact import redact
@@ -367,8 +368,6 @@ class EngineRun:
     def _summarise(self, node: str, p: Paragraph, call: Callable[[Reasoner], str]) -> str:
         """A summary node, posted to the forum with the llm_calls row of the call that wrote it
         (None when the offline analyst did)."""
-        from core.llm.client import answered_calls
-
         with answered_calls() as calls:
             summary = self._reason(node, p.index, call)
         if self.s.forum is not None:
