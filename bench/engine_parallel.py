@@ -126,9 +126,7 @@ def main() -> int:
     from core.infra.config import load_settings
     from core.infra.db import open_database
     from core.infra.events import EventLog
-    from core.research.engine import services_for  # noqa: F401 - registers the engine handlers
     from core.infra.logs import setup_logging
-    import core.discussion.log_monitor  # noqa: F401 - registers the forum job
 
     base = load_settings()
     setup_logging(base.log_dir, console=False)
@@ -184,8 +182,8 @@ def main() -> int:
 **What**: one Query engine run in LLM mode, P={P} paragraphs, R={R} reflections, against the fake
 OpenAI-compatible server (`tests/fakes/openai_server.py`, every call waits {L} s before its first
 token, then streams) and the fake Tavily server, over real HTTP on loopback, through the
-supervisor (`Supervisor.submit_run(analysis_jobs(("query",)), params=…)`, so the forum monitor
-runs beside it as in a real run). The same code in three configurations, run back to back in each
+supervisor (`Supervisor.submit_run(analysis_jobs(("query",)), params=…)`, so the engine posts to the
+forum and the host speaks as in a real run). The same code in three configurations, run back to back in each
 of {args.repeats} repetitions: BettaFish's shape emulated (`paragraph_concurrency=1`,
 `SHOAL_LLM_CONCURRENCY=1`), Shoal as shipped (paragraphs in parallel, LLM limit 4 per provider),
 and Shoal with `SHOAL_LLM_CONCURRENCY=8`. Wall time is the engine job's `finished_at − started_at`.

@@ -1,11 +1,11 @@
-"""Forum monitor tick cost on a 1 MB vs a 200 MB engine log: byte offsets vs re-reading the file.
+"""BettaFish live tail tick cost on a 1 MB vs a 200 MB engine log: byte offsets vs re-reading the file.
 
-Two log folders, each with a `query.log` of `--small-mb` and `--large-mb` of realistic engine
-lines (search records, other runs' summaries, app lines). Every tick appends 10 summary-node
-records of the watched run to both files, then times (each phase over both sizes, in alternating order):
+Two log folders, each with a BettaFish `query.log` of `--small-mb` and `--large-mb` of realistic
+engine lines (search records, earlier summaries, app lines). Every tick appends 10 summary-node
+records to both files, then times (each phase over both sizes, in alternating order):
 
-  ForumMonitor.tick()    core.discussion.log_monitor: read + parse + post the 10 messages (database, event,
-                         forum.log), as the forum job does every 0.5 s
+  BettaFishTail.tick()   core.discussion.log_monitor: read + parse + post the 10 messages (database, event,
+                         forum.log), as the live tail job does every 0.5 s
   naive tick             what BettaFish's monitor does: read the whole file again (text mode,
                          readlines), take the lines after the last count, parse + post the same way
 
@@ -31,33 +31,30 @@ from _common import Machine, command_md, isolate, median, parser, table, write_s
 LINES_PER_TICK = 10
 
 
-def line(content: str, *, run_id: str, paragraph: int = 0, node: str = "FirstSummaryNode",
+def line(content: str, *, paragraph: int = 0, node: str = "FirstSummaryNode",
          key: str = "paragraph_latest_state") -> str:
-    """One engine log line as core.research.engine.log_node writes it."""
-    record = {"engine": "query", "run_id": run_id, "paragraph": paragraph, key: content, "title": "价格战的一个侧面"}
-    return (f"2026-11-22 08:44:12.145 | INFO     | 9c0d2e4f1a2b3c4d | query   | core.research.engine:log_node:137 - "
-            f"[{node}] 清理后的输出: {json.dumps(record, ensure_ascii=False)}\n")
+    """One BettaFish engine log line (the old shape: `[HH:MM:SS] [Node] 清理后的输出: {json}`)."""
+    record = {"paragraph": paragraph, key: content, "title": "价格战的一个侧面"}
+    return f"[08:44:12] [{node}] 清理后的输出: {json.dumps(record, ensure_ascii=False)}\n"
 
 
 def filler_block() -> bytes:
-    """~300 KB of other runs' engine traffic."""
+    """~300 KB of earlier engine traffic."""
     out = []
     for i in range(1000):
-        other = f"{i % 97:012x}"
         kind = i % 4
         if kind == 0:
             out.append(line("多家车企降价，消费者观望 [1]。二手车保值率下跌，经销商库存压力增大 [2]。" * 2,
-                            run_id=other, paragraph=i % 5))
+                            paragraph=i % 5))
         elif kind == 1:
-            rec = {"engine": "query", "run_id": other, "paragraph": i % 5, "search_query": "新能源汽车 降价",
-                   "search_tool": "basic_search_news", "results": 12}
-            out.append(f"2026-11-22 08:44:12.{i % 1000:03d} | INFO     | 9c0d2e4f1a2b3c4d | query   | "
-                       f"core.research.engine:log_node:137 - [SearchNode] 清理后的输出: {json.dumps(rec, ensure_ascii=False)}\n")
+            rec = {"paragraph": i % 5, "search_query": "新能源汽车 降价", "search_tool": "basic_search_news",
+                   "results": 12}
+            out.append(f"[08:44:12] [FirstSearchNode] 清理后的输出: {json.dumps(rec, ensure_ascii=False)}\n")
         elif kind == 2:
-            out.append(f"2026-11-22 08:44:13.{i % 1000:03d} | INFO     | 9c0d2e4f1a2b3c4d | query   | "
-                       f"core.llm.client:complete:412 - FirstSummaryNode ok in 812 ms, 1830 in / 95 out tokens\n")
+            out.append(f"[08:44:13] 2025-11-06 08:44:13.{i % 1000:03d} | INFO     | QueryEngine.llms.base:invoke:88 - "
+                       f"FirstSummaryNode ok in 812 ms\n")
         else:
-            out.append(line("覆盖降价与消费者反应，舆情整体中性偏负。", run_id=other, paragraph=i % 5,
+            out.append(line("覆盖降价与消费者反应，舆情整体中性偏负。", paragraph=i % 5,
                             node="ReflectionSummaryNode", key="updated_paragraph_latest_state"))
     return "".join(out).encode("utf-8")
 
@@ -85,7 +82,7 @@ class NaiveMonitor:
 
         self.db, self.events, self.run_id, self.log_dir = db, events, run_id, log_dir
         self.path = log_dir / "query.log"
-        self.parser = SummaryParser("QUERY", run_id)
+        self.parser = SummaryParser("QUERY")
         self.seen = len(self._lines())
         self.bytes_read = 0
         self.read_ms = 0.0
@@ -123,7 +120,8 @@ def main() -> int:
 
     from core.infra.db import open_database
     from core.infra.events import EventLog
-    from core.discussion.log_monitor import FRESH_LOOKBACK, ForumMonitor
+    from core.discussion.log_monitor import BettaFishTail
+    from core.forum import Forum
     from core.infra.logtail import LogTail
 
     db = open_database(f"sqlite:///{tmp / 'data' / 'shoal.db'}")
@@ -136,28 +134,21 @@ def main() -> int:
         t0 = time.perf_counter()
         size = make_log(log_dir / "query.log", mb)
         run_id = f"{key:>6}".replace(" ", "0") + "abcdef"
-        monitor = ForumMonitor(db, events, run_id, log_dir, host=None)
-        monitor.seek_end(FRESH_LOOKBACK)  # as a fresh forum job starts
-        t1 = time.perf_counter()
-        first = monitor.tick()  # reads the 1 MB look-back window: other runs' records, none posted
-        first_ms = (time.perf_counter() - t1) * 1000
-        first_bytes = monitor.tails["QUERY"].offset - max(0, size - FRESH_LOOKBACK)
+        monitor = BettaFishTail(Forum(db, events, log_dir), run_id, log_dir)
+        monitor.seek_end()  # as the live tail job starts
         tail = LogTail(log_dir / "query.log")
         state[key] = dict(dir=log_dir, run_id=run_id, monitor=monitor, tail=tail,
-                          naive=NaiveMonitor(db, events, run_id, log_dir), first_ms=first_ms, first_bytes=first_bytes,
+                          naive=NaiveMonitor(db, events, run_id[:-1] + "n", log_dir),
                           tail_us=[], tail_bytes=[], tick_ms=[], tick_bytes=[], naive_ms=[], naive_bytes=[], naive_read_ms=[],
                           posted=0, naive_posted=0)
-        print(f"{key}: query.log {size / 2**20:.0f} MB written in {time.perf_counter() - t0:.1f} s; first tick "
-              f"(1 MB look-back) read {first_bytes / 2**20:.2f} MB in {first_ms:.0f} ms, posted {len(first)}",
-              flush=True)
+        print(f"{key}: query.log {size / 2**20:.0f} MB written in {time.perf_counter() - t0:.1f} s", flush=True)
 
     for i in range(args.ticks):
         for key in sizes:
             st = state[key]
             with open(st["dir"] / "query.log", "ab") as fh:
                 for n in range(LINES_PER_TICK):
-                    fh.write(line(f"第{i}轮第{n}条：价格战持续，消费者观望 [1]。", run_id=st["run_id"],
-                                  paragraph=n % 5).encode("utf-8"))
+                    fh.write(line(f"第{i}轮第{n}条：价格战持续，消费者观望 [1]。", paragraph=n % 5).encode("utf-8"))
         order = list(sizes) if i % 2 == 0 else list(reversed(sizes))
         for key in order:
             st = state[key]
@@ -184,7 +175,7 @@ def main() -> int:
         for key in sizes:
             with open(state[key]["dir"] / "query.log", "ab") as fh:
                 for n in range(LINES_PER_TICK):
-                    fh.write(line(f"尾部第{i}轮第{n}条", run_id="ffffffffffff", paragraph=n % 5).encode("utf-8"))
+                    fh.write(line(f"尾部第{i}轮第{n}条", paragraph=n % 5).encode("utf-8"))
         for key in (list(sizes) if i % 2 == 0 else list(reversed(sizes))):
             st = state[key]
             before = st["tail"].offset
@@ -197,7 +188,6 @@ def main() -> int:
     for key in sizes:
         st = state[key]
         assert st["posted"] == st["naive_posted"] == LINES_PER_TICK * args.ticks, (key, st["posted"], st["naive_posted"])
-        st["monitor"].close()
 
     def mb(x):
         return f"{x / 2**20:,.1f} MB" if x >= 2**20 else f"{x / 1024:,.1f} KB"
@@ -209,9 +199,9 @@ def main() -> int:
          f"{median(l['tail_bytes']) / median(s['tail_bytes']):.2f}"],
         ["`LogTail.read_lines()`: µs", f"{median(s['tail_us']):,.0f}", f"{median(l['tail_us']):,.0f}",
          f"**{median(l['tail_us']) / median(s['tail_us']):.2f}**"],
-        ["`ForumMonitor.tick()` (read + parse + post 10): bytes read", mb(median(s["tick_bytes"])),
+        ["`BettaFishTail.tick()` (read + parse + post 10): bytes read", mb(median(s["tick_bytes"])),
          mb(median(l["tick_bytes"])), f"{median(l['tick_bytes']) / median(s['tick_bytes']):.2f}"],
-        ["`ForumMonitor.tick()` (read + parse + post 10): ms", f"{median(s['tick_ms']):,.1f}",
+        ["`BettaFishTail.tick()` (read + parse + post 10): ms", f"{median(s['tick_ms']):,.1f}",
          f"{median(l['tick_ms']):,.1f}", f"**{median(l['tick_ms']) / median(s['tick_ms']):.2f}**"],
         ["naive tick (re-read whole file + parse + post 10): bytes read", mb(median(s["naive_bytes"])),
          mb(median(l["naive_bytes"])), f"{median(l['naive_bytes']) / median(s['naive_bytes']):.0f}"],
@@ -224,31 +214,30 @@ def main() -> int:
     print()
     print(table(headers, rows))
     vs = median(l["naive_ms"]) / median(l["tick_ms"])
-    summary = (f"On the {large_l} a monitor tick reads {mb(median(l['tick_bytes']))} and takes "
+    summary = (f"On the {large_l} a live-tail tick reads {mb(median(l['tick_bytes']))} and takes "
                f"{median(l['tick_ms']):.1f} ms, the same as on the {small_l} "
                f"(ratio {median(l['tick_ms']) / median(s['tick_ms']):.2f}); re-reading the whole file takes "
-               f"{median(l['naive_ms']):,.0f} ms per tick there, {vs:,.0f}× the monitor's tick.")
+               f"{median(l['naive_ms']):,.0f} ms per tick there, {vs:,.0f}× the live tail's tick.")
     print(summary)
     if args.write:
-        body = f"""## 3. Forum log monitor: tick cost vs log size
+        body = f"""## 3. BettaFish live tail: tick cost vs log size
 
-**What**: the forum job's tick on an engine log of {args.small_mb:g} MB and of {args.large_mb:g} MB (realistic lines:
-search records, other runs' summaries, app lines), with {LINES_PER_TICK} summary-node records of the
-watched run appended before each of {args.ticks} ticks; sizes alternate tick by tick. Measured:
+**What**: the live tail's tick on a BettaFish engine log of {args.small_mb:g} MB and of {args.large_mb:g} MB (realistic
+lines: search records, earlier summaries, app lines), with {LINES_PER_TICK} summary-node records
+appended before each of {args.ticks} ticks; sizes alternate tick by tick. Measured:
 `core.infra.logtail.LogTail.read_lines()` alone (a separate tail on the same file, in a loop of its own:
 {args.tail_rounds} rounds of 10 appended lines, so no 200 MB read precedes a µs measurement),
-`core.discussion.log_monitor.ForumMonitor.tick()` (read, parse, and post the {LINES_PER_TICK} messages to the
+`core.discussion.log_monitor.BettaFishTail.tick()` (read, parse, and post the {LINES_PER_TICK} messages to the
 database, events and forum.log), and a naive tick that re-reads the whole file as BettaFish's monitor
 does (text mode, `readlines()`, skip the lines already seen, then the same parsing and posting). Both
 monitors posted the same {LINES_PER_TICK * args.ticks} messages. Files are in the page cache (just
-written): CPU and copying, not disk. The monitor's first tick reads a fixed 1 MB look-back window
-(`FRESH_LOOKBACK`): {s['first_ms']:.0f} ms on the small log, {l['first_ms']:.0f} ms on the large one.
+written): CPU and copying, not disk. The tail starts at the files' ends, so it never reads the history.
 
 **Command**: {command_md()}
 
 {machine.markdown()}
 {table(headers, rows)}
-{summary} Most of the monitor's tick is posting the {LINES_PER_TICK} messages (a database
+{summary} Most of the live tail's tick is posting the {LINES_PER_TICK} messages (a database
 transaction each), which does not depend on the file; the read itself is
 {median(l['tail_us']):,.0f} µs on the {large_l} against {median(l['naive_read_ms']):,.0f} ms for a whole-file read.
 """

@@ -1,8 +1,10 @@
 """Starting an analysis: validating the topic, choosing the mode, measuring coverage, and the run's jobs.
 
-An analysis run is: ``coverage`` first (how many sources are about the topic), then the engines and
-the forum monitor, which depend on it, and the report, which the coverage job requests only when the
-data can support an analysis (or the analyst asked for one anyway). Below the threshold the run ends
+An analysis run is: ``coverage`` first (how many sources are about the topic), then the engines,
+which depend on it, and the report, which the coverage job requests only when the data can support
+an analysis (or the analyst asked for one anyway). The engines post to the forum themselves; the
+forum adds a short "host" job per round (core.forum). With FORUM_BETTAFISH_LOG_DIR set, the run also
+follows that BettaFish logs folder (core.discussion.log_monitor). Below the threshold the run ends
 ``insufficient_data`` with a message saying what matched and how to get more.
 """
 from __future__ import annotations
@@ -13,6 +15,7 @@ import unicodedata
 from loguru import logger
 from sqlalchemy import update
 
+from core.discussion.log_monitor import tail_job
 from core import report as report_engine
 from core.console import telemetry
 from core.infra.config import Settings
@@ -63,12 +66,12 @@ def run_mode(settings: Settings, engines: tuple[str, ...], offline: bool) -> str
 COVERAGE = "coverage"
 
 
-def analysis_jobs(engines: tuple[str, ...]) -> list[JobSpec]:
-    """Coverage first; then one job per engine and the forum monitor beside them (it ends when the
-    engines have)."""
+def analysis_jobs(engines: tuple[str, ...], bettafish_logs: str = "") -> list[JobSpec]:
+    """Coverage first; then one job per engine, and the live tail of a BettaFish logs folder beside
+    them when ``bettafish_logs`` names one (FORUM_BETTAFISH_LOG_DIR; it ends when the engines have)."""
     after = (COVERAGE,)
     return ([JobSpec(kind=COVERAGE, name=COVERAGE)] + [JobSpec(kind=e, name=e, depends_on=after) for e in engines]
-            + [JobSpec(kind="forum", name="forum", depends_on=after)])
+            + ([tail_job(bettafish_logs, after)] if str(bettafish_logs or "").strip() else []))
 
 
 def analysis_params(settings: Settings, engines: tuple[str, ...], *, paragraphs: int | None = None,
@@ -95,7 +98,8 @@ def start_analysis(supervisor, settings: Settings, topic: str, engines=None, *, 
     engines = parse_engines(engines)
     params = analysis_params(settings, engines, paragraphs=paragraphs, reflections=reflections,
                              report_type=report_type, offline=offline, force_report=force_report)
-    run_id = supervisor.submit_run(analysis_jobs(engines), kind="analysis", topic=topic, params=params,
+    jobs = analysis_jobs(engines, settings["FORUM_BETTAFISH_LOG_DIR"])
+    run_id = supervisor.submit_run(jobs, kind="analysis", topic=topic, params=params,
                                    mode="offline" if params["offline"] else "llm")
     telemetry.record("run.submitted", run_id=run_id, payload={"engines": list(engines), "topic_chars": len(topic),
                                                               "paragraphs": params["paragraphs"],
@@ -164,15 +168,15 @@ def run_coverage_job(ctx: JobContext) -> dict:
         message = coverage.message(has_cjk(ctx.topic))
         ctx.runs.end_run(ctx.run_id, INSUFFICIENT_DATA, message, payload=coverage.as_dict())
         return {"coverage": coverage.as_dict(), "message": message}
-    # The automatic report: its job depends on this run's engines and forum (it is claimed once they
-    # have ended, holding no worker while it waits) and never reads another run's outputs.
+    # The automatic report: its job depends on this run's engines and host jobs (it is claimed once
+    # they have ended, holding no worker while it waits) and never reads another run's outputs.
     report_engine.request_report(ctx.runs, ctx.db, ctx.run_id)
     return {"coverage": coverage.as_dict(), "forced": not coverage.sufficient}
 
 
 def analyse_anyway(supervisor, run_id: str) -> str:
-    """The analyst's "write it anyway" for a run that ended insufficient_data: run its engines and the
-    forum on what matched, and a report that opens with the coverage banner. Returns the report id."""
+    """The analyst's "write it anyway" for a run that ended insufficient_data: run its engines on what
+    matched, and a report that opens with the coverage banner. Returns the report id."""
     from core.work.runs import get_run
 
     run = get_run(supervisor.db, run_id)
@@ -184,6 +188,6 @@ def analyse_anyway(supervisor, run_id: str) -> str:
     if coverage is None or coverage.sources == 0:
         raise ValueError("nothing in the data is about this topic, so there is nothing to write a report from")
     _save_run_params(supervisor.db, run_id, force_report=True)
-    # The engines and the forum were skipped (cancelled while pending): they come back as they were.
+    # The engines were skipped (cancelled while pending): they come back as they were.
     supervisor.resume_run(run_id)
     return report_engine.request_report(supervisor, supervisor.db, run_id)

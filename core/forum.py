@@ -1,18 +1,36 @@
 """The forum: agents' paragraph summaries and the host's moderation, per run.
 
-Messages are stored in the database (the source of truth), announced as events, and appended
-to logs/forum.log in BettaFish's line format, `[HH:MM:SS] [SOURCE] content`, with newlines
-escaped as `\\n` so one message is one line.
+Shoal's engines post each paragraph summary straight here (``Forum.post_summary``), whatever the
+log level: nothing goes through a log file and back. BettaFish engine logs come in through
+core.discussion (the import, and the optional live tail), and post the same way.
+
+A message (``ForumMessage``) has a type (agent | host | system), a source (QUERY | MEDIA |
+INSIGHT | HOST | SYSTEM) and sender, its content and time, the paragraph, the trace id of the
+work that wrote it, the forum ``round`` and the ``llm_call_id`` of the llm_calls row of the call
+that produced it (None offline, and for imported or host-offline messages). Messages are stored in
+the database (the source of truth), announced as events, and appended to logs/forum.log in
+BettaFish's line format, `[HH:MM:SS] [SOURCE] content`, with newlines escaped as `\\n` so one
+message is one line. Callers read them back as ForumMessage, never as rows or dicts.
+
+Rounds and the host: with ``host_every`` = N (FORUM_HOST_EVERY), the run's agent messages 1..N
+are round 1, N+1..2N round 2, and so on; the post that completes round k adds a short "host" job
+to the run (core.discussion.host_job) that speaks about that round's N messages, and its speech
+carries round k. The host runs as its own job rather than inline in the poster's thread: an LLM
+host takes seconds, and no engine paragraph should wait on it; a job holds a worker slot only while
+it speaks (nothing polls), survives a restart like any job, and is cancelled with its run. Host
+jobs chain (round k depends on round k-1), so each speech follows the one before it; they are
+added before the post that triggers them returns, so once a run's engines have ended, every host
+job the run will have exists.
 
 Agent messages are de-duplicated per run: a message whose text near-duplicates one that ANOTHER
 engine already posted in the run (Jaccard similarity of character shingles, core.text.dedup, at
 least DUPLICATE_SIMILARITY), or that repeats exactly (after normalisation: citation marks and
 whitespace removed) one the SAME engine posted, is not stored, announced or logged: an event
-`forum.duplicate_skipped` records the skip with the id of the earlier message, and post_message
-returns None. An engine's own revision of a paragraph (a reflection summary close to its first
-summary) is not a duplicate. The comparison reads only the run's last DEDUP_WINDOW agent messages
-(their ids; a message's text is read and shingled once per process), so a post costs the same
-however long the run's transcript is.
+`forum.duplicate_skipped` records the skip with the id of the earlier message, and the post
+returns None (nor does it count towards a round). An engine's own revision of a paragraph (a
+reflection summary close to its first summary) is not a duplicate. The comparison reads only the
+run's last DEDUP_WINDOW agent messages (their ids; a message's text is read and shingled once per
+process), so a post costs the same however long the run's transcript is.
 """
 from __future__ import annotations
 
@@ -23,14 +41,17 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+from loguru import logger
 from sqlalchemy import func, select
 
 from core.infra.db import Database
 from core.infra.events import EventLog
-from core.infra.models import ForumMessage, utcnow
+from core.infra.models import ForumMessage as ForumRow
+from core.infra.models import utcnow
 from core.infra.redact import redact
-from core.text.dedup import jaccard, normalise, shingles
 from core.infra.tracing import current_trace_id
+from core.text.dedup import jaccard, normalise, shingles
+from core.work.jobs import JobSpec
 
 SOURCES = ("QUERY", "MEDIA", "INSIGHT", "HOST", "SYSTEM")
 TYPES = ("agent", "host", "system")
@@ -40,21 +61,25 @@ MAX_CONTENT = 20_000
 DUPLICATE_SIMILARITY = 0.8   # Jaccard of 3-character shingles at or above which another engine's message is a copy
 DEDUP_WINDOW = 200           # the run's most recent agent messages a new one is compared with
 DEDUP_MIN_CHARS = 20         # shorter normalised texts are duplicates only when identical
+HOST_KIND = "host"           # the job kind of one host speech (core.discussion.host_job registers it)
 
 _forum_log_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
-class MessageView:
+class ForumMessage:
+    """One stored forum message, as every reader gets it."""
     id: int
     run_id: str
-    type: str
+    type: str                       # agent | host | system
     sender: str
-    source: str
+    source: str                     # QUERY | MEDIA | INSIGHT | HOST | SYSTEM
     content: str
     paragraph: int | None
     trace_id: str
     timestamp: datetime
+    round: int | None = None        # the forum round (see the module's note); None for imports
+    llm_call_id: int | None = None  # the llm_calls row of the call that wrote it; None offline
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -62,8 +87,17 @@ class MessageView:
         return d
 
 
-def _view(m: ForumMessage) -> MessageView:
-    return MessageView(m.id, m.run_id, m.type, m.sender, m.source, m.content, m.paragraph, m.trace_id, m.timestamp)
+MessageView = ForumMessage  # the earlier name, still imported by core/report.py
+
+
+def _view(m: ForumRow) -> ForumMessage:
+    return ForumMessage(m.id, m.run_id, m.type, m.sender, m.source, m.content, m.paragraph, m.trace_id, m.timestamp,
+                        m.round, m.llm_call_id)
+
+
+def round_of(ordinal: int, every: int) -> int:
+    """The round of a run's ``ordinal``-th agent message (1-based) when the host speaks every ``every``."""
+    return (max(1, ordinal) - 1) // max(1, every) + 1
 
 
 def forum_line(source: str, content: str, ts: datetime | None = None) -> str:
@@ -95,9 +129,9 @@ class _Seen:
 
     def recent(self, db: Database, s, run_id: str) -> list[tuple[int, str, str, frozenset]]:
         """(id, source, normalised text, shingles) of the run's last DEDUP_WINDOW agent messages, newest first."""
-        ids = s.execute(select(ForumMessage.id, ForumMessage.source)
-                        .where(ForumMessage.run_id == run_id, ForumMessage.type == "agent")
-                        .order_by(ForumMessage.id.desc()).limit(DEDUP_WINDOW)).all()
+        ids = s.execute(select(ForumRow.id, ForumRow.source)
+                        .where(ForumRow.run_id == run_id, ForumRow.type == "agent")
+                        .order_by(ForumRow.id.desc()).limit(DEDUP_WINDOW)).all()
         runs = self._dbs.setdefault(db, OrderedDict())
         known = runs.setdefault(run_id, {})
         runs.move_to_end(run_id)
@@ -105,8 +139,8 @@ class _Seen:
             runs.popitem(last=False)
         missing = [i for i, _ in ids if i not in known]
         if missing:
-            for mid, src, content in s.execute(select(ForumMessage.id, ForumMessage.source, ForumMessage.content)
-                                               .where(ForumMessage.id.in_(missing))):
+            for mid, src, content in s.execute(select(ForumRow.id, ForumRow.source, ForumRow.content)
+                                               .where(ForumRow.id.in_(missing))):
                 known[mid] = (src, normalise(content), frozenset(shingles(content)))
         window = {i for i, _ in ids}
         for stale in [i for i in known if i not in window]:
@@ -144,13 +178,24 @@ def find_duplicate(recent, source: str, content: str) -> tuple[int, str, float] 
 
 def post_message(db: Database, events: EventLog | None, run_id: str, *, type: str, source: str, content: str,
                  sender: str | None = None, paragraph: int | None = None, log_dir: Path | None = None,
-                 timestamp: datetime | None = None, trace_id: str | None = None,
-                 dedup: bool = True) -> MessageView | None:
-    """Store one forum message, announce it as an event, and append it to forum.log.
+                 timestamp: datetime | None = None, trace_id: str | None = None, dedup: bool = True,
+                 round_no: int | None = None, llm_call_id: int | None = None) -> ForumMessage | None:
+    """Store one forum message, announce it as an event, and append it to forum.log (with ``log_dir``).
 
     An agent message that duplicates an earlier one of the run (see the module's note) is not
     posted: the event `forum.duplicate_skipped` records it and None is returned. ``dedup=False``
-    posts it whatever it repeats."""
+    posts it whatever it repeats (an import keeps every message of its folder). No host is
+    scheduled from here: Forum.post_summary does that."""
+    return _post(db, events, run_id, type=type, source=source, content=content, sender=sender, paragraph=paragraph,
+                 log_dir=log_dir, timestamp=timestamp, trace_id=trace_id, dedup=dedup, round_no=round_no,
+                 llm_call_id=llm_call_id)[0]
+
+
+def _post(db: Database, events: EventLog | None, run_id: str, *, type: str, source: str, content: str,
+          sender: str | None, paragraph: int | None, log_dir: Path | None, timestamp: datetime | None,
+          trace_id: str | None, dedup: bool, round_no: int | None, llm_call_id: int | None,
+          host_every: int | None = None) -> tuple[ForumMessage | None, int]:
+    """(the message or None, its ordinal among the run's agent messages when ``host_every`` is given, else 0)."""
     if type not in TYPES:
         raise ValueError(f"forum message type must be one of {TYPES}")
     if source not in SOURCES:
@@ -158,76 +203,160 @@ def post_message(db: Database, events: EventLog | None, run_id: str, *, type: st
     content = redact(content.strip())[:MAX_CONTENT]
     ts = timestamp or utcnow()
     trace = trace_id if trace_id is not None else current_trace_id()
-    if type == "agent" and dedup:
+    row = ForumRow(run_id=run_id, type=type, sender=sender or SENDERS[source], source=source, content=content,
+                   paragraph=paragraph, trace_id=trace, timestamp=ts, round=round_no, llm_call_id=llm_call_id)
+    ordinal = 0
+    if type == "agent" and (dedup or host_every):
+        # the lock serialises check-then-insert, and the ordinals of the run's agent messages, in this process
         with _seen.lock, db.session() as s:
-            dup = find_duplicate(_seen.recent(db, s, run_id), source, content)
+            dup = find_duplicate(_seen.recent(db, s, run_id), source, content) if dedup else None
             if dup is not None:
                 if events is not None:
                     events.emit("forum.duplicate_skipped", run_id=run_id, source="forum", trace_id=trace, session=s,
                                 payload={"source": source, "duplicate_of": dup[0], "duplicate_source": dup[1],
                                          "similarity": round(dup[2], 3), "paragraph": paragraph,
                                          "chars": len(content)})
-                return None
-            view = _insert(s, events, run_id, type, source, content, sender, paragraph, ts, trace)
+                return None, 0
+            s.add(row)
+            s.flush()
+            if host_every:  # a count over the run's agent messages: a few hundred at most, on ix_forum_run
+                ordinal = s.scalar(select(func.count()).select_from(ForumRow).where(
+                    ForumRow.run_id == run_id, ForumRow.type == "agent", ForumRow.id <= row.id)) or 1
+                row.round = round_of(ordinal, host_every)
+            view = _announce(s, events, row)
     else:
         with db.session() as s:
-            view = _insert(s, events, run_id, type, source, content, sender, paragraph, ts, trace)
+            s.add(row)
+            s.flush()
+            view = _announce(s, events, row)
     if log_dir is not None:  # once stored
         append_forum_log(log_dir, forum_line(source, content, datetime.now()))
-    return view
+    return view, ordinal
 
 
-def _insert(s, events: EventLog | None, run_id: str, type: str, source: str, content: str, sender: str | None,
-            paragraph: int | None, ts: datetime, trace: str) -> MessageView:
-    row = ForumMessage(run_id=run_id, type=type, sender=sender or SENDERS[source], source=source,
-                       content=content, paragraph=paragraph, trace_id=trace, timestamp=ts)
-    s.add(row)
+def _announce(s, events: EventLog | None, row: ForumRow) -> ForumMessage:
     s.flush()
     if events is not None:
-        events.emit("forum.message", run_id=run_id, source="forum", trace_id=trace, session=s,
-                    payload={"message_id": row.id, "type": type, "source": source, "paragraph": paragraph,
-                             "chars": len(content)})
+        payload = {"message_id": row.id, "type": row.type, "source": row.source, "paragraph": row.paragraph,
+                   "chars": len(row.content)}
+        if row.round is not None:
+            payload["round"] = row.round
+        if row.llm_call_id is not None:
+            payload["llm_call_id"] = row.llm_call_id
+        events.emit("forum.message", run_id=row.run_id, source="forum", trace_id=row.trace_id, session=s,
+                    payload=payload)
     return _view(row)
 
 
-def transcript(db: Database, run_id: str, *, after_id: int = 0, sources: tuple[str, ...] | None = None,
-               limit: int = 1000) -> list[MessageView]:
-    """A run's messages after `after_id`, oldest first: O(new messages) for a polling page."""
-    stmt = select(ForumMessage).where(ForumMessage.run_id == run_id, ForumMessage.id > after_id)
-    if sources:
-        stmt = stmt.where(ForumMessage.source.in_(sources))
+class Forum:
+    """Where engines (and the BettaFish live tail) post: one per process or job, for any run.
+
+    ``jobs`` is what adds a run's host jobs (the supervisor: ``add_jobs(run_id, [JobSpec])``);
+    without it no host is scheduled (tests, imports). ``host_every`` is FORUM_HOST_EVERY."""
+
+    def __init__(self, db: Database, events: EventLog | None, log_dir: Path | None, *, host_every: int = 5,
+                 jobs=None):
+        self.db = db
+        self.events = events
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.host_every = max(1, int(host_every))
+        self.jobs = jobs
+        self._schedule_lock = threading.Lock()
+
+    def post_summary(self, run_id: str, *, source: str, content: str, paragraph: int | None = None,
+                     llm_call_id: int | None = None, sender: str | None = None,
+                     trace_id: str | None = None) -> ForumMessage | None:
+        """Post an engine's paragraph summary (an agent message); None when it was a duplicate.
+
+        The post that completes a round (every ``host_every``-th agent message of the run) adds
+        that round's host job before it returns."""
+        view, ordinal = _post(self.db, self.events, run_id, type="agent", source=source, content=content,
+                              sender=sender, paragraph=paragraph, log_dir=self.log_dir, timestamp=None,
+                              trace_id=trace_id, dedup=True, round_no=None, llm_call_id=llm_call_id,
+                              host_every=self.host_every)
+        if view is not None and ordinal and ordinal % self.host_every == 0:
+            self._schedule_host(run_id, ordinal // self.host_every, view.id)
+        return view
+
+    def post_host(self, run_id: str, content: str, *, round_no: int | None,
+                  llm_call_id: int | None = None) -> ForumMessage | None:
+        """The host's speech for a round."""
+        return post_message(self.db, self.events, run_id, type="host", source="HOST", content=content,
+                            log_dir=self.log_dir, round_no=round_no, llm_call_id=llm_call_id)
+
+    def _schedule_host(self, run_id: str, round_no: int, upto: int) -> None:
+        if self.jobs is None:
+            return
+        spec = JobSpec(kind=HOST_KIND, name=host_job_name(round_no),
+                       params={"round": round_no, "upto": upto, "every": self.host_every},
+                       depends_on=(host_job_name(round_no - 1),) if round_no > 1 else ())
+        try:
+            with self._schedule_lock:  # two paragraphs completing rounds at once must not pick one job name
+                self.jobs.add_jobs(run_id, [spec])
+        except Exception as exc:  # noqa: BLE001 - a post never fails for want of a host
+            logger.warning("forum: the host of run {} round {} could not be scheduled: {}: {}", run_id, round_no,
+                           exc.__class__.__name__, exc)
+
+
+def host_job_name(round_no: int) -> str:
+    return f"{HOST_KIND}-{round_no}"
+
+
+def round_messages(db: Database, run_id: str, upto: int, n: int) -> list[ForumMessage]:
+    """The host's input for a round: the run's last ``n`` agent messages up to message ``upto``, oldest first."""
     with db.session() as s:
-        return [_view(m) for m in s.scalars(stmt.order_by(ForumMessage.id).limit(limit))]
+        rows = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.type == "agent",
+                                                ForumRow.id <= upto)
+                         .order_by(ForumRow.id.desc()).limit(n)).all()
+    return [_view(m) for m in reversed(rows)]
 
 
-def transcript_tail(db: Database, run_id: str, n: int) -> list[MessageView]:
+def speech_of_round(db: Database, run_id: str, round_no: int) -> ForumMessage | None:
+    """The host's speech for round ``round_no``, if it has spoken."""
+    with db.session() as s:
+        row = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.type == "host",
+                                               ForumRow.round == round_no).limit(1)).first()
+        return _view(row) if row is not None else None
+
+
+def transcript(db: Database, run_id: str, *, after_id: int = 0, sources: tuple[str, ...] | None = None,
+               limit: int = 1000) -> list[ForumMessage]:
+    """A run's messages after `after_id`, oldest first: O(new messages) for a polling page."""
+    stmt = select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.id > after_id)
+    if sources:
+        stmt = stmt.where(ForumRow.source.in_(sources))
+    with db.session() as s:
+        return [_view(m) for m in s.scalars(stmt.order_by(ForumRow.id).limit(limit))]
+
+
+def transcript_tail(db: Database, run_id: str, n: int) -> list[ForumMessage]:
     """The newest `n` messages of a run, oldest first: a page's first view, without reading it all."""
     with db.session() as s:
-        rows = s.scalars(select(ForumMessage).where(ForumMessage.run_id == run_id)
-                         .order_by(ForumMessage.id.desc()).limit(n)).all()
+        rows = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id)
+                         .order_by(ForumRow.id.desc()).limit(n)).all()
     return [_view(m) for m in reversed(rows)]
 
 
 def agents_since_last_host(db: Database, run_id: str) -> int:
     """Agent messages posted after the host last spoke (the host's cadence, for a page)."""
     with db.session() as s:
-        last_host = s.scalar(select(func.max(ForumMessage.id)).where(ForumMessage.run_id == run_id,
-                                                                   ForumMessage.type == "host")) or 0
-        return s.scalar(select(func.count()).select_from(ForumMessage).where(
-            ForumMessage.run_id == run_id, ForumMessage.type == "agent", ForumMessage.id > last_host)) or 0
+        last_host = s.scalar(select(func.max(ForumRow.id)).where(ForumRow.run_id == run_id,
+                                                                   ForumRow.type == "host")) or 0
+        return s.scalar(select(func.count()).select_from(ForumRow).where(
+            ForumRow.run_id == run_id, ForumRow.type == "agent", ForumRow.id > last_host)) or 0
 
 
 def latest_host_speech(db: Database, run_id: str) -> str | None:
     with db.session() as s:
-        return s.scalar(select(ForumMessage.content).where(ForumMessage.run_id == run_id, ForumMessage.type == "host")
-                        .order_by(ForumMessage.id.desc()).limit(1))
+        return s.scalar(select(ForumRow.content).where(ForumRow.run_id == run_id, ForumRow.type == "host")
+                        .order_by(ForumRow.id.desc()).limit(1))
 
 
 def message_counts(db: Database, run_id: str) -> dict[str, int]:
     """Messages of a run by type: {"agent": n, "host": n, "system": n}."""
     with db.session() as s:
-        rows = s.execute(select(ForumMessage.type, func.count()).where(ForumMessage.run_id == run_id)
-                         .group_by(ForumMessage.type)).all()
+        rows = s.execute(select(ForumRow.type, func.count()).where(ForumRow.run_id == run_id)
+                         .group_by(ForumRow.type)).all()
     counts = {"agent": 0, "host": 0, "system": 0}
     counts.update({t: n for t, n in rows})
     return counts
@@ -235,14 +364,14 @@ def message_counts(db: Database, run_id: str) -> dict[str, int]:
 
 def counts_by_source(db: Database, run_id: str) -> dict[str, int]:
     with db.session() as s:
-        rows = s.execute(select(ForumMessage.source, func.count()).where(ForumMessage.run_id == run_id)
-                         .group_by(ForumMessage.source)).all()
+        rows = s.execute(select(ForumRow.source, func.count()).where(ForumRow.run_id == run_id)
+                         .group_by(ForumRow.source)).all()
     return {src: n for src, n in rows}
 
 
 def runs_with_messages(db: Database, limit: int = 50) -> list[tuple[str, int]]:
     """Run ids that have a forum transcript (including imported BettaFish logs), newest first."""
     with db.session() as s:
-        rows = s.execute(select(ForumMessage.run_id, func.count(), func.max(ForumMessage.id))
-                         .group_by(ForumMessage.run_id).order_by(func.max(ForumMessage.id).desc()).limit(limit)).all()
+        rows = s.execute(select(ForumRow.run_id, func.count(), func.max(ForumRow.id))
+                         .group_by(ForumRow.run_id).order_by(func.max(ForumRow.id).desc()).limit(limit)).all()
     return [(r, n) for r, n, _ in rows]

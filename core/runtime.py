@@ -19,7 +19,7 @@ from typing import Any, Mapping
 from loguru import logger
 
 from core import analysis, forum, report
-from core.discussion import log_monitor
+from core.discussion import host_job, log_monitor
 from core.research import engine
 from core.work import probe
 from core.infra import retry
@@ -43,7 +43,8 @@ def build_handlers() -> HandlerRegistry:
     handlers = HandlerRegistry()
     for kind in engine.ENGINES:
         handlers.register(kind, engine.run_engine_job)
-    handlers.register("forum", log_monitor.run_forum_job)
+    handlers.register(forum.HOST_KIND, host_job.run_host_job)
+    handlers.register(log_monitor.TAIL_KIND, log_monitor.run_tail_job)
     handlers.register(analysis.COVERAGE, analysis.run_coverage_job)
     handlers.register(report.KIND, report.run_report_job)
     handlers.register("probe", probe.run_probe)

@@ -65,8 +65,7 @@ def test_an_uncovered_topic_ends_insufficient_data_without_a_report(sup, db):
     assert list_reports(db, run_id) == [] and latest_report(db, run_id) is None
     wait_for(lambda: all(j.status in ("completed", "cancelled") for j in jobs_of(db, run_id)), what="jobs settle")
     assert {j.kind: j.status for j in jobs_of(db, run_id)} == {
-        "coverage": COMPLETED, "query": "cancelled", "media": "cancelled", "insight": "cancelled",
-        "forum": "cancelled"}
+        "coverage": COMPLETED, "query": "cancelled", "media": "cancelled", "insight": "cancelled"}
 
 
 def test_a_thinly_covered_topic_stops_but_can_be_written_anyway_with_a_banner(sup, db):

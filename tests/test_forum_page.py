@@ -7,7 +7,6 @@ transcript is a fragment with run_every, which AppTest never fires, so its body
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "pages" / "4_Forum.py"
 TIMEOUT = 30
 T0 = datetime(2025, 11, 6, 12, 15, 7)
-HAS_PARSER = importlib.util.find_spec("core.discussion.log_parse") is not None
 
 
 def render(at: AppTest | None = None) -> AppTest:
@@ -224,7 +222,6 @@ def test_html_in_a_message_is_shown_as_text_never_as_html():
 OLD_LINE = '[12:15:07] [FirstSummaryNode] 清理后的输出: {"paragraph_latest_state": "测试段落"}\n'
 
 
-@pytest.mark.skipif(not HAS_PARSER, reason="core/discussion/log_parse.py (the BettaFish parser) is not in this build yet")
 def test_importing_a_bettafish_folder_opens_its_transcript(tmp_path):
     logs = tmp_path / "bettafish_logs"
     logs.mkdir()
@@ -241,7 +238,6 @@ def test_importing_a_bettafish_folder_opens_its_transcript(tmp_path):
     assert "测试段落" in chats(at)[0][2]
 
 
-@pytest.mark.skipif(not HAS_PARSER, reason="core/discussion/log_parse.py (the BettaFish parser) is not in this build yet")
 def test_importing_a_missing_folder_says_so_and_stores_nothing(tmp_path):
     at = render()
     at.text_input(key="forum_import_dir").input(str(tmp_path / "no_such_folder"))
@@ -251,7 +247,6 @@ def test_importing_a_missing_folder_says_so_and_stores_nothing(tmp_path):
     assert not list_runs(get_runtime().db) and not at.chat_message
 
 
-@pytest.mark.skipif(not HAS_PARSER, reason="core/discussion/log_parse.py (the BettaFish parser) is not in this build yet")
 def test_import_is_locked_behind_the_admin_password(monkeypatch):
     monkeypatch.setenv("SHOAL_ADMIN_PASSWORD", "open-sesame-42")
     at = render()
@@ -259,7 +254,6 @@ def test_import_is_locked_behind_the_admin_password(monkeypatch):
     assert [w for w in at.text_input if "Admin password" in w.label]
 
 
-@pytest.mark.skipif(not HAS_PARSER, reason="core/discussion/log_parse.py (the BettaFish parser) is not in this build yet")
 def test_importing_uploaded_logs_opens_their_transcript():
     at = render()
     at.file_uploader(key="forum_import_files").set_value([("insight.log", OLD_LINE.encode(), "text/plain"),
@@ -270,15 +264,6 @@ def test_importing_uploaded_logs_opens_their_transcript():
     assert len(runs) == 1 and at.selectbox(key="forum_run").value == runs[0].id
     assert [w for w in values(at.warning) if w.startswith("Ignored notes.log")], values(at.warning)
     assert [(n, a) for n, a, _ in chats(at)] == [("Insight Engine", "🧠")] and "测试段落" in chats(at)[0][2]
-
-
-def test_without_the_parser_the_import_section_says_so(monkeypatch):
-    import ui.forum_view as view
-
-    monkeypatch.setattr(view, "forum_parse_module", lambda: None)
-    at = render()
-    assert [i.value for i in at.info if "Importing BettaFish logs is not available yet" in i.value]
-    assert not [b for b in at.button if b.label == "Import"]
 
 
 def test_opening_a_long_transcript_reads_its_tail_and_tallies_not_every_message(monkeypatch):
@@ -304,3 +289,13 @@ def test_opening_a_long_transcript_reads_its_tail_and_tallies_not_every_message(
     assert len(reads) == 1 and reads[0] == feed.cursor  # one read after the tail, which found nothing new
     post_message(db, None, "long", type="agent", source="MEDIA", content="new")
     assert feed.poll(db) == 1 and feed.counts["MEDIA"] == 1 and feed.agents_since_host == 201
+
+
+def test_a_message_header_names_its_round_when_it_has_one():
+    from datetime import datetime
+
+    from core.forum import ForumMessage
+    from ui.forum_view import message_header
+
+    m = ForumMessage(1, "r", "agent", "Query Engine", "QUERY", "x", 0, "", datetime(2026, 1, 1, 12, 15, 7), 2, 9)
+    assert message_header(m) == "**Query Engine** · 12:15:07 · QUERY · paragraph 1 · round 2"

@@ -25,11 +25,10 @@ from core.discussion.log_parse import (
 from core.infra.models import Run
 
 DATA = Path(__file__).parent / "data" / "bettafish_logs"
-RUN = "f3cf8e13f5eb"
 
 
-def parse(text: str, source: str = "QUERY", run_id: str | None = None) -> list[ParsedSummary]:
-    p = SummaryParser(source, run_id)
+def parse(text: str, source: str = "QUERY") -> list[ParsedSummary]:
+    p = SummaryParser(source)
     out = []
     for line in text.split("\n"):
         out += p.feed(line)
@@ -37,7 +36,7 @@ def parse(text: str, source: str = "QUERY", run_id: str | None = None) -> list[P
 
 
 def shoal(node: str, record: dict, *, level: str = "INFO", engine: str = "insight", clock: str = "08:44:12") -> str:
-    """A line as core.research.engine.log_node writes it through core.infra.logs.FORMAT."""
+    """A loguru line with extra columns (as core.infra.logs.FORMAT writes) and an old-style tagged message."""
     return (f"2026-11-22 {clock}.145 | {level:<8} | 9c0d2e4f1a2b3c4d | {engine:<7} | core.research.engine:log_node:137 - "
             f"[{node}] 清理后的输出: {json.dumps(record, ensure_ascii=False)}")
 
@@ -50,7 +49,7 @@ def new_header(clock: str, module: str, level: str = "INFO", func: str = "proces
 
 def test_old_single_line():
     out = parse('[12:15:07] [FirstSummaryNode] 清理后的输出: {"paragraph_latest_state": "价格战持续发酵。"}')
-    assert out == [ParsedSummary("QUERY", "价格战持续发酵。", "12:15:07", None, None, "FirstSummaryNode")]
+    assert out == [ParsedSummary("QUERY", "价格战持续发酵。", "12:15:07", None, "FirstSummaryNode")]
 
 
 def test_old_multi_line_with_and_without_prefixes():
@@ -144,16 +143,16 @@ def test_error_block_with_traceback_interrupting_json_is_skipped():
     out = [m for line in text.split("\n") for m in p.feed(line)] + p.flush()
     assert [m.content for m in out] == ["错误之后的正常记录"]
     assert p.stats["interrupted"] == 1 and p.stats["errors"] == 2
-    # Shoal's own ERROR record with its traceback, between two good records
+    # a loguru ERROR record with its traceback, between two good records
     shoal_text = "\n".join([
-        shoal("FirstSummaryNode", {"run_id": RUN, "paragraph": 0, "paragraph_latest_state": "一"}),
-        shoal("FirstSummaryNode", {"run_id": RUN}, level="ERROR").replace("清理后的输出", "失败"),
+        shoal("FirstSummaryNode", {"paragraph": 0, "paragraph_latest_state": "一"}),
+        shoal("FirstSummaryNode", {"paragraph": 1}, level="ERROR").replace("清理后的输出", "失败"),
         "Traceback (most recent call last):",
         '  File "core/research/engine.py", line 9, in x',
         "RuntimeError: boom",
-        shoal("FirstSummaryNode", {"run_id": RUN, "paragraph": 1, "paragraph_latest_state": "二"}),
+        shoal("FirstSummaryNode", {"paragraph": 1, "paragraph_latest_state": "二"}),
     ])
-    assert [m.content for m in parse(shoal_text, "INSIGHT", RUN)] == ["一", "二"]
+    assert [m.content for m in parse(shoal_text, "INSIGHT")] == ["一", "二"]
 
 
 def test_search_and_report_structure_outputs_are_not_messages():
@@ -168,9 +167,9 @@ def test_search_and_report_structure_outputs_are_not_messages():
         '[10:55:10] {"title": "t", "content": "c"}',
         "[10:55:10] ]",
         new_header("10:55:11", "QueryEngine.nodes.formatting_node") + "清理后的输出: {\"paragraph_latest_state\": \"x\"}",
-        shoal("SearchNode", {"run_id": RUN, "paragraph": 0, "search_query": "q", "results": 3}),
-        shoal("ReportStructureNode", {"run_id": RUN, "report_structure": [{"title": "t"}]}),
-        shoal("ReportFormattingNode", {"run_id": RUN, "final_report_chars": 1200}),
+        shoal("SearchNode", {"paragraph": 0, "search_query": "q", "results": 3}),
+        shoal("ReportStructureNode", {"report_structure": [{"title": "t"}]}),
+        shoal("ReportFormattingNode", {"final_report_chars": 1200}),
         '[10:56:00] [FirstSummaryNode] 清理后的输出: {"paragraph_latest_state": "唯一的总结"}',
     ])
     assert [m.content for m in parse(text)] == ["唯一的总结"]
@@ -221,35 +220,18 @@ def test_lines_of_ten_thousand_characters_and_more():
     assert elapsed < 3.0, elapsed
 
 
-def test_shoal_lines_filtered_by_run_id():
+def test_loguru_headed_tagged_lines_carry_clock_date_and_paragraph():
     text = "\n".join([
-        shoal("FirstSummaryNode", {"engine": "insight", "run_id": RUN, "paragraph": 0,
-                                   "paragraph_latest_state": "第一段\n有换行", "title": "t"}),
-        shoal("FirstSummaryNode", {"engine": "insight", "run_id": "otherrun0000", "paragraph": 0,
-                                   "paragraph_latest_state": "别的运行"}),
-        shoal("ReflectionSummaryNode", {"engine": "insight", "run_id": RUN, "paragraph": 2,
-                                        "updated_paragraph_latest_state": "反思", "title": "t"}, clock="08:45:00"),
-        '[12:15:07] [FirstSummaryNode] 清理后的输出: {"paragraph_latest_state": "BettaFish 的记录没有 run_id"}',
+        shoal("FirstSummaryNode", {"paragraph": 0, "paragraph_latest_state": "第一段\n有换行", "title": "t"}),
+        shoal("ReflectionSummaryNode", {"paragraph": 2, "updated_paragraph_latest_state": "反思", "title": "t"},
+              clock="08:45:00"),
+        '[12:15:07] [FirstSummaryNode] 清理后的输出: {"paragraph_latest_state": "旧格式"}',
     ])
-    mine = parse(text, "INSIGHT", RUN)
-    assert [(m.content, m.paragraph, m.run_id, m.node, m.clock, m.date) for m in mine] == [
-        ("第一段\n有换行", 0, RUN, "FirstSummaryNode", "08:44:12", "2026-11-22"),
-        ("反思", 2, RUN, "ReflectionSummaryNode", "08:45:00", "2026-11-22"),
+    assert [(m.content, m.paragraph, m.node, m.clock, m.date) for m in parse(text, "INSIGHT")] == [
+        ("第一段\n有换行", 0, "FirstSummaryNode", "08:44:12", "2026-11-22"),
+        ("反思", 2, "ReflectionSummaryNode", "08:45:00", "2026-11-22"),
+        ("旧格式", None, "FirstSummaryNode", "12:15:07", None),
     ]
-    assert len(parse(text, "INSIGHT")) == 4  # without a run id, every record
-
-
-def test_real_log_node_lines_parse(tmp_path):
-    from core.research.engine import log_node
-    from core.infra.logs import setup_logging
-
-    setup_logging(tmp_path / "logs", console=False)
-    log_node("media", "FirstSummaryNode", {"paragraph_latest_state": "真实的\"一行\"\n记录", "title": "t"},
-             run_id=RUN, paragraph=3)
-    log_node("media", "SearchNode", {"search_query": "q"}, run_id=RUN, paragraph=3)
-    lines = (tmp_path / "logs" / "media.log").read_text(encoding="utf-8").splitlines()
-    out = [m for line in lines for m in SummaryParser("MEDIA", RUN).feed(line)]
-    assert [(m.content, m.paragraph, m.node) for m in out] == [("真实的\"一行\"\n记录", 3, "FirstSummaryNode")]
 
 
 def test_progress_phrases_name_the_node_of_an_untagged_output():
@@ -374,3 +356,21 @@ def test_store_import_as_a_completed_run(db, events):
     assert [(m.type, m.source, m.content) for m in msgs] == [("agent", m.source, m.content) for m in result.messages]
     assert msgs[0].sender == "Media Engine"
     assert msgs[1].timestamp.strftime("%H:%M:%S") == "10:56:04"
+
+
+def test_an_import_keeps_every_message_of_the_folder_repeats_included(db, events, tmp_path):
+    """An import is a record: two engines saying the same, and one engine saying it twice, are all kept."""
+    same = "比亚迪宣布全系车型降价，最高优惠两万元。老车主集体维权，要求厂家给予补偿，认为降价太突然。"
+    line = '[10:00:0{}] [FirstSummaryNode] 清理后的输出: {{"paragraph_latest_state": "{}"}}\n'
+    (tmp_path / "query.log").write_text(line.format(1, same) + line.format(2, same), encoding="utf-8")
+    (tmp_path / "media.log").write_text(line.format(3, same + "[5]") + line.format(4, "抖音视频"), encoding="utf-8")
+    result = parse_bettafish_folder(tmp_path)
+    assert len(result.messages) == 4
+    run_id = store_forum_import(db, events, result, "重复的记录")
+    msgs = transcript(db, run_id)
+    assert [(m.source, m.content) for m in msgs] == [(m.source, m.content) for m in result.messages]
+    with db.session() as s:
+        assert s.get(Run, run_id).params["messages"] == len(msgs) == 4
+    (imported,), _ = events.since(0, run_id=run_id, types=["forum.imported"])
+    assert imported.payload["messages"] == imported.payload["found"] == 4
+    assert events.since(0, run_id=run_id, types=["forum.duplicate_skipped"])[0] == []

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from core.infra.config import load_settings
 from core.corpus.documents import Document
-from core.forum import MessageView
+from core.forum import ForumMessage
 from core.discussion.host import MAX_SPEECH, FallbackHost, LlmHost, OfflineHost, make_host, sentiment_line
 from core.llm.client import LlmClient, LlmError
 from core.infra.models import Job, LlmCall, Run, utcnow
@@ -22,8 +22,8 @@ from tests.fakes.openai_server import FakeOpenAI, FakeReply
 TOPIC = "新能源汽车降价舆情"
 
 
-def mv(i: int, source: str, content: str, paragraph: int | None = 1, type: str = "agent") -> MessageView:
-    return MessageView(i, "run-host", type, f"{source.title()} Engine", source, content, paragraph, "",
+def mv(i: int, source: str, content: str, paragraph: int | None = 1, type: str = "agent") -> ForumMessage:
+    return ForumMessage(i, "run-host", type, f"{source.title()} Engine", source, content, paragraph, "",
                        datetime(2025, 3, 3, 12, 0, i))
 
 

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.discussion.log_parse import parse_bettafish_folder, store_forum_import
 from core.infra.db import Database
 from core.forum import (
     SENDERS,
     SOURCES,
-    MessageView,
+    ForumMessage,
     agents_since_last_host,
     counts_by_source,
     forum_line,
@@ -88,7 +89,7 @@ class TranscriptFeed:
             if len(batch) < BATCH:
                 return new
 
-    def shown(self, sources: tuple[str, ...] | None = None) -> list[MessageView]:
+    def shown(self, sources: tuple[str, ...] | None = None) -> list[ForumMessage]:
         return [m for m in self.buffer if not sources or m.source in sources]
 
 
@@ -148,10 +149,12 @@ def pick_run(rt: Runtime) -> tuple[RunView | None, str | None, bool]:
 # ---------------------------------------------------------------------------------------- transcript
 
 
-def message_header(m: MessageView) -> str:
+def message_header(m: ForumMessage) -> str:
     parts = [f"**{m.sender or SENDERS.get(m.source, m.source)}**", m.timestamp.strftime("%H:%M:%S"), m.source]
     if m.paragraph is not None:
         parts.append(f"paragraph {m.paragraph + 1}")
+    if m.round is not None:
+        parts.append(f"round {m.round}")
     return " · ".join(parts)
 
 
@@ -160,7 +163,7 @@ def safe_markdown(text: str) -> str:
     return text.replace("$", "\\$")
 
 
-def show_message(m: MessageView) -> None:
+def show_message(m: ForumMessage) -> None:
     with st.chat_message(m.sender or SENDERS.get(m.source, m.source), avatar=AVATARS.get(m.source, "💬")):
         st.caption(message_header(m))
         st.markdown(safe_markdown(m.content))
@@ -251,15 +254,6 @@ def download_buttons(db: Database, run_id: str, key: str) -> None:
 # ---------------------------------------------------------------------------------------- import
 
 
-def forum_parse_module():
-    """core.discussion.log_parse, or None while it is not part of this build."""
-    try:
-        from core.discussion import log_parse as forum_parse
-    except ImportError:
-        return None
-    return forum_parse
-
-
 def saved_uploads(files, folder: Path) -> tuple[list[str], list[str]]:
     """Write uploaded engine logs into `folder` under their BettaFish names; others are refused."""
     saved, refused = [], []
@@ -273,12 +267,12 @@ def saved_uploads(files, folder: Path) -> tuple[list[str], list[str]]:
     return saved, refused
 
 
-def run_import(rt: Runtime, parser, folder: Path, label: str, notes: list[str] | None = None) -> None:
+def run_import(rt: Runtime, folder: Path, label: str, notes: list[str] | None = None) -> None:
     """Parse, report warnings and errors, store when there are messages, then switch the page to the run."""
-    result = parser.parse_bettafish_folder(folder)
-    error = getattr(result, "error", None)
-    warnings = [*(notes or []), *(str(w) for w in (getattr(result, "warnings", None) or []))]
-    messages = list(getattr(result, "messages", None) or [])
+    result = parse_bettafish_folder(folder)
+    error = result.error
+    warnings = [*(notes or []), *result.warnings]
+    messages = result.messages
     if error:
         st.error(f"Import failed: {error}")
     if not messages:
@@ -286,7 +280,7 @@ def run_import(rt: Runtime, parser, folder: Path, label: str, notes: list[str] |
         if not error:
             st.warning(f"No forum messages found in {folder}: nothing was imported.")
         return
-    run_id = parser.store_forum_import(rt.db, rt.events, result, label or f"BettaFish logs: {folder}")
+    run_id = store_forum_import(rt.db, rt.events, result, label or f"BettaFish logs: {folder}")
     st.session_state["forum_pending_run"] = run_id
     st.session_state["forum_flash"] = (f"Imported {len(messages)} message(s) as run `{run_id}`.", warnings)
     st.rerun()
@@ -302,11 +296,6 @@ def show_warnings(warnings: list[str]) -> None:
 def import_section(rt: Runtime) -> None:
     st.caption("Replay a BettaFish `logs` folder (`insight.log`, `media.log`, `query.log`, old and new line "
                "formats) into a forum transcript stored as a run of kind `forum_import`.")
-    parser = forum_parse_module()
-    if parser is None:
-        st.info("**Importing BettaFish logs is not available yet**: the log parser (core/discussion/log_parse.py) is not "
-                "part of this build.", icon="🚧")
-        return
     if not admin_unlocked(rt, "forum_import"):
         return
     folder = st.text_input("Logs folder on the server", key="forum_import_dir",
@@ -324,9 +313,9 @@ def import_section(rt: Runtime) -> None:
                 show_warnings(notes)
                 st.error("None of the uploaded files is a BettaFish engine log.")
                 return
-            run_import(rt, parser, Path(tmp), label.strip() or "BettaFish logs (uploaded)", notes)
+            run_import(rt, Path(tmp), label.strip() or "BettaFish logs (uploaded)", notes)
     elif folder.strip():
-        run_import(rt, parser, Path(folder.strip()).expanduser(), label.strip())
+        run_import(rt, Path(folder.strip()).expanduser(), label.strip())
     else:
         st.warning("Enter a folder path on the server or upload the log files first.")
 

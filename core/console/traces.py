@@ -45,8 +45,8 @@ _SECTIONS = {
                   LlmCall.id),
     "telemetry": (TelemetryEvent, ["id", "event_id", "ts", "type", "run_id", "session_id", "trace_id", "payload"],
                   TelemetryEvent.id),
-    "forum": (ForumMessage, ["id", "timestamp", "source", "sender", "type", "paragraph", "content", "run_id",
-                             "trace_id"], ForumMessage.id),
+    "forum": (ForumMessage, ["id", "timestamp", "source", "sender", "type", "paragraph", "round", "content",
+                             "llm_call_id", "run_id", "trace_id"], ForumMessage.id),
     "reports": (Report, ["id", "run_id", "status", "stage", "progress", "partial", "title", "html_path", "error",
                          "trace_id", "updated_at"], Report.created_at),
 }

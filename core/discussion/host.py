@@ -1,7 +1,7 @@
 """The forum host (moderator): one speech from the last N agent messages.
 
     host = make_host(settings, db, events, offline=False)
-    text = host.speak(topic, messages, previous)     # messages: the last N MessageView, oldest first
+    text = host.speak(topic, messages, previous)     # messages: the last N ForumMessage, oldest first
 
 Three hosts share that interface (``speak(topic, messages, previous) -> str``, ``mode``):
 
@@ -22,8 +22,8 @@ has retrieved so far — the ``sources`` of the checkpoint of the run's latest j
 scored once with core.text.sentiment.score_documents where a source has no score yet. An engine with no
 (scored) source yet is "unknown". The LLM host is given the same figures and told to quote only them.
 
-Speeches are Markdown, Chinese for a Chinese topic and English otherwise, at most MAX_SPEECH
-characters.
+Speeches are Markdown, Chinese for a Chinese topic and English otherwise, at most MAX_SPEECH characters.
+The "host" job (core.discussion.host_job) asks a host for each forum round.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from typing import Callable, Protocol, Sequence
 
 from loguru import logger
 
-from core.forum import SENDERS, MessageView
+from core.forum import SENDERS, ForumMessage
 from core.llm.client import LlmClient, LlmError, LlmNotConfigured
 from core.research.offline import _TOPIC_FILLER
 from core.text.keywords import clean_text, content_terms, has_cjk, idf, keyword_candidates
@@ -56,7 +56,7 @@ SourcesOf = Callable[[str], dict]   # run id -> {agent source: list of Document 
 class Host(Protocol):
     mode: str
 
-    def speak(self, topic: str, messages: list[MessageView], previous: str | None) -> str: ...
+    def speak(self, topic: str, messages: list[ForumMessage], previous: str | None) -> str: ...
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -72,7 +72,7 @@ def findings_text(content: str) -> str:
     return "\n".join(line for line in (content or "").splitlines() if not _STATS_LINE.match(line))
 
 
-def _zh(topic: str, messages: Sequence[MessageView] = ()) -> bool:
+def _zh(topic: str, messages: Sequence[ForumMessage] = ()) -> bool:
     if (topic or "").strip():
         return has_cjk(topic)
     return any(has_cjk(m.content) for m in messages)
@@ -82,7 +82,7 @@ def _name(source: str) -> str:
     return SENDERS.get(source, source.title())
 
 
-def _agent_messages(messages: Sequence[MessageView]) -> list[MessageView]:
+def _agent_messages(messages: Sequence[ForumMessage]) -> list[ForumMessage]:
     return [m for m in messages or () if m.source in AGENT_SOURCES and (m.content or "").strip()]
 
 
@@ -140,7 +140,7 @@ def _asked(previous: str | None) -> str:
 
 # --- sentiment: the engines' own figures ----------------------------------------------------------
 
-def _run_of(messages: Sequence[MessageView]) -> str | None:
+def _run_of(messages: Sequence[ForumMessage]) -> str | None:
     return next((m.run_id for m in messages or () if getattr(m, "run_id", None)), None)
 
 
@@ -251,7 +251,7 @@ class OfflineHost:
                 core = core[: -len(filler)].strip()
         return core, [w for w in content_terms(core) if w not in _TOPIC_FILLER]
 
-    def analyse(self, topic: str, messages: Sequence[MessageView]) -> dict:
+    def analyse(self, topic: str, messages: Sequence[ForumMessage]) -> dict:
         """The figures the speech is made of (also handy for tests and the page)."""
         agent_msgs = _agent_messages(messages)
         agents = [s for s in AGENT_SOURCES if any(m.source == s for m in agent_msgs)]
@@ -320,7 +320,7 @@ class OfflineHost:
                 "dates": sorted(set(_dates("\n".join(texts.values())))), "messages": len(agent_msgs)}
 
     # the speech -----------------------------------------------------------------------------
-    def speak(self, topic: str, messages: list[MessageView], previous: str | None = None) -> str:
+    def speak(self, topic: str, messages: list[ForumMessage], previous: str | None = None) -> str:
         zh = _zh(topic, messages)
         a = self.analyse(topic, messages)
         agents = a["agents"]
@@ -501,7 +501,7 @@ def _clean_speech(text: str) -> str:
     return text
 
 
-def _message_block(i: int, m: MessageView, zh: bool) -> str:
+def _message_block(i: int, m: ForumMessage, zh: bool) -> str:
     content = (m.content or "").strip()
     if len(content) > MAX_MESSAGE_CHARS:
         content = content[:MAX_MESSAGE_CHARS].rstrip() + "…"
@@ -524,7 +524,7 @@ class LlmHost:
         self.max_tokens = max_tokens
         self.engine_sentiment = EngineSentiment(db, sources_of)
 
-    def _figures(self, messages: Sequence[MessageView], zh: bool) -> str:
+    def _figures(self, messages: Sequence[ForumMessage], zh: bool) -> str:
         """The engines' own sentiment figures, for the model to quote instead of guessing."""
         agents = [s for s in AGENT_SOURCES if any(m.source == s for m in messages or ())]
         senti = self.engine_sentiment(_run_of(messages)) if agents else {}
@@ -536,7 +536,7 @@ class LlmHost:
                 f"Each engine's sentiment over its sources (the engines' own figures; quote only these, never "
                 f"estimate your own):\n{rows}\n\n")
 
-    def prompt(self, topic: str, messages: Sequence[MessageView], previous: str | None) -> tuple[str, str]:
+    def prompt(self, topic: str, messages: Sequence[ForumMessage], previous: str | None) -> tuple[str, str]:
         zh = _zh(topic, messages)
         msgs = [m for m in messages or () if (m.content or "").strip()]
         blocks = "\n\n".join(_message_block(i, m, zh) for i, m in enumerate(msgs, 1))
@@ -552,11 +552,10 @@ class LlmHost:
                     f"Write this round's host speech.")
         return (_SYSTEM_ZH if zh else _SYSTEM_EN), user
 
-    def speak(self, topic: str, messages: list[MessageView], previous: str | None = None) -> str:
+    def speak(self, topic: str, messages: list[ForumMessage], previous: str | None = None) -> str:
         zh = _zh(topic, messages)
         system, user = self.prompt(topic, messages, previous)
-        run_id = next((m.run_id for m in messages or () if getattr(m, "run_id", None)), None)
-        result = self.client.complete(system, user, node=HOST_NODE, run_id=run_id, max_tokens=self.max_tokens)
+        result = self.client.complete(system, user, node=HOST_NODE, run_id=_run_of(messages), max_tokens=self.max_tokens)
         text = _clean_speech(result.text)
         if not text:
             raise LlmError(f"{self.client.role}/{HOST_NODE}: the model returned an empty speech",
@@ -574,7 +573,7 @@ class FallbackHost:
         self.mode = getattr(primary, "mode", "llm")
         self.last_error: str | None = None
 
-    def speak(self, topic: str, messages: list[MessageView], previous: str | None = None) -> str:
+    def speak(self, topic: str, messages: list[ForumMessage], previous: str | None = None) -> str:
         try:
             text = self.primary.speak(topic, messages, previous)
             self.last_error = None

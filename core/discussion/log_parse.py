@@ -1,13 +1,11 @@
-"""Summary-node records out of engine logs: Shoal's own lines and both BettaFish shapes.
+"""Summary-node records out of BettaFish engine logs (both of its line shapes).
 
 A forum message is what an engine's summary node wrote (`paragraph_latest_state`, or
 `updated_paragraph_latest_state` after a reflection, which wins). The parser reads a log line by
-line, so it serves the live monitor (a few new lines per tick) and the BettaFish import (whole
-files) alike. Line shapes it understands:
+line, so it serves the live tail (core.discussion.log_monitor: a few new lines per tick) and the
+import (whole files) alike. Shoal's own engines never come through here: they post to the forum
+directly. Line shapes it understands:
 
-  Shoal (core.research.engine.log_node, one line, JSON escaped):
-    2026-11-22 08:44:12.145 | INFO     | 9c0d…   | insight | core.research.engine:log_node:137 -
-        [FirstSummaryNode] 清理后的输出: {"run_id": …}          (one line; wrapped here)
   BettaFish, old (the JSON may continue on the following lines, with or without a `[HH:MM:SS] ` prefix):
     [12:15:07] [FirstSummaryNode] 清理后的输出: {"paragraph_latest_state": "..."}
   BettaFish, new (a loguru line behind the clock prefix; the JSON continues on prefixed lines):
@@ -67,7 +65,6 @@ class ParsedSummary:
     content: str
     clock: str | None         # HH:MM:SS as written in the log
     paragraph: int | None
-    run_id: str | None        # Shoal's records carry one; BettaFish's do not
     node: str                 # FirstSummaryNode | ReflectionSummaryNode
     date: str | None = None   # YYYY-MM-DD when the line had a loguru header
 
@@ -141,20 +138,18 @@ def _normalise(content: str) -> str:
 class SummaryParser:
     """Feed lines of one engine log; get the summary-node records as they complete.
 
-    `run_id`: keep only records whose JSON names this run (Shoal's lines do; BettaFish's do not,
-    so a parser with a run_id ignores BettaFish logs). The state between lines is small and
-    JSON-serialisable (`snapshot()` / `restore()`), so a resumed monitor continues mid-block.
+    The state between lines is small and JSON-serialisable (`snapshot()` / `restore()`), so a
+    resumed live tail continues mid-block.
     """
 
     IDLE, BLOCK, SKIP_ERROR = "idle", "block", "skip_error"
 
-    def __init__(self, source: str, run_id: str | None = None):
+    def __init__(self, source: str):
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}")
         self.source = source
-        self.run_id = run_id
         self.stats = {"records": 0, "other_nodes": 0, "errors": 0, "interrupted": 0, "unparseable": 0,
-                      "other_runs": 0, "no_content": 0}
+                      "no_content": 0}
         self._reset()
         self.hint: str | None = None
 
@@ -313,17 +308,11 @@ class SummaryParser:
         if meta.get("skip"):
             self.stats["other_nodes"] += 1
             return []
-        if self.run_id and self.run_id not in text:
-            self.stats["other_runs"] += 1
-            return []
         obj = self._decode(text)
         if obj is None:
             return []
         if not isinstance(obj, dict):
             self.stats["other_nodes"] += 1  # a report structure (a list of paragraphs)
-            return []
-        if self.run_id and str(obj.get("run_id")) != self.run_id:
-            self.stats["other_runs"] += 1
             return []
         content = None
         for key in CONTENT_KEYS:
@@ -339,10 +328,8 @@ class SummaryParser:
         node = meta.get("node") or ("ReflectionSummaryNode" if obj.get(CONTENT_KEYS[0]) else "FirstSummaryNode")
         paragraph = obj.get("paragraph")
         paragraph = paragraph if isinstance(paragraph, int) and not isinstance(paragraph, bool) else None
-        run_id = obj.get("run_id")
         self.stats["records"] += 1
-        return [ParsedSummary(self.source, _normalise(content), meta.get("clock"), paragraph,
-                              str(run_id) if run_id is not None else None, node, meta.get("date"))]
+        return [ParsedSummary(self.source, _normalise(content), meta.get("clock"), paragraph, node, meta.get("date"))]
 
     def _decode(self, text: str):
         s = text.strip()
@@ -479,7 +466,7 @@ def parse_bettafish_folder(path) -> ForumImport:
 
 
 def store_forum_import(db, events, result: ForumImport, label: str) -> str:
-    """Store an import as a completed run (kind "forum_import") with its messages; returns the run id."""
+    """Store an import as a completed run (kind "forum_import") with all its messages; returns the run id."""
     import secrets
 
     from core.infra.models import Run, utcnow
@@ -493,11 +480,16 @@ def store_forum_import(db, events, result: ForumImport, label: str) -> str:
                   mode="offline", params={"source": "bettafish", "folder": result.folder, "files": result.files,
                                           "messages": len(result.messages), "warnings": result.warnings[:20]},
                   trace_id=trace, created_at=now, started_at=now, finished_at=now))
+    # An import is a record of what BettaFish's engines said: every message of the folder is kept,
+    # repeats included (dedup=False), so the run holds exactly the messages the folder has.
+    stored = 0
     for m in result.messages:
-        post_message(db, events, run_id, type="agent", source=m.source, content=m.content, paragraph=m.paragraph,
-                     timestamp=_clock_dt(m.clock, m.date) if m.clock else None, trace_id=trace)
+        stored += post_message(db, events, run_id, type="agent", source=m.source, content=m.content,
+                               paragraph=m.paragraph, timestamp=_clock_dt(m.clock, m.date) if m.clock else None,
+                               trace_id=trace, dedup=False) is not None
     if events is not None:
         events.emit("forum.imported", run_id=run_id, source="forum", trace_id=trace,
-                    payload={"messages": len(result.messages), "files": result.files})
-    logger.info("imported {} BettaFish forum messages from {} as run {}", len(result.messages), result.folder, run_id)
+                    payload={"messages": stored, "found": len(result.messages), "files": result.files})
+    logger.info("imported {} of {} BettaFish forum messages from {} as run {}", stored, len(result.messages),
+                result.folder, run_id)
     return run_id

@@ -95,6 +95,9 @@ SPECS: dict[str, SettingSpec] = {s.key: s for s in [
     SettingSpec("SHOAL_LOG_LEVEL", "INFO", "choice", "Logging", "Lowest level written to logs/",
                 choices=("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR")),
     SettingSpec("SHOAL_LOG_DIR", "logs", "str", "Logging", "Folder for log files (relative to the project)"),
+    SettingSpec("FORUM_BETTAFISH_LOG_DIR", "", "str", "Logging",
+                "A BettaFish logs folder to follow live: each analysis posts the summaries BettaFish's engines "
+                "write there while it runs into its forum (empty: off)"),
     SettingSpec("SHOAL_LOG_ROTATION", "20 MB", "size", "Logging", "Rotate a log file at this size"),
     SettingSpec("SHOAL_LOG_RETENTION", "14 days", "duration", "Logging", "Delete rotated logs older than this"),
     SettingSpec("SHOAL_DATA_DIR", "data", "str", "Storage", "Folder for the SQLite file and models (relative to the project)"),

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Iterator
 
 from loguru import logger
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.schema import CreateColumn
 
 from core.infra.config import SettingError, validate_database_url
 from core.infra.models import Base
@@ -144,6 +145,7 @@ class Database:
         for attempt in range(6):
             try:
                 Base.metadata.create_all(engine)
+                self._add_nullable_columns()
                 self._widen_run_status()
                 return
             except SQLAlchemyError as exc:
@@ -152,6 +154,25 @@ class Database:
                 if attempt == 5 or not any(s in str(exc) for s in ("already exists", "Duplicate key name")):
                     raise
                 time.sleep(0.05 * (attempt + 1))
+
+    def _add_nullable_columns(self) -> None:
+        """Nullable columns a model gained after its table first shipped (forum_messages.round,
+        .llm_call_id): create_all makes new tables only, so an existing table gets them here."""
+        engine = self.require()
+        insp = inspect(engine)
+        for table in Base.metadata.sorted_tables:
+            have = {c["name"] for c in insp.get_columns(table.name)}
+            for col in table.columns:
+                if col.name in have or not col.nullable or col.primary_key:
+                    continue
+                ddl = CreateColumn(col).compile(dialect=engine.dialect)
+                try:
+                    with engine.begin() as conn:
+                        conn.execute(text(f"ALTER TABLE {engine.dialect.identifier_preparer.quote(table.name)} "
+                                          f"ADD COLUMN {ddl}"))
+                except OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc).lower():
+                        raise
 
     def _widen_run_status(self) -> None:
         """runs.status was VARCHAR(16) before the 'insufficient_data' state (17 characters): widen an

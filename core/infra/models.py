@@ -128,6 +128,9 @@ class ForumMessage(Base):
     paragraph: Mapped[int | None] = mapped_column(Integer, nullable=True)
     trace_id: Mapped[str] = mapped_column(String(64), default="")
     timestamp: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # the forum round (core.forum): added after the table first shipped, hence nullable
+    round: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    llm_call_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the llm_calls row that wrote it
 
 
 class Report(Base):

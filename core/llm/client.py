@@ -47,6 +47,7 @@ from core.llm.jsonrepair import split_think
 from core.llm.replies import (_DETAIL_MAX, JSON_INSTRUCTION, LlmResult, _check_json, _correction, _estimate_prompt,
                               _excerpt, _Raw, _raw_from_body, _status_message, _Unusable, _usage_ok,
                               _with_json_instruction, estimate_tokens)
+from core.llm.answered import note_answered
 from core.llm.limits import ProviderLimiter, default_limiter, provider_key
 from core.infra.models import LlmCall
 from core.infra.redact import MASK, redact, register_secrets
@@ -387,7 +388,7 @@ class LlmClient:
     # recording -------------------------------------------------------------------------------
     def _record(self, result: LlmResult, *, status: str, error_kind: str | None, run_id: str | None,
                 job_id: str | None) -> None:
-        self._store(node=result.node, run_id=run_id, job_id=job_id, trace_id=result.trace_id,
+        result.call_id = self._store(node=result.node, run_id=run_id, job_id=job_id, trace_id=result.trace_id,
                     input_tokens=result.input_tokens, output_tokens=result.output_tokens, latency_ms=result.latency_ms,
                     ttft_ms=result.ttft_ms, retries=result.retries, status=status, error_kind=error_kind,
                     estimated=result.usage_estimated)
@@ -396,6 +397,8 @@ class LlmClient:
                      result.output_tokens, " (estimated)" if result.usage_estimated else "", result.latency_ms,
                      "-" if result.ttft_ms is None else f"{result.ttft_ms:.0f} ms", result.retries,
                      status if error_kind is None else f"{status}/{error_kind}")
+        if status == "ok":
+            note_answered(result)  # core.llm.answered: which row wrote a reasoner's answer
 
     def _record_error(self, err: LlmError, *, node: str, run_id: str | None, job_id: str | None) -> None:
         logger.warning("llm {}/{}: {}", self.role, node or "-", str(err))
@@ -405,16 +408,21 @@ class LlmClient:
 
     def _store(self, *, node: str, run_id: str | None, job_id: str | None, trace_id: str, input_tokens: int,
                output_tokens: int, latency_ms: float, ttft_ms: float | None, retries: int, status: str,
-               error_kind: str | None, estimated: bool, error: str = "") -> None:
+               error_kind: str | None, estimated: bool, error: str = "") -> int | None:
+        call_id = None
         if self.db is not None:
             try:
                 with self.db.session() as s:
-                    s.add(LlmCall(run_id=run_id, job_id=job_id, trace_id=trace_id or "", role=self.role,
+                    row = LlmCall(run_id=run_id, job_id=job_id, trace_id=trace_id or "", role=self.role,
                                   provider=self.provider[:128], model=self.model[:128], node=(node or "")[:_NODE_MAX],
                                   input_tokens=input_tokens, output_tokens=output_tokens,
                                   latency_ms=round(latency_ms, 3),
                                   ttft_ms=None if ttft_ms is None else round(ttft_ms, 3), retries=retries,
-                                  status=status, error_kind=(error_kind or None) and error_kind[:32]))
+                                  status=status, error_kind=(error_kind or None) and error_kind[:32])
+                    s.add(row)
+                    s.flush()
+                    new_id = row.id
+                call_id = new_id  # once committed
             except Exception as exc:  # the database may be what is failing: the call's answer still counts
                 logger.warning("llm call of {} not recorded: {}", self.role, self._scrub(f"{type(exc).__name__}: {exc}")[:300])
         if self.events is not None:
@@ -422,7 +430,7 @@ class LlmClient:
                        "status": status, "error_kind": error_kind, "input_tokens": input_tokens,
                        "output_tokens": output_tokens, "usage_estimated": estimated,
                        "latency_ms": round(latency_ms, 1), "ttft_ms": None if ttft_ms is None else round(ttft_ms, 1),
-                       "retries": retries}
+                       "retries": retries, "call_id": call_id}
             if error:
                 payload["error"] = error[:_DETAIL_MAX]
             try:
@@ -430,6 +438,7 @@ class LlmClient:
                                  trace_id=trace_id)
             except Exception as exc:
                 logger.warning("llm.call event not recorded: {}", self._scrub(f"{type(exc).__name__}: {exc}")[:300])
+        return call_id
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ class LlmResult:
     finish_reason: str | None
     trace_id: str = ""
     node: str = ""
+    call_id: int | None = None    # the llm_calls row recording this call, once stored (None without a db)
 
     @property
     def attempts(self) -> int:

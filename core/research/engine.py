@@ -7,9 +7,10 @@ trips; here the critical path is about 2 + 2 + 2R.
 
 Progress is checkpointed per node (structure, each paragraph's stage and summary, the sources
 found so far), so an interrupted engine resumes where it stopped and a paragraph already done
-is never redone or lost. Every node writes one structured record to the engine's log; the
-summary nodes' records (`paragraph_latest_state` / `updated_paragraph_latest_state`) are what
-the forum monitor reads.
+is never redone or lost. Every node writes one structured record to the engine's log (for the
+log viewer). Each paragraph summary (first and after every reflection) is posted straight to the
+forum (core.forum.Forum.post_summary) with the llm_calls row of the call that wrote it, so the
+forum does not depend on the log level.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from loguru import logger
 
@@ -26,6 +27,7 @@ from core.console import telemetry
 from core.infra.config import Settings
 from core.corpus.search import CorpusSlice
 from core.corpus.documents import Document
+from core.llm.answered import answered_calls
 from core.work.jobs import JobCancelled, JobContext, LeaseLost
 from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, Reasoner, SearchPlan, Source
 from core.infra.redact import redact
@@ -33,6 +35,9 @@ from core.research.relevance import TopicScope
 from core.text.sentiment import score_documents
 from core.text.keywords import has_cjk
 from core.infra.tracing import child_trace_id, trace_scope
+
+if TYPE_CHECKING:
+    from core.forum import Forum
 
 MAX_DOCS_PER_SEARCH = 12
 CONTENT_CHARS_KEPT = 1500  # per document in the checkpoint: enough to cite and summarise
@@ -150,10 +155,9 @@ class SourceRegistry:
 
 
 def log_node(engine: str, node: str, output: dict, *, run_id: str, paragraph: int | None = None) -> None:
-    """One structured record per node in logs/<engine>.log.
-
-    The line keeps BettaFish's old shape, `[NodeName] 清理后的输出: {json}`, with the JSON on one
-    line, so one forum parser reads both Shoal's and BettaFish's logs; run_id tells runs apart."""
+    """One structured record per node in logs/<engine>.log, in BettaFish's old shape,
+    `[NodeName] 清理后的输出: {json}`, with the JSON on one line. For people and the log viewer:
+    the forum gets summaries from EngineRun._summarise, never from these lines."""
     record = {"engine": engine, "run_id": run_id, **({"paragraph": paragraph} if paragraph is not None else {}),
               **output}
     logger.bind(sink=engine, node=node).info("[{}] 清理后的输出: {}", node,
@@ -171,6 +175,7 @@ class EngineServices:
     max_parallel: int
     expand_query: Callable[[str], list[str]] | None = None  # Insight's keyword optimiser (LLM mode)
     scope: TopicScope | None = None  # what is on topic for this run: every kept source passes it
+    forum: "Forum | None" = None  # where paragraph summaries are posted (core.forum)
 
 
 class EngineRun:
@@ -360,6 +365,16 @@ class EngineRun:
                 "report_md": report_md, "paragraphs": [], "n_sources": 0,
                 "search_errors": self.search_errors[-20:], "fallbacks": self.fallbacks}
 
+    def _summarise(self, node: str, p: Paragraph, call: Callable[[Reasoner], str]) -> str:
+        """A summary node, posted to the forum with the llm_calls row of the call that wrote it
+        (None when the offline analyst did)."""
+        with answered_calls() as calls:
+            summary = self._reason(node, p.index, call)
+        if self.s.forum is not None:
+            self.s.forum.post_summary(self.ctx.run_id, source=self.config.source, content=summary,
+                                      paragraph=p.index, llm_call_id=calls[-1].call_id if calls else None)
+        return summary
+
     def _paragraph_in_trace(self, paragraph: Paragraph) -> None:
         with trace_scope(child_trace_id(self.ctx.trace_id)):
             self._paragraph(paragraph)
@@ -370,8 +385,8 @@ class EngineRun:
         if not state.get("summary"):
             plan = self._reason("first_search", p.index, lambda r: r.plan_first_search(self.rctx, p))
             sources = self._search(plan, p.index)
-            summary = self._reason("first_summary", p.index,
-                                   lambda r: r.first_summary(self.rctx, p, sources, self.s.host_speech()))
+            summary = self._summarise("first_summary", p,
+                                      lambda r: r.first_summary(self.rctx, p, sources, self.s.host_speech()))
             log_node(self.config.name, NODE_NAMES["first_summary"], {"paragraph_latest_state": summary,
                                                                      "title": p.title},
                      run_id=self.ctx.run_id, paragraph=p.index)
@@ -386,9 +401,9 @@ class EngineRun:
                 break
             new = self._search(plan, p.index)
             all_sources = current + [s for s in new if s.n not in set(state["sources"])]
-            summary = self._reason("reflection_summary", p.index,
-                                   lambda r: r.reflection_summary(self.rctx, p, state["summary"], new, all_sources,
-                                                                  self.s.host_speech()))
+            summary = self._summarise("reflection_summary", p,
+                                      lambda r: r.reflection_summary(self.rctx, p, state["summary"], new,
+                                                                     all_sources, self.s.host_speech()))
             log_node(self.config.name, NODE_NAMES["reflection_summary"],
                      {"updated_paragraph_latest_state": summary, "title": p.title},
                      run_id=self.ctx.run_id, paragraph=p.index)
@@ -416,7 +431,7 @@ class EngineRun:
 def services_for(ctx: JobContext, engine: str) -> EngineServices:
     settings, db, events = ctx.settings, ctx.db, ctx.events
     offline = bool(ctx.run_params.get("offline"))
-    from core.forum import latest_host_speech
+    from core.forum import Forum, latest_host_speech
 
     from core.research.scope import build_scope
 
@@ -426,6 +441,7 @@ def services_for(ctx: JobContext, engine: str) -> EngineServices:
         provider=make_provider(engine, settings, db, scope) if not offline else corpus_provider(engine, db, scope),
         reasoner=make_reasoner(engine, settings, db, events, offline),
         host_speech=lambda: latest_host_speech(db, ctx.run_id),
+        forum=Forum(db, events, settings.log_dir, host_every=settings["FORUM_HOST_EVERY"], jobs=ctx.runs),
         # Every paragraph at once by default; the per-provider LLM limit is what really bounds load.
         max_parallel=int(ctx.run_params.get("paragraph_concurrency") or 8),
         expand_query=keyword_optimizer(settings, db, events, ctx) if engine == "insight" and not offline
