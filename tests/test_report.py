@@ -16,6 +16,8 @@ import pytest
 from sqlalchemy import select, update
 
 from core import report as rep
+from core.reporting import material as report_material
+from core.reporting import store as report_store
 from core.infra.config import load_settings
 from core.infra.db import open_database
 from core.corpus.documents import Document
@@ -663,10 +665,10 @@ def test_files_are_written_atomically(sqlite_db, supervisors, monkeypatch, tmp_p
             raise OSError(28, "No space left on device")
         return real_fsync(fd)
 
-    monkeypatch.setattr(rep.os, "fsync", failing_fsync)
+    monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(OSError):
         rep.write_outputs(paths)
-    monkeypatch.setattr(rep.os, "fsync", real_fsync)
+    monkeypatch.setattr(os, "fsync", real_fsync)
     assert all(p.read_text(encoding="utf-8") == "OLD good" for p in paths)
     assert sorted(x.name for x in folder.iterdir()) == ["a.html", "a.md"]  # no temporary file left
     rep.write_outputs(paths)
@@ -713,6 +715,7 @@ def test_history_is_bounded(db, supervisors, monkeypatch):
     assert sorted(p.name for p in folder.iterdir()) == ["report-old1.html", "report-old3.html", "report-old4.html"]
     # a new report prunes too
     monkeypatch.setattr(rep, "KEEP_REPORTS", 2)
+    monkeypatch.setattr(report_store, "KEEP_REPORTS", 2)  # pruning reads it where it lives
     sup = supervisors(db)
     rid = rep.request_report(sup, db, run_id)
     assert rep.wait_report(db, rid, 60).status == "completed"
@@ -795,7 +798,7 @@ def test_the_report_uses_the_sentiment_stored_on_each_source_and_scores_only_the
         for d in documents:
             seen.append(d.text)
             d.sentiment = 0.5  # neutral
-    monkeypatch.setattr(rep, "score_documents", fake_score)
+    monkeypatch.setattr(report_material, "score_documents", fake_score)
     m = rep.build_material(rep.report_inputs(db, run_id))
     by_url = {s["url"]: s for s in m.sources}
     stored, scored = by_url["https://example.test/i/6"], by_url["https://example.test/i/7"]
