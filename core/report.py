@@ -55,7 +55,7 @@ from sqlalchemy import select
 
 from core.infra.models import Job, Report, Run, utcnow
 from core.infra.redact import redact
-from core.infra.tracing import child_trace_id, trace_scope
+from core.infra.tracing import child_trace_id
 from core.reporting import charts
 from core.reporting import claims as claimcheck
 from core.reporting.errors import ReportError, ReportSkipped
@@ -75,8 +75,9 @@ from core.reporting.store import (KEEP_REPORTS, R_CANCELLED, R_COMPLETED, R_ERRO
                                   report_job_id, update_row as _update_row, wait_report)
 from core.reporting.text import ENGINE_LABELS, cited, plain as _plain
 from core.reporting.types import AUTO, REPORT_TYPES, ReportType, choose_type_by_rules, normalise_type
-from core.reporting.writers import (OutlineSection, SectionResult, assign_units, clean_llm_markdown,
-                                    section_prompt, template_outline, write_offline_section)
+from core.reporting.writers import (OutlineSection, SectionResult, assign_units, choose_type_llm, clean_llm_markdown,
+                                    outline_llm, section_prompt, template_outline, write_offline_section,
+                                    write_section)
 from core.research.coverage import Coverage
 from core.research.engine import ENGINES
 from core.work.jobs import INTERRUPTED, JobCancelled, JobContext, JobSpec, LeaseLost, register_handler
@@ -270,29 +271,12 @@ class _Writer:
             from core.llm.client import LlmError
 
             try:
-                return self._choose_type_llm(inputs, material, rule_key)
+                return choose_type_llm(self.llm, material, rule_key, run_id=self.ctx.run_id,
+                                       job_id=self.ctx.job_id)
             except LlmError as exc:
                 self.ctx.log.warning("report type by LLM failed, using the rules: {}", exc)
                 return rule_key, "rules", f"{rule_reason} (the LLM failed: {redact(str(exc))[:160]})"
         return rule_key, "rules", rule_reason
-
-    def _choose_type_llm(self, inputs: ReportInputs, material: Material, suggestion: str) -> tuple[str, str, str]:
-        options = "\n".join(f"- {t.key}: {t.name_en} — {t.purpose}" for t in REPORT_TYPES.values())
-        brief = "\n".join(f"- {p['title']}: {_plain(p['summary'], 200)}" for p in material.paragraphs[:12])
-        system = "You classify public-opinion analyses into report types. Answer with JSON only."
-        user = (f"Topic: {inputs.topic}\n\nReport types:\n{options}\n\nFindings:\n{brief or '(none)'}\n\n"
-                f"A keyword rule suggests: {suggestion}\n\n"
-                'Return JSON: {"report_type": "<one key from the list>", "reason": "<one sentence>"}')
-        data = self.llm.complete_json(system, user, required_keys=("report_type",), node="ReportTypeNode",
-                                      run_id=self.ctx.run_id, job_id=self.ctx.job_id)
-        key = str(data.get("report_type") or "").strip()
-        try:
-            key = normalise_type(key)
-        except ValueError:
-            key = AUTO
-        if key == AUTO:
-            return suggestion, "rules", f"the LLM answered an unknown type {str(data.get('report_type'))[:40]!r}"
-        return key, "llm", _plain(data.get("reason"), 300)
 
     def outline(self, rtype: ReportType, material: Material) -> tuple[str, list[OutlineSection]]:
         zh = material.zh
@@ -304,23 +288,8 @@ class _Writer:
             return cp["title"], [OutlineSection(**{**b.as_dict(), "title": saved.get(b.key, {}).get("title", b.title)})
                                  for b in base]
         if self.llm is not None:
-            from core.llm.client import LlmError
-
-            listing = "\n".join(f'- key "{s.key}": {s.title} — {s.guidance}' for s in base)
-            system = "You plan the outline of an analysis report. Answer with JSON only."
-            user = (f"Topic: {material.topic}\nReport type: {rtype.name_en}\nLanguage: "
-                    f"{'Simplified Chinese' if zh else 'English'}\n\nSections (keep every key, in this order):\n"
-                    f"{listing}\n\nGive the report a specific title and each section a specific heading for this "
-                    'topic.\nReturn JSON: {"title": "...", "sections": [{"key": "...", "title": "..."}]}')
-            try:
-                data = self.llm.complete_json(system, user, required_keys=("sections",), node="ReportOutlineNode",
-                                              run_id=self.ctx.run_id, job_id=self.ctx.job_id)
-                named = {str(x.get("key")): _plain(x.get("title"), 60) for x in data.get("sections") or []
-                         if isinstance(x, dict)}
-                base = [OutlineSection(**{**b.as_dict(), "title": named.get(b.key) or b.title}) for b in base]
-                title = _plain(data.get("title"), 120) or title
-            except LlmError as exc:
-                self.ctx.log.warning("report outline by LLM failed, using the template: {}", exc)
+            title, base = outline_llm(self.llm, rtype, material, base, title, run_id=self.ctx.run_id,
+                                      job_id=self.ctx.job_id, log=self.ctx.log)
         return title, base
 
     def write_sections(self, outline: list[OutlineSection], assigned: dict[str, list[Unit]], material: Material,
@@ -361,52 +330,9 @@ class _Writer:
 
     def _section(self, index: int, sec: OutlineSection, units: list[Unit], material: Material, rtype: ReportType,
                  title: str) -> SectionResult:
-        trace = child_trace_id(self.ctx.trace_id)
-        t0 = time.perf_counter()
-        with trace_scope(trace):
-            self.ctx.check_cancelled()
-            try:
-                offline_md, offline_status, offline_engines = write_offline_section(sec, units, material)
-                res = SectionResult(index, sec.key, sec.kind, sec.title, offline_status, "offline", offline_md,
-                                    engines=offline_engines, run_id=self.ctx.run_id, trace_id=trace)
-            except Exception as exc:  # noqa: BLE001 - a bug in one section's extract never sinks the report
-                err = redact(f"{exc.__class__.__name__}: {exc}")[:300]
-                self.ctx.log.opt(exception=exc).error("offline writing of section {} failed: {}", sec.key, err)
-                res = SectionResult(index, sec.key, sec.kind, sec.title, "failed", "offline", "", error=err,
-                                    note=(f"本节写作出错（{err}）。" if material.zh else f"Writing this section failed ({err})."),
-                                    run_id=self.ctx.run_id, trace_id=trace)
-            if self.llm is not None:
-                from core.llm.client import LlmError
-
-                system, user, engines = section_prompt(sec, material, rtype, title)
-                try:
-                    answer = self.llm.complete(system, user, node="ReportSectionNode", run_id=self.ctx.run_id,
-                                               job_id=self.ctx.job_id, max_tokens=2000)
-                    md = clean_llm_markdown(answer.text, sec.title)
-                    if not md:
-                        raise LlmError("the model returned an empty section", role="REPORT_ENGINE")
-                    res.mode, res.markdown, res.engines = "llm", md, engines
-                    res.status = "ok"
-                    if answer.truncated:
-                        res.note = ("模型输出达到长度上限，本节可能不完整。" if material.zh else
-                                    "The model hit its length limit: this section may be cut short.")
-                except LlmError as exc:
-                    err = redact(str(exc))[:300]
-                    self.ctx.log.warning("report section {} failed: {}", sec.key, err)
-                    res.status, res.error = "failed", err
-                    res.note = (f"本节未能由模型写成（{err}）。以下为引擎发现的离线摘录。" if material.zh else
-                                f"The LLM could not write this section ({err}). Below is an offline extract of "
-                                "the engines' findings.")
-                except (JobCancelled, LeaseLost):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - one section never sinks the report
-                    err = redact(f"{exc.__class__.__name__}: {exc}")[:300]
-                    res.status, res.error = "failed", err
-                    res.note = f"本节写作出错（{err}）。" if material.zh else f"Writing this section failed ({err})."
-        known = material.by_n
-        res.sources = [n for n in cited(res.markdown) if n in known]
-        res.ms = round((time.perf_counter() - t0) * 1000, 1)
-        return res
+        return write_section(index, sec, units, material, rtype, title, self.llm, run_id=self.ctx.run_id,
+                             job_id=self.ctx.job_id, trace_id=child_trace_id(self.ctx.trace_id), log=self.ctx.log,
+                             check_cancelled=self.ctx.check_cancelled)
 
     # -- the whole job ----------------------------------------------------------------------
     def run(self) -> dict:

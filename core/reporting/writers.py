@@ -1,19 +1,23 @@
 """Writing a report: the outline, which findings go to which section, the offline (extractive)
-writer and the LLM section prompt."""
+writer, and the LLM steps (type, outline, one section) that fall back to it."""
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
-
+from core.infra.redact import redact
+from core.infra.tracing import trace_scope
 from core.reporting.inputs import ENGINE_ORDER
 from core.reporting.material import Material, Unit
 from core.reporting.text import (
     ENGINE_LABELS, actors_line, cited, forum_section, lead_lines, plain, risk_line, sentiment_line, src_label,
     strip_forum_exchanges, trend_line,
 )
-from core.reporting.types import ReportType
+from core.reporting.types import AUTO, REPORT_TYPES, ReportType, normalise_type
 from core.research.offline import platform_name
+from core.work.jobs import JobCancelled, LeaseLost
 
 UNITS_PER_SECTION = 6
 MAX_PROMPT_FINDINGS = 12_000
@@ -222,3 +226,103 @@ def clean_llm_markdown(text: str, title: str) -> str:
     if lines and lines[0].lstrip().startswith("#") and plain(lines[0].lstrip("# ")).strip() in (title, ""):
         lines = lines[1:]
     return "\n".join(lines).strip()
+
+
+# -- the LLM steps (each falls back to the offline result when the model fails) -----------------
+
+def choose_type_llm(llm, material: Material, suggestion: str, *, run_id: str, job_id: str | None
+                    ) -> tuple[str, str, str]:
+    """(type key, "llm" or "rules", reason): the REPORT_ENGINE model picks the report type; raises LlmError."""
+    options = "\n".join(f"- {t.key}: {t.name_en} — {t.purpose}" for t in REPORT_TYPES.values())
+    brief = "\n".join(f"- {p['title']}: {plain(p['summary'], 200)}" for p in material.paragraphs[:12])
+    system = "You classify public-opinion analyses into report types. Answer with JSON only."
+    user = (f"Topic: {material.topic}\n\nReport types:\n{options}\n\nFindings:\n{brief or '(none)'}\n\n"
+            f"A keyword rule suggests: {suggestion}\n\n"
+            'Return JSON: {"report_type": "<one key from the list>", "reason": "<one sentence>"}')
+    data = llm.complete_json(system, user, required_keys=("report_type",), node="ReportTypeNode",
+                             run_id=run_id, job_id=job_id)
+    key = str(data.get("report_type") or "").strip()
+    try:
+        key = normalise_type(key)
+    except ValueError:
+        key = AUTO
+    if key == AUTO:
+        return suggestion, "rules", f"the LLM answered an unknown type {str(data.get('report_type'))[:40]!r}"
+    return key, "llm", plain(data.get("reason"), 300)
+
+
+def outline_llm(llm, rtype: ReportType, material: Material, base: list[OutlineSection], title: str, *,
+                run_id: str, job_id: str | None, log) -> tuple[str, list[OutlineSection]]:
+    """The model names the report and its sections (keys and order stay the template's); on an LLM
+    error the template's title and headings stay."""
+    from core.llm.client import LlmError
+
+    zh = material.zh
+    listing = "\n".join(f'- key "{s.key}": {s.title} — {s.guidance}' for s in base)
+    system = "You plan the outline of an analysis report. Answer with JSON only."
+    user = (f"Topic: {material.topic}\nReport type: {rtype.name_en}\nLanguage: "
+            f"{'Simplified Chinese' if zh else 'English'}\n\nSections (keep every key, in this order):\n"
+            f"{listing}\n\nGive the report a specific title and each section a specific heading for this "
+            'topic.\nReturn JSON: {"title": "...", "sections": [{"key": "...", "title": "..."}]}')
+    try:
+        data = llm.complete_json(system, user, required_keys=("sections",), node="ReportOutlineNode",
+                                 run_id=run_id, job_id=job_id)
+        named = {str(x.get("key")): plain(x.get("title"), 60) for x in data.get("sections") or []
+                 if isinstance(x, dict)}
+        base = [OutlineSection(**{**b.as_dict(), "title": named.get(b.key) or b.title}) for b in base]
+        title = plain(data.get("title"), 120) or title
+    except LlmError as exc:
+        log.warning("report outline by LLM failed, using the template: {}", exc)
+    return title, base
+
+
+def write_section(index: int, sec: OutlineSection, units: list[Unit], material: Material, rtype: ReportType,
+                  title: str, llm, *, run_id: str, job_id: str | None, trace_id: str, log,
+                  check_cancelled: Callable[[], None]) -> SectionResult:
+    """One section: the offline extract first, then (with an LLM) the model's text. Every writing
+    failure becomes a failed section with a visible note; cancellation and a lost lease propagate."""
+    t0 = time.perf_counter()
+    with trace_scope(trace_id):
+        check_cancelled()
+        try:
+            offline_md, offline_status, offline_engines = write_offline_section(sec, units, material)
+            res = SectionResult(index, sec.key, sec.kind, sec.title, offline_status, "offline", offline_md,
+                                engines=offline_engines, run_id=run_id, trace_id=trace_id)
+        except Exception as exc:  # noqa: BLE001 - a bug in one section's extract never sinks the report
+            err = redact(f"{exc.__class__.__name__}: {exc}")[:300]
+            log.opt(exception=exc).error("offline writing of section {} failed: {}", sec.key, err)
+            res = SectionResult(index, sec.key, sec.kind, sec.title, "failed", "offline", "", error=err,
+                                note=(f"本节写作出错（{err}）。" if material.zh else f"Writing this section failed ({err})."),
+                                run_id=run_id, trace_id=trace_id)
+        if llm is not None:
+            from core.llm.client import LlmError
+
+            system, user, engines = section_prompt(sec, material, rtype, title)
+            try:
+                answer = llm.complete(system, user, node="ReportSectionNode", run_id=run_id, job_id=job_id,
+                                      max_tokens=2000)
+                md = clean_llm_markdown(answer.text, sec.title)
+                if not md:
+                    raise LlmError("the model returned an empty section", role="REPORT_ENGINE")
+                res.mode, res.markdown, res.engines = "llm", md, engines
+                res.status = "ok"
+                if answer.truncated:
+                    res.note = ("模型输出达到长度上限，本节可能不完整。" if material.zh else
+                                "The model hit its length limit: this section may be cut short.")
+            except LlmError as exc:
+                err = redact(str(exc))[:300]
+                log.warning("report section {} failed: {}", sec.key, err)
+                res.status, res.error = "failed", err
+                res.note = (f"本节未能由模型写成（{err}）。以下为引擎发现的离线摘录。" if material.zh else
+                            f"The LLM could not write this section ({err}). Below is an offline extract of "
+                            "the engines' findings.")
+            except (JobCancelled, LeaseLost):
+                raise
+            except Exception as exc:  # noqa: BLE001 - one section never sinks the report
+                err = redact(f"{exc.__class__.__name__}: {exc}")[:300]
+                res.status, res.error = "failed", err
+                res.note = f"本节写作出错（{err}）。" if material.zh else f"Writing this section failed ({err})."
+    known = material.by_n
+    res.sources = [n for n in cited(res.markdown) if n in known]
+    res.ms = round((time.perf_counter() - t0) * 1000, 1)
+    return res
