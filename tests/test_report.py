@@ -739,7 +739,7 @@ def test_inputs_are_the_latest_jobs_of_this_run_only(db):
     assert [e.engine for e in inputs.engine_list()] == ["query", "media", "insight"]
     assert inputs.engines["query"].job_id == f"{run_id}-query" and inputs.engines["query"].completed
     assert rep.inputs_ready(inputs) and inputs.forum == []
-    text = json.dumps([e.paragraphs for e in inputs.engine_list()], ensure_ascii=False)
+    text = json.dumps([[p.to_dict() for p in e.paragraphs] for e in inputs.engine_list()], ensure_ascii=False)
     assert "【新】" in text and "别的运行" not in text
     assert rep.missing_inputs(inputs) == ["论坛：没有任何发言"]
     with pytest.raises(rep.ReportError):

@@ -13,6 +13,8 @@ from core.infra.redact import redact
 from core.reporting.errors import ReportError
 from core.reporting.text import ENGINE_LABELS
 from core.research.engine import ENGINES
+from core.research.results import (EngineResult, ResultParagraph, ResultSource, checkpoint_paragraphs,
+                                   checkpoint_sources)
 from core.text.keywords import has_cjk
 from core.work.jobs import CANCELLED, CANCELLING, COMPLETED, FAILED, INTERRUPTED, PENDING, RUNNING
 
@@ -29,8 +31,8 @@ class EngineInput:
     trace_id: str = ""
     mode: str = ""
     error: str | None = None
-    paragraphs: list[dict] = field(default_factory=list)  # {index, title, summary, sources}
-    sources: list[dict] = field(default_factory=list)     # Document dicts; engine-local number = position + 1
+    paragraphs: list[ResultParagraph] = field(default_factory=list)
+    sources: list[ResultSource | None] = field(default_factory=list)  # number n = position + 1; None: unreadable
     report_md: str = ""
     from_checkpoint: bool = False  # paragraphs taken from an unfinished job's checkpoint (partial reports)
     total_paragraphs: int = 0      # planned paragraphs, when known
@@ -45,7 +47,7 @@ class EngineInput:
 
     @property
     def produced(self) -> bool:
-        return any((p.get("summary") or "").strip() for p in self.paragraphs) or bool(self.sources)
+        return any(p.written for p in self.paragraphs) or bool(self.sources)
 
 
 @dataclass
@@ -77,18 +79,6 @@ def expected_engines(params: dict, present: Iterable[str]) -> list[str]:
     return expected or list(ENGINE_ORDER)
 
 
-def _checkpoint_paragraphs(cp: dict) -> tuple[list[dict], int]:
-    structure = cp.get("structure") or []
-    states = cp.get("paragraphs") or {}
-    out = []
-    for p in structure:
-        state = states.get(str(p.get("index"))) or {}
-        if (state.get("summary") or "").strip():
-            out.append({"index": p.get("index"), "title": p.get("title", ""), "summary": state["summary"],
-                        "sources": list(state.get("sources") or [])})
-    return out, len(structure)
-
-
 def report_inputs(db, run_id: str, *, include_unfinished: bool = False) -> ReportInputs:
     """This run's inputs: the latest job of each engine kind of THIS run and this run's forum transcript.
 
@@ -113,17 +103,15 @@ def report_inputs(db, run_id: str, *, include_unfinished: bool = False) -> Repor
             if job is None:
                 engines[e] = EngineInput(e, None, "absent")
                 continue
-            cp = dict(job.checkpoint or {})
+            cp = job.checkpoint if isinstance(job.checkpoint, dict) else {}
             ei = EngineInput(e, job.id, job.status, trace_id=job.trace_id or "", error=job.error,
-                             sources=list(cp.get("sources") or []))
+                             sources=checkpoint_sources(cp))
             if job.status == COMPLETED and isinstance(job.result, dict):
-                r = job.result
-                ei.mode = str(r.get("mode") or "")
-                ei.report_md = str(r.get("report_md") or "")
-                ei.paragraphs = [dict(p) for p in (r.get("paragraphs") or []) if isinstance(p, dict)]
+                r = EngineResult.from_dict(job.result, e)
+                ei.mode, ei.report_md, ei.paragraphs = r.mode, r.report_md, r.paragraphs
                 ei.total_paragraphs = len(ei.paragraphs)
             elif include_unfinished:
-                ei.paragraphs, ei.total_paragraphs = _checkpoint_paragraphs(cp)
+                ei.paragraphs, ei.total_paragraphs = checkpoint_paragraphs(cp)
                 ei.from_checkpoint = bool(ei.paragraphs)
             else:
                 ei.sources = []

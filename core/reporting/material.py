@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterable
 
 from loguru import logger
 
-from core.corpus.documents import Document
+from core.corpus.documents import Document, hotness
 from core.forum import MessageView
 from core.reporting import charts
 from core.reporting import claims as claimcheck
@@ -71,14 +71,9 @@ class Material:
         return {s["n"]: s for s in self.sources}
 
 
-def _source_document(d: dict) -> Document | None:
-    try:
-        return Document.from_dict(d)
-    except (TypeError, ValueError, AttributeError):
-        return None
-
-
 def _number_sources(inputs: ReportInputs) -> tuple[list[dict], dict[str, dict[int, int]], dict[int, Document]]:
+    """Report-wide numbers for the sources the engines' paragraphs use (one number per document, however
+    many engines cite it), each engine's map local number → report number, and the documents by number."""
     sources: list[dict] = []
     docs: dict[int, Document] = {}
     seen: dict[str, dict] = {}
@@ -86,37 +81,36 @@ def _number_sources(inputs: ReportInputs) -> tuple[list[dict], dict[str, dict[in
     for e in inputs.engine_list():
         local: set[int] = set()
         for p in e.paragraphs:
-            local.update(int(n) for n in (p.get("sources") or []) if isinstance(n, int) or str(n).isdigit())
-            local.update(cited(p.get("summary") or ""))
+            local.update(p.sources)
+            local.update(cited(p.summary))
         mapping: dict[int, int] = {}
         for n in sorted(local):
-            if not 0 < n <= len(e.sources):
+            src = e.sources[n - 1] if 0 < n <= len(e.sources) else None
+            if src is None:
                 continue
-            d = e.sources[n - 1] if isinstance(e.sources[n - 1], dict) else {}
-            key = str(d.get("doc_id") or d.get("url") or f"{d.get('platform')}|{d.get('title')}|{str(d.get('content'))[:80]}")
+            d = src.document
+            key = d.doc_id or d.url or f"{d.platform}|{d.title}|{d.content[:80]}"
             if key in seen:
                 entry = seen[key]
                 if e.engine not in entry["engines"]:
                     entry["engines"].append(e.engine)
             else:
-                content = plain(d.get("content"), 400)
-                extras = d.get("extras") if isinstance(d.get("extras"), dict) else {}
-                entry = {"n": len(sources) + 1, "doc_id": plain(d.get("doc_id"), 200), "title": plain(d.get("title"), 200) or plain(d.get("content"), 60),
-                         "snippet": content, "url": str(d.get("url") or "")[:2000],
-                         "link": safe_url(d.get("url")), "platform": plain(d.get("platform"), 40),
-                         "kind": plain(d.get("kind"), 20), "author": plain(d.get("author"), 80),
+                likes, comments, shares, views = _int(d.likes), _int(d.comments), _int(d.shares), _int(d.views)
+                extras = d.extras if isinstance(d.extras, dict) else {}
+                entry = {"n": len(sources) + 1, "doc_id": plain(d.doc_id, 200),
+                         "title": plain(d.title, 200) or plain(d.content, 60),
+                         "snippet": plain(d.content, 400), "url": str(d.url or "")[:2000],
+                         "link": safe_url(d.url), "platform": plain(d.platform, 40),
+                         "kind": plain(d.kind, 20), "author": plain(d.author, 80),
                          "site": plain(extras.get("site"), 120),
-                         "published": d.get("published") if isinstance(d.get("published"), str) else None,
-                         "likes": _int(d.get("likes")), "comments": _int(d.get("comments")),
-                         "shares": _int(d.get("shares")), "views": _int(d.get("views")),
-                         "hotness": float(d.get("hotness") or 0.0), "sentiment": _float(d.get("sentiment")),
+                         "published": d.published.isoformat() if isinstance(d.published, datetime) else None,
+                         "likes": likes, "comments": comments, "shares": shares, "views": views,
+                         "hotness": float(hotness(likes, comments, shares, views)), "sentiment": _float(d.sentiment),
                          "sentiment_label": None, "sentiment_by": None, "duplicate_of": None,
-                         "provider": plain(d.get("source"), 20), "engines": [e.engine]}
+                         "provider": plain(d.source, 20), "engines": [e.engine]}
                 seen[key] = entry
                 sources.append(entry)
-                doc = _source_document(d)
-                if doc is not None:
-                    docs[entry["n"]] = doc
+                docs[entry["n"]] = replace(d)  # a copy: scoring below never changes the inputs
             mapping[n] = entry["n"]
         maps[e.engine] = mapping
     return sources, maps, docs
@@ -417,10 +411,10 @@ def build_material(inputs: ReportInputs) -> Material:
     for e in inputs.engine_list():
         for pos, p in enumerate(e.paragraphs):
             mapping = maps.get(e.engine, {})
-            summary = renumber(str(p.get("summary") or ""), mapping)
-            srcs = [mapping[int(n)] for n in (p.get("sources") or []) if str(n).isdigit() and int(n) in mapping]
-            paragraphs.append({"engine": e.engine, "pos": pos, "index": p.get("index", pos),
-                               "title": plain(p.get("title"), 200), "summary": summary,
+            summary = renumber(p.summary, mapping)
+            srcs = [mapping[n] for n in p.sources if n in mapping]
+            paragraphs.append({"engine": e.engine, "pos": pos, "index": p.index,
+                               "title": plain(p.title, 200), "summary": summary,
                                "sources": list(dict.fromkeys(srcs)), "from_checkpoint": e.from_checkpoint})
     units = _units_of(paragraphs)
     stats = _statistics(inputs, sources, paragraphs)
