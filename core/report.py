@@ -74,8 +74,9 @@ from core.reporting.store import (KEEP_REPORTS, R_CANCELLED, R_COMPLETED, R_ERRO
                                   get_report, latest_report, list_reports, prune_reports, report_events,
                                   report_job_id, update_row as _update_row, wait_report)
 from core.reporting.text import ENGINE_LABELS, cited, plain as _plain
-from core.reporting.types import AUTO, REPORT_TYPES, ReportType, choose_type_by_rules, normalise_type
-from core.reporting.writers import (OutlineSection, SectionResult, assign_units, choose_type_llm, clean_llm_markdown,
+from core.reporting.types import (AUTO, REPORT_TYPES, ReportDocument, ReportSection, ReportType, choose_type_by_rules,
+                                  normalise_type)
+from core.reporting.writers import (OutlineSection, assign_units, choose_type_llm, clean_llm_markdown,
                                     outline_llm, section_prompt, template_outline, write_offline_section,
                                     write_section)
 from core.research.coverage import Coverage
@@ -89,7 +90,7 @@ __all__ = [  # the report's public face; the parts live in core/reporting/
     "get_report", "list_reports", "latest_report", "wait_report", "report_events", "report_job_id",
     "prune_reports", "report_inputs", "inputs_ready", "missing_inputs", "run_report_job",
     # parts re-exported for callers and tests that knew them here
-    "EngineInput", "ReportInputs", "Material", "Unit", "OutlineSection", "SectionResult", "build_material",
+    "EngineInput", "ReportInputs", "Material", "Unit", "OutlineSection", "ReportSection", "ReportDocument", "build_material",
     "build_charts", "findings_text", "known_names", "renumber", "verify_claims", "assign_units",
     "template_outline", "write_offline_section", "section_prompt", "clean_llm_markdown", "markdown_to_html",
     "markdown_for_file", "sanitize_html", "safe_url", "render_html", "render_markdown", "LABELS",
@@ -293,9 +294,9 @@ class _Writer:
         return title, base
 
     def write_sections(self, outline: list[OutlineSection], assigned: dict[str, list[Unit]], material: Material,
-                       rtype: ReportType, title: str) -> list[SectionResult]:
+                       rtype: ReportType, title: str) -> list[ReportSection]:
         done: dict[str, dict] = dict(self.ctx.checkpoint.get("sections") or {})
-        results: dict[str, SectionResult] = {k: SectionResult(**v) for k, v in done.items()
+        results: dict[str, ReportSection] = {k: ReportSection(**v) for k, v in done.items()
                                              if k in {o.key for o in outline}}
         todo = [(i, sec) for i, sec in enumerate(outline, 1) if sec.key not in results]
         total = len(outline)
@@ -329,7 +330,7 @@ class _Writer:
         return [results[o.key] for o in outline]
 
     def _section(self, index: int, sec: OutlineSection, units: list[Unit], material: Material, rtype: ReportType,
-                 title: str) -> SectionResult:
+                 title: str) -> ReportSection:
         return write_section(index, sec, units, material, rtype, title, self.llm, run_id=self.ctx.run_id,
                              job_id=self.ctx.job_id, trace_id=child_trace_id(self.ctx.trace_id), log=self.ctx.log,
                              check_cancelled=self.ctx.check_cancelled)
@@ -412,15 +413,14 @@ class _Writer:
         paths = output_paths(self.settings, ctx.run_id, inputs.topic, self.report_id)
         doc = self._document(inputs, material, rtype, type_by, type_reason, title, sections, banner, notices,
                              chart_list, paths)
-        doc["claims"] = [c.as_dict() for c in claims]
-        doc["claims_count"] = claimcheck.summary(claims)
-        if coverage is not None:
-            doc["coverage"] = coverage.as_dict()
+        doc.claims = [c.as_dict() for c in claims]
+        doc.claims_count = claimcheck.summary(claims)
+        doc.coverage = coverage.as_dict() if coverage is not None else None
 
         self.stage("render")
-        html_text = render_html(doc, chart_list)
+        html_text = render_html(doc)
         md_text = render_markdown(doc)
-        json_text = json.dumps(doc, ensure_ascii=False, indent=1, default=str)
+        json_text = json.dumps(doc.to_dict(), ensure_ascii=False, indent=1, default=str)
         ctx.check_cancelled()
         write_outputs({paths["html"]: html_text, paths["md"]: md_text, paths["json"]: json_text})
         self.timings["total_s"] = round(time.perf_counter() - t_start, 3)
@@ -433,7 +433,7 @@ class _Writer:
                   "html_path": str(paths["html"]), "md_path": str(paths["md"]), "json_path": str(paths["json"]),
                   "sections": [{"key": s.key, "title": s.title, "status": s.status, "mode": s.mode} for s in sections],
                   "failed_sections": len(failed), "n_sources": len(material.sources), "missing": missing,
-                  "claims": doc["claims_count"], "coverage_banner": bool(banner["coverage"]),
+                  "claims": doc.claims_count, "coverage_banner": bool(banner["coverage"]),
                   "timings": dict(self.timings)}
         self.emit("report.completed", {k: result[k] for k in ("title", "report_type", "html_path", "md_path",
                                                                "json_path", "failed_sections", "partial", "claims")})
@@ -444,25 +444,24 @@ class _Writer:
         return result
 
     def _document(self, inputs: ReportInputs, m: Material, rtype: ReportType, type_by: str, type_reason: str,
-                  title: str, sections: list[SectionResult], banner: dict, notices: list[str],
-                  chart_list: list[charts.Chart], paths: dict[str, Path]) -> dict:
+                  title: str, sections: list[ReportSection], banner: dict, notices: list[str],
+                  chart_list: list[charts.Chart], paths: dict[str, Path]) -> ReportDocument:
         ctx, zh = self.ctx, m.zh
-        return {
-            "schema": "shoal-report/1",
-            "report": {"id": self.report_id, "run_id": ctx.run_id, "job_id": ctx.job_id, "title": title,
+        return ReportDocument(
+            report={"id": self.report_id, "run_id": ctx.run_id, "job_id": ctx.job_id, "title": title,
                        "topic": inputs.topic, "type": rtype.key, "type_name": rtype.name(zh), "type_by": type_by,
                        "type_reason": type_reason, "partial": self.partial,
                        "forced": bool(inputs.run_params.get("force_report")),
                        "mode": "llm" if self.llm is not None else "offline", "language": "zh" if zh else "en",
                        "generated_at": utcnow().replace(microsecond=0).isoformat() + "Z",
                        "trace_id": ctx.trace_id, "run_trace_id": inputs.run_trace_id},
-            "banner": banner,
-            "notices": notices,
-            "sections": [s.as_dict() for s in sections],
-            "sources": m.sources,
-            "charts": [c.as_dict() for c in chart_list],
-            "statistics": m.stats,
-            "provenance": {
+            banner=banner,
+            notices=notices,
+            sections=list(sections),
+            sources=m.sources,
+            charts=list(chart_list),
+            statistics=m.stats,
+            provenance={
                 "run_id": ctx.run_id, "run_trace_id": inputs.run_trace_id, "report_trace_id": ctx.trace_id,
                 "job_id": ctx.job_id,
                 "engines": {e.engine: {"job_id": e.job_id, "status": e.status, "trace_id": e.trace_id,
@@ -471,8 +470,8 @@ class _Writer:
                             for e in inputs.engine_list()},
                 "forum": m.stats["forum"],
             },
-            "files": {k: p.name for k, p in paths.items()},
-        }
+            files={k: p.name for k, p in paths.items()},
+        )
 
 
 def _ensure_row(ctx: JobContext) -> str:

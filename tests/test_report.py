@@ -682,7 +682,7 @@ def test_files_are_written_atomically(sqlite_db, supervisors, monkeypatch, tmp_p
     assert good.status == "completed"
     before = {p: Path(p).read_bytes() for p in (good.html_path, good.md_path, good.json_path)}
 
-    def broken_render(doc, chart_list):
+    def broken_render(doc):
         raise RuntimeError("render exploded halfway")
 
     monkeypatch.setattr(rep, "render_html", broken_render)

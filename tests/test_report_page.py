@@ -16,7 +16,8 @@ from core import report as rep
 from core.analysis import start_analysis
 from core.corpus.importers import import_records
 from core.work.jobs import COMPLETED, RUNNING
-from ui.report_view import PREVIEW_CSS, PREVIEW_TAGS
+from core.reporting.sanitise import ALLOWED_TAGS as PREVIEW_TAGS  # the one sanitiser's allow-list
+from ui.report_view import PREVIEW_CSS
 from ui.runtime import get_runtime, reload_runtime
 from tests.test_engine import corpus_records
 from tests.test_report import add_forum, make_run, standard_engines

@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 from loguru import logger
 
@@ -16,6 +16,7 @@ from core.reporting import charts
 from core.reporting import claims as claimcheck
 from core.reporting.inputs import ReportInputs
 from core.reporting.sanitise import safe_url
+from core.reporting.types import ReportSection
 from core.reporting.text import (
     CITE_GROUP_RE, ENGINE_LABELS, MIN_SAMPLE, MIN_TREND, PLATFORMS_SHOWN, cited, is_forum_exchange, pct, plain,
 )
@@ -23,10 +24,6 @@ from core.research.offline import platform_name
 from core.text.dedup import cluster as dedup_cluster
 from core.text.keywords import clean_text, extract_keywords, split_sentences
 from core.text.sentiment import LABELS_ZH, SentimentShares, label_of, score_documents
-
-if TYPE_CHECKING:
-    from core.reporting.writers import SectionResult
-
 
 _CITE_GROUP_RE = CITE_GROUP_RE
 _NUM_RE = re.compile(r"\d{1,4}")
@@ -448,7 +445,7 @@ def known_names(m: Material) -> set[str]:
     return names
 
 
-def verify_claims(m: Material, sections: list[SectionResult], judge: claimcheck.Judge | None = None
+def verify_claims(m: Material, sections: list[ReportSection], judge: claimcheck.Judge | None = None
                   ) -> list[claimcheck.Claim]:
     """The claims of every section, checked against the cited sources and the report's statistics
     (core.reporting.claims). The forum section's quotes may come from the forum's messages."""

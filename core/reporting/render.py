@@ -1,16 +1,20 @@
-"""The report's files from its JSON document: the HTML page (jinja2, autoescape) and the Markdown file."""
+"""Everything shown of a report is drawn from its JSON document (core.reporting.types.ReportDocument):
+the HTML file (jinja2, autoescape), the Markdown file, and the Report page's preview."""
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from markupsafe import Markup
 
-from core.reporting import charts
 from core.reporting import claims as claimcheck
 from core.reporting.markdown import markdown_for_file, markdown_to_html
+from core.reporting.sanitise import sanitize_html
 from core.reporting.text import ENGINE_LABELS, MIN_SAMPLE, plain, src_label
+from core.reporting.types import ReportDocument
 from core.research.offline import platform_name
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -63,73 +67,102 @@ LABELS = {
 }
 
 
-def _claims_by_section(doc: dict) -> dict[str, list[dict]]:
+def _claims_by_section(doc: ReportDocument) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
-    for c in doc.get("claims") or []:
+    for c in doc.claims:
         out.setdefault(c.get("section", ""), []).append(c)
     return out
 
 
-def render_html(doc: dict, chart_list: list[charts.Chart]) -> str:
-    zh = doc["report"]["language"] == "zh"
-    by_n = {s["n"]: s for s in doc["sources"]}
-    link_of = {s["url"]: f"#src-{s['n']}" for s in doc["sources"] if s.get("link")}
+def section_html(doc: ReportDocument) -> dict[str, Markup]:
+    """Each section's safe HTML by key: citations link to the listed sources, unsupported claims marked."""
+    by_n = {s["n"] for s in doc.sources}
+    link_of = {s["url"]: f"#src-{s['n']}" for s in doc.sources if s.get("link")}
     claims = _claims_by_section(doc)
-    sections = []
-    for sec in doc["sections"]:
-        body = markdown_to_html(sec["markdown"], cite=lambda n: n in by_n, link=lambda u: link_of.get(u.strip()),
-                                claims=claims.get(sec["key"]), zh=zh)
-        sections.append({**sec, "html": body})
-    counts = doc.get("claims_count") or claimcheck.summary([])
-    return _jinja().get_template("report.html.j2").render(
-        L=LABELS[zh], r=doc["report"], banner=doc["banner"], notices=doc["notices"], sections=sections,
-        sources=doc["sources"], charts=[{"title": c.title, "svg": Markup(c.svg) if c.svg else "", "note": c.note,
-                                         "key": c.key} for c in chart_list],
-        stats=doc["statistics"], provenance=doc["provenance"], engine_labels=ENGINE_LABELS,
-        claims=counts, claims_text=claimcheck.summary_text(counts, zh), min_sample=MIN_SAMPLE,
-        platform_label=lambda p: platform_name(p, zh))
+    return {sec.key: markdown_to_html(sec.markdown, cite=lambda n: n in by_n, link=lambda u: link_of.get(u.strip()),
+                                      claims=claims.get(sec.key), zh=doc.zh)
+            for sec in doc.sections}
 
 
-def render_markdown(doc: dict) -> str:
-    r, zh = doc["report"], doc["report"]["language"] == "zh"
+def _context(doc: ReportDocument) -> dict[str, Any]:
+    zh = doc.zh
+    html = section_html(doc)
+    d = doc.to_dict()
+    counts = doc.claims_count or claimcheck.summary([])
+    return dict(L=LABELS[zh], r=d["report"], banner=d["banner"], notices=d["notices"],
+                sections=[{**s, "html": html[s["key"]]} for s in d["sections"]], sources=d["sources"],
+                charts=[{"title": c.title, "svg": Markup(c.svg) if c.svg else "", "note": c.note, "key": c.key}
+                        for c in doc.charts],
+                stats=d["statistics"], provenance=d["provenance"], engine_labels=ENGINE_LABELS,
+                claims=counts, claims_text=claimcheck.summary_text(counts, zh), min_sample=MIN_SAMPLE,
+                platform_label=lambda p: platform_name(p, zh))
+
+
+def render_html(doc: ReportDocument) -> str:
+    """The self-contained HTML file (CSP: no script, no fetch; inline CSS and SVG)."""
+    return _jinja().get_template("report.html.j2").render(**_context(doc))
+
+
+@dataclass
+class PreviewParts:
+    """The report for the Report page: HTML around the charts (both through the one sanitiser) and
+    the charts' captions and SVG, shown apart (as images)."""
+    head: str                                  # masthead, banners, claims line, notices, contents, tiles
+    charts: list[tuple[str, str]]              # (caption, svg)
+    body: str                                  # sections, sources, provenance
+
+
+def preview_parts(doc: ReportDocument) -> PreviewParts:
+    """The Report page's preview, drawn from the JSON document (never from the HTML file)."""
+    ctx = _context(doc)
+    page = _jinja().get_template("preview.html.j2")
+    return PreviewParts(sanitize_html(page.render(part="head", **ctx)),
+                        [(c.title, c.svg) for c in doc.charts if c.svg],
+                        sanitize_html(page.render(part="body", **ctx)))
+
+
+def render_markdown(doc: ReportDocument) -> str:
+    """The Markdown file: untrusted text made inert, unsupported claims marked with ⚠."""
+    d = doc.to_dict()
+    r, zh = d["report"], doc.zh
     L = LABELS[zh]
     safe = lambda x: markdown_for_file(plain(x))  # noqa: E731 - one line of untrusted text
-    counts = doc.get("claims_count") or claimcheck.summary([])
+    counts = doc.claims_count or claimcheck.summary([])
     lines = [f"# {safe(r['title'])}", "",
              f"*{L['type']}: {r['type_name']} · {L['generated']}: {r['generated_at']} · {L['run']} {r['run_id']} · "
              f"{L['trace']} {r['trace_id']}*", ""]
-    if doc["banner"].get("coverage"):
-        lines += [f"> **⚠ {safe(doc['banner']['coverage'])}**", ""]
-    if doc["banner"]["partial"]:
-        lines += [f"> **{L['partial']}** — {L['partial_text']}"] + [f"> - {safe(x)}" for x in doc["banner"]["missing"]]
+    if d["banner"].get("coverage"):
+        lines += [f"> **⚠ {safe(d['banner']['coverage'])}**", ""]
+    if d["banner"]["partial"]:
+        lines += [f"> **{L['partial']}** — {L['partial_text']}"] + [f"> - {safe(x)}" for x in d["banner"]["missing"]]
         lines += [""]
     head = f"**{claimcheck.summary_text(counts, zh)}**"
     if counts["unsupported"]:
         head += f"（⚠ {L['claims_note']}）" if zh else f" (⚠ {L['claims_note']})"
     lines += [head, ""]
-    if doc["notices"]:
-        lines += [f"**{L['notices']}**", ""] + [f"- {safe(x)}" for x in doc["notices"]] + [""]
+    if d["notices"]:
+        lines += [f"**{L['notices']}**", ""] + [f"- {safe(x)}" for x in d["notices"]] + [""]
     claims = _claims_by_section(doc)
-    for sec in doc["sections"]:
-        lines += [f"## {sec['index']}. {safe(sec['title'])}", ""]
-        if sec["status"] == "failed":
-            lines += [f"> ⚠ {safe(sec['note'])}", ""]
-        md = claimcheck.mark_markdown(claimcheck.strip_marks(sec["markdown"]), claims.get(sec["key"]) or [])
+    for sec in doc.sections:
+        lines += [f"## {sec.index}. {safe(sec.title)}", ""]
+        if sec.status == "failed":
+            lines += [f"> ⚠ {safe(sec.note)}", ""]
+        md = claimcheck.mark_markdown(claimcheck.strip_marks(sec.markdown), claims.get(sec.key) or [])
         lines += [markdown_for_file(md), ""]
-        lines += [f"*{L['from']}: {', '.join(sec['engines']) or '—'} · {L['run']} {sec['run_id']} · "
-                  f"{L['trace']} {sec['trace_id']}*", ""]
-    unsupported = [c for c in doc.get("claims") or [] if not c["supported"]]
+        lines += [f"*{L['from']}: {', '.join(sec.engines) or '—'} · {L['run']} {sec.run_id} · "
+                  f"{L['trace']} {sec.trace_id}*", ""]
+    unsupported = [c for c in doc.claims if not c["supported"]]
     if unsupported:
         lines += [f"## {L['unsupported_list']}", ""]
         lines += [f"- ⚠ {safe(plain(c['text'], 200))} — {safe(c['reason'])}" for c in unsupported[:100]] + [""]
     lines += [f"## {L['sources']}", ""]
-    for s in doc["sources"]:
+    for s in doc.sources:
         link = f" — <{s['link']}>" if s.get("link") else ""
         where = platform_name(s["platform"], zh) if s["platform"] else s["provider"]
         label = f" — {L['sentiment'][s['sentiment_label']]}" if s.get("sentiment_label") else ""
         lines.append(f"[{s['n']}] {safe(src_label(s, 120))} — {safe(where)} — "
                      f"{safe((s['published'] or 'n.d.')[:10])}{label}{link}")
         lines.append("")
-    if not doc["sources"]:
+    if not doc.sources:
         lines.append(L["no_sources"])
     return "\n".join(lines).rstrip() + "\n"

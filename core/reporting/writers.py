@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 from core.infra.redact import redact
@@ -15,7 +15,7 @@ from core.reporting.text import (
     ENGINE_LABELS, actors_line, cited, forum_section, lead_lines, plain, risk_line, sentiment_line, src_label,
     strip_forum_exchanges, trend_line,
 )
-from core.reporting.types import AUTO, REPORT_TYPES, ReportType, normalise_type
+from core.reporting.types import AUTO, REPORT_TYPES, ReportSection, ReportType, normalise_type
 from core.research.offline import platform_name
 from core.work.jobs import JobCancelled, LeaseLost
 
@@ -30,27 +30,6 @@ class OutlineSection:
     title: str
     guidance: str
     words: tuple[str, ...]
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class SectionResult:
-    index: int
-    key: str
-    kind: str
-    title: str
-    status: str  # ok | failed | empty
-    mode: str    # llm | offline
-    markdown: str
-    note: str = ""
-    error: str | None = None
-    engines: list[str] = field(default_factory=list)
-    sources: list[int] = field(default_factory=list)
-    run_id: str = ""
-    trace_id: str = ""
-    ms: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -278,7 +257,7 @@ def outline_llm(llm, rtype: ReportType, material: Material, base: list[OutlineSe
 
 def write_section(index: int, sec: OutlineSection, units: list[Unit], material: Material, rtype: ReportType,
                   title: str, llm, *, run_id: str, job_id: str | None, trace_id: str, log,
-                  check_cancelled: Callable[[], None]) -> SectionResult:
+                  check_cancelled: Callable[[], None]) -> ReportSection:
     """One section: the offline extract first, then (with an LLM) the model's text. Every writing
     failure becomes a failed section with a visible note; cancellation and a lost lease propagate."""
     t0 = time.perf_counter()
@@ -286,12 +265,12 @@ def write_section(index: int, sec: OutlineSection, units: list[Unit], material: 
         check_cancelled()
         try:
             offline_md, offline_status, offline_engines = write_offline_section(sec, units, material)
-            res = SectionResult(index, sec.key, sec.kind, sec.title, offline_status, "offline", offline_md,
+            res = ReportSection(index, sec.key, sec.kind, sec.title, offline_status, "offline", offline_md,
                                 engines=offline_engines, run_id=run_id, trace_id=trace_id)
         except Exception as exc:  # noqa: BLE001 - a bug in one section's extract never sinks the report
             err = redact(f"{exc.__class__.__name__}: {exc}")[:300]
             log.opt(exception=exc).error("offline writing of section {} failed: {}", sec.key, err)
-            res = SectionResult(index, sec.key, sec.kind, sec.title, "failed", "offline", "", error=err,
+            res = ReportSection(index, sec.key, sec.kind, sec.title, "failed", "offline", "", error=err,
                                 note=(f"本节写作出错（{err}）。" if material.zh else f"Writing this section failed ({err})."),
                                 run_id=run_id, trace_id=trace_id)
         if llm is not None:
