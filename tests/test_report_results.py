@@ -51,3 +51,31 @@ def test_checkpoint_paragraphs_are_the_written_ones_in_plan_order():
     assert planned == 3 and [(p.index, p.title, p.summary, p.sources) for p in paras] == [
         (0, "一", "第一段", []), (2, "三", "第三段 [1]", [1])]
     assert checkpoint_paragraphs({}) == ([], 0) and checkpoint_paragraphs({"paragraphs": []}) == ([], 0)
+
+
+# -- the report document (core/reporting/types.py) ------------------------------------------------
+
+def test_a_report_document_round_trips_and_an_old_one_still_loads():
+    from core.reporting.types import ReportChart, ReportDocument, ReportSection
+
+    sec = ReportSection(1, "facts", "overview", "事实", "ok", "offline", "- 降价 [1]", engines=["query"], sources=[1])
+    doc = ReportDocument({"title": "T", "language": "zh"}, {"partial": False, "missing": [], "coverage": None}, [],
+                         [sec], [{"n": 1, "doc_id": "d1", "title": "s"}],
+                         [ReportChart("platform_mix", "平台", {"rows": []}, "<svg></svg>", "")], {}, {}, {},
+                         claims=[{"section": "facts", "supported": True}],
+                         claims_count={"total": 1, "supported": 1, "unsupported": 0})
+    d = doc.to_dict()
+    assert list(d) == ["schema", "report", "banner", "notices", "sections", "sources", "charts", "statistics",
+                       "provenance", "files", "claims", "claims_count"]  # no "coverage" key without coverage
+    assert d["charts"][0]["has_svg"] is True and d["sections"][0]["markdown"] == "- 降价 [1]"
+    assert ReportDocument.from_dict(d) == doc and doc.zh and doc.title == "T"
+    # a document from before claims, charts' SVG and typed sections: defaults fill in
+    old = ReportDocument.from_dict({"report": {"title": "旧"}, "sections": [{"key": "a", "markdown": "x",
+                                                                            "sources": [1, "2"]}, "bad"],
+                                    "charts": [{"key": "c", "title": "图", "has_svg": True}],
+                                    "claims": [{"supported": False}, {"supported": True}]})
+    assert old.claims_count == {"total": 2, "supported": 1, "unsupported": 1}
+    assert [(s.index, s.key, s.status, s.sources) for s in old.sections] == [(1, "a", "ok", [1]),
+                                                                             (2, "section-2", "ok", [])]
+    assert old.charts[0].svg == "" and old.banner == {"partial": False, "missing": [], "coverage": None}
+    assert old.coverage is None and old.sources == [] and not old.zh
