@@ -23,22 +23,21 @@ section with the relevant engine paragraphs, host speeches and numbered sources;
 extractive assembly of the engines' findings with statistics. A section whose LLM call fails is
 marked failed, shows a visible note and an offline extract, and the rest completes.
 
-Every figure comes from the listed sources and carries its base ("负面 38.3%（23/60 条可判定来源）");
-sentiment is the one the engines stored on each source (core.text.sentiment: positive / neutral /
-negative), and only a source without one is scored, from the same text. Findings are the engines'
-lines; answers to the forum host and host speeches are forum material, shown only in the forum's
-own section. Actors are the sources' authors and sites. Quote lists show one post per
-near-duplicate cluster (core.text.dedup) and say "N 条（M 条不重复）". Before rendering, every
-section goes through the claims check (core.reporting.claims): the JSON carries the claims and
-their count, the HTML shows the count at the top and marks unsupported sentences, the Markdown
-marks them with ⚠. A run whose coverage (params["coverage"]) is insufficient opens with its banner.
+This module is the report job's public face: request, cancel, status, and the job's steps in
+order. The parts live in core/reporting/, one concept each:
 
-Everything from the web, the corpus and the LLM is untrusted: HTML is rendered by jinja2 with
-autoescape, Markdown by a small renderer that escapes everything first, then nh3 with a short
-tag list (only href on <a>, http/https/mailto or a local #src-N anchor). The HTML has no script,
-no external fetch (a CSP meta forbids both), inline CSS and inline SVG charts. Files are written
-to <data_dir>/reports/<run_id>/<slug>-<report_id>.{html,md,json}, each to a temporary file first
-and then os.replace'd, so a failure never leaves a half-written file in place of a good one.
+    inputs.py    what a report reads: this run's engines (core.research.results) and forum
+    material.py  report-wide source numbers, findings, statistics, charts, the claims check
+    writers.py   outline, offline and LLM section writing
+    types.py     report types; the report document (ReportDocument, ReportSection, ReportChart)
+    markdown.py  section Markdown → HTML (markdown-it-py, raw HTML off)
+    sanitise.py  the one sanitiser (nh3) and URL check, for the files and the Report page
+    render.py    the HTML and Markdown files and the page's preview, all from the document
+    files.py     file names, atomic writes;  store.py  Report rows, history, pruning
+    charts.py, claims.py, text.py, quotes.py   inline SVG charts, claims check, wording, quotes
+
+Files: <data_dir>/reports/<run_id>/<slug>-<report_id>.{html,md,json}, each written to a temporary
+file first and then os.replace'd, so a failure never leaves a half-written file in place of a good one.
 """
 from __future__ import annotations
 

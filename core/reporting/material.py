@@ -1,5 +1,16 @@
 """A report's material: report-wide source numbers, the engines' findings as units, the statistics
-every figure comes from, the charts and the claims check over them."""
+every figure comes from, the charts and the claims check over them.
+
+Every figure comes from the listed sources and carries its base ("负面 38.3%（23/60 条可判定来源）");
+sentiment is the one the engines stored on each source (core.text.sentiment: positive / neutral /
+negative), and only a source without one is scored, from the same text. Findings are the engines'
+lines; answers to the forum host and host speeches are forum material, shown only in the forum's
+own section. Actors are the sources' authors and sites. Quote lists show one post per
+near-duplicate cluster (core.text.dedup) and say "N 条（M 条不重复）". Before rendering, every
+section goes through the claims check (core.reporting.claims): the JSON carries the claims and
+their count, the HTML shows the count at the top and marks unsupported sentences, the Markdown
+marks them with ⚠. A run whose coverage (params["coverage"]) is insufficient opens with its banner.
+"""
 from __future__ import annotations
 
 import re

@@ -1,5 +1,11 @@
 """Everything shown of a report is drawn from its JSON document (core.reporting.types.ReportDocument):
-the HTML file (jinja2, autoescape), the Markdown file, and the Report page's preview."""
+the HTML file (jinja2, autoescape), the Markdown file, and the Report page's preview.
+
+Everything from the web, the corpus and the LLM is untrusted: the page is rendered by jinja2 with
+autoescape, each section's Markdown by core.reporting.markdown, then the one sanitiser
+(core.reporting.sanitise). The HTML file has no script, no external fetch (a CSP meta forbids
+both), inline CSS and inline SVG charts; the Markdown file's untrusted text is made inert.
+"""
 from __future__ import annotations
 
 import threading
