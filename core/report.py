@@ -295,7 +295,7 @@ class _Writer:
     def write_sections(self, outline: list[OutlineSection], assigned: dict[str, list[Unit]], material: Material,
                        rtype: ReportType, title: str) -> list[ReportSection]:
         done: dict[str, dict] = dict(self.ctx.checkpoint.get("sections") or {})
-        results: dict[str, ReportSection] = {k: ReportSection(**v) for k, v in done.items()
+        results: dict[str, ReportSection] = {k: ReportSection.from_dict(v) for k, v in done.items()
                                              if k in {o.key for o in outline}}
         todo = [(i, sec) for i, sec in enumerate(outline, 1) if sec.key not in results]
         total = len(outline)
