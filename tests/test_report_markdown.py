@@ -101,3 +101,11 @@ def test_the_one_sanitiser_keeps_the_page_and_drops_everything_active():
 def test_a_forged_claims_mark_or_control_characters_are_removed():
     html = str(markdown_to_html("a\ue0000\ue002b\ue001 c\u202ed"))
     assert "<mark" not in html and "\u202e" not in html and "a0b cd" in html
+
+
+def test_bold_next_to_chinese_punctuation_still_renders():
+    # CommonMark's flanking rules leave these as text; the writers mean bold
+    html = str(markdown_to_html("据**“降价”**引发不满 [1]\n\n- **「补偿」**：说明\n\n`**代码**` a ** b **",
+                                cite=lambda n: True))
+    assert "据<strong>“降价”</strong>引发不满" in html and "<strong>「补偿」</strong>：说明" in html
+    assert "<code>**代码**</code>" in html and "a ** b **" in html  # code and spaced asterisks stay as they are

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
+from markdown_it.token import Token
 from markupsafe import Markup
 
 from core.reporting import claims as claimcheck
@@ -71,8 +72,43 @@ def _heading(closing: bool):
     return rule
 
 
+_LEFT_STRONG_RE = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
+
+
+def _cjk_strong(state) -> None:
+    """`**…**` that CommonMark's flanking rules leave as text next to CJK punctuation
+    (`据**“降价”**引发`): bold it, as the writers (the engines, the LLM) meant. Within one text
+    token only, so it never pairs across code, links or other markup."""
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        out = []
+        for tok in block.children:
+            if tok.type != "text" or "**" not in tok.content:
+                out.append(tok)
+                continue
+            pos = 0
+            for m in _LEFT_STRONG_RE.finditer(tok.content):
+                if m.start() > pos:
+                    out.append(_token("text", "", 0, tok.content[pos:m.start()]))
+                out += [_token("strong_open", "strong", 1, "", "**"),
+                        _token("text", "", 0, m.group(1)),
+                        _token("strong_close", "strong", -1, "", "**")]
+                pos = m.end()
+            if pos < len(tok.content):
+                out.append(_token("text", "", 0, tok.content[pos:]))
+        block.children = out
+
+
+def _token(type_: str, tag: str, nesting: int, content: str = "", markup: str = ""):
+    tok = Token(type_, tag, nesting)
+    tok.content, tok.markup = content, markup
+    return tok
+
+
 def _parser() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable("table")
+    md.core.ruler.push("cjk_strong", _cjk_strong)
     md.add_render_rule("text", _text)
     md.add_render_rule("link_open", _link_open)
     md.add_render_rule("link_close", _link_close)
