@@ -319,6 +319,9 @@ def test_an_offline_report_goes_through_every_state_and_stage(db, supervisors):
     assert {c["key"] for c in d["charts"]} == {"sentiment_over_time", "platform_mix", "engine_coverage",
                                                "forum_activity"}
     assert all(c["has_svg"] for c in d["charts"])
+    # the document carries each chart's SVG, the same the HTML file shows (the Report page draws from it)
+    html_file = Path(view.html_path).read_text(encoding="utf-8")
+    assert all(c["svg"].startswith("<svg") and c["svg"] in html_file for c in d["charts"])
     assert d["provenance"]["engines"]["media"]["job_id"] == f"{run_id}-media"
     # citations: renumbered report-wide, each source once, every engine's sources present
     assert [s["n"] for s in d["sources"]] == list(range(1, 8))
