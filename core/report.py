@@ -41,7 +41,6 @@ file first and then os.replace'd, so a failure never leaves a half-written file 
 """
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import threading
@@ -419,7 +418,7 @@ class _Writer:
         self.stage("render")
         html_text = render_html(doc)
         md_text = render_markdown(doc)
-        json_text = json.dumps(doc.to_dict(), ensure_ascii=False, indent=1, default=str)
+        json_text = doc.to_json()
         ctx.check_cancelled()
         write_outputs({paths["html"]: html_text, paths["md"]: md_text, paths["json"]: json_text})
         self.timings["total_s"] = round(time.perf_counter() - t_start, 3)

@@ -25,7 +25,6 @@ into a bounded buffer.
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import deque
@@ -262,7 +261,7 @@ def load_document(view: rep.ReportView) -> ReportDocument | None:
     if text is None:
         return None
     try:
-        return ReportDocument.from_dict(json.loads(text))
+        return ReportDocument.from_json(text)
     except ValueError:
         return None
 

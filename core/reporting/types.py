@@ -13,6 +13,7 @@ appears in the findings.
 """
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
@@ -390,6 +391,15 @@ class ReportDocument:
         if self.coverage is not None:
             d["coverage"] = self.coverage
         return d
+
+    def to_json(self) -> str:
+        """The document's file (<slug>-<id>.json)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=1, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ReportDocument":
+        """A document file read back; raises ValueError when the text is not JSON."""
+        return cls.from_dict(json.loads(text))
 
     @classmethod
     def from_dict(cls, d: Any) -> "ReportDocument":
