@@ -83,6 +83,9 @@ PREVIEW_CSS = """<style>
 .shoal-report .prov, .shoal-report .src-meta, .shoal-report footer { color: #6b7280; font-size: 0.85em; }
 .shoal-report ol.sources li { margin-bottom: 0.3em; overflow-wrap: anywhere; }
 .shoal-report table.prov-table { border-collapse: collapse; font-size: 0.85em; }
+.shoal-report .sec .body table { border-collapse: collapse; margin: 0.6em 0; }
+.shoal-report .sec .body th, .shoal-report .sec .body td { border: 1px solid rgba(128, 128, 128, 0.35);
+  padding: 0.2em 0.5em; }
 .shoal-report table.prov-table th, .shoal-report table.prov-table td { border: 1px solid rgba(128, 128, 128, 0.35);
   padding: 0.2em 0.5em; }
 </style>"""
