@@ -6,11 +6,11 @@ from core.analysis import MAX_TOPIC_CHARS, TopicError, analyse_anyway, start_ana
 from core.corpus.search import corpus_stats
 from core.corpus.demo import DEMO_TOPICS
 from core.console.health import run_checks
-from core.work.jobs import HANDLERS, INSUFFICIENT_DATA
+from core.work.jobs import INSUFFICIENT_DATA
 from core.research.coverage import Coverage
 from core.work.runs import jobs_of, list_runs
-from ui.widgets import (admin_unlocked, badge, fmt_duration, fmt_time, live_event_feed, mode_caption, not_available,
-                        page_setup, usage_line)
+from ui.widgets import (admin_unlocked, badge, fmt_duration, fmt_time, live_event_feed, mode_caption, page_setup,
+                        usage_line)
 
 ENGINES = {"query": "Query (news search)", "media": "Media (multimodal search)", "insight": "Insight (own database)"}
 REPORT_TYPES = ["auto", "brand reputation", "market competition", "routine monitoring", "policy/industry",
@@ -24,10 +24,9 @@ st.caption("Multi-agent public-opinion analysis: three research engines, a moder
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Start an analysis")
-    available = [k for k in ENGINES if k in HANDLERS]
     with st.form("start_form"):
         topic = st.text_input("Topic", placeholder="e.g. 武汉大学舆情, 新能源汽车价格战", max_chars=MAX_TOPIC_CHARS)
-        engines = st.multiselect("Engines", options=list(ENGINES), default=available or list(ENGINES),
+        engines = st.multiselect("Engines", options=list(ENGINES), default=list(ENGINES),
                                  format_func=ENGINES.get)
         c1, c2, c3 = st.columns(3)
         paragraphs = c1.number_input("Paragraphs", 1, 12, rt.settings["SHOAL_PARAGRAPHS"])
@@ -37,11 +36,9 @@ with left:
         # (the label avoids the word "topic": browser tests find the topic field by its label)
         force = st.checkbox(f"Write a report even on thin data (fewer than {rt.settings['SHOAL_MIN_SOURCES']} "
                             "matching sources; it opens with a coverage warning)", value=False)
-        submitted = st.form_submit_button("Start", type="primary", disabled=not available or not rt.ok)
+        submitted = st.form_submit_button("Start", type="primary", disabled=not rt.ok)
     st.caption("Demo topics (after generating demo data on the Data page): " + " · ".join(DEMO_TOPICS))
-    if not available:
-        not_available("Starting an analysis", "No research engine is registered in this process.")
-    elif rt.db.ok and corpus_stats(rt.db).total == 0:
+    if rt.db.ok and corpus_stats(rt.db).total == 0:
         st.warning("The local corpus is empty, so the Insight engine (and offline search) has nothing to analyse. "
                    "Generate demo data or import posts on the **Data** page.", icon="🗄️")
     if submitted and admin_unlocked(rt, "start"):

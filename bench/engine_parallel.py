@@ -66,6 +66,7 @@ def run_once(db, events, label, llm_limit, para_limit, *, latency, paragraphs, r
     from core.infra.models import LlmCall
     from core.work.runs import jobs_of
     from core.supervisor import Supervisor, SupervisorConfig
+    from core.runtime import build_handlers
     from tests.fakes.openai_server import FakeOpenAI
     from tests.fakes.search_servers import FakeTavilyServer
 
@@ -75,7 +76,8 @@ def run_once(db, events, label, llm_limit, para_limit, *, latency, paragraphs, r
             env["SHOAL_LLM_CONCURRENCY"] = str(llm_limit)
         settings = load_settings(env=env)
         sup = Supervisor(db, events, SupervisorConfig(max_workers=4, max_concurrent_runs=4, poll_seconds=0.05,
-                                                      heartbeat_seconds=0.5, lease_seconds=30))
+                                                      heartbeat_seconds=0.5, lease_seconds=30),
+                         handlers=build_handlers())
         sup.settings = settings
         sup.start()
         try:

@@ -13,12 +13,11 @@ import unicodedata
 from loguru import logger
 from sqlalchemy import update
 
-from core.discussion import log_monitor as forum_monitor  # noqa: F401 - analysis runs include the forum job: make sure it is registered
 from core import report as report_engine
 from core.console import telemetry
-from core.infra.config import Settings, load_settings
+from core.infra.config import Settings
 from core.research.engine import ENGINES
-from core.work.jobs import INSUFFICIENT_DATA, JobContext, JobSpec, register_handler
+from core.work.jobs import INSUFFICIENT_DATA, JobContext, JobSpec
 from core.infra.models import Run
 from core.research.coverage import Coverage
 from core.text.keywords import has_cjk
@@ -110,6 +109,7 @@ def rerun_engine(supervisor, run_id: str, engine: str) -> str:
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine}")
     (job_id,) = supervisor.add_jobs(run_id, [JobSpec(kind=engine, name=engine)])
+    report_engine.wait_also_for(supervisor, supervisor.db, run_id, job_id)  # a pending report waits for it too
     return job_id
 
 
@@ -154,25 +154,20 @@ def _save_run_params(db, run_id: str, **values) -> dict:
 
 
 def run_coverage_job(ctx: JobContext) -> dict:
-    sup = ctx.supervisor
-    settings = getattr(sup, "settings", None) or load_settings()
     params = ctx.run_params
     engines = tuple(params.get("engines") or ENGINE_NAMES)
-    coverage = measure_coverage(sup.db, settings, ctx.topic, engines, offline=bool(params.get("offline")))
-    _save_run_params(sup.db, ctx.run_id, coverage=coverage.as_dict())
+    coverage = measure_coverage(ctx.db, ctx.settings, ctx.topic, engines, offline=bool(params.get("offline")))
+    _save_run_params(ctx.db, ctx.run_id, coverage=coverage.as_dict())
     ctx.emit("coverage.measured", coverage.as_dict())
     forced = bool(params.get("force_report")) and coverage.sources > 0
     if not coverage.sufficient and not forced:
         message = coverage.message(has_cjk(ctx.topic))
-        sup.end_run(ctx.run_id, INSUFFICIENT_DATA, message, payload=coverage.as_dict())
+        ctx.runs.end_run(ctx.run_id, INSUFFICIENT_DATA, message, payload=coverage.as_dict())
         return {"coverage": coverage.as_dict(), "message": message}
-    # The automatic report: its job waits for this run's engines (and the forum) and never reads
-    # another run's outputs.
-    report_engine.request_report(sup, sup.db, ctx.run_id)
+    # The automatic report: its job depends on this run's engines and forum (it is claimed once they
+    # have ended, holding no worker while it waits) and never reads another run's outputs.
+    report_engine.request_report(ctx.runs, ctx.db, ctx.run_id)
     return {"coverage": coverage.as_dict(), "forced": not coverage.sufficient}
-
-
-register_handler(COVERAGE, run_coverage_job)
 
 
 def analyse_anyway(supervisor, run_id: str) -> str:

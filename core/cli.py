@@ -58,12 +58,12 @@ def cmd_worker(args) -> int:
     if not rt.db.ok:
         print(f"worker: {rt.db.error}", file=sys.stderr)
         return EXIT_FAIL
-    from core.supervisor import Supervisor, SupervisorConfig
+    from core.supervisor import SupervisorConfig
 
     config = SupervisorConfig.from_settings(settings)
     if args.kinds:
         config.kinds = frozenset(k.strip() for k in args.kinds.split(",") if k.strip())
-    sup = Supervisor(rt.db, rt.events, config).start()
+    sup = rt.new_supervisor(config).start()
     rt.supervisor = sup
     stop = threading.Event()
     _install_signal_handlers(stop)
@@ -85,9 +85,7 @@ def cmd_probe(args) -> int:
     if not rt.db.ok:
         print(f"probe: {rt.db.error}", file=sys.stderr)
         return EXIT_FAIL
-    from core.supervisor import Supervisor, SupervisorConfig
-
-    sup = rt.supervisor or Supervisor(rt.db, rt.events, SupervisorConfig.from_settings(rt.settings))
+    sup = rt.supervisor or rt.new_supervisor()
     run_id = sup.submit_run(probe_jobs(args.jobs, args.steps, args.step_seconds), kind="probe",
                             topic=f"probe: {args.jobs} jobs × {args.steps} steps")
     if args.no_wait:
@@ -126,10 +124,8 @@ def _control(args, action: str) -> int:
     if not rt.db.ok:
         print(f"{action}: {rt.db.error}", file=sys.stderr)
         return EXIT_FAIL
-    from core.supervisor import Supervisor, SupervisorConfig
-
     # A control-only supervisor: it writes the requests; whichever supervisor owns the jobs acts.
-    sup = Supervisor(rt.db, rt.events, SupervisorConfig.from_settings(rt.settings))
+    sup = rt.new_supervisor()
     try:
         if action == "cancel":
             result = {"run_id": args.run_id, "status": sup.cancel_run(args.run_id, timeout=args.timeout)}
@@ -289,7 +285,7 @@ def cmd_data(args) -> int:
                              default=str))
             return EXIT_OK
         if args.data_command == "import":
-            from core.corpus.importers import import_file
+            from core.corpus.import_files import import_file
 
             report = import_file(rt.db, args.file)
             print(json.dumps(report.as_dict(), ensure_ascii=False, default=str))

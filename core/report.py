@@ -79,14 +79,14 @@ from core.reporting.writers import (OutlineSection, assign_units, choose_type_ll
                                     write_section)
 from core.research.coverage import Coverage
 from core.research.engine import ENGINES
-from core.work.jobs import INTERRUPTED, JobCancelled, JobContext, JobSpec, LeaseLost, register_handler
+from core.work.jobs import INTERRUPTED, PENDING, JobCancelled, JobContext, JobSpec, LeaseLost
 
 __all__ = [  # the report's public face; the parts live in core/reporting/
     "KIND", "STAGES", "STAGE_DONE", "STAGE_PROGRESS", "KEEP_REPORTS", "R_PENDING", "R_RUNNING", "R_COMPLETED",
     "R_ERROR", "R_CANCELLED", "REPORT_STATUSES", "REPORT_OPEN", "REPORT_TERMINAL", "REPORT_EVENT_TYPES",
     "ReportError", "ReportSkipped", "ReportView", "request_report", "cancel_report", "report_job_spec",
     "get_report", "list_reports", "latest_report", "wait_report", "report_events", "report_job_id",
-    "prune_reports", "report_inputs", "inputs_ready", "missing_inputs", "run_report_job",
+    "prune_reports", "report_inputs", "inputs_ready", "missing_inputs", "run_report_job", "wait_also_for",
     # parts re-exported for callers and tests that knew them here
     "EngineInput", "ReportInputs", "Material", "Unit", "OutlineSection", "ReportSection", "ReportDocument", "build_material",
     "build_charts", "findings_text", "known_names", "renumber", "verify_claims", "assign_units",
@@ -124,14 +124,48 @@ def _engine_states(db, run_id: str) -> tuple[dict[str, str], list[str], dict]:
 # Public API: request, cancel
 # =============================================================================================
 
-def report_job_spec(report_id: str | None = None, *, partial: bool = False, report_type: str | None = None) -> JobSpec:
-    """The job that writes a report. Without report_id the job creates its own Report row."""
+def report_job_spec(report_id: str | None = None, *, partial: bool = False, report_type: str | None = None,
+                    after: tuple[str, ...] = ()) -> JobSpec:
+    """The job that writes a report. Without report_id the job creates its own Report row.
+
+    `after`: names of the run's jobs to wait for. The job stays pending (holding no worker) until
+    each has ended, whatever its outcome; then it is claimed and says what did not complete."""
     params: dict[str, Any] = {"partial": bool(partial)}
     if report_id:
         params["report_id"] = report_id
     if report_type and normalise_type(report_type) != AUTO:
         params["report_type"] = normalise_type(report_type)
-    return JobSpec(kind=KIND, name=KIND, params=params, max_attempts=2)
+    return JobSpec(kind=KIND, name=KIND, params=params, max_attempts=2, depends_on=tuple(after),
+                   after_any_outcome=True)
+
+
+def _jobs_to_wait_for(db, run_id: str) -> tuple[list[str], list[str], list[str]]:
+    """What the automatic report waits for: the latest job of each engine of the run and the run's
+    other open jobs (the forum, the coverage check). Returns (job names, open engines, open others)."""
+    with db.session() as s:
+        rows = s.execute(select(Job.kind, Job.name, Job.status).where(Job.run_id == run_id)
+                         .order_by(Job.created_at, Job.id)).all()
+    latest: dict[str, tuple[str, str]] = {}
+    names, others = [], []
+    for kind, name, status in rows:
+        if kind in ENGINES:
+            latest[kind] = (name, status)
+        elif kind != KIND and status in _OPEN_JOB_STATES + (INTERRUPTED,):
+            names.append(name)
+            others.append(name or kind)
+    names += [name for name, _ in latest.values()]
+    engines = [e for e in ENGINE_ORDER if e in latest and latest[e][1] in _OPEN_JOB_STATES + (INTERRUPTED,)]
+    return names, engines, others
+
+
+def wait_also_for(supervisor, db, run_id: str, job_id: str) -> None:
+    """A job added to a run (an engine re-run) that a pending automatic report must wait for too."""
+    with db.session() as s:
+        waiting = list(s.scalars(select(Job.id).where(Job.run_id == run_id, Job.kind == KIND,
+                                                      Job.status == PENDING)))
+    for report_job in waiting:
+        # False when the report was claimed meanwhile: it then sees the open engine and waits for it itself.
+        supervisor.ledger.add_dependencies(report_job, [job_id])
 
 
 def request_report(supervisor, db, run_id: str, *, partial: bool = False, report_type: str | None = None) -> str:
@@ -158,8 +192,10 @@ def request_report(supervisor, db, run_id: str, *, partial: bool = False, report
     with db.session() as s:
         s.add(Report(id=report_id, run_id=run_id, status=R_PENDING, stage="waiting", progress=0.0,
                      partial=bool(partial), title="", created_at=now, updated_at=now))
+    after, engines, others = ([], [], []) if partial else _jobs_to_wait_for(db, run_id)
     try:
-        (job_id,) = supervisor.add_jobs(run_id, [report_job_spec(report_id, partial=partial, report_type=rtype)])
+        (job_id,) = supervisor.add_jobs(run_id, [report_job_spec(report_id, partial=partial, report_type=rtype,
+                                                                 after=tuple(after))])
     except Exception as exc:
         _update_row(db, report_id, status=R_ERROR, error=redact(f"could not queue the report: {exc}")[:2000])
         raise
@@ -168,6 +204,9 @@ def request_report(supervisor, db, run_id: str, *, partial: bool = False, report
     _update_row(db, report_id, trace_id=trace)
     supervisor.events.emit("report.queued", run_id=run_id, job_id=job_id, source=KIND, trace_id=trace,
                            payload={"report_id": report_id, "partial": bool(partial), "report_type": rtype or AUTO})
+    if engines or others:
+        supervisor.events.emit("report.waiting", run_id=run_id, job_id=job_id, source=KIND, trace_id=trace,
+                               payload={"report_id": report_id, "engines": engines, "other_jobs": others})
     prune_reports(db, run_id)
     return report_id
 
@@ -183,7 +222,7 @@ def cancel_report(supervisor, report_id: str, timeout: float | None = None) -> s
     job_id = report_job_id(db, report_id)
     if job_id is not None:
         supervisor.cancel_job(job_id, timeout=timeout)
-    view = get_report(db, report_id)
+    view = get_report(db, report_id, reconcile=False)
     if view is not None and not view.done:
         # never claimed, or abandoned after the cancel timeout: the handler will not mark it
         _update_row(db, report_id, status=R_CANCELLED)
@@ -202,7 +241,7 @@ class _Writer:
 
     def __init__(self, ctx: JobContext, report_id: str, settings):
         self.ctx = ctx
-        self.db = ctx.supervisor.db
+        self.db = ctx.db
         self.settings = settings
         self.report_id = report_id
         self.partial = bool(ctx.params.get("partial"))
@@ -231,9 +270,12 @@ class _Writer:
 
     # -- steps ------------------------------------------------------------------------------
     def wait_for_engines(self) -> None:
-        last: list[str] | None = None
+        """The job is claimed once the jobs it depends on have ended (request_report): normally this
+        returns at once. Only a job added to the run after the report was requested and missed by
+        wait_also_for (claimed meanwhile), or a report job added without dependencies, waits here."""
+        last: list[str] = []  # request_report announced what the job waited for while pending
         engines_done_at: float | None = None
-        auto_resume = getattr(self.ctx.supervisor.config, "auto_resume", True)
+        auto_resume = bool(self.settings.get("SHOAL_AUTO_RESUME", True))
         while True:
             self.ctx.check_cancelled()
             latest, others, params = _engine_states(self.db, self.ctx.run_id)
@@ -360,7 +402,7 @@ class _Writer:
         if not offline:
             from core.llm.client import LlmClient
 
-            self.llm = LlmClient("REPORT_ENGINE", self.settings, db=self.db, events=ctx.supervisor.events)
+            self.llm = LlmClient("REPORT_ENGINE", self.settings, db=self.db, events=ctx.events, limiter=ctx.limits)
         try:
             return self._write(inputs, t_start)
         finally:
@@ -476,7 +518,7 @@ def _ensure_row(ctx: JobContext) -> str:
     """The report id of this job: from its params, its checkpoint, or a new row (a job added
     directly with report_job_spec() and no id)."""
     rid = ctx.params.get("report_id") or ctx.checkpoint.get("report_id")
-    db = ctx.supervisor.db
+    db = ctx.db
     if rid:
         with db.session() as s:
             exists = s.get(Report, rid) is not None
@@ -493,12 +535,9 @@ def _ensure_row(ctx: JobContext) -> str:
 
 
 def run_report_job(ctx: JobContext) -> dict:
-    from core.infra.config import load_settings
-
-    settings = getattr(ctx.supervisor, "settings", None) or load_settings()
     report_id = _ensure_row(ctx)
-    writer = _Writer(ctx, report_id, settings)
-    db = ctx.supervisor.db
+    writer = _Writer(ctx, report_id, ctx.settings)
+    db = ctx.db
     try:
         return writer.run()
     except LeaseLost:
@@ -525,6 +564,3 @@ def run_report_job(ctx: JobContext) -> dict:
         _update_row(db, report_id, status=R_ERROR, error=error)
         writer.emit("report.error", {"error": error})
         raise
-
-
-register_handler(KIND, run_report_job)

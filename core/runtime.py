@@ -1,8 +1,12 @@
-"""The process's runtime: settings, logging, database, events and the supervisor, built once.
+"""The composition root: settings, logging, database, events, the job handlers and the supervisor,
+built once per process, and the console's periodic work on its own thread.
 
 Pages get it through ui.runtime (st.cache_resource); the command line builds its own. A broken
 part (bad DATABASE_URL, unreachable MySQL, unwritable logs/) is recorded in `problems` and the
 rest still comes up, so the app opens degraded instead of showing a traceback.
+
+Job handlers are registered here, explicitly (`build_handlers`): importing a module registers
+nothing.
 """
 from __future__ import annotations
 
@@ -14,10 +18,10 @@ from typing import Any, Mapping
 
 from loguru import logger
 
-from core.research import engine  # noqa: F401 - registers the query, media and insight job handlers
-from core.discussion import log_monitor as forum_monitor  # noqa: F401 - registers the forum job handler
-from core.work import probe  # noqa: F401 - registers the probe job handler
-from core import report  # noqa: F401 - registers the report job handler
+from core import analysis, forum, report
+from core.discussion import log_monitor
+from core.research import engine
+from core.work import probe
 from core.infra import retry
 from core.infra.config import Settings, load_settings
 from core.infra.db import Database, PoolOptions, open_database
@@ -26,9 +30,24 @@ from core.infra.logs import setup_logging
 from core.console.alerts import DEFAULT_RULES, AlertEngine, load_rules
 from core.console.health import HealthMonitor
 from core.llm.pricing import PriceTable, load_price_table
+from core.console.monitoring import Monitor, compact_open_runs, detect_stalls
 from core.console.resources import ResourceSampler
+from core.llm.limits import default_limiter
 from core.supervisor import Supervisor, SupervisorConfig
 from core.console.telemetry import TelemetryWriter, set_default_writer
+from core.work.jobs import HandlerRegistry
+
+
+def build_handlers() -> HandlerRegistry:
+    """Every job kind this process can run, and the function that runs it."""
+    handlers = HandlerRegistry()
+    for kind in engine.ENGINES:
+        handlers.register(kind, engine.run_engine_job)
+    handlers.register("forum", log_monitor.run_forum_job)
+    handlers.register(analysis.COVERAGE, analysis.run_coverage_job)
+    handlers.register(report.KIND, report.run_report_job)
+    handlers.register("probe", probe.run_probe)
+    return handlers
 
 
 @dataclass
@@ -38,6 +57,8 @@ class Runtime:
     events: EventLog
     supervisor: Supervisor | None
     problems: list[str] = field(default_factory=list)
+    handlers: HandlerRegistry = field(default_factory=HandlerRegistry)
+    monitor: Monitor | None = None
     telemetry: TelemetryWriter | None = None
     resources: ResourceSampler | None = None
     alerts: AlertEngine | None = None
@@ -55,12 +76,20 @@ class Runtime:
             raise RuntimeError("background work is unavailable: " + ("; ".join(self.problems) or "not started"))
         return self.supervisor
 
+    def new_supervisor(self, config: SupervisorConfig | None = None) -> Supervisor:
+        """A supervisor wired to this runtime's handlers and services (not started)."""
+        return Supervisor(self.db, self.events, config or SupervisorConfig.from_settings(self.settings),
+                          handlers=self.handlers, settings=self.settings, forum=forum,
+                          limits=default_limiter(self.settings.get("SHOAL_LLM_CONCURRENCY")))
+
     def close(self, timeout: float | None = None) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         atexit.unregister(self.close)
+        if self.monitor is not None:
+            self.monitor.stop()
         if self.supervisor is not None:
             self.supervisor.shutdown(timeout)
         if self.resources is not None:
@@ -94,16 +123,13 @@ def build_runtime(secrets: Mapping[str, Any] | None = None, *, start_supervisor:
     events = EventLog(db, max_per_run=settings["SHOAL_EVENTS_PER_RUN"])
     if db.ok:
         retry.set_event_sink(events)  # every retry anywhere in the process becomes an event
-    supervisor = None
+    runtime = Runtime(settings, db, events, None, problems, handlers=build_handlers())
     if db.ok and start_supervisor:
         try:
-            supervisor = Supervisor(db, events, SupervisorConfig.from_settings(settings))
-            supervisor.settings = settings
-            supervisor.start()
+            runtime.supervisor = runtime.new_supervisor().start()
         except Exception as exc:  # noqa: BLE001 - degrade, do not crash the page
             problems.append(f"supervisor could not start: {exc}")
             logger.exception("supervisor could not start")
-    runtime = Runtime(settings, db, events, supervisor, problems)
     if start_supervisor:
         _start_console(runtime)
     atexit.register(runtime.close)
@@ -120,12 +146,13 @@ def _config_file(settings: Settings, key: str, default_name: str) -> Path | None
 
 
 def _start_console(rt: Runtime) -> None:
-    """The operations console's background parts: prices, telemetry, resource sampling, alerts."""
+    """The operations console's background parts: prices, telemetry, and the monitor thread that
+    samples resources, runs health checks, evaluates alerts, flags stalled jobs and compacts events."""
     s = rt.settings
     price_file = _config_file(s, "SHOAL_PRICE_TABLE", "prices.json")
     rt.prices = load_price_table(price_file)
     rt.problems += [f"price table: {p}" for p in rt.prices.problems]
-    rt.resources = ResourceSampler(interval=s["SHOAL_SAMPLE_SECONDS"], disk_path=s.data_dir).start()
+    rt.resources = ResourceSampler(interval=s["SHOAL_SAMPLE_SECONDS"], disk_path=s.data_dir)
     rules, rule_problems = (load_rules(f) if (f := _config_file(s, "SHOAL_ALERT_RULES", "alert_rules.json"))
                             else (list(DEFAULT_RULES), []))
     rt.problems += [f"alert rules: {p}" for p in rule_problems]
@@ -134,7 +161,14 @@ def _start_console(rt: Runtime) -> None:
         rt.telemetry = TelemetryWriter(rt.db, max_buffer=s["SHOAL_TELEMETRY_BUFFER"])
         set_default_writer(rt.telemetry)
     rt.health = HealthMonitor(s, rt.db, rt.events if rt.db.ok else None)
+    rt.monitor = Monitor()
+    rt.resources.schedule_on(rt.monitor)
     if rt.supervisor is not None:
-        rt.supervisor.periodic.append((s["SHOAL_HEALTH_SECONDS"], "health", rt.health.run))
-        rt.supervisor.periodic.append((s["SHOAL_ALERT_SECONDS"], "alerts", lambda: rt.alerts.tick(
-            rt.db if rt.db.ok else None, resources=rt.resources, telemetry=rt.telemetry)))
+        cfg = rt.supervisor.config
+        first = cfg.heartbeat_seconds  # health and alerts first run one heartbeat after start, then on their interval
+        rt.monitor.add("health", s["SHOAL_HEALTH_SECONDS"], rt.health.run, first_after=first)
+        rt.monitor.add("alerts", s["SHOAL_ALERT_SECONDS"], lambda: rt.alerts.tick(
+            rt.db if rt.db.ok else None, resources=rt.resources, telemetry=rt.telemetry), first_after=first)
+        rt.monitor.add("stalls", cfg.heartbeat_seconds, lambda: detect_stalls(rt.db, rt.events, cfg.stall_seconds))
+        rt.monitor.add("events", 60.0, lambda: compact_open_runs(rt.db, rt.events, cfg.events_per_run))
+    rt.monitor.start()

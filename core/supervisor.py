@@ -1,16 +1,19 @@
-"""The supervisor: one per process, owner of every background thread.
+"""The supervisor: one per process, it claims jobs, holds their leases and runs them.
 
-Durable state lives in the database; this object holds only what is hot (the jobs it runs).
-Jobs are claimed with a lease (owner + expiry) by compare-and-set, so a duplicate supervisor
-(Streamlit rebuilding a cached resource, a second replica on one MySQL) never runs a job twice.
-The heartbeat thread renews leases; a job whose owner stops renewing is taken over after the
-lease expires, marked `interrupted`, and resumed from its checkpoint.
+Durable state lives in the database (core.work.ledger writes it); this object holds only what is
+hot (the jobs it runs). Jobs are claimed with a lease (owner + expiry) by compare-and-set, so a
+duplicate supervisor (Streamlit rebuilding a cached resource, a second replica on one MySQL)
+never runs a job twice. The heartbeat thread renews leases; a job whose owner stops renewing is
+taken over after the lease expires, marked `interrupted`, and resumed from its checkpoint.
 
 Threads:
   shoal-scheduler   promotes queued runs, takes over expired leases, claims pending jobs
-  shoal-heartbeat   renews leases, writes heartbeats, delivers cancels, enforces cancel and
-                    job timeouts, flags stalled jobs, compacts events
+  shoal-heartbeat   renews leases, writes heartbeats, delivers cancels, enforces cancel and job timeouts
   shoal-job-N       a bounded pool running job handlers
+Periodic console work (health checks, alerts, resource samples, stall detection, event
+compaction) runs on its own thread, core.console.monitoring, never on these.
+
+Claims, lease renewals and checkpoint writes are retried under core.infra.retry.DATABASE.
 """
 from __future__ import annotations
 
@@ -25,67 +28,27 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
-import psutil
 from loguru import logger
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.infra import retry
+from core.infra.config import load_settings
 from core.infra.db import Database, explain
 from core.infra.events import EventLog
-from core.work.jobs import (
-    ACTIVE_STATES,
-    CANCELLED,
-    CANCELLING,
-    COMPLETED,
-    FAILED,
-    HANDLERS,
-    INTERRUPTED,
-    PENDING,
-    QUEUED,
-    RUN_FINAL_STATES,
-    RUN_OPEN_STATES,
-    RUNNING,
-    TERMINAL_STATES,
-    HandlerInfo,
-    JobCancelled,
-    JobContext,
-    JobSpec,
-    LeaseLost,
-)
 from core.infra.models import Job, Run, Worker, from_epoch, utcnow
 from core.infra.redact import redact
-from core.infra.tracing import child_trace_id, new_trace_id, trace_scope
+from core.infra.tracing import trace_scope
+from core.work.config import SupervisorConfig, stop_dead_local_workers
+from core.work.jobs import (HandlerInfo, HandlerRegistry, JobCancelled, JobContext, JobServices, JobSpec,
+                            LeaseLost)
+from core.work.ledger import READY, SKIP, Ledger, parse_dependencies, readiness
+from core.work.states import JobState, RunState
 
-
-@dataclass
-class SupervisorConfig:
-    max_workers: int = 8
-    max_concurrent_runs: int = 2
-    lease_seconds: float = 30.0
-    heartbeat_seconds: float = 5.0
-    stall_seconds: float = 180.0
-    cancel_timeout: float = 10.0
-    shutdown_timeout: float = 15.0
-    max_attempts: int = 3
-    auto_resume: bool = True
-    events_per_run: int = 5000
-    poll_seconds: float = 0.25
-    kinds: frozenset[str] | None = None  # job kinds this supervisor may claim; None = every registered kind
-
-    @classmethod
-    def from_settings(cls, settings) -> "SupervisorConfig":
-        return cls(
-            max_workers=settings["SHOAL_MAX_WORKERS"],
-            max_concurrent_runs=settings["SHOAL_MAX_CONCURRENT_RUNS"],
-            lease_seconds=settings["SHOAL_LEASE_SECONDS"],
-            heartbeat_seconds=settings["SHOAL_HEARTBEAT_SECONDS"],
-            stall_seconds=settings["SHOAL_STALL_SECONDS"],
-            cancel_timeout=settings["SHOAL_CANCEL_TIMEOUT"],
-            shutdown_timeout=settings["SHOAL_SHUTDOWN_TIMEOUT"],
-            max_attempts=settings["SHOAL_MAX_ATTEMPTS"],
-            auto_resume=settings["SHOAL_AUTO_RESUME"],
-            events_per_run=settings["SHOAL_EVENTS_PER_RUN"],
-        )
+PENDING, RUNNING, CANCELLING = JobState.PENDING, JobState.RUNNING, JobState.CANCELLING
+COMPLETED, FAILED, CANCELLED = JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED
+INTERRUPTED = JobState.INTERRUPTED
+ACTIVE_STATES, TERMINAL_STATES = JobState.ACTIVE, JobState.FINAL
 
 
 @dataclass
@@ -95,7 +58,6 @@ class _Active:
     started: float
     future: Future | None = None
     abandoned: bool = False  # force-cancelled or lease lost: whatever the thread returns is ignored
-    stalled_flagged: bool = False
 
 
 @dataclass
@@ -116,13 +78,23 @@ class SupervisorStatus:
 
 
 class Supervisor:
+    """Claims, leases, heartbeats, cancel and shutdown. It implements the CheckpointWriter and
+    RunControl protocols that JobContext hands to handlers."""
+
     def __init__(self, db: Database, events: EventLog, config: SupervisorConfig | None = None,
-                 worker_id: str | None = None, clock: Callable[[], datetime] = utcnow):
+                 worker_id: str | None = None, clock: Callable[[], datetime] = utcnow, *,
+                 handlers: HandlerRegistry | None = None, settings=None, forum: Any = None, limits: Any = None):
         self.db = db
         self.events = events
         self.config = config or SupervisorConfig()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.clock = clock
+        self.handlers = handlers if handlers is not None else HandlerRegistry()
+        # Services handed to every job. Without settings, each job reads the settings in force when
+        # it is claimed; without limits, the LLM client uses the process-wide limiter.
+        self.settings, self.forum, self.limits = settings, forum, limits
+        self.ledger = Ledger(db, events, self.handlers, max_attempts=self.config.max_attempts,
+                             events_per_run=self.config.events_per_run, clock=clock)
         self._active: dict[str, _Active] = {}
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -132,12 +104,8 @@ class Supervisor:
         self._threads: list[threading.Thread] = []
         self._executor: ThreadPoolExecutor | None = None
         self._loops = {"scheduler": LoopStatus(), "heartbeat": LoopStatus()}
-        self._last_compact = 0.0
         self.on_shutdown: list[Callable[[], None]] = []  # writers to flush (telemetry, logs)
-        self.settings = None  # the runtime's Settings, for job handlers that need configuration
-        # (interval seconds, name, fn): light periodic work run by the heartbeat thread (alerts, …)
-        self.periodic: list[tuple[float, str, Callable[[], None]]] = []
-        self._periodic_due: dict[str, float] = {}
+        self.heartbeats = 0  # completed heartbeat passes (the console and tests read it)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 10.0) -> "Supervisor":
@@ -200,10 +168,10 @@ class Supervisor:
             leftover = list(self._active.values())
         for a in leftover:
             a.abandoned = True
-            if self._transition(a.ctx.job_id, (RUNNING, CANCELLING), INTERRUPTED, owner=self.worker_id,
-                                event="job.interrupted", payload={"reason": "shutdown timeout"}, release=True):
+            if self.ledger.transition(a.ctx.job_id, ACTIVE_STATES, INTERRUPTED, owner=self.worker_id,
+                                      event="job.interrupted", payload={"reason": "shutdown timeout"}, release=True):
                 interrupted.append(a.ctx.job_id)
-                self._maybe_finish_run(a.ctx.run_id)
+                self._finish_run(a.ctx.run_id)
         self._stop.set()
         self._wake.set()
         for t in self._threads:
@@ -225,74 +193,40 @@ class Supervisor:
         logger.info("supervisor {} stopped; interrupted {}", self.worker_id, interrupted)
         return interrupted
 
-    # ------------------------------------------------------------------ submitting work
+    # ------------------------------------------------------------------ submitting work (the ledger writes it)
     def submit_run(self, jobs: Iterable[JobSpec], *, kind: str = "analysis", topic: str = "",
                    params: dict | None = None, mode: str = "offline") -> str:
         """Create a queued run and its pending jobs; returns the run id. Never blocks on work."""
         if self._stopping:
             raise RuntimeError("the supervisor is shutting down and accepts no new work")
-        jobs = list(jobs)
-        if not jobs:
-            raise ValueError("a run needs at least one job")
-        names = [j.name or j.kind for j in jobs]
-        if len(set(names)) != len(names):
-            raise ValueError(f"job names must be unique within a run: {names}")
-        for spec in jobs:
-            if spec.kind not in HANDLERS:
-                raise ValueError(f"no handler is registered for job kind '{spec.kind}'")
-            for dep in spec.depends_on:
-                if dep not in names:
-                    raise ValueError(f"job '{spec.name or spec.kind}' depends on unknown job '{dep}'")
-        run_id = secrets.token_hex(6)
-        trace = new_trace_id()
-        ids = {name: f"{run_id}-{name}"[:32] for name in names}
-        now = self.clock()
-        with self.db.session() as s:
-            s.add(Run(id=run_id, kind=kind, topic=topic, status=QUEUED, mode=mode, params=params or {},
-                      trace_id=trace, created_at=now))
-            s.flush()
-            for spec, name in zip(jobs, names):
-                s.add(Job(id=ids[name], run_id=run_id, kind=spec.kind, name=name, status=PENDING,
-                          depends_on=[ids[d] for d in spec.depends_on], params=spec.params,
-                          max_attempts=spec.max_attempts or self.config.max_attempts,
-                          trace_id=child_trace_id(trace), created_at=now, checkpoint={}))
-            self.events.emit("run.queued", run_id=run_id, source="supervisor", trace_id=trace, session=s,
-                             payload={"kind": kind, "topic": topic[:200], "jobs": names, "mode": mode})
+        run_id = self.ledger.submit_run(jobs, kind=kind, topic=topic, params=params, mode=mode)
         self._wake.set()
         return run_id
 
     def add_jobs(self, run_id: str, jobs: Iterable[JobSpec]) -> list[str]:
         """Add jobs to an existing run (e.g. re-run one engine). The run is reopened if it had finished."""
-        jobs = list(jobs)
-        with self.db.session() as s:
-            run = s.get(Run, run_id)
-            if run is None:
-                raise KeyError(f"no run {run_id}")
-            existing = {j.name: j.id for j in s.scalars(select(Job).where(Job.run_id == run_id))}
-            ids = []
-            now = self.clock()
-            for spec in jobs:
-                if spec.kind not in HANDLERS:
-                    raise ValueError(f"no handler is registered for job kind '{spec.kind}'")
-                base = spec.name or spec.kind
-                name, n = base, 2
-                while name in existing:
-                    name, n = f"{base}#{n}", n + 1
-                job_id = f"{run_id}-{name}"[:32]
-                s.add(Job(id=job_id, run_id=run_id, kind=spec.kind, name=name, status=PENDING,
-                          depends_on=[existing[d] for d in spec.depends_on if d in existing], params=spec.params,
-                          max_attempts=spec.max_attempts or self.config.max_attempts,
-                          trace_id=child_trace_id(run.trace_id), created_at=now, checkpoint={}))
-                existing[name] = job_id
-                ids.append(job_id)
-            if run.status not in RUN_OPEN_STATES:
-                run.status, run.finished_at = RUNNING, None
-            self.events.emit("run.jobs_added", run_id=run_id, source="supervisor", trace_id=run.trace_id, session=s,
-                             payload={"jobs": ids})
+        ids = self.ledger.add_jobs(run_id, jobs)
         self._wake.set()
         return ids
 
-    # ------------------------------------------------------------------ cancel / resume
+    def end_run(self, run_id: str, status: str, error: str, payload: dict | None = None) -> bool:
+        """End an open run with a final status a job decided (e.g. insufficient_data); see Ledger.end_run."""
+        ended = self.ledger.end_run(run_id, status, error, payload)
+        self._wake.set()
+        return ended
+
+    def resume_run(self, run_id: str, extra_attempts: int = 1) -> list[str]:
+        """Put a run's interrupted, failed or cancelled jobs back to pending, keeping their checkpoints."""
+        resumed = self.ledger.resume_run(run_id, extra_attempts)
+        self._wake.set()
+        return resumed
+
+    def _finish_run(self, run_id: str | None, cancelling: bool = False) -> str | None:
+        final = self.ledger.maybe_finish_run(run_id, cancelling=cancelling)
+        self._wake.set()
+        return final
+
+    # ------------------------------------------------------------------ cancel
     def cancel_job(self, job_id: str, timeout: float | None = None, reason: str = "user") -> str:
         """Cancel one job and wait (bounded) until it is cancelled; returns its final status."""
         timeout = self.config.cancel_timeout if timeout is None else timeout
@@ -303,26 +237,22 @@ class Supervisor:
                 raise KeyError(f"no job {job_id}")
             status = job.status
         if status in (PENDING, INTERRUPTED):
-            self._transition(job_id, (PENDING, INTERRUPTED), CANCELLED, event="job.cancelled",
-                             payload={"reason": reason}, release=True, finished=True)
+            self.ledger.transition(job_id, (PENDING, INTERRUPTED), CANCELLED, event="job.cancelled",
+                                   payload={"reason": reason}, release=True, finished=True)
         elif status == RUNNING:
-            self._transition(job_id, (RUNNING,), CANCELLING, event="job.cancelling", payload={"reason": reason},
-                             extra={"cancel_requested": True, "cancel_requested_at": now})
+            self.ledger.transition(job_id, (RUNNING,), CANCELLING, event="job.cancelling", payload={"reason": reason},
+                                   extra={"cancel_requested": True, "cancel_requested_at": now})
             with self._lock:
                 active = self._active.get(job_id)
             if active:
                 active.ctx.request_cancel(reason)
-        self._wait_terminal([job_id], timeout)
-        if self._job_status(job_id)[0] == CANCELLING:
+        self.ledger.wait_jobs_ended([job_id], timeout)
+        if self.ledger.job_status(job_id)[0] == CANCELLING:
             # The handler did not stop in time: cancel it anyway, so nothing hangs in between.
             self._force_cancel(job_id)
-        final, run_id = self._job_status(job_id)
-        self._maybe_finish_run(run_id)
+        final, run_id = self.ledger.job_status(job_id)
+        self._finish_run(run_id)
         return final
-
-    def _job_status(self, job_id: str) -> tuple[str, str]:
-        with self.db.session() as s:
-            return tuple(s.execute(select(Job.status, Job.run_id).where(Job.id == job_id)).one())
 
     def cancel_run(self, run_id: str, timeout: float | None = None) -> str:
         timeout = self.config.cancel_timeout if timeout is None else timeout
@@ -330,7 +260,7 @@ class Supervisor:
             run = s.get(Run, run_id)
             if run is None:
                 raise KeyError(f"no run {run_id}")
-            if run.status in RUN_FINAL_STATES:
+            if run.status in RunState.FINAL:
                 return run.status
             prev = run.status
             run.status = CANCELLING
@@ -344,57 +274,16 @@ class Supervisor:
             t.start()
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()) + 1.0)
-        self._maybe_finish_run(run_id, cancelling=True)
+        self._finish_run(run_id, cancelling=True)
         with self.db.session() as s:
             return s.get(Run, run_id).status
-
-    def resume_run(self, run_id: str, extra_attempts: int = 1) -> list[str]:
-        """Put a run's interrupted, failed or cancelled jobs back to pending, keeping their checkpoints."""
-        with self.db.session() as s:
-            run = s.get(Run, run_id)
-            if run is None:
-                raise KeyError(f"no run {run_id}")
-            if run.status in (QUEUED, RUNNING, CANCELLING):
-                if not s.scalar(select(func.count()).select_from(Job).where(Job.run_id == run_id,
-                                                                             Job.status == INTERRUPTED)):
-                    return []
-            jobs = s.scalars(select(Job).where(Job.run_id == run_id,
-                                               Job.status.in_((INTERRUPTED, FAILED, CANCELLED)))).all()
-            resumed = []
-            for job in jobs:
-                job.status = PENDING
-                job.lease_owner = None
-                job.lease_expires_at = None
-                job.cancel_requested = False
-                job.error = None
-                job.finished_at = None
-                job.max_attempts = max(job.max_attempts, job.attempt + extra_attempts)
-                resumed.append(job.id)
-                self.events.emit("job.resumed", run_id=run_id, job_id=job.id, source="supervisor",
-                                 trace_id=job.trace_id, session=s,
-                                 payload={"checkpoint_keys": sorted((job.checkpoint or {}).keys())})
-            if resumed:
-                run.status, run.finished_at, run.error = RUNNING, None, None
-                self.events.emit("run.resumed", run_id=run_id, source="supervisor", trace_id=run.trace_id,
-                                 session=s, payload={"jobs": resumed})
-        self._wake.set()
-        return resumed
 
     # ------------------------------------------------------------------ recovery
     def recover_dead_local_workers(self) -> list[str]:
         """Jobs owned by a supervisor process on this host that no longer exists are interrupted now,
         without waiting for their lease to expire (a restart after a crash)."""
-        host = socket.gethostname()
-        dead = []
-        with self.db.session() as s:
-            workers = s.scalars(select(Worker).where(Worker.host == host, Worker.stopped_at.is_(None),
-                                                     Worker.id != self.worker_id)).all()
-            for w in workers:
-                if not _process_alive(w.pid, w.started_at):
-                    dead.append(w.id)
-                    w.stopped_at = self.clock()
         interrupted = []
-        for wid in dead:
+        for wid in stop_dead_local_workers(self.db, self.worker_id, self.clock()):
             interrupted += self._interrupt_owned_by(wid, reason=f"owner process {wid} is gone")
         return interrupted
 
@@ -407,10 +296,10 @@ class Supervisor:
             rows = s.execute(select(Job.id, Job.run_id).where(*conds)).all()
         out = []
         for job_id, run_id in rows:
-            if self._transition(job_id, ACTIVE_STATES, INTERRUPTED, owner=owner, event="job.interrupted",
-                                payload={"reason": reason, "previous_owner": owner}, release=True):
+            if self.ledger.transition(job_id, ACTIVE_STATES, INTERRUPTED, owner=owner, event="job.interrupted",
+                                      payload={"reason": reason, "previous_owner": owner}, release=True):
                 out.append(job_id)
-                self._maybe_finish_run(run_id)
+                self._finish_run(run_id)
         return out
 
     def _take_over_expired(self) -> None:
@@ -422,11 +311,11 @@ class Supervisor:
             if owner == self.worker_id:
                 continue  # our own heartbeat is late (e.g. a paused process); renewal will fix it
             target = CANCELLED if status == CANCELLING else INTERRUPTED
-            if self._transition(job_id, (status,), target, owner=owner, expired_before=now,
-                                event=f"job.{target}", release=True, finished=target == CANCELLED,
-                                payload={"reason": "lease expired", "previous_owner": owner}):
+            if self.ledger.transition(job_id, (status,), target, owner=owner, expired_before=now,
+                                      event=f"job.{target}", release=True, finished=target == CANCELLED,
+                                      payload={"reason": "lease expired", "previous_owner": owner}):
                 logger.warning("job {} of {} had an expired lease: {}", job_id, owner, target)
-                self._maybe_finish_run(run_id)
+                self._finish_run(run_id)
 
     def _auto_resume(self) -> None:
         with self.db.session() as s:
@@ -434,13 +323,13 @@ class Supervisor:
                              .where(Job.status == INTERRUPTED)).all()
         for job_id, run_id, attempt, max_attempts in rows:
             if attempt >= max_attempts:
-                self._transition(job_id, (INTERRUPTED,), FAILED, event="job.failed", finished=True,
-                                 payload={"reason": f"gave up after {attempt} attempts"},
-                                 extra={"error": f"interrupted {attempt} times; gave up"})
-                self._maybe_finish_run(run_id)
+                self.ledger.transition(job_id, (INTERRUPTED,), FAILED, event="job.failed", finished=True,
+                                       payload={"reason": f"gave up after {attempt} attempts"},
+                                       extra={"error": f"interrupted {attempt} times; gave up"})
+                self._finish_run(run_id)
             elif self.config.auto_resume:
-                if self._transition(job_id, (INTERRUPTED,), PENDING, event="job.resumed",
-                                    payload={"reason": "auto-resume", "attempt": attempt + 1}):
+                if self.ledger.transition(job_id, (INTERRUPTED,), PENDING, event="job.resumed",
+                                          payload={"reason": "auto-resume", "attempt": attempt + 1}):
                     with self.db.session() as s:
                         s.execute(update(Run).where(Run.id == run_id, Run.status == INTERRUPTED)
                                   .values(status=RUNNING, finished_at=None))
@@ -477,11 +366,11 @@ class Supervisor:
             free = self.config.max_concurrent_runs - (running or 0)
             if free <= 0:
                 return
-            queued = s.execute(select(Run.id, Run.trace_id).where(Run.status == QUEUED)
+            queued = s.execute(select(Run.id, Run.trace_id).where(Run.status == RunState.QUEUED)
                                .order_by(Run.created_at).limit(free)).all()
         for run_id, trace in queued:
             with self.db.session() as s:
-                res = s.execute(update(Run).where(Run.id == run_id, Run.status == QUEUED)
+                res = s.execute(update(Run).where(Run.id == run_id, Run.status == RunState.QUEUED)
                                 .values(status=RUNNING, started_at=self.clock()))
                 if res.rowcount == 1:
                     self.events.emit("run.started", run_id=run_id, source="supervisor", trace_id=trace, session=s,
@@ -492,7 +381,7 @@ class Supervisor:
             free = self.config.max_workers - len(self._active)
         if free <= 0:
             return
-        kinds = [k for k in HANDLERS if self.config.kinds is None or k in self.config.kinds]
+        kinds = [k for k in self.handlers if self.config.kinds is None or k in self.config.kinds]
         if not kinds:
             return
         with self.db.session() as s:
@@ -502,24 +391,47 @@ class Supervisor:
                 .where(Job.status == PENDING, Run.status == RUNNING, Job.kind.in_(kinds))
                 .order_by(Job.created_at, Job.id).limit(free * 4)
             ).all()
-            dep_ids = {d for _, deps, _ in candidates for d in (deps or [])}
+            deps = {job_id: parse_dependencies(raw) for job_id, raw, _ in candidates}
+            dep_ids = {d for ds in deps.values() for d, _ in ds}
             dep_status = dict(s.execute(select(Job.id, Job.status).where(Job.id.in_(dep_ids))).all()) if dep_ids else {}
-        for job_id, deps, run_id in candidates:
+        for job_id, _, run_id in candidates:
             if free <= 0:
                 break
-            states = [dep_status.get(d, COMPLETED) for d in deps or []]
-            if any(st in (FAILED, CANCELLED) for st in states):
-                self._transition(job_id, (PENDING,), CANCELLED, event="job.cancelled", finished=True,
-                                 payload={"reason": "an upstream job did not complete"},
-                                 extra={"error": "skipped: an upstream job failed or was cancelled"})
-                self._maybe_finish_run(run_id)
-                continue
-            if any(st != COMPLETED for st in states):
-                continue
-            if self._claim(job_id):
+            verdict = readiness(deps[job_id], dep_status, auto_resume=self.config.auto_resume)
+            if verdict == SKIP:
+                self.ledger.transition(job_id, (PENDING,), CANCELLED, event="job.cancelled", finished=True,
+                                       payload={"reason": "an upstream job did not complete"},
+                                       extra={"error": "skipped: an upstream job failed or was cancelled"})
+                self._finish_run(run_id)
+            elif verdict == READY and self._claim(job_id):
                 free -= 1
 
     def _claim(self, job_id: str) -> bool:
+        ctx = retry.call_with_retry(retry.DATABASE, self._claim_row, job_id, op="claim")
+        if ctx is None:
+            return False
+        handler = self.handlers[ctx.kind]
+        active = _Active(ctx=ctx, handler=handler, started=time.monotonic())
+        with self._lock:
+            self._active[job_id] = active
+            stopping = self._stopping
+        if stopping:
+            # Claimed while shutdown was taking its snapshot of running jobs: it would never be asked
+            # to stop, and a job that waits would keep the process from exiting.
+            ctx.request_cancel("shutdown")
+        try:
+            active.future = self._executor.submit(self._execute, active)  # type: ignore[union-attr]
+        except RuntimeError:  # executor shut down between claim and submit
+            with self._lock:
+                self._active.pop(job_id, None)
+            self.ledger.transition(job_id, (RUNNING,), INTERRUPTED, owner=self.worker_id, event="job.interrupted",
+                                   payload={"reason": "shutdown"}, release=True)
+            return False
+        return True
+
+    def _claim_row(self, job_id: str) -> JobContext | None:
+        """The claim itself, one transaction (retried whole on a transient database error)."""
+        services = self.job_services()
         now = self.clock()
         expires = now + timedelta(seconds=self.config.lease_seconds)
         with self.db.session() as s:
@@ -528,34 +440,21 @@ class Supervisor:
                 attempt=Job.attempt + 1, started_at=func.coalesce(Job.started_at, now), stalled=False,
                 cancel_requested=False))
             if res.rowcount != 1:
-                return False
+                return None
             job = s.get(Job, job_id)
             run = s.get(Run, job.run_id)
             self.events.emit("job.started", run_id=job.run_id, job_id=job_id, source="supervisor",
                              trace_id=job.trace_id, session=s,
                              payload={"kind": job.kind, "attempt": job.attempt, "worker": self.worker_id,
                                       "resumed": bool(job.checkpoint)})
-            ctx = JobContext(self, job.id, job.run_id, job.kind, job.name, dict(job.params or {}),
-                             dict(job.checkpoint or {}), job.attempt, job.trace_id,
-                             topic=run.topic if run else "", run_params=dict(run.params or {}) if run else {})
-        handler = HANDLERS[ctx.kind]
-        active = _Active(ctx=ctx, handler=handler, started=time.monotonic())
-        with self._lock:
-            self._active[job_id] = active
-            stopping = self._stopping
-        if stopping:
-            # Claimed while shutdown was taking its snapshot of running jobs: it would never be asked
-            # to stop, and a job that waits (the report) would keep the process from exiting.
-            ctx.request_cancel("shutdown")
-        try:
-            active.future = self._executor.submit(self._execute, active)  # type: ignore[union-attr]
-        except RuntimeError:  # executor shut down between claim and submit
-            with self._lock:
-                self._active.pop(job_id, None)
-            self._transition(job_id, (RUNNING,), INTERRUPTED, owner=self.worker_id, event="job.interrupted",
-                             payload={"reason": "shutdown"}, release=True)
-            return False
-        return True
+            return JobContext(services, self, self, job.id, job.run_id, job.kind, job.name,
+                              dict(job.params or {}), dict(job.checkpoint or {}), job.attempt, job.trace_id,
+                              topic=run.topic if run else "", run_params=dict(run.params or {}) if run else {},
+                              worker_id=self.worker_id)
+
+    def job_services(self) -> JobServices:
+        return JobServices(db=self.db, events=self.events, settings=self.settings or load_settings(),
+                           forum=self.forum, limits=self.limits)
 
     # ------------------------------------------------------------------ running a job
     def _execute(self, active: _Active) -> None:
@@ -600,12 +499,12 @@ class Supervisor:
                 payload = {"kind": ctx.kind, "attempt": ctx.attempt}
                 if error:
                     payload["error"] = error
-                ok = self._transition(ctx.job_id, ACTIVE_STATES, outcome, owner=self.worker_id,
-                                      event=f"job.{outcome}", payload=payload, release=True, finished=finished,
-                                      extra=extra)
+                ok = self.ledger.transition(ctx.job_id, ACTIVE_STATES, outcome, owner=self.worker_id,
+                                            event=f"job.{outcome}", payload=payload, release=True, finished=finished,
+                                            extra=extra)
                 if not ok:
                     logger.warning("job {} finished as {} but this worker no longer owns it", ctx.job_id, outcome)
-                self._maybe_finish_run(ctx.run_id)
+                self._finish_run(ctx.run_id)
         except Exception as exc:  # noqa: BLE001 - the lease will expire and another worker resumes it
             logger.error("could not record the end of job {}: {}", ctx.job_id, explain(exc))
         finally:
@@ -613,17 +512,20 @@ class Supervisor:
                 self._active.pop(ctx.job_id, None)
             self._wake.set()
 
-    def _save_checkpoint(self, ctx: JobContext) -> None:
-        now = self.clock()
+    def write_checkpoint(self, ctx: JobContext) -> None:
+        """CheckpointWriter: the job's checkpoint, now. Raises LeaseLost if this worker no longer owns it."""
+        if not retry.call_with_retry(retry.DATABASE, self._write_checkpoint_row, ctx, op="checkpoint"):
+            ctx.request_cancel("lease_lost")
+            raise LeaseLost(ctx.job_id)
+
+    def _write_checkpoint_row(self, ctx: JobContext) -> bool:
+        values: dict[str, Any] = {"checkpoint": ctx.checkpoint, "heartbeat_at": self.clock(), "stalled": False}
+        if ctx.progress is not None:
+            values["progress"] = ctx.progress
         with self.db.session() as s:
-            values: dict[str, Any] = {"checkpoint": ctx.checkpoint, "heartbeat_at": now, "stalled": False}
-            if ctx.progress is not None:
-                values["progress"] = ctx.progress
             res = s.execute(update(Job).where(Job.id == ctx.job_id, Job.lease_owner == self.worker_id,
                                               Job.status.in_(ACTIVE_STATES)).values(**values))
-            if res.rowcount != 1:
-                ctx.request_cancel("lease_lost")
-                raise LeaseLost(ctx.job_id)
+            return res.rowcount == 1
 
     # ------------------------------------------------------------------ heartbeat loop
     def _heartbeat_loop(self) -> None:
@@ -631,6 +533,7 @@ class Supervisor:
             self._guarded("heartbeat", self.heartbeat_once)
 
     def heartbeat_once(self) -> None:
+        """Renew this worker's leases and deliver cancels and timeouts. Nothing else runs here."""
         now = self.clock()
         expires = now + timedelta(seconds=self.config.lease_seconds)
         with self._lock:
@@ -641,22 +544,14 @@ class Supervisor:
             if a.abandoned:
                 continue
             ctx = a.ctx
-            values: dict[str, Any] = {"lease_expires_at": expires,
-                                      "heartbeat_at": from_epoch(ctx.last_heartbeat)}
-            if ctx.progress is not None:
-                values["progress"] = ctx.progress
-            if ctx.message is not None:
-                values["message"] = ctx.message
-            with self.db.session() as s:
-                res = s.execute(update(Job).where(Job.id == ctx.job_id, Job.lease_owner == self.worker_id,
-                                                  Job.status.in_(ACTIVE_STATES)).values(**values))
-                row = s.execute(select(Job.status, Job.cancel_requested).where(Job.id == ctx.job_id)).first()
-            if res.rowcount != 1:
+            owned, cancel_requested = retry.call_with_retry(retry.DATABASE, self._renew_lease, ctx, expires,
+                                                            op="lease")
+            if not owned:
                 # Someone else owns it now (or it was force-cancelled): stop and write nothing more.
                 a.abandoned = True
                 ctx.request_cancel("lease_lost")
                 continue
-            if row and row.cancel_requested:
+            if cancel_requested:
                 ctx.request_cancel("user")  # a cancel asked for by another process or replica
             timeout = a.handler.timeout
             if timeout and time.monotonic() - a.started > timeout and not ctx.cancelled:
@@ -664,22 +559,19 @@ class Supervisor:
                 self.events.emit("job.timeout", run_id=ctx.run_id, job_id=ctx.job_id, source="supervisor",
                                  trace_id=ctx.trace_id, payload={"timeout_s": timeout})
         self._enforce_cancel_timeouts(now)
-        self._detect_stalls(now)
-        if time.monotonic() - self._last_compact > 60:
-            self._last_compact = time.monotonic()
-            self._compact_events()
-        self._run_periodic()
+        self.heartbeats += 1
 
-    def _run_periodic(self) -> None:
-        now = time.monotonic()
-        for interval, name, fn in list(self.periodic):
-            if now < self._periodic_due.get(name, 0.0):
-                continue
-            self._periodic_due[name] = now + interval
-            try:
-                fn()
-            except Exception as exc:  # noqa: BLE001 - a console task must never stop the heartbeat
-                logger.warning("periodic task {} failed: {}", name, redact(str(exc)))
+    def _renew_lease(self, ctx: JobContext, expires: datetime) -> tuple[bool, bool]:
+        values: dict[str, Any] = {"lease_expires_at": expires, "heartbeat_at": from_epoch(ctx.last_heartbeat)}
+        if ctx.progress is not None:
+            values["progress"] = ctx.progress
+        if ctx.message is not None:
+            values["message"] = ctx.message
+        with self.db.session() as s:
+            res = s.execute(update(Job).where(Job.id == ctx.job_id, Job.lease_owner == self.worker_id,
+                                              Job.status.in_(ACTIVE_STATES)).values(**values))
+            row = s.execute(select(Job.cancel_requested).where(Job.id == ctx.job_id)).first()
+        return res.rowcount == 1, bool(row and row.cancel_requested)
 
     def _enforce_cancel_timeouts(self, now: datetime) -> None:
         limit = now - timedelta(seconds=self.config.cancel_timeout)
@@ -694,156 +586,14 @@ class Supervisor:
             active = self._active.get(job_id)
         if active:
             active.abandoned = True  # the thread may still be running; its result is ignored
-        if self._transition(job_id, (CANCELLING,), CANCELLED, event="job.cancelled", release=True, finished=True,
-                            payload={"reason": "cancel timeout: the job did not stop in time; abandoned"}):
+        if self.ledger.transition(job_id, (CANCELLING,), CANCELLED, event="job.cancelled", release=True, finished=True,
+                                  payload={"reason": "cancel timeout: the job did not stop in time; abandoned"}):
             with self.db.session() as s:
                 run_id = s.scalar(select(Job.run_id).where(Job.id == job_id))
-            self._maybe_finish_run(run_id)
-
-    def _detect_stalls(self, now: datetime) -> None:
-        limit = now - timedelta(seconds=self.config.stall_seconds)
-        with self.db.session() as s:
-            newly = s.execute(select(Job.id, Job.run_id, Job.trace_id, Job.heartbeat_at, Job.lease_owner)
-                              .where(Job.status == RUNNING, Job.stalled.is_(False), Job.heartbeat_at < limit)).all()
-            recovered = s.execute(select(Job.id, Job.run_id, Job.trace_id)
-                                  .where(Job.status == RUNNING, Job.stalled.is_(True), Job.heartbeat_at >= limit)).all()
-        for job_id, run_id, trace, hb, owner in newly:
-            with self.db.session() as s:
-                res = s.execute(update(Job).where(Job.id == job_id, Job.stalled.is_(False)).values(stalled=True))
-                if res.rowcount == 1:
-                    silent = (now - hb).total_seconds() if hb else None
-                    self.events.emit("job.stalled", run_id=run_id, job_id=job_id, source="supervisor", trace_id=trace,
-                                     session=s, payload={"silent_s": silent, "owner": owner,
-                                                         "threshold_s": self.config.stall_seconds})
-                    logger.warning("job {} stalled: no heartbeat for {:.0f} s", job_id, silent or 0)
-        for job_id, run_id, trace in recovered:
-            with self.db.session() as s:
-                res = s.execute(update(Job).where(Job.id == job_id, Job.stalled.is_(True)).values(stalled=False))
-                if res.rowcount == 1:
-                    self.events.emit("job.recovered", run_id=run_id, job_id=job_id, source="supervisor",
-                                     trace_id=trace, session=s)
-
-    def _compact_events(self) -> None:
-        with self.db.session() as s:
-            run_ids = list(s.scalars(select(Run.id).where(Run.status.in_(RUN_OPEN_STATES))))
-        for run_id in run_ids:
-            self.events.compact(run_id, self.config.events_per_run)
-
-    # ------------------------------------------------------------------ helpers
-    def _transition(self, job_id: str, from_states: Iterable[str], to_state: str, *, owner: str | None = None,
-                    expired_before: datetime | None = None, event: str | None = None, payload: dict | None = None,
-                    release: bool = False, finished: bool = False, extra: dict | None = None) -> bool:
-        """Compare-and-set a job's status; the event commits with it. False if someone else moved it first."""
-        conds = [Job.id == job_id, Job.status.in_(tuple(from_states))]
-        if owner is not None:
-            conds.append(Job.lease_owner == owner)
-        if expired_before is not None:
-            conds.append(Job.lease_expires_at < expired_before)
-        values: dict[str, Any] = {"status": to_state, **(extra or {})}
-        if release:
-            values.update(lease_owner=None, lease_expires_at=None)
-        if finished:
-            values["finished_at"] = self.clock()
-        with self.db.session() as s:
-            res = s.execute(update(Job).where(*conds).values(**values))
-            if res.rowcount != 1:
-                return False
-            if event:
-                run_id, trace = s.execute(select(Job.run_id, Job.trace_id).where(Job.id == job_id)).one()
-                self.events.emit(event, run_id=run_id, job_id=job_id, source="supervisor", trace_id=trace,
-                                 session=s, payload={"from": list(from_states), "to": to_state, **(payload or {})})
-        return True
-
-    def _maybe_finish_run(self, run_id: str | None, cancelling: bool = False) -> str | None:
-        """Set a run's final status once all its jobs have ended."""
-        if not run_id:
-            return None
-        with self.db.session() as s:
-            run = s.get(Run, run_id)
-            if run is None or run.status in RUN_FINAL_STATES:
-                return run.status if run else None
-            statuses = list(s.scalars(select(Job.status).where(Job.run_id == run_id)))
-            if any(st in (PENDING, RUNNING, CANCELLING) for st in statuses):
-                return None
-            if INTERRUPTED in statuses:
-                final = INTERRUPTED
-            elif all(st == COMPLETED for st in statuses):
-                final = COMPLETED
-            elif run.status == CANCELLING or cancelling:
-                final = CANCELLED
-            elif FAILED in statuses:
-                final = FAILED
-            else:
-                final = CANCELLED
-            if run.status == final:
-                return final
-            res = s.execute(update(Run).where(Run.id == run_id, Run.status == run.status).values(
-                status=final, finished_at=self.clock() if final != INTERRUPTED else None,
-                error=None if final == COMPLETED else f"jobs: {', '.join(sorted(set(statuses)))}"))
-            if res.rowcount == 1:
-                self.events.emit(f"run.{final}", run_id=run_id, source="supervisor", trace_id=run.trace_id, session=s,
-                                 payload={"jobs": {st: statuses.count(st) for st in set(statuses)}})
-        if final in (COMPLETED, FAILED, CANCELLED):
-            try:
-                self.events.compact(run_id, self.config.events_per_run)
-            except SQLAlchemyError as exc:
-                logger.warning("event compaction for run {} failed: {}", run_id, explain(exc))
-        self._wake.set()
-        return final
-
-    def end_run(self, run_id: str, status: str, error: str, payload: dict | None = None) -> bool:
-        """End an open run with a final status a job decided (e.g. insufficient_data), then cancel its
-        pending jobs; running ones are left to finish. Returns False when the run was not open."""
-        if status not in RUN_FINAL_STATES:
-            raise ValueError(f"not a final run status: {status}")
-        with self.db.session() as s:
-            run = s.get(Run, run_id)
-            if run is None or run.status not in RUN_OPEN_STATES:
-                return False
-            res = s.execute(update(Run).where(Run.id == run_id, Run.status == run.status).values(
-                status=status, finished_at=self.clock(), error=error[:2000]))
-            if res.rowcount != 1:
-                return False
-            self.events.emit(f"run.{status}", run_id=run_id, source="supervisor", trace_id=run.trace_id, session=s,
-                             payload=payload or {})
-            pending = list(s.scalars(select(Job.id).where(Job.run_id == run_id, Job.status == PENDING)))
-        for job_id in pending:
-            self._transition(job_id, (PENDING,), CANCELLED, event="job.cancelled", finished=True,
-                             payload={"reason": status}, extra={"error": f"skipped: run ended {status}"})
-        self._wake.set()
-        return True
-
-    def _wait_terminal(self, job_ids: list[str], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            with self.db.session() as s:
-                statuses = list(s.scalars(select(Job.status).where(Job.id.in_(job_ids))))
-            if all(st in TERMINAL_STATES or st == INTERRUPTED for st in statuses):
-                return
-            if time.monotonic() >= deadline:
-                return
-            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            self._finish_run(run_id)
 
     def wait_run(self, run_id: str, timeout: float) -> str:
         """Block until a run ends (for the command line and tests; pages never call this)."""
         # With auto-resume on, `interrupted` is a passing state: the run comes back by itself.
-        final = RUN_FINAL_STATES + (() if self.config.auto_resume and self.running else (INTERRUPTED,))
-        deadline = time.monotonic() + timeout
-        while True:
-            with self.db.session() as s:
-                status = s.scalar(select(Run.status).where(Run.id == run_id))
-            if status in final or status is None or time.monotonic() >= deadline:
-                return status
-            time.sleep(0.05)
-
-
-def _process_alive(pid: int, started_at: datetime | None) -> bool:
-    """Alive and the same process (pids are reused: compare creation time with registration)."""
-    try:
-        proc = psutil.Process(pid)
-        created = from_epoch(proc.create_time())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return False
-    if proc.status() == psutil.STATUS_ZOMBIE:
-        return False
-    return started_at is None or created <= started_at + timedelta(seconds=5)
+        final = RunState.FINAL + (() if self.config.auto_resume and self.running else (RunState.INTERRUPTED,))
+        return self.ledger.wait_run(run_id, timeout, final)

@@ -4,17 +4,13 @@ Thin: the report engine lives in core/report.py, the page's components in ui/rep
 """
 import streamlit as st
 
-from core.work.jobs import HANDLERS
-from core.report import KIND
 from ui.report_view import show
-from ui.widgets import not_available, page_setup
+from ui.widgets import page_setup
 
 rt = page_setup("Report", "📄")
 st.title("📄 Report")
 st.caption("Every analysis ends with a report: its type, an outline, sections written in parallel from the three "
            "engines and the forum, then one self-contained HTML file with Markdown and JSON beside it.")
 
-if KIND not in HANDLERS:
-    not_available("The report engine", "The report job is not registered in this process.")
-elif rt.db.ok:
+if rt.db.ok:
     show(rt)

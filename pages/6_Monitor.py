@@ -2,11 +2,11 @@
 cost, latency and errors, telemetry, traces, resources, logs and alerts (DESIGN §9).
 
 Only the open tab runs (the tabs rerun on change), so a hidden tab costs nothing and its live
-parts do not poll. The tabs' components live in ui/monitor_view.py.
+parts do not poll. The tabs' components live in ui/monitor/.
 """
 import streamlit as st
 
-from ui.monitor_view import KEY, TABS
+from ui.monitor import KEY, TABS
 from ui.widgets import page_setup
 
 rt = page_setup("Monitor", "📈")

@@ -3,16 +3,15 @@
 Thin: the statistics, the demo generator and the importers live in core; this page shows them and
 guards the actions that change the corpus behind the admin password (when one is set).
 """
-import re
 
 import pandas as pd
 import streamlit as st
 
 from core.corpus.search import corpus_stats, corpus_summary
-from core.infra.db import describe_url
 from core.corpus.demo import DEMO_DOMAIN, DEMO_TOPICS, generate_demo_corpus
-from core.corpus.importers import import_file, import_mindspider
-from core.infra.redact import MASK, redact
+from core.corpus.import_files import import_file
+from core.corpus.mindspider import import_mindspider
+from core.infra.redact import MASK, mask_url, redact, url_password
 from ui.widgets import admin_unlocked, page_setup
 
 REPORT_KEY = "data_last_report"
@@ -32,20 +31,23 @@ def scrub(message: str, url: str = "") -> str:
     """A message that may quote the typed URL, with its password (and anything secret-shaped) masked."""
     text = str(message)
     if url:
-        m = re.search(r"://[^/@\s]*?:([^@\s]+)@", url)
-        if m and m.group(1):
-            text = text.replace(m.group(1), MASK)
+        password = url_password(url)
+        if password:
+            text = text.replace(password, MASK)
         if url in text:
-            text = text.replace(url, shown_url(url))
+            text = text.replace(url, mask_url(url))
     return redact(text)
 
 
-def shown_url(url: str) -> str:
-    """The URL with its password hidden; never raises, whatever was typed."""
+def malformed(url: str) -> bool:
+    """Whether SQLAlchemy cannot read the URL (e.g. an unencoded @ or / in the password, a port that is no number)."""
+    from sqlalchemy.engine import make_url
+
     try:
-        return describe_url(url)
-    except Exception:  # noqa: BLE001 - e.g. a port that is not a number
-        return "(malformed URL)"
+        make_url(url)
+    except Exception:  # noqa: BLE001 - whatever was typed
+        return True
+    return False
 
 
 def remember(what: str, report, url: str = "") -> None:
@@ -177,15 +179,15 @@ else:
             st.error("Enter the URL of the MindSpider/MediaCrawler MySQL database.")
         elif not (scheme.startswith("mysql") or scheme.startswith("mariadb")):
             st.error("That is not a MySQL URL. Use the form mysql+pymysql://user:password@host:3306/database.")
-        elif shown_url(url) == "(malformed URL)":
+        elif malformed(url):
             st.error("That URL is malformed. Use the form mysql+pymysql://user:password@host:3306/database "
                      "(a password with @, : or / in it must be URL-encoded).")
         else:
-            with st.spinner(f"Importing from {shown_url(url)}…"):
+            with st.spinner(f"Importing from {mask_url(url)}…"):
                 try:
                     report = import_mindspider(rt.db, url, limit_per_table=int(limit) or None)
                 except Exception as exc:  # noqa: BLE001 - shown without the password, not raised
-                    st.error(f"The import from {shown_url(url)} failed: {scrub(str(exc), url)}")
+                    st.error(f"The import from {mask_url(url)} failed: {scrub(str(exc), url)}")
                 else:
-                    remember(f"Import from {shown_url(url)}", report, url)
+                    remember(f"Import from {mask_url(url)}", report, url)
                     st.rerun()

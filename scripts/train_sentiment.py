@@ -1,7 +1,7 @@
 """Train Shoal's offline sentiment model (core/text/assets/sentiment_model.json.gz).
 
 Figures of the shipped model, produced by (from the project root, /work/main, on 2 cores ~6 min):
-    pip install scikit-learn==1.9.1   # training only; the app never imports scikit-learn
+    pip install -r requirements-train.txt   # scikit-learn, scipy: training only; the app never imports them
     python scripts/train_sentiment.py --search
 * train.txt (10,000 posts, 55 % positive) is split once: a stratified 20 % held out (2,000 posts,
   ``train_test_split(..., stratify=y, random_state=42)``) that is used for nothing but the final

@@ -65,11 +65,20 @@ def fast_config(**overrides) -> SupervisorConfig:
 
 
 @pytest.fixture
-def make_supervisor(db, events):
+def job_handlers():
+    """The job handlers a supervisor gets in tests: the app's own (a test module may override this
+    fixture to add handlers of its own, or set entries of it)."""
+    from core.runtime import build_handlers
+
+    return build_handlers()
+
+
+@pytest.fixture
+def make_supervisor(db, events, job_handlers):
     started: list[Supervisor] = []
 
     def factory(start: bool = True, worker_id: str | None = None, **overrides) -> Supervisor:
-        sup = Supervisor(db, events, fast_config(**overrides), worker_id=worker_id)
+        sup = Supervisor(db, events, fast_config(**overrides), worker_id=worker_id, handlers=job_handlers)
         if start:
             sup.start()
         started.append(sup)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from core.cli import main as cli_main
+from core.text.sentiment import MODEL_PATH
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_engine import llm_responder
 
@@ -24,7 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120
 TOPIC = "新能源汽车价格战"
 ENGINES = ("query", "media", "insight")
-SENTIMENT_MODEL = ROOT / "core" / "assets" / "sentiment_model.json.gz"
 
 
 def _start(args: list[str], env: dict[str, str] | None = None, stdin: bool = False) -> subprocess.Popen:
@@ -178,9 +178,7 @@ def test_offline_run_prints_the_json_contract_then_an_llm_run(isolated_env):
 
 
 def test_sentiment_reads_stdin_and_prints_label_and_score():
-    if not SENTIMENT_MODEL.is_file():
-        pytest.skip(f"no sentiment model at {SENTIMENT_MODEL.relative_to(ROOT)}: train it with "
-                    "scripts/train_sentiment.py first")
+    assert MODEL_PATH.is_file(), "the shipped sentiment model is missing"
     rc, out, err = _finish(_start(["sentiment"], stdin=True), input="太好了\n垃圾\n")
     assert rc == 0, err
     lines = out.splitlines()

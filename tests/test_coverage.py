@@ -18,6 +18,7 @@ from core.report import latest_report, list_reports, wait_report
 from core.research.coverage import Coverage
 from core.work.runs import get_run, jobs_of
 from core.supervisor import Supervisor
+from core.runtime import build_handlers
 from tests.conftest import fast_config, wait_for
 
 pytestmark = pytest.mark.timeout(180)
@@ -37,7 +38,7 @@ def sup(db, events, monkeypatch):
     monkeypatch.setenv("SHOAL_MIN_SOURCES", "20")
     import_records(db, records(), source="test")
     settings = load_settings()
-    s = Supervisor(db, events, fast_config(max_workers=4))
+    s = Supervisor(db, events, fast_config(max_workers=4), handlers=build_handlers())
     s.settings = settings
     s.start()
     yield s

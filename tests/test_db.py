@@ -9,7 +9,8 @@ from datetime import datetime
 import pytest
 from sqlalchemy import inspect, select, text
 
-from core.infra.db import PoolOptions, describe_url, open_database
+from core.infra.db import PoolOptions, open_database
+from core.infra.redact import MASK, mask_url, redact, url_password
 from core.infra.models import Base, Job, Post, Run, utcnow
 
 
@@ -224,10 +225,15 @@ def test_mysql_query_timeout_is_not_the_connect_timeout(mariadb_server):
         database.dispose()
 
 
-def test_describe_url_hides_password():
-    assert "pw123456" not in describe_url("mysql+pymysql://u:pw123456@h:3306/db")
-    assert "h:3306/db" in describe_url("mysql+pymysql://u:pw123456@h:3306/db")
-    assert describe_url("notaurl") == "(malformed URL)"
+def test_mask_url_hides_password():
+    assert mask_url("mysql+pymysql://u:pw123456@h:3306/db") == f"mysql+pymysql://u:{MASK}@h:3306/db"
+    assert url_password("mysql+pymysql://u:pw123456@h:3306/db") == "pw123456"
+    # an unencoded @ in the password: all of it is hidden, by the masker and by the log redaction
+    for shown in (mask_url("mysql+pymysql://u:p@ss!w0rd@h/db"), redact("url mysql+pymysql://u:p@ss!w0rd@h/db here")):
+        assert "ss!w0rd" not in shown and "h/db" in shown, shown
+    assert url_password("mysql+pymysql://u:p@ss!w0rd@h/db") == "p@ss!w0rd"
+    assert mask_url("sqlite:///data/shoal.db") == "sqlite:///data/shoal.db" and url_password("sqlite:///x") == ""
+    assert mask_url("notaurl") == "notaurl" and mask_url(None) == ""
 
 
 def test_pool_options(db_url, db):

@@ -22,6 +22,7 @@ from core.infra.config import load_settings
 from core.infra.db import open_database
 from core.infra.events import EventLog
 from core.supervisor import Supervisor
+from core.runtime import build_handlers
 from tests.conftest import fast_config
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support import skip_or_fail
@@ -76,7 +77,7 @@ def report_db(tmp_path, monkeypatch):
     started: list[Supervisor] = []
 
     def supervisor(settings=None) -> Supervisor:
-        sup = Supervisor(database, EventLog(database), fast_config())
+        sup = Supervisor(database, EventLog(database), fast_config(), handlers=build_handlers())
         sup.settings = settings or load_settings()
         sup.start()
         started.append(sup)

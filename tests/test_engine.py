@@ -16,6 +16,7 @@ from core.infra.logs import setup_logging
 from core.infra.models import LlmCall
 from core.work.runs import get_run, jobs_of
 from core.supervisor import Supervisor
+from core.runtime import build_handlers
 from tests.conftest import fast_config
 from tests.fakes.openai_server import FakeOpenAI, FakeReply
 from tests.fakes.search_servers import FakeBochaServer, FakeTavilyServer
@@ -65,7 +66,7 @@ def engine_job(db, run_id, kind=None):
 
 
 def make_sup(db, events, settings, **overrides):
-    sup = Supervisor(db, events, fast_config(max_workers=4, **overrides))
+    sup = Supervisor(db, events, fast_config(max_workers=4, **overrides), handlers=build_handlers())
     sup.settings = settings
     return sup.start()
 

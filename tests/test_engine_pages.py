@@ -8,7 +8,6 @@ The live panels are fragments with run_every; AppTest never fires those timers, 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from core.analysis import start_analysis
 from core.corpus.importers import import_records
 from core.infra.logtail import LogTail
 from core.work.runs import get_job, get_run, jobs_of
+from tests.conftest import wait_for
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.search_servers import FakeTavilyServer
 from tests.test_engine import corpus_records, llm_responder
@@ -51,16 +51,6 @@ def offline_run(engines=None, paragraphs: int = 2, reflections: int = 1) -> str:
                             reflections=reflections, offline=True)
     assert rt.supervisor.wait_run(run_id, 120) == "completed"
     return run_id
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # ---------------------------------------------------------------------------------------- no run

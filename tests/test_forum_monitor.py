@@ -17,7 +17,7 @@ from core.infra.config import load_settings
 from core.research.engine import log_node
 from core.forum import transcript
 from core.discussion.log_monitor import ForumMonitor, run_forum_job  # noqa: F401 - registers the "forum" kind
-from core.work.jobs import COMPLETED, HANDLERS, HandlerInfo, JobSpec
+from core.work.jobs import COMPLETED, HandlerInfo, JobSpec
 from core.infra.logs import setup_logging
 from core.infra.models import Job, Run
 from core.work.runs import jobs_of
@@ -321,7 +321,7 @@ def _fake_engine(engine: str, summaries: list[tuple[str, str, int, str]]):
     return handler
 
 
-def test_forum_job_end_to_end_through_a_supervisor(db, events, make_supervisor, monkeypatch):
+def test_forum_job_end_to_end_through_a_supervisor(db, events, make_supervisor, job_handlers, monkeypatch):
     monkeypatch.setenv("FORUM_HOST_EVERY", "2")
     settings = load_settings()
     setup_logging(settings.log_dir, console=False)
@@ -335,12 +335,12 @@ def test_forum_job_end_to_end_through_a_supervisor(db, events, make_supervisor, 
         return hosts[-1]
 
     monkeypatch.setattr(fm, "_make_host", fake_make_host)
-    monkeypatch.setitem(HANDLERS, "query", HandlerInfo("query", _fake_engine("query", [
+    monkeypatch.setitem(job_handlers, "query", HandlerInfo("query", _fake_engine("query", [
         ("FirstSummaryNode", "paragraph_latest_state", 0, "查询一"),
         ("FirstSummaryNode", "paragraph_latest_state", 1, "查询二"),
         ("ReflectionSummaryNode", "updated_paragraph_latest_state", 0, "查询一（反思后）"),
     ])))
-    monkeypatch.setitem(HANDLERS, "insight", HandlerInfo("insight", _fake_engine("insight", [
+    monkeypatch.setitem(job_handlers, "insight", HandlerInfo("insight", _fake_engine("insight", [
         ("FirstSummaryNode", "paragraph_latest_state", 0, "洞察一\n两行"),
     ])))
     sup = make_supervisor()
@@ -363,7 +363,7 @@ def test_forum_job_end_to_end_through_a_supervisor(db, events, make_supervisor, 
     assert jobs["forum"].checkpoint["monitor"]["posted"] == {"QUERY": 3, "MEDIA": 0, "INSIGHT": 1}
 
 
-def test_forum_job_stops_on_cancel(db, events, make_supervisor, monkeypatch):
+def test_forum_job_stops_on_cancel(db, events, make_supervisor, job_handlers, monkeypatch):
     settings = load_settings()
     monkeypatch.setattr(fm, "_make_host", lambda *a, **k: None)
 
@@ -371,7 +371,7 @@ def test_forum_job_stops_on_cancel(db, events, make_supervisor, monkeypatch):
         while True:
             ctx.sleep(0.05)
 
-    monkeypatch.setitem(HANDLERS, "media", HandlerInfo("media", endless))
+    monkeypatch.setitem(job_handlers, "media", HandlerInfo("media", endless))
     sup = make_supervisor()
     sup.settings = settings
     run_id = sup.submit_run([JobSpec("media"), JobSpec("forum")], topic="x")

@@ -14,14 +14,14 @@ from sqlalchemy.engine import make_url
 
 from core.corpus.search import search_posts
 from core.corpus.importers import (
-    import_file,
-    import_mindspider,
     import_records,
     parse_count,
     parse_sentiment,
-    parse_time,
     stable_post_id,
 )
+from core.corpus.import_files import import_file
+from core.corpus.mindspider import import_mindspider
+from core.text.dates import parse_time
 from core.infra.models import Post
 
 

@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.console.alerts import AlertRule
 from core.infra.models import Event, ForumMessage, Job, LlmCall, Run, TelemetryEvent, utcnow
-from ui.monitor_view import (TAB_ALERTS, TAB_LATENCY, TAB_LOGS, TAB_OVERVIEW, TAB_RESOURCES, TAB_RUNS,
+from ui.monitor import (TAB_ALERTS, TAB_LATENCY, TAB_LOGS, TAB_OVERVIEW, TAB_RESOURCES, TAB_RUNS,
                              TAB_TELEMETRY, TAB_TRACES, TAB_USAGE, TABS)
 from ui.runtime import get_runtime, reload_runtime
 from tests.pagetest import fresh_runtime, values  # noqa: F401 - fresh_runtime is an autouse fixture
@@ -428,14 +428,14 @@ def test_logs_filter_by_engine_trace_and_text():
 
 
 def logs_script():
-    from ui.monitor_view import render_logs
+    from ui.monitor import render_logs
     from ui.runtime import get_runtime
 
     render_logs(get_runtime(), "k")
 
 
 def overview_script():
-    from ui.monitor_view import render_overview
+    from ui.monitor import render_overview
     from ui.runtime import get_runtime
 
     render_overview(get_runtime(), "k")

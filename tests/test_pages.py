@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.work.jobs import HANDLERS, HandlerInfo
 from core.infra.models import Post
 from core.work.probe import probe_jobs
 from core.work.runs import get_run, jobs_of, list_runs
@@ -37,14 +36,6 @@ TITLES = {
 }
 ENGINE_KINDS = ("query", "media", "insight")
 TIMEOUT = 30
-
-
-@pytest.fixture
-def no_engines(monkeypatch):
-    """Pin the state where no engine handler is registered (engine modules register theirs on import)."""
-    for kind in ENGINE_KINDS:
-        if kind in HANDLERS:
-            monkeypatch.delitem(HANDLERS, kind)
 
 
 def page(name: str) -> AppTest:
@@ -103,31 +94,16 @@ def test_every_page_renders_with_its_title(name):
     assert not at.error, values(at.error)  # a healthy default install shows no error anywhere
 
 
-@pytest.mark.parametrize("name,what", [("1_Query_Engine.py", "Query engine"), ("2_Media_Engine.py", "Media engine"),
-                                       ("3_Insight_Engine.py", "Insight engine")])
-def test_unbuilt_pages_say_not_available_and_invent_nothing(name, what, no_engines):
-    at = render(name)
-    assert [i.value for i in at.info if "not available yet" in i.value and what in i.value], values(at.info)
-    # No invented data: no tables, charts, metrics or progress on a placeholder page.
-    assert not at.dataframe and not at.metric and not at.get("progress")
-
-
 # ---------------------------------------------------------------------------------------- Home
 
 
-def test_home_start_is_disabled_until_an_engine_exists(no_engines):
-    at = render("Home.py")
-    start = [b for b in at.button if b.label == "Start"]
-    assert len(start) == 1 and start[0].disabled
-    assert any("Starting an analysis is not available yet" in i.value for i in at.info), values(at.info)
-
-
-def test_home_start_is_enabled_once_an_engine_handler_is_registered(monkeypatch, no_engines):
-    monkeypatch.setitem(HANDLERS, "query", HandlerInfo("query", lambda ctx: None))
+def test_home_offers_every_engine_and_start_is_enabled():
+    # the composition root registers every engine's handler: no page asks whether one exists
     at = render("Home.py")
     start = [b for b in at.button if b.label == "Start"]
     assert len(start) == 1 and not start[0].disabled
-    assert not any("not available yet" in i.value for i in at.info)
+    engines = [m for m in at.multiselect if m.label == "Engines"]
+    assert len(engines) == 1 and engines[0].value == list(ENGINE_KINDS)
 
 
 def test_home_shows_health_checks():

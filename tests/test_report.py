@@ -29,8 +29,9 @@ from core.reporting.types import REPORT_TYPES, choose_type_by_rules, normalise_t
 from core.research.coverage import Coverage
 from core.work.runs import get_job, get_run
 from core.supervisor import Supervisor
+from core.runtime import build_handlers
 from core.infra.tracing import child_trace_id, new_trace_id
-from tests.conftest import fast_config
+from tests.conftest import fast_config, wait_for
 from tests.fakes.openai_server import FakeOpenAI, FakeReply
 
 pytestmark = pytest.mark.timeout(120)
@@ -62,7 +63,7 @@ def supervisors():
     started: list[Supervisor] = []
 
     def make(db, settings=None, start=True, **overrides) -> Supervisor:
-        sup = Supervisor(db, EventLog(db), fast_config(**overrides))
+        sup = Supervisor(db, EventLog(db), fast_config(**overrides), handlers=build_handlers())
         sup.settings = settings or load_settings()
         if start:
             sup.start()
@@ -153,16 +154,6 @@ def add_forum(db, run_id: str, host: str = "主持人：各引擎对价格战的
 
 def events_of(db, run_id: str) -> list:
     return rep.report_events(EventLog(db), run_id, 0, limit=5000)[0]
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.03)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def llm_settings(fake: FakeOpenAI, **extra) -> object:
@@ -349,9 +340,11 @@ def test_the_automatic_report_waits_for_this_runs_engines_and_ignores_an_earlier
     ev = wait_for(lambda: next((e for e in events_of(db, run_id) if e.type == "report.waiting"), None),
                   what="report.waiting")
     assert ev.payload["engines"] == ["media", "insight"]
-    time.sleep(0.3)
+    sup.schedule_once()  # a scheduler pass: the report's dependencies have not ended, so it is not claimed
     view = rep.get_report(db, rid)
-    assert (view.status, view.stage) == ("running", "waiting")
+    assert (view.status, view.stage) == ("pending", "waiting")
+    # it waits as a pending job that depends on the engines: it holds no worker slot
+    assert get_job(db, rep.report_job_id(db, rid)).status == "pending" and sup.status().active_jobs == 0
     assert not rep.inputs_ready(rep.report_inputs(db, run_id))
     # the engines finish: their results go into the job rows, as the supervisor would write them
     with db.session() as s:
@@ -417,8 +410,10 @@ def test_a_partial_report_opens_with_a_banner_naming_what_is_missing(db, supervi
     assert d["provenance"]["engines"]["media"]["from_checkpoint"] is True
     assert_safe(html_text)
     # the automatic one is still waiting for media; cancel it while it waits
-    wait_for(lambda: rep.get_report(db, auto).status == "running", what="the automatic report to wait")
-    assert rep.get_report(db, auto).stage == "waiting"
+    waiting = [e for e in events_of(db, run_id) if e.type == "report.waiting" and e.payload["report_id"] == auto]
+    assert waiting and waiting[0].payload["engines"] == ["media"]  # insight failed: only media is awaited
+    assert (rep.get_report(db, auto).status, rep.get_report(db, auto).stage) == ("pending", "waiting")
+    assert get_job(db, rep.report_job_id(db, auto)).status == "pending"
     assert rep.cancel_report(sup, auto, timeout=5) == "cancelled"
     assert get_job(db, rep.report_job_id(db, auto)).status == CANCELLED
     assert "report.cancelled" in [e.type for e in events_of(db, run_id) if e.payload.get("report_id") == auto]
@@ -961,3 +956,34 @@ def test_near_duplicate_negative_posts_are_shown_once_with_a_distinct_count(sqli
         md, _, _ = rep.write_offline_section(top, [], m)
         assert md.count("刚提车就降价两万") == 1
         assert ("（6 条（4 条不重复）有互动数据的来源" if zh else "(6 sources (4 distinct) with engagement data") in md
+
+
+def test_a_pending_automatic_report_also_waits_for_an_engine_re_run(db, supervisors):
+    """The report is requested after media failed; media is re-run before the report is claimed: the
+    report depends on the re-run too, and is written from it (complete, not an error)."""
+    from core.analysis import rerun_engine
+    from core.work.jobs import HandlerInfo
+
+    engines = standard_engines()
+    status, media_result, media_sources = engines["media"]
+    engines["media"] = (FAILED, None, [])
+    run_id = make_run(db, engines=engines, run_status="failed")
+    add_forum(db, run_id)
+    sup = supervisors(db, start=False)
+
+    def media_again(ctx):
+        ctx.save_checkpoint(sources=media_sources)
+        return media_result
+
+    sup.handlers["media"] = HandlerInfo("media", media_again)
+    rid = rep.request_report(sup, db, run_id)
+    report_job = rep.report_job_id(db, rid)
+    new_media = rerun_engine(sup, run_id, "media")
+    with db.session() as s:
+        assert {"job": new_media, "until": "final"} in s.get(Job, report_job).depends_on
+    sup.start()
+    view = rep.wait_report(db, rid, 60)
+    assert view.status == "completed", view.error
+    media, report = get_job(db, new_media), get_job(db, report_job)
+    assert media.status == COMPLETED and report.started_at >= media.finished_at
+    assert load_doc(view)["provenance"]["engines"]["media"]["job_id"] == new_media

@@ -22,14 +22,12 @@ from core.infra.retry import (
     LLM,
     SEARCH,
     RetryPolicy,
-    call_graceful,
     call_with_retry,
     classify,
     retry_after_seconds,
     retry_counts,
     retrying,
     set_event_sink,
-    with_retry,
 )
 from core.infra.tracing import trace_scope
 from tests.fakes.http_server import FakeHTTPServer, Reply, fake_http_server  # noqa: F401 (fixture)
@@ -330,42 +328,6 @@ def test_counters_add_up_by_policy_and_kind(srv, client):
                               ("test", "connection"): 1, ("search", "server_error"): 1}
 
 
-# --- graceful variant -------------------------------------------------------------------------
-
-def test_graceful_returns_default_after_exhaustion_and_records_gave_up(srv, client, events):
-    srv.always("/q", Reply(503))
-    sleeps = Sleeps()
-    result = call_graceful(FAST, get_ok, client, "/q", default=["fallback"], op="optional", run_id="r9",
-                           sleep=sleeps)
-    assert result == ["fallback"]
-    assert len(srv.requests_to("/q")) == FAST.max_attempts
-    got, _ = events.since(0)
-    assert [e.type for e in got] == ["retry"] * (FAST.max_attempts - 1) + ["retry.gave_up"]
-    gave_up = got[-1]
-    assert gave_up.run_id == "r9"
-    assert gave_up.payload["reason"] == "exhausted" and gave_up.payload["attempts"] == FAST.max_attempts
-    assert gave_up.payload["kind"] == "server_error" and gave_up.payload["op"] == "optional"
-
-
-def test_graceful_returns_default_at_once_for_a_permanent_error(srv, client, events):
-    srv.always("/q", Reply(404))
-    assert call_graceful(FAST, get_ok, client, "/q", default=None, op="optional", sleep=Sleeps()) is None
-    assert len(srv.requests_to("/q")) == 1
-    got, _ = events.since(0)
-    assert [e.type for e in got] == ["retry.gave_up"]
-    assert got[0].payload["reason"] == "not_transient" and got[0].payload["kind"] == "permanent"
-
-
-def test_graceful_returns_the_result_when_it_works_and_lets_interrupts_through():
-    assert call_graceful(FAST, lambda x: x * 2, 21, default=0, sleep=Sleeps()) == 42
-
-    def interrupted():
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        call_graceful(FAST, interrupted, default=0, sleep=Sleeps())
-
-
 # --- database policy --------------------------------------------------------------------------
 
 def test_database_policy_retries_operational_error_not_integrity_error():
@@ -384,13 +346,12 @@ def test_database_policy_retries_operational_error_not_integrity_error():
 
     duplicates = []
 
-    @with_retry(DATABASE, op="insert", sleep=sleeps)
     def insert():
         duplicates.append(1)
         raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
 
     with pytest.raises(IntegrityError):
-        insert()
+        call_with_retry(DATABASE, insert, op="insert", sleep=sleeps)
     assert len(duplicates) == 1
 
 
@@ -490,3 +451,46 @@ def test_presets():
         RetryPolicy("bad", max_attempts=0, max_seconds=1, initial_wait=0, max_wait=0)
     with pytest.raises(Exception):
         LLM.max_attempts = 9  # frozen
+
+
+# --- the supervisor's database writes use the DATABASE policy ----------------------------------
+
+def test_the_supervisor_retries_a_locked_database_on_claim_checkpoint_and_lease(tmp_path):
+    """README: database calls are retried. A claim, a checkpoint write and a lease renewal that
+    meet 'database is locked' once each are retried (an event each) and the run completes."""
+    import sqlite3
+
+    from core.runtime import build_handlers
+    from core.supervisor import Supervisor
+    from core.work.probe import probe_jobs
+    from tests.conftest import fast_config
+
+    db = open_database(f"sqlite:///{tmp_path}/sup.db")
+    log = EventLog(db)
+    set_event_sink(log)
+    sup = Supervisor(db, log, fast_config(), handlers=build_handlers())
+    failed: list[str] = []
+
+    def locked_once(op, fn):
+        def wrapper(*args):
+            if op not in failed:
+                failed.append(op)
+                raise OperationalError("UPDATE jobs", {}, sqlite3.OperationalError("database is locked"))
+            return fn(*args)
+        return wrapper
+
+    sup._claim_row = locked_once("claim", sup._claim_row)
+    sup._write_checkpoint_row = locked_once("checkpoint", sup._write_checkpoint_row)
+    sup._renew_lease = locked_once("lease", sup._renew_lease)
+    sup.start()
+    try:
+        run_id = sup.submit_run(probe_jobs(1, steps=20, step_seconds=0.02), kind="probe")
+        assert sup.wait_run(run_id, 60) == "completed"
+    finally:
+        sup.shutdown(timeout=3)
+    assert sorted(failed) == ["checkpoint", "claim", "lease"]
+    retried = {e.payload["op"] for e in log.since(0, limit=10_000)[0]
+               if e.type == "retry" and e.payload["policy"] == "database"}
+    assert retried == {"claim", "checkpoint", "lease"}
+    assert retry_counts()[("database", "database")] == 3
+    db.dispose()

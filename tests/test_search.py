@@ -21,6 +21,7 @@ from core.infra.config import load_settings
 from core.corpus.documents import Document
 from core.infra.logs import setup_logging
 from core.infra.retry import RetryPolicy
+from core.text.dates import parse_time
 from core.research.web_search import (
     MAX_QUERY_CHARS,
     MEDIA_TOOLS,
@@ -32,7 +33,6 @@ from core.research.web_search import (
     SearchInputError,
     SearchUnavailable,
     TavilyProvider,
-    parse_published,
     web_provider_for,
 )
 from tests.fakes.http_server import Reply, fake_http_server  # noqa: F401  (fixture)
@@ -532,7 +532,7 @@ def test_web_provider_for_selects_by_engine_and_key(fake_tavily, fake_bocha):
     ("yesterday-ish", None), ("", None), (None, None), (True, None), (-5, None),
 ])
 def test_parse_published(raw, expected):
-    assert parse_published(raw) == expected
+    assert parse_time(raw, lenient=True) == expected
 
 
 def test_custom_policy_limits_attempts(fake_tavily, sleeps):

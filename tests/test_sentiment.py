@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.text import sentiment as S
+from core.text.clean import clean_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.tsv"
@@ -206,7 +207,8 @@ def test_long_text_is_truncated():
 
 
 def test_clean_keeps_emoji_and_drops_markup():
-    plain, markers = S.clean("{%#毕业季#%}开心\u200b[哈哈]@张三 看 http://t.cn/Rabc {%上海·外滩%}")
+    markers: list[str] = []
+    plain = clean_text("{%#毕业季#%}开心\u200b[哈哈]@张三 看 http://t.cn/Rabc {%上海·外滩%}", markers=markers)
     assert "\u200b" not in plain and "http" not in plain and "张三" not in plain and "外滩" not in plain
     assert "毕业季" in plain and "开心" in plain
     assert "e:哈哈" in markers and "m:at" in markers and "m:url" in markers

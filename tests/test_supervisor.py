@@ -19,11 +19,10 @@ from core.work.jobs import (
     COMPLETED,
     FAILED,
     INTERRUPTED,
-    HANDLERS,
     JobContext,
     JobSpec,
-    register_handler,
 )
+from core.runtime import build_handlers
 from core.infra.models import Job, Run, Worker, utcnow
 from core.work.probe import probe_jobs
 from core.work.runs import get_job, get_run, jobs_of
@@ -78,10 +77,22 @@ def h_secret_failure(ctx: JobContext):
     raise RuntimeError("upstream said: invalid api_key=sk-verysecretvalue123456")
 
 
+def h_waits_until_cancelled(ctx: JobContext):
+    while True:  # a job that waits: only a cancel ends it
+        ctx.check_cancelled()
+        ctx.sleep(0.05)
+
+
+TEST_HANDLERS = build_handlers()
 for kind, fn in (("t_sleepy", h_sleepy), ("t_stubborn", h_stubborn), ("t_silent", h_silent),
-                 ("t_fail", h_secret_failure)):
-    register_handler(kind, fn)
-register_handler("t_timeout", h_sleepy, timeout=0.3)
+                 ("t_fail", h_secret_failure), ("t_waiter", h_waits_until_cancelled)):
+    TEST_HANDLERS.register(kind, fn)
+TEST_HANDLERS.register("t_timeout", h_sleepy, timeout=0.3)
+
+
+@pytest.fixture
+def job_handlers():
+    return TEST_HANDLERS
 
 
 @pytest.fixture(autouse=True)
@@ -92,16 +103,6 @@ def _reset_counters():
 
 def event_types(events, run_id=None):
     return [e.type for e in events.since(0, run_id=run_id, limit=100_000)[0]]
-
-
-def wait_until(predicate, timeout=10.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 # -- the happy path ----------------------------------------------------------------------------
@@ -147,6 +148,46 @@ def test_dependencies_wait_for_upstream_and_are_skipped_when_it_fails(db, events
     assert executions.count((report.id, sup.worker_id)) == 0
 
 
+def test_a_job_after_any_outcome_runs_once_its_dependencies_have_ended_even_failed(db, events, make_supervisor):
+    sup = make_supervisor()
+    run_id = sup.submit_run([JobSpec("t_fail", "engine"), JobSpec("t_sleepy", "slow", {"ticks": 3}),
+                             JobSpec("probe", "report", {"steps": 1}, depends_on=("engine", "slow"),
+                                     after_any_outcome=True)])
+    assert sup.wait_run(run_id, 30) == FAILED  # the engine failed; the report still ran
+    jobs = {j.name: j for j in jobs_of(db, run_id)}
+    assert jobs["engine"].status == FAILED and jobs["report"].status == COMPLETED
+    assert jobs["report"].started_at >= max(jobs["engine"].finished_at, jobs["slow"].finished_at)
+
+
+def test_a_dependency_that_will_be_resumed_has_not_ended(db, events, make_supervisor):
+    from core.work.ledger import READY, SKIP, WAIT, readiness
+
+    deps = [("a", True)]
+    assert readiness(deps, {"a": INTERRUPTED}, auto_resume=True) == WAIT
+    assert readiness(deps, {"a": INTERRUPTED}, auto_resume=False) == READY
+    assert readiness(deps, {"a": "running"}, auto_resume=True) == WAIT
+    assert readiness(deps, {"a": CANCELLED}, auto_resume=True) == READY
+    assert readiness([("a", False)], {"a": CANCELLED}, auto_resume=True) == SKIP
+    for auto_resume in (True, False):
+        sup = make_supervisor(start=False, auto_resume=auto_resume)
+        run_id = sup.submit_run([JobSpec("t_sleepy", "engine", {"ticks": 3}),
+                                 JobSpec("probe", "report", {"steps": 1}, depends_on=("engine",),
+                                         after_any_outcome=True)])
+        with db.session() as s:  # the engine was interrupted (its process died) before the report ran
+            s.execute(update(Run).where(Run.id == run_id).values(status="running"))
+            s.execute(update(Job).where(Job.id == f"{run_id}-engine").values(status=INTERRUPTED, attempt=1))
+        sup.start()
+        report = wait_for(lambda: (j := get_job(db, f"{run_id}-report")).status == COMPLETED and j,
+                          what="the report job")
+        engine = get_job(db, f"{run_id}-engine")
+        if auto_resume:  # resumed, so not final: the report waited for the second attempt
+            assert engine.status == COMPLETED and engine.attempt == 2
+            assert report.started_at >= engine.finished_at
+        else:  # nothing will resume it: it has ended, and the report ran
+            assert engine.status == INTERRUPTED
+        sup.shutdown(timeout=3)
+
+
 def test_a_failing_job_records_a_redacted_error(db, make_supervisor):
     sup = make_supervisor()
     run_id = sup.submit_run([JobSpec("t_fail", "f")])
@@ -179,7 +220,7 @@ def test_runs_beyond_the_limit_wait_in_a_queue(db, events, make_supervisor):
 def test_cancel_a_running_job_is_prompt_and_the_run_ends_cancelled(db, events, make_supervisor):
     sup = make_supervisor()
     run_id = sup.submit_run([JobSpec("t_sleepy", "long", {"ticks": 400}), JobSpec("t_sleepy", "other", {"ticks": 400})])
-    wait_until(lambda: all(j.status == "running" for j in jobs_of(db, run_id)))
+    wait_for(lambda: all(j.status == "running" for j in jobs_of(db, run_id)))
     t0 = time.monotonic()
     assert sup.cancel_run(run_id, timeout=5) == CANCELLED
     assert time.monotonic() - t0 < 3
@@ -192,7 +233,7 @@ def test_cancel_a_queued_run_never_starts_it(db, make_supervisor):
     sup = make_supervisor(max_concurrent_runs=1)
     blocker = sup.submit_run([JobSpec("t_sleepy", "b", {"ticks": 400})])
     queued = sup.submit_run([JobSpec("t_sleepy", "q")])
-    wait_until(lambda: get_run(db, blocker).status == "running")
+    wait_for(lambda: get_run(db, blocker).status == "running")
     assert sup.cancel_run(queued, timeout=2) == CANCELLED
     assert [j.status for j in jobs_of(db, queued)] == [CANCELLED]
     assert not [e for e in executions if e[0].startswith(queued)]
@@ -203,7 +244,7 @@ def test_a_job_that_ignores_cancel_is_cancelled_anyway_after_the_timeout(db, eve
     sup = make_supervisor(cancel_timeout=0.5)
     run_id = sup.submit_run([JobSpec("t_stubborn", "s", {"seconds": 3})])
     job_id = f"{run_id}-s"
-    wait_until(lambda: get_job(db, job_id).status == "running")
+    wait_for(lambda: get_job(db, job_id).status == "running")
     t0 = time.monotonic()
     assert sup.cancel_job(job_id) == CANCELLED
     assert time.monotonic() - t0 < 2.0
@@ -218,7 +259,7 @@ def test_cancel_requested_by_another_process_reaches_the_owner(db, events, make_
     owner = make_supervisor()
     other = make_supervisor(start=False)  # e.g. the command line: it only writes the request
     run_id = owner.submit_run([JobSpec("t_sleepy", "x", {"ticks": 400})])
-    wait_until(lambda: get_job(db, f"{run_id}-x").status == "running")
+    wait_for(lambda: get_job(db, f"{run_id}-x").status == "running")
     assert other.cancel_job(f"{run_id}-x", timeout=5) == CANCELLED
     assert get_run(db, run_id).status == CANCELLED
 
@@ -232,9 +273,15 @@ def test_a_job_past_its_timeout_fails(db, make_supervisor):
 
 # -- stalls ------------------------------------------------------------------------------------
 def test_a_silent_job_is_flagged_stalled_and_then_recovered(db, events, make_supervisor):
+    from core.console.monitoring import Monitor, detect_stalls
+
     sup = make_supervisor(stall_seconds=0.4)
-    run_id = sup.submit_run([JobSpec("t_silent", "quiet", {"quiet": 1.2})])
-    assert sup.wait_run(run_id, 30) == COMPLETED
+    monitor = Monitor(tick=0.05).add("stalls", 0.1, lambda: detect_stalls(db, events, 0.4)).start()
+    try:
+        run_id = sup.submit_run([JobSpec("t_silent", "quiet", {"quiet": 1.2})])
+        assert sup.wait_run(run_id, 30) == COMPLETED
+    finally:
+        monitor.stop()
     types = event_types(events, run_id)
     assert "job.stalled" in types and "job.recovered" in types
     assert types.index("job.stalled") < types.index("job.recovered")
@@ -247,7 +294,7 @@ def _orphan(db, events, lease_in: float, owner="ghost-worker", step=3, steps=8):
     """A run whose probe job was claimed by another process that stopped renewing its lease."""
     from core.supervisor import Supervisor
 
-    sup = Supervisor(db, events)
+    sup = Supervisor(db, events, handlers=TEST_HANDLERS)
     run_id = sup.submit_run(probe_jobs(1, steps=steps, step_seconds=0.01), kind="probe")
     now = utcnow()
     with db.session() as s:
@@ -291,7 +338,7 @@ def test_on_start_jobs_of_a_dead_local_process_are_interrupted_without_waiting_f
         s.add(Worker(id=owner, host=socket.gethostname(), pid=dead.pid, started_at=utcnow(), heartbeat_at=utcnow()))
     run_id = _orphan(db, events, lease_in=600, owner=owner)
     sup = make_supervisor(auto_resume=False)
-    wait_until(lambda: jobs_of(db, run_id)[0].status == INTERRUPTED, timeout=5)
+    wait_for(lambda: jobs_of(db, run_id)[0].status == INTERRUPTED, timeout=5)
     assert get_run(db, run_id).status == INTERRUPTED
     with db.session() as s:
         assert s.get(Worker, owner).stopped_at is not None
@@ -314,10 +361,10 @@ def test_a_job_whose_lease_is_lost_stops_and_writes_nothing(db, events, make_sup
     sup = make_supervisor()
     run_id = sup.submit_run(probe_jobs(1, steps=200, step_seconds=0.02), kind="probe")
     job_id = f"{run_id}-probe-1"
-    wait_until(lambda: (get_job(db, job_id).checkpoint or {}).get("step", 0) >= 2)
+    wait_for(lambda: (get_job(db, job_id).checkpoint or {}).get("step", 0) >= 2)
     with db.session() as s:  # another replica took it over
         s.execute(update(Job).where(Job.id == job_id).values(lease_owner="thief"))
-    wait_until(lambda: job_id not in sup._active, timeout=5)
+    wait_for(lambda: job_id not in sup._active, timeout=5)
     job = get_job(db, job_id)
     assert job.status == "running" and job.lease_owner == "thief"
     step = job.checkpoint["step"]
@@ -340,7 +387,7 @@ def test_shutdown_checkpoints_running_jobs_and_a_new_supervisor_resumes_them(db,
     first = make_supervisor(auto_resume=False)
     run_id = first.submit_run(probe_jobs(1, steps=40, step_seconds=0.05), kind="probe")
     job_id = f"{run_id}-probe-1"
-    wait_until(lambda: (get_job(db, job_id).checkpoint or {}).get("step", 0) >= 3)
+    wait_for(lambda: (get_job(db, job_id).checkpoint or {}).get("step", 0) >= 3)
     t0 = time.monotonic()
     assert first.shutdown(timeout=3) == []  # it stopped by itself, nothing had to be forced
     assert time.monotonic() - t0 < 3
@@ -359,7 +406,7 @@ def test_shutdown_checkpoints_running_jobs_and_a_new_supervisor_resumes_them(db,
 def test_shutdown_has_a_hard_timeout_even_when_a_job_will_not_stop(db, make_supervisor):
     sup = make_supervisor()
     run_id = sup.submit_run([JobSpec("t_stubborn", "s", {"seconds": 4})])
-    wait_until(lambda: get_job(db, f"{run_id}-s").status == "running")
+    wait_for(lambda: get_job(db, f"{run_id}-s").status == "running")
     t0 = time.monotonic()
     interrupted = sup.shutdown(timeout=0.5)
     assert time.monotonic() - t0 < 1.5
@@ -377,25 +424,18 @@ def test_the_supervisor_survives_a_database_outage(tmp_path):
     from tests.conftest import fast_config
 
     db = open_database(f"sqlite:///{tmp_path / 'gone.db'}")
-    sup = Supervisor(db, EventLog(db), fast_config()).start()
+    sup = Supervisor(db, EventLog(db), fast_config(), handlers=TEST_HANDLERS).start()
     try:
         db.engine.dispose()
         os.remove(tmp_path / "gone.db")
         os.mkdir(tmp_path / "gone.db")  # now nothing can open it
-        wait_until(lambda: sup.status().loops["scheduler"].errors > 0, timeout=5)
+        wait_for(lambda: sup.status().loops["scheduler"].errors > 0, timeout=5)
         assert sup.status().running
         assert sup.status().loops["scheduler"].last_error
     finally:
         sup.shutdown(timeout=2)
 
 
-def h_waits_until_cancelled(ctx: JobContext):
-    while True:  # like the report job waiting for engines: only a cancel ends it
-        ctx.check_cancelled()
-        ctx.sleep(0.05)
-
-
-register_handler("t_waiter", h_waits_until_cancelled)
 
 
 def test_a_job_claimed_while_shutdown_takes_its_snapshot_is_told_to_stop(make_supervisor, db):

@@ -6,15 +6,15 @@ from collections import deque
 import pandas as pd
 import streamlit as st
 
+from core.work.states import JobState
 from core.analysis import rerun_engine
 from core.research.engine import ENGINES, engine_mode
-from core.work.jobs import HANDLERS
 from core.infra.logtail import LogTail
 from core.work.runs import JobView, RunView, jobs_of
 from core.console.usage import llm_calls_frame, usage_by_model
 
 from .runtime import get_runtime
-from .widgets import (admin_unlocked, badge, fmt_duration, fmt_time, not_available, page_setup, run_picker,
+from .widgets import (admin_unlocked, badge, fmt_duration, fmt_time, page_setup, run_picker,
                       usage_line)
 
 DESCRIPTIONS = {
@@ -39,9 +39,6 @@ def show(engine: str) -> None:
     st.title(f"{icon} {config.title}")
     mode = engine_mode(engine, rt.settings, offline=False)
     st.caption(f"{description} This engine reasons with **{'an LLM' if mode == 'llm' else 'the offline analyst'}**.")
-    if engine not in HANDLERS:
-        not_available(config.title, "This engine is not registered in this process.")
-        return
     if not rt.db.ok:
         return
     run = run_picker(rt, key=f"{engine}_run", kind="analysis")
@@ -68,7 +65,7 @@ def show(engine: str) -> None:
 
 def controls(rt, run: RunView, job: JobView | None, engine: str) -> None:
     sup = rt.supervisor
-    running = job is not None and job.status in ("pending", "running", "cancelling")
+    running = job is not None and job.status in JobState.OPEN
     c1, c2, c3 = st.columns([1, 1, 4])
     if c1.button("Stop", key=f"{engine}_stop", disabled=sup is None or not running):
         if admin_unlocked(rt, f"{engine}_stop_pw"):

@@ -82,11 +82,6 @@ def problems_banner(rt: Runtime) -> None:
             st.rerun()
 
 
-def not_available(what: str, detail: str) -> None:
-    """An honest placeholder for a capability that a later release brings: no invented data."""
-    st.info(f"**{what} is not available yet.** {detail}", icon="🚧")
-
-
 def mode_caption(rt: Runtime) -> str:
     roles = [r for r in ("QUERY_ENGINE", "MEDIA_ENGINE", "INSIGHT_ENGINE", "REPORT_ENGINE")
              if rt.settings.llm_configured(r)]

@@ -35,13 +35,13 @@ from loguru import logger
 from sqlalchemy import func, select
 
 from core.infra.models import Job, LlmCall
+from core.work.states import JobState
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
 }
 SEVERITIES = ("info", "warning", "critical")
 FIRING, CLEARED = "firing", "cleared"
-ACTIVE_JOB_STATES = ("running", "cancelling")  # a job that stalled and then ended keeps its flag
 
 
 @dataclass(frozen=True)
@@ -173,24 +173,35 @@ class AlertEngine:
         with self._lock:
             self.last_evaluated, self.last_metrics = at, dict(metrics)
             for rule in self._rules:
-                st = self._state.setdefault(rule.name, _State())
-                value = metrics.get(rule.metric)
-                st.value = value
-                if rule.enabled and rule.holds(value):
-                    if st.pending_since is None:
-                        st.pending_since = at
-                    if not st.firing and at - st.pending_since >= rule.for_seconds:
-                        st.firing, st.fired_at = True, at
-                        changes.append(self._change(rule, FIRING, at, value, st.pending_since, ""))
-                else:
-                    st.pending_since = None
-                    if st.firing:
-                        st.firing = False
-                        reason = "rule disabled" if not rule.enabled else ""
-                        changes.append(self._change(rule, CLEARED, at, value, st.fired_at or at, reason))
-                        st.fired_at = None
+                try:  # each rule on its own: one that breaks leaves the others evaluated
+                    change = self._advance(rule, at, metrics.get(rule.metric))
+                except Exception as exc:  # noqa: BLE001
+                    logger.warning("alert rule {} could not be evaluated: {}", rule.name,
+                                   f"{type(exc).__name__}: {exc}"[:300])
+                    continue
+                if change is not None:
+                    changes.append(change)
         self._publish(changes)
         return changes
+
+    def _advance(self, rule: AlertRule, at: float, value: Any) -> AlertChange | None:
+        st = self._state.setdefault(rule.name, _State())
+        st.value = value
+        if rule.enabled and rule.holds(value):
+            if st.pending_since is None:
+                st.pending_since = at
+            if not st.firing and at - st.pending_since >= rule.for_seconds:
+                st.firing, st.fired_at = True, at
+                return self._change(rule, FIRING, at, value, st.pending_since, "")
+            return None
+        st.pending_since = None
+        if st.firing:
+            st.firing = False
+            reason = "rule disabled" if not rule.enabled else ""
+            change = self._change(rule, CLEARED, at, value, st.fired_at or at, reason)
+            st.fired_at = None
+            return change
+        return None
 
     def _change(self, rule: AlertRule, state: str, at: float, value: Any, since: float, reason: str) -> AlertChange:
         cond = f"{rule.metric} {rule.op} {_fmt(rule.threshold)}"
@@ -240,7 +251,7 @@ class AlertEngine:
 
     def tick(self, db=None, *, resources=None, telemetry=None, now: float | datetime | None = None,
              window_seconds: float = 300, min_calls: int = 10) -> list[AlertChange]:
-        """collect_metrics + evaluate, for a periodic caller (the supervisor or a page refresh)."""
+        """collect_metrics + evaluate, for a periodic caller (the console's monitor thread or a page refresh)."""
         at = _epoch(now)
         return self.evaluate(at, collect_metrics(db, resources=resources, telemetry=telemetry, now=at,
                                                  window_seconds=window_seconds, min_calls=min_calls))
@@ -275,7 +286,7 @@ def collect_metrics(db=None, *, resources=None, telemetry=None, now: float | dat
         try:
             with db.session() as s:
                 m["stalled_jobs"] = int(s.scalar(select(func.count()).select_from(Job).where(
-                    Job.stalled.is_(True), Job.status.in_(ACTIVE_JOB_STATES))) or 0)
+                    Job.stalled.is_(True), Job.status.in_(JobState.ACTIVE))) or 0)  # an ended job keeps its flag
         except Exception as exc:  # noqa: BLE001
             m["stalled_jobs"] = None
             m["problems"].append(f"jobs: {type(exc).__name__}")

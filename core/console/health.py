@@ -1,6 +1,8 @@
-"""Health checks shared by `python -m core doctor`, the supervisor and the pages.
+"""Health checks shared by `python -m core doctor`, the console's monitor thread and the pages.
 
-Each check returns a CheckResult; none raises. `essential` checks decide doctor's exit code.
+Each check returns a CheckResult; none raises (a check that crashes anyway becomes a `warn`
+result naming the crash, and the other checks still run). `essential` checks decide doctor's
+exit code.
 """
 from __future__ import annotations
 
@@ -36,6 +38,16 @@ def _timed(fn):
         return result
     wrapper.__name__ = fn.__name__
     return wrapper
+
+
+def _guarded(name: str, fn, *args) -> CheckResult:
+    """One check, on its own: a check that raises is reported as a warning, never raised."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
+        from core.infra.redact import redact
+
+        return CheckResult(name, WARN, redact(f"the check itself failed: {exc.__class__.__name__}: {exc}")[:300])
 
 
 @_timed
@@ -113,9 +125,10 @@ def check_search(settings: Settings) -> CheckResult:
 
 
 def run_checks(settings: Settings, db: Database, logging_problem: str = "") -> list[CheckResult]:
-    results = [check_settings(settings), check_database(db), check_logs(settings.log_dir),
-               check_disk(settings.data_dir, settings["SHOAL_MIN_FREE_MB"]), check_llm(settings),
-               check_search(settings)]
+    results = [_guarded("settings", check_settings, settings), _guarded("database", check_database, db),
+               _guarded("logs", check_logs, settings.log_dir),
+               _guarded("disk", lambda: check_disk(settings.data_dir, settings["SHOAL_MIN_FREE_MB"])),
+               _guarded("llm", check_llm, settings), _guarded("search", check_search, settings)]
     if logging_problem:
         results.append(CheckResult("logging", WARN, logging_problem))
     return results
@@ -142,11 +155,11 @@ def check_llm_endpoint(settings: Settings, timeout: float = 3.0) -> CheckResult:
         base = (r["base_url"] or "https://api.openai.com/v1").rstrip("/")
         if base in seen:
             continue
-        try:
+        try:  # each endpoint on its own: one that breaks the client still leaves the others checked
             resp = httpx.get(f"{base}/models", timeout=timeout,
                              headers={"Authorization": f"Bearer {r['api_key']}"} if r["api_key"] else {})
             seen[base] = "ok" if resp.status_code < 500 and resp.status_code != 401 else f"HTTP {resp.status_code}"
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # noqa: BLE001 - httpx.HTTPError, or a malformed URL, or worse
             seen[base] = redact(f"{exc.__class__.__name__}: {exc}")[:120]
     if not seen:
         return CheckResult("llm endpoint", OK, "no LLM configured")
@@ -156,8 +169,9 @@ def check_llm_endpoint(settings: Settings, timeout: float = 3.0) -> CheckResult:
 
 
 class HealthMonitor:
-    """Runs the checks on an interval (the supervisor's heartbeat calls `run`), keeps a bounded
-    history, and emits an event when a check's status changes — so pages read results, never block."""
+    """Runs the checks on an interval (the console's monitor thread calls `run`, never the lease
+    thread), keeps a bounded history, and emits an event when a check's status changes — so pages
+    read results, never block."""
 
     def __init__(self, settings: Settings, db: Database, events=None, history: int = 500,
                  logging_problem: str = "", probe_endpoints: bool = True):
@@ -172,7 +186,7 @@ class HealthMonitor:
     def run(self) -> list[CheckResult]:
         results = run_checks(self.settings, self.db, self.logging_problem)
         if self.probe_endpoints:
-            results.append(check_llm_endpoint(self.settings))
+            results.append(_guarded("llm endpoint", check_llm_endpoint, self.settings))
         now = time.time()
         for r in results:
             prev = self._last.get(r.name)

@@ -33,11 +33,11 @@ from sqlalchemy import case, func, select
 
 from core.infra.models import Job, LlmCall, Run
 from core.llm.pricing import PriceTable, default_table
+from core.work.states import JobState, RunState
 
 NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 PREFIX = "shoal_"
-ACTIVE_JOB_STATES = ("running", "cancelling")  # a job that stalled and then ended keeps its flag
 
 
 def escape_label(value: Any) -> str:
@@ -131,7 +131,7 @@ def _database(ex: Exposition, db, prices: PriceTable, quantile_calls: int) -> No
             runs = s.execute(select(Run.status, func.count()).group_by(Run.status)).all()
             jobs = s.execute(select(Job.status, func.count()).group_by(Job.status)).all()
             stalled = s.scalar(select(func.count()).select_from(Job).where(
-                Job.stalled.is_(True), Job.status.in_(ACTIVE_JOB_STATES))) or 0
+                Job.stalled.is_(True), Job.status.in_(JobState.ACTIVE))) or 0  # an ended job keeps its flag
             calls = s.execute(select(
                 LlmCall.role, LlmCall.model, LlmCall.status, func.count(),
                 func.coalesce(func.sum(LlmCall.input_tokens), 0), func.coalesce(func.sum(LlmCall.output_tokens), 0),
@@ -149,12 +149,12 @@ def _database(ex: Exposition, db, prices: PriceTable, quantile_calls: int) -> No
         ex.comments.append(f"database not read: {_err(exc)}")
         return
     ex.sample(dbup, 1)
-    f = ex.family("runs", "gauge", "Runs by status")
-    for status, n in sorted(runs, key=lambda r: str(r[0])):
-        ex.sample(f, n, {"status": status})
-    f = ex.family("jobs", "gauge", "Jobs by status")
-    for status, n in sorted(jobs, key=lambda r: str(r[0])):
-        ex.sample(f, n, {"status": status})
+    # Every state has a series (zero when no row is in it), so a gauge never vanishes from a graph.
+    for name, help_, states, rows in (("runs", "Runs by status", RunState, runs), ("jobs", "Jobs by status", JobState, jobs)):
+        f = ex.family(name, "gauge", help_)
+        counts = {**{str(st): 0 for st in states}, **{str(st): n for st, n in rows}}
+        for status, n in sorted(counts.items()):
+            ex.sample(f, n, {"status": status})
     ex.sample(ex.family("jobs_stalled", "gauge", "Running jobs flagged stalled (no heartbeat)"), stalled)
 
     fc = ex.family("llm_calls_total", "counter", "LLM calls by agent role, model and status")

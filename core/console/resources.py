@@ -1,6 +1,7 @@
 """System resources over time: a psutil sampler with bounded history.
 
-One daemon thread ("shoal-resources") takes a sample every `interval` seconds into a deque of
+The runtime schedules `sample_once` on the console's monitor thread (`schedule_on`); standalone,
+`start()` runs a daemon thread of its own ("shoal-resources"). A sample every `interval` seconds goes into a deque of
 `history` samples (720 x 5 s = one hour). A sample costs a handful of psutil calls (no
 subprocesses, no per-process scans beyond this process), and each value that cannot be read
 is None rather than an error. Keys of a sample:
@@ -47,6 +48,7 @@ class ResourceSampler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._monitor = None  # a core.console.monitoring.Monitor that takes the samples, if any
         self._proc = _safe(psutil.Process)
         self._last_net: tuple[float, int, int] | None = None
         self.last_error = ""
@@ -109,8 +111,16 @@ class ResourceSampler:
         if self._thread is not None:
             self._thread.join(timeout=timeout)
 
+    def schedule_on(self, monitor) -> "ResourceSampler":
+        """Let a Monitor take the samples on its thread, instead of a thread of our own."""
+        monitor.add("resources", self.interval, self.sample_once, first_after=0)
+        self._monitor = monitor
+        return self
+
     @property
     def running(self) -> bool:
+        if self._monitor is not None and self._monitor.running:
+            return True
         return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
 
     # ------------------------------------------------------------------ reading

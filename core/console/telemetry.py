@@ -21,11 +21,9 @@ thread, not in record(); over-long ids are truncated to the column sizes.
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 import numbers
-import re
 import secrets
 import threading
 import time
@@ -41,7 +39,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from core.infra.db import Database, DatabaseUnavailable, explain
 from core.infra.models import TelemetryEvent, from_epoch
-from core.infra.redact import MASK, redact
+from core.infra.redact import MASK, is_secret_key, redact
 from core.infra.tracing import current_trace_id
 
 MAX_BACKOFF = 2.0
@@ -68,13 +66,7 @@ class TelemetryStats:
         return asdict(self)
 
 
-_SECRET_KEY = re.compile(r"(?i)(api[_-]?key|secret|password|passwd|token|authorization)")
 _MAX_DEPTH = 20
-
-
-@functools.lru_cache(maxsize=4096)
-def _secret_key(key: str) -> bool:
-    return bool(_SECRET_KEY.search(key))
 
 
 def _clean(obj: Any, depth: int = 0) -> Any:
@@ -94,7 +86,7 @@ def _clean(obj: Any, depth: int = 0) -> Any:
         out = {}
         for k, v in obj.items():
             k = k if type(k) is str else str(k)
-            out[k] = MASK if v and _secret_key(k) else _clean(v, depth + 1)
+            out[k] = MASK if v and is_secret_key(k) else _clean(v, depth + 1)
         return out
     if isinstance(obj, (list, tuple, set, frozenset)):
         return [_clean(v, depth + 1) for v in obj]

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from core.text.dates import parse_time
+
 
 def hotness(likes: int, comments: int, shares: int, views: int) -> float:
     """BettaFish's engagement score, as its analysts know it."""
@@ -55,9 +57,6 @@ class Document:
         d = dict(d)
         d.pop("hotness", None)
         if isinstance(d.get("published"), str):
-            try:
-                d["published"] = datetime.fromisoformat(d["published"])
-            except ValueError:
-                d["published"] = None
+            d["published"] = parse_time(d["published"], lenient=True)
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})

@@ -29,7 +29,6 @@ year -- or the demo corpus -- still answers "what was hot this week".
 """
 from __future__ import annotations
 
-import logging
 import re
 import threading
 import weakref
@@ -47,6 +46,9 @@ from core.infra.db import Database
 from core.corpus.documents import Document
 from core.infra.models import Post
 from core.research.relevance import DEFAULT_FLOOR, TopicScope, bm25, bm25_idf, coverage
+from core.text.dates import parse_date, parse_time
+from core.text.jieba_loader import get_jieba
+from core.text.stopwords import FUNCTION_WORDS
 
 # ----------------------------------------------------------------------------- platforms
 
@@ -93,38 +95,15 @@ MAX_QUERY_CHARS = 2000
 MAX_TOKEN_CHARS = 40  # InnoDB ignores tokens over innodb_ft_max_token_size (84); long ones are never searched
 _WORD_RE = re.compile(r"[^\W_]+")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-STOPWORDS = frozenset(
-    "的 了 是 在 和 与 及 或 也 都 就 而 被 把 对 从 以 之 其 这 那 有 我 你 他 她 它 们 吗 呢 吧 啊 呀 哦 嗯 着 过 等 "
-    "个 又 很 还 让 给 但 并 则 即 将 要 会 能 a an the of and or to in is are on for at by be as it".split()
-)
-
-_jieba_lock = threading.Lock()
-_jieba_ready = False
-
-
-def _jieba():
-    """jieba, initialised once (the dictionary load takes ~1 s, so only when first needed)."""
-    global _jieba_ready
-    import jieba
-
-    if not _jieba_ready:
-        with _jieba_lock:
-            if not _jieba_ready:
-                jieba.setLogLevel(logging.WARNING)
-                jieba.initialize()
-                _jieba_ready = True
-    return jieba
-
-
 def segment(text: str) -> list[str]:
     """The search words of a text: jieba search mode, lower-cased, letters and digits only, no stopwords."""
     if not text:
         return []
     text = _CONTROL_RE.sub(" ", text)
     out: list[str] = []
-    for tok in _jieba().cut_for_search(text):
+    for tok in get_jieba().cut_for_search(text):
         for word in _WORD_RE.findall(tok.lower()):
-            if len(word) <= MAX_TOKEN_CHARS and word not in STOPWORDS:
+            if len(word) <= MAX_TOKEN_CHARS and word not in FUNCTION_WORDS:
                 out.append(word)
     return out
 
@@ -257,25 +236,12 @@ def _bound(value: Any, *, end: bool) -> tuple[datetime, bool] | None:
         if re.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}", s):
             return _bound(parse_date(s), end=end)
         try:
-            return _bound(datetime.fromisoformat(s), end=end)
+            when = parse_time(s)
         except ValueError:
-            pass
+            when = None
+        if when is not None:
+            return _bound(when, end=end)
     raise ValueError(f"not a date: {str(value)[:40]!r} (use YYYY-MM-DD)")
-
-
-def parse_date(value: Any, name: str = "date") -> date:
-    """A 'YYYY-MM-DD' string (or a date) as a date; a clear ValueError otherwise."""
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    s = str(value or "").strip()
-    if not re.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}", s):
-        raise ValueError(f"{name} must be a date in the form YYYY-MM-DD, got {str(value)[:40]!r}")
-    try:
-        return datetime.strptime(s, "%Y-%m-%d").date()
-    except ValueError:
-        raise ValueError(f"{name} {s!r} is not a real date (YYYY-MM-DD)") from None
 
 
 @dataclass(frozen=True)
@@ -560,6 +526,6 @@ def corpus_summary(db: Database) -> dict[str, Any]:
 __all__ = [
     "CorpusStats", "MAX_QUERY_TOKENS", "PLATFORMS", "PLATFORM_LABELS",
     "TOKEN_PREFIX", "corpus_stats", "corpus_summary", "ensure_search_index",
-    "index_text", "newest_post_time", "normalize_platform", "parse_date", "post_to_document", "query_terms",
+    "index_text", "newest_post_time", "normalize_platform", "post_to_document", "query_terms",
     "search_posts", "segment", "validate_platform",
 ]

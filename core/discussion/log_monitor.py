@@ -37,7 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.forum import MessageView, _view, latest_host_speech, post_message
 from core.discussion.log_parse import ParsedSummary, SummaryParser
-from core.work.jobs import TERMINAL_STATES, register_handler
+from core.work.jobs import TERMINAL_STATES
 from core.infra.logtail import LogTail
 from core.infra.models import ForumMessage, Job, Run
 
@@ -269,11 +269,7 @@ def run_forum_job(ctx) -> dict:
     checkpointed at once, and after every tick that posted something; a resumed job continues
     from there. The job ends when the engines are terminal, a tick after that found nothing new,
     and the host's pending speeches are done (bounded by HOST_DRAIN_SECONDS)."""
-    from core.infra.config import load_settings
-
-    sup = ctx.supervisor
-    settings = getattr(sup, "settings", None) or load_settings()
-    db, events = sup.db, sup.events
+    settings, db, events = ctx.settings, ctx.db, ctx.events
     host = _make_host(settings, db, events, offline=bool(ctx.run_params.get("offline", False)))
     monitor = ForumMonitor(db, events, ctx.run_id, settings.log_dir, host=host,
                            host_every=settings["FORUM_HOST_EVERY"], topic=ctx.topic or None)
@@ -314,6 +310,3 @@ def run_forum_job(ctx) -> dict:
         return {"agent_messages": monitor.agent_messages, "host_messages": monitor.host_messages}
     finally:
         monitor.close()
-
-
-register_handler("forum", run_forum_job)

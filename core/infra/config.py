@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from core.infra.redact import url_password
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 LLM_ROLES = ("QUERY_ENGINE", "MEDIA_ENGINE", "INSIGHT_ENGINE", "REPORT_ENGINE", "FORUM_HOST", "KEYWORD_OPTIMIZER")
@@ -240,7 +242,7 @@ class Settings:
             if spec.secret and self.values.get(key):
                 out.append(str(self.values[key]))
         url = self.invalid_raw.get("DATABASE_URL") or self.values.get("DATABASE_URL") or ""
-        pw = _url_password(url)
+        pw = url_password(url)
         if pw:
             out.append(pw)
         return out
@@ -266,11 +268,6 @@ class Settings:
         if spec.secret:
             return f"set (from {self.source(key)})" if value else "not set"
         return str(value)
-
-
-def _url_password(url: str) -> str:
-    m = re.match(r"^[a-z0-9+]+://[^:/@]+:([^@]+)@", url or "", re.I)
-    return m.group(1) if m else ""
 
 
 def default_env_file() -> Path:

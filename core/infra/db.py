@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.infra.config import SettingError, validate_database_url
 from core.infra.models import Base
-from core.infra.redact import redact
+from core.infra.redact import mask_url, redact
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -35,14 +35,6 @@ class PoolOptions:
     recycle: int = 1800
     timeout: int = 10
     connect_timeout: int = 5
-
-
-def describe_url(url: str) -> str:
-    """The URL with the password hidden, for messages and the console."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):  # ValueError: a non-numeric port
-        return "(malformed URL)"
 
 
 def _build_engine(url: str, pool: PoolOptions) -> Engine:
@@ -117,7 +109,7 @@ class Database:
 
     @property
     def display_url(self) -> str:
-        return describe_url(self.url)
+        return mask_url(self.url)
 
     def require(self) -> Engine:
         if not self.ok:

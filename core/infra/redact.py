@@ -1,11 +1,23 @@
-"""Secret redaction for every text that leaves the process: logs, pages, reports, exceptions."""
+"""Secret redaction for every text that leaves the process: logs, pages, reports, exceptions.
+
+    redact(text)          known secrets, key=value secrets, bearer tokens, key shapes, URL passwords masked
+    redact_obj(obj)       the same inside a JSON-like structure; values under secret-named keys masked whole
+    mask_url(url)         the one URL-password masking: scheme://user:[REDACTED]@host/...
+    url_password(url)     the password of a URL ('' if none), to register it as a secret
+    register_secrets(vs)  exact values masked wherever they appear
+"""
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from typing import Iterable
 
 MASK = "[REDACTED]"
+
+# scheme://user:password@host — the password runs to the last "@" before a space, so one that
+# contains "@" (unencoded) is masked whole (a query string with an "@" is masked too: safe side).
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^:/@\s]*:)(\S+)@")
 
 _PATTERNS = [
     # Authorization headers and bearer tokens
@@ -17,7 +29,7 @@ _PATTERNS = [
     # well-known key shapes (OpenAI-style, Tavily, generic long hex/base64 after sk-)
     (re.compile(r"\b(sk|tvly|pk|rk)-[A-Za-z0-9_\-]{8,}"), MASK),
     # credentials inside URLs: scheme://user:password@host
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^:/@\s]+:)[^@\s]+@"), r"\1" + MASK + "@"),
+    (_URL_CREDENTIALS, r"\1" + MASK + "@"),
 ]
 
 _known_lock = threading.Lock()
@@ -49,11 +61,27 @@ def redact_obj(obj):
     if isinstance(obj, str):
         return redact(obj)
     if isinstance(obj, dict):
-        return {k: (MASK if _secret_key(k) and obj[k] else redact_obj(v)) for k, v in obj.items()}
+        return {k: (MASK if is_secret_key(k) and obj[k] else redact_obj(v)) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return type(obj)(redact_obj(v) for v in obj)
     return obj
 
 
-def _secret_key(key) -> bool:
-    return isinstance(key, str) and bool(re.search(r"(?i)(api[_-]?key|secret|password|passwd|token|authorization)", key))
+_SECRET_KEY = re.compile(r"(?i)(api[_-]?key|secret|password|passwd|token|authorization)")
+
+
+@functools.lru_cache(maxsize=4096)
+def is_secret_key(key) -> bool:
+    """Whether a mapping key names a secret (its value is masked whole)."""
+    return isinstance(key, str) and bool(_SECRET_KEY.search(key))
+
+
+def url_password(url: str | None) -> str:
+    """The password inside ``scheme://user:password@host``, or '' when there is none."""
+    m = _URL_CREDENTIALS.match((url or "").strip())
+    return m.group(2) if m else ""
+
+
+def mask_url(url: str | None) -> str:
+    """The URL with its password shown as MASK, for messages, pages and logs; never raises."""
+    return _URL_CREDENTIALS.sub(r"\1" + MASK + "@", str(url or ""))

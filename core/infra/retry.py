@@ -19,19 +19,17 @@ Usage:
         with attempt:
             reply = client.chat.completions.create(...)
 
-    @with_retry(SEARCH, op="tavily")
-    def search(q): ...
-
     rows = call_with_retry(DATABASE, load_rows, run_id, op="load")
-    hits = call_graceful(SEARCH, search, q, default=[], op="tavily")   # never raises
 
-Note: `op`, `run_id`, `job_id`, `sleep` (and `default` for call_graceful) are consumed by the
-helpers, not forwarded to `fn`; wrap `fn` in a lambda or functools.partial if it takes them.
+Who uses which: the LLM client (LLM), the web search providers (SEARCH), and the supervisor's
+claims, lease renewals and checkpoint writes plus event compaction (DATABASE).
+
+Note: `op`, `run_id`, `job_id` and `sleep` are consumed by call_with_retry, not forwarded to
+`fn`; wrap `fn` in a lambda or functools.partial if it takes them.
 """
 from __future__ import annotations
 
 import email.utils
-import functools
 import math
 import threading
 import time
@@ -53,7 +51,7 @@ T = TypeVar("T")
 
 __all__ = [
     "RetryPolicy", "LLM", "SEARCH", "DATABASE", "KINDS", "classify", "retry_after_seconds",
-    "retrying", "with_retry", "call_with_retry", "call_graceful",
+    "retrying", "call_with_retry",
     "set_event_sink", "event_sink", "retry_counts", "reset_retry_counts",
 ]
 
@@ -384,47 +382,6 @@ def call_with_retry(policy: RetryPolicy, fn: Callable[..., T], *args: Any, op: s
                     sleep: Callable[[float], None] | None = None, **kwargs: Any) -> T:
     """fn(*args, **kwargs), retried under `policy`; raises the original exception at the end."""
     return retrying(policy, op=op or _name(fn), run_id=run_id, job_id=job_id, sleep=sleep)(fn, *args, **kwargs)
-
-
-def with_retry(policy: RetryPolicy, op: str | None = None, run_id: str | None = None,
-               job_id: str | None = None, sleep: Callable[[float], None] | None = None):
-    """Decorator form of call_with_retry."""
-    def decorate(fn: Callable[..., T]) -> Callable[..., T]:
-        name = op or _name(fn)
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> T:
-            # A fresh Retrying per call: its state is per call and calls may run on many threads.
-            return retrying(policy, op=name, run_id=run_id, job_id=job_id, sleep=sleep)(fn, *args, **kwargs)
-
-        return wrapper
-    return decorate
-
-
-def call_graceful(policy: RetryPolicy, fn: Callable[..., T], *args: Any, default: Any = None,
-                  op: str | None = None, run_id: str | None = None, job_id: str | None = None,
-                  sleep: Callable[[float], None] | None = None, **kwargs: Any) -> T | Any:
-    """Like call_with_retry, but returns `default` instead of raising (for optional work: a
-    search that feeds one paragraph should degrade the paragraph, not fail the run).
-
-    Giving up is recorded as a `retry.gave_up` event and a warning. KeyboardInterrupt and
-    SystemExit still propagate.
-    """
-    name = op or _name(fn)
-    controller = retrying(policy, op=name, run_id=run_id, job_id=job_id, sleep=sleep)
-    try:
-        return controller(fn, *args, **kwargs)
-    except Exception as exc:
-        kind = classify(exc)
-        retryable = kind is not None and kind in policy.kinds
-        attempts = controller.statistics.get("attempt_number", 1)
-        reason = "exhausted" if retryable else "not_transient"
-        error = _error_text(exc)
-        logger.warning("retry {}/{}: gave up after {} attempt(s) ({}, {}): {}; using default",
-                       policy.name, name, attempts, reason, kind or "permanent", error)
-        _emit("retry.gave_up", {"policy": policy.name, "op": name, "attempts": attempts, "reason": reason,
-                                "kind": kind or "permanent", "error": error}, run_id, job_id)
-        return default
 
 
 def _name(fn: Callable[..., Any]) -> str:

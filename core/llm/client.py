@@ -23,22 +23,30 @@ LlmNotConfigured.
 Times: `latency_ms` is the whole call as the caller waited for it (retries and slot waits
 included); `ttft_ms` is from the start of the successful attempt to its first token (None for a
 non-streaming reply).
+
+The errors are in core/llm/errors.py, LlmResult and the reading of replies (and of JSON asks) in
+core/llm/replies.py; this module is their face and the client itself.
 """
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
-from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Sequence
+from dataclasses import replace
+from typing import Any, Callable, Sequence
 
 import openai
 from loguru import logger
 
 from core.infra import retry as retry_mod
 from core.infra.config import LLM_ROLES, Settings
-from core.llm.jsonrepair import JsonRepairError, extract_json, split_think
+from core.infra.http_errors import TransientStatus
+from core.llm.errors import (LlmAuthError, LlmBadRequest, LlmError, LlmJsonError, LlmNotConfigured, LlmUnavailable,
+                             _bad_response, _StreamIncomplete)
+from core.llm.jsonrepair import split_think
+from core.llm.replies import (_DETAIL_MAX, JSON_INSTRUCTION, LlmResult, _check_json, _correction, _estimate_prompt,
+                              _excerpt, _Raw, _raw_from_body, _status_message, _Unusable, _usage_ok,
+                              _with_json_instruction, estimate_tokens)
 from core.llm.limits import ProviderLimiter, default_limiter, provider_key
 from core.infra.models import LlmCall
 from core.infra.redact import MASK, redact, register_secrets
@@ -51,132 +59,8 @@ __all__ = [
 
 # A local endpoint (Ollama, vLLM, LM Studio) takes any key; the SDK insists on one.
 PLACEHOLDER_KEY = "not-needed"
-JSON_INSTRUCTION = ("Reply with one valid JSON value only: no prose before or after it, no Markdown code fence, "
-                    "double-quoted keys and strings.")
-_DETAIL_MAX = 300
 _NODE_MAX = 64
 _CONNECT_TIMEOUT = 10.0
-
-
-# ---------------------------------------------------------------------------------------------
-# Errors
-
-class LlmError(RuntimeError):
-    """A call that did not produce a usable reply. The message is safe to show: no key, no prompt.
-
-    kind: what the LlmCall row records as error_kind ('timeout', 'connection', 'rate_limit',
-    'server_error', 'auth', 'bad_request', 'parse', 'config', 'error').
-    """
-
-    default_kind = "error"
-
-    def __init__(self, message: str, *, role: str = "", kind: str | None = None, status: int | None = None,
-                 attempts: int = 0):
-        super().__init__(message)
-        self.role = role
-        self.kind = kind or self.default_kind
-        self.status = status
-        self.attempts = attempts
-        self.latency_ms: float = 0.0
-        self.retries: int = max(0, attempts - 1)
-
-
-class LlmNotConfigured(LlmError):
-    default_kind = "config"
-
-
-class LlmUnavailable(LlmError):
-    """Timeouts, connection failures, dropped streams, 429 and 5xx, after the retries."""
-    default_kind = "connection"
-
-
-class LlmAuthError(LlmError):
-    """The endpoint refused the key (401/403); never retried."""
-    default_kind = "auth"
-
-
-class LlmBadRequest(LlmError):
-    """The endpoint refused the request (400/404/422: unknown model, context too long...)."""
-    default_kind = "bad_request"
-
-
-class LlmJsonError(LlmError):
-    """No usable JSON after every ask. `problems` lists what was wrong each time; `excerpt` is
-    the start of the last reply (redacted)."""
-    default_kind = "parse"
-
-    def __init__(self, message: str, *, problems: Sequence[str] = (), excerpt: str = "", **kw: Any):
-        super().__init__(message, **kw)
-        self.problems = list(problems)
-        self.excerpt = excerpt
-
-
-# Failures our own code raises inside an attempt, shaped so that core.infra.retry.classify retries them.
-class _StreamIncomplete(ConnectionError):
-    """The stream ended before sending anything: a dropped connection by another name."""
-
-
-class _BadResponse(Exception):
-    """A 200 whose body is not a chat completion (broken JSON, no choices): like a bad gateway."""
-    status_code = 502
-
-
-# ---------------------------------------------------------------------------------------------
-# Results
-
-@dataclass
-class LlmResult:
-    text: str                     # the answer: reasoning removed, stripped
-    raw: str                      # the content as the model sent it
-    reasoning: str                # <think> content or reasoning_content, if any
-    role: str
-    model: str
-    provider: str
-    input_tokens: int
-    output_tokens: int
-    usage_estimated: bool
-    latency_ms: float
-    ttft_ms: float | None
-    retries: int
-    streamed: bool
-    finish_reason: str | None
-    trace_id: str = ""
-    node: str = ""
-
-    @property
-    def attempts(self) -> int:
-        return self.retries + 1
-
-    @property
-    def truncated(self) -> bool:
-        """The model stopped at max_tokens."""
-        return self.finish_reason == "length"
-
-
-@dataclass
-class _Raw:
-    content: str
-    reasoning: str
-    usage: Any
-    finish_reason: str | None
-    ttft_s: float | None
-    streamed: bool
-
-
-_CJK_RANGES = ((0x3000, 0x303F), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFF00, 0xFFEF),
-               (0x20000, 0x2FFFF))
-
-
-def estimate_tokens(text: str) -> int:
-    """Tokens of `text`, roughly: one per CJK character, one per four other characters."""
-    if not text:
-        return 0
-    cjk = sum(1 for ch in text if any(lo <= ord(ch) <= hi for lo, hi in _CJK_RANGES))
-    return cjk + math.ceil((len(text) - cjk) / 4)
-
-
-def _estimate_prompt(messages: Iterable[dict]) -> int:
-    return sum(estimate_tokens(str(m.get("content") or "")) + 4 for m in messages)
 
 
 def llm_available(settings: Settings, role: str) -> bool:
@@ -317,7 +201,8 @@ class LlmClient:
         raise LlmJsonError(
             f"{where}: the model gave no usable JSON in {attempts} attempt(s); last problem: "
             f"{self._scrub(problems[-1])}" + (f"; reply began: {excerpt!r}" if excerpt else ""),
-            role=self.role, problems=[self._scrub(p) for p in problems], excerpt=excerpt, attempts=attempts)
+            role=self.role, provider=self.provider, problems=[self._scrub(p) for p in problems], excerpt=excerpt,
+            attempts=attempts)
 
     # one call, retried -----------------------------------------------------------------------
     def _execute(self, messages: list[dict], *, node: str, run_id: str | None, job_id: str | None,
@@ -384,14 +269,14 @@ class LlmClient:
             stream = self._completions.create(**params, stream=True,
                                                           stream_options={"include_usage": True})
         except ValueError as exc:  # an error body that is not JSON
-            raise _BadResponse(f"unreadable response: {type(exc).__name__}") from exc
+            raise _bad_response(f"unreadable response: {type(exc).__name__}") from exc
         ctype = str(getattr(stream, "response", None) and stream.response.headers.get("content-type") or "")
         if "json" in ctype and "event-stream" not in ctype:
             # A server that ignores stream=True and answers with one completion body.
             try:
                 data = json.loads(stream.response.read())
             except ValueError as exc:
-                raise _BadResponse(f"malformed response body: {type(exc).__name__}") from exc
+                raise _bad_response(f"malformed response body: {type(exc).__name__}") from exc
             finally:
                 stream.close()
             raw = _raw_from_body(data)
@@ -421,12 +306,12 @@ class LlmClient:
                     if getattr(choice, "finish_reason", None):
                         finish = choice.finish_reason
         except ValueError as exc:  # a data line that is not JSON
-            raise _BadResponse(f"malformed stream data: {type(exc).__name__}") from exc
+            raise _bad_response(f"malformed stream data: {type(exc).__name__}") from exc
         except openai.APIError as exc:
             if isinstance(exc, (openai.APIStatusError, openai.APIConnectionError)):
                 raise
             # An error event in the middle of the stream (provider overloaded, upstream failure).
-            raise _BadResponse(f"error event in the stream: {_status_message(exc)}") from exc
+            raise _bad_response(f"error event in the stream: {_status_message(exc)}") from exc
         finally:
             try:
                 stream.close()
@@ -440,12 +325,12 @@ class LlmClient:
         try:
             resp = self._completions.create(**params)
         except ValueError as exc:  # the body is not JSON
-            raise _BadResponse(f"malformed response body: {type(exc).__name__}") from exc
+            raise _bad_response(f"malformed response body: {type(exc).__name__}") from exc
         if isinstance(resp, str):
-            raise _BadResponse("the response is not JSON")
+            raise _bad_response("the response is not JSON")
         choices = getattr(resp, "choices", None)
         if not choices:
-            raise _BadResponse("the response has no choices")
+            raise _bad_response("the response has no choices")
         choice = choices[0]
         message = getattr(choice, "message", None)
         text = getattr(message, "content", None) or ""
@@ -469,7 +354,7 @@ class LlmClient:
             cause = exc.__cause__ or exc.__context__
             text = "connection failed" + (f": {type(cause).__name__}: {cause}" if cause is not None and str(cause)
                                           else f" ({type(cause).__name__})" if cause is not None else "")
-        elif isinstance(exc, (_StreamIncomplete, _BadResponse)):
+        elif isinstance(exc, (_StreamIncomplete, TransientStatus)):
             text = str(exc)
         else:
             text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -485,15 +370,18 @@ class LlmClient:
         tries = f"after {attempts} attempt(s)"
         if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)) or status in (401, 403):
             return LlmAuthError(f"{where} refused the credentials ({detail}); check {self.role}_API_KEY",
-                                role=self.role, status=status, attempts=attempts)
+                                role=self.role, provider=self.provider, status=status, attempts=attempts)
         kind = retry_mod.classify(exc)
         if kind in ("timeout", "connection", "rate_limit", "server_error"):
             return LlmUnavailable(f"{where} unavailable {tries} [{kind}]: {detail}", role=self.role, kind=kind,
+                                  provider=self.provider,
                                   status=status, attempts=attempts)
         if status is not None and 400 <= status < 500:
-            return LlmBadRequest(f"{where} rejected the request ({detail})", role=self.role, status=status,
+            return LlmBadRequest(f"{where} rejected the request ({detail})", role=self.role, provider=self.provider,
+                                 status=status,
                                  attempts=attempts)
-        return LlmError(f"{where} failed {tries}: {detail}", role=self.role, kind=kind or "error", status=status,
+        return LlmError(f"{where} failed {tries}: {detail}", role=self.role, provider=self.provider, kind=kind or "error",
+                        status=status,
                         attempts=attempts)
 
     # recording -------------------------------------------------------------------------------
@@ -564,99 +452,3 @@ def _messages(system: str, user: str) -> list[dict]:
         out.append({"role": "system", "content": system})
     out.append({"role": "user", "content": user})
     return out
-
-
-def _status_message(exc: BaseException) -> str:
-    """The server's own error message from an APIStatusError body, else its text."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return err["message"]
-        if isinstance(err, str):
-            return err
-        if isinstance(body.get("message"), str):
-            return body["message"]
-    if isinstance(body, str) and body.strip():
-        return body.strip()[:_DETAIL_MAX]
-    return str(getattr(exc, "message", "") or exc)
-
-
-class _Usage:
-    def __init__(self, data: dict):
-        self.prompt_tokens = data.get("prompt_tokens")
-        self.completion_tokens = data.get("completion_tokens")
-
-
-def _raw_from_body(data: Any) -> _Raw:
-    """A chat completion body (dict) as a _Raw; _BadResponse when it is not one."""
-    choices = data.get("choices") if isinstance(data, dict) else None
-    if not choices or not isinstance(choices[0], dict):
-        raise _BadResponse("the response has no choices")
-    message = choices[0].get("message") or {}
-    text = message.get("content") or ""
-    thought = message.get("reasoning_content") or ""
-    usage = data.get("usage")
-    return _Raw(str(text), thought if isinstance(thought, str) else "",
-                _Usage(usage) if isinstance(usage, dict) else None, choices[0].get("finish_reason"), None, False)
-
-
-def _usage_ok(usage: Any) -> bool:
-    return isinstance(getattr(usage, "prompt_tokens", None), int) or isinstance(
-        getattr(usage, "completion_tokens", None), int)
-
-
-def _excerpt(text: str, limit: int = 160) -> str:
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= limit else flat[:limit] + "…"
-
-
-def _type_name(types: tuple[type, ...]) -> str:
-    names = {dict: "a JSON object", list: "a JSON array"}
-    return " or ".join(names.get(t, t.__name__) for t in types)
-
-
-def _with_json_instruction(system: str, required_keys: Sequence[str], expect: tuple[type, ...]) -> str:
-    line = JSON_INSTRUCTION
-    if dict in expect and required_keys:
-        line += " The object must have the keys: " + ", ".join(f'"{k}"' for k in required_keys) + "."
-    elif expect == (list,):
-        line += " The value must be a JSON array."
-    return f"{system.rstrip()}\n\n{line}" if system else line
-
-
-def _correction(problem: str, required_keys: Sequence[str], expect: tuple[type, ...]) -> str:
-    want = _type_name(expect)
-    keys = (" with the keys " + ", ".join(f'"{k}"' for k in required_keys)) if required_keys and dict in expect else ""
-    return (f"Your previous reply could not be used: {problem}. Reply again with only {want}{keys}: "
-            "valid JSON, no explanation, no Markdown fence.")
-
-
-class _Unusable(Exception):
-    def __init__(self, problem: str):
-        super().__init__(problem)
-        self.problem = problem
-
-
-def _check_json(result: LlmResult, required_keys: Sequence[str], expect: tuple[type, ...]) -> Any:
-    text = result.text
-    if not text.strip():
-        raise _Unusable("the reply held only reasoning (<think>), no answer" if result.reasoning
-                        else "the reply was empty")
-    try:
-        value = extract_json(text)
-    except JsonRepairError as exc:
-        raise _Unusable(exc.reason) from None
-    if dict in expect and list not in expect and isinstance(value, list) and len(value) == 1 \
-            and isinstance(value[0], dict):
-        value = value[0]  # `[{...}]` where one object was asked for
-    if not isinstance(value, expect):
-        got = "an array" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
-        raise _Unusable(f"expected {_type_name(expect)}, got {got}")
-    if isinstance(value, dict) and required_keys:
-        missing = [k for k in required_keys if k not in value]
-        if missing:
-            raise _Unusable("missing key(s) " + ", ".join(f'"{k}"' for k in missing)
-                            + (f" (got {', '.join(json.dumps(k, ensure_ascii=False) for k in list(value)[:8])})"
-                               if value else " (got an empty object)"))
-    return value

@@ -20,7 +20,8 @@ from typing import Any, Sequence
 
 from loguru import logger
 
-from core.corpus.search import CorpusSlice, newest_post_time, parse_date, search_posts, validate_platform
+from core.corpus.search import CorpusSlice, newest_post_time, search_posts, validate_platform
+from core.text.dates import parse_date
 from core.infra.db import Database
 from core.corpus.documents import Document
 from core.infra.logs import engine_logger

@@ -23,10 +23,10 @@ from typing import Any, Callable
 from loguru import logger
 
 from core.console import telemetry
-from core.infra.config import Settings, load_settings
+from core.infra.config import Settings
 from core.corpus.search import CorpusSlice
 from core.corpus.documents import Document
-from core.work.jobs import JobCancelled, JobContext, LeaseLost, register_handler
+from core.work.jobs import JobCancelled, JobContext, LeaseLost
 from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, Reasoner, SearchPlan, Source
 from core.infra.redact import redact
 from core.research.relevance import TopicScope
@@ -414,22 +414,21 @@ class EngineRun:
 
 # -- job handlers ------------------------------------------------------------------------------
 def services_for(ctx: JobContext, engine: str) -> EngineServices:
-    sup = ctx.supervisor
-    settings = getattr(sup, "settings", None) or load_settings()
+    settings, db, events = ctx.settings, ctx.db, ctx.events
     offline = bool(ctx.run_params.get("offline"))
     from core.forum import latest_host_speech
 
     from core.research.scope import build_scope
 
-    scope = build_scope(sup.db, ctx.topic, floor=float(settings["SHOAL_RELEVANCE_FLOOR"]))
+    scope = build_scope(db, ctx.topic, floor=float(settings["SHOAL_RELEVANCE_FLOOR"]))
     return EngineServices(
-        settings=settings, db=sup.db, events=sup.events, scope=scope,
-        provider=make_provider(engine, settings, sup.db, scope) if not offline else corpus_provider(engine, sup.db, scope),
-        reasoner=make_reasoner(engine, settings, sup.db, sup.events, offline),
-        host_speech=lambda: latest_host_speech(sup.db, ctx.run_id),
+        settings=settings, db=db, events=events, scope=scope,
+        provider=make_provider(engine, settings, db, scope) if not offline else corpus_provider(engine, db, scope),
+        reasoner=make_reasoner(engine, settings, db, events, offline),
+        host_speech=lambda: latest_host_speech(db, ctx.run_id),
         # Every paragraph at once by default; the per-provider LLM limit is what really bounds load.
         max_parallel=int(ctx.run_params.get("paragraph_concurrency") or 8),
-        expand_query=keyword_optimizer(settings, sup.db, sup.events, ctx) if engine == "insight" and not offline
+        expand_query=keyword_optimizer(settings, db, events, ctx) if engine == "insight" and not offline
         else None,
     )
 
@@ -442,7 +441,7 @@ def keyword_optimizer(settings: Settings, db, events, ctx: JobContext) -> Callab
         return None
     from core.llm.client import LlmClient, LlmError
 
-    client = LlmClient("KEYWORD_OPTIMIZER", settings, db=db, events=events)
+    client = LlmClient("KEYWORD_OPTIMIZER", settings, db=db, events=events, limiter=ctx.limits)
     system = ("You turn an analyst's search into 2-3 short keyword phrases that ordinary users would write on "
               "Chinese social media (Weibo, Douyin, Xiaohongshu) about the same thing. Answer with JSON only.")
 
@@ -466,8 +465,4 @@ def run_engine_job(ctx: JobContext) -> dict:
     ctx.emit("engine.started", {"engine": ctx.kind, "mode": services.reasoner.mode,
                                 "provider": services.provider.name, "resumed": ctx.resumed})
     return EngineRun(ctx, config, services).run()
-
-
-for _name in ENGINES:
-    register_handler(_name, run_engine_job)
 

@@ -21,20 +21,23 @@ Deterministic and real, over the documents the engine retrieved:
 
 The object holds no mutable state: paragraphs may run in parallel threads. Nothing is invented:
 every sentence is quoted from a source, every figure is counted from the sources.
+
+This module is the public entry; its parts are
+  offline_aspects.py  platforms, the aspects of a report per engine, a paragraph's intent and brief
+  offline_tools.py    which search tool (and parameters) a paragraph's search uses
+  offline_stats.py    documents as the summaries quote them, and the figures counted from them
 """
 from __future__ import annotations
 
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
-from core.corpus.documents import Document, hotness
+from core.corpus.documents import Document
 from core.text.dedup import cluster
-from core.text.sentiment import LABELS_ZH, NEGATIVE, NEUTRAL, POSITIVE, label_of, shares
-from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, SearchPlan, Source, ToolSpec
+from core.text.sentiment import NEGATIVE, POSITIVE, label_of
+from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, SearchPlan, Source
 from core.text.keywords import (
     clean_text,
     contains,
@@ -47,8 +50,38 @@ from core.text.keywords import (
 )
 
 from core.reporting.text import cited as cited_numbers  # noqa: E402 - one citation parser for everything
+from core.research.offline_aspects import (
+    ASPECTS,
+    EXTRA,
+    IMAGE_PLATFORMS,
+    PLATFORMS,
+    THEME,
+    VIDEO_PLATFORMS,
+    Aspect,
+    _FOCUS_WORDS,
+    _brief,
+    intent_of,
+    parse_brief,
+    platform_name,
+)
+from core.research.offline_stats import (
+    _day,
+    _dedupe_sources,
+    _doc_text,
+    _hot,
+    _num,
+    _Sentence,
+    _sentences,
+    _snippet,
+    _span,
+    _unique_by_doc,
+    aspect_lines,
+    stats_line,
+    top_posts,
+)
+from core.research.offline_tools import has_platform_param, tool_for
 
-__all__ = ["OfflineReasoner", "OFFLINE_LABEL", "platform_name", "parse_brief", "cited_numbers"]
+__all__ = ["OfflineReasoner", "OFFLINE_LABEL", "PLATFORMS", "platform_name", "parse_brief", "cited_numbers"]
 
 OFFLINE_LABEL = "离线分析 (offline analysis)"
 
@@ -59,262 +92,9 @@ MAX_PARAGRAPH_CHARS = 1200
 MAX_NOTES = 3
 MAX_TOPIC_CHARS = 40
 
-PLATFORMS = {
-    "weibo": ("微博", "Weibo"), "douyin": ("抖音", "Douyin"), "bilibili": ("哔哩哔哩", "Bilibili"),
-    "xhs": ("小红书", "Xiaohongshu"), "xiaohongshu": ("小红书", "Xiaohongshu"), "zhihu": ("知乎", "Zhihu"),
-    "tieba": ("贴吧", "Tieba"), "kuaishou": ("快手", "Kuaishou"), "news": ("新闻", "News"),
-    "web": ("网页", "Web"), "image": ("图片", "Images"), "video": ("视频", "Video"),
-    "wechat": ("微信", "WeChat"), "toutiao": ("今日头条", "Toutiao"),
-}
-VIDEO_PLATFORMS = frozenset({"douyin", "bilibili", "kuaishou", "video"})
-IMAGE_PLATFORMS = frozenset({"xhs", "xiaohongshu", "image"})
-KIND_NAMES = {"post": ("帖子", "posts"), "comment": ("评论", "comments"), "news": ("新闻", "news"),
-              "web": ("网页", "web pages"), "image": ("图片", "images"), "video": ("视频", "videos")}
 _TOPIC_FILLER = ("舆情分析", "舆情", "事件", "热点", "话题", "讨论", "分析", "最新")
 
 Classifier = Callable[[list[str]], list[tuple[int, float]]]
-
-
-def platform_name(code: str, zh: bool) -> str:
-    code = (code or "").strip()
-    if not code:
-        return "未知" if zh else "unknown"
-    names = PLATFORMS.get(code.lower())
-    return (names[0] if zh else names[1]) if names else code
-
-
-# --- aspects of a report, per engine --------------------------------------------------------
-
-@dataclass(frozen=True)
-class Aspect:
-    intent: str
-    zh: str
-    en: str
-    zh_brief: str
-    en_brief: str
-
-
-ASPECTS: dict[str, tuple[Aspect, ...]] = {
-    "query": (
-        Aspect("overview", "事件概览", "Overview", "发生了什么：主要事实、涉及各方与核心争议",
-               "What happened: the main facts, the parties involved and the core dispute"),
-        Aspect("timeline", "事件时间线", "Timeline", "按时间梳理事件的进展与关键节点",
-               "How the story developed over time, with its key moments"),
-        Aspect("official", "官方回应与权威信息", "Official statements", "官方、机构与当事方的回应和声明",
-               "Statements and responses of officials, institutions and the parties"),
-        Aspect("framing", "媒体报道框架", "Media framing", "媒体如何报道与解读：角度、措辞与立场",
-               "How the media report and frame it: angles, wording, stance"),
-        Aspect("outlook", "后续走向与展望", "Outlook", "最新进展与可能的后续走向",
-               "Latest developments and what may come next"),
-    ),
-    "media": (
-        Aspect("overview", "多媒体传播概览", "Multimedia coverage overview", "图文与视频内容中的主要信息",
-               "The main information across pages, images and video"),
-        Aspect("image", "图片与视觉呈现", "Images and visual coverage", "图片与视觉内容呈现了什么",
-               "What the images and visual content show"),
-        Aspect("video", "视频内容与传播", "Video coverage", "视频平台上的内容与传播情况",
-               "Content and spread on video platforms"),
-        Aspect("platform", "平台分布与内容形态", "Platforms and formats", "内容分布在哪些平台、以何种形态传播",
-               "Which platforms carry the story and in which formats"),
-        Aspect("influencer", "关键传播者与意见领袖", "Influencers and key spreaders",
-               "哪些账号与内容带动了传播", "Which accounts and posts drove the spread"),
-    ),
-    "insight": (
-        Aspect("overview", "舆情概览", "Public opinion overview", "社交媒体上讨论的规模、焦点与整体情绪",
-               "Volume, focus and overall mood of the social-media discussion"),
-        Aspect("sentiment", "公众情绪与态度", "Public sentiment", "正面与负面情绪的比例及其代表性观点",
-               "Positive and negative shares and representative views"),
-        Aspect("hot", "热门内容与高互动帖子", "Hot posts", "互动量最高的帖子及其内容",
-               "The posts with the most engagement and what they say"),
-        Aspect("platform", "平台差异", "Platform differences", "不同平台上的讨论量、情绪与关注点差异",
-               "How volume, mood and focus differ between platforms"),
-        Aspect("comments", "评论焦点", "Comment themes", "评论区的主要观点与争议",
-               "The main views and disputes in the comments"),
-        Aspect("risk", "风险与趋势研判", "Risks and trends", "潜在风险、争议升级迹象与近期趋势",
-               "Potential risks, signs of escalation and recent trends"),
-    ),
-}
-THEME = Aspect("theme", "子话题", "Sub-topic", "围绕以下关键词的相关讨论", "Discussion around these keywords")
-EXTRA = Aspect("general", "补充观察", "Additional view", "其余相关讨论", "Other related discussion")
-
-# intent of a paragraph from its title (label part) — my own titles and anyone else's
-_INTENT_HINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("overview", ("概览", "overview")),
-    ("timeline", ("时间线", "时间", "进展", "timeline", "chronolog")),
-    ("official", ("官方", "回应", "声明", "official", "statement")),
-    ("risk", ("风险", "risk")),
-    ("outlook", ("展望", "走向", "趋势", "outlook", "trend")),
-    ("comments", ("评论", "comment")),
-    ("hot", ("热门", "热度", "高互动", "hot", "popular")),
-    ("sentiment", ("情绪", "情感", "态度", "sentiment", "emotion")),
-    ("platform", ("平台", "platform")),
-    ("influencer", ("意见领袖", "传播者", "influencer")),
-    ("video", ("视频", "video")),
-    ("image", ("图片", "视觉", "image", "visual")),
-    ("framing", ("媒体报道", "报道", "framing", "media")),
-    ("theme", ("子话题", "sub-topic")),
-)
-
-# generic words that make a sentence fit an aspect (never topic-specific)
-_FOCUS_WORDS: dict[str, tuple[str, ...]] = {
-    "official": ("官方", "通报", "回应", "声明", "发布", "公告", "调查", "处理", "official", "statement", "announced"),
-    "outlook": ("后续", "未来", "预计", "将", "计划", "趋势", "will", "expect", "plan", "future"),
-    "risk": ("风险", "质疑", "担忧", "投诉", "争议", "不满", "隐患", "维权", "risk", "concern", "complaint"),
-    "framing": ("报道", "媒体", "评论员", "指出", "认为", "report", "media", "editorial"),
-    "sentiment": ("支持", "反对", "愤怒", "失望", "感动", "心疼", "满意", "support", "angry", "disappoint"),
-    "comments": ("评论", "网友", "留言", "comment"),
-    "image": ("图", "照片", "画面", "photo", "image", "picture"),
-    "video": ("视频", "直播", "播放", "video", "live"),
-}
-
-# tools that fit an intent: name fragments tried in order, then the general search tools
-_GENERAL_TOOLS = ("global", "comprehensive", "basic", "web_search", "topic", "news", "search")
-_TOOL_HINTS: dict[str, tuple[str, ...]] = {
-    "official": ("deep",),
-    "timeline": ("date", "last_week", "week"),
-    "outlook": ("date", "last_week", "week", "24"),
-    "risk": ("date", "last_week", "week"),
-    "hot": ("hot", "热门"),
-    "influencer": ("hot", "热门"),
-    "comments": ("comment", "评论"),
-    # Attitudes live in the comments: a sentiment paragraph reads them where a comment tool exists,
-    # and so does not repeat the overview's documents.
-    "sentiment": ("comment", "评论"),
-    "platform": ("platform", "平台"),
-    "image": ("image", "图片", "multimodal", "comprehensive"),
-    "video": ("video", "视频", "multimodal", "comprehensive"),
-    "framing": ("news",),
-}
-
-
-# --- the brief of a paragraph carries what later steps need (no state on the reasoner) ---
-
-def _brief(aspect: Aspect, zh: bool, keywords: list[str], span: tuple[str, str] | None,
-           platforms: list[str]) -> str:
-    parts = [aspect.zh_brief if zh else aspect.en_brief]
-    if keywords:
-        parts.append(("重点关键词：" + "、".join(keywords)) if zh else ("Key terms: " + ", ".join(keywords)))
-    if span:
-        parts.append(f"时间范围：{span[0]} 至 {span[1]}" if zh else f"Period: {span[0]} to {span[1]}")
-    if platforms:
-        shown = [f"{platform_name(p, zh)}（{p}）" if zh else f"{platform_name(p, zh)} ({p})" for p in platforms]
-        parts.append(("主要平台：" + "、".join(shown)) if zh else ("Platforms: " + ", ".join(shown)))
-    return ("。".join(parts) + "。") if zh else (". ".join(parts) + ".")
-
-
-def parse_brief(brief: str) -> dict:
-    """keywords, span (start, end) and platform codes written into a brief by plan_structure."""
-    brief = brief or ""
-    out: dict = {"keywords": [], "span": None, "platforms": []}
-    m = re.search(r"(?:重点关键词|Key terms)[:：]\s*([^。\n]+?)(?:[。\n]|\.(?:\s|$)|$)", brief)
-    if m:
-        out["keywords"] = [k.strip() for k in re.split(r"[、,，]\s*", m.group(1)) if k.strip()]
-    m = re.search(r"(\d{4}-\d{2}-\d{2})\s*(?:至|to)\s*(\d{4}-\d{2}-\d{2})", brief)
-    if m:
-        out["span"] = (m.group(1), m.group(2))
-    m = re.search(r"(?:主要平台|Platforms)[:：]\s*([^。\n]+)", brief)
-    if m:
-        out["platforms"] = re.findall(r"[（(]([A-Za-z0-9_\-]+)[）)]", m.group(1))
-    return out
-
-
-def _label(title: str) -> str:
-    t = re.sub(r"「[^」]*」|“[^”]*”|\"[^\"]*\"", " ", title or "")
-    t = t.strip(" ：:·-—")
-    return re.split(r"：|: ", t, maxsplit=1)[0].strip()
-
-
-def intent_of(paragraph: Paragraph) -> str:
-    label = _label(paragraph.title).lower()
-    for intent, hints in _INTENT_HINTS:
-        if any(h in label for h in hints):
-            return intent
-    return "general"
-
-
-# --- documents ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Sentence:
-    text: str
-    n: int  # citation number
-    doc_pos: int  # position of the source in the list
-
-
-def _doc_text(doc: Document) -> str:
-    return clean_text(doc.text)
-
-
-def _sentences(sources: Sequence[Source]) -> list[_Sentence]:
-    out, seen = [], set()
-    for pos, src in enumerate(sources):
-        for s in split_sentences(_doc_text(src.doc)):
-            key = s.lower()
-            if key in seen:  # reposts: the first source keeps the sentence
-                continue
-            seen.add(key)
-            out.append(_Sentence(s, src.n, pos))
-    return out
-
-
-def _day(d) -> str:
-    """YYYY-MM-DD of a datetime (or of an ISO string), "" when unknown."""
-    if isinstance(d, datetime):
-        return d.strftime("%Y-%m-%d")
-    if isinstance(d, str) and re.match(r"\d{4}-\d{2}-\d{2}", d):
-        return d[:10]
-    return ""
-
-
-def _span(docs: Sequence[Document]) -> tuple[str, str] | None:
-    dates = sorted(day for day in (_day(d.published) for d in docs) if day)
-    if not dates:
-        return None
-    return dates[0], dates[-1]
-
-
-def _num(x) -> int:
-    try:
-        return int(x or 0)
-    except (TypeError, ValueError):
-        return 0
-
-
-def _hot(d: Document) -> float:
-    return hotness(_num(d.likes), _num(d.comments), _num(d.shares), _num(d.views))
-
-
-def _fmt_num(x: float) -> str:
-    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.1f}"
-
-
-def _pct(part: int, whole: int) -> str:
-    return f"{100.0 * part / whole:.1f}%" if whole else "0.0%"
-
-
-def _snippet(doc: Document, limit: int = 30) -> str:
-    text = _doc_text(doc).replace("\n", " ")
-    return text if len(text) <= limit else text[:limit].rstrip() + "…"
-
-
-def _dedupe_sources(sources: Sequence[Source]) -> list[Source]:
-    seen, out = set(), []
-    for s in sources:
-        if s.n in seen:
-            continue
-        seen.add(s.n)
-        out.append(s)
-    return out
-
-
-def _unique_by_doc(sources: Sequence[Source]) -> list[Source]:
-    seen, out = set(), []
-    for s in sources:
-        if s.doc.doc_id in seen:
-            continue
-        seen.add(s.doc.doc_id)
-        out.append(s)
-    return out
 
 
 # --- the reasoner ---------------------------------------------------------------------------
@@ -464,73 +244,6 @@ class OfflineReasoner:
 
     # -- searches --------------------------------------------------------------------------
 
-    @staticmethod
-    def _find_tool(tools: Sequence[ToolSpec], hints: Sequence[str],
-                   accept: Callable[[ToolSpec], bool] = lambda t: True) -> ToolSpec | None:
-        for hint in hints:
-            h = hint.lower()
-            for t in tools:
-                if h in t.name.lower() and accept(t):
-                    return t
-            for t in tools:
-                if h in (t.description or "").lower() and accept(t):
-                    return t
-        return None
-
-    @staticmethod
-    def _fill_params(tool: ToolSpec, span: tuple[str, str] | None, platform: str | None) -> dict:
-        params = {}
-        for name in tool.params:
-            low = name.lower()
-            if span and ("start" in low or low in ("from", "since", "begin")):
-                params[name] = span[0]
-            elif span and ("end" in low or low in ("to", "until")):
-                params[name] = span[1]
-            elif span and low == "date":
-                params[name] = span[1]
-            elif platform and "platform" in low:
-                params[name] = platform
-        return params
-
-    @staticmethod
-    def _has_date_params(tool: ToolSpec) -> bool:
-        return any(("start" in p.lower() or "end" in p.lower() or p.lower() == "date") for p in tool.params)
-
-    @staticmethod
-    def _has_platform_param(tool: ToolSpec) -> bool:
-        return any("platform" in p.lower() for p in tool.params)
-
-    def _tool_for(self, ctx: ReasonContext, intent: str, info: dict, platform: str | None,
-                  reflection: bool = False) -> tuple[ToolSpec | None, dict]:
-        tools = tuple(ctx.tools or ())
-        if not tools:
-            return None, {}
-        span = info.get("span")
-        if intent in ("outlook", "risk") and span:
-            end = datetime.strptime(span[1], "%Y-%m-%d")
-            start = max(datetime.strptime(span[0], "%Y-%m-%d"), end - timedelta(days=6))
-            span = (start.strftime("%Y-%m-%d"), span[1])
-        hints: tuple[str, ...] = ()
-        if not (reflection and intent in ("hot", "influencer", "image", "video")):
-            hints = _TOOL_HINTS.get(intent, ())
-        tool = None
-        for hint in hints:
-            def accept(t: ToolSpec, hint=hint) -> bool:
-                # a date tool is useful only with dates; a platform tool only with a platform
-                if hint == "date":
-                    return bool(span) and self._has_date_params(t)
-                if hint in ("platform", "平台"):
-                    return bool(platform) and self._has_platform_param(t)
-                return True
-            tool = self._find_tool(tools, (hint,), accept)
-            if tool:
-                break
-        if tool is None:
-            tool = self._find_tool(tools, _GENERAL_TOOLS,
-                                   lambda t: not self._has_platform_param(t) and "hot" not in t.name.lower()
-                                   and "comment" not in t.name.lower()) or tools[0]
-        return tool, self._fill_params(tool, span, platform)
-
     def plan_first_search(self, ctx: ReasonContext, paragraph: Paragraph) -> SearchPlan:
         zh = self._zh(ctx)
         intent = intent_of(paragraph)
@@ -538,7 +251,7 @@ class OfflineReasoner:
         kws = info["keywords"]
         core = self._core_topic(ctx)
         platform = info["platforms"][0] if intent == "platform" and info["platforms"] else None
-        tool, params = self._tool_for(ctx, intent, info, platform)
+        tool, params = tool_for(ctx, intent, info, platform)
         # A search limited to recent dates asks for the topic alone: a keyword of the whole span may
         # not occur in that window at all.
         windowed = any(k in params for k in ("start_date", "end_date", "date"))
@@ -564,7 +277,7 @@ class OfflineReasoner:
                    sources: Sequence[Source]) -> tuple[str, str] | None:
         """The first thing the summary misses: ("platform", code) or ("keyword", word)."""
         zh = self._zh(ctx)
-        if intent_of(paragraph) == "platform" and any(self._has_platform_param(t) for t in ctx.tools or ()):
+        if intent_of(paragraph) == "platform" and any(has_platform_param(t) for t in ctx.tools or ()):
             for code in parse_brief(paragraph.brief)["platforms"]:
                 if not (contains(summary, platform_name(code, zh)) or contains(summary, code)):
                     return ("platform", code)
@@ -586,12 +299,12 @@ class OfflineReasoner:
         core = self._core_topic(ctx)
         kind, value = target
         if kind == "platform":
-            tool, params = self._tool_for(ctx, "platform", info, value, reflection=True)
+            tool, params = tool_for(ctx, "platform", info, value, reflection=True)
             query = core
             why = (f"离线分析：摘要尚未覆盖平台 {platform_name(value, True)}" if zh else
                    f"offline analysis: the summary does not cover {platform_name(value, False)} yet")
         else:
-            tool, params = self._tool_for(ctx, intent, info, None, reflection=True)
+            tool, params = tool_for(ctx, intent, info, None, reflection=True)
             query = f"{core} {value}".strip()
             why = (f"离线分析：关键词「{value}」在来源或段落要求中出现，但摘要尚未覆盖" if zh else
                    f"offline analysis: “{value}” matters in the sources or the brief but the summary does not cover it")
@@ -693,9 +406,9 @@ class OfflineReasoner:
         order = sorted(range(len(sentences)),
                        key=lambda i: (-(scores[i] * (1.3 if (sentences[i].text, sentences[i].n) in kept else 1.0)), i))
 
-        stats = self._stats_line(zh, docs, senti)
-        extra = self._aspect_lines(zh, intent, sources, senti)
-        top = self._top_posts(zh, sources, 3) if intent not in ("hot", "influencer") else ""
+        stats = stats_line(zh, docs, senti)
+        extra = aspect_lines(zh, intent, sources, senti)
+        top = top_posts(zh, sources, 3) if intent not in ("hot", "influencer") else ""
         host = self._host_line(zh, host_speech, sentences, order) if host_speech and host_speech.strip() else ""
         fixed = [stats] + extra + [top] + notes + [host]
         fixed_len = sum(len(x) + 2 for x in fixed if x)
@@ -755,128 +468,6 @@ class OfflineReasoner:
                         break
         lines = [stats, "\n".join(bullets)] + extra + [top] + notes + [host]
         return "\n\n".join(line for line in lines if line)
-
-    def _stats_line(self, zh: bool, docs: Sequence[Document], senti: Sequence[float | None]) -> str:
-        total = len(docs)
-        distinct = len(set(cluster([_doc_text(d) for d in docs])))
-        plat = Counter((d.platform or "").lower() for d in docs)
-        items = sorted(plat.items(), key=lambda kv: (-kv[1], kv[0]))
-        shown, rest = items[:6], sum(c for _, c in items[6:])
-        if zh:
-            mix = "、".join(f"{platform_name(k, True)} {c} 条（{_pct(c, total)}）" for k, c in shown)
-            if rest:
-                mix += f"、其他 {rest} 条（{_pct(rest, total)}）"
-        else:
-            mix = ", ".join(f"{platform_name(k, False)} {c} ({_pct(c, total)})" for k, c in shown)
-            if rest:
-                mix += f", other {rest} ({_pct(rest, total)})"
-        span = _span(docs)
-        if span:
-            days = (datetime.strptime(span[1], "%Y-%m-%d") - datetime.strptime(span[0], "%Y-%m-%d")).days + 1
-            when = (f"时间跨度 {span[0]} 至 {span[1]}（{days} 天）" if zh else
-                    f"period {span[0]} to {span[1]} ({days} days)")
-        else:
-            when = "时间未知" if zh else "dates unknown"
-        moods = shares(senti)
-        if moods.scored:
-            n = moods.scored
-            mood = ("情感倾向：" + "，".join(f"{LABELS_ZH[k]} {_pct(moods.count(k), n)}（{moods.count(k)}/{n}）"
-                                        for k in (POSITIVE, NEUTRAL, NEGATIVE)) if zh
-                    else "sentiment: " + ", ".join(f"{k} {_pct(moods.count(k), n)} ({moods.count(k)}/{n})"
-                                                   for k in (POSITIVE, NEUTRAL, NEGATIVE)))
-        else:
-            mood = "情感倾向：未知" if zh else "sentiment: unknown"
-        if zh:
-            return f"**统计**：共 {total} 条来源（{distinct} 条不重复）；平台分布：{mix}；{when}；{mood}。"
-        return f"**Statistics**: {total} sources ({distinct} distinct); platforms: {mix}; {when}; {mood}."
-
-    def _top_posts(self, zh: bool, sources: Sequence[Source], k: int) -> str:
-        ranked = [s for s in sorted(sources, key=lambda s: (-_hot(s.doc), s.n)) if _hot(s.doc) > 0]
-        groups = cluster([_doc_text(s.doc) for s in ranked])
-        ranked = [s for i, s in enumerate(ranked) if groups[i] == i][:k]  # one post per near-duplicate group
-        if not ranked:
-            return ""
-        head = "**热度最高**（热度 = 点赞 + 5×评论 + 10×转发 + 0.1×浏览）：" if zh else \
-            "**Top posts by hotness** (likes + 5×comments + 10×shares + 0.1×views):"
-        rows = []
-        for i, s in enumerate(ranked, 1):
-            d = s.doc
-            if zh:
-                rows.append(f"{i}. 「{_snippet(d)}」（{platform_name(d.platform, True)}）热度 {_fmt_num(_hot(d))}："
-                            f"点赞 {_fmt_num(_num(d.likes))} · 评论 {_fmt_num(_num(d.comments))} · 转发 {_fmt_num(_num(d.shares))} · "
-                            f"浏览 {_fmt_num(_num(d.views))} [{s.n}]")
-            else:
-                rows.append(f"{i}. “{_snippet(d)}” ({platform_name(d.platform, False)}) hotness {_fmt_num(_hot(d))}: "
-                            f"likes {_fmt_num(_num(d.likes))} · comments {_fmt_num(_num(d.comments))} · shares {_fmt_num(_num(d.shares))} · "
-                            f"views {_fmt_num(_num(d.views))} [{s.n}]")
-        return head + "\n" + "\n".join(rows)
-
-    def _aspect_lines(self, zh: bool, intent: str, sources: Sequence[Source], senti: Sequence[float | None]) -> list[str]:
-        docs = [s.doc for s in sources]
-        out: list[str] = []
-        if intent in ("hot", "influencer"):
-            top = self._top_posts(zh, sources, 5 if intent == "hot" else 3)
-            if top:
-                out.append(top)
-        if intent == "influencer":
-            agg: dict[str, list[float]] = {}
-            for d in docs:
-                if d.author:
-                    a = agg.setdefault(d.author, [0, 0.0])
-                    a[0] += 1
-                    a[1] += _hot(d)
-            ranked = sorted(agg.items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0]))[:5]
-            if ranked:
-                if zh:
-                    out.append("**主要传播者**（按总热度）：" + "、".join(
-                        f"{a}（{int(c)} 条，热度 {_fmt_num(h)}）" for a, (c, h) in ranked))
-                else:
-                    out.append("**Main spreaders** (by total hotness): " + ", ".join(
-                        f"{a} ({int(c)} posts, hotness {_fmt_num(h)})" for a, (c, h) in ranked))
-        if intent in ("platform", "video", "image"):
-            groups: dict[str, list[int]] = {}
-            for i, d in enumerate(docs):
-                groups.setdefault((d.platform or "").lower(), []).append(i)
-            rows = []
-            for code, idx in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:6]:
-                mix = shares(senti[i] for i in idx)
-                avg_hot = sum(_hot(docs[i]) for i in idx) / len(idx)
-                if zh:
-                    mood = (f"，正面 {_pct(mix.positive, mix.scored)}、负面 {_pct(mix.negative, mix.scored)}"
-                            f"（{mix.scored} 条可判定）") if mix.scored else ""
-                    rows.append(f"{platform_name(code, True)} {len(idx)} 条{mood}，平均热度 {_fmt_num(round(avg_hot, 1))}")
-                else:
-                    mood = (f", positive {_pct(mix.positive, mix.scored)}, negative {_pct(mix.negative, mix.scored)} "
-                            f"({mix.scored} scored)") if mix.scored else ""
-                    rows.append(f"{platform_name(code, False)} {len(idx)}{mood}, mean hotness {_fmt_num(round(avg_hot, 1))}")
-            out.append(("**分平台**：" + "；".join(rows) + "。") if zh else ("**By platform**: " + "; ".join(rows) + "."))
-            kinds = Counter(d.kind or "post" for d in docs)
-            if len(kinds) > 1 or intent in ("video", "image"):
-                items = sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))
-                if zh:
-                    out.append("**内容形态**：" + "、".join(
-                        f"{KIND_NAMES.get(k, (k, k))[0]} {c} 条" for k, c in items) + "。")
-                else:
-                    out.append("**Formats**: " + ", ".join(f"{KIND_NAMES.get(k, (k, k))[1]} {c}" for k, c in items) + ".")
-        if intent == "comments":
-            n_comments = sum(1 for d in docs if d.kind == "comment")
-            total = sum(_num(d.comments) for d in docs)
-            out.append(f"**评论**：来源中评论 {n_comments} 条，帖子累计评论数 {_fmt_num(total)}。" if zh else
-                       f"**Comments**: {n_comments} comments among the sources; {_fmt_num(total)} comments on the posts in total.")
-        if intent in ("timeline", "risk", "outlook"):
-            days = Counter(_day(d.published) for d in docs if _day(d.published))
-            if days:
-                keys = sorted(days)
-                if len(keys) > 10:
-                    months = Counter(k[:7] for k in keys for _ in range(days[k]))
-                    keys, counts = sorted(months), months
-                else:
-                    counts = days
-                if len(keys) <= 12:
-                    sep = "、" if zh else ", "
-                    body = sep.join(f"{k} {counts[k]}" + (" 条" if zh else "") for k in keys)
-                    out.append(("**按时间分布**：" + body + "。") if zh else ("**Over time**: " + body + "."))
-        return out
 
     def _host_line(self, zh: bool, host_speech: str, sentences: list[_Sentence], order: list[int]) -> str:
         cleaned = clean_text(host_speech)

@@ -18,7 +18,6 @@ from typing import Iterable
 
 from core.corpus.search import (
     MAX_CANDIDATES,
-    STOPWORDS,
     TOKEN_PREFIX,
     candidates,
     document_frequencies,
@@ -29,6 +28,7 @@ from core.corpus.search import (
 )
 from core.infra.db import Database
 from core.research.relevance import DEFAULT_FLOOR, TOPIC_FILLER, TopicScope
+from core.text.stopwords import FUNCTION_WORDS
 
 MAX_EXPANSIONS = 8
 MIN_ASSOCIATION = 0.8  # of the corpus posts holding the word, the share that is about the topic
@@ -74,7 +74,7 @@ def build_scope(db: Database, topic: str, *, floor: float = DEFAULT_FLOOR, expan
 
 def _is_expansion_word(token: str) -> bool:
     word = token[len(TOKEN_PREFIX):]
-    if word in STOPWORDS or word in TOPIC_FILLER or word.isdigit():
+    if word in FUNCTION_WORDS or word in TOPIC_FILLER or word.isdigit():
         return False
     if word.isascii():
         return len(word) >= 3 and word.isalpha()

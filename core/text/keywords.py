@@ -1,9 +1,10 @@
-"""Text helpers for the offline analyst (core/research/offline.py): cleaning, sentences, keywords, ranking.
+"""Text helpers for the offline analyst (core/research/offline.py): sentences, keywords, ranking.
 
 Everything here is deterministic: the same texts give the same keywords, sentences and scores.
+The cleaner (``clean_text``, ``has_cjk``) lives in core/text/clean.py; it is importable from here
+too, as callers did before it moved. The jieba loader and stopwords are core/text/jieba_loader.py
+and core/text/stopwords.py.
 
-    clean_text(text)              Weibo markup removed ({%#话题#%} → #话题#, [表情], @user, URLs,
-                                  zero-width and control characters); lines kept
     split_sentences(text)         sentences (substrings of ``text``), long ones cut at commas
     words(text)                   content words of a short text (jieba, stopwords removed)
     terms(text)                   keyword candidates of one text: nouns, verbal nouns, abbreviations,
@@ -19,89 +20,21 @@ Everything here is deterministic: the same texts give the same keywords, sentenc
 from __future__ import annotations
 
 import bisect
-import logging
 import math
 import re
-import threading
-import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterable, Sequence
 
 import numpy as np
 
-_CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-
-# A small Chinese + English stopword list: function words, pronouns, generic verbs and the
-# filler of social-media posts. Topic words are never listed here.
-STOPWORDS = frozenset("""
-的 了 和 是 在 也 就 都 而 及 与 着 或 一个 没有 我们 你们 他们 她们 它们 我 你 他 她 它 这 那 这个 那个
-这些 那些 这样 那样 这么 那么 什么 怎么 怎么样 为什么 如何 哪里 哪些 谁 自己 大家 人家 别人 有人 有些
-一些 一点 一下 一直 一起 一样 一定 一般 已经 还是 还有 只是 只有 但是 可是 然后 所以 因为 因此 如果 虽然
-不过 而且 并且 或者 以及 还 又 再 很 太 最 更 非常 特别 真的 真是 确实 其实 当然 可能 应该 可以 能够 需要
-不是 就是 不会 不能 不要 没 不 被 把 给 让 对 对于 关于 由于 为了 通过 根据 按照 之后 之前 以后 以前 时候
-目前 现在 今天 昨天 明天 今年 去年 近日 日前 此前 此外 其中 其他 其它 另外 同时 方面 问题 情况 事情 东西
-表示 认为 觉得 知道 看到 看看 看见 发现 成为 进行 开始 出现 希望 感觉 告诉 说 称 讲 想 要 会 能 去 来 做
-有 没有 到 上 下 里 中 后 前 时 等 等等 个 们 之 其 此 该 各 每 某 本 将 已 并 则 即 但 却 才 仍 呢 吗 吧 啊
-哦 哈 哈哈 哈哈哈 嗯 呀 啦 嘛 呗 哎 唉 哇 转发 微博 网页 链接 网页链接 全文 展开 展开全文 收起 原图 秒拍
-视频号 评论 回复 点赞 分享 关注 粉丝 博主 超话 话题 热搜 网友 小编 记者 报道 消息 新闻 来源 图片 文章 内容
-详情 原文 全部 相关 有关 进一步 一次 两个 一位 多少 很多 许多 不少 所有 任何 整个 真正 直接 主要 部分
-the a an and or but if then than that this these those there here is are was were be been being to of in on
-at by for with from as it its it's i you he she we they them his her our your their my me us not no yes do
-does did done have has had having will would can could should may might must shall just also very so such
-more most some any all each other into about over after before up down out off again only own same too
-what which who whom when where why how rt via http https www com
-""".split())
-
-_TOPIC_RE = re.compile(r"\{%#(.*?)#%\}", re.S)             # {%#话题#%}
-_BRACE_RE = re.compile(r"\{%.*?%\}", re.S)                 # {%位置%}, {%网页链接%}, cards
-_URL_RE = re.compile(r"(?i)(?:https?://|www\.)[^\s\u3000-\u303f\u3400-\u9fff\uff00-\uffef]+")
-_MENTION_RE = re.compile(r"@[\w\-·]{1,20}[:：]?")
-_EMOJI_RE = re.compile(r"\[[^\[\]\s\d][^\[\]\s]{0,11}\]")   # [二哈] [doge] (not [1] references)
-_NUMREF_RE = re.compile(r"\[(\d{1,6})\]")                   # [1] in a text must not look like a citation
-_REPOST_RE = re.compile(r"//\s*(?=\s|$|//)|//\s*[:：]")
-_SPACES_RE = re.compile(r"[ \t\u3000\xa0]+")
-_PUNCT_SPACE_RE = re.compile(r" (?=[，。！？；：、”」』）】])")
+from core.text.clean import clean_text, has_cjk  # noqa: F401 - part of this module's API (see above)
+from core.text.jieba_loader import get_jieba, get_posseg, idf_table
+from core.text.stopwords import STOPWORDS
 
 _TERMINATORS = set("。！？!?；;…")
 _CLOSERS = set("”’」』）)】\"'")
 _SOFT_BREAKS = set("，,、：:")
-
-
-def has_cjk(text: str) -> bool:
-    return bool(_CJK_RE.search(text or ""))
-
-
-def _strip_controls(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch == "\n":
-            out.append(ch)
-            continue
-        cat = unicodedata.category(ch)
-        if cat == "Cc":
-            out.append(" ")
-        elif cat in ("Cf", "Cs", "Co", "Cn"):
-            continue  # zero-width spaces, BOM, bidi marks, …
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def clean_text(text: str | None) -> str:
-    """The readable text of a post: markup removed, one space between words, lines kept."""
-    if not text:
-        return ""
-    text = _strip_controls(str(text).replace("\r\n", "\n").replace("\r", "\n"))
-    text = _TOPIC_RE.sub(lambda m: "#" + m.group(1).strip() + "#", text)
-    text = _BRACE_RE.sub(" ", text)
-    text = _URL_RE.sub(" ", text)
-    text = _MENTION_RE.sub(" ", text)
-    text = _EMOJI_RE.sub("", text)
-    text = _NUMREF_RE.sub(lambda m: "［" + m.group(1) + "］", text)
-    text = _REPOST_RE.sub(" ", text)
-    lines = (_PUNCT_SPACE_RE.sub("", _SPACES_RE.sub(" ", line)).strip() for line in text.split("\n"))
-    return "\n".join(line for line in lines if line)
 
 
 def _substance(s: str) -> int:
@@ -153,29 +86,6 @@ def split_sentences(text: str, min_chars: int = 6, max_chars: int = 160) -> list
     return out
 
 
-# --- jieba ----------------------------------------------------------------------------------
-
-_jieba_lock = threading.Lock()
-_jieba_state: dict = {}
-
-
-def _jieba():
-    """jieba, jieba.posseg and the TF-IDF idf table, loaded once (thread-safe)."""
-    if not _jieba_state:
-        with _jieba_lock:
-            if not _jieba_state:
-                import jieba
-                import jieba.analyse
-                import jieba.posseg
-
-                jieba.setLogLevel(logging.WARNING)
-                jieba.initialize()
-                tfidf = jieba.analyse.default_tfidf
-                _jieba_state.update(jieba=jieba, posseg=jieba.posseg,
-                                    idf=tfidf.idf_freq, median_idf=tfidf.median_idf)
-    return _jieba_state
-
-
 def _letters(w: str) -> int:
     return sum(1 for ch in w if ch.isalpha())
 
@@ -192,7 +102,7 @@ def _is_term(w: str) -> bool:
 def words(text: str) -> tuple[str, ...]:
     """Content words of a short text (sentence, query), lower-cased for English."""
     out = []
-    for w in _jieba()["jieba"].lcut(text[:2000]):
+    for w in get_jieba().lcut(text[:2000]):
         w = w.strip()
         if _is_term(w):
             out.append(w.lower() if w.isascii() else w)
@@ -254,7 +164,7 @@ def _nominal_head(phrase: str) -> bool:
     """A set phrase whose last word is a noun (发言人, 发达国家), not a filler (是不是, 事实上)."""
     if phrase in _FILLER_PHRASES:
         return False
-    tags = _jieba()["posseg"].dt.word_tag_tab
+    tags = get_posseg().dt.word_tag_tab
     for size in (2, 1):
         head = phrase[-size:]
         if len(phrase) > size and head in tags:
@@ -266,7 +176,7 @@ def _nominal_head(phrase: str) -> bool:
 def _tokens(text: str) -> tuple[tuple[str, str], ...]:
     """(word, part of speech) of a text with the pieces of reduplications and set patterns removed
     and platform names and reduplicated names kept whole (see the note above)."""
-    pairs = [(p.word, p.flag) for p in _jieba()["posseg"].lcut(text)]
+    pairs = [(p.word, p.flag) for p in get_posseg().lcut(text)]
     spans, pos = [], 0
     for w, _ in pairs:
         spans.append((pos, pos + len(w)))
@@ -331,7 +241,7 @@ def _made_up_name(w: str, flag: str) -> bool:
     """A "name" that is two ordinary words, neither a noun: 明显增加 (明显 a + 增加 v), which jieba's
     dictionary and its HMM tag as a person's name. Real names (王小明) and noun compounds (理想汽车)
     are not; only proper-noun tags and words jieba's dictionary does not know are checked."""
-    tags = _jieba()["posseg"].dt.word_tag_tab
+    tags = get_posseg().dt.word_tag_tab
     if len(w) < 4 or not has_cjk(w) or (w in tags and not flag.startswith(("nr", "ns", "nz", "nt"))):
         return False
     for i in range(2, len(w) - 1):
@@ -387,8 +297,8 @@ def content_terms(text: str) -> tuple[str, ...]:
 
 
 def idf(word: str) -> float:
-    state = _jieba()
-    return state["idf"].get(word, state["median_idf"])
+    table, median = idf_table()
+    return table.get(word, median)
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ Public API::
     label_of(score), neutral_band(), shares(scores), score_documents(docs)
     main_sentiment(stdin, stdout) -> int             one text per line in, "label<TAB>score" out
 
-The text preparation (``clean`` and ``tokenize``) lives here and is imported by the training
-script, so training and inference see exactly the same features.
+The text preparation is ``tokenize`` here over ``core.text.clean.clean_text(text, markers=...)``;
+the training script imports it, so training and inference see exactly the same features.
 
 Command line: ``python -m core.text.sentiment < posts.txt``.
 """
@@ -46,127 +46,26 @@ import math
 import re
 import sys
 import threading
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable, Sequence
 
 import numpy as np
 
+from core.text.clean import MODEL_MAX_CHARS, clean_text
+from core.text.jieba_loader import get_jieba
+
 MODEL_PATH = Path(__file__).resolve().parent / "assets" / "sentiment_model.json.gz"
 MODEL_FORMAT = "shoal-sentiment/1"
-# Bump whenever clean()/tokenize() change in a way that alters features; the model file records
+# Bump whenever clean_text(markers=...)/tokenize() change in a way that alters features; the model file records
 # the version it was trained with and load_model() refuses a mismatch.
 PREPROCESS_VERSION = 2
-MAX_CHARS = 5000
+MAX_CHARS = MODEL_MAX_CHARS
 
 DEFAULT_FEATURES = {"words": True, "negation": True, "negation_window": 5, "negation_chars": True,
                     "word_bigrams": True, "char_ngrams": [1, 3], "emoji": True, "markers": True}
 
-# --- cleaning -------------------------------------------------------------------------------
-
-_TOPIC_RE = re.compile(r"\{%#(.*?)#%\}", re.S)            # {%#话题#%}
-_BRACE_RE = re.compile(r"\{%(.*?)%\}", re.S)              # {%位置·地点%}, {%xx的秒拍视频%}, {%网页链接%}
-_EMOJI_RE = re.compile(r"\[([^\[\]\s]{1,12})\]")          # [二哈], [doge], [笑cry]
-_URL_RE = re.compile(r"(?i)\b(?:https?://|www\.)[^\s\u3000\u4e00-\u9fff]+")
-_MENTION_RE = re.compile(r"@[\w\-·]{1,20}")
-_HASHTAG_RE = re.compile(r"#([^#\n]{1,40})#")             # plain #话题# (not in {% %})
-_SPACE_RE = re.compile(r"\s+")
-
-
-def _strip_controls(text: str) -> str:
-    """Drop control and format characters (zero-width spaces, BOM, bidi marks); keep spacing."""
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        cat = unicodedata.category(ch)
-        if cat == "Cc":
-            out.append(" ")          # \n, \t, \x00 ... become a space
-        elif cat in ("Cf", "Cs", "Co", "Cn"):
-            continue                 # zero-width, surrogates, private use, unassigned
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def clean(text: str) -> tuple[str, list[str]]:
-    """Normalise one post. Returns (plain text for words/characters, marker tokens).
-
-    Marker tokens are whole features that must not be split into characters: emoji names
-    (``e:二哈``) and the presence of mentions, links, topics, locations and videos.
-    """
-    if not isinstance(text, str):
-        text = "" if text is None else str(text)
-    text = text[:MAX_CHARS]
-    text = unicodedata.normalize("NFKC", _strip_controls(text)).lower()
-    markers: list[str] = []
-
-    def _topic(m: re.Match) -> str:
-        markers.append("m:topic")
-        return " " + m.group(1) + " "
-
-    def _brace(m: re.Match) -> str:
-        inner = m.group(1).strip()
-        if not inner:
-            return " "
-        if inner == "网页链接":
-            markers.append("m:url")
-            return " "
-        if "视频" in inner:
-            markers.append("m:video")
-            return " "
-        if "·" in inner:
-            markers.append("m:loc")
-            return " "
-        markers.append("m:card")
-        return " " + inner + " "
-
-    def _emoji(m: re.Match) -> str:
-        markers.append("e:" + m.group(1))
-        return " "
-
-    def _url(m: re.Match) -> str:
-        markers.append("m:url")
-        return " "
-
-    def _mention(m: re.Match) -> str:
-        markers.append("m:at")
-        return " "
-
-    def _hashtag(m: re.Match) -> str:
-        markers.append("m:topic")
-        return " " + m.group(1) + " "
-
-    text = _TOPIC_RE.sub(_topic, text)
-    text = _BRACE_RE.sub(_brace, text)
-    text = _URL_RE.sub(_url, text)
-    text = _EMOJI_RE.sub(_emoji, text)
-    text = _MENTION_RE.sub(_mention, text)
-    text = _HASHTAG_RE.sub(_hashtag, text)
-    text = _SPACE_RE.sub(" ", text).strip()
-    return text, markers
-
-
 # --- tokenising -----------------------------------------------------------------------------
-
-_jieba = None
-_jieba_lock = threading.Lock()
-
-
-def _get_jieba():
-    """Import and initialise jieba once, quietly (it logs to stderr and builds a /tmp cache)."""
-    global _jieba
-    if _jieba is None:
-        with _jieba_lock:
-            if _jieba is None:
-                import jieba
-
-                jieba.setLogLevel(logging.WARNING)
-                jieba.initialize()
-                _jieba = jieba
-    return _jieba
-
 
 # Negation cues (after NFKC and lower-casing, as jieba cuts them). A cue opens a scope: the words
 # after it, up to the end of the clause, at most NEGATION_WINDOW words, are emitted as ``neg:w:``
@@ -188,7 +87,7 @@ NEGATION_WINDOW = DEFAULT_FEATURES["negation_window"]
 def _words(plain: str) -> list[str]:
     """jieba words with whitespace runs collapsed into one " " token (a clause boundary)."""
     out: list[str] = []
-    for w in _get_jieba().lcut(plain, HMM=True):
+    for w in get_jieba().lcut(plain, HMM=True):
         if w.strip():
             out.append(w)
         elif out and out[-1] != " ":
@@ -225,7 +124,8 @@ def tokenize(text: str, features: dict | None = None) -> list[str]:
     trained with).
     """
     features = DEFAULT_FEATURES if features is None else features
-    plain, markers = clean(text)
+    markers: list[str] = []
+    plain = clean_text(text, markers=markers)
     tokens: list[str] = []
     want_words = features.get("words", True)
     want_bigrams = features.get("word_bigrams", False)

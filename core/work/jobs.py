@@ -1,38 +1,43 @@
-"""Job states, the handler registry, and the context a running job works through.
+"""Job specs, the handler registry, and the context a running job works through.
 
-States (after Dagster/Prefect):
-  pending → running → completed | failed | cancelled
-  running → cancelling → cancelled            (cancel requested; forced after a timeout)
-  running | cancelling → interrupted          (the owning process died, or shut down)
-  interrupted → pending                       (resumed from its checkpoint)
-Every transition is a compare-and-set UPDATE in the database, so two supervisors can never
-both move the same job.
+States live in core.work.states (one enum with named groups); the names below are kept for the
+modules that import them from here. Every transition is a compare-and-set UPDATE in the
+database, so two supervisors can never both move the same job.
+
+A handler sees a JobContext: its parameters and checkpoint, heartbeats and cancel, and the
+services it may use — db, events, settings, forum, LLM limits — handed over explicitly by the
+supervisor that claimed it. Checkpoints are written through a `CheckpointWriter` (the
+supervisor implements it), never through the supervisor's internals.
 """
 from __future__ import annotations
 
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from loguru import logger
 
-if TYPE_CHECKING:  # pragma: no cover
-    from core.supervisor import Supervisor
+from core.work.states import JobState, RunState
 
-PENDING, RUNNING, CANCELLING = "pending", "running", "cancelling"
-COMPLETED, FAILED, CANCELLED, INTERRUPTED = "completed", "failed", "cancelled", "interrupted"
-ACTIVE_STATES = (RUNNING, CANCELLING)
-TERMINAL_STATES = (COMPLETED, FAILED, CANCELLED)
-JOB_STATES = (PENDING, RUNNING, CANCELLING, COMPLETED, FAILED, CANCELLED, INTERRUPTED)
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from core.infra.config import Settings
+    from core.infra.db import Database
+    from core.infra.events import EventLog
+    from core.llm.limits import ProviderLimiter
 
-# Runs: queued (waiting for a slot) → running → completed | failed | cancelled | interrupted, and
-# insufficient_data: an analysis whose topic the data does not cover ends there, without a report.
-QUEUED = "queued"
-INSUFFICIENT_DATA = "insufficient_data"
-RUN_STATES = (QUEUED, RUNNING, CANCELLING, COMPLETED, FAILED, CANCELLED, INTERRUPTED, INSUFFICIENT_DATA)
-RUN_OPEN_STATES = (QUEUED, RUNNING, CANCELLING)
-RUN_FINAL_STATES = (COMPLETED, FAILED, CANCELLED, INSUFFICIENT_DATA)
+PENDING, RUNNING, CANCELLING = JobState.PENDING, JobState.RUNNING, JobState.CANCELLING
+COMPLETED, FAILED, CANCELLED = JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED
+INTERRUPTED = JobState.INTERRUPTED
+ACTIVE_STATES = JobState.ACTIVE
+TERMINAL_STATES = JobState.FINAL
+JOB_STATES = tuple(JobState)
+
+QUEUED = RunState.QUEUED
+INSUFFICIENT_DATA = RunState.INSUFFICIENT_DATA
+RUN_STATES = tuple(RunState)
+RUN_OPEN_STATES = RunState.OPEN
+RUN_FINAL_STATES = RunState.FINAL
 
 
 class JobCancelled(Exception):
@@ -50,6 +55,10 @@ class JobSpec:
     params: dict = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()  # names of other jobs in the same run
     max_attempts: int | None = None
+    # False: the job runs once every dependency completed, and is cancelled when one fails or is
+    # cancelled. True: it runs once every dependency has ended, whatever the outcome (the report,
+    # which says what is missing); an interrupted dependency that will be resumed has not ended.
+    after_any_outcome: bool = False
 
 
 Handler = Callable[["JobContext"], Any]
@@ -62,26 +71,54 @@ class HandlerInfo:
     timeout: float | None = None  # seconds a job of this kind may run before it is cancelled as failed
 
 
-HANDLERS: dict[str, HandlerInfo] = {}
+class HandlerRegistry(dict):
+    """kind → HandlerInfo. Built by the composition root (core.runtime.build_handlers) and handed
+    to each Supervisor; nothing registers itself on import."""
+
+    def register(self, kind: str, fn: Handler, timeout: float | None = None) -> Handler:
+        self[kind] = HandlerInfo(kind, fn, timeout)
+        return fn
+
+    def copy(self) -> "HandlerRegistry":
+        return HandlerRegistry(self)
 
 
-def register_handler(kind: str, fn: Handler, timeout: float | None = None) -> Handler:
-    HANDLERS[kind] = HandlerInfo(kind, fn, timeout)
-    return fn
+class CheckpointWriter(Protocol):
+    """Writes a job's checkpoint durably; raises LeaseLost when this worker no longer owns the job."""
+
+    def write_checkpoint(self, ctx: "JobContext") -> None: ...
 
 
-def job_handler(kind: str, timeout: float | None = None):
-    def deco(fn: Handler) -> Handler:
-        return register_handler(kind, fn, timeout)
-    return deco
+class RunControl(Protocol):
+    """What a handler may do to its run besides its own job (the coverage job ends a run that the
+    data cannot support, or adds the report job). The supervisor implements it."""
+
+    events: "EventLog"
+
+    def add_jobs(self, run_id: str, jobs: Any) -> list[str]: ...
+
+    def end_run(self, run_id: str, status: str, error: str, payload: dict | None = None) -> bool: ...
+
+
+@dataclass(frozen=True)
+class JobServices:
+    """What handlers may use, given explicitly (no digging in the supervisor)."""
+    db: "Database"
+    events: "EventLog"
+    settings: "Settings"
+    forum: Any = None                        # the forum handlers post to and read (core.forum), or None
+    limits: "ProviderLimiter | None" = None  # the per-provider LLM concurrency limits
 
 
 class JobContext:
-    """What a handler sees: its parameters and checkpoint, heartbeats, cancel, events."""
+    """What a handler sees: its parameters and checkpoint, heartbeats, cancel, events, services."""
 
-    def __init__(self, supervisor: "Supervisor", job_id: str, run_id: str, kind: str, name: str, params: dict,
-                 checkpoint: dict, attempt: int, trace_id: str, topic: str = "", run_params: dict | None = None):
-        self.supervisor = supervisor
+    def __init__(self, services: JobServices, checkpoints: CheckpointWriter, runs: RunControl | None, job_id: str,
+                 run_id: str, kind: str, name: str, params: dict, checkpoint: dict, attempt: int, trace_id: str,
+                 topic: str = "", run_params: dict | None = None, worker_id: str = ""):
+        self.services = services
+        self.checkpoints = checkpoints
+        self.runs = runs
         self.job_id = job_id
         self.run_id = run_id
         self.kind = kind
@@ -92,6 +129,7 @@ class JobContext:
         self.trace_id = trace_id
         self.topic = topic
         self.run_params = run_params or {}
+        self.worker_id = worker_id
         self.cancel_event = threading.Event()
         self.cancel_reason = ""  # "user" | "shutdown" | "timeout" | "lease_lost"
         self.last_heartbeat = time.time()
@@ -101,9 +139,26 @@ class JobContext:
         self.log = logger.bind(sink=kind if kind in ("query", "media", "insight", "report") else "app",
                                trace_id=trace_id, run_id=run_id, job_id=job_id)
 
+    # -- services -----------------------------------------------------------------------
     @property
-    def worker_id(self) -> str:
-        return self.supervisor.worker_id
+    def db(self) -> "Database":
+        return self.services.db
+
+    @property
+    def events(self) -> "EventLog":
+        return self.services.events
+
+    @property
+    def settings(self) -> "Settings":
+        return self.services.settings
+
+    @property
+    def forum(self) -> Any:
+        return self.services.forum
+
+    @property
+    def limits(self) -> "ProviderLimiter | None":
+        return self.services.limits
 
     @property
     def resumed(self) -> bool:
@@ -147,8 +202,8 @@ class JobContext:
             self.checkpoint = dict(data)
         self.checkpoint.update(updates)
         self.heartbeat()
-        self.supervisor._save_checkpoint(self)
+        self.checkpoints.write_checkpoint(self)
 
     def emit(self, type: str, payload: dict | None = None, source: str | None = None) -> int:
-        return self.supervisor.events.emit(type, run_id=self.run_id, job_id=self.job_id,
-                                           source=source or self.kind, payload=payload, trace_id=self.trace_id)
+        return self.events.emit(type, run_id=self.run_id, job_id=self.job_id, source=source or self.kind,
+                                payload=payload, trace_id=self.trace_id)

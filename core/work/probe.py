@@ -7,12 +7,11 @@ two-process takeover test reads it, and so can an operator (`python -m core prob
 """
 from __future__ import annotations
 
-from core.work.jobs import JobContext, JobSpec, job_handler
+from core.work.jobs import JobContext, JobSpec
 
 MAX_STEPS = 10_000
 
 
-@job_handler("probe")
 def run_probe(ctx: JobContext) -> dict:
     steps = max(0, min(int(ctx.params.get("steps", 10)), MAX_STEPS))
     step_seconds = max(0.0, float(ctx.params.get("step_seconds", 0.1)))

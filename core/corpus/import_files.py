@@ -1,0 +1,226 @@
+"""Importing posts from files: CSV / TSV / JSONL / JSON, with the encoding and format detected.
+
+Each row goes through core.corpus.importers' pipeline (checked and normalised on its own, written in
+batches); see that module for row numbers and idempotence.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from loguru import logger
+
+from core.corpus.importers import FIELD_ALIASES, ImportReport, _import_rows
+from core.infra.db import Database
+
+__all__ = ["FORMATS", "import_file"]
+
+FORMATS = ("csv", "tsv", "jsonl", "json")
+_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+_SPREADSHEETS = {".xlsx", ".xls", ".xlsm", ".ods", ".numbers", ".parquet", ".zip", ".gz"}
+_CONTENT_COLUMNS = FIELD_ALIASES["content"]
+_SAMPLE = 64 * 1024
+
+
+class _FileError(Exception):
+    pass
+
+
+def import_file(db: Database, path_or_fileobj: str | os.PathLike[str] | IO[Any], *, fmt: str | None = None,
+                source: str = "import", default_platform: str = "unknown") -> ImportReport:
+    """Import a CSV (header row; all values read as text; UTF-8 with or without BOM, UTF-16 with BOM or
+    GB18030), JSONL (one object per line) or JSON (a list of objects) file, chosen by `fmt` or by
+    the file name's extension (else by the content). Never raises for a bad file: a file that
+    cannot be read at all ends as one error (row 0); broken rows as one error each."""
+    report = ImportReport(source=source)
+    t0 = time.perf_counter()
+    try:
+        name, binary, close = _open_binary(path_or_fileobj)
+    except _FileError as exc:
+        report.add_error(0, str(exc))
+        return report
+    try:
+        sample = binary.read(_SAMPLE)
+        if isinstance(sample, str):  # a text-mode file object
+            binary = io.BytesIO((sample + binary.read()).encode("utf-8"))
+            sample = binary.read(_SAMPLE)
+        suffix = Path(name).suffix.lower()
+        if not fmt and suffix in _SPREADSHEETS:
+            raise _FileError(f"unsupported format {suffix}: save the sheet as CSV (UTF-8), or use JSONL or JSON")
+        encoding = _detect_encoding(sample)
+        kind = (fmt or _EXTENSIONS.get(suffix) or _sniff_format(sample, encoding)).lower()
+        if kind in ("ndjson",):
+            kind = "jsonl"
+        if kind not in FORMATS:
+            raise _FileError(f"unsupported format {kind!r}: use CSV, JSONL or JSON (save spreadsheets as CSV)")
+        stream = io.TextIOWrapper(_Rewound(binary, sample), encoding=encoding, newline="" if kind in ("csv", "tsv")
+                                  else None)
+        rows = {"csv": _csv_rows, "tsv": _csv_rows, "jsonl": _jsonl_rows, "json": _json_rows}[kind](stream, kind)
+        _import_rows(db, rows, report, source=source, default_platform=default_platform)
+    except _FileError as exc:
+        report.add_error(0, str(exc))
+    finally:
+        if close:
+            binary.close()
+    report.seconds = time.perf_counter() - t0
+    if report.error_count:
+        logger.info("import {}: {}", name, report.summary())
+    return report
+
+
+def _open_binary(src: Any) -> tuple[str, Any, bool]:
+    if isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        if not path.is_file():
+            raise _FileError(f"no such file: {path}")
+        try:
+            return str(path), open(path, "rb"), True
+        except OSError as exc:
+            raise _FileError(f"cannot open {path}: {exc.strerror or exc}") from None
+    if hasattr(src, "read"):
+        return str(getattr(src, "name", "") or ""), src, False
+    raise _FileError(f"cannot import from a {type(src).__name__}: give a path or a file object")
+
+
+class _Rewound(io.RawIOBase):
+    """The already-read sample followed by the rest of the stream (works for unseekable uploads)."""
+
+    def __init__(self, rest: Any, head: bytes):
+        self._head, self._rest = memoryview(head), rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        if self._head.nbytes:
+            n = min(len(buf), self._head.nbytes)
+            buf[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buf))
+        if not data:
+            return 0
+        buf[:len(data)] = data
+        return len(data)
+
+
+def _detect_encoding(sample: bytes) -> str:
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if not sample.strip():
+        raise _FileError("the file is empty")
+    if b"\x00" in sample:
+        raise _FileError("this is not a text file (it contains binary data): expected CSV, JSONL or JSON")
+    try:
+        sample.decode("utf-8")
+        encoding = "utf-8"
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(sample) - 3 and len(sample) == _SAMPLE:  # a character cut by the sample's end
+            encoding = "utf-8"
+        else:
+            try:
+                sample.decode("gb18030")
+                encoding = "gb18030"
+            except UnicodeDecodeError:
+                raise _FileError("this is not a text file (not UTF-8 or GB18030): expected CSV, JSONL or JSON") \
+                    from None
+    text = sample.decode(encoding, "ignore")
+    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\r\n\t\f")
+    if controls > max(2, len(text) // 100):
+        raise _FileError("this is not a text file (it contains binary data): expected CSV, JSONL or JSON")
+    return encoding
+
+
+def _sniff_format(sample: bytes, encoding: str) -> str:
+    head = sample.decode(encoding, "ignore").lstrip("\ufeff \r\n\t")
+    if head.startswith("["):
+        return "json"
+    if head.startswith("{"):
+        return "jsonl"
+    return "csv"
+
+
+def _decode_guard(rows: Iterator[tuple[int, Any]], last_row: list[int]) -> Iterator[tuple[int, Any]]:
+    try:
+        for row in rows:
+            last_row[0] = row[0]
+            yield row
+    except UnicodeDecodeError:
+        yield last_row[0] + 1, "the file stops being readable text here (mixed encodings?); the rest was not read"
+
+
+def _csv_rows(stream: IO[str], kind: str) -> Iterator[tuple[int, Any]]:
+    def gen() -> Iterator[tuple[int, Any]]:
+        first = stream.readline()
+        if not first.strip():
+            raise _FileError("no header row: the first line of a CSV file must name the columns")
+        delimiter = "\t" if kind == "tsv" or first.count("\t") > first.count(",") else ","
+        header = next(csv.reader([first], delimiter=delimiter))
+        header = [h.replace("\ufeff", "").strip() or f"column_{i + 1}" for i, h in enumerate(header)]
+        if not any(h.lower() in _CONTENT_COLUMNS for h in header):
+            raise _FileError("no 'content' or 'text' column; the columns are: " + ", ".join(header)[:300])
+        reader = csv.reader(stream, delimiter=delimiter)
+        row_no = 0
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                row_no += 1
+                yield row_no, f"malformed CSV: {exc}"
+                continue
+            row_no += 1
+            if not cells or not any(c.strip() for c in cells):
+                yield row_no, {}
+                continue
+            if len(cells) > len(header) and any(c.strip() for c in cells[len(header):]):
+                yield row_no, f"{len(cells)} values but {len(header)} columns (an unquoted comma or tab?)"
+                continue
+            yield row_no, dict(zip(header, cells))
+
+    return _decode_guard(gen(), [0])
+
+
+def _jsonl_rows(stream: IO[str], kind: str) -> Iterator[tuple[int, Any]]:
+    def gen() -> Iterator[tuple[int, Any]]:
+        for line_no, line in enumerate(stream, 1):
+            line = line.strip().lstrip("\ufeff")
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                yield line_no, f"not valid JSON: {exc}"
+                continue
+            yield line_no, obj if isinstance(obj, dict) else f"expected a JSON object, got {type(obj).__name__}"
+
+    return _decode_guard(gen(), [0])
+
+
+def _json_rows(stream: IO[str], kind: str) -> Iterator[tuple[int, Any]]:
+    try:
+        data = json.load(stream)
+    except UnicodeDecodeError:
+        raise _FileError("the file is not readable text (mixed encodings?)") from None
+    except ValueError as exc:
+        raise _FileError(f"not valid JSON: {exc}") from None
+    if isinstance(data, dict):
+        lists = [v for k, v in data.items() if k in ("data", "records", "posts", "items", "rows") and
+                 isinstance(v, list)]
+        if lists:
+            data = lists[0]
+        elif any(k in data for k in _CONTENT_COLUMNS):
+            data = [data]
+    if not isinstance(data, list):
+        raise _FileError(f"expected a JSON list of objects, got {type(data).__name__}")
+    for i, obj in enumerate(data, 1):
+        yield i, obj if isinstance(obj, dict) else f"expected a JSON object, got {type(obj).__name__}"

@@ -1,0 +1,186 @@
+"""Importing posts and comments from a MindSpider / MediaCrawler MySQL database (its content tables).
+
+Rows go through core.corpus.importers' pipeline, like file imports.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.corpus.importers import (BATCH_SIZE, ImportReport, RecordError, _empty, _flush, _text,
+                                   normalize_record)
+from core.corpus.search import ensure_search_index
+from core.infra.db import Database, explain
+from core.infra.redact import mask_url
+
+__all__ = ["MINDSPIDER_TABLES", "MINDSPIDER_COLUMNS", "SourceTable", "import_mindspider"]
+
+@dataclass(frozen=True)
+class SourceTable:
+    name: str
+    platform: str
+    kind: str  # post | comment
+    id_cols: tuple[str, ...]
+    content_cols: tuple[str, ...]
+    parent_cols: tuple[str, ...] = ()
+
+
+_POST_CONTENT = ("content", "content_text", "desc", "note_desc", "description")
+_COMMENT_CONTENT = ("content", "comment_text", "text")
+MINDSPIDER_TABLES: tuple[SourceTable, ...] = (
+    SourceTable("weibo_note", "weibo", "post", ("note_id", "mid", "id"), _POST_CONTENT),
+    SourceTable("douyin_aweme", "douyin", "post", ("aweme_id", "id"), _POST_CONTENT),
+    SourceTable("bilibili_video", "bilibili", "post", ("video_id", "bvid", "id"), _POST_CONTENT),
+    SourceTable("xhs_note", "xhs", "post", ("note_id", "id"), _POST_CONTENT),
+    SourceTable("zhihu_content", "zhihu", "post", ("content_id", "id"), _POST_CONTENT),
+    SourceTable("tieba_note", "tieba", "post", ("note_id", "id"), _POST_CONTENT),
+    SourceTable("kuaishou_video", "kuaishou", "post", ("video_id", "photo_id", "id"), _POST_CONTENT),
+    SourceTable("weibo_note_comment", "weibo", "comment", ("comment_id", "id"), _COMMENT_CONTENT, ("note_id",)),
+    SourceTable("douyin_aweme_comment", "douyin", "comment", ("comment_id", "id"), _COMMENT_CONTENT, ("aweme_id",)),
+    SourceTable("bilibili_video_comment", "bilibili", "comment", ("comment_id", "id"), _COMMENT_CONTENT,
+                ("video_id",)),
+    SourceTable("xhs_note_comment", "xhs", "comment", ("comment_id", "id"), _COMMENT_CONTENT, ("note_id",)),
+    SourceTable("zhihu_comment", "zhihu", "comment", ("comment_id", "id"), _COMMENT_CONTENT, ("content_id",)),
+    SourceTable("tieba_comment", "tieba", "comment", ("comment_id", "id"), _COMMENT_CONTENT, ("note_id",)),
+    SourceTable("kuaishou_video_comment", "kuaishou", "comment", ("comment_id", "id"), _COMMENT_CONTENT,
+                ("video_id", "photo_id")),
+)
+# Column names read for each field, first present and non-empty wins (MediaCrawler's schema drifts).
+MINDSPIDER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "title": ("title", "note_title", "video_title"),
+    "author": ("nickname", "user_nickname", "user_name", "author"),
+    "publish_time": ("create_time", "time", "created_time", "publish_time", "create_date_time", "pubdate"),
+    "likes": ("liked_count", "like_count", "voteup_count", "comment_like_count", "digg_count"),
+    "comments": ("comment_count", "comments_count", "video_comment", "total_replay_num", "sub_comment_count"),
+    "shares": ("share_count", "shared_count", "video_share_count", "forward_count"),
+    "views": ("video_play_count", "viewd_count", "play_count", "view_count", "video_view_count"),
+    "url": ("note_url", "aweme_url", "content_url", "video_url", "url"),
+    "keyword": ("source_keyword", "keyword"),
+}
+_NOT_EXTRAS = {"id", "add_ts", "last_modify_ts", "avatar", "user_avatar"}
+
+
+def _mindspider_record(table: SourceTable, row: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    used: set[str] = set()
+
+    def first(cols: Iterable[str]) -> Any:
+        for c in cols:
+            if c in row and not _empty(row[c]):
+                used.add(c)
+                return row[c]
+        return None
+
+    rec: dict[str, Any] = {"platform": table.platform, "kind": table.kind}
+    post_id = first(table.id_cols)
+    if post_id is not None and table.kind == "comment":
+        post_id = f"c{_text(post_id, 120)}"  # comment and post ids may share a number space on one platform
+    rec["post_id"] = post_id
+    for name, cols in MINDSPIDER_COLUMNS.items():
+        rec[name] = first(cols)
+    content = first(table.content_cols)
+    if content is None and table.kind == "post":
+        content, rec["title"] = rec.get("title"), None  # a video with only a title
+    rec["content"] = content
+    if table.kind == "comment":
+        rec["parent_id"] = first(table.parent_cols)
+    extras = {c: v for c, v in row.items() if c not in used and c not in _NOT_EXTRAS and not _empty(v)}
+    extras["mindspider_table"] = table.name
+    return rec, extras
+
+
+def import_mindspider(db: Database, source_url: str, *, limit_per_table: int | None = None) -> ImportReport:
+    """Import the platform tables (and their comment tables) of a MindSpider/MediaCrawler database.
+    Missing tables are skipped with a note; columns are read by name with fallbacks, so schema
+    drift is tolerated; counts like '1.2万' are parsed and unreadable ones become 0."""
+    from sqlalchemy import column, create_engine, inspect, table as sql_table
+    from sqlalchemy.engine import make_url
+
+    report = ImportReport(source="mindspider")
+    t0 = time.perf_counter()
+    try:
+        url = make_url(source_url)
+        if url.drivername in ("mysql", "mariadb"):
+            url = url.set(drivername=f"{url.drivername}+pymysql")
+        if url.get_backend_name() in ("mysql", "mariadb"):
+            url = url.update_query_dict({"charset": url.query.get("charset", "utf8mb4")})
+            engine = create_engine(url, connect_args={"connect_timeout": 5}, pool_pre_ping=True)
+        else:
+            if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
+                raise FileNotFoundError(f"no SQLite database at {url.database!r}")
+            engine = create_engine(url)
+    except Exception as exc:  # noqa: BLE001 - ArgumentError, a missing driver, …
+        report.add_error(0, f"cannot use the MindSpider database URL {mask_url(source_url)}: {explain(exc)}")
+        return report
+    shown = mask_url(source_url)
+    try:
+        try:
+            insp = inspect(engine)
+            present = set(insp.get_table_names())
+        except SQLAlchemyError as exc:
+            report.add_error(0, f"cannot read the MindSpider database {shown}: {explain(exc)}")
+            return report
+        found = 0
+        for spec in MINDSPIDER_TABLES:
+            if spec.name not in present:
+                report.notes.append(f"{spec.name}: not in the database, skipped")
+                continue
+            columns = [c["name"] for c in insp.get_columns(spec.name)]
+            if not any(c in columns for c in spec.id_cols) or not any(
+                    c in columns for c in (*spec.content_cols, *MINDSPIDER_COLUMNS["title"])):
+                report.notes.append(f"{spec.name}: no id or text column ({', '.join(columns)[:200]}), skipped")
+                continue
+            found += 1
+            tbl = sql_table(spec.name, *[column(c) for c in columns])
+            stmt = tbl.select()
+            if "id" in columns:
+                stmt = stmt.order_by(tbl.c.id)
+            if limit_per_table is not None:
+                stmt = stmt.limit(max(0, int(limit_per_table)))
+            before = report.imported + report.updated + report.skipped
+            try:
+                with engine.connect() as conn:
+                    result = conn.execution_options(stream_results=True, yield_per=1000).execute(stmt)
+                    rows = ((i, _mindspider_record(spec, dict(m))) for i, m in enumerate(result.mappings(), 1))
+                    _import_mindspider_rows(db, rows, report, spec)
+            except SQLAlchemyError as exc:
+                report.add_error(0, f"{spec.name}: reading stopped: {explain(exc)}")
+            report.notes.append(f"{spec.name}: {report.imported + report.updated + report.skipped - before} rows")
+        if not found:
+            report.add_error(0, f"no MindSpider/MediaCrawler tables in {shown} (looked for "
+                                f"{', '.join(t.name for t in MINDSPIDER_TABLES[:7])} and their comment tables)")
+    finally:
+        engine.dispose()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _import_mindspider_rows(db: Database, rows: Iterable[tuple[int, tuple[dict, dict]]], report: ImportReport,
+                            spec: SourceTable) -> None:
+    # normalize_record takes the extras separately, so a MediaCrawler column never shadows a field.
+    def records() -> Iterator[tuple[int, Any]]:
+        for i, (rec, extras) in rows:
+            try:
+                yield i, normalize_record(rec, source="mindspider", lenient=True, extras=extras, segment=False)
+            except RecordError as exc:
+                yield i, str(exc)
+
+    _write_normalized(db, records(), report, label=spec.name)
+
+
+def _write_normalized(db: Database, rows: Iterable[tuple[int, Any]], report: ImportReport, *, label: str) -> None:
+    ensure_search_index(db)
+    batch: list[tuple[int, dict[str, Any]]] = []
+    for row_no, values in rows:
+        if isinstance(values, str):
+            report.add_error(row_no, f"{label} row {row_no}: {values}")
+            continue
+        batch.append((row_no, values))
+        if len(batch) >= BATCH_SIZE:
+            _flush(db, batch, report, f"{label}: ")
+            batch = []
+    if batch:
+        _flush(db, batch, report, f"{label}: ")

@@ -1,0 +1,290 @@
+"""The durable side of runs and jobs: compare-and-set transitions, submitting, ending and resuming runs.
+
+Everything here is a database write that any process may make (a page queuing a run, the command
+line resuming one, a supervisor finishing a job); the supervisor adds only what needs a live
+worker (claims, leases, heartbeats, cancel). Each transition is a compare-and-set UPDATE whose
+event commits with it, so two processes never both move the same job.
+
+Dependencies are stored on the job as a list: a plain job id must complete; an entry
+{"job": id, "until": "final"} only has to end, whatever the outcome (JobSpec.after_any_outcome).
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import datetime
+from typing import Any, Callable, Iterable
+
+from loguru import logger
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.infra.db import Database, explain
+from core.infra.events import EventLog
+from core.infra.models import Job, Run, utcnow
+from core.infra.tracing import child_trace_id, new_trace_id
+from core.work.jobs import HandlerRegistry, JobSpec
+from core.work.states import JobState, RunState, job_final
+
+WAIT, READY, SKIP = "wait", "ready", "skip"
+
+
+def dependency_entries(spec: JobSpec, ids: dict[str, str]) -> list:
+    """The stored form of a spec's dependencies (names resolved to job ids; unknown names dropped)."""
+    out: list = []
+    for name in spec.depends_on:
+        if name in ids:
+            out.append({"job": ids[name], "until": "final"} if spec.after_any_outcome else ids[name])
+    return out
+
+
+def parse_dependencies(raw: Iterable | None) -> list[tuple[str, bool]]:
+    """(job id, only has to end) per stored dependency."""
+    out = []
+    for d in raw or []:
+        if isinstance(d, dict):
+            out.append((str(d.get("job")), d.get("until") == "final"))
+        else:
+            out.append((str(d), False))
+    return out
+
+
+def readiness(deps: list[tuple[str, bool]], status: dict[str, str], *, auto_resume: bool) -> str:
+    """READY to claim, WAIT, or SKIP (a dependency that had to complete failed or was cancelled).
+    A dependency whose row is gone counts as completed."""
+    verdict = READY
+    for job_id, any_outcome in deps:
+        st = status.get(job_id, JobState.COMPLETED)
+        if any_outcome:
+            if not job_final(st, auto_resume=auto_resume):
+                verdict = WAIT
+        elif st in (JobState.FAILED, JobState.CANCELLED):
+            return SKIP
+        elif st != JobState.COMPLETED:
+            verdict = WAIT
+    return verdict
+
+
+class Ledger:
+    def __init__(self, db: Database, events: EventLog, handlers: HandlerRegistry, *, max_attempts: int = 3,
+                 events_per_run: int = 5000, clock: Callable[[], datetime] = utcnow):
+        self.db, self.events, self.handlers = db, events, handlers
+        self.max_attempts, self.events_per_run = max_attempts, events_per_run
+        self.clock = clock
+
+    # ------------------------------------------------------------------ transitions
+    def transition(self, job_id: str, from_states: Iterable[str], to_state: str, *, owner: str | None = None,
+                   expired_before=None, event: str | None = None, payload: dict | None = None,
+                   release: bool = False, finished: bool = False, extra: dict | None = None) -> bool:
+        """Compare-and-set a job's status; the event commits with it. False if someone else moved it first."""
+        from_states = tuple(from_states)
+        conds = [Job.id == job_id, Job.status.in_(from_states)]
+        if owner is not None:
+            conds.append(Job.lease_owner == owner)
+        if expired_before is not None:
+            conds.append(Job.lease_expires_at < expired_before)
+        values: dict[str, Any] = {"status": to_state, **(extra or {})}
+        if release:
+            values.update(lease_owner=None, lease_expires_at=None)
+        if finished:
+            values["finished_at"] = self.clock()
+        with self.db.session() as s:
+            res = s.execute(update(Job).where(*conds).values(**values))
+            if res.rowcount != 1:
+                return False
+            if event:
+                run_id, trace = s.execute(select(Job.run_id, Job.trace_id).where(Job.id == job_id)).one()
+                self.events.emit(event, run_id=run_id, job_id=job_id, source="supervisor", trace_id=trace,
+                                 session=s, payload={"from": [str(f) for f in from_states], "to": str(to_state),
+                                                     **(payload or {})})
+        return True
+
+    def job_status(self, job_id: str) -> tuple[str, str]:
+        with self.db.session() as s:
+            return tuple(s.execute(select(Job.status, Job.run_id).where(Job.id == job_id)).one())
+
+    # ------------------------------------------------------------------ submitting
+    def _check_kind(self, spec: JobSpec) -> None:
+        if spec.kind not in self.handlers:
+            raise ValueError(f"no handler is registered for job kind '{spec.kind}'")
+
+    def _job_row(self, spec: JobSpec, job_id: str, run_id: str, name: str, deps: list, trace: str, now) -> Job:
+        return Job(id=job_id, run_id=run_id, kind=spec.kind, name=name, status=JobState.PENDING, depends_on=deps,
+                   params=spec.params, max_attempts=spec.max_attempts or self.max_attempts,
+                   trace_id=child_trace_id(trace), created_at=now, checkpoint={})
+
+    def submit_run(self, jobs: Iterable[JobSpec], *, kind: str = "analysis", topic: str = "",
+                   params: dict | None = None, mode: str = "offline") -> str:
+        """Create a queued run and its pending jobs; returns the run id. Never blocks on work."""
+        jobs = list(jobs)
+        if not jobs:
+            raise ValueError("a run needs at least one job")
+        names = [j.name or j.kind for j in jobs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"job names must be unique within a run: {names}")
+        for spec in jobs:
+            self._check_kind(spec)
+            for dep in spec.depends_on:
+                if dep not in names:
+                    raise ValueError(f"job '{spec.name or spec.kind}' depends on unknown job '{dep}'")
+        run_id = secrets.token_hex(6)
+        trace = new_trace_id()
+        ids = {name: f"{run_id}-{name}"[:32] for name in names}
+        now = self.clock()
+        with self.db.session() as s:
+            s.add(Run(id=run_id, kind=kind, topic=topic, status=RunState.QUEUED, mode=mode, params=params or {},
+                      trace_id=trace, created_at=now))
+            s.flush()
+            for spec, name in zip(jobs, names):
+                s.add(self._job_row(spec, ids[name], run_id, name, dependency_entries(spec, ids), trace, now))
+            self.events.emit("run.queued", run_id=run_id, source="supervisor", trace_id=trace, session=s,
+                             payload={"kind": kind, "topic": topic[:200], "jobs": names, "mode": mode})
+        return run_id
+
+    def add_jobs(self, run_id: str, jobs: Iterable[JobSpec]) -> list[str]:
+        """Add jobs to an existing run (e.g. re-run one engine). The run is reopened if it had finished."""
+        jobs = list(jobs)
+        with self.db.session() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise KeyError(f"no run {run_id}")
+            existing = {j.name: j.id for j in s.scalars(select(Job).where(Job.run_id == run_id))}
+            ids = []
+            now = self.clock()
+            for spec in jobs:
+                self._check_kind(spec)
+                base = spec.name or spec.kind
+                name, n = base, 2
+                while name in existing:
+                    name, n = f"{base}#{n}", n + 1
+                job_id = f"{run_id}-{name}"[:32]
+                s.add(self._job_row(spec, job_id, run_id, name, dependency_entries(spec, existing), run.trace_id, now))
+                existing[name] = job_id
+                ids.append(job_id)
+            if run.status not in RunState.OPEN:
+                run.status, run.finished_at = RunState.RUNNING, None
+            self.events.emit("run.jobs_added", run_id=run_id, source="supervisor", trace_id=run.trace_id, session=s,
+                             payload={"jobs": ids})
+        return ids
+
+    def add_dependencies(self, job_id: str, job_ids: Iterable[str], *, any_outcome: bool = True) -> bool:
+        """Make a still-pending job wait for more jobs too (a pending report learns of an engine re-run).
+        False when the job is no longer pending."""
+        with self.db.session() as s:
+            row = s.execute(select(Job.depends_on).where(Job.id == job_id, Job.status == JobState.PENDING)).first()
+            if row is None:
+                return False
+            deps = list(row[0] or [])
+            deps += [{"job": j, "until": "final"} if any_outcome else j for j in job_ids]
+            res = s.execute(update(Job).where(Job.id == job_id, Job.status == JobState.PENDING).values(depends_on=deps))
+            return res.rowcount == 1
+
+    # ------------------------------------------------------------------ ending and resuming
+    def maybe_finish_run(self, run_id: str | None, cancelling: bool = False) -> str | None:
+        """Set a run's final status once all its jobs have ended."""
+        if not run_id:
+            return None
+        with self.db.session() as s:
+            run = s.get(Run, run_id)
+            if run is None or run.status in RunState.FINAL:
+                return run.status if run else None
+            statuses = list(s.scalars(select(Job.status).where(Job.run_id == run_id)))
+            if any(st in JobState.OPEN for st in statuses):
+                return None
+            if JobState.INTERRUPTED in statuses:
+                final = RunState.INTERRUPTED
+            elif all(st == JobState.COMPLETED for st in statuses):
+                final = RunState.COMPLETED
+            elif run.status == RunState.CANCELLING or cancelling:
+                final = RunState.CANCELLED
+            elif JobState.FAILED in statuses:
+                final = RunState.FAILED
+            else:
+                final = RunState.CANCELLED
+            if run.status == final:
+                return final
+            res = s.execute(update(Run).where(Run.id == run_id, Run.status == run.status).values(
+                status=final, finished_at=self.clock() if final != RunState.INTERRUPTED else None,
+                error=None if final == RunState.COMPLETED else f"jobs: {', '.join(sorted(set(statuses)))}"))
+            if res.rowcount == 1:
+                self.events.emit(f"run.{final}", run_id=run_id, source="supervisor", trace_id=run.trace_id, session=s,
+                                 payload={"jobs": {st: statuses.count(st) for st in set(statuses)}})
+        if final in (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED):
+            try:
+                self.events.compact(run_id, self.events_per_run)
+            except SQLAlchemyError as exc:
+                logger.warning("event compaction for run {} failed: {}", run_id, explain(exc))
+        return final
+
+    def end_run(self, run_id: str, status: str, error: str, payload: dict | None = None) -> bool:
+        """End an open run with a final status a job decided (e.g. insufficient_data), then cancel its
+        pending jobs; running ones are left to finish. Returns False when the run was not open."""
+        if status not in RunState.FINAL:
+            raise ValueError(f"not a final run status: {status}")
+        with self.db.session() as s:
+            run = s.get(Run, run_id)
+            if run is None or run.status not in RunState.OPEN:
+                return False
+            res = s.execute(update(Run).where(Run.id == run_id, Run.status == run.status).values(
+                status=status, finished_at=self.clock(), error=error[:2000]))
+            if res.rowcount != 1:
+                return False
+            self.events.emit(f"run.{status}", run_id=run_id, source="supervisor", trace_id=run.trace_id, session=s,
+                             payload=payload or {})
+            pending = list(s.scalars(select(Job.id).where(Job.run_id == run_id, Job.status == JobState.PENDING)))
+        for job_id in pending:
+            self.transition(job_id, (JobState.PENDING,), JobState.CANCELLED, event="job.cancelled", finished=True,
+                            payload={"reason": status}, extra={"error": f"skipped: run ended {status}"})
+        return True
+
+    def resume_run(self, run_id: str, extra_attempts: int = 1) -> list[str]:
+        """Put a run's interrupted, failed or cancelled jobs back to pending, keeping their checkpoints."""
+        with self.db.session() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise KeyError(f"no run {run_id}")
+            if run.status in RunState.OPEN:
+                if not s.scalar(select(func.count()).select_from(Job).where(Job.run_id == run_id,
+                                                                             Job.status == JobState.INTERRUPTED)):
+                    return []
+            jobs = s.scalars(select(Job).where(Job.run_id == run_id, Job.status.in_(
+                (JobState.INTERRUPTED, JobState.FAILED, JobState.CANCELLED)))).all()
+            resumed = []
+            for job in jobs:
+                job.status = JobState.PENDING
+                job.lease_owner = None
+                job.lease_expires_at = None
+                job.cancel_requested = False
+                job.error = None
+                job.finished_at = None
+                job.max_attempts = max(job.max_attempts, job.attempt + extra_attempts)
+                resumed.append(job.id)
+                self.events.emit("job.resumed", run_id=run_id, job_id=job.id, source="supervisor",
+                                 trace_id=job.trace_id, session=s,
+                                 payload={"checkpoint_keys": sorted((job.checkpoint or {}).keys())})
+            if resumed:
+                run.status, run.finished_at, run.error = RunState.RUNNING, None, None
+                self.events.emit("run.resumed", run_id=run_id, source="supervisor", trace_id=run.trace_id,
+                                 session=s, payload={"jobs": resumed})
+        return resumed
+
+    # ------------------------------------------------------------------ waiting (command line, tests)
+    def wait_jobs_ended(self, job_ids: list[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.db.session() as s:
+                statuses = list(s.scalars(select(Job.status).where(Job.id.in_(job_ids))))
+            if all(st in JobState.FINAL or st == JobState.INTERRUPTED for st in statuses):
+                return
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def wait_run(self, run_id: str, timeout: float, final: tuple[str, ...]) -> str | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.db.session() as s:
+                status = s.scalar(select(Run.status).where(Run.id == run_id))
+            if status in final or status is None or time.monotonic() >= deadline:
+                return status
+            time.sleep(0.05)

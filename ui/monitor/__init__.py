@@ -1,0 +1,50 @@
+"""The Monitor page's components: the operations console an operator keeps open all day.
+
+One plain function per tab, `show_<tab>(rt, key)`, each in its own module here (what the tabs share
+is in common.py), rendering what core computes (core.console.usage, core.llm.pricing,
+core.console.telemetry, core.console.traces, core.console.resources, core.console.alerts,
+core.console.logview, core.console.timeline, core.console.health); here are only display choices,
+ordering and small totals. This package's face: KEY, TABS, the tab names and the live bodies.
+
+The page opens one tab at a time (st.tabs with on_change="rerun"), so a hidden tab costs
+nothing and its live parts do not poll. Live parts are fragments with run_every whose bodies
+are plain functions (`render_overview`, `render_logs`, `render_resources`), so a test can run
+them directly: AppTest never fires run_every.
+
+State kept in session state, per `key`:
+  {key}_tab             the open tab (the st.tabs widget)
+  {key}_selected_run    the run chosen on any tab (shared: Runs & jobs, Usage, Traces)
+  {key}_logview         the LogView tailing the log files by byte offset
+  {key}_trace           the Traces tab's input (a run's "Show its trace" button fills it)
+
+Reading functions in core never raise for a database problem: they return an empty frame whose
+attrs["error"] is shown here as one clear message. With no database at all, the page banner
+already says why, so each tab says only what it cannot show.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from core.runtime import Runtime
+
+from ui.monitor.alerts import show_alerts
+from ui.monitor.common import (KEY, TAB_ALERTS, TAB_LATENCY, TAB_LOGS, TAB_OVERVIEW, TAB_RESOURCES, TAB_RUNS,
+                               TAB_TELEMETRY, TAB_TRACES, TAB_USAGE)
+from ui.monitor.logs import render_logs, show_logs
+from ui.monitor.overview import render_overview, show_overview
+from ui.monitor.resources import render_resources, show_resources
+from ui.monitor.runs import show_runs
+from ui.monitor.telemetry import show_telemetry
+from ui.monitor.traces import show_traces
+from ui.monitor.usage import show_latency, show_usage
+
+__all__ = ["KEY", "TABS", "TAB_ALERTS", "TAB_LATENCY", "TAB_LOGS", "TAB_OVERVIEW", "TAB_RESOURCES", "TAB_RUNS",
+           "TAB_TELEMETRY", "TAB_TRACES", "TAB_USAGE", "render_logs", "render_overview", "render_resources"]
+
+# ---------------------------------------------------------------------------------------- the page
+
+TABS: dict[str, Callable[[Runtime, str], None]] = {
+    TAB_OVERVIEW: show_overview, TAB_RUNS: show_runs, TAB_USAGE: show_usage, TAB_LATENCY: show_latency,
+    TAB_TELEMETRY: show_telemetry, TAB_TRACES: show_traces, TAB_RESOURCES: show_resources, TAB_LOGS: show_logs,
+    TAB_ALERTS: show_alerts,
+}
