@@ -100,7 +100,7 @@ def test_unsupported_sentences_are_marked_in_html_and_markdown():
     mark = html[html.index("<mark"):html.index("</mark>")]
     assert "87.5%" in mark and "38.3%" not in mark and '<span class="tag">未核实</span>' in mark
     assert 'title="「87.5%」' not in mark and "87.5% 未见于所引来源 [1]" in mark  # the reason, as a tooltip
-    assert html.startswith("<ul><li>") and '<a href="#src-1"' in html
+    assert html.startswith("<ul>\n<li>") and '<a href="#src-1"' in html
     marked = cl.mark_markdown(md, claims)
     assert "销量暴涨 **87.5%** [1]。 ⚠" in marked and marked.count("⚠") == 1
 

@@ -16,6 +16,8 @@ import pytest
 from sqlalchemy import select, update
 
 from core import report as rep
+from core.reporting import material as report_material
+from core.reporting import store as report_store
 from core.infra.config import load_settings
 from core.infra.db import open_database
 from core.corpus.documents import Document
@@ -308,6 +310,9 @@ def test_an_offline_report_goes_through_every_state_and_stage(db, supervisors):
     assert {c["key"] for c in d["charts"]} == {"sentiment_over_time", "platform_mix", "engine_coverage",
                                                "forum_activity"}
     assert all(c["has_svg"] for c in d["charts"])
+    # the document carries each chart's SVG, the same the HTML file shows (the Report page draws from it)
+    html_file = Path(view.html_path).read_text(encoding="utf-8")
+    assert all(c["svg"].startswith("<svg") and c["svg"] in html_file for c in d["charts"])
     assert d["provenance"]["engines"]["media"]["job_id"] == f"{run_id}-media"
     # citations: renumbered report-wide, each source once, every engine's sources present
     assert [s["n"] for s in d["sources"]] == list(range(1, 8))
@@ -658,10 +663,10 @@ def test_files_are_written_atomically(sqlite_db, supervisors, monkeypatch, tmp_p
             raise OSError(28, "No space left on device")
         return real_fsync(fd)
 
-    monkeypatch.setattr(rep.os, "fsync", failing_fsync)
+    monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(OSError):
         rep.write_outputs(paths)
-    monkeypatch.setattr(rep.os, "fsync", real_fsync)
+    monkeypatch.setattr(os, "fsync", real_fsync)
     assert all(p.read_text(encoding="utf-8") == "OLD good" for p in paths)
     assert sorted(x.name for x in folder.iterdir()) == ["a.html", "a.md"]  # no temporary file left
     rep.write_outputs(paths)
@@ -675,7 +680,7 @@ def test_files_are_written_atomically(sqlite_db, supervisors, monkeypatch, tmp_p
     assert good.status == "completed"
     before = {p: Path(p).read_bytes() for p in (good.html_path, good.md_path, good.json_path)}
 
-    def broken_render(doc, chart_list):
+    def broken_render(doc):
         raise RuntimeError("render exploded halfway")
 
     monkeypatch.setattr(rep, "render_html", broken_render)
@@ -708,6 +713,7 @@ def test_history_is_bounded(db, supervisors, monkeypatch):
     assert sorted(p.name for p in folder.iterdir()) == ["report-old1.html", "report-old3.html", "report-old4.html"]
     # a new report prunes too
     monkeypatch.setattr(rep, "KEEP_REPORTS", 2)
+    monkeypatch.setattr(report_store, "KEEP_REPORTS", 2)  # pruning reads it where it lives
     sup = supervisors(db)
     rid = rep.request_report(sup, db, run_id)
     assert rep.wait_report(db, rid, 60).status == "completed"
@@ -731,7 +737,7 @@ def test_inputs_are_the_latest_jobs_of_this_run_only(db):
     assert [e.engine for e in inputs.engine_list()] == ["query", "media", "insight"]
     assert inputs.engines["query"].job_id == f"{run_id}-query" and inputs.engines["query"].completed
     assert rep.inputs_ready(inputs) and inputs.forum == []
-    text = json.dumps([e.paragraphs for e in inputs.engine_list()], ensure_ascii=False)
+    text = json.dumps([[p.to_dict() for p in e.paragraphs] for e in inputs.engine_list()], ensure_ascii=False)
     assert "【新】" in text and "别的运行" not in text
     assert rep.missing_inputs(inputs) == ["论坛：没有任何发言"]
     with pytest.raises(rep.ReportError):
@@ -790,7 +796,7 @@ def test_the_report_uses_the_sentiment_stored_on_each_source_and_scores_only_the
         for d in documents:
             seen.append(d.text)
             d.sentiment = 0.5  # neutral
-    monkeypatch.setattr(rep, "score_documents", fake_score)
+    monkeypatch.setattr(report_material, "score_documents", fake_score)
     m = rep.build_material(rep.report_inputs(db, run_id))
     by_url = {s["url"]: s for s in m.sources}
     stored, scored = by_url["https://example.test/i/6"], by_url["https://example.test/i/7"]

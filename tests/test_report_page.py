@@ -16,7 +16,8 @@ from core import report as rep
 from core.analysis import start_analysis
 from core.corpus.importers import import_records
 from core.work.jobs import COMPLETED, RUNNING
-from ui.report_view import PREVIEW_CSS, PREVIEW_TAGS
+from core.reporting.sanitise import ALLOWED_TAGS as PREVIEW_TAGS  # the one sanitiser's allow-list
+from ui.report_view import PREVIEW_CSS
 from ui.runtime import get_runtime, reload_runtime
 from tests.test_engine import corpus_records
 from tests.test_report import add_forum, make_run, standard_engines
@@ -199,6 +200,19 @@ def test_a_completed_run_shows_its_report_with_preview_and_downloads(monkeypatch
     render(at)
     assert [w for w in values(at.warning) if "Markdown" in w and "missing" in w], values(at.warning)
     assert [b.label for b in at.download_button] == ["Download HTML", "Download JSON"]
+
+    # the preview is drawn from the JSON document, never from the HTML file: without the HTML file it
+    # still shows, and what the document says is what the page shows
+    Path(view.html_path).unlink()
+    doc["report"]["title"] = "来自 JSON 文档的标题"
+    Path(view.json_path).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    render(at)
+    bodies = html_bodies(at)
+    assert len(bodies) == 2 and "来自 JSON 文档的标题" in bodies[0] and len(images(at)) == 4
+    # a JSON file that cannot be read: a clear message instead of a preview
+    Path(view.json_path).write_text("{not json", encoding="utf-8")
+    render(at)
+    assert not html_bodies(at) and [w for w in values(at.warning) if "JSON" in w and "previewed" in w]
 
 
 def test_generate_adds_a_report_that_completes():

@@ -5,20 +5,19 @@ The report's content comes from the web, the corpus and LLMs: it is untrusted. T
 sanitises it and its HTML file carries a CSP, but the page still never gives it script access to
 the app (DESIGN §7: `st.components.v1.html` and `st.iframe` are same-origin, not a sandbox):
 
-- The HTML preview goes through `st.html` WITHOUT `unsafe_allow_javascript`. Streamlit renders it
-  in the page (not in an iframe) after DOMPurify with its `html` profile: no <script>, no event
-  handler attributes, no javascript: URLs, no SVG/MathML. Before that, this module cleans it once
-  more with nh3 and a short tag list (defence in depth, and a file on disk may have been altered),
-  drops the report's own <style> (st.html styles would restyle the whole app) and adds a small
-  stylesheet whose every rule is scoped to the preview's wrapper.
-- The charts (inline SVG in the file, which DOMPurify's html profile would strip) are shown with
-  `st.image`: an SVG in an <img> (a data: URI) is never scripted and never fetches anything.
+- The preview is drawn from the report's JSON document (core.reporting.types.ReportDocument), never
+  from its HTML file: core.reporting.render.preview_parts renders the masthead, banners, tiles,
+  sections, sources and provenance with the report's own templates, then through the one
+  sanitiser (core.reporting.sanitise). It goes through `st.html` WITHOUT
+  `unsafe_allow_javascript`: Streamlit renders it in the page (not in an iframe) after DOMPurify
+  with its `html` profile. A small stylesheet, every rule scoped to the preview's wrapper, styles it.
+- The charts (inline SVG in the document, which DOMPurify's html profile would strip) are shown
+  with `st.image`: an SVG in an <img> (a data: URI) is never scripted and never fetches anything.
 - The Markdown tab is `st.markdown` without `unsafe_allow_html`.
 
-Above the preview, a caption gives the claims check's count (read from the report file's
-claims line): how many sentences state a figure, date, name or quote, and how many of them the
-cited sources or the report's statistics support; the preview keeps the report's
-`<mark class="unsupported">` highlights.
+Above the preview, a caption gives the claims check's count (the document's `claims_count`): how
+many sentences state a figure, date, name or quote, and how many of them the cited sources or the
+report's statistics support; the preview keeps the report's `<mark class="unsupported">` highlights.
 
 The live panel is `render_live`, a plain function wrapped by a `run_every` fragment only while the
 selected report is still open; it reads the report's events after a cursor kept in session state,
@@ -26,7 +25,6 @@ into a bounded buffer.
 """
 from __future__ import annotations
 
-import html as _html
 import re
 import time
 from collections import deque
@@ -34,13 +32,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-import nh3
 import pandas as pd
 import streamlit as st
 
 from core import report as rep
 from core.infra.events import EventLog
-from core.reporting.types import AUTO, REPORT_TYPES
+from core.reporting.charts import image_svg
+from core.reporting.render import preview_parts
+from core.reporting.types import AUTO, REPORT_TYPES, ReportDocument
 from core.work.runs import RunView, list_runs
 from core.runtime import Runtime
 
@@ -60,11 +59,6 @@ PARTIAL_HELP = ("A partial report is written at once from what the run has so fa
                 "unfinished engines included) and opens with a banner that names what is missing. Without it, the "
                 "report waits until every engine of this run has completed.")
 
-# What the preview keeps (the report engine's own output needs no more than this).
-PREVIEW_TAGS = {"a", "b", "blockquote", "br", "code", "div", "em", "footer", "h1", "h2", "h3", "h4", "header", "hr",
-                "i", "li", "main", "mark", "nav", "ol", "p", "pre", "section", "span", "strong", "table", "tbody",
-                "td", "th", "thead", "tr", "ul"}
-PREVIEW_ATTRIBUTES = {"*": {"class", "id", "role"}, "a": {"href"}, "mark": {"title"}}
 PREVIEW_CSS = """<style>
 .shoal-report { line-height: 1.6; }
 .shoal-report .meta span { margin-right: 1.2em; color: #6b7280; font-size: 0.9em; }
@@ -89,19 +83,14 @@ PREVIEW_CSS = """<style>
 .shoal-report .prov, .shoal-report .src-meta, .shoal-report footer { color: #6b7280; font-size: 0.85em; }
 .shoal-report ol.sources li { margin-bottom: 0.3em; overflow-wrap: anywhere; }
 .shoal-report table.prov-table { border-collapse: collapse; font-size: 0.85em; }
+.shoal-report .sec .body table { border-collapse: collapse; margin: 0.6em 0; }
+.shoal-report .sec .body th, .shoal-report .sec .body td { border: 1px solid rgba(128, 128, 128, 0.35);
+  padding: 0.2em 0.5em; }
 .shoal-report table.prov-table th, .shoal-report table.prov-table td { border: 1px solid rgba(128, 128, 128, 0.35);
   padding: 0.2em 0.5em; }
 </style>"""
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
-_MAIN_RE = re.compile(r"<main\b[^>]*>(.*)</main>", re.S | re.I)
-_BODY_RE = re.compile(r"<body\b[^>]*>(.*)</body>", re.S | re.I)
-_CHARTS_RE = re.compile(r'<div class="charts">.*?</figure>\s*</div>', re.S)
-_FIGURE_RE = re.compile(r"<figure\b[^>]*>(.*?)</figure>", re.S)
-_CAPTION_RE = re.compile(r"<figcaption>(.*?)</figcaption>", re.S)
-_SVG_RE = re.compile(r"<svg\b.*?</svg>", re.S)
-_VIEWBOX_RE = re.compile(r'viewBox="0 0 ([\d.]+) ([\d.]+)"')
-_CLAIMS_RE = re.compile(r'id="claims-summary" data-claims="(\d+)" data-supported="(\d+)"')
 
 
 def md_escape(text: str | None) -> str:
@@ -241,48 +230,6 @@ def live_report(key: str, run_id: str, report_id: str, shown_status: str | None 
 # ---------------------------------------------------------------------------------------- preview
 
 
-@dataclass
-class PreviewParts:
-    head: str                                  # masthead, banner, notices, contents, overview tiles
-    charts: list[tuple[str, str]]              # (caption, svg)
-    body: str                                  # sections, sources, provenance
-
-
-def clean_html(fragment: str) -> str:
-    """The report's HTML once more through nh3, with only the tags and attributes the report uses."""
-    return nh3.clean(fragment, tags=PREVIEW_TAGS, attributes=PREVIEW_ATTRIBUTES, url_schemes={"http", "https"},
-                     clean_content_tags={"script", "style"}, strip_comments=True)
-
-
-def sized_svg(svg: str) -> str:
-    """An SVG for an <img>: fixed width and height from its viewBox (a percentage width has no size)."""
-    m = _VIEWBOX_RE.search(svg)
-    if not m:
-        return svg
-    head, rest = svg.split(">", 1)
-    head = re.sub(r'\s(width|height)="[^"]*"', "", head)
-    return f'{head} width="{m.group(1)}" height="{m.group(2)}">{rest}'
-
-
-def split_report_html(text: str) -> PreviewParts:
-    """The report file → cleaned HTML around the charts, and the charts' SVG (for st.image)."""
-    m = _MAIN_RE.search(text) or _BODY_RE.search(text)
-    content = m.group(1) if m else text
-    charts: list[tuple[str, str]] = []
-    cm = _CHARTS_RE.search(content)
-    if cm:
-        for fig in _FIGURE_RE.findall(cm.group(0)):
-            cap = _CAPTION_RE.search(fig)
-            svg = _SVG_RE.search(fig)
-            if svg:
-                caption = _html.unescape(re.sub(r"<[^>]+>", "", cap.group(1))).strip() if cap else ""
-                charts.append((caption, sized_svg(svg.group(0))))
-        head, body = content[:cm.start()], content[cm.end():]
-    else:
-        head, body = content, ""
-    return PreviewParts(clean_html(head), charts, clean_html(body) if body.strip() else "")
-
-
 def wrap(fragment: str) -> str:
     return f'{PREVIEW_CSS}<div class="shoal-report">{fragment}</div>'
 
@@ -301,34 +248,39 @@ def missing_files(view: rep.ReportView) -> list[str]:
             if not getattr(view, f"{kind}_path") or not Path(getattr(view, f"{kind}_path")).is_file()]
 
 
-def claims_count(html_text: str) -> tuple[int, int] | None:
-    """(claims, supported) from the report file's claims line, or None for an older report."""
-    m = _CLAIMS_RE.search(html_text[:200_000])
-    return (int(m.group(1)), int(m.group(2))) if m else None
-
-
-def claims_caption(counts: tuple[int, int] | None) -> str | None:
-    if counts is None:
+def claims_caption(counts: dict | None) -> str | None:
+    if not counts or "total" not in counts:
         return None
-    total, supported = counts
+    total, supported = int(counts["total"]), int(counts.get("supported", 0))
     if total == supported:
         return f"Claims check: {total} claims, all {supported} supported by their sources or the report's statistics."
     return (f"Claims check: {total} claims, {supported} supported — {total - supported} unsupported "
             "sentence(s) are highlighted as *unsupported* / *未核实* in the report.")
 
 
+def load_document(view: rep.ReportView) -> ReportDocument | None:
+    """The report's JSON document, or None when its file is missing or unreadable."""
+    text = read_text(view.json_path)
+    if text is None:
+        return None
+    try:
+        return ReportDocument.from_json(text)
+    except ValueError:
+        return None
+
+
 def render_preview(view: rep.ReportView) -> None:
     tab_html, tab_md = st.tabs(["Preview", "Markdown"])
     with tab_html:
-        text = read_text(view.html_path)
-        if text is None:
-            st.warning("The HTML file of this report is missing, so it cannot be previewed. Generate the report "
-                       "again to rewrite it.")
+        doc = load_document(view)
+        if doc is None:
+            st.warning("The JSON file of this report is missing or unreadable, so it cannot be previewed. Generate "
+                       "the report again to rewrite it.")
         else:
-            caption = claims_caption(claims_count(text))
+            caption = claims_caption(doc.claims_count)
             if caption:
                 st.caption(("⚠️ " if "unsupported sentence" in caption else "✅ ") + caption)
-            parts = split_report_html(text)
+            parts = preview_parts(doc)
             st.caption("A sanitised preview: links and citations work, scripts never run. Download the HTML file "
                        "for the self-contained report.")
             if parts.head.strip():
@@ -337,7 +289,8 @@ def render_preview(view: rep.ReportView) -> None:
                 cols = st.columns(2)
                 for i, (caption, svg) in enumerate(parts.charts):
                     with cols[i % 2]:
-                        st.image(svg, caption=md_escape(caption) or None, width="stretch", alt=caption or "chart")
+                        st.image(image_svg(svg), caption=md_escape(caption) or None, width="stretch",
+                                 alt=caption or "chart")
             if parts.body.strip():
                 st.html(wrap(parts.body))
     with tab_md:

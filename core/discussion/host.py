@@ -158,13 +158,14 @@ class EngineSentiment:
         self._cache: dict[tuple, object] = {}
         self._lock = threading.Lock()
 
-    def _from_db(self, run_id: str) -> dict[str, tuple[str, list[dict]]]:
+    def _from_db(self, run_id: str) -> dict[str, tuple[str, list]]:
+        from core.research.results import checkpoint_sources
         from core.work.runs import jobs_of
 
-        latest: dict[str, tuple[str, list[dict]]] = {}
+        latest: dict[str, tuple[str, list]] = {}
         for job in jobs_of(self.db, run_id):  # oldest first: the last of each kind wins
             if job.kind in ENGINE_OF.values():
-                latest[job.kind] = (job.id, list(job.checkpoint.get("sources") or []))
+                latest[job.kind] = (job.id, [s.document for s in checkpoint_sources(job.checkpoint) if s])
         return {src: latest[kind] for src, kind in ENGINE_OF.items() if kind in latest}
 
     def __call__(self, run_id: str | None) -> dict:
@@ -196,7 +197,7 @@ class EngineSentiment:
         from core.corpus.documents import Document
         from core.text.sentiment import score_documents, shares
 
-        last = docs[-1].get("doc_id") if isinstance(docs[-1], dict) else None
+        last = docs[-1].get("doc_id") if isinstance(docs[-1], dict) else getattr(docs[-1], "doc_id", None)
         key = (job_id, len(docs), last) if job_id is not None else None
         with self._lock:
             if key is not None and key in self._cache:

@@ -18,9 +18,10 @@ from __future__ import annotations
 import html
 import math
 import re
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Sequence
+
+from core.reporting.types import ReportChart as Chart  # the chart as the report document holds it
 
 PALETTE = ("#3b6ea8", "#e07b39", "#4f9d69", "#b5485d", "#7d5ba6", "#c9a227", "#2a9d8f", "#8a8a8a")
 POSITIVE, NEUTRAL, NEGATIVE, VOLUME = "#2f8f5b", "#b8bec6", "#c0392b", "#c9d3df"
@@ -34,16 +35,16 @@ FONT = 12
 _CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-@dataclass
-class Chart:
-    key: str
-    title: str
-    data: dict[str, Any] = field(default_factory=dict)
-    svg: str = ""
-    note: str = ""
+_SIZE_RE = re.compile(r'^<svg viewBox="0 0 (\d+) (\d+)" width="100%"')
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "title": self.title, "data": self.data, "note": self.note, "has_svg": bool(self.svg)}
+
+def image_svg(svg: str) -> str:
+    """A chart's SVG (as ``_svg`` writes it) for an <img>: a fixed width and height from its viewBox,
+    since a percentage width gives an image no size."""
+    m = _SIZE_RE.match(svg or "")
+    if not m:
+        return svg
+    return f'<svg viewBox="0 0 {m.group(1)} {m.group(2)}" width="{m.group(1)}" height="{m.group(2)}"' + svg[m.end():]
 
 
 def esc(value: Any, limit: int | None = None) -> str:

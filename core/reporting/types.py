@@ -13,9 +13,10 @@ appears in the findings.
 """
 from __future__ import annotations
 
+import json
 import statistics
-from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Mapping
 
 AUTO = "auto"
 
@@ -273,3 +274,147 @@ def choose_type_by_rules(topic: str, findings: str = "", day_counts: Mapping[str
     if scores[best] < 2:
         return DEFAULT_TYPE, "no rule matched the topic or findings: routine monitoring", scores
     return best, "; ".join(reasons[best]), scores
+
+
+# =============================================================================================
+# The report document: its sections and the JSON file every view of a report is drawn from
+# =============================================================================================
+
+SCHEMA = "shoal-report/1"
+SECTION_STATUSES = ("ok", "failed", "empty")
+
+
+def _list(x: Any) -> list:
+    return list(x) if isinstance(x, (list, tuple)) else []
+
+
+def _dict(x: Any) -> dict:
+    return dict(x) if isinstance(x, dict) else {}
+
+
+@dataclass
+class ReportSection:
+    """One written section of a report (its Markdown is untrusted: rendered only through core.reporting.markdown)."""
+    index: int
+    key: str
+    kind: str
+    title: str
+    status: str  # ok | failed | empty
+    mode: str    # llm | offline
+    markdown: str
+    note: str = ""
+    error: str | None = None
+    engines: list[str] = field(default_factory=list)
+    sources: list[int] = field(default_factory=list)  # report-wide source numbers it cites
+    run_id: str = ""
+    trace_id: str = ""
+    ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    as_dict = to_dict  # the name the job's checkpoint code knew
+
+    @classmethod
+    def from_dict(cls, d: Any, position: int = 0) -> "ReportSection":
+        d = _dict(d)
+        try:
+            index = int(d.get("index", position + 1))
+        except (TypeError, ValueError):
+            index = position + 1
+        try:
+            ms = float(d.get("ms") or 0.0)
+        except (TypeError, ValueError):
+            ms = 0.0
+        s = lambda k: str(d.get(k) or "")  # noqa: E731
+        return cls(index, s("key") or f"section-{index}", s("kind"), s("title"), s("status") or "ok",
+                   s("mode") or "offline", s("markdown"), s("note"), d.get("error") if isinstance(d.get("error"), str)
+                   else None, [str(e) for e in _list(d.get("engines"))],
+                   [n for n in _list(d.get("sources")) if isinstance(n, int) and not isinstance(n, bool)],
+                   s("run_id"), s("trace_id"), ms)
+
+
+@dataclass
+class ReportChart:
+    """A chart: its data (the figures it draws) and its inline SVG (drawn by core.reporting.charts)."""
+    key: str
+    title: str
+    data: dict[str, Any] = field(default_factory=dict)
+    svg: str = ""   # inline SVG: escaped text only, no script, no external reference
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "title": self.title, "data": self.data, "note": self.note,
+                "has_svg": bool(self.svg), "svg": self.svg}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "ReportChart":
+        d = _dict(d)
+        svg = d.get("svg") if isinstance(d.get("svg"), str) else ""
+        return cls(str(d.get("key") or ""), str(d.get("title") or ""), _dict(d.get("data")), svg,
+                   str(d.get("note") or ""))
+
+
+@dataclass
+class ReportDocument:
+    """The report as data: written once as <slug>-<id>.json; the HTML and Markdown files are rendered
+    from it, and the Report page reads it (never the HTML)."""
+    report: dict[str, Any]            # id, run_id, job_id, title, topic, type, type_name, type_by, type_reason,
+                                      # partial, forced, mode, language, generated_at, trace_id, run_trace_id
+    banner: dict[str, Any]            # partial, missing (list), coverage (text or None)
+    notices: list[str]
+    sections: list[ReportSection]
+    sources: list[dict[str, Any]]     # numbered sources: n, doc_id, title, snippet, url, link, platform, …
+    charts: list[ReportChart]
+    statistics: dict[str, Any]
+    provenance: dict[str, Any]
+    files: dict[str, str]
+    claims: list[dict[str, Any]] = field(default_factory=list)
+    claims_count: dict[str, int] = field(default_factory=lambda: {"total": 0, "supported": 0, "unsupported": 0})
+    coverage: dict[str, Any] | None = None
+    schema: str = SCHEMA
+
+    @property
+    def zh(self) -> bool:
+        return self.report.get("language") == "zh"
+
+    @property
+    def title(self) -> str:
+        return str(self.report.get("title") or "")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"schema": self.schema, "report": self.report, "banner": self.banner, "notices": self.notices,
+             "sections": [s.to_dict() for s in self.sections], "sources": self.sources,
+             "charts": [c.to_dict() for c in self.charts], "statistics": self.statistics,
+             "provenance": self.provenance, "files": self.files, "claims": self.claims,
+             "claims_count": self.claims_count}
+        if self.coverage is not None:
+            d["coverage"] = self.coverage
+        return d
+
+    def to_json(self) -> str:
+        """The document's file (<slug>-<id>.json)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=1, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ReportDocument":
+        """A document file read back; raises ValueError when the text is not JSON."""
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "ReportDocument":
+        """Tolerant: a document written by an older version (a key missing) still loads."""
+        d = _dict(d)
+        banner = {"partial": False, "missing": [], "coverage": None, **_dict(d.get("banner"))}
+        counts = _dict(d.get("claims_count"))
+        claims = [c for c in _list(d.get("claims")) if isinstance(c, dict)]
+        if not counts:
+            supported = sum(1 for c in claims if c.get("supported"))
+            counts = {"total": len(claims), "supported": supported, "unsupported": len(claims) - supported}
+        return cls(_dict(d.get("report")), banner, [str(x) for x in _list(d.get("notices"))],
+                   [ReportSection.from_dict(s, i) for i, s in enumerate(_list(d.get("sections")))],
+                   [s for s in _list(d.get("sources")) if isinstance(s, dict) and "n" in s],
+                   [ReportChart.from_dict(c) for c in _list(d.get("charts"))], _dict(d.get("statistics")),
+                   _dict(d.get("provenance")), _dict(d.get("files")), claims, counts,
+                   d.get("coverage") if isinstance(d.get("coverage"), dict) else None,
+                   str(d.get("schema") or SCHEMA))

@@ -32,6 +32,7 @@ from core.work.jobs import JobCancelled, JobContext, LeaseLost
 from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, Reasoner, SearchPlan, Source
 from core.infra.redact import redact
 from core.research.relevance import TopicScope
+from core.research.results import EngineResult, ResultParagraph, ResultSource, sources_to_json
 from core.text.sentiment import score_documents
 from core.text.keywords import has_cjk
 from core.infra.tracing import child_trace_id, trace_scope
@@ -151,7 +152,7 @@ class SourceRegistry:
 
     def to_json(self) -> list[dict]:
         with self._lock:
-            return [s.doc.as_dict() for s in self._ordered]
+            return sources_to_json(ResultSource(s.n, s.doc) for s in self._ordered)
 
 
 def log_node(engine: str, node: str, output: dict, *, run_id: str, paragraph: int | None = None) -> None:
@@ -336,17 +337,17 @@ class EngineRun:
                      run_id=self.ctx.run_id)
             self.ctx.checkpoint["report_md"] = report_md
             self._save()
-        return {
-            "engine": self.config.name,
-            "mode": self.s.reasoner.mode if not self.fallbacks else f"{self.s.reasoner.mode} (offline fallback ×{self.fallbacks})",
-            "provider": self.s.provider.name,
-            "report_md": report_md,
-            "paragraphs": [{"index": r.paragraph.index, "title": r.paragraph.title, "summary": r.summary,
-                            "sources": [s.n for s in r.sources]} for r in results],
-            "n_sources": len(self.registry.all()),
-            "search_errors": self.search_errors[-20:],
-            "fallbacks": self.fallbacks,
-        }
+        return EngineResult(
+            engine=self.config.name,
+            mode=self.s.reasoner.mode if not self.fallbacks else f"{self.s.reasoner.mode} (offline fallback ×{self.fallbacks})",
+            provider=self.s.provider.name,
+            report_md=report_md,
+            paragraphs=[ResultParagraph(r.paragraph.index, r.paragraph.title, r.summary, [s.n for s in r.sources])
+                        for r in results],
+            n_sources=len(self.registry.all()),
+            search_errors=self.search_errors[-20:],
+            fallbacks=self.fallbacks,
+        ).to_dict()
 
     def _nothing_on_topic(self) -> dict:
         """Nothing this engine can read is about the topic: say so in one line instead of writing
@@ -361,9 +362,8 @@ class EngineRun:
         self.ctx.emit("engine.no_sources", {"engine": self.config.name, "slice": where.name if where else None})
         log_node(self.config.name, NODE_NAMES["format"], {"final_report_chars": len(report_md), "sources": 0},
                  run_id=self.ctx.run_id)
-        return {"engine": self.config.name, "mode": self.s.reasoner.mode, "provider": self.s.provider.name,
-                "report_md": report_md, "paragraphs": [], "n_sources": 0,
-                "search_errors": self.search_errors[-20:], "fallbacks": self.fallbacks}
+        return EngineResult(self.config.name, self.s.reasoner.mode, self.s.provider.name, report_md, [], 0,
+                            self.search_errors[-20:], self.fallbacks).to_dict()
 
     def _summarise(self, node: str, p: Paragraph, call: Callable[[Reasoner], str]) -> str:
         """A summary node, posted to the forum with the llm_calls row of the call that wrote it

@@ -1,0 +1,148 @@
+"""An engine's result, its paragraphs and its sources: the contract between the engines and their readers.
+
+The engine (core/research/engine.py) writes them into the job's JSON, and every reader reads them
+back through this module, never by key name:
+
+    Job.result      EngineResult.to_dict()     the engine's answer when it completed
+    Job.checkpoint  "sources": [ResultSource.to_dict(), …]   (number n = position + 1)
+                    "structure" / "paragraphs"   the plan and each paragraph's state, so far
+
+Readers: the report (core/reporting/inputs.py), the forum host's engine figures
+(core/discussion/host.py). ``from_dict`` is tolerant: a run stored by an older version, with
+keys missing or of the wrong type, still loads (missing values take their defaults; a source
+that cannot be read is skipped).
+
+Not to be confused with core/research/reasoning.py's ``Paragraph`` (a planned paragraph: index,
+title, brief) and ``Source`` (a retrieved document while the engine runs): these are what the
+engine hands on when it is done.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from core.corpus.documents import Document
+
+
+def _int(x: Any, default: int = 0) -> int:
+    try:
+        return int(x)
+    except (TypeError, ValueError):
+        return default
+
+
+def _str(x: Any) -> str:
+    return x if isinstance(x, str) else ("" if x is None else str(x))
+
+
+def _numbers(xs: Any) -> list[int]:
+    """Citation numbers from a stored list (ints or digit strings; anything else dropped)."""
+    out = []
+    for n in xs if isinstance(xs, (list, tuple)) else []:
+        if isinstance(n, bool):
+            continue
+        if isinstance(n, int) or (isinstance(n, str) and n.isdigit()):
+            out.append(int(n))
+    return out
+
+
+@dataclass
+class ResultSource:
+    """A source an engine cites: its engine-local number (position in the engine's list + 1) and the document."""
+    n: int
+    document: Document
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.document.as_dict()
+
+    @classmethod
+    def from_dict(cls, n: int, d: Any) -> "ResultSource | None":
+        if not isinstance(d, dict):
+            return None
+        d = {**d, "title": _str(d.get("title")), "content": _str(d.get("content"))}
+        if not isinstance(d.get("extras"), dict):
+            d.pop("extras", None)
+        try:
+            return cls(n, Document.from_dict(d))
+        except (TypeError, ValueError, AttributeError):
+            return None
+
+
+@dataclass
+class ResultParagraph:
+    """One finished paragraph: Markdown with [n] citations to the engine's sources."""
+    index: int
+    title: str = ""
+    summary: str = ""
+    sources: list[int] = field(default_factory=list)  # engine-local numbers this paragraph retrieved
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "title": self.title, "summary": self.summary, "sources": list(self.sources)}
+
+    @classmethod
+    def from_dict(cls, d: Any, position: int = 0) -> "ResultParagraph | None":
+        if not isinstance(d, dict):
+            return None
+        return cls(_int(d.get("index"), position), _str(d.get("title")), _str(d.get("summary")),
+                   _numbers(d.get("sources")))
+
+    @property
+    def written(self) -> bool:
+        return bool(self.summary.strip())
+
+
+@dataclass
+class EngineResult:
+    """What a completed engine job returns (Job.result)."""
+    engine: str
+    mode: str = ""
+    provider: str = ""
+    report_md: str = ""
+    paragraphs: list[ResultParagraph] = field(default_factory=list)
+    n_sources: int = 0
+    search_errors: list[Any] = field(default_factory=list)
+    fallbacks: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"engine": self.engine, "mode": self.mode, "provider": self.provider, "report_md": self.report_md,
+                "paragraphs": [p.to_dict() for p in self.paragraphs], "n_sources": self.n_sources,
+                "search_errors": list(self.search_errors), "fallbacks": self.fallbacks}
+
+    @classmethod
+    def from_dict(cls, d: Any, engine: str = "") -> "EngineResult":
+        d = d if isinstance(d, dict) else {}
+        paragraphs = [p for i, x in enumerate(d.get("paragraphs") or [])
+                      if (p := ResultParagraph.from_dict(x, i)) is not None]
+        errors = d.get("search_errors")
+        return cls(_str(d.get("engine")) or engine, _str(d.get("mode")), _str(d.get("provider")),
+                   _str(d.get("report_md")), paragraphs, _int(d.get("n_sources")),
+                   list(errors) if isinstance(errors, list) else [], _int(d.get("fallbacks")))
+
+
+# -- the checkpoint's parts a reader may use -------------------------------------------------------
+
+def sources_to_json(sources: Iterable[ResultSource]) -> list[dict[str, Any]]:
+    """The checkpoint's "sources": in number order (position + 1 = number)."""
+    return [s.to_dict() for s in sorted(sources, key=lambda s: s.n)]
+
+
+def checkpoint_sources(cp: Any) -> list[ResultSource | None]:
+    """The engine's sources so far, by position (entry n - 1 is number n; None where unreadable)."""
+    raw = (cp or {}).get("sources") if isinstance(cp, dict) else None
+    return [ResultSource.from_dict(i, d) for i, d in enumerate(raw if isinstance(raw, list) else [], 1)]
+
+
+def checkpoint_paragraphs(cp: Any) -> tuple[list[ResultParagraph], int]:
+    """The paragraphs an unfinished engine has written so far, in plan order, and how many it planned."""
+    cp = cp if isinstance(cp, dict) else {}
+    structure = [p for p in cp.get("structure") or [] if isinstance(p, dict)]
+    states = cp.get("paragraphs") if isinstance(cp.get("paragraphs"), dict) else {}
+    out = []
+    for i, p in enumerate(structure):
+        state = states.get(str(p.get("index"))) or {}
+        para = ResultParagraph.from_dict({"index": p.get("index", i), "title": p.get("title", ""),
+                                          "summary": state.get("summary") if isinstance(state, dict) else "",
+                                          "sources": state.get("sources") if isinstance(state, dict) else []}, i)
+        if para is not None and para.written:
+            out.append(para)
+    return out, len(structure)
