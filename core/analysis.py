@@ -23,7 +23,7 @@ from core.research.engine import ENGINES
 from core.work.jobs import INSUFFICIENT_DATA, JobContext, JobSpec
 from core.infra.models import Run
 from core.research.coverage import Coverage
-from core.text.keywords import has_cjk
+from core.text.clean import has_cjk
 
 MAX_TOPIC_CHARS = 200
 ENGINE_NAMES = tuple(ENGINES)

@@ -352,7 +352,6 @@ def cmd_report(args) -> int:
 
 def cmd_metrics(args) -> int:
     """Prometheus text exposition on stdout (for a textfile collector or a tiny HTTP wrapper)."""
-    from core.console.alerts import AlertEngine
     from core.console.metrics import prometheus_text
     from core.llm.pricing import load_price_table
     from core.console.resources import ResourceSampler

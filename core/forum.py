@@ -87,7 +87,6 @@ class ForumMessage:
         return d
 
 
-MessageView = ForumMessage  # the earlier name, still imported by core/report.py
 
 
 def _view(m: ForumRow) -> ForumMessage:

@@ -16,7 +16,7 @@ from core.discussion.host import MAX_SPEECH, FallbackHost, LlmHost, OfflineHost,
 from core.llm.client import LlmClient, LlmError
 from core.infra.models import Job, LlmCall, Run, utcnow
 from core.text.sentiment import score_documents, shares
-from core.text.keywords import has_cjk
+from core.text.clean import has_cjk
 from tests.fakes.openai_server import FakeOpenAI, FakeReply
 
 TOPIC = "新能源汽车降价舆情"

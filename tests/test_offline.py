@@ -13,7 +13,8 @@ from core.text.sentiment import shares
 from core.corpus.documents import Document, hotness
 from core.research.offline import OFFLINE_LABEL, OfflineReasoner, cited_numbers, parse_brief, platform_name
 from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, SearchPlan, Source, ToolSpec
-from core.text.keywords import clean_text, extract_keywords, split_sentences
+from core.text.clean import clean_text
+from core.text.keywords import extract_keywords, split_sentences
 
 # --- data: two topics, 15 posts each -------------------------------------------------------
 

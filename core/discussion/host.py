@@ -38,7 +38,8 @@ from loguru import logger
 from core.forum import SENDERS, ForumMessage
 from core.llm.client import LlmClient, LlmError, LlmNotConfigured
 from core.research.offline import _TOPIC_FILLER
-from core.text.keywords import clean_text, content_terms, has_cjk, idf, keyword_candidates
+from core.text.clean import clean_text, has_cjk
+from core.text.keywords import content_terms, idf, keyword_candidates
 
 __all__ = ["Host", "OfflineHost", "LlmHost", "FallbackHost", "make_host", "MAX_SPEECH", "AGENT_SOURCES",
            "HOST_NODE", "EngineSentiment", "sentiment_line"]

@@ -7,7 +7,7 @@ from typing import Iterable
 
 from sqlalchemy import select
 
-from core.forum import MessageView, transcript
+from core.forum import ForumMessage, transcript
 from core.infra.models import Job, Run
 from core.infra.redact import redact
 from core.reporting.errors import ReportError
@@ -15,7 +15,7 @@ from core.reporting.text import ENGINE_LABELS
 from core.research.engine import ENGINES
 from core.research.results import (EngineResult, ResultParagraph, ResultSource, checkpoint_paragraphs,
                                    checkpoint_sources)
-from core.text.keywords import has_cjk
+from core.text.clean import has_cjk
 from core.work.jobs import CANCELLED, CANCELLING, COMPLETED, FAILED, INTERRUPTED, PENDING, RUNNING
 
 KIND = "report"
@@ -58,7 +58,7 @@ class ReportInputs:
     run_status: str
     run_params: dict
     engines: dict[str, EngineInput]
-    forum: list[MessageView]
+    forum: list[ForumMessage]
     other_open_jobs: list[str] = field(default_factory=list)
 
     @property
@@ -68,7 +68,7 @@ class ReportInputs:
     def engine_list(self) -> list[EngineInput]:
         return [self.engines[e] for e in self.engines]
 
-    def host_speeches(self) -> list[MessageView]:
+    def host_speeches(self) -> list[ForumMessage]:
         return [m for m in self.forum if m.type == "host"]
 
 

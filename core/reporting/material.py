@@ -22,7 +22,7 @@ from typing import Any, Iterable
 from loguru import logger
 
 from core.corpus.documents import Document, hotness
-from core.forum import MessageView
+from core.forum import ForumMessage
 from core.reporting import charts
 from core.reporting import claims as claimcheck
 from core.reporting.inputs import ReportInputs
@@ -33,7 +33,8 @@ from core.reporting.text import (
 )
 from core.research.offline import platform_name
 from core.text.dedup import cluster as dedup_cluster
-from core.text.keywords import clean_text, extract_keywords, split_sentences
+from core.text.clean import clean_text
+from core.text.keywords import extract_keywords, split_sentences
 from core.text.sentiment import LABELS_ZH, SentimentShares, label_of, score_documents
 
 _CITE_GROUP_RE = CITE_GROUP_RE
@@ -70,7 +71,7 @@ class Material:
     sources: list[dict]
     paragraphs: list[dict]
     units: list[Unit]
-    forum: list[MessageView]
+    forum: list[ForumMessage]
     stats: dict
     texts: dict[int, str] = field(default_factory=dict)  # source n → its full text (title and content)
 

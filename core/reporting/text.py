@@ -24,7 +24,8 @@ import re
 from typing import Any
 
 from core.research.reasoning import ParagraphResult, Source
-from core.text.keywords import clean_text, split_sentences
+from core.text.clean import clean_text
+from core.text.keywords import split_sentences
 
 # [3], and grouped forms an LLM writes: [3, 5], [3，5], [3、5]
 CITE_GROUP_RE = re.compile(r"\[(\d{1,4}(?:\s*[,，、]\s*\d{1,4})*)\]")

@@ -34,7 +34,7 @@ from core.infra.redact import redact
 from core.research.relevance import TopicScope
 from core.research.results import EngineResult, ResultParagraph, ResultSource, sources_to_json
 from core.text.sentiment import score_documents
-from core.text.keywords import has_cjk
+from core.text.clean import has_cjk
 from core.infra.tracing import child_trace_id, trace_scope
 
 if TYPE_CHECKING:

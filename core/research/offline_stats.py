@@ -15,7 +15,8 @@ from core.corpus.documents import Document, hotness
 from core.research.offline_aspects import KIND_NAMES, platform_name
 from core.research.reasoning import Source
 from core.text.dedup import cluster
-from core.text.keywords import clean_text, split_sentences
+from core.text.clean import clean_text
+from core.text.keywords import split_sentences
 from core.text.sentiment import LABELS_ZH, NEGATIVE, NEUTRAL, POSITIVE, shares
 
 # --- documents ------------------------------------------------------------------------------

@@ -1,8 +1,7 @@
 """Text helpers for the offline analyst (core/research/offline.py): sentences, keywords, ranking.
 
 Everything here is deterministic: the same texts give the same keywords, sentences and scores.
-The cleaner (``clean_text``, ``has_cjk``) lives in core/text/clean.py; it is importable from here
-too, as callers did before it moved. The jieba loader and stopwords are core/text/jieba_loader.py
+The cleaner (``clean_text``, ``has_cjk``) lives in core/text/clean.py. The jieba loader and stopwords are core/text/jieba_loader.py
 and core/text/stopwords.py.
 
     split_sentences(text)         sentences (substrings of ``text``), long ones cut at commas
@@ -28,7 +27,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from core.text.clean import clean_text, has_cjk  # noqa: F401 - part of this module's API (see above)
+from core.text.clean import has_cjk
 from core.text.jieba_loader import get_jieba, get_posseg, idf_table
 from core.text.stopwords import STOPWORDS
 
