@@ -38,11 +38,10 @@ from core.corpus.documents import Document
 from core.text.dedup import cluster
 from core.text.sentiment import NEGATIVE, POSITIVE, label_of
 from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, SearchPlan, Source
+from core.text.clean import clean_text, has_cjk
 from core.text.keywords import (
-    clean_text,
     contains,
     extract_keywords,
-    has_cjk,
     near_duplicate,
     rank_sentences,
     split_sentences,
