@@ -30,7 +30,7 @@ TOPIC = "新能源汽车价格战"
 
 
 def make_responder(paragraphs: int):
-    """Answers each node's prompt with the JSON it asks for (as tests/test_engine.py's llm_responder)."""
+    """Answers each node's prompt with the JSON it asks for (as tests/research/test_engine.py's llm_responder)."""
     def responder(req):
         user = req.user
         if '"paragraphs"' in user:

@@ -17,7 +17,7 @@ import pytest
 from core.cli import main as cli_main
 from core.text.sentiment import MODEL_PATH
 from tests.fakes.openai_server import FakeOpenAI
-from tests.test_engine import llm_responder
+from tests.research.test_engine import llm_responder
 
 pytestmark = pytest.mark.timeout(300)
 

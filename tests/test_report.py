@@ -748,7 +748,7 @@ def test_offline_engines_end_to_end_give_a_real_report(sqlite_db, supervisors):
     """The real offline engines on a small corpus, then the automatic report, in one run."""
     from core.analysis import start_analysis
     from core.corpus.importers import import_records
-    from tests.test_engine import corpus_records
+    from tests.research.test_engine import corpus_records
 
     db = sqlite_db
     import_records(db, corpus_records(), source="test")

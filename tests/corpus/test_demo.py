@@ -30,7 +30,7 @@ from core.corpus.documents import hotness
 from ui.runtime import get_runtime, reload_runtime
 from tests.pagetest import fresh_runtime  # noqa: F401 - fresh_runtime is an autouse fixture
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATA_PAGE = ROOT / "pages" / "7_Data.py"
 VIDEO = ("douyin", "bilibili", "kuaishou")
 _CACHE: dict[tuple[int, int], list[dict]] = {}

@@ -20,7 +20,7 @@ from core.work.runs import get_run, jobs_of, list_runs
 from ui.runtime import get_runtime
 from tests.pagetest import fresh_runtime, values  # noqa: F401 - fresh_runtime is an autouse fixture
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HOME = ROOT / "Home.py"
 PAGES = {p.name: p for p in sorted((ROOT / "pages").glob("*.py"))}
 TITLES = {
@@ -134,7 +134,7 @@ def test_home_shows_a_completed_probe_run_in_current_and_recent_runs():
 
 # ---------------------------------------------------------------------------------------- Monitor
 # The Monitor page opens one tab at a time (st.tabs with on_change="rerun"): the overview first,
-# another by its label in session state. tests/test_monitor_page.py covers every tab.
+# another by its label in session state. tests/ui/test_monitor_page.py covers every tab.
 
 
 def monitor(tab: str | None = None) -> AppTest:

@@ -10,7 +10,7 @@ from core.infra.models import Job, LlmCall, Run, utcnow
 from ui.runtime import get_runtime, reload_runtime
 from tests.pagetest import fresh_runtime  # noqa: F401 - fresh_runtime is an autouse fixture
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run_with_calls():

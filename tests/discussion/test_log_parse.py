@@ -24,7 +24,7 @@ from core.discussion.log_parse import (
 )
 from core.infra.models import Run
 
-DATA = Path(__file__).parent / "data" / "bettafish_logs"
+DATA = Path(__file__).resolve().parents[1] / "data" / "bettafish_logs"
 
 
 def parse(text: str, source: str = "QUERY") -> list[ParsedSummary]:

@@ -1,6 +1,6 @@
 """The Forum page (issue 4 items 3 and 4) through Streamlit's AppTest, on the cached runtime.
 
-As in tests/test_pages.py, every test builds the process's runtime from its own isolated
+As in tests/ui/test_pages.py, every test builds the process's runtime from its own isolated
 environment. Messages are posted with core.forum.post_message to runs created directly. The live
 transcript is a fragment with run_every, which AppTest never fires, so its body
 (`ui.forum_view.render_transcript`) is also run directly to check the cursor.
@@ -21,7 +21,7 @@ from core.work.runs import list_runs
 from ui.runtime import get_runtime
 from tests.pagetest import fresh_runtime, values  # noqa: F401 - fresh_runtime is an autouse fixture
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "pages" / "4_Forum.py"
 TIMEOUT = 30
 T0 = datetime(2025, 11, 6, 12, 15, 7)

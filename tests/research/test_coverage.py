@@ -22,7 +22,7 @@ from core.runtime import build_handlers
 from tests.conftest import fast_config, wait_for
 
 pytestmark = pytest.mark.timeout(180)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def records():

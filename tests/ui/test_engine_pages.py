@@ -1,6 +1,6 @@
 """The three engine pages (issue 3 item 6) through Streamlit's AppTest, on the cached runtime.
 
-Every test builds the process's runtime from its own isolated environment (as tests/test_pages.py
+Every test builds the process's runtime from its own isolated environment (as tests/ui/test_pages.py
 does) and runs analyses through that runtime's supervisor, so the pages read what really ran.
 The live panels are fragments with run_every; AppTest never fires those timers, so their bodies
 (`render_state`, `render_console`) are also tested directly, including incremental reading.
@@ -20,13 +20,13 @@ from core.work.runs import get_job, get_run, jobs_of
 from tests.conftest import wait_for
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.search_servers import FakeTavilyServer
-from tests.test_engine import corpus_records, llm_responder
+from tests.research.test_engine import corpus_records, llm_responder
 from ui.runtime import get_runtime, reload_runtime
 from tests.pagetest import fresh_runtime, values  # noqa: F401 - fresh_runtime is an autouse fixture
 
 pytestmark = pytest.mark.timeout(240)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = {"query": ROOT / "pages" / "1_Query_Engine.py", "media": ROOT / "pages" / "2_Media_Engine.py",
          "insight": ROOT / "pages" / "3_Insight_Engine.py"}
 TIMEOUT = 60

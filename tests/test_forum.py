@@ -16,7 +16,7 @@ from core.infra.models import LlmCall
 from core.research.engine import ENGINES
 from core.work.jobs import COMPLETED, HandlerInfo, JobSpec
 from core.work.runs import jobs_of
-from tests.test_engine import TOPIC, corpus_records, llm_responder, llm_settings, make_sup
+from tests.research.test_engine import TOPIC, corpus_records, llm_responder, llm_settings, make_sup
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.search_servers import FakeTavilyServer
 

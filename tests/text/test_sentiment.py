@@ -16,9 +16,9 @@ import pytest
 from core.text import sentiment as S
 from core.text.clean import clean_text
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.tsv"
-THREE_CLASS = Path(__file__).resolve().parent / "data" / "sentiment_3class.tsv"
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sentiment_sample.tsv"
+THREE_CLASS = Path(__file__).resolve().parents[1] / "data" / "sentiment_3class.tsv"
 SHARED_TRAIN = ROOT.parent / "shared" / "data" / "weibo2018" / "train.txt"
 
 POSITIVE = [

@@ -1,6 +1,6 @@
 """The Monitor page (issue 6, DESIGN §9) through Streamlit's AppTest, on the cached runtime.
 
-As in tests/test_pages.py, every test builds the process's runtime from its own isolated
+As in tests/ui/test_pages.py, every test builds the process's runtime from its own isolated
 environment. Data is inserted directly (ORM rows, or SQLAlchemy core inserts for the large
 history), so the numbers the page must show are known. The page opens one tab at a time
 (`st.tabs(..., on_change="rerun")`), so a test opens a tab by setting `monitor_tab` in session
@@ -26,7 +26,7 @@ from ui.monitor import (TAB_ALERTS, TAB_LATENCY, TAB_LOGS, TAB_OVERVIEW, TAB_RES
 from ui.runtime import get_runtime, reload_runtime
 from tests.pagetest import fresh_runtime, values  # noqa: F401 - fresh_runtime is an autouse fixture
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "pages" / "6_Monitor.py"
 TIMEOUT = 90
 

@@ -19,13 +19,13 @@ from core.work.jobs import COMPLETED, RUNNING
 from core.reporting.sanitise import ALLOWED_TAGS as PREVIEW_TAGS  # the one sanitiser's allow-list
 from ui.report_view import PREVIEW_CSS
 from ui.runtime import get_runtime, reload_runtime
-from tests.test_engine import corpus_records
+from tests.research.test_engine import corpus_records
 from tests.test_report import add_forum, make_run, standard_engines
 from tests.pagetest import values
 
 pytestmark = pytest.mark.timeout(180)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "pages" / "5_Report.py"
 TIMEOUT = 30
 TOPIC = "新能源汽车价格战"
