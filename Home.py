@@ -8,11 +8,12 @@ from core.corpus.demo import DEMO_TOPICS
 from core.console.health import run_checks
 from core.work.jobs import INSUFFICIENT_DATA
 from core.research.coverage import Coverage
+from core.research.names import ENGINE_NAMES
 from core.work.runs import jobs_of, list_runs
 from ui.widgets import (admin_unlocked, badge, fmt_duration, fmt_time, live_event_feed, mode_caption, page_setup,
                         usage_line)
 
-ENGINES = {"query": "Query (news search)", "media": "Media (multimodal search)", "insight": "Insight (own database)"}
+ENGINES = {key: name.choice for key, name in ENGINE_NAMES.items()}
 REPORT_TYPES = ["auto", "brand reputation", "market competition", "routine monitoring", "policy/industry",
                 "social hot event", "crisis response"]
 

@@ -50,13 +50,13 @@ from core.infra.models import ForumMessage as ForumRow
 from core.infra.models import utcnow
 from core.infra.redact import redact
 from core.infra.tracing import current_trace_id
+from core.research.names import ENGINE_NAMES
 from core.text.dedup import jaccard, normalise, shingles
 from core.work.jobs import JobSpec
 
 SOURCES = ("QUERY", "MEDIA", "INSIGHT", "HOST", "SYSTEM")
 TYPES = ("agent", "host", "system")
-SENDERS = {"QUERY": "Query Engine", "MEDIA": "Media Engine", "INSIGHT": "Insight Engine", "HOST": "Forum Host",
-           "SYSTEM": "System"}
+SENDERS = {**{n.source: n.sender for n in ENGINE_NAMES.values()}, "HOST": "Forum Host", "SYSTEM": "System"}
 MAX_CONTENT = 20_000
 DUPLICATE_SIMILARITY = 0.8   # Jaccard of 3-character shingles at or above which another engine's message is a copy
 DEDUP_WINDOW = 200           # the run's most recent agent messages a new one is compared with

@@ -12,14 +12,14 @@ from core.infra.models import Job, Run
 from core.infra.redact import redact
 from core.reporting.errors import ReportError
 from core.reporting.text import ENGINE_LABELS
-from core.research.engine import ENGINES
+from core.research.names import ENGINE_NAMES as ENGINES
+from core.research.names import ENGINE_ORDER
 from core.research.results import (EngineResult, ResultParagraph, ResultSource, checkpoint_paragraphs,
                                    checkpoint_sources)
 from core.text.clean import has_cjk
 from core.work.jobs import CANCELLED, CANCELLING, COMPLETED, FAILED, INTERRUPTED, PENDING, RUNNING
 
 KIND = "report"
-ENGINE_ORDER = tuple(ENGINES)
 OPEN_JOB_STATES = (PENDING, RUNNING, CANCELLING)
 
 

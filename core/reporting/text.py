@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from core.research.names import ENGINE_NAMES
 from core.research.reasoning import ParagraphResult, Source
 from core.text.clean import clean_text
 from core.text.keywords import split_sentences
@@ -35,7 +36,7 @@ _CTRL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u206
 MIN_SAMPLE = 5     # scored sources a share, a chart point or a risk level rests on, at least
 MIN_TREND = 10     # dated sources before the report says that volume rises or falls
 PLATFORMS_SHOWN = 6  # platforms named in the text; the rest are summed as "other"
-ENGINE_LABELS = {"query": "Query", "media": "Media", "insight": "Insight"}
+ENGINE_LABELS = {key: name.label for key, name in ENGINE_NAMES.items()}
 LABEL_ZH = {"positive": "正面", "neutral": "中性", "negative": "负面"}
 RISK_ZH = {"high": "高", "medium": "中", "low": "低"}
 

@@ -29,6 +29,7 @@ from core.corpus.search import CorpusSlice
 from core.corpus.documents import Document
 from core.llm.answered import answered_calls
 from core.work.jobs import JobCancelled, JobContext, LeaseLost
+from core.research.names import ENGINE_NAMES
 from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, Reasoner, SearchPlan, Source
 from core.infra.redact import redact
 from core.research.relevance import TopicScope
@@ -64,15 +65,15 @@ SOCIAL_PLATFORMS = ("weibo", "tieba")
 VISUAL_PLATFORMS = ("douyin", "bilibili", "kuaishou", "xhs")
 
 ENGINES: dict[str, EngineConfig] = {
-    "query": EngineConfig("query", "Query engine", "QUERY",
+    "query": EngineConfig("query", ENGINE_NAMES["query"].title, ENGINE_NAMES["query"].source,
                           "news and web coverage: what happened, timeline, official statements, media framing",
                           "QUERY_ENGINE",
                           CorpusSlice("news and web", exclude_platforms=SOCIAL_PLATFORMS + VISUAL_PLATFORMS,
                                       posts_only=True)),
-    "media": EngineConfig("media", "Media engine", "MEDIA",
+    "media": EngineConfig("media", ENGINE_NAMES["media"].title, ENGINE_NAMES["media"].source,
                           "multimodal coverage: video and image platforms, formats, influential creators",
                           "MEDIA_ENGINE", CorpusSlice("video and image", platforms=VISUAL_PLATFORMS, posts_only=True)),
-    "insight": EngineConfig("insight", "Insight engine", "INSIGHT",
+    "insight": EngineConfig("insight", ENGINE_NAMES["insight"].title, ENGINE_NAMES["insight"].source,
                             "the analyst's own social-media database: public sentiment, hot posts, comments, "
                             "platform differences, risks",
                             "INSIGHT_ENGINE",
