@@ -1,21 +1,11 @@
 """Data: the local corpus the Insight engine (and offline search) reads — statistics, demo data, imports.
 
-Thin: the statistics, the demo generator and the importers live in core; this page shows them and
-guards the actions that change the corpus behind the admin password (when one is set).
+Thin: the views are ui/data_view.py; the statistics, demo generator and importers live in core.
 """
-
-import pandas as pd
 import streamlit as st
 
-from core.corpus.search import corpus_stats, corpus_summary
-from core.corpus.demo import DEMO_DOMAIN, DEMO_TOPICS, generate_demo_corpus
-from core.corpus.import_files import import_file
-from core.corpus.mindspider import import_mindspider
-from core.infra.redact import MASK, mask_url, redact, url_password
-from ui.widgets import admin_unlocked, page_setup
-
-REPORT_KEY = "data_last_report"
-DEMO_POSTS, DEMO_SEED = 3000, 7
+from ui.data_view import REPORT_KEY, show_actions, show_corpus, show_report
+from ui.widgets import page_setup
 
 rt = page_setup("Data", "🗄️")
 st.title("🗄️ Data")
@@ -26,168 +16,9 @@ if not rt.db.ok:
     st.caption("The corpus lives in the database, so nothing can be shown or imported until it works.")
     st.stop()
 
-
-def scrub(message: str, url: str = "") -> str:
-    """A message that may quote the typed URL, with its password (and anything secret-shaped) masked."""
-    text = str(message)
-    if url:
-        password = url_password(url)
-        if password:
-            text = text.replace(password, MASK)
-        if url in text:
-            text = text.replace(url, mask_url(url))
-    return redact(text)
-
-
-def malformed(url: str) -> bool:
-    """Whether SQLAlchemy cannot read the URL (e.g. an unencoded @ or / in the password, a port that is no number)."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        make_url(url)
-    except Exception:  # noqa: BLE001 - whatever was typed
-        return True
-    return False
-
-
-def remember(what: str, report, url: str = "") -> None:
-    """Keep the action's report for the next run of the page (which shows the new totals)."""
-    data = report.as_dict()
-    data["errors"] = [[row, scrub(msg, url)] for row, msg in data["errors"]]
-    data["notes"] = [scrub(n, url) for n in data["notes"]]
-    st.session_state[REPORT_KEY] = {"what": what, "report": data}
-
-
-def show_report(entry: dict) -> None:
-    r = entry["report"]
-    line = (f"**{entry['what']}**: {r['imported']:,} imported, {r['updated']:,} updated, {r['skipped']:,} skipped, "
-            f"{r['error_count']:,} errors ({r['seconds']:.1f} s).")
-    if r["error_count"] and not (r["imported"] or r["updated"] or r["skipped"]):
-        first = r["errors"][0][1] if r["errors"] else "see the errors below"
-        st.error(f"{line} Nothing was imported: {first}")
-    elif r["error_count"]:
-        st.warning(f"{line} The good rows were kept; the broken ones are listed below.")
-    else:
-        st.success(line)
-    if r["errors"]:
-        shown = pd.DataFrame(r["errors"], columns=["row", "error"])
-        st.dataframe(shown, hide_index=True, width="stretch")
-        if r["error_count"] > len(r["errors"]):
-            st.caption(f"The first {len(r['errors']):,} of {r['error_count']:,} errors are listed.")
-    if r["notes"]:
-        with st.expander("Notes"):
-            for note in r["notes"]:
-                st.markdown(f"- {note}")
-    if st.button("Dismiss", key="data_dismiss_report"):
-        st.session_state.pop(REPORT_KEY, None)
-        st.rerun()
-
-
-# ------------------------------------------------------------------------------------------ statistics
-
-try:
-    summary = corpus_summary(rt.db)
-    stats = corpus_stats(rt.db)
-except Exception as exc:  # noqa: BLE001 - a database hiccup is a message, not a traceback
-    st.error(f"Could not read the corpus: {scrub(str(exc))}")
+total = show_corpus(rt)
+if total is None:
     st.stop()
-
-total = summary["total"]
-c1, c2, c3, c4 = st.columns(4)
-c1.metric("Posts in the corpus", f"{total:,}")
-c2.metric("Posts", f"{summary['by_kind'].get('post', 0):,}")
-c3.metric("Comments", f"{summary['by_kind'].get('comment', 0):,}")
-c4.metric("Demo records", f"{summary['demo']:,}")
-if total:
-    span = f"From {summary['first_post'][:16]} to {summary['newest_post'][:16]} ({summary['span_days']:g} days)" \
-        if summary["first_post"] else "No post has a publish time"
-    st.caption(span + (f" · {summary['undated']:,} without a publish time" if summary["undated"] and
-                       summary["first_post"] else "") + ".")
-    left, right = st.columns([3, 2])
-    left.dataframe(pd.DataFrame(stats.by_platform_source, columns=["platform", "source", "posts"]), hide_index=True,
-                   width="stretch")
-    groups = [("kind", k, n) for k, n in summary["by_kind"].items()] + \
-             [("source", k, n) for k, n in summary["by_source"].items()]
-    right.dataframe(pd.DataFrame(groups, columns=["by", "value", "posts"]), hide_index=True, width="stretch")
-    if summary["demo"]:
-        st.caption(f"ℹ️ {summary['demo']:,} records are **demo data**: synthetic posts generated by Shoal (source "
-                   f"`demo`, links on `{DEMO_DOMAIN}`, authors named 演示用户…), not real public opinion.")
-else:
-    st.caption("The corpus is empty.")
-
 if REPORT_KEY in st.session_state:
     show_report(st.session_state[REPORT_KEY])
-
-# ------------------------------------------------------------------------------------------ actions
-
-if total == 0:
-    st.info("**First start: the corpus is empty**, so the offline engines have nothing to analyse. Generate the "
-            f"labelled demo corpus — about {DEMO_POSTS:,} synthetic posts plus comments on {len(DEMO_TOPICS)} "
-            "topics, seven platforms and news sites over 90 days — to try Shoal now, or import your own data "
-            "below.", icon="🚀")
-else:
-    st.subheader("Demo data")
-    st.caption("Reproducible: the same seed always gives the same records, and generating again updates them "
-               "instead of adding duplicates.")
-
-unlocked = admin_unlocked(rt, "data")
-if not unlocked:
-    st.caption("Changing the corpus needs the admin password.")
-else:
-    with st.expander("Demo data options"):
-        o1, o2 = st.columns(2)
-        seed = o1.number_input("Seed", min_value=0, max_value=2**31 - 1, value=DEMO_SEED, step=1, key="demo_seed")
-        n_posts = o2.number_input("Posts (comments come on top)", min_value=1, max_value=50_000, value=DEMO_POSTS,
-                                  step=500, key="demo_posts")
-    if st.button("Generate demo data", type="primary" if total == 0 else "secondary", key="demo_generate"):
-        with st.spinner("Generating and importing the demo corpus…"):
-            try:
-                report = generate_demo_corpus(rt.db, seed=int(seed), posts=int(n_posts))
-            except Exception as exc:  # noqa: BLE001 - shown, not raised
-                st.error(f"Generating the demo corpus failed: {scrub(str(exc))}")
-            else:
-                remember("Demo data", report)
-                st.rerun()
-    st.caption("Example topics in the demo corpus: " + "、".join(DEMO_TOPICS))
-
-    st.subheader("Import a file")
-    st.caption("CSV (with a header row), JSONL or JSON. Each row needs `content` or `text`; recognised when present: "
-               "`platform`, `title`, `author`, `publish_time`, `likes`, `comments`, `shares`, `views`, `url`, "
-               "`keyword` (also `post_id`, `kind`, `parent_id`, `sentiment`). Other columns are kept as extras. "
-               "Importing the same rows again updates them.")
-    upload = st.file_uploader("CSV, JSONL or JSON file", type=["csv", "tsv", "txt", "jsonl", "ndjson", "json"],
-                              key="data_upload")
-    if st.button("Import file", disabled=upload is None, key="data_import_file"):
-        with st.spinner(f"Importing {upload.name}…"):
-            report = import_file(rt.db, upload, source="import")
-        remember(f"Import of {upload.name}", report)
-        st.rerun()
-
-    st.subheader("Import from MindSpider / MediaCrawler")
-    st.caption("Reads the platform tables (`weibo_note`, `douyin_aweme`, `bilibili_video`, `xhs_note`, "
-               "`zhihu_content`, `tieba_note`, `kuaishou_video`) and their comment tables from an existing MySQL "
-               "database. The URL is used for this import only and is not stored or shown.")
-    with st.form("mindspider_form"):
-        ms_url = st.text_input("MySQL URL", type="password", key="mindspider_url",
-                               placeholder="mysql+pymysql://user:password@host:3306/mindspider")
-        limit = st.number_input("Rows per table (0 = all)", min_value=0, value=0, step=1000, key="mindspider_limit")
-        submitted = st.form_submit_button("Import")
-    if submitted:
-        url = (ms_url or "").strip()
-        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-        if not url:
-            st.error("Enter the URL of the MindSpider/MediaCrawler MySQL database.")
-        elif not (scheme.startswith("mysql") or scheme.startswith("mariadb")):
-            st.error("That is not a MySQL URL. Use the form mysql+pymysql://user:password@host:3306/database.")
-        elif malformed(url):
-            st.error("That URL is malformed. Use the form mysql+pymysql://user:password@host:3306/database "
-                     "(a password with @, : or / in it must be URL-encoded).")
-        else:
-            with st.spinner(f"Importing from {mask_url(url)}…"):
-                try:
-                    report = import_mindspider(rt.db, url, limit_per_table=int(limit) or None)
-                except Exception as exc:  # noqa: BLE001 - shown without the password, not raised
-                    st.error(f"The import from {mask_url(url)} failed: {scrub(str(exc), url)}")
-                else:
-                    remember(f"Import from {mask_url(url)}", report, url)
-                    st.rerun()
+show_actions(rt, total)

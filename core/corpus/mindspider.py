@@ -92,6 +92,25 @@ def _mindspider_record(table: SourceTable, row: Mapping[str, Any]) -> tuple[dict
     return rec, extras
 
 
+def url_problem(url: str) -> str | None:
+    """What is wrong with a typed MindSpider/MediaCrawler database URL, in a sentence; None when it
+    looks usable (whether the server answers is for the import to find out)."""
+    from sqlalchemy.engine import make_url
+
+    url = (url or "").strip()
+    form = "mysql+pymysql://user:password@host:3306/database"
+    if not url:
+        return "Enter the URL of the MindSpider/MediaCrawler MySQL database."
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if not (scheme.startswith("mysql") or scheme.startswith("mariadb")):
+        return f"That is not a MySQL URL. Use the form {form}."
+    try:
+        make_url(url)
+    except Exception:  # noqa: BLE001 - whatever was typed (an unencoded @ or /, a port that is no number)
+        return f"That URL is malformed. Use the form {form} (a password with @, : or / in it must be URL-encoded)."
+    return None
+
+
 def import_mindspider(db: Database, source_url: str, *, limit_per_table: int | None = None) -> ImportReport:
     """Import the platform tables (and their comment tables) of a MindSpider/MediaCrawler database.
     Missing tables are skipped with a note; columns are read by name with fallbacks, so schema

@@ -85,3 +85,16 @@ def url_password(url: str | None) -> str:
 def mask_url(url: str | None) -> str:
     """The URL with its password shown as MASK, for messages, pages and logs; never raises."""
     return _URL_CREDENTIALS.sub(r"\1" + MASK + "@", str(url or ""))
+
+
+def scrub_url_text(message: str, url: str = "") -> str:
+    """A message that may quote a URL the user typed, with that URL's password (and anything
+    secret-shaped) masked: for errors of an action given a URL, shown on a page."""
+    text = str(message)
+    if url:
+        password = url_password(url)
+        if password:
+            text = text.replace(password, MASK)
+        if url in text:
+            text = text.replace(url, mask_url(url))
+    return redact(text)

@@ -20,7 +20,8 @@ from core.corpus.importers import (
     stable_post_id,
 )
 from core.corpus.import_files import import_file
-from core.corpus.mindspider import import_mindspider
+from core.corpus.mindspider import import_mindspider, url_problem
+from core.infra.redact import MASK, scrub_url_text
 from core.text.dates import parse_time
 from core.infra.models import Post
 
@@ -331,3 +332,25 @@ def test_mindspider_unreachable_or_unusable_sources_report_errors(db, tmp_path):
     sqlite3.connect(other).execute("CREATE TABLE unrelated (x)").connection.close()
     report = import_mindspider(db, f"sqlite:///{other}")
     assert report.imported == 0 and "no MindSpider" in report.errors[0][1] and len(report.notes) == 14
+
+
+@pytest.mark.parametrize("url, says", [
+    ("", "Enter the URL"),
+    ("   ", "Enter the URL"),
+    ("postgresql://u:p@h/db", "not a MySQL URL"),
+    ("mysql+pymysql://u:p@h:port/db", "malformed"),
+])
+def test_a_typed_mindspider_url_is_checked_before_connecting(url, says):
+    assert says in url_problem(url)
+
+
+def test_a_well_formed_mysql_url_passes_the_check():
+    assert url_problem("mysql+pymysql://user:s3cret@127.0.0.1:3306/mindspider") is None
+    assert url_problem("mariadb+pymysql://user@host/db") is None
+
+
+def test_an_error_quoting_the_typed_url_never_shows_its_password():
+    url = "mysql+pymysql://user:hunter2-secret@db.example:3306/ms"
+    shown = scrub_url_text(f"(2003) Can't connect: {url} refused, password hunter2-secret", url)
+    assert "hunter2-secret" not in shown and MASK in shown
+    assert "db.example" in shown  # the rest of the message stays useful
