@@ -10,6 +10,7 @@ import time
 from typing import Sequence
 
 from core.console.health import FAIL, WARN, essential_failures, run_checks
+from core.work.states import RunState
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -97,7 +98,7 @@ def cmd_probe(args) -> int:
     out = {"run_id": run_id, "status": status, "wall_s": round(time.monotonic() - t0, 3)}
     rt.close()
     print(json.dumps(out))
-    return EXIT_OK if status == "completed" else EXIT_FAIL
+    return EXIT_OK if status == RunState.COMPLETED else EXIT_FAIL
 
 
 def cmd_runs(args) -> int:
@@ -239,13 +240,13 @@ def cmd_run(args) -> int:
     except KeyboardInterrupt:
         print("run: interrupted, cancelling…", file=sys.stderr)
         rt.supervisor.cancel_run(run_id, timeout=5)
-        status = "cancelled"
+        status = RunState.CANCELLED
     summary = run_summary(rt, run_id, time.monotonic() - t0)
     rt.close()
     print(json.dumps(summary, ensure_ascii=False, indent=None if args.json else 2))
     if status == "insufficient_data" and not args.json:
         print(f"run: {summary['message']}", file=sys.stderr)
-    return EXIT_OK if status == "completed" else EXIT_FAIL
+    return EXIT_OK if status == RunState.COMPLETED else EXIT_FAIL
 
 
 def _follow(rt, run_id: str, timeout: float, quiet: bool) -> str:
@@ -263,7 +264,7 @@ def _follow(rt, run_id: str, timeout: float, quiet: bool) -> str:
                     print(f"  {e.ts:%H:%M:%S} {e.type} {e.job_id or ''} "
                           f"{json.dumps(e.payload, ensure_ascii=False)[:160]}", file=sys.stderr)
         status = get_run(rt.db, run_id).status
-        if status in RUN_FINAL_STATES or (status == "interrupted" and not rt.supervisor.running):
+        if status in RUN_FINAL_STATES or (status == RunState.INTERRUPTED and not rt.supervisor.running):
             return status
         if time.monotonic() > deadline:
             print(f"run: still {status} after {timeout:.0f} s; cancelling", file=sys.stderr)

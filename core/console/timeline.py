@@ -27,11 +27,12 @@ from sqlalchemy import select
 
 from core.infra.db import Database
 from core.infra.models import Event, Job, from_epoch, utcnow
+from core.work.states import JobState
 
 TIMELINE_COLUMNS = ["kind", "engine", "paragraph", "node", "lane", "job_id", "trace_id", "start", "end", "ms",
                     "status"]
-JOB_END = {"job.completed": "completed", "job.failed": "failed", "job.cancelled": "cancelled",
-           "job.interrupted": "interrupted"}
+JOB_END = {"job.completed": JobState.COMPLETED, "job.failed": JobState.FAILED, "job.cancelled": JobState.CANCELLED,
+           "job.interrupted": JobState.INTERRUPTED}
 TYPES = ["job.started", "engine.node", *JOB_END]
 
 
@@ -92,14 +93,14 @@ def run_timeline(db: Database, run_id: str, *, now: datetime | None = None, limi
                          "end": start + timedelta(milliseconds=ms), "ms": ms, "status": "ok"})
         elif type_ == "job.started":
             if job_id in open_jobs:  # started again without an end event (taken over): close the old bar
-                rows.append(_close(open_jobs.pop(job_id), ts, "interrupted"))
+                rows.append(_close(open_jobs.pop(job_id), ts, JobState.INTERRUPTED))
             engine = str(kinds.get(job_id) or p.get("kind") or "?")
             open_jobs[job_id] = {"kind": "job", "engine": engine, "paragraph": None, "node": "",
                                  "lane": f"{engine} · job", "job_id": job_id, "trace_id": trace, "start": ts}
         elif type_ in JOB_END and job_id in open_jobs:
             rows.append(_close(open_jobs.pop(job_id), ts, JOB_END[type_]))
     for bar in open_jobs.values():
-        rows.append(_close(bar, max(now, bar["start"]), "running"))
+        rows.append(_close(bar, max(now, bar["start"]), JobState.RUNNING))
     if not rows:
         return _empty(skipped=skipped)
     frame = pd.DataFrame(rows, columns=TIMELINE_COLUMNS).sort_values(["start", "kind"], kind="stable")

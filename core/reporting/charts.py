@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Sequence
 
 from core.reporting.types import ReportChart as Chart  # the chart as the report document holds it
+from core.text.dates import parse_date
 
 PALETTE = ("#3b6ea8", "#e07b39", "#4f9d69", "#b5485d", "#7d5ba6", "#c9a227", "#2a9d8f", "#8a8a8a")
 POSITIVE, NEUTRAL, NEGATIVE, VOLUME = "#2f8f5b", "#b8bec6", "#c0392b", "#c9d3df"
@@ -95,7 +96,7 @@ def _hbars(items: Sequence[tuple[str, float]], *, x0: float, y0: float, width: f
 
 def _parse_day(value: Any) -> date | None:
     try:
-        return date.fromisoformat(str(value)[:10])
+        return parse_date(str(value)[:10])
     except ValueError:
         return None
 

@@ -18,9 +18,10 @@ from core.research.results import (EngineResult, ResultParagraph, ResultSource, 
                                    checkpoint_sources)
 from core.text.clean import has_cjk
 from core.work.jobs import CANCELLED, CANCELLING, COMPLETED, FAILED, INTERRUPTED, PENDING, RUNNING
+from core.work.states import JobState
 
 KIND = "report"
-OPEN_JOB_STATES = (PENDING, RUNNING, CANCELLING)
+OPEN_JOB_STATES = JobState.OPEN
 
 
 @dataclass

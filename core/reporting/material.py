@@ -36,6 +36,7 @@ from core.text.dedup import cluster as dedup_cluster
 from core.text.clean import clean_text
 from core.text.keywords import extract_keywords, split_sentences
 from core.text.sentiment import LABELS_ZH, SentimentShares, label_of, score_documents
+from core.text.dates import parse_date
 
 _CITE_GROUP_RE = CITE_GROUP_RE
 _NUM_RE = re.compile(r"\d{1,4}")
@@ -300,7 +301,7 @@ def _actors(sources: list[dict]) -> list[dict]:
 def _recent(days: list[dict]) -> dict | None:
     if not days:
         return None
-    last = datetime.fromisoformat(days[-1]["day"]).date()
+    last = parse_date(days[-1]["day"])
     cut = (last - timedelta(days=RECENT_DAYS - 1)).isoformat()
     prev_cut = (last - timedelta(days=2 * RECENT_DAYS - 1)).isoformat()
     n = sum(d["n"] for d in days if d["day"] >= cut)

@@ -18,6 +18,7 @@ from core.text.dedup import cluster
 from core.text.clean import clean_text
 from core.text.keywords import split_sentences
 from core.text.sentiment import LABELS_ZH, NEGATIVE, NEUTRAL, POSITIVE, shares
+from core.text.dates import parse_date
 
 # --- documents ------------------------------------------------------------------------------
 
@@ -123,7 +124,7 @@ def stats_line(zh: bool, docs: Sequence[Document], senti: Sequence[float | None]
             mix += f", other {rest} ({_pct(rest, total)})"
     span = _span(docs)
     if span:
-        days = (datetime.strptime(span[1], "%Y-%m-%d") - datetime.strptime(span[0], "%Y-%m-%d")).days + 1
+        days = (parse_date(span[1]) - parse_date(span[0])).days + 1
         when = (f"时间跨度 {span[0]} 至 {span[1]}（{days} 天）" if zh else
                 f"period {span[0]} to {span[1]} ({days} days)")
     else:

@@ -5,10 +5,11 @@ tool's declared ones.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Callable, Sequence
 
 from core.research.reasoning import ReasonContext, ToolSpec
+from core.text.dates import parse_date
 
 # tools that fit an intent: name fragments tried in order, then the general search tools
 _GENERAL_TOOLS = ("global", "comprehensive", "basic", "web_search", "topic", "news", "search")
@@ -73,9 +74,9 @@ def tool_for(ctx: ReasonContext, intent: str, info: dict, platform: str | None,
         return None, {}
     span = info.get("span")
     if intent in ("outlook", "risk") and span:
-        end = datetime.strptime(span[1], "%Y-%m-%d")
-        start = max(datetime.strptime(span[0], "%Y-%m-%d"), end - timedelta(days=6))
-        span = (start.strftime("%Y-%m-%d"), span[1])
+        end = parse_date(span[1])
+        start = max(parse_date(span[0]), end - timedelta(days=6))
+        span = (start.isoformat(), span[1])
     hints: tuple[str, ...] = ()
     if not (reflection and intent in ("hot", "influencer", "image", "video")):
         hints = _TOOL_HINTS.get(intent, ())
