@@ -176,16 +176,16 @@ def run_summary(rt, run_id: str, wall_s: float) -> dict:
 
     from core.forum import message_counts
     from core.infra.models import LlmCall
+    from core.research.results import EngineResult
     from core.work.runs import get_run, jobs_of
 
     run = get_run(rt.db, run_id)
     engines = {}
     for job in jobs_of(rt.db, run_id):
         if job.kind in ("query", "media", "insight"):
-            result = job.result or {}
-            engines[job.name] = {"status": job.status, "paragraphs": len(result.get("paragraphs") or []),
-                                 "sources": result.get("n_sources", 0), "mode": result.get("mode"),
-                                 "error": job.error}
+            result = EngineResult.from_dict(job.result, job.kind)
+            engines[job.name] = {"status": job.status, "paragraphs": len(result.paragraphs),
+                                 "sources": result.n_sources, "mode": result.mode or None, "error": job.error}
     counts = message_counts(rt.db, run_id)
     from core.report import latest_report
 

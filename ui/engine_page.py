@@ -9,6 +9,7 @@ import streamlit as st
 from core.work.states import JobState
 from core.analysis import rerun_engine
 from core.research.engine import ENGINES, engine_mode
+from core.research.results import EngineResult, checkpoint_sources
 from core.infra.logtail import LogTail
 from core.work.runs import JobView, RunView, jobs_of
 from core.console.usage import llm_calls_frame, usage_by_model
@@ -111,10 +112,10 @@ def render_state(engine: str, run_id: str, job_id: str) -> None:
             rows.append({"#": p["index"] + 1, "paragraph": p["title"], "stage": stage,
                          "reflections": state.get("reflections_done", 0), "sources": len(state.get("sources", []))})
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    result = job.result or {}
+    result = EngineResult.from_dict(job.result, engine)
     tab_report, tab_sources = st.tabs(["Report", "Sources"])
     with tab_report:
-        report_md = result.get("report_md") or cp.get("report_md")
+        report_md = result.report_md or cp.get("report_md")
         if report_md:
             st.markdown(report_md)
         elif structure:
@@ -123,16 +124,16 @@ def render_state(engine: str, run_id: str, job_id: str) -> None:
                 st.markdown(f"#### {p['title']}\n\n{summary or '_…_'}")
         else:
             st.caption("Planning the report structure…" if job.status == "running" else "Nothing yet.")
-        for err in (result.get("search_errors") or cp.get("search_errors") or [])[-5:]:
+        for err in (result.search_errors or cp.get("search_errors") or [])[-5:]:
             st.warning(f"Search failed: {err}")
     with tab_sources:
-        sources = cp.get("sources", [])
+        sources = [s for s in checkpoint_sources(cp) if s is not None]
         if sources:
-            st.dataframe(pd.DataFrame([{"n": i + 1, "title": s.get("title") or s.get("content", "")[:40],
-                                        "platform": s.get("platform"), "published": s.get("published"),
-                                        "likes": s.get("likes"), "comments": s.get("comments"),
-                                        "shares": s.get("shares"), "sentiment": s.get("sentiment"),
-                                        "url": s.get("url")} for i, s in enumerate(sources)]),
+            st.dataframe(pd.DataFrame([{"n": s.n, "title": s.document.title or s.document.content[:40],
+                                        "platform": s.document.platform, "published": s.document.published,
+                                        "likes": s.document.likes, "comments": s.document.comments,
+                                        "shares": s.document.shares, "sentiment": s.document.sentiment,
+                                        "url": s.document.url} for s in sources]),
                          hide_index=True, width="stretch",
                          column_config={"url": st.column_config.LinkColumn("url")})
         else:
