@@ -48,6 +48,10 @@ def _llm_specs() -> list[SettingSpec]:
             SettingSpec(f"{role}_API_KEY", "", "str", "LLM", f"{label}: API key", secret=True),
             SettingSpec(f"{role}_BASE_URL", "", "url", "LLM", f"{label}: OpenAI-compatible base URL"),
             SettingSpec(f"{role}_MODEL_NAME", "", "str", "LLM", f"{label}: model name"),
+            SettingSpec(f"{role}_CONCURRENCY", 0, "int", "LLM",
+                        f"{label}: concurrent calls its endpoint's provider allows (0: SHOAL_LLM_CONCURRENCY); "
+                        "roles sharing an endpoint share one budget, the smallest limit given wins",
+                        minimum=0, maximum=256),
         ]
     return specs
 
@@ -72,7 +76,10 @@ SPECS: dict[str, SettingSpec] = {s.key: s for s in [
                 choices=("auto", "offline", "llm")),
     SettingSpec("SHOAL_MAX_WORKERS", 8, "int", "Limits", "Jobs running at once in this process", minimum=1, maximum=64),
     SettingSpec("SHOAL_MAX_CONCURRENT_RUNS", 2, "int", "Limits", "Analyses running at once; more wait in a queue", minimum=1, maximum=32),
-    SettingSpec("SHOAL_LLM_CONCURRENCY", 4, "int", "Limits", "Concurrent LLM calls per provider (rate limits are real)", minimum=1, maximum=64),
+    SettingSpec("SHOAL_LLM_CONCURRENCY", 18, "int", "Limits",
+                "Concurrent LLM calls per endpoint (provider host:port), shared by the roles using it, each of "
+                "which keeps one slot reserved; an HTTP 429 halves it for a while. 18 fits 5 paragraphs × 3 "
+                "engines plus the host, report and keyword optimiser", minimum=1, maximum=256),
     SettingSpec("SHOAL_PARAGRAPHS", 5, "int", "Limits", "Paragraphs per engine report", minimum=1, maximum=12),
     SettingSpec("SHOAL_REFLECTIONS", 2, "int", "Limits", "Reflection rounds per paragraph", minimum=0, maximum=5),
     SettingSpec("SHOAL_MIN_SOURCES", 20, "int", "Limits",

@@ -11,8 +11,8 @@ estimated from the text and `usage_estimated` is set. A server that rejects stre
 
 Retries are ours, not the SDK's (`max_retries=0`): core.infra.retry's LLM policy retries timeouts,
 dropped connections and streams, 429 (honouring Retry-After) and 5xx, and makes each retry an
-event and a counter. Each attempt holds one slot of the per-provider limiter (core.llm.limits),
-never a back-off sleep.
+event and a counter. Each attempt holds one slot of its endpoint's budget (core.llm.limits: the
+role's reserved slot or a shared one), never a back-off sleep; a 429 shrinks that budget.
 
 Every call, success or failure, is one LlmCall row (when a database is given); recording never
 breaks a call. Failures are LlmError subclasses whose messages are redacted (never the key):
@@ -99,6 +99,7 @@ class LlmClient:
         self.provider = provider_key(str(client.base_url) if client is not None else self.base_url)
         self.timeout = float(timeout if timeout is not None else settings.get("LLM_TIMEOUT", 120.0))
         self.limiter = limiter or default_limiter(settings.get("SHOAL_LLM_CONCURRENCY"))
+        self.limiter.configure(settings)  # each configured role's endpoint, limit and reserved slot
         self.policy = policy or _policy_from(settings)
         self._sleep = sleep
         self._owns_client = client is None
@@ -216,8 +217,13 @@ class LlmClient:
             for attempt in retry_mod.retrying(self.policy, op=op, run_id=run_id, job_id=job_id, sleep=self._sleep):
                 with attempt:
                     attempts += 1
-                    with self.limiter.slot(self.provider):
-                        raw = self._attempt(messages, temperature, max_tokens)
+                    with self.limiter.slot(self.provider, role=self.role) as slot:
+                        try:
+                            raw = self._attempt(messages, temperature, max_tokens)
+                        except Exception as exc:
+                            if retry_mod.classify(exc) == "rate_limit":
+                                slot.throttled()  # a 429: the endpoint's budget shrinks (core.llm.limits)
+                            raise
         except Exception as exc:
             err = self._wrap(exc, attempts)
             err.latency_ms = (time.perf_counter() - t0) * 1000
