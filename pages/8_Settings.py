@@ -2,6 +2,7 @@
 import streamlit as st
 
 from core.infra.config import EDITABLE_KEYS, SPECS, SettingError, validate_updates, write_env_file
+from ui.monitor.budgets import show_budgets
 from ui.runtime import reload_runtime
 from ui.widgets import admin_unlocked, page_setup
 
@@ -16,6 +17,8 @@ if flash := st.session_state.pop("settings_flash", None):
 
 if not admin_unlocked(rt, "settings"):
     st.stop()
+
+show_budgets(rt)  # what SHOAL_LLM_CONCURRENCY and <ROLE>_CONCURRENCY give each endpoint now
 
 groups: dict[str, list] = {}
 for spec in SPECS.values():

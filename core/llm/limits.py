@@ -138,6 +138,13 @@ def endpoint_plan(settings: Any) -> dict[str, tuple[tuple[str, ...], int | None,
     return {k: (tuple(r), lim, src) for k, (r, lim, src) in plan.items()}
 
 
+def _in_role_order(roles: set[str]) -> list[str]:
+    """LLM_ROLES' order (engines first), then any other role by name."""
+    from core.infra.config import LLM_ROLES
+
+    return [r for r in LLM_ROLES if r in roles] + sorted(roles - set(LLM_ROLES))
+
+
 # ---------------------------------------------------------------------------------------------
 # The limiter
 
@@ -164,7 +171,11 @@ class _Gate:
         self.throttled = 0
 
     def roles(self) -> list[str]:
-        return sorted(set(self.planned) | self.seen)
+        return _in_role_order(set(self.planned) | self.seen)
+
+    def flying(self) -> tuple[tuple[str, int], ...]:
+        """(role, calls in flight) of the roles with calls in flight."""
+        return tuple((r, self.by_role[r]) for r in _in_role_order({r for r, n in self.by_role.items() if n}))
 
 
 @dataclass
@@ -363,7 +374,7 @@ class ProviderLimiter:
         with self._lock:
             return {k: ProviderStats(g.in_flight, g.waiting, self._cap(g), g.peak, g.total, self._budget(g),
                                      g.throttled, self._floor(g), tuple(g.roles()),
-                                     tuple(sorted((r, n) for r, n in g.by_role.items() if n)))
+                                     g.flying())
                     for k, g in self._gates.items()}
 
     def budgets(self) -> list[EndpointBudget]:
@@ -376,7 +387,7 @@ class ProviderLimiter:
                     endpoint=key, roles=tuple(g.roles()), limit=self._cap(g), limit_from=g.cap_source,
                     budget=budget, reserved=reserved if reserved <= budget else 0, in_flight=g.in_flight,
                     waiting=g.waiting, peak=g.peak, calls=g.total, throttled=g.throttled,
-                    in_flight_by_role=tuple(sorted((r, n) for r, n in g.by_role.items() if n))))
+                    in_flight_by_role=g.flying()))
             return out
 
     def reset_peaks(self) -> None:

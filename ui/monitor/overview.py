@@ -1,5 +1,5 @@
-"""Monitor tab 1, Overview: supervisor, health checks with their history, firing alerts, the telemetry
-writer and resource gauges; a live fragment every 5 s, and the event feed."""
+"""Monitor tab 1, Overview: supervisor, LLM budgets and calls in flight, health checks with their history,
+firing alerts, the telemetry writer and resource gauges; a live fragment every 5 s, and the event feed."""
 from __future__ import annotations
 
 import pandas as pd
@@ -11,6 +11,7 @@ from core.runtime import Runtime
 from core.work.runs import status_counts
 
 from ui.monitor.alerts import firing_frame
+from ui.monitor.budgets import show_budgets
 from ui.monitor.common import _epoch_text, _safe, _table
 from ui.runtime import get_runtime
 from ui.widgets import fmt_time, live_event_feed
@@ -33,7 +34,7 @@ def _overview_live(key: str) -> None:
 
 
 def render_overview(rt: Runtime, key: str) -> None:
-    """Supervisor, health checks with their history, firing alerts, telemetry writer, resources."""
+    """Supervisor, LLM budgets, health checks with their history, firing alerts, telemetry writer, resources."""
     sup = rt.supervisor
     c1, c2, c3, c4 = st.columns(4)
     if sup is not None:
@@ -54,6 +55,7 @@ def render_overview(rt: Runtime, key: str) -> None:
         c1.metric("Supervisor", "not running")
         st.warning("The supervisor is not running, so no background work can happen. See the message above.")
 
+    show_budgets(rt)
     _health(rt, key)
     _firing(rt)
     _telemetry_stats(rt)
