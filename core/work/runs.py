@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from core.infra.db import Database
 from core.infra.models import Job, Run, utcnow
@@ -86,6 +86,16 @@ _JOB_COLUMNS = (Job.id, Job.run_id, Job.kind, Job.name, Job.status, Job.attempt,
                 Job.trace_id, Job.started_at, Job.finished_at)
 
 
+# Built once: a page polls these every 2 s, and building a statement costs more than running it.
+_NEWEST_RUNS = select(*_RUN_COLUMNS).order_by(Run.created_at.desc(), Run.id.desc()).limit(bindparam("limit"))
+_NEWEST_RUNS_OF_KIND = _NEWEST_RUNS.where(Run.kind == bindparam("kind"))
+_RUN = select(*_RUN_COLUMNS).where(Run.id == bindparam("run_id"))
+_JOB_SUMMARIES = select(*_JOB_COLUMNS).where(Job.run_id == bindparam("run_id")).order_by(Job.created_at, Job.id)
+_JOBS = (select(*_JOB_COLUMNS, Job.checkpoint, Job.result).where(Job.run_id == bindparam("run_id"))
+         .order_by(Job.created_at, Job.id))
+_JOB = select(*_JOB_COLUMNS, Job.checkpoint, Job.result).where(Job.id == bindparam("job_id"))
+
+
 def _run_view(r) -> RunView:
     return RunView(r.id, r.kind, r.topic or "", r.status, r.mode, r.trace_id, r.created_at, r.started_at,
                    r.finished_at, r.error, dict(r.params or {}))
@@ -103,38 +113,33 @@ def _job_view(j) -> JobView:
 
 def list_runs(db: Database, limit: int = 20, kind: str | None = None) -> list[RunView]:
     """The newest runs (of one kind, when given), newest first."""
-    stmt = select(*_RUN_COLUMNS).order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)
-    if kind:
-        stmt = stmt.where(Run.kind == kind)
+    stmt, params = (_NEWEST_RUNS_OF_KIND, {"limit": limit, "kind": kind}) if kind else (_NEWEST_RUNS, {"limit": limit})
     with db.session() as s:
-        return [_run_view(r) for r in s.execute(stmt)]
+        return [_run_view(r) for r in s.execute(stmt, params)]
 
 
 def get_run(db: Database, run_id: str) -> RunView | None:
     with db.session() as s:
-        r = s.execute(select(*_RUN_COLUMNS).where(Run.id == run_id)).first()
+        r = s.execute(_RUN, {"run_id": run_id}).first()
         return _run_view(r) if r else None
 
 
 def job_summaries(db: Database, run_id: str) -> list[JobSummary]:
     """A run's jobs, oldest first, without checkpoint and result: what listings and live panels poll."""
-    stmt = select(*_JOB_COLUMNS).where(Job.run_id == run_id).order_by(Job.created_at, Job.id)
     with db.session() as s:
-        return [JobSummary(*_job_fields(j)) for j in s.execute(stmt)]
+        return [JobSummary(*_job_fields(j)) for j in s.execute(_JOB_SUMMARIES, {"run_id": run_id})]
 
 
 def jobs_of(db: Database, run_id: str) -> list[JobView]:
     """A run's jobs, oldest first, with checkpoint and result (for code that reads them)."""
-    stmt = select(*_JOB_COLUMNS, Job.checkpoint, Job.result).where(Job.run_id == run_id).order_by(Job.created_at,
-                                                                                                  Job.id)
     with db.session() as s:
-        return [_job_view(j) for j in s.execute(stmt)]
+        return [_job_view(j) for j in s.execute(_JOBS, {"run_id": run_id})]
 
 
 def get_job(db: Database, job_id: str) -> JobView | None:
     """One job with its checkpoint and result."""
     with db.session() as s:
-        j = s.execute(select(*_JOB_COLUMNS, Job.checkpoint, Job.result).where(Job.id == job_id)).first()
+        j = s.execute(_JOB, {"job_id": job_id}).first()
         return _job_view(j) if j else None
 
 

@@ -391,3 +391,30 @@ def test_polled_reads_are_served_by_indexes_on_sqlite(tmp_path):
         assert list(bundle["runs"]["id"]) == ["r03"] and list(bundle["jobs"]["id"]) == ["j03"]
     finally:
         database.dispose()
+
+
+def test_run_and_job_listings_are_light_and_newest_first(db):
+    """list_runs gives the newest first (of one kind when asked); job_summaries leaves the checkpoint
+    and result out, get_job and jobs_of bring them."""
+    from datetime import timedelta
+
+    from core.work.runs import get_job, job_summaries, jobs_of, list_runs
+
+    t0 = utcnow()
+    with db.session() as s:
+        for i in range(6):
+            s.add(Run(id=f"r{i}", topic=f"t{i}", kind="analysis" if i % 2 else "probe",
+                      created_at=t0 + timedelta(seconds=i)))
+    with db.session() as s:
+        s.add(Job(id="j1", run_id="r5", kind="query", name="query", checkpoint={"big": "x" * 1000},
+                  result={"report_md": "r"}, created_at=t0))
+        s.add(Job(id="j2", run_id="r5", kind="media", name="media", created_at=t0 + timedelta(seconds=1)))
+    assert [r.id for r in list_runs(db, limit=3)] == ["r5", "r4", "r3"]
+    assert [r.id for r in list_runs(db, limit=2, kind="analysis")] == ["r5", "r3"]
+    summaries = job_summaries(db, "r5")
+    assert [j.id for j in summaries] == ["j1", "j2"]
+    assert not hasattr(summaries[0], "checkpoint") and not hasattr(summaries[0], "result")
+    full = get_job(db, "j1")
+    assert full.checkpoint == {"big": "x" * 1000} and full.result == {"report_md": "r"}
+    assert [j.checkpoint for j in jobs_of(db, "r5")] == [{"big": "x" * 1000}, {}]
+    assert get_job(db, "nope") is None
