@@ -319,10 +319,13 @@ def main() -> int:
     print()
     print(table(headers, rows))
     worst = max(median(t["large"]) for t in now.values())
-    summary = (f"At {large} (with {facts['large']['events']:,} events) the slowest refresh's data part takes "
-               f"{worst:.2f} ms (goal ≤ {GOAL_MS:g} ms: {'met' if worst <= GOAL_MS else 'NOT met'}); the ratios "
-               f"large / small are {min(median(t['large']) / median(t['small']) for t in now.values()):.2f}–"
-               f"{max(median(t['large']) / median(t['small']) for t in now.values()):.2f}.")
+    home = now["Home, live fragment"]
+    ratios = [median(t["large"]) / median(t["small"]) for t in now.values()]
+    summary = (f"Home's live refresh (its 2 s fragment, the issue's goal) takes {median(home['large']):.2f} ms at "
+               f"{large} with {facts['large']['events']:,} events and {median(home['small']):.2f} ms at {small} "
+               f"(goal ≤ {GOAL_MS:g} ms: {'met' if median(home['large']) <= GOAL_MS else 'NOT met'}). Every refresh is "
+               f"flat (ratios large / small {min(ratios):.2f}–{max(ratios):.2f}); the slowest, a full rerun, takes "
+               f"{worst:.2f} ms ({'within' if worst <= GOAL_MS else 'over'} {GOAL_MS:g} ms).")
     print(summary)
     if args.write:
         f = facts["large"]
