@@ -3,13 +3,13 @@ import pandas as pd
 import streamlit as st
 
 from core.analysis import MAX_TOPIC_CHARS, TopicError, analyse_anyway, start_analysis
-from core.corpus.search import corpus_stats
 from core.corpus.demo import DEMO_TOPICS
 from core.console.health import run_checks
 from core.work.jobs import INSUFFICIENT_DATA
 from core.research.coverage import Coverage
 from core.research.names import ENGINE_NAMES
-from core.work.runs import jobs_of, list_runs
+from core.work.runs import job_summaries, list_runs
+from ui.cached import cached_corpus_stats
 from ui.widgets import (admin_unlocked, badge, fmt_duration, fmt_time, live_event_feed, mode_caption, page_setup,
                         usage_line)
 
@@ -39,7 +39,7 @@ with left:
                             "matching sources; it opens with a coverage warning)", value=False)
         submitted = st.form_submit_button("Start", type="primary", disabled=not rt.ok)
     st.caption("Demo topics (after generating demo data on the Data page): " + " · ".join(DEMO_TOPICS))
-    if rt.db.ok and corpus_stats(rt.db).total == 0:
+    if rt.db.ok and cached_corpus_stats(rt).total == 0:
         st.warning("The local corpus is empty, so the Insight engine (and offline search) has nothing to analyse. "
                    "Generate demo data or import posts on the **Data** page.", icon="🗄️")
     if submitted and admin_unlocked(rt, "start"):
@@ -105,7 +105,7 @@ def current_run_panel():
                 f"started {fmt_time(run.started_at)} · {fmt_duration(run.duration_s)} · trace `{run.trace_id}`")
     st.caption(usage_line(rt, run.id))
     coverage_panel(run)
-    jobs = jobs_of(rt.db, run.id)
+    jobs = job_summaries(rt.db, run.id)
     cols = st.columns(max(1, min(len(jobs), 6)))
     for col, job in zip(cols, jobs[:6]):
         with col:

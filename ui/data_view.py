@@ -11,8 +11,8 @@ import streamlit as st
 from core.corpus.demo import DEMO_DOMAIN, DEMO_TOPICS, generate_demo_corpus
 from core.corpus.import_files import import_file
 from core.corpus.mindspider import import_mindspider, url_problem
-from core.corpus.search import corpus_stats, corpus_summary
 from core.infra.redact import mask_url, scrub_url_text
+from ui.cached import cached_corpus_stats, cached_corpus_summary, clear_corpus_cache
 from ui.widgets import admin_unlocked
 
 REPORT_KEY = "data_last_report"
@@ -25,6 +25,7 @@ def remember(what: str, report, url: str = "") -> None:
     data["errors"] = [[row, scrub_url_text(msg, url)] for row, msg in data["errors"]]
     data["notes"] = [scrub_url_text(n, url) for n in data["notes"]]
     st.session_state[REPORT_KEY] = {"what": what, "report": data}
+    clear_corpus_cache()  # the figures above the report are the new ones
 
 
 def show_report(entry: dict) -> None:
@@ -56,8 +57,8 @@ def show_corpus(rt) -> int | None:
     """The corpus's figures; returns the number of posts, or None when the corpus cannot be read.
     The last action's report (show_report) goes right below, before the actions."""
     try:
-        summary = corpus_summary(rt.db)
-        stats = corpus_stats(rt.db)
+        summary = cached_corpus_summary(rt)
+        stats = cached_corpus_stats(rt)
     except Exception as exc:  # noqa: BLE001 - a database hiccup is a message, not a traceback
         st.error(f"Could not read the corpus: {scrub_url_text(str(exc))}")
         return None

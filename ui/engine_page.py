@@ -11,7 +11,7 @@ from core.analysis import rerun_engine
 from core.research.engine import ENGINES, engine_mode
 from core.research.results import EngineResult, checkpoint_sources
 from core.infra.logtail import LogTail
-from core.work.runs import JobView, RunView, jobs_of
+from core.work.runs import JobSummary, RunView, get_job, job_summaries
 from core.console.usage import llm_calls_frame, usage_by_model
 
 from .runtime import get_runtime
@@ -28,7 +28,7 @@ DESCRIPTIONS = {
 CONSOLE_LINES = 300
 
 
-def latest_job(jobs: list[JobView], engine: str) -> JobView | None:
+def latest_job(jobs: list[JobSummary], engine: str) -> JobSummary | None:
     mine = [j for j in jobs if j.kind == engine]
     return mine[-1] if mine else None
 
@@ -46,7 +46,7 @@ def show(engine: str) -> None:
     if run is None:
         st.info("No analysis has run yet. Start one on the Home page.")
         return
-    jobs = jobs_of(rt.db, run.id)
+    jobs = job_summaries(rt.db, run.id)
     job = latest_job(jobs, engine)
     controls(rt, run, job, engine)
     if job is None:
@@ -64,7 +64,7 @@ def show(engine: str) -> None:
         st.dataframe(usage_by_model(frame), hide_index=True, width="stretch")
 
 
-def controls(rt, run: RunView, job: JobView | None, engine: str) -> None:
+def controls(rt, run: RunView, job: JobSummary | None, engine: str) -> None:
     sup = rt.supervisor
     running = job is not None and job.status in JobState.OPEN
     c1, c2, c3 = st.columns([1, 1, 4])
@@ -90,8 +90,8 @@ def live_state(engine: str, run_id: str, job_id: str) -> None:
 def render_state(engine: str, run_id: str, job_id: str) -> None:
     """Body of the live panel: job state, paragraph progress, the report as it forms, sources."""
     rt = get_runtime()
-    job = next((j for j in jobs_of(rt.db, run_id) if j.id == job_id), None)
-    if job is None:
+    job = get_job(rt.db, job_id)  # the one job whose checkpoint and result this panel shows
+    if job is None or job.run_id != run_id:
         st.caption("The job is gone.")
         return
     st.markdown(f"{badge(job.status)} **{job.name}** · attempt {job.attempt}/{job.max_attempts} · "

@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.console import telemetry
 from core.infra.feeds import EventFeed
-from core.work.runs import RunView, jobs_of, list_runs
+from core.work.runs import RunView, job_summaries, list_runs
 from core.console.usage import run_usage
 from core.runtime import Runtime
 
@@ -128,7 +128,7 @@ def run_picker(rt: Runtime, key: str, kind: str | None = None, label: str = "Run
 
 
 def jobs_table(rt: Runtime, run_id: str) -> None:
-    jobs = jobs_of(rt.db, run_id)
+    jobs = job_summaries(rt.db, run_id)
     if not jobs:
         st.caption("This run has no jobs.")
         return

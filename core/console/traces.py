@@ -3,6 +3,8 @@
 Trace ids nest: a run has one (`ab12...`), each job a child (`ab12....3f9a1c`), each node a
 grandchild; a child id starts with its parent's. `trace_bundle` therefore matches by PREFIX:
 the run's trace shows its jobs' and nodes' records too, a job's trace shows only that job.
+A prefix match (`LIKE 'ab12%'`, never `'%ab12%'`) is served by each table's trace index
+(core.infra.models: NOCASE on SQLite, so the match still ignores case).
 
     trace_bundle(db, trace_id, log_dir) -> {
         "trace_id", "runs", "jobs", "events", "llm_calls", "telemetry", "forum", "reports",  (DataFrames)

@@ -147,6 +147,7 @@ class Database:
                 Base.metadata.create_all(engine)
                 self._add_nullable_columns()
                 self._widen_run_status()
+                create_missing_indexes(engine)
                 return
             except SQLAlchemyError as exc:
                 # Another process (the app beside a worker, a second replica) created a table or index
@@ -189,6 +190,31 @@ class Database:
     def dispose(self) -> None:
         if self.engine is not None:
             self.engine.dispose()
+
+
+def create_missing_indexes(engine: Engine) -> list[str]:
+    """Create the models' indexes that an existing database lacks; return their names.
+
+    create_all indexes only the tables it creates, so indexes added to a model later (runs by
+    creation time, the trace ids) reach an existing SQLite file or MySQL schema here, once. Each
+    index is created with checkfirst, and an index meant for the other backend (Index.ddl_if) is
+    skipped; a concurrent creator's "already exists" is left to create_schema's retry."""
+    insp = inspect(engine)
+    created = []
+    for table in Base.metadata.sorted_tables:
+        have = {ix["name"] for ix in insp.get_indexes(table.name)}
+        for index in sorted(table.indexes, key=lambda ix: ix.name or ""):
+            if index.name in have:
+                continue
+            with engine.begin() as conn:
+                if not engine.dialect.has_index(conn, table.name, index.name):
+                    index.create(conn)
+                    if engine.dialect.has_index(conn, table.name, index.name):
+                        created.append(index.name)
+                        have.add(index.name)
+    if created:
+        logger.info("created {} missing index(es): {}", len(created), ", ".join(created))
+    return created
 
 
 def explain(exc: BaseException) -> str:

@@ -37,7 +37,10 @@ class Base(DeclarativeBase):
 
 class Run(Base):
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_status_created", "status", "created_at"), MYSQL_TABLE_ARGS)
+    # Pages list the newest runs (all, or of one kind) every few seconds: both orders come from an index.
+    __table_args__ = (Index("ix_runs_status_created", "status", "created_at"),
+                      Index("ix_runs_created", "created_at", "id"),
+                      Index("ix_runs_kind_created", "kind", "created_at", "id"), MYSQL_TABLE_ARGS)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), default="analysis")
@@ -56,7 +59,8 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
-        Index("ix_jobs_run", "run_id"),
+        # a run's jobs in order (pages poll it); replaces ix_jobs_run (run_id), which older files keep
+        Index("ix_jobs_run_created", "run_id", "created_at", "id"),
         Index("ix_jobs_owner", "lease_owner"),
         MYSQL_TABLE_ARGS,
     )
@@ -223,3 +227,16 @@ class Post(Base):
     source: Mapped[str] = mapped_column(String(32), default="import")  # demo | import | mindspider
     extras: Mapped[dict] = mapped_column(Json, default=dict)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+# Trace ids are searched by prefix (core.console.traces, the telemetry and usage filters: `LIKE 'ab12%'`).
+# MySQL's case-insensitive collation serves such a LIKE from a plain index. SQLite's LIKE is
+# case-insensitive too, so it uses an index only when the index is NOCASE (the "LIKE optimization");
+# the NOCASE index is SQLite's, the plain one MySQL's, under one name. Created for existing databases
+# by Database.create_missing_indexes.
+TRACED = (Run, Job, Event, LlmCall, TelemetryEvent, ForumMessage, Report)
+for _model in TRACED:
+    _col = _model.__table__.c.trace_id
+    Index(f"ix_{_model.__tablename__}_trace", _col).ddl_if(dialect=("mysql", "mariadb"))
+    Index(f"ix_{_model.__tablename__}_trace", _col.collate("NOCASE")).ddl_if(dialect="sqlite")
+del _model, _col

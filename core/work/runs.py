@@ -1,10 +1,16 @@
-"""Read-side queries over runs and jobs for pages and the command line (no writes here)."""
+"""Read-side queries over runs and jobs for pages and the command line (no writes here).
+
+Pages poll these every few seconds, so each reads only the columns it returns, through an index:
+`list_runs` (newest first, by `ix_runs_created` / `ix_runs_kind_created`) and `job_summaries`
+(a run's jobs without their checkpoint and result JSON, 50–130 KB each) are the light listings;
+`jobs_of` and `get_job` load the heavy JSON too, for the one page or command that shows it.
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from core.infra.db import Database
 from core.infra.models import Job, Run, utcnow
@@ -39,7 +45,8 @@ class RunView:
 
 
 @dataclass(frozen=True)
-class JobView:
+class JobSummary:
+    """A job as a listing shows it: state, progress, lease; not its checkpoint or result."""
     id: str
     run_id: str
     kind: str
@@ -57,8 +64,6 @@ class JobView:
     trace_id: str
     started_at: datetime | None
     finished_at: datetime | None
-    checkpoint: dict
-    result: dict | None
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -67,42 +72,82 @@ class JobView:
         return d
 
 
-def _run_view(r: Run) -> RunView:
+@dataclass(frozen=True)
+class JobView(JobSummary):
+    """A job with its checkpoint and result (the heavy JSON)."""
+    checkpoint: dict
+    result: dict | None
+
+
+_RUN_COLUMNS = (Run.id, Run.kind, Run.topic, Run.status, Run.mode, Run.trace_id, Run.created_at, Run.started_at,
+                Run.finished_at, Run.error, Run.params)
+_JOB_COLUMNS = (Job.id, Job.run_id, Job.kind, Job.name, Job.status, Job.attempt, Job.max_attempts, Job.progress,
+                Job.message, Job.lease_owner, Job.lease_expires_at, Job.heartbeat_at, Job.stalled, Job.error,
+                Job.trace_id, Job.started_at, Job.finished_at)
+
+
+# Built once: a page polls these every 2 s, and building a statement costs more than running it.
+_NEWEST_RUNS = select(*_RUN_COLUMNS).order_by(Run.created_at.desc(), Run.id.desc()).limit(bindparam("limit"))
+_NEWEST_RUNS_OF_KIND = _NEWEST_RUNS.where(Run.kind == bindparam("kind"))
+_RUN = select(*_RUN_COLUMNS).where(Run.id == bindparam("run_id"))
+_JOB_SUMMARIES = select(*_JOB_COLUMNS).where(Job.run_id == bindparam("run_id")).order_by(Job.created_at, Job.id)
+_JOBS = (select(*_JOB_COLUMNS, Job.checkpoint, Job.result).where(Job.run_id == bindparam("run_id"))
+         .order_by(Job.created_at, Job.id))
+_JOB = select(*_JOB_COLUMNS, Job.checkpoint, Job.result).where(Job.id == bindparam("job_id"))
+
+
+def _run_view(r) -> RunView:
     return RunView(r.id, r.kind, r.topic or "", r.status, r.mode, r.trace_id, r.created_at, r.started_at,
                    r.finished_at, r.error, dict(r.params or {}))
 
 
-def _job_view(j: Job) -> JobView:
-    return JobView(j.id, j.run_id, j.kind, j.name, j.status, j.attempt, j.max_attempts, j.progress or 0.0,
-                   j.message or "", j.lease_owner, j.lease_expires_at, j.heartbeat_at, bool(j.stalled), j.error,
-                   j.trace_id, j.started_at, j.finished_at, dict(j.checkpoint or {}), j.result)
+def _job_fields(j) -> tuple:
+    return (j.id, j.run_id, j.kind, j.name, j.status, j.attempt, j.max_attempts, j.progress or 0.0, j.message or "",
+            j.lease_owner, j.lease_expires_at, j.heartbeat_at, bool(j.stalled), j.error, j.trace_id, j.started_at,
+            j.finished_at)
+
+
+def _job_view(j) -> JobView:
+    return JobView(*_job_fields(j), dict(j.checkpoint or {}), j.result)
 
 
 def list_runs(db: Database, limit: int = 20, kind: str | None = None) -> list[RunView]:
-    stmt = select(Run).order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)
-    if kind:
-        stmt = stmt.where(Run.kind == kind)
+    """The newest runs (of one kind, when given), newest first."""
+    stmt, params = (_NEWEST_RUNS_OF_KIND, {"limit": limit, "kind": kind}) if kind else (_NEWEST_RUNS, {"limit": limit})
     with db.session() as s:
-        return [_run_view(r) for r in s.scalars(stmt)]
+        return [_run_view(r) for r in s.execute(stmt, params)]
 
 
 def get_run(db: Database, run_id: str) -> RunView | None:
     with db.session() as s:
-        r = s.get(Run, run_id)
+        r = s.execute(_RUN, {"run_id": run_id}).first()
         return _run_view(r) if r else None
 
 
-def jobs_of(db: Database, run_id: str) -> list[JobView]:
+def job_summaries(db: Database, run_id: str) -> list[JobSummary]:
+    """A run's jobs, oldest first, without checkpoint and result: what listings and live panels poll."""
     with db.session() as s:
-        return [_job_view(j) for j in s.scalars(select(Job).where(Job.run_id == run_id).order_by(Job.created_at, Job.id))]
+        return [JobSummary(*_job_fields(j)) for j in s.execute(_JOB_SUMMARIES, {"run_id": run_id})]
+
+
+def jobs_of(db: Database, run_id: str) -> list[JobView]:
+    """A run's jobs, oldest first, with checkpoint and result (for code that reads them)."""
+    with db.session() as s:
+        return [_job_view(j) for j in s.execute(_JOBS, {"run_id": run_id})]
 
 
 def get_job(db: Database, job_id: str) -> JobView | None:
+    """One job with its checkpoint and result."""
     with db.session() as s:
-        j = s.get(Job, job_id)
+        j = s.execute(_JOB, {"job_id": job_id}).first()
         return _job_view(j) if j else None
 
 
-def status_counts(db: Database) -> dict[str, int]:
+def status_counts(db: Database, statuses: tuple[str, ...] | None = None) -> dict[str, int]:
+    """Runs per status; only the given statuses when named (a seek on ix_runs_status_created
+    instead of counting the whole history)."""
+    stmt = select(Run.status, func.count()).group_by(Run.status)
+    if statuses:
+        stmt = stmt.where(Run.status.in_(list(statuses)))
     with db.session() as s:
-        return dict(s.execute(select(Run.status, func.count()).group_by(Run.status)).all())
+        return dict(s.execute(stmt).all())

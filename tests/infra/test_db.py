@@ -290,3 +290,131 @@ def test_mysql_wrong_password_is_clear(mariadb_server):
         assert "Access denied" in database.error
     finally:
         database.dispose()
+
+
+# ---------------------------------------------------------------------------------------- indexes
+
+
+NEW_INDEXES = {"runs": ["ix_runs_created", "ix_runs_kind_created", "ix_runs_trace"], "jobs": ["ix_jobs_run_created", "ix_jobs_trace"],
+               "events": ["ix_events_trace"], "llm_calls": ["ix_llm_calls_trace"]}
+
+
+def _index_names(database, table: str) -> set[str]:
+    return {ix["name"] for ix in inspect(database.engine).get_indexes(table)}
+
+
+def test_indexes_added_to_the_models_reach_an_existing_database(db_url, db):
+    """A database created before the polled-query and trace indexes gets them at the next start, and
+    only once; the rows in it are kept."""
+    from core.infra.db import create_missing_indexes
+
+    with db.session() as s:
+        s.add(Run(id="old", topic="t", trace_id="ab12cd34"))
+    with db.engine.begin() as conn:  # as the schema was before these indexes
+        conn.execute(text("CREATE INDEX ix_jobs_run ON jobs (run_id)"))  # (MySQL's foreign key needs one)
+        for table, names in NEW_INDEXES.items():
+            for name in names:
+                conn.execute(text(f"DROP INDEX {name}" if db.backend == "sqlite" else f"DROP INDEX {name} ON {table}"))
+    for table, names in NEW_INDEXES.items():
+        assert not set(names) & _index_names(db, table)
+    again = open_database(db_url)
+    try:
+        assert again.ok, again.error
+        for table, names in NEW_INDEXES.items():
+            assert set(names) <= _index_names(again, table), table
+        assert create_missing_indexes(again.engine) == []  # idempotent: nothing left to create
+        with again.session() as s:
+            assert s.get(Run, "old").trace_id == "ab12cd34"
+    finally:
+        again.dispose()
+
+
+def _plans(database, fn) -> list[str]:
+    """Run `fn`, capturing its SELECTs, and return SQLite's query plan for each (one string per SELECT)."""
+    from sqlalchemy import event
+
+    captured: list[tuple[str, tuple]] = []
+
+    def grab(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and not executemany:
+            captured.append((statement, tuple(parameters)))
+
+    event.listen(database.engine, "before_cursor_execute", grab)
+    try:
+        fn()
+    finally:
+        event.remove(database.engine, "before_cursor_execute", grab)
+    assert captured, "the function ran no SELECT"
+    out = []
+    with database.engine.connect() as conn:
+        for statement, parameters in captured:
+            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+            out.append(" | ".join(r[-1] for r in rows))
+    return out
+
+
+def test_polled_reads_are_served_by_indexes_on_sqlite(tmp_path):
+    """What the pages poll (the newest runs, a run's jobs, status counts, a trace by prefix) reads an
+    index, never the whole table nor a sort of it."""
+    from core.console.traces import trace_bundle
+    from core.work.runs import get_job, job_summaries, list_runs, status_counts
+
+    database = open_database(f"sqlite:///{tmp_path / 'plans.db'}")
+    try:
+        with database.session() as s:
+            for i in range(30):
+                s.add(Run(id=f"r{i:02d}", topic="t", kind="analysis" if i % 2 else "probe", trace_id=f"{i:02d}abcdef"))
+        with database.session() as s:
+            for i in range(30):
+                s.add(Job(id=f"j{i:02d}", run_id=f"r{i:02d}", kind="query", trace_id=f"{i:02d}abcdef01"))
+        plans = {
+            "list_runs": _plans(database, lambda: list_runs(database, limit=10)),
+            "list_runs(kind)": _plans(database, lambda: list_runs(database, limit=50, kind="analysis")),
+            "job_summaries": _plans(database, lambda: job_summaries(database, "r03")),
+            "get_job": _plans(database, lambda: get_job(database, "j03")),
+            "status_counts": _plans(database, lambda: status_counts(database, ("queued", "running"))),
+        }
+        for name, plan in plans.items():
+            assert len(plan) == 1, (name, plan)
+            assert "INDEX" in plan[0] and "TEMP B-TREE" not in plan[0].replace("GROUP BY", ""), (name, plan)
+        assert "ix_runs_created" in plans["list_runs"][0]
+        assert "ix_runs_kind_created" in plans["list_runs(kind)"][0]
+        assert "ix_jobs_run_created" in plans["job_summaries"][0]
+        assert "ix_runs_status_created" in plans["status_counts"][0]
+
+        bundle_plans = _plans(database, lambda: trace_bundle(database, "03abcd", None))
+        assert len(bundle_plans) == 7
+        for table, plan in zip(("runs", "jobs", "events", "llm_calls", "telemetry_events", "forum_messages",
+                                "reports"), bundle_plans):
+            assert f"INDEX ix_{table}_trace (trace_id>? AND trace_id<?)" in plan, plan
+        bundle = trace_bundle(database, "03ABCD", None)  # as before: the prefix match ignores case
+        assert list(bundle["runs"]["id"]) == ["r03"] and list(bundle["jobs"]["id"]) == ["j03"]
+    finally:
+        database.dispose()
+
+
+def test_run_and_job_listings_are_light_and_newest_first(db):
+    """list_runs gives the newest first (of one kind when asked); job_summaries leaves the checkpoint
+    and result out, get_job and jobs_of bring them."""
+    from datetime import timedelta
+
+    from core.work.runs import get_job, job_summaries, jobs_of, list_runs
+
+    t0 = utcnow()
+    with db.session() as s:
+        for i in range(6):
+            s.add(Run(id=f"r{i}", topic=f"t{i}", kind="analysis" if i % 2 else "probe",
+                      created_at=t0 + timedelta(seconds=i)))
+    with db.session() as s:
+        s.add(Job(id="j1", run_id="r5", kind="query", name="query", checkpoint={"big": "x" * 1000},
+                  result={"report_md": "r"}, created_at=t0))
+        s.add(Job(id="j2", run_id="r5", kind="media", name="media", created_at=t0 + timedelta(seconds=1)))
+    assert [r.id for r in list_runs(db, limit=3)] == ["r5", "r4", "r3"]
+    assert [r.id for r in list_runs(db, limit=2, kind="analysis")] == ["r5", "r3"]
+    summaries = job_summaries(db, "r5")
+    assert [j.id for j in summaries] == ["j1", "j2"]
+    assert not hasattr(summaries[0], "checkpoint") and not hasattr(summaries[0], "result")
+    full = get_job(db, "j1")
+    assert full.checkpoint == {"big": "x" * 1000} and full.result == {"report_md": "r"}
+    assert [j.checkpoint for j in jobs_of(db, "r5")] == [{"big": "x" * 1000}, {}]
+    assert get_job(db, "nope") is None

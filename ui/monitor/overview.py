@@ -41,7 +41,7 @@ def render_overview(rt: Runtime, key: str) -> None:
         status = sup.status()
         c1.metric("Supervisor", "running" if status.running else "stopped")
         c2.metric("Jobs running here", f"{status.active_jobs}/{status.max_workers}")
-        counts = _safe("Run counts", lambda: status_counts(rt.db), {}) if rt.db.ok else {}
+        counts = _safe("Run counts", lambda: status_counts(rt.db, ("queued", "running")), {}) if rt.db.ok else {}
         c3.metric("Runs queued", counts.get("queued", 0))
         c4.metric("Runs running", counts.get("running", 0))
         now = utcnow().timestamp()

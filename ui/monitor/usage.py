@@ -6,19 +6,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.console.usage import (
-    error_timeline,
-    errors_by_kind,
-    latency_table,
-    llm_calls_frame,
-    retries_by_kind,
-    retry_events_frame,
-    run_usage,
-    usage_table,
-)
+from core.console.usage import error_timeline, errors_by_kind, latency_table, retries_by_kind, run_usage, usage_table
 from core.runtime import Runtime
 
-from ui.monitor.common import (WINDOWS, _bars, _chart, _frame_error, _no_database, _since, _table, _time_x,
+from ui.cached import cached_llm_calls, cached_retry_events
+from ui.monitor.common import (WINDOWS, _bars, _chart, _frame_error, _no_database, _table, _time_x,
                                run_choice)
 
 MAX_CALLS = 50_000  # LLM call rows read for the usage and latency tabs (newest first)
@@ -28,7 +20,8 @@ MAX_CALLS = 50_000  # LLM call rows read for the usage and latency tabs (newest 
 
 
 def _llm_frame(rt: Runtime, window: str) -> pd.DataFrame:
-    return llm_calls_frame(rt.db, since=_since(window), limit=MAX_CALLS)
+    """The window's LLM calls, cached briefly (ui.cached): a click on this tab does not re-read 50,000 rows."""
+    return cached_llm_calls(rt, WINDOWS.get(window), MAX_CALLS)
 
 
 def _calls_caption(frame: pd.DataFrame, window: str) -> None:
@@ -135,7 +128,7 @@ def show_latency(rt: Runtime, key: str) -> None:
                    .sort_values("errors", ascending=False))
 
     st.subheader("Retries by kind")
-    retries = retry_events_frame(rt.db, since=_since(window))
+    retries = cached_retry_events(rt, WINDOWS.get(window))
     if _frame_error(retries):
         return
     by_kind = retries_by_kind(retries, freq)
