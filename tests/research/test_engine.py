@@ -10,6 +10,7 @@ import pytest
 from core.analysis import TopicError, clean_topic, start_analysis
 from core.infra.config import load_settings
 from core.research.engine import ENGINES, SOCIAL_PLATFORMS, VISUAL_PLATFORMS
+from core.research.results import stored_sources
 from core.corpus.importers import import_records
 from core.work.jobs import COMPLETED, INSUFFICIENT_DATA
 from core.infra.logs import setup_logging
@@ -102,16 +103,19 @@ def test_offline_run_of_three_engines_completes_with_cited_reports(corpus, event
         assert all(p["summary"] for p in result["paragraphs"])
     # Each engine reads its own slice: Media video/image platforms, Query news and web-like ones,
     # Insight social posts and comments -- so no source is cited by two engines
-    platforms = {name: {s["platform"] for s in job.checkpoint["sources"]} for name, job in jobs.items()}
+    srcs = {name: [r.to_dict() for r in stored_sources(corpus, job.id, job.checkpoint)] for name, job in jobs.items()}
+    assert all(srcs.values()) and all("sources" not in job.checkpoint for job in jobs.values())  # stored once, apart
+    assert all(len(srcs[name]) == job.result["n_sources"] for name, job in jobs.items())
+    platforms = {name: {s["platform"] for s in srcs[name]} for name in jobs}
     assert platforms["media"] <= set(VISUAL_PLATFORMS) and platforms["media"]
     assert platforms["query"] <= {"news", "zhihu"} and platforms["query"]
-    assert all(s["platform"] in SOCIAL_PLATFORMS or s["kind"] == "comment" for s in jobs["insight"].checkpoint["sources"])
-    ids = [{s["doc_id"] for s in job.checkpoint["sources"]} for job in jobs.values()]
+    assert all(s["platform"] in SOCIAL_PLATFORMS or s["kind"] == "comment" for s in srcs["insight"])
+    ids = [{s["doc_id"] for s in srcs[name]} for name in jobs]
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
     # Every engine's sources carry a sentiment from the one scorer, and only posts about the topic
-    for job in jobs.values():
-        assert all(s["sentiment"] is not None for s in job.checkpoint["sources"])
-        assert all("武汉大学" not in s["content"] for s in job.checkpoint["sources"])
+    for name in jobs:
+        assert all(s["sentiment"] is not None for s in srcs[name])
+        assert all("武汉大学" not in s["content"] for s in srcs[name])
     # the engine log has one summary-node record per paragraph state, tagged with the run
     lines = (settings.log_dir / "insight.log").read_text(encoding="utf-8").splitlines()
     summaries = [json.loads(l.split("清理后的输出: ", 1)[1]) for l in lines
