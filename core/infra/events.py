@@ -125,7 +125,7 @@ _LIVE: "weakref.WeakSet[EventLog]" = weakref.WeakSet()
 def _flush_all_at_exit() -> None:
     for log in list(_LIVE):
         try:
-            log.close(timeout=5.0)
+            log.close(timeout=1.0)
         except Exception:  # noqa: BLE001 - exiting anyway
             pass
 

@@ -301,3 +301,41 @@ def test_insight_keyword_optimiser_adds_phrasings_in_llm_mode(db, events, corpus
     assert optimiser_calls and all(c.node == "KeywordOptimizerNode" for c in optimiser_calls)
     searched = (settings.log_dir / "knowledge_query.log").read_text(encoding="utf-8")
     assert "二手车 保值率" in searched and "提车 降价" in searched, "each phrasing was searched too"
+
+
+def test_a_checkpoint_stores_each_source_once_and_an_older_inline_checkpoint_still_resumes(corpus, events):
+    """Sources go to job_items once each (the checkpoint keeps only their count); a checkpoint written
+    by an older version, with the sources inline, resumes with the same numbers and is then stored
+    the new way."""
+    from sqlalchemy import delete, func, select, update
+
+    from core.infra.models import Job, JobItem
+    from core.work.jobs import INTERRUPTED
+
+    settings = load_settings()
+    sup = make_sup(corpus, events, settings)
+    try:
+        run_id = start_analysis(sup, settings, TOPIC, engines="insight", paragraphs=2, reflections=1, offline=True)
+        assert sup.wait_run(run_id, 120) == COMPLETED
+        job = engine_job(corpus, run_id)
+        n = job.result["n_sources"]
+        with corpus.session() as s:
+            assert s.scalar(select(func.count()).select_from(JobItem).where(JobItem.job_id == job.id)) == n > 0
+        assert "sources" not in job.checkpoint and job.checkpoint["sources_stored"] == n
+        stored = [r.to_dict() for r in stored_sources(corpus, job.id, job.checkpoint)]
+        # Rewrite it as an older version left it: sources inline, the second paragraph unfinished.
+        old_cp = {k: v for k, v in job.checkpoint.items() if k not in ("sources_stored", "report_md")}
+        old_cp["sources"] = stored
+        old_cp["paragraphs"]["1"] = {"summary": "", "sources": [], "searches": [], "reflections_done": 0}
+        with corpus.session() as s:
+            s.execute(delete(JobItem).where(JobItem.job_id == job.id))
+            s.execute(update(Job).where(Job.id == job.id).values(status=INTERRUPTED, checkpoint=old_cp, result=None))
+        assert sup.resume_run(run_id) == [job.id]
+        assert sup.wait_run(run_id, 120) == COMPLETED
+    finally:
+        sup.shutdown(5)
+    job = engine_job(corpus, run_id)
+    again = [r.to_dict() for r in stored_sources(corpus, job.id, job.checkpoint)]
+    assert "sources" not in job.checkpoint and again[:len(stored)] == stored  # same numbers, now in job_items
+    assert len(job.result["paragraphs"]) == 2 and all(p["summary"] for p in job.result["paragraphs"])
+    assert job.attempt == 2
