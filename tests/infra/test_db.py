@@ -291,3 +291,15 @@ def test_mysql_wrong_password_is_clear(mariadb_server):
         assert "Access denied" in database.error
     finally:
         database.dispose()
+
+
+def test_json_columns_keep_chinese_as_utf8_text_not_escapes(db):
+    from core.infra.models import Event, utcnow
+
+    with db.session() as s:
+        s.add(Event(type="t", ts=utcnow(), source="t", trace_id="", payload={"text": "新能源汽车价格战"}))
+    with db.engine.connect() as conn:
+        raw = conn.execute(text("SELECT payload FROM events")).scalar()
+    assert "新能源汽车价格战" in raw and "\\u" not in raw
+    with db.session() as s:
+        assert s.scalar(select(Event.payload)) == {"text": "新能源汽车价格战"}
