@@ -103,6 +103,9 @@ def main() -> int:
         from core.infra.models import Event
         with rt.db.session() as s:
             stats["event_rows"] = s.scalar(select(func.count()).select_from(Event).where(Event.run_id == run_id))
+            by_type = dict(s.execute(select(Event.type, func.count()).where(Event.run_id == run_id)
+                                     .group_by(Event.type)).all())
+        log_stats = rt.events.stats().as_dict() if hasattr(rt.events, "stats") else {}
         n_sources = {k: (jobs[k].result or {}).get("n_sources") for k in ENGINES}
     finally:
         sa_event.remove(rt.db.engine, "before_cursor_execute", on_execute)
@@ -120,7 +123,7 @@ def main() -> int:
            "job_items_rows": stats["job_items_rows"], "job_items_kb": round(items_kb, 1),
            "engines_total_kb": round(total_kb, 1), "per_engine_kb": round(total_kb / len(ENGINES), 1),
            "events_of_run": stats["event_rows"], "event_insert_statements": stats["event_statements"],
-           "commits": stats["commits"]}
+           "commits": stats["commits"], "event_types": by_type, "event_log": log_stats}
     print(table(["engine", "checkpoint writes", "checkpoint KB written", "KB per write", "sources"], rows))
     print(f"job_items: {stats['job_items_rows']} rows, {items_kb:,.1f} KB; "
           f"events: {stats['event_rows']} rows of the run in {stats['event_statements']} INSERT statements; {stats['commits']} commits in all; "

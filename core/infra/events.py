@@ -112,10 +112,10 @@ def _error_text(exc: BaseException) -> str:
 
 
 class _Item:
-    __slots__ = ("seq", "row", "id", "done")
+    __slots__ = ("seq", "row", "id", "done", "want_id")
 
-    def __init__(self, seq: int, row: dict):
-        self.seq, self.row, self.id, self.done = seq, row, None, False
+    def __init__(self, seq: int, row: dict, want_id: bool = False):
+        self.seq, self.row, self.id, self.done, self.want_id = seq, row, None, False, want_id
 
 
 _LIVE: "weakref.WeakSet[EventLog]" = weakref.WeakSet()
@@ -175,7 +175,7 @@ class EventLog:
             session.add(obj)
             session.flush()
             return obj.id
-        item = self._enqueue(row)
+        item = self._enqueue(row, wait)
         if item is None:  # closed: written now, after everything close() flushed
             with self.db.require().begin() as conn:
                 return self._insert_rows(conn, [row])[0]
@@ -185,7 +185,7 @@ class EventLog:
             return item.id
         return None
 
-    def _enqueue(self, row: dict) -> _Item | None:
+    def _enqueue(self, row: dict, want_id: bool = False) -> _Item | None:
         with self._cond:
             self._after_fork()
             if self._closed:
@@ -200,7 +200,7 @@ class EventLog:
                                               f"{self._last_error or 'the database is not keeping up'}")
                 self._cond.wait(min(remaining, 0.5))
             self._seq += 1
-            item = _Item(self._seq, row)
+            item = _Item(self._seq, row, want_id)
             self._queue.append(item)
             self._queued += 1
             self._ensure_writer()
@@ -346,8 +346,12 @@ class EventLog:
     def _returning(self) -> bool:
         return bool(getattr(self.db.engine.dialect, "insert_executemany_returning_sort_by_parameter_order", False))
 
-    def _insert_rows(self, conn, rows: list[dict]) -> list[int]:
-        """One INSERT for the batch, ids back in row order (per-row inserts where RETURNING is missing)."""
+    def _insert_rows(self, conn, rows: list[dict], want_ids: bool = True) -> list[int | None]:
+        """One INSERT for the batch (a DBAPI executemany). Ids come back only when someone waits for
+        them (`emit(wait=True)`): RETURNING in parameter order makes SQLite insert row by row."""
+        if not want_ids:
+            conn.execute(insert(Event), rows)
+            return [None] * len(rows)
         if self._returning():
             return list(conn.execute(insert(Event).returning(Event.id, sort_by_parameter_order=True), rows).scalars())
         return [conn.execute(insert(Event), row).inserted_primary_key[0] for row in rows]
@@ -364,7 +368,7 @@ class EventLog:
             rows.append(row)
         try:
             with self.db.require().begin() as conn:
-                ids = self._insert_rows(conn, rows)
+                ids = self._insert_rows(conn, rows, any(item.want_id for item in batch))
             for item, id_ in zip(batch, ids):
                 item.id = id_
             return len(batch), 0, ""
@@ -376,7 +380,7 @@ class EventLog:
         for item, row in zip(batch, rows):
             try:
                 with self.db.engine.begin() as conn:
-                    item.id = self._insert_rows(conn, [row])[0]
+                    item.id = self._insert_rows(conn, [row], item.want_id)[0]
                 written += 1
             except Exception as exc:  # noqa: BLE001
                 if _is_transient(exc):

@@ -211,13 +211,13 @@ def test_a_refused_row_is_dropped_and_reported_and_a_failing_database_loses_noth
     real = log._insert_rows
     failures = {"transient": 2}
 
-    def flaky(conn, rows):
+    def flaky(conn, rows, want_ids=True):
         if failures["transient"]:
             failures["transient"] -= 1
             raise OperationalError("INSERT", {}, Exception("database is locked"))
         if any(r["payload"].get("poison") for r in rows):
             raise IntegrityError("INSERT", {}, Exception("refused"))
-        return real(conn, rows)
+        return real(conn, rows, want_ids)
 
     monkeypatch.setattr(log, "_insert_rows", flaky)
     messages: list[str] = []
