@@ -10,8 +10,9 @@ what goes to the database:
 
 `--core-from PATH` imports `core` from another checkout (e.g. `git archive <commit> | tar -x -C
 PATH`) to measure the code before a change with the same script: a real "before", not emulated.
+`--compare PATH` first runs this script on PATH in a subprocess and reports both side by side.
 
-    python bench/write_bytes.py [--posts 3000] [--core-from PATH] [--write]
+    python bench/write_bytes.py [--posts 3000] [--core-from PATH | --compare PATH] [--write]
 """
 from __future__ import annotations
 
@@ -41,7 +42,14 @@ def main() -> int:
     ap = parser(__doc__.splitlines()[0])
     ap.add_argument("--posts", type=int, default=3000)
     ap.add_argument("--core-from", type=Path, default=None, help="import core from this checkout instead")
+    ap.add_argument("--compare", type=Path, default=None, help="also measure this checkout (before) first")
     args = ap.parse_args()
+    before = None
+    if args.compare:
+        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--posts", str(args.posts),
+                               "--core-from", str(args.compare.resolve())], capture_output=True, text=True,
+                              check=True, timeout=1800)
+        before = json.loads(proc.stdout.strip().splitlines()[-1])
     tree = (args.core_from or ROOT).resolve()
     tmp = isolate("writes")
     if args.core_from:
@@ -128,6 +136,20 @@ def main() -> int:
     print(f"job_items: {stats['job_items_rows']} rows, {items_kb:,.1f} KB; "
           f"events: {stats['event_rows']} rows of the run in {stats['event_statements']} INSERT statements; {stats['commits']} commits in all; "
           f"run wall {wall:.1f} s")
+    compare = ""
+    if before is not None:
+        out["before"] = {k: before[k] for k in ("core", "per_engine_kb", "engines_total_kb", "checkpoint_kb",
+                                                 "event_insert_statements", "commits", "wall_s")}
+        crow = lambda what, key, fmt: [what, fmt(before[key]), fmt(out[key])]  # noqa: E731
+        compare = table(["per offline analysis", "before (`--compare` tree)", "this tree"], [
+            crow("checkpoint bytes per engine job (checkpoints + stored sources), KB", "per_engine_kb", str),
+            crow("the same, three engines, KB", "engines_total_kb", str),
+            crow("`INSERT INTO events` statements", "event_insert_statements", str),
+            crow("commits (reads included)", "commits", str),
+            crow("run wall, s (one run, noisy)", "wall_s", str)])
+        print(compare)
+        print(f"checkpoint bytes per engine: {before['per_engine_kb']} KB before, {out['per_engine_kb']} KB now "
+              f"({before['per_engine_kb'] / max(out['per_engine_kb'], 0.1):.1f}x less)")
     print(json.dumps(out, ensure_ascii=False))
     if args.write:
         body = f"""## Writes of one offline analysis
@@ -137,9 +159,12 @@ def main() -> int:
 the checkpoint bytes sent per engine job (`UPDATE jobs … checkpoint`, plus sources stored once in
 `job_items`), the `INSERT INTO events` statements and the commits.
 
-**Command**: {command_md()}
+**Command**: {command_md()}{f"; the before tree was `{args.compare}` (the branch point)" if args.compare else ""}
 
 {machine.markdown()}
+{compare}
+This tree, per engine job:
+
 {table(["engine", "checkpoint writes", "checkpoint KB written", "KB per write", "sources"], rows)}
 Sources stored once: {stats['job_items_rows']} rows, {items_kb:,.1f} KB. Checkpoint bytes per engine
 (checkpoints + its sources): {total_kb / len(ENGINES):,.1f} KB ({per_engine_kb:,.1f} KB of checkpoints).

@@ -17,8 +17,9 @@ while this process still has earlier events queued, or the later event would get
 It cannot flush from inside the transaction: on SQLite the caller may already hold the write lock
 the writer needs.
 
-Readers in this process (`since`, `recent`, `latest_id`) flush what is queued before they read,
-so a page or test reads its own writes; `flush()` does the same for direct SQL readers.
+Readers in this process (`since`, `recent`, `latest_id`, `compact`) flush what any EventLog of this
+process has queued for the same database before they read, so a page or test reads its own
+writes; `flush()` does the same for direct SQL readers.
 
 Visibility order across transactions: on SQLite writes are serialised by the database lock and
 an id is handed out inside it, so ids commit in order. On MySQL, auto-increment ids are handed
@@ -392,8 +393,11 @@ class EventLog:
 
     # ------------------------------------------------------------------ reading
     def _read_own_writes(self) -> None:
-        if self._seq > self._done_seq and not self.flush(READ_FLUSH_TIMEOUT):
-            logger.warning("event log: reading before {} queued events were written", self.pending)
+        """Flush what this process queued for this database, through this EventLog or another one
+        (a page or test may read with its own EventLog beside the supervisor's)."""
+        for log in [self, *(x for x in list(_LIVE) if x is not self and x.db.url == self.db.url)]:
+            if log._seq > log._done_seq and not log.flush(READ_FLUSH_TIMEOUT):
+                logger.warning("event log: reading before {} queued events were written", log.pending)
 
     def since(self, cursor: int = 0, *, run_id: str | None = None, types: Iterable[str] | None = None,
               limit: int = 500) -> tuple[list[EventRecord], int]:

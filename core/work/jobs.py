@@ -212,6 +212,6 @@ class JobContext:
         finally:
             self.pending_items = {}
 
-    def emit(self, type: str, payload: dict | None = None, source: str | None = None) -> int:
+    def emit(self, type: str, payload: dict | None = None, source: str | None = None) -> int | None:
         return self.events.emit(type, run_id=self.run_id, job_id=self.job_id, source=source or self.kind,
                                 payload=payload, trace_id=self.trace_id)
