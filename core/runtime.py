@@ -100,6 +100,7 @@ class Runtime:
             set_default_writer(None, only_if=self.telemetry)
         if retry.event_sink() is self.events:
             retry.set_event_sink(None)
+        self.events.close(timeout=5)  # the queued events, written before the pool goes
         self.db.dispose()
 
 

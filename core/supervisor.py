@@ -39,6 +39,7 @@ from core.infra.events import EventLog
 from core.infra.models import Job, Run, Worker, from_epoch, utcnow
 from core.infra.redact import redact
 from core.infra.tracing import trace_scope
+from core.work.checkpoints import store_items
 from core.work.config import SupervisorConfig, stop_dead_local_workers
 from core.work.jobs import (HandlerInfo, HandlerRegistry, JobCancelled, JobContext, JobServices, JobSpec,
                             LeaseLost)
@@ -525,7 +526,10 @@ class Supervisor:
         with self.db.session() as s:
             res = s.execute(update(Job).where(Job.id == ctx.job_id, Job.lease_owner == self.worker_id,
                                               Job.status.in_(ACTIVE_STATES)).values(**values))
-            return res.rowcount == 1
+            if res.rowcount != 1:
+                return False
+            store_items(s, ctx.job_id, ctx.pending_items)  # with the checkpoint that refers to them
+            return True
 
     # ------------------------------------------------------------------ heartbeat loop
     def _heartbeat_loop(self) -> None:

@@ -53,7 +53,9 @@ def db(db_url):
 
 @pytest.fixture
 def events(db):
-    return EventLog(db)
+    log = EventLog(db)
+    yield log
+    log.close()
 
 
 def fast_config(**overrides) -> SupervisorConfig:

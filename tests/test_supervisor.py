@@ -83,8 +83,22 @@ def h_waits_until_cancelled(ctx: JobContext):
         ctx.sleep(0.05)
 
 
+def h_items(ctx: JobContext):
+    """Appends items to its checkpoint's stored list in steps, once saving the same numbers twice
+    (a retried write), then loses its lease before a last save."""
+    ctx.save_checkpoint({"step": 1}, append={"docs": [(1, {"d": "a"}), (2, {"d": "b"})]})
+    ctx.save_checkpoint({"step": 2}, append={"docs": [(3, {"d": "c"})]})
+    ctx.save_checkpoint({"step": 2}, append={"docs": [(3, {"d": "c"})]})
+    if ctx.params.get("steal"):
+        from core.infra.models import Job as JobRow
+        with ctx.db.session() as s:
+            s.execute(update(JobRow).where(JobRow.id == ctx.job_id).values(lease_owner="thief"))
+        ctx.save_checkpoint({"step": 3}, append={"docs": [(4, {"d": "zombie"})]})
+    return {"ok": True}
+
+
 TEST_HANDLERS = build_handlers()
-for kind, fn in (("t_sleepy", h_sleepy), ("t_stubborn", h_stubborn), ("t_silent", h_silent),
+for kind, fn in (("t_items", h_items), ("t_sleepy", h_sleepy), ("t_stubborn", h_stubborn), ("t_silent", h_silent),
                  ("t_fail", h_secret_failure), ("t_waiter", h_waits_until_cancelled)):
     TEST_HANDLERS.register(kind, fn)
 TEST_HANDLERS.register("t_timeout", h_sleepy, timeout=0.3)
@@ -370,6 +384,22 @@ def test_a_job_whose_lease_is_lost_stops_and_writes_nothing(db, events, make_sup
     step = job.checkpoint["step"]
     time.sleep(0.3)
     assert get_job(db, job_id).checkpoint["step"] == step
+
+
+def test_checkpoint_items_are_stored_once_with_their_checkpoint_and_never_by_a_lost_lease(db, make_supervisor):
+    from core.work.checkpoints import read_items
+
+    sup = make_supervisor()
+    ok_run = sup.submit_run([JobSpec("t_items")])
+    stolen_run = sup.submit_run([JobSpec("t_items", params={"steal": True})])
+    assert sup.wait_run(ok_run, 30) == COMPLETED
+    job = jobs_of(db, ok_run)[0]
+    assert read_items(db, job.id, "docs") == [{"d": "a"}, {"d": "b"}, {"d": "c"}]  # a retried save stored once
+    assert job.checkpoint == {"step": 2}
+    wait_for(lambda: jobs_of(db, stolen_run)[0].id not in sup._active, timeout=10)
+    stolen = jobs_of(db, stolen_run)[0]
+    assert stolen.checkpoint == {"step": 2} and read_items(db, stolen.id, "docs") == [{"d": "a"}, {"d": "b"},
+                                                                                    {"d": "c"}]
 
 
 def test_two_supervisors_in_one_process_never_run_the_same_job(db, make_supervisor):

@@ -9,7 +9,7 @@ import streamlit as st
 from core.work.states import JobState
 from core.analysis import rerun_engine
 from core.research.engine import ENGINES, engine_mode
-from core.research.results import EngineResult, checkpoint_sources
+from core.research.results import EngineResult, stored_sources
 from core.infra.logtail import LogTail
 from core.work.runs import JobSummary, RunView, get_job, job_summaries
 from core.console.usage import llm_calls_frame, usage_by_model
@@ -127,7 +127,7 @@ def render_state(engine: str, run_id: str, job_id: str) -> None:
         for err in (result.search_errors or cp.get("search_errors") or [])[-5:]:
             st.warning(f"Search failed: {err}")
     with tab_sources:
-        sources = [s for s in checkpoint_sources(cp) if s is not None]
+        sources = [s for s in stored_sources(rt.db, job.id, cp) if s is not None]
         if sources:
             st.dataframe(pd.DataFrame([{"n": s.n, "title": s.document.title or s.document.content[:40],
                                         "platform": s.document.platform, "published": s.document.published,

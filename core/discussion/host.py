@@ -160,13 +160,13 @@ class EngineSentiment:
         self._lock = threading.Lock()
 
     def _from_db(self, run_id: str) -> dict[str, tuple[str, list]]:
-        from core.research.results import checkpoint_sources
+        from core.research.results import stored_sources
         from core.work.runs import jobs_of
 
         latest: dict[str, tuple[str, list]] = {}
         for job in jobs_of(self.db, run_id):  # oldest first: the last of each kind wins
             if job.kind in ENGINE_OF.values():
-                latest[job.kind] = (job.id, [s.document for s in checkpoint_sources(job.checkpoint) if s])
+                latest[job.kind] = (job.id, [s.document for s in stored_sources(self.db, job.id, job.checkpoint) if s])
         return {src: latest[kind] for src, kind in ENGINE_OF.items() if kind in latest}
 
     def __call__(self, run_id: str | None) -> dict:

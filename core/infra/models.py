@@ -240,3 +240,17 @@ for _model in TRACED:
     Index(f"ix_{_model.__tablename__}_trace", _col).ddl_if(dialect=("mysql", "mariadb"))
     Index(f"ix_{_model.__tablename__}_trace", _col.collate("NOCASE")).ddl_if(dialect="sqlite")
 del _model, _col
+
+
+class JobItem(Base):
+    """Append-only lists that belong to a job's checkpoint (an engine's sources), one row per item,
+    written once in the transaction of the checkpoint that first holds it: a checkpoint stays small
+    instead of repeating every source on every node (core.work.checkpoints)."""
+
+    __tablename__ = "job_items"
+    __table_args__ = (MYSQL_TABLE_ARGS,)
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    list: Mapped[str] = mapped_column(String(32), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # 1-based position
+    data: Mapped[dict] = mapped_column(Json, default=dict)

@@ -15,7 +15,7 @@ from core.reporting.text import ENGINE_LABELS
 from core.research.names import ENGINE_NAMES as ENGINES
 from core.research.names import ENGINE_ORDER
 from core.research.results import (EngineResult, ResultParagraph, ResultSource, checkpoint_paragraphs,
-                                   checkpoint_sources)
+                                   stored_sources)
 from core.text.clean import has_cjk
 from core.work.jobs import CANCELLED, CANCELLING, COMPLETED, FAILED, INTERRUPTED, PENDING, RUNNING
 from core.work.states import JobState
@@ -106,7 +106,7 @@ def report_inputs(db, run_id: str, *, include_unfinished: bool = False) -> Repor
                 continue
             cp = job.checkpoint if isinstance(job.checkpoint, dict) else {}
             ei = EngineInput(e, job.id, job.status, trace_id=job.trace_id or "", error=job.error,
-                             sources=checkpoint_sources(cp))
+                             sources=stored_sources(s, job.id, cp))
             if job.status == COMPLETED and isinstance(job.result, dict):
                 r = EngineResult.from_dict(job.result, e)
                 ei.mode, ei.report_md, ei.paragraphs = r.mode, r.report_md, r.paragraphs

@@ -5,8 +5,8 @@ IN PARALLEL (bounded): first search → first summary → R × (reflection → s
 summary); then formatting. BettaFish runs all of this in sequence, 2 + P(2+2R) LLM round
 trips; here the critical path is about 2 + 2 + 2R.
 
-Progress is checkpointed per node (structure, each paragraph's stage and summary, the sources
-found so far), so an interrupted engine resumes where it stopped and a paragraph already done
+Progress is checkpointed per node (structure, each paragraph's stage and summary; the sources
+found so far are appended once each to the job's stored list, not rewritten per node), so an interrupted engine resumes where it stopped and a paragraph already done
 is never redone or lost. Every node writes one structured record to the engine's log (for the
 log viewer). Each paragraph summary (first and after every reflection) is posted straight to the
 forum (core.forum.Forum.post_summary) with the llm_calls row of the call that wrote it, so the
@@ -33,7 +33,7 @@ from core.research.names import ENGINE_NAMES
 from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, Reasoner, SearchPlan, Source
 from core.infra.redact import redact
 from core.research.relevance import TopicScope
-from core.research.results import EngineResult, ResultParagraph, ResultSource, sources_to_json
+from core.research.results import EngineResult, ResultParagraph, ResultSource, sources_to_json, stored_sources
 from core.text.sentiment import score_documents
 from core.text.clean import has_cjk
 from core.infra.tracing import child_trace_id, trace_scope
@@ -124,12 +124,13 @@ def engine_mode(engine: str, settings: Settings, offline: bool) -> str:
 class SourceRegistry:
     """Citation numbers for every document this engine retrieved, shared by parallel paragraphs."""
 
-    def __init__(self, docs: list[dict] | None = None):
+    def __init__(self, stored: "list[ResultSource | None] | None" = None):
         self._lock = threading.Lock()
         self._by_id: dict[str, Source] = {}
         self._ordered: list[Source] = []
-        for d in docs or []:
-            self.add(Document.from_dict(d))
+        for r in stored or []:
+            if r is not None:
+                self.add(r.document)
 
     def add(self, doc: Document) -> Source:
         with self._lock:
@@ -188,7 +189,10 @@ class EngineRun:
         self.config = config
         self.s = services
         cp = ctx.checkpoint
-        self.registry = SourceRegistry(cp.get("sources"))
+        self.registry = SourceRegistry(stored_sources(ctx.db, ctx.job_id, cp) if cp else [])
+        self._stored = len(self.registry.all())  # sources already in job_items (or inline, if older)
+        if isinstance(cp.get("sources"), list):
+            self._stored = 0  # a checkpoint from before job_items: store its sources once on the next save
         self.structure = [Paragraph(**p) for p in cp.get("structure", [])]
         self.paragraphs: dict[str, dict] = {k: dict(v) for k, v in cp.get("paragraphs", {}).items()}
         self.search_errors: list[str] = list(cp.get("search_errors", []))
@@ -204,15 +208,22 @@ class EngineRun:
 
     # -- checkpoint -------------------------------------------------------------------------
     def _save(self) -> None:
+        """The checkpoint: the plan, each paragraph's state (summary, source numbers, searches) and
+        counters. Sources are not in it: each is appended once to the job's "sources" list
+        (core.work.checkpoints) by the first save after it was found; `sources_stored` says how many
+        belong to this checkpoint (core.research.results.stored_sources reads them back)."""
         with self._cp_lock:
+            sources = self.registry.all()
+            new = [(src.n, ResultSource(src.n, src.doc).to_dict()) for src in sources[self._stored:]]
             self.ctx.save_checkpoint({
                 "structure": [p.as_dict() for p in self.structure],
                 "paragraphs": self.paragraphs,
-                "sources": self.registry.to_json(),
+                "sources_stored": len(sources),
                 "search_errors": self.search_errors[-50:],
                 "fallbacks": self.fallbacks,
                 "report_md": self.ctx.checkpoint.get("report_md"),
-            })
+            }, append={"sources": new} if new else None)
+            self._stored = len(sources)
 
     def _progress(self) -> None:
         total = max(1, len(self.structure) * (2 + self.n_reflections) + 2)

@@ -4,8 +4,10 @@ The engine (core/research/engine.py) writes them into the job's JSON, and every 
 back through this module, never by key name:
 
     Job.result      EngineResult.to_dict()     the engine's answer when it completed
-    Job.checkpoint  "sources": [ResultSource.to_dict(), …]   (number n = position + 1)
-                    "structure" / "paragraphs"   the plan and each paragraph's state, so far
+    Job.checkpoint  "structure" / "paragraphs"   the plan and each paragraph's state, so far
+                    "sources_stored": n     how many of the job's stored sources it refers to
+    job_items       list "sources": ResultSource.to_dict() per number n (core.work.checkpoints),
+                    read with stored_sources(); older checkpoints hold them inline in "sources"
 
 Readers: the report (core/reporting/inputs.py), the forum host's engine figures
 (core/discussion/host.py). ``from_dict`` is tolerant: a run stored by an older version, with
@@ -130,6 +132,20 @@ def checkpoint_sources(cp: Any) -> list[ResultSource | None]:
     """The engine's sources so far, by position (entry n - 1 is number n; None where unreadable)."""
     raw = (cp or {}).get("sources") if isinstance(cp, dict) else None
     return [ResultSource.from_dict(i, d) for i, d in enumerate(raw if isinstance(raw, list) else [], 1)]
+
+
+def stored_sources(source: Any, job_id: str, cp: Any) -> list[ResultSource | None]:
+    """An engine job's sources so far, as checkpoint_sources: from the job's stored "sources" list
+    (core.work.checkpoints; the checkpoint's `sources_stored` says how many belong to it), or from
+    the checkpoint itself when an older version wrote them there. `source`: a Session or a Database."""
+    if isinstance(cp, dict) and isinstance(cp.get("sources"), list):
+        return checkpoint_sources(cp)
+    upto = _int((cp or {}).get("sources_stored"), 0) if isinstance(cp, dict) else 0
+    if upto <= 0:
+        return []
+    from core.work.checkpoints import read_items
+
+    return [ResultSource.from_dict(i, d) for i, d in enumerate(read_items(source, job_id, "sources", upto=upto), 1)]
 
 
 def checkpoint_paragraphs(cp: Any) -> tuple[list[ResultParagraph], int]:

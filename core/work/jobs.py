@@ -135,6 +135,7 @@ class JobContext:
         self.last_heartbeat = time.time()
         self.progress: float | None = None
         self.message: str | None = None
+        self.pending_items: dict = {}  # appended by the checkpoint being written (save_checkpoint)
         self._lock = threading.Lock()
         self.log = logger.bind(sink=kind if kind in ("query", "media", "insight", "report") else "app",
                                trace_id=trace_id, run_id=run_id, job_id=job_id)
@@ -196,14 +197,21 @@ class JobContext:
             self.cancel_event.set()
 
     # -- durable progress ---------------------------------------------------------------
-    def save_checkpoint(self, data: dict | None = None, **updates: Any) -> None:
-        """Write the checkpoint now (per paragraph/node). Raises LeaseLost if the job was taken over."""
+    def save_checkpoint(self, data: dict | None = None, *, append: dict | None = None, **updates: Any) -> None:
+        """Write the checkpoint now (per paragraph/node). Raises LeaseLost if the job was taken over.
+
+        `append` ({list name: [(n, item), …]}) adds items to the job's append-only lists in the same
+        transaction (core.work.checkpoints): what is written once, not with every checkpoint."""
         if data is not None:
             self.checkpoint = dict(data)
         self.checkpoint.update(updates)
         self.heartbeat()
-        self.checkpoints.write_checkpoint(self)
+        self.pending_items = append or {}
+        try:
+            self.checkpoints.write_checkpoint(self)
+        finally:
+            self.pending_items = {}
 
-    def emit(self, type: str, payload: dict | None = None, source: str | None = None) -> int:
+    def emit(self, type: str, payload: dict | None = None, source: str | None = None) -> int | None:
         return self.events.emit(type, run_id=self.run_id, job_id=self.job_id, source=source or self.kind,
                                 payload=payload, trace_id=self.trace_id)

@@ -5,6 +5,9 @@ line resuming one, a supervisor finishing a job); the supervisor adds only what 
 worker (claims, leases, heartbeats, cancel). Each transition is a compare-and-set UPDATE whose
 event commits with it, so two processes never both move the same job.
 
+A transaction that emits an event opens through EventLog.ordered_session(): this process's queued
+events are written first, so e.g. `job.completed` sorts after the job's own node events.
+
 Dependencies are stored on the job as a list: a plain job id must complete; an entry
 {"job": id, "until": "final"} only has to end, whatever the outcome (JobSpec.after_any_outcome).
 """
@@ -88,7 +91,7 @@ class Ledger:
             values.update(lease_owner=None, lease_expires_at=None)
         if finished:
             values["finished_at"] = self.clock()
-        with self.db.session() as s:
+        with (self.events.ordered_session() if event else self.db.session()) as s:
             res = s.execute(update(Job).where(*conds).values(**values))
             if res.rowcount != 1:
                 return False
@@ -131,7 +134,7 @@ class Ledger:
         trace = new_trace_id()
         ids = {name: f"{run_id}-{name}"[:32] for name in names}
         now = self.clock()
-        with self.db.session() as s:
+        with self.events.ordered_session() as s:
             s.add(Run(id=run_id, kind=kind, topic=topic, status=RunState.QUEUED, mode=mode, params=params or {},
                       trace_id=trace, created_at=now))
             s.flush()
@@ -144,7 +147,7 @@ class Ledger:
     def add_jobs(self, run_id: str, jobs: Iterable[JobSpec]) -> list[str]:
         """Add jobs to an existing run (e.g. re-run one engine). The run is reopened if it had finished."""
         jobs = list(jobs)
-        with self.db.session() as s:
+        with self.events.ordered_session() as s:
             run = s.get(Run, run_id)
             if run is None:
                 raise KeyError(f"no run {run_id}")
@@ -184,7 +187,7 @@ class Ledger:
         """Set a run's final status once all its jobs have ended."""
         if not run_id:
             return None
-        with self.db.session() as s:
+        with self.events.ordered_session() as s:
             run = s.get(Run, run_id)
             if run is None or run.status in RunState.FINAL:
                 return run.status if run else None
@@ -221,7 +224,7 @@ class Ledger:
         pending jobs; running ones are left to finish. Returns False when the run was not open."""
         if status not in RunState.FINAL:
             raise ValueError(f"not a final run status: {status}")
-        with self.db.session() as s:
+        with self.events.ordered_session() as s:
             run = s.get(Run, run_id)
             if run is None or run.status not in RunState.OPEN:
                 return False
@@ -239,7 +242,7 @@ class Ledger:
 
     def resume_run(self, run_id: str, extra_attempts: int = 1) -> list[str]:
         """Put a run's interrupted, failed or cancelled jobs back to pending, keeping their checkpoints."""
-        with self.db.session() as s:
+        with self.events.ordered_session() as s:
             run = s.get(Run, run_id)
             if run is None:
                 raise KeyError(f"no run {run_id}")

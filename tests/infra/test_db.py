@@ -238,7 +238,8 @@ def test_mask_url_hides_password():
 
 def test_pool_options(db_url, db):
     pool = db.engine.pool
-    assert pool._pre_ping is True
+    # A dropped server connection is detected before use on MySQL; a SQLite file cannot drop, so no ping.
+    assert pool._pre_ping is (db.backend != "sqlite")
     if db.backend == "sqlite":
         return
     assert db.backend in ("mysql", "mariadb")
@@ -418,3 +419,15 @@ def test_run_and_job_listings_are_light_and_newest_first(db):
     assert full.checkpoint == {"big": "x" * 1000} and full.result == {"report_md": "r"}
     assert [j.checkpoint for j in jobs_of(db, "r5")] == [{"big": "x" * 1000}, {}]
     assert get_job(db, "nope") is None
+
+
+def test_json_columns_keep_chinese_as_utf8_text_not_escapes(db):
+    from core.infra.models import Event, utcnow
+
+    with db.session() as s:
+        s.add(Event(type="t", ts=utcnow(), source="t", trace_id="", payload={"text": "新能源汽车价格战"}))
+    with db.engine.connect() as conn:
+        raw = conn.execute(text("SELECT payload FROM events")).scalar()
+    assert "新能源汽车价格战" in raw and "\\u" not in raw
+    with db.session() as s:
+        assert s.scalar(select(Event.payload)) == {"text": "新能源汽车价格战"}

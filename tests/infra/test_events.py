@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import event as sa_event, insert, text
+from sqlalchemy import event as sa_event, insert, select, text
 
 from core.infra.events import EventLog
 from core.infra.feeds import EventFeed
@@ -19,12 +19,12 @@ def _bulk(db, n, run_id="r1", type_="node.output"):
 
 
 def test_ids_increase_and_since_returns_only_new(events):
-    first = [events.emit("a", payload={"n": i}) for i in range(5)]
+    first = [events.emit("a", payload={"n": i}, wait=True) for i in range(5)]
     assert first == sorted(first) and len(set(first)) == 5
     batch, cursor = events.since(0)
     assert [e.id for e in batch] == first and cursor == first[-1]
     assert events.since(cursor) == ([], cursor)
-    newer = events.emit("b")
+    newer = events.emit("b", wait=True)
     batch, cursor2 = events.since(cursor)
     assert [e.id for e in batch] == [newer] and cursor2 == newer
 
@@ -76,7 +76,7 @@ def test_reading_new_events_is_a_range_scan_not_a_history_scan(db, events):
 
 
 def test_a_young_gap_holds_the_cursor_and_an_old_gap_is_stepped_over(db, events):
-    a = events.emit("a")
+    a = events.emit("a", wait=True)
     # An id handed out but not yet committed looks like a gap: simulate it by leaving id a+1 unused.
     with db.session() as s:
         s.add(Event(id=a + 2, type="late", ts=utcnow(), source="t", trace_id="", payload={}))
@@ -97,6 +97,7 @@ def test_a_young_gap_holds_the_cursor_and_an_old_gap_is_stepped_over(db, events)
 def test_compaction_bounds_history_per_run_and_keeps_state_changes(db, events):
     events.emit("run.started", run_id="r1")
     events.emit("job.started", run_id="r1")
+    events.flush()  # written before the direct inserts below
     _bulk(db, 250, run_id="r1")
     _bulk(db, 30, run_id="r2")
     dropped = events.compact("r1", keep=100)
@@ -115,7 +116,7 @@ def test_event_feed_keeps_a_bounded_buffer_and_reads_only_after_its_cursor(db, e
     feed.start_at_latest(events, backlog=10)
     assert len(feed.buffer) == 10 and feed.cursor == events.latest_id()
     assert feed.poll(events) == []
-    new_ids = [events.emit("n", payload={"k": i}) for i in range(80)]
+    new_ids = [events.emit("n", payload={"k": i}, wait=True) for i in range(80)]
     got = feed.poll(events)
     assert [e.id for e in got] == new_ids
     assert len(feed.buffer) == 50 and feed.buffer[-1].id == new_ids[-1]
@@ -132,3 +133,115 @@ def test_event_log_on_an_unreachable_database_raises_a_clear_error():
         assert "pw" not in str(exc) and "unreachable" in str(exc)
     else:  # pragma: no cover - the assertion below explains
         raise AssertionError("emit on a dead database must raise DatabaseUnavailable")
+
+
+# -- the batch writer (issue 11: one writer, one transaction per batch) ------------------------------
+
+def test_batched_events_keep_emit_order_per_thread_and_a_concurrent_reader_skips_none(db):
+    import threading
+
+    log = EventLog(db, batch_size=37, flush_interval=0.005)
+    threads, per_thread = 6, 120
+    seen: list = []
+    done = threading.Event()
+
+    def reader():
+        cursor = 0
+        while True:
+            finished = done.is_set()
+            with_batch, cursor = log.since(cursor, limit=50)
+            seen.extend(with_batch)
+            if finished and not with_batch:
+                return
+
+    def writer(t: int):
+        for i in range(per_thread):
+            log.emit("t", source=f"w{t}", payload={"t": t, "i": i})
+
+    r = threading.Thread(target=reader)
+    r.start()
+    ws = [threading.Thread(target=writer, args=(t,)) for t in range(threads)]
+    for w in ws:
+        w.start()
+    for w in ws:
+        w.join()
+    assert log.flush(30)
+    done.set()
+    r.join(60)
+    ids = [e.id for e in seen]
+    assert len(ids) == threads * per_thread and len(set(ids)) == len(ids), "the reader skipped or repeated events"
+    assert ids == sorted(ids)
+    for t in range(threads):  # each thread's events: ids strictly increasing in emit order
+        mine = [e.payload["i"] for e in seen if e.payload["t"] == t]
+        assert mine == list(range(per_thread))
+    assert log.stats().batches < threads * per_thread  # batched, not one transaction per event
+    log.close()
+
+
+def test_close_writes_everything_queued_and_later_emits_are_written_at_once(db):
+    log = EventLog(db, flush_interval=60)  # the writer would wait a minute for more: close must not
+    for i in range(25):
+        log.emit("q", payload={"i": i})
+    assert log.close(timeout=30)
+    with db.session() as s:
+        assert [p["i"] for p in s.scalars(select(Event.payload).order_by(Event.id))] == list(range(25))
+    late = log.emit("after-close")
+    assert isinstance(late, int) and log.latest_id() == late
+
+
+def test_a_session_event_sorts_after_what_this_process_queued_before(db, events):
+    from core.work.jobs import HandlerRegistry
+    from core.work.ledger import Ledger
+    from core.work.jobs import JobSpec
+
+    handlers = HandlerRegistry()
+    handlers.register("noop", lambda ctx: None)
+    ledger = Ledger(db, events, handlers)
+    events.emit("before")
+    run_id = ledger.submit_run([JobSpec("noop")])
+    types = [e.type for e in events.since(0)[0]]
+    assert types == ["before", "run.queued"] and run_id
+
+
+def test_a_refused_row_is_dropped_and_reported_and_a_failing_database_loses_nothing(db, monkeypatch):
+    from loguru import logger
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    log = EventLog(db, flush_interval=0.01)
+    real = log._insert_rows
+    failures = {"transient": 2}
+
+    def flaky(conn, rows, want_ids=True):
+        if failures["transient"]:
+            failures["transient"] -= 1
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        if any(r["payload"].get("poison") for r in rows):
+            raise IntegrityError("INSERT", {}, Exception("refused"))
+        return real(conn, rows, want_ids)
+
+    monkeypatch.setattr(log, "_insert_rows", flaky)
+    messages: list[str] = []
+    sink = logger.add(lambda m: messages.append(str(m)), level="WARNING")
+    try:
+        for i in range(10):
+            log.emit("e", payload={"i": i, "poison": i == 4})
+        assert log.flush(30)
+    finally:
+        logger.remove(sink)
+    with db.session() as s:
+        kept = [p["i"] for p in s.scalars(select(Event.payload).order_by(Event.id))]
+    assert kept == [0, 1, 2, 3, 5, 6, 7, 8, 9]  # the transient failures were retried, one row refused
+    st = log.stats()
+    assert st.rejected == 1 and st.written == 9 and st.failures >= 3 and "refused" in st.last_error
+    assert any("refused by the database" in m for m in messages)
+    assert any("retrying" in m for m in messages)
+    log.close()
+
+
+def test_emit_with_wait_returns_the_id_and_an_unserialisable_payload_fails_in_the_caller(events):
+    import pytest
+
+    first = events.emit("a", wait=True)
+    assert isinstance(first, int) and events.emit("b", wait=True) == first + 1
+    with pytest.raises(TypeError):
+        events.emit("bad", payload={"x": object()})

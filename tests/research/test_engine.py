@@ -10,6 +10,7 @@ import pytest
 from core.analysis import TopicError, clean_topic, start_analysis
 from core.infra.config import load_settings
 from core.research.engine import ENGINES, SOCIAL_PLATFORMS, VISUAL_PLATFORMS
+from core.research.results import stored_sources
 from core.corpus.importers import import_records
 from core.work.jobs import COMPLETED, INSUFFICIENT_DATA
 from core.infra.logs import setup_logging
@@ -102,16 +103,19 @@ def test_offline_run_of_three_engines_completes_with_cited_reports(corpus, event
         assert all(p["summary"] for p in result["paragraphs"])
     # Each engine reads its own slice: Media video/image platforms, Query news and web-like ones,
     # Insight social posts and comments -- so no source is cited by two engines
-    platforms = {name: {s["platform"] for s in job.checkpoint["sources"]} for name, job in jobs.items()}
+    srcs = {name: [r.to_dict() for r in stored_sources(corpus, job.id, job.checkpoint)] for name, job in jobs.items()}
+    assert all(srcs.values()) and all("sources" not in job.checkpoint for job in jobs.values())  # stored once, apart
+    assert all(len(srcs[name]) == job.result["n_sources"] for name, job in jobs.items())
+    platforms = {name: {s["platform"] for s in srcs[name]} for name in jobs}
     assert platforms["media"] <= set(VISUAL_PLATFORMS) and platforms["media"]
     assert platforms["query"] <= {"news", "zhihu"} and platforms["query"]
-    assert all(s["platform"] in SOCIAL_PLATFORMS or s["kind"] == "comment" for s in jobs["insight"].checkpoint["sources"])
-    ids = [{s["doc_id"] for s in job.checkpoint["sources"]} for job in jobs.values()]
+    assert all(s["platform"] in SOCIAL_PLATFORMS or s["kind"] == "comment" for s in srcs["insight"])
+    ids = [{s["doc_id"] for s in srcs[name]} for name in jobs]
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
     # Every engine's sources carry a sentiment from the one scorer, and only posts about the topic
-    for job in jobs.values():
-        assert all(s["sentiment"] is not None for s in job.checkpoint["sources"])
-        assert all("武汉大学" not in s["content"] for s in job.checkpoint["sources"])
+    for name in jobs:
+        assert all(s["sentiment"] is not None for s in srcs[name])
+        assert all("武汉大学" not in s["content"] for s in srcs[name])
     # the engine log has one summary-node record per paragraph state, tagged with the run
     lines = (settings.log_dir / "insight.log").read_text(encoding="utf-8").splitlines()
     summaries = [json.loads(l.split("清理后的输出: ", 1)[1]) for l in lines
@@ -297,3 +301,41 @@ def test_insight_keyword_optimiser_adds_phrasings_in_llm_mode(db, events, corpus
     assert optimiser_calls and all(c.node == "KeywordOptimizerNode" for c in optimiser_calls)
     searched = (settings.log_dir / "knowledge_query.log").read_text(encoding="utf-8")
     assert "二手车 保值率" in searched and "提车 降价" in searched, "each phrasing was searched too"
+
+
+def test_a_checkpoint_stores_each_source_once_and_an_older_inline_checkpoint_still_resumes(corpus, events):
+    """Sources go to job_items once each (the checkpoint keeps only their count); a checkpoint written
+    by an older version, with the sources inline, resumes with the same numbers and is then stored
+    the new way."""
+    from sqlalchemy import delete, func, select, update
+
+    from core.infra.models import Job, JobItem
+    from core.work.jobs import INTERRUPTED
+
+    settings = load_settings()
+    sup = make_sup(corpus, events, settings)
+    try:
+        run_id = start_analysis(sup, settings, TOPIC, engines="insight", paragraphs=2, reflections=1, offline=True)
+        assert sup.wait_run(run_id, 120) == COMPLETED
+        job = engine_job(corpus, run_id)
+        n = job.result["n_sources"]
+        with corpus.session() as s:
+            assert s.scalar(select(func.count()).select_from(JobItem).where(JobItem.job_id == job.id)) == n > 0
+        assert "sources" not in job.checkpoint and job.checkpoint["sources_stored"] == n
+        stored = [r.to_dict() for r in stored_sources(corpus, job.id, job.checkpoint)]
+        # Rewrite it as an older version left it: sources inline, the second paragraph unfinished.
+        old_cp = {k: v for k, v in job.checkpoint.items() if k not in ("sources_stored", "report_md")}
+        old_cp["sources"] = stored
+        old_cp["paragraphs"]["1"] = {"summary": "", "sources": [], "searches": [], "reflections_done": 0}
+        with corpus.session() as s:
+            s.execute(delete(JobItem).where(JobItem.job_id == job.id))
+            s.execute(update(Job).where(Job.id == job.id).values(status=INTERRUPTED, checkpoint=old_cp, result=None))
+        assert sup.resume_run(run_id) == [job.id]
+        assert sup.wait_run(run_id, 120) == COMPLETED
+    finally:
+        sup.shutdown(5)
+    job = engine_job(corpus, run_id)
+    again = [r.to_dict() for r in stored_sources(corpus, job.id, job.checkpoint)]
+    assert "sources" not in job.checkpoint and again[:len(stored)] == stored  # same numbers, now in job_items
+    assert len(job.result["paragraphs"]) == 2 and all(p["summary"] for p in job.result["paragraphs"])
+    assert job.attempt == 2

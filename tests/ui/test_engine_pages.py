@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from core.analysis import start_analysis
 from core.corpus.importers import import_records
 from core.infra.logtail import LogTail
+from core.research.results import stored_sources
 from core.work.runs import get_job, get_run, jobs_of
 from tests.conftest import wait_for
 from tests.fakes.openai_server import FakeOpenAI
@@ -97,8 +98,9 @@ def test_each_engine_page_shows_a_completed_offline_run():
         assert all(any(t in m for m in report) for t in titles), (titles, report)
         # the sources table
         [sources] = [df.value for df in at.dataframe if "url" in df.value.columns]
-        assert len(sources) == len(job.checkpoint["sources"]) > 0
-        assert [u or "" for u in sources["url"]] == [d.get("url") or "" for d in job.checkpoint["sources"]]
+        stored = [r.to_dict() for r in stored_sources(rt.db, job.id, job.checkpoint)]
+        assert len(sources) == len(stored) > 0
+        assert [u or "" for u in sources["url"]] == [d.get("url") or "" for d in stored]
         assert any(str(u).startswith("https://example.test/") for u in sources["url"])
         # the live console: this engine's log lines of this run
         [console] = values(at.code)

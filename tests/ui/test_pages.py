@@ -248,7 +248,7 @@ def test_event_feed_shows_new_events_and_keeps_its_cursor_in_session_state():
     feed = at.session_state["k"]
     start = feed.cursor
     assert start == rt.events.latest_id()
-    ids = [rt.events.emit("test.ping", source="test", payload={"n": n}) for n in range(3)]
+    ids = [rt.events.emit("test.ping", source="test", payload={"n": n}, wait=True) for n in range(3)]
     assert ids == sorted(ids) and ids[0] > start
     at.run()
     assert not at.exception

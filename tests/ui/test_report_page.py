@@ -344,8 +344,8 @@ def test_the_live_body_reads_only_new_report_events_after_its_cursor(monkeypatch
     # a second report of the run, other events of the run, then new events of this report
     other = rep.request_report(rt.supervisor, rt.db, run_id)
     rt.events.emit("job.progress", run_id=run_id, source="test", payload={"report_id": rid})
-    new = [rt.events.emit("report.stage", run_id=run_id, source="report", payload={"report_id": rid, "stage": s})
-           for s in ("assemble", "render")]
+    new = [rt.events.emit("report.stage", run_id=run_id, source="report", payload={"report_id": rid, "stage": s},
+                           wait=True) for s in ("assemble", "render")]
     calls.clear()
     render(at)
     feed = at.session_state["k"]
