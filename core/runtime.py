@@ -35,6 +35,7 @@ from core.console.resources import ResourceSampler
 from core.llm.limits import default_limiter
 from core.supervisor import Supervisor, SupervisorConfig
 from core.console.telemetry import TelemetryWriter, set_default_writer
+from core.text.warmup import Warmup, start_warmup
 from core.work.jobs import HandlerRegistry
 
 
@@ -65,6 +66,7 @@ class Runtime:
     alerts: AlertEngine | None = None
     prices: PriceTable | None = None
     health: HealthMonitor | None = None
+    warmup: Warmup | None = None
     _closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -78,7 +80,9 @@ class Runtime:
         return self.supervisor
 
     def new_supervisor(self, config: SupervisorConfig | None = None) -> Supervisor:
-        """A supervisor wired to this runtime's handlers and services (not started)."""
+        """A supervisor wired to this runtime's handlers and services (not started). Jobs will run in
+        this process: the text tooling starts warming up now, on its own thread (once per process)."""
+        self.warmup = start_warmup()
         return Supervisor(self.db, self.events, config or SupervisorConfig.from_settings(self.settings),
                           handlers=self.handlers, settings=self.settings, forum=forum,
                           limits=default_limiter(self.settings.get("SHOAL_LLM_CONCURRENCY")))

@@ -24,13 +24,16 @@ the band: plain news leans positive and "请问…" questions can lean negative.
 
 Public API::
 
-    load_model()            -> SentimentModel (cached; loads lazily on first use)
+    load_model()            -> SentimentModel (loaded once; warmed up at runtime start)
     predict(texts)          -> list[(label, score)]  label 1 = positive (score >= 0.5), 0 = negative;
                                                      score = probability of positive in [0, 1]
     score(text)             -> float                 probability of positive
     classify(texts)         -> list[(positive|neutral|negative, score)]
     label_of(score), neutral_band(), shares(scores), score_documents(docs)
     main_sentiment(stdin, stdout) -> int             one text per line in, "label<TAB>score" out
+
+The shipped model loads once per process (``core.text.warmup.Once``), normally on the runtime's
+warm-up thread before any run needs it.
 
 The text preparation is ``tokenize`` here over ``core.text.clean.clean_text(text, markers=...)``;
 the training script imports it, so training and inference see exactly the same features.
@@ -45,7 +48,6 @@ import logging
 import math
 import re
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable, Sequence
@@ -54,6 +56,7 @@ import numpy as np
 
 from core.text.clean import MODEL_MAX_CHARS, clean_text
 from core.text.jieba_loader import get_jieba
+from core.text.warmup import Once
 
 MODEL_PATH = Path(__file__).resolve().parent / "assets" / "sentiment_model.json.gz"
 MODEL_FORMAT = "shoal-sentiment/1"
@@ -247,20 +250,12 @@ class SentimentModel:
         return out
 
 
-_model: SentimentModel | None = None
-_model_lock = threading.Lock()
-
-
 def load_model(path: str | Path | None = None) -> SentimentModel:
-    """Load the shipped model (cached). A custom ``path`` is loaded fresh and not cached."""
-    global _model
+    """The shipped model, loaded once per process (a caller arriving during the runtime's warm-up
+    waits for its load). A custom ``path`` is loaded fresh and not cached."""
     if path is not None:
         return _read(Path(path))
-    if _model is None:
-        with _model_lock:
-            if _model is None:
-                _model = _read(MODEL_PATH)
-    return _model
+    return _model()
 
 
 def _read(path: Path) -> SentimentModel:
@@ -268,6 +263,9 @@ def _read(path: Path) -> SentimentModel:
         raise FileNotFoundError(f"sentiment model not found at {path}; run scripts/train_sentiment.py")
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         return SentimentModel(json.load(fh))
+
+
+_model: Once[SentimentModel] = Once(lambda: _read(MODEL_PATH), "sentiment model")
 
 
 def predict(texts: Sequence[str]) -> list[tuple[int, float]]:
