@@ -1,5 +1,4 @@
 """Shoal — start an analysis, see the current run, system health and recent runs."""
-import pandas as pd
 import streamlit as st
 
 from core.analysis import MAX_TOPIC_CHARS, TopicError, analyse_anyway, start_analysis
@@ -122,6 +121,8 @@ st.subheader("Recent runs")
 if rt.db.ok:
     recent = list_runs(rt.db, limit=10)
     if recent:
+        import pandas as pd  # only with runs to show: a first start does not load pandas
+
         st.dataframe(pd.DataFrame([{"run": r.id, "status": r.status, "kind": r.kind, "topic": r.topic[:80],
                                     "mode": r.mode, "created": fmt_time(r.created_at),
                                     "duration": fmt_duration(r.duration_s)} for r in recent]),

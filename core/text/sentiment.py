@@ -50,13 +50,14 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable, Sequence
-
-import numpy as np
+from typing import IO, TYPE_CHECKING, Iterable, Sequence
 
 from core.text.clean import MODEL_MAX_CHARS, clean_text
 from core.text.jieba_loader import get_jieba
 from core.text.warmup import Once
+
+if TYPE_CHECKING:  # numpy is imported by the model (on the warm-up thread), not by importing this module
+    import numpy as np
 
 MODEL_PATH = Path(__file__).resolve().parent / "assets" / "sentiment_model.json.gz"
 MODEL_FORMAT = "shoal-sentiment/1"
@@ -175,6 +176,8 @@ class SentimentModel:
     """TF-IDF (sublinear tf, smooth idf, l2 norm) + linear model, computed as scikit-learn does."""
 
     def __init__(self, data: dict):
+        import numpy as np
+
         if data.get("format") != MODEL_FORMAT:
             raise ValueError(f"not a Shoal sentiment model: format={data.get('format')!r}")
         if data.get("preprocess_version") != PREPROCESS_VERSION:
@@ -200,6 +203,8 @@ class SentimentModel:
 
     def decisions(self, texts: Sequence[str]) -> np.ndarray:
         """Logit of positive for each text, computed for the whole batch with numpy."""
+        import numpy as np
+
         index = self.index
         n_docs = len(texts)
         doc_ids: list[int] = []
