@@ -54,7 +54,7 @@ with left:
 with right:
     st.subheader("System health")
 
-    @st.fragment(run_every="15s")
+    @st.fragment(run_every=15)  # seconds as a number: a string makes Streamlit import pandas to parse it
     def health_panel():
         for r in run_checks(rt.settings, rt.db):
             st.markdown(f"{badge(r.status)} **{r.name}** — {r.detail}")
@@ -90,7 +90,7 @@ def coverage_panel(run) -> None:
                 st.success("The engines are running on what matched; the report will open with a coverage warning.")
 
 
-@st.fragment(run_every="2s")
+@st.fragment(run_every=2)  # a number, not "2s": Streamlit parses a string with pandas
 def current_run_panel():
     if not rt.db.ok:
         st.caption("Unavailable while the database is down.")

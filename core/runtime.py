@@ -39,6 +39,12 @@ from core.text.warmup import Warmup, start_warmup
 from core.work.jobs import HandlerRegistry
 
 
+# Loading jieba and the sentiment model holds the interpreter for seconds: begin after the first page
+# has rendered (it measured 2 s slower with the warm-up beside it, bench/cold_start.py), unless a run
+# is submitted before (core.analysis hurries the warm-up).
+WARMUP_DELAY_S = 5.0
+
+
 def build_handlers() -> HandlerRegistry:
     """Every job kind this process can run, and the function that runs it."""
     handlers = HandlerRegistry()
@@ -81,8 +87,9 @@ class Runtime:
 
     def new_supervisor(self, config: SupervisorConfig | None = None) -> Supervisor:
         """A supervisor wired to this runtime's handlers and services (not started). Jobs will run in
-        this process: the text tooling starts warming up now, on its own thread (once per process)."""
-        self.warmup = start_warmup()
+        this process: the text tooling warms up on its own thread (once per process), WARMUP_DELAY_S
+        from now or as soon as a run is submitted."""
+        self.warmup = start_warmup(WARMUP_DELAY_S)
         return Supervisor(self.db, self.events, config or SupervisorConfig.from_settings(self.settings),
                           handlers=self.handlers, settings=self.settings, forum=forum,
                           limits=default_limiter(self.settings.get("SHOAL_LLM_CONCURRENCY")))

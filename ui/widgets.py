@@ -173,6 +173,6 @@ def render_event_feed(key: str, run_id: str | None = None, height: int = 320) ->
     st.caption(f"cursor {feed.cursor} · {len(feed.buffer)} shown (latest {feed.maxlen} kept)")
 
 
-@st.fragment(run_every="2s")
+@st.fragment(run_every=2)  # a number, not "2s": Streamlit parses a string with pandas
 def live_event_feed(key: str, run_id: str | None = None) -> None:
     render_event_feed(key, run_id)

@@ -3,13 +3,19 @@
     Once(load, name)   a value loaded at most once per process, thread-safe: the first caller loads it,
                        callers arriving meanwhile block on that load and get the same object (a load
                        that raises stores nothing: the error goes to the caller, the next call tries again)
-    Warmup(steps)      runs (name, callable) steps in order on one daemon thread: start() (idempotent),
-                       wait(timeout), done, errors, seconds. A failing step is logged and recorded,
+    Warmup(steps)      runs (name, callable) steps in order on one daemon thread: start(delay)
+                       (idempotent), hurry() (load now), wait(timeout), done, errors, seconds.
+                       A failing step is logged and recorded,
                        never raised: the next step still runs, and whoever needs that part loads it
                        (and sees the error) on first use, as without a warm-up
     text_warmup()      the process's Warmup of the text tooling (jieba and its dictionary, part-of-speech
                        tags, the TF-IDF table, the sentiment model); not started
-    start_warmup()     the same, started (core/runtime.py calls it when it starts a supervisor)
+    start_warmup(delay) the same, started (core/runtime.py calls it when it makes a supervisor)
+    hurry_warmup()     load now (core/analysis.py calls it when a run is submitted)
+
+The runtime starts it with a short delay (core.runtime.WARMUP_DELAY_S): loading jieba holds the
+interpreter for seconds, and the first page, rendering in the same process, must not wait behind
+it. A run submitted earlier ends the delay at once.
 
 A run that starts before the warm-up is over waits for it once, and only for the parts it uses: its
 first call of `get_jieba()` (or `get_posseg`, `idf_table`, `load_model`) blocks on the warm-up's
@@ -26,7 +32,7 @@ from loguru import logger
 
 T = TypeVar("T")
 
-__all__ = ["Once", "Warmup", "text_warmup", "start_warmup", "TEXT_STEPS"]
+__all__ = ["Once", "Warmup", "text_warmup", "start_warmup", "hurry_warmup", "TEXT_STEPS"]
 
 
 class Once(Generic[T]):
@@ -80,6 +86,8 @@ class Warmup:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
+        self._go = threading.Event()
+        self._delay = 0.0
         self.errors: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
 
@@ -91,11 +99,13 @@ class Warmup:
     def done(self) -> bool:
         return self._done.is_set()
 
-    def start(self) -> "Warmup":
-        """Start the thread, the first time only. A thread that cannot start is logged, not raised:
-        everything then loads on first use, as without a warm-up."""
+    def start(self, delay: float = 0.0) -> "Warmup":
+        """Start the thread, the first time only; it begins loading after `delay` seconds, or at once
+        when `hurry()` is called. A thread that cannot start is logged, not raised: everything then
+        loads on first use, as without a warm-up."""
         with self._lock:
             if self._thread is None:
+                self._delay = max(0.0, float(delay))
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 try:
                     self._thread.start()
@@ -105,6 +115,11 @@ class Warmup:
                     self._done.set()
         return self
 
+    def hurry(self) -> "Warmup":
+        """Begin loading now: end a start delay, or start the thread without one."""
+        self._go.set()
+        return self.start()
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every step has run (True), or `timeout` seconds pass (False). Never started: False."""
         if self._thread is None:
@@ -112,6 +127,8 @@ class Warmup:
         return self._done.wait(timeout)
 
     def _run(self) -> None:
+        if self._delay:
+            self._go.wait(self._delay)
         began = time.perf_counter()
         try:
             for name, step in self.steps:
@@ -171,6 +188,11 @@ def text_warmup() -> Warmup:
         return _process_warmup
 
 
-def start_warmup() -> Warmup:
-    """Start the text warm-up on its daemon thread (once per process) and return it."""
-    return text_warmup().start()
+def start_warmup(delay: float = 0.0) -> Warmup:
+    """Start the text warm-up on its daemon thread (once per process), loading after `delay` seconds."""
+    return text_warmup().start(delay)
+
+
+def hurry_warmup() -> Warmup:
+    """A run is starting: the text warm-up loads now (started if it was not)."""
+    return text_warmup().hurry()

@@ -117,6 +117,33 @@ def test_a_warmup_starts_one_thread_however_often_it_is_started():
     assert warm.wait(10) and loader.calls == 1
 
 
+def test_a_delayed_warmup_waits_until_hurried():
+    loader = SlowLoader()
+    loader.release.set()
+    once = Once(loader)
+    warm = Warmup([("slow", once)], name="test-delayed-warmup").start(delay=3600)
+    assert warm.started and not warm.wait(0.2) and loader.calls == 0  # still in its delay
+    warm.hurry()  # a run was submitted: load now
+    assert warm.wait(30) and loader.calls == 1 and once.loaded
+
+
+def test_submitting_an_analysis_hurries_the_warmup(monkeypatch):
+    from core import analysis
+
+    hurried = []
+    monkeypatch.setattr(analysis, "hurry_warmup", lambda: hurried.append(1))
+
+    class FakeSupervisor:
+        def submit_run(self, jobs, **kw):
+            assert hurried, "the warm-up must be hurried before the run's jobs can be claimed"
+            return "run1"
+
+    from core.infra.config import load_settings
+
+    assert analysis.start_analysis(FakeSupervisor(), load_settings(), "新能源汽车", ["insight"], offline=True) == "run1"
+    assert hurried == [1]
+
+
 def test_the_text_warmup_covers_jieba_its_dictionaries_and_the_sentiment_model(monkeypatch):
     loaders = {"jieba": SlowLoader(), "posseg": SlowLoader(), "idf": SlowLoader(), "model": SlowLoader()}
     for loader in loaders.values():
@@ -166,6 +193,8 @@ def test_the_runtime_starts_the_warmup_once_per_process(monkeypatch, tmp_path):
     rt = runtime_mod.build_runtime(console_log=False)
     try:
         assert rt.supervisor is not None and rt.warmup is fresh and fresh.started
+        assert runtime_mod.WARMUP_DELAY_S > 0 and fresh._delay == runtime_mod.WARMUP_DELAY_S
+        fresh.hurry()  # (what submitting a run does; otherwise it loads after the delay)
         assert fresh.wait(10) and loader.calls == 1
         rt.new_supervisor()  # a second supervisor in the same process: no second warm-up
         assert rt.warmup is fresh and loader.calls == 1
