@@ -1,5 +1,4 @@
 """Shoal — start an analysis, see the current run, system health and recent runs."""
-import pandas as pd
 import streamlit as st
 
 from core.analysis import MAX_TOPIC_CHARS, TopicError, analyse_anyway, start_analysis
@@ -55,7 +54,7 @@ with left:
 with right:
     st.subheader("System health")
 
-    @st.fragment(run_every="15s")
+    @st.fragment(run_every=15)  # seconds as a number: a string makes Streamlit import pandas to parse it
     def health_panel():
         for r in run_checks(rt.settings, rt.db):
             st.markdown(f"{badge(r.status)} **{r.name}** — {r.detail}")
@@ -91,7 +90,7 @@ def coverage_panel(run) -> None:
                 st.success("The engines are running on what matched; the report will open with a coverage warning.")
 
 
-@st.fragment(run_every="2s")
+@st.fragment(run_every=2)  # a number, not "2s": Streamlit parses a string with pandas
 def current_run_panel():
     if not rt.db.ok:
         st.caption("Unavailable while the database is down.")
@@ -122,6 +121,8 @@ st.subheader("Recent runs")
 if rt.db.ok:
     recent = list_runs(rt.db, limit=10)
     if recent:
+        import pandas as pd  # only with runs to show: a first start does not load pandas
+
         st.dataframe(pd.DataFrame([{"run": r.id, "status": r.status, "kind": r.kind, "topic": r.topic[:80],
                                     "mode": r.mode, "created": fmt_time(r.created_at),
                                     "duration": fmt_duration(r.duration_s)} for r in recent]),

@@ -24,6 +24,7 @@ from core.work.jobs import INSUFFICIENT_DATA, JobContext, JobSpec
 from core.infra.models import Run
 from core.research.coverage import Coverage
 from core.text.clean import has_cjk
+from core.text.warmup import hurry_warmup
 
 MAX_TOPIC_CHARS = 200
 ENGINE_NAMES = tuple(ENGINES)
@@ -99,6 +100,7 @@ def start_analysis(supervisor, settings: Settings, topic: str, engines=None, *, 
     params = analysis_params(settings, engines, paragraphs=paragraphs, reflections=reflections,
                              report_type=report_type, offline=offline, force_report=force_report)
     jobs = analysis_jobs(engines, settings["FORUM_BETTAFISH_LOG_DIR"])
+    hurry_warmup()  # the engines will need jieba and the sentiment model: load them now, once
     run_id = supervisor.submit_run(jobs, kind="analysis", topic=topic, params=params,
                                    mode="offline" if params["offline"] else "llm")
     telemetry.record("run.submitted", run_id=run_id, payload={"engines": list(engines), "topic_chars": len(topic),
@@ -112,6 +114,7 @@ def rerun_engine(supervisor, run_id: str, engine: str) -> str:
     """Run one engine again (or for the first time) within an existing run; returns the new job id."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine}")
+    hurry_warmup()
     (job_id,) = supervisor.add_jobs(run_id, [JobSpec(kind=engine, name=engine)])
     report_engine.wait_also_for(supervisor, supervisor.db, run_id, job_id)  # a pending report waits for it too
     return job_id

@@ -35,7 +35,14 @@ from core.console.resources import ResourceSampler
 from core.llm.limits import default_limiter
 from core.supervisor import Supervisor, SupervisorConfig
 from core.console.telemetry import TelemetryWriter, set_default_writer
+from core.text.warmup import Warmup, start_warmup
 from core.work.jobs import HandlerRegistry
+
+
+# Loading jieba and the sentiment model holds the interpreter for seconds: begin after the first page
+# has rendered (it measured 2 s slower with the warm-up beside it, bench/cold_start.py), unless a run
+# is submitted before (core.analysis hurries the warm-up).
+WARMUP_DELAY_S = 5.0
 
 
 def build_handlers() -> HandlerRegistry:
@@ -65,6 +72,7 @@ class Runtime:
     alerts: AlertEngine | None = None
     prices: PriceTable | None = None
     health: HealthMonitor | None = None
+    warmup: Warmup | None = None
     _closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -78,7 +86,10 @@ class Runtime:
         return self.supervisor
 
     def new_supervisor(self, config: SupervisorConfig | None = None) -> Supervisor:
-        """A supervisor wired to this runtime's handlers and services (not started)."""
+        """A supervisor wired to this runtime's handlers and services (not started). Jobs will run in
+        this process: the text tooling warms up on its own thread (once per process), WARMUP_DELAY_S
+        from now or as soon as a run is submitted."""
+        self.warmup = start_warmup(WARMUP_DELAY_S)
         return Supervisor(self.db, self.events, config or SupervisorConfig.from_settings(self.settings),
                           handlers=self.handlers, settings=self.settings, forum=forum,
                           limits=default_limiter(self.settings.get("SHOAL_LLM_CONCURRENCY")))

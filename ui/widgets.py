@@ -4,7 +4,6 @@ from __future__ import annotations
 import hmac
 from datetime import datetime
 
-import pandas as pd
 import streamlit as st
 
 from core.console import telemetry
@@ -128,6 +127,8 @@ def run_picker(rt: Runtime, key: str, kind: str | None = None, label: str = "Run
 
 
 def jobs_table(rt: Runtime, run_id: str) -> None:
+    import pandas as pd  # not at the top: a page without a table does not load pandas
+
     jobs = job_summaries(rt.db, run_id)
     if not jobs:
         st.caption("This run has no jobs.")
@@ -163,6 +164,8 @@ def render_event_feed(key: str, run_id: str | None = None, height: int = 320) ->
     if not feed.buffer:
         st.caption("No events yet.")
         return
+    import pandas as pd  # here, not at the top: a Home with nothing to list does not load pandas
+
     rows = [{"id": e.id, "time": e.ts.strftime("%H:%M:%S"), "type": e.type, "source": e.source,
              "run": e.run_id or "", "job": e.job_id or "", "trace": e.trace_id,
              "detail": ", ".join(f"{k}={v}" for k, v in list(e.payload.items())[:4])} for e in reversed(feed.buffer)]
@@ -170,6 +173,6 @@ def render_event_feed(key: str, run_id: str | None = None, height: int = 320) ->
     st.caption(f"cursor {feed.cursor} · {len(feed.buffer)} shown (latest {feed.maxlen} kept)")
 
 
-@st.fragment(run_every="2s")
+@st.fragment(run_every=2)  # a number, not "2s": Streamlit parses a string with pandas
 def live_event_feed(key: str, run_id: str | None = None) -> None:
     render_event_feed(key, run_id)

@@ -20,10 +20,12 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import pandas as pd
 import psutil
+
+if TYPE_CHECKING:  # pandas is imported inside the functions that build frames: a page (or the runtime)
+    import pandas as pd  # that builds none does not load it
 
 SAMPLE_KEYS = ("ts", "cpu_percent", "memory_percent", "memory_used_bytes", "memory_total_bytes", "disk_percent",
                "disk_free_bytes", "net_sent_bps", "net_recv_bps", "process_rss_bytes", "process_threads",
@@ -135,6 +137,7 @@ class ResourceSampler:
 
     def frame(self) -> pd.DataFrame:
         """The history as a DataFrame with `time` (naive UTC datetime) for charts."""
+        import pandas as pd
         frame = pd.DataFrame(self.samples(), columns=list(SAMPLE_KEYS))
         frame.insert(1, "time", pd.to_datetime(frame["ts"], unit="s"))
         return frame

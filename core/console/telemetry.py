@@ -30,9 +30,8 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import pandas as pd
 from loguru import logger
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -41,6 +40,9 @@ from core.infra.db import Database, DatabaseUnavailable, explain
 from core.infra.models import TelemetryEvent, from_epoch
 from core.infra.redact import MASK, is_secret_key, redact
 from core.infra.tracing import current_trace_id
+
+if TYPE_CHECKING:  # pandas is imported inside the functions that build frames: a page (or the runtime)
+    import pandas as pd  # that builds none does not load it
 
 MAX_BACKOFF = 2.0
 _now = time.time
@@ -326,6 +328,7 @@ def query_telemetry(db: Database, *, types: str | Iterable[str] | None = None, r
     """Telemetry events newest first. `trace_id` matches as a prefix (a run's trace shows its
     children); since/until are naive UTC. A database problem gives an empty frame with
     `attrs["error"]`."""
+    import pandas as pd
     from core.console.usage import like_prefix  # local: usage imports nothing from here, but keep the graph simple
 
     stmt = select(*(getattr(TelemetryEvent, c) for c in TELEMETRY_COLUMNS)).order_by(TelemetryEvent.id.desc())

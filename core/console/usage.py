@@ -23,14 +23,16 @@ Reading functions never raise for a database problem: they return an empty frame
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
-import pandas as pd
 from sqlalchemy import case, func, select
 
 from core.infra.db import Database, explain
 from core.infra.models import Event, LlmCall
 from core.llm.pricing import UNPRICED, PriceTable, default_table
+
+if TYPE_CHECKING:  # pandas is imported inside the functions that build frames: a page (or the runtime)
+    import pandas as pd  # that builds none does not load it
 
 COLUMNS = ["ts", "run_id", "role", "model", "node", "input_tokens", "output_tokens", "latency_ms", "ttft_ms",
            "retries", "status", "error_kind", "trace_id", "provider", "job_id"]
@@ -39,6 +41,7 @@ PERIODS = ("hour", "day", "week", "month", "all")
 
 
 def _empty(columns: Sequence[str], error: str = "") -> pd.DataFrame:
+    import pandas as pd
     frame = pd.DataFrame(columns=list(columns))
     if error:
         frame.attrs["error"] = error
@@ -54,6 +57,7 @@ def llm_calls_frame(db: Database, run_id: str | None = None, role: str | None = 
                     trace_prefix: str | None = None) -> pd.DataFrame:
     """LLM call rows, newest first, at most `limit`. A database problem gives an empty frame
     with `attrs["error"]`."""
+    import pandas as pd
     stmt = select(*(getattr(LlmCall, c) for c in COLUMNS)).order_by(LlmCall.id.desc()).limit(limit)
     if run_id:
         stmt = stmt.where(LlmCall.run_id == run_id)
@@ -82,6 +86,7 @@ def like_prefix(prefix: str) -> str:
 
 def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy with the types the aggregations rely on (a frame built by hand may lack columns)."""
+    import pandas as pd
     f = frame.copy()
     for col in COLUMNS:
         if col not in f.columns:
@@ -101,6 +106,7 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
 def bucket(ts: pd.Series, period: str) -> pd.Series:
     """The start of each time's bucket: 'hour', 'day', 'week' (Monday), 'month', or any pandas
     fixed frequency such as '5min' or '15min'."""
+    import pandas as pd
     ts = pd.to_datetime(ts, errors="coerce")
     if period == "month":
         return ts.dt.to_period("M").dt.start_time
@@ -129,6 +135,7 @@ def with_cost(frame: pd.DataFrame, prices: PriceTable | None = None) -> pd.DataF
 
 def cost_label(cost: float | None, unpriced_calls: int = 0, calls: int | None = None) -> str:
     """"$0.0123", "unpriced", or "$0.0123 + unpriced" when only part of the calls has a price."""
+    import pandas as pd
     if cost is None or pd.isna(cost) or (calls is not None and unpriced_calls >= calls and calls > 0):
         return UNPRICED
     text = f"${cost:,.4f}"
@@ -166,6 +173,7 @@ def usage_table(frame: pd.DataFrame, prices: PriceTable | None = None, *, period
 
 def usage_by_model(frame: pd.DataFrame) -> pd.DataFrame:
     """Calls, tokens, errors and latency percentiles per role × model."""
+    import pandas as pd
     if frame.empty:
         return pd.DataFrame(columns=["role", "model", "calls", "errors", "input_tokens", "output_tokens",
                                      "p50_ms", "p95_ms", "ttft_p50_ms"])
@@ -185,6 +193,7 @@ LATENCY_COLUMNS = ["calls", "p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms", "
 
 def percentiles(values: Iterable[float], qs: Sequence[float] = QUANTILES) -> dict[float, float | None]:
     """Linear-interpolated percentiles of the non-missing values; None for each when there are none."""
+    import pandas as pd
     s = pd.to_numeric(pd.Series(list(values), dtype="float64"), errors="coerce").dropna()
     if s.empty:
         return {q: None for q in qs}
@@ -193,6 +202,7 @@ def percentiles(values: Iterable[float], qs: Sequence[float] = QUANTILES) -> dic
 
 def latency_table(frame: pd.DataFrame, by: Sequence[str] = ("role", "model"), *, ok_only: bool = False) -> pd.DataFrame:
     """Latency and time-to-first-token percentiles per `by` (TTFT only over calls that streamed)."""
+    import pandas as pd
     keys = list(by)
     if frame is None or frame.empty:
         return _empty(keys + LATENCY_COLUMNS)
@@ -250,6 +260,7 @@ RETRY_COLUMNS = ["ts", "run_id", "job_id", "type", "policy", "op", "kind", "atte
 def retry_events_frame(db: Database, *, since: datetime | None = None, until: datetime | None = None,
                        run_id: str | None = None, limit: int = 20_000) -> pd.DataFrame:
     """`retry` and `retry.gave_up` events (core.infra.retry), newest first: one row per retry or give-up."""
+    import pandas as pd
     stmt = select(Event.ts, Event.run_id, Event.job_id, Event.type, Event.payload, Event.trace_id).where(
         Event.type.in_(["retry", "retry.gave_up"])).order_by(Event.id.desc()).limit(limit)
     if since is not None:

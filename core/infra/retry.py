@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import email.utils
 import math
+import sys
 import threading
 import time
 from collections import Counter
@@ -100,21 +101,33 @@ DATABASE = RetryPolicy("database", max_attempts=5, max_seconds=15.0, initial_wai
 # Classification
 
 def _classes(module: str, *names: str) -> tuple[type, ...]:
-    """Exception classes from an optional module (httpx2 is openai's transport, may be absent)."""
-    try:
-        mod = __import__(module)
-    except ImportError:
+    """Exception classes of an optional package (httpx; httpx2, openai's transport; openai), read
+    from ``sys.modules`` and never imported here: no exception of a package nobody imported can
+    exist, and importing openai would cost every first page a second even offline."""
+    mod = sys.modules.get(module)
+    if mod is None:
         return ()
-    return tuple(getattr(mod, n) for n in names if isinstance(getattr(mod, n, None), type))
+    return tuple(c for n in names if isinstance(c := getattr(mod, n, None), type))
 
 
-_TIMEOUTS: tuple[type, ...] = (TimeoutError,) + _classes("httpx", "TimeoutException") \
-    + _classes("httpx2", "TimeoutException") + _classes("openai", "APITimeoutError")
-_TRANSPORT: tuple[type, ...] = _classes("httpx", "TransportError") + _classes("httpx2", "TransportError")
-# Our own mistakes, not the network's: a bad URL scheme or a request we built wrong.
-_TRANSPORT_PERMANENT: tuple[type, ...] = _classes("httpx", "UnsupportedProtocol", "LocalProtocolError") \
-    + _classes("httpx2", "UnsupportedProtocol", "LocalProtocolError")
-_CONNECTION: tuple[type, ...] = (ConnectionError,) + _classes("openai", "APIConnectionError")
+def _timeouts() -> tuple[type, ...]:
+    return (TimeoutError,) + _classes("httpx", "TimeoutException") + _classes("httpx2", "TimeoutException") \
+        + _classes("openai", "APITimeoutError")
+
+
+def _transport() -> tuple[type, ...]:
+    return _classes("httpx", "TransportError") + _classes("httpx2", "TransportError")
+
+
+def _transport_permanent() -> tuple[type, ...]:
+    """Our own mistakes, not the network's: a bad URL scheme or a request we built wrong."""
+    return _classes("httpx", "UnsupportedProtocol", "LocalProtocolError") \
+        + _classes("httpx2", "UnsupportedProtocol", "LocalProtocolError")
+
+
+def _connection() -> tuple[type, ...]:
+    return (ConnectionError,) + _classes("openai", "APIConnectionError")
+
 
 # MySQL/MariaDB error codes that go away by themselves: lock wait timeout, deadlock, too many
 # connections, can't connect, server gone away, lost connection (several flavours), killed/idle.
@@ -192,14 +205,14 @@ def classify(exc: BaseException) -> str | None:
     'database'), or None when retrying cannot help."""
     if not isinstance(exc, Exception):
         return None  # KeyboardInterrupt, SystemExit, cancellation
-    if isinstance(exc, _TIMEOUTS):
+    if isinstance(exc, _timeouts()):
         return "timeout"
     status = _status_of(exc)
     if status is not None:
         return _status_kind(status)
-    if isinstance(exc, _TRANSPORT):
-        return None if isinstance(exc, _TRANSPORT_PERMANENT) else "connection"
-    if isinstance(exc, _CONNECTION):
+    if isinstance(exc, _transport()):
+        return None if isinstance(exc, _transport_permanent()) else "connection"
+    if isinstance(exc, _connection()):
         return "connection"
     return _database_kind(exc)
 

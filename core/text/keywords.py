@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterable, Sequence
 
-import numpy as np
-
 from core.text.clean import has_cjk
 from core.text.jieba_loader import get_jieba, get_posseg, idf_table
 from core.text.stopwords import STOPWORDS
@@ -448,6 +446,8 @@ def rank_sentences(sentences: Sequence[str], keyword_weights: dict[str, float] |
     n = len(sentences)
     if n == 0:
         return []
+    import numpy as np  # here: importing the keyword helpers (a page, the runtime) does not load numpy
+
     word_sets = [set(words(s)) for s in sentences]
     vocab: dict[str, int] = {}
     for ws in word_sets:

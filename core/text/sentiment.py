@@ -24,13 +24,16 @@ the band: plain news leans positive and "请问…" questions can lean negative.
 
 Public API::
 
-    load_model()            -> SentimentModel (cached; loads lazily on first use)
+    load_model()            -> SentimentModel (loaded once; warmed up at runtime start)
     predict(texts)          -> list[(label, score)]  label 1 = positive (score >= 0.5), 0 = negative;
                                                      score = probability of positive in [0, 1]
     score(text)             -> float                 probability of positive
     classify(texts)         -> list[(positive|neutral|negative, score)]
     label_of(score), neutral_band(), shares(scores), score_documents(docs)
     main_sentiment(stdin, stdout) -> int             one text per line in, "label<TAB>score" out
+
+The shipped model loads once per process (``core.text.warmup.Once``), normally on the runtime's
+warm-up thread before any run needs it.
 
 The text preparation is ``tokenize`` here over ``core.text.clean.clean_text(text, markers=...)``;
 the training script imports it, so training and inference see exactly the same features.
@@ -45,15 +48,16 @@ import logging
 import math
 import re
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable, Sequence
-
-import numpy as np
+from typing import IO, TYPE_CHECKING, Iterable, Sequence
 
 from core.text.clean import MODEL_MAX_CHARS, clean_text
 from core.text.jieba_loader import get_jieba
+from core.text.warmup import Once
+
+if TYPE_CHECKING:  # numpy is imported by the model (on the warm-up thread), not by importing this module
+    import numpy as np
 
 MODEL_PATH = Path(__file__).resolve().parent / "assets" / "sentiment_model.json.gz"
 MODEL_FORMAT = "shoal-sentiment/1"
@@ -172,6 +176,8 @@ class SentimentModel:
     """TF-IDF (sublinear tf, smooth idf, l2 norm) + linear model, computed as scikit-learn does."""
 
     def __init__(self, data: dict):
+        import numpy as np
+
         if data.get("format") != MODEL_FORMAT:
             raise ValueError(f"not a Shoal sentiment model: format={data.get('format')!r}")
         if data.get("preprocess_version") != PREPROCESS_VERSION:
@@ -197,6 +203,8 @@ class SentimentModel:
 
     def decisions(self, texts: Sequence[str]) -> np.ndarray:
         """Logit of positive for each text, computed for the whole batch with numpy."""
+        import numpy as np
+
         index = self.index
         n_docs = len(texts)
         doc_ids: list[int] = []
@@ -247,20 +255,12 @@ class SentimentModel:
         return out
 
 
-_model: SentimentModel | None = None
-_model_lock = threading.Lock()
-
-
 def load_model(path: str | Path | None = None) -> SentimentModel:
-    """Load the shipped model (cached). A custom ``path`` is loaded fresh and not cached."""
-    global _model
+    """The shipped model, loaded once per process (a caller arriving during the runtime's warm-up
+    waits for its load). A custom ``path`` is loaded fresh and not cached."""
     if path is not None:
         return _read(Path(path))
-    if _model is None:
-        with _model_lock:
-            if _model is None:
-                _model = _read(MODEL_PATH)
-    return _model
+    return _model()
 
 
 def _read(path: Path) -> SentimentModel:
@@ -268,6 +268,9 @@ def _read(path: Path) -> SentimentModel:
         raise FileNotFoundError(f"sentiment model not found at {path}; run scripts/train_sentiment.py")
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         return SentimentModel(json.load(fh))
+
+
+_model: Once[SentimentModel] = Once(lambda: _read(MODEL_PATH), "sentiment model")
 
 
 def predict(texts: Sequence[str]) -> list[tuple[int, float]]:

@@ -1,0 +1,37 @@
+"""Large packages load where they are used, not on every first page: importing what Home.py imports
+(streamlit, the runtime, the widgets) and the runtime itself loads neither openai, nor pandas, numpy
+or jieba (the runtime's warm-up thread loads jieba and numpy; the LLM client and the data pages
+import openai and pandas when they run). Checked in a fresh interpreter, by `sys.modules`."""
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LAZY = ("openai", "pandas", "numpy", "jieba", "pyarrow", "altair")
+
+
+def loaded_after(code: str) -> list[str]:
+    probe = code + f"\nimport json, sys\nprint(json.dumps(sorted(m for m in {LAZY!r} if m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_runtime_imports_no_large_package_it_does_not_use():
+    assert loaded_after("import core.runtime") == []
+
+
+def test_home_pages_imports_load_no_large_package():
+    tree = ast.parse((ROOT / "Home.py").read_text(encoding="utf-8"))
+    imports = "\n".join(ast.unparse(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)))
+    assert "core.analysis" in imports and "ui.widgets" in imports
+    assert loaded_after(imports) == []
+
+
+def test_the_probe_sees_a_package_that_is_imported():
+    assert loaded_after("import core.text.sentiment as s\ns.score(\"今天很开心\")") == ["jieba", "numpy"]
