@@ -9,8 +9,8 @@ fails is not cached (the error frame or exception reaches the page as before).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import streamlit as st
 from sqlalchemy import func, select
 
@@ -20,9 +20,13 @@ from core.infra.db import Database
 from core.infra.models import Event, LlmCall, Post, utcnow
 from core.runtime import Runtime
 
+if TYPE_CHECKING:  # pandas loads where a frame is built (core.console.usage), not with Home's imports
+    import pandas as pd
+
 CORPUS_TTL_S = 10
 USAGE_TTL_S = 10
-_TTL = f"{CORPUS_TTL_S}s"
+# TTLs in seconds, not "10s": Streamlit parses a duration string with pandas, which Home does not need.
+_TTL = CORPUS_TTL_S
 
 
 def _newest_id(db: Database, model) -> int:
@@ -64,7 +68,7 @@ class _Uncached(Exception):
         self.frame = frame
 
 
-@st.cache_data(ttl=f"{USAGE_TTL_S}s", show_spinner=False, max_entries=32)
+@st.cache_data(ttl=USAGE_TTL_S, show_spinner=False, max_entries=32)
 def _llm_calls(_db: Database, url: str, window_s: float | None, limit: int, newest: int) -> pd.DataFrame:
     since = utcnow() - timedelta(seconds=window_s) if window_s else None
     frame = llm_calls_frame(_db, since=since, limit=limit)
@@ -73,7 +77,7 @@ def _llm_calls(_db: Database, url: str, window_s: float | None, limit: int, newe
     return frame
 
 
-@st.cache_data(ttl=f"{USAGE_TTL_S}s", show_spinner=False, max_entries=32)
+@st.cache_data(ttl=USAGE_TTL_S, show_spinner=False, max_entries=32)
 def _retry_events(_db: Database, url: str, window_s: float | None, newest: int) -> pd.DataFrame:
     since = utcnow() - timedelta(seconds=window_s) if window_s else None
     frame = retry_events_frame(_db, since=since)

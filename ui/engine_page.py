@@ -82,7 +82,7 @@ def controls(rt, run: RunView, job: JobSummary | None, engine: str) -> None:
     c3.markdown(f"Run `{run.id}` · {badge(run.status)} · {run.topic[:60]} · mode **{run.mode}**")
 
 
-@st.fragment(run_every="2s")
+@st.fragment(run_every=2)
 def live_state(engine: str, run_id: str, job_id: str) -> None:
     render_state(engine, run_id, job_id)
 
@@ -140,7 +140,7 @@ def render_state(engine: str, run_id: str, job_id: str) -> None:
             st.caption("No sources yet.")
 
 
-@st.fragment(run_every="2s")
+@st.fragment(run_every=2)
 def console(engine: str, run: RunView) -> None:
     render_console(engine, run)
 

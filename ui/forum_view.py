@@ -203,7 +203,7 @@ def render_transcript(key: str, run_id: str, sources: tuple[str, ...] | None = N
                   if total > len(feed.buffer) else ""))
 
 
-@st.fragment(run_every="2s")
+@st.fragment(run_every=2)
 def live_transcript(key: str, run_id: str, sources: tuple[str, ...] | None = None, host_every: int = 5,
                     live_host: bool = True, follow: bool = False) -> None:
     render_transcript(key, run_id, sources, host_every, live_host, follow)

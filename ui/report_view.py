@@ -221,7 +221,7 @@ def render_live(key: str, run_id: str, report_id: str, *, shown_status: str | No
     st.caption(f"cursor {feed.cursor} · {len(feed.buffer)} event(s) shown (latest {feed.maxlen} kept)")
 
 
-@st.fragment(run_every="2s")
+@st.fragment(run_every=2)
 def live_report(key: str, run_id: str, report_id: str, shown_status: str | None = None,
                 can_cancel: bool = False) -> None:
     render_live(key, run_id, report_id, shown_status=shown_status, can_cancel=can_cancel)

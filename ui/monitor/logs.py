@@ -41,7 +41,7 @@ def show_logs(rt: Runtime, key: str) -> None:
                text or None)
 
 
-@st.fragment(run_every="3s")
+@st.fragment(run_every=3)
 def _logs_live(key: str, engine: str | None, min_level: str | None, trace: str | None, text: str | None) -> None:
     render_logs(get_runtime(), key, engine=engine, min_level=min_level, trace=trace, text=text)
 

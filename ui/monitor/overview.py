@@ -28,7 +28,7 @@ def show_overview(rt: Runtime, key: str) -> None:
     live_event_feed(f"{key}_events")
 
 
-@st.fragment(run_every="5s")
+@st.fragment(run_every=5)
 def _overview_live(key: str) -> None:
     render_overview(get_runtime(), key)
 

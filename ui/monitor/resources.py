@@ -17,7 +17,7 @@ def show_resources(rt: Runtime, key: str) -> None:
     _resources_live(key)
 
 
-@st.fragment(run_every="10s")
+@st.fragment(run_every=10)
 def _resources_live(key: str) -> None:
     render_resources(get_runtime(), key)
 
