@@ -84,12 +84,11 @@ def main() -> int:
     assert rt.ok, rt.problems
     warm = {}
     try:
-        from core.corpus import search as corpus
-        from core.text import sentiment
-        from core.text import keywords as textstats
+        from core.text import jieba_loader, sentiment
 
-        for name, fn in (("jieba dictionary (search segmentation)", corpus._jieba),
-                         ("jieba posseg + TF-IDF table (keywords)", textstats._jieba),
+        for name, fn in (("jieba dictionary (search segmentation)", jieba_loader.get_jieba),
+                         ("jieba posseg + TF-IDF table (keywords)",
+                          lambda: (jieba_loader.get_posseg(), jieba_loader.idf_table())),
                          ("sentiment model", sentiment.load_model)):
             t0 = time.perf_counter()
             fn()
