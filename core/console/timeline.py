@@ -28,6 +28,7 @@ from sqlalchemy import select
 from core.infra.db import Database
 from core.infra.models import Event, Job, from_epoch, utcnow
 from core.work.states import JobState
+from core.infra.events import flush_queued
 
 TIMELINE_COLUMNS = ["kind", "engine", "paragraph", "node", "lane", "job_id", "trace_id", "start", "end", "ms",
                     "status"]
@@ -61,6 +62,7 @@ def _number(value) -> float | None:
 def run_timeline(db: Database, run_id: str, *, now: datetime | None = None, limit: int = 20_000) -> pd.DataFrame:
     """The run's job and node bars, ordered by start. Never raises: an empty frame with
     attrs["error"] when the database cannot be read."""
+    flush_queued(db)  # this process's queued events first: this reads the table directly
     now = now or utcnow()
     try:
         with db.session() as s:

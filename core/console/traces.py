@@ -32,6 +32,7 @@ from core.infra.db import Database
 from core.console.logview import ENTRY_COLUMNS, scan_file_for
 from core.infra.models import Event, ForumMessage, Job, LlmCall, Report, Run, TelemetryEvent
 from core.console.usage import like_prefix
+from core.infra.events import flush_queued
 
 MAX_LOG_BYTES = 8 * 2**20
 MIN_TRACE_CHARS = 4
@@ -69,6 +70,8 @@ def trace_bundle(db: Database | None, trace_id: str, log_dir: str | Path | None,
         out["problems"].append(f"give a trace id of at least {MIN_TRACE_CHARS} characters")
         return out
     pattern = like_prefix(trace_id)
+    if db is not None:
+        flush_queued(db)  # this process's queued events first: the bundle reads the tables directly
     if db is None:
         out["problems"].append("no database")
     else:

@@ -30,6 +30,7 @@ from sqlalchemy import case, func, select
 from core.infra.db import Database, explain
 from core.infra.models import Event, LlmCall
 from core.llm.pricing import UNPRICED, PriceTable, default_table
+from core.infra.events import flush_queued
 
 if TYPE_CHECKING:  # pandas is imported inside the functions that build frames: a page (or the runtime)
     import pandas as pd  # that builds none does not load it
@@ -260,6 +261,7 @@ RETRY_COLUMNS = ["ts", "run_id", "job_id", "type", "policy", "op", "kind", "atte
 def retry_events_frame(db: Database, *, since: datetime | None = None, until: datetime | None = None,
                        run_id: str | None = None, limit: int = 20_000) -> pd.DataFrame:
     """`retry` and `retry.gave_up` events (core.infra.retry), newest first: one row per retry or give-up."""
+    flush_queued(db)  # this process's queued events first: this reads the table directly
     import pandas as pd
     stmt = select(Event.ts, Event.run_id, Event.job_id, Event.type, Event.payload, Event.trace_id).where(
         Event.type.in_(["retry", "retry.gave_up"])).order_by(Event.id.desc()).limit(limit)

@@ -96,6 +96,15 @@ class EventLogStats:
         return asdict(self)
 
 
+def flush_queued(db, timeout: float | None = None) -> None:
+    """Write what this process has queued for `db`'s database, through any EventLog: for readers
+    that query the events table with their own SQL (the console's views) and must see this
+    process's own emits."""
+    for log in [x for x in list(_LIVE) if x.db.url == db.url]:
+        if log._seq > log._done_seq and not log.flush(READ_FLUSH_TIMEOUT if timeout is None else timeout):
+            logger.warning("event log: reading before {} queued events were written", log.pending)
+
+
 def _record(row: Event) -> EventRecord:
     return EventRecord(row.id, row.ts, row.run_id, row.job_id, row.source, row.type, row.trace_id, row.payload or {})
 
