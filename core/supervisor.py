@@ -39,7 +39,6 @@ from core.infra.events import EventLog
 from core.infra.models import Job, Run, Worker, from_epoch, utcnow
 from core.infra.redact import redact
 from core.infra.tracing import trace_scope
-from core.work.checkpoints import store_items
 from core.work.config import SupervisorConfig, stop_dead_local_workers
 from core.work.jobs import (HandlerInfo, HandlerRegistry, JobCancelled, JobContext, JobServices, JobSpec,
                             LeaseLost)
@@ -515,21 +514,10 @@ class Supervisor:
 
     def write_checkpoint(self, ctx: JobContext) -> None:
         """CheckpointWriter: the job's checkpoint, now. Raises LeaseLost if this worker no longer owns it."""
-        if not retry.call_with_retry(retry.DATABASE, self._write_checkpoint_row, ctx, op="checkpoint"):
+        if not retry.call_with_retry(retry.DATABASE, self.ledger.write_checkpoint, ctx.job_id, self.worker_id,
+                                     ctx.checkpoint, ctx.progress, ctx.pending_items, self.clock(), op="checkpoint"):
             ctx.request_cancel("lease_lost")
             raise LeaseLost(ctx.job_id)
-
-    def _write_checkpoint_row(self, ctx: JobContext) -> bool:
-        values: dict[str, Any] = {"checkpoint": ctx.checkpoint, "heartbeat_at": self.clock(), "stalled": False}
-        if ctx.progress is not None:
-            values["progress"] = ctx.progress
-        with self.db.session() as s:
-            res = s.execute(update(Job).where(Job.id == ctx.job_id, Job.lease_owner == self.worker_id,
-                                              Job.status.in_(ACTIVE_STATES)).values(**values))
-            if res.rowcount != 1:
-                return False
-            store_items(s, ctx.job_id, ctx.pending_items)  # with the checkpoint that refers to them
-            return True
 
     # ------------------------------------------------------------------ heartbeat loop
     def _heartbeat_loop(self) -> None:

@@ -26,6 +26,7 @@ from core.infra.db import Database, explain
 from core.infra.events import EventLog
 from core.infra.models import Job, Run, utcnow
 from core.infra.tracing import child_trace_id, new_trace_id
+from core.work.checkpoints import store_items
 from core.work.jobs import HandlerRegistry, JobSpec
 from core.work.states import JobState, RunState, job_final
 
@@ -101,6 +102,21 @@ class Ledger:
                                  session=s, payload={"from": [str(f) for f in from_states], "to": str(to_state),
                                                      **(payload or {})})
         return True
+
+    def write_checkpoint(self, job_id: str, owner: str, checkpoint: dict, progress: float | None,
+                         items: Any, now: datetime) -> bool:
+        """The job's checkpoint (and the items it first refers to, in the same transaction), only while
+        `owner` holds the job's lease; False when it does not any more."""
+        values: dict[str, Any] = {"checkpoint": checkpoint, "heartbeat_at": now, "stalled": False}
+        if progress is not None:
+            values["progress"] = progress
+        with self.db.session() as s:
+            res = s.execute(update(Job).where(Job.id == job_id, Job.lease_owner == owner,
+                                              Job.status.in_(JobState.ACTIVE)).values(**values))
+            if res.rowcount != 1:
+                return False
+            store_items(s, job_id, items)
+            return True
 
     def job_status(self, job_id: str) -> tuple[str, str]:
         with self.db.session() as s:

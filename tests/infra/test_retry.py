@@ -480,7 +480,7 @@ def test_the_supervisor_retries_a_locked_database_on_claim_checkpoint_and_lease(
         return wrapper
 
     sup._claim_row = locked_once("claim", sup._claim_row)
-    sup._write_checkpoint_row = locked_once("checkpoint", sup._write_checkpoint_row)
+    sup.ledger.write_checkpoint = locked_once("checkpoint", sup.ledger.write_checkpoint)
     sup._renew_lease = locked_once("lease", sup._renew_lease)
     sup.start()
     try:
