@@ -260,7 +260,6 @@ class Forum:
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.host_every = max(1, int(host_every))
         self.jobs = jobs
-        self._schedule_lock = threading.Lock()
 
     def post_summary(self, run_id: str, *, source: str, content: str, paragraph: int | None = None,
                      llm_call_id: int | None = None, sender: str | None = None,
@@ -284,17 +283,68 @@ class Forum:
                             log_dir=self.log_dir, round_no=round_no, llm_call_id=llm_call_id)
 
     def _schedule_host(self, run_id: str, round_no: int, upto: int) -> None:
+        """Add the host jobs of every round up to ``round_no`` not added yet, in round order.
+
+        Engines post from their own threads, each through its own Forum: the post completing round 2
+        can get here before the one completing round 1. Adding round 1's job first (with the id of
+        its last message) keeps host-2's dependency on host-1, which add_jobs would drop if host-1
+        did not exist yet, so the speeches stay in round order."""
         if self.jobs is None:
             return
-        spec = JobSpec(kind=HOST_KIND, name=host_job_name(round_no),
-                       params={"round": round_no, "upto": upto, "every": self.host_every},
-                       depends_on=(host_job_name(round_no - 1),) if round_no > 1 else ())
-        try:
-            with self._schedule_lock:  # two paragraphs completing rounds at once must not pick one job name
-                self.jobs.add_jobs(run_id, [spec])
-        except Exception as exc:  # noqa: BLE001 - a post never fails for want of a host
-            logger.warning("forum: the host of run {} round {} could not be scheduled: {}: {}", run_id, round_no,
-                           exc.__class__.__name__, exc)
+        with _scheduled.lock:
+            try:
+                key = (str(self.db.url), run_id)
+                done = _scheduled.rounds.get(key)
+                if done is None:
+                    done = _host_rounds_added(self.db, run_id)
+                if round_no <= done:
+                    return
+                specs = [JobSpec(kind=HOST_KIND, name=host_job_name(k),
+                                 params={"round": k, "every": self.host_every,
+                                         "upto": upto if k == round_no else _nth_agent_id(self.db, run_id,
+                                                                                          k * self.host_every)},
+                                 depends_on=(host_job_name(k - 1),) if k > 1 else ())
+                         for k in range(done + 1, round_no + 1)]
+                self.jobs.add_jobs(run_id, specs)
+                _scheduled.remember(key, round_no)
+            except Exception as exc:  # noqa: BLE001 - a post never fails for want of a host
+                logger.warning("forum: the host of run {} round {} could not be scheduled: {}: {}", run_id,
+                               round_no, exc.__class__.__name__, exc)
+
+
+class _ScheduledRounds:
+    """The last round whose host job this process added, per (database, run) (bounded, most recent runs)."""
+
+    def __init__(self, maxlen: int = 256):
+        self.lock = threading.Lock()
+        self.rounds: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self.maxlen = maxlen
+
+    def remember(self, key: tuple[str, str], round_no: int) -> None:
+        self.rounds[key] = round_no
+        self.rounds.move_to_end(key)
+        while len(self.rounds) > self.maxlen:
+            self.rounds.popitem(last=False)
+
+
+_scheduled = _ScheduledRounds()
+
+
+def _host_rounds_added(db: Database, run_id: str) -> int:
+    """The highest round with a host job in the run (a process that did not add them, e.g. after a restart)."""
+    from core.infra.models import Job
+
+    with db.session() as s:
+        names = s.scalars(select(Job.name).where(Job.run_id == run_id, Job.kind == HOST_KIND)).all()
+    rounds = [int(n.split("-", 1)[1].split("#", 1)[0]) for n in names if n.split("-", 1)[-1].split("#", 1)[0].isdigit()]
+    return max(rounds, default=0)
+
+
+def _nth_agent_id(db: Database, run_id: str, n: int) -> int:
+    """The id of the run's ``n``-th agent message (1-based): the last message of a round."""
+    with db.session() as s:
+        return int(s.scalar(select(ForumRow.id).where(ForumRow.run_id == run_id, ForumRow.type == "agent")
+                            .order_by(ForumRow.id).offset(n - 1).limit(1)))
 
 
 def host_job_name(round_no: int) -> str:

@@ -138,6 +138,21 @@ def test_every_nth_post_adds_that_rounds_host_job_and_duplicates_do_not_count(db
     assert len(skipped) == 1
 
 
+def test_a_round_whose_post_arrives_first_adds_the_earlier_rounds_host_jobs_in_order(db, events, tmp_path):
+    """Engines post from their own threads: the post completing round 2 can reach the scheduler before the
+    one completing round 1. Round 1's job is then added first, so host-2 still depends on host-1 (a
+    dependency on a job that does not exist yet would be dropped and the speeches could swap)."""
+    posting = Forum(db, events, tmp_path, host_every=2)  # posts, schedules nothing
+    ids = [posting.post_summary("r9", source=src, content=f"{src} 第{i}条").id
+           for i, src in enumerate(("QUERY", "MEDIA", "INSIGHT", "QUERY"))]
+    jobs = Jobs()
+    forum = Forum(db, events, tmp_path, host_every=2, jobs=jobs)
+    forum._schedule_host("r9", 2, ids[3])  # round 2's post arrives first
+    forum._schedule_host("r9", 1, ids[1])  # then round 1's: already added
+    assert [(s.name, s.depends_on, s.params["round"], s.params["upto"]) for _, s in jobs.added] == [
+        ("host-1", (), 1, ids[1]), ("host-2", ("host-1",), 2, ids[3])]
+
+
 def test_a_forum_without_a_supervisor_or_with_a_broken_one_still_posts(db, tmp_path):
     class Broken:
         def add_jobs(self, run_id, specs):
