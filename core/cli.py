@@ -252,18 +252,36 @@ def cmd_run(args) -> int:
 def _follow(rt, run_id: str, timeout: float, quiet: bool) -> str:
     """Wait for the run, printing its events to stderr as they come (O(new events) per poll)."""
     from core.work.jobs import RUN_FINAL_STATES
+    from sqlalchemy.exc import DBAPIError
+
     from core.work.runs import get_run
 
-    cursor, deadline = 0, time.monotonic() + timeout
+    cursor, deadline, outage = 0, time.monotonic() + timeout, False
     while True:
-        batch, cursor = rt.events.since(cursor, run_id=run_id, limit=500)
+        try:
+            batch, cursor = rt.events.since(cursor, run_id=run_id, limit=500)
+            status = get_run(rt.db, run_id).status
+        except DBAPIError as exc:
+            # The database went away (a restart, a network blip): the jobs wait and retry their
+            # writes, so the follower waits with them instead of dying mid-run.
+            if not outage:
+                print(f"run: the database is unreachable ({str(exc.orig or exc).splitlines()[0][:160]}); "
+                      "waiting for it to come back", file=sys.stderr)
+            outage = True
+            if time.monotonic() > deadline:
+                print(f"run: the database is still unreachable after {timeout:.0f} s", file=sys.stderr)
+                return RunState.FAILED
+            time.sleep(0.5)
+            continue
+        if outage:
+            print("run: the database is back", file=sys.stderr)
+            outage = False
         if not quiet:
             for e in batch:
                 if e.type.startswith(("run.", "job.", "engine.started", "engine.fallback", "engine.search_error",
                                              "coverage.")):
                     print(f"  {e.ts:%H:%M:%S} {e.type} {e.job_id or ''} "
                           f"{json.dumps(e.payload, ensure_ascii=False)[:160]}", file=sys.stderr)
-        status = get_run(rt.db, run_id).status
         if status in RUN_FINAL_STATES or (status == RunState.INTERRUPTED and not rt.supervisor.running):
             return status
         if time.monotonic() > deadline:

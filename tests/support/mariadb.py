@@ -234,6 +234,25 @@ class MariaDBServer:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None
 
+    def crash(self) -> None:
+        """SIGKILL the server process but keep its files, as a crashed database host would."""
+        if self.external:
+            raise MariaDBError("cannot crash an external server")
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+    def restart(self) -> None:
+        """Start the server again on the same files and port after `crash()` (InnoDB recovers)."""
+        if self.external or self.tmpdir is None:
+            raise MariaDBError("restart needs a local server that was started and crashed")
+        binary = self.binary or find_mariadbd()
+        assert binary is not None
+        ok, error = self._spawn_and_wait(binary)
+        if not ok:
+            raise MariaDBError(error)
+
     def __enter__(self) -> "MariaDBServer":
         return self.start()
 

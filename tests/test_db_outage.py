@@ -1,0 +1,91 @@
+"""MariaDB stopped and restarted in the middle of a run (issue 12, item 7): the `core run` process
+keeps going through the outage (its writes wait and retry; nothing is lost), and once the server is
+back the run reaches its final status with every job finished.
+
+A private server (not the shared test server) so that killing it disturbs no other test."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from core.corpus.importers import import_records
+from core.infra.db import open_database
+from tests.conftest import wait_for
+from tests.support.mariadb import MariaDBServer, mysql_available
+
+pytestmark = [pytest.mark.mysql, pytest.mark.timeout(420)]
+ROOT = Path(__file__).resolve().parent.parent
+TOPIC = "新能源汽车价格战"
+
+
+@pytest.fixture
+def private_server():
+    ok, why = mysql_available()
+    if not ok and not os.environ.get("CI"):
+        pytest.skip(why)
+    server = MariaDBServer().start()
+    if server.external:
+        server.stop()
+        pytest.skip("an external MariaDB cannot be crashed by the test")
+    yield server
+    server.stop()
+
+
+def _jobs(url: str) -> list[tuple[str, str]]:
+    db = open_database(url)
+    try:
+        with db.session() as s:
+            return [(r[0], r[1]) for r in s.execute(text("SELECT kind, status FROM jobs"))]
+    finally:
+        db.dispose()
+
+
+def test_a_run_survives_the_database_crashing_and_coming_back(private_server, isolated_env):
+    url = private_server.fresh_database()
+    db = open_database(url)
+    assert db.ok, db.error
+    platforms = ["weibo", "douyin", "zhihu", "bilibili", "xhs", "tieba"]
+    import_records(db, [{"platform": platforms[i % 6], "post_id": f"ev{i}", "likes": i,
+                         "content": f"新能源汽车价格战第{i}轮，车企降价，老车主不满，消费者观望"} for i in range(60)],
+                   source="test")
+    db.dispose()
+    env = {**os.environ, "DATABASE_URL": url, "SHOAL_MIN_SOURCES": "3"}
+    proc = subprocess.Popen([sys.executable, "-m", "core", "run", "--offline", TOPIC, "--paragraphs", "3",
+                             "--reflections", "2", "--json", "--timeout", "300"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
+    err_lines: list[str] = []
+    reader = threading.Thread(target=lambda: err_lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reader.start()
+    try:
+        # Crash the server once the engines are at work.
+        wait_for(lambda: any(status == "running" for _kind, status in _jobs(url)) or proc.poll() is not None,
+                 timeout=120, what="an engine job running")
+        assert proc.poll() is None, proc.communicate()
+        private_server.crash()
+        wait_for(lambda: proc.poll() is not None or any("database is unreachable" in line for line in err_lines),
+                 timeout=120, what="the run to notice the outage")
+        private_server.restart()
+        out = proc.stdout.read()
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=30)
+    err = "".join(err_lines)
+    if os.environ.get("SHOAL_TEST_DUMP"):
+        Path(os.environ["SHOAL_TEST_DUMP"]).write_text(err)
+    assert "database is back" in err, err[-3000:]
+    assert out.strip(), f"rc {proc.returncode}, no summary:\n{err[:3000]}\n...\n{err[-1500:]}"
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["status"] == "completed", out + err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    jobs = _jobs(url)
+    assert jobs and all(status == "completed" for _kind, status in jobs), jobs
