@@ -249,6 +249,9 @@ def cmd_run(args) -> int:
     return EXIT_OK if status == RunState.COMPLETED else EXIT_FAIL
 
 
+DISK_FULL_GRACE_S = 5.0  # a full disk often clears itself (a rotated log, a temp file): give it a moment
+
+
 def _follow(rt, run_id: str, timeout: float, quiet: bool) -> str:
     """Wait for the run, printing its events to stderr as they come (O(new events) per poll)."""
     from core.work.jobs import RUN_FINAL_STATES
@@ -256,7 +259,7 @@ def _follow(rt, run_id: str, timeout: float, quiet: bool) -> str:
 
     from core.work.runs import get_run
 
-    cursor, deadline, outage = 0, time.monotonic() + timeout, False
+    cursor, deadline, outage, full_since = 0, time.monotonic() + timeout, False, None
     while True:
         try:
             batch, cursor = rt.events.since(cursor, run_id=run_id, limit=500)
@@ -276,6 +279,14 @@ def _follow(rt, run_id: str, timeout: float, quiet: bool) -> str:
         if outage:
             print("run: the database is back", file=sys.stderr)
             outage = False
+        full = rt.db.storage_full()
+        full_since = (full_since or time.monotonic()) if full else None
+        if full_since is not None and time.monotonic() - full_since > DISK_FULL_GRACE_S:
+            # Jobs can no longer record anything, not even that they failed: stop instead of
+            # waiting out the whole timeout. The run stays resumable once space is freed.
+            print(f"run: {full}. Free some space, then `python -m core resume {run_id}` finishes the run.",
+                  file=sys.stderr)
+            return RunState.FAILED
         if not quiet:
             for e in batch:
                 if e.type.startswith(("run.", "job.", "engine.started", "engine.fallback", "engine.search_error",

@@ -106,11 +106,24 @@ def forum_line(source: str, content: str, ts: datetime | None = None) -> str:
     return f"[{ts:%H:%M:%S}] [{source}] {escaped}"
 
 
+_forum_log_failed: set[Path] = set()
+
+
 def append_forum_log(log_dir: Path, line: str) -> None:
+    """Append one line to forum.log. The database is the record: a full or unwritable log folder
+    costs the file copy (said once per folder), never the message or the job that posted it."""
     with _forum_log_lock:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        with open(log_dir / "forum.log", "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            with open(log_dir / "forum.log", "a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+        except OSError as exc:
+            if log_dir not in _forum_log_failed:
+                _forum_log_failed.add(log_dir)
+                logger.warning("forum.log in {} was not written ({}); the forum is kept in the database",
+                               log_dir, exc.strerror or exc)
+            return
+        _forum_log_failed.discard(log_dir)
 
 
 # --- de-duplication of agent messages ----------------------------------------------------------

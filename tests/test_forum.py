@@ -206,3 +206,15 @@ def test_host_jobs_speak_in_order_once_each_and_a_failing_host_fails_nothing(db,
     assert sup.wait_run(run_id, 60) == COMPLETED
     assert {j.id: j.result for j in jobs_of(db, run_id)}[again]["resumed"] is True
     assert len(spoken) == 3
+
+
+def test_an_unwritable_forum_log_costs_the_file_copy_not_the_message(tmp_path):
+    from core.forum import append_forum_log
+
+    blocked = tmp_path / "logs"
+    blocked.write_text("a file where the folder should be")  # mkdir and open both fail with OSError
+    append_forum_log(blocked, "[12:00:00] [QUERY] 第一段")
+    append_forum_log(blocked, "[12:00:01] [QUERY] 第二段")
+    ok = tmp_path / "ok"
+    append_forum_log(ok, "[12:00:02] [HOST] 主持人发言")
+    assert (ok / "forum.log").read_text(encoding="utf-8") == "[12:00:02] [HOST] 主持人发言\n"

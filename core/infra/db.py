@@ -6,6 +6,7 @@ whose `.error` says what is wrong, so the app opens degraded instead of with a t
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import threading
 import time
@@ -150,6 +151,25 @@ class Database:
         except SQLAlchemyError as exc:
             raise DatabaseUnavailable(f"database {self.display_url} unreachable: {explain(exc)}") from None
         return (time.perf_counter() - t0) * 1000
+
+    def storage_full(self, min_free_bytes: int = 64 * 1024) -> str:
+        """For a SQLite file: a sentence saying its disk is full (under ``min_free_bytes`` free), else
+        "". A full disk makes every write fail while reads still work, so nothing else notices: jobs
+        cannot even record that they failed. A server database reports its own storage errors."""
+        try:
+            url = make_url(self.url)
+        except ArgumentError:
+            return ""
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return ""
+        folder = Path(url.database).resolve().parent
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            return ""
+        if free >= min_free_bytes:
+            return ""
+        return f"the data folder {folder} is full ({free:,} bytes free), so nothing more can be saved"
 
     def create_schema(self) -> None:
         engine = self.require()

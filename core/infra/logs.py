@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import inspect
 import logging
+import shutil
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,8 +76,42 @@ class InterceptHandler(logging.Handler):
         logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
 
 
-def _sink_filter(name: str):
-    return lambda record: record["extra"].get("sink") == name
+class DiskGuard:
+    """Pauses the file sinks while the log folder's disk is nearly full, and resumes them when space
+    comes back. loguru would otherwise print a multi-line "Logging error" report to stderr for every
+    record it fails to write (and a traceback at exit), burying the one line that matters."""
+
+    MIN_FREE_BYTES = 256 * 1024
+    CHECK_EVERY_S = 0.1
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.paused = False
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def ok(self, _record=None) -> bool:
+        now = time.monotonic()
+        if now - self._checked >= self.CHECK_EVERY_S:
+            with self._lock:
+                self._checked = now
+                try:
+                    free = shutil.disk_usage(self.log_dir).free
+                except OSError:
+                    free = 0
+                low = free < self.MIN_FREE_BYTES
+                if low != self.paused:
+                    self.paused = low
+                    # Straight to stderr: logging from inside a sink filter would re-enter loguru.
+                    print(f"shoal: log folder {self.log_dir} has {free:,} bytes free; file logging "
+                          + ("paused until space is freed (stderr still gets warnings)" if low else "resumed"),
+                          file=sys.stderr, flush=True)
+                    state.problem = f"log folder {self.log_dir} is full; file logging paused" if low else ""
+        return not self.paused
+
+
+def _sink_filter(name: str, guard: DiskGuard):
+    return lambda record: record["extra"].get("sink") == name and guard.ok()
 
 
 def setup_logging(log_dir: Path, level: str = "INFO", rotation: str = "20 MB", retention: str = "14 days",
@@ -101,9 +137,11 @@ def setup_logging(log_dir: Path, level: str = "INFO", rotation: str = "20 MB", r
             common = dict(level=level, format=FORMAT, rotation=rotation, retention=retention,
                           compression="gz", encoding="utf-8", enqueue=False, diagnose=False, backtrace=False,
                           delay=True)
-            state.handler_ids.append(logger.add(log_dir / "app.log", **common))
+            guard = DiskGuard(log_dir)
+            state.handler_ids.append(logger.add(log_dir / "app.log", filter=guard.ok, **common))
             for name in ENGINE_SINKS:
-                state.handler_ids.append(logger.add(log_dir / f"{name}.log", filter=_sink_filter(name), **common))
+                state.handler_ids.append(logger.add(log_dir / f"{name}.log", filter=_sink_filter(name, guard),
+                                                    **common))
             state.writable = True
         except OSError as exc:
             state.writable = False
