@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from sqlalchemy import text
 from core.corpus.importers import import_records
 from core.infra.db import open_database
 from tests.conftest import wait_for
+from tests.support.faults import record
 from tests.support.mariadb import MariaDBServer, mysql_available
 
 pytestmark = [pytest.mark.mysql, pytest.mark.timeout(420)]
@@ -72,6 +74,7 @@ def test_a_run_survives_the_database_crashing_and_coming_back(private_server, is
         wait_for(lambda: proc.poll() is not None or any("database is unreachable" in line for line in err_lines),
                  timeout=120, what="the run to notice the outage")
         private_server.restart()
+        back = time.monotonic()
         out = proc.stdout.read()
         proc.wait(timeout=300)
     finally:
@@ -86,6 +89,7 @@ def test_a_run_survives_the_database_crashing_and_coming_back(private_server, is
     assert out.strip(), f"rc {proc.returncode}, no summary:\n{err[:3000]}\n...\n{err[-1500:]}"
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["status"] == "completed", out + err[-3000:]
+    record("mariadb_restart", time.monotonic() - back, "completed")
     assert "Traceback" not in err, err[-3000:]
     jobs = _jobs(url)
     assert jobs and all(status == "completed" for _kind, status in jobs), jobs

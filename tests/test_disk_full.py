@@ -15,12 +15,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from core.corpus.importers import import_records
 from core.infra.db import open_database
+from tests.support.faults import record
 
 pytestmark = pytest.mark.timeout(400)
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +73,7 @@ def test_a_full_log_folder_pauses_file_logging_and_the_run_completes(seed_db, is
     env = {**os.environ, "SHOAL_MIN_SOURCES": "3", "SHOAL_LOG_LEVEL": "DEBUG"}
     # 400 KB of tmpfs, 130 KB taken by a filler: the run's logs write until the guard's floor
     # (256 KB free), then file logging pauses.
+    t0 = time.monotonic()
     proc = _in_namespace(f"""
         mount -t tmpfs -o size=400k tmpfs {logs}
         head -c 133120 /dev/zero > {logs}/filler || true
@@ -86,6 +89,7 @@ def test_a_full_log_folder_pauses_file_logging_and_the_run_completes(seed_db, is
     assert "app.log" in (isolated_env / "ls.txt").read_text()
     # The forum is whole in the database even if forum.log could not be written.
     assert summary["forum_messages"] > 0
+    record("disk_full_logs", time.monotonic() - t0, "completed")
 
 
 def test_a_full_data_folder_stops_the_run_clearly_and_resume_finishes_it(seed_db, isolated_env):
@@ -100,8 +104,10 @@ def test_a_full_data_folder_stops_the_run_clearly_and_resume_finishes_it(seed_db
         cp {seed_db} {data}/shoal.db
         head -c {filler_kb * 1024} /dev/zero > {data}/filler || true
         set +e
+        date +%s.%N > {isolated_env}/run.t0
         {_run_cmd()} > {isolated_env}/run.json 2> {isolated_env}/run.err
         echo $? > {isolated_env}/run.rc
+        date +%s.%N > {isolated_env}/run.t1
         rm {data}/filler
         RUN=$({sys.executable} -c "import json,sys; print(json.loads(open('{isolated_env}/run.json').read().strip().splitlines()[-1])['run_id'])")
         {sys.executable} -m core resume $RUN > {isolated_env}/resume.out 2> {isolated_env}/resume.err
@@ -113,7 +119,9 @@ def test_a_full_data_folder_stops_the_run_clearly_and_resume_finishes_it(seed_db
     assert (isolated_env / "run.rc").read_text().strip() != "0"
     assert "is full" in err and "core resume" in err, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
+    stopped_after = float((isolated_env / "run.t1").read_text()) - float((isolated_env / "run.t0").read_text())
     resume_err = (isolated_env / "resume.err").read_text()
     assert (isolated_env / "resume.rc").read_text().strip() == "0", resume_err[-3000:]
     runs = json.loads((isolated_env / "runs.json").read_text())
     assert runs[0]["status"] == "completed", runs
+    record("disk_full_data", stopped_after, "stopped, resumable")

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from core.infra.config import LLM_ROLES
 from core.infra.db import open_database
 from tests.fakes.openai_server import FakeOpenAI, FakeReply
 from tests.fakes.search_servers import FakeTavilyServer
+from tests.support.faults import record
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -48,6 +50,9 @@ CASES = {
     "garbage": (FakeReply.malformed(), "garbage"),
     "dropped_streams": (FakeReply.dropped("半句话", after=1), "drop"),
     "stalled": (FakeReply.stall(3.0), "stall"),
+    # 4 characters every 0.4 s: each gap is well inside LLM_TIMEOUT, the whole answer is not.
+    "trickling": (FakeReply("慢" * 400, chunk_chars=4, chunk_delay=0.4, latency=0.0), "empty"),
+    "empty_answers": (FakeReply.text(""), "empty"),
     "refused": (None, None),
 }
 
@@ -94,13 +99,16 @@ def test_a_faulty_run_ends_and_leaks_no_secret(case, isolated_env):
         for role in LLM_ROLES:
             env.update({f"{role}_API_KEY": LLM_KEY, f"{role}_BASE_URL": llm_url, f"{role}_MODEL_NAME": "fake-model"})
         env.update({"TAVILY_API_KEY": SEARCH_KEY, "TAVILY_BASE_URL": search_url})
+        t0 = time.monotonic()
         proc = subprocess.run([sys.executable, "-m", "core", "run", TOPIC, "--paragraphs", "1", "--reflections", "0",
                                "--json", "--timeout", "200"], cwd=ROOT, env=env, capture_output=True, text=True,
                               encoding="utf-8", timeout=280)
         if llm_reply is not None:
             assert llm.requests, "the run reached the faulty LLM endpoint"
+    elapsed = time.monotonic() - t0
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["status"] in FINAL, proc.stdout + proc.stderr
+    record(f"llm_{case}", elapsed, summary["status"])
     assert "Traceback" not in proc.stderr, proc.stderr
     hits = _scan([data_dir, log_dir], {"stdout": proc.stdout, "stderr": proc.stderr}, (LLM_KEY, SEARCH_KEY))
     assert hits == []

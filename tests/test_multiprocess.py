@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from core.work.probe import probe_jobs
 from core.work.runs import get_job, get_run, jobs_of
 from core.supervisor import Supervisor
 from tests.conftest import wait_for
+from tests.support.faults import record
 from core.runtime import build_handlers
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
@@ -98,10 +100,12 @@ def test_a_killed_worker_s_job_is_taken_over_after_its_lease_expires(db, events,
     a, b = (w1, w2) if owner == w1.worker_id else (w2, w1)
     wait_for(lambda: (get_job(db, job_id).checkpoint or {}).get("step", 0) >= 5, 30, "a's progress")
     a.kill()
+    killed_at = time.monotonic()
     lease_expiry = get_job(db, job_id).lease_expires_at
     done_by_a = get_job(db, job_id).checkpoint["step"]
     assert 5 <= done_by_a < steps, "a was killed mid-job"
     assert wait_for(lambda: get_run(db, run_id).status == "completed" or None, 120, "b to finish the job")
+    record("worker_sigkill", time.monotonic() - killed_at, "completed by the other replica")
     job = get_job(db, job_id)
     trail = job.checkpoint["trail"]
     assert trail == [a.worker_id] * done_by_a + [b.worker_id] * (steps - done_by_a), "resumed, not restarted"
@@ -120,8 +124,10 @@ def test_sigterm_is_a_graceful_shutdown_that_leaves_resumable_jobs(db, events, w
     run_id = submitter.submit_run(probe_jobs(1, steps=50, step_seconds=0.1), kind="probe")
     job_id = f"{run_id}-probe-1"
     wait_for(lambda: (get_job(db, job_id).checkpoint or {}).get("step", 0) >= 3, 30, "progress")
+    signalled_at = time.monotonic()
     out = a.stop()
     assert a.proc.returncode == 0, out  # exited by itself on SIGTERM (stop() kills only after 15 s)
     job = get_job(db, job_id)
     assert job.status == "interrupted" and job.lease_owner is None
+    record("worker_sigterm", time.monotonic() - signalled_at, "exited 0, job interrupted")
     assert 3 <= job.checkpoint["step"] < 50
