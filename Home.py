@@ -8,6 +8,7 @@ from core.work.jobs import INSUFFICIENT_DATA
 from core.research.coverage import Coverage
 from core.research.names import ENGINE_NAMES
 from core.work.runs import job_summaries, list_runs
+from ui.access import allow_run_start, count_run_start
 from ui.cached import cached_corpus_stats
 from ui.widgets import (admin_unlocked, badge, fmt_duration, fmt_time, live_event_feed, mode_caption, page_setup,
                         usage_line)
@@ -41,7 +42,7 @@ with left:
     if rt.db.ok and cached_corpus_stats(rt).total == 0:
         st.warning("The local corpus is empty, so the Insight engine (and offline search) has nothing to analyse. "
                    "Generate demo data or import posts on the **Data** page.", icon="🗄️")
-    if submitted and admin_unlocked(rt, "start"):
+    if submitted and admin_unlocked(rt, "start") and allow_run_start(rt):
         try:
             run_id = start_analysis(rt.supervisor, rt.settings, topic, engines, paragraphs=int(paragraphs),
                                     reflections=int(reflections), report_type=report_type, offline=offline,
@@ -49,6 +50,7 @@ with left:
         except (TopicError, ValueError) as exc:
             st.error(str(exc))
         else:
+            count_run_start()
             st.success(f"Run `{run_id}` queued: {', '.join(engines)} on “{topic.strip()[:60]}”.")
 
 with right:
@@ -81,12 +83,13 @@ def coverage_panel(run) -> None:
     if run.status == INSUFFICIENT_DATA:
         st.warning(run.error or coverage.message(False), icon="📉")
         if coverage.sources and st.button("Write a report anyway", key=f"anyway_{run.id}") \
-                and admin_unlocked(rt, "analyse anyway"):
+                and admin_unlocked(rt, "analyse anyway") and allow_run_start(rt):
             try:
                 analyse_anyway(rt.supervisor, run.id)
             except (KeyError, ValueError) as exc:
                 st.error(str(exc))
             else:
+                count_run_start()
                 st.success("The engines are running on what matched; the report will open with a coverage warning.")
 
 
