@@ -15,6 +15,7 @@ import ui.access
 from core.infra.access import Visitor
 from ui.runtime import reload_runtime
 
+READ_REQUEST = ui.access.request_visitor  # the real st.context reader, kept before any test replaces it
 LOCAL = Visitor(has_request=True, host="localhost:8501", origin="http://localhost:8501")
 REMOTE = Visitor(has_request=True, host="shoal-demo.streamlit.app", client_ip="203.0.113.7",
                  origin="https://shoal-demo.streamlit.app")
