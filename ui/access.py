@@ -52,6 +52,13 @@ def require_control(rt: Runtime, key: str = "admin") -> bool:
     return False
 
 
+def has_control(rt: Runtime) -> bool:
+    """Whether this session may use control actions now, without showing anything: for a button
+    placed away from its page's require_control (which shows the password box or the reason)."""
+    access = control_state(rt)
+    return access.state == OPEN or (access.state != DISABLED and bool(st.session_state.get(UNLOCKED)))
+
+
 def allow_run_start(rt: Runtime) -> bool:
     """Whether this session may start one more run (analysis, engine re-run, report) within its
     hourly limit; when not, says so and when to try again. count_run_start() records a start."""

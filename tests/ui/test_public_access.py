@@ -102,8 +102,21 @@ def test_a_local_visitor_without_a_password_has_control():
 
 
 def test_home_start_is_off_for_a_remote_visitor(remote):
-    at = start_on_home(render("Home"), "公开部署测试")
-    assert explained(at) and list_runs(get_runtime().db) == []
+    at = render("Home")
+    assert next(b for b in at.form_submit_button if b.label == "Start").disabled and explained(at)
+    assert list_runs(get_runtime().db) == []
+
+
+def test_home_start_waits_for_the_password(remote, password):
+    at = render("Home")
+    assert next(b for b in at.form_submit_button if b.label == "Start").disabled and not explained(at)
+    at.text_input(key="start_pw").input(PASSWORD)
+    render("Home", at)
+    assert not next(b for b in at.form_submit_button if b.label == "Start").disabled  # unlocked for the session
+    start_on_home(at, "公开部署测试")
+    assert any("queued" in s for s in values(at.success)), values(at.success)
+    [run] = list_runs(get_runtime().db)
+    get_runtime().supervisor.wait_run(run.id, 60)
 
 
 def test_monitor_cancel_resume_and_self_test_are_off_for_a_remote_visitor(remote):
@@ -113,9 +126,7 @@ def test_monitor_cancel_resume_and_self_test_are_off_for_a_remote_visitor(remote
     at = render("6_Monitor", monitor_tab="Runs & jobs")
     assert at.selectbox(key="monitor_run").value == run_id
     assert not {"Cancel run", "Resume run"} & labels(at) and explained(at)
-    next(b for b in at.button if b.label == "Start self-test").click()
-    render("6_Monitor", at)
-    assert [r.id for r in list_runs(rt.db)] == [run_id]
+    assert next(b for b in at.button if b.label == "Start self-test").disabled
 
 
 def test_alert_rules_are_off_for_a_remote_visitor(remote):
@@ -148,14 +159,36 @@ def test_report_generation_is_off_for_a_remote_visitor(remote):
     assert next(b for b in at.button if b.label == "Generate").disabled and explained(at)
 
 
-def test_engine_rerun_is_off_for_a_remote_visitor(remote):
+def test_engine_stop_and_rerun_are_off_for_a_remote_visitor(remote):
+    make_run(get_runtime().db)
+    at = render("1_Query_Engine")
+    assert at.button(key="query_rerun").disabled and at.button(key="query_stop").disabled and explained(at)
+
+
+def test_engine_rerun_waits_for_the_password(remote, password):
     rt = get_runtime()
     run_id = make_run(rt.db)
     before = len(jobs_of(rt.db, run_id))
     at = render("1_Query_Engine")
+    assert at.button(key="query_rerun").disabled
+    at.text_input(key="query_controls_pw").input(PASSWORD)
+    render("1_Query_Engine", at)
+    assert not at.button(key="query_rerun").disabled
     at.button(key="query_rerun").click()
     render("1_Query_Engine", at)
-    assert explained(at) and len(jobs_of(rt.db, run_id)) == before
+    assert len(jobs_of(rt.db, run_id)) == before + 1
+    rt.supervisor.wait_run(run_id, 60)
+
+
+def test_monitor_self_test_waits_for_the_password(remote, password):
+    at = render("6_Monitor", monitor_tab="Runs & jobs")
+    assert next(b for b in at.button if b.label == "Start self-test").disabled
+    at.text_input(key="probe_pw").input(PASSWORD)
+    render("6_Monitor", at)
+    next(b for b in at.button if b.label == "Start self-test").click()
+    render("6_Monitor", at)
+    [run] = list_runs(get_runtime().db)
+    assert run.kind == "probe" and get_runtime().supervisor.wait_run(run.id, 60) == "completed"
 
 
 # ---------------------------------------------------------------------------------------- base URL and key
