@@ -8,6 +8,7 @@ from core.work.jobs import INSUFFICIENT_DATA
 from core.research.coverage import Coverage
 from core.research.names import ENGINE_NAMES
 from core.work.runs import job_summaries, list_runs
+from ui.access import allow_run_start, count_run_start, has_control
 from ui.cached import cached_corpus_stats
 from ui.widgets import (admin_unlocked, badge, fmt_duration, fmt_time, live_event_feed, mode_caption, page_setup,
                         usage_line)
@@ -24,6 +25,8 @@ st.caption("Multi-agent public-opinion analysis: three research engines, a moder
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Start an analysis")
+    # Before the form: the password box (or why control is off) comes first, and Start waits for it.
+    can_start = admin_unlocked(rt, "start")
     with st.form("start_form"):
         topic = st.text_input("Topic", placeholder="e.g. 武汉大学舆情, 新能源汽车价格战", max_chars=MAX_TOPIC_CHARS)
         engines = st.multiselect("Engines", options=list(ENGINES), default=list(ENGINES),
@@ -36,12 +39,12 @@ with left:
         # (the label avoids the word "topic": browser tests find the topic field by its label)
         force = st.checkbox(f"Write a report even on thin data (fewer than {rt.settings['SHOAL_MIN_SOURCES']} "
                             "matching sources; it opens with a coverage warning)", value=False)
-        submitted = st.form_submit_button("Start", type="primary", disabled=not rt.ok)
+        submitted = st.form_submit_button("Start", type="primary", disabled=not rt.ok or not can_start)
     st.caption("Demo topics (after generating demo data on the Data page): " + " · ".join(DEMO_TOPICS))
     if rt.db.ok and cached_corpus_stats(rt).total == 0:
         st.warning("The local corpus is empty, so the Insight engine (and offline search) has nothing to analyse. "
                    "Generate demo data or import posts on the **Data** page.", icon="🗄️")
-    if submitted and admin_unlocked(rt, "start"):
+    if submitted and can_start and allow_run_start(rt):
         try:
             run_id = start_analysis(rt.supervisor, rt.settings, topic, engines, paragraphs=int(paragraphs),
                                     reflections=int(reflections), report_type=report_type, offline=offline,
@@ -49,6 +52,7 @@ with left:
         except (TopicError, ValueError) as exc:
             st.error(str(exc))
         else:
+            count_run_start()
             st.success(f"Run `{run_id}` queued: {', '.join(engines)} on “{topic.strip()[:60]}”.")
 
 with right:
@@ -80,13 +84,16 @@ def coverage_panel(run) -> None:
                f"needed {coverage.threshold}")
     if run.status == INSUFFICIENT_DATA:
         st.warning(run.error or coverage.message(False), icon="📉")
-        if coverage.sources and st.button("Write a report anyway", key=f"anyway_{run.id}") \
-                and admin_unlocked(rt, "analyse anyway"):
+        allowed = has_control(rt)  # the password box is above the start form
+        if coverage.sources and st.button("Write a report anyway", key=f"anyway_{run.id}", disabled=not allowed,
+                                          help=None if allowed else "Needs the admin password (above).") \
+                and allow_run_start(rt):
             try:
                 analyse_anyway(rt.supervisor, run.id)
             except (KeyError, ValueError) as exc:
                 st.error(str(exc))
             else:
+                count_run_start()
                 st.success("The engines are running on what matched; the report will open with a coverage warning.")
 
 

@@ -1,7 +1,8 @@
 """Settings: edit whitelisted keys in .env. Secrets are masked and never shown back."""
 import streamlit as st
 
-from core.infra.config import EDITABLE_KEYS, SPECS, SettingError, validate_updates, write_env_file
+from core.infra.config import (EDITABLE_KEYS, SPECS, SettingError, keys_follow_urls, validate_updates,
+                               write_env_file)
 from ui.monitor.budgets import show_budgets
 from ui.runtime import reload_runtime
 from ui.widgets import admin_unlocked, page_setup
@@ -61,6 +62,9 @@ with st.form("settings_form"):
 
 if saved:
     errors = validate_updates(proposed)
+    rebinding = keys_follow_urls(settings, proposed, clear)  # a changed base URL does not keep its key
+    errors.update(rebinding.errors)
+    clear += rebinding.clear
     if errors:
         for key, message in errors.items():
             st.error(message)
@@ -78,6 +82,7 @@ if saved:
                 if SPECS[key].secret:
                     st.session_state.pop(f"set_{key}", None)
                     st.session_state.pop(f"clear_{key}", None)
-            st.session_state["settings_flash"] = f"Saved {len(changed)} setting(s): {', '.join(changed)}. Restarted the runtime."
+            st.session_state["settings_flash"] = (f"Saved {len(changed)} setting(s): {', '.join(changed)}. "
+                                                  "Restarted the runtime." + "".join(f" {n}" for n in rebinding.notes))
             reload_runtime()
             st.rerun()

@@ -15,6 +15,7 @@ from core.work.runs import JobSummary, RunView, get_job, job_summaries
 from core.console.usage import llm_calls_frame, usage_by_model
 
 from .runtime import get_runtime
+from .access import allow_run_start, count_run_start
 from .widgets import (admin_unlocked, badge, fmt_duration, fmt_time, page_setup, run_picker,
                       usage_line)
 
@@ -67,16 +68,17 @@ def show(engine: str) -> None:
 def controls(rt, run: RunView, job: JobSummary | None, engine: str) -> None:
     sup = rt.supervisor
     running = job is not None and job.status in JobState.OPEN
+    unlocked = admin_unlocked(rt, f"{engine}_controls")  # before the buttons: they wait for the password
     c1, c2, c3 = st.columns([1, 1, 4])
-    if c1.button("Stop", key=f"{engine}_stop", disabled=sup is None or not running):
-        if admin_unlocked(rt, f"{engine}_stop_pw"):
-            status = sup.cancel_job(job.id)
-            st.toast(f"{ENGINES[engine].title}: {status}")
-            st.rerun()
+    if c1.button("Stop", key=f"{engine}_stop", disabled=sup is None or not running or not unlocked):
+        status = sup.cancel_job(job.id)
+        st.toast(f"{ENGINES[engine].title}: {status}")
+        st.rerun()
     label = "Re-run" if job is not None else "Start"
-    if c2.button(label, key=f"{engine}_rerun", disabled=sup is None or running):
-        if admin_unlocked(rt, f"{engine}_rerun_pw"):
+    if c2.button(label, key=f"{engine}_rerun", disabled=sup is None or running or not unlocked):
+        if allow_run_start(rt):
             new_id = rerun_engine(sup, run.id, engine)
+            count_run_start()
             st.toast(f"Queued {new_id}")
             st.rerun()
     c3.markdown(f"Run `{run.id}` · {badge(run.status)} · {run.topic[:60]} · mode **{run.mode}**")

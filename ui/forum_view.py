@@ -32,6 +32,7 @@ from core.forum import (
 from core.work.runs import RunView, get_run, list_runs
 from core.runtime import Runtime
 
+from .access import SERVER_PATH_OFF, server_path_import_allowed
 from .runtime import get_runtime
 from .widgets import admin_unlocked, badge, fmt_time
 
@@ -298,8 +299,12 @@ def import_section(rt: Runtime) -> None:
                "formats) into a forum transcript stored as a run of kind `forum_import`.")
     if not admin_unlocked(rt, "forum_import"):
         return
-    folder = st.text_input("Logs folder on the server", key="forum_import_dir",
-                           placeholder="/path/to/BettaFish/logs")
+    folder = ""
+    if server_path_import_allowed(rt):
+        folder = st.text_input("Logs folder on the server", key="forum_import_dir",
+                               placeholder="/path/to/BettaFish/logs")
+    else:
+        st.caption(SERVER_PATH_OFF)
     uploads = st.file_uploader("… or upload the engine logs", type=["log"], accept_multiple_files=True,
                                key="forum_import_files", help="insight.log, media.log and query.log")
     label = st.text_input("Label (optional)", key="forum_import_label")
@@ -317,7 +322,8 @@ def import_section(rt: Runtime) -> None:
     elif folder.strip():
         run_import(rt, Path(folder.strip()).expanduser(), label.strip())
     else:
-        st.warning("Enter a folder path on the server or upload the log files first.")
+        st.warning("Enter a folder path on the server or upload the log files first." if server_path_import_allowed(rt)
+                   else "Upload the log files first.")
 
 
 def take_pending_switch() -> None:

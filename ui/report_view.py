@@ -44,6 +44,7 @@ from core.work.runs import RunView, list_runs
 from core.runtime import Runtime
 
 from .runtime import get_runtime
+from .access import allow_run_start, count_run_start
 from .widgets import BADGE_COLORS, admin_unlocked, fmt_time, run_picker
 
 KEY = "report"
@@ -369,12 +370,13 @@ def generate_controls(rt: Runtime, run: RunView, ready: bool, unlocked: bool) ->
     c2.caption("Written now from what is there; its banner says what is missing." if partial_report else
                "Waits until every engine of this run has completed.")
     disabled = rt.supervisor is None or not unlocked
-    if c3.button("Generate", type="primary", key=f"{KEY}_generate", disabled=disabled):
+    if c3.button("Generate", type="primary", key=f"{KEY}_generate", disabled=disabled) and allow_run_start(rt):
         try:
             rid = rep.request_report(rt.supervisor, rt.db, run.id, partial=partial_report, report_type=rtype)
         except rep.ReportError as exc:
             st.error(f"Could not generate a report: {md_escape(str(exc))}")
         else:
+            count_run_start()
             st.session_state[f"{KEY}_pick"] = rid  # the report list opens the new one
             flash(f"Report `{rid}` queued ({'partial' if partial_report else 'full'}, {type_label(rtype)}).")
             st.rerun()

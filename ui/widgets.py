@@ -1,7 +1,6 @@
 """Reusable widgets. Each reads core through the runtime and holds no business logic."""
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 
 import streamlit as st
@@ -12,6 +11,7 @@ from core.work.runs import RunView, job_summaries, list_runs
 from core.console.usage import run_usage
 from core.runtime import Runtime
 
+from .access import require_control
 from .runtime import get_runtime, reload_runtime
 
 BADGE_COLORS = {
@@ -90,19 +90,9 @@ def mode_caption(rt: Runtime) -> str:
 
 
 def admin_unlocked(rt: Runtime, key: str = "admin") -> bool:
-    """Control actions ask for SHOAL_ADMIN_PASSWORD when one is set (public deployments)."""
-    password = rt.settings.get("SHOAL_ADMIN_PASSWORD")
-    if not password:
-        return True
-    if st.session_state.get("_admin_ok"):
-        return True
-    typed = st.text_input("Admin password (needed for control actions)", type="password", key=f"{key}_pw")
-    if typed:
-        if hmac.compare_digest(typed.encode(), str(password).encode()):
-            st.session_state["_admin_ok"] = True
-            return True
-        st.error("Wrong admin password.")
-    return False
+    """The control-action guard (ui.access.require_control): open on localhost without a password,
+    the password when one is set, turned off (with the reason) for a remote visitor otherwise."""
+    return require_control(rt, key)
 
 
 def usage_line(rt: Runtime, run_id: str, role: str | None = None) -> str:

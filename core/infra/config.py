@@ -123,8 +123,26 @@ SPECS: dict[str, SettingSpec] = {s.key: s for s in [
     SettingSpec("SHOAL_TELEMETRY_BUFFER", 200_000, "int", "Console",
                 "Telemetry events buffered while the database is slow or down; beyond this they are dropped "
                 "and counted", minimum=1000, maximum=5_000_000),
-    SettingSpec("SHOAL_ADMIN_PASSWORD", "", "str", "Access", "If set, control actions ask for it (public deployments)", secret=True),
+    SettingSpec("SHOAL_ADMIN_PASSWORD", "", "str", "Access",
+                "Control actions (settings, start, cancel, resume, imports, alert rules, forum posts) ask for it. "
+                "Without it they work only for a visitor on localhost and are off for everyone else", secret=True),
+    SettingSpec("SHOAL_PUBLIC", False, "bool", "Access",
+                "Treat every visitor as remote, even one that looks local (behind a reverse proxy on the same "
+                "machine that does not send X-Forwarded-For)"),
+    SettingSpec("SHOAL_RUNS_PER_SESSION_PER_HOUR", 20, "int", "Access",
+                "Runs (analyses, engine re-runs, reports) one browser session may start per hour; 0: no limit",
+                minimum=0, maximum=10_000),
+    SettingSpec("SHOAL_ALLOW_SERVER_PATH_IMPORT", False, "bool", "Access",
+                "Let the app import from a folder path on the server (the Forum page's BettaFish logs import); "
+                "off: uploads only"),
 ]}
+
+# Each base URL and the key that is sent to it: a key entered for one host is never sent to another.
+URL_KEYS: dict[str, str] = {
+    **{f"{role}_BASE_URL": f"{role}_API_KEY" for role in LLM_ROLES},
+    "TAVILY_BASE_URL": "TAVILY_API_KEY",
+    "BOCHA_BASE_URL": "BOCHA_WEB_SEARCH_API_KEY",
+}
 
 # Keys the Settings page may write into .env: everything declared except where the process lives.
 EDITABLE_KEYS = frozenset(SPECS) - {"SHOAL_LOG_DIR", "SHOAL_DATA_DIR"}
@@ -352,6 +370,39 @@ def validate_updates(updates: Mapping[str, Any]) -> dict[str, str]:
         except SettingError as exc:
             errors[key] = str(exc)
     return errors
+
+
+@dataclass
+class KeyRebinding:
+    """What a settings edit must also do so that no key follows its base URL to a new host."""
+    clear: list[str] = field(default_factory=list)  # keys to remove from .env
+    notes: list[str] = field(default_factory=list)  # what was cleared, for the page
+    errors: dict[str, str] = field(default_factory=dict)  # edits refused: the key lives where .env cannot clear it
+
+
+def keys_follow_urls(settings: Settings, updates: Mapping[str, Any], clear: Iterable[str] = ()) -> KeyRebinding:
+    """A base URL that changes takes its stored key with it unless the key is entered again in the
+    same edit: the key is cleared from .env, or the edit is refused when the key comes from
+    secrets or the environment (which .env cannot clear)."""
+    out = KeyRebinding()
+    clearing = set(clear)
+    for url_key, api_key in URL_KEYS.items():
+        if url_key not in updates:
+            continue
+        new_url = str(updates[url_key] or "").strip()
+        if new_url == str(settings.get(url_key) or "").strip() or not settings.get(api_key):
+            continue
+        source = settings.source(api_key)
+        if source in ("secrets", "environment"):  # a key typed into .env would not override it either
+            out.errors[url_key] = (f"{url_key} cannot change here while {api_key} comes from {source}: that key "
+                                   f"would be sent to the new host. Change both in {source}.")
+            continue
+        if api_key in updates or api_key in clearing:
+            continue
+        out.clear.append(api_key)
+        out.notes.append(f"{api_key} was cleared because {url_key} changed: a key is only sent to the host it was "
+                         "entered for. Enter it again for the new host.")
+    return out
 
 
 def _env_line(key: str, value: str) -> str:

@@ -67,13 +67,24 @@ def redact_obj(obj):
     return obj
 
 
-_SECRET_KEY = re.compile(r"(?i)(api[_-]?key|secret|password|passwd|token|authorization)")
+# Secret names match anywhere in a key ("db_password", "X-Api-Key"); "token" only as a whole word
+# (snake_case, kebab-case, dotted or camelCase) and not next to a count word: "token", "access_token"
+# and "X-Auth-Token" are credentials, while "input_tokens", "max_tokens" and "token_count" are figures.
+_SECRET_KEY = re.compile(r"(?i)(api[_-]?key|secret|password|passwd|authorization)")
+_KEY_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_COUNT_WORDS = frozenset({"count", "counts", "num", "number", "max", "min", "limit", "usage", "used", "total",
+                          "budget", "per", "len", "length"})
 
 
 @functools.lru_cache(maxsize=4096)
 def is_secret_key(key) -> bool:
     """Whether a mapping key names a secret (its value is masked whole)."""
-    return isinstance(key, str) and bool(_SECRET_KEY.search(key))
+    if not isinstance(key, str):
+        return False
+    if _SECRET_KEY.search(key):
+        return True
+    words = [w.lower() for w in _KEY_WORDS.findall(key)]
+    return any(w.endswith("token") for w in words) and not _COUNT_WORDS.intersection(words)
 
 
 def url_password(url: str | None) -> str:

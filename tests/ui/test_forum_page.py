@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from core.forum import post_message
 from core.infra.models import ForumMessage, Run, utcnow
 from core.work.runs import list_runs
-from ui.runtime import get_runtime
+from ui.runtime import get_runtime, reload_runtime
 from tests.pagetest import fresh_runtime, values  # noqa: F401 - fresh_runtime is an autouse fixture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -222,7 +222,14 @@ def test_html_in_a_message_is_shown_as_text_never_as_html():
 OLD_LINE = '[12:15:07] [FirstSummaryNode] 清理后的输出: {"paragraph_latest_state": "测试段落"}\n'
 
 
-def test_importing_a_bettafish_folder_opens_its_transcript(tmp_path):
+@pytest.fixture
+def server_paths(monkeypatch):
+    """The server-path import is off by default; these tests turn it on."""
+    monkeypatch.setenv("SHOAL_ALLOW_SERVER_PATH_IMPORT", "true")
+    reload_runtime()
+
+
+def test_importing_a_bettafish_folder_opens_its_transcript(tmp_path, server_paths):
     logs = tmp_path / "bettafish_logs"
     logs.mkdir()
     (logs / "insight.log").write_text(OLD_LINE, encoding="utf-8")
@@ -238,7 +245,7 @@ def test_importing_a_bettafish_folder_opens_its_transcript(tmp_path):
     assert "测试段落" in chats(at)[0][2]
 
 
-def test_importing_a_missing_folder_says_so_and_stores_nothing(tmp_path):
+def test_importing_a_missing_folder_says_so_and_stores_nothing(tmp_path, server_paths):
     at = render()
     at.text_input(key="forum_import_dir").input(str(tmp_path / "no_such_folder"))
     at.button(key="forum_import_go").click()
@@ -252,6 +259,15 @@ def test_import_is_locked_behind_the_admin_password(monkeypatch):
     at = render()
     assert not [b for b in at.button if b.label == "Import"]
     assert [w for w in at.text_input if "Admin password" in w.label]
+
+
+def test_the_server_path_import_is_off_by_default_and_says_why():
+    at = render()
+    assert not [w for w in at.text_input if w.key == "forum_import_dir"]
+    assert [c for c in values(at.caption) if "SHOAL_ALLOW_SERVER_PATH_IMPORT" in c], values(at.caption)
+    at.button(key="forum_import_go").click()  # uploads still work; without any, it asks for them
+    render(at)
+    assert "Upload the log files first." in values(at.warning)
 
 
 def test_importing_uploaded_logs_opens_their_transcript():

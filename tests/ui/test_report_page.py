@@ -21,7 +21,7 @@ from ui.report_view import PREVIEW_CSS
 from ui.runtime import get_runtime, reload_runtime
 from tests.research.test_engine import corpus_records
 from tests.test_report import add_forum, make_run, standard_engines
-from tests.pagetest import values
+from tests.pagetest import LOCAL, values, visit_as
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -37,6 +37,7 @@ XSS_IMG = "<img src=x onerror=alert(1)>"
 def fresh_runtime(isolated_env, monkeypatch):
     """A runtime built from this test's environment (its own SQLite file), closed when the test ends."""
     monkeypatch.setattr(rep, "WAIT_POLL", 0.05)
+    visit_as(monkeypatch, LOCAL)  # AppTest sends no request: without this the page sees a remote visitor
     reload_runtime()
     yield
     reload_runtime()

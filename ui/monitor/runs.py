@@ -50,11 +50,11 @@ def show_runs(rt: Runtime, key: str) -> None:
         n_jobs = p1.number_input("Jobs", 1, 20, 3, key=f"{key}_probe_jobs")
         steps = p2.number_input("Steps", 1, 200, 10, key=f"{key}_probe_steps")
         step_s = p3.number_input("Seconds per step", 0.0, 10.0, 0.2, key=f"{key}_probe_step_s")
-        if st.button("Start self-test", disabled=sup is None):
-            if admin_unlocked(rt, "probe"):
-                run_id = sup.submit_run(probe_jobs(int(n_jobs), int(steps), float(step_s)), kind="probe",
-                                        topic=f"self-test: {n_jobs} jobs × {steps} steps")
-                st.success(f"Self-test run `{run_id}` queued.")
+        unlocked = sup is not None and admin_unlocked(rt, "probe")  # the password before the button
+        if st.button("Start self-test", disabled=not unlocked):
+            run_id = sup.submit_run(probe_jobs(int(n_jobs), int(steps), float(step_s)), kind="probe",
+                                    topic=f"self-test: {n_jobs} jobs × {steps} steps")
+            st.success(f"Self-test run `{run_id}` queued.")
 
 
 def show_timeline(rt: Runtime, run: RunView) -> None:
