@@ -7,10 +7,13 @@ connect, time to first byte and the full body or stream.
     def work(cut: Cut) -> str:
         with client.stream("POST", url) as response:
             cut.on_cut(lambda: cut_response(response))   # how to stop the I/O at the deadline
-            for chunk in response.iter_text():
-                cut.raise_if_cut()
-                cut.received += len(chunk)                # progress, reported by the timeout
-                ...
+            try:
+                for chunk in response.iter_text():
+                    cut.raise_if_cut()
+                    cut.received += len(chunk)            # progress, reported by the timeout
+                    ...
+            finally:
+                cut.release()                             # before the connection goes back to the pool
 
     text = run_bounded(work, 10.0, what="QUERY_ENGINE LLM", setting="LLM_TIMEOUT")
 
@@ -71,18 +74,25 @@ class Cut:
                 return
         _run_hook(hook)
 
+    def release(self) -> None:
+        """The work's I/O is over: the hooks no longer apply. Call it before a connection goes back
+        to its pool, so that a late cut never shuts down a connection another call now uses (hooks
+        run under the same lock, so once this returns none is running or will run)."""
+        with self._lock:
+            self._hooks = []
+
     def raise_if_cut(self) -> None:
         if self._event.is_set():
             raise TimeoutError(self.message)
 
     def cut(self) -> None:
-        with self._lock:
+        with self._lock:  # held while the hooks run: see release()
             if self._event.is_set():
                 return
             self._event.set()
             hooks, self._hooks = self._hooks, []
-        for hook in hooks:
-            _run_hook(hook)
+            for hook in hooks:
+                _run_hook(hook)
 
 
 def _run_hook(hook: Callable[[], Any]) -> None:

@@ -311,6 +311,8 @@ class LlmClient:
             except ValueError as exc:
                 raise _bad_response(f"malformed response body: {type(exc).__name__}") from exc
             finally:
+                if cut is not None:
+                    cut.release()
                 stream.close()
             raw = _raw_from_body(data)
             raw.ttft_s = time.perf_counter() - t_start
@@ -350,6 +352,8 @@ class LlmClient:
             # An error event in the middle of the stream (provider overloaded, upstream failure).
             raise _bad_response(f"error event in the stream: {_status_message(exc)}") from exc
         finally:
+            if cut is not None:
+                cut.release()  # the connection may go back to the pool: a late cut must not touch it
             try:
                 stream.close()
             except Exception:  # pragma: no cover - the connection may be gone already

@@ -331,10 +331,13 @@ class _WebProvider:
         with self._client.stream("POST", url, json=body, headers=self._headers) as response:
             cut.on_cut(lambda: cut_response(response))
             data = bytearray()
-            for chunk in response.iter_raw():
-                cut.raise_if_cut()
-                data += chunk
-                cut.received = len(data)
+            try:
+                for chunk in response.iter_raw():
+                    cut.raise_if_cut()
+                    data += chunk
+                    cut.received = len(data)
+            finally:
+                cut.release()  # the connection goes back to the pool: a late cut must not touch it
         return self._decode(httpx.Response(response.status_code, headers=response.headers, content=bytes(data),
                                            request=response.request), tool)
 

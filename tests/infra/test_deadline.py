@@ -64,3 +64,20 @@ def test_a_hook_registered_after_the_cut_runs_at_once():
         run_bounded(work, 0.1)
     wait_for(registered.is_set, 10, "the late hook")
     assert late.is_set()
+
+
+def test_a_released_work_is_never_touched_by_a_late_cut():
+    # The work finished its I/O (its connection went back to the pool) but not the call: the cut at
+    # the deadline must not run the hook that would shut down a connection another call now uses.
+    hook_ran = threading.Event()
+    released = threading.Event()
+
+    def work(cut):
+        cut.on_cut(hook_ran.set)
+        cut.release()
+        released.set()
+        wait_for(lambda: cut.is_cut, 30, "the cut")
+
+    with pytest.raises(CallTimeout):
+        run_bounded(work, 0.1)
+    assert released.is_set() and not hook_ran.is_set()
