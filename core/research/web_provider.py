@@ -332,13 +332,15 @@ class _WebProvider:
             cut.on_cut(lambda: cut_response(response))
             data = bytearray()
             try:
-                for chunk in response.iter_raw():
+                for chunk in response.iter_bytes():  # decoded (gzip...)
                     cut.raise_if_cut()
                     data += chunk
                     cut.received = len(data)
             finally:
                 cut.release()  # the connection goes back to the pool: a late cut must not touch it
-        return self._decode(httpx.Response(response.status_code, headers=response.headers, content=bytes(data),
+        headers = [(k, v) for k, v in response.headers.multi_items()
+                   if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        return self._decode(httpx.Response(response.status_code, headers=headers, content=bytes(data),
                                            request=response.request), tool)
 
     def _decode(self, response: httpx.Response, tool: str) -> Any:

@@ -13,6 +13,7 @@ from core.infra.config import load_settings
 from core.infra.retry import RetryPolicy
 from core.research.web_search import BochaProvider, SearchUnavailable, TavilyProvider, web_provider_for
 from tests.conftest import wait_for
+from tests.fakes.http_server import fake_http_server  # noqa: F401  (fixture)
 from tests.fakes.search_servers import fake_bocha, fake_tavily  # noqa: F401  (fixtures)
 
 EV = "新能源汽车 价格战"
@@ -87,3 +88,18 @@ def test_search_timeout_setting_reaches_the_provider(fake_tavily):
     [stream] = fake_tavily.http.streams
     wait_for(lambda: stream.ended == "client_gone", 30, "the server to notice the cut")
     assert stream.sent < stream.total
+
+
+def test_a_gzip_answer_is_still_decoded_when_read_in_chunks(fake_http_server):
+    import gzip
+    import json
+
+    from tests.fakes.http_server import Reply
+
+    body = {"results": [{"url": "https://news.example.cn/a.html", "title": "新能源汽车降价", "content": "价格战"}]}
+    data = gzip.compress(json.dumps(body, ensure_ascii=False).encode())
+    fake_http_server.always("/search", Reply(200, chunks=[data[:10], data[10:]], content_type="application/json",
+                                             headers={"Content-Encoding": "gzip"}))
+    with TavilyProvider("tvly-test-123456", fake_http_server.url, timeout=30, policy=_policy(1)) as provider:
+        docs = provider.run_tool("basic_search_news", EV)
+    assert [d.title for d in docs] == ["新能源汽车降价"]
