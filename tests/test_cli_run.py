@@ -121,7 +121,7 @@ def test_data_demo_stats_and_import(isolated_env):
     imported = json.loads(imp_out)
     assert imported["imported"] == 2 and imported["error_count"] == 1
     [(row, message)] = imported["errors"]
-    assert row == 2 and "content" in message  # the second data row, and why
+    assert row == 3 and "content" in message  # line 3, the second data row, and why
     assert_clean(imp_err)
 
     stats_rc, stats_out, stats_err = cli("data", "stats")

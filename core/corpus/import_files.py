@@ -1,12 +1,13 @@
 """Importing posts from files: CSV / TSV / JSONL / JSON, with the encoding and format detected.
 
 Each row goes through core.corpus.importers' pipeline (checked and normalised on its own, written in
-batches); see that module for row numbers and idempotence.
+batches); see that module for row numbers and idempotence. CSV and TSV are read by
+core.corpus.csv_rows, where a broken row (an unterminated quote, a wrong number of values,
+undecodable bytes) is one error at its line and never takes the rows after it.
 """
 from __future__ import annotations
 
 import codecs
-import csv
 import io
 import json
 import os
@@ -16,6 +17,7 @@ from typing import IO, Any, Iterator
 
 from loguru import logger
 
+from core.corpus.csv_rows import CsvFileError, csv_rows, text_lines
 from core.corpus.importers import FIELD_ALIASES, ImportReport, _import_rows
 from core.infra.db import Database
 
@@ -59,11 +61,14 @@ def import_file(db: Database, path_or_fileobj: str | os.PathLike[str] | IO[Any],
             kind = "jsonl"
         if kind not in FORMATS:
             raise _FileError(f"unsupported format {kind!r}: use CSV, JSONL or JSON (save spreadsheets as CSV)")
-        stream = io.TextIOWrapper(_Rewound(binary, sample), encoding=encoding, newline="" if kind in ("csv", "tsv")
-                                  else None)
-        rows = {"csv": _csv_rows, "tsv": _csv_rows, "jsonl": _jsonl_rows, "json": _json_rows}[kind](stream, kind)
+        if kind in ("csv", "tsv"):
+            rows = csv_rows(io.BufferedReader(_Rewound(binary, sample)), encoding, kind)
+        elif kind == "jsonl":
+            rows = _jsonl_rows(io.BufferedReader(_Rewound(binary, sample)), encoding)
+        else:
+            rows = _json_rows(io.TextIOWrapper(_Rewound(binary, sample), encoding=encoding), kind)
         _import_rows(db, rows, report, source=source, default_platform=default_platform)
-    except _FileError as exc:
+    except (_FileError, CsvFileError) as exc:
         report.add_error(0, str(exc))
     finally:
         if close:
@@ -130,13 +135,25 @@ def _detect_encoding(sample: bytes) -> str:
                 sample.decode("gb18030")
                 encoding = "gb18030"
             except UnicodeDecodeError:
-                raise _FileError("this is not a text file (not UTF-8 or GB18030): expected CSV, JSONL or JSON") \
-                    from None
+                # A few undecodable bytes in an otherwise good file: the rows holding them are reported
+                # (core.corpus.csv_rows), the others imported.
+                encoding = next((enc for enc in ("utf-8", "gb18030") if _mostly(sample, enc)), "")
+                if not encoding:
+                    raise _FileError("this is not a text file (not UTF-8 or GB18030): expected CSV, JSONL or "
+                                     "JSON") from None
     text = sample.decode(encoding, "ignore")
     controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\r\n\t\f")
     if controls > max(2, len(text) // 100):
         raise _FileError("this is not a text file (it contains binary data): expected CSV, JSONL or JSON")
     return encoding
+
+
+def _mostly(sample: bytes, encoding: str) -> bool:
+    """True when most of the sample's lines decode: a few broken lines in a good file are row errors
+    (the last line may be cut by the sample's end, and is not counted)."""
+    lines = [l for l in sample.split(b"\n")[:-1] if l.strip()] or [sample]
+    bad = sum(1 for line in lines if "\ufffd" in line.decode(encoding, "replace"))
+    return bad * 2 < len(lines)
 
 
 def _sniff_format(sample: bytes, encoding: str) -> str:
@@ -148,62 +165,24 @@ def _sniff_format(sample: bytes, encoding: str) -> str:
     return "csv"
 
 
-def _decode_guard(rows: Iterator[tuple[int, Any]], last_row: list[int]) -> Iterator[tuple[int, Any]]:
-    try:
-        for row in rows:
-            last_row[0] = row[0]
-            yield row
-    except UnicodeDecodeError:
-        yield last_row[0] + 1, "the file stops being readable text here (mixed encodings?); the rest was not read"
-
-
-def _csv_rows(stream: IO[str], kind: str) -> Iterator[tuple[int, Any]]:
-    def gen() -> Iterator[tuple[int, Any]]:
-        first = stream.readline()
-        if not first.strip():
-            raise _FileError("no header row: the first line of a CSV file must name the columns")
-        delimiter = "\t" if kind == "tsv" or first.count("\t") > first.count(",") else ","
-        header = next(csv.reader([first], delimiter=delimiter))
-        header = [h.replace("\ufeff", "").strip() or f"column_{i + 1}" for i, h in enumerate(header)]
-        if not any(h.lower() in _CONTENT_COLUMNS for h in header):
-            raise _FileError("no 'content' or 'text' column; the columns are: " + ", ".join(header)[:300])
-        reader = csv.reader(stream, delimiter=delimiter)
-        row_no = 0
-        while True:
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                row_no += 1
-                yield row_no, f"malformed CSV: {exc}"
-                continue
-            row_no += 1
-            if not cells or not any(c.strip() for c in cells):
-                yield row_no, {}
-                continue
-            if len(cells) > len(header) and any(c.strip() for c in cells[len(header):]):
-                yield row_no, f"{len(cells)} values but {len(header)} columns (an unquoted comma or tab?)"
-                continue
-            yield row_no, dict(zip(header, cells))
-
-    return _decode_guard(gen(), [0])
-
-
-def _jsonl_rows(stream: IO[str], kind: str) -> Iterator[tuple[int, Any]]:
-    def gen() -> Iterator[tuple[int, Any]]:
-        for line_no, line in enumerate(stream, 1):
-            line = line.strip().lstrip("\ufeff")
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as exc:
-                yield line_no, f"not valid JSON: {exc}"
-                continue
-            yield line_no, obj if isinstance(obj, dict) else f"expected a JSON object, got {type(obj).__name__}"
-
-    return _decode_guard(gen(), [0])
+def _jsonl_rows(binary: IO[bytes], encoding: str) -> Iterator[tuple[int, Any]]:
+    broken: list[int] = []
+    line_no = 0
+    for line_no, (line, decodable) in enumerate(text_lines(binary, encoding, broken), 1):
+        line = line.strip().lstrip("\ufeff")
+        if not line:
+            continue
+        if not decodable:
+            yield line_no, f"this line is not {encoding} text (undecodable bytes: a file saved in two encodings?)"
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            yield line_no, f"not valid JSON: {exc}"
+            continue
+        yield line_no, obj if isinstance(obj, dict) else f"expected a JSON object, got {type(obj).__name__}"
+    if broken:
+        yield broken[0], "the file stops being readable text here (mixed encodings?); the rest was not read"
 
 
 def _json_rows(stream: IO[str], kind: str) -> Iterator[tuple[int, Any]]:

@@ -8,8 +8,9 @@ it again updates the stored post, or leaves it alone when nothing changed ("skip
 re-importing a file is idempotent. The segmented search text is filled on the way in and the
 full-text index follows (SQLite triggers; the MySQL FULLTEXT index updates itself).
 
-Row numbers in ``ImportReport.errors``: for CSV the data rows counted from 1 (the header is not a
-row); for JSONL the line number; for JSON the position in the list (from 1); for
+Row numbers in ``ImportReport.errors``: for CSV the file line where the record starts (the header
+is line 1, as an editor or a spreadsheet numbers it; see core/corpus/csv_rows.py); for JSONL the
+line number; for JSON the position in the list (from 1); for
 ``import_records`` the position in the iterable (from 1); 0 means the whole file or source.
 """
 from __future__ import annotations

@@ -62,7 +62,7 @@ SPECS: dict[str, SettingSpec] = {s.key: s for s in [
     SettingSpec("TAVILY_BASE_URL", "https://api.tavily.com", "url", "Search", "Tavily-compatible base URL"),
     SettingSpec("BOCHA_WEB_SEARCH_API_KEY", "", "str", "Search", "Bocha API key (Media engine)", secret=True),
     SettingSpec("BOCHA_BASE_URL", "https://api.bochaai.com", "url", "Search", "Bocha-compatible base URL"),
-    SettingSpec("SEARCH_TIMEOUT", 20.0, "float", "Search", "Seconds before a search request times out", minimum=1, maximum=300),
+    SettingSpec("SEARCH_TIMEOUT", 20.0, "float", "Search", "Seconds one search request may take in all (headers and full answer)", minimum=1, maximum=300),
     SettingSpec("DATABASE_URL", "", "db_url", "Database",
                 "SQLAlchemy URL; empty means the SQLite file data/shoal.db. MySQL: mysql+pymysql://user:pass@host:3306/db",
                 secret=True),
@@ -89,7 +89,7 @@ SPECS: dict[str, SettingSpec] = {s.key: s for s in [
                 "Share of the topic's words (weighted by rarity, BM25 idf) a post must contain to count as "
                 "about the topic", minimum=0.05, maximum=1.0),
     SettingSpec("FORUM_HOST_EVERY", 5, "int", "Limits", "The host speaks after this many agent messages", minimum=1, maximum=50),
-    SettingSpec("LLM_TIMEOUT", 120.0, "float", "Limits", "Seconds before one LLM call times out", minimum=1, maximum=1800),
+    SettingSpec("LLM_TIMEOUT", 120.0, "float", "Limits", "Seconds one LLM call attempt may take in all (connect, first token, full stream)", minimum=1, maximum=1800),
     SettingSpec("RETRY_MAX_SECONDS", 60.0, "float", "Limits", "Total time budget of one retried call", minimum=0, maximum=3600),
     SettingSpec("SHOAL_LEASE_SECONDS", 30.0, "float", "Supervisor", "A job's lease; another supervisor takes it over after this", minimum=1, maximum=3600),
     SettingSpec("SHOAL_HEARTBEAT_SECONDS", 5.0, "float", "Supervisor", "How often leases and heartbeats are renewed", minimum=0.05, maximum=600),

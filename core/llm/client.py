@@ -9,6 +9,11 @@ first token, and takes usage from the final chunk; when a server sends no usage,
 estimated from the text and `usage_estimated` is set. A server that rejects stream_options
 (HTTP 400 naming it) gets non-streaming requests from then on. `<think>…</think>` is removed.
 
+Each attempt is bounded as a whole by `LLM_TIMEOUT` (core.infra.deadline): connect, first token
+and the full stream. An attempt past it is cut (its socket shut down) and fails as a 'timeout',
+like a read timeout; the characters it had streamed are counted as estimated output tokens on the
+call's error row. (The SDK's own read timeout only bounds the gap between two chunks.)
+
 Retries are ours, not the SDK's (`max_retries=0`): core.infra.retry's LLM policy retries timeouts,
 dropped connections and streams, 429 (honouring Retry-After) and 5xx, and makes each retry an
 event and a counter. Each attempt holds one slot of its endpoint's budget (core.llm.limits: the
@@ -40,6 +45,7 @@ from loguru import logger
 
 from core.infra import retry as retry_mod
 from core.infra.config import LLM_ROLES, Settings
+from core.infra.deadline import CallTimeout, Cut, cut_response, run_bounded
 from core.infra.http_errors import TransientStatus
 from core.llm.errors import (LlmAuthError, LlmBadRequest, LlmError, LlmJsonError, LlmNotConfigured, LlmUnavailable,
                              _bad_response, _StreamIncomplete)
@@ -212,6 +218,7 @@ class LlmClient:
         t0 = time.perf_counter()
         attempts = 0
         raw: _Raw | None = None
+        cut_text: list[str] = []  # what attempts cut at LLM_TIMEOUT had streamed: billed, so counted
         op = f"{self.role.lower()}:{node}" if node else self.role.lower()
         try:
             for attempt in retry_mod.retrying(self.policy, op=op, run_id=run_id, job_id=job_id, sleep=self._sleep):
@@ -219,7 +226,7 @@ class LlmClient:
                     attempts += 1
                     with self.limiter.slot(self.provider, role=self.role) as slot:
                         try:
-                            raw = self._attempt(messages, temperature, max_tokens)
+                            raw = self._bounded(messages, temperature, max_tokens, cut_text)
                         except Exception as exc:
                             if retry_mod.classify(exc) == "rate_limit":
                                 slot.throttled()  # a 429: the endpoint's budget shrinks (core.llm.limits)
@@ -229,6 +236,10 @@ class LlmClient:
             err.latency_ms = (time.perf_counter() - t0) * 1000
             err.attempts = attempts
             err.retries = max(0, attempts - 1)
+            partial = "".join(cut_text)
+            if partial:  # the prompt was read and a reply begun: tokens the provider counts
+                err.input_tokens = _estimate_prompt(messages) * sum(1 for t in cut_text if t)
+                err.output_tokens = estimate_tokens(partial)
             raise err from exc
         assert raw is not None
         latency_ms = (time.perf_counter() - t0) * 1000
@@ -252,7 +263,20 @@ class LlmClient:
             logger.warning("llm {}/{}: the reply hit max_tokens and is cut off", self.role, node or "-")
         return result
 
-    def _attempt(self, messages: list[dict], temperature: float | None, max_tokens: int | None) -> _Raw:
+    def _bounded(self, messages: list[dict], temperature: float | None, max_tokens: int | None,
+                 cut_text: list[str]) -> _Raw:
+        """One attempt within LLM_TIMEOUT as a whole; past it, CallTimeout (retried as a timeout)."""
+        sofar: list[str] = []
+        try:
+            return run_bounded(lambda cut: self._attempt(messages, temperature, max_tokens, cut, sofar),
+                               self.timeout, what=f"{self.role} LLM call", setting="LLM_TIMEOUT",
+                               unit="characters")
+        except CallTimeout:
+            cut_text.append("".join(list(sofar)))
+            raise
+
+    def _attempt(self, messages: list[dict], temperature: float | None, max_tokens: int | None,
+                 cut: Cut | None = None, sofar: list[str] | None = None) -> _Raw:
         params: dict[str, Any] = {"model": self.model, "messages": messages}
         if temperature is not None:
             params["temperature"] = temperature
@@ -260,7 +284,7 @@ class LlmClient:
             params["max_tokens"] = max_tokens
         if self._stream_ok:
             try:
-                return self._streamed(params)
+                return self._streamed(params, cut, sofar)
             except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
                 if "stream" not in _status_message(exc).lower():
                     raise
@@ -270,13 +294,15 @@ class LlmClient:
                             self.role, self.provider)
         return self._plain(params)
 
-    def _streamed(self, params: dict[str, Any]) -> _Raw:
+    def _streamed(self, params: dict[str, Any], cut: Cut | None = None, sofar: list[str] | None = None) -> _Raw:
         t_start = time.perf_counter()
         try:
             stream = self._completions.create(**params, stream=True,
                                                           stream_options={"include_usage": True})
         except ValueError as exc:  # an error body that is not JSON
             raise _bad_response(f"unreadable response: {type(exc).__name__}") from exc
+        if cut is not None and getattr(stream, "response", None) is not None:
+            cut.on_cut(lambda: cut_response(stream.response))  # at LLM_TIMEOUT, a blocked read ends
         ctype = str(getattr(stream, "response", None) and stream.response.headers.get("content-type") or "")
         if "json" in ctype and "event-stream" not in ctype:
             # A server that ignores stream=True and answers with one completion body.
@@ -285,11 +311,13 @@ class LlmClient:
             except ValueError as exc:
                 raise _bad_response(f"malformed response body: {type(exc).__name__}") from exc
             finally:
+                if cut is not None:
+                    cut.release()
                 stream.close()
             raw = _raw_from_body(data)
             raw.ttft_s = time.perf_counter() - t_start
             return raw
-        content: list[str] = []
+        content: list[str] = sofar if sofar is not None else []
         reasoning: list[str] = []
         usage = None
         finish = None
@@ -297,6 +325,8 @@ class LlmClient:
         chunks = 0
         try:
             for chunk in stream:
+                if cut is not None:
+                    cut.raise_if_cut()
                 chunks += 1
                 if getattr(chunk, "usage", None) is not None:
                     usage = chunk.usage
@@ -310,6 +340,8 @@ class LlmClient:
                         content.append(text)
                     if isinstance(thought, str) and thought:
                         reasoning.append(thought)
+                    if cut is not None and (text or thought):
+                        cut.received += len(text or "") + (len(thought) if isinstance(thought, str) else 0)
                     if getattr(choice, "finish_reason", None):
                         finish = choice.finish_reason
         except ValueError as exc:  # a data line that is not JSON
@@ -320,6 +352,8 @@ class LlmClient:
             # An error event in the middle of the stream (provider overloaded, upstream failure).
             raise _bad_response(f"error event in the stream: {_status_message(exc)}") from exc
         finally:
+            if cut is not None:
+                cut.release()  # the connection may go back to the pool: a late cut must not touch it
             try:
                 stream.close()
             except Exception:  # pragma: no cover - the connection may be gone already
@@ -355,6 +389,9 @@ class LlmClient:
         if isinstance(exc, openai.APIStatusError):
             msg = _status_message(exc)
             text = f"HTTP {exc.status_code}" + (f": {msg}" if msg else "")
+        elif isinstance(exc, CallTimeout):
+            text = (f"no complete reply within {exc.seconds:g}s (LLM_TIMEOUT), cut after "
+                    + (f"{exc.received} characters" if exc.received else "receiving nothing"))
         elif isinstance(exc, openai.APITimeoutError):
             text = f"no response within {self.timeout:g}s (LLM_TIMEOUT)"
         elif isinstance(exc, openai.APIConnectionError):
@@ -409,8 +446,9 @@ class LlmClient:
     def _record_error(self, err: LlmError, *, node: str, run_id: str | None, job_id: str | None) -> None:
         logger.warning("llm {}/{}: {}", self.role, node or "-", str(err))
         self._store(node=node, run_id=run_id, job_id=job_id, trace_id=current_trace_id(),
-                    input_tokens=0, output_tokens=0, latency_ms=err.latency_ms, ttft_ms=None, retries=err.retries,
-                    status="error", error_kind=err.kind, estimated=False, error=str(err))
+                    input_tokens=err.input_tokens, output_tokens=err.output_tokens, latency_ms=err.latency_ms,
+                    ttft_ms=None, retries=err.retries, status="error", error_kind=err.kind,
+                    estimated=bool(err.input_tokens or err.output_tokens), error=str(err))
 
     def _store(self, *, node: str, run_id: str | None, job_id: str | None, trace_id: str, input_tokens: int,
                output_tokens: int, latency_ms: float, ttft_ms: float | None, retries: int, status: str,

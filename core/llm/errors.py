@@ -21,6 +21,9 @@ class LlmError(ProviderError):
         self.role = role
         self.latency_ms: float = 0.0
         self.retries: int = max(0, attempts - 1)
+        # Tokens of attempts cut at LLM_TIMEOUT mid-reply (estimated): spent although no reply came.
+        self.input_tokens: int = 0
+        self.output_tokens: int = 0
 
 
 class LlmNotConfigured(LlmError):

@@ -1,6 +1,10 @@
 """What the web search providers share: their errors, results, tools, the HTTP + retry + logging
 part, and small readers of API values. The providers are core/research/tavily.py and
 core/research/bocha.py; core/research/web_search.py is the face the engines use (see its doc).
+
+`timeout` (SEARCH_TIMEOUT) bounds each attempt as a whole (core.infra.deadline): connect, the
+response headers and the full body. An attempt past it is cut and fails as a 'timeout', retried by
+the SEARCH policy like any other; httpx's own timeout bounds only each read.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import httpx
 
 from core.corpus.documents import Document
 from core.infra.http_errors import ProviderAuthError, ProviderBadResponse, ProviderError, ProviderUnavailable
+from core.infra.deadline import Cut, cut_response, run_bounded
 from core.infra.logs import engine_logger
 from core.research.reasoning import ToolSpec
 from core.infra.redact import redact, register_secrets
@@ -303,8 +308,8 @@ class _WebProvider:
         try:
             for attempt in controller:
                 with attempt:
-                    response = self._client.post(url, json=body, headers=self._headers)
-                    payload = self._decode(response, tool)
+                    payload = run_bounded(lambda cut: self._request(url, body, tool, cut), self.timeout,
+                                          what=f"{self.name} search", setting="SEARCH_TIMEOUT")
         except SearchError as exc:
             exc.attempts = controller.statistics.get("attempt_number", 1)
             raise
@@ -320,6 +325,23 @@ class _WebProvider:
             raise SearchError(self._scrub(f"{self.name} search failed: {_clip(what, 300)}"),
                               provider=self.name, tool=tool, status=status, attempts=attempts) from exc
         return payload, controller.statistics.get("attempt_number", 1)
+
+    def _request(self, url: str, body: dict, tool: str, cut: Cut) -> Any:
+        """One POST, read in chunks so that a cut at SEARCH_TIMEOUT stops it."""
+        with self._client.stream("POST", url, json=body, headers=self._headers) as response:
+            cut.on_cut(lambda: cut_response(response))
+            data = bytearray()
+            try:
+                for chunk in response.iter_bytes():  # decoded (gzip...)
+                    cut.raise_if_cut()
+                    data += chunk
+                    cut.received = len(data)
+            finally:
+                cut.release()  # the connection goes back to the pool: a late cut must not touch it
+        headers = [(k, v) for k, v in response.headers.multi_items()
+                   if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        return self._decode(httpx.Response(response.status_code, headers=headers, content=bytes(data),
+                                           request=response.request), tool)
 
     def _decode(self, response: httpx.Response, tool: str) -> Any:
         status = response.status_code

@@ -316,7 +316,7 @@ def test_data_page_imports_an_upload_and_lists_broken_rows(fresh_runtime):
     [warning] = [w.value for w in at.warning]
     assert "posts.csv" in warning and "2 imported" in warning and "2 errors" in warning
     errors = at.dataframe[-1].value
-    assert list(errors["row"]) == [2, 3] and "content" in errors["error"][0] and "likes" in errors["error"][1]
+    assert list(errors["row"]) == [3, 4] and "content" in errors["error"][0] and "likes" in errors["error"][1]
 
 
 @pytest.mark.parametrize("url,needle", [

@@ -76,13 +76,13 @@ def test_parse_sentiment():
 CSV = (
     "\ufeffplatform,id,title,content,author,publish_time,likes,comments,shares,views,url,keyword,city\n"
     "weibo,w1,新能源,比亚迪发布新款汽车，续航更长,车评人,2024-03-10 12:00:00,1.2万,3k,\"1,234\",,https://weibo.com/w1,新能源,深圳\n"
-    "weibo,w2,,,nobody,2024-03-10 12:00:00,1,,,,,,\n"  # 2: no content
-    "douyin,d1,,大学生毕业季,学生,2024-03-09,abc,,,,,,\n"  # 3: bad count
-    "douyin,d2,,大学食堂测评,学生,last tuesday,,,,,,,\n"  # 4: bad time
-    ",,,没有平台也没有编号的帖子：汽车,,1709900000000,,,,,,,\n"  # 5: good; default platform, hashed id
-    "xhs,x1,,多了一列,a,2024-03-01,1,2,3,4,u,k,c,EXTRA\n"  # 6: too many values
-    ",,,,,,,,,,,,\n"  # 7: blank: skipped
-    "bilibili,b1,测评,\"汽车测评，\n第二行\",up主,2024-03-08T10:00:00+08:00,5,6,7,80000,,,\n"  # 8: good, multi-line
+    "weibo,w2,,,nobody,2024-03-10 12:00:00,1,,,,,,\n"  # line 3: no content
+    "douyin,d1,,大学生毕业季,学生,2024-03-09,abc,,,,,,\n"  # line 4: bad count
+    "douyin,d2,,大学食堂测评,学生,last tuesday,,,,,,,\n"  # line 5: bad time
+    ",,,没有平台也没有编号的帖子：汽车,,1709900000000,,,,,,,\n"  # line 6: good; default platform, hashed id
+    "xhs,x1,,多了一列,a,2024-03-01,1,2,3,4,u,k,c,EXTRA\n"  # line 7: too many values
+    ",,,,,,,,,,,,\n"  # line 8: blank: skipped
+    "bilibili,b1,测评,\"汽车测评，\n第二行\",up主,2024-03-08T10:00:00+08:00,5,6,7,80000,,,\n"  # lines 9-10: good, multi-line
 )
 
 
@@ -90,10 +90,10 @@ def test_csv_import_reports_broken_rows_and_keeps_the_good_ones(db, tmp_path):
     path = tmp_path / "posts.csv"
     path.write_text(CSV, encoding="utf-8")
     report = import_file(db, path, source="import")
-    assert [row for row, _ in report.errors] == [2, 3, 4, 6]
+    assert [row for row, _ in report.errors] == [3, 4, 5, 7]  # file lines: the header is line 1
     messages = dict(report.errors)
-    assert "content" in messages[2] and "likes" in messages[3] and "publish_time" in messages[4]
-    assert "values" in messages[6]
+    assert "content" in messages[3] and "likes" in messages[4] and "publish_time" in messages[5]
+    assert "values" in messages[7]
     assert (report.imported, report.updated, report.skipped, report.error_count) == (3, 0, 1, 4)
     stored = posts(db)
     assert set(stored) == {("weibo", "w1"), ("unknown", stable_post_id("unknown", "没有平台也没有编号的帖子：汽车")),

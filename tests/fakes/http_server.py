@@ -45,7 +45,8 @@ class Reply:
     drop: close the connection without sending any response (after `delay`).
     chunks: send the body as a chunked stream, one write per item (SSE lines, for instance),
         `chunk_delay` seconds apart; `drop_after_chunks=n` cuts the connection after n chunks,
-        without the terminating chunk, as a dropped stream does.
+        without the terminating chunk, as a dropped stream does. Each streamed reply is recorded
+        as a StreamRecord (`FakeHTTPServer.streams`): bytes sent of the total, and how it ended.
     """
     status: int = 200
     json: Any = None
@@ -87,6 +88,16 @@ class RecordedRequest:
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
+
+
+@dataclass
+class StreamRecord:
+    """One chunked reply as the server sent it. `ended`: 'complete', 'dropped' (by the script) or
+    'client_gone' (a write failed: the client closed the connection); None while streaming."""
+    path: str
+    total: int           # bytes of the whole body
+    sent: int = 0        # bytes written so far
+    ended: str | None = None
 
 
 Responder = Union[Reply, Callable[[RecordedRequest], Reply]]
@@ -140,13 +151,21 @@ class _Handler(BaseHTTPRequestHandler):
             return self._drop()
         if reply.drop:
             return self._drop()
+        record = None
+        if reply.chunks is not None:
+            total = sum(len(c.encode() if isinstance(c, str) else bytes(c)) for c in reply.chunks)
+            record = StreamRecord(request.path, total)
+            with fake._lock:
+                fake._streams.append(record)
         try:
             if reply.chunks is not None:
-                self._stream(reply)
+                self._stream(reply, record)
             else:
                 self._send(reply)
         except _DISCONNECTS:  # the client gave up (its timeout fired) while we stalled
             self.close_connection = True
+            if record is not None:
+                record.ended = "client_gone"
 
     def _send(self, reply: Reply) -> None:
         data = reply.payload()
@@ -156,7 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         self.wfile.flush()
 
-    def _stream(self, reply: Reply) -> None:
+    def _stream(self, reply: Reply, record: "StreamRecord") -> None:
         self.send_response(reply.status)
         self._headers(reply, {"Content-Type": reply.default_content_type(), "Transfer-Encoding": "chunked",
                               "Cache-Control": "no-cache"})
@@ -164,17 +183,22 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         for i, chunk in enumerate(reply.chunks or ()):
             if reply.drop_after_chunks is not None and i >= reply.drop_after_chunks:
+                record.ended = "dropped"
                 return self._drop()
             if i and reply.chunk_delay and fake._closing.wait(reply.chunk_delay):
+                record.ended = "dropped"
                 return self._drop()
             data = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
             if data:  # an empty chunk would end the stream
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 self.wfile.flush()
+                record.sent += len(data)
         if reply.drop_after_chunks is not None and reply.drop_after_chunks <= len(reply.chunks or ()):
+            record.ended = "dropped"
             return self._drop()
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+        record.ended = "complete"
 
     def _headers(self, reply: Reply, defaults: dict[str, str]) -> None:
         given = {k.lower() for k in reply.headers}
@@ -290,6 +314,7 @@ class FakeHTTPServer(LoopbackServer):
         self._queues: dict[str, deque[Responder]] = {}
         self._fallbacks: dict[str, Responder] = {}
         self._requests: list[RecordedRequest] = []
+        self._streams: list[StreamRecord] = []
         self.unscripted: list[RecordedRequest] = []
 
     @property
@@ -315,6 +340,7 @@ class FakeHTTPServer(LoopbackServer):
             self._queues.clear()
             self._fallbacks.clear()
             self._requests.clear()
+            self._streams.clear()
             self.unscripted.clear()
 
     # inspection ------------------------------------------------------------------------------
@@ -322,6 +348,12 @@ class FakeHTTPServer(LoopbackServer):
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
             return list(self._requests)
+
+    @property
+    def streams(self) -> list[StreamRecord]:
+        """The chunked replies sent, in order (live records: `sent` and `ended` change)."""
+        with self._lock:
+            return list(self._streams)
 
     def requests_to(self, path: str, method: str | None = None) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == path and (method is None or r.method == method.upper())]

@@ -22,6 +22,7 @@ nodes that parse JSON), or a FakeReply for latency and faults:
   FakeReply.error(503) / (500)        server error
   FakeReply.unauthorized()            401
   FakeReply.stall(seconds)            nothing at all for `seconds`, then the connection closes
+  FakeReply.trickle(content, chars, every)  a stream of `chars` characters every `every` seconds
   FakeReply.malformed()               a 200 whose body (or SSE data) is broken JSON
   FakeReply.dropped(content, after=2) a stream cut after `after` content chunks
   FakeReply.no_usage(content)         no usage anywhere
@@ -30,7 +31,8 @@ nodes that parse JSON), or a FakeReply for latency and faults:
   FakeReply.thinking(content, think)  content behind "<think>…</think>"
 
 Every chat request is recorded as a ChatRequest with monotonic `start` (request read) and `end`
-(last byte sent, or connection dropped) so tests can prove parallelism: `max_concurrency()`.
+(last byte sent, or connection dropped) so tests can prove parallelism: `max_concurrency()`, and
+`sent_chars`, the content characters the server managed to send (a cut stream sent fewer).
 """
 from __future__ import annotations
 
@@ -107,6 +109,12 @@ class FakeReply:
         return cls(stall_for=seconds)
 
     @classmethod
+    def trickle(cls, content: str, chars: int = 4, every: float = 0.3, **kw: Any) -> "FakeReply":
+        """A stream that never stalls long (`every` seconds between chunks) but takes
+        len(content) / chars * every seconds in all."""
+        return cls(content=content, chunk_chars=chars, chunk_delay=every, **kw)
+
+    @classmethod
     def malformed(cls) -> "FakeReply":
         return cls(broken_json=True)
 
@@ -152,6 +160,7 @@ class ChatRequest:
     first_byte: float | None = None
     status: int | None = None
     reply: FakeReply | None = None
+    sent_chars: int = 0            # content characters sent (streaming), counted after each write
 
     @property
     def model(self) -> str:
@@ -339,6 +348,7 @@ class _Handler(BaseHTTPRequestHandler):
             if i and delay and fake._closing.wait(delay):
                 return self._drop(req)
             self._chunk(event([{"index": 0, "delta": {"content": piece}, "finish_reason": None}], **usage_null))
+            req.sent_chars += len(piece)
         if reply.drop_after is not None:
             return self._drop(req)
         self._chunk(event([{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}], **usage_null))

@@ -15,7 +15,8 @@ before normal answers, one request each, on any search path:
         tv.requests                                     # RecordedRequest list (headers lower-cased)
 
 Fault kinds: rate_limit (429, Retry-After), server_error (500), bad_gateway (502, HTML body),
-stall (delay, then a normal answer), drop (connection closed, no response), garbage (200, not
+stall (delay, then a normal answer), trickle (the normal answer 16 bytes at a time, `delay`
+seconds apart: each read comes quickly, the whole never does; see `http.streams`), drop (connection closed, no response), garbage (200, not
 JSON), wrong_shape (200, JSON of the wrong shape), unauthorized (401; `echo_key=True` puts the
 received token in the message, as careless gateways do), forbidden (403; Bocha: balance
 exhausted), body_error (Bocha only: HTTP 200 with {"code": <code>} in the body), empty (200, no
@@ -39,10 +40,11 @@ import pytest
 
 from .http_server import FakeHTTPServer, RecordedRequest, Reply
 
+TRICKLE_BYTES = 16  # per chunk of a "trickle" fault
 FAKE_TAVILY_KEY = "tvly-fake-0123456789abcdef"
 FAKE_BOCHA_KEY = "sk-fake-bocha-0123456789abcdef"
 
-FAULT_KINDS = ("rate_limit", "server_error", "bad_gateway", "stall", "drop", "garbage", "wrong_shape",
+FAULT_KINDS = ("rate_limit", "server_error", "bad_gateway", "stall", "trickle", "drop", "garbage", "wrong_shape",
                "unauthorized", "forbidden", "body_error", "empty")
 
 
@@ -280,6 +282,14 @@ class FakeSearchServer:
                 body = {}
             normal = self.answer(request.path, body if isinstance(body, dict) else {})
             return Reply(normal.status, json=normal.json, delay=fault.delay)
+        if kind == "trickle":
+            try:
+                body = request.json()
+            except ValueError:
+                body = {}
+            data = self.answer(request.path, body if isinstance(body, dict) else {}).payload()
+            return Reply(200, chunks=[data[i:i + TRICKLE_BYTES] for i in range(0, len(data), TRICKLE_BYTES)],
+                         chunk_delay=fault.delay, content_type="application/json")
         if kind == "drop":
             return Reply(drop=True)
         if kind == "garbage":
