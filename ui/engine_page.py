@@ -15,7 +15,7 @@ from core.work.runs import JobSummary, RunView, get_job, job_summaries
 from core.console.usage import llm_calls_frame, usage_by_model
 
 from .runtime import get_runtime
-from .widgets import (admin_unlocked, badge, fmt_duration, fmt_time, page_setup, run_picker,
+from .widgets import (admin_unlocked, badge, fmt_duration, fmt_time, outcome_notice, page_setup, run_picker,
                       usage_line)
 
 DESCRIPTIONS = {
@@ -80,6 +80,7 @@ def controls(rt, run: RunView, job: JobSummary | None, engine: str) -> None:
             st.toast(f"Queued {new_id}")
             st.rerun()
     c3.markdown(f"Run `{run.id}` · {badge(run.status)} · {run.topic[:60]} · mode **{run.mode}**")
+    outcome_notice(run)
 
 
 @st.fragment(run_every=2)
