@@ -233,3 +233,31 @@ def test_the_process_exits_with_the_degraded_code_when_the_key_is_rejected(demo)
         summary["degraded"][0].items() and summary["degraded"][0]["count"] >= 1
     assert "INSIGHT_ENGINE key was rejected" in summary["message"]
     assert fake.env("INSIGHT_ENGINE")["INSIGHT_ENGINE_API_KEY"] not in proc.stdout + proc.stderr
+
+
+# ---------------------------------------------------------------------------------------- cancel
+
+
+def test_a_cancel_reaches_the_jobs_added_while_it_runs(db, events, make_supervisor, job_handlers, monkeypatch):
+    """A post that completes a forum round while the run is being cancelled adds a host job: it is
+    cancelled without running, and the run ends cancelled, not stuck `cancelling`."""
+    from core.forum import HOST_KIND
+    from core.work.jobs import HandlerInfo, JobCancelled, JobSpec
+
+    hosts_run: list[str] = []
+
+    def engine(ctx):
+        ctx.cancel_event.wait(60)  # until the cancel reaches it
+        ctx.runs.add_jobs(ctx.run_id, [JobSpec(HOST_KIND, "host-1", {"round": 1, "upto": 1})])
+        raise JobCancelled("user")
+
+    monkeypatch.setitem(job_handlers, "media", HandlerInfo("media", engine))
+    monkeypatch.setitem(job_handlers, HOST_KIND, HandlerInfo(HOST_KIND, lambda ctx: hosts_run.append(ctx.job_id)))
+    sup = make_supervisor()
+    run_id = sup.submit_run([JobSpec("media")], topic="x")
+    wait_for(lambda: get_run(db, run_id) and jobs_of(db, run_id)[0].status == JobState.RUNNING, what="the engine runs")
+    assert sup.cancel_run(run_id, timeout=5) == RunState.CANCELLED
+    jobs = {j.name: j for j in jobs_of(db, run_id)}
+    assert jobs["host-1"].status == JobState.CANCELLED and jobs["host-1"].attempt == 0
+    assert "cancelled" in jobs["host-1"].error and hosts_run == []
+    assert jobs["media"].status == JobState.CANCELLED
