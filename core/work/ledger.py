@@ -215,7 +215,7 @@ class Ledger:
             run = s.get(Run, run_id)
             if run is None or run.status in RunState.FINAL:
                 return run.status if run else None
-            rows = s.execute(select(Job.id, Job.name, Job.kind, Job.status, Job.error, Job.result)
+            rows = s.execute(select(Job.id, Job.name, Job.kind, Job.status, Job.error)
                              .where(Job.run_id == run_id).order_by(Job.created_at, Job.id)).all()
             statuses = [r.status for r in rows]
             final = outcomes.final_status(rows, cancelling=run.status == RunState.CANCELLING or cancelling)

@@ -133,10 +133,10 @@ def _add(out: dict, reason: str, engine: str, count: int, role: str | None = Non
 
 def degraded_reasons(session, run_id: str, jobs: Sequence[Any] | None = None) -> list[dict]:
     """Why a run whose jobs all completed is degraded: a list of {"reason", "engine", "count"[, "role"]},
-    empty when nothing fell back. ``jobs``: the run's decisive jobs (with .id, .kind, .status, .result),
-    read here when not given."""
+    empty when nothing fell back. ``jobs``: the run's decisive jobs (with .id, .name, .kind, .status),
+    read here when not given; only the completed engines' results are loaded (they are large)."""
     if jobs is None:
-        rows = session.execute(select(Job.id, Job.name, Job.kind, Job.status, Job.result)
+        rows = session.execute(select(Job.id, Job.name, Job.kind, Job.status)
                                .where(Job.run_id == run_id).order_by(Job.created_at, Job.id)).all()
         jobs = decisive_jobs(rows)
     kinds = {j.id: j.kind for j in jobs}
@@ -150,10 +150,13 @@ def degraded_reasons(session, run_id: str, jobs: Sequence[Any] | None = None) ->
             continue  # a rejected JSON reply is asked again; a superseded job's work is not in the results
         engine = kinds.get(job_id) or _ROLE_AGENTS.get(role, (role or "llm").lower())
         _add(found, _LLM_KIND_REASONS.get(kind or "", LLM_FAILED), engine, 1, role)
-    for job in jobs:
-        if job.kind not in _ENGINE_KINDS or job.status != JobState.COMPLETED or not isinstance(job.result, dict):
+    engines = [j for j in jobs if j.kind in _ENGINE_KINDS and j.status == JobState.COMPLETED]
+    results = dict(session.execute(select(Job.id, Job.result).where(Job.id.in_([j.id for j in engines])))
+                   .all()) if engines else {}
+    for job in engines:
+        result = results.get(job.id)
+        if not isinstance(result, dict):
             continue
-        result = job.result
         fallback_kinds = result.get("fallback_kinds") if isinstance(result.get("fallback_kinds"), dict) else {}
         role = result.get("llm_role") or f"{job.kind.upper()}_ENGINE"
         _add(found, LLM_UNPARSABLE, job.kind, _int(fallback_kinds.get("parse")), role)
