@@ -261,3 +261,29 @@ def test_a_cancel_reaches_the_jobs_added_while_it_runs(db, events, make_supervis
     assert jobs["host-1"].status == JobState.CANCELLED and jobs["host-1"].attempt == 0
     assert "cancelled" in jobs["host-1"].error and hosts_run == []
     assert jobs["media"].status == JobState.CANCELLED
+
+
+def test_a_host_job_cancelled_while_it_speaks_posts_nothing(db, events, make_supervisor, monkeypatch):
+    """The cancel arrives from elsewhere (another process forced it) while the host's LLM call is
+    still out: the speech that comes back afterwards is not posted."""
+    import core.discussion.host as host_mod
+    from sqlalchemy import update
+
+    from core.forum import HOST_KIND, transcript
+    from core.infra.models import Job
+    from core.work.jobs import JobSpec
+
+    class Host:
+        mode = "llm"
+
+        def speak(self, topic, messages, previous):
+            with db.session() as s:  # what a forced cancel by another process leaves in the database
+                s.execute(update(Job).where(Job.kind == HOST_KIND).values(status=JobState.CANCELLED))
+            return "主持人：这段发言不应出现在论坛上。"
+
+    monkeypatch.setattr(host_mod, "make_host", lambda *a, **k: Host())
+    sup = make_supervisor()
+    sup.settings = load_settings()
+    run_id = sup.submit_run([JobSpec(HOST_KIND, "host-1", {"round": 1, "upto": 0})], topic="价格战")
+    assert sup.wait_run(run_id, 60) == RunState.CANCELLED
+    assert [m for m in transcript(db, run_id) if m.type == "host"] == []
