@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -74,6 +75,47 @@ def test_every_reason_reads_as_a_sentence_with_its_fix():
     problems = outcomes.run_problems(RunState.REPORT_FAILED, {}, "RuntimeError: disk full", "abc123")
     assert "disk full" in problems[0] and "python -m core report abc123" in problems[0]
     assert outcomes.run_problems(RunState.COMPLETED, {"degraded": "garbage"}) == []
+
+
+def test_reasons_come_from_the_recorded_calls_and_the_engines_results(db):
+    from core.infra.models import Job, LlmCall, Run
+
+    def result(**kw):
+        return {"engine": "x", "paragraphs": [], "n_sources": 5, "search_errors": [], "fallbacks": 0, **kw}
+
+    with db.session() as s:
+        s.add(Run(id="r1", trace_id="t", status="running"))
+        s.flush()
+        for i, (name, kind, res) in enumerate((
+                ("query", "query", result(search_errors=["a", "b"], fallback_kinds={"parse": 1, "auth": 2})),
+                ("media", "media", result(n_sources=0)),
+                ("insight", "insight", result()),
+                ("report", "report", None), ("report#2", "report", {"report_id": "x"}))):
+            s.add(Job(id=f"r1-{name}", run_id="r1", kind=kind, name=name, status="completed", result=res,
+                      created_at=datetime(2025, 1, 1, 0, 0, i)))
+        for job_id, role, kind in (("r1-query", "QUERY_ENGINE", "auth"), ("r1-query", "QUERY_ENGINE", "auth"),
+                                   ("r1-query", "QUERY_ENGINE", "parse"),  # asked again: not a fallback
+                                   ("r1-query", "KEYWORD_OPTIMIZER", "rate_limit"),
+                                   ("r1-media", "MEDIA_ENGINE", "timeout"), ("r1-media", "MEDIA_ENGINE", "server_error"),
+                                   ("r1-insight", "INSIGHT_ENGINE", "bad_request"),
+                                   (None, "FORUM_HOST", "connection"),
+                                   ("r1-report", "REPORT_ENGINE", "auth"),   # superseded by report#2
+                                   ("r1-report#2", "REPORT_ENGINE", "error")):
+            s.add(LlmCall(run_id="r1", job_id=job_id, role=role, status="error", error_kind=kind))
+        s.add(LlmCall(run_id="r1", job_id="r1-insight", role="INSIGHT_ENGINE", status="ok"))
+    with db.session() as s:
+        got = outcomes.degraded_reasons(s, "r1")
+    assert got == [
+        {"reason": "llm_unauthorized", "engine": "query", "count": 2, "role": "QUERY_ENGINE"},
+        {"reason": "llm_rate_limited", "engine": "query", "count": 1, "role": "KEYWORD_OPTIMIZER"},
+        {"reason": "llm_unavailable", "engine": "host", "count": 1, "role": "FORUM_HOST"},
+        {"reason": "llm_unavailable", "engine": "media", "count": 2, "role": "MEDIA_ENGINE"},
+        {"reason": "llm_rejected", "engine": "insight", "count": 1, "role": "INSIGHT_ENGINE"},
+        {"reason": "llm_unparsable", "engine": "query", "count": 1, "role": "QUERY_ENGINE"},
+        {"reason": "llm_failed", "engine": "report", "count": 1, "role": "REPORT_ENGINE"},
+        {"reason": "search_failed", "engine": "query", "count": 2},
+        {"reason": "no_sources", "engine": "media", "count": 1},
+    ]
 
 
 # ---------------------------------------------------------------------------------------- real runs
