@@ -10,8 +10,8 @@ from core.research.names import ENGINE_NAMES
 from core.work.runs import job_summaries, list_runs
 from ui.access import allow_run_start, count_run_start, has_control
 from ui.cached import cached_corpus_stats
-from ui.widgets import (admin_unlocked, badge, fmt_duration, fmt_time, live_event_feed, mode_caption, page_setup,
-                        usage_line)
+from ui.widgets import (admin_unlocked, badge, fmt_duration, fmt_time, live_event_feed, mode_caption, outcome_notice,
+                        outcome_short, page_setup, usage_line)
 
 ENGINES = {key: name.choice for key, name in ENGINE_NAMES.items()}
 REPORT_TYPES = ["auto", "brand reputation", "market competition", "routine monitoring", "policy/industry",
@@ -110,6 +110,7 @@ def current_run_panel():
     st.markdown(f"{badge(run.status)} **{run.topic or run.kind}** · run `{run.id}` · {run.mode} · "
                 f"started {fmt_time(run.started_at)} · {fmt_duration(run.duration_s)} · trace `{run.trace_id}`")
     st.caption(usage_line(rt, run.id))
+    outcome_notice(run)
     coverage_panel(run)
     jobs = job_summaries(rt.db, run.id)
     cols = st.columns(max(1, min(len(jobs), 6)))
@@ -132,7 +133,8 @@ if rt.db.ok:
 
         st.dataframe(pd.DataFrame([{"run": r.id, "status": r.status, "kind": r.kind, "topic": r.topic[:80],
                                     "mode": r.mode, "created": fmt_time(r.created_at),
-                                    "duration": fmt_duration(r.duration_s)} for r in recent]),
+                                    "duration": fmt_duration(r.duration_s), "problems": outcome_short(r)}
+                                   for r in recent]),
                      hide_index=True, width="stretch")
     else:
         st.caption("No runs yet.")

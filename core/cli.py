@@ -10,9 +10,8 @@ import time
 from typing import Sequence
 
 from core.console.health import FAIL, WARN, essential_failures, run_checks
+from core.work.outcomes import EXIT_FAILED as EXIT_FAIL, EXIT_OK, EXIT_USAGE, degraded_of, exit_code, run_problems
 from core.work.states import RunState
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 def _runtime(start_supervisor: bool):
@@ -192,8 +191,12 @@ def run_summary(rt, run_id: str, wall_s: float) -> dict:
     report = latest_report(rt.db, run_id, completed=True)
     with rt.db.session() as s:
         llm_calls = s.scalar(select(func.count()).select_from(LlmCall).where(LlmCall.run_id == run_id)) or 0
+    problems = run_problems(run.status, run.params, run.error, run_id)
+    message = run.error if run.status == RunState.INSUFFICIENT_DATA else " ".join(problems) or None
     return {"run_id": run_id, "status": run.status, "mode": run.mode, "topic": run.topic,
-            "coverage": run.params.get("coverage"), "message": run.error if run.status == "insufficient_data" else None,
+            "coverage": run.params.get("coverage"), "message": message,
+            "error": None if run.status == RunState.COMPLETED else run.error,
+            "degraded": degraded_of(run.params) if run.status in RunState.USABLE else [],
             "engines": engines,
             "forum_messages": counts["agent"] + counts["host"] + counts["system"], "host_messages": counts["host"],
             "report": report.html_path if report else None, "llm_calls": llm_calls, "trace_id": run.trace_id, "wall_s": round(wall_s, 3)}
@@ -244,9 +247,9 @@ def cmd_run(args) -> int:
     summary = run_summary(rt, run_id, time.monotonic() - t0)
     rt.close()
     print(json.dumps(summary, ensure_ascii=False, indent=None if args.json else 2))
-    if status == "insufficient_data" and not args.json:
-        print(f"run: {summary['message']}", file=sys.stderr)
-    return EXIT_OK if status == RunState.COMPLETED else EXIT_FAIL
+    if summary["message"] and not args.json:
+        print(f"run: {summary['status']}: {summary['message']}", file=sys.stderr)
+    return exit_code(status)
 
 
 DISK_FULL_GRACE_S = 5.0  # a full disk often clears itself (a rotated log, a temp file): give it a moment

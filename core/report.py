@@ -18,6 +18,11 @@ did not complete; a partial report (asked for by the user) starts at once, uses 
 (finished paragraphs of unfinished engines included) and opens with a banner naming what is
 missing.
 
+A report job that fails (an error while writing, a timeout) marks its Report row ``error`` and the
+job failed; when the run's engines all completed, the run then ends ``report_failed``, not
+``failed`` (core.work.outcomes): the engines' results stay usable, and a new report
+(request_report: Generate on the Report page, ``python -m core report RUN``) or ``resume`` retries it.
+
 Sections are written in parallel (a bounded thread pool): by the REPORT_ENGINE LLM, one call per
 section with the relevant engine paragraphs, host speeches and numbered sources; or offline, by
 extractive assembly of the engines' findings with statistics. A section whose LLM call fails is

@@ -274,6 +274,12 @@ class Supervisor:
             t.start()
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()) + 1.0)
+        # What is still open now (a cancel thread slowed by a loaded machine, a job added meanwhile) is
+        # cancelled here without more waiting, so the run does not stay `cancelling`.
+        with self.db.session() as s:
+            still_open = list(s.scalars(select(Job.id).where(Job.run_id == run_id, Job.status.not_in(TERMINAL_STATES))))
+        for job_id in still_open:
+            self.cancel_job(job_id, timeout=0)
         self._finish_run(run_id, cancelling=True)
         with self.db.session() as s:
             return s.get(Run, run_id).status

@@ -16,7 +16,7 @@ from core.console.usage import llm_calls_frame, usage_by_model
 
 from .runtime import get_runtime
 from .access import allow_run_start, count_run_start
-from .widgets import (admin_unlocked, badge, fmt_duration, fmt_time, page_setup, run_picker,
+from .widgets import (admin_unlocked, badge, fmt_duration, fmt_time, outcome_notice, page_setup, run_picker,
                       usage_line)
 
 DESCRIPTIONS = {
@@ -82,6 +82,7 @@ def controls(rt, run: RunView, job: JobSummary | None, engine: str) -> None:
             st.toast(f"Queued {new_id}")
             st.rerun()
     c3.markdown(f"Run `{run.id}` · {badge(run.status)} · {run.topic[:60]} · mode **{run.mode}**")
+    outcome_notice(run)
 
 
 @st.fragment(run_every=2)

@@ -45,7 +45,7 @@ from core.runtime import Runtime
 
 from .runtime import get_runtime
 from .access import allow_run_start, count_run_start
-from .widgets import BADGE_COLORS, admin_unlocked, fmt_time, run_picker
+from .widgets import BADGE_COLORS, admin_unlocked, fmt_time, outcome_notice, run_picker
 
 KEY = "report"
 EVENT_BUFFER = 200   # report events kept per session and shown
@@ -416,6 +416,7 @@ def show(rt: Runtime) -> None:
         return
     st.markdown(f"Run `{run.id}` · {report_badge(run.status)} · {md_escape(run.topic[:80])} · mode **{run.mode}** · "
                 f"created {fmt_time(run.created_at)}")
+    outcome_notice(run)  # a failed report says the engines' work is intact and Generate retries it
     ready = missing_notice(rt, run)
     unlocked = admin_unlocked(rt, KEY)
     generate_controls(rt, run, ready, unlocked)

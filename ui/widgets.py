@@ -6,6 +6,7 @@ from datetime import datetime
 import streamlit as st
 
 from core.console import telemetry
+from core.work.outcomes import degraded_of, run_problems
 from core.infra.feeds import EventFeed
 from core.work.runs import RunView, job_summaries, list_runs
 from core.console.usage import run_usage
@@ -16,7 +17,8 @@ from .runtime import get_runtime, reload_runtime
 
 BADGE_COLORS = {
     "queued": "gray", "pending": "gray", "running": "blue", "cancelling": "orange", "completed": "green",
-    "failed": "red", "cancelled": "violet", "interrupted": "orange",
+    "completed_degraded": "orange", "report_failed": "red", "failed": "red", "cancelled": "violet",
+    "interrupted": "orange",
     "insufficient_data": "orange", "ok": "green", "warn": "orange",
     "fail": "red",
 }
@@ -105,6 +107,22 @@ def usage_line(rt: Runtime, run_id: str, role: str | None = None) -> str:
     unpriced = f" (unpriced: {', '.join(u['unpriced_models'])})" if u["unpriced_models"] else ""
     return (f"LLM usage: {u['calls']} calls · {u['input_tokens']:,} in / {u['output_tokens']:,} out tokens · "
             f"{u['errors']} errors · {u['retries']} retries · cost {u['cost_label']}{unpriced}")
+
+
+def outcome_notice(run: RunView) -> None:
+    """What went wrong in a run that otherwise ended (completed_degraded, report_failed): each reason
+    with its fix, in plain words (core.work.outcomes.run_problems)."""
+    problems = run_problems(run.status, run.params, run.error, run.id)
+    if problems:
+        st.warning("\n".join(f"- {p}" for p in problems), icon="⚠️")
+
+
+def outcome_short(run: RunView) -> str:
+    """The reasons of a degraded run in a few words, for a table cell ('' when there are none)."""
+    reasons = [f"{d['reason']} ({d.get('engine', '')})" for d in degraded_of(run.params)]
+    if run.status == "report_failed":
+        reasons.insert(0, "report failed")
+    return ", ".join(reasons)
 
 
 def run_picker(rt: Runtime, key: str, kind: str | None = None, label: str = "Run") -> RunView | None:

@@ -12,10 +12,13 @@ Metric names produced by `collect_metrics` (the defaults use them):
   llm_calls, llm_error_rate_pct, llm_p95_latency_ms    (LLM calls of the last window; the error
                                                         rate and p95 are None below min_calls)
   stalled_jobs                                         (running jobs flagged stalled)
+  runs_degraded, runs_failed                           (runs that ended completed_degraded or report_failed,
+                                                        and failed, in the last window)
   telemetry_dropped, telemetry_buffered                (TelemetryWriter)
 
 Defaults (DESIGN §9): CPU > 85 % for 5 min, memory > 90 % (for 1 min, so one spike does not
-page), LLM error rate > 5 % over 5 min, LLM p95 latency > 60 s over 5 min, any stalled job.
+page), LLM error rate > 5 % over 5 min, LLM p95 latency > 60 s over 5 min, any stalled job, and any
+run that ended degraded or with a failed report in the last window (a rejected key, a dead search API).
 Rules are editable: `load_rules` / `save_rules` (JSON), `rules_from_data` reports every
 malformed rule as a problem and skips it.
 """
@@ -34,8 +37,8 @@ from typing import Any, Callable
 from loguru import logger
 from sqlalchemy import func, select
 
-from core.infra.models import Job, LlmCall
-from core.work.states import JobState
+from core.infra.models import Job, LlmCall, Run
+from core.work.states import JobState, RunState
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
@@ -76,6 +79,8 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
     AlertRule("llm_p95_latency_high", "llm_p95_latency_ms", ">", 60_000, 0, "warning",
               "LLM p95 latency above 60 s in the last window"),
     AlertRule("job_stalled", "stalled_jobs", ">", 0, 0, "critical", "a running job stopped sending heartbeats"),
+    AlertRule("run_degraded", "runs_degraded", ">", 0, 0, "warning",
+              "a run ended completed_degraded or report_failed in the last window (see the run for why)"),
 )
 
 
@@ -290,7 +295,29 @@ def collect_metrics(db=None, *, resources=None, telemetry=None, now: float | dat
         except Exception as exc:  # noqa: BLE001
             m["stalled_jobs"] = None
             m["problems"].append(f"jobs: {type(exc).__name__}")
+        m.update(run_window_metrics(db, now=at, window_seconds=window_seconds, problems=m["problems"]))
     return m
+
+
+def run_window_metrics(db, *, now: float | datetime | None = None, window_seconds: float = 300,
+                       problems: list | None = None) -> dict:
+    """Runs that ended in the last `window_seconds`: degraded ones (completed_degraded, report_failed)
+    and failed ones."""
+    until = datetime.fromtimestamp(_epoch(now), timezone.utc).replace(tzinfo=None)
+    since = until - timedelta(seconds=window_seconds)
+    out: dict[str, Any] = {"runs_degraded": None, "runs_failed": None}
+    try:
+        with db.session() as s:
+            rows = dict(s.execute(select(Run.status, func.count()).where(
+                Run.status.in_((RunState.COMPLETED_DEGRADED, RunState.REPORT_FAILED, RunState.FAILED)),
+                Run.finished_at >= since, Run.finished_at <= until).group_by(Run.status)).all())
+    except Exception as exc:  # noqa: BLE001
+        if problems is not None:
+            problems.append(f"runs: {type(exc).__name__}")
+        return out
+    out["runs_degraded"] = int(rows.get(RunState.COMPLETED_DEGRADED, 0) + rows.get(RunState.REPORT_FAILED, 0))
+    out["runs_failed"] = int(rows.get(RunState.FAILED, 0))
+    return out
 
 
 def llm_window_metrics(db, *, now: float | datetime | None = None, window_seconds: float = 300,

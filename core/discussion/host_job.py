@@ -14,10 +14,13 @@ for want of a moderator. A job run again (a resume after a crash) does not speak
 from __future__ import annotations
 
 from loguru import logger
+from sqlalchemy import select
 
 from core.forum import Forum, latest_host_speech, round_messages, speech_of_round
 from core.llm.answered import answered_calls
+from core.infra.models import Job
 from core.work.jobs import JobCancelled, JobContext, LeaseLost
+from core.work.states import JobState
 
 __all__ = ["run_host_job"]
 
@@ -39,6 +42,10 @@ def run_host_job(ctx: JobContext) -> dict:
         with answered_calls() as calls:
             text = host.speak(ctx.topic or "", messages, latest_host_speech(db, ctx.run_id))
         ctx.check_cancelled()
+        if not _still_running(ctx):
+            # cancelled elsewhere (another process, or forced after the cancel timeout) while the host spoke:
+            # a cancelled job posts nothing, even before its heartbeat notices
+            raise JobCancelled("cancelled while speaking")
         if not isinstance(text, str) or not text.strip():
             return {"round": round_no, "spoke": False}
         view = forum.post_host(ctx.run_id, text, round_no=round_no,
@@ -52,4 +59,9 @@ def run_host_job(ctx: JobContext) -> dict:
         return {"round": round_no, "spoke": False, "error": exc.__class__.__name__}
     return {"round": round_no, "spoke": view is not None, "message_id": view.id if view else None,
             "mode": getattr(host, "mode", "")}
+
+
+def _still_running(ctx: JobContext) -> bool:
+    with ctx.db.session() as s:
+        return s.scalar(select(Job.status).where(Job.id == ctx.job_id)) == JobState.RUNNING
 

@@ -197,6 +197,8 @@ class EngineRun:
         self.paragraphs: dict[str, dict] = {k: dict(v) for k, v in cp.get("paragraphs", {}).items()}
         self.search_errors: list[str] = list(cp.get("search_errors", []))
         self.fallbacks: int = int(cp.get("fallbacks", 0))
+        # fallbacks by the LLM error's kind (LlmError.kind: 'auth', 'parse', ...), for core.work.outcomes
+        self.fallback_kinds: dict[str, int] = {str(k): int(v) for k, v in (cp.get("fallback_kinds") or {}).items()}
         self._cp_lock = threading.Lock()
         params = ctx.run_params
         self.n_paragraphs = int(params.get("paragraphs") or services.settings["SHOAL_PARAGRAPHS"])
@@ -221,6 +223,7 @@ class EngineRun:
                 "sources_stored": len(sources),
                 "search_errors": self.search_errors[-50:],
                 "fallbacks": self.fallbacks,
+                "fallback_kinds": dict(self.fallback_kinds),
                 "report_md": self.ctx.checkpoint.get("report_md"),
             }, append={"sources": new} if new else None)
             self._stored = len(sources)
@@ -255,9 +258,11 @@ class EngineRun:
             if self.s.reasoner.mode == "offline":
                 raise
             self.fallbacks += 1
+            kind = str(getattr(exc, "kind", "") or "error")
+            self.fallback_kinds[kind] = self.fallback_kinds.get(kind, 0) + 1
             message = redact(str(exc))[:300]
             self.ctx.emit("engine.fallback", {"engine": self.config.name, "node": NODE_NAMES.get(node, node),
-                                              "paragraph": paragraph, "error": message})
+                                              "paragraph": paragraph, "error": message, "error_kind": kind})
             self.ctx.log.warning("{} {} fell back to the offline analyst: {}", self.config.name, node, message)
             return self._node(node, paragraph, lambda: call(OfflineReasoner()))
 
@@ -359,6 +364,7 @@ class EngineRun:
             n_sources=len(self.registry.all()),
             search_errors=self.search_errors[-20:],
             fallbacks=self.fallbacks,
+            fallback_kinds=dict(self.fallback_kinds),
         ).to_dict()
 
     def _nothing_on_topic(self) -> dict:
@@ -375,7 +381,7 @@ class EngineRun:
         log_node(self.config.name, NODE_NAMES["format"], {"final_report_chars": len(report_md), "sources": 0},
                  run_id=self.ctx.run_id)
         return EngineResult(self.config.name, self.s.reasoner.mode, self.s.provider.name, report_md, [], 0,
-                            self.search_errors[-20:], self.fallbacks).to_dict()
+                            self.search_errors[-20:], self.fallbacks, dict(self.fallback_kinds)).to_dict()
 
     def _summarise(self, node: str, p: Paragraph, call: Callable[[Reasoner], str]) -> str:
         """A summary node, posted to the forum with the llm_calls row of the call that wrote it

@@ -104,11 +104,13 @@ class EngineResult:
     n_sources: int = 0
     search_errors: list[Any] = field(default_factory=list)
     fallbacks: int = 0
+    fallback_kinds: dict[str, int] = field(default_factory=dict)  # fallbacks by LLM error kind ('auth', 'parse'...)
 
     def to_dict(self) -> dict[str, Any]:
         return {"engine": self.engine, "mode": self.mode, "provider": self.provider, "report_md": self.report_md,
                 "paragraphs": [p.to_dict() for p in self.paragraphs], "n_sources": self.n_sources,
-                "search_errors": list(self.search_errors), "fallbacks": self.fallbacks}
+                "search_errors": list(self.search_errors), "fallbacks": self.fallbacks,
+                "fallback_kinds": dict(self.fallback_kinds)}
 
     @classmethod
     def from_dict(cls, d: Any, engine: str = "") -> "EngineResult":
@@ -116,9 +118,11 @@ class EngineResult:
         paragraphs = [p for i, x in enumerate(d.get("paragraphs") or [])
                       if (p := ResultParagraph.from_dict(x, i)) is not None]
         errors = d.get("search_errors")
+        kinds = d.get("fallback_kinds")
         return cls(_str(d.get("engine")) or engine, _str(d.get("mode")), _str(d.get("provider")),
                    _str(d.get("report_md")), paragraphs, _int(d.get("n_sources")),
-                   list(errors) if isinstance(errors, list) else [], _int(d.get("fallbacks")))
+                   list(errors) if isinstance(errors, list) else [], _int(d.get("fallbacks")),
+                   {str(k): _int(v) for k, v in kinds.items()} if isinstance(kinds, dict) else {})
 
 
 # -- the checkpoint's parts a reader may use -------------------------------------------------------

@@ -28,6 +28,7 @@ from core.infra.models import Job, Run, utcnow
 from core.infra.tracing import child_trace_id, new_trace_id
 from core.work.checkpoints import store_items
 from core.work.jobs import HandlerRegistry, JobSpec
+from core.work import outcomes
 from core.work.states import JobState, RunState, job_final
 
 WAIT, READY, SKIP = "wait", "ready", "skip"
@@ -177,7 +178,12 @@ class Ledger:
                 while name in existing:
                     name, n = f"{base}#{n}", n + 1
                 job_id = f"{run_id}-{name}"[:32]
-                s.add(self._job_row(spec, job_id, run_id, name, dependency_entries(spec, existing), run.trace_id, now))
+                row = self._job_row(spec, job_id, run_id, name, dependency_entries(spec, existing), run.trace_id, now)
+                if run.status == RunState.CANCELLING:
+                    # A job added while its run is being cancelled (a forum round's host, the report) is
+                    # cancelled at once: the cancel reaches it, and it never runs.
+                    row.status, row.finished_at, row.error = JobState.CANCELLED, now, "skipped: the run is being cancelled"
+                s.add(row)
                 existing[name] = job_id
                 ids.append(job_id)
             if run.status not in RunState.OPEN:
@@ -200,35 +206,50 @@ class Ledger:
 
     # ------------------------------------------------------------------ ending and resuming
     def maybe_finish_run(self, run_id: str | None, cancelling: bool = False) -> str | None:
-        """Set a run's final status once all its jobs have ended."""
+        """Set a run's final status once all its jobs have ended (core.work.outcomes.final_status): a run
+        whose jobs all completed is completed_degraded when something fell back (the reasons go to
+        Run.params["degraded"]); one whose only failure is its report is report_failed."""
         if not run_id:
             return None
         with self.events.ordered_session() as s:
             run = s.get(Run, run_id)
             if run is None or run.status in RunState.FINAL:
                 return run.status if run else None
-            statuses = list(s.scalars(select(Job.status).where(Job.run_id == run_id)))
-            if any(st in JobState.OPEN for st in statuses):
+            rows = s.execute(select(Job.id, Job.name, Job.kind, Job.status, Job.error)
+                             .where(Job.run_id == run_id).order_by(Job.created_at, Job.id)).all()
+            statuses = [r.status for r in rows]
+            final = outcomes.final_status(rows, cancelling=run.status == RunState.CANCELLING or cancelling)
+            if final is None:
                 return None
-            if JobState.INTERRUPTED in statuses:
-                final = RunState.INTERRUPTED
-            elif all(st == JobState.COMPLETED for st in statuses):
-                final = RunState.COMPLETED
-            elif run.status == RunState.CANCELLING or cancelling:
-                final = RunState.CANCELLED
-            elif JobState.FAILED in statuses:
-                final = RunState.FAILED
-            else:
-                final = RunState.CANCELLED
+            degraded: list[dict] = []
+            if final in RunState.USABLE:
+                degraded = outcomes.degraded_reasons(s, run_id, outcomes.decisive_jobs(rows))
+                if degraded and final == RunState.COMPLETED:
+                    final = RunState.COMPLETED_DEGRADED
             if run.status == final:
                 return final
-            res = s.execute(update(Run).where(Run.id == run_id, Run.status == run.status).values(
-                status=final, finished_at=self.clock() if final != RunState.INTERRUPTED else None,
-                error=None if final == RunState.COMPLETED else f"jobs: {', '.join(sorted(set(statuses)))}"))
+            if final == RunState.COMPLETED:
+                error = None
+            elif final == RunState.COMPLETED_DEGRADED:
+                error = "degraded: " + ", ".join(sorted({d["reason"] for d in degraded}))
+            elif final == RunState.REPORT_FAILED:
+                error = next((r.error for r in reversed(rows) if r.kind == "report" and r.error), None) \
+                    or "the report job failed"
+            else:
+                error = f"jobs: {', '.join(sorted(set(statuses)))}"
+            values: dict[str, Any] = {"status": final, "error": error,
+                                      "finished_at": self.clock() if final != RunState.INTERRUPTED else None}
+            params = dict(run.params or {})
+            if degraded or "degraded" in params:
+                values["params"] = {**params, "degraded": degraded}
+            res = s.execute(update(Run).where(Run.id == run_id, Run.status == run.status).values(**values))
             if res.rowcount == 1:
+                payload: dict[str, Any] = {"jobs": {st: statuses.count(st) for st in set(statuses)}}
+                if degraded:
+                    payload["degraded"] = degraded
                 self.events.emit(f"run.{final}", run_id=run_id, source="supervisor", trace_id=run.trace_id, session=s,
-                                 payload={"jobs": {st: statuses.count(st) for st in set(statuses)}})
-        if final in (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED):
+                                 payload=payload)
+        if final != RunState.INTERRUPTED:
             try:
                 self.events.compact(run_id, self.events_per_run)
             except SQLAlchemyError as exc:

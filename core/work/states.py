@@ -34,12 +34,25 @@ JobState.FINAL = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)  # ty
 
 
 class RunState(StrEnum):
-    """Runs: queued (waiting for a slot) → running → completed | failed | cancelled | interrupted, and
-    insufficient_data: an analysis whose topic the data does not cover ends there, without a report."""
+    """Runs: queued (waiting for a slot) → running → one of
+
+      completed           every job completed, nothing fell back
+      completed_degraded  every job completed, but an LLM call fell back to the offline analyst, a web
+                          search failed, or an engine found no sources (the reasons are stored with the
+                          run: core.work.outcomes)
+      report_failed       the engines' work is complete and usable; the report job failed (retry it)
+      failed | cancelled | interrupted
+      insufficient_data   an analysis whose topic the data does not cover ends there, without a report
+
+    Groups: OPEN (not ended), FINAL (ended for good), SUCCEEDED (every job completed: completed and
+    completed_degraded), USABLE (the engines' results are complete: SUCCEEDED and report_failed),
+    RESUMABLE (`resume` has jobs to put back: interrupted, failed, cancelled, report_failed)."""
     QUEUED = "queued"
     RUNNING = "running"
     CANCELLING = "cancelling"
     COMPLETED = "completed"
+    COMPLETED_DEGRADED = "completed_degraded"
+    REPORT_FAILED = "report_failed"
     FAILED = "failed"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
@@ -47,8 +60,12 @@ class RunState(StrEnum):
 
 
 RunState.OPEN = (RunState.QUEUED, RunState.RUNNING, RunState.CANCELLING)  # type: ignore[attr-defined]
-RunState.FINAL = (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED,  # type: ignore[attr-defined]
-                  RunState.INSUFFICIENT_DATA)
+RunState.FINAL = (RunState.COMPLETED, RunState.COMPLETED_DEGRADED,  # type: ignore[attr-defined]
+                  RunState.REPORT_FAILED, RunState.FAILED, RunState.CANCELLED, RunState.INSUFFICIENT_DATA)
+RunState.SUCCEEDED = (RunState.COMPLETED, RunState.COMPLETED_DEGRADED)  # type: ignore[attr-defined]
+RunState.USABLE = RunState.SUCCEEDED + (RunState.REPORT_FAILED,)  # type: ignore[attr-defined]
+RunState.RESUMABLE = (RunState.INTERRUPTED, RunState.FAILED, RunState.CANCELLED,  # type: ignore[attr-defined]
+                      RunState.REPORT_FAILED)
 
 
 def job_final(status: str, *, auto_resume: bool) -> bool:

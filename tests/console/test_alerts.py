@@ -161,10 +161,25 @@ def test_metrics_from_the_database_resources_and_telemetry(db):
     engine = AlertEngine()
     fired = {c.rule for c in engine.tick(db, resources=resources, now=now)}
     assert fired == {"llm_error_rate_high", "job_stalled"}  # CPU needs 5 minutes first
+    assert m["runs_degraded"] == 0 and m["runs_failed"] == 0
+
+
+def test_a_run_that_ended_degraded_or_with_a_failed_report_raises_an_alert(db):
+    now = datetime(2025, 3, 1, 12, 0, 0)
+    with db.session() as s:
+        for run_id, status, ago in (("d1", "completed_degraded", 30), ("d2", "report_failed", 60),
+                                    ("f1", "failed", 10), ("old", "completed_degraded", 3600), ("ok", "completed", 5)):
+            s.add(Run(id=run_id, trace_id="t", status=status, finished_at=now - timedelta(seconds=ago)))
+    m = collect_metrics(db, now=now)
+    assert (m["runs_degraded"], m["runs_failed"]) == (2, 1)
+    assert {c.rule for c in AlertEngine().tick(db, now=now)} == {"run_degraded"}
+    later = now + timedelta(hours=2)
+    assert collect_metrics(db, now=later)["runs_degraded"] == 0
 
 
 def test_metrics_with_nothing_to_read(db):
     m = collect_metrics(db)
     assert m["llm_calls"] == 0 and m["llm_error_rate_pct"] is None and m["stalled_jobs"] == 0
+    assert m["runs_degraded"] == 0
     assert collect_metrics() == {"problems": []}
     assert AlertEngine().evaluate(0, collect_metrics(db)) == []

@@ -108,7 +108,7 @@ def test_run_command_reports_coverage_and_exits_non_zero(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "core", "run", "台风摩羯登陆海南", "--offline", "--json",
                            "--paragraphs", "2", "--reflections", "0"], cwd=ROOT, env=env, capture_output=True,
                           text=True, encoding="utf-8", timeout=150)
-    assert proc.returncode == 1, proc.stderr
+    assert proc.returncode == 4, proc.stderr  # core.work.outcomes.EXIT_INSUFFICIENT_DATA
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["status"] == "insufficient_data" and out["report"] is None
     assert out["coverage"]["matching_posts"] == 0 and out["coverage"]["sufficient"] is False

@@ -202,11 +202,14 @@ def test_an_llm_that_keeps_returning_invalid_json_falls_back_visibly(db, events,
         sup = make_sup(db, events, settings)
         try:
             run_id = start_analysis(sup, settings, TOPIC, engines="query", paragraphs=2, reflections=0)
-            assert sup.wait_run(run_id, 120) == COMPLETED
+            # every job completed, but two nodes fell back: the run says so (core.work.outcomes)
+            assert sup.wait_run(run_id, 120) == "completed_degraded"
         finally:
             sup.shutdown(5)
+    assert [d["reason"] for d in get_run(db, run_id).params["degraded"]] == ["llm_unparsable"]
     job = engine_job(db, run_id)
     assert job.result["fallbacks"] == 2 and "offline fallback" in job.result["mode"]
+    assert job.result["fallback_kinds"] == {"parse": 2}
     assert all(p["summary"] for p in job.result["paragraphs"])
     fallbacks = [e for e in events.since(0, run_id=run_id, limit=10_000)[0] if e.type == "engine.fallback"]
     assert len(fallbacks) == 2 and all(e.payload["node"] == "FirstSummaryNode" for e in fallbacks)

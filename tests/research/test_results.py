@@ -11,10 +11,11 @@ from core.research.results import (EngineResult, ResultParagraph, ResultSource, 
 
 def test_an_engine_result_round_trips_through_its_dict():
     r = EngineResult("query", "offline", "corpus", "# report", [ResultParagraph(0, "背景", "降价 [1]", [1, 2])],
-                     n_sources=2, search_errors=[{"query": "x", "error": "timeout"}], fallbacks=1)
+                     n_sources=2, search_errors=[{"query": "x", "error": "timeout"}], fallbacks=1,
+                     fallback_kinds={"auth": 1})
     d = r.to_dict()
     assert set(d) == {"engine", "mode", "provider", "report_md", "paragraphs", "n_sources", "search_errors",
-                      "fallbacks"}
+                      "fallbacks", "fallback_kinds"}
     assert d["paragraphs"] == [{"index": 0, "title": "背景", "summary": "降价 [1]", "sources": [1, 2]}]
     assert EngineResult.from_dict(d) == r
 

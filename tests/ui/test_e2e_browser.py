@@ -265,6 +265,7 @@ def test_the_main_flow_end_to_end_in_a_real_browser(browser, tmp_path):
     from playwright.sync_api import expect
 
     from core.work.jobs import COMPLETED
+    from core.work.states import RunState
     from core.work.runs import get_run, list_runs
 
     data, logs = tmp_path / "data", tmp_path / "logs"
@@ -311,7 +312,7 @@ def test_the_main_flow_end_to_end_in_a_real_browser(browser, tmp_path):
             db = open_database(f"sqlite:///{data / 'shoal.db'}")
             assert [r.id for r in list_runs(db, limit=5)] == [run_id]
             assert get_run(db, run_id).params["offline"] is True and get_run(db, run_id).params["paragraphs"] == 2
-            poll("the run to end", lambda: get_run(db, run_id).status in ("completed", "failed", "cancelled"), 150)
+            poll("the run to end", lambda: get_run(db, run_id).status in RunState.FINAL, 150)
             assert get_run(db, run_id).status == COMPLETED
             report = rep.latest_report(db, run_id)
             assert report is not None and report.status == "completed", report

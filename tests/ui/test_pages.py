@@ -132,6 +132,39 @@ def test_home_shows_a_completed_probe_run_in_current_and_recent_runs():
     assert list(recent["run"]) == [run_id] and list(recent["status"]) == ["completed"]
 
 
+def test_home_says_why_a_run_is_degraded_and_how_to_fix_it():
+    from datetime import timedelta
+
+    from core.infra.models import Run, utcnow
+
+    rt = get_runtime()
+    degraded = [{"reason": "llm_unauthorized", "engine": "query", "role": "QUERY_ENGINE", "count": 9},
+                {"reason": "search_failed", "engine": "media", "count": 2}]
+    now = utcnow()
+    with rt.db.session() as s:
+        s.add(Run(id="rfailed000001", kind="analysis", topic="报告失败", status="report_failed", trace_id="t",
+                  error="RuntimeError: the disk is full", params={}, created_at=now - timedelta(minutes=1),
+                  finished_at=now))
+        s.add(Run(id="rdegraded0001", kind="analysis", topic="降级", status="completed_degraded", trace_id="t",
+                  error="degraded: llm_unauthorized, search_failed", params={"degraded": degraded},
+                  created_at=now, finished_at=now))
+    at = render("Home.py")
+    warnings = values(at.warning)
+    assert any("The QUERY_ENGINE key was rejected" in w and "QUERY_ENGINE_API_KEY" in w and "Settings" in w
+               and "BOCHA_WEB_SEARCH_API_KEY" in w for w in warnings), warnings
+    recent = at.dataframe[-1].value
+    problems = dict(zip(recent["run"], recent["problems"]))
+    assert problems["rdegraded0001"] == "llm_unauthorized (query), search_failed (media)"
+    assert problems["rfailed000001"] == "report failed"
+
+    at = page("5_Report.py")
+    at.session_state["report_run"] = "rfailed000001"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("the disk is full" in w and "python -m core report rfailed000001" in w for w in values(at.warning))
+    assert not next(b for b in at.button if b.label == "Generate").disabled  # the retry
+
+
 # ---------------------------------------------------------------------------------------- Monitor
 # The Monitor page opens one tab at a time (st.tabs with on_change="rerun"): the overview first,
 # another by its label in session state. tests/ui/test_monitor_page.py covers every tab.

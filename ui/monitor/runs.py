@@ -10,9 +10,10 @@ from core.console.timeline import run_timeline, timeline_summary
 from core.runtime import Runtime
 from core.work.probe import probe_jobs
 from core.work.runs import RunView
+from core.work.states import RunState
 
 from ui.monitor.common import _chart, _frame_error, _open_trace, _table, _time_x, run_choice
-from ui.widgets import admin_unlocked, badge, fmt_duration, fmt_time, jobs_table
+from ui.widgets import admin_unlocked, badge, fmt_duration, fmt_time, jobs_table, outcome_notice
 
 MAX_BARS = 2_000  # Gantt bars drawn; the summary always covers every bar
 
@@ -29,16 +30,17 @@ def show_runs(rt: Runtime, key: str) -> None:
         st.markdown(f"{badge(run.status)} run `{run.id}` · {run.kind} · trace `{run.trace_id}` · "
                     f"created {fmt_time(run.created_at)} · duration {fmt_duration(run.duration_s)}"
                     + (f" · {run.error}" if run.error else ""))
+        outcome_notice(run)
         jobs_table(rt, run.id)
         b1, b2, b3 = st.columns(3)
         b3.button("Show everything for this trace", key=f"{key}_open_trace", on_click=_open_trace,
                   args=(key, run.trace_id), disabled=not run.trace_id)
         if sup is not None and admin_unlocked(rt, "monitor"):
-            if b1.button("Cancel run", disabled=run.status not in ("queued", "running", "cancelling")):
+            if b1.button("Cancel run", disabled=run.status not in RunState.OPEN):
                 final = sup.cancel_run(run.id)
                 st.toast(f"Run {run.id}: {final}")
                 st.rerun()
-            if b2.button("Resume run", disabled=run.status not in ("interrupted", "failed", "cancelled")):
+            if b2.button("Resume run", disabled=run.status not in RunState.RESUMABLE):
                 resumed = sup.resume_run(run.id)
                 st.toast(f"Resumed {len(resumed)} job(s)")
                 st.rerun()
