@@ -55,7 +55,7 @@ FREQUENT_WORDS = 60  # the matching posts' most frequent words considered for ex
 INCIDENTAL_MAX_SHARE = 0.3  # of the corpus posts holding the word, at most this share match the topic
 INCIDENTAL_MIN_LIKENESS = 0.5  # cosine of the word profiles: matching vs not matching posts holding it
 MAX_INCIDENTAL = 16
-PREFILTER_INSIDE = 0.4  # a suspect this alike the topic's other posts (idf over them) is not looked at further
+PREFILTER_INSIDE = 0.3  # a suspect this alike the topic's other posts (idf over them) is not looked at further
 INCIDENTAL_SAMPLE = 800  # posts without the topic read to compare with (the best matches of the suspects)
 COUNT_LIMIT = 50_000  # posts looked at when counting coverage
 
