@@ -82,6 +82,7 @@ def main() -> int:
     from core.corpus.demo import TOPIC_SPECS, generate_demo_corpus
     from core.corpus.importers import import_records
     from core.report import latest_report
+    from core.research.results import stored_sources
     from core.research.scope import build_scope
     from core.work.runs import get_run, jobs_of
     from core.runtime import build_runtime
@@ -116,10 +117,10 @@ def main() -> int:
             run = get_run(rt.db, run_id)
             labels: dict[str, str | None] = {}
             for job in jobs_of(rt.db, run_id):
-                for d in (job.checkpoint or {}).get("sources", []):
-                    extras = d.get("extras") or {}
-                    lab = label_of(extras)
-                    labels[d.get("doc_id") or ""] = lab
+                # an engine's sources live in job_items since checkpoints stopped repeating them
+                for src in stored_sources(rt.db, job.id, job.checkpoint):
+                    if src is not None:
+                        labels[src.document.doc_id or ""] = label_of(src.document.extras or {})
             report = latest_report(rt.db, run_id, completed=True)
             if report is None:
                 rows.append([topic, status, (run.params.get("coverage") or {}).get("matching_posts"), "-", "-", "-", "-"])

@@ -41,11 +41,12 @@ from sqlalchemy import Float, and_, func, or_, select, text, true, type_coerce
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.orm import aliased
 
 from core.infra.db import Database
 from core.corpus.documents import Document
 from core.infra.models import Post
-from core.research.relevance import DEFAULT_FLOOR, TopicScope, bm25, bm25_idf, coverage
+from core.research.relevance import TOKEN_PREFIX, DEFAULT_FLOOR, TopicScope, bm25, bm25_idf, coverage
 from core.text.dates import parse_date, parse_time
 from core.text.jieba_loader import get_jieba
 from core.text.stopwords import FUNCTION_WORDS
@@ -89,7 +90,8 @@ def validate_platform(name: Any) -> str:
 
 # ----------------------------------------------------------------------------- segmentation
 
-TOKEN_PREFIX = "zx"
+# TOKEN_PREFIX ("zx", see the module docstring) is defined in core.research.relevance, whose scopes
+# compare the words inside tokens.
 MAX_QUERY_TOKENS = 32
 MAX_QUERY_CHARS = 2000
 MAX_TOKEN_CHARS = 40  # InnoDB ignores tokens over innodb_ft_max_token_size (84); long ones are never searched
@@ -309,6 +311,7 @@ class Candidate:
     kind: str
     hot: float
     published: datetime | None
+    thread: tuple[str, ...] = ()  # a comment's thread: the search tokens of the post it replies to
 
     @property
     def token_set(self) -> frozenset[str]:
@@ -419,7 +422,7 @@ def search_posts(db: Database, query: str, *, limit: int = 20, platforms: Iterab
     idf = term_idf(db, terms, stats)
     rows = candidates(db, terms, platforms=platforms, start=start, end=end, kinds=kinds, order=order, where=where)
     if scope is not None:
-        kept = [c for c in rows if scope.admits(c.token_set)]
+        kept = [c for c in rows if scope.admits(c.token_set, c.thread)]
     else:
         kept = [c for c in rows if coverage(c.token_set, terms, idf) >= floor]
     scores = {c.id: bm25(list(c.tokens), terms, idf, stats.avgdl) for c in kept}
@@ -432,17 +435,20 @@ def search_posts(db: Database, query: str, *, limit: int = 20, platforms: Iterab
 
 
 def _candidates(db: Database, terms: list[str], conds: list, order: str, limit: int) -> list[Candidate]:
-    cols = (Post.id, Post.content_seg, Post.platform, Post.kind, _hot_expr().label("hot"), Post.publish_time)
+    parent = aliased(Post)  # a comment's thread (the unique (platform, post_id) index finds it)
+    cols = (Post.id, Post.content_seg, Post.platform, Post.kind, _hot_expr().label("hot"), Post.publish_time,
+            parent.content_seg)
+    on_parent = and_(Post.kind == "comment", parent.platform == Post.platform, parent.post_id == Post.parent_id)
     if _is_mysql(db):
         from sqlalchemy.dialects.mysql import match
 
         m = match(Post.content_seg, against=" ".join(terms)).in_boolean_mode()  # no operators: OR semantics
-        stmt = select(*cols).where(m, *conds)
+        stmt = select(*cols).outerjoin(parent, on_parent).where(m, *conds)
         ordering = [type_coerce(m, Float).desc()]
     else:
         expr = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
         fts = sql_table(FTS_TABLE, sql_column("rowid"))
-        stmt = (select(*cols).join_from(Post, fts, fts.c.rowid == Post.id)
+        stmt = (select(*cols).join_from(Post, fts, fts.c.rowid == Post.id).outerjoin(parent, on_parent)
                 .where(text(f"{FTS_TABLE} MATCH :fts_q").bindparams(fts_q=expr), *conds))
         ordering = [text(f"bm25({FTS_TABLE})")]
     if order == "hot":
@@ -451,7 +457,8 @@ def _candidates(db: Database, terms: list[str], conds: list, order: str, limit: 
         ordering = [Post.publish_time.desc(), Post.id.desc()]
     with db.session() as s:
         rows = s.execute(stmt.order_by(*ordering).limit(limit)).all()
-    return [Candidate(int(r[0]), tuple((r[1] or "").split()), r[2] or "", r[3] or "post", float(r[4] or 0.0), r[5])
+    return [Candidate(int(r[0]), tuple((r[1] or "").split()), r[2] or "", r[3] or "post", float(r[4] or 0.0), r[5],
+                      tuple((r[6] or "").split()))
             for r in rows]
 
 

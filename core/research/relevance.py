@@ -23,6 +23,7 @@ from typing import Iterable, Mapping
 K1 = 1.2
 B = 0.75
 DEFAULT_FLOOR = 0.5
+TOKEN_PREFIX = "zx"  # every stored search token is "zx" + word (core.corpus.search says why)
 
 # Words an analyst adds to a topic that posts about it rarely contain (武汉大学舆情 → 武汉大学).
 TOPIC_FILLER = frozenset(
@@ -59,8 +60,11 @@ def coverage(tokens: frozenset[str] | set[str], terms: Iterable[str], idf: Mappi
 
 @dataclass(frozen=True)
 class TopicScope:
-    """What counts as "about the topic" for one run: the topic's terms with their idf, the floor, and
-    expansion terms that co-occur with the topic (a post containing one is about the topic too).
+    """What counts as "about the topic" for one run: the topic's terms with their idf, the floor,
+    expansion terms that co-occur with the topic (a post containing one is about the topic too), and
+    incidental words: the words of another subject that the topic only passes through (武汉大学 for
+    毕业 when a university's posts mention 毕业多年的老校友); a post holding one is about that subject,
+    not the topic (``core.research.scope`` says how they are found).
 
     Tokens are the index's encoded search words (``core.corpus.search.query_terms`` form)."""
 
@@ -69,6 +73,7 @@ class TopicScope:
     idf: Mapping[str, float]
     floor: float = DEFAULT_FLOOR
     expansions: frozenset[str] = field(default_factory=frozenset)
+    incidental: frozenset[str] = field(default_factory=frozenset)
 
     def coverage(self, tokens: frozenset[str] | set[str]) -> float:
         return coverage(tokens, self.terms, self.idf)
@@ -76,14 +81,34 @@ class TopicScope:
     def matches_topic(self, tokens: frozenset[str] | set[str]) -> bool:
         return bool(self.terms) and self.coverage(tokens) >= self.floor
 
-    def admits(self, tokens: frozenset[str] | set[str]) -> bool:
+    def admits(self, tokens: frozenset[str] | set[str], thread: Iterable[str] = ()) -> bool:
         """On topic: past the floor on the topic's own terms, or holding expansion terms -- two of them,
         or one beside at least half the floor's weight of the topic's own terms (one expansion word and
-        one common word of the topic, 上海 + 大学 for 同济大学, is weak evidence)."""
+        one common word of the topic, 上海 + 大学 for 同济大学, is weak evidence) -- and holding no
+        incidental word, nor replying in a thread (``thread``: the tokens of the post a comment replies
+        to) that holds one: a comment is about what its thread is about."""
+        if self.incidental and (self.names_incidental(tokens) or self.names_incidental(thread)):
+            return False
         if self.matches_topic(tokens):
             return True
         hits = len(self.expansions.intersection(tokens))
         return hits >= 2 or (hits == 1 and self.coverage(tokens) >= self.floor / 2)
+
+    def names_incidental(self, tokens: Iterable[str]) -> bool:
+        """Whether ``tokens`` hold an incidental word as a word of its own: not only inside a longer
+        word of the post (学生 within 大学生) other than the topic's own terms -- the way the scope
+        found them (core.research.scope compares posts on such words)."""
+        tokens = tokens if isinstance(tokens, (set, frozenset)) else frozenset(tokens)
+        hits = self.incidental.intersection(tokens)
+        if not hits:
+            return False
+        own = set(self.all_terms())
+        longer = [t[len(TOKEN_PREFIX):] for t in tokens if t not in own]
+        for hit in hits:
+            word = hit[len(TOKEN_PREFIX):]
+            if not any(word in t and word != t for t in longer):
+                return True
+        return False
 
     def all_terms(self) -> list[str]:
         return list(self.terms) + sorted(self.expansions - set(self.terms))
