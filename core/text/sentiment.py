@@ -1,26 +1,30 @@
 """Offline sentiment classifier for Chinese social-media posts: positive / neutral / negative.
 
-One linear model over TF-IDF features — jieba words, with the words and characters in the scope
-of a negation cue (不, 没, 没有, 别, 无, 非, 未, 并不, 毫不 … up to the clause end) marked ``neg:``;
-adjacent word pairs; character 1–3-grams; Weibo emoji codes and markup markers — weighted by NB
-log-count ratios (NBSVM-style), class-balanced logistic regression without an intercept, so a text
-whose features carry no evidence scores 0.5 rather than a class prior (a text with no known
-feature at all scores exactly 0.5). Trained by ``scripts/train_sentiment.py --search`` on 80 % of
-weibo2018/train.txt and shipped as plain JSON in ``core/text/assets/sentiment_model.json.gz`` (no
-pickle, no scikit-learn at run time).
+One linear model over TF-IDF features — character 1–3-grams, those starting in the scope of a
+negation cue (不, 没, 没有, 别, 无, 非, 未, 并不, 毫不 … up to the clause end, found on jieba words)
+marked ``neg:``; Weibo emoji codes and markup markers — weighted by NB log-count ratios
+(NBSVM-style), class-balanced logistic regression without an intercept, so a text whose features
+carry no evidence scores 0.5 rather than a class prior (a text with no known feature at all scores
+exactly 0.5). ``tokenize`` can also give jieba words and word pairs; the training script chose
+the shipped set among those by cross-validation, and the model file records the switches it was
+trained with. Trained by ``scripts/train_sentiment.py --search`` on 80 % of weibo2018/train.txt
+and shipped as plain JSON in ``core/text/assets/sentiment_model.json.gz`` (no pickle, no
+scikit-learn at run time).
 
-Measured (``python scripts/train_sentiment.py --search``, run from the project root):
-    held-out binary accuracy 0.850 on a stratified 20 % of train.txt (2,000 posts, seed 42) that
-    took no part in choosing anything (always-positive baseline 0.550); 5-fold CV accuracy on the
-    other 80 % 0.861 ± 0.010. The shipped model is the one fitted on that 80 %.
-    Neutral band [0.326, 0.69): where the class-balanced isotonic calibration of the out-of-fold
+Measured (``python scripts/train_sentiment.py --search``, then ``python bench/sentiment.py``):
+    held-out binary accuracy 0.8495 on a stratified 20 % of train.txt (2,000 posts, seed 42, ids in
+    the model file) that took no part in choosing anything (always-positive baseline 0.550); 5-fold
+    CV accuracy on the other 80 % 0.864 ± 0.008. The shipped model is the one fitted on that 80 %.
+    The issue-9 goal of 0.90 is not reached (the grid and the other approaches measured are in the
+    training script's docstring).
+    Neutral band [0.346, 0.726): where the class-balanced isotonic calibration of the out-of-fold
     probabilities lies between 0.25 and 0.75 (the model is nearer a coin toss than certainty);
-    24 % of development posts and 22 % of held-out posts fall inside it, and the held-out
-    accuracy outside it is 0.916.
+    25 % of development posts and 24 % of held-out posts fall inside it, and the held-out
+    accuracy outside it is 0.914.
     Three classes on tests/data/sentiment_3class.tsv (90 hand-written lines, a check, never
-    tuned on): macro-averaged accuracy 0.756 (recall positive 0.70, neutral 0.77, negative 0.80).
+    tuned on): macro-averaged accuracy 0.767 (recall positive 0.60, neutral 0.93, negative 0.77).
 Weibo2018 has no neutral class and labels many news posts positive, so neutral comes only from
-the band: plain news leans positive and "请问…" questions can lean negative.
+the band: plain news can lean positive and "请问…" questions can lean negative.
 
 Public API::
 
@@ -66,6 +70,7 @@ MODEL_FORMAT = "shoal-sentiment/1"
 PREPROCESS_VERSION = 2
 MAX_CHARS = MODEL_MAX_CHARS
 
+# tokenize()'s default: every feature family. The shipped model uses the subset recorded in its file.
 DEFAULT_FEATURES = {"words": True, "negation": True, "negation_window": 5, "negation_chars": True,
                     "word_bigrams": True, "char_ngrams": [1, 3], "emoji": True, "markers": True}
 
@@ -136,7 +141,7 @@ def tokenize(text: str, features: dict | None = None) -> list[str]:
     negation = features.get("negation", False)
     neg_chars = negation and features.get("negation_chars", False)
     negated_at: list[bool] = []              # per character of ``plain``: inside a negation scope
-    if (want_words or want_bigrams) and plain:
+    if (want_words or want_bigrams or neg_chars) and plain:
         words = _words(plain)
         marks = (_negation_marks(words, int(features.get("negation_window", NEGATION_WINDOW)))
                  if negation else [False] * len(words))
