@@ -13,6 +13,10 @@ from core.console.health import FAIL, WARN, essential_failures, run_checks
 from core.work.states import RunState
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+# `resume`: a live process holds the run's jobs (sysexits EX_TEMPFAIL: try again once it has stopped),
+# or this process lacks a key the run was started with (EX_CONFIG). After SIGINT/SIGTERM, `run` and
+# `resume` exit 128 + the signal's number (130, 143) once they have stopped gracefully.
+EXIT_HELD, EXIT_CONFIG = 75, 78
 
 
 def _runtime(start_supervisor: bool):
@@ -40,11 +44,37 @@ def cmd_doctor(args) -> int:
     return EXIT_FAIL if failed else EXIT_OK
 
 
-def _install_signal_handlers(stop: threading.Event) -> None:
-    def handler(signum, _frame):
-        stop.set()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, handler)
+class GracefulStop:
+    """SIGTERM and SIGINT (Ctrl-C) ask for a graceful stop: the first sets `event`; a second one ends
+    the process at once. The previous handlers come back on exit."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.signum = 0
+        self._previous: dict = {}
+
+    def __enter__(self) -> "GracefulStop":
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def _handler(self, signum, _frame) -> None:
+        self.signum = signum
+        self.event.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def __exit__(self, *exc) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else ""
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 def cmd_worker(args) -> int:
@@ -64,25 +94,27 @@ def cmd_worker(args) -> int:
     config = SupervisorConfig.from_settings(settings)
     if args.kinds:
         config.kinds = frozenset(k.strip() for k in args.kinds.split(",") if k.strip())
-    sup = rt.new_supervisor(config).start()
-    rt.supervisor = sup
-    stop = threading.Event()
-    _install_signal_handlers(stop)
-    print(json.dumps({"worker": sup.worker_id, "status": "started"}), flush=True)
-    deadline = time.monotonic() + args.seconds if args.seconds else None
-    while not stop.wait(0.2):
-        if deadline and time.monotonic() > deadline:
-            break
-    interrupted = sup.shutdown()
-    rt.close()
+    with GracefulStop() as stop:
+        # At start it interrupts what dead local processes left; its scheduler then takes over expired
+        # leases and resumes interrupted runs (SHOAL_AUTO_RESUME) without waiting for a page to open.
+        sup = rt.new_supervisor(config).start()
+        rt.supervisor = sup
+        print(json.dumps({"worker": sup.worker_id, "status": "started"}), flush=True)
+        deadline = time.monotonic() + args.seconds if args.seconds else None
+        while not stop.event.wait(0.2):
+            if deadline and time.monotonic() > deadline:
+                break
+        interrupted = sup.shutdown()
+        rt.close()
     print(json.dumps({"worker": sup.worker_id, "status": "stopped", "interrupted": interrupted}), flush=True)
     return EXIT_OK
 
 
 def cmd_probe(args) -> int:
+    from core.runtime import build_runtime
     from core.work.probe import probe_jobs
 
-    rt = _runtime(start_supervisor=not args.no_wait)
+    rt = build_runtime(start_supervisor=not args.no_wait, console_log=False, own_runs_only=True)
     if not rt.db.ok:
         print(f"probe: {rt.db.error}", file=sys.stderr)
         return EXIT_FAIL
@@ -128,10 +160,7 @@ def _control(args, action: str) -> int:
     # A control-only supervisor: it writes the requests; whichever supervisor owns the jobs acts.
     sup = rt.new_supervisor()
     try:
-        if action == "cancel":
-            result = {"run_id": args.run_id, "status": sup.cancel_run(args.run_id, timeout=args.timeout)}
-        else:
-            result = {"run_id": args.run_id, "resumed_jobs": sup.resume_run(args.run_id)}
+        result = {"run_id": args.run_id, "status": sup.cancel_run(args.run_id, timeout=args.timeout)}
     except KeyError as exc:
         print(f"{action}: {exc.args[0]}", file=sys.stderr)
         return EXIT_FAIL
@@ -214,7 +243,8 @@ def cmd_run(args) -> int:
     settings = load_settings()
     if args.offline:
         settings.values["SHOAL_MODE"] = "offline"
-    rt = build_runtime(settings=settings, console_log=False)
+    # Without --serve this process runs only its own run's jobs (a worker or the app may help with them).
+    rt = build_runtime(settings=settings, console_log=False, own_runs_only=not args.serve)
     if not rt.ok:
         print("run: " + "; ".join(rt.problems), file=sys.stderr)
         rt.close()
@@ -226,30 +256,123 @@ def cmd_run(args) -> int:
         rt.close()
         return EXIT_FAIL
     t0 = time.monotonic()
-    try:
-        run_id = start_analysis(rt.supervisor, settings, topic, engines, paragraphs=args.paragraphs,
-                                reflections=args.reflections, offline=args.offline, force_report=args.force_report)
-    except (TopicError, ValueError) as exc:
-        print(f"run: {exc}", file=sys.stderr)
+    with GracefulStop() as stop:
+        try:
+            run_id = start_analysis(rt.supervisor, settings, topic, engines, paragraphs=args.paragraphs,
+                                    reflections=args.reflections, offline=args.offline,
+                                    force_report=args.force_report)
+        except (TopicError, ValueError) as exc:
+            print(f"run: {exc}", file=sys.stderr)
+            rt.close()
+            return EXIT_USAGE
+        if not args.json:
+            print(f"run {run_id}: {topic} ({', '.join(engines)})", file=sys.stderr)
+        status = _follow_or_stop(rt, run_id, args.timeout, args.json, stop, "run")
+        summary = run_summary(rt, run_id, time.monotonic() - t0)
         rt.close()
-        return EXIT_USAGE
-    if not args.json:
-        print(f"run {run_id}: {topic} ({', '.join(engines)})", file=sys.stderr)
-    try:
-        status = _follow(rt, run_id, args.timeout, quiet=args.json)
-    except KeyboardInterrupt:
-        print("run: interrupted, cancelling…", file=sys.stderr)
-        rt.supervisor.cancel_run(run_id, timeout=5)
-        status = RunState.CANCELLED
-    summary = run_summary(rt, run_id, time.monotonic() - t0)
-    rt.close()
     print(json.dumps(summary, ensure_ascii=False, indent=None if args.json else 2))
     if status == "insufficient_data" and not args.json:
         print(f"run: {summary['message']}", file=sys.stderr)
+    if stop.event.is_set():
+        return stop.exit_code
     return EXIT_OK if status == RunState.COMPLETED else EXIT_FAIL
 
 
-def _follow(rt, run_id: str, timeout: float, quiet: bool) -> str:
+def _follow_or_stop(rt, run_id: str, timeout: float, quiet: bool, stop: GracefulStop, command: str) -> str:
+    """Follow the run until it ends, or stop gracefully on SIGTERM/SIGINT: within SHOAL_SHUTDOWN_TIMEOUT
+    this process's jobs go back as `interrupted` (its unclaimed ones too), its worker row is closed, and
+    the run can be resumed anywhere."""
+    from core.work.runs import get_run
+
+    status = _follow(rt, run_id, timeout, quiet=quiet, stop=stop.event)
+    if not stop.event.is_set():
+        return status
+    limit = rt.settings["SHOAL_SHUTDOWN_TIMEOUT"]
+    print(f"{command}: {stop.name} received; stopping (at most {limit:g} s), handing unfinished jobs back as "
+          "interrupted", file=sys.stderr)
+    rt.supervisor.shutdown(timeout=limit)
+    status = get_run(rt.db, run_id).status
+    if status not in RunState.FINAL:
+        print(f"{command}: run {run_id} is {status}; continue it with `python -m core resume {run_id}` "
+              "(a running worker or the app resumes it by itself)", file=sys.stderr)
+    return status
+
+
+def cmd_resume(args) -> int:
+    """Take over a run whose owner is dead (lease expired, worker row stale, or its process gone) and
+    finish it here; or say which live process holds it (EXIT_HELD)."""
+    from core.infra.models import Run
+    from core.runtime import build_runtime
+    from core.supervisor import SupervisorConfig
+    from core.work import run_settings
+
+    rt = build_runtime(start_supervisor=False, console_log=False)
+    if not rt.db.ok:
+        print(f"resume: {rt.db.error}", file=sys.stderr)
+        rt.close()
+        return EXIT_FAIL
+    with rt.db.session() as s:
+        run = s.get(Run, args.run_id)
+        status, recorded = (run.status, run.settings) if run else (None, None)
+    if status is None:
+        print(f"resume: no run {args.run_id}", file=sys.stderr)
+        rt.close()
+        return EXIT_FAIL
+    config = SupervisorConfig.from_settings(rt.settings)
+    config.own_runs_only = True
+    sup = rt.new_supervisor(config)
+    with GracefulStop() as stop:
+        t0 = time.monotonic()
+        result = sup.take_over(args.run_id)
+        out = {"run_id": args.run_id, "status": status, "resumed_jobs": result.resumed, "taken_over": result.taken}
+        if result.held_by:
+            for h in result.held_by:
+                print(f"resume: run {args.run_id} is held by a live process, {h.describe()}; it is finishing the "
+                      f"run (jobs {', '.join(h.jobs)}). Stop that process first, or cancel the run.", file=sys.stderr)
+            out["held_by"] = [h.as_dict() for h in result.held_by]
+            rt.close()
+            print(json.dumps(out, default=str))
+            return EXIT_HELD
+        for h in result.dead:
+            print(f"resume: took over {len(h.jobs)} job(s) from {h.describe()}", file=sys.stderr)
+        from core.work.runs import get_run
+
+        status = get_run(rt.db, args.run_id).status
+        out["status"] = status
+        if status in RunState.FINAL and not result.resumed:
+            print(f"resume: run {args.run_id} is {status}; nothing to resume", file=sys.stderr)
+            out["message"] = f"run is {status}; nothing to resume"
+            rt.close()
+            print(json.dumps(out))
+            return EXIT_OK if status == RunState.COMPLETED else EXIT_FAIL
+        missing = run_settings.mismatched(recorded, rt.settings)
+        if missing and not args.no_wait:
+            print(f"resume: run {args.run_id} was started with {', '.join(missing)} set to a value this process "
+                  "does not have (unset or different here), so it cannot run its jobs: they are pending again for "
+                  "a worker or app that has it; or run `resume` where it is set", file=sys.stderr)
+            rt.close()
+            print(json.dumps(out))
+            return EXIT_CONFIG
+        if args.no_wait:
+            print(f"resume: run {args.run_id}'s jobs are pending again; a running worker (`python -m core worker`) "
+                  "or the app will finish them", file=sys.stderr)
+            rt.close()
+            print(json.dumps(out))
+            return EXIT_OK
+        if not args.json:
+            print(f"resume: finishing run {args.run_id} here ({len(result.resumed)} job(s) resumed)", file=sys.stderr)
+        rt.supervisor = sup.start()
+        status = _follow_or_stop(rt, args.run_id, args.timeout, args.json, stop, "resume")
+        summary = {**run_summary(rt, args.run_id, time.monotonic() - t0), "resumed_jobs": result.resumed,
+                   "taken_over": result.taken}
+        rt.close()
+    print(json.dumps(summary, ensure_ascii=False, indent=None if args.json else 2))
+    if stop.event.is_set():
+        return stop.exit_code
+    return EXIT_OK if status == RunState.COMPLETED else EXIT_FAIL
+
+
+def _follow(rt, run_id: str, timeout: float, quiet: bool, stop: threading.Event | None = None) -> str:
     """Wait for the run, printing its events to stderr as they come (O(new events) per poll)."""
     from core.work.jobs import RUN_FINAL_STATES
     from core.work.runs import get_run
@@ -269,7 +392,10 @@ def _follow(rt, run_id: str, timeout: float, quiet: bool) -> str:
         if time.monotonic() > deadline:
             print(f"run: still {status} after {timeout:.0f} s; cancelling", file=sys.stderr)
             return rt.supervisor.cancel_run(run_id, timeout=10)
-        time.sleep(0.2)
+        if stop is None:
+            time.sleep(0.2)
+        elif stop.wait(0.2):
+            return status
 
 
 def cmd_data(args) -> int:
@@ -332,7 +458,9 @@ def cmd_report(args) -> int:
     """Generate (or regenerate) a run's report and print where it went."""
     from core.report import ReportError, request_report, wait_report
 
-    rt = _runtime(start_supervisor=True)
+    from core.runtime import build_runtime
+
+    rt = build_runtime(console_log=False, own_runs_only=True)  # only this run's jobs, not a bystander's
     try:
         if not rt.ok:
             print("report: " + "; ".join(rt.problems), file=sys.stderr)
@@ -411,9 +539,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=10.0)
     c.set_defaults(fn=lambda a: _control(a, "cancel"))
 
-    rs = sub.add_parser("resume", help="resume a run's interrupted, failed or cancelled jobs from their checkpoints")
+    rs = sub.add_parser("resume", help="take over a run whose process died and finish it here: its interrupted, "
+                        "failed or cancelled jobs resume from their checkpoints (exit 75 while a live process "
+                        "holds them, naming it)")
     rs.add_argument("run_id")
-    rs.set_defaults(fn=lambda a: _control(a, "resume"))
+    rs.add_argument("--no-wait", action="store_true", help="only hand the jobs back as pending, for a running "
+                    "worker or the app to finish")
+    rs.add_argument("--json", action="store_true", help="print only the JSON summary (no progress on stderr)")
+    rs.add_argument("--timeout", type=float, default=3600, help="cancel the run after this many seconds")
+    rs.set_defaults(fn=cmd_resume)
 
     e = sub.add_parser("events", help="print events after a cursor as JSON lines")
     e.add_argument("--since", type=int, default=0, help="event id to start after")
@@ -432,6 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reflections", type=int, default=None, help="reflection rounds per paragraph (default 2)")
     run.add_argument("--json", action="store_true", help="print only the JSON summary (no progress on stderr)")
     run.add_argument("--timeout", type=float, default=3600, help="cancel the run after this many seconds")
+    run.add_argument("--serve", action="store_true", help="also run other runs' jobs, like `worker` "
+                     "(default: only this run's)")
     run.set_defaults(fn=cmd_run)
 
     data = sub.add_parser("data", help="the local corpus: demo data, imports, statistics")
