@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from core.corpus.demo import generate_demo_corpus
-from core.infra.models import Job, Worker
+from core.infra.models import Job, Run, Worker, utcnow
 from core.runtime import build_handlers
 from core.supervisor import Supervisor
 from core.work.probe import probe_jobs
@@ -35,9 +35,13 @@ TIMEOUT = 120
 
 
 @pytest.fixture
+def corpus(db):
+    generate_demo_corpus(db, posts=600)
+
+
+@pytest.fixture
 def env(db, db_url, tmp_path):
     # Leases far longer than the tests: a dead owner is recognised by its process or worker row.
-    generate_demo_corpus(db, posts=600)
     return {**os.environ, "DATABASE_URL": db_url, "SHOAL_LEASE_SECONDS": "60", "SHOAL_HEARTBEAT_SECONDS": "0.2",
             "SHOAL_CANCEL_TIMEOUT": "2", "SHOAL_SHUTDOWN_TIMEOUT": "5"}
 
@@ -88,7 +92,7 @@ def running_insight(db) -> Job | None:
         return job
 
 
-def test_a_bystander_run_never_claims_another_runs_jobs(db, events, env):
+def test_a_bystander_run_never_claims_another_runs_jobs(db, events, env, corpus):
     queuer = Supervisor(db, events, handlers=build_handlers())  # a page queuing a run; no worker serves it
     other = queuer.submit_run(probe_jobs(4, steps=2, step_seconds=0.01), kind="probe")
     rc, out, err = cli(["run", TOPIC, "--offline", "--engines", "insight", "--paragraphs", "1",
@@ -99,7 +103,7 @@ def test_a_bystander_run_never_claims_another_runs_jobs(db, events, env):
     assert not [e for e in events.since(0, run_id=other)[0] if e.type == "job.started"]
 
 
-def test_resume_names_the_live_holder_then_sigterm_stops_the_run_gracefully_and_resume_finishes_it(db, env,
+def test_resume_names_the_live_holder_then_sigterm_stops_the_run_gracefully_and_resume_finishes_it(db, env, corpus,
                                                                                                   slow_llm):
     proc = llm_run(env, slow_llm)
     try:
@@ -137,7 +141,7 @@ def test_resume_names_the_live_holder_then_sigterm_stops_the_run_gracefully_and_
     assert f"{run_id}-insight" in summary["resumed_jobs"]
 
 
-def test_a_killed_run_is_finished_by_resume_from_another_process(db, events, env, slow_llm):
+def test_a_killed_run_is_finished_by_resume_from_another_process(db, events, env, corpus, slow_llm):
     proc = llm_run(env, slow_llm)
     try:
         job = wait_for(lambda: running_insight(db), 60, "the run's insight job to run")
@@ -158,3 +162,62 @@ def test_a_killed_run_is_finished_by_resume_from_another_process(db, events, env
     assert insight.status == "completed" and insight.attempt == 2
     interrupted = [e for e in events.since(0, run_id=run_id)[0] if e.type == "job.interrupted"]
     assert interrupted[0].payload["previous_owner"] == dead
+
+
+# ---------------------------------------------------------------------------------------- the worker
+
+
+def worker(env: dict) -> subprocess.Popen:
+    proc = start(["worker"], env)
+    line = proc.stdout.readline()
+    assert json.loads(line)["status"] == "started", line + proc.stderr.read()
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        finish(proc)
+
+
+def test_a_worker_started_after_a_crash_finishes_the_run_without_a_page(db, env):
+    proc = start(["probe", "--jobs", "1", "--steps", "300", "--step-seconds", "0.05"], env)
+    try:
+        job = wait_for(lambda: next((j for j in _probe_jobs(db) if (j.checkpoint or {}).get("step", 0) >= 3), None),
+                       60, "the probe to make progress")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    w = worker(env)  # what a systemd unit or compose service starts beside the app
+    try:
+        assert wait_for(lambda: get_run(db, job.run_id).status == "completed" or None, 120, "the worker to finish it")
+    finally:
+        stop(w)
+    trail = get_job(db, job.id).checkpoint["trail"]
+    assert trail[0] == job.lease_owner and trail[-1] != job.lease_owner and len(trail) == 300
+
+
+def test_a_running_worker_resumes_a_run_another_process_left_interrupted(db, events, env):
+    w = worker(env)
+    try:
+        # What an app stopped mid-run leaves behind: an interrupted run and job with a checkpoint.
+        run_id = "0123456789ab"
+        now = utcnow()
+        with db.session() as s:
+            s.add(Run(id=run_id, kind="probe", topic="left behind", status="interrupted", mode="offline",
+                      params={}, trace_id="t", created_at=now, started_at=now))
+            s.flush()
+            s.add(Job(id=f"{run_id}-probe-1", run_id=run_id, kind="probe", name="probe-1", status="interrupted",
+                      depends_on=[], params={"steps": 5, "step_seconds": 0.01}, attempt=1, max_attempts=3,
+                      checkpoint={"step": 2, "trail": ["gone", "gone"]}, trace_id="t", created_at=now))
+        assert wait_for(lambda: get_run(db, run_id).status == "completed" or None, 60, "the worker to resume it")
+    finally:
+        stop(w)
+    assert get_job(db, f"{run_id}-probe-1").checkpoint["trail"][:2] == ["gone", "gone"]
+
+
+def _probe_jobs(db) -> list:
+    with db.session() as s:
+        jobs = list(s.scalars(select(Job).where(Job.kind == "probe", Job.status == "running")))
+        s.expunge_all()
+    return jobs

@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from core.infra.config import load_settings
 from core.infra.models import Job, Run, Worker, utcnow
