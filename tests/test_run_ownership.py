@@ -4,6 +4,8 @@ unfinished work handed back as `interrupted` on exit, and `take_over` (what `res
 from __future__ import annotations
 
 import json
+import os
+import signal
 from datetime import timedelta
 
 import pytest
@@ -179,3 +181,18 @@ def test_recorded_settings_survive_a_round_trip_and_unknown_keys(tmp_path):
     assert run_settings.resolve(None, base) is base  # a run queued before settings were recorded
     with pytest.raises(run_settings.SettingsMismatch, match="QUERY_ENGINE_API_KEY"):
         run_settings.resolve(run_settings.record(settings_with(tmp_path, "k", QUERY_ENGINE_API_KEY=KEY_A)), base)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_and_sigterm_both_ask_run_and_resume_for_a_graceful_stop(sig):
+    from core.cli_work import GracefulStop
+
+    before = signal.getsignal(sig)
+    with GracefulStop() as stop:
+        os.kill(os.getpid(), sig)
+        wait_for(stop.event.is_set, 10, f"{sig.name} to set the stop event")
+        assert stop.name == sig.name and stop.exit_code == 128 + sig
+        # a second signal is not swallowed: it ends the process the usual way
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(sig) is before
