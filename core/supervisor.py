@@ -106,6 +106,7 @@ class Supervisor:
         self._executor: ThreadPoolExecutor | None = None
         self._loops = {"scheduler": LoopStatus(), "heartbeat": LoopStatus()}
         self.own_runs: set[str] = set()  # runs submitted or taken over here (config.own_runs_only)
+        self.own_jobs: dict[str, str] = {}  # job → run: jobs added here to a run that is not its own (`report`)
         self._run_settings = run_settings.RunSettingsCache()
         self.on_shutdown: list[Callable[[], None]] = []  # writers to flush (telemetry, logs)
         self.heartbeats = 0  # completed heartbeat passes (the console and tests read it)
@@ -156,9 +157,9 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         self._stopping = True
         own = self._own()
-        if own:  # this process's runs: what nobody has claimed goes back too, so the runs end resumable
+        if own:  # this process's runs and jobs: what nobody has claimed goes back too, so they end resumable
             try:
-                ownership.hand_back_pending(self.ledger, own, f"owner {self.worker_id} stopped", self._finish_run)
+                ownership.hand_back_pending(self.ledger, *own, f"owner {self.worker_id} stopped", self._finish_run)
             except SQLAlchemyError as exc:
                 logger.warning("could not hand back pending jobs: {}", explain(exc))
         with self._lock:
@@ -217,7 +218,10 @@ class Supervisor:
     def add_jobs(self, run_id: str, jobs: Iterable[JobSpec]) -> list[str]:
         """Add jobs to an existing run (e.g. re-run one engine). The run is reopened if it had finished."""
         ids = self.ledger.add_jobs(run_id, jobs)
-        self.adopt(run_id)
+        with self._lock:
+            if run_id not in self.own_runs:  # only these jobs are ours, not the rest of the run
+                self.own_jobs.update(dict.fromkeys(ids, run_id))
+        self._wake.set()
         return ids
 
     def end_run(self, run_id: str, status: str, error: str, payload: dict | None = None) -> bool:
@@ -321,12 +325,12 @@ class Supervisor:
         self.adopt(run_id)
         return ownership.TakeOver(run_id, taken=taken, resumed=resumed, dead=[h for h in holders if not h.alive])
 
-    def _own(self) -> list[str] | None:
-        """The runs whose jobs this supervisor may claim; None for any run."""
+    def _own(self) -> tuple[list[str], list[str]] | None:
+        """(runs whose jobs, single jobs) this supervisor may claim; None for any run's."""
         if not self.config.own_runs_only:
             return None
         with self._lock:
-            return sorted(self.own_runs)
+            return sorted(self.own_runs), sorted(self.own_jobs)
 
     def settings_for(self, run_id: str, recorded: dict | None) -> Settings | None:
         """The settings a run's jobs execute with here, or None while this process cannot run them."""
@@ -354,7 +358,7 @@ class Supervisor:
         if self._stopping:
             return
         ownership.take_over_expired(self.ledger, self.worker_id, self.clock(), self._finish_run)
-        ownership.auto_resume(self.ledger, self._finish_run, resume=self.config.auto_resume, runs=self._own())
+        ownership.auto_resume(self.ledger, self._finish_run, resume=self.config.auto_resume, own=self._own())
         self._promote_queued_runs()
         self._claim_pending()
 
@@ -363,11 +367,12 @@ class Supervisor:
             running = s.scalar(select(func.count()).select_from(Run).where(Run.status.in_((RUNNING, CANCELLING))))
             free = self.config.max_concurrent_runs - (running or 0)
             own = self._own()
-            if free <= 0 or own == []:
+            if free <= 0 or own == ([], []):
                 return
             stmt = select(Run.id, Run.trace_id).where(Run.status == RunState.QUEUED)
             if own is not None:
-                stmt = stmt.where(Run.id.in_(own))
+                with self._lock:
+                    stmt = stmt.where(Run.id.in_(set(own[0]) | set(self.own_jobs.values())))
             queued = s.execute(stmt.order_by(Run.created_at).limit(free)).all()
         for run_id, trace in queued:
             with self.db.session() as s:
@@ -384,12 +389,12 @@ class Supervisor:
             return
         kinds = [k for k in self.handlers if self.config.kinds is None or k in self.config.kinds]
         own = self._own()
-        if not kinds or own == []:
+        if not kinds or own == ([], []):
             return
         stmt = (select(Job.id, Job.depends_on, Job.run_id, Run.settings).join(Run, Run.id == Job.run_id)
                 .where(Job.status == PENDING, Run.status == RUNNING, Job.kind.in_(kinds)))
         if own is not None:
-            stmt = stmt.where(Job.run_id.in_(own))  # never another process's run (issue 12)
+            stmt = stmt.where(ownership.owned(*own))  # never another process's run (issue 12)
         with self.db.session() as s:
             candidates = s.execute(stmt.order_by(Job.created_at, Job.id).limit(free * 4)).all()
             deps = {job_id: parse_dependencies(raw) for job_id, raw, _, _ in candidates}

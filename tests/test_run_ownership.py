@@ -68,6 +68,21 @@ def test_a_run_only_supervisor_never_claims_another_runs_jobs(db, events, make_s
     assert serving.wait_run(other, 30) == "completed"
 
 
+def test_a_job_added_to_another_processs_run_is_the_only_one_it_claims(db, events, make_supervisor):
+    # `python -m core report RUN` on a run the app is running: the report job is its, the rest is not
+    queuer = make_supervisor(start=False)
+    other = queuer.submit_run(probe_jobs(2, steps=2, step_seconds=0.01), kind="probe")
+    with db.session() as s:
+        s.execute(update(Run).where(Run.id == other).values(status="running"))  # promoted by its owner
+    helper = make_supervisor(own_runs_only=True)
+    (extra,) = helper.add_jobs(other, [JobSpec(kind="probe", name="extra", params={"steps": 2, "step_seconds": 0})])
+    wait_for(lambda: get_job(db, extra).status == "completed", 30, "the added job to run")
+    helper.schedule_once()
+    helper.shutdown(timeout=3)
+    rest = [j for j in jobs_of(db, other) if j.id != extra]
+    assert [(j.status, j.attempt) for j in rest] == [("pending", 0)] * 2, "neither claimed nor handed back"
+
+
 def test_a_job_runs_under_its_runs_recorded_settings_with_secrets_by_reference(db, events, tmp_path):
     submitted = settings_with(tmp_path, "a", SHOAL_MODE="offline", SHOAL_PARAGRAPHS=7, QUERY_ENGINE_API_KEY=KEY_A,
                               QUERY_ENGINE_BASE_URL="https://a.example/v1")

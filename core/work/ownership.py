@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
 from loguru import logger
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from core.infra.models import Job, Run, Worker
 from core.work.config import process_alive, stop_dead_local_workers
@@ -147,15 +147,20 @@ def take_over_expired(ledger: Ledger, own_id: str, now: datetime, finish: Finish
             finish(run_id)
 
 
-def auto_resume(ledger: Ledger, finish: Finish, *, resume: bool, runs: Iterable[str] | None = None) -> None:
-    """Interrupted jobs (of `runs`, or of every run): back to pending, or failed once their
-    attempts are used up."""
+def owned(runs: Iterable[str], jobs: Iterable[str] = ()):
+    """The condition on Job for what a process owns: every job of `runs`, and the single `jobs`."""
+    return or_(Job.run_id.in_(list(runs)), Job.id.in_(list(jobs)))
+
+
+def auto_resume(ledger: Ledger, finish: Finish, *, resume: bool,
+                own: tuple[Iterable[str], Iterable[str]] | None = None) -> None:
+    """Interrupted jobs (those `own` = (runs, jobs) names, or every run's): back to pending, or failed
+    once their attempts are used up."""
     conds = [Job.status == JobState.INTERRUPTED]
-    if runs is not None:
-        runs = list(runs)
-        if not runs:
+    if own is not None:
+        if not any(own):
             return
-        conds.append(Job.run_id.in_(runs))
+        conds.append(owned(*own))
     with ledger.db.session() as s:
         rows = s.execute(select(Job.id, Job.run_id, Job.attempt, Job.max_attempts).where(*conds)).all()
     for job_id, run_id, attempt, max_attempts in rows:
@@ -172,15 +177,15 @@ def auto_resume(ledger: Ledger, finish: Finish, *, resume: bool, runs: Iterable[
                               .values(status=RunState.RUNNING, finished_at=None))
 
 
-def hand_back_pending(ledger: Ledger, runs: Iterable[str], reason: str, finish: Finish) -> list[str]:
-    """A run's jobs nobody has claimed yet, handed back as interrupted when the process that owns
-    the run stops (so the run ends `interrupted`, resumable, instead of `running` with no one on it)."""
-    runs = list(runs)
-    if not runs:
+def hand_back_pending(ledger: Ledger, runs: Iterable[str], jobs: Iterable[str], reason: str,
+                      finish: Finish) -> list[str]:
+    """Jobs nobody has claimed yet, of the runs (and the single jobs) a process owns, handed back as
+    interrupted when it stops (so a run ends `interrupted`, resumable, not `running` with no one on it)."""
+    runs, jobs = list(runs), list(jobs)
+    if not runs and not jobs:
         return []
     with ledger.db.session() as s:
-        rows = s.execute(select(Job.id, Job.run_id).where(Job.run_id.in_(runs),
-                                                         Job.status == JobState.PENDING)).all()
+        rows = s.execute(select(Job.id, Job.run_id).where(owned(runs, jobs), Job.status == JobState.PENDING)).all()
     out = []
     for job_id, run_id in rows:
         if ledger.transition(job_id, (JobState.PENDING,), JobState.INTERRUPTED, event="job.interrupted",
