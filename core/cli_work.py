@@ -222,13 +222,14 @@ def cmd_resume(args) -> int:
         out = {"run_id": args.run_id, "status": status, "resumed_jobs": result.resumed, "taken_over": result.taken}
         if result.held_by:
             for h in result.held_by:
+                what = f"jobs {', '.join(h.jobs)}" if h.jobs else "between two jobs"
                 print(f"resume: run {args.run_id} is held by a live process, {h.describe()}; it is finishing the "
-                      f"run (jobs {', '.join(h.jobs)}). Stop that process first, or cancel the run.", file=sys.stderr)
+                      f"run ({what}). Stop that process first, or cancel the run.", file=sys.stderr)
             out["held_by"] = [h.as_dict() for h in result.held_by]
             rt.close()
             print(json.dumps(out, default=str))
             return EXIT_HELD
-        for h in result.dead:
+        for h in (h for h in result.dead if h.jobs):
             print(f"resume: took over {len(h.jobs)} job(s) from {h.describe()}", file=sys.stderr)
         from core.work.runs import get_run
 

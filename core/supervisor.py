@@ -211,7 +211,8 @@ class Supervisor:
         if self._stopping:
             raise RuntimeError("the supervisor is shutting down and accepts no new work")
         recorded = run_settings.record(settings or self.settings or load_settings())
-        run_id = self.ledger.submit_run(jobs, kind=kind, topic=topic, params=params, mode=mode, settings=recorded)
+        run_id = self.ledger.submit_run(jobs, kind=kind, topic=topic, params=params, mode=mode, settings=recorded,
+                                        owner=self.worker_id)
         self.adopt(run_id)
         return run_id
 

@@ -211,3 +211,18 @@ def test_sigint_and_sigterm_both_ask_run_and_resume_for_a_graceful_stop(sig):
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     assert signal.getsignal(sig) is before
+
+
+def test_a_live_process_that_started_an_open_run_holds_it_between_two_jobs(db, events, make_supervisor):
+    # Its run's jobs wait (here: of a kind it does not take); no lease names it, the run does.
+    owner = make_supervisor(own_runs_only=True, kinds=frozenset({"t_settings"}))
+    run_id = owner.submit_run(probe_jobs(2, steps=2, step_seconds=0), kind="probe")
+    wait_for(lambda: get_run(db, run_id).status == "running", 30, "the owner to start its run")
+    (holder,) = make_supervisor(start=False, own_runs_only=True).take_over(run_id).held_by
+    assert holder.worker_id == owner.worker_id and holder.alive and holder.jobs == ()
+    assert "started the run" in holder.describe()
+    owner.shutdown(timeout=3)  # its worker row closes: now anyone may resume the run
+    resumer = make_supervisor(own_runs_only=True)
+    result = resumer.take_over(run_id)
+    assert not result.held_by and sorted(result.resumed) == [f"{run_id}-probe-1", f"{run_id}-probe-2"]
+    assert resumer.wait_run(run_id, 30) == "completed"

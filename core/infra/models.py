@@ -55,6 +55,7 @@ class Run(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     # The settings its jobs execute with, secrets by reference only (core.work.run_settings)
     settings: Mapped[dict | None] = mapped_column(Json, nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the worker that submitted it
 
 
 class Job(Base):

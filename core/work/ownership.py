@@ -62,29 +62,49 @@ def _ts(t: datetime | None) -> str:
     return f"{t:%Y-%m-%d %H:%M:%S} UTC" if t else "never"
 
 
-def judge(worker: Worker | None, lease_until: datetime | None, now: datetime,
-          stale_after: float) -> tuple[bool, str]:
-    """(alive, why) for the holder of a lease that runs until `lease_until`."""
-    if worker is not None and worker.host == socket.gethostname() and not process_alive(worker.pid,
-                                                                                      worker.started_at):
-        return False, f"process {worker.pid} is gone"
-    if worker is not None and worker.stopped_at is not None:
-        return False, f"its process stopped at {_ts(worker.stopped_at)}"
-    if lease_until is None or lease_until < now:
-        return False, f"its lease expired at {_ts(lease_until)}"
-    if worker is None:
-        return True, f"its lease runs until {_ts(lease_until)}"
+def _gone_or_stopped(worker: Worker) -> str:
+    if worker.host == socket.gethostname() and not process_alive(worker.pid, worker.started_at):
+        return f"process {worker.pid} is gone"
+    if worker.stopped_at is not None:
+        return f"its process stopped at {_ts(worker.stopped_at)}"
+    return ""
+
+
+def _heartbeat(worker: Worker, now: datetime, stale_after: float) -> tuple[bool, str]:
     if worker.heartbeat_at is None or worker.heartbeat_at < now - timedelta(seconds=stale_after):
         return False, f"no heartbeat since {_ts(worker.heartbeat_at)}"
     return True, f"last heartbeat {_ts(worker.heartbeat_at)}"
 
 
+def judge(worker: Worker | None, lease_until: datetime | None, now: datetime,
+          stale_after: float) -> tuple[bool, str]:
+    """(alive, why) for the holder of a lease that runs until `lease_until`."""
+    if worker is not None and (dead := _gone_or_stopped(worker)):
+        return False, dead
+    if lease_until is None or lease_until < now:
+        return False, f"its lease expired at {_ts(lease_until)}"
+    if worker is None:
+        return True, f"its lease runs until {_ts(lease_until)}"
+    return _heartbeat(worker, now, stale_after)
+
+
+def judge_worker(worker: Worker, now: datetime, stale_after: float) -> tuple[bool, str]:
+    """(alive, why) for a worker holding no lease (the one that submitted a run)."""
+    dead = _gone_or_stopped(worker)
+    return (False, dead) if dead else _heartbeat(worker, now, stale_after)
+
+
 def run_holders(db, run_id: str, now: datetime, stale_after: float) -> list[Holder]:
-    """The processes holding a run's running/cancelling jobs, each judged alive or dead."""
+    """The processes holding a run's running/cancelling jobs, each judged alive or dead; and, while
+    the run is open, the process that submitted it (it holds the run between two jobs)."""
     with db.session() as s:
         rows = s.execute(select(Job.id, Job.lease_owner, Job.lease_expires_at)
                          .where(Job.run_id == run_id, Job.status.in_(ACTIVE))).all()
+        run = s.execute(select(Run.owner, Run.status).where(Run.id == run_id)).first()
         owners = {owner for _, owner, _ in rows if owner}
+        submitter = run.owner if run is not None and run.status in RunState.OPEN else None
+        if submitter:
+            owners.add(submitter)
         workers = {w.id: w for w in s.scalars(select(Worker).where(Worker.id.in_(owners)))} if owners else {}
         s.expunge_all()
     jobs: dict[str, list[str]] = {}
@@ -100,6 +120,10 @@ def run_holders(db, run_id: str, now: datetime, stale_after: float) -> list[Hold
         w = workers.get(owner)
         alive, why = judge(w, until.get(owner), now, stale_after) if owner else (False, "no owner")
         out.append(Holder(owner, w.host if w else "?", w.pid if w else None, alive, why, tuple(ids)))
+    w = workers.get(submitter or "")
+    if w is not None and submitter not in jobs:
+        alive, why = judge_worker(w, now, stale_after)
+        out.append(Holder(submitter, w.host, w.pid, alive, f"it started the run, which is still open; {why}", ()))
     return out
 
 
