@@ -333,9 +333,10 @@ class Supervisor:
         with self._lock:
             return sorted(self.own_runs), sorted(self.own_jobs)
 
-    def settings_for(self, run_id: str, recorded: dict | None) -> Settings | None:
+    def settings_for(self, run_id: str) -> Settings | None:
         """The settings a run's jobs execute with here, or None while this process cannot run them."""
-        return self._run_settings.get(run_id, recorded, lambda: self.settings or load_settings(), self.worker_id)
+        return self._run_settings.get(run_id, lambda: self.ledger.recorded_settings(run_id),
+                                      lambda: self.settings or load_settings(), self.worker_id)
 
     # ------------------------------------------------------------------ scheduler
     def _scheduler_loop(self) -> None:
@@ -392,16 +393,16 @@ class Supervisor:
         own = self._own()
         if not kinds or own == ([], []):
             return
-        stmt = (select(Job.id, Job.depends_on, Job.run_id, Run.settings).join(Run, Run.id == Job.run_id)
+        stmt = (select(Job.id, Job.depends_on, Job.run_id).join(Run, Run.id == Job.run_id)
                 .where(Job.status == PENDING, Run.status == RUNNING, Job.kind.in_(kinds)))
         if own is not None:
             stmt = stmt.where(ownership.owned(*own))  # never another process's run (issue 12)
         with self.db.session() as s:
             candidates = s.execute(stmt.order_by(Job.created_at, Job.id).limit(free * 4)).all()
-            deps = {job_id: parse_dependencies(raw) for job_id, raw, _, _ in candidates}
+            deps = {job_id: parse_dependencies(raw) for job_id, raw, _ in candidates}
             dep_ids = {d for ds in deps.values() for d, _ in ds}
             dep_status = dict(s.execute(select(Job.id, Job.status).where(Job.id.in_(dep_ids))).all()) if dep_ids else {}
-        for job_id, _, run_id, recorded in candidates:
+        for job_id, _, run_id in candidates:
             if free <= 0:
                 break
             verdict = readiness(deps[job_id], dep_status, auto_resume=self.config.auto_resume)
@@ -410,7 +411,7 @@ class Supervisor:
                                        payload={"reason": "an upstream job did not complete"},
                                        extra={"error": "skipped: an upstream job failed or was cancelled"})
                 self._finish_run(run_id)
-            elif verdict == READY and (settings := self.settings_for(run_id, recorded)) is not None \
+            elif verdict == READY and (settings := self.settings_for(run_id)) is not None \
                     and self._claim(job_id, settings):
                 free -= 1
 

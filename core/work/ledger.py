@@ -118,6 +118,11 @@ class Ledger:
             store_items(s, job_id, items)
             return True
 
+    def recorded_settings(self, run_id: str) -> dict | None:
+        """The settings a run recorded for its jobs (core.work.run_settings), None before they were."""
+        with self.db.session() as s:
+            return s.scalar(select(Run.settings).where(Run.id == run_id))
+
     def job_status(self, job_id: str) -> tuple[str, str]:
         with self.db.session() as s:
             return tuple(s.execute(select(Job.status, Job.run_id).where(Job.id == job_id)).one())

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 
 from loguru import logger
 
-from core.infra.config import SPECS, Settings, SettingError, parse_value
+from core.infra.config import SPECS, Settings, SettingError, load_settings, parse_value
 
 # Groups that describe the process, not the analysis.
 _PROCESS_GROUPS = frozenset({"Database", "Supervisor", "Console", "Access", "Storage"})
@@ -108,19 +108,19 @@ class RunSettingsCache:
         self.recheck, self.size = recheck, size
         self._cache: dict[str, tuple[float, Settings | None]] = {}
 
-    def get(self, run_id: str, recorded: Mapping[str, Any] | None, base: Callable[[], Settings],
+    def get(self, run_id: str, recorded: Callable[[], Mapping[str, Any] | None], base: Callable[[], Settings],
             who: str = "") -> Settings | None:
-        from core.infra.config import load_settings
-
+        """`recorded` reads the run's recorded settings (only when they are not cached yet)."""
         now = time.monotonic()
         cached = self._cache.get(run_id)
         if cached and (cached[1] is not None or now - cached[0] < self.recheck):
             return cached[1]
+        values = recorded()
         try:
-            resolved: Settings | None = resolve(recorded, base())
+            resolved: Settings | None = resolve(values, base())
         except SettingsMismatch:
             try:
-                resolved = resolve(recorded, load_settings())
+                resolved = resolve(values, load_settings())
             except SettingsMismatch as exc:
                 resolved = None
                 if not cached:
