@@ -226,3 +226,29 @@ def test_a_live_process_that_started_an_open_run_holds_it_between_two_jobs(db, e
     result = resumer.take_over(run_id)
     assert not result.held_by and sorted(result.resumed) == [f"{run_id}-probe-1", f"{run_id}-probe-2"]
     assert resumer.wait_run(run_id, 30) == "completed"
+
+
+def test_resume_says_what_it_cannot_do_and_why(db, db_url, events, tmp_path, monkeypatch, capsys):
+    from core.cli import main as cli_main
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    assert cli_main(["resume", "nosuchrun"]) == 1
+    assert "no run nosuchrun" in capsys.readouterr().err
+
+    done = supervisor(db, events, start=False).submit_run(probe_jobs(1, steps=1, step_seconds=0), kind="probe")
+    sup = supervisor(db, events)
+    try:
+        assert sup.wait_run(done, 30) == "completed"
+    finally:
+        sup.shutdown(3)
+    assert cli_main(["resume", done]) == 0
+    captured = capsys.readouterr()
+    assert "nothing to resume" in captured.err and json.loads(captured.out)["message"]
+
+    # A run started with a key this process does not have: its jobs are left pending for one that has it.
+    keyed = supervisor(db, events, settings_with(tmp_path, "a", QUERY_ENGINE_API_KEY=KEY_A), start=False)
+    run_id = keyed.submit_run([JobSpec(kind="t_settings", name="s")], kind="probe")
+    assert cli_main(["resume", run_id]) == 78
+    err = capsys.readouterr().err
+    assert "QUERY_ENGINE_API_KEY" in err and KEY_A not in err
+    assert get_job(db, f"{run_id}-s").status == "pending"
