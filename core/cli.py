@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 import time
 from typing import Sequence
 
+from core.cli_work import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, cmd_resume, cmd_run, cmd_worker,  # noqa: F401
+                           run_summary)  # run_summary: bench/offline_run.py imports it from here
 from core.console.health import FAIL, WARN, essential_failures, run_checks
-from core.work.outcomes import EXIT_FAILED as EXIT_FAIL, EXIT_OK, EXIT_USAGE, degraded_of, exit_code, run_problems
 from core.work.states import RunState
 
 
@@ -39,49 +38,11 @@ def cmd_doctor(args) -> int:
     return EXIT_FAIL if failed else EXIT_OK
 
 
-def _install_signal_handlers(stop: threading.Event) -> None:
-    def handler(signum, _frame):
-        stop.set()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, handler)
-
-
-def cmd_worker(args) -> int:
-    """Run a headless supervisor (a second replica, or a worker beside the app) until signalled."""
-    from core.runtime import build_runtime
-    from core.infra.config import load_settings
-
-    settings = load_settings()
-    if args.max_workers:
-        settings.values["SHOAL_MAX_WORKERS"] = args.max_workers
-    rt = build_runtime(settings=settings, start_supervisor=False, console_log=False)
-    if not rt.db.ok:
-        print(f"worker: {rt.db.error}", file=sys.stderr)
-        return EXIT_FAIL
-    from core.supervisor import SupervisorConfig
-
-    config = SupervisorConfig.from_settings(settings)
-    if args.kinds:
-        config.kinds = frozenset(k.strip() for k in args.kinds.split(",") if k.strip())
-    sup = rt.new_supervisor(config).start()
-    rt.supervisor = sup
-    stop = threading.Event()
-    _install_signal_handlers(stop)
-    print(json.dumps({"worker": sup.worker_id, "status": "started"}), flush=True)
-    deadline = time.monotonic() + args.seconds if args.seconds else None
-    while not stop.wait(0.2):
-        if deadline and time.monotonic() > deadline:
-            break
-    interrupted = sup.shutdown()
-    rt.close()
-    print(json.dumps({"worker": sup.worker_id, "status": "stopped", "interrupted": interrupted}), flush=True)
-    return EXIT_OK
-
-
 def cmd_probe(args) -> int:
+    from core.runtime import build_runtime
     from core.work.probe import probe_jobs
 
-    rt = _runtime(start_supervisor=not args.no_wait)
+    rt = build_runtime(start_supervisor=not args.no_wait, console_log=False, own_runs_only=True)
     if not rt.db.ok:
         print(f"probe: {rt.db.error}", file=sys.stderr)
         return EXIT_FAIL
@@ -127,10 +88,7 @@ def _control(args, action: str) -> int:
     # A control-only supervisor: it writes the requests; whichever supervisor owns the jobs acts.
     sup = rt.new_supervisor()
     try:
-        if action == "cancel":
-            result = {"run_id": args.run_id, "status": sup.cancel_run(args.run_id, timeout=args.timeout)}
-        else:
-            result = {"run_id": args.run_id, "resumed_jobs": sup.resume_run(args.run_id)}
+        result = {"run_id": args.run_id, "status": sup.cancel_run(args.run_id, timeout=args.timeout)}
     except KeyError as exc:
         print(f"{action}: {exc.args[0]}", file=sys.stderr)
         return EXIT_FAIL
@@ -160,148 +118,6 @@ def cmd_events(args) -> int:
     finally:
         rt.close()
     return EXIT_OK
-
-
-def _corpus_needed(settings, engines, offline: bool) -> bool:
-    """Insight always reads the corpus; Query and Media do when offline or without a search key."""
-    if "insight" in engines:
-        return True
-    keys = {"query": "TAVILY_API_KEY", "media": "BOCHA_WEB_SEARCH_API_KEY"}
-    return any(offline or settings["SHOAL_MODE"] == "offline" or not settings.get(keys[e]) for e in engines)
-
-
-def run_summary(rt, run_id: str, wall_s: float) -> dict:
-    from sqlalchemy import func, select
-
-    from core.forum import message_counts
-    from core.infra.models import LlmCall
-    from core.research.results import EngineResult
-    from core.work.runs import get_run, jobs_of
-
-    run = get_run(rt.db, run_id)
-    engines = {}
-    for job in jobs_of(rt.db, run_id):
-        if job.kind in ("query", "media", "insight"):
-            result = EngineResult.from_dict(job.result, job.kind)
-            engines[job.name] = {"status": job.status, "paragraphs": len(result.paragraphs),
-                                 "sources": result.n_sources, "mode": result.mode or None, "error": job.error}
-    counts = message_counts(rt.db, run_id)
-    from core.report import latest_report
-
-    report = latest_report(rt.db, run_id, completed=True)
-    with rt.db.session() as s:
-        llm_calls = s.scalar(select(func.count()).select_from(LlmCall).where(LlmCall.run_id == run_id)) or 0
-    problems = run_problems(run.status, run.params, run.error, run_id)
-    message = run.error if run.status == RunState.INSUFFICIENT_DATA else " ".join(problems) or None
-    return {"run_id": run_id, "status": run.status, "mode": run.mode, "topic": run.topic,
-            "coverage": run.params.get("coverage"), "message": message,
-            "error": None if run.status == RunState.COMPLETED else run.error,
-            "degraded": degraded_of(run.params) if run.status in RunState.USABLE else [],
-            "engines": engines,
-            "forum_messages": counts["agent"] + counts["host"] + counts["system"], "host_messages": counts["host"],
-            "report": report.html_path if report else None, "llm_calls": llm_calls, "trace_id": run.trace_id, "wall_s": round(wall_s, 3)}
-
-
-def cmd_run(args) -> int:
-    from core.analysis import TopicError, clean_topic, parse_engines, start_analysis
-    from core.infra.config import load_settings
-    from core.corpus.search import corpus_stats
-    from core.runtime import build_runtime
-
-    try:
-        topic = clean_topic(args.topic)
-        engines = parse_engines(args.engines)
-    except (TopicError, ValueError) as exc:
-        print(f"run: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    settings = load_settings()
-    if args.offline:
-        settings.values["SHOAL_MODE"] = "offline"
-    rt = build_runtime(settings=settings, console_log=False)
-    if not rt.ok:
-        print("run: " + "; ".join(rt.problems), file=sys.stderr)
-        rt.close()
-        return EXIT_FAIL
-    if _corpus_needed(settings, engines, args.offline) and corpus_stats(rt.db).total == 0:
-        print("run: the local corpus is empty, so offline engines have nothing to analyse. Fill it with "
-              "`python -m core data demo` (labelled demo data) or `python -m core data import FILE` "
-              "(CSV/JSONL), then run again.", file=sys.stderr)
-        rt.close()
-        return EXIT_FAIL
-    t0 = time.monotonic()
-    try:
-        run_id = start_analysis(rt.supervisor, settings, topic, engines, paragraphs=args.paragraphs,
-                                reflections=args.reflections, offline=args.offline, force_report=args.force_report)
-    except (TopicError, ValueError) as exc:
-        print(f"run: {exc}", file=sys.stderr)
-        rt.close()
-        return EXIT_USAGE
-    if not args.json:
-        print(f"run {run_id}: {topic} ({', '.join(engines)})", file=sys.stderr)
-    try:
-        status = _follow(rt, run_id, args.timeout, quiet=args.json)
-    except KeyboardInterrupt:
-        print("run: interrupted, cancelling…", file=sys.stderr)
-        rt.supervisor.cancel_run(run_id, timeout=5)
-        status = RunState.CANCELLED
-    summary = run_summary(rt, run_id, time.monotonic() - t0)
-    rt.close()
-    print(json.dumps(summary, ensure_ascii=False, indent=None if args.json else 2))
-    if summary["message"] and not args.json:
-        print(f"run: {summary['status']}: {summary['message']}", file=sys.stderr)
-    return exit_code(status)
-
-
-DISK_FULL_GRACE_S = 5.0  # a full disk often clears itself (a rotated log, a temp file): give it a moment
-
-
-def _follow(rt, run_id: str, timeout: float, quiet: bool) -> str:
-    """Wait for the run, printing its events to stderr as they come (O(new events) per poll)."""
-    from core.work.jobs import RUN_FINAL_STATES
-    from sqlalchemy.exc import DBAPIError
-
-    from core.work.runs import get_run
-
-    cursor, deadline, outage, full_since = 0, time.monotonic() + timeout, False, None
-    while True:
-        try:
-            batch, cursor = rt.events.since(cursor, run_id=run_id, limit=500)
-            status = get_run(rt.db, run_id).status
-        except DBAPIError as exc:
-            # The database went away (a restart, a network blip): the jobs wait and retry their
-            # writes, so the follower waits with them instead of dying mid-run.
-            if not outage:
-                print(f"run: the database is unreachable ({str(exc.orig or exc).splitlines()[0][:160]}); "
-                      "waiting for it to come back", file=sys.stderr)
-            outage = True
-            if time.monotonic() > deadline:
-                print(f"run: the database is still unreachable after {timeout:.0f} s", file=sys.stderr)
-                return RunState.FAILED
-            time.sleep(0.5)
-            continue
-        if outage:
-            print("run: the database is back", file=sys.stderr)
-            outage = False
-        full = rt.db.storage_full()
-        full_since = (full_since or time.monotonic()) if full else None
-        if full_since is not None and time.monotonic() - full_since > DISK_FULL_GRACE_S:
-            # Jobs can no longer record anything, not even that they failed: stop instead of
-            # waiting out the whole timeout. The run stays resumable once space is freed.
-            print(f"run: {full}. Free some space, then `python -m core resume {run_id}` finishes the run.",
-                  file=sys.stderr)
-            return RunState.FAILED
-        if not quiet:
-            for e in batch:
-                if e.type.startswith(("run.", "job.", "engine.started", "engine.fallback", "engine.search_error",
-                                             "coverage.")):
-                    print(f"  {e.ts:%H:%M:%S} {e.type} {e.job_id or ''} "
-                          f"{json.dumps(e.payload, ensure_ascii=False)[:160]}", file=sys.stderr)
-        if status in RUN_FINAL_STATES or (status == RunState.INTERRUPTED and not rt.supervisor.running):
-            return status
-        if time.monotonic() > deadline:
-            print(f"run: still {status} after {timeout:.0f} s; cancelling", file=sys.stderr)
-            return rt.supervisor.cancel_run(run_id, timeout=10)
-        time.sleep(0.2)
 
 
 def cmd_data(args) -> int:
@@ -364,7 +180,9 @@ def cmd_report(args) -> int:
     """Generate (or regenerate) a run's report and print where it went."""
     from core.report import ReportError, request_report, wait_report
 
-    rt = _runtime(start_supervisor=True)
+    from core.runtime import build_runtime
+
+    rt = build_runtime(console_log=False, own_runs_only=True)  # only this run's jobs, not a bystander's
     try:
         if not rt.ok:
             print("report: " + "; ".join(rt.problems), file=sys.stderr)
@@ -443,9 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, default=10.0)
     c.set_defaults(fn=lambda a: _control(a, "cancel"))
 
-    rs = sub.add_parser("resume", help="resume a run's interrupted, failed or cancelled jobs from their checkpoints")
+    rs = sub.add_parser("resume", help="take over a run whose process died and finish it here: its interrupted, "
+                        "failed or cancelled jobs resume from their checkpoints (exit 75 while a live process "
+                        "holds them, naming it)")
     rs.add_argument("run_id")
-    rs.set_defaults(fn=lambda a: _control(a, "resume"))
+    rs.add_argument("--no-wait", action="store_true", help="only hand the jobs back as pending, for a running "
+                    "worker or the app to finish")
+    rs.add_argument("--json", action="store_true", help="print only the JSON summary (no progress on stderr)")
+    rs.add_argument("--timeout", type=float, default=3600, help="cancel the run after this many seconds")
+    rs.set_defaults(fn=cmd_resume)
 
     e = sub.add_parser("events", help="print events after a cursor as JSON lines")
     e.add_argument("--since", type=int, default=0, help="event id to start after")
@@ -464,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reflections", type=int, default=None, help="reflection rounds per paragraph (default 2)")
     run.add_argument("--json", action="store_true", help="print only the JSON summary (no progress on stderr)")
     run.add_argument("--timeout", type=float, default=3600, help="cancel the run after this many seconds")
+    run.add_argument("--serve", action="store_true", help="also run other runs' jobs, like `worker` "
+                     "(default: only this run's)")
     run.set_defaults(fn=cmd_run)
 
     data = sub.add_parser("data", help="the local corpus: demo data, imports, statistics")

@@ -122,7 +122,9 @@ def pool_options(settings: Settings) -> PoolOptions:
 
 
 def build_runtime(secrets: Mapping[str, Any] | None = None, *, start_supervisor: bool = True,
-                  settings: Settings | None = None, console_log: bool = True) -> Runtime:
+                  settings: Settings | None = None, console_log: bool = True, own_runs_only: bool = False) -> Runtime:
+    """`own_runs_only`: the supervisor claims only the jobs of runs this process submits or takes over
+    (`python -m core run`, `report`, `probe`); otherwise any run's (the app, `python -m core worker`)."""
     settings = settings or load_settings(secrets)
     # A broken DATABASE_URL is reported once, by the database below.
     problems = [msg for key, msg in settings.errors.items() if key != "DATABASE_URL"]
@@ -139,7 +141,9 @@ def build_runtime(secrets: Mapping[str, Any] | None = None, *, start_supervisor:
     runtime = Runtime(settings, db, events, None, problems, handlers=build_handlers())
     if db.ok and start_supervisor:
         try:
-            runtime.supervisor = runtime.new_supervisor().start()
+            config = SupervisorConfig.from_settings(settings)
+            config.own_runs_only = own_runs_only
+            runtime.supervisor = runtime.new_supervisor(config).start()
         except Exception as exc:  # noqa: BLE001 - degrade, do not crash the page
             problems.append(f"supervisor could not start: {exc}")
             logger.exception("supervisor could not start")

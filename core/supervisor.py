@@ -33,13 +33,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.infra import retry
-from core.infra.config import load_settings
+from core.infra.config import Settings, load_settings
 from core.infra.db import Database, explain
 from core.infra.events import EventLog
 from core.infra.models import Job, Run, Worker, from_epoch, utcnow
 from core.infra.redact import redact
 from core.infra.tracing import trace_scope
-from core.work.config import SupervisorConfig, stop_dead_local_workers
+from core.work import ownership, run_settings
+from core.work.config import SupervisorConfig
 from core.work.jobs import (HandlerInfo, HandlerRegistry, JobCancelled, JobContext, JobServices, JobSpec,
                             LeaseLost)
 from core.work.ledger import READY, SKIP, Ledger, parse_dependencies, readiness
@@ -104,6 +105,9 @@ class Supervisor:
         self._threads: list[threading.Thread] = []
         self._executor: ThreadPoolExecutor | None = None
         self._loops = {"scheduler": LoopStatus(), "heartbeat": LoopStatus()}
+        self.own_runs: set[str] = set()  # runs submitted or taken over here (config.own_runs_only)
+        self.own_jobs: dict[str, str] = {}  # job → run: jobs added here to a run that is not its own (`report`)
+        self._run_settings = run_settings.RunSettingsCache()
         self.on_shutdown: list[Callable[[], None]] = []  # writers to flush (telemetry, logs)
         self.heartbeats = 0  # completed heartbeat passes (the console and tests read it)
 
@@ -152,6 +156,12 @@ class Supervisor:
         timeout = self.config.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         self._stopping = True
+        own = self._own()
+        if own:  # this process's runs and jobs: what nobody has claimed goes back too, so they end resumable
+            try:
+                ownership.hand_back_pending(self.ledger, *own, f"owner {self.worker_id} stopped", self._finish_run)
+            except SQLAlchemyError as exc:
+                logger.warning("could not hand back pending jobs: {}", explain(exc))
         with self._lock:
             active = list(self._active.values())
         for a in active:
@@ -195,17 +205,23 @@ class Supervisor:
 
     # ------------------------------------------------------------------ submitting work (the ledger writes it)
     def submit_run(self, jobs: Iterable[JobSpec], *, kind: str = "analysis", topic: str = "",
-                   params: dict | None = None, mode: str = "offline") -> str:
-        """Create a queued run and its pending jobs; returns the run id. Never blocks on work."""
+                   params: dict | None = None, mode: str = "offline", settings: Settings | None = None) -> str:
+        """Create a queued run and its pending jobs; returns the run id. Never blocks on work.
+        The run records `settings` (default: this supervisor's) for its jobs; this process adopts it."""
         if self._stopping:
             raise RuntimeError("the supervisor is shutting down and accepts no new work")
-        run_id = self.ledger.submit_run(jobs, kind=kind, topic=topic, params=params, mode=mode)
-        self._wake.set()
+        recorded = run_settings.record(settings or self.settings or load_settings())
+        run_id = self.ledger.submit_run(jobs, kind=kind, topic=topic, params=params, mode=mode, settings=recorded,
+                                        owner=self.worker_id)
+        self.adopt(run_id)
         return run_id
 
     def add_jobs(self, run_id: str, jobs: Iterable[JobSpec]) -> list[str]:
         """Add jobs to an existing run (e.g. re-run one engine). The run is reopened if it had finished."""
         ids = self.ledger.add_jobs(run_id, jobs)
+        with self._lock:
+            if run_id not in self.own_runs:  # only these jobs are ours, not the rest of the run
+                self.own_jobs.update(dict.fromkeys(ids, run_id))
         self._wake.set()
         return ids
 
@@ -218,7 +234,7 @@ class Supervisor:
     def resume_run(self, run_id: str, extra_attempts: int = 1) -> list[str]:
         """Put a run's interrupted, failed or cancelled jobs back to pending, keeping their checkpoints."""
         resumed = self.ledger.resume_run(run_id, extra_attempts)
-        self._wake.set()
+        self.adopt(run_id)
         return resumed
 
     def _finish_run(self, run_id: str | None, cancelling: bool = False) -> str | None:
@@ -284,61 +300,49 @@ class Supervisor:
         with self.db.session() as s:
             return s.get(Run, run_id).status
 
-    # ------------------------------------------------------------------ recovery
+    # ------------------------------------------------------------------ recovery and ownership
     def recover_dead_local_workers(self) -> list[str]:
         """Jobs owned by a supervisor process on this host that no longer exists are interrupted now,
         without waiting for their lease to expire (a restart after a crash)."""
-        interrupted = []
-        for wid in stop_dead_local_workers(self.db, self.worker_id, self.clock()):
-            interrupted += self._interrupt_owned_by(wid, reason=f"owner process {wid} is gone")
-        return interrupted
+        return ownership.recover_dead_local_workers(self.ledger, self.worker_id, self.clock(), self._finish_run)
 
-    def _interrupt_owned_by(self, owner: str, reason: str, expired_only: bool = False) -> list[str]:
-        now = self.clock()
-        conds = [Job.lease_owner == owner, Job.status.in_(ACTIVE_STATES)]
-        if expired_only:
-            conds.append(Job.lease_expires_at < now)
-        with self.db.session() as s:
-            rows = s.execute(select(Job.id, Job.run_id).where(*conds)).all()
-        out = []
-        for job_id, run_id in rows:
-            if self.ledger.transition(job_id, ACTIVE_STATES, INTERRUPTED, owner=owner, event="job.interrupted",
-                                      payload={"reason": reason, "previous_owner": owner}, release=True):
-                out.append(job_id)
-                self._finish_run(run_id)
-        return out
+    def adopt(self, run_id: str) -> None:
+        """This process will run the run's jobs (an own-runs-only supervisor claims no others)."""
+        with self._lock:
+            self.own_runs.add(run_id)
+        self._wake.set()
 
-    def _take_over_expired(self) -> None:
-        now = self.clock()
+    def take_over(self, run_id: str) -> ownership.TakeOver:
+        """`resume`: the run's jobs held by dead processes are handed back, its interrupted, failed and
+        cancelled jobs go back to pending, and this supervisor adopts the run. Nothing is taken while a
+        live process holds some of its jobs: `held_by` names it."""
         with self.db.session() as s:
-            rows = s.execute(select(Job.id, Job.lease_owner, Job.status, Job.run_id)
-                             .where(Job.status.in_(ACTIVE_STATES), Job.lease_expires_at < now)).all()
-        for job_id, owner, status, run_id in rows:
-            if owner == self.worker_id:
-                continue  # our own heartbeat is late (e.g. a paused process); renewal will fix it
-            target = CANCELLED if status == CANCELLING else INTERRUPTED
-            if self.ledger.transition(job_id, (status,), target, owner=owner, expired_before=now,
-                                      event=f"job.{target}", release=True, finished=target == CANCELLED,
-                                      payload={"reason": "lease expired", "previous_owner": owner}):
-                logger.warning("job {} of {} had an expired lease: {}", job_id, owner, target)
-                self._finish_run(run_id)
+            if s.get(Run, run_id) is None:
+                raise KeyError(f"no run {run_id}")
+        holders = ownership.run_holders(self.db, run_id, self.clock(), self.config.lease_seconds)
+        live = [h for h in holders if h.alive and h.worker_id != self.worker_id]
+        if live:
+            return ownership.TakeOver(run_id, held_by=live)
+        taken = []
+        for h in holders:
+            if h.worker_id != self.worker_id:
+                taken += ownership.interrupt_owned_by(self.ledger, h.worker_id, f"taken over by resume: {h.why}",
+                                                      self._finish_run, run_id=run_id)
+        resumed = self.ledger.resume_run(run_id)
+        self.adopt(run_id)
+        return ownership.TakeOver(run_id, taken=taken, resumed=resumed, dead=[h for h in holders if not h.alive])
 
-    def _auto_resume(self) -> None:
-        with self.db.session() as s:
-            rows = s.execute(select(Job.id, Job.run_id, Job.attempt, Job.max_attempts)
-                             .where(Job.status == INTERRUPTED)).all()
-        for job_id, run_id, attempt, max_attempts in rows:
-            if attempt >= max_attempts:
-                self.ledger.transition(job_id, (INTERRUPTED,), FAILED, event="job.failed", finished=True,
-                                       payload={"reason": f"gave up after {attempt} attempts"},
-                                       extra={"error": f"interrupted {attempt} times; gave up"})
-                self._finish_run(run_id)
-            elif self.config.auto_resume:
-                if self.ledger.transition(job_id, (INTERRUPTED,), PENDING, event="job.resumed",
-                                          payload={"reason": "auto-resume", "attempt": attempt + 1}):
-                    with self.db.session() as s:
-                        s.execute(update(Run).where(Run.id == run_id, Run.status == INTERRUPTED)
-                                  .values(status=RUNNING, finished_at=None))
+    def _own(self) -> tuple[list[str], list[str]] | None:
+        """(runs whose jobs, single jobs) this supervisor may claim; None for any run's."""
+        if not self.config.own_runs_only:
+            return None
+        with self._lock:
+            return sorted(self.own_runs), sorted(self.own_jobs)
+
+    def settings_for(self, run_id: str) -> Settings | None:
+        """The settings a run's jobs execute with here, or None while this process cannot run them."""
+        return self._run_settings.get(run_id, lambda: self.ledger.recorded_settings(run_id),
+                                      lambda: self.settings or load_settings(), self.worker_id)
 
     # ------------------------------------------------------------------ scheduler
     def _scheduler_loop(self) -> None:
@@ -361,8 +365,8 @@ class Supervisor:
     def schedule_once(self) -> None:
         if self._stopping:
             return
-        self._take_over_expired()
-        self._auto_resume()
+        ownership.take_over_expired(self.ledger, self.worker_id, self.clock(), self._finish_run)
+        ownership.auto_resume(self.ledger, self._finish_run, resume=self.config.auto_resume, own=self._own())
         self._promote_queued_runs()
         self._claim_pending()
 
@@ -370,10 +374,14 @@ class Supervisor:
         with self.db.session() as s:
             running = s.scalar(select(func.count()).select_from(Run).where(Run.status.in_((RUNNING, CANCELLING))))
             free = self.config.max_concurrent_runs - (running or 0)
-            if free <= 0:
+            own = self._own()
+            if free <= 0 or own == ([], []):
                 return
-            queued = s.execute(select(Run.id, Run.trace_id).where(Run.status == RunState.QUEUED)
-                               .order_by(Run.created_at).limit(free)).all()
+            stmt = select(Run.id, Run.trace_id).where(Run.status == RunState.QUEUED)
+            if own is not None:
+                with self._lock:
+                    stmt = stmt.where(Run.id.in_(set(own[0]) | set(self.own_jobs.values())))
+            queued = s.execute(stmt.order_by(Run.created_at).limit(free)).all()
         for run_id, trace in queued:
             with self.db.session() as s:
                 res = s.execute(update(Run).where(Run.id == run_id, Run.status == RunState.QUEUED)
@@ -388,15 +396,15 @@ class Supervisor:
         if free <= 0:
             return
         kinds = [k for k in self.handlers if self.config.kinds is None or k in self.config.kinds]
-        if not kinds:
+        own = self._own()
+        if not kinds or own == ([], []):
             return
+        stmt = (select(Job.id, Job.depends_on, Job.run_id).join(Run, Run.id == Job.run_id)
+                .where(Job.status == PENDING, Run.status == RUNNING, Job.kind.in_(kinds)))
+        if own is not None:
+            stmt = stmt.where(ownership.owned(*own))  # never another process's run (issue 12)
         with self.db.session() as s:
-            candidates = s.execute(
-                select(Job.id, Job.depends_on, Job.run_id)
-                .join(Run, Run.id == Job.run_id)
-                .where(Job.status == PENDING, Run.status == RUNNING, Job.kind.in_(kinds))
-                .order_by(Job.created_at, Job.id).limit(free * 4)
-            ).all()
+            candidates = s.execute(stmt.order_by(Job.created_at, Job.id).limit(free * 4)).all()
             deps = {job_id: parse_dependencies(raw) for job_id, raw, _ in candidates}
             dep_ids = {d for ds in deps.values() for d, _ in ds}
             dep_status = dict(s.execute(select(Job.id, Job.status).where(Job.id.in_(dep_ids))).all()) if dep_ids else {}
@@ -409,11 +417,12 @@ class Supervisor:
                                        payload={"reason": "an upstream job did not complete"},
                                        extra={"error": "skipped: an upstream job failed or was cancelled"})
                 self._finish_run(run_id)
-            elif verdict == READY and self._claim(job_id):
+            elif verdict == READY and (settings := self.settings_for(run_id)) is not None \
+                    and self._claim(job_id, settings):
                 free -= 1
 
-    def _claim(self, job_id: str) -> bool:
-        ctx = retry.call_with_retry(retry.DATABASE, self._claim_row, job_id, op="claim")
+    def _claim(self, job_id: str, settings: Settings | None = None) -> bool:
+        ctx = retry.call_with_retry(retry.DATABASE, self._claim_row, job_id, settings, op="claim")
         if ctx is None:
             return False
         handler = self.handlers[ctx.kind]
@@ -435,9 +444,9 @@ class Supervisor:
             return False
         return True
 
-    def _claim_row(self, job_id: str) -> JobContext | None:
+    def _claim_row(self, job_id: str, settings: Settings | None = None) -> JobContext | None:
         """The claim itself, one transaction (retried whole on a transient database error)."""
-        services = self.job_services()
+        services = self.job_services(settings)
         now = self.clock()
         expires = now + timedelta(seconds=self.config.lease_seconds)
         with self.db.session() as s:
@@ -458,8 +467,9 @@ class Supervisor:
                               topic=run.topic if run else "", run_params=dict(run.params or {}) if run else {},
                               worker_id=self.worker_id)
 
-    def job_services(self) -> JobServices:
-        return JobServices(db=self.db, events=self.events, settings=self.settings or load_settings(),
+    def job_services(self, settings: Settings | None = None) -> JobServices:
+        """What a job gets; `settings`: its run's (settings_for), else this process's."""
+        return JobServices(db=self.db, events=self.events, settings=settings or self.settings or load_settings(),
                            forum=self.forum, limits=self.limits)
 
     # ------------------------------------------------------------------ running a job

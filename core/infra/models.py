@@ -53,6 +53,9 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # The settings its jobs execute with, secrets by reference only (core.work.run_settings)
+    settings: Mapped[dict | None] = mapped_column(Json, nullable=True)
+    owner: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the worker that submitted it
 
 
 class Job(Base):

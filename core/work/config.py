@@ -26,6 +26,9 @@ class SupervisorConfig:
     events_per_run: int = 5000
     poll_seconds: float = 0.25
     kinds: frozenset[str] | None = None  # job kinds this supervisor may claim; None = every registered kind
+    # True: claim only the jobs of runs this process submitted or took over (`python -m core run`,
+    # `resume`); False: any run's (the app, `python -m core worker`, `run --serve`).
+    own_runs_only: bool = False
 
     @classmethod
     def from_settings(cls, settings) -> "SupervisorConfig":
@@ -50,13 +53,13 @@ def stop_dead_local_workers(db: Database, own_id: str, now: datetime) -> list[st
         workers = s.scalars(select(Worker).where(Worker.host == socket.gethostname(), Worker.stopped_at.is_(None),
                                                  Worker.id != own_id)).all()
         for w in workers:
-            if not _process_alive(w.pid, w.started_at):
+            if not process_alive(w.pid, w.started_at):
                 dead.append(w.id)
                 w.stopped_at = now
     return dead
 
 
-def _process_alive(pid: int, started_at: datetime | None) -> bool:
+def process_alive(pid: int, started_at: datetime | None) -> bool:
     """Alive and the same process (pids are reused: compare creation time with registration)."""
     try:
         proc = psutil.Process(pid)

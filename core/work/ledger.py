@@ -119,6 +119,11 @@ class Ledger:
             store_items(s, job_id, items)
             return True
 
+    def recorded_settings(self, run_id: str) -> dict | None:
+        """The settings a run recorded for its jobs (core.work.run_settings), None before they were."""
+        with self.db.session() as s:
+            return s.scalar(select(Run.settings).where(Run.id == run_id))
+
     def job_status(self, job_id: str) -> tuple[str, str]:
         with self.db.session() as s:
             return tuple(s.execute(select(Job.status, Job.run_id).where(Job.id == job_id)).one())
@@ -134,8 +139,11 @@ class Ledger:
                    trace_id=child_trace_id(trace), created_at=now, checkpoint={})
 
     def submit_run(self, jobs: Iterable[JobSpec], *, kind: str = "analysis", topic: str = "",
-                   params: dict | None = None, mode: str = "offline") -> str:
-        """Create a queued run and its pending jobs; returns the run id. Never blocks on work."""
+                   params: dict | None = None, mode: str = "offline", settings: dict | None = None,
+                   owner: str | None = None) -> str:
+        """Create a queued run and its pending jobs; returns the run id. Never blocks on work.
+        `settings`: what its jobs execute with (core.work.run_settings.record); `owner`: the worker
+        submitting it."""
         jobs = list(jobs)
         if not jobs:
             raise ValueError("a run needs at least one job")
@@ -153,7 +161,8 @@ class Ledger:
         now = self.clock()
         with self.events.ordered_session() as s:
             s.add(Run(id=run_id, kind=kind, topic=topic, status=RunState.QUEUED, mode=mode, params=params or {},
-                      trace_id=trace, created_at=now))
+                      trace_id=trace, created_at=now, settings=settings,
+                      owner=owner))
             s.flush()
             for spec, name in zip(jobs, names):
                 s.add(self._job_row(spec, ids[name], run_id, name, dependency_entries(spec, ids), trace, now))
