@@ -496,9 +496,15 @@ class Supervisor:
                 else:
                     outcome = CANCELLED
             except Exception as exc:  # noqa: BLE001 - a handler's failure is the job's failure
-                outcome = FAILED
-                error = redact(f"{exc.__class__.__name__}: {exc}")[:2000]
-                ctx.log.opt(exception=exc).error("job {} ({}) failed: {}", ctx.job_id, ctx.kind, error)
+                if retry.classify(exc) == "database":
+                    # The database failed, not the job (a restart, a lost connection): hand the job
+                    # back with its checkpoint; auto-resume runs it again once the database answers.
+                    outcome = INTERRUPTED
+                    logger.warning("job {} lost the database ({}); handing it back", ctx.job_id, explain(exc))
+                else:
+                    outcome = FAILED
+                    error = redact(f"{exc.__class__.__name__}: {exc}")[:2000]
+                    ctx.log.opt(exception=exc).error("job {} ({}) failed: {}", ctx.job_id, ctx.kind, error)
                 result = {"traceback": redact("".join(traceback.format_exception(exc)))[-4000:]}
         try:
             if outcome is not None and not active.abandoned:
@@ -515,9 +521,9 @@ class Supervisor:
                 payload = {"kind": ctx.kind, "attempt": ctx.attempt}
                 if error:
                     payload["error"] = error
-                ok = self.ledger.transition(ctx.job_id, ACTIVE_STATES, outcome, owner=self.worker_id,
-                                            event=f"job.{outcome}", payload=payload, release=True, finished=finished,
-                                            extra=extra)
+                ok = retry.call_with_retry(retry.DATABASE, lambda: self.ledger.transition(
+                    ctx.job_id, ACTIVE_STATES, outcome, owner=self.worker_id, event=f"job.{outcome}",
+                    payload=payload, release=True, finished=finished, extra=extra), op="finish_job")
                 if not ok:
                     logger.warning("job {} finished as {} but this worker no longer owns it", ctx.job_id, outcome)
                 self._finish_run(ctx.run_id)
