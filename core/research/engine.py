@@ -203,6 +203,7 @@ class EngineRun:
         # for them before the job ends, so the report and the host rounds see every post.
         self._poster: ThreadPoolExecutor | None = None
         self._posts: list[Future] = []
+        self._posts_lock = threading.Lock()  # not _cp_lock: a post never waits for a checkpoint write
         params = ctx.run_params
         self.n_paragraphs = int(params.get("paragraphs") or services.settings["SHOAL_PARAGRAPHS"])
         self.n_reflections = int(params.get("reflections") if params.get("reflections") is not None
@@ -391,7 +392,7 @@ class EngineRun:
         with answered_calls() as calls:
             summary = self._reason(node, p.index, call)
         if self.s.forum is not None:
-            with self._cp_lock:
+            with self._posts_lock:
                 if self._poster is None:
                     self._poster = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.config.name}-forum")
                 self._posts.append(self._poster.submit(
@@ -402,7 +403,7 @@ class EngineRun:
 
     def _drain_posts(self) -> None:
         """Wait until every forum post of this engine is written; the first failure is raised."""
-        with self._cp_lock:
+        with self._posts_lock:
             poster, posts, self._poster, self._posts = self._poster, self._posts, None, []
         if poster is None:
             return
