@@ -73,6 +73,9 @@ HISTORY = [
     ("2026-12-03 21:50 UTC", "a0a698d", "before issue 11's critical-path work", 9.03, 4.05, 2.11, "3.50 5.53 8.04"),
     ("2026-12-03 21:51 UTC", "ee82fcf", "forum posts off the paragraph chains; report type and outline while the "
      "host finishes; shared HTTP pools (LLM, web search); datasketch warmed", 7.47, 4.14, 1.81, "6.15 5.91 8.01"),
+    ("2026-12-03 22:00 UTC", "a0a698d", "before, again, on a quieter machine", 7.19, 3.85, 1.85, "2.38 4.17 6.40"),
+    ("2026-12-03 21:59 UTC", "d3b7478", "after (as 21:51), on the same quieter machine", 5.81, 3.90, 1.49,
+     "2.59 4.38 6.54"),
 ]
 
 # What the gaps showed at the last measurement (read with the table of gaps above).
