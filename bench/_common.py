@@ -162,7 +162,7 @@ def table(headers: list[str], rows: list[list]) -> str:
 # -- BENCHMARKS.md -------------------------------------------------------------------------------
 
 ORDER = ["engine_parallel", "event_cursor", "log_tail", "offline_run", "telemetry_burst", "analysis_quality",
-         "sentiment", "poll_refresh", "write_bytes", "cold_start"]
+         "sentiment", "poll_refresh", "write_bytes", "cold_start", "critical_path"]
 
 
 def _markers(name: str) -> tuple[str, str]:

@@ -50,6 +50,7 @@ import re
 import secrets
 import threading
 import time
+from dataclasses import replace
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -63,12 +64,13 @@ from core.reporting import charts
 from core.reporting import claims as claimcheck
 from core.reporting.errors import ReportError, ReportSkipped
 from core.reporting.files import RUN_ID_RE as _RUN_ID_RE, output_paths, reports_dir, slugify, write_outputs
-from core.reporting.inputs import (ENGINE_ORDER, KIND, OPEN_JOB_STATES as _OPEN_JOB_STATES, EngineInput,
+from core.forum import transcript
+from core.reporting.inputs import (ENGINE_ORDER, FORUM_LIMIT, KIND, OPEN_JOB_STATES as _OPEN_JOB_STATES, EngineInput,
                                    ReportInputs, expected_engines as _expected_engines, inputs_ready,
                                    missing_inputs, report_inputs)
 from core.reporting.markdown import markdown_for_file, markdown_to_html
 from core.reporting.material import (Material, Unit, build_charts, build_material, findings_text, known_names,
-                                     renumber, verify_claims)
+                                     renumber, verify_claims, with_forum)
 from core.reporting.quotes import drop_repeated_quotes
 from core.reporting.render import LABELS, TEMPLATES_DIR, render_html, render_markdown
 from core.reporting.sanitise import safe_url, sanitize_html
@@ -105,7 +107,7 @@ STAGE_DONE = "done"
 STAGE_PROGRESS = {"waiting": 0.0, "choosing type": 0.05, "outline": 0.1, "sections": 0.15, "assemble": 0.88,
                   "render": 0.94, STAGE_DONE: 1.0}
 SECTION_CONCURRENCY = 6    # sections written at once (the per-provider LLM limit also applies)
-WAIT_POLL = 0.5            # seconds between looks at the engines while waiting
+WAIT_POLL = 0.1            # seconds between looks at the engines and the host's jobs while waiting (cheap reads)
 OTHER_JOBS_GRACE = 240.0   # after the engines end, how long to wait at most for other jobs (the forum monitor)
 
 
@@ -274,29 +276,32 @@ class _Writer:
             self.ctx.save_checkpoint(None, report_id=self.report_id, **updates)
 
     # -- steps ------------------------------------------------------------------------------
-    def wait_for_engines(self) -> None:
-        """The job is claimed once the jobs it depends on have ended (request_report): normally this
-        returns at once. Only a job added to the run after the report was requested and missed by
-        wait_also_for (claimed meanwhile), or a report job added without dependencies, waits here."""
+    def wait_for_engines(self, others: bool = True) -> None:
+        """The job is claimed once the jobs it depends on have ended (request_report): normally the
+        engines have. Only a job added to the run after the report was requested and missed by
+        wait_also_for (claimed meanwhile), or a report job added without dependencies, waits here
+        for an engine. ``others``: wait too for the run's other open jobs (the forum host's last
+        speeches, added while the engines ran), looking every WAIT_POLL seconds."""
         last: list[str] = []  # request_report announced what the job waited for while pending
         engines_done_at: float | None = None
         auto_resume = bool(self.settings.get("SHOAL_AUTO_RESUME", True))
         while True:
             self.ctx.check_cancelled()
-            latest, others, params = _engine_states(self.db, self.ctx.run_id)
+            latest, open_others, params = _engine_states(self.db, self.ctx.run_id)
             expected = _expected_engines(params, latest)
             open_states = _OPEN_JOB_STATES + ((INTERRUPTED,) if auto_resume else ())
             pending = [e for e in expected if latest.get(e) in open_states]
             if pending != last:
-                self.emit("report.waiting", {"engines": pending, "other_jobs": others})
+                self.emit("report.waiting", {"engines": pending, "other_jobs": open_others})
                 last = pending
             if not pending:
-                if not others:
+                if not others or not open_others:
                     return
                 engines_done_at = engines_done_at or time.monotonic()
                 if time.monotonic() - engines_done_at > OTHER_JOBS_GRACE:
                     return
-            self.ctx.heartbeat(progress=0.0, message="report: waiting for " + ", ".join(pending or others))
+            self.ctx.heartbeat(progress=0.0 if pending else None,
+                               message="report: waiting for " + ", ".join(pending or open_others))
             self.ctx.sleep(WAIT_POLL)
 
     def choose_type(self, inputs: ReportInputs, material: Material) -> tuple[str, str, str]:
@@ -389,7 +394,9 @@ class _Writer:
         self.emit("report.started", {"partial": self.partial, "resumed": ctx.resumed, "attempt": ctx.attempt})
         self.stage("waiting")
         if not self.partial:
-            self.wait_for_engines()
+            # The engines only: the type and outline do not read the forum, so they are chosen while
+            # the host's last speeches are written; the sections wait for those (_write).
+            self.wait_for_engines(others=False)
         inputs = report_inputs(self.db, ctx.run_id, include_unfinished=self.partial)
         if not self.partial and not inputs_ready(inputs):
             problems = [m for m in missing_inputs(inputs) if not m.startswith(("forum", "论坛"))]
@@ -432,6 +439,13 @@ class _Writer:
         _update_row(self.db, self.report_id, title=title[:500])
         self.save(title=title, outline=[o.as_dict() for o in outline])
         self.emit("report.outline", {"title": title[:200], "sections": [o.title for o in outline]})
+
+        if not self.partial:
+            t0 = time.perf_counter()
+            self.wait_for_engines()  # the forum's other jobs: the sections quote its last speeches
+            inputs = replace(inputs, forum=transcript(self.db, ctx.run_id, limit=FORUM_LIMIT))
+            material = with_forum(material, inputs.forum)
+            self.timings["wait_forum_s"] = round(time.perf_counter() - t0, 3)
 
         self.stage("sections")
         t0 = time.perf_counter()

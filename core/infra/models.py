@@ -178,6 +178,8 @@ class LlmCall(Base):
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # of latency_ms, the time the call waited for a slot of its endpoint's budget (None: not measured)
+    queued_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     retries: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="ok")
     error_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)

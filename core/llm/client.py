@@ -70,6 +70,23 @@ _NODE_MAX = 64
 _CONNECT_TIMEOUT = 10.0
 
 
+_http_lock = threading.Lock()
+_http: Any = None
+
+
+def shared_http_client() -> Any:
+    """The process's one HTTP connection pool for LLM endpoints (the SDK's default client settings).
+
+    Building one (its TLS context) costs 0.1-0.3 s of CPU: a client per host speech or engine job
+    paid that on the run's critical path. Timeouts stay per LlmClient (the SDK sends them with
+    each request)."""
+    global _http
+    with _http_lock:
+        if _http is None or _http.is_closed:
+            _http = openai.DefaultHttpxClient()
+        return _http
+
+
 def llm_available(settings: Settings, role: str) -> bool:
     """True when `role` has an LLM configured and the mode allows using it."""
     return role in LLM_ROLES and settings.llm_configured(role)
@@ -108,13 +125,15 @@ class LlmClient:
         self.limiter.configure(settings)  # each configured role's endpoint, limit and reserved slot
         self.policy = policy or _policy_from(settings)
         self._sleep = sleep
-        self._owns_client = client is None
+        # The connection pool is the process's (shared_http_client): neither a given client nor ours has one to close.
+        self._owns_client = False
         if client is None:
             client = openai.OpenAI(
                 api_key=self._api_key or PLACEHOLDER_KEY,
                 base_url=self.base_url,
                 timeout=openai.Timeout(self.timeout, connect=min(self.timeout, _CONNECT_TIMEOUT)),
                 max_retries=0,  # our policy retries: every retry becomes an event and a counter
+                http_client=shared_http_client(),
             )
         self._client = client
         self._completions = client.chat.completions  # imported lazily by the SDK: not inside the first call's timing
@@ -217,6 +236,7 @@ class LlmClient:
                  temperature: float | None, max_tokens: int | None) -> LlmResult:
         t0 = time.perf_counter()
         attempts = 0
+        queued = 0.0  # seconds spent waiting for budget slots, over all attempts
         raw: _Raw | None = None
         cut_text: list[str] = []  # what attempts cut at LLM_TIMEOUT had streamed: billed, so counted
         op = f"{self.role.lower()}:{node}" if node else self.role.lower()
@@ -225,6 +245,7 @@ class LlmClient:
                 with attempt:
                     attempts += 1
                     with self.limiter.slot(self.provider, role=self.role) as slot:
+                        queued += slot.waited_s
                         try:
                             raw = self._bounded(messages, temperature, max_tokens, cut_text)
                         except Exception as exc:
@@ -258,7 +279,8 @@ class LlmClient:
             provider=self.provider, input_tokens=input_tokens, output_tokens=output_tokens,
             usage_estimated=estimated, latency_ms=latency_ms,
             ttft_ms=None if raw.ttft_s is None else raw.ttft_s * 1000, retries=max(0, attempts - 1),
-            streamed=raw.streamed, finish_reason=raw.finish_reason, trace_id=current_trace_id(), node=node)
+            streamed=raw.streamed, finish_reason=raw.finish_reason, trace_id=current_trace_id(), node=node,
+            queued_ms=queued * 1000)
         if raw.finish_reason == "length":
             logger.warning("llm {}/{}: the reply hit max_tokens and is cut off", self.role, node or "-")
         return result
@@ -434,7 +456,7 @@ class LlmClient:
         result.call_id = self._store(node=result.node, run_id=run_id, job_id=job_id, trace_id=result.trace_id,
                     input_tokens=result.input_tokens, output_tokens=result.output_tokens, latency_ms=result.latency_ms,
                     ttft_ms=result.ttft_ms, retries=result.retries, status=status, error_kind=error_kind,
-                    estimated=result.usage_estimated)
+                    estimated=result.usage_estimated, queued_ms=result.queued_ms)
         logger.debug("llm {}/{} {}@{}: {} in / {} out tokens{}, {:.0f} ms (ttft {}), {} retries, {}",
                      self.role, result.node or "-", self.model, self.provider, result.input_tokens,
                      result.output_tokens, " (estimated)" if result.usage_estimated else "", result.latency_ms,
@@ -452,7 +474,8 @@ class LlmClient:
 
     def _store(self, *, node: str, run_id: str | None, job_id: str | None, trace_id: str, input_tokens: int,
                output_tokens: int, latency_ms: float, ttft_ms: float | None, retries: int, status: str,
-               error_kind: str | None, estimated: bool, error: str = "") -> int | None:
+               error_kind: str | None, estimated: bool, error: str = "",
+               queued_ms: float | None = None) -> int | None:
         call_id = None
         if self.db is not None:
             try:
@@ -461,7 +484,8 @@ class LlmClient:
                                   provider=self.provider[:128], model=self.model[:128], node=(node or "")[:_NODE_MAX],
                                   input_tokens=input_tokens, output_tokens=output_tokens,
                                   latency_ms=round(latency_ms, 3),
-                                  ttft_ms=None if ttft_ms is None else round(ttft_ms, 3), retries=retries,
+                                  ttft_ms=None if ttft_ms is None else round(ttft_ms, 3),
+                                  queued_ms=None if queued_ms is None else round(queued_ms, 3), retries=retries,
                                   status=status, error_kind=(error_kind or None) and error_kind[:32])
                     s.add(row)
                     s.flush()

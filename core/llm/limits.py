@@ -187,6 +187,7 @@ class Slot:
     epoch: int
     _limiter: "ProviderLimiter" = field(repr=False)
     rate_limited: bool = False
+    waited_s: float = 0.0  # how long the call waited for this slot (the budget was full)
 
     def throttled(self) -> None:
         self.rate_limited = True
@@ -350,12 +351,13 @@ class ProviderLimiter:
         """Hold one slot of `key` for the block. Raises TimeoutError if none came within `timeout`.
         A block that ends normally counts as a success towards growing a cut budget back; call
         `throttled()` on the yielded Slot when the request got a 429."""
+        t0 = time.perf_counter()
         with self._lock:
             gate = self._wait(key, role, timeout)
             if gate is None:
                 raise TimeoutError(f"no free LLM slot for provider {key} within {timeout:g}s "
                                    f"(budget {self._budget(self._gate(key))} concurrent calls)")
-            held = Slot(key, role, gate.epoch, self)
+            held = Slot(key, role, gate.epoch, self, waited_s=time.perf_counter() - t0)
         ok = False
         try:
             yield held

@@ -35,6 +35,7 @@ class LlmResult:
     trace_id: str = ""
     node: str = ""
     call_id: int | None = None    # the llm_calls row recording this call, once stored (None without a db)
+    queued_ms: float = 0.0        # of latency_ms, the time spent waiting for a slot of the endpoint's budget
 
     @property
     def attempts(self) -> int:

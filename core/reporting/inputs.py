@@ -51,6 +51,9 @@ class EngineInput:
         return any(p.written for p in self.paragraphs) or bool(self.sources)
 
 
+FORUM_LIMIT = 5000  # forum messages a report reads
+
+
 @dataclass
 class ReportInputs:
     run_id: str
@@ -117,7 +120,7 @@ def report_inputs(db, run_id: str, *, include_unfinished: bool = False) -> Repor
             else:
                 ei.sources = []
             engines[e] = ei
-    forum = transcript(db, run_id, limit=5000)
+    forum = transcript(db, run_id, limit=FORUM_LIMIT)
     return ReportInputs(run_id, topic, trace, status, params, engines, forum, others)
 
 

@@ -366,8 +366,6 @@ def _statistics(inputs: ReportInputs, sources: list[dict], paragraphs: list[dict
     except Exception as exc:  # noqa: BLE001 - keywords are a garnish
         logger.warning("report: keyword extraction failed: {}", exc)
         keywords = []
-    forum_by_source = Counter(m.source for m in inputs.forum)
-    stamps = [m.timestamp for m in inputs.forum]
     recent = _recent(ordered_days)
     peak = max(ordered_days, key=lambda d: (d["n"], d["day"])) if ordered_days else None
     engines = {e.engine: {"status": e.status, "paragraphs": len(e.paragraphs), "sources": len(e.sources),
@@ -405,11 +403,23 @@ def _statistics(inputs: ReportInputs, sources: list[dict], paragraphs: list[dict
         "actors_total": len(actors),
         "keywords": keywords,
         "engines": engines,
-        "forum": {"messages": len(inputs.forum), "host": len(inputs.host_speeches()),
-                  "by_source": dict(forum_by_source.most_common()),
-                  "first": min(stamps).isoformat() if stamps else None,
-                  "last": max(stamps).isoformat() if stamps else None},
+        "forum": forum_statistics(inputs.forum),
     }
+
+
+def forum_statistics(forum: list[ForumMessage]) -> dict:
+    """The report's figures about the run's forum transcript."""
+    stamps = [m.timestamp for m in forum]
+    return {"messages": len(forum), "host": sum(1 for m in forum if m.type == "host"),
+            "by_source": dict(Counter(m.source for m in forum).most_common()),
+            "first": min(stamps).isoformat() if stamps else None,
+            "last": max(stamps).isoformat() if stamps else None}
+
+
+def with_forum(m: Material, forum: list[ForumMessage]) -> Material:
+    """`m` with the run's forum transcript read again (the host's last speeches came after the
+    engines' findings it was built from); nothing else in it depends on the forum."""
+    return replace(m, forum=list(forum), stats={**m.stats, "forum": forum_statistics(forum)})
 
 
 def build_material(inputs: ReportInputs) -> Material:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -36,7 +36,7 @@ from core.research.relevance import TopicScope
 from core.research.results import EngineResult, ResultParagraph, ResultSource, sources_to_json, stored_sources
 from core.text.sentiment import score_documents
 from core.text.clean import has_cjk
-from core.infra.tracing import child_trace_id, trace_scope
+from core.infra.tracing import child_trace_id, current_trace_id, trace_scope
 
 if TYPE_CHECKING:
     from core.forum import Forum
@@ -200,6 +200,12 @@ class EngineRun:
         # fallbacks by the LLM error's kind (LlmError.kind: 'auth', 'parse', ...), for core.work.outcomes
         self.fallback_kinds: dict[str, int] = {str(k): int(v) for k, v in (cp.get("fallback_kinds") or {}).items()}
         self._cp_lock = threading.Lock()
+        # Forum posts go out on one thread per engine, in order, off the paragraphs' chains: a post
+        # (de-duplication, its row, the host's round) is not what the next node needs. run() waits
+        # for them before the job ends, so the report and the host rounds see every post.
+        self._poster: ThreadPoolExecutor | None = None
+        self._posts: list[Future] = []
+        self._posts_lock = threading.Lock()  # not _cp_lock: a post never waits for a checkpoint write
         params = ctx.run_params
         self.n_paragraphs = int(params.get("paragraphs") or services.settings["SHOAL_PARAGRAPHS"])
         self.n_reflections = int(params.get("reflections") if params.get("reflections") is not None
@@ -337,10 +343,13 @@ class EngineRun:
             self._save()
         todo = [p for p in self.structure if not self.paragraphs.get(str(p.index), {}).get("done")]
         workers = max(1, min(self.s.max_parallel, len(todo) or 1))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.config.name}-para") as pool:
-            futures = [pool.submit(self._paragraph_in_trace, p) for p in todo]
-            # Paragraphs are independent: one failing does not stop the others, whose work is kept.
-            errors = [exc for f in futures if (exc := f.exception()) is not None]
+        try:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.config.name}-para") as pool:
+                futures = [pool.submit(self._paragraph_in_trace, p) for p in todo]
+                # Paragraphs are independent: one failing does not stop the others, whose work is kept.
+                errors = [exc for f in futures if (exc := f.exception()) is not None]
+        finally:
+            self._drain_posts()
         for exc in errors:
             if isinstance(exc, (JobCancelled, LeaseLost)):
                 raise exc
@@ -389,9 +398,25 @@ class EngineRun:
         with answered_calls() as calls:
             summary = self._reason(node, p.index, call)
         if self.s.forum is not None:
-            self.s.forum.post_summary(self.ctx.run_id, source=self.config.source, content=summary,
-                                      paragraph=p.index, llm_call_id=calls[-1].call_id if calls else None)
+            with self._posts_lock:
+                if self._poster is None:
+                    self._poster = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.config.name}-forum")
+                self._posts.append(self._poster.submit(
+                    self.s.forum.post_summary, self.ctx.run_id, source=self.config.source, content=summary,
+                    paragraph=p.index, llm_call_id=calls[-1].call_id if calls else None,
+                    trace_id=current_trace_id()))
         return summary
+
+    def _drain_posts(self) -> None:
+        """Wait until every forum post of this engine is written; the first failure is raised."""
+        with self._posts_lock:
+            poster, posts, self._poster, self._posts = self._poster, self._posts, None, []
+        if poster is None:
+            return
+        poster.shutdown(wait=True)
+        errors = [exc for f in posts if (exc := f.exception()) is not None]
+        if errors:
+            raise errors[0]
 
     def _paragraph_in_trace(self, paragraph: Paragraph) -> None:
         with trace_scope(child_trace_id(self.ctx.trace_id)):

@@ -205,6 +205,21 @@ def _normalise_base(base_url: str, endpoints: Iterable[str]) -> str:
 # ---------------------------------------------------------------------------------------------
 # The shared HTTP + retry + logging part
 
+_client_lock = threading.Lock()
+_client: httpx.Client | None = None
+
+
+def _shared_client() -> httpx.Client:
+    """The process's one connection pool for web searches. Building a client (its TLS context) costs
+    0.1-0.3 s of CPU; a provider is made per engine job and per coverage check, on the run's critical
+    path. The timeout is each provider's, sent with each request."""
+    global _client
+    with _client_lock:
+        if _client is None or _client.is_closed:
+            _client = httpx.Client(follow_redirects=False)
+        return _client
+
+
 class _WebProvider:
     name = "web"
     tools: tuple[ToolSpec, ...] = ()
@@ -221,8 +236,8 @@ class _WebProvider:
         self.timeout = float(timeout)
         self._policy = policy
         self._sleep = sleep
-        self._own_client = client is None
-        self._client = client or httpx.Client(timeout=httpx.Timeout(self.timeout), follow_redirects=False)
+        self._own_client = False  # a given client is the caller's; ours is the process's pool (_shared_client)
+        self._client = client or _shared_client()
         self._headers = {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json",
                          "Accept": "application/json", "User-Agent": "shoal-search/1"}
         self._tool_names = {t.name for t in self.tools}
@@ -328,7 +343,8 @@ class _WebProvider:
 
     def _request(self, url: str, body: dict, tool: str, cut: Cut) -> Any:
         """One POST, read in chunks so that a cut at SEARCH_TIMEOUT stops it."""
-        with self._client.stream("POST", url, json=body, headers=self._headers) as response:
+        with self._client.stream("POST", url, json=body, headers=self._headers,
+                                 timeout=httpx.Timeout(self.timeout)) as response:
             cut.on_cut(lambda: cut_response(response))
             data = bytearray()
             try:

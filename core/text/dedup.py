@@ -17,6 +17,7 @@ never groups a pair below it. About 1 s for 3,000 posts of 60 characters on one 
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 import zlib
@@ -144,7 +145,7 @@ def _candidate_pairs(sets: list[set[str]], threshold: float, num_perm: int) -> s
     lsh_threshold = max(0.05, threshold - _LSH_MARGIN)
     # crc32: deterministic across processes (unlike hash()) and much cheaper than the default sha1
     hashes = MinHash.bulk([[s.encode("utf-8") for s in st] for st in sets], num_perm=num_perm, hashfunc=zlib.crc32)
-    lsh = MinHashLSH(threshold=lsh_threshold, num_perm=num_perm)
+    lsh = MinHashLSH(threshold=lsh_threshold, num_perm=num_perm, params=_lsh_bands(lsh_threshold, num_perm))
     with lsh.insertion_session() as session:
         for i, mh in enumerate(hashes):
             session.insert(i, mh)
@@ -154,3 +155,13 @@ def _candidate_pairs(sets: list[set[str]], threshold: float, num_perm: int) -> s
             if j != i:
                 pairs.add((i, j) if i < j else (j, i))
     return pairs
+
+
+@functools.lru_cache(maxsize=32)
+def _lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows) of an LSH index for `threshold`: datasketch finds them by numerical integration
+    (0.1-0.7 s of CPU), the same for every index of these parameters, so once per process."""
+    from datasketch import MinHashLSH
+
+    probe = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return probe.b, probe.r
