@@ -40,10 +40,15 @@ def show_runs(rt: Runtime, key: str) -> None:
                 final = sup.cancel_run(run.id)
                 st.toast(f"Run {run.id}: {final}")
                 st.rerun()
+            # Like `python -m core resume`: takes the jobs of a dead owner over, or names the live one.
             if b2.button("Resume run", disabled=run.status not in RunState.RESUMABLE):
-                resumed = sup.resume_run(run.id)
-                st.toast(f"Resumed {len(resumed)} job(s)")
-                st.rerun()
+                taken = sup.take_over(run.id)
+                if taken.held_by:
+                    st.warning("Held by a live process: " + "; ".join(h.describe() for h in taken.held_by)
+                               + ". Stop it first, or cancel the run.")
+                else:
+                    st.toast(f"Resumed {len(taken.resumed)} job(s), took over {len(taken.taken)}")
+                    st.rerun()
         show_timeline(rt, run)
 
     with st.expander("Supervisor self-test"):
