@@ -74,7 +74,7 @@ def cmd_runs(args) -> int:
         print(json.dumps([r.as_dict() for r in runs], ensure_ascii=False, indent=2))
     else:
         for r in runs:
-            print(f"{r.id}  {r.status:<11} {r.kind:<9} {r.created_at:%Y-%m-%d %H:%M:%S}  {r.topic[:60]}")
+            print(f"{r.id}  {r.status:<18} {r.kind:<9} {r.created_at:%Y-%m-%d %H:%M:%S}  {r.topic[:60]}")
         if not runs:
             print("no runs yet")
     return EXIT_OK
