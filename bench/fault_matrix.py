@@ -46,6 +46,17 @@ ROWS: tuple[Row, ...] = (
     Row("worker_sigterm", "SIGTERM of a worker", "tests/test_multiprocess.py -k sigterm",
         "SIGTERM mid-job", "the worker exits 0; its job is `interrupted`, lease released",
         "the checkpoint, for the next process to resume"),
+    Row("cli_sigterm", "SIGTERM of `core run`", "tests/test_ownership_processes.py -k sigterm_stops",
+        "SIGTERM while its insight job runs (after `resume` from another process was refused, naming it)",
+        "exit 143 within SHOAL_SHUTDOWN_TIMEOUT, summary printed, no job left running, run `interrupted`, "
+        "worker row closed; `resume` then completes it", "every finished job and the checkpoints; time is signal to exit"),
+    Row("cli_sigkill", "SIGKILL of `core run`", "tests/test_ownership_processes.py -k killed_run",
+        "SIGKILL while its insight job runs", "`core resume RUN` from another process sees the pid is gone, "
+        "takes the job over at once (no lease wait) and completes the run", "the checkpoint; time is resume to completion"),
+    Row("cli_sigkill_worker_recovers", "SIGKILL of a CLI process, then a worker starts",
+        "tests/test_ownership_processes.py -k started_after_a_crash", "SIGKILL of `core probe` mid-job",
+        "a `core worker` started afterwards finishes the run with no page open",
+        "the checkpoint (resumed at its step); time is worker start to completion"),
     Row("mariadb_restart", "MariaDB crashed and restarted mid-run", "tests/test_db_outage.py",
         "SIGKILL of mariadbd while engines run, then a restart on the same files",
         "`core run` says the database is unreachable, waits, says it is back; the run completes",

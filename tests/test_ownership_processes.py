@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from core.supervisor import Supervisor
 from core.work.probe import probe_jobs
 from core.work.runs import get_job, get_run, jobs_of
 from tests.conftest import wait_for
+from tests.support.faults import record
 from tests.fakes.openai_server import FakeOpenAI
 from tests.research.test_engine import llm_responder
 
@@ -120,8 +122,10 @@ def test_resume_names_the_live_holder_then_sigterm_stops_the_run_gracefully_and_
     assert holder in err and f"pid {proc.pid}" in err and "live process" in err
     assert get_job(db, job.id).lease_owner == holder, "nothing was taken from a live holder"
 
+    signalled = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     rc, out, err = finish(proc)
+    stopped_after = time.monotonic() - signalled
     assert rc == 128 + signal.SIGTERM, out + err
     summary = json.loads(out)  # the summary, printed after a graceful stop
     assert summary["run_id"] == run_id and summary["status"] == "interrupted"
@@ -132,6 +136,7 @@ def test_resume_names_the_live_holder_then_sigterm_stops_the_run_gracefully_and_
     assert statuses["insight"] == "interrupted" and get_run(db, run_id).status == "interrupted"
     with db.session() as s:
         assert s.get(Worker, holder).stopped_at is not None, "its worker row is closed"
+    record("cli_sigterm", stopped_after, "exit 143, run interrupted, summary printed")
 
     slow_llm.fast.set()
     rc, out, err = cli(["resume", run_id, "--json"], {**env, **slow_llm.env("INSIGHT_ENGINE")})
@@ -152,10 +157,12 @@ def test_a_killed_run_is_finished_by_resume_from_another_process(db, events, env
     assert get_job(db, job.id).status == "running", "a SIGKILL hands nothing back"
 
     slow_llm.fast.set()
+    resumed_at = time.monotonic()
     rc, out, err = cli(["resume", run_id, "--json"], {**env, **slow_llm.env("INSIGHT_ENGINE")})
     assert rc == 0, out + err
     summary = json.loads(out)
     assert summary["status"] == "completed", summary
+    record("cli_sigkill", time.monotonic() - resumed_at, "completed by resume")
     assert job.id in summary["taken_over"] and job.id in summary["resumed_jobs"]
     assert f"process {proc.pid} is gone" in err, err  # no waiting for the lease to expire
     insight = get_job(db, job.id)
@@ -188,9 +195,11 @@ def test_a_worker_started_after_a_crash_finishes_the_run_without_a_page(db, env)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
+    started = time.monotonic()
     w = worker(env)  # what a systemd unit or compose service starts beside the app
     try:
         assert wait_for(lambda: get_run(db, job.run_id).status == "completed" or None, 120, "the worker to finish it")
+        record("cli_sigkill_worker_recovers", time.monotonic() - started, "completed by a worker, no page open")
     finally:
         stop(w)
     trail = get_job(db, job.id).checkpoint["trail"]
