@@ -70,7 +70,8 @@ ROWS: tuple[Row, ...] = (
         "freed, `core resume` completes the run", "everything written before the disk filled; time is to the stop"),
     *(Row(f"llm_{case}", f"LLM and search: {label}", f"tests/test_fault_secrets.py -k {case}",
           "the fake OpenAI-compatible server and fake Tavily API serve the fault to every call",
-          "the run reaches a final status; 0 canary secrets anywhere", "the run row, its sources and report")
+          "`completed_degraded` (exit 3) on the offline fallback, naming the LLM reason and `search_failed`; "
+          "0 canary secrets anywhere", "the run row, its sources and report")
       for case, label in (("unauthorized_echoing_the_key", "401 with the key echoed back"),
                           ("server_errors", "500 throughout"), ("rate_limited", "429 throughout"),
                           ("garbage", "non-JSON bodies"), ("dropped_streams", "streams cut after one chunk"),

@@ -42,18 +42,20 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-# Each case: what every LLM call gets, and which fault the search API serves (for every request).
+# Each case: what every LLM call gets, which fault the search API serves (for every request), and
+# the reason the run must give for being degraded (core.work.outcomes).
 CASES = {
-    "unauthorized_echoing_the_key": (FakeReply.unauthorized(f"Incorrect API key provided: {LLM_KEY}"), "unauthorized"),
-    "server_errors": (FakeReply.error(500, "upstream exploded"), "server_error"),
-    "rate_limited": (FakeReply.rate_limit(retry_after=0), "rate_limit"),
-    "garbage": (FakeReply.malformed(), "garbage"),
-    "dropped_streams": (FakeReply.dropped("半句话", after=1), "drop"),
-    "stalled": (FakeReply.stall(3.0), "stall"),
+    "unauthorized_echoing_the_key": (FakeReply.unauthorized(f"Incorrect API key provided: {LLM_KEY}"), "unauthorized",
+                                     "llm_unauthorized"),
+    "server_errors": (FakeReply.error(500, "upstream exploded"), "server_error", "llm_unavailable"),
+    "rate_limited": (FakeReply.rate_limit(retry_after=0), "rate_limit", "llm_rate_limited"),
+    "garbage": (FakeReply.malformed(), "garbage", "llm_unavailable"),  # a broken API envelope, not a bad answer
+    "dropped_streams": (FakeReply.dropped("半句话", after=1), "drop", "llm_unavailable"),
+    "stalled": (FakeReply.stall(3.0), "stall", "llm_unavailable"),
     # 4 characters every 0.4 s: each gap is well inside LLM_TIMEOUT, the whole answer is not.
-    "trickling": (FakeReply("慢" * 400, chunk_chars=4, chunk_delay=0.4, latency=0.0), "empty"),
-    "empty_answers": (FakeReply.text(""), "empty"),
-    "refused": (None, None),
+    "trickling": (FakeReply("慢" * 400, chunk_chars=4, chunk_delay=0.4, latency=0.0), "empty", "llm_unavailable"),
+    "empty_answers": (FakeReply.text(""), "empty", "llm_unparsable"),
+    "refused": (None, None, "llm_unavailable"),
 }
 
 
@@ -84,7 +86,7 @@ def _scan(paths: list[Path], texts: dict[str, str], secrets: tuple[str, ...]) ->
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_faulty_run_ends_and_leaks_no_secret(case, isolated_env):
-    llm_reply, search_fault = CASES[case]
+    llm_reply, search_fault, reason = CASES[case]
     data_dir, log_dir = isolated_env / "data", isolated_env / "logs"
     _corpus(data_dir)
     env = {**os.environ, "SHOAL_MIN_SOURCES": "3", "LLM_TIMEOUT": "1", "SEARCH_TIMEOUT": "1",
@@ -108,7 +110,13 @@ def test_a_faulty_run_ends_and_leaks_no_secret(case, isolated_env):
     elapsed = time.monotonic() - t0
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["status"] in FINAL, proc.stdout + proc.stderr
-    record(f"llm_{case}", elapsed, summary["status"])
+    # The defined end state: completed on the offline fallback, saying why it is degraded.
+    reasons = {d["reason"] for d in summary["degraded"]}
+    assert summary["status"] == "completed_degraded" and reason in reasons, summary
+    if search_fault != "empty":
+        assert "search_failed" in reasons, summary
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    record(f"llm_{case}", elapsed, f"completed_degraded: {', '.join(sorted(reasons))}")
     assert "Traceback" not in proc.stderr, proc.stderr
     hits = _scan([data_dir, log_dir], {"stdout": proc.stdout, "stderr": proc.stderr}, (LLM_KEY, SEARCH_KEY))
     assert hits == []
