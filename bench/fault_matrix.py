@@ -67,7 +67,7 @@ ROWS: tuple[Row, ...] = (
     Row("disk_full_data", "data/ full (SQLite, tmpfs)", "tests/test_disk_full.py -k data_folder",
         "a tmpfs on data/ with about 400 KB free",
         "`core run` stops with a message saying the folder is full and how to resume; after space is "
-        "freed, `core resume` completes the run", "everything written before the disk filled; time is to the stop"),
+        "freed, `core resume` completes the run", "everything written before the disk filled; time is from the run's start (the disk fills during it) to its stop"),
     *(Row(f"llm_{case}", f"LLM and search: {label}", f"tests/test_fault_secrets.py -k {case}",
           "the fake OpenAI-compatible server and fake Tavily API serve the fault to every call",
           "`completed_degraded` (exit 3) on the offline fallback, naming the LLM reason and `search_failed`; "
