@@ -57,6 +57,15 @@ ROWS: tuple[Row, ...] = (
         "tests/test_ownership_processes.py -k started_after_a_crash", "SIGKILL of `core probe` mid-job",
         "a `core worker` started afterwards finishes the run with no page open",
         "the checkpoint (resumed at its step); time is worker start to completion"),
+    Row("app_sigkill", "SIGKILL of the app (`streamlit run Home.py`)", "tests/ui/test_app_faults.py -k killed_app",
+        "SIGKILL of the Streamlit process while its supervisor runs a probe job (Home opened once in Chromium)",
+        "a `core worker` started afterwards sees the app's pid is gone, takes the job over at once (no lease "
+        "wait) and completes the run", "the checkpoint (resumed at its step, not restarted); time is kill to completion"),
+    Row("app_sigterm", "SIGTERM of the app (`streamlit run Home.py`)", "tests/ui/test_app_faults.py -k sigterm",
+        "SIGTERM of the Streamlit process while its supervisor runs a probe job (Home opened once in Chromium)",
+        "the app exits 0 within SHOAL_SHUTDOWN_TIMEOUT; its job `interrupted` (no lease left), run `interrupted`, "
+        "worker row closed; a `core worker` then completes the run",
+        "the checkpoint (resumed at its step); time is signal to exit, the completion time is in the end state"),
     Row("mariadb_restart", "MariaDB crashed and restarted mid-run", "tests/test_db_outage.py",
         "SIGKILL of mariadbd while engines run, then a restart on the same files",
         "`core run` says the database is unreachable, waits, says it is back; the run completes",

@@ -100,6 +100,7 @@ class Runtime:
                 return
             self._closed = True
         atexit.unregister(self.close)
+        _open_runtimes.pop(id(self), None)
         if self.monitor is not None:
             self.monitor.stop()
         if self.supervisor is not None:
@@ -150,7 +151,41 @@ def build_runtime(secrets: Mapping[str, Any] | None = None, *, start_supervisor:
     if start_supervisor:
         _start_console(runtime)
     atexit.register(runtime.close)
+    _close_before_threads_join(runtime)
     return runtime
+
+
+# At interpreter exit, concurrent.futures joins the job threads (a hook it registers with threading)
+# before atexit runs: a job still running would hold the exit until it finished, and the atexit close
+# would find nothing left to hand back. So the runtimes still open are closed first, from threading's
+# own exit hook: their supervisors ask running jobs to stop and hand them back as `interrupted` within
+# SHOAL_SHUTDOWN_TIMEOUT, and close their worker rows. This is how the app stops on SIGTERM (Streamlit
+# stops its server and lets the interpreter exit); the command line closes its runtime itself.
+_open_runtimes: dict[int, Runtime] = {}
+_exit_hook_lock = threading.Lock()
+_exit_hooked = False
+
+
+def _close_open_runtimes() -> None:
+    for rt in list(_open_runtimes.values()):
+        try:
+            rt.close()
+        except Exception:  # noqa: BLE001 - the interpreter is exiting; the next runtime still closes
+            logger.exception("closing the runtime at exit failed")
+
+
+def _close_before_threads_join(runtime: Runtime) -> None:
+    global _exit_hooked
+    with _exit_hook_lock:
+        _open_runtimes[id(runtime)] = runtime
+        register = getattr(threading, "_register_atexit", None)  # CPython ≥ 3.9; else atexit alone
+        if _exit_hooked or register is None:
+            return
+        try:
+            register(_close_open_runtimes)  # hooks run in reverse: before concurrent.futures' join
+            _exit_hooked = True
+        except RuntimeError:  # the interpreter is already shutting down
+            pass
 
 
 def _config_file(settings: Settings, key: str, default_name: str) -> Path | None:
