@@ -10,7 +10,7 @@ back through this module, never by key name:
                     read with stored_sources(); older checkpoints hold them inline in "sources"
 
 Readers: the report (core/reporting/inputs.py), the forum host's engine figures
-(core/discussion/host.py). ``from_dict`` is tolerant: a run stored by an older version, with
+(core/discussion/host.py), the engine pages' live panel (EngineProgress, load_engine_progress). ``from_dict`` is tolerant: a run stored by an older version, with
 keys missing or of the wrong type, still loads (missing values take their defaults; a source
 that cannot be read is skipped).
 
@@ -166,3 +166,73 @@ def checkpoint_paragraphs(cp: Any) -> tuple[list[ResultParagraph], int]:
         if para is not None and para.written:
             out.append(para)
     return out, len(structure)
+
+
+# -- an engine job's progress, as its live panel shows it ------------------------------------------
+
+@dataclass(frozen=True)
+class ParagraphProgress:
+    """One planned paragraph of an engine job so far: its state in the checkpoint."""
+    index: int
+    title: str
+    summary: str = ""
+    reflections: int = 0  # reflection rounds done
+    n_sources: int = 0    # sources this paragraph retrieved
+    done: bool = False
+
+    @property
+    def stage(self) -> str:
+        return "done" if self.done else ("summarised" if self.summary else "searching")
+
+
+@dataclass(frozen=True)
+class EngineProgress:
+    """An engine job as far as it got: the plan and each paragraph's state, the report once
+    formatted, search errors, and the sources so far. `stamp` is the job's stamp
+    (core.work.runs.JobSummary.stamp) at the read: unchanged stamp, unchanged progress."""
+    paragraphs: tuple[ParagraphProgress, ...] = ()
+    report_md: str = ""
+    search_errors: tuple[str, ...] = ()
+    sources: tuple[ResultSource, ...] = ()
+    stamp: tuple = ()
+
+    @classmethod
+    def from_job(cls, checkpoint: Any, result: Any, engine: str = "", sources: Iterable[ResultSource | None] = (),
+                 stamp: tuple = ()) -> "EngineProgress":
+        """From the job's checkpoint (as EngineRun._save writes it), its result when it completed
+        (EngineResult), and its sources (stored_sources; unreadable ones dropped)."""
+        cp = checkpoint if isinstance(checkpoint, dict) else {}
+        done = EngineResult.from_dict(result, engine)
+        states = cp.get("paragraphs") if isinstance(cp.get("paragraphs"), dict) else {}
+        paragraphs = []
+        for i, p in enumerate(x for x in cp.get("structure") or [] if isinstance(x, dict)):
+            index = _int(p.get("index"), i)
+            state = states.get(str(index))
+            state = state if isinstance(state, dict) else {}
+            retrieved = state.get("sources")
+            paragraphs.append(ParagraphProgress(index, _str(p.get("title")), _str(state.get("summary")),
+                                                _int(state.get("reflections_done")),
+                                                len(retrieved) if isinstance(retrieved, list) else 0,
+                                                bool(state.get("done"))))
+        errors = done.search_errors or cp.get("search_errors")
+        return cls(tuple(paragraphs), done.report_md or _str(cp.get("report_md")),
+                   tuple(_str(e) for e in errors) if isinstance(errors, list) else (),
+                   tuple(s for s in sources if s is not None), tuple(stamp))
+
+
+def load_engine_progress(db: Any, job_id: str, engine: str = "") -> EngineProgress | None:
+    """One engine job's progress, read now: its checkpoint, result and stored sources (the heavy
+    part of a job; a poller reads it again only when the job's stamp changed). None if no such job."""
+    from sqlalchemy import select
+
+    from core.infra.models import Job
+    from core.work.runs import job_stamp
+
+    with db.session() as s:
+        row = s.execute(select(Job.status, Job.attempt, Job.checkpoint_seq, Job.checkpoint, Job.result)
+                        .where(Job.id == job_id)).first()
+        if row is None:
+            return None
+        sources = stored_sources(s, job_id, row.checkpoint)
+    return EngineProgress.from_job(row.checkpoint, row.result, engine, sources,
+                                   job_stamp(row.status, row.attempt, row.checkpoint_seq))
