@@ -116,16 +116,20 @@ def _tables(progress: EngineProgress) -> tuple[pd.DataFrame | None, pd.DataFrame
 
 def poll_live(db, engine: str, job_id: str, cache: MutableMapping) -> LivePanel | None:
     """One poll of the live panel's data: the job's light row, and its progress from `cache` (the
-    session's, one entry per engine page) unless the job's stamp changed since it was read."""
+    session's, one entry per engine page) unless the job's stamp changed since it was read; then
+    the checkpoint and result are read again, and of the sources only those stored since."""
     job = get_job_summary(db, job_id)
     if job is None:
         return None
     key = f"engine_live_{engine}"
     kept = cache.get(key)
-    if kept is not None and kept.job.id == job_id and kept.progress.stamp == job.stamp:
+    if kept is not None and kept.job.id != job_id:
+        kept = None
+    if kept is not None and kept.progress.stamp == job.stamp:
         panel = LivePanel(job, kept.progress, kept.paragraphs, kept.sources)
-    else:
-        progress = load_engine_progress(db, job_id, engine) or EngineProgress(stamp=job.stamp)
+    else:  # changed: the checkpoint and result again, and the sources stored since the last read
+        progress = (load_engine_progress(db, job_id, engine, kept.progress if kept else None)
+                    or EngineProgress(stamp=job.stamp))
         panel = LivePanel(job, progress, *_tables(progress))
     cache[key] = panel
     return panel

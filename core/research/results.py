@@ -10,9 +10,9 @@ back through this module, never by key name:
                     read with stored_sources(); older checkpoints hold them inline in "sources"
 
 Readers: the report (core/reporting/inputs.py), the forum host's engine figures
-(core/discussion/host.py), the engine pages' live panel (EngineProgress, load_engine_progress). ``from_dict`` is tolerant: a run stored by an older version, with
-keys missing or of the wrong type, still loads (missing values take their defaults; a source
-that cannot be read is skipped).
+(core/discussion/host.py), the engine pages' live panel (EngineProgress, load_engine_progress).
+``from_dict`` is tolerant: a run stored by an older version, with keys missing or of the wrong
+type, still loads (missing values take their defaults; a source that cannot be read is skipped).
 
 Not to be confused with core/research/reasoning.py's ``Paragraph`` (a planned paragraph: index,
 title, brief) and ``Source`` (a retrieved document while the engine runs): these are what the
@@ -138,18 +138,20 @@ def checkpoint_sources(cp: Any) -> list[ResultSource | None]:
     return [ResultSource.from_dict(i, d) for i, d in enumerate(raw if isinstance(raw, list) else [], 1)]
 
 
-def stored_sources(source: Any, job_id: str, cp: Any) -> list[ResultSource | None]:
+def stored_sources(source: Any, job_id: str, cp: Any, after: int = 0) -> list[ResultSource | None]:
     """An engine job's sources so far, as checkpoint_sources: from the job's stored "sources" list
     (core.work.checkpoints; the checkpoint's `sources_stored` says how many belong to it), or from
-    the checkpoint itself when an older version wrote them there. `source`: a Session or a Database."""
+    the checkpoint itself when an older version wrote them there. `source`: a Session or a Database.
+    `after`: only the sources numbered above it (a stored source never changes once written)."""
     if isinstance(cp, dict) and isinstance(cp.get("sources"), list):
-        return checkpoint_sources(cp)
+        return checkpoint_sources(cp)[after:]
     upto = _int((cp or {}).get("sources_stored"), 0) if isinstance(cp, dict) else 0
-    if upto <= 0:
+    if upto <= after:
         return []
     from core.work.checkpoints import read_items
 
-    return [ResultSource.from_dict(i, d) for i, d in enumerate(read_items(source, job_id, "sources", upto=upto), 1)]
+    return [ResultSource.from_dict(i, d)
+            for i, d in enumerate(read_items(source, job_id, "sources", upto=upto, after=after), after + 1)]
 
 
 def checkpoint_paragraphs(cp: Any) -> tuple[list[ResultParagraph], int]:
@@ -220,9 +222,12 @@ class EngineProgress:
                    tuple(s for s in sources if s is not None), tuple(stamp))
 
 
-def load_engine_progress(db: Any, job_id: str, engine: str = "") -> EngineProgress | None:
+def load_engine_progress(db: Any, job_id: str, engine: str = "",
+                         known: EngineProgress | None = None) -> EngineProgress | None:
     """One engine job's progress, read now: its checkpoint, result and stored sources (the heavy
-    part of a job; a poller reads it again only when the job's stamp changed). None if no such job."""
+    part of a job; a poller reads it again only when the job's stamp changed). `known`: the view
+    an earlier read of the same job gave; its sources are kept and only newer ones read, within the
+    same attempt (stored sources are append-only). None if there is no such job."""
     from sqlalchemy import select
 
     from core.infra.models import Job
@@ -233,6 +238,7 @@ def load_engine_progress(db: Any, job_id: str, engine: str = "") -> EngineProgre
                         .where(Job.id == job_id)).first()
         if row is None:
             return None
-        sources = stored_sources(s, job_id, row.checkpoint)
-    return EngineProgress.from_job(row.checkpoint, row.result, engine, sources,
-                                   job_stamp(row.status, row.attempt, row.checkpoint_seq))
+        stamp = job_stamp(row.status, row.attempt, row.checkpoint_seq)
+        kept = known.sources if known is not None and known.stamp[1:2] == stamp[1:2] else ()
+        sources = [*kept, *stored_sources(s, job_id, row.checkpoint, after=kept[-1].n if kept else 0)]
+    return EngineProgress.from_job(row.checkpoint, row.result, engine, sources, stamp)

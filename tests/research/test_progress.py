@@ -16,7 +16,7 @@ from tests.research.test_engine import TOPIC, corpus, make_sup  # noqa: F401 - c
 pytestmark = pytest.mark.timeout(180)
 
 
-def test_engine_progress_reads_a_real_checkpoint_result_and_sources(corpus, events):
+def test_engine_progress_reads_a_real_checkpoint_result_and_sources(corpus, events, monkeypatch):
     settings = load_settings()
     sup = make_sup(corpus, events, settings)
     try:
@@ -59,6 +59,21 @@ def test_engine_progress_reads_a_real_checkpoint_result_and_sources(corpus, even
                                    {"report_md": "done", "search_errors": ["b"]}).report_md == "done"
     junk = EngineProgress.from_job({"structure": [1, {"title": 5}], "paragraphs": []}, "junk")
     assert [(p.index, p.title, p.stage) for p in junk.paragraphs] == [(0, "5", "searching")]
+
+    # Read again with the view of an earlier read (fewer sources, an older stamp): the same view,
+    # and of the stored sources only those numbered above the kept ones are read; a view from another
+    # attempt is not trusted.
+    import core.work.checkpoints as checkpoints
+
+    reads, real_read = [], checkpoints.read_items
+    monkeypatch.setattr(checkpoints, "read_items", lambda *a, **k: reads.append(k) or real_read(*a, **k))
+    earlier = EngineProgress(view.paragraphs[:1], "", (), view.sources[:1], (job.status, 1, 1))
+    assert load_engine_progress(corpus, job.id, "query", known=earlier) == view
+    assert reads == [{"upto": len(stored), "after": 1}]
+    other_attempt = EngineProgress(sources=view.sources[:1], stamp=(job.status, 2, 1))
+    assert load_engine_progress(corpus, job.id, "query", known=other_attempt) == view
+    assert reads[-1] == {"upto": len(stored), "after": 0}
+    assert stored_sources(corpus, job.id, cp, after=len(stored)) == [] and len(reads) == 2
 
     # A checkpoint write counts in the stamp; a status change with the same checkpoint does too.
     with corpus.session() as s:
