@@ -92,7 +92,7 @@ def live_state(engine: str, run_id: str, job_id: str) -> None:
     render_state(engine, run_id, job_id)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds DataFrames: compared by what it was read at, progress.stamp
 class LivePanel:
     """What the live panel shows: the job's light row, read every poll, and its progress (checkpoint,
     result, sources) with the tables built from it, read again only when the job's stamp changed."""
