@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
+from typing import MutableMapping
 
 import pandas as pd
 import streamlit as st
@@ -9,9 +11,9 @@ import streamlit as st
 from core.work.states import JobState
 from core.analysis import rerun_engine
 from core.research.engine import ENGINES, engine_mode
-from core.research.results import EngineResult, stored_sources
+from core.research.results import EngineProgress, load_engine_progress
 from core.infra.logtail import LogTail
-from core.work.runs import JobSummary, RunView, get_job, job_summaries
+from core.work.runs import JobSummary, RunView, get_job_summary, job_summaries
 from core.console.usage import llm_calls_frame, usage_by_model
 
 from .runtime import get_runtime
@@ -90,13 +92,57 @@ def live_state(engine: str, run_id: str, job_id: str) -> None:
     render_state(engine, run_id, job_id)
 
 
+@dataclass(frozen=True, eq=False)  # holds DataFrames: compared by what it was read at, progress.stamp
+class LivePanel:
+    """What the live panel shows: the job's light row, read every poll, and its progress (checkpoint,
+    result, sources) with the tables built from it, read again only when the job's stamp changed."""
+    job: JobSummary
+    progress: EngineProgress
+    paragraphs: pd.DataFrame | None
+    sources: pd.DataFrame | None
+
+
+def _tables(progress: EngineProgress) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    paragraphs = pd.DataFrame([{"#": p.index + 1, "paragraph": p.title, "stage": p.stage,
+                                "reflections": p.reflections, "sources": p.n_sources}
+                               for p in progress.paragraphs]) if progress.paragraphs else None
+    sources = pd.DataFrame([{"n": s.n, "title": s.document.title or s.document.content[:40],
+                             "platform": s.document.platform, "published": s.document.published,
+                             "likes": s.document.likes, "comments": s.document.comments,
+                             "shares": s.document.shares, "sentiment": s.document.sentiment,
+                             "url": s.document.url} for s in progress.sources]) if progress.sources else None
+    return paragraphs, sources
+
+
+def poll_live(db, engine: str, job_id: str, cache: MutableMapping) -> LivePanel | None:
+    """One poll of the live panel's data: the job's light row, and its progress from `cache` (the
+    session's, one entry per engine page) unless the job's stamp changed since it was read; then
+    the checkpoint and result are read again, and of the sources only those stored since."""
+    job = get_job_summary(db, job_id)
+    if job is None:
+        return None
+    key = f"engine_live_{engine}"
+    kept = cache.get(key)
+    if kept is not None and kept.job.id != job_id:
+        kept = None
+    if kept is not None and kept.progress.stamp == job.stamp:
+        panel = LivePanel(job, kept.progress, kept.paragraphs, kept.sources)
+    else:  # changed: the checkpoint and result again, and the sources stored since the last read
+        progress = (load_engine_progress(db, job_id, engine, kept.progress if kept else None)
+                    or EngineProgress(stamp=job.stamp))
+        panel = LivePanel(job, progress, *_tables(progress))
+    cache[key] = panel
+    return panel
+
+
 def render_state(engine: str, run_id: str, job_id: str) -> None:
     """Body of the live panel: job state, paragraph progress, the report as it forms, sources."""
     rt = get_runtime()
-    job = get_job(rt.db, job_id)  # the one job whose checkpoint and result this panel shows
-    if job is None or job.run_id != run_id:
+    panel = poll_live(rt.db, engine, job_id, st.session_state)
+    if panel is None or panel.job.run_id != run_id:
         st.caption("The job is gone.")
         return
+    job, progress = panel.job, panel.progress
     st.markdown(f"{badge(job.status)} **{job.name}** · attempt {job.attempt}/{job.max_attempts} · "
                 f"started {fmt_time(job.started_at)} · "
                 f"{fmt_duration((job.finished_at - job.started_at).total_seconds()) if job.finished_at and job.started_at else ''}"
@@ -104,40 +150,22 @@ def render_state(engine: str, run_id: str, job_id: str) -> None:
     st.progress(min(1.0, max(0.0, job.progress)), text=job.message or None)
     if job.error:
         st.error(job.error)
-    cp = job.checkpoint or {}
-    structure = cp.get("structure", [])
-    paragraphs = cp.get("paragraphs", {})
-    if structure:
-        rows = []
-        for p in structure:
-            state = paragraphs.get(str(p["index"]), {})
-            stage = "done" if state.get("done") else ("summarised" if state.get("summary") else "searching")
-            rows.append({"#": p["index"] + 1, "paragraph": p["title"], "stage": stage,
-                         "reflections": state.get("reflections_done", 0), "sources": len(state.get("sources", []))})
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    result = EngineResult.from_dict(job.result, engine)
+    if panel.paragraphs is not None:
+        st.dataframe(panel.paragraphs, hide_index=True, width="stretch")
     tab_report, tab_sources = st.tabs(["Report", "Sources"])
     with tab_report:
-        report_md = result.report_md or cp.get("report_md")
-        if report_md:
-            st.markdown(report_md)
-        elif structure:
-            for p in structure:
-                summary = paragraphs.get(str(p["index"]), {}).get("summary")
-                st.markdown(f"#### {p['title']}\n\n{summary or '_…_'}")
+        if progress.report_md:
+            st.markdown(progress.report_md)
+        elif progress.paragraphs:
+            for p in progress.paragraphs:
+                st.markdown(f"#### {p.title}\n\n{p.summary or '_…_'}")
         else:
             st.caption("Planning the report structure…" if job.status == "running" else "Nothing yet.")
-        for err in (result.search_errors or cp.get("search_errors") or [])[-5:]:
+        for err in progress.search_errors[-5:]:
             st.warning(f"Search failed: {err}")
     with tab_sources:
-        sources = [s for s in stored_sources(rt.db, job.id, cp) if s is not None]
-        if sources:
-            st.dataframe(pd.DataFrame([{"n": s.n, "title": s.document.title or s.document.content[:40],
-                                        "platform": s.document.platform, "published": s.document.published,
-                                        "likes": s.document.likes, "comments": s.document.comments,
-                                        "shares": s.document.shares, "sentiment": s.document.sentiment,
-                                        "url": s.document.url} for s in sources]),
-                         hide_index=True, width="stretch",
+        if panel.sources is not None:
+            st.dataframe(panel.sources, hide_index=True, width="stretch",
                          column_config={"url": st.column_config.LinkColumn("url")})
         else:
             st.caption("No sources yet.")

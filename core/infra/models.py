@@ -81,6 +81,9 @@ class Job(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     checkpoint: Mapped[dict] = mapped_column(Json, default=dict)
+    # how many times the checkpoint was written (core.work.ledger): a poller that saw this value (and
+    # the same status and attempt) need not read the checkpoint again. NULL in rows from before it.
+    checkpoint_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
     result: Mapped[dict | None] = mapped_column(Json, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -10,9 +10,9 @@ back through this module, never by key name:
                     read with stored_sources(); older checkpoints hold them inline in "sources"
 
 Readers: the report (core/reporting/inputs.py), the forum host's engine figures
-(core/discussion/host.py). ``from_dict`` is tolerant: a run stored by an older version, with
-keys missing or of the wrong type, still loads (missing values take their defaults; a source
-that cannot be read is skipped).
+(core/discussion/host.py), the engine pages' live panel (EngineProgress, load_engine_progress).
+``from_dict`` is tolerant: a run stored by an older version, with keys missing or of the wrong
+type, still loads (missing values take their defaults; a source that cannot be read is skipped).
 
 Not to be confused with core/research/reasoning.py's ``Paragraph`` (a planned paragraph: index,
 title, brief) and ``Source`` (a retrieved document while the engine runs): these are what the
@@ -138,18 +138,20 @@ def checkpoint_sources(cp: Any) -> list[ResultSource | None]:
     return [ResultSource.from_dict(i, d) for i, d in enumerate(raw if isinstance(raw, list) else [], 1)]
 
 
-def stored_sources(source: Any, job_id: str, cp: Any) -> list[ResultSource | None]:
+def stored_sources(source: Any, job_id: str, cp: Any, after: int = 0) -> list[ResultSource | None]:
     """An engine job's sources so far, as checkpoint_sources: from the job's stored "sources" list
     (core.work.checkpoints; the checkpoint's `sources_stored` says how many belong to it), or from
-    the checkpoint itself when an older version wrote them there. `source`: a Session or a Database."""
+    the checkpoint itself when an older version wrote them there. `source`: a Session or a Database.
+    `after`: only the sources numbered above it (a stored source never changes once written)."""
     if isinstance(cp, dict) and isinstance(cp.get("sources"), list):
-        return checkpoint_sources(cp)
+        return checkpoint_sources(cp)[after:]
     upto = _int((cp or {}).get("sources_stored"), 0) if isinstance(cp, dict) else 0
-    if upto <= 0:
+    if upto <= after:
         return []
     from core.work.checkpoints import read_items
 
-    return [ResultSource.from_dict(i, d) for i, d in enumerate(read_items(source, job_id, "sources", upto=upto), 1)]
+    return [ResultSource.from_dict(i, d)
+            for i, d in enumerate(read_items(source, job_id, "sources", upto=upto, after=after), after + 1)]
 
 
 def checkpoint_paragraphs(cp: Any) -> tuple[list[ResultParagraph], int]:
@@ -166,3 +168,77 @@ def checkpoint_paragraphs(cp: Any) -> tuple[list[ResultParagraph], int]:
         if para is not None and para.written:
             out.append(para)
     return out, len(structure)
+
+
+# -- an engine job's progress, as its live panel shows it ------------------------------------------
+
+@dataclass(frozen=True)
+class ParagraphProgress:
+    """One planned paragraph of an engine job so far: its state in the checkpoint."""
+    index: int
+    title: str
+    summary: str = ""
+    reflections: int = 0  # reflection rounds done
+    n_sources: int = 0    # sources this paragraph retrieved
+    done: bool = False
+
+    @property
+    def stage(self) -> str:
+        return "done" if self.done else ("summarised" if self.summary else "searching")
+
+
+@dataclass(frozen=True)
+class EngineProgress:
+    """An engine job as far as it got: the plan and each paragraph's state, the report once
+    formatted, search errors, and the sources so far. `stamp` is the job's stamp
+    (core.work.runs.JobSummary.stamp) at the read: unchanged stamp, unchanged progress."""
+    paragraphs: tuple[ParagraphProgress, ...] = ()
+    report_md: str = ""
+    search_errors: tuple[str, ...] = ()
+    sources: tuple[ResultSource, ...] = ()
+    stamp: tuple = ()
+
+    @classmethod
+    def from_job(cls, checkpoint: Any, result: Any, engine: str = "", sources: Iterable[ResultSource | None] = (),
+                 stamp: tuple = ()) -> "EngineProgress":
+        """From the job's checkpoint (as EngineRun._save writes it), its result when it completed
+        (EngineResult), and its sources (stored_sources; unreadable ones dropped)."""
+        cp = checkpoint if isinstance(checkpoint, dict) else {}
+        done = EngineResult.from_dict(result, engine)
+        states = cp.get("paragraphs") if isinstance(cp.get("paragraphs"), dict) else {}
+        paragraphs = []
+        for i, p in enumerate(x for x in cp.get("structure") or [] if isinstance(x, dict)):
+            index = _int(p.get("index"), i)
+            state = states.get(str(index))
+            state = state if isinstance(state, dict) else {}
+            retrieved = state.get("sources")
+            paragraphs.append(ParagraphProgress(index, _str(p.get("title")), _str(state.get("summary")),
+                                                _int(state.get("reflections_done")),
+                                                len(retrieved) if isinstance(retrieved, list) else 0,
+                                                bool(state.get("done"))))
+        errors = done.search_errors or cp.get("search_errors")
+        return cls(tuple(paragraphs), done.report_md or _str(cp.get("report_md")),
+                   tuple(_str(e) for e in errors) if isinstance(errors, list) else (),
+                   tuple(s for s in sources if s is not None), tuple(stamp))
+
+
+def load_engine_progress(db: Any, job_id: str, engine: str = "",
+                         known: EngineProgress | None = None) -> EngineProgress | None:
+    """One engine job's progress, read now: its checkpoint, result and stored sources (the heavy
+    part of a job; a poller reads it again only when the job's stamp changed). `known`: the view
+    an earlier read of the same job gave; its sources are kept and only newer ones read, within the
+    same attempt (stored sources are append-only). None if there is no such job."""
+    from sqlalchemy import select
+
+    from core.infra.models import Job
+    from core.work.runs import job_stamp
+
+    with db.session() as s:
+        row = s.execute(select(Job.status, Job.attempt, Job.checkpoint_seq, Job.checkpoint, Job.result)
+                        .where(Job.id == job_id)).first()
+        if row is None:
+            return None
+        stamp = job_stamp(row.status, row.attempt, row.checkpoint_seq)
+        kept = known.sources if known is not None and known.stamp[1:2] == stamp[1:2] else ()
+        sources = [*kept, *stored_sources(s, job_id, row.checkpoint, after=kept[-1].n if kept else 0)]
+    return EngineProgress.from_job(row.checkpoint, row.result, engine, sources, stamp)

@@ -108,7 +108,8 @@ class Ledger:
                          items: Any, now: datetime) -> bool:
         """The job's checkpoint (and the items it first refers to, in the same transaction), only while
         `owner` holds the job's lease; False when it does not any more."""
-        values: dict[str, Any] = {"checkpoint": checkpoint, "heartbeat_at": now, "stalled": False}
+        values: dict[str, Any] = {"checkpoint": checkpoint, "heartbeat_at": now, "stalled": False,
+                                  "checkpoint_seq": func.coalesce(Job.checkpoint_seq, 0) + 1}
         if progress is not None:
             values["progress"] = progress
         with self.db.session() as s:

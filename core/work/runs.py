@@ -3,7 +3,9 @@
 Pages poll these every few seconds, so each reads only the columns it returns, through an index:
 `list_runs` (newest first, by `ix_runs_created` / `ix_runs_kind_created`) and `job_summaries`
 (a run's jobs without their checkpoint and result JSON, 50–130 KB each) are the light listings;
-`jobs_of` and `get_job` load the heavy JSON too, for the one page or command that shows it.
+`get_job_summary` is one job's light row; `jobs_of` and `get_job` load the heavy JSON too, for
+the one page or command that shows it (a live panel reads it again only when the job's `stamp`
+changed: status, attempt, and the checkpoint's write count).
 """
 from __future__ import annotations
 
@@ -44,6 +46,11 @@ class RunView:
         return (end - self.started_at).total_seconds()
 
 
+def job_stamp(status: str, attempt: int, checkpoint_seq: int | None) -> tuple[str, int, int]:
+    """What changes whenever a job's checkpoint or result may have (see JobSummary.stamp)."""
+    return status, attempt or 0, checkpoint_seq or 0
+
+
 @dataclass(frozen=True)
 class JobSummary:
     """A job as a listing shows it: state, progress, lease; not its checkpoint or result."""
@@ -64,6 +71,13 @@ class JobSummary:
     trace_id: str
     started_at: datetime | None
     finished_at: datetime | None
+    checkpoint_seq: int  # how many times its checkpoint was written (0 before the first, or in an older row)
+
+    @property
+    def stamp(self) -> tuple[str, int, int]:
+        """Changes whenever the job's checkpoint or result may have: a poller that keeps the stamp it
+        last read them at can skip reading them again (results are written with a status change)."""
+        return job_stamp(self.status, self.attempt, self.checkpoint_seq)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -83,7 +97,7 @@ _RUN_COLUMNS = (Run.id, Run.kind, Run.topic, Run.status, Run.mode, Run.trace_id,
                 Run.finished_at, Run.error, Run.params)
 _JOB_COLUMNS = (Job.id, Job.run_id, Job.kind, Job.name, Job.status, Job.attempt, Job.max_attempts, Job.progress,
                 Job.message, Job.lease_owner, Job.lease_expires_at, Job.heartbeat_at, Job.stalled, Job.error,
-                Job.trace_id, Job.started_at, Job.finished_at)
+                Job.trace_id, Job.started_at, Job.finished_at, Job.checkpoint_seq)
 
 
 # Built once: a page polls these every 2 s, and building a statement costs more than running it.
@@ -94,6 +108,7 @@ _JOB_SUMMARIES = select(*_JOB_COLUMNS).where(Job.run_id == bindparam("run_id")).
 _JOBS = (select(*_JOB_COLUMNS, Job.checkpoint, Job.result).where(Job.run_id == bindparam("run_id"))
          .order_by(Job.created_at, Job.id))
 _JOB = select(*_JOB_COLUMNS, Job.checkpoint, Job.result).where(Job.id == bindparam("job_id"))
+_JOB_SUMMARY = select(*_JOB_COLUMNS).where(Job.id == bindparam("job_id"))
 
 
 def _run_view(r) -> RunView:
@@ -104,7 +119,7 @@ def _run_view(r) -> RunView:
 def _job_fields(j) -> tuple:
     return (j.id, j.run_id, j.kind, j.name, j.status, j.attempt, j.max_attempts, j.progress or 0.0, j.message or "",
             j.lease_owner, j.lease_expires_at, j.heartbeat_at, bool(j.stalled), j.error, j.trace_id, j.started_at,
-            j.finished_at)
+            j.finished_at, j.checkpoint_seq or 0)
 
 
 def _job_view(j) -> JobView:
@@ -134,6 +149,14 @@ def jobs_of(db: Database, run_id: str) -> list[JobView]:
     """A run's jobs, oldest first, with checkpoint and result (for code that reads them)."""
     with db.session() as s:
         return [_job_view(j) for j in s.execute(_JOBS, {"run_id": run_id})]
+
+
+def get_job_summary(db: Database, job_id: str) -> JobSummary | None:
+    """One job without its checkpoint and result (a live panel's poll; its `stamp` says whether
+    they changed since the last read)."""
+    with db.session() as s:
+        j = s.execute(_JOB_SUMMARY, {"job_id": job_id}).first()
+        return JobSummary(*_job_fields(j)) if j else None
 
 
 def get_job(db: Database, job_id: str) -> JobView | None:

@@ -193,6 +193,56 @@ def test_render_state_and_render_console_directly(monkeypatch):
     assert "No log lines for this run yet (media.log)." in values(at.caption)
 
 
+def test_the_live_panel_reads_an_unchanged_job_once_and_a_changed_one_again(monkeypatch):
+    """Every poll reads the job's light row; its checkpoint, result and sources only when the job's
+    stamp (status, attempt, checkpoint writes) moved since the last poll. What shows stays the same."""
+    import ui.engine_page as engine_page
+    from sqlalchemy import update
+
+    from core.infra.models import Job
+
+    fill_corpus()
+    run_id = offline_run(engines="query")
+    rt = get_runtime()
+    job = get_job(rt.db, f"{run_id}-query")
+    heavy = []
+    real_load = engine_page.load_engine_progress
+
+    def counting(*args, **kwargs):
+        heavy.append(args[1])
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(engine_page, "load_engine_progress", counting)
+    at = AppTest.from_function(state_script, default_timeout=TIMEOUT,
+                               kwargs={"engine": "query", "run_id": run_id, "job_id": job.id}).run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    def shown():
+        [table] = [df.value for df in at.dataframe if "paragraph" in df.value.columns]
+        [sources] = [df.value for df in at.dataframe if "url" in df.value.columns]
+        return (list(table["paragraph"]), list(table["stage"]), len(sources),
+                [m for m in values(at.markdown) if "**query**" in m], [m for m in values(at.markdown) if "离线分析" in m])
+
+    first = shown()
+    assert heavy == [job.id] and first[2] > 0 and first[3] and first[4]
+    at.run()  # the fragment's next poll: nothing changed
+    assert not at.exception, [e.value for e in at.exception]
+    assert heavy == [job.id], "an unchanged job's checkpoint, result and sources were read again"
+    assert shown() == first and len(at.get("progress")) == 1
+
+    # The job's checkpoint is written again (a renamed paragraph): the next poll reads it and shows it.
+    cp = dict(job.checkpoint, structure=[dict(job.checkpoint["structure"][0], title="改过的标题")]
+              + job.checkpoint["structure"][1:])
+    with rt.db.session() as s:
+        s.execute(update(Job).where(Job.id == job.id).values(checkpoint=cp, checkpoint_seq=Job.checkpoint_seq + 1))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert heavy == [job.id, job.id]
+    assert shown()[0][0] == "改过的标题" and shown()[1:] == first[1:]
+    at.run()
+    assert heavy == [job.id, job.id]
+
+
 # ---------------------------------------------------------------------------------------- controls
 
 
