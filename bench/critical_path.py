@@ -76,6 +76,8 @@ HISTORY = [
     ("2026-12-03 22:00 UTC", "a0a698d", "before, again, on a quieter machine", 7.19, 3.85, 1.85, "2.38 4.17 6.40"),
     ("2026-12-03 21:59 UTC", "d3b7478", "after (as 21:51), on the same quieter machine", 5.81, 3.90, 1.49,
      "2.59 4.38 6.54"),
+    ("2026-12-03 22:36 UTC", "e519c40", "before this round (h-crit2), measured just before the row below, same load",
+     6.93, 4.11, 1.70, "4.39 3.72 3.59"),
 ]
 
 # What the gaps showed at the last measurement (read with the table of gaps above).
