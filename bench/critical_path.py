@@ -76,24 +76,28 @@ HISTORY = [
     ("2026-12-03 22:00 UTC", "a0a698d", "before, again, on a quieter machine", 7.19, 3.85, 1.85, "2.38 4.17 6.40"),
     ("2026-12-03 21:59 UTC", "d3b7478", "after (as 21:51), on the same quieter machine", 5.81, 3.90, 1.49,
      "2.59 4.38 6.54"),
+    ("2026-12-03 22:36 UTC", "e519c40", "before this round (h-crit2), measured just before the row below, same load",
+     6.93, 4.11, 1.70, "4.39 3.72 3.59"),
 ]
 
 # What the gaps showed at the last measurement (read with the table of gaps above).
-REMAINING = """Where the rest goes (profiled at `ee82fcf`, a loaded 2-core machine; every figure grows with the
-load, since the work between calls is CPU-bound and shares two cores with 15 streaming calls):
+REMAINING = """Where the rest goes (profiled at `h-crit2`, a 2-core machine shared with two other benchmarks and test
+runs, load average 4-7; every figure grows with the load, since the work between calls is CPU-bound):
 
-- **The report's start** (last engine → the report's type call, 0.4-1.2 s): claiming the job,
-  reading the engines' results and building the material, mostly the near-duplicate clustering of
-  about 750 finding sentences (MinHash LSH, `core.text.dedup`), before the type can be chosen.
-- **Between a paragraph's calls** (0.2-1 s per step): the search itself (50 ms here, plus
-  Insight's three corpus searches after the keyword optimiser), scoring the documents' sentiment,
-  the engine log record, and the checkpoint written after each summary (five paragraphs write at
-  the same moment and queue on SQLite's one writer); the llm_calls row of each call is written
-  before the next call starts.
-- **The start** (submit → first call, 0.2-0.3 s warm): the coverage check (two web searches, one
-  after the other) before the engines may start, then the overview search.
-- **The host's chain** (nine speeches in a row) ends last in some runs: each speech is its own
-  job, and the first waits for five posts.
+- **The host's chain** (nine speeches in a row) now ends last in most runs. Once the engines have
+  finished, a speech follows the previous one within 0.02-0.06 s; while they run, 0.2-0.7 s: the
+  round's last post (the poster thread, de-duplication, its row and the host job), the scheduler's
+  claim and the job's own reads, all sharing the cores with the 15 streaming calls and the engines'
+  work. The first speech waits for five posts.
+- **Between a paragraph's calls** (0.1-0.4 s per step): the search (Insight's plain query now runs while
+  the keyword optimiser is asked, and its phrasings at once), sentiment scoring of the documents,
+  the checkpoint after each summary (five paragraphs write at once and queue on SQLite's one writer),
+  the llm_calls row of each call, written before the next call starts.
+- **The report's start** (last engine → the type call): building the material; the near-duplicate
+  clustering of about 750 findings is exact prefix filtering now (about 0.06 s of CPU, was 0.15 s
+  with MinHash LSH).
+- **The start** (submit → first call, 0.15-0.3 s): the coverage check (its web searches now run at
+  once and beside the corpus count), then the overview search.
 - Budget waits are nil (`queued_ms` ≈ 0): the default budget (18) fits the 15 engine calls plus the
   host and the report.
 """

@@ -9,8 +9,10 @@ follows that BettaFish logs folder (core.discussion.log_monitor). Below the thre
 """
 from __future__ import annotations
 
+import contextvars
 import re
 import unicodedata
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from loguru import logger
 from sqlalchemy import update
@@ -128,28 +130,49 @@ def measure_coverage(db, settings: Settings, topic: str, engines, *, offline: bo
     from core.corpus.search import corpus_stats
     from core.research.scope import admits_text, build_scope, matching_counts
 
-    scope = build_scope(db, topic, floor=float(settings["SHOAL_RELEVANCE_FLOOR"]))
-    matching, by_platform = matching_counts(db, scope)
     web_results, searched, errors = 0, False, []
-    if not offline and settings["SHOAL_MODE"] != "offline":
-        from core.research.web_search import SearchError, web_provider_for
+    searches: list[tuple[str, str, Future]] = []  # (engine, provider name, its search's docs)
+    pool = None
+    try:
+        if not offline and settings["SHOAL_MODE"] != "offline":
+            from core.research.web_search import web_provider_for
 
-        for engine in (e for e in engines if e in ("query", "media")):
-            provider = web_provider_for(engine, settings)
-            if provider is None:
-                continue
-            searched = True
+            # The web searches (one per engine) run at once, and while the corpus is counted.
+            for engine in (e for e in engines if e in ("query", "media")):
+                provider = web_provider_for(engine, settings)
+                if provider is None:
+                    continue
+                searched = True
+                pool = pool or ThreadPoolExecutor(max_workers=2, thread_name_prefix="coverage-search")
+                searches.append((engine, provider.name, pool.submit(contextvars.copy_context().run,
+                                                                    _web_search, provider, topic)))
+        scope = build_scope(db, topic, floor=float(settings["SHOAL_RELEVANCE_FLOOR"]))
+        matching, by_platform = matching_counts(db, scope)
+        for engine, name, future in searches:
             try:
-                docs = provider.run_tool(provider.tools[0].name, topic)
-            except SearchError as exc:
+                docs = future.result()
+            except Exception as exc:
+                from core.research.web_search import SearchError
+
+                if not isinstance(exc, SearchError):
+                    raise
                 logger.warning("coverage: {} web search failed: {}", engine, exc)
-                errors.append(f"{provider.name}: {str(exc)[:160]}")
+                errors.append(f"{name}: {str(exc)[:160]}")
                 continue
-            finally:
-                provider.close()
             web_results += sum(1 for d in docs if admits_text(scope, d.title, d.content))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     return Coverage(matching, by_platform, web_results, int(settings["SHOAL_MIN_SOURCES"]),
                     corpus_stats(db).total, searched, tuple(errors))
+
+
+def _web_search(provider, topic: str) -> list:
+    """One engine's coverage search: its first tool on the topic (the provider is closed after)."""
+    try:
+        return provider.run_tool(provider.tools[0].name, topic)
+    finally:
+        provider.close()
 
 
 def _save_run_params(db, run_id: str, **values) -> dict:

@@ -346,8 +346,14 @@ class Supervisor:
 
     # ------------------------------------------------------------------ scheduler
     def _scheduler_loop(self) -> None:
+        # Woken by a job's end or a new job, the pass claims at once; the look for expired leases and
+        # interrupted jobs (time-based, not what the wake is about) runs once per poll interval.
+        upkeep_at = 0.0
         while not self._stop.is_set():
-            self._guarded("scheduler", self.schedule_once)
+            upkeep = time.monotonic() >= upkeep_at
+            if upkeep:
+                upkeep_at = time.monotonic() + self.config.poll_seconds
+            self._guarded("scheduler", lambda: self.schedule_once(upkeep=upkeep))
             self._wake.wait(self.config.poll_seconds)
             self._wake.clear()
 
@@ -362,11 +368,14 @@ class Supervisor:
             logger.warning("supervisor {} loop error: {}", loop, status.last_error)
             self._stop.wait(min(5.0, 0.5 * status.errors))
 
-    def schedule_once(self) -> None:
+    def schedule_once(self, upkeep: bool = True) -> None:
+        """One pass: (with ``upkeep``) expired leases taken over and interrupted jobs resumed, queued
+        runs started, ready jobs claimed."""
         if self._stopping:
             return
-        ownership.take_over_expired(self.ledger, self.worker_id, self.clock(), self._finish_run)
-        ownership.auto_resume(self.ledger, self._finish_run, resume=self.config.auto_resume, own=self._own())
+        if upkeep:
+            ownership.take_over_expired(self.ledger, self.worker_id, self.clock(), self._finish_run)
+            ownership.auto_resume(self.ledger, self._finish_run, resume=self.config.auto_resume, own=self._own())
         self._promote_queued_runs()
         self._claim_pending()
 

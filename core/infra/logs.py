@@ -152,7 +152,8 @@ def setup_logging(log_dir: Path, level: str = "INFO", rotation: str = "20 MB", r
         state.log_dir = log_dir
         state.configured = True
         logging.basicConfig(handlers=[InterceptHandler()], level=logging.INFO, force=True)
-        for noisy in ("httpx", "httpcore", "urllib3", "watchdog", "openai._base_client"):
+        # httpx2: the HTTP client the openai SDK uses (a line per request otherwise, on every LLM call)
+        for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "watchdog", "openai._base_client"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         return state
 

@@ -14,6 +14,7 @@ forum does not depend on the log level.
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 import time
@@ -278,12 +279,20 @@ class EngineRun:
 
         def run() -> list[Document]:
             try:
-                queries = [plan.query] + (self.s.expand_query(plan.query) if self.s.expand_query else [])
-                if len(queries) == 1:
+                if not self.s.expand_query:
                     return one(plan.query)
+                # Insight: the plain query is searched while the keyword optimiser is asked, then its
+                # phrasings all at once; the results are merged in query order, without duplicates.
+                with ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"{self.config.name}-search") as pool:
+                    found = [pool.submit(contextvars.copy_context().run, one, plan.query)]
+                    found += [pool.submit(contextvars.copy_context().run, one, q)
+                              for q in self.s.expand_query(plan.query)]
+                    results = [f.result() for f in found]
+                if len(results) == 1:
+                    return results[0]
                 merged: dict[str, Document] = {}
-                for q in queries:  # the keyword optimiser's phrasings, merged without duplicates
-                    for doc in one(q):
+                for docs in results:
+                    for doc in docs:
                         merged.setdefault(doc.doc_id, doc)
                 return list(merged.values())
             except (JobCancelled, LeaseLost):

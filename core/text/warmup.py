@@ -9,8 +9,7 @@
                        never raised: the next step still runs, and whoever needs that part loads it
                        (and sees the error) on first use, as without a warm-up
     text_warmup()      the process's Warmup of the text tooling (jieba and its dictionary, part-of-speech
-                       tags, the TF-IDF table, the sentiment model, the report's near-duplicate
-                       clustering: datasketch and scipy); not started
+                       tags, the TF-IDF table, the sentiment model); not started
     start_warmup(delay) the same, started (core/runtime.py calls it when it makes a supervisor)
     hurry_warmup()     load now (core/analysis.py calls it when a run is submitted)
 
@@ -169,17 +168,12 @@ def _sentiment() -> object:
     return load_model()
 
 
-def _near_duplicates() -> object:
-    import datasketch  # MinHash LSH (core.text.dedup): it brings scipy, 1-4 s to import on a loaded machine
-
-    return datasketch
-
-
 # In the order a run needs them: corpus search segments first, keywords then need tags and TF-IDF,
-# sentiment scoring comes with the first documents; the report's near-duplicate clustering last.
+# sentiment scoring comes with the first documents. (The near-duplicate clustering, core.text.dedup, is
+# plain Python and needs no warming.)
 TEXT_STEPS: tuple[tuple[str, Callable[[], object]], ...] = (
     ("jieba dictionary", _jieba), ("jieba part-of-speech tags", _posseg), ("jieba TF-IDF table", _idf),
-    ("sentiment model", _sentiment), ("near-duplicate clustering", _near_duplicates),
+    ("sentiment model", _sentiment),
 )
 
 _process_lock = threading.Lock()

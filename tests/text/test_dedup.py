@@ -70,7 +70,7 @@ def templated_posts(n_templates: int, per_template: int, seed: int = 7) -> tuple
     return [posts[i] for i in order], [truth[i] for i in order]
 
 
-def test_cluster_a_few_thousand_templated_posts_with_lsh():
+def test_cluster_a_few_thousand_templated_posts_with_the_prefix_index():
     texts, truth = templated_posts(400, 6)  # 2,400 posts: far more than the pairwise cut-off
     labels = cluster(texts, threshold=0.7)
     # the clusters are exactly the templates, each labelled by its first post
@@ -92,6 +92,40 @@ def test_cluster_never_groups_below_the_threshold():
             assert any(similarity(texts[i], texts[j]) >= 0.7 for j in range(len(texts))
                        if j != i and labels[j] == label)
 
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.7, 0.9])
+def test_cluster_is_exact_every_pair_at_the_threshold_is_grouped(threshold):
+    """The clusters are the transitive closure of every pair at or above the threshold, compared with
+    all pairs one by one: nothing is missed (the candidate index only skips pairs that cannot reach it)."""
+    rng = random.Random(11)
+    alphabet = [chr(0x4E00 + i) for i in range(300)]
+    texts = []
+    for _ in range(150):
+        base = [rng.choice(alphabet) for _ in range(rng.randint(8, 90))]
+        texts.append("".join(base))
+        for _ in range(rng.randint(0, 2)):  # edited copies, some just above and some just below the threshold
+            copy = list(base)
+            for _ in range(rng.randint(0, max(1, len(copy) // 6))):
+                copy[rng.randrange(len(copy))] = rng.choice(alphabet)
+            texts.append("".join(copy))
+    parent = list(range(len(texts)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    sets = [shingles(t) for t in texts]
+    for i in range(len(texts)):
+        for j in range(i + 1, len(texts)):
+            inter = len(sets[i] & sets[j])
+            if inter / (len(sets[i]) + len(sets[j]) - inter) >= threshold:
+                a, b = root(i), root(j)
+                parent[max(a, b)] = min(a, b)
+    expected = [root(i) for i in range(len(texts))]
+    assert cluster(texts, threshold=threshold) == expected
+    assert len(set(expected)) < len(texts)  # the case has near-duplicates to find
 
 # --- the forum ----------------------------------------------------------------------------------
 
