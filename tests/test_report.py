@@ -7,7 +7,6 @@ import json
 import os
 import re
 import secrets
-import time
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -24,7 +23,7 @@ from core.corpus.documents import Document
 from core.infra.events import EventLog
 from core.forum import post_message
 from core.work.jobs import CANCELLED, COMPLETED, FAILED, RUNNING
-from core.infra.models import Job, LlmCall, Report, Run, utcnow
+from core.infra.models import Event, Job, LlmCall, Report, Run, utcnow
 from core.reporting.types import REPORT_TYPES, choose_type_by_rules, normalise_type, trending_spike
 from core.research.coverage import Coverage
 from core.work.runs import get_job, get_run
@@ -440,14 +439,18 @@ def test_cancel_mid_sections_stops_the_report_and_writes_no_file(db, supervisors
         rid = rep.request_report(sup, db, run_id)
         wait_for(lambda: rep.get_report(db, rid).stage == "sections", what="the sections stage")
         wait_for(lambda: any("Section to write:" in r.user for r in fake.requests), what="a section call")
-        t0 = time.monotonic()
-        assert rep.cancel_report(sup, rid, timeout=5) == "cancelled"
-        assert time.monotonic() - t0 < 3
+        # A generous timeout: what is checked is that the report job saw the cancel and stopped by itself
+        # (not abandoned at the timeout), which a loaded machine cannot change.
+        assert rep.cancel_report(sup, rid, timeout=60) == "cancelled"
     view = rep.get_report(db, rid)
     assert view.status == "cancelled" and view.stage == "sections" and view.html_path is None
     assert not list((Path(load_settings().data_dir) / "reports").glob(f"{run_id}/*"))
     job = get_job(db, rep.report_job_id(db, rid))
     assert job.status == CANCELLED
+    with db.session() as s:
+        reasons = [(p or {}).get("reason", "") for p in s.scalars(
+            select(Event.payload).where(Event.job_id == job.id, Event.type == "job.cancelled"))]
+    assert reasons and not any("cancel timeout" in r for r in reasons)
     types = [e.type for e in events_of(db, run_id)]
     assert types[-1] == "report.cancelled" and "report.completed" not in types
 

@@ -56,12 +56,16 @@ def h_sleepy(ctx: JobContext):
     return {"ok": True}
 
 
+stubborn_release = threading.Event()  # the test lets a stubborn handler go when it has seen what it wants
+stubborn_returned: list[str] = []  # job ids whose stubborn handler has returned
+
+
 def h_stubborn(ctx: JobContext):
-    """Ignores cancel and shutdown: what a hung library call looks like."""
+    """Ignores cancel and shutdown: what a hung library call looks like. It returns only when the test
+    sets `stubborn_release` (or after `seconds`, so a failed test does not leave it hanging forever)."""
     _record(ctx)
-    end = time.monotonic() + float(ctx.params.get("seconds", 5))
-    while time.monotonic() < end:
-        time.sleep(0.05)
+    stubborn_release.wait(float(ctx.params.get("seconds", 60)))
+    stubborn_returned.append(ctx.job_id)
     return {"finished": True}
 
 
@@ -113,6 +117,10 @@ def job_handlers():
 def _reset_counters():
     executions.clear()
     concurrency.update(now=0, max=0)
+    stubborn_release.clear()
+    stubborn_returned.clear()
+    yield
+    stubborn_release.set()  # never leave a stubborn handler hanging after its test
 
 
 def event_types(events, run_id=None):
@@ -235,12 +243,14 @@ def test_cancel_a_running_job_is_prompt_and_the_run_ends_cancelled(db, events, m
     sup = make_supervisor()
     run_id = sup.submit_run([JobSpec("t_sleepy", "long", {"ticks": 400}), JobSpec("t_sleepy", "other", {"ticks": 400})])
     wait_for(lambda: all(j.status == "running" for j in jobs_of(db, run_id)))
-    t0 = time.monotonic()
-    assert sup.cancel_run(run_id, timeout=5) == CANCELLED
-    assert time.monotonic() - t0 < 3
+    # A generous timeout: "prompt" means the handlers saw the cancel and stopped by themselves (at their
+    # next tick), not that the supervisor gave up on them; a loaded machine cannot turn one into the other.
+    assert sup.cancel_run(run_id, timeout=60) == CANCELLED
     assert {j.status for j in jobs_of(db, run_id)} == {CANCELLED}
     types = event_types(events, run_id)
     assert "run.cancelling" in types and types.count("job.cancelling") == 2 and types[-1] == "run.cancelled"
+    reasons = [e.payload.get("reason", "") for e in events.since(0, run_id=run_id)[0] if e.type == "job.cancelled"]
+    assert not any("cancel timeout" in r for r in reasons)  # stopped cooperatively, none abandoned
 
 
 def test_cancel_a_queued_run_never_starts_it(db, make_supervisor):
@@ -256,16 +266,17 @@ def test_cancel_a_queued_run_never_starts_it(db, make_supervisor):
 
 def test_a_job_that_ignores_cancel_is_cancelled_anyway_after_the_timeout(db, events, make_supervisor):
     sup = make_supervisor(cancel_timeout=0.5)
-    run_id = sup.submit_run([JobSpec("t_stubborn", "s", {"seconds": 3})])
+    run_id = sup.submit_run([JobSpec("t_stubborn", "s")])
     job_id = f"{run_id}-s"
     wait_for(lambda: get_job(db, job_id).status == "running")
-    t0 = time.monotonic()
     assert sup.cancel_job(job_id) == CANCELLED
-    assert time.monotonic() - t0 < 2.0
+    assert not stubborn_returned  # cancel_job came back while the handler was still hung: it did not wait for it
     reasons = [e.payload.get("reason", "") for e in events.since(0, run_id=run_id)[0] if e.type == "job.cancelled"]
     assert any("cancel timeout" in r for r in reasons)
     # when the stubborn thread finally returns, its result does not overwrite the cancel
-    time.sleep(3.2)
+    stubborn_release.set()
+    wait_for(lambda: job_id not in sup._active, what="the abandoned handler's thread to end")
+    assert stubborn_returned == [job_id]
     assert get_job(db, job_id).status == CANCELLED and get_run(db, run_id).status == CANCELLED
 
 
@@ -418,9 +429,9 @@ def test_shutdown_checkpoints_running_jobs_and_a_new_supervisor_resumes_them(db,
     run_id = first.submit_run(probe_jobs(1, steps=40, step_seconds=0.05), kind="probe")
     job_id = f"{run_id}-probe-1"
     wait_for(lambda: (get_job(db, job_id).checkpoint or {}).get("step", 0) >= 3)
-    t0 = time.monotonic()
-    assert first.shutdown(timeout=3) == []  # it stopped by itself, nothing had to be forced
-    assert time.monotonic() - t0 < 3
+    # A generous timeout: what is checked is that the job stopped by itself at a checkpoint (nothing had to be
+    # forced, and it did not run to the end), which a loaded machine cannot change.
+    assert first.shutdown(timeout=60) == []
     job = get_job(db, job_id)
     assert job.status == INTERRUPTED and job.lease_owner is None
     done = job.checkpoint["step"]
@@ -435,15 +446,17 @@ def test_shutdown_checkpoints_running_jobs_and_a_new_supervisor_resumes_them(db,
 
 def test_shutdown_has_a_hard_timeout_even_when_a_job_will_not_stop(db, make_supervisor):
     sup = make_supervisor()
-    run_id = sup.submit_run([JobSpec("t_stubborn", "s", {"seconds": 4})])
-    wait_for(lambda: get_job(db, f"{run_id}-s").status == "running")
-    t0 = time.monotonic()
+    run_id = sup.submit_run([JobSpec("t_stubborn", "s")])
+    job_id = f"{run_id}-s"
+    wait_for(lambda: get_job(db, job_id).status == "running")
     interrupted = sup.shutdown(timeout=0.5)
-    assert time.monotonic() - t0 < 1.5
-    assert interrupted == [f"{run_id}-s"]
-    assert get_job(db, f"{run_id}-s").status == INTERRUPTED
-    time.sleep(4)  # the abandoned thread ends; it must not overwrite the interruption
-    assert get_job(db, f"{run_id}-s").status == INTERRUPTED
+    assert not stubborn_returned  # shutdown came back while the handler was still hung: the timeout is hard
+    assert interrupted == [job_id]
+    assert get_job(db, job_id).status == INTERRUPTED
+    stubborn_release.set()  # the abandoned thread ends; it must not overwrite the interruption
+    wait_for(lambda: job_id not in sup._active, what="the abandoned handler's thread to end")
+    assert stubborn_returned == [job_id]
+    assert get_job(db, job_id).status == INTERRUPTED
 
 
 def test_the_supervisor_survives_a_database_outage(tmp_path):

@@ -9,7 +9,6 @@ import json
 import random
 import re
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -198,6 +197,10 @@ def test_crlf_escapes_inside_strings():
     assert [m.content for m in out] == ["第一段\n第二段\n第三段", "转义两次\n也算换行", "行尾的回车\n续行"]
 
 
+# Long lines are where a backtracking pattern goes quadratic or worse: on these 200,000 characters that is a
+# hang, not a slowdown. The behaviour checked is "finishes" (a hang fails at this marker's timeout, far from
+# the well under a second a linear parse takes even on a loaded machine); speed is bench/'s business.
+@pytest.mark.timeout(60)
 def test_lines_of_ten_thousand_characters_and_more():
     long_text = "舆情" * 30_000  # 60,000 characters
     broken = "他说\"" + "很长" * 6_000 + "\"结束"  # unescaped quotes in a 12,000+ character line
@@ -212,12 +215,9 @@ def test_lines_of_ten_thousand_characters_and_more():
         '[09:00:04] [FirstSummaryNode] 清理后的输出: {"paragraph_latest_state": "' + "\\" * 30_001 + "x" * 10_000,
     ])
     assert len(text) > 200_000
-    t0 = time.perf_counter()
     out = parse(text, "MEDIA")
-    elapsed = time.perf_counter() - t0
     assert [len(m.content) for m in out[:3]] == [60_000, len(broken), 20_000]
     assert out[1].content == broken
-    assert elapsed < 3.0, elapsed
 
 
 def test_loguru_headed_tagged_lines_carry_clock_date_and_paragraph():

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from datetime import datetime
 
 import pytest
@@ -179,12 +178,20 @@ def test_malformed_url_gives_clear_error(url, words):
     assert "secret77" not in database.display_url
 
 
-def test_unreachable_mysql_fails_fast_without_password():
-    pool = PoolOptions()
-    t0 = time.monotonic()
-    database = open_database("mysql+pymysql://u:secretpw@127.0.0.1:1/db", pool)
-    elapsed = time.monotonic() - t0
-    assert elapsed < pool.connect_timeout + 2
+def test_unreachable_mysql_fails_fast_without_password(monkeypatch):
+    import pymysql
+
+    attempts = []
+    real_connect = pymysql.connect
+
+    def counting_connect(*args, **kwargs):
+        attempts.append(kwargs)
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(pymysql, "connect", counting_connect)
+    database = open_database("mysql+pymysql://u:secretpw@127.0.0.1:1/db", PoolOptions())
+    # fast: one refused connection, no retry loop and no waiting out a timeout
+    assert len(attempts) == 1
     assert database.ok is False
     assert "secretpw" not in database.error
     assert "unreachable" in database.error
@@ -193,6 +200,10 @@ def test_unreachable_mysql_fails_fast_without_password():
     database.dispose()
 
 
+# Without the bounded handshake pymysql waits its 60 s read timeout for the greeting and then also reports
+# "timed out": the difference is a hang past this marker's timeout (far from the 2 s connect_timeout
+# plus any plausible load) versus a finish.
+@pytest.mark.timeout(30)
 def test_mysql_port_that_never_answers_fails_within_connect_timeout():
     """A TCP port that accepts but never speaks MySQL (wrong port, hung server) must not hang start-up."""
     listener = socket.socket()
@@ -200,13 +211,9 @@ def test_mysql_port_that_never_answers_fails_within_connect_timeout():
     listener.listen(8)
     port = listener.getsockname()[1]
     try:
-        pool = PoolOptions(connect_timeout=2)
-        t0 = time.monotonic()
-        database = open_database(f"mysql+pymysql://u:silentpw99@127.0.0.1:{port}/db", pool)
-        elapsed = time.monotonic() - t0
+        database = open_database(f"mysql+pymysql://u:silentpw99@127.0.0.1:{port}/db", PoolOptions(connect_timeout=2))
     finally:
         listener.close()
-    assert elapsed < pool.connect_timeout + 2
     assert database.ok is False
     assert "unreachable" in database.error and "timed out" in database.error
     assert "silentpw99" not in database.error

@@ -126,11 +126,10 @@ def test_429_with_retry_after_waits_what_the_server_asked_then_succeeds(srv, cli
 def test_retry_after_really_sleeps(srv, client):
     srv.script("/q", Reply(429, headers={"retry-after": "1"}), Reply(200, json={"ok": 1}))
     policy = RetryPolicy("test", max_attempts=3, max_seconds=10.0, initial_wait=0.01, max_wait=5.0)
-    t0 = time.monotonic()
     assert fetch(client, "/q", policy).json() == {"ok": 1}
-    first, second = srv.requests_to("/q")
+    first, second = srv.requests_to("/q")  # exactly one wait, then one retry that got the answer
     assert second.time - first.time >= 1.0
-    assert time.monotonic() - t0 < 4.0
+    assert retry_counts() == {("test", "rate_limit"): 1}
 
 
 def test_retry_after_is_capped_by_max_wait(srv, client):
@@ -185,12 +184,12 @@ def test_client_errors_are_raised_at_once(srv, client, status):
 # --- timeouts and connections ---------------------------------------------------------------
 
 def test_stall_past_the_client_timeout_is_retried_as_timeout(srv):
-    srv.script("/q", Reply(200, json={"late": True}, delay=2.0), Reply(200, json={"ok": True}))
+    # The stalled answer ({"late": True}) would arrive after 30 s: getting {"ok": True} proves the client
+    # did not wait for it but gave up at its 0.3 s timeout and retried.
+    srv.script("/q", Reply(200, json={"late": True}, delay=30.0), Reply(200, json={"ok": True}))
     sleeps = Sleeps()
-    t0 = time.monotonic()
     with httpx.Client(base_url=srv.url, timeout=0.3) as c:
         assert fetch(c, "/q", sleep=sleeps).json() == {"ok": True}
-    assert time.monotonic() - t0 < 1.5  # did not wait for the stalled answer
     assert len(srv.requests_to("/q")) == 2
     assert retry_counts() == {("test", "timeout"): 1}
 
@@ -223,15 +222,13 @@ def test_total_time_budget_stops_before_max_attempts(srv, client):
         waits.append(s)
         time.sleep(s)
 
-    t0 = time.monotonic()
     with pytest.raises(httpx.HTTPStatusError):
         fetch(client, "/q", policy, sleep=real_sleep)
-    elapsed = time.monotonic() - t0
     requests = srv.requests_to("/q")
-    assert 2 <= len(requests) <= 5
+    assert 2 <= len(requests) <= 5  # the budget stopped it, long before max_attempts
     assert requests[-1].time - requests[0].time < policy.max_seconds  # no attempt started past it
-    assert elapsed < policy.max_seconds + 0.15 + 0.5
     assert len(waits) == len(requests) - 1
+    assert sum(waits) < policy.max_seconds  # it never slept into (or past) the budget
 
 
 # --- the openai client, its own retries off ---------------------------------------------------

@@ -18,7 +18,7 @@ from core.infra.models import LlmCall
 from core.work.runs import get_run, jobs_of
 from core.supervisor import Supervisor
 from core.runtime import build_handlers
-from tests.conftest import fast_config
+from tests.conftest import fast_config, wait_for
 from tests.fakes.openai_server import FakeOpenAI, FakeReply
 from tests.fakes.search_servers import FakeBochaServer, FakeTavilyServer
 
@@ -273,14 +273,14 @@ def test_cancel_stops_an_engine_mid_run(db, events, corpus):
         sup = make_sup(db, events, settings)
         try:
             run_id = start_analysis(sup, settings, TOPIC, engines="query", paragraphs=5, reflections=2)
-            deadline = time.monotonic() + 30
-            while len(fake.requests) < 3 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            t0 = time.monotonic()
-            assert sup.cancel_run(run_id, timeout=5) == "cancelled"
-            assert time.monotonic() - t0 < 5
+            wait_for(lambda: len(fake.requests) >= 3, what="the engine to be mid-run")
+            # A generous timeout: what is checked is that the engine saw the cancel and stopped by itself
+            # (not abandoned at the timeout), which a loaded machine cannot change.
+            assert sup.cancel_run(run_id, timeout=60) == "cancelled"
         finally:
             sup.shutdown(5)
+        reasons = [e.payload.get("reason", "") for e in events.since(0, run_id=run_id)[0] if e.type == "job.cancelled"]
+        assert reasons and not any("cancel timeout" in r for r in reasons)
         assert len(fake.requests) < 32
 
 
