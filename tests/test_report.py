@@ -293,11 +293,13 @@ def test_an_offline_report_goes_through_every_state_and_stage(db, supervisors):
     typ = next(e for e in evs if e.type == "report.type")
     assert typ.payload["by"] == "rules" and "价格战" in typ.payload["reason"]
 
-    job = get_job(db, rep.report_job_id(db, rid))
-    assert job.kind == "report" and job.status == COMPLETED
+    # The report row completes a moment before its job and then its run record it: wait for them.
+    job = wait_for(lambda: (j := get_job(db, rep.report_job_id(db, rid))).status == COMPLETED and j,
+                   what="the report job to complete")
+    assert job.kind == "report"
     assert job.result["html_path"] == view.html_path and job.result["failed_sections"] == 0
     assert view.trace_id == job.trace_id and job.trace_id.startswith(get_run(db, run_id).trace_id)
-    assert get_run(db, run_id).status == COMPLETED
+    assert wait_for(lambda: get_run(db, run_id).status == COMPLETED, what="the run to complete")
 
     d = load_doc(view)
     assert d["report"]["run_id"] == run_id and d["report"]["mode"] == "offline" and not d["banner"]["partial"]
