@@ -98,6 +98,9 @@ class Supervisor:
                              events_per_run=self.config.events_per_run, clock=clock)
         self._active: dict[str, _Active] = {}
         self._lock = threading.RLock()
+        # Held for a whole scheduling pass: shutdown waits for a pass in flight before handing jobs
+        # back, so that pass cannot resume (interrupted -> pending) what shutdown just handed back.
+        self._pass_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._stopping = False
@@ -156,6 +159,8 @@ class Supervisor:
         timeout = self.config.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         self._stopping = True
+        with self._pass_lock:  # a scheduling pass in flight ends first (it sees _stopping next time)
+            pass
         own = self._own()
         if own:  # this process's runs and jobs: what nobody has claimed goes back too, so they end resumable
             try:
@@ -371,13 +376,14 @@ class Supervisor:
     def schedule_once(self, upkeep: bool = True) -> None:
         """One pass: (with ``upkeep``) expired leases taken over and interrupted jobs resumed, queued
         runs started, ready jobs claimed."""
-        if self._stopping:
-            return
-        if upkeep:
-            ownership.take_over_expired(self.ledger, self.worker_id, self.clock(), self._finish_run)
-            ownership.auto_resume(self.ledger, self._finish_run, resume=self.config.auto_resume, own=self._own())
-        self._promote_queued_runs()
-        self._claim_pending()
+        with self._pass_lock:
+            if self._stopping:
+                return
+            if upkeep:
+                ownership.take_over_expired(self.ledger, self.worker_id, self.clock(), self._finish_run)
+                ownership.auto_resume(self.ledger, self._finish_run, resume=self.config.auto_resume, own=self._own())
+            self._promote_queued_runs()
+            self._claim_pending()
 
     def _promote_queued_runs(self) -> None:
         with self.db.session() as s:

@@ -470,9 +470,19 @@ def test_the_supervisor_survives_a_database_outage(tmp_path):
     sup = Supervisor(db, EventLog(db), fast_config(), handlers=TEST_HANDLERS).start()
     try:
         db.engine.dispose()
-        os.remove(tmp_path / "gone.db")
-        os.mkdir(tmp_path / "gone.db")  # now nothing can open it
-        wait_for(lambda: sup.status().loops["scheduler"].errors > 0, timeout=5)
+        gone = tmp_path / "gone.db"
+
+        def replace_by_a_folder() -> bool:
+            # The supervisor's loops may re-create the file between the two calls: try again then.
+            gone.unlink(missing_ok=True)
+            try:
+                gone.mkdir()  # now nothing can open it
+            except FileExistsError:
+                return False
+            return True
+
+        wait_for(replace_by_a_folder, what="the database file replaced by a folder")
+        wait_for(lambda: sup.status().loops["scheduler"].errors > 0, timeout=60, what="the scheduler to record the outage")
         assert sup.status().running
         assert sup.status().loops["scheduler"].last_error
     finally:
