@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from loguru import logger
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.infra.db import Database, explain
@@ -252,7 +252,11 @@ class Ledger:
             params = dict(run.params or {})
             if degraded or "degraded" in params:
                 values["params"] = {**params, "degraded": degraded}
-            res = s.execute(update(Run).where(Run.id == run_id, Run.status == run.status).values(**values))
+            # Atomic against a job added meanwhile (a report requested the instant the last one ended):
+            # the run is final only if, at the moment of writing, none of its jobs is still open.
+            still_open = exists().where(Job.run_id == run_id, Job.status.in_(JobState.OPEN))
+            res = s.execute(update(Run).where(Run.id == run_id, Run.status == run.status, ~still_open)
+                            .values(**values))
             if res.rowcount == 1:
                 payload: dict[str, Any] = {"jobs": {st: statuses.count(st) for st in set(statuses)}}
                 if degraded:
