@@ -277,18 +277,9 @@ class Supervisor:
 
     def cancel_run(self, run_id: str, timeout: float | None = None) -> str:
         timeout = self.config.cancel_timeout if timeout is None else timeout
-        with self.db.session() as s:
-            run = s.get(Run, run_id)
-            if run is None:
-                raise KeyError(f"no run {run_id}")
-            if run.status in RunState.FINAL:
-                return run.status
-            prev = run.status
-            run.status = CANCELLING
-            self.events.emit("run.cancelling", run_id=run_id, source="supervisor", trace_id=run.trace_id, session=s,
-                             payload={"from": prev})
-            job_ids = [j for j in s.scalars(select(Job.id).where(Job.run_id == run_id,
-                                                                 Job.status.not_in(TERMINAL_STATES)))]
+        final, job_ids = self.ledger.mark_cancelling(run_id)
+        if final is not None:
+            return final
         deadline = time.monotonic() + timeout
         threads = [threading.Thread(target=self.cancel_job, args=(j, timeout), daemon=True) for j in job_ids]
         for t in threads:
@@ -321,21 +312,11 @@ class Supervisor:
         """`resume`: the run's jobs held by dead processes are handed back, its interrupted, failed and
         cancelled jobs go back to pending, and this supervisor adopts the run. Nothing is taken while a
         live process holds some of its jobs: `held_by` names it."""
-        with self.db.session() as s:
-            if s.get(Run, run_id) is None:
-                raise KeyError(f"no run {run_id}")
-        holders = ownership.run_holders(self.db, run_id, self.clock(), self.config.lease_seconds)
-        live = [h for h in holders if h.alive and h.worker_id != self.worker_id]
-        if live:
-            return ownership.TakeOver(run_id, held_by=live)
-        taken = []
-        for h in holders:
-            if h.worker_id != self.worker_id:
-                taken += ownership.interrupt_owned_by(self.ledger, h.worker_id, f"taken over by resume: {h.why}",
-                                                      self._finish_run, run_id=run_id)
-        resumed = self.ledger.resume_run(run_id)
-        self.adopt(run_id)
-        return ownership.TakeOver(run_id, taken=taken, resumed=resumed, dead=[h for h in holders if not h.alive])
+        result = ownership.take_over(self.ledger, run_id, self.worker_id, self.clock(), self.config.lease_seconds,
+                                     self._finish_run)
+        if not result.held_by:
+            self.adopt(run_id)
+        return result
 
     def _own(self) -> tuple[list[str], list[str]] | None:
         """(runs whose jobs, single jobs) this supervisor may claim; None for any run's."""
@@ -386,24 +367,11 @@ class Supervisor:
             self._claim_pending()
 
     def _promote_queued_runs(self) -> None:
-        with self.db.session() as s:
-            running = s.scalar(select(func.count()).select_from(Run).where(Run.status.in_((RUNNING, CANCELLING))))
-            free = self.config.max_concurrent_runs - (running or 0)
-            own = self._own()
-            if free <= 0 or own == ([], []):
-                return
-            stmt = select(Run.id, Run.trace_id).where(Run.status == RunState.QUEUED)
-            if own is not None:
-                with self._lock:
-                    stmt = stmt.where(Run.id.in_(set(own[0]) | set(self.own_jobs.values())))
-            queued = s.execute(stmt.order_by(Run.created_at).limit(free)).all()
-        for run_id, trace in queued:
-            with self.db.session() as s:
-                res = s.execute(update(Run).where(Run.id == run_id, Run.status == RunState.QUEUED)
-                                .values(status=RUNNING, started_at=self.clock()))
-                if res.rowcount == 1:
-                    self.events.emit("run.started", run_id=run_id, source="supervisor", trace_id=trace, session=s,
-                                     payload={"worker": self.worker_id})
+        own = self._own()
+        if own is not None:
+            with self._lock:
+                own = (set(own[0]) | set(self.own_jobs.values()))
+        self.ledger.promote_queued_runs(self.config.max_concurrent_runs, own, self.worker_id, self.clock())
 
     def _claim_pending(self) -> None:
         with self._lock:

@@ -291,6 +291,41 @@ class Ledger:
                             payload={"reason": status}, extra={"error": f"skipped: run ended {status}"})
         return True
 
+    def promote_queued_runs(self, max_concurrent: int, run_ids: set[str] | None, worker_id: str,
+                            now: datetime) -> None:
+        """Queued runs (of ``run_ids``, or any) start while fewer than ``max_concurrent`` are running."""
+        with self.db.session() as s:
+            running = s.scalar(select(func.count()).select_from(Run).where(
+                Run.status.in_((RunState.RUNNING, RunState.CANCELLING))))
+            free = max_concurrent - (running or 0)
+            if free <= 0 or run_ids == set():
+                return
+            stmt = select(Run.id, Run.trace_id).where(Run.status == RunState.QUEUED)
+            if run_ids is not None:
+                stmt = stmt.where(Run.id.in_(run_ids))
+            queued = s.execute(stmt.order_by(Run.created_at).limit(free)).all()
+        for run_id, trace in queued:
+            with self.db.session() as s:
+                res = s.execute(update(Run).where(Run.id == run_id, Run.status == RunState.QUEUED)
+                                .values(status=RunState.RUNNING, started_at=now))
+                if res.rowcount == 1:
+                    self.events.emit("run.started", run_id=run_id, source="supervisor", trace_id=trace, session=s,
+                                     payload={"worker": worker_id})
+
+    def mark_cancelling(self, run_id: str) -> tuple[str | None, list[str]]:
+        """A run's cancel begins: (its final status, []) if it has already ended, else (None, the ids of
+        its jobs that have not ended) with the run now `cancelling`. KeyError for an unknown run."""
+        with self.db.session() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise KeyError(f"no run {run_id}")
+            if run.status in RunState.FINAL:
+                return run.status, []
+            prev, run.status = run.status, RunState.CANCELLING
+            self.events.emit("run.cancelling", run_id=run_id, source="supervisor", trace_id=run.trace_id, session=s,
+                             payload={"from": prev})
+            return None, list(s.scalars(select(Job.id).where(Job.run_id == run_id, Job.status.not_in(JobState.FINAL))))
+
     def resume_run(self, run_id: str, extra_attempts: int = 1) -> list[str]:
         """Put a run's interrupted, failed or cancelled jobs back to pending, keeping their checkpoints."""
         with self.events.ordered_session() as s:

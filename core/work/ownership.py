@@ -218,3 +218,23 @@ def hand_back_pending(ledger: Ledger, runs: Iterable[str], jobs: Iterable[str], 
     for run_id in {r for _, r in rows}:
         finish(run_id)
     return out
+
+
+def take_over(ledger: Ledger, run_id: str, worker_id: str, now: datetime, stale_after: float,
+              finish: Finish) -> TakeOver:
+    """`resume` for `worker_id`: the run's jobs held by dead processes are handed back and its
+    interrupted, failed and cancelled jobs go back to pending; nothing is taken while a live process
+    holds some of its jobs (`held_by` names it)."""
+    with ledger.db.session() as s:
+        if s.get(Run, run_id) is None:
+            raise KeyError(f"no run {run_id}")
+    holders = run_holders(ledger.db, run_id, now, stale_after)
+    live = [h for h in holders if h.alive and h.worker_id != worker_id]
+    if live:
+        return TakeOver(run_id, held_by=live)
+    taken = []
+    for h in holders:
+        if h.worker_id != worker_id:
+            taken += interrupt_owned_by(ledger, h.worker_id, f"taken over by resume: {h.why}", finish, run_id=run_id)
+    resumed = ledger.resume_run(run_id)
+    return TakeOver(run_id, taken=taken, resumed=resumed, dead=[h for h in holders if not h.alive])
