@@ -19,6 +19,7 @@ from sqlalchemy import text
 from core.corpus.importers import import_records
 from core.infra.db import open_database
 from tests.conftest import wait_for
+from tests.support.corpora import price_war_posts
 from tests.support.faults import record
 from tests.support.mariadb import MariaDBServer, mysql_available
 
@@ -53,10 +54,7 @@ def test_a_run_survives_the_database_crashing_and_coming_back(private_server, is
     url = private_server.fresh_database()
     db = open_database(url)
     assert db.ok, db.error
-    platforms = ["weibo", "douyin", "zhihu", "bilibili", "xhs", "tieba"]
-    import_records(db, [{"platform": platforms[i % 6], "post_id": f"ev{i}", "likes": i,
-                         "content": f"新能源汽车价格战第{i}轮，车企降价，老车主不满，消费者观望"} for i in range(60)],
-                   source="test")
+    import_records(db, price_war_posts(60), source="test")
     db.dispose()
     env = {**os.environ, "DATABASE_URL": url, "SHOAL_MIN_SOURCES": "3"}
     proc = subprocess.Popen([sys.executable, "-m", "core", "run", "--offline", TOPIC, "--paragraphs", "3",

@@ -22,6 +22,7 @@ import pytest
 
 from core.corpus.importers import import_records
 from core.infra.db import open_database
+from tests.support.corpora import price_war_posts
 from tests.support.faults import record
 
 pytestmark = pytest.mark.timeout(400)
@@ -46,10 +47,7 @@ def seed_db(isolated_env) -> Path:
     path = isolated_env / "seed.db"
     db = open_database(f"sqlite:///{path}")
     assert db.ok, db.error
-    platforms = ["weibo", "douyin", "zhihu", "bilibili", "xhs", "tieba"]
-    import_records(db, [{"platform": platforms[i % 6], "post_id": f"ev{i}", "likes": i,
-                         "content": f"新能源汽车价格战第{i}轮，车企降价{i}千元，老车主不满，消费者观望，经销商库存承压"}
-                        for i in range(120)], source="test")
+    import_records(db, price_war_posts(120), source="test")
     db.dispose()
     return path
 

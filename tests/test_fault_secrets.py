@@ -25,6 +25,7 @@ from core.infra.config import LLM_ROLES
 from core.infra.db import open_database
 from tests.fakes.openai_server import FakeOpenAI, FakeReply
 from tests.fakes.search_servers import FakeTavilyServer
+from tests.support.corpora import price_war_posts
 from tests.support.faults import record
 
 pytestmark = pytest.mark.timeout(300)
@@ -63,10 +64,7 @@ def _corpus(data_dir: Path) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(f"sqlite:///{data_dir / 'shoal.db'}")
     assert db.ok, db.error
-    platforms = ["weibo", "douyin", "zhihu", "bilibili", "xhs", "tieba"]
-    import_records(db, [{"platform": platforms[i % 6], "post_id": f"ev{i}", "likes": i,
-                         "content": f"新能源汽车价格战第{i}轮，车企降价，老车主不满，消费者观望"} for i in range(40)],
-                   source="test")
+    import_records(db, price_war_posts(40), source="test")
     db.dispose()
 
 
