@@ -1,7 +1,6 @@
 """Reusable widgets. Each reads core through the runtime and holds no business logic."""
 from __future__ import annotations
 
-from datetime import datetime
 
 import streamlit as st
 
@@ -13,6 +12,7 @@ from core.console.usage import run_usage
 from core.runtime import Runtime
 
 from .access import require_control
+from .i18n import fmt_time, language_picker, status_label, zone_caption  # noqa: F401 - fmt_time for pages
 from .runtime import get_runtime, reload_runtime
 
 BADGE_COLORS = {
@@ -25,12 +25,8 @@ BADGE_COLORS = {
 
 
 def badge(status: str) -> str:
-    """Markdown for a coloured status badge."""
-    return f":{BADGE_COLORS.get(status, 'gray')}-badge[{status}]"
-
-
-def fmt_time(ts: datetime | None) -> str:
-    return ts.strftime("%Y-%m-%d %H:%M:%S") if ts else "—"
+    """Markdown for a coloured status badge, in the reader's language."""
+    return f":{BADGE_COLORS.get(status, 'gray')}-badge[{status_label(status)}]"
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -46,6 +42,8 @@ def page_setup(title: str, icon: str = "🐟") -> Runtime:
     """Every page starts here: config, runtime, and a banner for anything degraded."""
     st.set_page_config(page_title=f"{title} · Shoal", page_icon=icon, layout="wide")
     rt = get_runtime()
+    language_picker()
+    st.sidebar.caption(zone_caption())
     telemetry.record("page.view", session_id=_session_id(), payload={"page": title})
     problems_banner(rt)
     alerts_badge(rt)

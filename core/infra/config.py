@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from core.infra.clock import zone_error
 from core.infra.redact import url_password
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +32,7 @@ class SettingError(ValueError):
 class SettingSpec:
     key: str
     default: Any
-    kind: str  # str | int | float | bool | url | db_url | choice | size | duration
+    kind: str  # str | int | float | bool | url | db_url | choice | size | duration | zone
     group: str
     help: str
     secret: bool = False
@@ -123,6 +124,15 @@ SPECS: dict[str, SettingSpec] = {s.key: s for s in [
     SettingSpec("SHOAL_TELEMETRY_BUFFER", 200_000, "int", "Console",
                 "Telemetry events buffered while the database is slow or down; beyond this they are dropped "
                 "and counted", minimum=1000, maximum=5_000_000),
+    SettingSpec("SHOAL_LANGUAGE", "auto", "choice", "Display",
+                "Language of the pages: zh, en, or auto (Chinese when the browser asks for it). Each reader can "
+                "override it for their session in the sidebar", choices=("auto", "zh", "en")),
+    SettingSpec("SHOAL_REPORT_LANGUAGE", "auto", "choice", "Display",
+                "Language of reports: auto follows the topic (a Chinese topic gets a Chinese report), or zh / en",
+                choices=("auto", "zh", "en")),
+    SettingSpec("SHOAL_TIMEZONE", "local", "zone", "Display",
+                "Time zone every time is shown in: local (the reader's browser, else this server), UTC, or an "
+                "IANA name such as Asia/Shanghai"),
     SettingSpec("SHOAL_ADMIN_PASSWORD", "", "str", "Access",
                 "Control actions (settings, start, cancel, resume, imports, alert rules, forum posts) ask for it. "
                 "Without it they work only for a visitor on localhost and are off for everyone else", secret=True),
@@ -187,6 +197,8 @@ def parse_value(spec: SettingSpec, raw: Any) -> Any:
         validate_database_url(text)
     if spec.kind == "size" and not _SIZE_RE.match(text):
         raise SettingError(f"{spec.key} must be a size such as '20 MB', got {text!r}")
+    if spec.kind == "zone" and (problem := zone_error(text)):
+        raise SettingError(f"{spec.key}: {problem}")
     if spec.kind == "duration" and not _DURATION_RE.match(text):
         raise SettingError(f"{spec.key} must be a duration such as '14 days', got {text!r}")
     if "\n" in text or "\r" in text:
