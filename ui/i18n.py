@@ -77,8 +77,9 @@ def language_picker() -> None:
     """The sidebar's language switch; the choice holds for this session (and a reload of its URL)."""
     current = lang()
     st.session_state[_WIDGET_KEY] = current  # the widget shows the language in force, whatever set it
-    st.sidebar.selectbox(tr(current, "common.language"), LANGUAGES, key=_WIDGET_KEY,
-                         format_func=LANGUAGE_NAMES.get, on_change=_choose)
+    # a two-option radio, not a selectbox: pages' own pickers stay the only selectboxes on them
+    st.sidebar.radio(tr(current, "common.language"), LANGUAGES, key=_WIDGET_KEY, horizontal=True,
+                     format_func=LANGUAGE_NAMES.get, on_change=_choose)
 
 
 def zone() -> tzinfo:
