@@ -119,6 +119,14 @@ def test_switching_the_language_keeps_the_open_tab():
     assert at.session_state["monitor_tab"] == TAB_ALERTS and at.subheader[0].value == "触发中"
 
 
+@pytest.mark.parametrize("name", ["Runs & jobs", "任务与作业"])
+def test_a_tab_named_in_either_language_opens_it(name):
+    at = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
+    at.session_state["monitor_tab"] = name  # an older session, or a link, that kept the tab's name
+    at.run()
+    assert not at.exception and at.session_state["monitor_tab"] == TAB_RUNS
+
+
 def test_a_default_rule_is_described_in_chinese_and_saved_as_it_was(isolated_env):
     at = in_language("zh", TAB_ALERTS)
     [editor] = at.data_editor

@@ -33,6 +33,7 @@ from typing import Callable
 
 import streamlit as st
 
+from core.i18n import LANGUAGES, tr
 from core.runtime import Runtime
 
 from ui.monitor.alerts import show_alerts
@@ -70,8 +71,9 @@ def show_tabs(rt: Runtime, key: str = KEY) -> None:
     by id, so switching the language keeps it open (and a button can open another: `_open_trace`)."""
     ids = list(TABS)
     current = st.session_state.get(f"{key}_tab")
-    if current not in TABS:
-        current = st.session_state[f"{key}_tab"] = ids[0]
+    if current not in TABS:  # a tab's name (in either language) opens it too; anything else, the first
+        by_name = {tr(lang, f"monitor.tab_{i}"): i for lang in LANGUAGES for i in ids}
+        current = st.session_state[f"{key}_tab"] = by_name.get(current, ids[0])
     names = [tab_name(i) for i in ids]
     st.session_state[f"{key}_tab_label"] = names[ids.index(current)]
     tabs = st.tabs(names, key=f"{key}_tab_label", on_change=_tab_changed, args=(key, ids, names))
