@@ -7,7 +7,7 @@ import streamlit as st
 from core.console.traces import trace_bundle
 from core.runtime import Runtime
 
-from ui.i18n import t
+from ui.i18n import show, t
 from ui.monitor.common import _payload_as_text, _table, selected_run
 from ui.monitor.logs import log_times
 
@@ -37,7 +37,7 @@ def show_traces(rt: Runtime, key: str) -> None:
         return
     bundle = trace_bundle(rt.db if rt.db.ok else None, trace, rt.settings.log_dir)
     for problem in bundle["problems"]:
-        st.warning(t("monitor.trace_problem", problem=problem))
+        st.warning(t("monitor.trace_problem", problem=show(problem)))
     counts, truncated = bundle["counts"], bundle["truncated"]
     if counts:
         total = sum(counts.values())
