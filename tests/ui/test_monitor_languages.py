@@ -119,6 +119,21 @@ def test_switching_the_language_keeps_the_open_tab():
     assert at.session_state["monitor_tab"] == TAB_ALERTS and at.subheader[0].value == "触发中"
 
 
+def test_alert_history_is_worded_in_the_readers_language():
+    rt = get_runtime()
+    rules = rt.alerts.rules
+    rt.alerts.set_rules(rules + [AlertRule("test_queue_deep", "queue_depth", ">", 10, 0, "critical", "deep")])
+    rt.alerts.evaluate(None, {"queue_depth": 42})
+    rt.alerts.set_rules(rules)  # the rule removed: its alert clears, and says why
+    at = in_language("zh", TAB_ALERTS)
+    history = frame_with(at, "alert", "state", "message")
+    assert list(history["state"]) == ["解除", "触发"]
+    assert list(history["message"]) == ["test_queue_deep 已解除：规则已删除或修改", "test_queue_deep：queue_depth > 10（当前 42）"]
+    at = in_language("en", TAB_ALERTS, at)
+    assert list(frame_with(at, "alert", "state", "message")["message"]) == [
+        "test_queue_deep cleared: rule removed or changed", "test_queue_deep: queue_depth > 10 (now 42)"]
+
+
 @pytest.mark.parametrize("name", ["Runs & jobs", "任务与作业"])
 def test_a_tab_named_in_either_language_opens_it(name):
     at = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)

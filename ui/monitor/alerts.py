@@ -81,9 +81,9 @@ def change_message(c: AlertChange) -> str:
     if c.state == FIRING:
         held = t("monitor.alert_held", seconds=f"{c.at - c.since:.0f}") if c.at - c.since >= 1 else ""
         return t("monitor.alert_fired_message", rule=c.rule, cond=cond, held=held, value=_fmt(c.value))
-    reason = c.message.split(" cleared: ", 1)[-1]
-    if reason in REASONS:
-        return t("monitor.alert_cleared_reason", rule=c.rule, reason=t(REASONS[reason]))
+    if c.reason:
+        reason = t(REASONS[c.reason]) if c.reason in REASONS else c.reason
+        return t("monitor.alert_cleared_reason", rule=c.rule, reason=reason)
     return t("monitor.alert_cleared_message", rule=c.rule, cond=cond, value=_fmt(c.value))
 
 
