@@ -48,7 +48,8 @@ from ui.monitor.traces import show_traces
 from ui.monitor.usage import show_latency, show_usage
 
 __all__ = ["KEY", "TABS", "show_tabs", "tab_name", "TAB_ALERTS", "TAB_LATENCY", "TAB_LOGS", "TAB_OVERVIEW",
-           "TAB_RESOURCES", "TAB_RUNS", "TAB_TELEMETRY", "TAB_TRACES", "TAB_USAGE", "render_logs", "render_overview", "render_resources"]
+           "TAB_RESOURCES", "TAB_RUNS", "TAB_TELEMETRY", "TAB_TRACES", "TAB_USAGE", "render_logs", "render_overview",
+           "render_resources"]
 
 # ---------------------------------------------------------------------------------------- the page
 

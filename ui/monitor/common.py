@@ -160,10 +160,17 @@ def _time_x(field: str, title: str | None = None, fmt: str | None = None) -> alt
     return alt.X(f"{field}:T", title=name, scale=alt.Scale(type="utc"), axis=axis)
 
 
-def _time_tip(field: str, fmt: str = "%Y-%m-%d %H:%M:%S") -> alt.Tooltip:
-    """A tooltip showing a display-zone time as it is (utc: no second shift by the browser's zone)."""
-    return alt.Tooltip(field, type="temporal", timeUnit="utcyearmonthdatehoursminutesseconds", format=fmt,
-                       title=col_label(field))
+def with_time_text(frame: pd.DataFrame, *fields: str, ms: bool = False) -> pd.DataFrame:
+    """`<field>_text` beside each time field: what a tooltip shows, as it is (a temporal tooltip would be
+    formatted again in the browser's own zone)."""
+    fmt = "%Y-%m-%d %H:%M:%S.%f" if ms else "%Y-%m-%d %H:%M:%S"
+    out = {f"{f}_text": pd.to_datetime(frame[f]).dt.strftime(fmt).str[:-3 if ms else None] for f in fields}
+    return frame.assign(**out)
+
+
+def _time_tip(field: str) -> alt.Tooltip:
+    """The tooltip of a time field made by with_time_text."""
+    return alt.Tooltip(f"{field}_text:N", title=col_label(field))
 
 
 def _with_end(frame: pd.DataFrame, freq: str) -> pd.DataFrame:
@@ -177,7 +184,7 @@ def _with_end(frame: pd.DataFrame, freq: str) -> pd.DataFrame:
 def _bars(frame: pd.DataFrame, freq: str, title: str, y: str, y_title: str, color: str, color_title: str,
           tooltip: list) -> None:
     """Bars per time bucket; `frame`'s buckets are already display-zone times (the calls were converted)."""
-    _chart(alt.Chart(_with_end(frame, freq), title=title).mark_bar()
+    _chart(alt.Chart(with_time_text(_with_end(frame, freq), "bucket"), title=title).mark_bar()
            .encode(x=_time_x("bucket", period_name(freq)), x2="bucket_end:T", y=alt.Y(f"{y}:Q", title=y_title),
                    color=alt.Color(f"{color}:N", title=color_title),
                    tooltip=[_time_tip("bucket"), *[alt.Tooltip(c, title=col_label(c)) for c in tooltip]]))

@@ -7,7 +7,7 @@ import streamlit as st
 from core.runtime import Runtime
 
 from ui.i18n import t
-from ui.monitor.common import _chart, _time_tip, _time_x, col_label, to_zone
+from ui.monitor.common import _chart, _time_tip, _time_x, col_label, to_zone, with_time_text
 from ui.runtime import get_runtime
 
 
@@ -47,7 +47,7 @@ def render_resources(rt: Runtime, key: str) -> None:
             st.caption(t("monitor.chart_unreadable", what=title))
             continue
         long["series"] = long["series"].map(col_label)
-        _chart(alt.Chart(long, title=title).mark_line()
+        _chart(alt.Chart(with_time_text(long, "time"), title=title).mark_line()
                .encode(x=_time_x("time"), y=alt.Y("value:Q", title=unit),
                        color=alt.Color("series:N", title=None),
                        tooltip=[_time_tip("time"), alt.Tooltip("series", title=col_label("series")),

@@ -14,7 +14,7 @@ from core.work.states import RunState
 
 from ui.i18n import status_label, t
 from ui.monitor.common import (_chart, _frame_error, _open_trace, _table, _time_tip, _time_x, col_label, run_choice,
-                               to_zone)
+                               to_zone, with_time_text)
 from ui.widgets import admin_unlocked, badge, fmt_duration, fmt_time, jobs_table, outcome_notice
 
 MAX_BARS = 2_000  # Gantt bars drawn; the summary always covers every bar
@@ -92,13 +92,14 @@ def show_timeline(rt: Runtime, run: RunView) -> None:
     data["status"] = data["status"].map(status_label)
     data["paragraph"] = data["paragraph"].astype("object").where(data["paragraph"].notna(), None).astype(str)
     data["start"], data["end"] = to_zone(data["start"]), to_zone(data["end"])
+    data = with_time_text(data, "start", "end", ms=True)
     chart = (alt.Chart(data, title=t("monitor.timeline_of", id=run.id)).mark_bar()
              .encode(x=_time_x("start", None, "%H:%M:%S"), x2="end:T",
                      y=alt.Y("lane:N", sort=lanes, title=None, axis=alt.Axis(labelOverlap=False)),
                      color=alt.Color("engine:N", title=col_label("engine")),
                      tooltip=[alt.Tooltip(c, title=col_label(c)) for c in ("lane", "kind", "node", "status")]
                      + [alt.Tooltip("ms:Q", format=",.0f", title=col_label("ms")),
-                        _time_tip("start", "%H:%M:%S.%L"), _time_tip("end", "%H:%M:%S.%L"),
+                        _time_tip("start"), _time_tip("end"),
                         alt.Tooltip("trace_id", title=col_label("trace_id"))])
              )
     _chart(chart, height=max(160, 22 * len(lanes) + 80))

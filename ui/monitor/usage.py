@@ -13,7 +13,8 @@ from core.runtime import Runtime
 from ui.cached import cached_llm_calls, cached_retry_events
 from ui.i18n import t
 from ui.monitor.common import (WINDOWS, _bars, _chart, _frame_error, _no_database, _table, _time_tip, _time_x,
-                               col_label, in_zone, names, period_name, run_choice, window_name)
+                               col_label, in_zone, names, period_name, run_choice, window_name,
+                               with_time_text)
 
 MAX_CALLS = 50_000  # LLM call rows read for the usage and latency tabs (newest first)
 
@@ -132,7 +133,7 @@ def show_latency(rt: Runtime, key: str) -> None:
 
         st.subheader(t("monitor.errors_over_time"))
         timeline = error_timeline(frame, freq)
-        _chart(alt.Chart(timeline, title=t("monitor.chart_failed_pct")).mark_line(point=True)
+        _chart(alt.Chart(with_time_text(timeline, "bucket"), title=t("monitor.chart_failed_pct")).mark_line(point=True)
                .encode(x=_time_x("bucket", period_name(freq)), y=alt.Y("error_pct:Q", title=t("monitor.pct_failed")),
                        tooltip=[_time_tip("bucket"), alt.Tooltip("calls", title=col_label("calls")),
                                 alt.Tooltip("errors", title=col_label("errors")),
