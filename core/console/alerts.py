@@ -95,7 +95,8 @@ class AlertChange:
     metric: str
     severity: str
     since: float  # when the condition started holding (firing) or when it fired (cleared)
-    message: str
+    message: str  # the log line (English); a page words it from the fields (ui/monitor/alerts.change_message)
+    reason: str = ""  # why a cleared alert cleared other than by its condition: "rule disabled", "rule removed or changed"
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -216,7 +217,7 @@ class AlertEngine:
         else:
             msg = f"{rule.name} cleared: {reason or f'{cond} no longer holds (now {_fmt(value)})'}"
         change = AlertChange(rule.name, state, at, value, rule.threshold, rule.op, rule.metric, rule.severity, since,
-                             msg)
+                             msg, reason)
         self._history.append(change)
         return change
 

@@ -11,7 +11,7 @@ A prefix match (`LIKE 'ab12%'`, never `'%ab12%'`) is served by each table's trac
         "logs",            DataFrame of log entries (core.console.logview.ENTRY_COLUMNS)
         "counts",          rows per section
         "truncated",       section -> True when more rows matched than were kept
-        "problems",        what could not be read, in words
+        "problems",        what could not be read, as core.i18n.Msg (a page renders it in the reader's language)
     }
 
 Bounds: each database section keeps at most `limit` rows (oldest first; the newest when
@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import select
 
+from core.i18n import Msg
 from core.infra.db import Database
 from core.console.logview import ENTRY_COLUMNS, scan_file_for
 from core.infra.models import Event, ForumMessage, Job, LlmCall, Report, Run, TelemetryEvent
@@ -67,13 +68,13 @@ def trace_bundle(db: Database | None, trace_id: str, log_dir: str | Path | None,
     trace_id = (trace_id or "").strip()
     out = _empty_bundle(trace_id)
     if len(trace_id) < MIN_TRACE_CHARS:
-        out["problems"].append(f"give a trace id of at least {MIN_TRACE_CHARS} characters")
+        out["problems"].append(Msg("monitor.trace_too_short", {"n": MIN_TRACE_CHARS}))
         return out
     pattern = like_prefix(trace_id)
     if db is not None:
         flush_queued(db)  # this process's queued events first: the bundle reads the tables directly
     if db is None:
-        out["problems"].append("no database")
+        out["problems"].append(Msg("monitor.trace_no_database"))
     else:
         for name, (model, cols, order) in _SECTIONS.items():
             stmt = (select(*(getattr(model, c) for c in cols)).where(model.trace_id.like(pattern, escape="\\"))
@@ -82,7 +83,8 @@ def trace_bundle(db: Database | None, trace_id: str, log_dir: str | Path | None,
                 with db.session() as s:
                     rows = s.execute(stmt).all()
             except Exception as exc:  # noqa: BLE001 - show the other sections
-                out["problems"].append(f"{name}: cannot be read ({type(exc).__name__})")
+                out["problems"].append(Msg("monitor.trace_unreadable", {"what": Msg(f"monitor.section_{name}"),
+                                                                        "error": type(exc).__name__}))
                 continue
             out["truncated"][name] = len(rows) > limit
             out[name] = pd.DataFrame(list(reversed(rows[:limit])), columns=cols)
@@ -91,15 +93,15 @@ def trace_bundle(db: Database | None, trace_id: str, log_dir: str | Path | None,
                                                                      max_log_lines)
         out["problems"].extend(problems)
     else:
-        out["problems"].append("no log folder given")
+        out["problems"].append(Msg("monitor.trace_no_log_dir"))
     out["counts"] = {name: len(out[name]) for name in list(_SECTIONS) + ["logs"]}
     return out
 
 
-def _log_lines(log_dir: Path, trace_id: str, max_bytes: int, max_lines: int) -> tuple[pd.DataFrame, bool, list[str]]:
+def _log_lines(log_dir: Path, trace_id: str, max_bytes: int, max_lines: int) -> tuple[pd.DataFrame, bool, list[Msg]]:
     cols = ENTRY_COLUMNS
     if not log_dir.is_dir():
-        return pd.DataFrame(columns=cols), False, [f"log folder {log_dir} does not exist"]
+        return pd.DataFrame(columns=cols), False, [Msg("monitor.trace_no_log_folder", {"folder": str(log_dir)})]
     rows, truncated = [], False
     in_app: Counter[str] = Counter()
     files = sorted(log_dir.glob("*.log"), key=lambda p: (p.name != "app.log", p.name))

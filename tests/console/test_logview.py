@@ -196,8 +196,10 @@ def test_trace_bundle_gathers_a_runs_children_from_every_table_and_log(db, tmp_p
 
 def test_trace_bundle_with_bad_input_says_what_is_missing(db, tmp_path):
     short = trace_bundle(db, "ab", tmp_path)
-    assert "at least" in short["problems"][0] and short["events"].empty and short["logs"].empty
+    assert "at least 4" in short["problems"][0].render("en") and short["events"].empty and short["logs"].empty
     nothing = trace_bundle(db, "ffff0000", tmp_path / "no-logs")
-    assert all(n == 0 for n in nothing["counts"].values()) and "does not exist" in nothing["problems"][0]
+    assert all(n == 0 for n in nothing["counts"].values()) and "does not exist" in nothing["problems"][0].render("en")
     down = trace_bundle(Database("sqlite://", None, "down"), "ffff0000", None)
     assert len(down["problems"]) == 8 and down["runs"].empty  # 7 tables + no log folder
+    assert [p.render("en") for p in down["problems"]][-1] == "no log folder given"
+    assert "事件" in " ".join(p.render("zh") for p in down["problems"])  # read in the reader's language

@@ -6,7 +6,8 @@ import streamlit as st
 
 from core.runtime import Runtime
 
-from ui.monitor.common import _chart, _time_x
+from ui.i18n import t
+from ui.monitor.common import _chart, _time_tip, _time_x, col_label, to_zone, with_time_text
 from ui.runtime import get_runtime
 
 
@@ -25,26 +26,30 @@ def _resources_live(key: str) -> None:
 def render_resources(rt: Runtime, key: str) -> None:
     sampler = rt.resources
     if sampler is None:
-        st.caption("Resources are not sampled in this process.")
+        st.caption(t("monitor.resources_off"))
         return
     frame = sampler.frame()
     if frame.empty:
-        st.caption(f"No samples yet: one is taken every {sampler.interval:g} s.")
+        st.caption(t("monitor.no_samples", seconds=f"{sampler.interval:g}"))
         return
-    st.caption(f"{len(frame):,} sample(s), one every {sampler.interval:g} s, the last {sampler.history:,} kept"
-               + (f" · sampler error: {sampler.last_error}" if sampler.last_error else "")
-               + ("" if sampler.running else " · the sampler is not running"))
-    frame = frame.assign(process_rss_mb=frame["process_rss_bytes"] / 2**20)
-    charts = (("System use (%)", ["cpu_percent", "memory_percent", "disk_percent"], "%"),
-              ("Network (bytes/s)", ["net_sent_bps", "net_recv_bps"], "bytes/s"),
-              ("This process: resident memory (MB)", ["process_rss_mb"], "MB"),
-              ("This process: threads", ["process_threads"], "threads"))
+    st.caption(t("monitor.samples", n=f"{len(frame):,}", seconds=f"{sampler.interval:g}", kept=f"{sampler.history:,}")
+               + (" · " + t("monitor.sampler_error", error=sampler.last_error) if sampler.last_error else "")
+               + ("" if sampler.running else " · " + t("monitor.sampler_down")))
+    # The samples' times are naive UTC: shown, like every time, in the display zone (common.to_zone).
+    frame = frame.assign(process_rss_mb=frame["process_rss_bytes"] / 2**20, time=to_zone(frame["time"]))
+    charts = ((t("monitor.chart_system"), ["cpu_percent", "memory_percent", "disk_percent"], "%"),
+              (t("monitor.chart_network"), ["net_sent_bps", "net_recv_bps"], t("monitor.unit_bytes_s")),
+              (t("monitor.chart_rss"), ["process_rss_mb"], "MB"),
+              (t("monitor.chart_threads"), ["process_threads"], t("monitor.unit_threads")))
     for title, columns, unit in charts:
         long = frame.melt(id_vars=["time"], value_vars=columns, var_name="series", value_name="value").dropna()
         if long.empty:
-            st.caption(f"{title}: cannot be read here.")
+            st.caption(t("monitor.chart_unreadable", what=title))
             continue
-        _chart(alt.Chart(long, title=title).mark_line()
-               .encode(x=_time_x("time", "time (UTC)"), y=alt.Y("value:Q", title=unit),
-                       color=alt.Color("series:N", title=None), tooltip=["time:T", "series", "value"]),
+        long["series"] = long["series"].map(col_label)
+        _chart(alt.Chart(with_time_text(long, "time"), title=title).mark_line()
+               .encode(x=_time_x("time"), y=alt.Y("value:Q", title=unit),
+                       color=alt.Color("series:N", title=None),
+                       tooltip=[_time_tip("time"), alt.Tooltip("series", title=col_label("series")),
+                                alt.Tooltip("value", title=col_label("value"))]),
                height=220)

@@ -7,13 +7,18 @@ import streamlit as st
 from core.console.traces import trace_bundle
 from core.runtime import Runtime
 
+from ui.i18n import show, t
 from ui.monitor.common import _payload_as_text, _table, selected_run
+from ui.monitor.logs import log_times
 
 
 # ---------------------------------------------------------------------------------------- 6 traces
 
-SECTIONS = (("runs", "Runs"), ("jobs", "Jobs"), ("events", "Events"), ("llm_calls", "LLM calls"),
-            ("telemetry", "Telemetry"), ("forum", "Forum messages"), ("reports", "Reports"), ("logs", "Log lines"))
+SECTIONS = ("runs", "jobs", "events", "llm_calls", "telemetry", "forum", "reports", "logs")
+
+
+def section_name(name: str) -> str:
+    return t(f"monitor.section_{name}")
 
 
 def show_traces(rt: Runtime, key: str) -> None:
@@ -25,24 +30,27 @@ def show_traces(rt: Runtime, key: str) -> None:
         fresh = last is None or st.session_state.get(f"{key}_trace_run") != run_id
         st.session_state[k] = (run.trace_id if run else "") if fresh else last
     st.session_state[f"{key}_trace_run"] = run_id
-    trace = st.text_input("Trace id (a run's trace shows its jobs and nodes too)", key=k).strip()
+    trace = st.text_input(t("monitor.trace_input"), key=k).strip()
     st.session_state[f"{key}_trace_last"] = trace
     if not trace:
-        st.caption("Give a trace id: a run's is shown on Runs & jobs, every log line and event carries one.")
+        st.caption(t("monitor.trace_give"))
         return
     bundle = trace_bundle(rt.db if rt.db.ok else None, trace, rt.settings.log_dir)
     for problem in bundle["problems"]:
-        st.warning(f"Trace: {problem}")
+        st.warning(t("monitor.trace_problem", problem=show(problem)))
     counts, truncated = bundle["counts"], bundle["truncated"]
     if counts:
         total = sum(counts.values())
-        st.markdown(f"**{total:,}** record(s) for trace `{trace}`: " + " · ".join(
-            f"{label} {counts.get(name, 0):,}" + ("+" if truncated.get(name) else "") for name, label in SECTIONS))
-    for name, label in SECTIONS:
+        st.markdown(t("monitor.trace_records", n=f"{total:,}", trace=trace) + " " + " · ".join(
+            f"{section_name(name)} {counts.get(name, 0):,}" + ("+" if truncated.get(name) else "")
+            for name in SECTIONS))
+    for name in SECTIONS:
         frame = bundle[name]
-        more = " (truncated: the newest are kept)" if truncated.get(name) else ""
-        st.markdown(f"**{label}** · {len(frame):,}{more}")
+        more = " " + t("monitor.truncated") if truncated.get(name) else ""
+        st.markdown(f"**{section_name(name)}** · {len(frame):,}{more}")
         if frame.empty:
-            st.caption(f"No {label.lower()} for this trace.")
+            st.caption(t("monitor.trace_none", what=section_name(name).lower()))
         else:
+            if name == "logs" and "time" in frame.columns:  # log files keep the server's local time
+                frame = frame.assign(time=log_times(frame["time"]))
             _table(_payload_as_text(frame))

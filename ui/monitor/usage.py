@@ -6,12 +6,15 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.console.usage import error_timeline, errors_by_kind, latency_table, retries_by_kind, run_usage, usage_table
+from core.console.usage import (UNPRICED, error_timeline, errors_by_kind, latency_table, retries_by_kind, run_usage,
+                                usage_table)
 from core.runtime import Runtime
 
 from ui.cached import cached_llm_calls, cached_retry_events
-from ui.monitor.common import (WINDOWS, _bars, _chart, _frame_error, _no_database, _table, _time_x,
-                               run_choice)
+from ui.i18n import t
+from ui.monitor.common import (WINDOWS, _bars, _chart, _frame_error, _no_database, _table, _time_tip, _time_x,
+                               col_label, in_zone, names, period_name, run_choice, window_name,
+                               with_time_text)
 
 MAX_CALLS = 50_000  # LLM call rows read for the usage and latency tabs (newest first)
 
@@ -20,121 +23,140 @@ MAX_CALLS = 50_000  # LLM call rows read for the usage and latency tabs (newest 
 
 
 def _llm_frame(rt: Runtime, window: str) -> pd.DataFrame:
-    """The window's LLM calls, cached briefly (ui.cached): a click on this tab does not re-read 50,000 rows."""
-    return cached_llm_calls(rt, WINDOWS.get(window), MAX_CALLS)
+    """The window's LLM calls, cached briefly (ui.cached): a click on this tab does not re-read 50,000 rows.
+    Their times are in the display zone, so a day or an hour of the tables and charts is the reader's."""
+    frame = cached_llm_calls(rt, WINDOWS.get(window), MAX_CALLS)
+    return frame if frame.attrs.get("error") else in_zone(frame, "ts")
 
 
 def _calls_caption(frame: pd.DataFrame, window: str) -> None:
-    more = f" (the newest {MAX_CALLS:,}; narrow the window to see all)" if len(frame) >= MAX_CALLS else ""
-    st.caption(f"{len(frame):,} LLM call(s) in the window “{window}”{more}.")
+    more = " " + t("monitor.calls_capped", n=f"{MAX_CALLS:,}") if len(frame) >= MAX_CALLS else ""
+    st.caption(t("monitor.calls_in_window", n=f"{len(frame):,}", window=window_name(window)) + more)
+
+
+def cost_text(label: str) -> str:
+    """core's cost label ("$0.0123 + unpriced") in the reader's language."""
+    return str(label).replace(UNPRICED, t("monitor.unpriced"))
+
+
+def _radio(label: str, options: tuple, index: int, key: str, names) -> str:
+    return st.radio(label, options, index=index, horizontal=True, key=key, format_func=names)
 
 
 def show_usage(rt: Runtime, key: str) -> None:
-    if _no_database(rt, "LLM usage"):
+    if _no_database(rt, t("monitor.what_usage")):
         return
     c1, c2 = st.columns(2)
-    period = c1.radio("Per", ("day", "week", "month"), horizontal=True, key=f"{key}_usage_period")
-    window = c2.radio("Window", tuple(WINDOWS), index=3, horizontal=True, key=f"{key}_usage_window")
+    with c1:
+        period = _radio(t("monitor.per"), ("day", "week", "month"), 0, f"{key}_usage_period", names("period_"))
+    with c2:
+        window = _radio(t("monitor.window"), tuple(WINDOWS), 3, f"{key}_usage_window", names("window_"))
     frame = _llm_frame(rt, window)
     if not _frame_error(frame):
         if frame.empty:
-            st.info("No LLM calls recorded in this window. Offline runs make none; runs with an LLM configured "
-                    "(Settings) record one row per call.")
+            st.info(t("monitor.no_calls_usage"))
         else:
             _calls_caption(frame, window)
             totals = usage_table(frame, rt.prices, period="all", by=()).iloc[0]
             m1, m2, m3, m4, m5 = st.columns([1, 1, 1, 1, 2])
-            m1.metric("LLM calls", f"{int(totals['calls']):,}")
-            m2.metric("Input tokens", f"{int(totals['input_tokens']):,}")
-            m3.metric("Output tokens", f"{int(totals['output_tokens']):,}")
-            m4.metric("Failed calls", f"{int(totals['errors']):,}")
-            m5.metric("Cost", totals["cost_label"])
+            m1.metric(t("monitor.llm_calls"), f"{int(totals['calls']):,}")
+            m2.metric(t("monitor.input_tokens"), f"{int(totals['input_tokens']):,}")
+            m3.metric(t("monitor.output_tokens"), f"{int(totals['output_tokens']):,}")
+            m4.metric(t("monitor.failed_calls"), f"{int(totals['errors']):,}")
+            m5.metric(t("monitor.cost"), cost_text(totals["cost_label"]))
             table = usage_table(frame, rt.prices, period=period)
             table = table.drop(columns=["cost_usd"]).rename(columns={"cost_label": "cost"})
-            _table(table, column_config={"period": st.column_config.DatetimeColumn(period, format="YYYY-MM-DD")})
-            st.caption("Cost per 1M tokens from the price table below; a model missing from it is “unpriced”, "
-                       "never $0.")
+            table["cost"] = table["cost"].map(cost_text)
+            _table(table, column_config={"period": st.column_config.DatetimeColumn(
+                t("monitor.col_period_of", period=period_name(period)), format="YYYY-MM-DD")}, zoned=("period",))
+            st.caption(t("monitor.cost_note"))
             over_time = error_timeline(frame, period, by=("role",))
-            _bars(over_time, period, "LLM calls over time", "calls", "calls", "role", "agent",
+            _bars(over_time, period, t("monitor.chart_calls"), "calls", col_label("calls"), "role", col_label("role"),
                   ["role", "calls", "errors"])
 
-    st.subheader("Per run")
+    st.subheader(t("monitor.per_run"))
     run = run_choice(rt, key, f"{key}_usage_run")
     if run is None:
-        st.caption("No runs yet.")
+        st.caption(t("monitor.no_runs"))
     else:
         u = run_usage(rt.db, run.id, rt.prices)
         if u["error"]:
-            st.error(u["error"])
+            st.error(t("monitor.read_error", error=u["error"]))
         else:
             r1, r2, r3, r4 = st.columns([1, 1, 1, 2])
-            r1.metric("Run LLM calls", f"{u['calls']:,}")
-            r2.metric("Run tokens", f"{u['total_tokens']:,}")
-            r3.metric("Run failed calls", f"{u['errors']:,}")
-            r4.metric("Run cost", u["cost_label"])
-            if u["note"]:
-                st.caption(u["note"])
+            r1.metric(t("monitor.run_llm_calls"), f"{u['calls']:,}")
+            r2.metric(t("monitor.run_tokens"), f"{u['total_tokens']:,}")
+            r3.metric(t("monitor.run_failed_calls"), f"{u['errors']:,}")
+            r4.metric(t("monitor.run_cost"), cost_text(u["cost_label"]))
+            if not u["calls"]:
+                st.caption(t("monitor.run_no_calls"))
+            elif u["unpriced_models"]:
+                st.caption(t("monitor.run_unpriced", models=", ".join(u["unpriced_models"])))
 
-    st.subheader("Price table")
+    st.subheader(t("monitor.price_table"))
     if rt.prices is None:
-        st.caption("No price table is loaded in this process.")
+        st.caption(t("monitor.no_price_table"))
         return
     for problem in rt.prices.problems:
-        st.warning(f"Price table: {problem}")
+        st.warning(t("monitor.price_problem", problem=problem))
     _table(pd.DataFrame(rt.prices.rows(), columns=["model", "input_per_m", "output_per_m", "source"]),
-           column_config={"input_per_m": st.column_config.NumberColumn("input $/1M tokens"),
-                          "output_per_m": st.column_config.NumberColumn("output $/1M tokens")})
+           column_config={"input_per_m": st.column_config.NumberColumn(col_label("input_per_m")),
+                          "output_per_m": st.column_config.NumberColumn(col_label("output_per_m"))})
     configured = rt.settings.get("SHOAL_PRICE_TABLE")
-    st.caption("Prices from " + (f"`{configured}`" if configured else
-                                 f"the defaults and `{rt.settings.data_dir / 'prices.json'}` if present")
-               + " (SHOAL_PRICE_TABLE); USD per 1M tokens.")
+    st.caption(t("monitor.prices_from", where=f"`{configured}`") if configured else
+               t("monitor.prices_default", path=f"`{rt.settings.data_dir / 'prices.json'}`"))
 
 
 # ---------------------------------------------------------------------------------------- 4 latency & errors
 
 
 def show_latency(rt: Runtime, key: str) -> None:
-    if _no_database(rt, "Latency and errors"):
+    if _no_database(rt, t("monitor.what_latency")):
         return
     c1, c2 = st.columns(2)
-    window = c1.radio("Window", tuple(WINDOWS), index=1, horizontal=True, key=f"{key}_latency_window")
-    freq = c2.radio("Bucket", ("5min", "hour", "day"), index=1, horizontal=True, key=f"{key}_latency_bucket")
+    with c1:
+        window = _radio(t("monitor.window"), tuple(WINDOWS), 1, f"{key}_latency_window", names("window_"))
+    with c2:
+        freq = _radio(t("monitor.bucket"), ("5min", "hour", "day"), 1, f"{key}_latency_bucket", names("period_"))
     frame = _llm_frame(rt, window)
     if _frame_error(frame):
         return
-    st.subheader("Latency per agent and model")
+    st.subheader(t("monitor.latency_title"))
     if frame.empty:
-        st.info("No LLM calls recorded in this window, so there is no latency to show.")
+        st.info(t("monitor.no_calls_latency"))
     else:
         _calls_caption(frame, window)
-        ms = {c: st.column_config.NumberColumn(c.replace("_ms", " (ms)"), format="%.1f")
+        ms = {c: st.column_config.NumberColumn(col_label(c), format="%.1f")
               for c in ("p50_ms", "p95_ms", "p99_ms", "mean_ms", "max_ms", "ttft_p50_ms", "ttft_p95_ms", "ttft_p99_ms")}
         _table(latency_table(frame), column_config=ms)
-        st.caption("Percentiles include failed calls (a timeout is time the operator waits). "
-                   "TTFT: time to first token, over calls that streamed.")
+        st.caption(t("monitor.latency_note"))
 
-        st.subheader("Errors over time")
+        st.subheader(t("monitor.errors_over_time"))
         timeline = error_timeline(frame, freq)
-        _chart(alt.Chart(timeline, title="Failed calls (%)").mark_line(point=True)
-               .encode(x=_time_x("bucket", freq), y=alt.Y("error_pct:Q", title="% failed"),
-                       tooltip=["bucket:T", "calls", "errors", alt.Tooltip("error_pct:Q", format=".1f"), "retries"]))
+        _chart(alt.Chart(with_time_text(timeline, "bucket"), title=t("monitor.chart_failed_pct")).mark_line(point=True)
+               .encode(x=_time_x("bucket", period_name(freq)), y=alt.Y("error_pct:Q", title=t("monitor.pct_failed")),
+                       tooltip=[_time_tip("bucket"), alt.Tooltip("calls", title=col_label("calls")),
+                                alt.Tooltip("errors", title=col_label("errors")),
+                                alt.Tooltip("error_pct:Q", format=".1f", title=col_label("error_pct")),
+                                alt.Tooltip("retries", title=col_label("retries"))]))
         kinds = errors_by_kind(frame, freq)
         if kinds.empty:
-            st.caption("No failed LLM calls in this window.")
+            st.caption(t("monitor.no_failed_calls"))
         else:
-            _bars(kinds, freq, "Failed calls by kind", "errors", "failed calls", "error_kind", "kind",
-                  ["error_kind", "errors", "retries"])
+            _bars(kinds, freq, t("monitor.chart_failed_kind"), "errors", t("monitor.failed_calls"), "error_kind",
+                  col_label("error_kind"), ["error_kind", "errors", "retries"])
             _table(kinds.groupby("error_kind", as_index=False)[["errors", "retries"]].sum()
                    .sort_values("errors", ascending=False))
 
-    st.subheader("Retries by kind")
+    st.subheader(t("monitor.retries_title"))
     retries = cached_retry_events(rt, WINDOWS.get(window))
     if _frame_error(retries):
         return
-    by_kind = retries_by_kind(retries, freq)
+    by_kind = retries_by_kind(in_zone(retries, "ts"), freq)
     if by_kind.empty:
-        st.caption("No retries in this window.")
+        st.caption(t("monitor.no_retries"))
         return
-    _bars(by_kind, freq, "Retries by kind", "retries", "retries", "kind", "kind", ["kind", "retries", "gave_up"])
+    _bars(by_kind, freq, t("monitor.retries_title"), "retries", col_label("retries"), "kind", col_label("kind"),
+          ["kind", "retries", "gave_up"])
     _table(by_kind.groupby("kind", as_index=False)[["retries", "gave_up"]].sum()
            .sort_values("retries", ascending=False))
