@@ -42,8 +42,9 @@ def observe_call(role: str, model: str, latency_ms: float | None, ttft_ms: float
     try:
         if latency_ms is not None:
             latency.labels(role, model).observe(max(0.0, float(latency_ms)) / 1000)
+        first = ttft.labels(role, model)  # the pair's series exists (at zero) even if it never streamed
         if ttft_ms is not None:
-            ttft.labels(role, model).observe(max(0.0, float(ttft_ms)) / 1000)
+            first.observe(max(0.0, float(ttft_ms)) / 1000)
     except Exception:  # noqa: BLE001
         pass
 
