@@ -1,0 +1,130 @@
+"""Where /metrics is served: by the app's runtime once per process when SHOAL_METRICS_PORT is set (a
+rebuilt runtime takes the endpoint over, never binds it twice), by `python -m core worker
+--metrics-port N`, and once on stdout by `python -m core metrics`. All scraped over real HTTP and read
+with prometheus_client's parser."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.console import metrics_server
+from core.infra.models import Run
+from tests.conftest import wait_for
+from tests.support.prom import Page, scrape
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def no_endpoint():
+    metrics_server.stop()
+    yield
+    metrics_server.stop()
+
+
+def test_the_app_runtime_serves_once_per_process_and_a_rebuilt_runtime_takes_it_over(monkeypatch, tmp_path,
+                                                                                     no_endpoint):
+    from core.runtime import build_runtime
+
+    port = free_port()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'rt.db'}")
+    monkeypatch.setenv("SHOAL_METRICS_PORT", str(port))
+    url = f"http://127.0.0.1:{port}/metrics"
+    first = build_runtime(console_log=False)
+    try:
+        assert metrics_server.endpoint() is not None and metrics_server.endpoint().port == port
+        with first.db.session() as s:
+            s.add(Run(id="r1", status="completed", trace_id="r1"))
+        page = scrape(url)
+        assert page.get("shoal_database_up") == 1 and page.get("shoal_runs", status="completed") == 1
+        assert "shoal_alerts_firing" in page.families and page.samples("shoal_alerts_firing")  # the app's rules
+    finally:
+        first.close(timeout=5)
+    page = scrape(url)  # between the close and the next build (Settings › reload): still answering
+    assert page.get("shoal_up") == 1 and page.get("shoal_database_up") == 0
+    ep = metrics_server.endpoint()
+    second = build_runtime(console_log=False)  # what reload_runtime does: the same port, no second bind
+    try:
+        assert not [p for p in second.problems if "metrics" in p], second.problems
+        assert metrics_server.endpoint() is ep and ep.collector.source is second
+        page = scrape(url)
+        assert page.get("shoal_database_up") == 1 and page.get("shoal_runs", status="completed") == 1
+    finally:
+        second.close(timeout=5)
+
+
+def test_a_command_runtime_does_not_serve_and_a_taken_port_is_a_problem_not_a_crash(monkeypatch, tmp_path,
+                                                                                  no_endpoint):
+    from core.runtime import build_runtime
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'rt.db'}")
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        monkeypatch.setenv("SHOAL_METRICS_PORT", str(taken.getsockname()[1]))
+        cli = build_runtime(console_log=False, own_runs_only=True)  # `run`, `report`: not the app
+        try:
+            assert metrics_server.endpoint() is None
+        finally:
+            cli.close(timeout=5)
+        app = build_runtime(console_log=False)
+        try:
+            assert app.ok and any("metrics port" in p for p in app.problems), app.problems
+            assert metrics_server.endpoint() is None
+        finally:
+            app.close(timeout=5)
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = os.environ.copy()  # SHOAL_DATA_DIR / SHOAL_LOG_DIR / SHOAL_ENV_FILE from isolated_env
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}", **extra)
+    return env
+
+
+def test_the_metrics_command_prints_the_page_once(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "core", "metrics", "--cpu-seconds", "0.2"], cwd=ROOT,
+                         env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    page = Page(out.stdout)
+    assert page.get("shoal_up") == 1 and page.get("shoal_database_up") == 1
+    assert 0 <= page.get("shoal_cpu_percent") <= 100  # measured over 0.2 s, so it has a value
+    assert page.families["shoal_llm_latency_seconds"] == "histogram"
+    assert page.get("shoal_llm_calls_total", role="QUERY_ENGINE", model="offline", status="ok") == 0
+
+
+@pytest.mark.timeout(180)
+def test_a_worker_serves_metrics_over_http(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "core", "worker", "--metrics-port", "0"], cwd=ROOT,
+                            env=_env(tmp_path, SHOAL_SAMPLE_SECONDS="0.5", SHOAL_SHUTDOWN_TIMEOUT="3"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        started = json.loads(line) if line.startswith("{") else {}
+        assert started.get("status") == "started" and started.get("metrics_port"), line + proc.stderr.read()
+        url = f"http://127.0.0.1:{started['metrics_port']}/metrics"
+        page = scrape(url)
+        assert page.get("shoal_up") == 1 and page.get("shoal_database_up") == 1
+        assert page.get("shoal_runs", status="running") == 0 and page.get("process_cpu_seconds_total") > 0
+        # The worker samples resources itself: CPU appears once one interval has passed.
+        wait_for(lambda: scrape(url).samples("shoal_cpu_percent"), what="a CPU figure over an interval")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1])["status"] == "stopped"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
