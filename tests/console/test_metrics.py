@@ -222,3 +222,25 @@ def test_a_database_outage_and_a_failing_source_never_break_a_scrape(serve):
     metrics_server.serve_runtime(None, 0)
     s = scrape_now()
     assert s.get("shoal_up") == 1 and s.get("shoal_database_up") == 0
+
+
+def test_the_llm_client_observes_every_call_it_records_in_the_histograms(db, serve):
+    from core.llm.client import LlmClient, LlmError
+    from core.llm.limits import ProviderLimiter
+    from tests.fakes.openai_server import FakeOpenAI, FakeReply
+
+    model = f"fake-{uuid.uuid4().hex[:8]}"
+    fast = retry.RetryPolicy("llm", max_attempts=1, max_seconds=30.0, initial_wait=0.0, max_wait=0.0)
+    replies = iter([FakeReply(content="hello"), FakeReply(status=400, error_message="bad request")])
+    with FakeOpenAI(lambda _req: next(replies), model=model) as srv:
+        settings = load_settings(env=srv.env("QUERY_ENGINE", model=model), env_file=Path("/nonexistent/.env"))
+        llm = LlmClient("QUERY_ENGINE", settings, db=db, limiter=ProviderLimiter(4), policy=fast)
+        llm.complete("s", "a reply")
+        with pytest.raises(LlmError):
+            llm.complete("s", "a rejected request")
+    s = serve(_source(db))()
+    q = {"role": "QUERY_ENGINE", "model": model}
+    assert s.get("shoal_llm_latency_seconds_count", **q) == 2  # the failed call too
+    assert s.get("shoal_llm_ttft_seconds_count", **q) == 1  # only the streamed reply had a first token
+    assert s.get("shoal_llm_calls_total", status="ok", **q) == 1  # the database-backed side agrees
+    assert s.get("shoal_llm_calls_total", status="error", **q) == 1
