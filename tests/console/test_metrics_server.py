@@ -128,3 +128,33 @@ def test_a_worker_serves_metrics_over_http(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_the_grafana_dashboard_asks_only_for_families_the_page_has(db):
+    import re
+
+    from core.console.metrics import histograms_from_database, prometheus_text
+
+    dash = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text(encoding="utf-8"))
+    assert dash["__inputs"][0]["pluginId"] == "prometheus"  # Grafana asks for the data source on import
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert exprs and all(t["datasource"]["uid"] == "${DS_PROMETHEUS}" for p in dash["panels"] for t in p["targets"])
+    page = Page(prometheus_text(db, histograms=histograms_from_database(db)))
+    known = set(page.families) | {name for name, _ in page.series} | {f + "_total" for f in page.families}
+    used = {m for e in exprs for m in re.findall(r"\b((?:shoal|process)_[a-z_]+)\b", e)} - {"shoal_process"}
+    assert {"shoal_llm_latency_seconds_bucket", "shoal_llm_ttft_seconds_bucket", "shoal_retries_total",
+            "shoal_llm_cost_usd_total", "process_cpu_seconds_total"} <= used
+    assert not sorted(used - known), f"the dashboard queries families the page does not have: {sorted(used - known)}"
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids)) and all(p["gridPos"]["x"] + p["gridPos"]["w"] <= 24 for p in dash["panels"])
+
+
+def test_the_prometheus_example_scrapes_the_app_and_a_worker():
+    yaml = pytest.importorskip("yaml")
+    conf = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text(encoding="utf-8"))
+    (job,) = [j for j in conf["scrape_configs"] if j["job_name"] == "shoal"]
+    assert job["metrics_path"] == "/metrics"
+    targets = {t for sc in job["static_configs"] for t in sc["targets"]}
+    assert targets == {"localhost:9464", "localhost:9465"}
+    labels = {k for sc in job["static_configs"] for k in sc.get("labels", {})}
+    assert not labels & {"role", "model", "status", "kind", "policy"}  # would clash with Shoal's own labels
