@@ -288,7 +288,8 @@ def _alert_families() -> list[Metric]:
 
 def _alerts(alerts) -> list[Metric]:
     fams = _alert_families()
-    if alerts is None:  # this process evaluates no rules (a worker, the metrics command)
+    if alerts is None:  # this process evaluates no rules (a worker, the metrics command): none fire here
+        fams[1].add_metric([], 0)
         return fams
     firing = alerts.firing()
     names = {a.rule for a in firing}

@@ -19,6 +19,7 @@ from loguru import logger
 from prometheus_client import start_http_server
 
 from core.console.metrics import ShoalCollector, build_registry, known_pairs
+from core.llm.instruments import seed
 
 DEFAULT_ADDR = "0.0.0.0"  # Prometheus scrapes from another host; as prometheus_client's own default
 
@@ -55,6 +56,7 @@ def serve_runtime(runtime: Any, port: int, addr: str = DEFAULT_ADDR) -> MetricsE
                 logger.warning("metrics already served on port {} in this process; port {} ignored",
                                _endpoint.port, port)
             _endpoint.collector.set_source(runtime)
+            seed(known_pairs(getattr(runtime, "settings", None)))  # roles configured since the first build
             return _endpoint
         collector = ShoalCollector(runtime)
         registry = build_registry(collector, seeds=known_pairs(getattr(runtime, "settings", None)))

@@ -244,3 +244,9 @@ def test_the_llm_client_observes_every_call_it_records_in_the_histograms(db, ser
     assert s.get("shoal_llm_ttft_seconds_count", **q) == 1  # only the streamed reply had a first token
     assert s.get("shoal_llm_calls_total", status="ok", **q) == 1  # the database-backed side agrees
     assert s.get("shoal_llm_calls_total", status="error", **q) == 1
+
+
+def test_a_process_without_alert_rules_counts_no_alert_and_invents_no_rule(db):
+    s = Page(prometheus_text(db, histograms=instruments.new_histograms(), process=False))
+    assert s.get("shoal_alerts_firing_count") == 0
+    assert "shoal_alerts_firing" in s.families and not s.samples("shoal_alerts_firing")
