@@ -218,7 +218,7 @@ def cmd_metrics(args) -> int:
         db = rt.db if rt.db.ok else None
         # This process made no LLM call: its latency histograms are read from the recorded calls.
         print(prometheus_text(db, resources=sampler, prices=prices, settings=rt.settings,
-                              histograms=histograms_from_database(db)), end="")
+                              histograms=histograms_from_database(db, rt.settings)), end="")
     finally:
         rt.close()
     return EXIT_OK

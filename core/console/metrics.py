@@ -40,10 +40,11 @@ import threading
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from prometheus_client.utils import floatToGoString
+from sqlalchemy import case, func, select
 
 from core.infra.config import LLM_ROLES
 from core.infra.models import Job, LlmCall, Run
@@ -317,39 +318,67 @@ def _resources(resources) -> list[Metric]:
 
 # ------------------------------------------------------------------------------------------ registry
 
-def build_registry(collector: ShoalCollector, *, histograms: tuple[Histogram, Histogram] | None = None,
+def build_registry(collector: ShoalCollector, *, histograms: Iterable[Collector] | None = None,
                    process: bool = True, seeds: Iterable[tuple[str, str]] = ()) -> CollectorRegistry:
-    """A registry with the collector, the LLM histograms (default: this process's) seeded at zero for
-    `seeds`, and prometheus_client's process collector (process_cpu_seconds_total, …) when `process`."""
-    latency, ttft = histograms or (instruments.LATENCY, instruments.TTFT)
-    instruments.seed(seeds, latency=latency, ttft=ttft)
+    """A registry with the collector, the LLM histograms (default: this process's, seeded at zero for
+    `seeds`), and prometheus_client's process collector (process_cpu_seconds_total, …) when `process`."""
+    if histograms is None:
+        instruments.seed(seeds)
+        histograms = (instruments.LATENCY, instruments.TTFT)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
-    registry.register(latency)
-    registry.register(ttft)
+    for h in histograms:
+        registry.register(h)
     if process:
         ProcessCollector(registry=registry)
     return registry
 
 
-def histograms_from_database(db, quantile_calls: int | None = None) -> tuple[Histogram, Histogram]:
-    """Fresh histograms filled from the recorded calls (the newest `quantile_calls`, or all): what
-    `python -m core metrics`, a process that made no call, shows for latency and time to first token."""
-    latency, ttft = instruments.new_histograms()
-    if db is None or not getattr(db, "ok", True):
-        return latency, ttft
-    try:
-        with db.session() as s:
-            q = select(LlmCall.role, LlmCall.model, LlmCall.latency_ms, LlmCall.ttft_ms).order_by(LlmCall.id.desc())
-            for role, model, lat, first in s.execute(q.limit(quantile_calls) if quantile_calls else q):
-                instruments.observe_call(role, model, lat, first, latency=latency, ttft=ttft)
-    except Exception:  # noqa: BLE001 - the collector reports the database's state; histograms stay as read
-        pass
-    return latency, ttft
+class RecordedHistograms(Collector):
+    """The LLM histograms computed from the llm_calls table (bucket counts summed in SQL): what
+    `python -m core metrics`, a process that made no call, shows. Same names, labels and buckets as
+    core.llm.instruments; a database that cannot be read gives the families without samples."""
+
+    def __init__(self, db, seeds: Iterable[tuple[str, str]] = ()):
+        self.db = db
+        self.seeds = list(seeds)
+
+    def collect(self) -> Iterator[Metric]:
+        fams = []
+        for column, name, help_, bounds in (
+                (LlmCall.latency_ms, "shoal_llm_latency_seconds", "LLM call latency, all recorded calls",
+                 instruments.LATENCY_BUCKETS),
+                (LlmCall.ttft_ms, "shoal_llm_ttft_seconds", "LLM time to first token, all recorded calls",
+                 instruments.TTFT_BUCKETS)):
+            fam = HistogramMetricFamily(name, help_, labels=list(instruments.LABELS))
+            fams.append(fam)
+            try:
+                rows = self._read(column, bounds)
+            except Exception:  # noqa: BLE001 - the collector reports the database's state
+                continue
+            for pair in self.seeds:
+                rows.setdefault(pair, (0, 0.0, [0] * len(bounds)))
+            for (role, model), (count, total, cumulative) in sorted(rows.items()):
+                buckets = [(floatToGoString(b), n) for b, n in zip(bounds, cumulative)] + [("+Inf", count)]
+                fam.add_metric([role, model], buckets, total / 1000)
+        yield from fams
+
+    def _read(self, column, bounds) -> dict[tuple[str, str], tuple[int, float, list[int]]]:
+        if self.db is None or not getattr(self.db, "ok", True):
+            raise RuntimeError("no database")
+        cols = [func.count(column), func.coalesce(func.sum(column), 0.0)]
+        cols += [func.coalesce(func.sum(case((column <= b * 1000, 1), else_=0)), 0) for b in bounds]
+        with self.db.session() as s:
+            rows = s.execute(select(LlmCall.role, LlmCall.model, *cols).group_by(LlmCall.role, LlmCall.model)).all()
+        return {(str(r[0]), str(r[1])): (int(r[2]), float(r[3]), [int(n) for n in r[4:]]) for r in rows}
+
+
+def histograms_from_database(db, settings=None) -> list[Collector]:
+    return [RecordedHistograms(db, known_pairs(settings))]
 
 
 def prometheus_text(db=None, *, resources=None, telemetry=None, alerts=None, prices: PriceTable | None = None,
-                    settings=None, histograms: tuple[Histogram, Histogram] | None = None,
+                    settings=None, histograms: Iterable[Collector] | None = None,
                     process: bool = True) -> str:
     """The whole exposition once, rendered by prometheus_client's generate_latest."""
     source = SimpleNamespace(db=db, resources=resources, telemetry=telemetry, alerts=alerts, prices=prices,
