@@ -40,6 +40,7 @@ import threading
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Iterator
 
+from loguru import logger
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -140,6 +141,8 @@ class ShoalCollector(Collector):
         for name in SOURCES:
             fail.add_metric([name], 1 if name in errors else 0)
         yield fail
+        if errors and errors != self.last_errors:  # once per change, not at every scrape
+            logger.warning("metrics: not read at this scrape: {}", "; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.last_errors = errors
 
     @staticmethod
