@@ -152,8 +152,8 @@ def build_runtime(secrets: Mapping[str, Any] | None = None, *, start_supervisor:
             logger.exception("supervisor could not start")
     if start_supervisor:
         _start_console(runtime)
-        if not own_runs_only and settings.get("SHOAL_METRICS_PORT"):  # the app (and `run --serve`)
-            serve_metrics(runtime, settings["SHOAL_METRICS_PORT"])
+        if not own_runs_only:  # the app (and `run --serve`)
+            serve_metrics(runtime, settings.get("SHOAL_METRICS_PORT") or 0)
     atexit.register(runtime.close)
     _close_before_threads_join(runtime)
     return runtime
@@ -194,7 +194,11 @@ def _close_before_threads_join(runtime: Runtime) -> None:
 
 def serve_metrics(runtime: Runtime, port: int) -> None:
     """/metrics for this runtime on `port`: bound once per process, later runtimes take it over
-    (core.console.metrics_server). A port that cannot be bound is a problem, not a crash."""
+    (core.console.metrics_server); 0 (off) closes an endpoint an earlier runtime opened. A port that
+    cannot be bound is a problem, not a crash."""
+    if not port:
+        metrics_server.stop()
+        return
     try:
         metrics_server.serve_runtime(runtime, int(port))
     except OSError as exc:

@@ -1,8 +1,9 @@
 """/metrics over HTTP, once per process (prometheus_client's own server, on a daemon thread).
 
 `serve_runtime(runtime, port)` starts the endpoint the first time and points it at `runtime`; later
-calls (a runtime rebuilt after Settings › reload, or a second build in the same process) only swap
-the source, so the port is bound once and never fails as "in use" by ourselves. `release(runtime)`
+calls on the same port (a runtime rebuilt after Settings › reload, or a second build in the same
+process) only swap the source, so the port is bound once and never fails as "in use" by ourselves.
+Another port (the setting changed) moves the endpoint; `stop()` closes it (the setting set to 0). `release(runtime)`
 (from Runtime.close) detaches a closed runtime: until the next one is attached the endpoint still
 answers, with the process's own figures and `shoal_scrape_error{source="database"} 1`.
 
@@ -51,13 +52,14 @@ def serve_runtime(runtime: Any, port: int, addr: str = DEFAULT_ADDR) -> MetricsE
     Raises OSError when the port cannot be bound (the caller reports it)."""
     global _endpoint
     with _lock:
-        if _endpoint is not None:
-            if port and port != _endpoint.port:
-                logger.warning("metrics already served on port {} in this process; port {} ignored",
-                               _endpoint.port, port)
+        if _endpoint is not None and (not port or port == _endpoint.port):
             _endpoint.collector.set_source(runtime)
             seed(known_pairs(getattr(runtime, "settings", None)))  # roles configured since the first build
             return _endpoint
+        if _endpoint is not None:  # the setting changed: move to the new port
+            logger.info("metrics move from port {} to {}", _endpoint.port, port)
+            _close(_endpoint)
+            _endpoint = None
         collector = ShoalCollector(runtime)
         registry = build_registry(collector, seeds=known_pairs(getattr(runtime, "settings", None)))
         server, thread = start_http_server(int(port), addr=addr, registry=registry)
@@ -75,11 +77,16 @@ def release(runtime: Any) -> None:
 
 
 def stop() -> None:
-    """Close the endpoint (tests; a process normally keeps it until it exits)."""
+    """Close the endpoint (SHOAL_METRICS_PORT turned off, tests)."""
     global _endpoint
     with _lock:
         ep, _endpoint = _endpoint, None
     if ep is not None:
-        ep.server.shutdown()
-        ep.server.server_close()
-        ep.thread.join(timeout=5)
+        _close(ep)
+        logger.info("metrics no longer served on port {}", ep.port)
+
+
+def _close(ep: MetricsEndpoint) -> None:
+    ep.server.shutdown()
+    ep.server.server_close()
+    ep.thread.join(timeout=5)

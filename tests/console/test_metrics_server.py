@@ -66,6 +66,31 @@ def test_the_app_runtime_serves_once_per_process_and_a_rebuilt_runtime_takes_it_
         second.close(timeout=5)
 
 
+def test_a_changed_port_moves_the_endpoint_and_zero_turns_it_off(monkeypatch, tmp_path, no_endpoint):
+    from core.runtime import build_runtime
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'rt.db'}")
+    old, new = free_port(), free_port()
+    for port in (old, new):
+        monkeypatch.setenv("SHOAL_METRICS_PORT", str(port))
+        rt = build_runtime(console_log=False)
+        try:
+            assert metrics_server.endpoint().port == port and not [p for p in rt.problems if "metrics" in p]
+            assert scrape(f"http://127.0.0.1:{port}/metrics").get("shoal_database_up") == 1
+        finally:
+            rt.close(timeout=5)
+    with pytest.raises(OSError):  # URLError is an OSError: nothing listens on the old port any more
+        scrape(f"http://127.0.0.1:{old}/metrics", timeout=5)
+    monkeypatch.setenv("SHOAL_METRICS_PORT", "0")
+    rt = build_runtime(console_log=False)
+    try:
+        assert metrics_server.endpoint() is None
+        with pytest.raises(OSError):
+            scrape(f"http://127.0.0.1:{new}/metrics", timeout=5)
+    finally:
+        rt.close(timeout=5)
+
+
 def test_a_command_runtime_does_not_serve_and_a_taken_port_is_a_problem_not_a_crash(monkeypatch, tmp_path,
                                                                                   no_endpoint):
     from core.runtime import build_runtime
