@@ -78,6 +78,10 @@ def cmd_worker(args) -> int:
             rt.close()
             return EXIT_FAIL
         rt.resources = ResourceSampler(settings["SHOAL_SAMPLE_SECONDS"], disk_path=settings.data_dir).start()
+        from core.llm.pricing import load_price_table
+        from core.runtime import _config_file
+
+        rt.prices = load_price_table(_config_file(settings, "SHOAL_PRICE_TABLE", "prices.json"))  # as the app's
     from core.supervisor import SupervisorConfig
 
     config = SupervisorConfig.from_settings(settings)

@@ -129,7 +129,8 @@ class ShoalCollector(Collector):
         if db is not None and not getattr(db, "ok", True):
             errors["database"] = str(getattr(db, "error", "") or "database unavailable")[:200]
             db = None
-        prices = get("prices") or default_table()
+        prices = get("prices")
+        prices = default_table() if prices is None else prices
         yield from self._guard(errors, "database", lambda: _database(db, prices, known_pairs(get("settings")),
                                                                      errors), _database_down)
         yield from self._guard(errors, "retries", _retries, lambda: [_retry_family()])

@@ -132,8 +132,19 @@ def test_the_metrics_command_prints_the_page_once(tmp_path):
 
 @pytest.mark.timeout(180)
 def test_a_worker_serves_metrics_over_http(tmp_path):
+    from core.infra.db import open_database
+    from core.infra.models import LlmCall
+
+    db = open_database(f"sqlite:///{tmp_path / 'cli.db'}")
+    with db.session() as s:
+        s.add(LlmCall(role="QUERY_ENGINE", model="house-model", input_tokens=1_000_000, output_tokens=0,
+                      latency_ms=5, status="ok", trace_id=""))
+    db.dispose()
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"house-model": {"input": 3.0, "output": 6.0}}), encoding="utf-8")
     proc = subprocess.Popen([sys.executable, "-m", "core", "worker", "--metrics-port", "0"], cwd=ROOT,
-                            env=_env(tmp_path, SHOAL_SAMPLE_SECONDS="0.5", SHOAL_SHUTDOWN_TIMEOUT="3"),
+                            env=_env(tmp_path, SHOAL_SAMPLE_SECONDS="0.5", SHOAL_SHUTDOWN_TIMEOUT="3",
+                                     SHOAL_PRICE_TABLE=str(prices)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -143,6 +154,7 @@ def test_a_worker_serves_metrics_over_http(tmp_path):
         page = scrape(url)
         assert page.get("shoal_up") == 1 and page.get("shoal_database_up") == 1
         assert page.get("shoal_runs", status="running") == 0 and page.get("process_cpu_seconds_total") > 0
+        assert page.get("shoal_llm_cost_usd_total", model="house-model") == pytest.approx(3.0)  # the app's prices
         # The worker samples resources itself: CPU appears once one interval has passed.
         wait_for(lambda: scrape(url).samples("shoal_cpu_percent"), what="a CPU figure over an interval")
         proc.send_signal(signal.SIGTERM)
