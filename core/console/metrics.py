@@ -226,7 +226,8 @@ def _database(db, prices: PriceTable, seeds: list[tuple[str, str]], errors: dict
         agg["retries"] += int(retries)
     kinds = {p: dict.fromkeys(ERROR_KINDS, 0) for p in pairs}
     for role, model, kind, n in failed:
-        k = kinds[(str(role), str(model))]
+        # (setdefault: MySQL's case-insensitive grouping may name a pair differently in the two queries)
+        k = kinds.setdefault((str(role), str(model)), dict.fromkeys(ERROR_KINDS, 0))
         k[kind or "error"] = k.get(kind or "error", 0) + int(n)
     by_model: dict[str, list[int]] = {}
     for (role, model), agg in sorted(by_pair.items()):
@@ -235,12 +236,13 @@ def _database(db, prices: PriceTable, seeds: list[tuple[str, str]], errors: dict
         tokens_f.add_metric([role, model, "input"], agg["input"])
         tokens_f.add_metric([role, model, "output"], agg["output"])
         retries_f.add_metric([role, model], agg["retries"])
-        for kind, n in sorted(kinds[(role, model)].items()):
-            errors_f.add_metric([role, model, kind], n)
         m = by_model.setdefault(model, [0, 0, 0])
         m[0] += agg["input"]
         m[1] += agg["output"]
         m[2] += sum(agg[k] for k in agg if k not in zero)
+    for (role, model), by_kind in sorted(kinds.items()):
+        for kind, n in sorted(by_kind.items()):
+            errors_f.add_metric([role, model, kind], n)
     for model, (tin, tout, n) in sorted(by_model.items()):
         if model == OFFLINE_MODEL:
             continue  # the offline analyst costs nothing and is no model to price
