@@ -380,6 +380,7 @@ class RecordedHistograms(Collector):
 
 
 def histograms_from_database(db, settings=None) -> list[Collector]:
+    """The `histograms` argument of prometheus_text/build_registry for a process that made no call."""
     return [RecordedHistograms(db, known_pairs(settings))]
 
 
