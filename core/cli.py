@@ -202,18 +202,23 @@ def cmd_report(args) -> int:
 
 
 def cmd_metrics(args) -> int:
-    """Prometheus text exposition on stdout (for a textfile collector or a tiny HTTP wrapper)."""
-    from core.console.metrics import prometheus_text
+    """Prometheus text exposition on stdout, once (prometheus_client's generate_latest). For a scrape
+    endpoint run `worker --metrics-port N` or set SHOAL_METRICS_PORT for the app."""
+    from core.console.metrics import histograms_from_database, prometheus_text
     from core.llm.pricing import load_price_table
-    from core.console.resources import ResourceSampler
+    from core.console.resources import MIN_CPU_WINDOW_S, ResourceSampler
     from core.runtime import _config_file
 
     rt = _runtime(start_supervisor=False)
     try:
         sampler = ResourceSampler(interval=3600, disk_path=rt.settings.data_dir)
+        time.sleep(max(MIN_CPU_WINDOW_S, args.cpu_seconds))  # CPU is measured over an interval, not an instant
         sampler.sample_once()
         prices = load_price_table(_config_file(rt.settings, "SHOAL_PRICE_TABLE", "prices.json"))
-        print(prometheus_text(rt.db if rt.db.ok else None, resources=sampler, prices=prices), end="")
+        db = rt.db if rt.db.ok else None
+        # This process made no LLM call: its latency histograms are read from the recorded calls.
+        print(prometheus_text(db, resources=sampler, prices=prices, settings=rt.settings,
+                              histograms=histograms_from_database(db, rt.settings)), end="")
     finally:
         rt.close()
     return EXIT_OK
@@ -239,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="run a headless supervisor until SIGTERM/SIGINT (a replica)")
     w.add_argument("--max-workers", type=int, default=0, help="jobs at once (default: SHOAL_MAX_WORKERS)")
+    w.add_argument("--metrics-port", type=int, default=None, metavar="N",
+                   help="serve Prometheus /metrics on port N (0: a free port, printed at start)")
     w.add_argument("--kinds", default="", help="comma-separated job kinds this worker may claim (default: all)")
     w.add_argument("--seconds", type=float, default=0, help="stop after this many seconds (0: run until signalled)")
     w.set_defaults(fn=cmd_worker)
@@ -320,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("metrics", help="print runs, jobs, LLM usage, latency, retries and resources in "
                        "Prometheus text format")
+    m.add_argument("--cpu-seconds", type=float, default=1.0, help="measure CPU over this many seconds (default 1)")
     m.set_defaults(fn=cmd_metrics)
 
     s = sub.add_parser("sentiment", help="classify one text per stdin line; prints label<TAB>score")

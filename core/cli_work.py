@@ -66,6 +66,22 @@ def cmd_worker(args) -> int:
     if not rt.db.ok:
         print(f"worker: {rt.db.error}", file=sys.stderr)
         return EXIT_FAIL
+    started: dict = {}
+    if getattr(args, "metrics_port", None) is not None:
+        from core.console import metrics_server
+        from core.console.resources import ResourceSampler
+
+        try:
+            started["metrics_port"] = metrics_server.serve_runtime(rt, args.metrics_port).port
+        except OSError as exc:
+            print(f"worker: metrics port {args.metrics_port}: {exc}", file=sys.stderr)
+            rt.close()
+            return EXIT_FAIL
+        rt.resources = ResourceSampler(settings["SHOAL_SAMPLE_SECONDS"], disk_path=settings.data_dir).start()
+        from core.llm.pricing import load_price_table
+        from core.runtime import _config_file
+
+        rt.prices = load_price_table(_config_file(settings, "SHOAL_PRICE_TABLE", "prices.json"))  # as the app's
     from core.supervisor import SupervisorConfig
 
     config = SupervisorConfig.from_settings(settings)
@@ -76,7 +92,7 @@ def cmd_worker(args) -> int:
         # leases and resumes interrupted runs (SHOAL_AUTO_RESUME) without waiting for a page to open.
         sup = rt.new_supervisor(config).start()
         rt.supervisor = sup
-        print(json.dumps({"worker": sup.worker_id, "status": "started"}), flush=True)
+        print(json.dumps({"worker": sup.worker_id, "status": "started", **started}), flush=True)
         deadline = time.monotonic() + args.seconds if args.seconds else None
         while not stop.event.wait(0.2):
             if deadline and time.monotonic() > deadline:

@@ -28,6 +28,7 @@ from core.infra.db import Database, PoolOptions, open_database
 from core.infra.events import EventLog
 from core.infra.logs import setup_logging
 from core.console.alerts import DEFAULT_RULES, AlertEngine, load_rules
+from core.console import metrics_server
 from core.console.health import HealthMonitor
 from core.llm.pricing import PriceTable, load_price_table
 from core.console.monitoring import Monitor, compact_open_runs, detect_stalls
@@ -101,6 +102,7 @@ class Runtime:
             self._closed = True
         atexit.unregister(self.close)
         _open_runtimes.pop(id(self), None)
+        metrics_server.release(self)
         if self.monitor is not None:
             self.monitor.stop()
         if self.supervisor is not None:
@@ -150,6 +152,8 @@ def build_runtime(secrets: Mapping[str, Any] | None = None, *, start_supervisor:
             logger.exception("supervisor could not start")
     if start_supervisor:
         _start_console(runtime)
+        if not own_runs_only:  # the app (and `run --serve`)
+            serve_metrics(runtime, settings.get("SHOAL_METRICS_PORT") or 0)
     atexit.register(runtime.close)
     _close_before_threads_join(runtime)
     return runtime
@@ -186,6 +190,20 @@ def _close_before_threads_join(runtime: Runtime) -> None:
             _exit_hooked = True
         except RuntimeError:  # the interpreter is already shutting down
             pass
+
+
+def serve_metrics(runtime: Runtime, port: int) -> None:
+    """/metrics for this runtime on `port`: bound once per process, later runtimes take it over
+    (core.console.metrics_server); 0 (off) closes an endpoint an earlier runtime opened. A port that
+    cannot be bound is a problem, not a crash."""
+    if not port:
+        metrics_server.stop()
+        return
+    try:
+        metrics_server.serve_runtime(runtime, int(port))
+    except OSError as exc:
+        runtime.problems.append(f"metrics port {port}: {exc}")
+        logger.warning("metrics not served on port {}: {}", port, exc)
 
 
 def _config_file(settings: Settings, key: str, default_name: str) -> Path | None:

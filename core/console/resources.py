@@ -7,7 +7,7 @@ subprocesses, no per-process scans beyond this process), and each value that can
 is None rather than an error. Keys of a sample:
 
   ts                epoch seconds
-  cpu_percent       system CPU use since the previous sample (0-100)
+  cpu_percent       system CPU use since the previous sample (0-100; None over less than 0.1 s)
   memory_percent    system memory in use (0-100); memory_used_bytes, memory_total_bytes
   disk_percent      use of the file system holding `disk_path`; disk_free_bytes
   net_sent_bps / net_recv_bps   bytes per second since the previous sample (None on the first)
@@ -32,6 +32,15 @@ SAMPLE_KEYS = ("ts", "cpu_percent", "memory_percent", "memory_used_bytes", "memo
                "process_cpu_percent")
 
 
+MIN_CPU_WINDOW_S = 0.1  # psutil's advice: CPU percent over less than 0.1 s is noise
+
+
+def _busy_total(t) -> tuple[float, float]:
+    """(busy, total) CPU seconds of a psutil cpu_times(); guest time is already in user/nice."""
+    total = sum(t) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
+    return total - t.idle - getattr(t, "iowait", 0.0), total
+
+
 def _safe(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
@@ -54,8 +63,10 @@ class ResourceSampler:
         self._proc = _safe(psutil.Process)
         self._last_net: tuple[float, int, int] | None = None
         self.last_error = ""
-        # cpu_percent(interval=None) measures since the previous call: prime both counters now.
-        _safe(lambda: psutil.cpu_percent(interval=None))
+        # CPU is measured between two samples of this sampler (psutil's own interval=None state is per
+        # calling thread: primed here and read on the monitor thread it gave 0 or 100 from a window of
+        # nothing). A window shorter than MIN_CPU_WINDOW_S gives None, not a noisy figure.
+        self._last_cpu: tuple[float, Any] | None = (self.clock(), _safe(psutil.cpu_times))
         if self._proc is not None:
             _safe(lambda: self._proc.cpu_percent(interval=None))
 
@@ -65,7 +76,7 @@ class ResourceSampler:
         now = self.clock()
         s: dict[str, Any] = dict.fromkeys(SAMPLE_KEYS)
         s["ts"] = now
-        s["cpu_percent"] = _safe(lambda: float(psutil.cpu_percent(interval=None)))
+        s["cpu_percent"] = _safe(self._cpu_percent)
         vm = _safe(psutil.virtual_memory)
         if vm is not None:
             s["memory_percent"], s["memory_used_bytes"], s["memory_total_bytes"] = \
@@ -90,6 +101,21 @@ class ResourceSampler:
         with self._lock:
             self._samples.append(s)
         return s
+
+    def _cpu_percent(self) -> float | None:
+        """System CPU busy share since the previous sample (or construction), over all CPUs."""
+        now, times = self.clock(), psutil.cpu_times()
+        before = self._last_cpu
+        if before is not None and before[1] is not None and now - before[0] < MIN_CPU_WINDOW_S:
+            return None  # keep the older start: the next window is long enough
+        self._last_cpu = (now, times)
+        if before is None or before[1] is None:
+            return None
+        busy0, total0 = _busy_total(before[1])
+        busy1, total1 = _busy_total(times)
+        if total1 <= total0:
+            return None
+        return round(min(100.0, max(0.0, 100.0 * (busy1 - busy0) / (total1 - total0))), 1)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -124,6 +124,8 @@ SPECS: dict[str, SettingSpec] = {s.key: s for s in [
     SettingSpec("SHOAL_TELEMETRY_BUFFER", 200_000, "int", "Console",
                 "Telemetry events buffered while the database is slow or down; beyond this they are dropped "
                 "and counted", minimum=1000, maximum=5_000_000),
+    SettingSpec("SHOAL_METRICS_PORT", 0, "int", "Console",
+                "Serve Prometheus /metrics from the app on this port (0: off)", minimum=0, maximum=65535),
     SettingSpec("SHOAL_LANGUAGE", "auto", "choice", "Display",
                 "Language of the pages: zh, en, or auto (Chinese when the browser asks for it). Each reader can "
                 "override it for their session in the sidebar", choices=("auto", "zh", "en")),

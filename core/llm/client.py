@@ -56,6 +56,7 @@ from core.llm.replies import (_DETAIL_MAX, JSON_INSTRUCTION, LlmResult, _check_j
 from core.llm.answered import note_answered
 from core.llm.limits import ProviderLimiter, default_limiter, provider_key
 from core.infra.models import LlmCall
+from core.llm.instruments import observe_call
 from core.infra.redact import MASK, redact, register_secrets
 from core.infra.tracing import current_trace_id
 
@@ -476,6 +477,7 @@ class LlmClient:
                output_tokens: int, latency_ms: float, ttft_ms: float | None, retries: int, status: str,
                error_kind: str | None, estimated: bool, error: str = "",
                queued_ms: float | None = None) -> int | None:
+        observe_call(self.role, self.model, latency_ms, ttft_ms)  # the process's histograms (/metrics)
         call_id = None
         if self.db is not None:
             try:

@@ -14,7 +14,8 @@ def test_a_sample_has_every_value_in_range(tmp_path):
     sampler = ResourceSampler(disk_path=tmp_path)
     first = sampler.sample_once()
     assert set(first) == set(SAMPLE_KEYS)
-    assert 0 <= first["cpu_percent"] <= 100 and 0 < first["memory_percent"] <= 100
+    assert first["cpu_percent"] is None  # CPU over no interval yet: unknown, not 0 or 100
+    assert 0 < first["memory_percent"] <= 100
     assert 0 <= first["disk_percent"] <= 100 and first["disk_free_bytes"] > 0
     assert first["process_rss_bytes"] > 10 * 2**20 and first["process_threads"] >= 1
     assert first["net_sent_bps"] is None  # a rate needs two samples
@@ -43,8 +44,39 @@ def test_a_value_psutil_cannot_read_is_none_not_an_error(monkeypatch):
 
     monkeypatch.setattr(psutil, "virtual_memory", boom)
     monkeypatch.setattr(psutil, "net_io_counters", lambda: None)
-    s = ResourceSampler().sample_once()
-    assert s["memory_percent"] is None and s["net_recv_bps"] is None and s["cpu_percent"] is not None
+    times = iter([_CpuTimes(10, 90), _CpuTimes(11, 99)])
+    monkeypatch.setattr(psutil, "cpu_times", lambda *a, **k: next(times))
+    now = [1000.0]
+    sampler = ResourceSampler(clock=lambda: now[0])
+    now[0] += 1
+    s = sampler.sample_once()
+    assert s["memory_percent"] is None and s["net_recv_bps"] is None and s["cpu_percent"] == 10.0
+
+
+class _CpuTimes(tuple):
+    """psutil's scputimes shape: a tuple with named fields (sum() adds them all)."""
+    def __new__(cls, user, idle, iowait=0.0):
+        obj = super().__new__(cls, (user, 0.0, 0.0, idle, iowait))
+        obj.user, obj.idle, obj.iowait = user, idle, iowait
+        return obj
+
+
+def test_cpu_is_measured_over_the_interval_between_samples_on_any_thread(monkeypatch):
+    now = [1000.0]
+    times = iter([_CpuTimes(100, 900), _CpuTimes(100.01, 900.01), _CpuTimes(160, 950, iowait=10),
+                  _CpuTimes(160, 1070, iowait=10)])
+    monkeypatch.setattr(psutil, "cpu_times", lambda *a, **k: next(times))
+    sampler = ResourceSampler(clock=lambda: now[0])  # primed here, on this thread
+    now[0] += 0.01
+    assert sampler.sample_once()["cpu_percent"] is None  # 10 ms: too short a window to mean anything
+    now[0] += 5
+    out = {}
+    worker = threading.Thread(target=lambda: out.update(sampler.sample_once()))  # as on the monitor thread
+    worker.start()
+    worker.join()
+    assert out["cpu_percent"] == 50.0  # 60 busy of 120 CPU-seconds (iowait is idle)
+    now[0] += 5
+    assert sampler.sample_once()["cpu_percent"] == 0.0  # idle since: 0, measured, not a stale 100
 
 
 def test_the_thread_keeps_a_bounded_history_and_stops():
