@@ -87,11 +87,13 @@ class ForumMessage:
         return d
 
 
-
-
-def _view(m: ForumRow) -> ForumMessage:
+def as_message(m: ForumRow) -> ForumMessage:
+    """A stored row as the ForumMessage every reader gets (core.discussion.rounds reads pages with it)."""
     return ForumMessage(m.id, m.run_id, m.type, m.sender, m.source, m.content, m.paragraph, m.trace_id, m.timestamp,
                         m.round, m.llm_call_id)
+
+
+_view = as_message
 
 
 def round_of(ordinal: int, every: int) -> int:
