@@ -25,7 +25,7 @@ from core.runtime import Runtime
 from core.work.runs import RunView, get_run, list_runs
 
 from .forum_import import download_buttons
-from .i18n import fmt_time, t
+from .i18n import fmt_time, status_label, t
 from .runtime import get_runtime
 from .widgets import badge
 
@@ -144,7 +144,7 @@ def run_choices(db: Database) -> dict[str, str]:
     choices: dict[str, str] = {}
     for run_id in ids:
         r, n = runs[run_id], counts.get(run_id, 0)
-        choices[run_id] = t("forum.run_choice", run_id=run_id, kind=kind_label(r.kind), status=status_text(r.status),
+        choices[run_id] = t("forum.run_choice", run_id=run_id, kind=kind_label(r.kind), status=status_label(r.status),
                             created=fmt_time(r.created_at), topic=r.topic[:40], n=n) if r else \
             t("forum.run_choice_bare", run_id=run_id, n=n)
     return choices
@@ -152,12 +152,6 @@ def run_choices(db: Database) -> dict[str, str]:
 
 def kind_label(kind: str) -> str:
     return t("forum.kind_import") if kind == "forum_import" else t("forum.kind_analysis") if kind == "analysis" else kind
-
-
-def status_text(status: str) -> str:
-    from .i18n import status_label
-
-    return status_label(status)
 
 
 def pick_run(rt: Runtime) -> tuple[RunView | None, str | None, bool]:
