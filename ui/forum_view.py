@@ -11,6 +11,7 @@ st.markdown and never with unsafe_allow_html.
 """
 from __future__ import annotations
 
+import unicodedata
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,7 +33,7 @@ from .widgets import badge
 AVATARS = {"QUERY": "🔎", "MEDIA": "🎞️", "INSIGHT": "🧠", "HOST": "🎙️", "SYSTEM": "⚙️"}
 BUFFER = 500  # messages kept per session (the newest rounds); the downloads hold the whole transcript
 BATCH = 1000  # rows per read
-COMPACT_CHARS = 160  # of a message's text on its one line in the compact view
+COMPACT_CHARS = 110  # columns of a message's text on its one line in the compact view (CJK: two each)
 TRANSCRIPT_HEIGHT = 720  # px: the round scrolls inside its box, the page keeps its length
 
 
@@ -203,10 +204,20 @@ def safe_markdown(text: str) -> str:
     return text.replace("$", "\\$")
 
 
+def _clip_width(text: str, limit: int) -> str:
+    """`text` cut to `limit` columns, a CJK or other wide character counting two."""
+    width = 0
+    for i, ch in enumerate(text):
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+        if width > limit:
+            return text[:i] + "…"
+    return text
+
+
 def one_line(text: str, limit: int = COMPACT_CHARS) -> str:
-    """A message's text on one line of the compact view: no line breaks, no Markdown structure."""
-    flat = " ".join(text.split())
-    flat = flat[:limit] + ("…" if len(flat) > limit else "")
+    """A message's text on one line of the compact view: no line breaks, no Markdown structure, cut to
+    `limit` columns (a Chinese character is two)."""
+    flat = _clip_width(" ".join(text.split()), limit)
     for ch in "\\`*_[]<>#|~":
         flat = flat.replace(ch, "\\" + ch)
     return safe_markdown(flat)
