@@ -263,6 +263,18 @@ def pager(key: str, number: int, total: int) -> None:
     c[4].markdown(t("forum.round_of", n=number, total=total))
 
 
+def older_round(key: str, db: Database, run_id: str, number: int, sources: tuple[str, ...] | None):
+    """A closed round, read once per (run, round, speakers) and kept for the session's next polls."""
+    wanted = (run_id, number, tuple(sources or ()))
+    kept = st.session_state.get(f"{key}_round_cache")
+    if kept is not None and kept[0] == wanted:
+        return kept[1]
+    page = round_page(db, run_id, number, sources)
+    if page is not None and page.closed:
+        st.session_state[f"{key}_round_cache"] = (wanted, page)
+    return page
+
+
 def render_transcript(key: str, run_id: str, sources: tuple[str, ...] | None = None, host_every: int = 5,
                       live_host: bool = True, follow: bool = False, compact: bool = False) -> None:
     """Body of the live panel: reads only messages after the cursor, then counts, cadence, one round."""
@@ -294,7 +306,7 @@ def render_transcript(key: str, run_id: str, sources: tuple[str, ...] | None = N
         shown = feed.shown(sources)
         left_out = max(0, feed.round_size - len(feed.newest_round()))
     else:
-        page = round_page(rt.db, run_id, number, sources)
+        page = older_round(key, rt.db, run_id, number, sources)
         shown, left_out = list(page.messages) if page else [], page.left_out if page else 0
     with st.container(height=TRANSCRIPT_HEIGHT, border=False):
         if not shown:

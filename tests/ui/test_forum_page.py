@@ -433,3 +433,12 @@ def test_the_forum_in_both_languages_in_each_state(lang, state):
         assert any(("主持人节奏" if lang == "zh" else "Host cadence") in c for c in captions), captions
     labels = [b.label for b in at.download_button]
     assert labels == (["下载 forum.log", "下载 JSON"] if lang == "zh" else ["Download forum.log", "Download JSON"])
+
+
+def test_a_compact_line_is_cut_by_display_width():
+    from ui.forum_view import COMPACT_CHARS, one_line
+
+    chinese, latin = one_line("舆情持续发酵" * 40), one_line("word " * 100)
+    assert chinese.endswith("…") and len(chinese) == COMPACT_CHARS // 2 + 1  # two columns a character
+    assert latin.endswith("…") and len(latin) == COMPACT_CHARS + 1
+    assert one_line("短消息") == "短消息"
