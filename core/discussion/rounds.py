@@ -6,7 +6,8 @@ Messages after the last speech make an open round (the host has not spoken about
 transcript with no host speech at all (an import, a run still in its first round) is one open round.
 
 Rounds are found by the ids of the host messages only: reading round k touches the run's host
-ids up to k (ids, not texts) and the messages of round k, at most ``limit`` of them (the newest).
+ids between k and the nearer end (ids, not texts: none for the newest round) and the messages of
+round k, at most ``limit`` of them (the newest).
 Nothing here reads a whole transcript; the downloads (ui.forum_view) do that when asked.
 """
 from __future__ import annotations
@@ -37,36 +38,45 @@ class RoundPage:
         return self.number >= self.total
 
 
+def _counts(s, run_id: str) -> tuple[int, int]:
+    """(host speeches, rounds) of a run's transcript."""
+    hosts, last_host = s.execute(select(func.count(), func.max(ForumRow.id))
+                                 .where(ForumRow.run_id == run_id, ForumRow.type == "host")).one()
+    last = s.scalar(select(func.max(ForumRow.id)).where(ForumRow.run_id == run_id))
+    hosts = int(hosts or 0)
+    if last is None:
+        return 0, 0
+    return hosts, hosts + (1 if last_host is None or last > last_host else 0)
+
+
 def count_rounds(db: Database, run_id: str) -> int:
     """Rounds in a run's transcript: one per host speech, plus the open round if messages follow the last."""
     with db.session() as s:
-        hosts, last_host = s.execute(select(func.count(), func.max(ForumRow.id))
-                                     .where(ForumRow.run_id == run_id, ForumRow.type == "host")).one()
-        last = s.scalar(select(func.max(ForumRow.id)).where(ForumRow.run_id == run_id))
-    if last is None:
-        return 0
-    return int(hosts or 0) + (1 if last_host is None or last > last_host else 0)
+        return _counts(s, run_id)[1]
 
 
-def _host_id(s, run_id: str, k: int) -> int | None:
-    """The id of the run's k-th host speech (1-based), or None."""
-    if k < 1:
+def _host_id(s, run_id: str, k: int, hosts: int) -> int | None:
+    """The id of the run's k-th host speech (1-based) of `hosts`, or None; counted from the nearer end,
+    so the newest rounds (what a page opens at) skip no rows."""
+    if k < 1 or k > hosts:
         return None
-    return s.scalar(select(ForumRow.id).where(ForumRow.run_id == run_id, ForumRow.type == "host")
-                    .order_by(ForumRow.id).offset(k - 1).limit(1))
+    stmt = select(ForumRow.id).where(ForumRow.run_id == run_id, ForumRow.type == "host")
+    if k > hosts // 2:
+        return s.scalar(stmt.order_by(ForumRow.id.desc()).offset(hosts - k).limit(1))
+    return s.scalar(stmt.order_by(ForumRow.id).offset(k - 1).limit(1))
 
 
 def round_page(db: Database, run_id: str, number: int | None = None, sources: tuple[str, ...] | None = None,
                limit: int = ROUND_LIMIT) -> RoundPage | None:
     """Round ``number`` (1-based, oldest first; None or past the end: the newest) of a run's transcript,
     with only the messages of ``sources`` when given. None when the run has no messages."""
-    total = count_rounds(db, run_id)
-    if total == 0:
-        return None
-    number = total if number is None else min(max(1, int(number)), total)
     with db.session() as s:
-        lo = _host_id(s, run_id, number - 1) or 0
-        hi = _host_id(s, run_id, number)
+        hosts, total = _counts(s, run_id)
+        if total == 0:
+            return None
+        number = total if number is None else min(max(1, int(number)), total)
+        lo = _host_id(s, run_id, number - 1, hosts) or 0
+        hi = _host_id(s, run_id, number, hosts)
         where = [ForumRow.run_id == run_id, ForumRow.id > lo]
         if hi is not None:
             where.append(ForumRow.id <= hi)
