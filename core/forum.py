@@ -87,11 +87,11 @@ class ForumMessage:
         return d
 
 
-
-
-def _view(m: ForumRow) -> ForumMessage:
+def as_message(m: ForumRow) -> ForumMessage:
+    """A stored row as the ForumMessage every reader gets (core.discussion.rounds reads pages with it)."""
     return ForumMessage(m.id, m.run_id, m.type, m.sender, m.source, m.content, m.paragraph, m.trace_id, m.timestamp,
                         m.round, m.llm_call_id)
+
 
 
 def round_of(ordinal: int, every: int) -> int:
@@ -257,7 +257,7 @@ def _announce(s, events: EventLog | None, row: ForumRow) -> ForumMessage:
             payload["llm_call_id"] = row.llm_call_id
         events.emit("forum.message", run_id=row.run_id, source="forum", trace_id=row.trace_id, session=s,
                     payload=payload)
-    return _view(row)
+    return as_message(row)
 
 
 class Forum:
@@ -370,7 +370,7 @@ def round_messages(db: Database, run_id: str, upto: int, n: int) -> list[ForumMe
         rows = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.type == "agent",
                                                 ForumRow.id <= upto)
                          .order_by(ForumRow.id.desc()).limit(n)).all()
-    return [_view(m) for m in reversed(rows)]
+    return [as_message(m) for m in reversed(rows)]
 
 
 def speech_of_round(db: Database, run_id: str, round_no: int) -> ForumMessage | None:
@@ -378,7 +378,7 @@ def speech_of_round(db: Database, run_id: str, round_no: int) -> ForumMessage | 
     with db.session() as s:
         row = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.type == "host",
                                                ForumRow.round == round_no).limit(1)).first()
-        return _view(row) if row is not None else None
+        return as_message(row) if row is not None else None
 
 
 def transcript(db: Database, run_id: str, *, after_id: int = 0, sources: tuple[str, ...] | None = None,
@@ -388,7 +388,7 @@ def transcript(db: Database, run_id: str, *, after_id: int = 0, sources: tuple[s
     if sources:
         stmt = stmt.where(ForumRow.source.in_(sources))
     with db.session() as s:
-        return [_view(m) for m in s.scalars(stmt.order_by(ForumRow.id).limit(limit))]
+        return [as_message(m) for m in s.scalars(stmt.order_by(ForumRow.id).limit(limit))]
 
 
 def transcript_tail(db: Database, run_id: str, n: int) -> list[ForumMessage]:
@@ -396,7 +396,7 @@ def transcript_tail(db: Database, run_id: str, n: int) -> list[ForumMessage]:
     with db.session() as s:
         rows = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id)
                          .order_by(ForumRow.id.desc()).limit(n)).all()
-    return [_view(m) for m in reversed(rows)]
+    return [as_message(m) for m in reversed(rows)]
 
 
 def agents_since_last_host(db: Database, run_id: str) -> int:

@@ -1,26 +1,26 @@
-"""Forum: the engines' paragraph summaries and the host's moderation, as a live transcript."""
+"""Forum: the engines' paragraph summaries and the host's moderation, a host round at a time."""
 import streamlit as st
 
-from ui.forum_view import import_section, pick_run, run_caption, show_transcript, take_pending_switch
+from ui.forum_import import import_section, take_pending_switch
+from ui.forum_view import pick_run, run_caption, show_transcript
+from ui.i18n import t
 from ui.widgets import page_setup
 
-rt = page_setup("Forum", "💬")
-st.title("💬 Forum")
-st.caption("Agents post their paragraph summaries here; a host moderates every few messages.")
+rt = page_setup(t("forum.title"), "💬")
+st.title(f"💬 {t('forum.title')}")
+st.caption(t("forum.intro"))
 
 if rt.db.ok:
     take_pending_switch()
     run, run_id, following = pick_run(rt)
     if run_id is None:
-        st.info("**No forum transcript yet.** Messages appear here while an analysis runs: start one on the "
-                "Home page, and each engine posts a summary as it finishes a paragraph. You can also import a "
-                "BettaFish logs folder below.", icon="💬")
+        st.info(t("forum.empty"), icon="💬")
     else:
         st.markdown(run_caption(run, run_id, following))
         live_host = run is None or run.kind != "forum_import"
         if not live_host:
-            st.caption("An imported BettaFish transcript: no live host moderates it.")
-        show_transcript("forum_feed", run_id, host_every=int(rt.settings["FORUM_HOST_EVERY"]), live_host=live_host,
-                        follow=following)
-    with st.expander("Import a BettaFish logs folder", expanded=run_id is None):
+            st.caption(t("forum.imported_no_host"))
+        show_transcript("forum_feed", run, run_id, host_every=int(rt.settings["FORUM_HOST_EVERY"]),
+                        live_host=live_host, follow=following)
+    with st.expander(t("forum.import_title"), expanded=run_id is None):
         import_section(rt)

@@ -57,6 +57,10 @@ class ResultSource:
     def to_dict(self) -> dict[str, Any]:
         return self.document.as_dict()
 
+    @property
+    def media(self) -> "MediaPreview | None":
+        return MediaPreview.of(self.document)
+
     @classmethod
     def from_dict(cls, n: int, d: Any) -> "ResultSource | None":
         if not isinstance(d, dict):
@@ -68,6 +72,47 @@ class ResultSource:
             return cls(n, Document.from_dict(d))
         except (TypeError, ValueError, AttributeError):
             return None
+
+
+def web_url(value: Any) -> str:
+    """`value` if it is an absolute http(s) URL, else "" (a javascript:, data: or relative URL is dropped)."""
+    from urllib.parse import urlsplit
+
+    text = _str(value).strip()
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return ""
+    return text if parts.scheme.lower() in ("http", "https") and parts.netloc and not any(
+        c.isspace() or ord(c) < 32 for c in text) else ""
+
+
+@dataclass(frozen=True)
+class MediaPreview:
+    """An image or video result as a page previews it: the provider's thumbnail URL (shown as is, never
+    fetched by the server) and the page it comes from. Both are http(s) URLs (web_url)."""
+    kind: str       # image | video
+    thumbnail: str
+    link: str
+    title: str = ""
+
+    @classmethod
+    def of(cls, doc: Document) -> "MediaPreview | None":
+        """From a search provider's document (core.research.bocha / tavily keep the URLs in `extras`):
+        an image's thumbnail (else the image itself) and its host page (else the image); a video's
+        thumbnail or cover and its page. None for other kinds or without a usable thumbnail."""
+        if doc.kind not in ("image", "video"):
+            return None
+        extras = doc.extras if isinstance(doc.extras, dict) else {}
+        if doc.kind == "image":
+            thumb = web_url(extras.get("thumbnail_url")) or web_url(doc.url)
+            link = web_url(extras.get("host_page_url")) or web_url(doc.url) or thumb
+        else:
+            thumb = web_url(extras.get("thumbnail_url")) or web_url(extras.get("cover_url"))
+            link = web_url(doc.url) or web_url(extras.get("content_url"))
+        if not thumb or not link:
+            return None
+        return cls(doc.kind, thumb, link, _str(doc.title))
 
 
 @dataclass

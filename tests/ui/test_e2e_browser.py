@@ -327,7 +327,9 @@ def test_the_main_flow_end_to_end_in_a_real_browser(browser, tmp_path):
             wait_for_streamlit_idle(page, timeout=60)
             expect(page.get_by_text(f"run {run_id}", exact=False).first).to_be_visible()
             expect(page.get_by_test_id("stChatMessage").first).to_be_visible(timeout=30 * MS)
-            assert page.get_by_test_id("stChatMessage").count() >= 3
+            # it opens at the newest host round (one round per page), with the pager to the older ones
+            expect(page.get_by_text("Round", exact=False).first).to_be_visible()
+            assert page.get_by_test_id("stChatMessage").count() >= 1
             timings["forum"] = time.monotonic() - t
 
             # Report: the completed report, its preview, charts and downloads

@@ -61,7 +61,8 @@ def offline_run(engines=None, paragraphs: int = 2, reflections: int = 1) -> str:
 def test_without_a_run_the_page_says_so_and_invents_nothing(engine):
     at = page(engine)
     assert any("No analysis has run yet" in i and "Home" in i for i in values(at.info)), values(at.info)
-    assert not at.selectbox and not at.dataframe and not at.code and not at.get("progress")
+    assert not [s for s in at.selectbox if s.key != "shoal_lang_picker"]  # (the sidebar's language picker aside)
+    assert not at.dataframe and not at.code and not at.get("progress")
     assert not [b for b in at.button if b.label in ("Stop", "Re-run", "Start")]
 
 
@@ -317,3 +318,179 @@ def test_an_engine_not_in_the_run_can_be_started_from_its_page():
     assert not at.exception
     assert "This engine was not part of this run. Start it above to add it." not in values(at.caption)
     assert any(":green-badge[completed]" in m and "**query**" in m for m in values(at.markdown))
+
+
+# ---------------------------------------------------------------------------------------- status, endings, media
+
+
+def test_the_panel_reruns_the_page_when_the_run_moved_on_and_shows_the_state_it_read():
+    """The header's status comes from the panel's own read: a page built while the run was still
+    'running' (the stale picker and buttons of the bug) is rerun by the panel, whose header says
+    what the database says, as the picker and the job row then do."""
+    fill_corpus()
+    run_id = offline_run(engines="insight", paragraphs=1, reflections=0)
+    job_id = f"{run_id}-insight"
+    at = AppTest.from_function(stale_page_script, default_timeout=TIMEOUT,
+                               kwargs={"run_id": run_id, "job_id": job_id}).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["builds"] == 2  # built once with the old status, then rerun by the panel
+    md = values(at.markdown)
+    assert any(run_id in m and ":green-badge[completed]" in m for m in md), md
+    assert not any(":blue-badge[running]" in m for m in md)
+    assert any("**insight**" in m and ":green-badge[completed]" in m for m in md)
+
+
+def stale_page_script(run_id: str, job_id: str):
+    import streamlit as st
+
+    from core.work.runs import get_run
+    from ui.engine_page import render_state
+    from ui.runtime import get_runtime
+
+    st.session_state["builds"] = st.session_state.get("builds", 0) + 1
+    fresh = get_run(get_runtime().db, run_id).status
+    seen = ("running", job_id) if st.session_state["builds"] == 1 else (fresh, job_id)
+    render_state("insight", run_id, job_id, seen)
+
+
+def test_stale_compares_the_run_status_and_the_engines_newest_job():
+    from ui.engine_page import stale
+
+    fill_corpus()
+    run_id = offline_run(engines="query", paragraphs=1, reflections=0)
+    rt = get_runtime()
+    run = get_run(rt.db, run_id)
+    assert not stale(rt.db, run, "query", ("completed", f"{run_id}-query"))
+    assert stale(rt.db, run, "query", ("running", f"{run_id}-query"))
+    assert stale(rt.db, run, "query", ("completed", "an-older-job"))
+    assert not stale(rt.db, run, "query", None)
+
+
+def cancel_after_the_fact(run_id: str, job_id: str, keep_paragraphs: int | None = None) -> None:
+    """Mark a finished engine job (and its run) cancelled, as a Stop that came after the last paragraph
+    does; with `keep_paragraphs`, only that many paragraphs are marked done."""
+    from sqlalchemy import update
+
+    from core.infra.models import Job, Run
+
+    rt = get_runtime()
+    job = get_job(rt.db, job_id)
+    cp = job.checkpoint
+    if keep_paragraphs is not None:
+        paras = dict(cp["paragraphs"])
+        for i, p in enumerate(cp["structure"]):
+            if i >= keep_paragraphs:
+                paras[str(p["index"])] = dict(paras[str(p["index"])], done=False)
+        cp = dict(cp, paragraphs=paras)
+    with rt.db.session() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(status="cancelled", checkpoint=cp,
+                                                              checkpoint_seq=Job.checkpoint_seq + 1))
+        s.execute(update(Run).where(Run.id == run_id).values(status="cancelled"))
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_cancelled_engine_says_plainly_whether_it_finished_its_paragraphs(lang):
+    fill_corpus()
+    run_id = offline_run(engines="insight", paragraphs=2, reflections=0)
+    cancel_after_the_fact(run_id, f"{run_id}-insight")
+    at = lang_page("insight", lang)
+    all_done = {"zh": "已停止，但此前已完成全部 2 个段落", "en": "Stopped after it had finished all 2 paragraphs"}[lang]
+    assert any(all_done in i for i in values(at.info)), values(at.info)
+    assert any(":violet-badge[" in m and run_id in m for m in values(at.markdown))
+    cancel_after_the_fact(run_id, f"{run_id}-insight", keep_paragraphs=1)
+    at.run()
+    partial = {"zh": "已在完成 1/2 个段落后停止", "en": "Stopped after 1 of 2 paragraphs"}[lang]
+    assert any(partial in w for w in values(at.warning)) and not any(all_done in i for i in values(at.info))
+
+
+def lang_page(engine: str, lang: str) -> AppTest:
+    from tests.support.screen import english_leaks, untranslated_keys
+    from ui.widgets import usage_line
+
+    at = AppTest.from_file(str(PAGES[engine]), default_timeout=TIMEOUT)
+    at.session_state["shoal_lang"] = lang
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert untranslated_keys(at) == []
+    if lang == "zh":
+        rt = get_runtime()
+        run_ids = [r.value for r in at.selectbox if r.key == f"{engine}_run"]
+        # ui.widgets.usage_line is another part's (its wording is translated there)
+        usage = tuple(usage_line(rt, r, role=f"{engine.upper()}_ENGINE") for r in run_ids)
+        assert english_leaks(at, allowed=(TOPIC, *usage)) == []
+    return at
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_completed_run_in_both_languages(lang):
+    fill_corpus()
+    run_id = offline_run(engines="query", paragraphs=2, reflections=0)
+    at = lang_page("query", lang)
+    done = {"zh": "已完成", "en": "completed"}[lang]
+    assert any(run_id in m and f":green-badge[{done}]" in m for m in values(at.markdown))
+    [table] = [df.value for df in at.dataframe if "paragraph" in df.value.columns]
+    assert set(table["stage"]) == {{"zh": "已完成", "en": "done"}[lang]}
+    assert at.subheader[0].value == {"zh": "实时控制台", "en": "Live console"}[lang]
+    tabs = [tab.label for tab in at.tabs]
+    assert tabs[:2] == ({"zh": ["段落（2）", "报告"], "en": ["Paragraphs (2)", "Report"]}[lang])
+
+
+def test_the_media_gallery_is_lazy_provider_urls_with_their_source_links_and_drops_script_urls():
+    from core.research.results import MediaPreview
+    from ui.media_gallery import gallery_html
+
+    html = gallery_html([
+        (1, MediaPreview("image", "https://img.example.cn/a.jpg?w=1&h=2", "https://news.example.cn/p.html",
+                         '标题 "<script>alert(1)</script>')),
+        (2, MediaPreview("video", "javascript:alert(2)", "https://v.example.cn/page", "坏的缩略图")),
+        (3, MediaPreview("video", "https://img.example.cn/v.jpg", "javascript:alert(3)", "坏的链接")),
+    ], video_label="视频")
+    assert 'src="https://img.example.cn/a.jpg?w=1&amp;h=2"' in html and 'loading="lazy"' in html
+    assert 'referrerpolicy="no-referrer"' in html
+    assert html.count('href="https://news.example.cn/p.html"') == 2  # the thumbnail and its title link
+    assert "javascript:" not in html and "<script>" not in html and "&lt;script&gt;" in html
+    assert "坏的缩略图" not in html and "坏的链接" not in html
+    assert 'rel="noopener noreferrer nofollow"' in html
+    assert gallery_html([(1, MediaPreview("image", "data:image/png;base64,AA", "https://a.cn", "x"))]) == ""
+
+
+def test_the_media_engine_shows_the_providers_thumbnails(monkeypatch):
+    from tests.fakes.search_servers import ARTICLES, FakeBochaServer
+
+    with FakeOpenAI(responder=llm_responder) as fake, FakeBochaServer() as bocha:
+        for key, value in {**fake.env("MEDIA_ENGINE"), **bocha.env}.items():
+            monkeypatch.setenv(key, value)
+        reload_runtime()
+        rt = get_runtime()
+        run_id = start_analysis(rt.supervisor, rt.settings, TOPIC, "media", paragraphs=1, reflections=0)
+        assert rt.supervisor.wait_run(run_id, 120) in ("completed", "completed_degraded")
+        at = page("media")
+        assert any(t.label.startswith("Images and video (") for t in at.tabs), [t.label for t in at.tabs]
+        [gallery] = [h.proto.body for h in at.get("html")]
+        thumbs = [u for u in ("https://img.example.cn/cover.jpg", "https://img.example.cn/video-thumb.jpg")
+                  if u in gallery] + [a.image[0] + "?thumb=1" for a in ARTICLES if a.image and a.image[0] in gallery]
+        assert thumbs and 'loading="lazy"' in gallery and 'target="_blank"' in gallery
+        # the page never fetched them: the fake search server saw only API calls
+        assert {r.path for r in bocha.requests} <= set(FakeBochaServer.paths), {r.path for r in bocha.requests}
+
+
+def test_a_running_engine_in_chinese_then_stopped(monkeypatch):
+    """The running state in Chinese (test_stop_cancels_a_running_job walks it in English)."""
+    with FakeOpenAI(responder=llm_responder, latency=0.5) as fake, FakeTavilyServer() as tavily:
+        for key, value in {**fake.env("QUERY_ENGINE"), **tavily.env}.items():
+            monkeypatch.setenv(key, value)
+        reload_runtime()
+        rt = get_runtime()
+        run_id = start_analysis(rt.supervisor, rt.settings, TOPIC, "query", paragraphs=8, reflections=3)
+        job_id = f"{run_id}-query"
+        wait_for(lambda: get_job(rt.db, job_id).status == "running" and fake.requests, what="a running LLM job")
+        at = lang_page("query", "zh")
+        assert any(":blue-badge[运行中]" in m and "**query**" in m for m in values(at.markdown))
+        assert any("模式：**LLM**" in m and run_id in m for m in values(at.markdown))
+        stop = at.button(key="query_stop")
+        assert stop.label == "停止" and not stop.disabled and at.button(key="query_rerun").label == "重新运行"
+        stop.click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert rt.supervisor.wait_run(run_id, 30) == "cancelled"
+        at.run()
+        assert any(":violet-badge[已取消]" in m and "**query**" in m for m in values(at.markdown))

@@ -79,18 +79,23 @@ def test_agents_and_host_render_as_chat_messages_in_order_with_counts(monkeypatc
     post(run_id, "QUERY", "第二段：销量数据", 4, paragraph=1)
     at = render()
     assert any(run_id in m and "Following" in m for m in values(at.markdown)), values(at.markdown)
+    # it opens at the newest round: the message after the host's speech
+    assert chats(at) == [("Query Engine", "🔎", "第二段：销量数据")]
+    assert "Round **2** of 2" in values(at.markdown)
+    at.button(key="forum_feed_older").click()
+    render(at)
     assert chats(at) == [("Query Engine", "🔎", "新闻显示价格战加剧"), ("Media Engine", "🎞️", "视频平台上讨论热烈"),
-                         ("Insight Engine", "🧠", "用户情绪偏负面"), ("Forum Host", "🎙️", "**主持人**：请各位补充数据"),
-                         ("Query Engine", "🔎", "第二段：销量数据")]
+                         ("Insight Engine", "🧠", "用户情绪偏负面"), ("Forum Host", "🎙️", "**主持人**：请各位补充数据")]
+    assert "Round **1** of 2" in values(at.markdown)
     headers = [c.caption[0].value for c in at.chat_message]
     assert headers[0] == "**Query Engine** · 12:15:07 · QUERY · paragraph 1"
     assert headers[1] == "**Media Engine** · 12:15:08 · MEDIA · paragraph 2"
     assert headers[2] == "**Insight Engine** · 12:15:09 · INSIGHT"  # no paragraph
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics == {"Messages": "5", "🔎 QUERY": "2", "🎞️ MEDIA": "1", "🧠 INSIGHT": "1", "🎙️ HOST": "1",
-                       "⚙️ SYSTEM": "0"}
+    assert metrics == {"Messages": "5", "🔎 Query": "2", "🎞️ Media": "1", "🧠 Insight": "1", "🎙️ Host": "1",
+                       "⚙️ System": "0"}
     # One agent message since the host spoke; it speaks every 3.
-    assert any("every 3 agent messages" in c and "next host speech after 2 more agent messages" in c
+    assert any("every 3 agent messages" in c and "next host speech after 2 more agent message(s)" in c
                for c in values(at.caption)), values(at.caption)
 
 
@@ -101,11 +106,11 @@ def test_the_source_filter_hides_the_other_sources():
     at.multiselect(key="forum_feed_sources").set_value(["MEDIA", "HOST"])
     render(at)
     assert [(n, a) for n, a, _ in chats(at)] == [("Media Engine", "🎞️"), ("Forum Host", "🎙️")]
-    assert {m.label: m.value for m in at.metric}["🔎 QUERY"] == "1"  # counts stay whole
+    assert {m.label: m.value for m in at.metric}["🔎 Query"] == "1"  # counts stay whole
     at.multiselect(key="forum_feed_sources").set_value(["SYSTEM"])
     render(at)
     assert not at.chat_message
-    assert "No messages from the selected sources." in values(at.caption)
+    assert "No messages from the selected speakers in this round." in values(at.caption)
 
 
 def test_the_page_follows_the_latest_analysis_or_opens_any_past_run():
@@ -160,7 +165,8 @@ def test_the_live_body_reads_only_new_messages_after_its_cursor(monkeypatch):
     feed = at.session_state["k"]
     assert calls == [(run_id, first_cursor, 2)]  # one read, from the cursor, of the two new messages
     assert feed.cursor == new[-1].id
-    assert [body for _, _, body in chats(at)][-2:] == ["新增一", "新增二"] and len(at.chat_message) == 6
+    # the host spoke last before them: they open a new round, the one shown
+    assert [body for _, _, body in chats(at)] == ["新增一", "新增二"] and feed.rounds == 2
     assert at.chat_message[-1].avatar == "⚙️"
 
     # More than the buffer holds: the cursor follows, the buffer keeps the newest 500.
@@ -174,6 +180,7 @@ def test_the_live_body_reads_only_new_messages_after_its_cursor(monkeypatch):
     assert len(feed.buffer) == view.BUFFER == 500 and feed.buffer[-1].content == "批量 599"
     assert feed.buffer[-1].id == feed.cursor and len(at.chat_message) == 500
     assert {m.label: m.value for m in at.metric}["Messages"] == "606"
+    assert feed.round_size == 602 and any("102 older message(s) are not shown" in c for c in values(at.caption))
 
 
 # ---------------------------------------------------------------------------------------- downloads
@@ -193,10 +200,12 @@ def test_downloads_hold_the_whole_transcript_in_forum_log_format_and_json(monkey
     post(run_id, "HOST", "主持人\r\n总结", 61, paragraph=None)
     at = render()
     assert [b.label for b in at.download_button] == ["Download forum.log", "Download JSON"]
-    log_fn, mime = deferred[f"forum-{run_id}.log"]
+    day = utcnow().strftime("%Y-%m-%d")
+    assert set(deferred) == {f"新能源汽车价格战-{day}-forum.log", f"新能源汽车价格战-{day}-forum.json"}
+    log_fn, mime = deferred[f"新能源汽车价格战-{day}-forum.log"]
     assert mime == "text/plain"
     assert log_fn().splitlines() == ["[12:15:07] [QUERY] 第一行\\n第二行", "[12:16:08] [HOST] 主持人\\n总结"]
-    doc = json.loads(deferred[f"forum-{run_id}.json"][0]())
+    doc = json.loads(deferred[f"新能源汽车价格战-{day}-forum.json"][0]())
     assert doc["run_id"] == run_id
     assert [(m["source"], m["content"], m["timestamp"]) for m in doc["messages"]] == [
         ("QUERY", "第一行\n第二行", "2025-11-06T12:15:07"), ("HOST", "主持人\r\n总结", "2025-11-06T12:16:08")]
@@ -282,7 +291,7 @@ def test_importing_uploaded_logs_opens_their_transcript():
     assert [(n, a) for n, a, _ in chats(at)] == [("Insight Engine", "🧠")] and "测试段落" in chats(at)[0][2]
 
 
-def test_opening_a_long_transcript_reads_its_tail_and_tallies_not_every_message(monkeypatch):
+def test_opening_a_long_transcript_reads_its_newest_round_and_tallies_not_every_message(monkeypatch):
     from sqlalchemy import insert
 
     import ui.forum_view as fv
@@ -300,11 +309,14 @@ def test_opening_a_long_transcript_reads_its_tail_and_tallies_not_every_message(
     monkeypatch.setattr(fv, "transcript", lambda *a, **k: reads.append(k.get("after_id")) or real(*a, **k))
     feed = fv.TranscriptFeed("long")
     feed.poll(db)
-    assert len(feed.buffer) == fv.BUFFER and feed.buffer[-1].content == "m1199"
+    # the newest round (the 200 messages after the host's speech), not the 1,000 before it
+    assert len(feed.buffer) == 200 and feed.buffer[0].content == "m1000" and feed.buffer[-1].content == "m1199"
+    assert feed.rounds == 2 and feed.round_size == 200
     assert feed.counts["QUERY"] == 1199 and feed.counts["HOST"] == 1 and feed.agents_since_host == 200
-    assert len(reads) == 1 and reads[0] == feed.cursor  # one read after the tail, which found nothing new
+    assert len(reads) == 1 and reads[0] == feed.cursor  # one read after the round, which found nothing new
     post_message(db, None, "long", type="agent", source="MEDIA", content="new")
     assert feed.poll(db) == 1 and feed.counts["MEDIA"] == 1 and feed.agents_since_host == 201
+    assert feed.rounds == 2 and len(feed.shown()) == 201
 
 
 def test_a_message_header_names_its_round_when_it_has_one():
@@ -315,3 +327,118 @@ def test_a_message_header_names_its_round_when_it_has_one():
 
     m = ForumMessage(1, "r", "agent", "Query Engine", "QUERY", "x", 0, "", datetime(2026, 1, 1, 12, 15, 7), 2, 9)
     assert message_header(m) == "**Query Engine** · 12:15:07 · QUERY · paragraph 1 · round 2"
+
+
+# ---------------------------------------------------------------------------------------- rounds, compact, languages
+
+
+def rounds_of_three(run_id: str, rounds: int, open_tail: int = 0) -> None:
+    """`rounds` closed rounds (two agents and the host's speech each), then `open_tail` agents."""
+    n = 0
+    for r in range(1, rounds + 1):
+        post(run_id, "QUERY", f"第{r}轮 查询", n)
+        post(run_id, "MEDIA", f"第{r}轮 媒体", n + 1)
+        post(run_id, "HOST", f"第{r}轮 主持人总结", n + 2, paragraph=None)
+        n += 3
+    for i in range(open_tail):
+        post(run_id, "INSIGHT", f"未完的一轮 {i}", n + i)
+
+
+def test_a_long_forum_opens_at_its_newest_round_and_pages_back_and_forth():
+    run_id = make_run("run-rounds")
+    rounds_of_three(run_id, 30, open_tail=1)
+    at = render()
+    assert [b for _, _, b in chats(at)] == ["未完的一轮 0"] and "Round **31** of 31" in values(at.markdown)
+    assert at.button(key="forum_feed_newer").disabled and at.button(key="forum_feed_newest").disabled
+    at.button(key="forum_feed_older").click()
+    render(at)
+    assert [b for _, _, b in chats(at)] == ["第30轮 查询", "第30轮 媒体", "第30轮 主持人总结"]
+    at.button(key="forum_feed_first").click()
+    render(at)
+    assert [b for _, _, b in chats(at)] == ["第1轮 查询", "第1轮 媒体", "第1轮 主持人总结"]
+    assert at.button(key="forum_feed_older").disabled and "Round **1** of 31" in values(at.markdown)
+    at.button(key="forum_feed_newer").click()
+    render(at)
+    assert [b for _, _, b in chats(at)][0] == "第2轮 查询"
+    # the speaker filter applies to an older round too
+    at.multiselect(key="forum_feed_sources").set_value(["HOST"])
+    render(at)
+    assert [b for _, _, b in chats(at)] == ["第2轮 主持人总结"]
+    at.button(key="forum_feed_newest").click()
+    render(at)
+    assert not at.chat_message and "No messages from the selected speakers in this round." in values(at.caption)
+
+
+def test_a_new_round_while_reading_the_newest_is_followed_and_an_older_round_stays_put():
+    run_id = make_run("run-live-rounds")
+    rounds_of_three(run_id, 2)
+    at = render()
+    assert "Round **2** of 2" in values(at.markdown)
+    post(run_id, "QUERY", "第3轮 第一条", 100)
+    render(at)
+    assert [b for _, _, b in chats(at)] == ["第3轮 第一条"] and "Round **3** of 3" in values(at.markdown)
+    at.button(key="forum_feed_first").click()
+    render(at)
+    post(run_id, "MEDIA", "第3轮 第二条", 101)
+    render(at)
+    assert "Round **1** of 3" in values(at.markdown) and [b for _, _, b in chats(at)][0] == "第1轮 查询"
+
+
+def test_the_compact_view_puts_each_message_on_one_line():
+    run_id = make_run("run-compact")
+    post(run_id, "QUERY", "第一行\n第二行 **粗体** <b>x</b>", 0)
+    post(run_id, "HOST", "主持人总结", 1, paragraph=None)
+    at = render()
+    at.toggle(key="forum_feed_compact").set_value(True)
+    render(at)
+    assert not at.chat_message
+    [block] = [m for m in values(at.markdown) if "主持人总结" in m]
+    lines = block.split("  \n")
+    assert len(lines) == 2
+    assert lines[0].startswith("🔎 **Query Engine** · 12:15:07 · paragraph 1 — ")
+    assert "第一行 第二行 \\*\\*粗体\\*\\* \\<b\\>x\\</b\\>" in lines[0]  # one line, its Markdown and HTML as text
+    assert lines[1].startswith("🎙️ **Forum Host** · 12:15:08 — 主持人总结")
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("state", ["empty", "running", "completed", "cancelled", "imported"])
+def test_the_forum_in_both_languages_in_each_state(lang, state):
+    from tests.support.screen import english_leaks, untranslated_keys
+
+    if state != "empty":
+        run_id = make_run(f"run-{state}", kind="forum_import" if state == "imported" else "analysis")
+        with get_runtime().db.session() as s:
+            s.get(Run, run_id).status = "completed" if state == "imported" else state
+        rounds_of_three(run_id, 2, open_tail=1)
+    at = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
+    at.session_state["shoal_lang"] = lang
+    render(at)
+    assert untranslated_keys(at) == []
+    if lang == "zh":
+        assert english_leaks(at) == []
+    md, captions = values(at.markdown), values(at.caption)
+    if state == "empty":
+        assert [i for i in values(at.info) if ("暂无论坛记录" if lang == "zh" else "No forum transcript yet") in i]
+        return
+    assert ("第 **3** 轮，共 3 轮" if lang == "zh" else "Round **3** of 3") in md
+    assert [b for _, _, b in chats(at)] == ["未完的一轮 0"]
+    status = {"zh": {"running": "运行中", "completed": "已完成", "cancelled": "已取消", "imported": "已完成"},
+              "en": {"running": "running", "completed": "completed", "cancelled": "cancelled",
+                     "imported": "completed"}}[lang][state]
+    assert any(f"run-{state}" in m and status in m for m in md), md
+    if state == "imported":
+        assert ("这是导入的 BettaFish 记录：没有实时主持人。" if lang == "zh"
+                else "An imported BettaFish transcript: no live host moderates it.") in captions
+    else:
+        assert any(("主持人节奏" if lang == "zh" else "Host cadence") in c for c in captions), captions
+    labels = [b.label for b in at.download_button]
+    assert labels == (["下载 forum.log", "下载 JSON"] if lang == "zh" else ["Download forum.log", "Download JSON"])
+
+
+def test_a_compact_line_is_cut_by_display_width():
+    from ui.forum_view import COMPACT_CHARS, one_line
+
+    chinese, latin = one_line("舆情持续发酵" * 40), one_line("word " * 100)
+    assert chinese.endswith("…") and len(chinese) == COMPACT_CHARS // 2 + 1  # two columns a character
+    assert latin.endswith("…") and len(latin) == COMPACT_CHARS + 1
+    assert one_line("短消息") == "短消息"
