@@ -94,6 +94,7 @@ def save() -> None:
     for target, (url_key, api_key) in _targets().items():  # a test of the old URL or key no longer holds
         if api_key in changed or url_key in changed:
             st.session_state.get(CHECKS, {}).pop(target, None)
+    st.session_state.pop(NOTICES, None)  # the preset notices asked for a save: done
     st.session_state[FLASH] = ("success", [Msg("settings.saved", {"n": len(changed), "keys": ", ".join(changed)}),
                                            *rebinding.notes])
     reload_runtime()

@@ -22,7 +22,7 @@ import httpx
 import openai
 
 from core.i18n import Msg
-from core.infra.redact import redact
+from core.infra.redact import redact, register_secrets
 
 CHECK_TIMEOUT = 10.0  # seconds; the Settings page's test answers within this
 PLACEHOLDER_KEY = "not-needed"  # a local server (Ollama, llama.cpp) takes any key; the SDK insists on one
@@ -126,6 +126,7 @@ def check_llm_endpoint(base_url: str, api_key: str = "", model: str = "", *,
     model = (model or "").strip()
     if not url:
         return CheckResult(False, Msg("config.check_no_url"), kind="no_url")
+    register_secrets([key])  # a key typed for the test is masked in any log line too, like a saved one
     started = time.monotonic()
     try:
         client = openai.OpenAI(api_key=key or PLACEHOLDER_KEY, base_url=url, max_retries=0,
