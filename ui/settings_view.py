@@ -57,8 +57,15 @@ def render_settings(rt: Runtime) -> None:
                         if spec.group == group:
                             field(spec, settings, errors)
         if errors:
-            st.warning(t("settings.not_saved", n=len(errors)))
+            st.warning(t("settings.not_saved", n=len(errors), where=", ".join(dict.fromkeys(
+                tab_of(SPECS[k]) for k in errors if k in SPECS))))
         st.form_submit_button(t("settings.save"), type="primary", on_click=save, key="settings_save")
+
+
+def tab_of(spec: SettingSpec) -> str:
+    """Where a setting's field is: its group's tab, and its role's tab inside it."""
+    where = t(f"settings.group_{spec.group.lower()}")
+    return f"{where} › {t(f'config.role_{spec.role.lower()}')}" if spec.role else where
 
 
 def _llm_tabs(settings: Settings, errors: dict[str, Msg]) -> None:

@@ -112,7 +112,10 @@ def test_an_invalid_value_is_shown_at_its_field_and_nothing_is_saved(lang):
     assert words[0] in url_error.value and words[1] in size_error.value
     assert at.text_input(key="set_QUERY_ENGINE_BASE_URL").value == "api.example.com/v1"  # kept as typed
     assert at.text_input(key="set_SHOAL_LOG_ROTATION").value == "huge"
-    assert len(at.warning) == 1 and not at.success
+    [summary] = values(at.warning)
+    assert {"zh": ("日志", "LLM 角色 › Query 引擎"), "en": ("Logging", "LLM roles › Query engine")}[lang][0] in summary
+    assert {"zh": ("日志", "LLM 角色 › Query 引擎"), "en": ("Logging", "LLM roles › Query engine")}[lang][1] in summary
+    assert not at.success
     assert not env_file().exists()
     screen_ok(at, lang, allowed=("api.example.com/v1", "huge"))
     # Fixed, it saves, and the errors go.
