@@ -22,6 +22,7 @@ import httpx
 import openai
 
 from core.i18n import Msg
+from core.infra.deadline import Cut, run_bounded
 from core.infra.redact import redact, register_secrets
 
 CHECK_TIMEOUT = 10.0  # seconds; the Settings page's test answers within this
@@ -128,14 +129,18 @@ def check_llm_endpoint(base_url: str, api_key: str = "", model: str = "", *,
         return CheckResult(False, Msg("config.check_no_url"), kind="no_url")
     register_secrets([key])  # a key typed for the test is masked in any log line too, like a saved one
     started = time.monotonic()
-    try:
+    def list_models(cut: Cut) -> tuple[str, ...]:
         client = openai.OpenAI(api_key=key or PLACEHOLDER_KEY, base_url=url, max_retries=0,
                                timeout=httpx.Timeout(timeout))
+        cut.on_cut(client.close)
         try:
             page = client.models.list()
-            models = tuple(sorted({str(getattr(m, "id", "")) for m in page.data if getattr(m, "id", None)}))
+            return tuple(sorted({str(getattr(m, "id", "")) for m in page.data if getattr(m, "id", None)}))
         finally:
             client.close()
+
+    try:  # httpx bounds each read; the whole answer (a server trickling bytes) is bounded here
+        models = run_bounded(list_models, timeout, what="LLM connection test")
     except openai.APIStatusError as exc:
         kind, msg = status_failure(exc.status_code, url)
         return CheckResult(False, msg, detail=scrub(_api_detail(exc), [key]), status=exc.status_code, kind=kind,

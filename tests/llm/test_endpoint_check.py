@@ -94,3 +94,14 @@ def test_other_statuses_in_words_with_no_retry(status, kind):
 def test_no_url_is_said_before_any_request():
     result = check_llm_endpoint("  ", KEY, "m")
     assert not result.ok and result.kind == "no_url"
+
+
+def test_a_trickling_answer_is_cut_at_the_timeout_as_a_whole():
+    """Each read comes quickly, the whole never does: the test still answers within its limit."""
+    body = '{"object": "list", "data": [{"id": "slow-model", "object": "model"}]}'
+    with FakeHTTPServer() as srv:
+        srv.always("/v1/models", Reply(200, chunks=[c for c in body], chunk_delay=0.2,
+                                       content_type="application/json"))
+        result = check_llm_endpoint(srv.url + "/v1", KEY, "slow-model", timeout=1.0)
+    assert not result.ok and result.kind == "timeout", result
+    assert "did not answer within 1 s" in result.msg.render("en")
