@@ -179,3 +179,5 @@ def field(spec: SettingSpec, settings: Settings, errors: dict[str, Msg]) -> None
         st.text_input(label, key=key, help=help_text)
     if spec.key in errors:
         st.error(show(errors[spec.key]))
+    elif spec.key in settings.error_msgs:  # the saved value is unusable: the field shows the default instead
+        st.caption(f"⚠️ {show(settings.error_msgs[spec.key])}")

@@ -242,7 +242,8 @@ class Settings:
 
     values: dict[str, Any]
     sources: dict[str, str]
-    errors: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # English, for the CLI, doctor and logs
+    error_msgs: dict[str, Msg] = field(default_factory=dict)  # the same for a page, in the reader's language
     env_file: Path | None = None
     invalid_raw: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -342,6 +343,7 @@ def load_settings(secrets: Mapping[str, Any] | None = None, env: Mapping[str, st
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     errors: dict[str, str] = {}
+    error_msgs: dict[str, Msg] = {}
     invalid_raw: dict[str, str] = {}
     for key, spec in SPECS.items():
         for source, mapping in (("secrets", secrets), ("environment", env), (".env", file_values)):
@@ -355,12 +357,15 @@ def load_settings(secrets: Mapping[str, Any] | None = None, env: Mapping[str, st
             sources[key] = src
         except SettingError as exc:
             errors[key] = f"{exc} (from {src})" + ("" if key == "DATABASE_URL" else "; using the default")
+            error_msgs[key] = Msg("config.err_loaded_db" if key == "DATABASE_URL" else "config.err_loaded",
+                                  {"error": exc.msg, "source": source_msg(src)})
             values[key] = spec.default
             sources[key] = "default"
             invalid_raw[key] = str(raw)
     if errors_file:
         errors["_env_file"] = errors_file
-    return Settings(values=values, sources=sources, errors=errors, env_file=env_file, invalid_raw=invalid_raw)
+    return Settings(values=values, sources=sources, errors=errors, error_msgs=error_msgs, env_file=env_file,
+                    invalid_raw=invalid_raw)
 
 
 def _flatten_secrets(secrets: Mapping[str, Any]) -> dict[str, Any]:

@@ -81,3 +81,14 @@ def test_a_cleared_key_note_in_both_languages(tmp_path):
     [note] = keys_follow_urls(s, {"QUERY_ENGINE_BASE_URL": "https://api.b.com/v1"}).notes
     assert note.render("en").startswith("QUERY_ENGINE_API_KEY was cleared because QUERY_ENGINE_BASE_URL changed")
     assert "已更改" in note.render("zh") and "sk-a-0001" not in repr(note)
+
+
+def test_a_loaded_value_that_cannot_be_used_has_a_message_for_the_page(tmp_path):
+    s = load_settings(secrets={}, env={"SHOAL_MAX_WORKERS": "abc"}, env_file=tmp_path / "no.env")
+    assert s.errors["SHOAL_MAX_WORKERS"].startswith("SHOAL_MAX_WORKERS must be an integer")  # the CLI's, unchanged
+    zh = s.error_msgs["SHOAL_MAX_WORKERS"].render("zh")
+    assert "必须是整数" in zh and "环境变量" in zh and "默认值" in zh
+    assert s.error_msgs["SHOAL_MAX_WORKERS"].render("en").endswith("(from the environment); using the default")
+    s = load_settings(secrets={}, env={"DATABASE_URL": "mysql+pymysql://u:hunter2pw@/"}, env_file=tmp_path / "no.env")
+    text = s.error_msgs["DATABASE_URL"].render("zh")
+    assert "DATABASE_URL" in text and "hunter2pw" not in text and "默认值" not in text

@@ -231,3 +231,14 @@ def test_search_connection_tests(lang):
     screen_ok(at, lang)
     text = "\n".join(shown(at))
     assert tavily.api_key not in text and "sk-not-the-bocha-key-01" not in text
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_saved_value_that_cannot_be_used_is_said_at_its_field(lang, monkeypatch):
+    monkeypatch.setenv("SHOAL_PARAGRAPHS", "lots")
+    reload_runtime()
+    at = page(lang)
+    assert at.number_input(key="set_SHOAL_PARAGRAPHS").value == 5  # the default stands in
+    note = after(at, "set_SHOAL_PARAGRAPHS")
+    assert note.type == "caption" and "SHOAL_PARAGRAPHS" in note.value
+    assert {"zh": "必须是整数", "en": "must be an integer"}[lang] in note.value
