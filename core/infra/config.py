@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from core.i18n import Msg
 from core.infra.clock import zone_error
 from core.infra.redact import url_password
 
@@ -25,128 +26,123 @@ LLM_ROLES = ("QUERY_ENGINE", "MEDIA_ENGINE", "INSIGHT_ENGINE", "REPORT_ENGINE", 
 
 
 class SettingError(ValueError):
-    """A setting value that cannot be used; the message says which key and why."""
+    """A setting value that cannot be used; the message says which key and why.
+
+    It carries a core.i18n.Msg (`.msg`) that the Settings page renders in the reader's language;
+    str() is the English text, for the CLI, doctor and logs (the catalogue holds both)."""
+
+    def __init__(self, msg: "Msg | str"):
+        self.msg = msg if isinstance(msg, Msg) else Msg("config.err_text", {"text": msg})
+        super().__init__(self.msg.render("en"))
+
+
+def _err(key: str, /, **args: Any) -> SettingError:
+    return SettingError(Msg(f"config.{key}", args))
 
 
 @dataclass(frozen=True)
 class SettingSpec:
+    """One setting. Its label and help text live in the catalogues (core/i18n, table [config]):
+    `config.<key>` and `config.<key>_help` (lower case), or for a role's LLM key `config.llm_<what>`
+    and `config.llm_<what>_help`, with the role's name as {role}."""
     key: str
     default: Any
     kind: str  # str | int | float | bool | url | db_url | choice | size | duration | zone
     group: str
-    help: str
     secret: bool = False
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
+    role: str = ""  # the LLM role of a <ROLE>_* key
+
+    @property
+    def text_key(self) -> str:
+        if self.role:
+            return "config.llm_" + self.key[len(self.role) + 1:].lower()
+        return "config." + self.key.lower()
+
+    def _args(self) -> dict[str, Any]:
+        return {"role": Msg(f"config.role_{self.role.lower()}")} if self.role else {}
+
+    @property
+    def label_msg(self) -> Msg:
+        return Msg(self.text_key, self._args())
+
+    @property
+    def help_msg(self) -> Msg:
+        return Msg(self.text_key + "_help", self._args())
+
+    @property
+    def help(self) -> str:
+        """The English help text (CLI, doctor)."""
+        return self.help_msg.render("en")
 
 
 def _llm_specs() -> list[SettingSpec]:
     specs = []
     for role in LLM_ROLES:
-        label = role.replace("_", " ").title()
         specs += [
-            SettingSpec(f"{role}_API_KEY", "", "str", "LLM", f"{label}: API key", secret=True),
-            SettingSpec(f"{role}_BASE_URL", "", "url", "LLM", f"{label}: OpenAI-compatible base URL"),
-            SettingSpec(f"{role}_MODEL_NAME", "", "str", "LLM", f"{label}: model name"),
-            SettingSpec(f"{role}_CONCURRENCY", 0, "int", "LLM",
-                        f"{label}: concurrent calls its endpoint's provider allows (0: SHOAL_LLM_CONCURRENCY); "
-                        "roles sharing an endpoint share one budget, the smallest limit given wins",
-                        minimum=0, maximum=256),
+            SettingSpec(f"{role}_API_KEY", "", "str", "LLM", secret=True, role=role),
+            SettingSpec(f"{role}_BASE_URL", "", "url", "LLM", role=role),
+            SettingSpec(f"{role}_MODEL_NAME", "", "str", "LLM", role=role),
+            SettingSpec(f"{role}_CONCURRENCY", 0, "int", "LLM", minimum=0, maximum=256, role=role),
         ]
     return specs
 
 
 SPECS: dict[str, SettingSpec] = {s.key: s for s in [
     *_llm_specs(),
-    SettingSpec("TAVILY_API_KEY", "", "str", "Search", "Tavily API key (Query engine)", secret=True),
-    SettingSpec("TAVILY_BASE_URL", "https://api.tavily.com", "url", "Search", "Tavily-compatible base URL"),
-    SettingSpec("BOCHA_WEB_SEARCH_API_KEY", "", "str", "Search", "Bocha API key (Media engine)", secret=True),
-    SettingSpec("BOCHA_BASE_URL", "https://api.bochaai.com", "url", "Search", "Bocha-compatible base URL"),
-    SettingSpec("SEARCH_TIMEOUT", 20.0, "float", "Search", "Seconds one search request may take in all (headers and full answer)", minimum=1, maximum=300),
-    SettingSpec("DATABASE_URL", "", "db_url", "Database",
-                "SQLAlchemy URL; empty means the SQLite file data/shoal.db. MySQL: mysql+pymysql://user:pass@host:3306/db",
-                secret=True),
-    SettingSpec("DB_POOL_SIZE", 5, "int", "Database", "Connections kept open (MySQL)", minimum=1, maximum=100),
-    SettingSpec("DB_MAX_OVERFLOW", 10, "int", "Database", "Extra connections under load (MySQL)", minimum=0, maximum=200),
-    SettingSpec("DB_POOL_RECYCLE", 1800, "int", "Database", "Seconds before a pooled connection is replaced", minimum=30, maximum=86400),
-    SettingSpec("DB_POOL_TIMEOUT", 10, "int", "Database", "Seconds to wait for a pooled connection", minimum=1, maximum=300),
-    SettingSpec("DB_CONNECT_TIMEOUT", 5, "int", "Database", "Seconds to wait when connecting", minimum=1, maximum=120),
-    SettingSpec("SHOAL_MODE", "auto", "choice", "Limits",
-                "auto: LLM where a role is configured, offline otherwise; offline: never call an LLM",
-                choices=("auto", "offline", "llm")),
-    SettingSpec("SHOAL_MAX_WORKERS", 8, "int", "Limits", "Jobs running at once in this process", minimum=1, maximum=64),
-    SettingSpec("SHOAL_MAX_CONCURRENT_RUNS", 2, "int", "Limits", "Analyses running at once; more wait in a queue", minimum=1, maximum=32),
-    SettingSpec("SHOAL_LLM_CONCURRENCY", 18, "int", "Limits",
-                "Concurrent LLM calls per endpoint (provider host:port), shared by the roles using it, each of "
-                "which keeps one slot reserved; an HTTP 429 halves it for a while. 18 fits 5 paragraphs × 3 "
-                "engines plus the host, report and keyword optimiser", minimum=1, maximum=256),
-    SettingSpec("SHOAL_PARAGRAPHS", 5, "int", "Limits", "Paragraphs per engine report", minimum=1, maximum=12),
-    SettingSpec("SHOAL_REFLECTIONS", 2, "int", "Limits", "Reflection rounds per paragraph", minimum=0, maximum=5),
-    SettingSpec("SHOAL_MIN_SOURCES", 20, "int", "Limits",
-                "Sources about the topic (corpus posts, and web results in LLM mode) an analysis needs; below "
-                "this a run ends insufficient_data instead of writing a report", minimum=1, maximum=10_000),
-    SettingSpec("SHOAL_RELEVANCE_FLOOR", 0.5, "float", "Limits",
-                "Share of the topic's words (weighted by rarity, BM25 idf) a post must contain to count as "
-                "about the topic", minimum=0.05, maximum=1.0),
-    SettingSpec("FORUM_HOST_EVERY", 5, "int", "Limits", "The host speaks after this many agent messages", minimum=1, maximum=50),
-    SettingSpec("LLM_TIMEOUT", 120.0, "float", "Limits", "Seconds one LLM call attempt may take in all (connect, first token, full stream)", minimum=1, maximum=1800),
-    SettingSpec("RETRY_MAX_SECONDS", 60.0, "float", "Limits", "Total time budget of one retried call", minimum=0, maximum=3600),
-    SettingSpec("SHOAL_LEASE_SECONDS", 30.0, "float", "Supervisor", "A job's lease; another supervisor takes it over after this", minimum=1, maximum=3600),
-    SettingSpec("SHOAL_HEARTBEAT_SECONDS", 5.0, "float", "Supervisor", "How often leases and heartbeats are renewed", minimum=0.05, maximum=600),
-    SettingSpec("SHOAL_STALL_SECONDS", 180.0, "float", "Supervisor", "A running job with no heartbeat for this long is stalled", minimum=1, maximum=86400),
-    SettingSpec("SHOAL_CANCEL_TIMEOUT", 10.0, "float", "Supervisor", "Seconds a job gets to stop after cancel", minimum=0.1, maximum=600),
-    SettingSpec("SHOAL_SHUTDOWN_TIMEOUT", 15.0, "float", "Supervisor", "Hard limit for a graceful shutdown", minimum=0.1, maximum=600),
-    SettingSpec("SHOAL_MAX_ATTEMPTS", 3, "int", "Supervisor", "Attempts per job, resumes included", minimum=1, maximum=20),
-    SettingSpec("SHOAL_AUTO_RESUME", True, "bool", "Supervisor", "Resume interrupted jobs from their checkpoint automatically"),
-    SettingSpec("SHOAL_EVENTS_PER_RUN", 5000, "int", "Supervisor", "Events kept per run; older ones are compacted", minimum=100, maximum=1_000_000),
-    SettingSpec("SHOAL_LOG_LEVEL", "INFO", "choice", "Logging", "Lowest level written to logs/",
-                choices=("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR")),
-    SettingSpec("SHOAL_LOG_DIR", "logs", "str", "Logging", "Folder for log files (relative to the project)"),
-    SettingSpec("FORUM_BETTAFISH_LOG_DIR", "", "str", "Logging",
-                "A BettaFish logs folder to follow live: each analysis posts the summaries BettaFish's engines "
-                "write there while it runs into its forum (empty: off)"),
-    SettingSpec("SHOAL_LOG_ROTATION", "20 MB", "size", "Logging", "Rotate a log file at this size"),
-    SettingSpec("SHOAL_LOG_RETENTION", "14 days", "duration", "Logging", "Delete rotated logs older than this"),
-    SettingSpec("SHOAL_DATA_DIR", "data", "str", "Storage", "Folder for the SQLite file and models (relative to the project)"),
-    SettingSpec("SHOAL_MIN_FREE_MB", 500, "int", "Storage", "Free disk below this is an error", minimum=1, maximum=1_000_000),
-    SettingSpec("SHOAL_PRICE_TABLE", "", "str", "Console",
-                "JSON or TOML file of model prices (USD per 1M tokens); empty: data/prices.json if present, "
-                "else built-in list prices. An unknown model is shown as unpriced, never $0"),
-    SettingSpec("SHOAL_ALERT_RULES", "", "str", "Console",
-                "JSON file of alert rules; empty: data/alert_rules.json if present, else the defaults"),
-    SettingSpec("SHOAL_SAMPLE_SECONDS", 5.0, "float", "Console", "How often CPU/memory/disk are sampled",
-                minimum=0.5, maximum=3600),
-    SettingSpec("SHOAL_ALERT_SECONDS", 15.0, "float", "Console", "How often alert rules are evaluated",
-                minimum=1, maximum=3600),
-    SettingSpec("SHOAL_HEALTH_SECONDS", 30.0, "float", "Console",
-                "How often health checks run (database, logs, disk, LLM endpoints)", minimum=5, maximum=3600),
-    SettingSpec("SHOAL_TELEMETRY_BUFFER", 200_000, "int", "Console",
-                "Telemetry events buffered while the database is slow or down; beyond this they are dropped "
-                "and counted", minimum=1000, maximum=5_000_000),
-    SettingSpec("SHOAL_METRICS_PORT", 0, "int", "Console",
-                "Serve Prometheus /metrics from the app on this port (0: off)", minimum=0, maximum=65535),
-    SettingSpec("SHOAL_LANGUAGE", "auto", "choice", "Display",
-                "Language of the pages: zh, en, or auto (Chinese when the browser asks for it). Each reader can "
-                "override it for their session in the sidebar", choices=("auto", "zh", "en")),
-    SettingSpec("SHOAL_REPORT_LANGUAGE", "auto", "choice", "Display",
-                "Language of reports: auto follows the topic (a Chinese topic gets a Chinese report), or zh / en",
-                choices=("auto", "zh", "en")),
-    SettingSpec("SHOAL_TIMEZONE", "local", "zone", "Display",
-                "Time zone every time is shown in: local (the reader's browser, else this server), UTC, or an "
-                "IANA name such as Asia/Shanghai"),
-    SettingSpec("SHOAL_ADMIN_PASSWORD", "", "str", "Access",
-                "Control actions (settings, start, cancel, resume, imports, alert rules, forum posts) ask for it. "
-                "Without it they work only for a visitor on localhost and are off for everyone else", secret=True),
-    SettingSpec("SHOAL_PUBLIC", False, "bool", "Access",
-                "Treat every visitor as remote, even one that looks local (behind a reverse proxy on the same "
-                "machine that does not send X-Forwarded-For)"),
-    SettingSpec("SHOAL_RUNS_PER_SESSION_PER_HOUR", 20, "int", "Access",
-                "Runs (analyses, engine re-runs, reports) one browser session may start per hour; 0: no limit",
-                minimum=0, maximum=10_000),
-    SettingSpec("SHOAL_ALLOW_SERVER_PATH_IMPORT", False, "bool", "Access",
-                "Let the app import from a folder path on the server (the Forum page's BettaFish logs import); "
-                "off: uploads only"),
+    SettingSpec("TAVILY_API_KEY", "", "str", "Search", secret=True),
+    SettingSpec("TAVILY_BASE_URL", "https://api.tavily.com", "url", "Search"),
+    SettingSpec("BOCHA_WEB_SEARCH_API_KEY", "", "str", "Search", secret=True),
+    SettingSpec("BOCHA_BASE_URL", "https://api.bochaai.com", "url", "Search"),
+    SettingSpec("SEARCH_TIMEOUT", 20.0, "float", "Search", minimum=1, maximum=300),
+    SettingSpec("DATABASE_URL", "", "db_url", "Database", secret=True),
+    SettingSpec("DB_POOL_SIZE", 5, "int", "Database", minimum=1, maximum=100),
+    SettingSpec("DB_MAX_OVERFLOW", 10, "int", "Database", minimum=0, maximum=200),
+    SettingSpec("DB_POOL_RECYCLE", 1800, "int", "Database", minimum=30, maximum=86400),
+    SettingSpec("DB_POOL_TIMEOUT", 10, "int", "Database", minimum=1, maximum=300),
+    SettingSpec("DB_CONNECT_TIMEOUT", 5, "int", "Database", minimum=1, maximum=120),
+    SettingSpec("SHOAL_MODE", "auto", "choice", "Limits", choices=("auto", "offline", "llm")),
+    SettingSpec("SHOAL_MAX_WORKERS", 8, "int", "Limits", minimum=1, maximum=64),
+    SettingSpec("SHOAL_MAX_CONCURRENT_RUNS", 2, "int", "Limits", minimum=1, maximum=32),
+    SettingSpec("SHOAL_LLM_CONCURRENCY", 18, "int", "Limits", minimum=1, maximum=256),
+    SettingSpec("SHOAL_PARAGRAPHS", 5, "int", "Limits", minimum=1, maximum=12),
+    SettingSpec("SHOAL_REFLECTIONS", 2, "int", "Limits", minimum=0, maximum=5),
+    SettingSpec("SHOAL_MIN_SOURCES", 20, "int", "Limits", minimum=1, maximum=10_000),
+    SettingSpec("SHOAL_RELEVANCE_FLOOR", 0.5, "float", "Limits", minimum=0.05, maximum=1.0),
+    SettingSpec("FORUM_HOST_EVERY", 5, "int", "Limits", minimum=1, maximum=50),
+    SettingSpec("LLM_TIMEOUT", 120.0, "float", "Limits", minimum=1, maximum=1800),
+    SettingSpec("RETRY_MAX_SECONDS", 60.0, "float", "Limits", minimum=0, maximum=3600),
+    SettingSpec("SHOAL_LEASE_SECONDS", 30.0, "float", "Supervisor", minimum=1, maximum=3600),
+    SettingSpec("SHOAL_HEARTBEAT_SECONDS", 5.0, "float", "Supervisor", minimum=0.05, maximum=600),
+    SettingSpec("SHOAL_STALL_SECONDS", 180.0, "float", "Supervisor", minimum=1, maximum=86400),
+    SettingSpec("SHOAL_CANCEL_TIMEOUT", 10.0, "float", "Supervisor", minimum=0.1, maximum=600),
+    SettingSpec("SHOAL_SHUTDOWN_TIMEOUT", 15.0, "float", "Supervisor", minimum=0.1, maximum=600),
+    SettingSpec("SHOAL_MAX_ATTEMPTS", 3, "int", "Supervisor", minimum=1, maximum=20),
+    SettingSpec("SHOAL_AUTO_RESUME", True, "bool", "Supervisor"),
+    SettingSpec("SHOAL_EVENTS_PER_RUN", 5000, "int", "Supervisor", minimum=100, maximum=1_000_000),
+    SettingSpec("SHOAL_LOG_LEVEL", "INFO", "choice", "Logging", choices=("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR")),
+    SettingSpec("SHOAL_LOG_DIR", "logs", "str", "Logging"),
+    SettingSpec("FORUM_BETTAFISH_LOG_DIR", "", "str", "Logging"),
+    SettingSpec("SHOAL_LOG_ROTATION", "20 MB", "size", "Logging"),
+    SettingSpec("SHOAL_LOG_RETENTION", "14 days", "duration", "Logging"),
+    SettingSpec("SHOAL_DATA_DIR", "data", "str", "Storage"),
+    SettingSpec("SHOAL_MIN_FREE_MB", 500, "int", "Storage", minimum=1, maximum=1_000_000),
+    SettingSpec("SHOAL_PRICE_TABLE", "", "str", "Console"),
+    SettingSpec("SHOAL_ALERT_RULES", "", "str", "Console"),
+    SettingSpec("SHOAL_SAMPLE_SECONDS", 5.0, "float", "Console", minimum=0.5, maximum=3600),
+    SettingSpec("SHOAL_ALERT_SECONDS", 15.0, "float", "Console", minimum=1, maximum=3600),
+    SettingSpec("SHOAL_HEALTH_SECONDS", 30.0, "float", "Console", minimum=5, maximum=3600),
+    SettingSpec("SHOAL_TELEMETRY_BUFFER", 200_000, "int", "Console", minimum=1000, maximum=5_000_000),
+    SettingSpec("SHOAL_METRICS_PORT", 0, "int", "Console", minimum=0, maximum=65535),
+    SettingSpec("SHOAL_LANGUAGE", "auto", "choice", "Display", choices=("auto", "zh", "en")),
+    SettingSpec("SHOAL_REPORT_LANGUAGE", "auto", "choice", "Display", choices=("auto", "zh", "en")),
+    SettingSpec("SHOAL_TIMEZONE", "local", "zone", "Display"),
+    SettingSpec("SHOAL_ADMIN_PASSWORD", "", "str", "Access", secret=True),
+    SettingSpec("SHOAL_PUBLIC", False, "bool", "Access"),
+    SettingSpec("SHOAL_RUNS_PER_SESSION_PER_HOUR", 20, "int", "Access", minimum=0, maximum=10_000),
+    SettingSpec("SHOAL_ALLOW_SERVER_PATH_IMPORT", False, "bool", "Access"),
 ]}
 
 # Each base URL and the key that is sent to it: a key entered for one host is never sent to another.
@@ -169,15 +165,16 @@ def parse_value(spec: SettingSpec, raw: Any) -> Any:
     """Turn a raw value into the typed value, or raise SettingError saying what is wrong."""
     if raw is None:
         return spec.default
+    key = spec.key
     if spec.kind in ("int", "float"):
         try:
             value = int(str(raw).strip()) if spec.kind == "int" else float(str(raw).strip())
         except ValueError:
-            raise SettingError(f"{spec.key} must be a{'n integer' if spec.kind == 'int' else ' number'}, got {_show(spec, raw)}") from None
+            raise _err(f"err_{spec.kind}", key=key, got=_show(spec, raw)) from None
         if spec.minimum is not None and value < spec.minimum:
-            raise SettingError(f"{spec.key} must be at least {spec.minimum:g}, got {value}")
+            raise _err("err_min", key=key, min=f"{spec.minimum:g}", got=value)
         if spec.maximum is not None and value > spec.maximum:
-            raise SettingError(f"{spec.key} must be at most {spec.maximum:g}, got {value}")
+            raise _err("err_max", key=key, max=f"{spec.maximum:g}", got=value)
         return value
     text = str(raw).strip()
     if spec.kind == "bool":
@@ -185,26 +182,26 @@ def parse_value(spec: SettingSpec, raw: Any) -> Any:
             return True
         if text.lower() in _FALSE:
             return False
-        raise SettingError(f"{spec.key} must be true or false, got {text!r}")
+        raise _err("err_bool", key=key, got=repr(text))
     if spec.kind == "choice":
         for choice in spec.choices:
             if text.lower() == choice.lower():
                 return choice
-        raise SettingError(f"{spec.key} must be one of {', '.join(spec.choices)}, got {text!r}")
+        raise _err("err_choice", key=key, choices=", ".join(spec.choices), got=repr(text))
     if spec.kind == "url" and text:
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise SettingError(f"{spec.key} must be an http(s) URL such as https://api.example.com/v1, got {text!r}")
+            raise _err("err_url", key=key, got=repr(text))
     if spec.kind == "db_url" and text:
         validate_database_url(text)
     if spec.kind == "size" and not _SIZE_RE.match(text):
-        raise SettingError(f"{spec.key} must be a size such as '20 MB', got {text!r}")
-    if spec.kind == "zone" and (problem := zone_error(text)):
-        raise SettingError(f"{spec.key}: {problem}")
+        raise _err("err_size", key=key, got=repr(text))
+    if spec.kind == "zone" and zone_error(text):
+        raise _err("err_zone", key=key, got=repr(text))
     if spec.kind == "duration" and not _DURATION_RE.match(text):
-        raise SettingError(f"{spec.key} must be a duration such as '14 days', got {text!r}")
+        raise _err("err_duration", key=key, got=repr(text))
     if "\n" in text or "\r" in text:
-        raise SettingError(f"{spec.key} must be a single line")
+        raise _err("err_line", key=key)
     return text
 
 
@@ -216,16 +213,24 @@ def validate_database_url(url: str) -> None:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise SettingError("DATABASE_URL is not a valid SQLAlchemy URL; expected e.g. "
-                           "mysql+pymysql://user:password@host:3306/dbname or sqlite:///data/shoal.db") from None
+        raise _err("err_db_url") from None
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "mysql", "mariadb"):
-        raise SettingError(f"DATABASE_URL uses '{backend}'; Shoal supports sqlite and mysql/mariadb (via pymysql)")
+        raise _err("err_db_backend", backend=backend)
     if backend in ("mysql", "mariadb"):
         if parsed.get_driver_name() not in ("pymysql",):
-            raise SettingError("DATABASE_URL for MySQL must use the pymysql driver: mysql+pymysql://…")
+            raise _err("err_db_driver")
         if not parsed.host or not parsed.database:
-            raise SettingError("DATABASE_URL for MySQL needs a host and a database name: mysql+pymysql://user:pass@host:3306/dbname")
+            raise _err("err_db_host")
+
+
+_SOURCE_KEYS = {"secrets": "config.source_secrets", "environment": "config.source_environment",
+                ".env": "config.source_env_file", "default": "config.source_default"}
+
+
+def source_msg(source: str) -> Msg:
+    """Where a value comes from (Settings.source), in words."""
+    return Msg(_SOURCE_KEYS.get(source, "config.source_default"))
 
 
 def _show(spec: SettingSpec, raw: Any) -> str:
@@ -238,7 +243,8 @@ class Settings:
 
     values: dict[str, Any]
     sources: dict[str, str]
-    errors: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # English, for the CLI, doctor and logs
+    error_msgs: dict[str, Msg] = field(default_factory=dict)  # the same for a page, in the reader's language
     env_file: Path | None = None
     invalid_raw: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -338,6 +344,7 @@ def load_settings(secrets: Mapping[str, Any] | None = None, env: Mapping[str, st
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     errors: dict[str, str] = {}
+    error_msgs: dict[str, Msg] = {}
     invalid_raw: dict[str, str] = {}
     for key, spec in SPECS.items():
         for source, mapping in (("secrets", secrets), ("environment", env), (".env", file_values)):
@@ -351,12 +358,15 @@ def load_settings(secrets: Mapping[str, Any] | None = None, env: Mapping[str, st
             sources[key] = src
         except SettingError as exc:
             errors[key] = f"{exc} (from {src})" + ("" if key == "DATABASE_URL" else "; using the default")
+            error_msgs[key] = Msg("config.err_loaded_db" if key == "DATABASE_URL" else "config.err_loaded",
+                                  {"error": exc.msg, "source": source_msg(src)})
             values[key] = spec.default
             sources[key] = "default"
             invalid_raw[key] = str(raw)
     if errors_file:
         errors["_env_file"] = errors_file
-    return Settings(values=values, sources=sources, errors=errors, env_file=env_file, invalid_raw=invalid_raw)
+    return Settings(values=values, sources=sources, errors=errors, error_msgs=error_msgs, env_file=env_file,
+                    invalid_raw=invalid_raw)
 
 
 def _flatten_secrets(secrets: Mapping[str, Any]) -> dict[str, Any]:
@@ -372,26 +382,31 @@ def _flatten_secrets(secrets: Mapping[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def validate_updates(updates: Mapping[str, Any]) -> dict[str, str]:
-    """Errors per key for a proposed edit; empty when every value is usable."""
-    errors = {}
+def update_errors(updates: Mapping[str, Any]) -> dict[str, SettingError]:
+    """The error of each key of a proposed edit (its `.msg` for the page); empty when all are usable."""
+    errors: dict[str, SettingError] = {}
     for key, raw in updates.items():
         if key not in EDITABLE_KEYS:
-            errors[key] = f"{key} is not a setting Shoal edits"
+            errors[key] = _err("err_not_editable", key=key)
             continue
         try:
             parse_value(SPECS[key], raw)
         except SettingError as exc:
-            errors[key] = str(exc)
+            errors[key] = exc
     return errors
+
+
+def validate_updates(updates: Mapping[str, Any]) -> dict[str, str]:
+    """Errors per key for a proposed edit, in English; empty when every value is usable."""
+    return {key: str(exc) for key, exc in update_errors(updates).items()}
 
 
 @dataclass
 class KeyRebinding:
     """What a settings edit must also do so that no key follows its base URL to a new host."""
     clear: list[str] = field(default_factory=list)  # keys to remove from .env
-    notes: list[str] = field(default_factory=list)  # what was cleared, for the page
-    errors: dict[str, str] = field(default_factory=dict)  # edits refused: the key lives where .env cannot clear it
+    notes: list[Msg] = field(default_factory=list)  # what was cleared, for the page
+    errors: dict[str, Msg] = field(default_factory=dict)  # edits refused: the key lives where .env cannot clear it
 
 
 def keys_follow_urls(settings: Settings, updates: Mapping[str, Any], clear: Iterable[str] = ()) -> KeyRebinding:
@@ -408,14 +423,13 @@ def keys_follow_urls(settings: Settings, updates: Mapping[str, Any], clear: Iter
             continue
         source = settings.source(api_key)
         if source in ("secrets", "environment"):  # a key typed into .env would not override it either
-            out.errors[url_key] = (f"{url_key} cannot change here while {api_key} comes from {source}: that key "
-                                   f"would be sent to the new host. Change both in {source}.")
+            out.errors[url_key] = Msg("config.err_key_elsewhere", {"url_key": url_key, "api_key": api_key,
+                                                                   "source": source_msg(source)})
             continue
         if api_key in updates or api_key in clearing:
             continue
         out.clear.append(api_key)
-        out.notes.append(f"{api_key} was cleared because {url_key} changed: a key is only sent to the host it was "
-                         "entered for. Enter it again for the new host.")
+        out.notes.append(Msg("config.key_cleared", {"url_key": url_key, "api_key": api_key}))
     return out
 
 
@@ -430,7 +444,7 @@ def write_env_file(updates: Mapping[str, Any], path: Path | None = None, remove:
     errors = validate_updates(updates)
     for key in remove:
         if key not in EDITABLE_KEYS:
-            errors[key] = f"{key} is not a setting Shoal edits"
+            errors[key] = str(_err("err_not_editable", key=key))
     if errors:
         raise SettingError("; ".join(errors.values()))
     pending = {k: ("true" if v is True else "false" if v is False else str(v)) for k, v in updates.items()}

@@ -13,7 +13,8 @@ What it serves:
                              asks with stream_options.include_usage, `data: [DONE]`) or one JSON
                              body; usage counts characters (prompt: every message's content;
                              completion: the content sent), so tests can assert exact numbers.
-  GET  /v1/models            the configured model.
+  GET  /v1/models            the configured model (or `listed_models` when set); 401 when the
+                             server has an `api_key` and the request's bearer key differs.
 
 What answers a chat request, in order: the next scripted reply (`script`), else `responder(req)`,
 else `default`. A reply is a str (the content), a dict or list (sent as JSON text: handy for
@@ -259,8 +260,13 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, UnicodeDecodeError):
             body = None
         if self.command == "GET" and path.endswith("/models"):
+            auth = self.headers.get("Authorization") or ""
+            if fake.api_key is not None and auth[7:] != fake.api_key:
+                return self._json(401, {"error": {"message": "Incorrect API key provided",
+                                                  "type": "invalid_request_error", "code": "invalid_api_key"}})
             return self._json(200, {"object": "list", "data": [
-                {"id": fake.model, "object": "model", "created": 0, "owned_by": "fake"}]})
+                {"id": m, "object": "model", "created": 0, "owned_by": "fake"}
+                for m in (fake.listed_models if fake.listed_models is not None else [fake.model])]})
         if not (self.command == "POST" and path.endswith("/chat/completions")):
             return self._json(404, {"error": {"message": f"fake OpenAI: no route {self.command} {path}",
                                               "type": "invalid_request_error"}})
@@ -423,6 +429,7 @@ class FakeOpenAI(LoopbackServer):
         self.chunk_delay = chunk_delay
         self.chunk_chars = max(1, chunk_chars)
         self.api_key = api_key
+        self.listed_models: list[str] | None = None  # GET /models lists these instead of `model`
         self.reject_stream_options = reject_stream_options
         super().__init__(host, port)
         self._queue: deque[ReplyLike] = deque()

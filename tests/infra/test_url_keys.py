@@ -23,7 +23,7 @@ def test_a_new_base_url_clears_the_stored_key(tmp_path):
     updates = {"QUERY_ENGINE_BASE_URL": "https://attacker.example/v1"}
     plan = keys_follow_urls(s, updates)
     assert plan.clear == ["QUERY_ENGINE_API_KEY"] and not plan.errors
-    assert "QUERY_ENGINE_API_KEY" in plan.notes[0]
+    assert "QUERY_ENGINE_API_KEY" in plan.notes[0].render("en") and "QUERY_ENGINE_API_KEY" in plan.notes[0].render("zh")
     write_env_file(updates, path, remove=plan.clear)
     after = load_settings(secrets={}, env={}, env_file=path)
     assert after["QUERY_ENGINE_BASE_URL"] == "https://attacker.example/v1" and after["QUERY_ENGINE_API_KEY"] == ""
@@ -57,5 +57,6 @@ def test_a_key_from_the_environment_cannot_follow_a_url_edited_in_env_file(tmp_p
                     {"QUERY_ENGINE_BASE_URL": "https://attacker.example/v1", "QUERY_ENGINE_API_KEY": "sk-x-0002"}):
         plan = keys_follow_urls(s, updates)
         assert plan.clear == [] and "QUERY_ENGINE_BASE_URL" in plan.errors
-        assert "environment" in plan.errors["QUERY_ENGINE_BASE_URL"]
-        assert "sk-env-0001" not in plan.errors["QUERY_ENGINE_BASE_URL"]
+        assert "environment" in plan.errors["QUERY_ENGINE_BASE_URL"].render("en")
+        assert "环境变量" in plan.errors["QUERY_ENGINE_BASE_URL"].render("zh")
+        assert "sk-env-0001" not in repr(plan.errors["QUERY_ENGINE_BASE_URL"])

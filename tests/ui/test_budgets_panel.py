@@ -5,6 +5,7 @@ held in the runtime's own limiter, so what the page must show is known exactly.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from core.llm.limits import reset_default_limiter
 from ui.runtime import get_runtime, reload_runtime
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pagetest import fresh_runtime, values  # noqa: F401 - fresh_runtime is an autouse fixture
+from tests.support.screen import english_leaks, untranslated_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 90
@@ -90,7 +92,24 @@ def test_settings_page_shows_the_budget_of_every_configured_endpoint_before_any_
     assert (table.loc[shared.provider, "limit"], table.loc[shared.provider, "calls"]) == (8, 0)
     assert table.loc[report.provider, "limit"] == 3
     # The per-role limit is a setting on the page.
-    assert at.text_input(key="set_REPORT_ENGINE_CONCURRENCY").value == "3"
+    assert at.number_input(key="set_REPORT_ENGINE_CONCURRENCY").value == 3
+
+
+def test_the_panel_in_chinese(endpoints):
+    shared, _ = endpoints
+    limiter = get_runtime().supervisor.limits
+    at = AppTest.from_file(str(ROOT / "pages" / "8_Settings.py"), default_timeout=TIMEOUT)
+    at.session_state["shoal_lang"] = "zh"
+    with limiter.slot(shared.provider, timeout=0, role="MEDIA_ENGINE") as slot:
+        slot.throttled()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "LLM 并发额度" in values(at.subheader)
+    [df] = [df for df in at.dataframe if "budget now" in df.value.columns]  # the data keeps its column names
+    shown = {c: v.get("label") for c, v in json.loads(df.proto.columns).items()}  # the reader sees them translated
+    assert (shown["budget now"], shown["in flight per role"], shown["429s"]) == ("当前额度", "各角色进行中", "429 次数")
+    assert [w for w in values(at.warning) if w.startswith(f"{shared.provider} 返回 HTTP 429")]
+    assert english_leaks(at) == [] and untranslated_keys(at) == []
 
 
 def test_without_any_llm_the_panel_says_so():

@@ -356,7 +356,7 @@ def settings_page() -> AppTest:
 
 
 def save(at: AppTest) -> AppTest:
-    [button] = at.form_submit_button
+    [button] = [b for b in at.form_submit_button if b.key == "settings_save"]
     assert button.label == "Save to .env"
     button.click().run()
     assert not at.exception, [e.value for e in at.exception]
@@ -365,7 +365,7 @@ def save(at: AppTest) -> AppTest:
 
 def test_settings_lists_bettafish_compatible_keys():
     at = settings_page()
-    keys = {w.key for w in at.text_input} | {w.key for w in at.selectbox} | {w.key for w in at.checkbox}
+    keys = {w.key for kind in (at.text_input, at.number_input, at.selectbox, at.toggle) for w in kind}
     for key in ("QUERY_ENGINE_API_KEY", "QUERY_ENGINE_BASE_URL", "QUERY_ENGINE_MODEL_NAME",
                 "MEDIA_ENGINE_API_KEY", "INSIGHT_ENGINE_API_KEY", "REPORT_ENGINE_API_KEY", "FORUM_HOST_API_KEY",
                 "KEYWORD_OPTIMIZER_API_KEY", "TAVILY_API_KEY", "BOCHA_WEB_SEARCH_API_KEY", "DATABASE_URL",
@@ -374,7 +374,14 @@ def test_settings_lists_bettafish_compatible_keys():
     # Where the process lives is not editable from the page.
     assert "set_SHOAL_DATA_DIR" not in keys and "set_SHOAL_LOG_DIR" not in keys
     secret_input = at.text_input(key="set_QUERY_ENGINE_API_KEY")
-    assert secret_input.label == "QUERY_ENGINE_API_KEY — not set" and secret_input.value == ""
+    assert secret_input.label == "API key · `QUERY_ENGINE_API_KEY` — not set" and secret_input.value == ""
+
+
+def widget_and_next(at: AppTest, key: str):
+    """A widget and the element drawn right after it (where its error belongs)."""
+    nodes = [n for n in at if getattr(n, "type", "") not in ("", "block")]
+    i = next(i for i, n in enumerate(nodes) if getattr(n, "key", None) == key)
+    return nodes[i], nodes[i + 1]
 
 
 @pytest.mark.parametrize("existing", [None, 'SHOAL_PARAGRAPHS="3"\n# keep me\n'])
@@ -382,10 +389,14 @@ def test_settings_rejects_an_invalid_value_and_writes_nothing(existing):
     if existing is not None:
         env_file().write_text(existing, encoding="utf-8")
     at = settings_page()
-    at.text_input(key="set_SHOAL_MAX_WORKERS").input("abc")
+    at.text_input(key="set_SHOAL_LOG_ROTATION").input("abc")
+    at.number_input(key="set_SHOAL_MAX_WORKERS").set_value(4)  # a valid change beside it is not saved either
     save(at)
     errors = values(at.error)
-    assert len(errors) == 1 and "SHOAL_MAX_WORKERS" in errors[0] and "integer" in errors[0], errors
+    assert len(errors) == 1 and "SHOAL_LOG_ROTATION" in errors[0] and "size" in errors[0], errors
+    field, after = widget_and_next(at, "set_SHOAL_LOG_ROTATION")
+    assert field.value == "abc" and after.type == "error" and after.value == errors[0]  # at the field, kept
+    assert at.number_input(key="set_SHOAL_MAX_WORKERS").value == 4
     assert not at.success
     if existing is None:
         assert not env_file().exists()
@@ -396,7 +407,7 @@ def test_settings_rejects_an_invalid_value_and_writes_nothing(existing):
 def test_settings_saves_a_valid_value_and_restarts_the_runtime():
     assert get_runtime().settings["SHOAL_MAX_WORKERS"] == 8
     at = settings_page()
-    at.text_input(key="set_SHOAL_MAX_WORKERS").input("4")
+    at.number_input(key="set_SHOAL_MAX_WORKERS").set_value(4)
     save(at)
     assert not at.error, values(at.error)
     assert env_file().read_text(encoding="utf-8") == 'SHOAL_MAX_WORKERS="4"\n'
@@ -404,7 +415,7 @@ def test_settings_saves_a_valid_value_and_restarts_the_runtime():
     rt = get_runtime()
     assert rt.settings["SHOAL_MAX_WORKERS"] == 4 and rt.settings.source("SHOAL_MAX_WORKERS") == ".env"
     assert rt.supervisor is not None and rt.supervisor.status().max_workers == 4
-    assert at.text_input(key="set_SHOAL_MAX_WORKERS").value == "4"
+    assert at.number_input(key="set_SHOAL_MAX_WORKERS").value == 4
     # The flash is shown once.
     at.run()
     assert not at.success
@@ -417,7 +428,8 @@ def test_settings_saves_a_secret_and_never_shows_it_back():
     assert not at.error, values(at.error)
     assert f'QUERY_ENGINE_API_KEY="{SECRET}"' in env_file().read_text(encoding="utf-8")
     assert any("QUERY_ENGINE_API_KEY" in s.value for s in at.success)
-    assert at.text_input(key="set_QUERY_ENGINE_API_KEY").label == "QUERY_ENGINE_API_KEY — set (from .env)"
+    assert at.text_input(key="set_QUERY_ENGINE_API_KEY").label == "API key · `QUERY_ENGINE_API_KEY` — set (from .env)"
+    assert at.text_input(key="set_QUERY_ENGINE_API_KEY").value == ""
     assert get_runtime().settings["QUERY_ENGINE_API_KEY"] == SECRET
     assert SECRET not in page_text(at)
     for name in ["Home.py", *PAGES]:  # nowhere else either
@@ -435,12 +447,13 @@ def test_settings_form_is_locked_behind_the_admin_password(monkeypatch):
     assert values(at.error) == ["Wrong admin password."]
     at.text_input[0].input("open-sesame-42").run()
     assert not at.exception and not at.error
-    assert len(at.form) == 1 and at.text_input(key="set_SHOAL_MAX_WORKERS").value == "8"
+    assert len(at.form) == 1 and at.number_input(key="set_SHOAL_MAX_WORKERS").value == 8
     # The session stays unlocked; the password field goes away and the password is not echoed anywhere.
     at.run()
     assert not at.exception and len(at.form) == 1
-    assert not [w for w in at.text_input if "Admin password" in w.label]
-    assert at.text_input(key="set_SHOAL_ADMIN_PASSWORD").label == "SHOAL_ADMIN_PASSWORD — set (from environment)"
+    assert not [w for w in at.text_input if w.key == "settings_pw"]
+    assert (at.text_input(key="set_SHOAL_ADMIN_PASSWORD").label
+            == "Admin password · `SHOAL_ADMIN_PASSWORD` — set (from the environment)")
     assert "open-sesame-42" not in page_text(at)
 
 

@@ -216,7 +216,7 @@ def test_changing_a_base_url_clears_its_key():
     settings = get_runtime().settings
     assert settings["QUERY_ENGINE_API_KEY"] == "" and settings["QUERY_ENGINE_BASE_URL"].startswith("https://collector")
     assert any("QUERY_ENGINE_API_KEY was cleared because QUERY_ENGINE_BASE_URL changed" in s for s in values(at.success))
-    assert at.text_input(key="set_QUERY_ENGINE_API_KEY").label == "QUERY_ENGINE_API_KEY — not set"
+    assert at.text_input(key="set_QUERY_ENGINE_API_KEY").label == "API key · `QUERY_ENGINE_API_KEY` — not set"
 
 
 def test_a_key_entered_again_with_the_new_base_url_is_kept():

@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.llm.limits import EndpointBudget, ProviderLimiter, budgets
 from core.runtime import Runtime
+from ui.i18n import t
 
 COLUMNS = ["endpoint", "roles", "limit", "limit from", "budget now", "reserved", "shared", "in flight",
            "in flight per role", "waiting", "peak", "calls", "429s"]
@@ -28,17 +29,21 @@ def _limiter(rt: Runtime) -> ProviderLimiter | None:
     return limits if isinstance(limits, ProviderLimiter) else None
 
 
+def column_labels() -> dict[str, str]:
+    """The frame keeps its column names (tests and code read them); the reader sees them translated."""
+    names = {"429s": "throttled"}
+    return {c: t(f"settings.col_{names.get(c, c).replace(' ', '_')}") for c in COLUMNS}
+
+
 def show_budgets(rt: Runtime) -> None:
-    st.subheader("LLM budgets")
+    st.subheader(t("settings.budgets_title"))
     rows = budgets(rt.settings, limiter=_limiter(rt))
     if not rows:
-        st.caption("No LLM endpoint is configured or called yet (offline runs make no LLM calls).")
+        st.caption(t("settings.budgets_none"))
         return
-    st.dataframe(budget_frame(rows), hide_index=True, width="stretch")
+    st.dataframe(budget_frame(rows), hide_index=True, width="stretch",
+                 column_config={c: st.column_config.Column(label) for c, label in column_labels().items()})
     throttled = [b for b in rows if b.budget < b.limit]
     for b in throttled:
-        st.warning(f"{b.endpoint} answered HTTP 429 (rate limited): its budget is {b.budget} of {b.limit} "
-                   "concurrent calls and grows back one slot at a time as calls succeed.")
-    st.caption("Concurrent LLM calls per endpoint: each role using it keeps one slot reserved (so the forum "
-               "host and the report never wait behind the engines, nor the reverse) and shares the rest. "
-               "Limits: SHOAL_LLM_CONCURRENCY, or a role's <ROLE>_CONCURRENCY (the smallest wins).")
+        st.warning(t("settings.budgets_throttled", endpoint=b.endpoint, budget=b.budget, limit=b.limit))
+    st.caption(t("settings.budgets_caption"))
