@@ -265,7 +265,7 @@ class _Writer:
         progress = STAGE_PROGRESS.get(stage, 0.0) if progress is None else progress
         self.ctx.check_cancelled()
         _update_row(self.db, self.report_id, stage=stage, progress=round(progress, 4))
-        self.ctx.heartbeat(progress=progress, message=Msg("job.report_stage_" + stage.replace(" ", "_")))
+        self.ctx.heartbeat(progress=progress, message=Msg(f"job.report_stage_{stage.replace(' ', '_')}"))
         self.emit("report.stage", {"stage": stage, "progress": round(progress, 4)})
 
     def progress(self, progress: float, message: "Msg | str") -> None:
@@ -487,7 +487,7 @@ class _Writer:
 
         _update_row(self.db, self.report_id, status=R_COMPLETED, stage=STAGE_DONE, progress=1.0, error=None,
                     html_path=str(paths["html"]), md_path=str(paths["md"]), json_path=str(paths["json"]))
-        ctx.heartbeat(progress=1.0, message=Msg("job.report_stage_" + STAGE_DONE))
+        ctx.heartbeat(progress=1.0, message=Msg(f"job.report_stage_{STAGE_DONE}"))
         result = {"report_id": self.report_id, "report_type": type_key, "type_by": type_by, "title": title,
                   "partial": self.partial, "mode": "llm" if self.llm is not None else "offline",
                   "html_path": str(paths["html"]), "md_path": str(paths["md"]), "json_path": str(paths["json"]),

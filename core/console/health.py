@@ -35,7 +35,7 @@ class CheckResult:
 
     @property
     def label(self) -> Msg:
-        return Msg("health.name_" + self.name.replace(" ", "_"))
+        return Msg(f"health.name_{self.name.replace(' ', '_')}")
 
     @property
     def text(self) -> Msg | str:
