@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.work.states import JobState
-from ui.i18n import show
+from ui.i18n import show as show_msg  # (this module has its own show(engine))
 from core.analysis import rerun_engine
 from core.research.engine import ENGINES, engine_mode
 from core.research.results import EngineProgress, load_engine_progress
@@ -148,7 +148,7 @@ def render_state(engine: str, run_id: str, job_id: str) -> None:
                 f"started {fmt_time(job.started_at)} · "
                 f"{fmt_duration((job.finished_at - job.started_at).total_seconds()) if job.finished_at and job.started_at else ''}"
                 + (" · :orange[stalled]" if job.stalled else ""))
-    st.progress(min(1.0, max(0.0, job.progress)), text=show(job.message) or None)  # a job message is a Msg (ui.i18n.show)
+    st.progress(min(1.0, max(0.0, job.progress)), text=show_msg(job.message) or None)  # a Msg
     if job.error:
         st.error(job.error)
     if panel.paragraphs is not None:
