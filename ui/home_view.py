@@ -36,6 +36,12 @@ TOPIC_EXAMPLES = "武汉大学舆情, 新能源汽车价格战"  # data: topics 
 DEMO_RUN_KEY = "home_demo_run"
 
 
+def _word(group: str, value: str) -> str:
+    """A run's kind or mode in words (`analysis` → 分析); a value the catalogue does not know stays as it is."""
+    text = t(f"home.{group}_{value}")
+    return value if text.startswith("⟦") else text
+
+
 def _report_type_label(value: str) -> str:
     return t(f"home.report_type_{value.replace('/', '_').replace(' ', '_')}")
 
@@ -182,7 +188,7 @@ def run_links(run: RunView) -> None:
 
 
 def current_run(rt: Runtime, run: RunView) -> None:
-    st.markdown(t("home.run_line", badge=badge(run.status), topic=run.topic or run.kind, run_id=run.id, mode=run.mode,
+    st.markdown(t("home.run_line", badge=badge(run.status), topic=run.topic or _word("kind", run.kind), run_id=run.id, mode=_word("mode", run.mode),
                   started=fmt_time(run.started_at), duration=fmt_duration(run.duration_s), trace=run.trace_id))
     st.caption(usage_line(rt, run.id))
     jobs = job_summaries(rt.db, run.id)
@@ -202,8 +208,8 @@ def recent_runs(runs: list[RunView]) -> None:
 
     c = {name: t(f"home.col_{name}") for name in ("run", "status", "kind", "topic", "mode", "created", "duration",
                                                   "problems")}
-    st.dataframe(pd.DataFrame([{c["run"]: r.id, c["status"]: status_label(r.status), c["kind"]: r.kind,
-                                c["topic"]: r.topic[:80], c["mode"]: r.mode, c["created"]: fmt_time(r.created_at),
+    st.dataframe(pd.DataFrame([{c["run"]: r.id, c["status"]: status_label(r.status), c["kind"]: _word("kind", r.kind),
+                                c["topic"]: r.topic[:80], c["mode"]: _word("mode", r.mode), c["created"]: fmt_time(r.created_at),
                                 c["duration"]: fmt_duration(r.duration_s), c["problems"]: outcome_short(r)}
                                for r in runs]),
                  hide_index=True, width="stretch")
