@@ -65,8 +65,8 @@ def first_start_panel(rt: Runtime) -> None:
         st.caption(t("home.first_start_body"))
         allowed = has_control(rt)
         started = st.session_state.get(DEMO_RUN_KEY)
-        if st.button(t("home.demo_button"), key="home_demo", type="primary", disabled=not allowed or rt.supervisor is None,
-                     help=None if allowed else t("home.needs_password")):
+        if st.button(t("home.demo_button"), key="home_demo", type="primary",
+                     disabled=not allowed or rt.supervisor is None, help=None if allowed else t("home.needs_password")):
             try:
                 from core.corpus.data_jobs import start_demo_data  # the Data page's job; loaded when asked for
 
@@ -85,7 +85,8 @@ def start_form(rt: Runtime) -> None:
     # Before the form: the password box (or why control is off) comes first, and Start waits for it.
     can_start = admin_unlocked(rt, "start")
     with st.form("start_form"):
-        topic = st.text_input(t("home.topic"), placeholder=t("home.topic_placeholder", examples=TOPIC_EXAMPLES), max_chars=MAX_TOPIC_CHARS)
+        topic = st.text_input(t("home.topic"), placeholder=t("home.topic_placeholder", examples=TOPIC_EXAMPLES),
+                              max_chars=MAX_TOPIC_CHARS)
         engines = st.multiselect(t("home.engines"), options=list(ENGINES), default=list(ENGINES),
                                  format_func=lambda k: t(f"home.engine_choice_{k}"))
         c1, c2, c3 = st.columns(3)
@@ -188,8 +189,9 @@ def run_links(run: RunView) -> None:
 
 
 def current_run(rt: Runtime, run: RunView) -> None:
-    st.markdown(t("home.run_line", badge=badge(run.status), topic=run.topic or _word("kind", run.kind), run_id=run.id, mode=_word("mode", run.mode),
-                  started=fmt_time(run.started_at), duration=fmt_duration(run.duration_s), trace=run.trace_id))
+    st.markdown(t("home.run_line", badge=badge(run.status), topic=run.topic or _word("kind", run.kind), run_id=run.id,
+                  mode=_word("mode", run.mode), started=fmt_time(run.started_at), duration=fmt_duration(run.duration_s),
+                  trace=run.trace_id))
     st.caption(usage_line(rt, run.id))
     jobs = job_summaries(rt.db, run.id)
     if run.status not in RunState.OPEN:
@@ -209,7 +211,8 @@ def recent_runs(runs: list[RunView]) -> None:
     c = {name: t(f"home.col_{name}") for name in ("run", "status", "kind", "topic", "mode", "created", "duration",
                                                   "problems")}
     st.dataframe(pd.DataFrame([{c["run"]: r.id, c["status"]: status_label(r.status), c["kind"]: _word("kind", r.kind),
-                                c["topic"]: r.topic[:80], c["mode"]: _word("mode", r.mode), c["created"]: fmt_time(r.created_at),
+                                c["topic"]: r.topic[:80], c["mode"]: _word("mode", r.mode),
+                                c["created"]: fmt_time(r.created_at),
                                 c["duration"]: fmt_duration(r.duration_s), c["problems"]: outcome_short(r)}
                                for r in runs]),
                  hide_index=True, width="stretch")

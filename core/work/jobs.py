@@ -136,7 +136,9 @@ class JobContext:
         self.cancel_reason = ""  # "user" | "shutdown" | "timeout" | "lease_lost"
         self.last_heartbeat = time.time()
         self.progress: float | None = None
-        self.message: str | None = None
+        # the stored message (encode_message); "" clears, at the first lease renewal, what a resumed job
+        # said while it waited ("waiting to resume from its checkpoint") until it says something itself
+        self.message: str | None = ""
         self.pending_items: dict = {}  # appended by the checkpoint being written (save_checkpoint)
         self._lock = threading.Lock()
         self.log = logger.bind(sink=kind if kind in ("query", "media", "insight", "report") else "app",
@@ -285,7 +287,9 @@ def ended_message(status: str, *, error: str | None = None, reason: str | None =
         if reason.startswith("gave up after"):  # auto-resume's "gave up after N attempts"
             n = attempts or next((int(w) for w in reason.split() if w.isdigit()), 0)
             return Msg("job.msg_gave_up", {"attempts": n})
-        return Msg("job.msg_failed", {"error": (error or "").strip()[:_ARG_CHARS]}) if error else Msg("job.msg_failed_plain")
+        if not error:
+            return Msg("job.msg_failed_plain")
+        return Msg("job.msg_failed", {"error": error.strip()[:_ARG_CHARS]})
     if status == JobState.INTERRUPTED:
         return Msg("job.msg_interrupted")
     if status == JobState.PENDING:

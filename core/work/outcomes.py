@@ -212,7 +212,9 @@ def describe_msg(item: Mapping) -> Msg:
         return Msg(_REASON_KEYS[reason], args)
     if reason == SEARCH_FAILED:
         key = _SEARCH_KEYS.get(engine)
-        return Msg("outcome.search_failed_keys", {**args, "key": key[0], "base": key[1]}) if key else Msg("outcome.search_failed", args)
+        if key:
+            return Msg("outcome.search_failed_keys", {**args, "key": key[0], "base": key[1]})
+        return Msg("outcome.search_failed", args)
     if reason == NO_SOURCES:
         return Msg("outcome.no_sources", args)
     return Msg("outcome.other", {**args, "reason": reason})

@@ -126,8 +126,8 @@ def _run_view(r) -> RunView:
 
 def _job_fields(j) -> tuple:
     return (j.id, j.run_id, j.kind, j.name, j.status, j.attempt, j.max_attempts, j.progress or 0.0,
-            decode_message(j.message), j.lease_owner, j.lease_expires_at, j.heartbeat_at, bool(j.stalled), j.error, j.trace_id, j.started_at,
-            j.finished_at, j.checkpoint_seq or 0)
+            decode_message(j.message), j.lease_owner, j.lease_expires_at, j.heartbeat_at, bool(j.stalled), j.error,
+            j.trace_id, j.started_at, j.finished_at, j.checkpoint_seq or 0)
 
 
 def _job_view(j) -> JobView:

@@ -130,8 +130,9 @@ def test_a_completed_run_leads_to_its_report_engines_and_forum(lang):
     assert len(at.success) == 1 and {"en": "completed", "zh": "已完成"}[lang] in at.success[0].value
     links = page_links(at)
     assert [q for _, q in links] == ["run=a1b2c3d4e5f2"] * 5
-    assert [label for label, _ in links] == {"en": ["Report", "Query engine", "Media engine", "Insight engine", "Forum"],
-                                             "zh": ["报告", "Query 引擎", "Media 引擎", "Insight 引擎", "论坛"]}[lang]
+    assert [label for label, _ in links] == {
+        "en": ["Report", "Query engine", "Media engine", "Insight engine", "Forum"],
+        "zh": ["报告", "Query 引擎", "Media 引擎", "Insight 引擎", "论坛"]}[lang]
     assert [e.proto.page for e in at.get("page_link")] == ["Report", "Query_Engine", "Media_Engine", "Insight_Engine",
                                                           "Forum"]
     assert_translated(at, lang)
@@ -259,7 +260,8 @@ def _runs_fragment():
 def test_the_live_fragment_redraws_the_current_run_and_recent_runs_together():
     """What the 2-second refresh redraws (the fragment alone, as the browser reruns it) holds both."""
     some_posts()
-    add_run("a1b2c3d4e5f9", "completed", [done("coverage")], kind="probe")  # (a script outside the app has no pages to link)
+    # a probe run: a script outside the app (from_function) has no pages to link to
+    add_run("a1b2c3d4e5f9", "completed", [done("coverage")], kind="probe")
     at = AppTest.from_function(_runs_fragment, default_timeout=30).run()
     assert not at.exception, [e.value for e in at.exception]
     assert [h.value for h in at.subheader] == ["Current run", "Recent runs"]
