@@ -66,7 +66,8 @@ def first_start_panel(rt: Runtime) -> None:
         allowed = has_control(rt)
         started = st.session_state.get(DEMO_RUN_KEY)
         if st.button(t("home.demo_button"), key="home_demo", type="primary",
-                     disabled=not allowed or rt.supervisor is None, help=None if allowed else t("home.needs_password")):
+                     disabled=not allowed or rt.supervisor is None,
+                     help=None if allowed else t("home.needs_password_below")):
             try:
                 from core.corpus.data_jobs import start_demo_data  # the Data page's job; loaded when asked for
 
@@ -92,7 +93,9 @@ def start_form(rt: Runtime) -> None:
         c1, c2, c3 = st.columns(3)
         paragraphs = c1.number_input(t("home.paragraphs"), 1, 12, rt.settings["SHOAL_PARAGRAPHS"])
         reflections = c2.number_input(t("home.reflections"), 0, 5, rt.settings["SHOAL_REFLECTIONS"])
-        report_type = c3.selectbox(t("home.report_type"), REPORT_TYPES, format_func=_report_type_label)
+        # labels as options, not format_func: AppTest cannot click a form whose selectbox formats its options
+        types = {_report_type_label(v): v for v in REPORT_TYPES}
+        report_type = types.get(c3.selectbox(t("home.report_type"), list(types)), "auto")
         offline = st.checkbox(t("home.offline"), value=offline_effective(rt))
         # (the label avoids the word "topic": browser tests find the topic field by its label)
         force = st.checkbox(t("home.force", n=rt.settings["SHOAL_MIN_SOURCES"]), value=False)

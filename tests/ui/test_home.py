@@ -83,6 +83,33 @@ def test_first_start_with_an_empty_corpus_offers_the_one_button(lang):
     assert_translated(at, lang)
 
 
+def test_the_demo_button_starts_the_data_job_and_links_to_its_progress(monkeypatch):
+    """The button hands the work to the Data page's job (core.corpus.data_jobs, stood in for here:
+    this test needs only its contract, start_demo_data(supervisor, settings) -> run id)."""
+    import sys
+    import types
+
+    calls = []
+    fake = types.ModuleType("core.corpus.data_jobs")
+    fake.start_demo_data = lambda supervisor, settings: calls.append((supervisor, settings)) or "d3m0d3m0d3m0"
+    monkeypatch.setitem(sys.modules, "core.corpus.data_jobs", fake)
+    at = home("zh")
+    next(b for b in at.button if b.label == "生成演示数据").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(calls) == 1 and calls[0][0] is get_runtime().supervisor
+    assert any("d3m0d3m0d3m0" in s for s in values(at.success)), values(at.success)
+    assert [e.proto.page for e in at.get("page_link")] == ["Data"]
+    assert_translated(at, "zh", "d3m0d3m0d3m0")
+
+
+def test_the_demo_button_needs_control(monkeypatch):
+    from tests.pagetest import REMOTE, visit_as
+
+    visit_as(monkeypatch, REMOTE)
+    at = home("en")
+    assert next(b for b in at.button if b.label == "Generate demo data").disabled
+
+
 def test_the_demo_panel_goes_once_the_corpus_has_posts():
     some_posts()
     at = home("en")
