@@ -151,21 +151,21 @@ def run_picker(rt: Runtime, key: str, kind: str | None = None, label: str | None
     if not runs:
         return None
     labels = {r.id: f"{r.id} · {status_label(r.status)} · {fmt_time(r.created_at)} · {r.topic[:40]}" for r in runs}
-    wanted = _query_param(RUN_PARAM)
-    if wanted:
-        if wanted in labels:
-            st.session_state[key] = wanted
-        try:
-            del st.query_params[RUN_PARAM]
-        except Exception:  # noqa: BLE001 - already gone
-            pass
+    wanted = run_from_link()
+    if wanted in labels:
+        st.session_state[key] = wanted
     chosen = st.selectbox(label or t("widgets.run"), options=list(labels), format_func=labels.get, key=key)
     return next((r for r in runs if r.id == chosen), None)
 
 
-def _query_param(name: str) -> str | None:
+def run_from_link() -> str | None:
+    """The run a link asked this page to open (`?run=<id>`), once: the parameter is removed, so the
+    reader's own choice holds afterwards. A page with its own picker (the forum's) selects it itself."""
     try:
-        return st.query_params.get(name)
+        wanted = st.query_params.get(RUN_PARAM)
+        if wanted:
+            del st.query_params[RUN_PARAM]
+        return wanted or None
     except Exception:  # noqa: BLE001 - outside a session
         return None
 
