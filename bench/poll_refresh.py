@@ -12,9 +12,9 @@ hundred MB (the polled reads touch only the newest run's jobs).
 
 Timed in-process, alternating cases and sizes call by call, `--calls` times each (median, p95):
 
-  Home, live fragment (every 2 s)  list_runs(limit=1), run_usage(run), job_summaries(run),
-                                   EventFeed.poll (cursor at the end: nothing new)
-  Home, full rerun                 the fragment + list_runs(limit=10) + the cached corpus figures
+  Home, live fragment (every 2 s)  list_runs(limit=10) (the current run and Recent runs, one query),
+                                   run_usage(run), job_summaries(run), EventFeed.poll (cursor at the end)
+  Home, full rerun                 the fragment + the cached corpus figures
                                    (ui.cached, st.cache_data in bare mode)
   engine page, live fragment       ui.engine_page.poll_live, the panel's data part: the job's light row
     job unchanged                  and nothing else (its stamp is the one of the kept view)
@@ -180,19 +180,17 @@ class Page:
         from core.console.usage import run_usage
         from core.work.runs import job_summaries, list_runs
 
-        run = list_runs(self.db, limit=1)[0]
+        run = list_runs(self.db, limit=10)[0]  # Home's fragment shows the current run and Recent runs from it
         run_usage(self.db, run.id)
         jobs = job_summaries(self.db, run.id)
         self.feed.poll(self.events)
         return run, jobs
 
     def home_full(self):
-        from core.work.runs import list_runs
         from ui.cached import cached_corpus_stats
 
         cached_corpus_stats(self.rt)
         self.home_fragment()
-        list_runs(self.db, limit=10)
 
     def newest_job_id(self, engine: str = "query") -> str:
         from core.work.runs import job_summaries, list_runs
@@ -462,8 +460,9 @@ run has 5 jobs, {args.events_per_run} events and {args.calls_per_run} LLM call r
 older ones 2 KB. Cases and sizes alternate call by call, {args.calls} refreshes per case and size after
 a warm-up; medians (p95 in brackets).
 
-- Home, live fragment (every 2 s): `list_runs(limit=1)`, `run_usage`, `job_summaries`, `EventFeed.poll`.
-- Home, full rerun: the fragment, `list_runs(limit=10)` and the corpus figures through `ui.cached`.
+- Home, live fragment (every 2 s): `list_runs(limit=10)` (current run and Recent runs), `run_usage`,
+  `job_summaries`, `EventFeed.poll`.
+- Home, full rerun: the fragment and the corpus figures through `ui.cached`.
 - Engine page, live fragment (every 2 s): `ui.engine_page.poll_live`, the panel's data part. *Job
   unchanged* (the usual poll: nothing written since the last one): the job's light row only, the
   kept view reused. *Job changed* (a checkpoint written since, with {NEW_SOURCES} new sources): the light row, then

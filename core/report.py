@@ -87,6 +87,7 @@ from core.reporting.writers import (OutlineSection, assign_units, choose_type_ll
 from core.research.coverage import Coverage
 from core.research.engine import ENGINES
 from core.work.jobs import INTERRUPTED, PENDING, JobCancelled, JobContext, JobSpec, LeaseLost
+from core.i18n import Msg  # job messages (heartbeats) are shown later in the reader's language
 
 __all__ = [  # the report's public face; the parts live in core/reporting/
     "KIND", "STAGES", "STAGE_DONE", "STAGE_PROGRESS", "KEEP_REPORTS", "R_PENDING", "R_RUNNING", "R_COMPLETED",
@@ -264,10 +265,10 @@ class _Writer:
         progress = STAGE_PROGRESS.get(stage, 0.0) if progress is None else progress
         self.ctx.check_cancelled()
         _update_row(self.db, self.report_id, stage=stage, progress=round(progress, 4))
-        self.ctx.heartbeat(progress=progress, message=f"report: {stage}")
+        self.ctx.heartbeat(progress=progress, message=Msg(f"job.report_stage_{stage.replace(' ', '_')}"))
         self.emit("report.stage", {"stage": stage, "progress": round(progress, 4)})
 
-    def progress(self, progress: float, message: str) -> None:
+    def progress(self, progress: float, message: "Msg | str") -> None:
         _update_row(self.db, self.report_id, progress=round(progress, 4))
         self.ctx.heartbeat(progress=progress, message=message)
 
@@ -301,7 +302,7 @@ class _Writer:
                 if time.monotonic() - engines_done_at > OTHER_JOBS_GRACE:
                     return
             self.ctx.heartbeat(progress=0.0 if pending else None,
-                               message="report: waiting for " + ", ".join(pending or open_others))
+                               message=Msg("job.report_waiting", {"jobs": ", ".join(pending or open_others)}))
             self.ctx.sleep(WAIT_POLL)
 
     def choose_type(self, inputs: ReportInputs, material: Material) -> tuple[str, str, str]:
@@ -369,7 +370,7 @@ class _Writer:
                     frac = len(results) / total
                     self.progress(STAGE_PROGRESS["sections"] + frac * (STAGE_PROGRESS["assemble"] -
                                                                       STAGE_PROGRESS["sections"]),
-                                  f"report: {len(results)} of {total} sections")
+                                  Msg("job.report_sections", {"done": len(results), "total": total}))
                     self.emit("report.section", {"key": res.key, "title": res.title, "index": res.index,
                                                  "total": total, "done": len(results), "status": res.status,
                                                  "mode": res.mode, "ms": res.ms, "error": res.error})
@@ -486,7 +487,7 @@ class _Writer:
 
         _update_row(self.db, self.report_id, status=R_COMPLETED, stage=STAGE_DONE, progress=1.0, error=None,
                     html_path=str(paths["html"]), md_path=str(paths["md"]), json_path=str(paths["json"]))
-        ctx.heartbeat(progress=1.0, message="report: done")
+        ctx.heartbeat(progress=1.0, message=Msg(f"job.report_stage_{STAGE_DONE}"))
         result = {"report_id": self.report_id, "report_type": type_key, "type_by": type_by, "title": title,
                   "partial": self.partial, "mode": "llm" if self.llm is not None else "offline",
                   "html_path": str(paths["html"]), "md_path": str(paths["md"]), "json_path": str(paths["json"]),

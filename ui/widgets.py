@@ -5,14 +5,15 @@ from __future__ import annotations
 import streamlit as st
 
 from core.console import telemetry
-from core.work.outcomes import degraded_of, run_problems
+from core.i18n import Msg
+from core.work.outcomes import degraded_of, problem_msgs
 from core.infra.feeds import EventFeed
 from core.work.runs import RunView, job_summaries, list_runs
 from core.console.usage import run_usage
 from core.runtime import Runtime
 
 from .access import require_control
-from .i18n import fmt_time, language_picker, status_label, zone_caption  # noqa: F401 - fmt_time for pages
+from .i18n import fmt_time, language_picker, show, status_label, t, zone_caption  # noqa: F401 - fmt_time for pages
 from .runtime import get_runtime, reload_runtime
 
 BADGE_COLORS = {
@@ -33,9 +34,10 @@ def fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
     if seconds < 60:
-        return f"{seconds:.1f} s"
+        return t("widgets.duration_s", s=seconds)
     minutes, s = divmod(int(seconds), 60)
-    return f"{minutes} min {s} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+    return t("widgets.duration_min", m=minutes, s=s) if minutes < 60 else \
+        t("widgets.duration_h", h=minutes // 60, m=minutes % 60)
 
 
 def page_setup(title: str, icon: str = "🐟") -> Runtime:
@@ -67,26 +69,41 @@ def alerts_badge(rt: Runtime) -> None:
     firing = rt.alerts.firing()
     if firing:
         names = ", ".join(a.rule for a in firing[:4]) + (" …" if len(firing) > 4 else "")
-        st.sidebar.markdown(f":red-badge[{len(firing)} alert{'s' if len(firing) > 1 else ''} firing] {names}")
+        label = t("widgets.alerts_firing_one" if len(firing) == 1 else "widgets.alerts_firing_many", n=len(firing))
+        st.sidebar.markdown(f":red-badge[{label}] {names}")
 
 
 def problems_banner(rt: Runtime) -> None:
     for problem in dict.fromkeys(rt.problems):
-        st.error(problem, icon="⚠️")
+        st.error(show(problem), icon="⚠️")
     if not rt.db.ok:
-        st.caption("Shoal is running in a degraded state: nothing can be stored until the database works. "
-                   "Fix DATABASE_URL on the Settings page or in the environment, then retry.")
-        if st.button("Retry connecting", key="retry_runtime"):
+        st.caption(t("widgets.degraded_db"))
+        if st.button(t("widgets.retry_connecting"), key="retry_runtime"):
             reload_runtime()
             st.rerun()
 
 
+_MODE_ROLES = ("QUERY_ENGINE", "MEDIA_ENGINE", "INSIGHT_ENGINE", "REPORT_ENGINE")
+
+
+def llm_roles(rt: Runtime) -> list[str]:
+    """The roles an analysis would give an LLM now: none when SHOAL_MODE=offline."""
+    if rt.settings["SHOAL_MODE"] == "offline":
+        return []
+    return [r for r in _MODE_ROLES if rt.settings.llm_configured(r)]
+
+
+def offline_effective(rt: Runtime) -> bool:
+    """An analysis started now runs offline (SHOAL_MODE=offline, or no LLM role configured): what
+    the header says and what Home's "Offline analysis" box shows."""
+    return not llm_roles(rt)
+
+
 def mode_caption(rt: Runtime) -> str:
-    roles = [r for r in ("QUERY_ENGINE", "MEDIA_ENGINE", "INSIGHT_ENGINE", "REPORT_ENGINE")
-             if rt.settings.llm_configured(r)]
+    roles = llm_roles(rt)
     if not roles:
-        return "Mode: **offline analysis** (no LLM configured)"
-    return "Mode: **LLM** for " + ", ".join(r.split("_")[0].lower() for r in roles)
+        return t("widgets.mode_offline_setting" if rt.settings["SHOAL_MODE"] == "offline" else "widgets.mode_offline")
+    return t("widgets.mode_llm", roles=", ".join(r.split("_")[0].lower() for r in roles))
 
 
 def admin_unlocked(rt: Runtime, key: str = "admin") -> bool:
@@ -99,37 +116,58 @@ def usage_line(rt: Runtime, run_id: str, role: str | None = None) -> str:
     """A run's (or one role's) LLM totals in one line; cost shows 'unpriced' rather than a wrong $0."""
     u = run_usage(rt.db, run_id, rt.prices, role=role)
     if u.get("error"):
-        return u["error"]
+        return show(u["error"])
     if not u["calls"]:
-        return "LLM usage: no calls" + (" (offline analysis)" if rt.settings["SHOAL_MODE"] == "offline" else "")
-    unpriced = f" (unpriced: {', '.join(u['unpriced_models'])})" if u["unpriced_models"] else ""
-    return (f"LLM usage: {u['calls']} calls · {u['input_tokens']:,} in / {u['output_tokens']:,} out tokens · "
-            f"{u['errors']} errors · {u['retries']} retries · cost {u['cost_label']}{unpriced}")
+        return t("widgets.usage_none_offline" if rt.settings["SHOAL_MODE"] == "offline" else "widgets.usage_none")
+    unpriced = t("widgets.usage_unpriced", models=", ".join(u["unpriced_models"])) if u["unpriced_models"] else ""
+    return t("widgets.usage", calls=u["calls"], tokens_in=u["input_tokens"], tokens_out=u["output_tokens"],
+             errors=u["errors"], retries=u["retries"], cost=u["cost_label"], unpriced=unpriced)
 
 
 def outcome_notice(run: RunView) -> None:
     """What went wrong in a run that otherwise ended (completed_degraded, report_failed): each reason
     with its fix, in plain words (core.work.outcomes.run_problems)."""
-    problems = run_problems(run.status, run.params, run.error, run.id)
+    problems = problem_msgs(run.status, run.params, run.error, run.id)
     if problems:
-        st.warning("\n".join(f"- {p}" for p in problems), icon="⚠️")
+        st.warning("\n".join(f"- {show(p)}" for p in problems), icon="⚠️")
 
 
 def outcome_short(run: RunView) -> str:
     """The reasons of a degraded run in a few words, for a table cell ('' when there are none)."""
-    reasons = [f"{d['reason']} ({d.get('engine', '')})" for d in degraded_of(run.params)]
+    reasons = [t("widgets.reason_short", reason=show(Msg(f"widgets.reason_{d['reason']}")), engine=d.get("engine", ""))
+               for d in degraded_of(run.params)]
     if run.status == "report_failed":
-        reasons.insert(0, "report failed")
+        reasons.insert(0, status_label("report_failed"))
     return ", ".join(reasons)
 
 
-def run_picker(rt: Runtime, key: str, kind: str | None = None, label: str = "Run") -> RunView | None:
+RUN_PARAM = "run"  # ?run=<id>: the run a link opens (Home's links to the report, engine and forum pages)
+
+
+def run_picker(rt: Runtime, key: str, kind: str | None = None, label: str | None = None) -> RunView | None:
+    """A picker of the newest runs (of one kind). A link may name the run to open (`?run=<id>`, as
+    Home's do): it is chosen once, then the reader's own choice holds."""
     runs = list_runs(rt.db, limit=50, kind=kind) if rt.db.ok else []
     if not runs:
         return None
-    labels = {r.id: f"{r.id} · {r.status} · {fmt_time(r.created_at)} · {r.topic[:40]}" for r in runs}
-    chosen = st.selectbox(label, options=list(labels), format_func=labels.get, key=key)
+    labels = {r.id: f"{r.id} · {status_label(r.status)} · {fmt_time(r.created_at)} · {r.topic[:40]}" for r in runs}
+    wanted = run_from_link()
+    if wanted in labels:
+        st.session_state[key] = wanted
+    chosen = st.selectbox(label or t("widgets.run"), options=list(labels), format_func=labels.get, key=key)
     return next((r for r in runs if r.id == chosen), None)
+
+
+def run_from_link() -> str | None:
+    """The run a link asked this page to open (`?run=<id>`), once: the parameter is removed, so the
+    reader's own choice holds afterwards. A page with its own picker (the forum's) selects it itself."""
+    try:
+        wanted = st.query_params.get(RUN_PARAM)
+        if wanted:
+            del st.query_params[RUN_PARAM]
+        return wanted or None
+    except Exception:  # noqa: BLE001 - outside a session
+        return None
 
 
 def jobs_table(rt: Runtime, run_id: str) -> None:
@@ -137,15 +175,19 @@ def jobs_table(rt: Runtime, run_id: str) -> None:
 
     jobs = job_summaries(rt.db, run_id)
     if not jobs:
-        st.caption("This run has no jobs.")
+        st.caption(t("widgets.no_jobs"))
         return
+    c = {name: t(f"widgets.col_{name}") for name in ("job", "kind", "status", "progress", "attempt", "owner",
+                                                     "heartbeat", "stalled", "message", "error", "trace")}
     df = pd.DataFrame([{
-        "job": j.name, "kind": j.kind, "status": j.status, "progress": j.progress, "attempt": f"{j.attempt}/{j.max_attempts}",
-        "owner": j.lease_owner or "", "heartbeat": fmt_time(j.heartbeat_at), "stalled": j.stalled,
-        "message": j.message, "error": j.error or "", "trace": j.trace_id,
+        c["job"]: j.name, c["kind"]: j.kind, c["status"]: status_label(j.status), c["progress"]: j.progress,
+        c["attempt"]: f"{j.attempt}/{j.max_attempts}", c["owner"]: j.lease_owner or "",
+        c["heartbeat"]: fmt_time(j.heartbeat_at), c["stalled"]: j.stalled, c["message"]: show(j.message),
+        c["error"]: j.error or "", c["trace"]: j.trace_id,
     } for j in jobs])
     st.dataframe(df, hide_index=True, width="stretch",
-                 column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)})
+                 column_config={c["progress"]: st.column_config.ProgressColumn(c["progress"], min_value=0.0,
+                                                                               max_value=1.0)})
 
 
 def feed_for(key: str, rt: Runtime, run_id: str | None = None, maxlen: int = 200) -> EventFeed:
@@ -163,20 +205,21 @@ def render_event_feed(key: str, run_id: str | None = None, height: int = 320) ->
     """Body of the live events panel: reads only events after the cursor. Called by a fragment."""
     rt = get_runtime()
     if not rt.db.ok:
-        st.caption("No events: the database is unavailable.")
+        st.caption(t("widgets.events_db_down"))
         return
     feed = feed_for(key, rt, run_id)
     feed.poll(rt.events)
     if not feed.buffer:
-        st.caption("No events yet.")
+        st.caption(t("widgets.no_events"))
         return
     import pandas as pd  # here, not at the top: a Home with nothing to list does not load pandas
 
-    rows = [{"id": e.id, "time": e.ts.strftime("%H:%M:%S"), "type": e.type, "source": e.source,
-             "run": e.run_id or "", "job": e.job_id or "", "trace": e.trace_id,
-             "detail": ", ".join(f"{k}={v}" for k, v in list(e.payload.items())[:4])} for e in reversed(feed.buffer)]
+    c = {name: t(f"widgets.col_{name}") for name in ("id", "time", "type", "source", "run", "job", "trace", "detail")}
+    rows = [{c["id"]: e.id, c["time"]: fmt_time(e.ts, with_date=False), c["type"]: e.type, c["source"]: e.source,
+             c["run"]: e.run_id or "", c["job"]: e.job_id or "", c["trace"]: e.trace_id,
+             c["detail"]: ", ".join(f"{k}={v}" for k, v in list(e.payload.items())[:4])} for e in reversed(feed.buffer)]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=height)
-    st.caption(f"cursor {feed.cursor} · {len(feed.buffer)} shown (latest {feed.maxlen} kept)")
+    st.caption(t("widgets.feed_cursor", cursor=feed.cursor, shown=len(feed.buffer), kept=feed.maxlen))
 
 
 @st.fragment(run_every=2)  # a number, not "2s": Streamlit parses a string with pandas

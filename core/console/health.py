@@ -12,6 +12,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from core.i18n import Msg
 from core.infra.config import LLM_ROLES, Settings
 from core.infra.db import Database
 
@@ -22,12 +23,29 @@ OK, WARN, FAIL = "ok", "warn", "fail"
 class CheckResult:
     name: str
     status: str
-    detail: str
+    detail: str  # in English: the command line, the health events, the logs
     essential: bool = False
     ms: float = 0.0
+    msg: Msg | None = None  # the same for a page, in the reader's language (`label` names the check)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("msg", None)
+        return d
+
+    @property
+    def label(self) -> Msg:
+        return Msg(f"health.name_{self.name.replace(' ', '_')}")
+
+    @property
+    def text(self) -> Msg | str:
+        """What a page shows: the Msg, or the English detail of a result made without one."""
+        return self.msg if self.msg is not None else self.detail
+
+
+def _result(name: str, status: str, key: str, essential: bool = False, **args) -> CheckResult:
+    msg = Msg(f"health.{key}", args)
+    return CheckResult(name, status, msg.render("en"), essential=essential, msg=msg)
 
 
 def _timed(fn):
@@ -47,7 +65,7 @@ def _guarded(name: str, fn, *args) -> CheckResult:
     except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
         from core.infra.redact import redact
 
-        return CheckResult(name, WARN, redact(f"the check itself failed: {exc.__class__.__name__}: {exc}")[:300])
+        return _result(name, WARN, "check_crashed", error=redact(f"{exc.__class__.__name__}: {exc}")[:280])
 
 
 @_timed
@@ -55,19 +73,19 @@ def check_settings(settings: Settings) -> CheckResult:
     # DATABASE_URL problems are reported once, by the database check.
     errors = {k: v for k, v in settings.errors.items() if k != "DATABASE_URL"}
     if errors:
-        return CheckResult("settings", WARN, "; ".join(errors.values()))
-    return CheckResult("settings", OK, "all values valid")
+        return _result("settings", WARN, "settings_invalid", errors="; ".join(map(str, errors.values())))
+    return _result("settings", OK, "settings_ok")
 
 
 @_timed
 def check_database(db: Database) -> CheckResult:
     if not db.ok:
-        return CheckResult("database", FAIL, db.error, essential=True)
+        return _result("database", FAIL, "db_down", True, error=db.error)
     try:
         ms = db.ping()
     except Exception as exc:  # noqa: BLE001 - a health check reports, never raises
-        return CheckResult("database", FAIL, str(exc), essential=True)
-    return CheckResult("database", OK, f"{db.backend} at {db.display_url} answered in {ms:.1f} ms", essential=True)
+        return _result("database", FAIL, "db_down", True, error=str(exc))
+    return _result("database", OK, "db_ok", True, backend=db.backend, url=db.display_url, ms=ms)
 
 
 @_timed
@@ -78,8 +96,8 @@ def check_logs(log_dir: Path) -> CheckResult:
         probe.write_text("ok", encoding="utf-8")
         probe.unlink()
     except OSError as exc:
-        return CheckResult("logs", FAIL, f"{log_dir} is not writable: {exc.strerror or exc}", essential=True)
-    return CheckResult("logs", OK, f"{log_dir} is writable", essential=True)
+        return _result("logs", FAIL, "logs_unwritable", True, dir=str(log_dir), error=str(exc.strerror or exc))
+    return _result("logs", OK, "logs_ok", True, dir=str(log_dir))
 
 
 @_timed
@@ -88,31 +106,29 @@ def check_disk(path: Path, min_free_mb: int) -> CheckResult:
     try:
         usage = shutil.disk_usage(target)
     except OSError as exc:
-        return CheckResult("disk", FAIL, f"cannot read disk usage of {target}: {exc}", essential=True)
+        return _result("disk", FAIL, "disk_unreadable", True, target=str(target), error=str(exc))
     free_mb = usage.free / 2**20
     pct = 100 * usage.used / usage.total if usage.total else 0
-    detail = f"{free_mb:,.0f} MB free on {target} ({pct:.0f}% used)"
+    args = {"free": free_mb, "target": str(target), "pct": pct}
     if free_mb < min_free_mb:
-        return CheckResult("disk", FAIL, detail + f"; below the {min_free_mb} MB minimum", essential=True)
-    if free_mb < 2 * min_free_mb or pct > 95:
-        return CheckResult("disk", WARN, detail, essential=True)
-    return CheckResult("disk", OK, detail, essential=True)
+        return _result("disk", FAIL, "disk_low", True, min=min_free_mb, **args)
+    return _result("disk", WARN if free_mb < 2 * min_free_mb or pct > 95 else OK, "disk_free", True, **args)
 
 
 @_timed
 def check_llm(settings: Settings) -> CheckResult:
     if settings["SHOAL_MODE"] == "offline":
-        return CheckResult("llm", OK, "offline mode (SHOAL_MODE=offline): the offline analyst reasons")
+        return _result("llm", OK, "llm_offline_mode")
     configured = [r for r in LLM_ROLES if settings.llm_configured(r)]
     if not configured:
         if settings["SHOAL_MODE"] == "llm":
-            return CheckResult("llm", FAIL, "SHOAL_MODE=llm but no role has a model and base URL/API key")
-        return CheckResult("llm", OK, "no LLM configured: runs are offline")
+            return _result("llm", FAIL, "llm_mode_without_roles")
+        return _result("llm", OK, "llm_none")
     missing = [r for r in LLM_ROLES[:5] if r not in configured]
-    detail = "configured: " + ", ".join(r.lower() for r in configured)
+    roles = ", ".join(r.lower() for r in configured)
     if missing:
-        detail += "; offline for: " + ", ".join(r.lower() for r in missing)
-    return CheckResult("llm", OK, detail)
+        return _result("llm", OK, "llm_some", roles=roles, missing=", ".join(r.lower() for r in missing))
+    return _result("llm", OK, "llm_all", roles=roles)
 
 
 @_timed
@@ -120,8 +136,8 @@ def check_search(settings: Settings) -> CheckResult:
     have = [name for key, name in (("TAVILY_API_KEY", "Tavily (query)"), ("BOCHA_WEB_SEARCH_API_KEY", "Bocha (media)"))
             if settings.get(key)]
     if not have:
-        return CheckResult("search", OK, "no search keys: query and media engines search the local corpus")
-    return CheckResult("search", OK, "configured: " + ", ".join(have))
+        return _result("search", OK, "search_none")
+    return _result("search", OK, "search_configured", names=", ".join(have))
 
 
 def run_checks(settings: Settings, db: Database, logging_problem: str = "") -> list[CheckResult]:
@@ -130,7 +146,7 @@ def run_checks(settings: Settings, db: Database, logging_problem: str = "") -> l
                _guarded("disk", lambda: check_disk(settings.data_dir, settings["SHOAL_MIN_FREE_MB"])),
                _guarded("llm", check_llm, settings), _guarded("search", check_search, settings)]
     if logging_problem:
-        results.append(CheckResult("logging", WARN, logging_problem))
+        results.append(_result("logging", WARN, "logging_problem", problem=logging_problem))
     return results
 
 
@@ -146,7 +162,7 @@ def check_llm_endpoint(settings: Settings, timeout: float = 3.0) -> CheckResult:
     from core.infra.redact import redact
 
     if settings["SHOAL_MODE"] == "offline":
-        return CheckResult("llm endpoint", OK, "offline mode: no endpoint to check")
+        return _result("llm endpoint", OK, "endpoint_offline")
     seen: dict[str, str] = {}
     for role in LLM_ROLES:
         if not settings.llm_configured(role):
@@ -162,10 +178,10 @@ def check_llm_endpoint(settings: Settings, timeout: float = 3.0) -> CheckResult:
         except Exception as exc:  # noqa: BLE001 - httpx.HTTPError, or a malformed URL, or worse
             seen[base] = redact(f"{exc.__class__.__name__}: {exc}")[:120]
     if not seen:
-        return CheckResult("llm endpoint", OK, "no LLM configured")
+        return _result("llm endpoint", OK, "endpoint_none")
     bad = {b: v for b, v in seen.items() if v != "ok"}
     detail = "; ".join(f"{b}: {v}" for b, v in seen.items())
-    return CheckResult("llm endpoint", WARN if bad else OK, detail)
+    return _result("llm endpoint", WARN if bad else OK, "endpoint_results", results=detail)
 
 
 class HealthMonitor:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from core.forum import Forum, latest_host_speech, round_messages, speech_of_round
 from core.llm.answered import answered_calls
 from core.infra.models import Job
+from core.i18n import Msg
 from core.work.jobs import JobCancelled, JobContext, LeaseLost
 from core.work.states import JobState
 
@@ -36,7 +37,7 @@ def run_host_job(ctx: JobContext) -> dict:
         return {"round": round_no, "spoke": True, "message_id": done.id, "resumed": True}
     messages = round_messages(db, ctx.run_id, upto, every)
     forum = Forum(db, events, settings.log_dir, host_every=every)
-    ctx.heartbeat(message=f"host: speaking about round {round_no} ({len(messages)} messages)")
+    ctx.heartbeat(message=Msg("job.host_speaking", {"round": round_no, "messages": len(messages)}))
     try:
         host = make_host(settings, db, events, offline=bool(ctx.run_params.get("offline", False)))
         with answered_calls() as calls:

@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.discussion.log_parse import LOG_FILES, ParsedSummary, SummaryParser
 from core.forum import SENDERS, Forum, ForumMessage
+from core.i18n import Msg
 from core.infra.logtail import LogTail
 from core.infra.models import Job
 from core.work.jobs import TERMINAL_STATES, JobContext, JobSpec
@@ -152,12 +153,12 @@ def run_tail_job(ctx: JobContext) -> dict:
             posted = tail.tick()
         except SQLAlchemyError as exc:
             ctx.log.warning("BettaFish tail could not post (will retry): {}", exc.__class__.__name__)
-            ctx.heartbeat(message="database unavailable; retrying")
+            ctx.heartbeat(message=Msg("job.tail_db_retry"))
             ctx.sleep(2.0)
             continue
         if posted:
             ctx.save_checkpoint(tail=tail.state())
-        ctx.heartbeat(message=f"{tail.agent_messages} BettaFish messages from {tail.folder}")
+        ctx.heartbeat(message=Msg("job.tail_messages", {"n": tail.agent_messages, "folder": str(tail.folder)}))
         if engines_done and not posted and not tail.backlog:
             break
         ctx.sleep(POLL_SECONDS)

@@ -2,13 +2,16 @@
 
 A run's coverage is counted once, by the run's ``coverage`` job, and kept in the run's params
 (``params["coverage"]``, the dict form of ``Coverage``). Below the threshold the analysis ends
-``insufficient_data`` with ``Coverage.message`` instead of writing a report; a report the analyst
-asks for anyway opens with ``Coverage.banner``.
+``insufficient_data`` with ``Coverage.notice`` instead of writing a report; a report the analyst
+asks for anyway opens with ``Coverage.banner_msg``. Both are core.i18n.Msg (key and arguments), shown
+in the reader's language; ``message(lang)`` and ``banner(lang)`` render them in one.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from core.i18n import Msg
 
 
 @dataclass(frozen=True)
@@ -45,41 +48,43 @@ class Coverage:
                    corpus_total=int(d.get("corpus_total") or 0), web_searched=bool(d.get("web_searched")),
                    web_errors=tuple(str(e) for e in d.get("web_errors") or ()))
 
-    def _counts(self, zh: bool) -> str:
-        plats = "、".join(f"{k} {v}" for k, v in sorted(self.by_platform.items(), key=lambda kv: (-kv[1], kv[0])))
-        if zh:
-            text = f"本地语料库 {self.corpus_total} 条中有 {self.matching_posts} 条与主题相关"
-            text += f"（{plats}）" if plats else ""
-            if self.web_searched:
-                text += f"，网络搜索结果 {self.web_results} 条"
-            if self.web_errors:
-                text += "（网络搜索失败：" + "；".join(self.web_errors) + "）"
-            return text
-        text = f"{self.matching_posts} of the {self.corpus_total} posts in the local corpus match the topic"
-        text += f" ({plats.replace('、', ', ')})" if plats else ""
-        if self.web_searched:
-            text += f", and {self.web_results} web search results"
-        if self.web_errors:
-            text += " (web search failed: " + "; ".join(self.web_errors) + ")"
-        return text
+    def _counts(self) -> Msg:
+        plats = [f"{k} {v}" for k, v in sorted(self.by_platform.items(), key=lambda kv: (-kv[1], kv[0]))]
+        return Msg("coverage.counts", {
+            "matching": self.matching_posts, "total": self.corpus_total,
+            "platforms": Msg("coverage.platforms", {"list": _join("coverage.list_join", plats)}) if plats else "",
+            "web": Msg("coverage.web", {"n": self.web_results}) if self.web_searched else "",
+            "errors": Msg("coverage.web_errors", {"list": _join("coverage.error_join", list(self.web_errors))})
+            if self.web_errors else ""})
 
-    def message(self, zh: bool) -> str:
-        """What an insufficient run says: how much matched and how to get more."""
-        if zh:
-            return (f"数据不足，未生成分析：{self._counts(True)}，少于所需的 {self.threshold} 条"
-                    f"（SHOAL_MIN_SOURCES）。可以导入更多数据（数据页或 `python -m core data import FILE`）、"
-                    "连接 MindSpider/MediaCrawler 数据库，或配置网络搜索密钥（TAVILY_API_KEY、"
-                    "BOCHA_WEB_SEARCH_API_KEY）后重试；也可以坚持生成报告，报告会注明数据不足。")
-        return (f"Not enough data to analyse: {self._counts(False)}, fewer than the {self.threshold} needed "
-                "(SHOAL_MIN_SOURCES). Import more posts (Data page or `python -m core data import FILE`), "
-                "connect a MindSpider/MediaCrawler database, or set web search keys (TAVILY_API_KEY, "
-                "BOCHA_WEB_SEARCH_API_KEY) and run again; or ask for a report anyway, which will say so.")
+    def notice(self) -> Msg:
+        """What an insufficient run says: how much matched and how to get more (shown in the reader's
+        language; `message` is the same text in one language, for the command line and the run's error)."""
+        return Msg("coverage.insufficient", {"counts": self._counts(), "threshold": self.threshold})
 
-    def banner(self, zh: bool) -> str:
+    def banner_msg(self) -> Msg:
         """The opening line of a report written on insufficient data."""
-        if zh:
-            return (f"数据覆盖不足：{self._counts(True)}，少于分析所需的 {self.threshold} 条。"
-                    "本报告应分析人员要求生成，结论仅基于这些来源，代表性有限。")
-        return (f"Insufficient coverage: {self._counts(False)}, fewer than the {self.threshold} an analysis "
-                "needs. This report was written because the analyst asked for it; its findings rest on these "
-                "few sources only.")
+        return Msg("coverage.banner", {"counts": self._counts(), "threshold": self.threshold})
+
+    def message(self, lang: "bool | str") -> str:
+        """`notice` in one language: `zh`/`en` (True means Chinese, False English, as before)."""
+        return self.notice().render(_lang(lang))
+
+    def banner(self, lang: "bool | str") -> str:
+        """`banner_msg` in one language: `zh`/`en` (True means Chinese, False English, as before)."""
+        return self.banner_msg().render(_lang(lang))
+
+
+def _lang(lang: "bool | str") -> str:
+    if isinstance(lang, bool):
+        return "zh" if lang else "en"
+    return lang
+
+
+def _join(key: str, items: list[str]) -> "Msg | str":
+    """A list in the reader's language (`a、b、c` or `a, b, c`): each separator is a Msg."""
+    if not items:
+        return ""
+    if len(items) == 1:
+        return items[0]
+    return Msg(key, {"a": items[0], "b": _join(key, items[1:])})

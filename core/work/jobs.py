@@ -11,13 +11,15 @@ supervisor implements it), never through the supervisor's internals.
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from loguru import logger
 
+from core.i18n import Msg
 from core.work.states import JobState, RunState
 
 if TYPE_CHECKING:  # pragma: no cover - types only
@@ -134,7 +136,9 @@ class JobContext:
         self.cancel_reason = ""  # "user" | "shutdown" | "timeout" | "lease_lost"
         self.last_heartbeat = time.time()
         self.progress: float | None = None
-        self.message: str | None = None
+        # the stored message (encode_message); "" clears, at the first lease renewal, what a resumed job
+        # said while it waited ("waiting to resume from its checkpoint") until it says something itself
+        self.message: str | None = ""
         self.pending_items: dict = {}  # appended by the checkpoint being written (save_checkpoint)
         self._lock = threading.Lock()
         self.log = logger.bind(sink=kind if kind in ("query", "media", "insight", "report") else "app",
@@ -166,14 +170,15 @@ class JobContext:
         return bool(self.checkpoint)
 
     # -- liveness -----------------------------------------------------------------------
-    def heartbeat(self, progress: float | None = None, message: str | None = None) -> None:
-        """Cheap: recorded in memory and written by the supervisor's heartbeat thread."""
+    def heartbeat(self, progress: float | None = None, message: "Msg | str | None" = None) -> None:
+        """Cheap: recorded in memory and written by the supervisor's heartbeat thread. `message`: what
+        the job is doing, as a Msg (shown in the reader's language; stored with encode_message)."""
         with self._lock:
             self.last_heartbeat = time.time()
             if progress is not None:
                 self.progress = max(0.0, min(1.0, float(progress)))
             if message is not None:
-                self.message = message[:500]
+                self.message = encode_message(message)
 
     # -- cancel -------------------------------------------------------------------------
     @property
@@ -215,3 +220,94 @@ class JobContext:
     def emit(self, type: str, payload: dict | None = None, source: str | None = None) -> int | None:
         return self.events.emit(type, run_id=self.run_id, job_id=self.job_id, source=source or self.kind,
                                 payload=payload, trace_id=self.trace_id)
+
+
+# -- job messages ---------------------------------------------------------------------------------
+# Job.message holds what a job is doing (its heartbeats) and, once it ended, how it ended. Text a page
+# shows later is a core.i18n.Msg, stored in the same column as its JSON (`{"key": …, "args": …}`):
+# runs.py reads it back as a Msg, and a plain string (older rows) stays a string.
+
+_ARG_CHARS = 300
+
+
+def encode_message(message: "Msg | str | None") -> str:
+    """The stored form of a job message: a Msg as JSON, a plain string cut to 500 characters."""
+    if message is None:
+        return ""
+    if isinstance(message, Msg):
+        args = {k: (v[:_ARG_CHARS] if isinstance(v, str) else v) for k, v in message.args.items()}
+        return json.dumps(Msg(message.key, args).to_json(), ensure_ascii=False, default=str)
+    return str(message)[:500]
+
+
+def decode_message(stored: str | None) -> "Msg | str":
+    """A stored job message back as a Msg (or the plain string it was)."""
+    if not stored:
+        return ""
+    if stored.startswith('{"key"'):
+        try:
+            msg = Msg.from_json(json.loads(stored))
+        except (ValueError, TypeError):
+            msg = None
+        if msg is not None:
+            return msg
+    return stored
+
+
+def paragraphs_done(checkpoint: Any) -> tuple[int, int] | None:
+    """(paragraphs written, paragraphs planned) of a job whose checkpoint has a plan, as the research
+    engines' has (core/research/results.py: "structure" and "paragraphs" with each one's "summary");
+    None for any other job."""
+    if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get("structure"), list):
+        return None
+    structure = [p for p in checkpoint["structure"] if isinstance(p, Mapping)]
+    if not structure:
+        return None
+    states = checkpoint.get("paragraphs") if isinstance(checkpoint.get("paragraphs"), Mapping) else {}
+    done = 0
+    for i, p in enumerate(structure):
+        state = states.get(str(p.get("index", i)))
+        done += bool(isinstance(state, Mapping) and state.get("summary"))
+    return done, len(structure)
+
+
+# why a job was cancelled (the reason a transition gives) → its message
+_CANCEL_REASONS = {"an upstream job did not complete": "job.msg_skipped_upstream",
+                   "lease expired": "job.msg_cancelled_lease"}
+
+
+def ended_message(status: str, *, error: str | None = None, reason: str | None = None,
+                  checkpoint: Any = None, attempts: int | None = None) -> Msg:
+    """How a job ended, for its message: set where it reaches that state (core.work.ledger), so a job
+    that ended never keeps saying what it was doing ("waiting for the host's last speech")."""
+    reason = str(reason or "")
+    if status == JobState.COMPLETED:
+        return Msg("job.msg_completed")
+    if status == JobState.FAILED:
+        if reason.startswith("gave up after"):  # auto-resume's "gave up after N attempts"
+            n = attempts or next((int(w) for w in reason.split() if w.isdigit()), 0)
+            return Msg("job.msg_gave_up", {"attempts": n})
+        if not error:
+            return Msg("job.msg_failed_plain")
+        return Msg("job.msg_failed", {"error": error.strip()[:_ARG_CHARS]})
+    if status == JobState.INTERRUPTED:
+        return Msg("job.msg_interrupted")
+    if status == JobState.PENDING:
+        return Msg("job.msg_resumed")
+    if status != JobState.CANCELLED:
+        return Msg("job.msg_status", {"status": Msg(f"status.{status}")})
+    if reason in _CANCEL_REASONS:
+        return Msg(_CANCEL_REASONS[reason])
+    if reason.startswith("cancel timeout"):
+        return Msg("job.msg_cancel_timeout")
+    if reason in RunState.FINAL:
+        return Msg("job.msg_skipped_run_ended", {"status": Msg(f"status.{reason}")})
+    if error and "being cancelled" in error:
+        return Msg("job.msg_skipped_cancelling")
+    counts = paragraphs_done(checkpoint)
+    if counts is not None:
+        done, total = counts
+        if done >= total:
+            return Msg("job.msg_cancelled_all", {"total": total})
+        return Msg("job.msg_cancelled_some", {"done": done, "total": total})
+    return Msg("job.msg_cancelled")

@@ -27,7 +27,7 @@ from core.infra.events import EventLog
 from core.infra.models import Job, Run, utcnow
 from core.infra.tracing import child_trace_id, new_trace_id
 from core.work.checkpoints import store_items
-from core.work.jobs import HandlerRegistry, JobSpec
+from core.work.jobs import HandlerRegistry, JobSpec, encode_message, ended_message
 from core.work import outcomes
 from core.work.states import JobState, RunState, job_final
 
@@ -89,6 +89,12 @@ class Ledger:
         if expired_before is not None:
             conds.append(Job.lease_expires_at < expired_before)
         values: dict[str, Any] = {"status": to_state, **(extra or {})}
+        if "message" not in values and (to_state in JobState.FINAL or to_state == JobState.INTERRUPTED
+                                        or (to_state == JobState.PENDING and JobState.PENDING not in from_states)):
+            # how it ended (or that it waits to resume), never what it was doing before
+            values["message"] = encode_message(ended_message(
+                to_state, error=values.get("error"), reason=(payload or {}).get("reason"),
+                checkpoint=values.get("checkpoint")))
         if release:
             values.update(lease_owner=None, lease_expires_at=None)
         if finished:
@@ -193,6 +199,7 @@ class Ledger:
                     # A job added while its run is being cancelled (a forum round's host, the report) is
                     # cancelled at once: the cancel reaches it, and it never runs.
                     row.status, row.finished_at, row.error = JobState.CANCELLED, now, "skipped: the run is being cancelled"
+                    row.message = encode_message(ended_message(JobState.CANCELLED, error=row.error))
                 s.add(row)
                 existing[name] = job_id
                 ids.append(job_id)
@@ -346,6 +353,7 @@ class Ledger:
                 job.cancel_requested = False
                 job.error = None
                 job.finished_at = None
+                job.message = encode_message(ended_message(JobState.PENDING))
                 job.max_attempts = max(job.max_attempts, job.attempt + extra_attempts)
                 resumed.append(job.id)
                 self.events.emit("job.resumed", run_id=run_id, job_id=job.id, source="supervisor",

@@ -21,7 +21,8 @@ the earlier one.
 
 Each reason is a dict ``{"reason", "engine", "count"}`` (plus ``"role"`` for LLM reasons: the
 settings prefix of the agent's endpoint, e.g. QUERY_ENGINE), stored in ``Run.params["degraded"]``.
-``describe`` turns one into a sentence with the fix; the pages and the command line use it.
+``describe_msg`` turns one into a sentence with the fix (a core.i18n.Msg the pages render in the
+reader's language); ``describe`` is the same in English, for the command line.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from typing import Any, Mapping, Sequence
 
 from sqlalchemy import select
 
+from core.i18n import Msg
 from core.infra.models import Job, LlmCall
 from core.work.states import JobState, RunState
 
@@ -36,7 +38,7 @@ __all__ = ["LLM_UNAUTHORIZED", "LLM_RATE_LIMITED", "LLM_UNAVAILABLE", "LLM_REJEC
            "LLM_FAILED", "SEARCH_FAILED", "NO_SOURCES", "REASONS", "EXIT_CODES", "EXIT_OK", "EXIT_FAILED",
            "EXIT_USAGE", "EXIT_DEGRADED", "EXIT_INSUFFICIENT_DATA", "EXIT_REPORT_FAILED", "EXIT_CANCELLED",
            "EXIT_INTERRUPTED", "exit_code", "decisive_jobs", "final_status", "degraded_reasons", "describe",
-           "run_problems", "degraded_of"]
+           "describe_msg", "run_problems", "problem_msgs", "degraded_of"]
 
 LLM_UNAUTHORIZED = "llm_unauthorized"
 LLM_RATE_LIMITED = "llm_rate_limited"
@@ -57,7 +59,7 @@ _LLM_KIND_REASONS = {"auth": LLM_UNAUTHORIZED, "rate_limit": LLM_RATE_LIMITED, "
 _ROLE_AGENTS = {"QUERY_ENGINE": "query", "MEDIA_ENGINE": "media", "INSIGHT_ENGINE": "insight",
                 "REPORT_ENGINE": "report", "FORUM_HOST": "host", "KEYWORD_OPTIMIZER": "keywords"}
 _ENGINE_KINDS = ("query", "media", "insight")
-_SEARCH_KEYS = {"query": "TAVILY_API_KEY (and TAVILY_BASE_URL)", "media": "BOCHA_WEB_SEARCH_API_KEY (and BOCHA_BASE_URL)"}
+_SEARCH_KEYS = {"query": ("TAVILY_API_KEY", "TAVILY_BASE_URL"), "media": ("BOCHA_WEB_SEARCH_API_KEY", "BOCHA_BASE_URL")}
 _ORDER = {r: i for i, r in enumerate(REASONS)}
 
 # -- exit codes of `python -m core run` ----------------------------------------------------------------
@@ -183,59 +185,57 @@ def degraded_of(params: Mapping | None) -> list[dict]:
 
 
 # -- plain words -----------------------------------------------------------------------------------------
+# Each reason becomes a core.i18n.Msg (a catalogue key under [outcome] and its arguments): pages render
+# it in the reader's language, the command line in English (describe, run_problems).
 
-_AGENT_NAMES = {"query": "Query engine", "media": "Media engine", "insight": "Insight engine", "report": "report",
-                "host": "forum host", "keywords": "keyword optimiser", "coverage": "coverage check"}
+_AGENTS = ("query", "media", "insight", "report", "host", "keywords", "coverage")
+_REASON_KEYS = {LLM_UNAUTHORIZED: "outcome.llm_unauthorized", LLM_RATE_LIMITED: "outcome.llm_rate_limited",
+                LLM_UNAVAILABLE: "outcome.llm_unavailable", LLM_REJECTED: "outcome.llm_rejected",
+                LLM_UNPARSABLE: "outcome.llm_unparsable", LLM_FAILED: "outcome.llm_failed"}
 
 
-def _times(n: int) -> str:
-    return "once" if n == 1 else f"{n} times"
+def _agent(engine: str) -> Msg | str:
+    return Msg(f"outcome.agent_{engine}") if engine in _AGENTS else (engine or Msg("outcome.agent_unknown"))
+
+
+def _count(kind: str, n: int) -> Msg:
+    return Msg(f"outcome.{kind}_one" if n == 1 else f"outcome.{kind}_many", {"n": n})
+
+
+def describe_msg(item: Mapping) -> Msg:
+    """One degradation reason: what happened and how to fix it."""
+    reason, count = str(item.get("reason") or ""), _int(item.get("count")) or 1
+    engine = str(item.get("engine") or "")
+    args = {"agent": _agent(engine), "role": str(item.get("role") or "") or f"{engine.upper()}_ENGINE",
+            "calls": _count("calls", count), "times": _count("times", count)}
+    if reason in _REASON_KEYS:
+        return Msg(_REASON_KEYS[reason], args)
+    if reason == SEARCH_FAILED:
+        key = _SEARCH_KEYS.get(engine)
+        if key:
+            return Msg("outcome.search_failed_keys", {**args, "key": key[0], "base": key[1]})
+        return Msg("outcome.search_failed", args)
+    if reason == NO_SOURCES:
+        return Msg("outcome.no_sources", args)
+    return Msg("outcome.other", {**args, "reason": reason})
 
 
 def describe(item: Mapping) -> str:
-    """One degradation reason as a sentence saying what happened and how to fix it."""
-    reason, count = str(item.get("reason") or ""), _int(item.get("count")) or 1
-    engine = str(item.get("engine") or "")
-    agent = _AGENT_NAMES.get(engine, engine or "an agent")
-    role = str(item.get("role") or "") or f"{engine.upper()}_ENGINE"
-    calls = f"{count} call{'s' if count != 1 else ''}"
-    if reason == LLM_UNAUTHORIZED:
-        return (f"The {role} key was rejected (401/403): {calls} of the {agent} fell back to the offline analyst. "
-                f"Check {role}_API_KEY in Settings.")
-    if reason == LLM_RATE_LIMITED:
-        return (f"The {role} endpoint stayed rate-limited (429) through every retry: {calls} of the {agent} fell "
-                "back to the offline analyst. Check the account's quota or balance, or run fewer jobs at once "
-                "(SHOAL_MAX_WORKERS).")
-    if reason == LLM_UNAVAILABLE:
-        return (f"The {role} endpoint could not be reached or kept failing (timeout, refused connection, 5xx or "
-                f"a reply that is no chat completion): {calls} of the {agent} fell back to the offline analyst. "
-                f"Check {role}_BASE_URL in Settings and the provider's status.")
-    if reason == LLM_REJECTED:
-        return (f"The {role} endpoint refused the requests (400/404/422): {calls} of the {agent} fell back to the "
-                f"offline analyst. Check {role}_MODEL_NAME and {role}_BASE_URL in Settings.")
-    if reason == LLM_UNPARSABLE:
-        return (f"The {role} model did not answer in the JSON format asked for ({_times(count)}): the {agent} "
-                f"fell back to the offline analyst there. Try a stronger model ({role}_MODEL_NAME).")
-    if reason == LLM_FAILED:
-        return (f"{calls.capitalize()} of the {agent} to the {role} endpoint failed and fell back to the offline "
-                "analyst. See the Monitor page's errors for details.")
-    if reason == SEARCH_FAILED:
-        key = _SEARCH_KEYS.get(engine)
-        return (f"The {agent}'s search failed {_times(count)}, so it worked with fewer sources. "
-                + (f"Check {key} in Settings and the search service's status." if key else
-                   "See the Monitor page's errors; check the database and the corpus."))
-    if reason == NO_SOURCES:
-        return (f"The {agent} found no sources about the topic, so it has nothing to report. Import more data "
-                "on the Data page, or phrase the topic the way the sources do.")
-    return f"{agent}: {reason} ({_times(count)})."
+    """One degradation reason as a sentence, in English (the command line)."""
+    return describe_msg(item).render("en")
+
+
+def problem_msgs(status: str, params: Mapping | None, error: str | None = None, run_id: str = "RUN") -> list[Msg]:
+    """What a page says about a run's outcome, one Msg each: the reasons of a degraded run, and for a
+    run whose report failed, that the engines' work is intact and how to retry."""
+    out = [describe_msg(d) for d in degraded_of(params)]
+    if status == RunState.REPORT_FAILED:
+        why = error.strip()[:300] if error and error.strip() else ""
+        out.insert(0, Msg("outcome.report_failed_why" if why else "outcome.report_failed",
+                          {"why": why, "run_id": run_id}))
+    return out
 
 
 def run_problems(status: str, params: Mapping | None, error: str | None = None, run_id: str = "RUN") -> list[str]:
-    """What a page or the command line says about a run's outcome, one sentence each: the reasons of a
-    degraded run, and for a run whose report failed, that the engines' work is intact and how to retry."""
-    out = [describe(d) for d in degraded_of(params)]
-    if status == RunState.REPORT_FAILED:
-        why = f" ({error.strip()[:300]})" if error and error.strip() else ""
-        out.insert(0, f"The report could not be written{why}. The engines' results are intact: generate the "
-                      f"report again on the Report page, or run `python -m core report {run_id}`.")
-    return out
+    """problem_msgs in English, one sentence each (the command line's summary)."""
+    return [m.render("en") for m in problem_msgs(status, params, error, run_id)]

@@ -7,6 +7,7 @@ two-process takeover test reads it, and so can an operator (`python -m core prob
 """
 from __future__ import annotations
 
+from core.i18n import Msg
 from core.work.jobs import JobContext, JobSpec
 
 MAX_STEPS = 10_000
@@ -26,7 +27,7 @@ def run_probe(ctx: JobContext) -> dict:
             raise RuntimeError(f"probe asked to fail at step {step}")
         ctx.sleep(step_seconds)
         trail.append(ctx.worker_id)
-        ctx.heartbeat(progress=(step + 1) / steps if steps else 1.0, message=f"step {step + 1}/{steps}")
+        ctx.heartbeat(progress=(step + 1) / steps if steps else 1.0, message=Msg("job.probe_step", {"step": step + 1, "steps": steps}))
         ctx.save_checkpoint(step=step + 1, trail=trail)
     return {"steps": steps, "workers": sorted(set(trail))}
 

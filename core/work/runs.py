@@ -14,8 +14,10 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, func, select
 
+from core.i18n import Msg
 from core.infra.db import Database
 from core.infra.models import Job, Run, utcnow
+from core.work.jobs import decode_message
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class JobSummary:
     attempt: int
     max_attempts: int
     progress: float
-    message: str
+    message: Msg | str  # what it is doing, or how it ended: a Msg (pages render it with ui.i18n.show)
     lease_owner: str | None
     lease_expires_at: datetime | None
     heartbeat_at: datetime | None
@@ -79,8 +81,14 @@ class JobSummary:
         last read them at can skip reading them again (results are written with a status change)."""
         return job_stamp(self.status, self.attempt, self.checkpoint_seq)
 
+    @property
+    def message_en(self) -> str:
+        """The message in English (command line, logs)."""
+        return self.message.render("en") if isinstance(self.message, Msg) else self.message
+
     def as_dict(self) -> dict:
         d = asdict(self)
+        d["message"] = self.message_en
         for k in ("lease_expires_at", "heartbeat_at", "started_at", "finished_at"):
             d[k] = d[k].isoformat() if d[k] else None
         return d
@@ -117,9 +125,9 @@ def _run_view(r) -> RunView:
 
 
 def _job_fields(j) -> tuple:
-    return (j.id, j.run_id, j.kind, j.name, j.status, j.attempt, j.max_attempts, j.progress or 0.0, j.message or "",
-            j.lease_owner, j.lease_expires_at, j.heartbeat_at, bool(j.stalled), j.error, j.trace_id, j.started_at,
-            j.finished_at, j.checkpoint_seq or 0)
+    return (j.id, j.run_id, j.kind, j.name, j.status, j.attempt, j.max_attempts, j.progress or 0.0,
+            decode_message(j.message), j.lease_owner, j.lease_expires_at, j.heartbeat_at, bool(j.stalled), j.error,
+            j.trace_id, j.started_at, j.finished_at, j.checkpoint_seq or 0)
 
 
 def _job_view(j) -> JobView:
