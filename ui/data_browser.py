@@ -33,8 +33,10 @@ def show_browser(rt, platforms: list[str]) -> None:
     c1, c2, c3 = st.columns([4, 2, 1])
     query = c1.text_input(t("data.search"), key=QUERY, placeholder=t("data.search_placeholder", example="新能源汽车 价格战"),
                           on_change=_first_page)
-    platform = c2.selectbox(t("data.platform_filter"), [ALL, *platforms], key=PLATFORM, on_change=_first_page,
-                            format_func=lambda p: p or t("data.all_platforms"))
+    everywhere = t("data.all_platforms")  # an option of its own (a format_func would not survive AppTest)
+    platform = c2.selectbox(t("data.platform_filter"), [everywhere, *platforms], key=PLATFORM, on_change=_first_page)
+    if platform == everywhere:
+        platform = ALL
     size = c3.selectbox(t("data.page_size"), PAGE_SIZES, index=1, key=SIZE, on_change=_first_page)
     wanted = int(st.session_state.get(PAGE, 1) or 1)
     try:
