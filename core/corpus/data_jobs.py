@@ -102,7 +102,8 @@ def run_import_job(ctx: JobContext) -> dict:
     source = str(ctx.params.get("source") or "import")
     if not path.is_file():
         report = ImportReport(source=source)
-        report.add_error(0, f"the uploaded file is gone from the server ({path.name}): upload it again")
+        report.add_error(0, f"the uploaded file is not on this server ({path.name}): upload it again (a worker "
+                            "on another machine needs the same data folder)")
         return _finish(ctx, report, {"what": "import", "name": name})
     _say(ctx, Msg("data.job_import_progress", {"name": name, "rows": 0, "percent": 0}), 0.0)
     delete_after = bool(ctx.params.get("delete_after", True))
