@@ -5,7 +5,7 @@ CHART_TTL_S passes, for imports that only update posts).
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import altair as alt
 import pandas as pd
@@ -33,13 +33,24 @@ def _counts(_db: Database, url: str, newest: int, zone_key: str, _zone) -> tuple
 
 
 def per_period(days: list[tuple[date, str, int]]) -> tuple[pd.DataFrame, str]:
-    """(frame of period, platform, posts; 'day' or 'month'): by day, or by month over a long span."""
+    """(frame of period, platform, posts; 'day' or 'month'): every period of the span and every
+    platform, 0 where nothing was posted (so a stacked area does not bridge gaps); by day, or by month
+    over a long span. Periods are local dates as ISO text."""
     frame = pd.DataFrame(days, columns=["period", "platform", "posts"])
-    if frame.empty or (frame["period"].max() - frame["period"].min()).days <= MONTHLY_AFTER_DAYS:
-        frame["period"] = frame["period"].map(date.isoformat)
+    if frame.empty:
         return frame, "day"
-    frame["period"] = frame["period"].map(lambda d: d.replace(day=1).isoformat())
-    return frame.groupby(["period", "platform"], as_index=False)["posts"].sum(), "month"
+    first, last = frame["period"].min(), frame["period"].max()
+    if (last - first).days <= MONTHLY_AFTER_DAYS:
+        periods, freq = [first + timedelta(days=i) for i in range((last - first).days + 1)], "day"
+    else:
+        frame["period"] = frame["period"].map(lambda d: d.replace(day=1))
+        periods = [d.date() for d in pd.date_range(first.replace(day=1), last, freq="MS")]
+        freq = "month"
+    totals = frame.groupby(["period", "platform"])["posts"].sum()
+    grid = pd.MultiIndex.from_product([periods, sorted(frame["platform"].unique())], names=["period", "platform"])
+    full = totals.reindex(grid, fill_value=0).reset_index()
+    full["period"] = full["period"].map(date.isoformat)
+    return full, freq
 
 
 def show_charts(rt) -> None:
@@ -60,13 +71,12 @@ def show_charts(rt) -> None:
         right.caption(t("data.chart_no_times"))
         return
     # the periods are local dates already: a UTC scale draws them as they are
+    label = t("data.chart_day") if period == "day" else t("data.chart_month")
     right.altair_chart(
-        alt.Chart(frame, title=t("data.chart_over_time", zone=zone_name(reader_zone))).mark_bar()
-        .encode(x=alt.X("period:T", title=t("data.chart_day") if period == "day" else t("data.chart_month"),
-                        scale=alt.Scale(type="utc"), timeUnit="utcyearmonthdate" if period == "day" else
-                        "utcyearmonth"),
-                y=alt.Y("sum(posts):Q", title=t("data.col_posts"), stack=True),
+        alt.Chart(frame, title=t("data.chart_over_time", zone=zone_name(reader_zone))).mark_area()
+        .encode(x=alt.X("period:T", title=label, scale=alt.Scale(type="utc"),
+                        axis=alt.Axis(format="%Y-%m-%d" if period == "day" else "%Y-%m", labelOverlap=True)),
+                y=alt.Y("posts:Q", title=t("data.col_posts"), stack="zero"),
                 color=alt.Color("platform:N", title=t("data.col_platform")),
-                tooltip=[alt.Tooltip("period:N", title=t("data.chart_day") if period == "day" else
-                                     t("data.chart_month")), "platform", "posts"]),
+                tooltip=[alt.Tooltip("period:N", title=label), "platform", "posts"]),
         width="stretch")
