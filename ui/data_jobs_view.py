@@ -52,8 +52,9 @@ def show_job(rt, run) -> None:
         show_report(_what(result), result["report"])
     else:
         error = scrub_url_text((job.error if job is not None else None) or run.error or "")
-        st.error(t("data.job_ended", status=badge(run.status), what=_what(result or run.params or {}),
-                   error=error or "—"))
+        what = _what({"what": (run.params or {}).get("what"), "name": run.topic})
+        say = st.info if run.status == RunState.CANCELLED else st.error
+        say(t("data.job_ended", status=badge(run.status), what=what, error=error or "—"))
     if st.button(t("data.dismiss"), key="data_dismiss_job"):
         st.session_state.pop(RUN_KEY, None)
         st.session_state[CLEARED_KEY] = run.id

@@ -197,3 +197,32 @@ def test_an_upload_is_saved_to_disk_imported_by_a_job_and_its_broken_rows_listed
     errors = table_with(at, "error")
     assert list(errors["row"]) == [3, 5] and "unterminated quote" in errors["error"][0]
     assert not list(data_jobs.upload_dir(rt.settings).iterdir())  # the copy on disk is gone once read
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_a_running_data_job_can_be_cancelled_from_the_page(lang, monkeypatch):
+    rt = get_runtime()
+    started = threading.Event()
+
+    def endless(ctx):
+        data_jobs._say(ctx, Msg("data.job_generating", {"posts": 3000}), 0.1)
+        started.set()
+        while True:
+            ctx.sleep(0.05)  # raises once the job is cancelled
+
+    monkeypatch.setitem(rt.handlers, DEMO_KIND, HandlerInfo(DEMO_KIND, endless))
+    at = open_page(lang)
+    at.button(key="demo_generate").click()
+    open_page(lang, at)
+    assert started.wait(30)
+    run = latest_data_run(rt.db)
+    open_page(lang, at)
+    cancel = at.button(key=f"data_job_cancel_{run.id}")
+    assert cancel.label == tr(lang, "data.job_cancel")
+    cancel.click()
+    open_page(lang, at)
+    assert wait_for(lambda: rt.supervisor.wait_run(run.id, 1) == RunState.CANCELLED, what="the run cancelled")
+    open_page(lang, at)
+    clean(at, lang)
+    assert [i.value for i in at.info if tr(lang, "data.what_demo") in i.value]
+    assert not at.get("progress") and not at.button(key="demo_generate").disabled
