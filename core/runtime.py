@@ -19,6 +19,7 @@ from typing import Any, Mapping
 from loguru import logger
 
 from core import analysis, forum, report
+from core.corpus import data_jobs
 from core.discussion import host_job, log_monitor
 from core.research import engine
 from core.work import probe
@@ -56,6 +57,7 @@ def build_handlers() -> HandlerRegistry:
     handlers.register(analysis.COVERAGE, analysis.run_coverage_job)
     handlers.register(report.KIND, report.run_report_job)
     handlers.register("probe", probe.run_probe)
+    data_jobs.register(handlers)
     return handlers
 
 

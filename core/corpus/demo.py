@@ -323,9 +323,13 @@ def _comments(rng: random.Random, posts: list[dict], authors: _Authors, end: dat
 
 # ------------------------------------------------------------------------------------------ import
 
-def generate_demo_corpus(db, seed: int = 7, posts: int = 3000):
-    """Generate and import the demo corpus (source "demo"); running it again updates, never duplicates."""
+def generate_demo_corpus(db, seed: int = 7, posts: int = 3000, *, on_batch=None, on_records=None):
+    """Generate and import the demo corpus (source "demo"); running it again updates, never duplicates.
+    `on_records(records)` sees the generated records before the import (and returns them);
+    `on_batch`: see core.corpus.importers.import_records (the demo job's progress)."""
     from core.corpus.importers import import_records
 
     records = generate_demo_records(seed=seed, posts=posts)
-    return import_records(db, records, source=DEMO_SOURCE, default_platform="unknown")
+    if on_records is not None:
+        records = on_records(records)
+    return import_records(db, records, source=DEMO_SOURCE, default_platform="unknown", on_batch=on_batch)

@@ -18,7 +18,7 @@ from typing import IO, Any, Iterator
 from loguru import logger
 
 from core.corpus.csv_rows import CsvFileError, csv_rows, text_lines
-from core.corpus.importers import FIELD_ALIASES, ImportReport, _import_rows
+from core.corpus.importers import FIELD_ALIASES, ImportReport, OnBatch, _import_rows
 from core.infra.db import Database
 
 __all__ = ["FORMATS", "import_file"]
@@ -35,11 +35,16 @@ class _FileError(Exception):
 
 
 def import_file(db: Database, path_or_fileobj: str | os.PathLike[str] | IO[Any], *, fmt: str | None = None,
-                source: str = "import", default_platform: str = "unknown") -> ImportReport:
+                source: str = "import", default_platform: str = "unknown", on_batch: OnBatch | None = None,
+                max_json_bytes: int | None = None) -> ImportReport:
     """Import a CSV (header row; all values read as text; UTF-8 with or without BOM, UTF-16 with BOM or
     GB18030), JSONL (one object per line) or JSON (a list of objects) file, chosen by `fmt` or by
     the file name's extension (else by the content). Never raises for a bad file: a file that
-    cannot be read at all ends as one error (row 0); broken rows as one error each."""
+    cannot be read at all ends as one error (row 0); broken rows as one error each.
+
+    CSV and JSONL are streamed (memory stays flat whatever the size); a JSON list is parsed whole, so
+    `max_json_bytes` refuses a larger JSON file (the Data page's imports, on a small server).
+    `on_batch`: see core.corpus.importers.import_records."""
     report = ImportReport(source=source)
     t0 = time.perf_counter()
     try:
@@ -67,7 +72,10 @@ def import_file(db: Database, path_or_fileobj: str | os.PathLike[str] | IO[Any],
             rows = _jsonl_rows(io.BufferedReader(_Rewound(binary, sample)), encoding)
         else:
             rows = _json_rows(io.TextIOWrapper(_Rewound(binary, sample), encoding=encoding), kind)
-        _import_rows(db, rows, report, source=source, default_platform=default_platform)
+        if kind == "json" and max_json_bytes is not None and _size(binary) > max_json_bytes:
+            raise _FileError(f"this JSON file is over {max_json_bytes // 2**20} MB, too large to read at once: "
+                             "save it as JSONL (one object per line) or CSV, which are read row by row")
+        _import_rows(db, rows, report, source=source, default_platform=default_platform, on_batch=on_batch)
     except (_FileError, CsvFileError) as exc:
         report.add_error(0, str(exc))
     finally:
@@ -77,6 +85,15 @@ def import_file(db: Database, path_or_fileobj: str | os.PathLike[str] | IO[Any],
     if report.error_count:
         logger.info("import {}: {}", name, report.summary())
     return report
+
+
+def _size(binary: Any) -> int:
+    """The stream's total size in bytes (0 when it cannot tell)."""
+    try:
+        return os.fstat(binary.fileno()).st_size
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        size = getattr(binary, "size", None)
+        return int(size) if isinstance(size, int) else 0
 
 
 def _open_binary(src: Any) -> tuple[str, Any, bool]:

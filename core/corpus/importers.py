@@ -21,7 +21,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from loguru import logger
 from sqlalchemy import insert, select, update
@@ -284,22 +284,28 @@ def normalize_record(record: Mapping[str, Any], *, source: str = "import", defau
 # ----------------------------------------------------------------------------- writing
 
 
+OnBatch = Callable[[ImportReport, int], None]
+
+
 def import_records(db: Database, records: Iterable[Mapping[str, Any]], *, source: str = "import",
-                   default_platform: str = "unknown") -> ImportReport:
+                   default_platform: str = "unknown", on_batch: OnBatch | None = None) -> ImportReport:
     """Import dict records (see FIELD_ALIASES for the recognised fields; others are kept in `extras`).
-    Row numbers in the report count the records from 1."""
+    Row numbers in the report count the records from 1. `on_batch(report, rows read)` is called after
+    each batch is written (a job's progress; it may raise to stop the import, keeping what was written)."""
     report = ImportReport(source=source)
     t0 = time.perf_counter()
-    _import_rows(db, enumerate(records, 1), report, source=source, default_platform=default_platform)
+    _import_rows(db, enumerate(records, 1), report, source=source, default_platform=default_platform,
+                 on_batch=on_batch)
     report.seconds = time.perf_counter() - t0
     return report
 
 
 def _import_rows(db: Database, rows: Iterable[tuple[int, Any]], report: ImportReport, *, source: str,
-                 default_platform: str = "unknown") -> None:
+                 default_platform: str = "unknown", on_batch: OnBatch | None = None) -> None:
     """rows: (row number, record dict | error message string)."""
     ensure_search_index(db)
     batch: list[tuple[int, dict[str, Any]]] = []
+    row_no = 0
     for row_no, rec in rows:
         if isinstance(rec, str):
             report.add_error(row_no, rec)
@@ -322,8 +328,12 @@ def _import_rows(db: Database, rows: Iterable[tuple[int, Any]], report: ImportRe
         if len(batch) >= BATCH_SIZE:
             _flush(db, batch, report, "")
             batch = []
+            if on_batch is not None:
+                on_batch(report, row_no)
     if batch:
         _flush(db, batch, report, "")
+    if on_batch is not None:
+        on_batch(report, row_no)
 
 
 def _flush(db: Database, batch: list[tuple[int, dict[str, Any]]], report: ImportReport, prefix: str) -> None:

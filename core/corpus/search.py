@@ -415,8 +415,22 @@ def search_posts(db: Database, query: str, *, limit: int = 20, platforms: Iterab
     if order not in ORDERS:
         raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
     n = _clamp_limit(limit)
+    if n == 0:
+        return []
+    ranked = rank(db, query, platforms=platforms, start=start, end=end, kinds=kinds, order=order, scope=scope,
+                  floor=floor, where=where)
+    return fetch_documents(db, ranked[:n])
+
+
+def rank(db: Database, query: str, *, platforms: Iterable[str] | str | None = None, start: Any = None,
+         end: Any = None, kinds: Iterable[str] | str | None = None, order: str = "relevance",
+         scope: TopicScope | None = None, floor: float = DEFAULT_FLOOR,
+         where: CorpusSlice | None = None) -> list[tuple[Candidate, float]]:
+    """Every post ``search_posts`` would keep, as (light row, BM25 score), best first (at most
+    MAX_CANDIDATES): the one ranking behind the engines' searches and the Data page's browser, which
+    pages through it and loads only the posts of one page (``fetch_documents``)."""
     terms = query_terms(query)
-    if not terms or n == 0:
+    if not terms:
         return []
     stats = index_stats(db)
     idf = term_idf(db, terms, stats)
@@ -428,10 +442,14 @@ def search_posts(db: Database, query: str, *, limit: int = 20, platforms: Iterab
     scores = {c.id: bm25(list(c.tokens), terms, idf, stats.avgdl) for c in kept}
     if order == "relevance":
         kept.sort(key=lambda c: (-scores[c.id], -c.hot, -c.id))
-    top = kept[:n]
+    return [(c, scores[c.id]) for c in kept]
+
+
+def fetch_documents(db: Database, ranked: list[tuple[Candidate, float]]) -> list[Document]:
+    """The full posts of ranked rows, in their order, each with its score (rounded as searches show it)."""
     with db.session() as s:
-        posts = {p.id: p for p in s.scalars(select(Post).where(Post.id.in_([c.id for c in top])))}
-    return [post_to_document(posts[c.id], score=round(scores[c.id], 4)) for c in top if c.id in posts]
+        posts = {p.id: p for p in s.scalars(select(Post).where(Post.id.in_([c.id for c, _ in ranked])))}
+    return [post_to_document(posts[c.id], score=round(score, 4)) for c, score in ranked if c.id in posts]
 
 
 def _candidates(db: Database, terms: list[str], conds: list, order: str, limit: int) -> list[Candidate]:
@@ -532,7 +550,7 @@ def corpus_summary(db: Database) -> dict[str, Any]:
 
 __all__ = [
     "CorpusStats", "MAX_QUERY_TOKENS", "PLATFORMS", "PLATFORM_LABELS",
-    "TOKEN_PREFIX", "corpus_stats", "corpus_summary", "ensure_search_index",
+    "TOKEN_PREFIX", "corpus_stats", "corpus_summary", "ensure_search_index", "fetch_documents",
     "index_text", "newest_post_time", "normalize_platform", "post_to_document", "query_terms",
-    "search_posts", "segment", "validate_platform",
+    "rank", "search_posts", "segment", "validate_platform",
 ]

@@ -282,6 +282,18 @@ def data_page() -> AppTest:
     return at
 
 
+def after_the_data_job(at: AppTest) -> AppTest:
+    """Demo data and imports are supervisor jobs: wait for the one just started, then look again."""
+    from core.corpus.data_jobs import latest_data_run
+
+    rt = get_runtime()
+    run = latest_data_run(rt.db)
+    assert run is not None and rt.supervisor.wait_run(run.id, 60) == "completed"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def test_data_page_offers_demo_data_on_first_start_and_generates_it(fresh_runtime):
     at = data_page()
     assert at.metric[0].label == "Posts in the corpus" and at.metric[0].value == "0"
@@ -292,6 +304,7 @@ def test_data_page_offers_demo_data_on_first_start_and_generates_it(fresh_runtim
     at.number_input(key="demo_posts").set_value(120)
     button.click().run()
     assert not at.exception, [e.value for e in at.exception]
+    after_the_data_job(at)
     expected = len(generate_demo_records(seed=7, posts=120))
     assert at.metric[0].value == f"{expected:,}" and expected > 120
     assert not [i.value for i in at.info if "First start" in i.value]
@@ -300,7 +313,9 @@ def test_data_page_offers_demo_data_on_first_start_and_generates_it(fresh_runtim
     assert set(at.dataframe[0].value["platform"]) == set(PLATFORMS)
     assert corpus_summary(get_runtime().db)["demo"] == expected
     # again: nothing duplicated
+    at.button(key="data_dismiss_job").click().run()
     at.button(key="demo_generate").click().run()
+    after_the_data_job(at)
     assert at.metric[0].value == f"{expected:,}"
     assert any(f"0 imported, 0 updated, {expected} skipped" in s.value for s in at.success)
 
@@ -312,10 +327,11 @@ def test_data_page_imports_an_upload_and_lists_broken_rows(fresh_runtime):
     at.run()
     at.button(key="data_import_file").click().run()
     assert not at.exception, [e.value for e in at.exception]
+    after_the_data_job(at)
     assert at.metric[0].value == "2"
     [warning] = [w.value for w in at.warning]
     assert "posts.csv" in warning and "2 imported" in warning and "2 errors" in warning
-    errors = at.dataframe[-1].value
+    [errors] = [df.value for df in at.dataframe if "error" in df.value.columns]
     assert list(errors["row"]) == [3, 4] and "content" in errors["error"][0] and "likes" in errors["error"][1]
 
 
