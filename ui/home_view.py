@@ -228,10 +228,13 @@ def runs_body(rt: Runtime) -> None:
         st.caption(t("home.db_down"))
         return
     runs = list_runs(rt.db, limit=RECENT)
-    if not runs:
+    # the current run is the newest analysis (or probe); demo data and imports are runs too, shown in
+    # Recent runs and on the Data page, but they are not what "current run" asks about
+    current = next((r for r in runs if r.kind != "data"), None)
+    if current is None:
         st.caption(t("common.no_runs"))
     else:
-        current_run(rt, runs[0])
+        current_run(rt, current)
     st.subheader(t("home.recent_runs"))
     if runs:
         recent_runs(runs)

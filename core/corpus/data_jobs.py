@@ -42,8 +42,7 @@ MAX_DEMO_POSTS = 50_000
 def _say(ctx: JobContext, msg: Msg, progress: float | None = None) -> None:
     """The job's progress and message; the message also goes into the checkpoint as a Msg, so a page
     shows it in its reader's language."""
-    # TODO(lead): Msg -- heartbeat takes a str on this branch; pass `msg` itself once it accepts a Msg.
-    ctx.heartbeat(progress=progress, message=msg.render("en"))
+    ctx.heartbeat(progress=progress, message=msg)
     ctx.save_checkpoint(msg=msg.to_json(), progress=progress)
 
 
