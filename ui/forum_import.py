@@ -17,7 +17,7 @@ from core.work.runs import RunView
 
 from .access import server_path_import_allowed
 from .i18n import t
-from .widgets import admin_unlocked
+from .widgets import admin_unlocked, run_from_link
 
 BATCH = 1000  # rows per read
 IMPORT_FILES = ("insight.log", "media.log", "query.log")
@@ -134,7 +134,8 @@ def import_section(rt: Runtime) -> None:
 
 def take_pending_switch() -> None:
     """Before the picker's widgets exist: open the run an import just created, and say so."""
-    pending = st.session_state.pop("forum_pending_run", None)
+    # an import just made, else a run a link asked for (Home's "open the forum of this run": ?run=<id>)
+    pending = st.session_state.pop("forum_pending_run", None) or run_from_link()
     if pending:
         st.session_state["forum_follow"] = False
         st.session_state["forum_run"] = pending

@@ -442,3 +442,18 @@ def test_a_compact_line_is_cut_by_display_width():
     assert chinese.endswith("…") and len(chinese) == COMPACT_CHARS // 2 + 1  # two columns a character
     assert latin.endswith("…") and len(latin) == COMPACT_CHARS + 1
     assert one_line("短消息") == "短消息"
+
+
+def test_a_link_with_a_run_opens_that_runs_forum():
+    """Home's "forum" link of an ended run (?run=<id>) opens that run, not the latest one."""
+    make_run("linkolder", age_s=60)
+    post("linkolder", "QUERY", "较早一次分析的发言", 0)
+    make_run("linknewer")
+    post("linknewer", "QUERY", "最新一次分析的发言", 0)
+    at = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
+    at.query_params["run"] = "linkolder"
+    render(at)
+    assert at.toggle(key="forum_follow").value is False
+    assert at.selectbox(key="forum_run").value == "linkolder"
+    assert [c for c in chats(at) if "较早一次分析的发言" in c[2]]
+    assert not [c for c in chats(at) if "最新一次分析的发言" in c[2]]
