@@ -57,6 +57,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.infra.clock import display_zone
 from core.infra.models import Job, Report, Run, utcnow
 from core.infra.redact import redact
 from core.infra.tracing import child_trace_id
@@ -66,8 +67,9 @@ from core.reporting.errors import ReportError, ReportSkipped
 from core.reporting.files import RUN_ID_RE as _RUN_ID_RE, output_paths, reports_dir, slugify, write_outputs
 from core.forum import transcript
 from core.reporting.inputs import (ENGINE_ORDER, FORUM_LIMIT, KIND, OPEN_JOB_STATES as _OPEN_JOB_STATES, EngineInput,
-                                   ReportInputs, expected_engines as _expected_engines, inputs_ready,
-                                   missing_inputs, report_inputs)
+                                   ReportInputs, expected_engines as _expected_engines, inputs_ready, is_forum_gap,
+                                   missing_inputs, missing_msgs, report_inputs)
+from core.reporting.language import AUTO_LANGUAGE, LANGUAGE_CHOICES, format_date, normalise_language, report_language
 from core.reporting.markdown import markdown_for_file, markdown_to_html
 from core.reporting.material import (Material, Unit, build_charts, build_material, findings_text, known_names,
                                      renumber, verify_claims, with_forum)
@@ -93,7 +95,8 @@ __all__ = [  # the report's public face; the parts live in core/reporting/
     "R_ERROR", "R_CANCELLED", "REPORT_STATUSES", "REPORT_OPEN", "REPORT_TERMINAL", "REPORT_EVENT_TYPES",
     "ReportError", "ReportSkipped", "ReportView", "request_report", "cancel_report", "report_job_spec",
     "get_report", "list_reports", "latest_report", "wait_report", "report_events", "report_job_id",
-    "prune_reports", "report_inputs", "inputs_ready", "missing_inputs", "run_report_job", "wait_also_for",
+    "prune_reports", "report_inputs", "inputs_ready", "missing_inputs", "missing_msgs", "is_forum_gap",
+    "run_report_job", "wait_also_for", "LANGUAGE_CHOICES", "report_language",
     # parts re-exported for callers and tests that knew them here
     "EngineInput", "ReportInputs", "Material", "Unit", "OutlineSection", "ReportSection", "ReportDocument", "build_material",
     "build_charts", "findings_text", "known_names", "renumber", "verify_claims", "assign_units",
@@ -132,8 +135,9 @@ def _engine_states(db, run_id: str) -> tuple[dict[str, str], list[str], dict]:
 # =============================================================================================
 
 def report_job_spec(report_id: str | None = None, *, partial: bool = False, report_type: str | None = None,
-                    after: tuple[str, ...] = ()) -> JobSpec:
+                    after: tuple[str, ...] = (), language: str | None = None) -> JobSpec:
     """The job that writes a report. Without report_id the job creates its own Report row.
+    `language`: zh or en, the reader's explicit choice (auto or None: SHOAL_REPORT_LANGUAGE, else the topic's).
 
     `after`: names of the run's jobs to wait for. The job stays pending (holding no worker) until
     each has ended, whatever its outcome; then it is claimed and says what did not complete."""
@@ -142,6 +146,8 @@ def report_job_spec(report_id: str | None = None, *, partial: bool = False, repo
         params["report_id"] = report_id
     if report_type and normalise_type(report_type) != AUTO:
         params["report_type"] = normalise_type(report_type)
+    if language and normalise_language(language) != AUTO_LANGUAGE:
+        params["language"] = normalise_language(language)
     return JobSpec(kind=KIND, name=KIND, params=params, max_attempts=2, depends_on=tuple(after),
                    after_any_outcome=True)
 
@@ -175,16 +181,19 @@ def wait_also_for(supervisor, db, run_id: str, job_id: str) -> None:
         supervisor.ledger.add_dependencies(report_job, [job_id])
 
 
-def request_report(supervisor, db, run_id: str, *, partial: bool = False, report_type: str | None = None) -> str:
+def request_report(supervisor, db, run_id: str, *, partial: bool = False, report_type: str | None = None,
+                   language: str | None = None) -> str:
     """Add a report job to a run; returns the report id.
 
     Not partial (the automatic report): it waits until every engine job of this run has ended,
     then errors unless all completed. Partial: written at once from what the run has, with a
-    banner naming what is missing. `report_type` overrides the run's choice ('auto' = choose)."""
+    banner naming what is missing. `report_type` overrides the run's choice ('auto' = choose);
+    `language` (zh, en) the report's language (auto or None: SHOAL_REPORT_LANGUAGE, else the topic's)."""
     if not _RUN_ID_RE.match(run_id or ""):
         raise ReportError(f"invalid run id {run_id!r}")
     try:
         rtype = normalise_type(report_type) if report_type else None
+        language = normalise_language(language)
     except ValueError as exc:
         raise ReportError(str(exc)) from None
     with db.session() as s:
@@ -202,7 +211,7 @@ def request_report(supervisor, db, run_id: str, *, partial: bool = False, report
     after, engines, others = ([], [], []) if partial else _jobs_to_wait_for(db, run_id)
     try:
         (job_id,) = supervisor.add_jobs(run_id, [report_job_spec(report_id, partial=partial, report_type=rtype,
-                                                                 after=tuple(after))])
+                                                                 after=tuple(after), language=language)])
     except Exception as exc:
         _update_row(db, report_id, status=R_ERROR, error=redact(f"could not queue the report: {exc}")[:2000])
         raise
@@ -210,7 +219,8 @@ def request_report(supervisor, db, run_id: str, *, partial: bool = False, report
         trace = s.scalar(select(Job.trace_id).where(Job.id == job_id)) or ""
     _update_row(db, report_id, trace_id=trace)
     supervisor.events.emit("report.queued", run_id=run_id, job_id=job_id, source=KIND, trace_id=trace,
-                           payload={"report_id": report_id, "partial": bool(partial), "report_type": rtype or AUTO})
+                           payload={"report_id": report_id, "partial": bool(partial), "report_type": rtype or AUTO,
+                                    "language": language})
     if engines or others:
         supervisor.events.emit("report.waiting", run_id=run_id, job_id=job_id, source=KIND, trace_id=trace,
                                payload={"report_id": report_id, "engines": engines, "other_jobs": others})
@@ -276,6 +286,16 @@ class _Writer:
             self.ctx.save_checkpoint(None, report_id=self.report_id, **updates)
 
     # -- steps ------------------------------------------------------------------------------
+    def language(self, topic: str) -> str:
+        """zh or en: kept in the checkpoint, so a resumed report goes on in the language it began in."""
+        cp = self.ctx.checkpoint
+        if cp.get("language") in ("zh", "en"):
+            return cp["language"]
+        lang = report_language(topic, self.settings.get("SHOAL_REPORT_LANGUAGE", AUTO_LANGUAGE),
+                               self.ctx.params.get("language"))
+        self.save(language=lang)
+        return lang
+
     def wait_for_engines(self, others: bool = True) -> None:
         """The job is claimed once the jobs it depends on have ended (request_report): normally the
         engines have. Only a job added to the run after the report was requested and missed by
@@ -398,8 +418,9 @@ class _Writer:
             # the host's last speeches are written; the sections wait for those (_write).
             self.wait_for_engines(others=False)
         inputs = report_inputs(self.db, ctx.run_id, include_unfinished=self.partial)
+        inputs = replace(inputs, language=self.language(inputs.topic))
         if not self.partial and not inputs_ready(inputs):
-            problems = [m for m in missing_inputs(inputs) if not m.startswith(("forum", "论坛"))]
+            problems = [m.render(inputs.lang) for m in missing_msgs(inputs) if not is_forum_gap(m)]
             states = _engine_states(self.db, ctx.run_id)[0]
             if "cancelled" in states.values() and "failed" not in states.values():
                 # Someone stopped an engine: the automatic report steps aside (cancelled, not failed),
@@ -506,13 +527,16 @@ class _Writer:
                   title: str, sections: list[ReportSection], banner: dict, notices: list[str],
                   chart_list: list[charts.Chart], paths: dict[str, Path]) -> ReportDocument:
         ctx, zh = self.ctx, m.zh
+        now = utcnow().replace(microsecond=0)
+        zone = display_zone(str(self.settings.get("SHOAL_TIMEZONE", "UTC") or "UTC"))
         return ReportDocument(
             report={"id": self.report_id, "run_id": ctx.run_id, "job_id": ctx.job_id, "title": title,
                        "topic": inputs.topic, "type": rtype.key, "type_name": rtype.name(zh), "type_by": type_by,
                        "type_reason": type_reason, "partial": self.partial,
                        "forced": bool(inputs.run_params.get("force_report")),
-                       "mode": "llm" if self.llm is not None else "offline", "language": "zh" if zh else "en",
-                       "generated_at": utcnow().replace(microsecond=0).isoformat() + "Z",
+                       "mode": "llm" if self.llm is not None else "offline", "language": inputs.lang,
+                       "language_by": "user" if ctx.params.get("language") else "setting_or_topic",
+                       "generated_at": now.isoformat() + "Z", "generated_label": format_date(now, inputs.lang, zone),
                        "trace_id": ctx.trace_id, "run_trace_id": inputs.run_trace_id},
             banner=banner,
             notices=notices,
