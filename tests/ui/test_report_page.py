@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 from core import report as rep
 from core.analysis import start_analysis
 from core.corpus.importers import import_records
+from core.infra.clock import as_zone, server_zone
 from core.work.jobs import COMPLETED, RUNNING
 from core.reporting.sanitise import ALLOWED_TAGS as PREVIEW_TAGS  # the one sanitiser's allow-list
 from ui.report_view import PREVIEW_CSS
@@ -187,10 +188,12 @@ def test_a_completed_run_shows_its_report_with_preview_and_downloads(monkeypatch
 
     # downloads: three buttons, the files' names and types, read only when clicked
     assert [b.label for b in at.download_button] == ["Download HTML", "Download Markdown", "Download JSON"]
-    names = {Path(p).name: mime for p, mime in ((view.html_path, "text/html"), (view.md_path, "text/markdown"),
-                                                (view.json_path, "application/json"))}
+    # named <topic>-<date>-report.<ext> (the date the report was written, in the page's zone)
+    day = as_zone(view.created_at, server_zone()).strftime("%Y-%m-%d")
+    names = {f"{TOPIC}-{day}-report.{ext}": mime for ext, mime in (("html", "text/html"), ("md", "text/markdown"),
+                                                                  ("json", "application/json"))}
     assert {n: deferred[n][1] for n in names} == names
-    assert deferred[Path(view.json_path).name][0]() == Path(view.json_path).read_bytes()
+    assert deferred[f"{TOPIC}-{day}-report.json"][0]() == Path(view.json_path).read_bytes()
 
     # history across runs
     across = next(df.value for df in at.dataframe if "run" in df.value.columns)
@@ -233,7 +236,7 @@ def test_generate_adds_a_report_that_completes():
     render(at)
     table = next(df.value for df in at.dataframe if "stage" in df.value.columns and "run" not in df.value.columns)
     assert list(table["report"]) == [view.id] and list(table["status"]) == ["completed"]
-    assert list(table["type"]) == ["crisis_response"]
+    assert list(table["type"]) == ["Crisis response"]  # the type's name in the reader's language
     assert progress_values(at) == [100] and len(at.download_button) == 3
     # a second one: a new row on top, selected
     button(at, "Generate").click()
@@ -251,7 +254,9 @@ def test_cancel_a_report_that_waits_for_running_engines():
     run_id = make_run(rt.db, engines=running_engines(), run_status="running")
     at = render()
     [warning] = [w for w in values(at.warning) if "Not every engine of this run has completed" in w]
-    assert "Query 引擎：仍在运行" in warning and "Media 引擎：仍在运行" in warning and "Insight" not in warning
+    # what is missing, in the reader's language (the report itself follows the topic's)
+    assert r"Query engine\: still running" in warning and r"Media engine\: still running" in warning
+    assert "Insight" not in warning
     partial_box = at.checkbox(key=f"report_partial_{run_id}")
     assert partial_box.value is True  # offered when inputs are missing
     partial_box.uncheck()
@@ -300,7 +305,7 @@ def test_a_partial_report_names_what_is_missing():
     assert "A partial report: its banner says what was missing when it was written." in values(at.caption)
     head = html_bodies(at)[0]
     assert 'id="partial-banner"' in head and "部分报告" in head
-    assert "Query 引擎：仍在运行（已采用已完成的 1/2 段）" in head and "Media 引擎：仍在运行" in head
+    assert "Query 引擎：仍在运行，共 2 段中完成了 1 段，已采用这 1 段" in head and "Media 引擎：仍在运行" in head
     assert "Insight 引擎" not in head.split('id="partial-banner"')[1].split("</div>")[0]
     table = next(df.value for df in at.dataframe if "stage" in df.value.columns and "run" not in df.value.columns)
     assert list(table["partial"]) == [True]
