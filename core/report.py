@@ -67,8 +67,9 @@ from core.reporting.errors import ReportError, ReportSkipped
 from core.reporting.files import RUN_ID_RE as _RUN_ID_RE, output_paths, reports_dir, slugify, write_outputs
 from core.forum import transcript
 from core.reporting.inputs import (ENGINE_ORDER, FORUM_LIMIT, KIND, OPEN_JOB_STATES as _OPEN_JOB_STATES, EngineInput,
-                                   ReportInputs, expected_engines as _expected_engines, inputs_ready, is_forum_gap,
-                                   missing_inputs, missing_msgs, report_inputs)
+                                   ReportInputs, engine_states as _engine_states, expected_engines as _expected_engines,
+                                   inputs_ready, is_forum_gap, jobs_to_wait_for as _jobs_to_wait_for, missing_inputs,
+                                   missing_msgs, report_inputs)
 from core.reporting.language import AUTO_LANGUAGE, LANGUAGE_CHOICES, format_date, normalise_language, report_language
 from core.reporting.markdown import markdown_for_file, markdown_to_html
 from core.reporting.material import (Material, Unit, build_charts, build_material, findings_text, known_names,
@@ -87,7 +88,6 @@ from core.reporting.writers import (OutlineSection, assign_units, choose_type_ll
                                     outline_llm, section_prompt, template_outline, write_offline_section,
                                     write_section)
 from core.research.coverage import Coverage
-from core.research.engine import ENGINES
 from core.work.jobs import INTERRUPTED, PENDING, JobCancelled, JobContext, JobSpec, LeaseLost
 
 __all__ = [  # the report's public face; the parts live in core/reporting/
@@ -114,22 +114,6 @@ WAIT_POLL = 0.1            # seconds between looks at the engines and the host's
 OTHER_JOBS_GRACE = 240.0   # after the engines end, how long to wait at most for other jobs (the forum monitor)
 
 
-def _engine_states(db, run_id: str) -> tuple[dict[str, str], list[str], dict]:
-    """Cheap status look-up while waiting: latest status per engine kind, open other jobs, run params."""
-    with db.session() as s:
-        params = s.scalar(select(Run.params).where(Run.id == run_id)) or {}
-        rows = s.execute(select(Job.kind, Job.name, Job.status).where(Job.run_id == run_id)
-                         .order_by(Job.created_at, Job.id)).all()
-    latest: dict[str, str] = {}
-    others = []
-    for kind, name, status in rows:
-        if kind in ENGINES:
-            latest[kind] = status
-        elif kind != KIND and status in _OPEN_JOB_STATES:
-            others.append(name or kind)
-    return latest, others, dict(params)
-
-
 # =============================================================================================
 # Public API: request, cancel
 # =============================================================================================
@@ -150,25 +134,6 @@ def report_job_spec(report_id: str | None = None, *, partial: bool = False, repo
         params["language"] = normalise_language(language)
     return JobSpec(kind=KIND, name=KIND, params=params, max_attempts=2, depends_on=tuple(after),
                    after_any_outcome=True)
-
-
-def _jobs_to_wait_for(db, run_id: str) -> tuple[list[str], list[str], list[str]]:
-    """What the automatic report waits for: the latest job of each engine of the run and the run's
-    other open jobs (the forum, the coverage check). Returns (job names, open engines, open others)."""
-    with db.session() as s:
-        rows = s.execute(select(Job.kind, Job.name, Job.status).where(Job.run_id == run_id)
-                         .order_by(Job.created_at, Job.id)).all()
-    latest: dict[str, tuple[str, str]] = {}
-    names, others = [], []
-    for kind, name, status in rows:
-        if kind in ENGINES:
-            latest[kind] = (name, status)
-        elif kind != KIND and status in _OPEN_JOB_STATES + (INTERRUPTED,):
-            names.append(name)
-            others.append(name or kind)
-    names += [name for name, _ in latest.values()]
-    engines = [e for e in ENGINE_ORDER if e in latest and latest[e][1] in _OPEN_JOB_STATES + (INTERRUPTED,)]
-    return names, engines, others
 
 
 def wait_also_for(supervisor, db, run_id: str, job_id: str) -> None:

@@ -129,6 +129,43 @@ def report_inputs(db, run_id: str, *, include_unfinished: bool = False) -> Repor
     return ReportInputs(run_id, topic, trace, status, params, engines, forum, others)
 
 
+# --- what a report waits for (cheap status reads, while it waits) ---------------------------------
+
+def engine_states(db, run_id: str) -> tuple[dict[str, str], list[str], dict]:
+    """Cheap status look-up while waiting: latest status per engine kind, open other jobs, run params."""
+    with db.session() as s:
+        params = s.scalar(select(Run.params).where(Run.id == run_id)) or {}
+        rows = s.execute(select(Job.kind, Job.name, Job.status).where(Job.run_id == run_id)
+                         .order_by(Job.created_at, Job.id)).all()
+    latest: dict[str, str] = {}
+    others = []
+    for kind, name, status in rows:
+        if kind in ENGINES:
+            latest[kind] = status
+        elif kind != KIND and status in OPEN_JOB_STATES:
+            others.append(name or kind)
+    return latest, others, dict(params)
+
+
+def jobs_to_wait_for(db, run_id: str) -> tuple[list[str], list[str], list[str]]:
+    """What the automatic report waits for: the latest job of each engine of the run and the run's
+    other open jobs (the forum, the coverage check). Returns (job names, open engines, open others)."""
+    with db.session() as s:
+        rows = s.execute(select(Job.kind, Job.name, Job.status).where(Job.run_id == run_id)
+                         .order_by(Job.created_at, Job.id)).all()
+    latest: dict[str, tuple[str, str]] = {}
+    names, others = [], []
+    for kind, name, status in rows:
+        if kind in ENGINES:
+            latest[kind] = (name, status)
+        elif kind != KIND and status in OPEN_JOB_STATES + (INTERRUPTED,):
+            names.append(name)
+            others.append(name or kind)
+    names += [name for name, _ in latest.values()]
+    engines = [e for e in ENGINE_ORDER if e in latest and latest[e][1] in OPEN_JOB_STATES + (INTERRUPTED,)]
+    return names, engines, others
+
+
 def inputs_ready(inputs: ReportInputs) -> bool:
     """True when every engine of the run completed: the automatic report may be written."""
     return bool(inputs.engines) and all(e.completed for e in inputs.engines.values())
