@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import os
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -13,10 +14,13 @@ from core.i18n import Msg
 from core.infra.config import load_settings
 from core.infra.events import EventLog
 from core.forum import post_message
-from core.reporting.inputs import EngineInput, ReportInputs, missing_inputs, missing_msgs
+from core.reporting.inputs import EngineInput, ReportInputs, missing_inputs, missing_msgs, report_inputs
 from core.reporting.language import format_date, normalise_language, report_language
+from core.reporting.material import build_material
+from core.reporting.types import REPORT_TYPES
+from core.reporting.writers import section_prompt, template_outline
 from core.work.jobs import CANCELLED, COMPLETED, FAILED, RUNNING
-from tests.test_report import (doc, make_run, paragraph, result, run_report, standard_engines, supervisors,  # noqa: F401
+from tests.test_report import (doc, make_run, paragraph, result, run_report, supervisors,  # noqa: F401
                                sqlite_db, quick_polls)
 
 pytestmark = pytest.mark.timeout(120)
@@ -144,3 +148,24 @@ def test_the_partial_banner_says_plainly_what_was_used():
     assert all(isinstance(m, Msg) for m in msgs) and msgs[-1].key == "report.missing_forum_none"
     running = _inputs("EV", {"query": EngineInput("query", "j", RUNNING)})
     assert missing_inputs(running, "zh")[0] == "Query 引擎：仍在运行"
+
+
+def test_llm_prompts_ask_for_the_reports_language(sqlite_db):
+    run_id = make_run(sqlite_db)  # a Chinese topic
+    for language, want in (("en", "English"), ("zh", "Simplified Chinese")):
+        m = build_material(replace(report_inputs(sqlite_db, run_id), language=language))
+        rtype = REPORT_TYPES["crisis_response"]
+        sec = template_outline(rtype, m.zh)[0]
+        system, _, _ = section_prompt(sec, m, rtype, "t")
+        assert f"in {want}." in system and f"Write in {want} even where the material is in another" in system
+        assert sec.title == rtype.sections[0].title(language == "zh")
+
+
+def test_the_cli_takes_a_report_language():
+    from core.cli import build_parser
+
+    args = build_parser().parse_args(["report", "abc123", "--language", "en"])
+    assert args.language == "en"
+    assert build_parser().parse_args(["report", "abc123"]).language is None
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["report", "abc123", "--language", "fr"])
