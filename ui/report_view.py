@@ -41,7 +41,7 @@ import pandas as pd
 import streamlit as st
 
 from core import report as rep
-from core.i18n import LANGUAGE_NAMES
+from core.i18n import LANGUAGE_NAMES, tr
 from core.infra.clock import as_zone
 from core.infra.events import EventLog
 from core.infra.filenames import download_name
@@ -118,11 +118,12 @@ def stage_label(stage: str) -> str:
     return t(f"report.stage_{stage.replace(' ', '_')}") if stage in (*rep.STAGES, rep.STAGE_DONE) else stage
 
 
-def type_label(key: str | None) -> str:
+def type_label(key: str | None, language: str | None = None) -> str:
+    language = language or lang()
     if not key or key == AUTO:
-        return t("report.type_auto") if key == AUTO else "—"
+        return tr(language, "report.type_auto") if key == AUTO else "—"
     rtype = REPORT_TYPES.get(key)
-    return rtype.name(lang() == "zh") if rtype else key
+    return rtype.name(language == "zh") if rtype else key
 
 
 def kind_label(partial_report: bool) -> str:
@@ -419,11 +420,15 @@ def default_language(rt: Runtime, run: RunView) -> str:
 def generate_controls(rt: Runtime, run: RunView, ready: bool, unlocked: bool) -> None:
     st.subheader(t("report.generate_heading"))
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
-    rtype = c1.selectbox(t("report.type_label"), TYPE_OPTIONS, format_func=type_label, key=f"{KEY}_type")
+    # option labels are fixed now, in this reader's language: a format_func may be called outside the run
+    reader = lang()
+    rtype = c1.selectbox(t("report.type_label"), TYPE_OPTIONS, format_func=partial(type_label, language=reader),
+                         key=f"{KEY}_type")
     auto_name = LANGUAGE_NAMES[default_language(rt, run)]
+    names = {c: tr(reader, "report.language_auto", name=auto_name) if c == "auto" else LANGUAGE_NAMES[c]
+             for c in LANGUAGE_OPTIONS}
     language = c2.selectbox(t("report.language_label"), LANGUAGE_OPTIONS, key=f"{KEY}_language_{run.id}",
-                            format_func=lambda c: t("report.language_auto", name=auto_name) if c == "auto"
-                            else LANGUAGE_NAMES[c], help=t("report.language_help"))
+                            format_func=names.get, help=t("report.language_help"))
     partial_report = c3.checkbox(t("report.partial_label"), value=not ready, key=f"{KEY}_partial_{run.id}",
                                  help=t("report.partial_help"))
     c3.caption(t("report.partial_on") if partial_report else t("report.partial_off"))
@@ -475,7 +480,7 @@ def show(rt: Runtime) -> None:
         st.info(t("report.no_runs"), icon="📄")
         history(rt)
         return
-    mode = t("report.mode_offline") if run.mode == "offline" else t("report.mode_llm") if run.mode == "llm" else run.mode
+    mode = {"offline": t("report.mode_offline"), "llm": t("report.mode_llm")}.get(run.mode, run.mode)
     st.markdown(t("report.run_line", run=run.id, badge=report_badge(run.status), topic=md_escape(run.topic[:80]),
                   mode=mode, created=fmt_time(run.created_at)))
     outcome_notice(run)  # a failed report says the engines' work is intact and Generate retries it

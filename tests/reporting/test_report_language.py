@@ -141,7 +141,7 @@ def test_the_partial_banner_says_plainly_what_was_used():
     assert missing_inputs(all_done, "zh")[0] == "Media 引擎：已取消，但全部 12 段已完成，均已采用"
     some = _inputs("新能源汽车价格战", {"media": cancelled(3, 12)})
     assert missing_inputs(some)[0] == "Media 引擎：已取消，共 12 段中完成了 3 段，已采用这 3 段"
-    assert missing_inputs(some, "en")[0] == "Media engine: cancelled; 3 of 12 paragraphs finished, those 3 used"
+    assert missing_inputs(some, "en")[0] == "Media engine: cancelled; used the 3 of 12 paragraphs it had finished"
     failed = _inputs("EV", {"insight": EngineInput("insight", "j", FAILED, error="boom")})
     assert missing_inputs(failed) == ["Insight engine: failed (boom)", "forum: no messages"]
     msgs = missing_msgs(failed)

@@ -16,13 +16,14 @@ from core import report as rep
 from core.analysis import start_analysis
 from core.corpus.importers import import_records
 from core.infra.clock import as_zone, server_zone
-from core.work.jobs import COMPLETED, RUNNING
+from core.work.jobs import COMPLETED, FAILED, RUNNING
 from core.reporting.sanitise import ALLOWED_TAGS as PREVIEW_TAGS  # the one sanitiser's allow-list
 from ui.report_view import PREVIEW_CSS
 from ui.runtime import get_runtime, reload_runtime
 from tests.research.test_engine import corpus_records
 from tests.test_report import add_forum, make_run, standard_engines
 from tests.pagetest import LOCAL, values, visit_as
+from tests.support.screen import english_leaks, untranslated_keys
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -422,3 +423,78 @@ def test_generate_and_cancel_are_locked_behind_the_admin_password(monkeypatch):
     at.text_input(key="report_pw").input("open-sesame-42")
     render(at)
     assert not button(at, "Generate").disabled
+
+
+# ---------------------------------------------------------------------------------------- both languages
+
+
+def check_screen(at: AppTest, lang: str, *data: str) -> None:
+    assert untranslated_keys(at) == []
+    if lang == "zh":
+        assert english_leaks(at, allowed=tuple(d for d in data if d)) == []
+
+
+def page_in(lang: str) -> AppTest:
+    at = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
+    at.session_state["shoal_lang"] = lang
+    return render(at)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_page_in_both_languages_in_every_state(lang):
+    """None, writing, done, partial, failed: every text from the catalogue, in the reader's language;
+    the report itself keeps the language it was written in, named above its preview."""
+    rt = get_runtime()
+    words = {"zh": ("还没有任何分析", "生成", "本次运行的报告", "报告语言：中文"),
+             "en": ("No analysis has run yet", "Generate", "Reports of this run", "Written in 中文")}[lang]
+    at = page_in(lang)  # none
+    assert words[0] in at.info[0].value
+    check_screen(at, lang)
+
+    # done: a Chinese topic's report, read in either language
+    done = make_run(rt.db)
+    add_forum(rt.db, done)
+    rid = rep.request_report(rt.supervisor, rt.db, done)
+    assert rep.wait_report(rt.db, rid, 60).status == "completed"
+    at = page_in(lang)
+    assert button(at, words[1]) and words[2] in [s.value for s in at.subheader]
+    assert any(c.startswith(words[3]) for c in values(at.caption)), values(at.caption)
+    assert len(at.download_button) == 3 and len(html_bodies(at)) == 2
+    check_screen(at, lang, TOPIC, rid, done)
+
+    # writing: a full report waiting for running engines (its job's message is shown as it is given)
+    waiting = make_run(rt.db, engines=running_engines(), run_status="running")
+    wid = rep.request_report(rt.supervisor, rt.db, waiting)
+    end = time.monotonic() + 30
+    while time.monotonic() < end and rep.get_report(rt.db, wid).status != "running":
+        time.sleep(0.05)
+    at = page_in(lang)
+    assert at.selectbox(key="report_pick").value == wid and not at.download_button
+    job = rep.report_job_id(rt.db, wid)
+    from core.work.runs import get_job
+    message = get_job(rt.db, job).message if job else ""
+    check_screen(at, lang, TOPIC, wid, waiting, message if isinstance(message, str) else "")
+    rep.cancel_report(rt.supervisor, wid, timeout=5)
+
+    # partial: written from what is there; the page lists what is missing in the reader's language
+    pid = rep.request_report(rt.supervisor, rt.db, waiting, partial=True, language="en")
+    assert rep.wait_report(rt.db, pid, 60).status == "completed"
+    at = page_in(lang)
+    warning = next(w for w in values(at.warning) if "Query" in w)
+    assert ("Query 引擎：仍在运行" if lang == "zh" else r"Query engine\: still running") in warning
+    head = html_bodies(at)[0]
+    assert "Partial report" in head
+    assert "Query engine: still running; used the 1 of 2 paragraphs it had finished" in head
+    english = "Written in English, as chosen" if lang == "en" else "报告语言：English（按所选）"
+    assert any(c.startswith(english) for c in values(at.caption)), values(at.caption)
+    check_screen(at, lang, TOPIC, pid, waiting)
+
+    # failed: an engine failed, so the automatic report was not written
+    engines = standard_engines()
+    engines["media"] = (FAILED, None, [])
+    failed = make_run(rt.db, engines=engines, run_status="running")
+    fid = rep.request_report(rt.supervisor, rt.db, failed)
+    assert rep.wait_report(rt.db, fid, 60).status == "error"
+    at = page_in(lang)
+    assert at.error and ("报告未能生成" if lang == "zh" else "The report was not written") in at.error[0].value
+    check_screen(at, lang, TOPIC, fid, failed)
