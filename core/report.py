@@ -475,13 +475,15 @@ class _Writer:
         ctx.heartbeat(progress=1.0, message="report: done")
         result = {"report_id": self.report_id, "report_type": type_key, "type_by": type_by, "title": title,
                   "partial": self.partial, "mode": "llm" if self.llm is not None else "offline",
+                  "language": inputs.lang,
                   "html_path": str(paths["html"]), "md_path": str(paths["md"]), "json_path": str(paths["json"]),
                   "sections": [{"key": s.key, "title": s.title, "status": s.status, "mode": s.mode} for s in sections],
                   "failed_sections": len(failed), "n_sources": len(material.sources), "missing": missing,
                   "claims": doc.claims_count, "coverage_banner": bool(banner["coverage"]),
                   "timings": dict(self.timings)}
         self.emit("report.completed", {k: result[k] for k in ("title", "report_type", "html_path", "md_path",
-                                                               "json_path", "failed_sections", "partial", "claims")})
+                                                               "json_path", "failed_sections", "partial", "claims",
+                                                               "language")})
         try:
             prune_reports(self.db, ctx.run_id)
         except Exception as exc:  # noqa: BLE001 - history clean-up never fails a report

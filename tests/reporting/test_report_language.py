@@ -119,6 +119,9 @@ def test_the_explicit_choice_wins_over_the_topic_and_the_setting(sqlite_db, supe
     chinese = make_run(sqlite_db)
     view, d, html_text, md = run_report(sqlite_db, supervisors, chinese, settings, language="en")  # the choice
     assert d["report"]["language"] == "en" and d["report"]["language_by"] == "user"
+    from tests.test_report import events_of
+    done = next(e for e in events_of(sqlite_db, chinese) if e.type == "report.completed")
+    assert done.payload["language"] == "en"  # the job's result and its event record it too
     assert "Contents" in html_text and "## Sources" in md and "目录" not in html_text
     # quoted source text stays as it was written; the report's own words are English
     assert "比亚迪宣布全系降价" in html_text
@@ -169,3 +172,23 @@ def test_the_cli_takes_a_report_language():
     assert build_parser().parse_args(["report", "abc123"]).language is None
     with pytest.raises(SystemExit):
         build_parser().parse_args(["report", "abc123", "--language", "fr"])
+
+
+@pytest.mark.parametrize("topic, want", [
+    ("EV price war", "Media engine: cancelled after finishing all 2 paragraphs; all used"),
+    ("新能源汽车价格战", "Media 引擎：已取消，但全部 2 段已完成，均已采用")])
+def test_a_cancelled_engine_that_finished_every_paragraph_says_so_in_the_report(sqlite_db, supervisors, topic,
+                                                                                 want):
+    engines = english_engines()
+    docs = engines["media"][2]
+    checkpoint = {"structure": [{"index": i, "title": f"Part {i}", "brief": ""} for i in range(2)],
+                  "paragraphs": {str(i): {"summary": f"- Finished media paragraph {i} [1]", "sources": [1],
+                                          "done": True} for i in range(2)}}
+    engines["media"] = (CANCELLED, None, docs, checkpoint)
+    run_id = make_run(sqlite_db, topic=topic, engines=engines, run_status="cancelled")
+    add_english_forum(sqlite_db, run_id)
+    view, d, html_text, md = run_report(sqlite_db, supervisors, run_id, partial=True)
+    assert d["banner"]["missing"] == [want]
+    assert want in html.unescape(html_text) and want in md.replace("\\", "")
+    if topic.isascii():
+        assert cjk_in(visible_text(html_text)) == [] and "Partial report" in html_text
