@@ -70,7 +70,8 @@ from core.reporting.inputs import (ENGINE_ORDER, FORUM_LIMIT, KIND, OPEN_JOB_STA
                                    ReportInputs, engine_states as _engine_states, expected_engines as _expected_engines,
                                    inputs_ready, is_forum_gap, jobs_to_wait_for as _jobs_to_wait_for, missing_inputs,
                                    missing_msgs, report_inputs)
-from core.reporting.language import AUTO_LANGUAGE, LANGUAGE_CHOICES, format_date, normalise_language, report_language
+from core.reporting.language import (AUTO_LANGUAGE, LANGUAGE_CHOICES, format_date, normalise_language,
+                                     quoted_language_notice, report_language)
 from core.reporting.markdown import markdown_for_file, markdown_to_html
 from core.reporting.material import (Material, Unit, build_charts, build_material, findings_text, known_names,
                                      renumber, verify_claims, with_forum)
@@ -444,7 +445,7 @@ class _Writer:
         thin = coverage is not None and not coverage.sufficient
         banner = {"partial": self.partial, "missing": missing if self.partial else [],
                   "coverage": coverage.banner(zh) if thin else None}
-        notices = [] if self.partial else missing
+        notices = ([] if self.partial else missing) + quoted_language_notice(material, sections)
         failed = [s for s in sections if s.status == "failed"]
         if failed:
             notices = notices + [(f"{len(failed)} 个章节未能由模型写成，已在文中标出。" if zh else

@@ -8,12 +8,14 @@ quoted as they were written.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone, tzinfo
 
-from core.i18n import LANGUAGES, text_language
+from core.i18n import LANGUAGES, tr, text_language
 from core.infra.clock import as_zone, zone_name
 
 AUTO_LANGUAGE = "auto"
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 LANGUAGE_CHOICES = (AUTO_LANGUAGE, *LANGUAGES)
 
 
@@ -56,3 +58,13 @@ def format_date(ts: datetime | str | None, lang: str, zone: tzinfo | None = None
     if lang == "zh":
         return f"{at.year}年{at.month}月{at.day}日 {at:%H:%M}（{name}）"
     return f"{at.day} {at:%b %Y, %H:%M} ({name})"
+
+
+def quoted_language_notice(material, sections) -> list[str]:
+    """An English report whose sections quote the engines' Chinese findings says so once, at the top:
+    the engines wrote them, the report quotes them as they are (its own words are English)."""
+    if material.zh:
+        return []
+    written = "\n".join(s.markdown for s in sections)
+    quoted = any(_CJK.search(u.plain) and u.plain[:20] in written for u in material.units if u.plain)
+    return [tr("en", "report.doc_quotes_chinese")] if quoted else []

@@ -94,6 +94,7 @@ def test_an_english_topic_gives_an_english_report_throughout(sqlite_db, supervis
     view, d, html_text, md = run_report(sqlite_db, supervisors, run_id)
     assert d["report"]["language"] == "en" and view.title.endswith("EV price war")
     assert cjk_in(visible_text(html_text)) == [], visible_text(html_text)
+    assert d["notices"] == []  # nothing quoted in Chinese, so no note about it
     assert cjk_in(md) == []
     for chart in d["charts"]:
         assert cjk_in(chart["title"] + chart["svg"] + chart["note"]) == []
@@ -123,8 +124,9 @@ def test_the_explicit_choice_wins_over_the_topic_and_the_setting(sqlite_db, supe
     done = next(e for e in events_of(sqlite_db, chinese) if e.type == "report.completed")
     assert done.payload["language"] == "en"  # the job's result and its event record it too
     assert "Contents" in html_text and "## Sources" in md and "目录" not in html_text
-    # quoted source text stays as it was written; the report's own words are English
+    # quoted source text stays as it was written, and the report says so; its own words are English
     assert "比亚迪宣布全系降价" in html_text
+    assert d["notices"][-1] == "Some engine findings below are quoted in Chinese, as the engines wrote them."
     with pytest.raises(rep.ReportError, match="unknown report language"):
         rep.request_report(supervisors(sqlite_db, start=False), sqlite_db, chinese, language="fr")
 
