@@ -465,11 +465,10 @@ def test_the_page_in_both_languages_in_every_state(lang):
     # writing: a full report waiting for running engines (its job's message is shown as it is given)
     waiting = make_run(rt.db, engines=running_engines(), run_status="running")
     wid = rep.request_report(rt.supervisor, rt.db, waiting)
-    end = time.monotonic() + 30
-    while time.monotonic() < end and rep.get_report(rt.db, wid).status != "running":
-        time.sleep(0.05)
     at = page_in(lang)
     assert at.selectbox(key="report_pick").value == wid and not at.download_button
+    assert ("等待引擎" if lang == "zh" else "waiting") in at.progress[0].proto.text
+    assert ("报告完成后" if lang == "zh" else "The preview and downloads appear") in " ".join(values(at.caption))
     job = rep.report_job_id(rt.db, wid)
     from core.work.runs import get_job
     message = get_job(rt.db, job).message if job else ""
@@ -498,3 +497,18 @@ def test_the_page_in_both_languages_in_every_state(lang):
     at = page_in(lang)
     assert at.error and ("报告未能生成" if lang == "zh" else "The report was not written") in at.error[0].value
     check_screen(at, lang, TOPIC, fid, failed)
+
+
+def test_the_live_panel_shows_what_the_report_job_says_while_it_writes():
+    rt = get_runtime()
+    run_id = make_run(rt.db, engines=running_engines(), run_status="running")
+    rid = rep.request_report(rt.supervisor, rt.db, run_id)  # waits for the running engines
+    from sqlalchemy import update
+    from core.infra.models import Job
+    with rt.db.session() as s:
+        s.execute(update(Job).where(Job.id == rep.report_job_id(rt.db, rid))
+                  .values(message="report: waiting for query"))
+    at = AppTest.from_function(live_script, default_timeout=TIMEOUT, kwargs={"run_id": run_id, "report_id": rid})
+    render(at)
+    assert "Now: report\\: waiting for query" in values(at.caption), values(at.caption)
+    assert button(at, "Cancel")
