@@ -169,7 +169,8 @@ def render_markdown(doc: ReportDocument) -> str:
             lines += [f"> ⚠ {safe(sec.note)}", ""]
         md = claimcheck.mark_markdown(claimcheck.strip_marks(sec.markdown), claims.get(sec.key) or [])
         lines += [markdown_for_file(md), ""]
-        lines += [f"*{L['from']}: {', '.join(sec.engines) or '—'} · {L['run']} {sec.run_id} · "
+        engines = ", ".join(L["forum"] if e == "forum" else ENGINE_LABELS.get(e, e) for e in sec.engines)
+        lines += [f"*{L['from']}: {engines or '—'} · {L['run']} {sec.run_id} · "
                   f"{L['trace']} {sec.trace_id}*", ""]
     unsupported = [c for c in doc.claims if not c["supported"]]
     if unsupported:

@@ -100,7 +100,7 @@ def test_an_english_topic_gives_an_english_report_throughout(sqlite_db, supervis
         assert cjk_in(chart["title"] + chart["svg"] + chart["note"]) == []
     assert cjk_in(" ".join(s["title"] + s["markdown"] + s["note"] for s in d["sections"])) == []
     assert "Generated: " in html_text and "Language: English" in html_text
-    assert "## Sources" in md
+    assert "## Sources" in md and "*From: Query, Media, Insight · run" in md and "*From: forum · run" in md
 
 
 def test_a_chinese_topic_gives_a_chinese_report(sqlite_db, supervisors):
