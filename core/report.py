@@ -71,7 +71,7 @@ from core.reporting.inputs import (ENGINE_ORDER, FORUM_LIMIT, KIND, OPEN_JOB_STA
                                    inputs_ready, is_forum_gap, jobs_to_wait_for as _jobs_to_wait_for, missing_inputs,
                                    missing_msgs, report_inputs)
 from core.reporting.language import (AUTO_LANGUAGE, LANGUAGE_CHOICES, format_date, normalise_language,
-                                     quoted_language_notice, report_language)
+                                     language_source, quoted_language_notice, report_language)
 from core.reporting.markdown import markdown_for_file, markdown_to_html
 from core.reporting.material import (Material, Unit, build_charts, build_material, findings_text, known_names,
                                      renumber, verify_claims, with_forum)
@@ -503,7 +503,8 @@ class _Writer:
                        "type_reason": type_reason, "partial": self.partial,
                        "forced": bool(inputs.run_params.get("force_report")),
                        "mode": "llm" if self.llm is not None else "offline", "language": inputs.lang,
-                       "language_by": "user" if ctx.params.get("language") else "setting_or_topic",
+                       "language_by": language_source(self.settings.get("SHOAL_REPORT_LANGUAGE"),
+                                                      ctx.params.get("language")),
                        "generated_at": now.isoformat() + "Z", "generated_label": format_date(now, inputs.lang, zone),
                        "trace_id": ctx.trace_id, "run_trace_id": inputs.run_trace_id},
             banner=banner,

@@ -315,7 +315,8 @@ def load_document(view: rep.ReportView) -> ReportDocument | None:
 def language_caption(doc: ReportDocument) -> str:
     """The language the report was written in, and whether the reader chose it."""
     code = str(doc.report.get("language") or ("zh" if doc.zh else "en"))
-    how = t("report.written_by_choice") if doc.report.get("language_by") == "user" else t("report.written_by_default")
+    by = doc.report.get("language_by")
+    how = t(f"report.written_by_{by}") if by in ("user", "setting", "topic") else ""
     return t("report.written_in", language=LANGUAGE_NAMES.get(code, code), how=how)
 
 

@@ -41,6 +41,17 @@ def report_language(topic: str, setting: str | None = None, explicit: str | None
     return text_language(topic or "")
 
 
+def language_source(setting: str | None = None, explicit: str | None = None) -> str:
+    """What decided a report's language: `user` (an explicit choice), `setting` or `topic`."""
+    for name, choice in (("user", explicit), ("setting", setting)):
+        try:
+            if normalise_language(choice) != AUTO_LANGUAGE:
+                return name
+        except ValueError:
+            continue
+    return "topic"
+
+
 def format_date(ts: datetime | str | None, lang: str, zone: tzinfo | None = None) -> str:
     """The report's date as its readers write it, with its zone named (SHOAL_TIMEZONE, UTC by default
     here: a report is read far from the server that wrote it): `2026年12月4日 11:05（Asia/Shanghai

@@ -93,6 +93,7 @@ def test_an_english_topic_gives_an_english_report_throughout(sqlite_db, supervis
     add_english_forum(sqlite_db, run_id)
     view, d, html_text, md = run_report(sqlite_db, supervisors, run_id)
     assert d["report"]["language"] == "en" and view.title.endswith("EV price war")
+    assert d["report"]["language_by"] == "topic"
     assert cjk_in(visible_text(html_text)) == [], visible_text(html_text)
     assert d["notices"] == []  # nothing quoted in Chinese, so no note about it
     assert cjk_in(md) == []
@@ -116,7 +117,7 @@ def test_the_explicit_choice_wins_over_the_topic_and_the_setting(sqlite_db, supe
     settings = load_settings(env={**os.environ, "SHOAL_REPORT_LANGUAGE": "zh"})
     english = make_run(sqlite_db, topic="EV price war", engines=english_engines())
     view, d, html_text, _ = run_report(sqlite_db, supervisors, english, settings)  # the setting: Chinese
-    assert d["report"]["language"] == "zh" and "目录" in html_text
+    assert d["report"]["language"] == "zh" and "目录" in html_text and d["report"]["language_by"] == "setting"
     chinese = make_run(sqlite_db)
     view, d, html_text, md = run_report(sqlite_db, supervisors, chinese, settings, language="en")  # the choice
     assert d["report"]["language"] == "en" and d["report"]["language_by"] == "user"
