@@ -189,7 +189,7 @@ def cmd_report(args) -> int:
             return EXIT_FAIL
         try:
             report_id = request_report(rt.supervisor, rt.db, args.run_id, partial=args.partial,
-                                       report_type=args.type or None)
+                                       report_type=args.type or None, language=args.language or None)
         except ReportError as exc:
             print(f"report: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -322,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run_id")
     rp.add_argument("--partial", action="store_true", help="do not wait for missing engines; say what is missing")
     rp.add_argument("--type", default="", help="report type (default: the run's choice, or chosen automatically)")
+    rp.add_argument("--language", choices=("zh", "en"), default=None,
+                    help="language of the report (default: SHOAL_REPORT_LANGUAGE, auto = the topic's language)")
     rp.add_argument("--timeout", type=float, default=900)
     rp.set_defaults(fn=cmd_report)
 

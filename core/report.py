@@ -57,6 +57,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.infra.clock import display_zone
 from core.infra.models import Job, Report, Run, utcnow
 from core.infra.redact import redact
 from core.infra.tracing import child_trace_id
@@ -66,8 +67,11 @@ from core.reporting.errors import ReportError, ReportSkipped
 from core.reporting.files import RUN_ID_RE as _RUN_ID_RE, output_paths, reports_dir, slugify, write_outputs
 from core.forum import transcript
 from core.reporting.inputs import (ENGINE_ORDER, FORUM_LIMIT, KIND, OPEN_JOB_STATES as _OPEN_JOB_STATES, EngineInput,
-                                   ReportInputs, expected_engines as _expected_engines, inputs_ready,
-                                   missing_inputs, report_inputs)
+                                   ReportInputs, engine_states as _engine_states, expected_engines as _expected_engines,
+                                   inputs_ready, is_forum_gap, jobs_to_wait_for as _jobs_to_wait_for, missing_inputs,
+                                   missing_msgs, report_inputs)
+from core.reporting.language import (AUTO_LANGUAGE, LANGUAGE_CHOICES, format_date, normalise_language,
+                                     language_source, quoted_language_notice, report_language)
 from core.reporting.markdown import markdown_for_file, markdown_to_html
 from core.reporting.material import (Material, Unit, build_charts, build_material, findings_text, known_names,
                                      renumber, verify_claims, with_forum)
@@ -85,7 +89,6 @@ from core.reporting.writers import (OutlineSection, assign_units, choose_type_ll
                                     outline_llm, section_prompt, template_outline, write_offline_section,
                                     write_section)
 from core.research.coverage import Coverage
-from core.research.engine import ENGINES
 from core.work.jobs import INTERRUPTED, PENDING, JobCancelled, JobContext, JobSpec, LeaseLost
 from core.i18n import Msg  # job messages (heartbeats) are shown later in the reader's language
 
@@ -94,7 +97,8 @@ __all__ = [  # the report's public face; the parts live in core/reporting/
     "R_ERROR", "R_CANCELLED", "REPORT_STATUSES", "REPORT_OPEN", "REPORT_TERMINAL", "REPORT_EVENT_TYPES",
     "ReportError", "ReportSkipped", "ReportView", "request_report", "cancel_report", "report_job_spec",
     "get_report", "list_reports", "latest_report", "wait_report", "report_events", "report_job_id",
-    "prune_reports", "report_inputs", "inputs_ready", "missing_inputs", "run_report_job", "wait_also_for",
+    "prune_reports", "report_inputs", "inputs_ready", "missing_inputs", "missing_msgs", "is_forum_gap",
+    "run_report_job", "wait_also_for", "LANGUAGE_CHOICES", "report_language",
     # parts re-exported for callers and tests that knew them here
     "EngineInput", "ReportInputs", "Material", "Unit", "OutlineSection", "ReportSection", "ReportDocument", "build_material",
     "build_charts", "findings_text", "known_names", "renumber", "verify_claims", "assign_units",
@@ -112,29 +116,14 @@ WAIT_POLL = 0.1            # seconds between looks at the engines and the host's
 OTHER_JOBS_GRACE = 240.0   # after the engines end, how long to wait at most for other jobs (the forum monitor)
 
 
-def _engine_states(db, run_id: str) -> tuple[dict[str, str], list[str], dict]:
-    """Cheap status look-up while waiting: latest status per engine kind, open other jobs, run params."""
-    with db.session() as s:
-        params = s.scalar(select(Run.params).where(Run.id == run_id)) or {}
-        rows = s.execute(select(Job.kind, Job.name, Job.status).where(Job.run_id == run_id)
-                         .order_by(Job.created_at, Job.id)).all()
-    latest: dict[str, str] = {}
-    others = []
-    for kind, name, status in rows:
-        if kind in ENGINES:
-            latest[kind] = status
-        elif kind != KIND and status in _OPEN_JOB_STATES:
-            others.append(name or kind)
-    return latest, others, dict(params)
-
-
 # =============================================================================================
 # Public API: request, cancel
 # =============================================================================================
 
 def report_job_spec(report_id: str | None = None, *, partial: bool = False, report_type: str | None = None,
-                    after: tuple[str, ...] = ()) -> JobSpec:
+                    after: tuple[str, ...] = (), language: str | None = None) -> JobSpec:
     """The job that writes a report. Without report_id the job creates its own Report row.
+    `language`: zh or en, the reader's explicit choice (auto or None: SHOAL_REPORT_LANGUAGE, else the topic's).
 
     `after`: names of the run's jobs to wait for. The job stays pending (holding no worker) until
     each has ended, whatever its outcome; then it is claimed and says what did not complete."""
@@ -143,27 +132,10 @@ def report_job_spec(report_id: str | None = None, *, partial: bool = False, repo
         params["report_id"] = report_id
     if report_type and normalise_type(report_type) != AUTO:
         params["report_type"] = normalise_type(report_type)
+    if language and normalise_language(language) != AUTO_LANGUAGE:
+        params["language"] = normalise_language(language)
     return JobSpec(kind=KIND, name=KIND, params=params, max_attempts=2, depends_on=tuple(after),
                    after_any_outcome=True)
-
-
-def _jobs_to_wait_for(db, run_id: str) -> tuple[list[str], list[str], list[str]]:
-    """What the automatic report waits for: the latest job of each engine of the run and the run's
-    other open jobs (the forum, the coverage check). Returns (job names, open engines, open others)."""
-    with db.session() as s:
-        rows = s.execute(select(Job.kind, Job.name, Job.status).where(Job.run_id == run_id)
-                         .order_by(Job.created_at, Job.id)).all()
-    latest: dict[str, tuple[str, str]] = {}
-    names, others = [], []
-    for kind, name, status in rows:
-        if kind in ENGINES:
-            latest[kind] = (name, status)
-        elif kind != KIND and status in _OPEN_JOB_STATES + (INTERRUPTED,):
-            names.append(name)
-            others.append(name or kind)
-    names += [name for name, _ in latest.values()]
-    engines = [e for e in ENGINE_ORDER if e in latest and latest[e][1] in _OPEN_JOB_STATES + (INTERRUPTED,)]
-    return names, engines, others
 
 
 def wait_also_for(supervisor, db, run_id: str, job_id: str) -> None:
@@ -176,16 +148,19 @@ def wait_also_for(supervisor, db, run_id: str, job_id: str) -> None:
         supervisor.ledger.add_dependencies(report_job, [job_id])
 
 
-def request_report(supervisor, db, run_id: str, *, partial: bool = False, report_type: str | None = None) -> str:
+def request_report(supervisor, db, run_id: str, *, partial: bool = False, report_type: str | None = None,
+                   language: str | None = None) -> str:
     """Add a report job to a run; returns the report id.
 
     Not partial (the automatic report): it waits until every engine job of this run has ended,
     then errors unless all completed. Partial: written at once from what the run has, with a
-    banner naming what is missing. `report_type` overrides the run's choice ('auto' = choose)."""
+    banner naming what is missing. `report_type` overrides the run's choice ('auto' = choose);
+    `language` (zh, en) the report's language (auto or None: SHOAL_REPORT_LANGUAGE, else the topic's)."""
     if not _RUN_ID_RE.match(run_id or ""):
         raise ReportError(f"invalid run id {run_id!r}")
     try:
         rtype = normalise_type(report_type) if report_type else None
+        language = normalise_language(language)
     except ValueError as exc:
         raise ReportError(str(exc)) from None
     with db.session() as s:
@@ -203,7 +178,7 @@ def request_report(supervisor, db, run_id: str, *, partial: bool = False, report
     after, engines, others = ([], [], []) if partial else _jobs_to_wait_for(db, run_id)
     try:
         (job_id,) = supervisor.add_jobs(run_id, [report_job_spec(report_id, partial=partial, report_type=rtype,
-                                                                 after=tuple(after))])
+                                                                 after=tuple(after), language=language)])
     except Exception as exc:
         _update_row(db, report_id, status=R_ERROR, error=redact(f"could not queue the report: {exc}")[:2000])
         raise
@@ -211,7 +186,8 @@ def request_report(supervisor, db, run_id: str, *, partial: bool = False, report
         trace = s.scalar(select(Job.trace_id).where(Job.id == job_id)) or ""
     _update_row(db, report_id, trace_id=trace)
     supervisor.events.emit("report.queued", run_id=run_id, job_id=job_id, source=KIND, trace_id=trace,
-                           payload={"report_id": report_id, "partial": bool(partial), "report_type": rtype or AUTO})
+                           payload={"report_id": report_id, "partial": bool(partial), "report_type": rtype or AUTO,
+                                    "language": language})
     if engines or others:
         supervisor.events.emit("report.waiting", run_id=run_id, job_id=job_id, source=KIND, trace_id=trace,
                                payload={"report_id": report_id, "engines": engines, "other_jobs": others})
@@ -277,6 +253,16 @@ class _Writer:
             self.ctx.save_checkpoint(None, report_id=self.report_id, **updates)
 
     # -- steps ------------------------------------------------------------------------------
+    def language(self, topic: str) -> str:
+        """zh or en: kept in the checkpoint, so a resumed report goes on in the language it began in."""
+        cp = self.ctx.checkpoint
+        if cp.get("language") in ("zh", "en"):
+            return cp["language"]
+        lang = report_language(topic, self.settings.get("SHOAL_REPORT_LANGUAGE", AUTO_LANGUAGE),
+                               self.ctx.params.get("language"))
+        self.save(language=lang)
+        return lang
+
     def wait_for_engines(self, others: bool = True) -> None:
         """The job is claimed once the jobs it depends on have ended (request_report): normally the
         engines have. Only a job added to the run after the report was requested and missed by
@@ -399,8 +385,9 @@ class _Writer:
             # the host's last speeches are written; the sections wait for those (_write).
             self.wait_for_engines(others=False)
         inputs = report_inputs(self.db, ctx.run_id, include_unfinished=self.partial)
+        inputs = replace(inputs, language=self.language(inputs.topic))
         if not self.partial and not inputs_ready(inputs):
-            problems = [m for m in missing_inputs(inputs) if not m.startswith(("forum", "论坛"))]
+            problems = [m.render(inputs.lang) for m in missing_msgs(inputs) if not is_forum_gap(m)]
             states = _engine_states(self.db, ctx.run_id)[0]
             if "cancelled" in states.values() and "failed" not in states.values():
                 # Someone stopped an engine: the automatic report steps aside (cancelled, not failed),
@@ -459,7 +446,7 @@ class _Writer:
         thin = coverage is not None and not coverage.sufficient
         banner = {"partial": self.partial, "missing": missing if self.partial else [],
                   "coverage": coverage.banner(zh) if thin else None}
-        notices = [] if self.partial else missing
+        notices = ([] if self.partial else missing) + quoted_language_notice(material, sections)
         failed = [s for s in sections if s.status == "failed"]
         if failed:
             notices = notices + [(f"{len(failed)} 个章节未能由模型写成，已在文中标出。" if zh else
@@ -490,13 +477,15 @@ class _Writer:
         ctx.heartbeat(progress=1.0, message=Msg(f"job.report_stage_{STAGE_DONE}"))
         result = {"report_id": self.report_id, "report_type": type_key, "type_by": type_by, "title": title,
                   "partial": self.partial, "mode": "llm" if self.llm is not None else "offline",
+                  "language": inputs.lang,
                   "html_path": str(paths["html"]), "md_path": str(paths["md"]), "json_path": str(paths["json"]),
                   "sections": [{"key": s.key, "title": s.title, "status": s.status, "mode": s.mode} for s in sections],
                   "failed_sections": len(failed), "n_sources": len(material.sources), "missing": missing,
                   "claims": doc.claims_count, "coverage_banner": bool(banner["coverage"]),
                   "timings": dict(self.timings)}
         self.emit("report.completed", {k: result[k] for k in ("title", "report_type", "html_path", "md_path",
-                                                               "json_path", "failed_sections", "partial", "claims")})
+                                                               "json_path", "failed_sections", "partial", "claims",
+                                                               "language")})
         try:
             prune_reports(self.db, ctx.run_id)
         except Exception as exc:  # noqa: BLE001 - history clean-up never fails a report
@@ -507,13 +496,17 @@ class _Writer:
                   title: str, sections: list[ReportSection], banner: dict, notices: list[str],
                   chart_list: list[charts.Chart], paths: dict[str, Path]) -> ReportDocument:
         ctx, zh = self.ctx, m.zh
+        now = utcnow().replace(microsecond=0)
+        zone = display_zone(str(self.settings.get("SHOAL_TIMEZONE", "UTC") or "UTC"))
         return ReportDocument(
             report={"id": self.report_id, "run_id": ctx.run_id, "job_id": ctx.job_id, "title": title,
                        "topic": inputs.topic, "type": rtype.key, "type_name": rtype.name(zh), "type_by": type_by,
                        "type_reason": type_reason, "partial": self.partial,
                        "forced": bool(inputs.run_params.get("force_report")),
-                       "mode": "llm" if self.llm is not None else "offline", "language": "zh" if zh else "en",
-                       "generated_at": utcnow().replace(microsecond=0).isoformat() + "Z",
+                       "mode": "llm" if self.llm is not None else "offline", "language": inputs.lang,
+                       "language_by": language_source(self.settings.get("SHOAL_REPORT_LANGUAGE"),
+                                                      ctx.params.get("language")),
+                       "generated_at": now.isoformat() + "Z", "generated_label": format_date(now, inputs.lang, zone),
                        "trace_id": ctx.trace_id, "run_trace_id": inputs.run_trace_id},
             banner=banner,
             notices=notices,

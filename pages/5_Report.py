@@ -4,13 +4,13 @@ Thin: the report engine lives in core/report.py, the page's components in ui/rep
 """
 import streamlit as st
 
+from ui.i18n import t
 from ui.report_view import show
 from ui.widgets import page_setup
 
-rt = page_setup("Report", "📄")
-st.title("📄 Report")
-st.caption("Every analysis ends with a report: its type, an outline, sections written in parallel from the three "
-           "engines and the forum, then one self-contained HTML file with Markdown and JSON beside it.")
+rt = page_setup(t("report.page_title"), "📄")
+st.title(t("report.heading"))
+st.caption(t("report.intro"))
 
 if rt.db.ok:
     show(rt)

@@ -402,7 +402,7 @@ def test_a_partial_report_opens_with_a_banner_naming_what_is_missing(db, supervi
     d = load_doc(view)
     assert d["banner"]["partial"] and d["report"]["type_by"] == "user"
     missing = " | ".join(d["banner"]["missing"])
-    assert "Media 引擎：仍在运行" in missing and "1/3" in missing
+    assert "Media 引擎：仍在运行，共 3 段中完成了 1 段，已采用这 1 段" in missing
     assert "Insight 引擎：失败" in missing and "论坛：没有任何发言" in missing
     html_text = Path(view.html_path).read_text(encoding="utf-8")
     assert 'id="partial-banner"' in html_text and "部分报告" in html_text

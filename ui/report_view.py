@@ -19,6 +19,11 @@ Above the preview, a caption gives the claims check's count (the document's `cla
 many sentences state a figure, date, name or quote, and how many of them the cited sources or the
 report's statistics support; the preview keeps the report's `<mark class="unsupported">` highlights.
 
+Every text of the page comes from the `[report]` catalogue table (ui.i18n.t), in the reader's
+language; the report itself (preview, Markdown) is in the language it was written in, which the
+page names above the preview. Downloads are named `<topic>-<date>-report.<ext>`
+(core.infra.filenames.download_name).
+
 The live panel is `render_live`, a plain function wrapped by a `run_every` fragment only while the
 selected report is still open; it reads the report's events after a cursor kept in session state,
 into a bounded buffer.
@@ -36,15 +41,19 @@ import pandas as pd
 import streamlit as st
 
 from core import report as rep
+from core.i18n import LANGUAGE_NAMES, tr
+from core.infra.clock import as_zone
 from core.infra.events import EventLog
+from core.infra.filenames import download_name
 from core.reporting.charts import image_svg
 from core.reporting.render import preview_parts
 from core.reporting.types import AUTO, REPORT_TYPES, ReportDocument
-from core.work.runs import RunView, list_runs
+from core.work.runs import RunView, get_job, list_runs
 from core.runtime import Runtime
 
 from .runtime import get_runtime
 from .access import allow_run_start, count_run_start
+from .i18n import lang, show as show_msg, status_label, t, zone
 from .widgets import BADGE_COLORS, admin_unlocked, fmt_time, outcome_notice, run_picker
 
 KEY = "report"
@@ -53,13 +62,10 @@ EVENT_BATCH = 500    # events read per refresh at most (the next refresh goes on
 HISTORY_LIMIT = 50   # reports listed across runs
 FLASH_SECONDS = 10.0  # how long the outcome of Generate or Cancel stays on the page
 TYPE_OPTIONS = [AUTO, *REPORT_TYPES]
+LANGUAGE_OPTIONS = list(rep.LANGUAGE_CHOICES)  # auto, zh, en
 REPORT_BADGES = {**BADGE_COLORS, "error": "red", "cancelled": "violet", "pending": "gray", "running": "blue",
                  "completed": "green"}
 DOWNLOADS = (("html", "HTML", "text/html"), ("md", "Markdown", "text/markdown"), ("json", "JSON", "application/json"))
-PARTIAL_HELP = ("A partial report is written at once from what the run has so far (the finished paragraphs of "
-                "unfinished engines included) and opens with a banner that names what is missing. Without it, the "
-                "report waits until every engine of this run has completed.")
-
 PREVIEW_CSS = """<style>
 .shoal-report { line-height: 1.6; }
 .shoal-report .meta span { margin-right: 1.2em; color: #6b7280; font-size: 0.9em; }
@@ -99,34 +105,59 @@ def md_escape(text: str | None) -> str:
     return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text or "").split()))
 
 
+def report_status(status: str) -> str:
+    """A Report row's status in words (its `error` is the report's own; the rest are job statuses)."""
+    return t("report.status_error") if status == rep.R_ERROR else status_label(status)
+
+
 def report_badge(status: str) -> str:
-    return f":{REPORT_BADGES.get(status, 'gray')}-badge[{status}]"
+    return f":{REPORT_BADGES.get(status, 'gray')}-badge[{report_status(status)}]"
 
 
-def type_label(key: str | None) -> str:
+def stage_label(stage: str) -> str:
+    return t(f"report.stage_{stage.replace(' ', '_')}") if stage in (*rep.STAGES, rep.STAGE_DONE) else stage
+
+
+def type_label(key: str | None, language: str | None = None) -> str:
+    language = language or lang()
     if not key or key == AUTO:
-        return "auto (chosen from the topic and findings)" if key == AUTO else "—"
-    t = REPORT_TYPES.get(key)
-    return f"{t.name_en} · {t.name_zh}" if t else key
+        return tr(language, "report.type_auto") if key == AUTO else "—"
+    rtype = REPORT_TYPES.get(key)
+    return rtype.name(language == "zh") if rtype else key
+
+
+def kind_label(partial_report: bool) -> str:
+    return t("report.kind_partial") if partial_report else t("report.kind_full")
 
 
 def report_label(v: rep.ReportView) -> str:
-    kind = "partial" if v.partial else "full"
-    return (f"{fmt_time(v.created_at)} · {v.status} · {v.report_type or 'type pending'} · {kind} · {v.id}")
+    rtype = type_label(v.report_type) if v.report_type else t("report.type_pending")
+    return f"{fmt_time(v.created_at)} · {report_status(v.status)} · {rtype} · {kind_label(v.partial)} · {v.id}"
+
+
+REPORT_COLUMNS = ("created", "status", "stage", "progress", "type", "partial", "title", "report")
 
 
 def reports_frame(views: list[rep.ReportView], topics: dict[str, str] | None = None) -> pd.DataFrame:
+    """The table's columns keep their keys (tests and exports read them); their headings are translated
+    by `columns()`. Statuses, stages and types are shown in words."""
     rows = []
     for v in views:
-        row = {"created": fmt_time(v.created_at), "status": v.status, "stage": v.stage, "progress": v.progress,
-               "type": v.report_type or "", "partial": v.partial, "title": v.title, "report": v.id}
+        row = {"created": fmt_time(v.created_at), "status": report_status(v.status), "stage": stage_label(v.stage),
+               "progress": v.progress, "type": type_label(v.report_type) if v.report_type else "",
+               "partial": v.partial, "title": v.title, "report": v.id}
         if topics is not None:
             row = {"run": v.run_id, "topic": topics.get(v.run_id, ""), **row}
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-PROGRESS_COLUMN = {"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0)}
+def columns(*names: str) -> dict:
+    """Translated headings for a table's columns (the progress column drawn as a bar)."""
+    config: dict = {n: st.column_config.Column(t(f"report.col_{n}")) for n in names}
+    if "progress" in names:
+        config["progress"] = st.column_config.ProgressColumn(t("report.col_progress"), min_value=0.0, max_value=1.0)
+    return config
 
 
 # ---------------------------------------------------------------------------------------- live panel
@@ -173,8 +204,15 @@ def event_detail(payload: dict) -> str:
 def stage_line(view: rep.ReportView) -> str:
     """The stages in order, the current one in bold."""
     if view.stage == rep.STAGE_DONE:
-        return " → ".join(rep.STAGES) + " → **done**"
-    return " → ".join(f"**{s}**" if s == view.stage else s for s in rep.STAGES)
+        return " → ".join(stage_label(s) for s in rep.STAGES) + f" → **{stage_label(rep.STAGE_DONE)}**"
+    return " → ".join(f"**{stage_label(s)}**" if s == view.stage else stage_label(s) for s in rep.STAGES)
+
+
+def job_message(db, report_id: str) -> str:
+    """What the report's job says it is doing now (a typed message in the reader's language)."""
+    job_id = rep.report_job_id(db, report_id)
+    job = get_job(db, job_id) if job_id else None
+    return show_msg(job.message) if job is not None and job.message else ""
 
 
 def render_live(key: str, run_id: str, report_id: str, *, shown_status: str | None = None,
@@ -185,41 +223,46 @@ def render_live(key: str, run_id: str, report_id: str, *, shown_status: str | No
     moved on, the whole page reruns so the preview and downloads follow."""
     rt = get_runtime()
     if not rt.db.ok:
-        st.caption("No report state: the database is unavailable.")
+        st.caption(t("report.no_db"))
         return
     view = rep.get_report(rt.db, report_id)
     if view is None:
-        st.caption("This report no longer exists (old reports are pruned).")
+        st.caption(t("report.gone"))
         return
     if shown_status is not None and view.status != shown_status:
         st.rerun()
     c1, c2 = st.columns([5, 1])
-    c1.markdown(f"{report_badge(view.status)} stage **{view.stage}** · "
-                f"{'partial' if view.partial else 'full'} report · type {view.report_type or 'not chosen yet'} · "
-                f"updated {fmt_time(view.updated_at)}")
-    if c2.button("Cancel", key=f"{key}_cancel", disabled=view.done or not can_cancel or rt.supervisor is None,
-                 help="Stop writing this report." if can_cancel else "Needs the admin password."):
+    rtype = type_label(view.report_type) if view.report_type else t("report.type_not_chosen")
+    c1.markdown(t("report.live_line", badge=report_badge(view.status), stage=stage_label(view.stage),
+                  kind=kind_label(view.partial), type=rtype, updated=fmt_time(view.updated_at)))
+    if c2.button(t("report.cancel"), key=f"{key}_cancel", disabled=view.done or not can_cancel or rt.supervisor is None,
+                 help=t("report.cancel_help") if can_cancel else t("report.cancel_locked")):
         try:
             status = rep.cancel_report(rt.supervisor, report_id)
         except rep.ReportError as exc:
-            st.error(f"Could not cancel the report: {exc}")
+            st.error(t("report.cancel_failed", error=md_escape(str(exc))))
         else:
-            flash(f"Report `{report_id}`: {status}.")
+            flash(t("report.cancelled_flash", id=report_id, status=report_status(status)))
             st.rerun()
-    st.progress(min(1.0, max(0.0, view.progress)), text=f"{view.stage} · {view.progress:.0%}")
+    st.progress(min(1.0, max(0.0, view.progress)), text=f"{stage_label(view.stage)} · {view.progress:.0%}")
     st.caption(stage_line(view))
+    if not view.done:
+        message = job_message(rt.db, report_id)
+        if message:
+            st.caption(t("report.job_message", message=md_escape(message)))
     if view.error:
-        st.error(f"**The report {'was not written' if view.status == 'error' else 'reported a problem'}:** "
-                 f"{md_escape(view.error)}")
+        st.error(t("report.not_written" if view.status == rep.R_ERROR else "report.problem",
+                   error=md_escape(view.error)))
     feed = feed_for(key, run_id, report_id)
     feed.poll(rt.events)
     if not feed.buffer:
-        st.caption("No events for this report yet.")
+        st.caption(t("report.no_events"))
         return
-    rows = [{"id": e.id, "time": e.ts.strftime("%H:%M:%S"), "event": e.type, "detail": event_detail(e.payload)}
+    rows = [{"id": e.id, "time": fmt_time(e.ts, with_date=False), "event": e.type, "detail": event_detail(e.payload)}
             for e in reversed(feed.buffer)]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=min(36 * (len(rows) + 1) + 2, 320))
-    st.caption(f"cursor {feed.cursor} · {len(feed.buffer)} event(s) shown (latest {feed.maxlen} kept)")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=min(36 * (len(rows) + 1) + 2, 320),
+                 column_config=columns("id", "time", "event", "detail"))
+    st.caption(t("report.events_caption", cursor=feed.cursor, shown=len(feed.buffer), kept=feed.maxlen))
 
 
 @st.fragment(run_every=2)
@@ -254,9 +297,8 @@ def claims_caption(counts: dict | None) -> str | None:
         return None
     total, supported = int(counts["total"]), int(counts.get("supported", 0))
     if total == supported:
-        return f"Claims check: {total} claims, all {supported} supported by their sources or the report's statistics."
-    return (f"Claims check: {total} claims, {supported} supported — {total - supported} unsupported "
-            "sentence(s) are highlighted as *unsupported* / *未核实* in the report.")
+        return "✅ " + t("report.claims_all", total=total, supported=supported)
+    return "⚠️ " + t("report.claims_some", total=total, supported=supported, unsupported=total - supported)
 
 
 def load_document(view: rep.ReportView) -> ReportDocument | None:
@@ -270,20 +312,27 @@ def load_document(view: rep.ReportView) -> ReportDocument | None:
         return None
 
 
+def language_caption(doc: ReportDocument) -> str:
+    """The language the report was written in, and whether the reader chose it."""
+    code = str(doc.report.get("language") or ("zh" if doc.zh else "en"))
+    by = doc.report.get("language_by")
+    how = t(f"report.written_by_{by}") if by in ("user", "setting", "topic") else ""
+    return t("report.written_in", language=LANGUAGE_NAMES.get(code, code), how=how)
+
+
 def render_preview(view: rep.ReportView) -> None:
-    tab_html, tab_md = st.tabs(["Preview", "Markdown"])
+    tab_html, tab_md = st.tabs([t("report.tab_preview"), t("report.tab_markdown")])
     with tab_html:
         doc = load_document(view)
         if doc is None:
-            st.warning("The JSON file of this report is missing or unreadable, so it cannot be previewed. Generate "
-                       "the report again to rewrite it.")
+            st.warning(t("report.json_unreadable"))
         else:
+            st.caption(language_caption(doc))
             caption = claims_caption(doc.claims_count)
             if caption:
-                st.caption(("⚠️ " if "unsupported sentence" in caption else "✅ ") + caption)
+                st.caption(caption)
             parts = preview_parts(doc)
-            st.caption("A sanitised preview: links and citations work, scripts never run. Download the HTML file "
-                       "for the self-contained report.")
+            st.caption(t("report.sanitised"))
             if parts.head.strip():
                 st.html(wrap(parts.head))
             if parts.charts:
@@ -291,13 +340,13 @@ def render_preview(view: rep.ReportView) -> None:
                 for i, (caption, svg) in enumerate(parts.charts):
                     with cols[i % 2]:
                         st.image(image_svg(svg), caption=md_escape(caption) or None, width="stretch",
-                                 alt=caption or "chart")
+                                 alt=caption or t("report.chart"))
             if parts.body.strip():
                 st.html(wrap(parts.body))
     with tab_md:
         md = read_text(view.md_path)
         if md is None:
-            st.warning("The Markdown file of this report is missing.")
+            st.warning(t("report.md_missing"))
         else:
             st.markdown(md.replace("$", "\\$"))
 
@@ -306,19 +355,24 @@ def read_bytes(path: str) -> bytes:
     return Path(path).read_bytes()
 
 
-def render_downloads(view: rep.ReportView) -> None:
+def file_name(view: rep.ReportView, topic: str, ext: str) -> str:
+    """`<topic>-<date>-report.<ext>`: the date the report was written, in the page's time zone."""
+    return download_name(topic, as_zone(view.created_at, zone()) if view.created_at else None, "report", ext)
+
+
+def render_downloads(view: rep.ReportView, topic: str) -> None:
     """Built from the files only when a download is clicked (deferred data)."""
     missing = missing_files(view)
     if missing:
-        st.warning(f"The report's {', '.join(missing)} file(s) are missing on the server (moved or deleted): "
-                   "generate the report again to write them.")
+        st.warning(t("report.files_missing", files=", ".join(missing)))
     cols = st.columns(len(DOWNLOADS) + 2)
     for col, (kind, label, mime) in zip(cols, DOWNLOADS):
         path = getattr(view, f"{kind}_path")
         if label in missing:
             continue
-        col.download_button(f"Download {label}", data=partial(read_bytes, path), file_name=Path(path).name,
-                            mime=mime, key=f"{KEY}_dl_{kind}", on_click="ignore")
+        col.download_button(t("report.download", label=label), data=partial(read_bytes, path),
+                            file_name=file_name(view, topic, kind), mime=mime, key=f"{KEY}_dl_{kind}",
+                            on_click="ignore")
 
 
 # ---------------------------------------------------------------------------------------- page
@@ -345,45 +399,58 @@ def missing_notice(rt: Runtime, run: RunView) -> bool:
     try:
         inputs = rep.report_inputs(rt.db, run.id)
     except rep.ReportError as exc:
-        st.error(str(exc))
+        st.error(md_escape(str(exc)))
         return False
-    missing = rep.missing_inputs(inputs)
-    engines_missing = [m for m in missing if not m.startswith(("forum", "论坛"))]
-    forum_missing = [m for m in missing if m.startswith(("forum", "论坛"))]
+    missing = rep.missing_msgs(inputs)
+    engines_missing = [md_escape(show_msg(m)) for m in missing if not rep.is_forum_gap(m)]
+    forum_missing = [md_escape(show_msg(m)) for m in missing if rep.is_forum_gap(m)]
     ready = rep.inputs_ready(inputs)
     if not ready:
-        st.warning("**Not every engine of this run has completed**, so the automatic report waits for them (or "
-                   "fails if one did not complete):\n\n" + "\n".join(f"- {md_escape(m)}" for m in engines_missing)
-                   + "\n\nTick **Partial report** below to write one now from what is there: it opens with a "
-                   "banner naming what is missing.", icon="⏳")
+        st.warning(t("report.not_ready") + "\n\n" + "\n".join(f"- {m}" for m in engines_missing)
+                   + "\n\n" + t("report.not_ready_hint"), icon="⏳")
     elif engines_missing or forum_missing:
-        st.caption("Inputs: " + "; ".join(md_escape(m) for m in engines_missing + forum_missing) + ".")
+        st.caption(t("report.inputs_line", items="; ".join(engines_missing + forum_missing)))
     return ready
 
 
+def default_language(rt: Runtime, run: RunView) -> str:
+    """The language a report of this run gets without a choice: the setting's, else the topic's."""
+    return rep.report_language(run.topic, str(rt.settings.get("SHOAL_REPORT_LANGUAGE", "auto")))
+
+
 def generate_controls(rt: Runtime, run: RunView, ready: bool, unlocked: bool) -> None:
-    st.subheader("Generate")
-    c1, c2, c3 = st.columns([2, 2, 1])
-    rtype = c1.selectbox("Report type", TYPE_OPTIONS, format_func=type_label, key=f"{KEY}_type")
-    partial_report = c2.checkbox("Partial report", value=not ready, key=f"{KEY}_partial_{run.id}",
-                                 help=PARTIAL_HELP)
-    c2.caption("Written now from what is there; its banner says what is missing." if partial_report else
-               "Waits until every engine of this run has completed.")
+    st.subheader(t("report.generate_heading"))
+    c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
+    # option labels are fixed now, in this reader's language: a format_func may be called outside the run
+    reader = lang()
+    rtype = c1.selectbox(t("report.type_label"), TYPE_OPTIONS, format_func=partial(type_label, language=reader),
+                         key=f"{KEY}_type")
+    auto_name = LANGUAGE_NAMES[default_language(rt, run)]
+    names = {c: tr(reader, "report.language_auto", name=auto_name) if c == "auto" else LANGUAGE_NAMES[c]
+             for c in LANGUAGE_OPTIONS}
+    language = c2.selectbox(t("report.language_label"), LANGUAGE_OPTIONS, key=f"{KEY}_language_{run.id}",
+                            format_func=names.get, help=t("report.language_help"))
+    partial_report = c3.checkbox(t("report.partial_label"), value=not ready, key=f"{KEY}_partial_{run.id}",
+                                 help=t("report.partial_help"))
+    c3.caption(t("report.partial_on") if partial_report else t("report.partial_off"))
     disabled = rt.supervisor is None or not unlocked
-    if c3.button("Generate", type="primary", key=f"{KEY}_generate", disabled=disabled) and allow_run_start(rt):
+    if c4.button(t("report.generate"), type="primary", key=f"{KEY}_generate", disabled=disabled) \
+            and allow_run_start(rt):
         try:
-            rid = rep.request_report(rt.supervisor, rt.db, run.id, partial=partial_report, report_type=rtype)
+            rid = rep.request_report(rt.supervisor, rt.db, run.id, partial=partial_report, report_type=rtype,
+                                     language=language)
         except rep.ReportError as exc:
-            st.error(f"Could not generate a report: {md_escape(str(exc))}")
+            st.error(t("report.generate_failed", error=md_escape(str(exc))))
         else:
             count_run_start()
             st.session_state[f"{KEY}_pick"] = rid  # the report list opens the new one
-            flash(f"Report `{rid}` queued ({'partial' if partial_report else 'full'}, {type_label(rtype)}).")
+            name = auto_name if language == "auto" else LANGUAGE_NAMES[language]
+            flash(t("report.queued", id=rid, kind=kind_label(partial_report), type=type_label(rtype), language=name))
             st.rerun()
     if rt.supervisor is None:
-        st.caption("The job supervisor is not running, so no report can be written.")
+        st.caption(t("report.no_supervisor"))
     elif not unlocked:
-        st.caption("Generating and cancelling reports needs the admin password.")
+        st.caption(t("report.locked"))
 
 
 def pick_report(views: list[rep.ReportView]) -> rep.ReportView:
@@ -391,58 +458,59 @@ def pick_report(views: list[rep.ReportView]) -> rep.ReportView:
     if st.session_state.get(f"{KEY}_pick") not in ids:
         st.session_state.pop(f"{KEY}_pick", None)
     labels = {v.id: report_label(v) for v in views}
-    chosen = st.selectbox("Report", options=ids, format_func=labels.get, key=f"{KEY}_pick")
+    chosen = st.selectbox(t("report.pick"), options=ids, format_func=labels.get, key=f"{KEY}_pick")
     return next(v for v in views if v.id == chosen)
 
 
 def history(rt: Runtime) -> None:
-    with st.expander("Reports of every run"):
+    with st.expander(t("report.history")):
         views = rep.list_reports(rt.db, None, limit=HISTORY_LIMIT)
         if not views:
-            st.caption("No reports yet.")
+            st.caption(t("report.no_history"))
             return
         topics = {r.id: r.topic for r in list_runs(rt.db, limit=200)}
-        st.dataframe(reports_frame(views, topics), hide_index=True, width="stretch", column_config=PROGRESS_COLUMN)
-        st.caption(f"The newest {HISTORY_LIMIT} reports; each run keeps its newest {rep.KEEP_REPORTS}.")
+        st.dataframe(reports_frame(views, topics), hide_index=True, width="stretch",
+                     column_config=columns("run", "topic", *REPORT_COLUMNS))
+        st.caption(t("report.history_caption", limit=HISTORY_LIMIT, keep=rep.KEEP_REPORTS))
 
 
 def show(rt: Runtime) -> None:
     show_flash()
-    run = run_picker(rt, key=f"{KEY}_run", kind="analysis")
+    run = run_picker(rt, key=f"{KEY}_run", kind="analysis", label=t("report.run"))
     if run is None:
-        st.info("**No analysis has run yet.** Every analysis ends with a report: start one on the Home page "
-                "(generate demo data on the Data page first if the corpus is empty).", icon="📄")
+        st.info(t("report.no_runs"), icon="📄")
         history(rt)
         return
-    st.markdown(f"Run `{run.id}` · {report_badge(run.status)} · {md_escape(run.topic[:80])} · mode **{run.mode}** · "
-                f"created {fmt_time(run.created_at)}")
+    mode = {"offline": t("report.mode_offline"), "llm": t("report.mode_llm")}.get(run.mode, run.mode)
+    st.markdown(t("report.run_line", run=run.id, badge=report_badge(run.status), topic=md_escape(run.topic[:80]),
+                  mode=mode, created=fmt_time(run.created_at)))
     outcome_notice(run)  # a failed report says the engines' work is intact and Generate retries it
     ready = missing_notice(rt, run)
     unlocked = admin_unlocked(rt, KEY)
     generate_controls(rt, run, ready, unlocked)
 
-    st.subheader("Reports of this run")
+    st.subheader(t("report.reports_heading"))
     views = rep.list_reports(rt.db, run.id, limit=rep.KEEP_REPORTS)
     if not views:
-        st.caption("This run has no report yet. Generate one above.")
+        st.caption(t("report.no_reports"))
         history(rt)
         return
-    st.dataframe(reports_frame(views), hide_index=True, width="stretch", column_config=PROGRESS_COLUMN)
+    st.dataframe(reports_frame(views), hide_index=True, width="stretch", column_config=columns(*REPORT_COLUMNS))
     view = pick_report(views)
 
-    st.subheader("Progress")
+    st.subheader(t("report.progress_heading"))
     if view.done:
         render_live(f"{KEY}_events", run.id, view.id, can_cancel=unlocked)
     else:
         live_report(f"{KEY}_events", run.id, view.id, view.status, unlocked)
 
     if view.status == rep.R_COMPLETED:
-        st.subheader("Downloads")
-        render_downloads(view)
-        st.subheader("Preview")
+        st.subheader(t("report.downloads_heading"))
+        render_downloads(view, run.topic)
+        st.subheader(t("report.preview_heading"))
         if view.partial:
-            st.caption("A partial report: its banner says what was missing when it was written.")
+            st.caption(t("report.partial_caption"))
         render_preview(view)
     elif view.status in rep.REPORT_OPEN:
-        st.caption("The preview and downloads appear here when the report is completed.")
+        st.caption(t("report.no_preview_yet"))
     history(rt)

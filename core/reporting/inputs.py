@@ -8,6 +8,7 @@ from typing import Iterable
 from sqlalchemy import select
 
 from core.forum import ForumMessage, transcript
+from core.i18n import Msg, text_language
 from core.infra.models import Job, Run
 from core.infra.redact import redact
 from core.reporting.errors import ReportError
@@ -16,7 +17,6 @@ from core.research.names import ENGINE_NAMES as ENGINES
 from core.research.names import ENGINE_ORDER
 from core.research.results import (EngineResult, ResultParagraph, ResultSource, checkpoint_paragraphs,
                                    stored_sources)
-from core.text.clean import has_cjk
 from core.work.jobs import CANCELLED, CANCELLING, COMPLETED, FAILED, INTERRUPTED, PENDING, RUNNING
 from core.work.states import JobState
 
@@ -64,10 +64,15 @@ class ReportInputs:
     engines: dict[str, EngineInput]
     forum: list[ForumMessage]
     other_open_jobs: list[str] = field(default_factory=list)
+    language: str = ""  # the report's language (core.reporting.language); empty: the topic's
+
+    @property
+    def lang(self) -> str:
+        return self.language or text_language(self.topic)
 
     @property
     def zh(self) -> bool:
-        return has_cjk(self.topic) or not self.topic.strip()
+        return self.lang == "zh"
 
     def engine_list(self) -> list[EngineInput]:
         return [self.engines[e] for e in self.engines]
@@ -124,32 +129,89 @@ def report_inputs(db, run_id: str, *, include_unfinished: bool = False) -> Repor
     return ReportInputs(run_id, topic, trace, status, params, engines, forum, others)
 
 
+# --- what a report waits for (cheap status reads, while it waits) ---------------------------------
+
+def engine_states(db, run_id: str) -> tuple[dict[str, str], list[str], dict]:
+    """Cheap status look-up while waiting: latest status per engine kind, open other jobs, run params."""
+    with db.session() as s:
+        params = s.scalar(select(Run.params).where(Run.id == run_id)) or {}
+        rows = s.execute(select(Job.kind, Job.name, Job.status).where(Job.run_id == run_id)
+                         .order_by(Job.created_at, Job.id)).all()
+    latest: dict[str, str] = {}
+    others = []
+    for kind, name, status in rows:
+        if kind in ENGINES:
+            latest[kind] = status
+        elif kind != KIND and status in OPEN_JOB_STATES:
+            others.append(name or kind)
+    return latest, others, dict(params)
+
+
+def jobs_to_wait_for(db, run_id: str) -> tuple[list[str], list[str], list[str]]:
+    """What the automatic report waits for: the latest job of each engine of the run and the run's
+    other open jobs (the forum, the coverage check). Returns (job names, open engines, open others)."""
+    with db.session() as s:
+        rows = s.execute(select(Job.kind, Job.name, Job.status).where(Job.run_id == run_id)
+                         .order_by(Job.created_at, Job.id)).all()
+    latest: dict[str, tuple[str, str]] = {}
+    names, others = [], []
+    for kind, name, status in rows:
+        if kind in ENGINES:
+            latest[kind] = (name, status)
+        elif kind != KIND and status in OPEN_JOB_STATES + (INTERRUPTED,):
+            names.append(name)
+            others.append(name or kind)
+    names += [name for name, _ in latest.values()]
+    engines = [e for e in ENGINE_ORDER if e in latest and latest[e][1] in OPEN_JOB_STATES + (INTERRUPTED,)]
+    return names, engines, others
+
+
 def inputs_ready(inputs: ReportInputs) -> bool:
     """True when every engine of the run completed: the automatic report may be written."""
     return bool(inputs.engines) and all(e.completed for e in inputs.engines.values())
 
 
-def missing_inputs(inputs: ReportInputs) -> list[str]:
-    """What a report of these inputs lacks, in words (the partial report's banner)."""
-    zh = inputs.zh
-    out = []
+_ENGINE_STATES = (RUNNING, PENDING, CANCELLING, FAILED, CANCELLED, INTERRUPTED)
+
+
+def _state(status: str, error: str | None) -> Msg | str:
+    state: Msg | str = Msg(f"report.engine_{status}") if status in _ENGINE_STATES else status
+    return Msg("report.state_with_error", {"state": state, "error": redact(error)[:160]}) if error else state
+
+
+def missing_msgs(inputs: ReportInputs) -> list[Msg]:
+    """What a report of these inputs lacks (the partial report's banner), as typed messages: the
+    document renders them in its language, the Report page in its reader's. Keys `report.missing_*`;
+    the forum's start with `report.missing_forum`."""
+    out: list[Msg] = []
     for e in inputs.engine_list():
-        name = f"{e.label} 引擎" if zh else f"{e.label} engine"
+        engine = e.label
         if e.status == "absent":
-            out.append(f"{name}：本次运行没有该引擎的任务" if zh else f"{name}: this run has no job for it")
+            out.append(Msg("report.missing_absent", {"engine": engine}))
         elif not e.completed:
-            state = {RUNNING: "仍在运行", PENDING: "尚未开始", CANCELLING: "正在取消", FAILED: "失败",
-                     CANCELLED: "已取消", INTERRUPTED: "已中断"}.get(e.status, e.status) if zh else e.status
-            got = ""
-            if e.from_checkpoint:
-                got = (f"（已采用已完成的 {len(e.paragraphs)}/{e.total_paragraphs or '?'} 段）" if zh else
-                       f" (using the {len(e.paragraphs)} of {e.total_paragraphs or '?'} paragraphs finished so far)")
-            err = f"：{redact(e.error)[:160]}" if zh and e.error else (f": {redact(e.error)[:160]}" if e.error else "")
-            out.append(f"{name}：{state}{err}{got}" if zh else f"{name}: {state}{err}{got}")
+            args = {"engine": engine, "state": _state(e.status, e.error), "done": len(e.paragraphs),
+                    "total": e.total_paragraphs}
+            if not e.from_checkpoint:
+                out.append(Msg("report.missing_unfinished", args))
+            elif e.total_paragraphs and len(e.paragraphs) >= e.total_paragraphs:
+                out.append(Msg("report.missing_all_used", args))
+            elif e.total_paragraphs:
+                out.append(Msg("report.missing_some_used", args))
+            else:
+                out.append(Msg("report.missing_used_of_unknown", args))
         elif not e.produced:
-            out.append(f"{name}：已完成但没有产出任何内容" if zh else f"{name}: completed but produced nothing")
+            out.append(Msg("report.missing_empty", {"engine": engine}))
     if not inputs.forum:
-        out.append("论坛：没有任何发言" if zh else "forum: no messages")
+        out.append(Msg("report.missing_forum_none"))
     elif not inputs.host_speeches():
-        out.append("论坛：没有主持人发言" if zh else "forum: no host speech")
+        out.append(Msg("report.missing_forum_no_host"))
     return out
+
+
+def is_forum_gap(msg: Msg) -> bool:
+    return msg.key.startswith("report.missing_forum")
+
+
+def missing_inputs(inputs: ReportInputs, lang: str | None = None) -> list[str]:
+    """What a report of these inputs lacks, in words, in `lang` (default: the report's language)."""
+    return [m.render(lang or inputs.lang) for m in missing_msgs(inputs)]

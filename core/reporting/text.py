@@ -284,7 +284,7 @@ def lead_lines(kind: str, m) -> list[str]:
             other = st["platforms_other"]
             if other:
                 shown.append(f"其他 {other['platforms']} 个平台共 {other['n']} 条（{other['pct']:.1f}%）" if zh else
-                             f"{other['platforms']} other platforms {other['n']} ({other['pct']:.1f}%)")
+                             f"{plural(other['platforms'], 'other platform')} {other['n']} ({other['pct']:.1f}%)")
             lines.append((f"平台分布（共 {n} 条来源）：" if zh else f"Platforms ({n} sources): ")
                          + _sep(zh).join(shown) + _end(zh))
             top = rows[0]

@@ -147,8 +147,10 @@ def section_prompt(sec: OutlineSection, m: Material, rtype: ReportType, title: s
               "state no figure, date, name or quote you cannot cite. The forum's messages and the host's "
               "questions are not findings: do not present them as facts. "
               "Answer in Markdown only: paragraphs, '-' lists, **bold**; no HTML, no tables, no images, no "
-              "headings above ###, and do not repeat the section title. About 150-350 words "
-              "(300-600 Chinese characters).")
+              "headings above ###, and do not repeat the section title. "
+              + ("About 300-600 Chinese characters. " if zh else "About 150-350 words. ")
+              + f"Write in {lang} even where the material is in another language; keep a short quote of a "
+              "source in its own language.")
     parts = [f"Topic: {m.topic}", f"Report: {title}", f"Section to write: {sec.title}", f"What to write: {sec.guidance}",
              "", "Statistics:", _stats_text(m)]
     engines: list[str] = []

@@ -21,6 +21,7 @@ from core import report as rep
 from core.infra.config import load_settings
 from core.infra.db import open_database
 from core.infra.events import EventLog
+from core.infra.filenames import download_name
 from core.supervisor import Supervisor
 from core.runtime import build_handlers
 from tests.conftest import fast_config
@@ -353,7 +354,10 @@ def test_the_main_flow_end_to_end_in_a_real_browser(browser, tmp_path):
                 expect(page.get_by_role("button", name=label)).to_be_visible()
             with page.expect_download() as download:
                 page.get_by_role("button", name="Download JSON").click()
-            assert download.value.suggested_filename == Path(report.json_path).name
+            topic = get_run(db, run_id).topic  # <topic>-<date>-report.json (core.infra.filenames.download_name)
+            assert re.fullmatch(re.escape(download_name(topic, None, "report", "json")[:-len("-report.json")])
+                                + r"-\d{4}-\d{2}-\d{2}-report\.json", download.value.suggested_filename), \
+                download.value.suggested_filename
             assert Path(download.value.path()).read_bytes() == Path(report.json_path).read_bytes()
             expect(page.get_by_text("done · 100%")).to_be_visible()
             assert not [c for c in rec["console"] if "pageerror" in c], rec["console"]

@@ -15,13 +15,15 @@ from streamlit.testing.v1 import AppTest
 from core import report as rep
 from core.analysis import start_analysis
 from core.corpus.importers import import_records
-from core.work.jobs import COMPLETED, RUNNING
+from core.infra.clock import as_zone, server_zone
+from core.work.jobs import COMPLETED, FAILED, RUNNING
 from core.reporting.sanitise import ALLOWED_TAGS as PREVIEW_TAGS  # the one sanitiser's allow-list
 from ui.report_view import PREVIEW_CSS
 from ui.runtime import get_runtime, reload_runtime
 from tests.research.test_engine import corpus_records
 from tests.test_report import add_forum, make_run, standard_engines
 from tests.pagetest import LOCAL, values, visit_as
+from tests.support.screen import english_leaks, untranslated_keys
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -187,10 +189,12 @@ def test_a_completed_run_shows_its_report_with_preview_and_downloads(monkeypatch
 
     # downloads: three buttons, the files' names and types, read only when clicked
     assert [b.label for b in at.download_button] == ["Download HTML", "Download Markdown", "Download JSON"]
-    names = {Path(p).name: mime for p, mime in ((view.html_path, "text/html"), (view.md_path, "text/markdown"),
-                                                (view.json_path, "application/json"))}
+    # named <topic>-<date>-report.<ext> (the date the report was written, in the page's zone)
+    day = as_zone(view.created_at, server_zone()).strftime("%Y-%m-%d")
+    names = {f"{TOPIC}-{day}-report.{ext}": mime for ext, mime in (("html", "text/html"), ("md", "text/markdown"),
+                                                                  ("json", "application/json"))}
     assert {n: deferred[n][1] for n in names} == names
-    assert deferred[Path(view.json_path).name][0]() == Path(view.json_path).read_bytes()
+    assert deferred[f"{TOPIC}-{day}-report.json"][0]() == Path(view.json_path).read_bytes()
 
     # history across runs
     across = next(df.value for df in at.dataframe if "run" in df.value.columns)
@@ -233,7 +237,7 @@ def test_generate_adds_a_report_that_completes():
     render(at)
     table = next(df.value for df in at.dataframe if "stage" in df.value.columns and "run" not in df.value.columns)
     assert list(table["report"]) == [view.id] and list(table["status"]) == ["completed"]
-    assert list(table["type"]) == ["crisis_response"]
+    assert list(table["type"]) == ["Crisis response"]  # the type's name in the reader's language
     assert progress_values(at) == [100] and len(at.download_button) == 3
     # a second one: a new row on top, selected
     button(at, "Generate").click()
@@ -251,7 +255,9 @@ def test_cancel_a_report_that_waits_for_running_engines():
     run_id = make_run(rt.db, engines=running_engines(), run_status="running")
     at = render()
     [warning] = [w for w in values(at.warning) if "Not every engine of this run has completed" in w]
-    assert "Query 引擎：仍在运行" in warning and "Media 引擎：仍在运行" in warning and "Insight" not in warning
+    # what is missing, in the reader's language (the report itself follows the topic's)
+    assert r"Query engine\: still running" in warning and r"Media engine\: still running" in warning
+    assert "Insight" not in warning
     partial_box = at.checkbox(key=f"report_partial_{run_id}")
     assert partial_box.value is True  # offered when inputs are missing
     partial_box.uncheck()
@@ -300,7 +306,7 @@ def test_a_partial_report_names_what_is_missing():
     assert "A partial report: its banner says what was missing when it was written." in values(at.caption)
     head = html_bodies(at)[0]
     assert 'id="partial-banner"' in head and "部分报告" in head
-    assert "Query 引擎：仍在运行（已采用已完成的 1/2 段）" in head and "Media 引擎：仍在运行" in head
+    assert "Query 引擎：仍在运行，共 2 段中完成了 1 段，已采用这 1 段" in head and "Media 引擎：仍在运行" in head
     assert "Insight 引擎" not in head.split('id="partial-banner"')[1].split("</div>")[0]
     table = next(df.value for df in at.dataframe if "stage" in df.value.columns and "run" not in df.value.columns)
     assert list(table["partial"]) == [True]
@@ -417,3 +423,92 @@ def test_generate_and_cancel_are_locked_behind_the_admin_password(monkeypatch):
     at.text_input(key="report_pw").input("open-sesame-42")
     render(at)
     assert not button(at, "Generate").disabled
+
+
+# ---------------------------------------------------------------------------------------- both languages
+
+
+def check_screen(at: AppTest, lang: str, *data: str) -> None:
+    assert untranslated_keys(at) == []
+    if lang == "zh":
+        assert english_leaks(at, allowed=tuple(d for d in data if d)) == []
+
+
+def page_in(lang: str) -> AppTest:
+    at = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT)
+    at.session_state["shoal_lang"] = lang
+    return render(at)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_page_in_both_languages_in_every_state(lang):
+    """None, writing, done, partial, failed: every text from the catalogue, in the reader's language;
+    the report itself keeps the language it was written in, named above its preview."""
+    rt = get_runtime()
+    words = {"zh": ("还没有任何分析", "生成", "本次运行的报告", "报告语言：中文"),
+             "en": ("No analysis has run yet", "Generate", "Reports of this run", "Written in 中文")}[lang]
+    at = page_in(lang)  # none
+    assert words[0] in at.info[0].value
+    check_screen(at, lang)
+
+    # done: a Chinese topic's report, read in either language
+    done = make_run(rt.db)
+    add_forum(rt.db, done)
+    rid = rep.request_report(rt.supervisor, rt.db, done)
+    assert rep.wait_report(rt.db, rid, 60).status == "completed"
+    at = page_in(lang)
+    assert button(at, words[1]) and words[2] in [s.value for s in at.subheader]
+    assert any(c.startswith(words[3]) for c in values(at.caption)), values(at.caption)
+    assert len(at.download_button) == 3 and len(html_bodies(at)) == 2
+    check_screen(at, lang, TOPIC, rid, done)
+
+    # writing: a full report waiting for running engines (its job's message is shown as it is given)
+    waiting = make_run(rt.db, engines=running_engines(), run_status="running")
+    wid = rep.request_report(rt.supervisor, rt.db, waiting)
+    at = page_in(lang)
+    assert at.selectbox(key="report_pick").value == wid and not at.download_button
+    assert ("等待引擎" if lang == "zh" else "waiting") in at.progress[0].proto.text
+    assert ("报告完成后" if lang == "zh" else "The preview and downloads appear") in " ".join(values(at.caption))
+    job = rep.report_job_id(rt.db, wid)
+    from core.work.runs import get_job
+    message = get_job(rt.db, job).message if job else ""
+    check_screen(at, lang, TOPIC, wid, waiting, message if isinstance(message, str) else "")
+    rep.cancel_report(rt.supervisor, wid, timeout=5)
+
+    # partial: written from what is there; the page lists what is missing in the reader's language
+    pid = rep.request_report(rt.supervisor, rt.db, waiting, partial=True, language="en")
+    assert rep.wait_report(rt.db, pid, 60).status == "completed"
+    at = page_in(lang)
+    warning = next(w for w in values(at.warning) if "Query" in w)
+    assert ("Query 引擎：仍在运行" if lang == "zh" else r"Query engine\: still running") in warning
+    head = html_bodies(at)[0]
+    assert "Partial report" in head
+    assert "Query engine: still running; used the 1 of 2 paragraphs it had finished" in head
+    english = "Written in English, as chosen" if lang == "en" else "报告语言：English（按所选）"
+    assert any(c.startswith(english) for c in values(at.caption)), values(at.caption)
+    check_screen(at, lang, TOPIC, pid, waiting)
+
+    # failed: an engine failed, so the automatic report was not written
+    engines = standard_engines()
+    engines["media"] = (FAILED, None, [])
+    failed = make_run(rt.db, engines=engines, run_status="running")
+    fid = rep.request_report(rt.supervisor, rt.db, failed)
+    assert rep.wait_report(rt.db, fid, 60).status == "error"
+    at = page_in(lang)
+    assert at.error and ("报告未能生成" if lang == "zh" else "The report was not written") in at.error[0].value
+    check_screen(at, lang, TOPIC, fid, failed)
+
+
+def test_the_live_panel_shows_what_the_report_job_says_while_it_writes():
+    rt = get_runtime()
+    run_id = make_run(rt.db, engines=running_engines(), run_status="running")
+    rid = rep.request_report(rt.supervisor, rt.db, run_id)  # waits for the running engines
+    from sqlalchemy import update
+    from core.infra.models import Job
+    with rt.db.session() as s:
+        s.execute(update(Job).where(Job.id == rep.report_job_id(rt.db, rid))
+                  .values(message="report: waiting for query"))
+    at = AppTest.from_function(live_script, default_timeout=TIMEOUT, kwargs={"run_id": run_id, "report_id": rid})
+    render(at)
+    assert "Now: report\\: waiting for query" in values(at.caption), values(at.caption)
+    assert button(at, "Cancel")
