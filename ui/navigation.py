@@ -15,7 +15,7 @@ from ui.i18n import t
 ROOT = Path(__file__).resolve().parents[1]
 # (script relative to the project, catalogue key, icon); the first is the default page
 PAGES: tuple[tuple[str, str, str], ...] = (
-    ("pages/0_Home.py", "nav.home", "🐟"),
+    ("pages/0_Start.py", "nav.home", "🐟"),
     ("pages/1_Query_Engine.py", "nav.query", "🔎"),
     ("pages/2_Media_Engine.py", "nav.media", "🖼️"),
     ("pages/3_Insight_Engine.py", "nav.insight", "🗄️"),
@@ -34,7 +34,8 @@ def url_path(script: str) -> str:
 
 
 def run() -> None:
-    pages = [st.Page(str(ROOT / script), title=t(key), icon=icon, url_path=url_path(script) or None,
-                     default=(i == 0))
+    # the default page (Home) is served at "/"; the others keep the paths Streamlit gave their files
+    pages = [st.Page(str(ROOT / script), title=t(key), icon=icon, default=True) if i == 0 else
+             st.Page(str(ROOT / script), title=t(key), icon=icon, url_path=url_path(script))
              for i, (script, key, icon) in enumerate(PAGES)]
     st.navigation(pages).run()

@@ -25,6 +25,7 @@ HOME = ROOT / "Home.py"
 PAGES = {p.name: p for p in sorted((ROOT / "pages").glob("*.py"))}
 TITLES = {
     "Home.py": "Shoal",
+    "0_Start.py": "Shoal",
     "1_Query_Engine.py": "Query engine",
     "2_Media_Engine.py": "Media engine",
     "3_Insight_Engine.py": "Insight engine",
