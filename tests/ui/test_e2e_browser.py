@@ -4,8 +4,9 @@
    error and no network request but the file itself;
 2. an XSS corpus placed in posts, forum messages and LLM output never runs script in the report,
    with its CSP and without it (the sanitiser alone);
-3. the main flow end to end against `streamlit run Home.py`: demo data → an offline analysis →
-   the forum → the report and its preview.
+3. the guided flow end to end against `streamlit run Home.py`: first start → demo data → an offline
+   analysis → Home's links to the report (and its download name) and the forum → the language
+   switch. Each step's screenshot is kept under tests/artifacts/guided_flow/.
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from core import report as rep
 from core.infra.config import load_settings
 from core.infra.db import open_database
 from core.infra.events import EventLog
-from core.infra.filenames import download_name
 from core.supervisor import Supervisor
 from core.runtime import build_handlers
 from tests.conftest import fast_config
@@ -260,9 +260,30 @@ def poll(what: str, predicate, timeout: float, interval: float = 0.5):
         time.sleep(interval)
 
 
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # kept by CI, ignored by git
+
+
+def snapper(name: str):
+    """snap(page, step): a full-page screenshot of each step under tests/artifacts/<name>/, for a person
+    to look at after CI (DESIGN: tested as a person sees it)."""
+    folder = ARTIFACTS / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
+    count = iter(range(1, 100))
+
+    def snap(page, step: str) -> None:
+        page.screenshot(path=str(folder / f"{next(count):02d}-{step}.png"), full_page=True)
+
+    return snap
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_the_main_flow_end_to_end_in_a_real_browser(browser, tmp_path):
+@pytest.mark.timeout(420)
+def test_the_guided_flow_end_to_end_in_a_real_browser(browser, tmp_path):
+    """A new user's first session: an empty corpus leads to the one button that fills it; start an
+    analysis; watch it end; follow Home's links to its report (download named <topic>-<date>-report)
+    and forum; switch to Chinese and keep it across pages."""
     from playwright.sync_api import expect
 
     from core.work.jobs import COMPLETED
@@ -271,6 +292,7 @@ def test_the_main_flow_end_to_end_in_a_real_browser(browser, tmp_path):
 
     data, logs = tmp_path / "data", tmp_path / "logs"
     env = {"SHOAL_DATA_DIR": str(data), "SHOAL_LOG_DIR": str(logs), "SHOAL_ENV_FILE": str(tmp_path / ".env")}
+    snap = snapper("guided_flow")
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     server = StreamlitServer("Home.py", env=env, log_path=tmp_path / "streamlit.log", startup_timeout=90).start()
@@ -279,63 +301,56 @@ def test_the_main_flow_end_to_end_in_a_real_browser(browser, tmp_path):
     try:
         with chromium_page(browser, tmp_path, {"viewport": {"width": 1400, "height": 1000}},
                            log_text=lambda: server.log_text(4000)) as (page, rec):
-            # Data: generate a small demo corpus
+            # First start: Home says the corpus is empty and offers the one button that fixes it
             t = time.monotonic()
-            page.goto(f"{server.url}/Data", wait_until="domcontentloaded")
+            page.goto(server.url, wait_until="domcontentloaded")
             wait_for_streamlit_idle(page, timeout=90)
-            expect(page.get_by_text("First start: the corpus is empty")).to_be_visible()
-            page.get_by_text("Demo data options").click()
-            posts = page.get_by_label("Posts (comments come on top)")
-            posts.fill("400")
-            posts.press("Enter")
-            wait_for_streamlit_idle(page)
+            expect(page.get_by_text("First start: the local corpus is empty.")).to_be_visible()
+            snap(page, "first-start")
             page.get_by_role("button", name="Generate demo data").click()
-            expect(page.get_by_text(re.compile(r"Demo data: [\d,]+ imported"))).to_be_visible(timeout=90 * MS)
+            expect(page.get_by_text(re.compile(r"Demo data is being generated"))).to_be_visible(timeout=30 * MS)
+            db = open_database(f"sqlite:///{data / 'shoal.db'}")
+            (demo,) = list_runs(db, limit=5, kind="data")
+            poll("the demo data job", lambda: get_run(db, demo.id).status in RunState.FINAL, 180)
+            assert get_run(db, demo.id).status == COMPLETED
+            page.get_by_role("link", name=re.compile("Data page")).click()  # its progress, now finished
+            wait_for_streamlit_idle(page, timeout=60)
+            expect(page.get_by_text("Posts in the corpus")).to_be_visible(timeout=30 * MS)
+            snap(page, "data-after-demo")
             timings["demo data"] = time.monotonic() - t
 
-            # Home: start an offline analysis of a demo topic
+            # Home: start an offline analysis of a demo topic, and watch it
             t = time.monotonic()
             page.goto(server.url, wait_until="domcontentloaded")
             wait_for_streamlit_idle(page, timeout=60)
+            expect(page.get_by_text("First start: the local corpus is empty.")).to_have_count(0)
             page.get_by_label("Topic").fill("新能源汽车价格战")
             page.get_by_label("Paragraphs").fill("2")
             page.get_by_label("Reflections").fill("0")
-            offline = page.get_by_role("checkbox", name="Offline analysis (no LLM, no web search)")
-            if not offline.is_checked():
-                page.get_by_test_id("stCheckbox").filter(has_text="Offline analysis").locator("label").click()
-            expect(offline).to_be_checked()
+            offline = page.get_by_role("checkbox", name=re.compile("Offline analysis"))
+            expect(offline).to_be_checked()  # no LLM is configured: the box says what the run will be
             page.get_by_role("button", name="Start").click()
             queued = page.get_by_text(re.compile(r"Run \w+ queued"))
             expect(queued).to_be_visible(timeout=30 * MS)
             run_id = re.search(r"Run (\w+) queued", queued.inner_text()).group(1)
-
-            # the run completes: the Home page's current-run panel says so, and so does the database
-            db = open_database(f"sqlite:///{data / 'shoal.db'}")
-            assert [r.id for r in list_runs(db, limit=5, kind="analysis")] == [run_id]  # (the demo data was a `data` run)
+            snap(page, "started")
+            assert [r.id for r in list_runs(db, limit=5, kind="analysis")] == [run_id]
             assert get_run(db, run_id).params["offline"] is True and get_run(db, run_id).params["paragraphs"] == 2
-            poll("the run to end", lambda: get_run(db, run_id).status in RunState.FINAL, 150)
+            poll("the run to end", lambda: get_run(db, run_id).status in RunState.FINAL, 200)
             assert get_run(db, run_id).status == COMPLETED
             report = rep.latest_report(db, run_id)
             assert report is not None and report.status == "completed", report
-            panel = (page.locator('[data-testid="stMarkdownContainer"]').filter(has_text=f"run {run_id}")
-                     .filter(has_text="trace"))  # the current-run panel, not the "queued" message
-            expect(panel).to_contain_text("completed", timeout=15 * MS)
+            # the page, left open, tells what happened and where to go next, without a reload
+            expect(page.get_by_text(re.compile("The analysis completed in"))).to_be_visible(timeout=30 * MS)
+            for name in ("Report", "Query engine", "Media engine", "Insight engine", "Forum"):
+                expect(page.get_by_test_id("stMain").get_by_role("link", name=name, exact=True)).to_have_attribute(
+                    "href", re.compile(rf"run={run_id}"))
+            snap(page, "ended-with-links")
             timings["analysis"] = time.monotonic() - t
 
-            # Forum: the run's messages
+            # Home's Report link: the run's report, its preview, charts and a download named for people
             t = time.monotonic()
-            page.goto(f"{server.url}/Forum", wait_until="domcontentloaded")
-            wait_for_streamlit_idle(page, timeout=60)
-            expect(page.get_by_text(f"run {run_id}", exact=False).first).to_be_visible()
-            expect(page.get_by_test_id("stChatMessage").first).to_be_visible(timeout=30 * MS)
-            # it opens at the newest host round (one round per page), with the pager to the older ones
-            expect(page.get_by_text("Round", exact=False).first).to_be_visible()
-            assert page.get_by_test_id("stChatMessage").count() >= 1
-            timings["forum"] = time.monotonic() - t
-
-            # Report: the completed report, its preview, charts and downloads
-            t = time.monotonic()
-            page.goto(f"{server.url}/Report", wait_until="domcontentloaded")
+            page.get_by_test_id("stMain").get_by_role("link", name="Report", exact=True).click()
             wait_for_streamlit_idle(page, timeout=60)
             preview = page.get_by_test_id("stHtml")
             expect(preview.first).to_contain_text(report.title, timeout=30 * MS)
@@ -355,16 +370,43 @@ def test_the_main_flow_end_to_end_in_a_real_browser(browser, tmp_path):
             with page.expect_download() as download:
                 page.get_by_role("button", name="Download JSON").click()
             topic = get_run(db, run_id).topic  # <topic>-<date>-report.json (core.infra.filenames.download_name)
-            assert re.fullmatch(re.escape(download_name(topic, None, "report", "json")[:-len("-report.json")])
-                                + r"-\d{4}-\d{2}-\d{2}-report\.json", download.value.suggested_filename), \
-                download.value.suggested_filename
+            assert re.fullmatch(re.escape(topic) + r"-\d{4}-\d{2}-\d{2}-report\.json",
+                                download.value.suggested_filename), download.value.suggested_filename
             assert Path(download.value.path()).read_bytes() == Path(report.json_path).read_bytes()
-            expect(page.get_by_text("done · 100%")).to_be_visible()
-            assert not [c for c in rec["console"] if "pageerror" in c], rec["console"]
+            snap(page, "report")
             timings["report"] = time.monotonic() - t
+
+            # back on Home, the Forum link opens this run's transcript at its newest round
+            t = time.monotonic()
+            page.goto(server.url, wait_until="domcontentloaded")
+            wait_for_streamlit_idle(page, timeout=60)
+            page.get_by_test_id("stMain").get_by_role("link", name="Forum", exact=True).click()
+            wait_for_streamlit_idle(page, timeout=60)
+            expect(page.get_by_text(f"run {run_id}", exact=False).first).to_be_visible(timeout=30 * MS)
+            expect(page.get_by_test_id("stChatMessage").first).to_be_visible(timeout=30 * MS)
+            expect(page.get_by_text("Round", exact=False).first).to_be_visible()
+            snap(page, "forum")
+            timings["forum"] = time.monotonic() - t
+
+            # the language switch: the page and the sidebar's page names turn Chinese, and stay so on
+            # the next page the reader opens from the menu
+            t = time.monotonic()
+            sidebar = page.get_by_test_id("stSidebar")
+            sidebar.get_by_text("中文", exact=True).click()
+            wait_for_streamlit_idle(page, timeout=60)
+            expect(page.get_by_test_id("stSidebarNav")).to_contain_text("论坛", timeout=30 * MS)
+            expect(page.locator("h1").first).to_contain_text("论坛")
+            snap(page, "forum-zh")
+            page.get_by_test_id("stSidebarNav").get_by_text("报告", exact=True).click()
+            wait_for_streamlit_idle(page, timeout=60)
+            expect(page.locator("h1").first).to_contain_text("报告", timeout=30 * MS)
+            expect(page.get_by_role("button", name="Download JSON")).to_have_count(0)  # its labels are Chinese too
+            snap(page, "report-zh")
+            assert not [c for c in rec["console"] if "pageerror" in c], rec["console"]
+            timings["language"] = time.monotonic() - t
     finally:
         if db is not None:
             db.dispose()
         server.stop()
     timings["total"] = time.monotonic() - t0
-    print("main flow: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    print("guided flow: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
