@@ -27,10 +27,12 @@ def test_the_runtime_imports_no_large_package_it_does_not_use():
 
 
 def test_home_pages_imports_load_no_large_package():
-    tree = ast.parse((ROOT / "Home.py").read_text(encoding="utf-8"))
-    imports = "\n".join(ast.unparse(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)))
-    # Home.py is thin: its panels (ui.home_view) import core.analysis, the runtime and the widgets
-    assert "ui.home_view" in imports and "ui.widgets" in imports
+    # Home.py (the menu) and Home's page (pages/0_Start.py) are thin: its panels (ui.home_view) import
+    # core.analysis, the runtime and the widgets
+    trees = [ast.parse((ROOT / f).read_text(encoding="utf-8")) for f in ("Home.py", "pages/0_Start.py")]
+    imports = "\n".join(ast.unparse(n) for tree in trees for n in tree.body
+                        if isinstance(n, (ast.Import, ast.ImportFrom)))
+    assert "ui.navigation" in imports and "ui.home_view" in imports and "ui.widgets" in imports
     assert "core.analysis" in (ROOT / "ui" / "home_view.py").read_text(encoding="utf-8")
     assert loaded_after(imports) == []
 

@@ -22,10 +22,11 @@ from tests.pagetest import fresh_runtime, values  # noqa: F401 - fresh_runtime i
 
 ROOT = Path(__file__).resolve().parents[2]
 HOME = ROOT / "Home.py"
-PAGES = {p.name: p for p in sorted((ROOT / "pages").glob("*.py"))}
+# pages/0_Start.py is Home's page: it runs through Home.py's menu (its links name the other pages as the
+# entry script sees them), so it is tested as Home.py
+PAGES = {p.name: p for p in sorted((ROOT / "pages").glob("*.py")) if p.name != "0_Start.py"}
 TITLES = {
     "Home.py": "Shoal",
-    "0_Start.py": "Shoal",
     "1_Query_Engine.py": "Query engine",
     "2_Media_Engine.py": "Media engine",
     "3_Insight_Engine.py": "Insight engine",
