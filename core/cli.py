@@ -185,7 +185,7 @@ def cmd_report(args) -> int:
     rt = build_runtime(console_log=False, own_runs_only=True)  # only this run's jobs, not a bystander's
     try:
         if not rt.ok:
-            print("report: " + "; ".join(rt.problems), file=sys.stderr)
+            print("report: " + "; ".join(rt.problem_texts), file=sys.stderr)
             return EXIT_FAIL
         try:
             report_id = request_report(rt.supervisor, rt.db, args.run_id, partial=args.partial,

@@ -161,7 +161,7 @@ def cmd_run(args) -> int:
     # Without --serve this process runs only its own run's jobs (a worker or the app may help with them).
     rt = build_runtime(settings=settings, console_log=False, own_runs_only=not args.serve)
     if not rt.ok:
-        print("run: " + "; ".join(rt.problems), file=sys.stderr)
+        print("run: " + "; ".join(rt.problem_texts), file=sys.stderr)
         rt.close()
         return EXIT_FAIL
     if _corpus_needed(settings, engines, args.offline) and corpus_stats(rt.db).total == 0:

@@ -23,6 +23,7 @@ from core.corpus import data_jobs
 from core.discussion import host_job, log_monitor
 from core.research import engine
 from core.work import probe
+from core.i18n import Msg
 from core.infra import retry
 from core.infra.config import Settings, load_settings
 from core.infra.db import Database, PoolOptions, open_database
@@ -67,7 +68,7 @@ class Runtime:
     db: Database
     events: EventLog
     supervisor: Supervisor | None
-    problems: list[str] = field(default_factory=list)
+    problems: list[Msg] = field(default_factory=list)  # rendered in the reader's language; `problem_texts` in English
     handlers: HandlerRegistry = field(default_factory=HandlerRegistry)
     monitor: Monitor | None = None
     telemetry: TelemetryWriter | None = None
@@ -83,9 +84,14 @@ class Runtime:
     def ok(self) -> bool:
         return self.db.ok and self.supervisor is not None
 
+    @property
+    def problem_texts(self) -> list[str]:
+        """The problems in English, for the command line and exceptions."""
+        return [p.render("en") for p in self.problems]
+
     def require_supervisor(self) -> Supervisor:
         if self.supervisor is None:
-            raise RuntimeError("background work is unavailable: " + ("; ".join(self.problems) or "not started"))
+            raise RuntimeError("background work is unavailable: " + ("; ".join(self.problem_texts) or "not started"))
         return self.supervisor
 
     def new_supervisor(self, config: SupervisorConfig | None = None) -> Supervisor:
@@ -132,14 +138,14 @@ def build_runtime(secrets: Mapping[str, Any] | None = None, *, start_supervisor:
     (`python -m core run`, `report`, `probe`); otherwise any run's (the app, `python -m core worker`)."""
     settings = settings or load_settings(secrets)
     # A broken DATABASE_URL is reported once, by the database below.
-    problems = [msg for key, msg in settings.errors.items() if key != "DATABASE_URL"]
+    problems = [msg for key, msg in settings.error_msgs.items() if key != "DATABASE_URL"]
     log_state = setup_logging(settings.log_dir, settings["SHOAL_LOG_LEVEL"], settings["SHOAL_LOG_ROTATION"],
                               settings["SHOAL_LOG_RETENTION"], settings.secret_values(), console=console_log)
     if log_state.problem:
-        problems.append(log_state.problem)
+        problems.append(Msg("widgets.problem_logs", {"detail": log_state.problem}))
     db = open_database(settings.database_url, pool_options(settings))
     if db.error:
-        problems.append(db.error)
+        problems.append(Msg("widgets.problem_database", {"detail": db.error}))
     events = EventLog(db, max_per_run=settings["SHOAL_EVENTS_PER_RUN"])
     if db.ok:
         retry.set_event_sink(events)  # every retry anywhere in the process becomes an event
@@ -150,7 +156,7 @@ def build_runtime(secrets: Mapping[str, Any] | None = None, *, start_supervisor:
             config.own_runs_only = own_runs_only
             runtime.supervisor = runtime.new_supervisor(config).start()
         except Exception as exc:  # noqa: BLE001 - degrade, do not crash the page
-            problems.append(f"supervisor could not start: {exc}")
+            problems.append(Msg("widgets.problem_supervisor", {"detail": str(exc)}))
             logger.exception("supervisor could not start")
     if start_supervisor:
         _start_console(runtime)
@@ -204,7 +210,7 @@ def serve_metrics(runtime: Runtime, port: int) -> None:
     try:
         metrics_server.serve_runtime(runtime, int(port))
     except OSError as exc:
-        runtime.problems.append(f"metrics port {port}: {exc}")
+        runtime.problems.append(Msg("widgets.problem_metrics_port", {"port": port, "detail": str(exc)}))
         logger.warning("metrics not served on port {}: {}", port, exc)
 
 
@@ -223,11 +229,11 @@ def _start_console(rt: Runtime) -> None:
     s = rt.settings
     price_file = _config_file(s, "SHOAL_PRICE_TABLE", "prices.json")
     rt.prices = load_price_table(price_file)
-    rt.problems += [f"price table: {p}" for p in rt.prices.problems]
+    rt.problems += [Msg("widgets.problem_prices", {"detail": p}) for p in rt.prices.problems]
     rt.resources = ResourceSampler(interval=s["SHOAL_SAMPLE_SECONDS"], disk_path=s.data_dir)
     rules, rule_problems = (load_rules(f) if (f := _config_file(s, "SHOAL_ALERT_RULES", "alert_rules.json"))
                             else (list(DEFAULT_RULES), []))
-    rt.problems += [f"alert rules: {p}" for p in rule_problems]
+    rt.problems += [Msg("widgets.problem_alert_rules", {"detail": p}) for p in rule_problems]
     rt.alerts = AlertEngine(rules, events=rt.events if rt.db.ok else None)
     if rt.db.ok:
         rt.telemetry = TelemetryWriter(rt.db, max_buffer=s["SHOAL_TELEMETRY_BUFFER"])

@@ -74,8 +74,8 @@ def alerts_badge(rt: Runtime) -> None:
 
 
 def problems_banner(rt: Runtime) -> None:
-    for problem in dict.fromkeys(rt.problems):
-        st.error(show(problem), icon="⚠️")
+    for text in dict.fromkeys(show(p) for p in rt.problems):  # one banner per distinct problem
+        st.error(text, icon="⚠️")
     if not rt.db.ok:
         st.caption(t("widgets.degraded_db"))
         if st.button(t("widgets.retry_connecting"), key="retry_runtime"):

@@ -58,7 +58,7 @@ def test_the_app_runtime_serves_once_per_process_and_a_rebuilt_runtime_takes_it_
     ep = metrics_server.endpoint()
     second = build_runtime(console_log=False)  # what reload_runtime does: the same port, no second bind
     try:
-        assert not [p for p in second.problems if "metrics" in p], second.problems
+        assert not [p for p in second.problem_texts if "metrics" in p], second.problem_texts
         assert metrics_server.endpoint() is ep and ep.collector.source is second
         page = scrape(url)
         assert page.get("shoal_database_up") == 1 and page.get("shoal_runs", status="completed") == 1
@@ -75,7 +75,7 @@ def test_a_changed_port_moves_the_endpoint_and_zero_turns_it_off(monkeypatch, tm
         monkeypatch.setenv("SHOAL_METRICS_PORT", str(port))
         rt = build_runtime(console_log=False)
         try:
-            assert metrics_server.endpoint().port == port and not [p for p in rt.problems if "metrics" in p]
+            assert metrics_server.endpoint().port == port and not [p for p in rt.problem_texts if "metrics" in p]
             assert scrape(f"http://127.0.0.1:{port}/metrics").get("shoal_database_up") == 1
         finally:
             rt.close(timeout=5)
@@ -107,7 +107,7 @@ def test_a_command_runtime_does_not_serve_and_a_taken_port_is_a_problem_not_a_cr
             cli.close(timeout=5)
         app = build_runtime(console_log=False)
         try:
-            assert app.ok and any("metrics port" in p for p in app.problems), app.problems
+            assert app.ok and any("metrics port" in p for p in app.problem_texts), app.problem_texts
             assert metrics_server.endpoint() is None
         finally:
             app.close(timeout=5)

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from core.infra.models import Post
 from core.work.probe import probe_jobs
 from core.work.runs import get_run, jobs_of, list_runs
-from ui.runtime import get_runtime
+from ui.runtime import get_runtime, reload_runtime
 from tests.pagetest import fresh_runtime, values  # noqa: F401 - fresh_runtime is an autouse fixture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -493,6 +493,24 @@ def test_every_page_opens_with_one_clear_message_for_a_wrong_setting(monkeypatch
         assert len(errors) == 1 and "SHOAL_MAX_WORKERS must be an integer" in errors[0], (name, errors)
         assert not [w.value for w in at.warning if "SHOAL_MAX_WORKERS" in w.value], name
     assert get_runtime().supervisor.status().max_workers == 8  # the default stands in
+
+
+def test_the_runtime_problem_banner_is_in_the_readers_language(monkeypatch, tmp_path):
+    from tests.support.screen import english_leaks
+
+    monkeypatch.setenv("SHOAL_MAX_WORKERS", "abc")
+    (tmp_path / "rules.json").write_text("{not json", encoding="utf-8")
+    monkeypatch.setenv("SHOAL_ALERT_RULES", str(tmp_path / "rules.json"))
+    reload_runtime()
+    for name in ["Home.py", "6_Monitor.py"]:
+        at = page(name)
+        at.session_state["shoal_lang"] = "zh"
+        at.run()
+        errors = values(at.error)
+        assert any("SHOAL_MAX_WORKERS" in e and "整数" in e for e in errors), (name, errors)
+        assert any(e.startswith("告警规则：") for e in errors), (name, errors)
+        assert english_leaks(at) == [], name
+    assert any("alert rules: " in p for p in get_runtime().problem_texts)  # the command line's English
 
 
 def test_home_says_when_the_data_does_not_cover_the_topic_and_offers_to_write_anyway(monkeypatch):
