@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.corpus.data_jobs import data_job, latest_data_run, progress_message
+from core.corpus.data_jobs import DataJobResult, data_job, latest_data_run, progress_message
+from core.corpus.importers import ImportReport
 from core.infra.redact import scrub_url_text
 from core.work.runs import get_run
 from core.work.states import RunState
@@ -47,12 +48,12 @@ def show_job(rt, run) -> None:
         clear_corpus_cache()  # the figures above are the new ones
         st.session_state[CLEARED_KEY] = run.id
     job = data_job(rt.db, run.id)
-    result = (job.result if job is not None else None) or {}
-    if isinstance(result, dict) and isinstance(result.get("report"), dict):
-        show_report(_what(result), result["report"])
+    result = DataJobResult.of(job)
+    if result is not None:
+        show_report(_what(result.what, result.name), result.report)
     else:
         error = scrub_url_text((job.error if job is not None else None) or run.error or "")
-        what = _what({"what": (run.params or {}).get("what"), "name": run.topic})
+        what = _what((run.params or {}).get("what"), run.topic)
         say = st.info if run.status == RunState.CANCELLED else st.error
         say(t("data.job_ended", status=badge(run.status), what=what, error=error or "—"))
     if st.button(t("data.dismiss"), key="data_dismiss_job"):
@@ -61,10 +62,10 @@ def show_job(rt, run) -> None:
         st.rerun()
 
 
-def _what(result: dict) -> str:
-    if result.get("what") == "demo":
+def _what(kind: str | None, name: str | None) -> str:
+    if kind == "demo":
         return t("data.what_demo")
-    return t("data.what_import", name=result.get("name") or "")
+    return t("data.what_import", name=name or "")
 
 
 @st.fragment(run_every=POLL_S)
@@ -74,7 +75,7 @@ def _live(run_id: str) -> None:
     if run is None or run.status not in RunState.OPEN:
         st.rerun()  # the whole page: the new figures, charts and the job's report
     job = data_job(rt.db, run_id)
-    what = _what({"what": (run.params or {}).get("what"), "name": run.topic})
+    what = _what((run.params or {}).get("what"), run.topic)
     message = show(progress_message(job)) or t("data.job_waiting")
     st.markdown(f"{badge(run.status)} **{what}**")
     st.progress(float(job.progress if job is not None else 0.0), text=message)
@@ -84,27 +85,27 @@ def _live(run_id: str) -> None:
         rt.require_supervisor().cancel_run(run_id, timeout=5)
 
 
-def show_report(what: str, r: dict) -> None:
+def show_report(what: str, r: ImportReport) -> None:
     """An import's outcome: counts, then the broken rows by file line, and notes."""
-    line = t("data.report_line", what=what, imported=r["imported"], updated=r["updated"], skipped=r["skipped"],
-             errors=r["error_count"], seconds=r["seconds"])
-    if r["error_count"] and not (r["imported"] or r["updated"] or r["skipped"]):
-        first = r["errors"][0][1] if r["errors"] else t("data.see_errors")
+    line = t("data.report_line", what=what, imported=r.imported, updated=r.updated, skipped=r.skipped,
+             errors=r.error_count, seconds=round(r.seconds, 3))
+    if r.error_count and not (r.imported or r.updated or r.skipped):
+        first = r.errors[0][1] if r.errors else t("data.see_errors")
         st.error(t("data.report_nothing", line=line, first=first))
-    elif r["error_count"]:
+    elif r.error_count:
         st.warning(t("data.report_partial", line=line))
     else:
         st.success(line)
-    if r["errors"]:
+    if r.errors:
         import pandas as pd
 
-        shown = pd.DataFrame(r["errors"], columns=["row", "error"])
+        shown = pd.DataFrame(r.errors, columns=["row", "error"])
         st.dataframe(shown, hide_index=True, width="stretch",
                      column_config={"row": st.column_config.NumberColumn(t("data.col_row")),
                                     "error": st.column_config.TextColumn(t("data.col_error"))})
-        if r["error_count"] > len(r["errors"]):
-            st.caption(t("data.errors_first", shown=len(r["errors"]), total=r["error_count"]))
-    if r["notes"]:
+        if r.error_count > len(r.errors):
+            st.caption(t("data.errors_first", shown=len(r.errors), total=r.error_count))
+    if r.notes:
         with st.expander(t("data.notes")):
-            for note in r["notes"]:
+            for note in r.notes:
                 st.markdown(f"- {note}")

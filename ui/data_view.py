@@ -8,11 +8,14 @@ ui/data_charts.py, the post browser ui/data_browser.py.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
 from core.corpus.data_jobs import DEMO_POSTS, DEMO_SEED, MAX_DEMO_POSTS, save_upload, start_demo_data, start_import
 from core.corpus.demo import DEMO_DOMAIN, DEMO_TOPICS
+from core.corpus.importers import ImportReport
 from core.corpus.mindspider import import_mindspider, url_problem
 from core.infra.redact import mask_url, scrub_url_text
 from ui.cached import cached_corpus_stats, cached_corpus_summary, clear_corpus_cache
@@ -40,15 +43,14 @@ def upload_limit_mb() -> int:
 
 def remember(what: str, report, url: str = "") -> None:
     """Keep the MindSpider import's report for the next run of the page (which shows the new totals)."""
-    data = report.as_dict()
-    data["errors"] = [[row, scrub_url_text(msg, url)] for row, msg in data["errors"]]
-    data["notes"] = [scrub_url_text(n, url) for n in data["notes"]]
-    st.session_state[REPORT_KEY] = {"what": what, "report": data}
+    scrubbed = replace(report, errors=[(row, scrub_url_text(msg, url)) for row, msg in report.errors],
+                       notes=[scrub_url_text(n, url) for n in report.notes])
+    st.session_state[REPORT_KEY] = (what, scrubbed)
     clear_corpus_cache()
 
 
-def show_last_report(entry: dict) -> None:
-    show_report(entry["what"], entry["report"])
+def show_last_report(entry: tuple[str, ImportReport]) -> None:
+    show_report(*entry)
     if st.button(t("data.dismiss"), key="data_dismiss_report"):
         st.session_state.pop(REPORT_KEY, None)
         st.rerun()

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -201,6 +202,24 @@ def data_job(db, run_id: str):
     return jobs[-1] if jobs else None
 
 
+@dataclass(frozen=True)
+class DataJobResult:
+    """What a data job came to: demo data or an import (of `name`), and its ImportReport."""
+
+    what: str  # demo | import
+    name: str
+    report: ImportReport
+
+    @classmethod
+    def of(cls, job) -> "DataJobResult | None":
+        """The typed result of a finished data job (stored as JSON by `_finish`), or None."""
+        result = job.result if job is not None else None
+        if not isinstance(result, dict) or not isinstance(result.get("report"), dict):
+            return None
+        return cls(str(result.get("what") or ""), str(result.get("name") or ""),
+                   ImportReport.from_dict(result["report"]))
+
+
 def progress_message(job) -> Msg | str:
     """What the job says now: its last Msg (from the checkpoint), else its stored message."""
     msg = Msg.from_json((job.checkpoint or {}).get("msg")) if job is not None else None
@@ -208,5 +227,5 @@ def progress_message(job) -> Msg | str:
 
 
 __all__ = ["DEMO_KIND", "IMPORT_KIND", "KINDS", "MAX_JSON_BYTES", "RUN_KIND", "data_job", "latest_data_run",
-           "progress_message", "register", "run_demo_job", "run_import_job", "save_upload", "start_demo_data",
+           "progress_message", "register", "DataJobResult", "run_demo_job", "run_import_job", "save_upload", "start_demo_data",
            "start_import", "upload_dir"]

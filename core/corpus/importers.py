@@ -68,6 +68,15 @@ class ImportReport:
                 "error_count": self.error_count, "errors": [list(e) for e in self.errors], "notes": list(self.notes),
                 "source": self.source, "seconds": round(self.seconds, 3)}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ImportReport":
+        """The report a job stored as its result (as_dict), typed again."""
+        return cls(imported=int(data.get("imported", 0)), updated=int(data.get("updated", 0)),
+                   skipped=int(data.get("skipped", 0)),
+                   errors=[(int(row), str(msg)) for row, msg in data.get("errors") or []],
+                   error_count=int(data.get("error_count", 0)), notes=[str(n) for n in data.get("notes") or []],
+                   source=str(data.get("source", "")), seconds=float(data.get("seconds", 0.0)))
+
     def summary(self) -> str:
         text = f"{self.imported} imported, {self.updated} updated, {self.skipped} skipped, {self.error_count} errors"
         return text + (f" ({self.notes[0]})" if len(self.notes) == 1 else "")

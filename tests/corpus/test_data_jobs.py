@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from core.corpus import data_jobs
-from core.corpus.data_jobs import (DEMO_KIND, IMPORT_KIND, data_job, latest_data_run, progress_message, save_upload,
+from core.corpus.data_jobs import (DEMO_KIND, IMPORT_KIND, DataJobResult, data_job, latest_data_run, progress_message, save_upload,
                                    start_demo_data, start_import)
 from core.corpus.demo import generate_demo_records
 from core.corpus.search import corpus_summary
@@ -54,9 +54,11 @@ def test_an_uploaded_file_is_imported_by_a_job_with_its_errors_by_line_and_then_
     sup = make_supervisor()
     run_id = start_import(sup, settings, path, name="posts.csv")
     assert sup.wait_run(run_id, 60) == RunState.COMPLETED
-    report = data_job(db, run_id).result["report"]
-    assert (report["imported"], report["error_count"]) == (3, 2)
-    assert [row for row, _ in report["errors"]] == [3, 5] and "unterminated quote" in report["errors"][0][1]
+    result = DataJobResult.of(data_job(db, run_id))  # the stored result, typed again for the page
+    assert (result.what, result.name) == ("import", "posts.csv")
+    report = result.report
+    assert (report.imported, report.error_count) == (3, 2)
+    assert [row for row, _ in report.errors] == [3, 5] and "unterminated quote" in report.errors[0][1]
     assert not path.exists()  # the copy is gone once read
     assert not list(data_jobs.upload_dir(settings).iterdir())
 
