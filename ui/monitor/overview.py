@@ -67,8 +67,8 @@ def render_overview(rt: Runtime, key: str) -> None:
 
 
 def check_name(name: str) -> str:
-    """A health check's name in words (`database`, `llm endpoint`)."""
-    key = "monitor.check_" + name.replace(" ", "_")
+    """A health check's name in words (`database`, `llm endpoint`): the catalogue's health.name_*."""
+    key = "health.name_" + name.replace(" ", "_")
     return t(key) if has(key) else name
 
 
@@ -76,7 +76,7 @@ def _health(rt: Runtime, key: str) -> None:
     st.subheader(t("monitor.health_checks"))
     monitor = rt.health
     checks = (monitor.latest() if monitor is not None else []) or run_checks(rt.settings, rt.db)
-    _table(pd.DataFrame([{"check": check_name(r.name), "status": status_label(r.status), "detail": show(r.detail),
+    _table(pd.DataFrame([{"check": check_name(r.name), "status": status_label(r.status), "detail": show(r.text),
                           "essential": r.essential, "ms": r.ms} for r in checks]))
     if monitor is None:
         st.caption(t("monitor.health_not_background"))
