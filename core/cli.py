@@ -154,7 +154,7 @@ def cmd_forum(args) -> int:
     if args.forum_command != "import":
         print("forum: choose import", file=sys.stderr)
         return EXIT_USAGE
-    from core.discussion.log_parse import parse_bettafish_folder, store_forum_import
+    from core.discussion.bettafish_import import parse_bettafish_folder, store_forum_import
 
     result = parse_bettafish_folder(args.folder)
     for warning in result.warnings:

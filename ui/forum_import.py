@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.discussion.log_parse import parse_bettafish_folder, store_forum_import
+from core.discussion.bettafish_import import parse_bettafish_folder, store_forum_import
 from core.forum import forum_line, transcript
 from core.infra.db import Database
 from core.infra.filenames import download_name

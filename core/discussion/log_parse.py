@@ -3,7 +3,7 @@
 A forum message is what an engine's summary node wrote (`paragraph_latest_state`, or
 `updated_paragraph_latest_state` after a reflection, which wins). The parser reads a log line by
 line, so it serves the live tail (core.discussion.log_monitor: a few new lines per tick) and the
-import (whole files) alike. Shoal's own engines never come through here: they post to the forum
+import (whole files, core.discussion.bettafish_import) alike. Shoal's own engines never come through here: they post to the forum
 directly. Line shapes it understands:
 
   BettaFish, old (the JSON may continue on the following lines, with or without a `[HH:MM:SS] ` prefix):
@@ -27,17 +27,12 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, time as dtime
-from pathlib import Path
+from dataclasses import dataclass
 
-from loguru import logger
-
-from core.forum import SOURCES, forum_line, post_message
+from core.forum import SOURCES
 from core.llm.jsonrepair import JsonRepairError, extract_json
 
-__all__ = ["ParsedSummary", "SummaryParser", "ForumImport", "parse_bettafish_folder", "store_forum_import",
-           "LOG_FILES", "SUMMARY_NODES", "MARKER"]
+__all__ = ["ParsedSummary", "SummaryParser", "LOG_FILES", "SUMMARY_NODES", "MARKER", "looks_binary"]
 
 MARKER = "清理后的输出"
 SUMMARY_NODES = ("FirstSummaryNode", "ReflectionSummaryNode")
@@ -347,43 +342,8 @@ class SummaryParser:
             return None
 
 
-# ---------------------------------------------------------------------------------------------
-# BettaFish import
-
-@dataclass
-class ForumImport:
-    folder: str
-    messages: list[ParsedSummary] = field(default_factory=list)
-    files: dict[str, int] = field(default_factory=dict)  # file name -> messages found in it
-    warnings: list[str] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and bool(self.messages)
-
-    def lines(self) -> list[str]:
-        """The transcript in forum.log format, one message per line, with each message's own clock."""
-        return [forum_line(m.source, m.content, _clock_dt(m.clock)) for m in self.messages]
-
-    def as_dict(self) -> dict:
-        return {"folder": self.folder, "files": dict(self.files), "warnings": list(self.warnings),
-                "error": self.error, "messages": [asdict(m) for m in self.messages]}
-
-
-def _clock_dt(clock: str | None, day: str | None = None) -> datetime:
-    try:
-        t = datetime.strptime(clock or "00:00:00", "%H:%M:%S").time()
-    except ValueError:
-        t = dtime(0, 0, 0)
-    try:
-        d = date.fromisoformat(day) if day else date.today()
-    except ValueError:
-        d = date.today()
-    return datetime.combine(d, t)
-
-
-def _looks_binary(head: bytes) -> bool:
+def looks_binary(head: bytes) -> bool:
+    """Whether a file's first bytes are binary data rather than a text log."""
     if b"\x00" in head:
         return True
     if not head:
@@ -392,104 +352,3 @@ def _looks_binary(head: bytes) -> bool:
     bad = text.count("\ufffd")
     control = sum(1 for ch in text if ord(ch) < 32 and ch not in "\r\n\t\x1b\x0c")
     return (bad + control) > max(8, len(text) // 10)
-
-
-def _parse_file(path: Path, source: str, warnings: list[str]) -> list[ParsedSummary]:
-    name = path.name
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8192)
-            if _looks_binary(head):
-                warnings.append(f"{name}: binary data, not a text log; skipped")
-                return []
-            fh.seek(0)
-            parser = SummaryParser(source)
-            out: list[ParsedSummary] = []
-            for raw in fh:
-                out += parser.feed(raw.decode("utf-8", "replace").rstrip("\r\n"))
-            out += parser.flush()
-    except OSError as exc:
-        warnings.append(f"{name}: could not be read ({exc.strerror or exc})")
-        return []
-    st = parser.stats
-    notes = []
-    if st["errors"]:
-        notes.append(f"{st['errors']} error record(s) skipped")
-    if st["interrupted"]:
-        notes.append(f"{st['interrupted']} JSON block(s) interrupted by an error skipped")
-    if st["unparseable"]:
-        notes.append(f"{st['unparseable']} unreadable JSON block(s) skipped")
-    if not out:
-        notes.insert(0, "no summary-node records")
-    if notes:
-        warnings.append(f"{name}: " + "; ".join(notes))
-    return out
-
-
-def parse_bettafish_folder(path) -> ForumImport:
-    """Replay a BettaFish logs folder (insight.log, media.log, query.log; any subset) into a transcript.
-
-    Never raises for bad input: a missing or empty folder, binary junk or only error lines give
-    an empty transcript with `error` (and `warnings`) saying why."""
-    folder = Path(path) if path is not None else Path("")
-    result = ForumImport(str(folder))
-    try:
-        if not folder.exists():
-            result.error = f"The folder {folder} does not exist."
-            return result
-        if not folder.is_dir():
-            result.error = f"{folder} is not a folder; give the BettaFish logs folder."
-            return result
-        present = [(folder / name, source) for name, source in LOG_FILES if (folder / name).is_file()]
-    except OSError as exc:
-        result.error = f"The folder {folder} cannot be read ({exc.strerror or exc})."
-        return result
-    if not present:
-        result.error = (f"No BettaFish engine logs in {folder}: expected insight.log, media.log or query.log.")
-        return result
-    tagged: list[tuple[str, int, ParsedSummary]] = []
-    order = 0
-    for file_path, source in present:
-        msgs = _parse_file(file_path, source, result.warnings)
-        result.files[file_path.name] = len(msgs)
-        last_clock = ""
-        for m in msgs:
-            last_clock = m.clock or last_clock  # a message without a clock sorts with the one before it
-            tagged.append((last_clock, order, m))
-            order += 1
-    tagged.sort(key=lambda t: (t[0], t[1]))
-    result.messages = [m for _, _, m in tagged]
-    if not result.messages:
-        reasons = "; ".join(result.warnings) or "no summary-node records"
-        result.error = f"No forum messages found in {folder} ({reasons})."
-    return result
-
-
-def store_forum_import(db, events, result: ForumImport, label: str) -> str:
-    """Store an import as a completed run (kind "forum_import") with all its messages; returns the run id."""
-    import secrets
-
-    from core.infra.models import Run, utcnow
-    from core.infra.tracing import new_trace_id
-
-    run_id = secrets.token_hex(6)
-    trace = new_trace_id()
-    now = utcnow()
-    with db.session() as s:
-        s.add(Run(id=run_id, kind="forum_import", topic=(label or result.folder)[:2000], status="completed",
-                  mode="offline", params={"source": "bettafish", "folder": result.folder, "files": result.files,
-                                          "messages": len(result.messages), "warnings": result.warnings[:20]},
-                  trace_id=trace, created_at=now, started_at=now, finished_at=now))
-    # An import is a record of what BettaFish's engines said: every message of the folder is kept,
-    # repeats included (dedup=False), so the run holds exactly the messages the folder has.
-    stored = 0
-    for m in result.messages:
-        stored += post_message(db, events, run_id, type="agent", source=m.source, content=m.content,
-                               paragraph=m.paragraph, timestamp=_clock_dt(m.clock, m.date) if m.clock else None,
-                               trace_id=trace, dedup=False) is not None
-    if events is not None:
-        events.emit("forum.imported", run_id=run_id, source="forum", trace_id=trace,
-                    payload={"messages": stored, "found": len(result.messages), "files": result.files})
-    logger.info("imported {} of {} BettaFish forum messages from {} as run {}", stored, len(result.messages),
-                result.folder, run_id)
-    return run_id

@@ -14,13 +14,8 @@ from pathlib import Path
 import pytest
 
 from core.forum import transcript
-from core.discussion.log_parse import (
-    ForumImport,
-    ParsedSummary,
-    SummaryParser,
-    parse_bettafish_folder,
-    store_forum_import,
-)
+from core.discussion.bettafish_import import ForumImport, parse_bettafish_folder, store_forum_import
+from core.discussion.log_parse import ParsedSummary, SummaryParser
 from core.infra.models import Run
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bettafish_logs"
