@@ -11,6 +11,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from core.discussion.forum_log import FORUM_LOG, dated_messages, file_day, parse_forum_log
 from core.discussion.log_parse import LOG_FILES, ParsedSummary, SummaryParser, looks_binary
 from core.forum import forum_line, post_message
 
@@ -83,42 +84,70 @@ def _parse_file(path: Path, source: str, warnings: list[str]) -> list[ParsedSumm
 
 
 def parse_bettafish_folder(path) -> ForumImport:
-    """Replay a BettaFish logs folder (insight.log, media.log, query.log; any subset) into a transcript.
+    """Replay BettaFish logs into a transcript: a logs folder (insight.log, media.log, query.log,
+    forum.log; any subset), or one of those files.
 
-    Never raises for bad input: a missing or empty folder, binary junk or only error lines give
-    an empty transcript with `error` (and `warnings`) saying why."""
+    The engines' messages come from their engine logs (which keep paragraphs and numbers); forum.log
+    adds the host's speeches, or gives every message when no engine log is there. Messages are
+    ordered by their dated time (core.discussion.forum_log.resolve_days: a log that runs past
+    midnight stays in order), ties in file order. Never raises for bad input: a missing or empty
+    folder, binary junk or only error lines give an empty transcript with `error` (and
+    `warnings`) saying why."""
     folder = Path(path) if path is not None else Path("")
     result = ForumImport(str(folder))
     try:
         if not folder.exists():
             result.error = f"The folder {folder} does not exist."
             return result
-        if not folder.is_dir():
-            result.error = f"{folder} is not a folder; give the BettaFish logs folder."
+        if folder.is_dir():
+            present = [(folder / name, source) for name, source in LOG_FILES if (folder / name).is_file()]
+            forum_log = folder / FORUM_LOG if (folder / FORUM_LOG).is_file() else None
+        elif folder.name.lower().endswith(".log"):
+            engine = dict(LOG_FILES).get(folder.name.lower())
+            present = [(folder, engine)] if engine else []
+            forum_log = None if engine else folder
+        else:
+            result.error = f"{folder} is not a folder; give the BettaFish logs folder or its forum.log."
             return result
-        present = [(folder / name, source) for name, source in LOG_FILES if (folder / name).is_file()]
     except OSError as exc:
         result.error = f"The folder {folder} cannot be read ({exc.strerror or exc})."
         return result
-    if not present:
-        result.error = (f"No BettaFish engine logs in {folder}: expected insight.log, media.log or query.log.")
+    if not present and forum_log is None:
+        result.error = (f"No BettaFish engine logs in {folder}: expected insight.log, media.log, query.log "
+                        f"or forum.log.")
         return result
-    tagged: list[tuple[str, int, ParsedSummary]] = []
-    order = 0
-    for file_path, source in present:
-        msgs = _parse_file(file_path, source, result.warnings)
+    tagged: list[tuple[datetime, int, ParsedSummary]] = []
+    parsed = [(file_path, _parse_file(file_path, source, result.warnings)) for file_path, source in present]
+    # Files of one run: one without dates starts on the first day another names, else it ends on
+    # the day it was last written.
+    first_day = min((m.date for _, msgs in parsed for m in msgs if m.date), default=None)
+    for file_path, msgs in parsed:
+        msgs = dated_messages(msgs, date.fromisoformat(first_day) if first_day else file_day(file_path),
+                              fallback_first=first_day is not None)
         result.files[file_path.name] = len(msgs)
-        last_clock = ""
-        for m in msgs:
-            last_clock = m.clock or last_clock  # a message without a clock sorts with the one before it
-            tagged.append((last_clock, order, m))
-            order += 1
+        tagged += _timed(msgs, len(tagged))
+    if forum_log is not None:
+        msgs = parse_forum_log(forum_log, result.warnings)
+        if present:  # the engines' own logs already gave their messages: forum.log adds the host
+            msgs = [m for m in msgs if m.source == "HOST"]
+        result.files[forum_log.name] = len(msgs)
+        tagged += _timed(msgs, len(tagged))
     tagged.sort(key=lambda t: (t[0], t[1]))
     result.messages = [m for _, _, m in tagged]
     if not result.messages:
         reasons = "; ".join(result.warnings) or "no summary-node records"
         result.error = f"No forum messages found in {folder} ({reasons})."
     return result
+
+
+def _timed(msgs: list[ParsedSummary], start: int) -> list[tuple[datetime, int, ParsedSummary]]:
+    """(when, file order, message); a message without a clock sorts with the one before it."""
+    out, last = [], datetime.min
+    for i, m in enumerate(msgs):
+        if m.clock:
+            last = _clock_dt(m.clock, m.date)
+        out.append((last, start + i, m))
+    return out
 
 
 def store_forum_import(db, events, result: ForumImport, label: str) -> str:
@@ -140,9 +169,9 @@ def store_forum_import(db, events, result: ForumImport, label: str) -> str:
     # repeats included (dedup=False), so the run holds exactly the messages the folder has.
     stored = 0
     for m in result.messages:
-        stored += post_message(db, events, run_id, type="agent", source=m.source, content=m.content,
-                               paragraph=m.paragraph, timestamp=_clock_dt(m.clock, m.date) if m.clock else None,
-                               trace_id=trace, dedup=False) is not None
+        kind = "host" if m.source == "HOST" else "agent"  # forum.log's host speeches stay the host's
+        stored += post_message(db, events, run_id, type=kind, source=m.source, content=m.content, paragraph=m.paragraph,
+                               timestamp=_clock_dt(m.clock, m.date) if m.clock else None, trace_id=trace, dedup=False) is not None
     if events is not None:
         events.emit("forum.imported", run_id=run_id, source="forum", trace_id=trace,
                     payload={"messages": stored, "found": len(result.messages), "files": result.files})
