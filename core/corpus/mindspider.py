@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -111,10 +112,13 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def import_mindspider(db: Database, source_url: str, *, limit_per_table: int | None = None) -> ImportReport:
+def import_mindspider(db: Database, source_url: str, *, limit_per_table: int | None = None,
+                      platforms: Iterable[str] | None = None, since: datetime | None = None) -> ImportReport:
     """Import the platform tables (and their comment tables) of a MindSpider/MediaCrawler database.
     Missing tables are skipped with a note; columns are read by name with fallbacks, so schema
-    drift is tolerated; counts like '1.2万' are parsed and unreadable ones become 0."""
+    drift is tolerated; counts like '1.2万' are parsed and unreadable ones become 0.
+    ``platforms`` keeps only those platforms' tables; ``since`` (naive UTC) only rows published
+    then or later (undated rows are left out too), each table's left-out rows counted in a note."""
     from sqlalchemy import column, create_engine, inspect, table as sql_table
     from sqlalchemy.engine import make_url
 
@@ -143,7 +147,10 @@ def import_mindspider(db: Database, source_url: str, *, limit_per_table: int | N
             report.add_error(0, f"cannot read the MindSpider database {shown}: {explain(exc)}")
             return report
         found = 0
+        wanted = set(platforms) if platforms is not None else None
         for spec in MINDSPIDER_TABLES:
+            if wanted is not None and spec.platform not in wanted:
+                continue
             if spec.name not in present:
                 report.notes.append(f"{spec.name}: not in the database, skipped")
                 continue
@@ -164,7 +171,7 @@ def import_mindspider(db: Database, source_url: str, *, limit_per_table: int | N
                 with engine.connect() as conn:
                     result = conn.execution_options(stream_results=True, yield_per=1000).execute(stmt)
                     rows = ((i, _mindspider_record(spec, dict(m))) for i, m in enumerate(result.mappings(), 1))
-                    _import_mindspider_rows(db, rows, report, spec)
+                    _import_mindspider_rows(db, rows, report, spec, since)
             except SQLAlchemyError as exc:
                 report.add_error(0, f"{spec.name}: reading stopped: {explain(exc)}")
             report.notes.append(f"{spec.name}: {report.imported + report.updated + report.skipped - before} rows")
@@ -178,16 +185,26 @@ def import_mindspider(db: Database, source_url: str, *, limit_per_table: int | N
 
 
 def _import_mindspider_rows(db: Database, rows: Iterable[tuple[int, tuple[dict, dict]]], report: ImportReport,
-                            spec: SourceTable) -> None:
+                            spec: SourceTable, since: datetime | None = None) -> None:
+    older = 0
+
     # normalize_record takes the extras separately, so a MediaCrawler column never shadows a field.
     def records() -> Iterator[tuple[int, Any]]:
+        nonlocal older
         for i, (rec, extras) in rows:
             try:
-                yield i, normalize_record(rec, source="mindspider", lenient=True, extras=extras, segment=False)
+                values = normalize_record(rec, source="mindspider", lenient=True, extras=extras, segment=False)
             except RecordError as exc:
                 yield i, str(exc)
+                continue
+            if since is not None and (values["publish_time"] is None or values["publish_time"] < since):
+                older += 1
+                continue
+            yield i, values
 
     _write_normalized(db, records(), report, label=spec.name)
+    if older:
+        report.notes.append(f"{spec.name}: {older} rows published before {since:%Y-%m-%d %H:%M} or undated, left out")
 
 
 def _write_normalized(db: Database, rows: Iterable[tuple[int, Any]], report: ImportReport, *, label: str) -> None:
