@@ -120,7 +120,72 @@ def cmd_events(args) -> int:
     return EXIT_OK
 
 
+def _mindspider_args(args) -> tuple[str, list[str] | None, object] | str:
+    """(URL, platforms, since) from the arguments, or what is wrong with them."""
+    from core.corpus.mindspider import url_problem
+    from core.corpus.search import validate_platform
+    from core.text.dates import parse_time
+
+    url = (sys.stdin.readline() if args.url == "-" else args.url or "").strip()
+    # a SQLite copy of a MindSpider database is read too; the page takes server URLs only
+    problem = None if url.lower().startswith("sqlite") else url_problem(url)
+    if problem:
+        return problem
+    platforms = None
+    if args.platforms:
+        try:
+            platforms = sorted({validate_platform(p) for p in args.platforms.replace("，", ",").split(",") if p.strip()})
+        except ValueError as exc:
+            return str(exc)
+    since = None
+    if args.since:
+        try:
+            since = parse_time(args.since)
+        except ValueError as exc:
+            return f"--since: {exc}"
+    return url, platforms, since
+
+
+def cmd_mindspider(args) -> int:
+    """Import a MindSpider/MediaCrawler database into the corpus, as the Data page does; the report
+    as JSON on stdout, its URL's password masked everywhere."""
+    from core.corpus.mindspider import import_mindspider
+    from core.infra.redact import mask_url, register_secrets, scrub_url_text, url_password
+
+    parsed = _mindspider_args(args)
+    if isinstance(parsed, str):
+        print(f"data mindspider: {scrub_url_text(parsed, args.url if args.url != '-' else '')}", file=sys.stderr)
+        return EXIT_USAGE
+    url, platforms, since = parsed
+    register_secrets([url_password(url)])  # logs, too, mask it from here on
+    rt = _runtime(start_supervisor=False)
+    try:
+        if not rt.db.ok:
+            print(f"data mindspider: {rt.db.error}", file=sys.stderr)
+            return EXIT_FAIL
+        try:
+            report = import_mindspider(rt.db, url, limit_per_table=args.limit or None, platforms=platforms,
+                                       since=since)
+        except Exception as exc:  # noqa: BLE001 - said without the password, not raised
+            print(f"data mindspider: {mask_url(url)}: {scrub_url_text(str(exc), url)}", file=sys.stderr)
+            return EXIT_FAIL
+    finally:
+        rt.close()
+    out = report.as_dict()
+    out["errors"] = [[row, scrub_url_text(msg, url)] for row, msg in report.errors]
+    out["notes"] = [scrub_url_text(n, url) for n in report.notes]
+    out["url"] = mask_url(url)
+    print(json.dumps(out, ensure_ascii=False, default=str))
+    read = report.imported + report.updated + report.skipped
+    print(f"data mindspider: {scrub_url_text(report.summary(), url)} from {mask_url(url)}", file=sys.stderr)
+    for _, msg in report.errors[:5]:
+        print(f"data mindspider: {scrub_url_text(msg, url)}", file=sys.stderr)
+    return EXIT_FAIL if report.error_count and not read else EXIT_OK
+
+
 def cmd_data(args) -> int:
+    if args.data_command == "mindspider":
+        return cmd_mindspider(args)
     rt = _runtime(start_supervisor=False)
     try:
         if not rt.db.ok:
@@ -144,7 +209,7 @@ def cmd_data(args) -> int:
 
             print(json.dumps(corpus_summary(rt.db), ensure_ascii=False, indent=2, default=str))
             return EXIT_OK
-        print("data: choose demo, import or stats", file=sys.stderr)
+        print("data: choose demo, import, mindspider or stats", file=sys.stderr)
         return EXIT_USAGE
     finally:
         rt.close()
@@ -307,13 +372,23 @@ def build_parser() -> argparse.ArgumentParser:
     imp = dsub.add_parser("import", help="import a CSV, JSONL or JSON file of posts")
     imp.add_argument("file")
     dsub.add_parser("stats", help="summarise the corpus")
+    ms = dsub.add_parser("mindspider", help="import a MindSpider/MediaCrawler database (as the Data page does); "
+                         "prints the import report as JSON, exit 1 when nothing could be read")
+    ms.add_argument("url", metavar="URL", help="mysql+pymysql://user:password@host:3306/db (a SQLite copy: "
+                    "sqlite:///path); - reads it from stdin, out of the shell's history")
+    ms.add_argument("--platforms", default="", help="comma-separated platforms to import (default: all), "
+                    "e.g. weibo,douyin,xhs")
+    ms.add_argument("--since", default="", help="only posts and comments published then or later "
+                    "(YYYY-MM-DD or a time); undated rows are left out")
+    ms.add_argument("--limit", type=int, default=0, help="rows per table at most (default: all)")
     data.set_defaults(fn=cmd_data)
 
-    forum = sub.add_parser("forum", help="the forum: import a BettaFish logs folder")
+    forum = sub.add_parser("forum", help="the forum: import BettaFish logs")
     fsub = forum.add_subparsers(dest="forum_command", metavar="ACTION")
-    fimp = fsub.add_parser("import", help="print a BettaFish logs folder (insight/media/query.log) as a forum "
-                           "transcript in forum.log format")
-    fimp.add_argument("folder")
+    fimp = fsub.add_parser("import", help="print BettaFish logs (a logs folder with insight/media/query.log "
+                           "and forum.log, or a forum.log) as a forum transcript in forum.log format, host "
+                           "speeches included")
+    fimp.add_argument("folder", metavar="PATH")
     fimp.add_argument("--store", action="store_true", help="also store it as a run you can open on the Forum page")
     fimp.add_argument("--label", default="", help="the stored run's title")
     forum.set_defaults(fn=cmd_forum)
