@@ -20,7 +20,7 @@ from .i18n import t
 from .widgets import admin_unlocked, run_from_link
 
 BATCH = 1000  # rows per read
-IMPORT_FILES = ("insight.log", "media.log", "query.log")
+IMPORT_FILES = ("insight.log", "media.log", "query.log", "forum.log")  # forum.log: the host's speeches
 MAX_WARNINGS_SHOWN = 20
 
 

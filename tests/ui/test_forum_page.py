@@ -291,6 +291,20 @@ def test_importing_uploaded_logs_opens_their_transcript():
     assert [(n, a) for n, a, _ in chats(at)] == [("Insight Engine", "🧠")] and "测试段落" in chats(at)[0][2]
 
 
+def test_an_uploaded_forum_log_brings_the_host_speeches():
+    forum_log = ("[23:59:50] [SYSTEM] [0badf00d] === ForumEngine 监控开始 - 2025-11-06 23:59:50 ===\n"
+                 "[23:59:55] [QUERY] [0badf00d] 午夜前的总结\n"
+                 "[00:00:20] [HOST] [0badf00d] 主持人：请各位继续。\n")
+    at = render()
+    at.file_uploader(key="forum_import_files").set_value([("forum.log", forum_log.encode(), "text/plain")])
+    at.button(key="forum_import_go").click()
+    render(at)
+    runs = [r for r in list_runs(get_runtime().db) if r.kind == "forum_import"]
+    assert len(runs) == 1 and at.selectbox(key="forum_run").value == runs[0].id
+    said = [(n, text) for n, _, text in chats(at)]
+    assert said == [("Query Engine", "午夜前的总结"), ("Forum Host", "主持人：请各位继续。")], said
+
+
 def test_opening_a_long_transcript_reads_its_newest_round_and_tallies_not_every_message(monkeypatch):
     from sqlalchemy import insert
 
