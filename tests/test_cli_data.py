@@ -85,7 +85,7 @@ def test_mindspider_failures_exit_non_zero_and_never_print_the_password(isolated
     (unreachable, no_tables, bad_url, bad_platform, bad_since) = _run_all(
         (["data", "mindspider", f"mysql+pymysql://shoal:{PASSWORD}@127.0.0.1:1/mindspider"], {}),
         (["data", "mindspider", f"sqlite:///{empty}"], {}),
-        (["data", "mindspider", f"postgres-ish://shoal:{PASSWORD}@host/db"], {}),
+        (["data", "mindspider", f"ftp://shoal:{PASSWORD}@host/db"], {}),
         (["data", "mindspider", f"mysql://shoal:{PASSWORD}@host/db", "--platforms", "myspace"], {}),
         (["data", "mindspider", f"mysql://shoal:{PASSWORD}@host/db", "--since", "someday"], {}),
     )
