@@ -118,20 +118,21 @@ def parse_bettafish_folder(path) -> ForumImport:
         return result
     tagged: list[tuple[datetime, int, ParsedSummary]] = []
     parsed = [(file_path, _parse_file(file_path, source, result.warnings)) for file_path, source in present]
-    # Files of one run: one without dates starts on the first day another names, else it ends on
-    # the day it was last written.
-    first_day = min((m.date for _, msgs in parsed for m in msgs if m.date), default=None)
+    forum = parse_forum_log(forum_log, result.warnings) if forum_log is not None else []
+    # Files of one run: one without dates starts on the first day another names (an engine log's
+    # loguru header, else forum.log), else it ends on the day it was last written.
+    first_day = min((m.date for _, msgs in parsed for m in msgs if m.date), default=None) or \
+        (forum[0].date if forum else None)
     for file_path, msgs in parsed:
         msgs = dated_messages(msgs, date.fromisoformat(first_day) if first_day else file_day(file_path),
                               fallback_first=first_day is not None)
         result.files[file_path.name] = len(msgs)
         tagged += _timed(msgs, len(tagged))
     if forum_log is not None:
-        msgs = parse_forum_log(forum_log, result.warnings)
-        if present:  # the engines' own logs already gave their messages: forum.log adds the host
-            msgs = [m for m in msgs if m.source == "HOST"]
-        result.files[forum_log.name] = len(msgs)
-        tagged += _timed(msgs, len(tagged))
+        if tagged:  # the engines' own logs gave their messages (with paragraphs kept): forum.log adds the host
+            forum = [m for m in forum if m.source == "HOST"]
+        result.files[forum_log.name] = len(forum)
+        tagged += _timed(forum, len(tagged))
     tagged.sort(key=lambda t: (t[0], t[1]))
     result.messages = [m for _, _, m in tagged]
     if not result.messages:

@@ -81,9 +81,7 @@ def test_engine_logs_across_midnight_interleave_and_forum_log_adds_only_the_host
         "[23:59:01] [QUERY] [abcdef12] q1", "[23:59:31] [MEDIA] [abcdef12] m1",
         "[00:00:11] [MEDIA] [abcdef12] m2", "[00:00:40] [HOST] [abcdef12] 主持人小结",
         "[00:01:01] [QUERY] [abcdef12] q2"]) + "\n", encoding="utf-8")
-    day = datetime(2025, 11, 7, 0, 2).timestamp()
-    for name in ("query.log", "media.log"):
-        os.utime(tmp_path / name, (day, day))
+    # a copied folder: the engine logs' modification day is today; forum.log's marker names the day
     result = parse_bettafish_folder(tmp_path)
     assert [m.content for m in result.messages] == ["q1", "m1", "m2", "主持人小结", "q2"]
     assert result.files == {"media.log": 2, "query.log": 2, "forum.log": 1}
@@ -107,3 +105,10 @@ def test_a_forum_log_with_nothing_to_import_says_so(tmp_path):
     result = parse_bettafish_folder(tmp_path)
     assert not result.ok and result.messages == []
     assert "forum.log: no messages" in result.error
+
+
+def test_forum_log_gives_every_message_when_the_engine_logs_give_none(tmp_path):
+    (tmp_path / "query.log").write_text("[10:00:00] 2025-11-06 10:00:00.000 | ERROR    | x:y:1 - boom\n", encoding="utf-8")
+    (tmp_path / "forum.log").write_text("[10:00:01] [QUERY] 查询引擎\n[10:00:02] [HOST] 主持人\n", encoding="utf-8")
+    result = parse_bettafish_folder(tmp_path)
+    assert [(m.source, m.content) for m in result.messages] == [("QUERY", "查询引擎"), ("HOST", "主持人")]
