@@ -12,7 +12,9 @@ can show or chart:
   run_usage(db, run_id, prices)       one run's totals as a dict (for Home and the engine pages)
 
 Cost: `cost_usd` is a float, NaN (pandas' None) when the model is unpriced, never 0;
-`cost_label` says "unpriced" in words. Percentiles use linear interpolation between closest
+`cost_label` says "unpriced" in words. Each call is priced at its own time (genai-prices records
+price changes and DeepSeek's off-peak hours; the price file's prices hold at all times), with its
+cached input tokens at the cached rate (core.llm.pricing). Percentiles use linear interpolation between closest
 ranks (numpy's and pandas' default): on latencies 1..100 ms, p50 = 50.5, p95 = 95.05,
 p99 = 99.01. Latency percentiles include failed calls unless `ok_only=True` (a timeout's
 latency is part of what the operator waits for). Times are naive UTC like the database.
@@ -25,7 +27,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 
 from core.infra.db import Database, explain
 from core.infra.models import Event, LlmCall
@@ -36,7 +38,7 @@ if TYPE_CHECKING:  # pandas is imported inside the functions that build frames: 
     import pandas as pd  # that builds none does not load it
 
 COLUMNS = ["ts", "run_id", "role", "model", "node", "input_tokens", "output_tokens", "latency_ms", "ttft_ms",
-           "retries", "status", "error_kind", "trace_id", "provider", "job_id"]
+           "retries", "status", "error_kind", "trace_id", "provider", "job_id", "cached_input_tokens"]
 
 PERIODS = ("hour", "day", "week", "month", "all")
 
@@ -93,7 +95,7 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
         if col not in f.columns:
             f[col] = None
     f["ts"] = pd.to_datetime(f["ts"], errors="coerce")
-    for col in ("input_tokens", "output_tokens", "retries"):
+    for col in ("input_tokens", "output_tokens", "retries", "cached_input_tokens"):
         f[col] = pd.to_numeric(f[col], errors="coerce").fillna(0).astype("int64")
     for col in ("latency_ms", "ttft_ms"):
         f[col] = pd.to_numeric(f[col], errors="coerce").astype("float64")
@@ -120,16 +122,31 @@ def bucket(ts: pd.Series, period: str) -> pd.Series:
     return ts.dt.floor(period)
 
 
+PRICE_STEP = "30min"  # calls are priced per half hour: genai-prices' time-of-day prices change on the half hour
+
+
 def with_cost(frame: pd.DataFrame, prices: PriceTable | None = None) -> pd.DataFrame:
-    """`frame` (prepared) plus `cost_usd` (NaN when the model is unpriced) and `priced`."""
+    """`frame` (prepared) plus `cost_usd` (NaN when the model is unpriced) and `priced`. Each call is
+    priced at its half hour (a call without a time: at today's list price), cached input tokens at
+    the cached rate."""
+    import pandas as pd
     prices = prices if prices is not None else default_table()
     f = frame if "is_error" in frame.columns else prepare(frame)
     f = f.copy()
-    table = {m: prices.price(m) for m in f["model"].unique()}
+    when = f["ts"].dt.floor(PRICE_STEP)
+    keys = pd.Series(list(zip(f["model"], when)), index=f.index)
     nan = float("nan")
-    in_rate = f["model"].map({m: p.input_per_m if p else nan for m, p in table.items()}).astype("float64")
-    out_rate = f["model"].map({m: p.output_per_m if p else nan for m, p in table.items()}).astype("float64")
-    f["cost_usd"] = (f["input_tokens"] * in_rate + f["output_tokens"] * out_rate) / 1e6
+    rates = {}
+    for model, at in set(keys):
+        p = prices.price(model, None if pd.isna(at) else at.to_pydatetime())
+        rates[(model, at)] = (nan, nan, nan) if p is None else (
+            p.input_per_m, p.output_per_m, p.input_per_m if p.cached_input_per_m is None else p.cached_input_per_m)
+    in_rate = keys.map(lambda k: rates[k][0]).astype("float64")
+    out_rate = keys.map(lambda k: rates[k][1]).astype("float64")
+    cached_rate = keys.map(lambda k: rates[k][2]).astype("float64")
+    cached = f["cached_input_tokens"].clip(lower=0)
+    cached = cached.where(cached <= f["input_tokens"], f["input_tokens"])
+    f["cost_usd"] = ((f["input_tokens"] - cached) * in_rate + cached * cached_rate + f["output_tokens"] * out_rate) / 1e6
     f["priced"] = in_rate.notna()
     return f
 
@@ -307,11 +324,10 @@ def run_usage(db: Database, run_id: str, prices: PriceTable | None = None, role:
     out: dict = {"run_id": run_id, "calls": 0, "errors": 0, "input_tokens": 0, "output_tokens": 0,
                  "total_tokens": 0, "retries": 0, "cost": 0.0, "priced_cost": 0.0, "cost_label": "$0.0000",
                  "models": [], "unpriced_models": [], "note": "", "error": None}
-    stmt = (select(LlmCall.model, func.count(), func.coalesce(func.sum(LlmCall.input_tokens), 0),
-                   func.coalesce(func.sum(LlmCall.output_tokens), 0),
-                   func.coalesce(func.sum(case((LlmCall.status != "ok", 1), else_=0)), 0),
-                   func.coalesce(func.sum(LlmCall.retries), 0))
-            .where(LlmCall.run_id == run_id).group_by(LlmCall.model).order_by(LlmCall.model))
+    # One row per call (a run's calls are few): each is priced at its half hour, as with_cost does.
+    stmt = (select(LlmCall.model, LlmCall.ts, LlmCall.input_tokens, LlmCall.output_tokens,
+                   LlmCall.cached_input_tokens, LlmCall.status, LlmCall.retries)
+            .where(LlmCall.run_id == run_id).order_by(LlmCall.model))
     if role:
         stmt = stmt.where(LlmCall.role == role)
     try:
@@ -321,18 +337,21 @@ def run_usage(db: Database, run_id: str, prices: PriceTable | None = None, role:
         out.update(cost=None, cost_label=UNPRICED, error=f"LLM usage cannot be read: {_error_text(exc)}")
         return out
     unpriced_calls = 0
-    for model, calls, tin, tout, errors, retries in rows:
-        calls, tin, tout, errors, retries = int(calls), int(tin), int(tout), int(errors), int(retries)
-        out["calls"] += calls
+    for model, ts, tin, tout, cached, status, retries in rows:
+        tin, tout = int(tin or 0), int(tout or 0)
+        out["calls"] += 1
         out["input_tokens"] += tin
         out["output_tokens"] += tout
-        out["errors"] += errors
-        out["retries"] += retries
-        out["models"].append(model)
-        cost = prices.cost(model, tin, tout)
+        out["errors"] += int(status != "ok")
+        out["retries"] += int(retries or 0)
+        if model not in out["models"]:
+            out["models"].append(model)
+        at = None if ts is None else ts.replace(minute=ts.minute // 30 * 30, second=0, microsecond=0)
+        cost = prices.cost(model, tin, tout, int(cached or 0), at=at)
         if cost is None:
-            out["unpriced_models"].append(model)
-            unpriced_calls += calls
+            if model not in out["unpriced_models"]:
+                out["unpriced_models"].append(model)
+            unpriced_calls += 1
         else:
             out["priced_cost"] += cost
     out["total_tokens"] = out["input_tokens"] + out["output_tokens"]
