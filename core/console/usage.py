@@ -133,7 +133,8 @@ def with_cost(frame: pd.DataFrame, prices: PriceTable | None = None) -> pd.DataF
     prices = prices if prices is not None else default_table()
     f = frame if "is_error" in frame.columns else prepare(frame)
     f = f.copy()
-    when = f["ts"].dt.floor(PRICE_STEP)
+    # the stored (UTC) time: a page that shows times in its zone keeps them in `ts_utc`
+    when = pd.to_datetime(f["ts_utc"] if "ts_utc" in f else f["ts"], errors="coerce").dt.floor(PRICE_STEP)
     keys = pd.Series(list(zip(f["model"], when)), index=f.index)
     nan = float("nan")
     rates = {}
@@ -160,8 +161,8 @@ def cost_label(cost: float | None, unpriced_calls: int = 0, calls: int | None = 
     return text + f" + {UNPRICED}" if unpriced_calls else text
 
 
-USAGE_COLUMNS = ["calls", "errors", "input_tokens", "output_tokens", "total_tokens", "retries", "cost_usd",
-                 "unpriced_calls", "cost_label"]
+USAGE_COLUMNS = ["calls", "errors", "input_tokens", "cached_input_tokens", "output_tokens", "total_tokens", "retries",
+                 "cost_usd", "unpriced_calls", "cost_label"]
 
 
 def usage_table(frame: pd.DataFrame, prices: PriceTable | None = None, *, period: str = "day",
@@ -180,7 +181,8 @@ def usage_table(frame: pd.DataFrame, prices: PriceTable | None = None, *, period
     f["_all"] = "all"  # grouping by nothing: one row of totals
     g = f.groupby(keys or ["_all"], dropna=False, sort=True)
     out = g.agg(calls=("status", "size"), errors=("is_error", "sum"), input_tokens=("input_tokens", "sum"),
-                output_tokens=("output_tokens", "sum"), retries=("retries", "sum"),
+                cached_input_tokens=("cached_input_tokens", "sum"), output_tokens=("output_tokens", "sum"),
+                retries=("retries", "sum"),
                 unpriced_calls=("unpriced", "sum"))
     out["cost_usd"] = g["cost_usd"].sum(min_count=1)
     out = out.reset_index() if keys else out.reset_index(drop=True)

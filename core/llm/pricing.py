@@ -46,6 +46,7 @@ _OUTPUT_KEYS = ("output", "output_per_m", "completion", "out")
 _CACHED_KEYS = ("cached_input", "cached_input_per_m", "cache_read")
 _META_KEYS = ("source", "note", "currency")
 UNPRICED = "unpriced"
+INVALID_ENTRY = "invalid entry: unpriced"  # the source of a malformed file entry in rows()
 FILE_SOURCE = "file"  # Price.kind of a price from the operator's file
 MAINTAINED_SOURCE = "genai-prices"
 
@@ -139,7 +140,7 @@ class PriceTable:
         out = [_row(p) for p in sorted(self.prices.values(), key=lambda p: p.model)]
         shown = set(self.prices) | set(self.invalid)
         out += [{"model": m, "input_per_m": None, "cached_input_per_m": None, "output_per_m": None,
-                 "source": "invalid entry: unpriced"} for m in sorted(self.invalid)]
+                 "source": INVALID_ENTRY} for m in sorted(self.invalid)]
         for m in sorted({str(m) for m in models if m} - shown):
             p = self.price(m)
             out.append(_row(p, m) if p is not None else {"model": m, "input_per_m": None, "cached_input_per_m": None,
