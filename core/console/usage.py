@@ -135,16 +135,19 @@ def with_cost(frame: pd.DataFrame, prices: PriceTable | None = None) -> pd.DataF
     f = f.copy()
     # the stored (UTC) time: a page that shows times in its zone keeps them in `ts_utc`
     when = pd.to_datetime(f["ts_utc"] if "ts_utc" in f else f["ts"], errors="coerce").dt.floor(PRICE_STEP)
-    keys = pd.Series(list(zip(f["model"], when)), index=f.index)
+    timed = {m: prices.changes_over_time(m) for m in f["model"].unique()}
+    keys = pd.DataFrame({"model": f["model"], "when": when.where(f["model"].map(timed).astype(bool))})
+    table = keys.drop_duplicates().reset_index(drop=True)
     nan = float("nan")
-    rates = {}
-    for model, at in set(keys):
+    rates = []
+    for model, at in zip(table["model"], table["when"]):
         p = prices.price(model, None if pd.isna(at) else at.to_pydatetime())
-        rates[(model, at)] = (nan, nan, nan) if p is None else (
-            p.input_per_m, p.output_per_m, p.input_per_m if p.cached_input_per_m is None else p.cached_input_per_m)
-    in_rate = keys.map(lambda k: rates[k][0]).astype("float64")
-    out_rate = keys.map(lambda k: rates[k][1]).astype("float64")
-    cached_rate = keys.map(lambda k: rates[k][2]).astype("float64")
+        rates.append((nan, nan, nan) if p is None else (
+            p.input_per_m, p.output_per_m, p.input_per_m if p.cached_input_per_m is None else p.cached_input_per_m))
+    table[["in_rate", "out_rate", "cached_rate"]] = pd.DataFrame(rates, columns=[0, 1, 2], dtype="float64")
+    joined = keys.merge(table, on=["model", "when"], how="left")
+    in_rate, out_rate, cached_rate = (joined[c].set_axis(f.index).astype("float64")
+                                      for c in ("in_rate", "out_rate", "cached_rate"))
     cached = f["cached_input_tokens"].clip(lower=0)
     cached = cached.where(cached <= f["input_tokens"], f["input_tokens"])
     f["cost_usd"] = ((f["input_tokens"] - cached) * in_rate + cached * cached_rate + f["output_tokens"] * out_rate) / 1e6

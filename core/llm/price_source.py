@@ -106,6 +106,11 @@ class _Source:
             self._found[model] = found
         return found
 
+    def changes_over_time(self, model: str) -> bool:
+        """Whether the model's price depends on when it is called (a price change, off-peak hours)."""
+        found = self._find(model) if model else None
+        return found is not None and isinstance(found[1].prices, list) and len(found[1].prices) > 1
+
     def rates(self, model: str, at: datetime | None = None) -> Rates | None:
         """The model's rates at `at` (naive = UTC). None: the source does not know the model.
 

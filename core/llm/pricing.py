@@ -123,6 +123,12 @@ class PriceTable:
         p = self.price(model, at)
         return None if p is None else p.cost(input_tokens, output_tokens, cached_input_tokens)
 
+    def changes_over_time(self, model: str | None) -> bool:
+        """Whether price(model, at) depends on `at` (never for the file's prices)."""
+        if not model or not self.maintained or self._from_file(model)[0]:
+            return False
+        return price_source.SOURCE.changes_over_time(model)
+
     def is_priced(self, model: str | None) -> bool:
         return self.price(model) is not None
 
