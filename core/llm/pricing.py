@@ -283,9 +283,9 @@ def _read_source(source: str | Path | Mapping) -> tuple[Any, str | None, str]:
 def load_price_table(source: str | Path | Mapping | None = None, *, include_defaults: bool = True) -> PriceTable:
     """`source`'s prices (a path or a dict), then genai-prices' for other models (unless
     include_defaults=False). Never raises: see `.problems`."""
+    # genai-prices is imported on the first lookup, not here (half a second a command may not need);
+    # if it cannot be, sources()["maintained"]["error"] says so and the console shows it.
     table = PriceTable(maintained=include_defaults)
-    if include_defaults and price_source.SOURCE.error:
-        table.problems.append(price_source.SOURCE.error)
     if source is None:
         return table
     if not isinstance(source, Mapping):

@@ -165,3 +165,14 @@ def test_the_pinned_version_is_the_one_named():
     pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / "requirements.txt").read_text(), re.M))
     assert pins["genai-prices"] == price_source.PINNED_VERSION == price_source.describe()["version"]
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", price_source.PINNED_ON)
+
+
+def test_without_genai_prices_nothing_is_priced_but_the_file(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "genai_prices.data", None)  # the import fails
+    broken = price_source._Source()
+    monkeypatch.setattr(price_source, "SOURCE", broken)
+    assert broken.rates("gpt-4o") is None and "cannot be loaded" in broken.error
+    table = load_price_table({"m": [1, 2]})
+    assert table.cost("gpt-4o", M, M) is None and table.cost("m", M, M) == 3.0
+    assert table.sources()["maintained"]["version"] is None and table.sources()["maintained"]["error"]
