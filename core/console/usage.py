@@ -342,6 +342,8 @@ def run_usage(db: Database, run_id: str, prices: PriceTable | None = None, role:
         out.update(cost=None, cost_label=UNPRICED, error=f"LLM usage cannot be read: {_error_text(exc)}")
         return out
     unpriced_calls = 0
+    timed: dict = {}   # model -> its price changes over time (priced per half hour) or not (once)
+    found: dict = {}   # (model, half hour or None) -> Price or None
     for model, ts, tin, tout, cached, status, retries in rows:
         tin, tout = int(tin or 0), int(tout or 0)
         out["calls"] += 1
@@ -351,8 +353,14 @@ def run_usage(db: Database, run_id: str, prices: PriceTable | None = None, role:
         out["retries"] += int(retries or 0)
         if model not in out["models"]:
             out["models"].append(model)
-        at = None if ts is None else ts.replace(minute=ts.minute // 30 * 30, second=0, microsecond=0)
-        cost = prices.cost(model, tin, tout, int(cached or 0), at=at)
+        if model not in timed:
+            timed[model] = prices.changes_over_time(model)
+        at = None if ts is None or not timed[model] else ts.replace(minute=ts.minute // 30 * 30, second=0,
+                                                                        microsecond=0)
+        if (model, at) not in found:
+            found[(model, at)] = prices.price(model, at)
+        price = found[(model, at)]
+        cost = None if price is None else price.cost(tin, tout, int(cached or 0))
         if cost is None:
             if model not in out["unpriced_models"]:
                 out["unpriced_models"].append(model)
