@@ -197,7 +197,7 @@ def _database(db, prices: PriceTable, seeds: list[tuple[str, str]], errors: dict
             calls = s.execute(select(
                 LlmCall.role, LlmCall.model, LlmCall.status, func.count(),
                 func.coalesce(func.sum(LlmCall.input_tokens), 0), func.coalesce(func.sum(LlmCall.output_tokens), 0),
-                func.coalesce(func.sum(LlmCall.retries), 0),
+                func.coalesce(func.sum(LlmCall.retries), 0), func.coalesce(func.sum(LlmCall.cached_input_tokens), 0),
             ).group_by(LlmCall.role, LlmCall.model, LlmCall.status)).all()
             failed = s.execute(select(LlmCall.role, LlmCall.model, LlmCall.error_kind, func.count())
                                .where(LlmCall.status != "ok")
@@ -216,14 +216,15 @@ def _database(db, prices: PriceTable, seeds: list[tuple[str, str]], errors: dict
     seen_roles = {str(role) for role, *_ in calls}
     pairs = {(str(role), str(model)) for role, model, *_ in calls}
     pairs |= {(role, model) for role, model in seeds if model != OFFLINE_MODEL or role not in seen_roles}
-    zero = dict.fromkeys(("input", "output", "retries"), 0)
+    zero = dict.fromkeys(("input", "output", "retries", "cached"), 0)
     by_pair = {p: {**zero, **dict.fromkeys(STATUSES, 0)} for p in pairs}
-    for role, model, status, n, tin, tout, retries in calls:
+    for role, model, status, n, tin, tout, retries, cached in calls:
         agg = by_pair[(str(role), str(model))]
         agg[str(status)] = agg.get(str(status), 0) + int(n)
         agg["input"] += int(tin)
         agg["output"] += int(tout)
         agg["retries"] += int(retries)
+        agg["cached"] += int(cached)
     kinds = {p: dict.fromkeys(ERROR_KINDS, 0) for p in pairs}
     for role, model, kind, n in failed:
         # (setdefault: MySQL's case-insensitive grouping may name a pair differently in the two queries)
@@ -236,17 +237,18 @@ def _database(db, prices: PriceTable, seeds: list[tuple[str, str]], errors: dict
         tokens_f.add_metric([role, model, "input"], agg["input"])
         tokens_f.add_metric([role, model, "output"], agg["output"])
         retries_f.add_metric([role, model], agg["retries"])
-        m = by_model.setdefault(model, [0, 0, 0])
+        m = by_model.setdefault(model, [0, 0, 0, 0])
         m[0] += agg["input"]
         m[1] += agg["output"]
         m[2] += sum(agg[k] for k in agg if k not in zero)
+        m[3] += agg["cached"]
     for (role, model), by_kind in sorted(kinds.items()):
         for kind, n in sorted(by_kind.items()):
             errors_f.add_metric([role, model, kind], n)
-    for model, (tin, tout, n) in sorted(by_model.items()):
+    for model, (tin, tout, n, cached) in sorted(by_model.items()):
         if model == OFFLINE_MODEL:
             continue  # the offline analyst costs nothing and is no model to price
-        cost = prices.cost(model, tin, tout)
+        cost = prices.cost(model, tin, tout, cached)  # list prices (at=None): a counter that never goes down
         if cost is None:
             unpriced_f.add_metric([model], n)
         else:

@@ -12,7 +12,9 @@ can show or chart:
   run_usage(db, run_id, prices)       one run's totals as a dict (for Home and the engine pages)
 
 Cost: `cost_usd` is a float, NaN (pandas' None) when the model is unpriced, never 0;
-`cost_label` says "unpriced" in words. Percentiles use linear interpolation between closest
+`cost_label` says "unpriced" in words. Each call is priced at its own time (genai-prices records
+price changes and DeepSeek's off-peak hours; the price file's prices hold at all times), with its
+cached input tokens at the cached rate (core.llm.pricing). Percentiles use linear interpolation between closest
 ranks (numpy's and pandas' default): on latencies 1..100 ms, p50 = 50.5, p95 = 95.05,
 p99 = 99.01. Latency percentiles include failed calls unless `ok_only=True` (a timeout's
 latency is part of what the operator waits for). Times are naive UTC like the database.
@@ -25,7 +27,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 
 from core.infra.db import Database, explain
 from core.infra.models import Event, LlmCall
@@ -36,7 +38,7 @@ if TYPE_CHECKING:  # pandas is imported inside the functions that build frames: 
     import pandas as pd  # that builds none does not load it
 
 COLUMNS = ["ts", "run_id", "role", "model", "node", "input_tokens", "output_tokens", "latency_ms", "ttft_ms",
-           "retries", "status", "error_kind", "trace_id", "provider", "job_id"]
+           "retries", "status", "error_kind", "trace_id", "provider", "job_id", "cached_input_tokens"]
 
 PERIODS = ("hour", "day", "week", "month", "all")
 
@@ -93,7 +95,7 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
         if col not in f.columns:
             f[col] = None
     f["ts"] = pd.to_datetime(f["ts"], errors="coerce")
-    for col in ("input_tokens", "output_tokens", "retries"):
+    for col in ("input_tokens", "output_tokens", "retries", "cached_input_tokens"):
         f[col] = pd.to_numeric(f[col], errors="coerce").fillna(0).astype("int64")
     for col in ("latency_ms", "ttft_ms"):
         f[col] = pd.to_numeric(f[col], errors="coerce").astype("float64")
@@ -120,16 +122,35 @@ def bucket(ts: pd.Series, period: str) -> pd.Series:
     return ts.dt.floor(period)
 
 
+PRICE_STEP = "30min"  # calls are priced per half hour: genai-prices' time-of-day prices change on the half hour
+
+
 def with_cost(frame: pd.DataFrame, prices: PriceTable | None = None) -> pd.DataFrame:
-    """`frame` (prepared) plus `cost_usd` (NaN when the model is unpriced) and `priced`."""
+    """`frame` (prepared) plus `cost_usd` (NaN when the model is unpriced) and `priced`. Each call is
+    priced at its half hour (a call without a time: at today's list price), cached input tokens at
+    the cached rate."""
+    import pandas as pd
     prices = prices if prices is not None else default_table()
     f = frame if "is_error" in frame.columns else prepare(frame)
     f = f.copy()
-    table = {m: prices.price(m) for m in f["model"].unique()}
+    # the stored (UTC) time: a page that shows times in its zone keeps them in `ts_utc`
+    when = pd.to_datetime(f["ts_utc"] if "ts_utc" in f else f["ts"], errors="coerce").dt.floor(PRICE_STEP)
+    timed = {m: prices.changes_over_time(m) for m in f["model"].unique()}
+    keys = pd.DataFrame({"model": f["model"], "when": when.where(f["model"].map(timed).astype(bool))})
+    table = keys.drop_duplicates().reset_index(drop=True)
     nan = float("nan")
-    in_rate = f["model"].map({m: p.input_per_m if p else nan for m, p in table.items()}).astype("float64")
-    out_rate = f["model"].map({m: p.output_per_m if p else nan for m, p in table.items()}).astype("float64")
-    f["cost_usd"] = (f["input_tokens"] * in_rate + f["output_tokens"] * out_rate) / 1e6
+    rates = []
+    for model, at in zip(table["model"], table["when"]):
+        p = prices.price(model, None if pd.isna(at) else at.to_pydatetime())
+        rates.append((nan, nan, nan) if p is None else (
+            p.input_per_m, p.output_per_m, p.input_per_m if p.cached_input_per_m is None else p.cached_input_per_m))
+    table[["in_rate", "out_rate", "cached_rate"]] = pd.DataFrame(rates, columns=[0, 1, 2], dtype="float64")
+    joined = keys.merge(table, on=["model", "when"], how="left")
+    in_rate, out_rate, cached_rate = (joined[c].set_axis(f.index).astype("float64")
+                                      for c in ("in_rate", "out_rate", "cached_rate"))
+    cached = f["cached_input_tokens"].clip(lower=0)
+    cached = cached.where(cached <= f["input_tokens"], f["input_tokens"])
+    f["cost_usd"] = ((f["input_tokens"] - cached) * in_rate + cached * cached_rate + f["output_tokens"] * out_rate) / 1e6
     f["priced"] = in_rate.notna()
     return f
 
@@ -143,8 +164,8 @@ def cost_label(cost: float | None, unpriced_calls: int = 0, calls: int | None = 
     return text + f" + {UNPRICED}" if unpriced_calls else text
 
 
-USAGE_COLUMNS = ["calls", "errors", "input_tokens", "output_tokens", "total_tokens", "retries", "cost_usd",
-                 "unpriced_calls", "cost_label"]
+USAGE_COLUMNS = ["calls", "errors", "input_tokens", "cached_input_tokens", "output_tokens", "total_tokens", "retries",
+                 "cost_usd", "unpriced_calls", "cost_label"]
 
 
 def usage_table(frame: pd.DataFrame, prices: PriceTable | None = None, *, period: str = "day",
@@ -163,7 +184,8 @@ def usage_table(frame: pd.DataFrame, prices: PriceTable | None = None, *, period
     f["_all"] = "all"  # grouping by nothing: one row of totals
     g = f.groupby(keys or ["_all"], dropna=False, sort=True)
     out = g.agg(calls=("status", "size"), errors=("is_error", "sum"), input_tokens=("input_tokens", "sum"),
-                output_tokens=("output_tokens", "sum"), retries=("retries", "sum"),
+                cached_input_tokens=("cached_input_tokens", "sum"), output_tokens=("output_tokens", "sum"),
+                retries=("retries", "sum"),
                 unpriced_calls=("unpriced", "sum"))
     out["cost_usd"] = g["cost_usd"].sum(min_count=1)
     out = out.reset_index() if keys else out.reset_index(drop=True)
@@ -307,11 +329,10 @@ def run_usage(db: Database, run_id: str, prices: PriceTable | None = None, role:
     out: dict = {"run_id": run_id, "calls": 0, "errors": 0, "input_tokens": 0, "output_tokens": 0,
                  "total_tokens": 0, "retries": 0, "cost": 0.0, "priced_cost": 0.0, "cost_label": "$0.0000",
                  "models": [], "unpriced_models": [], "note": "", "error": None}
-    stmt = (select(LlmCall.model, func.count(), func.coalesce(func.sum(LlmCall.input_tokens), 0),
-                   func.coalesce(func.sum(LlmCall.output_tokens), 0),
-                   func.coalesce(func.sum(case((LlmCall.status != "ok", 1), else_=0)), 0),
-                   func.coalesce(func.sum(LlmCall.retries), 0))
-            .where(LlmCall.run_id == run_id).group_by(LlmCall.model).order_by(LlmCall.model))
+    # One row per call (a run's calls are few): each is priced at its half hour, as with_cost does.
+    stmt = (select(LlmCall.model, LlmCall.ts, LlmCall.input_tokens, LlmCall.output_tokens,
+                   LlmCall.cached_input_tokens, LlmCall.status, LlmCall.retries)
+            .where(LlmCall.run_id == run_id).order_by(LlmCall.model))
     if role:
         stmt = stmt.where(LlmCall.role == role)
     try:
@@ -321,18 +342,29 @@ def run_usage(db: Database, run_id: str, prices: PriceTable | None = None, role:
         out.update(cost=None, cost_label=UNPRICED, error=f"LLM usage cannot be read: {_error_text(exc)}")
         return out
     unpriced_calls = 0
-    for model, calls, tin, tout, errors, retries in rows:
-        calls, tin, tout, errors, retries = int(calls), int(tin), int(tout), int(errors), int(retries)
-        out["calls"] += calls
+    timed: dict = {}   # model -> its price changes over time (priced per half hour) or not (once)
+    found: dict = {}   # (model, half hour or None) -> Price or None
+    for model, ts, tin, tout, cached, status, retries in rows:
+        tin, tout = int(tin or 0), int(tout or 0)
+        out["calls"] += 1
         out["input_tokens"] += tin
         out["output_tokens"] += tout
-        out["errors"] += errors
-        out["retries"] += retries
-        out["models"].append(model)
-        cost = prices.cost(model, tin, tout)
+        out["errors"] += int(status != "ok")
+        out["retries"] += int(retries or 0)
+        if model not in out["models"]:
+            out["models"].append(model)
+        if model not in timed:
+            timed[model] = prices.changes_over_time(model)
+        at = None if ts is None or not timed[model] else ts.replace(minute=ts.minute // 30 * 30, second=0,
+                                                                        microsecond=0)
+        if (model, at) not in found:
+            found[(model, at)] = prices.price(model, at)
+        price = found[(model, at)]
+        cost = None if price is None else price.cost(tin, tout, int(cached or 0))
         if cost is None:
-            out["unpriced_models"].append(model)
-            unpriced_calls += calls
+            if model not in out["unpriced_models"]:
+                out["unpriced_models"].append(model)
+            unpriced_calls += 1
         else:
             out["priced_cost"] += cost
     out["total_tokens"] = out["input_tokens"] + out["output_tokens"]

@@ -179,6 +179,9 @@ class LlmCall(Base):
     node: Mapped[str] = mapped_column(String(64), default="")
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    # of input_tokens, those the provider served from its prompt cache (billed at the cached rate;
+    # None: not reported). Nullable, so Database.create_schema adds it to an older table.
+    cached_input_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     # of latency_ms, the time the call waited for a slot of its endpoint's budget (None: not measured)

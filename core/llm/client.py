@@ -55,6 +55,7 @@ from core.llm.replies import (_DETAIL_MAX, JSON_INSTRUCTION, LlmResult, _check_j
                               _with_json_instruction, estimate_tokens)
 from core.llm.answered import note_answered
 from core.llm.limits import ProviderLimiter, default_limiter, provider_key
+from core.llm.pricing import cached_tokens_of
 from core.infra.models import LlmCall
 from core.llm.instruments import observe_call
 from core.infra.redact import MASK, redact, register_secrets
@@ -282,6 +283,7 @@ class LlmClient:
             ttft_ms=None if raw.ttft_s is None else raw.ttft_s * 1000, retries=max(0, attempts - 1),
             streamed=raw.streamed, finish_reason=raw.finish_reason, trace_id=current_trace_id(), node=node,
             queued_ms=queued * 1000)
+        result.cached_input_tokens = 0 if estimated else cached_tokens_of(raw.usage)  # priced at the cached rate
         if raw.finish_reason == "length":
             logger.warning("llm {}/{}: the reply hit max_tokens and is cut off", self.role, node or "-")
         return result
@@ -457,7 +459,8 @@ class LlmClient:
         result.call_id = self._store(node=result.node, run_id=run_id, job_id=job_id, trace_id=result.trace_id,
                     input_tokens=result.input_tokens, output_tokens=result.output_tokens, latency_ms=result.latency_ms,
                     ttft_ms=result.ttft_ms, retries=result.retries, status=status, error_kind=error_kind,
-                    estimated=result.usage_estimated, queued_ms=result.queued_ms)
+                    estimated=result.usage_estimated, queued_ms=result.queued_ms,
+                    cached_input_tokens=result.cached_input_tokens)
         logger.debug("llm {}/{} {}@{}: {} in / {} out tokens{}, {:.0f} ms (ttft {}), {} retries, {}",
                      self.role, result.node or "-", self.model, self.provider, result.input_tokens,
                      result.output_tokens, " (estimated)" if result.usage_estimated else "", result.latency_ms,
@@ -476,7 +479,7 @@ class LlmClient:
     def _store(self, *, node: str, run_id: str | None, job_id: str | None, trace_id: str, input_tokens: int,
                output_tokens: int, latency_ms: float, ttft_ms: float | None, retries: int, status: str,
                error_kind: str | None, estimated: bool, error: str = "",
-               queued_ms: float | None = None) -> int | None:
+               queued_ms: float | None = None, cached_input_tokens: int | None = None) -> int | None:
         observe_call(self.role, self.model, latency_ms, ttft_ms)  # the process's histograms (/metrics)
         call_id = None
         if self.db is not None:
@@ -485,6 +488,7 @@ class LlmClient:
                     row = LlmCall(run_id=run_id, job_id=job_id, trace_id=trace_id or "", role=self.role,
                                   provider=self.provider[:128], model=self.model[:128], node=(node or "")[:_NODE_MAX],
                                   input_tokens=input_tokens, output_tokens=output_tokens,
+                                  cached_input_tokens=cached_input_tokens or None,
                                   latency_ms=round(latency_ms, 3),
                                   ttft_ms=None if ttft_ms is None else round(ttft_ms, 3),
                                   queued_ms=None if queued_ms is None else round(queued_ms, 3), retries=retries,

@@ -36,6 +36,7 @@ class LlmResult:
     node: str = ""
     call_id: int | None = None    # the llm_calls row recording this call, once stored (None without a db)
     queued_ms: float = 0.0        # of latency_ms, the time spent waiting for a slot of the endpoint's budget
+    cached_input_tokens: int = 0  # of input_tokens, served from the provider's prompt cache (core.llm.pricing)
 
     @property
     def attempts(self) -> int:

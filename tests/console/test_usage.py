@@ -12,7 +12,8 @@ from sqlalchemy import insert
 from core.infra.db import Database
 from core.infra.events import EventLog
 from core.infra.models import LlmCall
-from core.llm.pricing import DEFAULT_PRICES, DEFAULT_PRICES_AS_OF, UNPRICED, load_price_table
+from core.llm import price_source
+from core.llm.pricing import MAINTAINED_SOURCE, UNPRICED, load_price_table
 from core.console.usage import (
     errors_by_kind,
     error_timeline,
@@ -61,13 +62,14 @@ def cost(tin, tout):
 
 # --- price tables ------------------------------------------------------------------------------
 
-def test_defaults_are_marked_and_unknown_models_are_unpriced_never_zero():
+def test_maintained_prices_are_marked_and_unknown_models_are_unpriced_never_zero():
     table = load_price_table()
-    assert set(DEFAULT_PRICES) <= {r["model"] for r in table.rows()}
-    assert all(DEFAULT_PRICES_AS_OF in r["source"] and r["source"].startswith("default") for r in table.rows())
+    rows = {r["model"]: r for r in table.rows(["gpt-4o", "no-such-model"])}
+    assert rows["gpt-4o"]["source"].startswith(f"{MAINTAINED_SOURCE} {price_source.PINNED_VERSION} (openai")
+    assert rows["no-such-model"]["source"] == UNPRICED and rows["no-such-model"]["input_per_m"] is None
     assert table.cost("no-such-model", 10**6, 10**6) is None
     assert table.cost("", 1, 1) is None and table.cost(None, 1, 1) is None
-    assert table.cost("gpt-4o", 10**6, 0) == DEFAULT_PRICES["gpt-4o"][0]
+    assert table.cost("gpt-4o", 10**6, 0) == 2.5  # genai-prices 0.2.3: OpenAI's list price
 
 
 def test_price_table_matching_is_exact_case_insensitive_or_without_provider_prefix():
@@ -99,7 +101,7 @@ def test_malformed_price_entries_are_reported_and_leave_the_model_unpriced():
     assert "inptu" in " ".join(table.problems)
     assert table.cost("ok-string", 10**6, 10**6) == 2.0
     assert table.cost("ok-pair", 10**6, 10**6) == 3.0
-    assert table.cost("gpt-4o-mini", 10**6, 0) == DEFAULT_PRICES["gpt-4o-mini"][0]  # other defaults untouched
+    assert table.cost("gpt-4o-mini", 10**6, 0) == 0.15  # other models keep genai-prices' price
 
 
 def test_price_table_files_json_toml_missing_and_broken(tmp_path):

@@ -74,6 +74,7 @@ class FakeReply:
     usage: bool = True                  # send usage (non-streaming always has it unless False)
     prompt_tokens: int | None = None    # override the counted usage
     completion_tokens: int | None = None
+    cached_tokens: int | None = None    # usage.prompt_tokens_details.cached_tokens (prompt-cache hits)
     think: str | None = None            # wrap: "<think>{think}</think>" before the content
     stall_for: float | None = None      # send nothing for this long, then close the connection
     drop_after: int | None = None       # streaming: close after this many content chunks
@@ -565,11 +566,14 @@ class FakeOpenAI(LoopbackServer):
             return FakeReply.json(reply)
         raise TypeError(f"a fake reply must be str, dict, list or FakeReply, not {type(reply).__name__}")
 
-    def _usage(self, req: ChatRequest, reply: FakeReply) -> dict[str, int]:
+    def _usage(self, req: ChatRequest, reply: FakeReply) -> dict[str, Any]:
         prompt = reply.prompt_tokens if reply.prompt_tokens is not None else count_tokens(req.prompt)
         completion = reply.completion_tokens if reply.completion_tokens is not None \
             else count_tokens(reply.sent_content)
-        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        if reply.cached_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
+        return usage
 
 @pytest.fixture
 def fake_openai() -> Iterator[FakeOpenAI]:

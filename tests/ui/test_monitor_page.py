@@ -201,7 +201,10 @@ def test_empty_database_every_tab_renders_with_honest_empty_states():
     assert "No alert has fired or cleared since this process started." in seen[TAB_ALERTS][0]
 
 
-def test_empty_database_price_and_rule_tables_show_the_defaults():
+def test_empty_database_price_and_rule_tables_show_the_defaults(monkeypatch):
+    for key, value in (("QUERY_ENGINE_MODEL_NAME", PRICED), ("QUERY_ENGINE_BASE_URL", "http://127.0.0.1:9/v1")):
+        monkeypatch.setenv(key, value)  # a configured model is listed with its price before any call
+    reload_runtime()
     at = monitor(TAB_USAGE)
     prices = frame_with(at, "model", "input_per_m", "output_per_m")
     row = prices[prices["model"] == PRICED].iloc[0]

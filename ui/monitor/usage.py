@@ -6,12 +6,14 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.console.metrics import OFFLINE_MODEL, known_pairs
+from core.llm.pricing import INVALID_ENTRY
 from core.console.usage import (UNPRICED, error_timeline, errors_by_kind, latency_table, retries_by_kind, run_usage,
                                 usage_table)
 from core.runtime import Runtime
 
 from ui.cached import cached_llm_calls, cached_retry_events
-from ui.i18n import t
+from ui.i18n import fmt_time, t
 from ui.monitor.common import (WINDOWS, _bars, _chart, _frame_error, _no_database, _table, _time_tip, _time_x,
                                col_label, in_zone, names, period_name, run_choice, window_name,
                                with_time_text)
@@ -26,7 +28,11 @@ def _llm_frame(rt: Runtime, window: str) -> pd.DataFrame:
     """The window's LLM calls, cached briefly (ui.cached): a click on this tab does not re-read 50,000 rows.
     Their times are in the display zone, so a day or an hour of the tables and charts is the reader's."""
     frame = cached_llm_calls(rt, WINDOWS.get(window), MAX_CALLS)
-    return frame if frame.attrs.get("error") else in_zone(frame, "ts")
+    if frame.attrs.get("error"):
+        return frame
+    zoned = in_zone(frame, "ts")
+    zoned["ts_utc"] = frame["ts"]  # each call is priced at its stored (UTC) time (core.console.usage.with_cost)
+    return zoned
 
 
 def _calls_caption(frame: pd.DataFrame, window: str) -> None:
@@ -93,18 +99,47 @@ def show_usage(rt: Runtime, key: str) -> None:
             elif u["unpriced_models"]:
                 st.caption(t("monitor.run_unpriced", models=", ".join(u["unpriced_models"])))
 
+    in_use = [] if frame.attrs.get("error") or "model" not in frame else list(frame["model"].unique())
+    _price_table(rt, in_use + [m for _, m in known_pairs(rt.settings) if m != OFFLINE_MODEL])
+
+
+def _price_table(rt: Runtime, models: list[str]) -> None:
+    """The prices of the price file and of the models in use or configured, and where they come from."""
     st.subheader(t("monitor.price_table"))
     if rt.prices is None:
         st.caption(t("monitor.no_price_table"))
         return
     for problem in rt.prices.problems:
         st.warning(t("monitor.price_problem", problem=problem))
-    _table(pd.DataFrame(rt.prices.rows(), columns=["model", "input_per_m", "output_per_m", "source"]),
-           column_config={"input_per_m": st.column_config.NumberColumn(col_label("input_per_m")),
-                          "output_per_m": st.column_config.NumberColumn(col_label("output_per_m"))})
-    configured = rt.settings.get("SHOAL_PRICE_TABLE")
-    st.caption(t("monitor.prices_from", where=f"`{configured}`") if configured else
-               t("monitor.prices_default", path=f"`{rt.settings.data_dir / 'prices.json'}`"))
+    shown = pd.DataFrame(rt.prices.rows(models),
+                         columns=["model", "input_per_m", "cached_input_per_m", "output_per_m", "source"])
+    shown["source"] = shown["source"].replace({UNPRICED: t("monitor.unpriced"),
+                                               INVALID_ENTRY: t("monitor.price_invalid")})
+    _table(shown, column_config={c: st.column_config.NumberColumn(col_label(c))
+                                 for c in ("input_per_m", "cached_input_per_m", "output_per_m")})
+    for line in price_source_lines(rt):
+        st.caption(line)
+
+
+def price_source_lines(rt: Runtime) -> list[str]:
+    """Where the prices come from, with dates: the price file (path, changed when) and genai-prices
+    (version, data date), in the reader's language."""
+    src = rt.prices.sources()
+    if src["file"]:
+        lines = [t("monitor.prices_file", path=f"`{src['file']}`", when=fmt_time(src["file_mtime"]))]
+    else:
+        configured = rt.settings.get("SHOAL_PRICE_TABLE")
+        lines = [t("monitor.prices_no_file", path=f"`{configured or rt.settings.data_dir / 'prices.json'}`")]
+    maintained = src["maintained"]
+    if maintained is not None:
+        if maintained["version"] is None:
+            lines.append(t("monitor.prices_maintained_off"))
+        elif maintained["date"]:
+            lines.append(t("monitor.prices_maintained", version=maintained["version"], date=maintained["date"]))
+        else:
+            lines.append(t("monitor.prices_maintained_undated", version=maintained["version"]))
+    lines.append(t("monitor.prices_unit"))
+    return lines
 
 
 # ---------------------------------------------------------------------------------------- 4 latency & errors
