@@ -179,6 +179,9 @@ class LlmCall(Base):
     node: Mapped[str] = mapped_column(String(64), default="")
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    # True: the token counts are estimated (core.llm.replies.estimate_tokens: the server sent no usable
+    # usage, or the call failed mid-reply); None: a row from before the column
+    tokens_estimated: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     # of latency_ms, the time the call waited for a slot of its endpoint's budget (None: not measured)

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 from core.infra.config import NODE_MAP_RE
 
-__all__ = ["NodeBudget", "NODE_BUDGETS", "DEFAULT_BUDGET", "node_budget", "parse_node_map", "NODE_MAP_RE"]
+__all__ = ["NodeBudget", "NODE_BUDGETS", "DEFAULT_BUDGET", "NodeClock", "node_budget", "parse_node_map"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +81,27 @@ def node_budget(node: str, settings: Mapping | Any = None) -> NodeBudget:
     deadline = _override(settings, "LLM_NODE_DEADLINES", node)
     return NodeBudget(int(tokens) if tokens is not None else base.max_tokens,
                       float(deadline) if deadline is not None else base.deadline_s)
+
+
+class NodeClock:
+    """The deadline of one node call. The time spent waiting for a slot of Shoal's own budget
+    (`queued`) is not the model's and is not counted."""
+
+    def __init__(self, node: str, seconds: float):
+        import time
+
+        self._now = time.monotonic
+        self.node = node
+        self.seconds = float(seconds)
+        self.t0 = self._now()
+        self.queued = 0.0
+
+    def left(self) -> float:
+        return self.seconds - (self._now() - self.t0 - self.queued)
+
+    def attempt_limit(self, timeout: float) -> tuple[float, str]:
+        """(seconds, setting) bounding the next attempt: LLM_TIMEOUT, or what is left of the deadline."""
+        left = self.left()
+        if left < timeout:
+            return max(0.0, left), "LLM_NODE_DEADLINES"
+        return timeout, "LLM_TIMEOUT"
