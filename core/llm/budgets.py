@@ -33,19 +33,19 @@ class NodeBudget:
 # node: (max_tokens, deadline in seconds). A summary asks for 300-900 characters of analysis (a
 # Chinese character is about one token), inside a JSON string; a plan is one query and a reason.
 NODE_BUDGETS: dict[str, NodeBudget] = {
-    "ReportStructureNode": NodeBudget(1200, 180.0),
-    "FirstSearchNode": NodeBudget(600, 120.0),
-    "ReflectionNode": NodeBudget(600, 120.0),
-    "FirstSummaryNode": NodeBudget(2000, 240.0),
-    "ReflectionSummaryNode": NodeBudget(2400, 240.0),
-    "ReportFormattingNode": NodeBudget(800, 120.0),
-    "KeywordOptimizerNode": NodeBudget(300, 60.0),
-    "ReportTypeNode": NodeBudget(400, 90.0),
-    "ReportOutlineNode": NodeBudget(1000, 120.0),
-    "ReportSectionNode": NodeBudget(2000, 300.0),
-    "ForumHostNode": NodeBudget(1200, 180.0),
+    "ReportStructureNode": NodeBudget(1200, 240.0),
+    "FirstSearchNode": NodeBudget(600, 180.0),
+    "ReflectionNode": NodeBudget(600, 180.0),
+    "FirstSummaryNode": NodeBudget(2000, 300.0),
+    "ReflectionSummaryNode": NodeBudget(2400, 300.0),
+    "ReportFormattingNode": NodeBudget(800, 180.0),
+    "KeywordOptimizerNode": NodeBudget(300, 90.0),
+    "ReportTypeNode": NodeBudget(400, 120.0),
+    "ReportOutlineNode": NodeBudget(1000, 180.0),
+    "ReportSectionNode": NodeBudget(2000, 360.0),
+    "ForumHostNode": NodeBudget(1200, 240.0),
 }
-DEFAULT_BUDGET = NodeBudget(2000, 240.0)
+DEFAULT_BUDGET = NodeBudget(2000, 300.0)
 
 
 

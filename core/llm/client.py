@@ -25,6 +25,11 @@ LlmUnavailable (network, timeouts, rate limits, 5xx after retries), LlmAuthError
 LlmBadRequest (400/404/422), LlmJsonError (no usable JSON after `attempts` asks),
 LlmNotConfigured.
 
+Bounds (core.llm.budgets): a call sends its node's max_tokens unless the caller gives one, and the
+whole node call (JSON asks, retries, back-offs) ends at the node's deadline; an endpoint that asks for
+`max_completion_tokens` gets it from then on. The circuit breaker (core.llm.breaker) switches a role
+that fails JSON node after node off for the rest of its run: LlmCircuitOpen, with no request.
+
 Times: `latency_ms` is the whole call as the caller waited for it (retries and slot waits
 included); `ttft_ms` is from the start of the successful attempt to its first token (None for a
 non-streaming reply).
@@ -142,6 +147,7 @@ class LlmClient:
         self._client = client
         self._completions = client.chat.completions  # imported lazily by the SDK: not inside the first call's timing
         self._stream_ok = True  # False once the server rejected stream_options
+        self._tokens_key = "max_tokens"  # "max_completion_tokens" once the endpoint asked for it (OpenAI o-series)
         self._lock = threading.Lock()
 
     # lifecycle -------------------------------------------------------------------------------
@@ -350,11 +356,24 @@ class LlmClient:
 
     def _attempt(self, messages: list[dict], temperature: float | None, max_tokens: int | None,
                  cut: Cut | None = None, sofar: list[str] | None = None) -> _Raw:
+        try:
+            return self._attempt_once(messages, temperature, max_tokens, cut, sofar)
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+            # Reasoning models of OpenAI refuse max_tokens and name max_completion_tokens instead.
+            if max_tokens is None or self._tokens_key != "max_tokens" \
+                    or "max_completion_tokens" not in _status_message(exc):
+                raise
+            self._tokens_key = "max_completion_tokens"
+            logger.info("llm {}: {} asks for max_completion_tokens; sending it from now on", self.role, self.provider)
+            return self._attempt_once(messages, temperature, max_tokens, cut, sofar)
+
+    def _attempt_once(self, messages: list[dict], temperature: float | None, max_tokens: int | None,
+                      cut: Cut | None = None, sofar: list[str] | None = None) -> _Raw:
         params: dict[str, Any] = {"model": self.model, "messages": messages}
         if temperature is not None:
             params["temperature"] = temperature
         if max_tokens is not None:
-            params["max_tokens"] = max_tokens
+            params[self._tokens_key] = max_tokens
         if self._stream_ok:
             try:
                 return self._streamed(params, cut, sofar)

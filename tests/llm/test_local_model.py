@@ -164,3 +164,19 @@ def test_a_usage_without_output_tokens_is_estimated(database):
         result = client(fake, database).complete("s", "u", node="ForumHostNode")
     assert result.usage_estimated and result.output_tokens == 4 and result.input_tokens == count_tokens("s\nu")
     assert rows(database)[0].tokens_estimated is True
+
+
+def test_an_endpoint_that_wants_max_completion_tokens_gets_it_from_then_on():
+    def responder(req):
+        if req.get("max_tokens") is not None:
+            return FakeReply.error(400, "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                                        "Use 'max_completion_tokens' instead.")
+        return f"limit {req.get('max_completion_tokens')}"
+
+    with FakeOpenAI(responder=responder) as fake:
+        llm = client(fake)
+        first = llm.complete("s", "u", node="KeywordOptimizerNode")
+        second = llm.complete("s", "u", node="FirstSearchNode")
+    assert first.text == f"limit {NODE_BUDGETS['KeywordOptimizerNode'].max_tokens}"
+    assert second.text == f"limit {NODE_BUDGETS['FirstSearchNode'].max_tokens}"
+    assert [r.status for r in fake.requests] == [400, 200, 200]
