@@ -332,7 +332,7 @@ def _follow(rt, run_id: str, timeout: float, quiet: bool, stop: threading.Event 
         if not quiet:
             for e in batch:
                 if e.type.startswith(("run.", "job.", "engine.started", "engine.fallback", "engine.search_error",
-                                             "coverage.")):
+                                             "coverage.", "llm.breaker_open")):
                     print(f"  {e.ts:%H:%M:%S} {e.type} {e.job_id or ''} "
                           f"{json.dumps(e.payload, ensure_ascii=False)[:160]}", file=sys.stderr)
         if status in RUN_FINAL_STATES or (status == RunState.INTERRUPTED and not rt.supervisor.running):

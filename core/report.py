@@ -61,6 +61,7 @@ from core.infra.clock import display_zone
 from core.infra.models import Job, Report, Run, utcnow
 from core.infra.redact import redact
 from core.infra.tracing import child_trace_id
+from core.llm.breaker import switched_off_notes
 from core.reporting import charts
 from core.reporting import claims as claimcheck
 from core.reporting.errors import ReportError, ReportSkipped
@@ -451,6 +452,8 @@ class _Writer:
         if failed:
             notices = notices + [(f"{len(failed)} 个章节未能由模型写成，已在文中标出。" if zh else
                                   f"{len(failed)} section(s) could not be written by the LLM; they are marked.")]
+        # roles the circuit breaker switched to the offline analyst in this run (core.llm.breaker)
+        notices = notices + [m.render("zh" if zh else "en") for m in switched_off_notes(self.db, ctx.run_id)]
         for s, text in zip(sections, drop_repeated_quotes([s.markdown for s in sections])):
             s.markdown = claimcheck.strip_marks(text)
             still = set(cited(s.markdown))

@@ -425,7 +425,7 @@ class LlmHost:
 
     mode = "llm"
 
-    def __init__(self, client: LlmClient, *, max_chars: int = MAX_SPEECH, max_tokens: int | None = 1200,
+    def __init__(self, client: LlmClient, *, max_chars: int = MAX_SPEECH, max_tokens: int | None = None,
                  db=None, sources_of: SourcesOf | None = None):
         self.client = client
         self.max_chars = max_chars

@@ -47,7 +47,7 @@ class SettingSpec:
     and `config.llm_<what>_help`, with the role's name as {role}."""
     key: str
     default: Any
-    kind: str  # str | int | float | bool | url | db_url | choice | size | duration | zone
+    kind: str  # str | int | float | bool | url | db_url | choice | size | duration | zone | node_map
     group: str
     secret: bool = False
     choices: tuple[str, ...] = ()
@@ -114,6 +114,9 @@ SPECS: dict[str, SettingSpec] = {s.key: s for s in [
     SettingSpec("FORUM_HOST_EVERY", 5, "int", "Limits", minimum=1, maximum=50),
     SettingSpec("LLM_TIMEOUT", 120.0, "float", "Limits", minimum=1, maximum=1800),
     SettingSpec("RETRY_MAX_SECONDS", 60.0, "float", "Limits", minimum=0, maximum=3600),
+    SettingSpec("LLM_NODE_MAX_TOKENS", "", "node_map", "Limits"),
+    SettingSpec("LLM_NODE_DEADLINES", "", "node_map", "Limits"),
+    SettingSpec("LLM_BREAKER_FAILURES", 3, "int", "Limits", minimum=0, maximum=100),
     SettingSpec("SHOAL_LEASE_SECONDS", 30.0, "float", "Supervisor", minimum=1, maximum=3600),
     SettingSpec("SHOAL_HEARTBEAT_SECONDS", 5.0, "float", "Supervisor", minimum=0.05, maximum=600),
     SettingSpec("SHOAL_STALL_SECONDS", 180.0, "float", "Supervisor", minimum=1, maximum=86400),
@@ -156,6 +159,8 @@ URL_KEYS: dict[str, str] = {
 EDITABLE_KEYS = frozenset(SPECS) - {"SHOAL_LOG_DIR", "SHOAL_DATA_DIR"}
 
 _SIZE_RE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB)\s*$", re.I)
+# "Node=number" pairs, comma-separated, `*` for every node (LLM_NODE_MAX_TOKENS, LLM_NODE_DEADLINES; core.llm.budgets)
+NODE_MAP_RE = re.compile(r"^\s*(?:(?:\*|[A-Za-z_][A-Za-z0-9_]*)\s*=\s*\d+(?:\.\d+)?\s*(?:,\s*|$))*$")
 _DURATION_RE = re.compile(r"^\s*\d+\s*(second|minute|hour|day|week|month)s?\s*$", re.I)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -200,6 +205,8 @@ def parse_value(spec: SettingSpec, raw: Any) -> Any:
         raise _err("err_zone", key=key, got=repr(text))
     if spec.kind == "duration" and not _DURATION_RE.match(text):
         raise _err("err_duration", key=key, got=repr(text))
+    if spec.kind == "node_map" and not NODE_MAP_RE.match(text):
+        raise _err("err_node_map", key=key, got=repr(text))
     if "\n" in text or "\r" in text:
         raise _err("err_line", key=key)
     return text

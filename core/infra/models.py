@@ -182,6 +182,9 @@ class LlmCall(Base):
     # of input_tokens, those the provider served from its prompt cache (billed at the cached rate;
     # None: not reported). Nullable, so Database.create_schema adds it to an older table.
     cached_input_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # True: the token counts are estimated (core.llm.replies.estimate_tokens: the server sent no usable
+    # usage, or the call failed mid-reply); None: a row from before the column
+    tokens_estimated: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     # of latency_ms, the time the call waited for a slot of its endpoint's budget (None: not measured)

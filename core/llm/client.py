@@ -25,6 +25,11 @@ LlmUnavailable (network, timeouts, rate limits, 5xx after retries), LlmAuthError
 LlmBadRequest (400/404/422), LlmJsonError (no usable JSON after `attempts` asks),
 LlmNotConfigured.
 
+Bounds (core.llm.budgets): a call sends its node's max_tokens unless the caller gives one, and the
+whole node call (JSON asks, retries, back-offs) ends at the node's deadline; an endpoint that asks for
+`max_completion_tokens` gets it from then on. The circuit breaker (core.llm.breaker) switches a role
+that fails JSON node after node off for the rest of its run: LlmCircuitOpen, with no request.
+
 Times: `latency_ms` is the whole call as the caller waited for it (retries and slot waits
 included); `ttft_ms` is from the start of the successful attempt to its first token (None for a
 non-streaming reply).
@@ -47,11 +52,13 @@ from core.infra import retry as retry_mod
 from core.infra.config import LLM_ROLES, Settings
 from core.infra.deadline import CallTimeout, Cut, cut_response, run_bounded
 from core.infra.http_errors import TransientStatus
-from core.llm.errors import (LlmAuthError, LlmBadRequest, LlmError, LlmJsonError, LlmNotConfigured, LlmUnavailable,
-                             _bad_response, _StreamIncomplete)
+from core.llm.errors import (LlmAuthError, LlmBadRequest, LlmCircuitOpen, LlmError, LlmJsonError, LlmNotConfigured,
+                             LlmUnavailable, _bad_response, _StreamIncomplete)
+from core.llm.breaker import BREAKER_EVENT, breakers
+from core.llm.budgets import NodeClock, node_budget
 from core.llm.jsonrepair import split_think
 from core.llm.replies import (_DETAIL_MAX, JSON_INSTRUCTION, LlmResult, _check_json, _correction, _estimate_prompt,
-                              _excerpt, _Raw, _raw_from_body, _status_message, _Unusable, _usage_ok,
+                              _counted, _excerpt, _Raw, _raw_from_body, _status_message, _Unusable, _usage_ok,
                               _with_json_instruction, estimate_tokens)
 from core.llm.answered import note_answered
 from core.llm.limits import ProviderLimiter, default_limiter, provider_key
@@ -63,7 +70,7 @@ from core.infra.tracing import current_trace_id
 
 __all__ = [
     "LlmClient", "LlmResult", "LlmError", "LlmUnavailable", "LlmAuthError", "LlmBadRequest", "LlmJsonError",
-    "LlmNotConfigured", "llm_available", "estimate_tokens", "JSON_INSTRUCTION", "PLACEHOLDER_KEY",
+    "LlmNotConfigured", "LlmCircuitOpen", "llm_available", "estimate_tokens", "JSON_INSTRUCTION", "PLACEHOLDER_KEY",
 ]
 
 # A local endpoint (Ollama, vLLM, LM Studio) takes any key; the SDK insists on one.
@@ -126,6 +133,7 @@ class LlmClient:
         self.limiter = limiter or default_limiter(settings.get("SHOAL_LLM_CONCURRENCY"))
         self.limiter.configure(settings)  # each configured role's endpoint, limit and reserved slot
         self.policy = policy or _policy_from(settings)
+        self.breaker_failures = _int_setting(settings, "LLM_BREAKER_FAILURES", 3)  # core.llm.breaker
         self._sleep = sleep
         # The connection pool is the process's (shared_http_client): neither a given client nor ours has one to close.
         self._owns_client = False
@@ -140,6 +148,7 @@ class LlmClient:
         self._client = client
         self._completions = client.chat.completions  # imported lazily by the SDK: not inside the first call's timing
         self._stream_ok = True  # False once the server rejected stream_options
+        self._tokens_key = "max_tokens"  # "max_completion_tokens" once the endpoint asked for it (OpenAI o-series)
         self._lock = threading.Lock()
 
     # lifecycle -------------------------------------------------------------------------------
@@ -175,9 +184,10 @@ class LlmClient:
     def chat(self, messages: Sequence[dict], *, node: str = "", run_id: str | None = None,
              job_id: str | None = None, temperature: float | None = 0.3, max_tokens: int | None = None) -> LlmResult:
         """Like complete, for a whole message list (multi-turn)."""
+        max_tokens, clock = self._bounds(node, run_id, max_tokens)
         try:
             result = self._execute(list(messages), node=node, run_id=run_id, job_id=job_id,
-                                   temperature=temperature, max_tokens=max_tokens)
+                                   temperature=temperature, max_tokens=max_tokens, clock=clock)
         except LlmError as err:
             self._record_error(err, node=node, run_id=run_id, job_id=job_id)
             raise
@@ -198,16 +208,23 @@ class LlmClient:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         expect_types = expect if isinstance(expect, tuple) else (expect,)
+        max_tokens, clock = self._bounds(node, run_id, max_tokens)
         base = _messages(_with_json_instruction(system, required_keys, expect_types), user)
         messages = list(base)
         problems: list[str] = []
         last = ""
+        asked = 0
         for n in range(1, attempts + 1):
+            if n > 1 and (clock.left() <= 0 or breakers.is_open(run_id, self.role)):
+                break  # the node's deadline is spent, or another node switched the role off: no more asks
+            asked = n
             try:
                 result = self._execute(messages, node=node, run_id=run_id, job_id=job_id,
-                                       temperature=temperature, max_tokens=max_tokens)
+                                       temperature=temperature, max_tokens=max_tokens, clock=clock)
             except LlmError as err:
                 self._record_error(err, node=node, run_id=run_id, job_id=job_id)
+                if problems and err.kind == "timeout" and clock.left() <= 0:
+                    break  # the deadline cut a re-ask: the node failed for want of usable JSON
                 raise
             try:
                 value = _check_json(result, required_keys, expect_types)
@@ -224,32 +241,68 @@ class LlmClient:
                 ]
                 continue
             self._record(result, status="ok", error_kind=None, run_id=run_id, job_id=job_id)
+            breakers.succeeded(run_id, self.role)
             return value
         excerpt = _excerpt(self._scrub(last))
         where = f"{self.role}/{node}" if node else self.role
+        cut = f" (the node's deadline of {clock.seconds:g}s ended the asks)" if asked < attempts and \
+            clock.left() <= 0 else ""
+        self._breaker_failed(node, run_id, job_id)
         raise LlmJsonError(
-            f"{where}: the model gave no usable JSON in {attempts} attempt(s); last problem: "
+            f"{where}: the model gave no usable JSON in {asked} attempt(s){cut}; last problem: "
             f"{self._scrub(problems[-1])}" + (f"; reply began: {excerpt!r}" if excerpt else ""),
             role=self.role, provider=self.provider, problems=[self._scrub(p) for p in problems], excerpt=excerpt,
-            attempts=attempts)
+            attempts=asked)
+
+    # bounds and the circuit breaker (core.llm.budgets, core.llm.breaker) ---------------------
+    def _bounds(self, node: str, run_id: str | None, max_tokens: int | None) -> tuple[int, NodeClock]:
+        """The call's max_tokens (the caller's, else the node's) and its deadline; LlmCircuitOpen,
+        before any request, when the role is switched off for this run."""
+        if breakers.is_open(run_id, self.role):
+            where = f"{self.role}/{node}" if node else self.role
+            raise LlmCircuitOpen(f"{where}: switched to the offline analyst for the rest of this run (its model "
+                                 f"failed to answer in JSON {self.breaker_failures} node(s) in a row; "
+                                 "LLM_BREAKER_FAILURES)", role=self.role, provider=self.provider)
+        budget = node_budget(node, self.settings)
+        return (budget.max_tokens if max_tokens is None else max_tokens), NodeClock(node, budget.deadline_s)
+
+    def _breaker_failed(self, node: str, run_id: str | None, job_id: str | None) -> None:
+        """One more node without usable JSON; announce the breaker when this one opened it."""
+        failures = breakers.failed(run_id, self.role, self.breaker_failures)
+        if failures is None:
+            return
+        logger.warning("llm {}: {} nodes in a row got no usable JSON from {}; the role is switched to the offline "
+                       "analyst for the rest of run {}", self.role, failures, self.model, run_id)
+        if self.events is not None:
+            try:
+                self.events.emit(BREAKER_EVENT, run_id=run_id, job_id=job_id, source="llm", wait=True,
+                                 payload={"role": self.role, "model": self.model, "provider": self.provider,
+                                          "node": node, "failures": failures})
+            except Exception as exc:  # noqa: BLE001 - the breaker holds even when the event is lost
+                logger.warning("{} event not recorded: {}", BREAKER_EVENT, self._scrub(f"{type(exc).__name__}: {exc}")[:300])
 
     # one call, retried -----------------------------------------------------------------------
     def _execute(self, messages: list[dict], *, node: str, run_id: str | None, job_id: str | None,
-                 temperature: float | None, max_tokens: int | None) -> LlmResult:
+                 temperature: float | None, max_tokens: int | None, clock: NodeClock | None = None) -> LlmResult:
         t0 = time.perf_counter()
+        policy = self.policy
+        if clock is not None:  # retries and back-offs end with the node's deadline too
+            policy = replace(policy, max_seconds=max(0.001, min(policy.max_seconds, clock.left())))
         attempts = 0
         queued = 0.0  # seconds spent waiting for budget slots, over all attempts
         raw: _Raw | None = None
         cut_text: list[str] = []  # what attempts cut at LLM_TIMEOUT had streamed: billed, so counted
         op = f"{self.role.lower()}:{node}" if node else self.role.lower()
         try:
-            for attempt in retry_mod.retrying(self.policy, op=op, run_id=run_id, job_id=job_id, sleep=self._sleep):
+            for attempt in retry_mod.retrying(policy, op=op, run_id=run_id, job_id=job_id, sleep=self._sleep):
                 with attempt:
                     attempts += 1
                     with self.limiter.slot(self.provider, role=self.role) as slot:
                         queued += slot.waited_s
+                        if clock is not None:
+                            clock.queued += slot.waited_s
                         try:
-                            raw = self._bounded(messages, temperature, max_tokens, cut_text)
+                            raw = self._bounded(messages, temperature, max_tokens, cut_text, clock)
                         except Exception as exc:
                             if retry_mod.classify(exc) == "rate_limit":
                                 slot.throttled()  # a 429: the endpoint's budget shrinks (core.llm.limits)
@@ -276,6 +329,7 @@ class LlmClient:
             input_tokens = _estimate_prompt(messages)
             output_tokens = estimate_tokens(raw.content) + estimate_tokens(raw.reasoning)
             estimated = True
+        input_tokens, output_tokens, estimated = _counted(messages, raw, input_tokens, output_tokens, estimated)
         result = LlmResult(
             text=answer, raw=raw.content, reasoning=reasoning, role=self.role, model=self.model,
             provider=self.provider, input_tokens=input_tokens, output_tokens=output_tokens,
@@ -289,12 +343,14 @@ class LlmClient:
         return result
 
     def _bounded(self, messages: list[dict], temperature: float | None, max_tokens: int | None,
-                 cut_text: list[str]) -> _Raw:
-        """One attempt within LLM_TIMEOUT as a whole; past it, CallTimeout (retried as a timeout)."""
+                 cut_text: list[str], clock: NodeClock | None = None) -> _Raw:
+        """One attempt within LLM_TIMEOUT as a whole (or what is left of the node's deadline, when
+        less); past it, CallTimeout (retried as a timeout while the retry budget lasts)."""
         sofar: list[str] = []
+        seconds, setting = clock.attempt_limit(self.timeout) if clock is not None else (self.timeout, "LLM_TIMEOUT")
         try:
             return run_bounded(lambda cut: self._attempt(messages, temperature, max_tokens, cut, sofar),
-                               self.timeout, what=f"{self.role} LLM call", setting="LLM_TIMEOUT",
+                               seconds, what=f"{self.role} LLM call", setting=setting,
                                unit="characters")
         except CallTimeout:
             cut_text.append("".join(list(sofar)))
@@ -302,11 +358,24 @@ class LlmClient:
 
     def _attempt(self, messages: list[dict], temperature: float | None, max_tokens: int | None,
                  cut: Cut | None = None, sofar: list[str] | None = None) -> _Raw:
+        try:
+            return self._attempt_once(messages, temperature, max_tokens, cut, sofar)
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+            # Reasoning models of OpenAI refuse max_tokens and name max_completion_tokens instead.
+            if max_tokens is None or self._tokens_key != "max_tokens" \
+                    or "max_completion_tokens" not in _status_message(exc):
+                raise
+            self._tokens_key = "max_completion_tokens"
+            logger.info("llm {}: {} asks for max_completion_tokens; sending it from now on", self.role, self.provider)
+            return self._attempt_once(messages, temperature, max_tokens, cut, sofar)
+
+    def _attempt_once(self, messages: list[dict], temperature: float | None, max_tokens: int | None,
+                      cut: Cut | None = None, sofar: list[str] | None = None) -> _Raw:
         params: dict[str, Any] = {"model": self.model, "messages": messages}
         if temperature is not None:
             params["temperature"] = temperature
         if max_tokens is not None:
-            params["max_tokens"] = max_tokens
+            params[self._tokens_key] = max_tokens
         if self._stream_ok:
             try:
                 return self._streamed(params, cut, sofar)
@@ -415,7 +484,7 @@ class LlmClient:
             msg = _status_message(exc)
             text = f"HTTP {exc.status_code}" + (f": {msg}" if msg else "")
         elif isinstance(exc, CallTimeout):
-            text = (f"no complete reply within {exc.seconds:g}s (LLM_TIMEOUT), cut after "
+            text = (f"no complete reply within {exc.seconds:g}s ({exc.setting or 'LLM_TIMEOUT'}), cut after "
                     + (f"{exc.received} characters" if exc.received else "receiving nothing"))
         elif isinstance(exc, openai.APITimeoutError):
             text = f"no response within {self.timeout:g}s (LLM_TIMEOUT)"
@@ -489,6 +558,7 @@ class LlmClient:
                                   provider=self.provider[:128], model=self.model[:128], node=(node or "")[:_NODE_MAX],
                                   input_tokens=input_tokens, output_tokens=output_tokens,
                                   cached_input_tokens=cached_input_tokens or None,
+                                  tokens_estimated=bool(estimated),
                                   latency_ms=round(latency_ms, 3),
                                   ttft_ms=None if ttft_ms is None else round(ttft_ms, 3),
                                   queued_ms=None if queued_ms is None else round(queued_ms, 3), retries=retries,
@@ -535,3 +605,11 @@ def _messages(system: str, user: str) -> list[dict]:
         out.append({"role": "system", "content": system})
     out.append({"role": "user", "content": user})
     return out
+
+
+def _int_setting(settings: Settings, key: str, default: int) -> int:
+    try:
+        return int(settings.get(key, default))
+    except (TypeError, ValueError):
+        return default
+

@@ -11,7 +11,7 @@ class LlmError(ProviderError):
     """A call that did not produce a usable reply. The message is safe to show: no key, no prompt.
 
     kind: what the LlmCall row records as error_kind ('timeout', 'connection', 'rate_limit',
-    'server_error', 'auth', 'bad_request', 'parse', 'config', 'error'). The families
+    'server_error', 'auth', 'bad_request', 'parse', 'breaker', 'config', 'error'). The families
     (unavailable, auth, rejected, bad response) are core.infra.http_errors', shared with web search.
     """
 
@@ -54,6 +54,11 @@ class LlmJsonError(LlmError, ProviderBadResponse):
         super().__init__(message, **kw)
         self.problems = list(problems)
         self.excerpt = excerpt
+
+
+class LlmCircuitOpen(LlmError):
+    """The role's circuit breaker is open for this run (core.llm.breaker): no request was made."""
+    default_kind = "breaker"
 
 
 # Failures our own code raises inside an attempt, shaped so that core.infra.retry.classify retries them.

@@ -74,6 +74,17 @@ def _estimate_prompt(messages: Iterable[dict]) -> int:
     return sum(estimate_tokens(str(m.get("content") or "")) + 4 for m in messages)
 
 
+def _counted(messages: list[dict], raw: _Raw, input_tokens: int, output_tokens: int,
+             estimated: bool) -> tuple[int, int, bool]:
+    """Fill what a server's usage leaves out: a usage without prompt tokens, or with zero completion
+    tokens for a reply that has text (some local servers), is estimated (estimate_tokens) and marked so."""
+    if not input_tokens:
+        input_tokens, estimated = _estimate_prompt(messages), True
+    if not output_tokens and (raw.content or raw.reasoning):
+        output_tokens, estimated = estimate_tokens(raw.content) + estimate_tokens(raw.reasoning), True
+    return input_tokens, output_tokens, estimated
+
+
 def _status_message(exc: BaseException) -> str:
     """The server's own error message from an APIStatusError body, else its text."""
     body = getattr(exc, "body", None)

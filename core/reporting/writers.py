@@ -280,8 +280,8 @@ def write_section(index: int, sec: OutlineSection, units: list[Unit], material: 
 
             system, user, engines = section_prompt(sec, material, rtype, title)
             try:
-                answer = llm.complete(system, user, node="ReportSectionNode", run_id=run_id, job_id=job_id,
-                                      max_tokens=2000)
+                # max_tokens and the deadline: the node's (core.llm.budgets, LLM_NODE_MAX_TOKENS)
+                answer = llm.complete(system, user, node="ReportSectionNode", run_id=run_id, job_id=job_id)
                 md = clean_llm_markdown(answer.text, sec.title)
                 if not md:
                     raise LlmError("the model returned an empty section", role="REPORT_ENGINE")

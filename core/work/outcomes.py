@@ -8,6 +8,8 @@ A run whose jobs all completed ends ``completed_degraded`` instead of ``complete
     llm_unavailable     an LLM call timed out, could not connect, or got 5xx / no chat completion, and fell back
     llm_rejected        the endpoint refused the request itself (400/404/422: unknown model...) and it fell back
     llm_unparsable      an engine's model never answered in the JSON asked for, and the node fell back
+    llm_switched_off    a role's model failed to answer in JSON node after node: the circuit breaker
+                        (core.llm.breaker) switched it to the offline analyst for the rest of the run
     llm_failed          any other LLM failure that fell back
     search_failed       a web (or corpus) search of an engine failed
     no_sources          an engine completed without a single source about the topic
@@ -15,7 +17,8 @@ A run whose jobs all completed ends ``completed_degraded`` instead of ``complete
 The reasons come from typed records, never from log text: the run's ``llm_calls`` rows whose status
 is ``error`` (each one a call that raised to its caller, which fell back; a JSON reply that is
 rejected and asked again is recorded with ``error_kind`` 'parse' and is not a fallback by itself),
-and the engine jobs' results (``fallback_kinds``, ``search_errors``, ``n_sources``). Only a run's
+the engine jobs' results (``fallback_kinds``, ``search_errors``, ``n_sources``) and the run's
+``llm.breaker_open`` events (``count``: the nodes in a row that failed before it opened). Only a run's
 decisive jobs count: a job added again under the same name (``report#2``, ``media#2``) supersedes
 the earlier one.
 
@@ -35,7 +38,7 @@ from core.infra.models import Job, LlmCall
 from core.work.states import JobState, RunState
 
 __all__ = ["LLM_UNAUTHORIZED", "LLM_RATE_LIMITED", "LLM_UNAVAILABLE", "LLM_REJECTED", "LLM_UNPARSABLE",
-           "LLM_FAILED", "SEARCH_FAILED", "NO_SOURCES", "REASONS", "EXIT_CODES", "EXIT_OK", "EXIT_FAILED",
+           "LLM_FAILED", "LLM_SWITCHED_OFF", "SEARCH_FAILED", "NO_SOURCES", "REASONS", "EXIT_CODES", "EXIT_OK", "EXIT_FAILED",
            "EXIT_USAGE", "EXIT_DEGRADED", "EXIT_INSUFFICIENT_DATA", "EXIT_REPORT_FAILED", "EXIT_CANCELLED",
            "EXIT_INTERRUPTED", "exit_code", "decisive_jobs", "final_status", "degraded_reasons", "describe",
            "describe_msg", "run_problems", "problem_msgs", "degraded_of"]
@@ -46,10 +49,11 @@ LLM_UNAVAILABLE = "llm_unavailable"
 LLM_REJECTED = "llm_rejected"
 LLM_UNPARSABLE = "llm_unparsable"
 LLM_FAILED = "llm_failed"
+LLM_SWITCHED_OFF = "llm_switched_off"
 SEARCH_FAILED = "search_failed"
 NO_SOURCES = "no_sources"
-REASONS = (LLM_UNAUTHORIZED, LLM_RATE_LIMITED, LLM_UNAVAILABLE, LLM_REJECTED, LLM_UNPARSABLE, LLM_FAILED,
-           SEARCH_FAILED, NO_SOURCES)
+REASONS = (LLM_UNAUTHORIZED, LLM_RATE_LIMITED, LLM_UNAVAILABLE, LLM_REJECTED, LLM_UNPARSABLE, LLM_SWITCHED_OFF,
+           LLM_FAILED, SEARCH_FAILED, NO_SOURCES)
 
 # The LLM client's error kinds (core.llm.errors: LlmCall.error_kind) → reason.
 _LLM_KIND_REASONS = {"auth": LLM_UNAUTHORIZED, "rate_limit": LLM_RATE_LIMITED, "timeout": LLM_UNAVAILABLE,
@@ -166,6 +170,11 @@ def degraded_reasons(session, run_id: str, jobs: Sequence[Any] | None = None) ->
         _add(found, SEARCH_FAILED, job.kind, len(errors) if isinstance(errors, list) else 0)
         if "n_sources" in result and _int(result.get("n_sources")) == 0:
             _add(found, NO_SOURCES, job.kind, 1)
+    from core.llm.breaker import switched_off  # the breaker's events (a read; core.llm never imports us)
+
+    for item in switched_off(session, run_id):
+        role = item["role"]
+        _add(found, LLM_SWITCHED_OFF, _ROLE_AGENTS.get(role, role.lower()), max(1, item["failures"]), role)
     items = [{"reason": reason, "engine": engine, "count": count, **({"role": role} if role else {})}
              for (reason, engine, role), count in found.items()]
     return sorted(items, key=lambda d: (_ORDER.get(d["reason"], 99), d["engine"], d.get("role") or ""))
@@ -191,7 +200,8 @@ def degraded_of(params: Mapping | None) -> list[dict]:
 _AGENTS = ("query", "media", "insight", "report", "host", "keywords", "coverage")
 _REASON_KEYS = {LLM_UNAUTHORIZED: "outcome.llm_unauthorized", LLM_RATE_LIMITED: "outcome.llm_rate_limited",
                 LLM_UNAVAILABLE: "outcome.llm_unavailable", LLM_REJECTED: "outcome.llm_rejected",
-                LLM_UNPARSABLE: "outcome.llm_unparsable", LLM_FAILED: "outcome.llm_failed"}
+                LLM_UNPARSABLE: "outcome.llm_unparsable", LLM_SWITCHED_OFF: "outcome.llm_switched_off",
+                LLM_FAILED: "outcome.llm_failed"}
 
 
 def _agent(engine: str) -> Msg | str:
@@ -207,7 +217,7 @@ def describe_msg(item: Mapping) -> Msg:
     reason, count = str(item.get("reason") or ""), _int(item.get("count")) or 1
     engine = str(item.get("engine") or "")
     args = {"agent": _agent(engine), "role": str(item.get("role") or "") or f"{engine.upper()}_ENGINE",
-            "calls": _count("calls", count), "times": _count("times", count)}
+            "calls": _count("calls", count), "times": _count("times", count), "n": count}
     if reason in _REASON_KEYS:
         return Msg(_REASON_KEYS[reason], args)
     if reason == SEARCH_FAILED:

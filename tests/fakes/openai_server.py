@@ -31,6 +31,12 @@ nodes that parse JSON), or a FakeReply for latency and faults:
   FakeReply.error_event(after=1)      an SSE `{"error": ...}` event in the middle of the stream
   FakeReply.thinking(content, think)  content behind "<think>…</think>"
 
+A local server (`FakeOpenAI(local=True)`, like llama.cpp's or Ollama's on a small machine): one
+chat request at a time (the next waits for the one before to end), no usage anywhere (the client
+must estimate), replies cut at the request's `max_tokens` (one token per character here, with
+finish_reason "length"), and, unless a script or responder says otherwise, a rambling prose answer
+that is no JSON at all (LOCAL_PROSE).
+
 Every chat request is recorded as a ChatRequest with monotonic `start` (request read) and `end`
 (last byte sent, or connection dropped) so tests can prove parallelism: `max_concurrency()`, and
 `sent_chars`, the content characters the server managed to send (a cut stream sent fewer).
@@ -39,9 +45,11 @@ from __future__ import annotations
 
 import json as jsonlib
 import socket
+import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Iterator, Mapping, Union
 
@@ -49,10 +57,13 @@ import pytest
 
 from tests.fakes.http_server import LoopbackServer
 
-__all__ = ["FakeOpenAI", "FakeReply", "ChatRequest", "fake_openai", "count_tokens"]
+__all__ = ["FakeOpenAI", "FakeReply", "ChatRequest", "fake_openai", "count_tokens", "LOCAL_PROSE"]
 
 DEFAULT_MODEL = "fake-model"
 DEFAULT_KEY = "sk-fake-0123456789abcdef"
+# What a small local model says when asked for JSON: prose, and more of it than any node allows.
+LOCAL_PROSE = ("Sure! Here is my analysis of the topic. First of all, it is important to consider the many "
+               "perspectives involved, since public opinion is shaped by a wide range of factors. " * 40)
 
 
 def count_tokens(text: str) -> int:
@@ -271,15 +282,16 @@ class _Handler(BaseHTTPRequestHandler):
         if not (self.command == "POST" and path.endswith("/chat/completions")):
             return self._json(404, {"error": {"message": f"fake OpenAI: no route {self.command} {path}",
                                               "type": "invalid_request_error"}})
-        req = fake._begin(self.command, path, {k.lower(): v for k, v in self.headers.items()}, body)
-        try:
-            reply = fake._reply_for(req)
-            req.reply = reply
-            self._serve(req, reply)
-        except OSError:  # the client went away (its timeout fired): normal here
-            self.close_connection = True
-        finally:
-            fake._end(req)
+        with fake._serial if fake.local else nullcontext():  # a local server handles one request at a time
+            req = fake._begin(self.command, path, {k.lower(): v for k, v in self.headers.items()}, body)
+            try:
+                reply = fake._local(req, fake._reply_for(req))
+                req.reply = reply
+                self._serve(req, reply)
+            except OSError:  # the client went away (its timeout fired): normal here
+                self.close_connection = True
+            finally:
+                fake._end(req)
 
     # responses -------------------------------------------------------------------------------
     def _serve(self, req: ChatRequest, reply: FakeReply) -> None:
@@ -415,6 +427,8 @@ class FakeOpenAI(LoopbackServer):
     api_key: when set, a request with another bearer key gets 401.
     reject_stream_options: answer 400 to requests that carry stream_options (older vLLM, some
         proxies), so clients have to fall back.
+    local: behave like a small local server (see the module's doc): one request at a time, no
+        usage, replies cut at max_tokens, prose (LOCAL_PROSE) unless told otherwise.
     """
 
     handler = _Handler
@@ -422,9 +436,12 @@ class FakeOpenAI(LoopbackServer):
 
     def __init__(self, responder: Responder | None = None, *, default: ReplyLike = "ok", model: str = DEFAULT_MODEL,
                  latency: float = 0.0, chunk_delay: float = 0.0, chunk_chars: int = 8, api_key: str | None = None,
-                 reject_stream_options: bool = False, host: str = "127.0.0.1", port: int = 0):
+                 reject_stream_options: bool = False, host: str = "127.0.0.1", port: int = 0,
+                 local: bool = False):
         self.responder = responder
-        self.default = default
+        self.local = local
+        self.default = LOCAL_PROSE if local and default == "ok" else default
+        self._serial = threading.Lock()
         self.model = model
         self.latency = latency
         self.chunk_delay = chunk_delay
@@ -555,6 +572,17 @@ class FakeOpenAI(LoopbackServer):
         if self.responder is not None:
             return self._coerce(self.responder(req))
         return self._coerce(self.default)
+
+    def _local(self, req: ChatRequest, reply: FakeReply) -> FakeReply:
+        """A local server's reply: no usage, and cut at the request's max_tokens."""
+        if not self.local or reply.status >= 400:
+            return reply
+        reply = replace(reply, usage=False)
+        limit = req.get("max_tokens")
+        if isinstance(limit, int) and limit >= 0 and count_tokens(reply.sent_content) > limit:
+            keep = max(0, limit - (count_tokens(reply.sent_content) - count_tokens(reply.content)))
+            reply = replace(reply, content=reply.content[:keep], finish_reason="length")
+        return reply
 
     @staticmethod
     def _coerce(reply: ReplyLike) -> FakeReply:
