@@ -1,6 +1,6 @@
 """The local corpus of posts: Chinese full-text search, the Insight tools, and a search provider.
 
-Full-text search, the same API on both backends
+Full-text search, the same API on every backend
 -----------------------------------------------
 Every post's title and content are segmented with jieba (search mode) into ``Post.content_seg``
 when they are written (``index_text``; the importers do it, and ``ensure_search_index`` back-fills
@@ -13,7 +13,20 @@ rows that arrive without it). Each token is stored with the prefix ``TOKEN_PREFI
   ("zx大学", even "zx车"), and no token is on InnoDB's English stopword list.
 * SQLite indexes the same column with an FTS5 external-content table (``posts_fts``, keyed by
   ``posts.id``, kept in sync by triggers) and ranks by bm25. The prefix is harmless there and
-  keeps one stored form for both backends.
+  keeps one stored form for every backend.
+* PostgreSQL has no Chinese parser, and needs none here: the words are already cut by jieba, so
+  the built-in ``simple`` text-search configuration (no stemming, no stopwords, in every
+  PostgreSQL without an extension) turns ``content_seg`` into a tsvector of exactly those tokens.
+  It is a generated column ``posts.content_tsv`` with a GIN index, queried with ``@@`` and ranked
+  by ``ts_rank``. Each term goes through ``phraseto_tsquery`` with the same parser, so a token the
+  parser happens to split (a locale's view of an odd character) still matches the posts holding
+  it. Rejected: zhparser/pg_jieba (extensions that must be built and installed on the server),
+  and pg_trgm trigram ``ILIKE`` (contrib, but the database owner must install it, it matches
+  substrings -- "大学" inside "大学生" -- rather than words, and in a C-locale database it
+  ignores CJK characters, so its index finds nothing to narrow). Like MySQL's, the index only
+  finds candidates: core.research.relevance scores them in Python from the stored tokens.
+  A tsvector holds at most 1 MB, so the index covers the first ``PG_TSV_CHARS`` characters of
+  ``content_seg`` (far more than any post; the Python scoring still sees every token).
 
 Tokens keep only letters and digits (``[^\\W_]+``), lower-cased, so nothing in an indexed or a
 query token is ever an FTS operator; queries are segmented the same way, de-duplicated and
@@ -37,7 +50,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from loguru import logger
-from sqlalchemy import Float, and_, func, or_, select, text, true, type_coerce
+from sqlalchemy import Float, and_, func, literal_column, or_, select, text, true, type_coerce
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
@@ -132,6 +145,14 @@ def query_terms(query: Any) -> list[str]:
 
 FTS_TABLE = "posts_fts"
 FULLTEXT_INDEX = "ft_posts_content_seg"
+PG_TSV_COLUMN = "content_tsv"
+PG_TSV_INDEX = "ix_posts_content_tsv"
+# At most ~3.5 bytes of tsvector per character of content_seg (a 3-character token, its space, a
+# 4-byte entry and a position), so 250,000 characters stay under PostgreSQL's 1 MB tsvector limit.
+PG_TSV_CHARS = 250_000
+_PG_TSV_DDL = (f"ALTER TABLE posts ADD COLUMN IF NOT EXISTS {PG_TSV_COLUMN} tsvector GENERATED ALWAYS AS "
+               f"(to_tsvector('simple'::regconfig, left(content_seg, {PG_TSV_CHARS}))) STORED",
+               f"CREATE INDEX IF NOT EXISTS {PG_TSV_INDEX} ON posts USING gin ({PG_TSV_COLUMN})")
 _SQLITE_TRIGGERS = {
     "posts_fts_ai": f"""CREATE TRIGGER IF NOT EXISTS posts_fts_ai AFTER INSERT ON posts BEGIN
         INSERT INTO {FTS_TABLE}(rowid, content_seg) VALUES (new.id, new.content_seg); END""",
@@ -147,6 +168,19 @@ _ready_lock = threading.Lock()
 
 def _is_mysql(db: Database) -> bool:
     return db.backend in ("mysql", "mariadb")
+
+
+def _pg_query(terms: list[str]):
+    """The tsquery matching any of ``terms`` (OR): each a phrase of the tokens the parser makes of it."""
+    parts = [func.phraseto_tsquery(literal_column("'simple'::regconfig"), t) for t in terms]
+    query = parts[0]
+    for part in parts[1:]:
+        query = query.op("||")(part)
+    return query
+
+
+def _pg_tsv():
+    return literal_column(f"posts.{PG_TSV_COLUMN}")
 
 
 def ensure_search_index(db: Database, *, force: bool = False) -> None:
@@ -167,6 +201,20 @@ def ensure_search_index(db: Database, *, force: bool = False) -> None:
                     conn.execute(text(f"ALTER TABLE posts ADD FULLTEXT INDEX {FULLTEXT_INDEX} (content_seg)"))
             except SQLAlchemyError as exc:
                 if "Duplicate key name" not in str(exc):  # another process made it meanwhile
+                    raise
+    elif db.backend == "postgresql":
+        with engine.connect() as conn:
+            present = conn.scalar(text(
+                "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'posts' "
+                "AND indexname = :ix"), {"ix": PG_TSV_INDEX})
+        if not present:
+            logger.info("corpus: creating the tsvector column and GIN index on posts")
+            try:
+                with engine.begin() as conn:
+                    for ddl in _PG_TSV_DDL:
+                        conn.execute(text(ddl))
+            except SQLAlchemyError as exc:  # another process made them meanwhile
+                if not any(m in str(exc) for m in ("already exists", "pg_class_relname_nsp_index")):
                     raise
     elif db.backend == "sqlite":
         with engine.begin() as conn:
@@ -371,6 +419,8 @@ def document_frequencies(db: Database, terms: Iterable[str], stats: IndexStats |
                 if _is_mysql(db):
                     df = s.scalar(text("SELECT COUNT(*) FROM posts WHERE MATCH(content_seg) AGAINST(:t IN BOOLEAN MODE)"),
                                   {"t": t})
+                elif db.backend == "postgresql":
+                    df = s.scalar(select(func.count()).select_from(Post).where(_pg_tsv().op("@@")(_pg_query([t]))))
                 else:
                     df = s.scalar(text(f"SELECT COUNT(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :t"),
                                   {"t": '"' + t.replace('"', '""') + '"'})
@@ -463,6 +513,10 @@ def _candidates(db: Database, terms: list[str], conds: list, order: str, limit: 
         m = match(Post.content_seg, against=" ".join(terms)).in_boolean_mode()  # no operators: OR semantics
         stmt = select(*cols).outerjoin(parent, on_parent).where(m, *conds)
         ordering = [type_coerce(m, Float).desc()]
+    elif db.backend == "postgresql":
+        query, tsv = _pg_query(terms), _pg_tsv()
+        stmt = select(*cols).outerjoin(parent, on_parent).where(tsv.op("@@")(query), *conds)
+        ordering = [func.ts_rank(tsv, query).desc()]
     else:
         expr = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
         fts = sql_table(FTS_TABLE, sql_column("rowid"))
