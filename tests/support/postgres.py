@@ -224,11 +224,12 @@ class PostgresServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def fresh_database(self, name: str | None = None) -> str:
+    def fresh_database(self, name: str | None = None, *, locale: str | None = None) -> str:
         """Create a new empty UTF-8 database owned by the test user and return its SQLAlchemy URL.
 
         Without a name, a unique `shoal_t<N>_<hex>` is used; an existing database of that name is
-        dropped first, so the result is always empty."""
+        dropped first, so the result is always empty. `locale` ("C", "C.UTF-8") overrides the
+        cluster's."""
         with self._lock:
             self._counter += 1
             if name is None:
@@ -238,7 +239,10 @@ class PostgresServer:
         owner = self._owner()
         with self.admin_connection() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}" ENCODING \'UTF8\'')
+            where = f" LOCALE '{locale}' TEMPLATE template0" if locale else ""
+            if locale and not re.fullmatch(r"[A-Za-z0-9_.-]+", locale):
+                raise ValueError(f"locale {locale!r}")
+            conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}" ENCODING \'UTF8\'{where}')
         with self._lock:
             if name not in self._created:
                 self._created.append(name)
