@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated environment per test, databases on SQLite and MariaDB, supervisors."""
+"""Shared fixtures: an isolated environment per test, databases on SQLite, MariaDB and PostgreSQL, supervisors."""
 from __future__ import annotations
 
 import os
@@ -16,8 +16,21 @@ from core.infra.db import open_database  # noqa: E402
 from core.infra.events import EventLog  # noqa: E402
 from core.supervisor import Supervisor, SupervisorConfig  # noqa: E402
 from tests.support.mariadb import mariadb_server_fixture  # noqa: E402
+from tests.support.postgres import postgres_server_fixture  # noqa: E402
 
 mariadb_server = mariadb_server_fixture()
+postgres_server = postgres_server_fixture()
+
+# The backends storage tests run on: the embedded default and real MariaDB and PostgreSQL servers
+# (each started once per test process; a test skips when its server cannot run here).
+DB_BACKENDS = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql),
+               pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def server_database(request, backend: str) -> str:
+    """A fresh, empty database on the server of `backend` ("mysql" or "postgresql"): its URL."""
+    fixture = {"mysql": "mariadb_server", "postgresql": "postgres_server"}[backend]
+    return request.getfixturevalue(fixture).fresh_database()
 
 
 @pytest.fixture(autouse=True)
@@ -34,13 +47,12 @@ def isolated_env(tmp_path, monkeypatch):
     yield tmp_path
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+@pytest.fixture(params=DB_BACKENDS)
 def db_url(request, tmp_path):
-    """The same tests on the embedded default and on a real MariaDB server."""
+    """The same tests on the embedded default and on real MariaDB and PostgreSQL servers."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.db'}"
-    server = request.getfixturevalue("mariadb_server")
-    return server.fresh_database()
+    return server_database(request, request.param)
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ def test_doctor_reports_broken_parts_without_leaking(isolated_env):
     afile.write_text("a file, not a folder")
     (isolated_env / ".env").write_text("SHOAL_PARAGRAPHS=lots\n", encoding="utf-8")
     results = _run_all(
-        (["doctor"], {"DATABASE_URL": "postgresql://u:pgPw-88123@h/db"}),
+        (["doctor"], {"DATABASE_URL": "oracle://u:pgPw-88123@h/db"}),
         (["doctor"], {"DATABASE_URL": "mysql+pymysql://u:secretpw-4417@127.0.0.1:1/db"}),
         (["doctor"], {"SHOAL_LOG_DIR": str(afile / "logs")}),
         (["doctor", "--json"], {"DATABASE_URL": "mysql://u:jsonPw-5521@h/db"}),
@@ -135,7 +135,7 @@ def test_probe_then_runs_and_events(isolated_env):
     (runs_rc, runs_out, runs_err), (ev_rc, ev_out, ev_err), (bad_rc, bad_out, bad_err) = _run_all(
         (["runs", "--json"], {}),
         (["events", "--since", "0"], {}),
-        (["runs"], {"DATABASE_URL": "postgresql://u:runsPw-771@h/db"}),
+        (["runs"], {"DATABASE_URL": "oracle://u:runsPw-771@h/db"}),
     )
     assert runs_rc == 0, runs_err
     runs = json.loads(runs_out)

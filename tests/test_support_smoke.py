@@ -1,4 +1,4 @@
-"""The test supports themselves work: a real MariaDB and a real Streamlit in real Chromium."""
+"""The test supports themselves work: a real MariaDB, a real PostgreSQL and a real Streamlit in real Chromium."""
 from __future__ import annotations
 
 import textwrap
@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from tests.support import skip_or_fail
 from tests.support.mariadb import mariadb_server_fixture
+from tests.support.postgres import postgres_server_fixture
 from tests.support.streamlit_server import (
     StreamlitServer,
     chromium_available,
@@ -18,6 +19,7 @@ from tests.support.streamlit_server import (
 
 # Shares the one per-process server with any fixture conftest.py makes the same way.
 mariadb_server = mariadb_server_fixture()
+postgres_server = postgres_server_fixture()
 
 SAMPLE = "武汉大学舆情 🐟🔥 新能源汽车价格战 — ok"
 
@@ -80,6 +82,29 @@ def test_fresh_database_is_empty_and_isolated(mariadb_server):
         assert inspect(engine).get_table_names() == []
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+def test_postgres_fresh_databases_are_empty_isolated_utf8_and_own_port(postgres_server):
+    url_a, url_b = postgres_server.fresh_database(), postgres_server.fresh_database()
+    assert url_a != url_b
+    if not postgres_server.external:  # its own cluster on a free port, never the system's 5432
+        assert postgres_server.port != 5432 and str(postgres_server.tmpdir).count("shoal-postgres-") == 1
+    engine_a, engine_b = create_engine(url_a), create_engine(url_b)
+    try:
+        with engine_a.begin() as conn:
+            conn.execute(text("CREATE TABLE only_in_a (body TEXT NOT NULL)"))
+            conn.execute(text("INSERT INTO only_in_a VALUES (:b)"), {"b": SAMPLE})
+        with engine_a.connect() as conn:
+            assert conn.execute(text("SELECT body FROM only_in_a")).scalar_one() == SAMPLE
+            assert conn.execute(text("SELECT char_length(body) FROM only_in_a")).scalar_one() == len(SAMPLE)
+            assert conn.execute(text("SHOW server_encoding")).scalar_one() == "UTF8"
+        assert inspect(engine_a).get_table_names() == ["only_in_a"]
+        assert inspect(engine_b).get_table_names() == []
+    finally:
+        engine_a.dispose()
+        engine_b.dispose()
 
 
 PROBE_APP = textwrap.dedent(

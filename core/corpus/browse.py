@@ -102,6 +102,9 @@ def _hour_expr(db: Database, shift_minutes: int):
     if db.backend in ("mysql", "mariadb"):
         return literal_column(f"DATE_FORMAT(DATE_ADD(posts.publish_time, INTERVAL {int(shift_minutes)} MINUTE), "
                     "'%Y-%m-%d %H')")
+    if db.backend == "postgresql":
+        return literal_column(f"to_char(posts.publish_time + make_interval(mins => {int(shift_minutes)}), "
+                              "'YYYY-MM-DD HH24')")
     return literal_column(f"strftime('%Y-%m-%d %H', posts.publish_time, '+{int(shift_minutes)} minutes')")
 
 

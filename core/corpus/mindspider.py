@@ -1,4 +1,5 @@
-"""Importing posts and comments from a MindSpider / MediaCrawler MySQL database (its content tables).
+"""Importing posts and comments from a MindSpider / MediaCrawler database (its content tables):
+MySQL/MariaDB (pymysql), PostgreSQL (psycopg; BettaFish's newer default) or a SQLite file.
 
 Rows go through core.corpus.importers' pipeline, like file imports.
 """
@@ -99,17 +100,46 @@ def url_problem(url: str) -> str | None:
     from sqlalchemy.engine import make_url
 
     url = (url or "").strip()
-    form = "mysql+pymysql://user:password@host:3306/database"
+    form = "mysql+pymysql://user:password@host:3306/database or postgresql://user:password@host:5432/database"
     if not url:
-        return "Enter the URL of the MindSpider/MediaCrawler MySQL database."
+        return "Enter the URL of the MindSpider/MediaCrawler MySQL or PostgreSQL database."
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if not (scheme.startswith("mysql") or scheme.startswith("mariadb")):
-        return f"That is not a MySQL URL. Use the form {form}."
+    if not scheme.startswith(("mysql", "mariadb", "postgres")):
+        return f"That is not a MySQL or PostgreSQL URL. Use the form {form}."
     try:
         make_url(url)
     except Exception:  # noqa: BLE001 - whatever was typed (an unencoded @ or /, a port that is no number)
         return f"That URL is malformed. Use the form {form} (a password with @, : or / in it must be URL-encoded)."
     return None
+
+
+def _source_url(url: str):
+    """The SQLAlchemy URL to read a MindSpider database with: the driver Shoal ships for a URL that
+    names none (mysql:// means pymysql; postgresql://, postgres:// or BettaFish's
+    postgresql+asyncpg:// mean psycopg, as the import reads synchronously)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(url)
+    if url.drivername in ("mysql", "mariadb"):
+        url = url.set(drivername=f"{url.drivername}+pymysql")
+    elif url.drivername in ("postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg2"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def _source_engine(url):
+    from sqlalchemy import create_engine
+
+    backend = url.get_backend_name()
+    if backend in ("mysql", "mariadb"):
+        url = url.update_query_dict({"charset": url.query.get("charset", "utf8mb4")})
+        return create_engine(url, connect_args={"connect_timeout": 5}, pool_pre_ping=True)
+    if backend == "postgresql":
+        return create_engine(url, connect_args={"connect_timeout": 5, "application_name": "shoal-import"},
+                             pool_pre_ping=True)
+    if backend == "sqlite" and not (url.database and Path(url.database).is_file()):
+        raise FileNotFoundError(f"no SQLite database at {url.database!r}")
+    return create_engine(url)
 
 
 def import_mindspider(db: Database, source_url: str, *, limit_per_table: int | None = None,
@@ -119,22 +149,12 @@ def import_mindspider(db: Database, source_url: str, *, limit_per_table: int | N
     drift is tolerated; counts like '1.2万' are parsed and unreadable ones become 0.
     ``platforms`` keeps only those platforms' tables; ``since`` (naive UTC) only rows published
     then or later (undated rows are left out too), each table's left-out rows counted in a note."""
-    from sqlalchemy import column, create_engine, inspect, table as sql_table
-    from sqlalchemy.engine import make_url
+    from sqlalchemy import column, inspect, table as sql_table
 
     report = ImportReport(source="mindspider")
     t0 = time.perf_counter()
     try:
-        url = make_url(source_url)
-        if url.drivername in ("mysql", "mariadb"):
-            url = url.set(drivername=f"{url.drivername}+pymysql")
-        if url.get_backend_name() in ("mysql", "mariadb"):
-            url = url.update_query_dict({"charset": url.query.get("charset", "utf8mb4")})
-            engine = create_engine(url, connect_args={"connect_timeout": 5}, pool_pre_ping=True)
-        else:
-            if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
-                raise FileNotFoundError(f"no SQLite database at {url.database!r}")
-            engine = create_engine(url)
+        engine = _source_engine(_source_url(source_url))
     except Exception as exc:  # noqa: BLE001 - ArgumentError, a missing driver, …
         report.add_error(0, f"cannot use the MindSpider database URL {mask_url(source_url)}: {explain(exc)}")
         return report

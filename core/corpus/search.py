@@ -1,25 +1,8 @@
 """The local corpus of posts: Chinese full-text search, the Insight tools, and a search provider.
 
-Full-text search, the same API on both backends
------------------------------------------------
-Every post's title and content are segmented with jieba (search mode) into ``Post.content_seg``
-when they are written (``index_text``; the importers do it, and ``ensure_search_index`` back-fills
-rows that arrive without it). Each token is stored with the prefix ``TOKEN_PREFIX`` ("zx"):
-
-* MySQL/MariaDB index ``content_seg`` with a FULLTEXT index queried ``IN BOOLEAN MODE``. MariaDB
-  has no ngram parser and InnoDB drops tokens shorter than ``innodb_ft_min_token_size`` (3 by
-  default, not changeable at run time), so the two-character words that make up most of Chinese
-  (大学, 汽车) would never be indexed. With the prefix every token is at least three characters
-  ("zx大学", even "zx车"), and no token is on InnoDB's English stopword list.
-* SQLite indexes the same column with an FTS5 external-content table (``posts_fts``, keyed by
-  ``posts.id``, kept in sync by triggers) and ranks by bm25. The prefix is harmless there and
-  keeps one stored form for both backends.
-
-Tokens keep only letters and digits (``[^\\W_]+``), lower-cased, so nothing in an indexed or a
-query token is ever an FTS operator; queries are segmented the same way, de-duplicated and
-capped at ``MAX_QUERY_TOKENS``. Multi-word queries use OR semantics: a post matching any word is
-found, and posts matching more of the query's words rank first (then the backend's score:
-bm25 on SQLite, InnoDB's relevance on MySQL).
+How posts are cut into words and indexed on each backend (SQLite FTS5, MySQL FULLTEXT, a
+PostgreSQL tsvector) is core.corpus.fulltext, whose names are re-exported here; this module finds
+candidates with that index and ranks them (BM25 in Python, core.research.relevance).
 
 Time windows
 ------------
@@ -40,16 +23,16 @@ from loguru import logger
 from sqlalchemy import Float, and_, func, or_, select, text, true, type_coerce
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
-from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import aliased
 
-from core.infra.db import Database
 from core.corpus.documents import Document
+from core.corpus.fulltext import (FTS_TABLE, MAX_QUERY_TOKENS, TOKEN_PREFIX, ensure_search_index, index_text,
+                                  is_mysql, pg_match_query, pg_tsvector, query_terms, segment)
+from core.infra.db import Database
 from core.infra.models import Post
-from core.research.relevance import TOKEN_PREFIX, DEFAULT_FLOOR, TopicScope, bm25, bm25_idf, coverage
+from core.research.relevance import DEFAULT_FLOOR, TopicScope, bm25, bm25_idf, coverage
 from core.text.dates import parse_date, parse_time
-from core.text.jieba_loader import get_jieba
-from core.text.stopwords import FUNCTION_WORDS
 
 # ----------------------------------------------------------------------------- platforms
 
@@ -86,123 +69,6 @@ def validate_platform(name: Any) -> str:
     if platform not in PLATFORMS:
         raise ValueError(f"unknown platform {str(name)[:40]!r}: use one of {', '.join(PLATFORMS)}")
     return platform
-
-
-# ----------------------------------------------------------------------------- segmentation
-
-# TOKEN_PREFIX ("zx", see the module docstring) is defined in core.research.relevance, whose scopes
-# compare the words inside tokens.
-MAX_QUERY_TOKENS = 32
-MAX_QUERY_CHARS = 2000
-MAX_TOKEN_CHARS = 40  # InnoDB ignores tokens over innodb_ft_max_token_size (84); long ones are never searched
-_WORD_RE = re.compile(r"[^\W_]+")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-def segment(text: str) -> list[str]:
-    """The search words of a text: jieba search mode, lower-cased, letters and digits only, no stopwords."""
-    if not text:
-        return []
-    text = _CONTROL_RE.sub(" ", text)
-    out: list[str] = []
-    for tok in get_jieba().cut_for_search(text):
-        for word in _WORD_RE.findall(tok.lower()):
-            if len(word) <= MAX_TOKEN_CHARS and word not in FUNCTION_WORDS:
-                out.append(word)
-    return out
-
-
-def index_text(title: str, content: str) -> str:
-    """The value for ``Post.content_seg``: the encoded search words of title and content."""
-    words = segment(f"{title or ''}\n{content or ''}")
-    return " ".join(TOKEN_PREFIX + w for w in words)
-
-
-def query_terms(query: Any) -> list[str]:
-    """Encoded, de-duplicated search words of a query (at most MAX_QUERY_TOKENS); [] when none."""
-    if not isinstance(query, str):
-        query = "" if query is None else str(query)
-    seen: dict[str, None] = {}
-    for word in segment(query[:MAX_QUERY_CHARS]):
-        seen.setdefault(TOKEN_PREFIX + word, None)
-        if len(seen) >= MAX_QUERY_TOKENS:
-            break
-    return list(seen)
-
-
-# ----------------------------------------------------------------------------- the search index
-
-FTS_TABLE = "posts_fts"
-FULLTEXT_INDEX = "ft_posts_content_seg"
-_SQLITE_TRIGGERS = {
-    "posts_fts_ai": f"""CREATE TRIGGER IF NOT EXISTS posts_fts_ai AFTER INSERT ON posts BEGIN
-        INSERT INTO {FTS_TABLE}(rowid, content_seg) VALUES (new.id, new.content_seg); END""",
-    "posts_fts_ad": f"""CREATE TRIGGER IF NOT EXISTS posts_fts_ad AFTER DELETE ON posts BEGIN
-        INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, content_seg) VALUES ('delete', old.id, old.content_seg); END""",
-    "posts_fts_au": f"""CREATE TRIGGER IF NOT EXISTS posts_fts_au AFTER UPDATE OF content_seg ON posts BEGIN
-        INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, content_seg) VALUES ('delete', old.id, old.content_seg);
-        INSERT INTO {FTS_TABLE}(rowid, content_seg) VALUES (new.id, new.content_seg); END""",
-}
-_ready: "weakref.WeakSet[Database]" = weakref.WeakSet()
-_ready_lock = threading.Lock()
-
-
-def _is_mysql(db: Database) -> bool:
-    return db.backend in ("mysql", "mariadb")
-
-
-def ensure_search_index(db: Database, *, force: bool = False) -> None:
-    """Create the full-text index if it is missing (idempotent, safe from several processes), and
-    segment rows written without ``content_seg``. Cheap after the first call for a Database."""
-    if not force and db in _ready:
-        return
-    engine = db.require()
-    if _is_mysql(db):
-        with engine.connect() as conn:
-            present = conn.scalar(text(
-                "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
-                "AND TABLE_NAME = 'posts' AND INDEX_TYPE = 'FULLTEXT' AND COLUMN_NAME = 'content_seg'"))
-        if not present:
-            logger.info("corpus: creating the FULLTEXT index on posts.content_seg")
-            try:
-                with engine.begin() as conn:
-                    conn.execute(text(f"ALTER TABLE posts ADD FULLTEXT INDEX {FULLTEXT_INDEX} (content_seg)"))
-            except SQLAlchemyError as exc:
-                if "Duplicate key name" not in str(exc):  # another process made it meanwhile
-                    raise
-    elif db.backend == "sqlite":
-        with engine.begin() as conn:
-            names = {r[0] for r in conn.execute(text(
-                "SELECT name FROM sqlite_master WHERE name IN ('posts_fts', 'posts_fts_ai', 'posts_fts_ad', "
-                "'posts_fts_au')"))}
-            if names != {FTS_TABLE, *_SQLITE_TRIGGERS}:
-                logger.info("corpus: creating the FTS5 index posts_fts")
-                conn.execute(text(f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
-                                  "content_seg, content='posts', content_rowid='id')"))
-                for ddl in _SQLITE_TRIGGERS.values():
-                    conn.execute(text(ddl))
-                # Rows written before the triggers existed: index everything once.
-                conn.execute(text(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')"))
-    else:
-        raise ValueError(f"full-text search is not supported on {db.backend}")
-    _backfill_segments(db)
-    with _ready_lock:
-        _ready.add(db)
-
-
-def _backfill_segments(db: Database, batch: int = 500) -> int:
-    """Segment posts stored without content_seg (e.g. written by hand); returns how many."""
-    done, last_id = 0, 0
-    while True:
-        with db.session() as s:
-            rows = s.execute(select(Post.id, Post.title, Post.content)
-                             .where(Post.content_seg == "", Post.id > last_id).order_by(Post.id).limit(batch)).all()
-            if not rows:
-                return done
-            for pid, title, content in rows:
-                seg = index_text(title or "", content or "")
-                if seg:
-                    s.query(Post).filter(Post.id == pid).update({Post.content_seg: seg}, synchronize_session=False)
-                    done += 1
-            last_id = rows[-1][0]
 
 
 # ----------------------------------------------------------------------------- search
@@ -368,9 +234,11 @@ def document_frequencies(db: Database, terms: Iterable[str], stats: IndexStats |
         ensure_search_index(db)
         with db.session() as s:
             for t in missing:
-                if _is_mysql(db):
+                if is_mysql(db):
                     df = s.scalar(text("SELECT COUNT(*) FROM posts WHERE MATCH(content_seg) AGAINST(:t IN BOOLEAN MODE)"),
                                   {"t": t})
+                elif db.backend == "postgresql":
+                    df = s.scalar(select(func.count()).select_from(Post).where(pg_tsvector().op("@@")(pg_match_query([t]))))
                 else:
                     df = s.scalar(text(f"SELECT COUNT(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :t"),
                                   {"t": '"' + t.replace('"', '""') + '"'})
@@ -457,12 +325,16 @@ def _candidates(db: Database, terms: list[str], conds: list, order: str, limit: 
     cols = (Post.id, Post.content_seg, Post.platform, Post.kind, _hot_expr().label("hot"), Post.publish_time,
             parent.content_seg)
     on_parent = and_(Post.kind == "comment", parent.platform == Post.platform, parent.post_id == Post.parent_id)
-    if _is_mysql(db):
+    if is_mysql(db):
         from sqlalchemy.dialects.mysql import match
 
         m = match(Post.content_seg, against=" ".join(terms)).in_boolean_mode()  # no operators: OR semantics
         stmt = select(*cols).outerjoin(parent, on_parent).where(m, *conds)
         ordering = [type_coerce(m, Float).desc()]
+    elif db.backend == "postgresql":
+        query, tsv = pg_match_query(terms), pg_tsvector()
+        stmt = select(*cols).outerjoin(parent, on_parent).where(tsv.op("@@")(query), *conds)
+        ordering = [func.ts_rank(tsv, query).desc()]
     else:
         expr = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
         fts = sql_table(FTS_TABLE, sql_column("rowid"))

@@ -222,13 +222,19 @@ def validate_database_url(url: str) -> None:
     except ArgumentError:
         raise _err("err_db_url") from None
     backend = parsed.get_backend_name()
-    if backend not in ("sqlite", "mysql", "mariadb"):
+    if backend not in ("sqlite", "mysql", "mariadb", "postgresql"):
         raise _err("err_db_backend", backend=backend)
     if backend in ("mysql", "mariadb"):
         if parsed.get_driver_name() not in ("pymysql",):
             raise _err("err_db_driver")
         if not parsed.host or not parsed.database:
             raise _err("err_db_host")
+    if backend == "postgresql":
+        # A bare postgresql:// connects through psycopg too (core.infra.db.engine_url).
+        if parsed.drivername not in ("postgresql", "postgresql+psycopg"):
+            raise _err("err_db_pg_driver")
+        if not parsed.database or not (parsed.host or parsed.query.get("host")):
+            raise _err("err_db_pg_host")
 
 
 _SOURCE_KEYS = {"secrets": "config.source_secrets", "environment": "config.source_environment",

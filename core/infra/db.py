@@ -1,4 +1,5 @@
-"""The database connection: SQLite under data/ by default, MySQL/MariaDB through pymysql.
+"""The database connection: SQLite under data/ by default, MySQL/MariaDB through pymysql, PostgreSQL
+through psycopg (3).
 
 `open_database` never raises for a bad URL or an unreachable server: it returns a Database
 whose `.error` says what is wrong, so the app opens degraded instead of with a traceback.
@@ -6,6 +7,7 @@ whose `.error` says what is wrong, so the app opens degraded instead of with a t
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import threading
@@ -46,8 +48,30 @@ def _json_dumps(obj) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
-def _build_engine(url: str, pool: PoolOptions) -> Engine:
+# A \u0000 escape that is not itself an escaped backslash followed by "u0000".
+_JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _json_dumps_pg(obj) -> str:
+    """As _json_dumps, without NUL characters: PostgreSQL's JSONB cannot hold \\u0000 (nor can its
+    text columns hold a NUL byte), while MySQL and SQLite store it. A NUL carries nothing a reader
+    needs (it comes from a scraped page or a model's output), so it is dropped rather than failing
+    the whole write."""
+    out = json.dumps(obj, ensure_ascii=False)
+    return _JSON_NUL.sub(r"\1", out) if "\\u0000" in out else out
+
+
+def engine_url(url: str):
+    """The SQLAlchemy URL to connect with: a bare postgresql:// means psycopg (3), the driver Shoal
+    ships, not SQLAlchemy's default psycopg2."""
     parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _build_engine(url: str, pool: PoolOptions) -> Engine:
+    parsed = engine_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -74,6 +98,8 @@ def _build_engine(url: str, pool: PoolOptions) -> Engine:
             cur.close()
 
         return engine
+    if backend == "postgresql":
+        return _build_postgres_engine(parsed, pool)
     query = dict(parsed.query)
     query.setdefault("charset", "utf8mb4")
     parsed = parsed.set(query=query)
@@ -99,6 +125,32 @@ def _build_engine(url: str, pool: PoolOptions) -> Engine:
         return conn
 
     return engine
+
+
+def _build_postgres_engine(parsed, pool: PoolOptions) -> Engine:
+    """PostgreSQL through psycopg 3. READ COMMITTED is PostgreSQL's default and what the claims and
+    leases assume on MySQL too (a compare-and-set UPDATE re-reads the row it waited for). psycopg has
+    no socket read timeout like pymysql's: TCP keepalives find a dead server or network instead
+    (about a minute), and connect_timeout bounds the handshake."""
+    from core.infra.pg import register_nul_free_strings
+
+    engine = create_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
+        pool_recycle=pool.recycle,
+        pool_timeout=pool.timeout,
+        connect_args={"connect_timeout": pool.connect_timeout, "application_name": "shoal", "keepalives": 1,
+                      "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3},
+        isolation_level="READ COMMITTED",
+        json_serializer=_json_dumps_pg,
+    )
+    event.listen(engine, "connect", lambda dbapi_conn, _record: register_nul_free_strings(dbapi_conn))
+    return engine
+
+
+_CREATE_RACES = ("already exists", "Duplicate key name", "pg_type_typname_nsp_index", "pg_class_relname_nsp_index")
 
 
 class Database:
@@ -183,7 +235,8 @@ class Database:
             except SQLAlchemyError as exc:
                 # Another process (the app beside a worker, a second replica) created a table or index
                 # between our check and our CREATE: look again instead of reporting the database broken.
-                if attempt == 5 or not any(s in str(exc) for s in ("already exists", "Duplicate key name")):
+                # PostgreSQL may report that race as a unique violation in its own catalogue.
+                if attempt == 5 or not any(s in str(exc) for s in _CREATE_RACES):
                     raise
                 time.sleep(0.05 * (attempt + 1))
 
@@ -198,17 +251,21 @@ class Database:
                 if col.name in have or not col.nullable or col.primary_key:
                     continue
                 ddl = CreateColumn(col).compile(dialect=engine.dialect)
+                # PostgreSQL (and MariaDB) can skip a column another process added meanwhile; MySQL
+                # and SQLite cannot, and say "duplicate column" instead.
+                exists = "IF NOT EXISTS " if self.backend == "postgresql" else ""
                 try:
                     with engine.begin() as conn:
                         conn.execute(text(f"ALTER TABLE {engine.dialect.identifier_preparer.quote(table.name)} "
-                                          f"ADD COLUMN {ddl}"))
+                                          f"ADD COLUMN {exists}{ddl}"))
                 except OperationalError as exc:  # another process added it first
                     if "duplicate column" not in str(exc).lower():
                         raise
 
     def _widen_run_status(self) -> None:
         """runs.status was VARCHAR(16) before the 'insufficient_data' state (17 characters): widen an
-        existing MySQL table once. SQLite does not enforce VARCHAR lengths."""
+        existing MySQL table once. SQLite does not enforce VARCHAR lengths; PostgreSQL came later, with
+        the wide column from its first table."""
         if self.backend not in ("mysql", "mariadb"):
             return
         with self.require().begin() as conn:

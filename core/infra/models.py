@@ -1,8 +1,11 @@
 """SQLAlchemy 2 models: the database is the source of truth for everything durable.
 
-Types are chosen to behave the same on SQLite and MySQL/MariaDB: DATETIME(6) on MySQL keeps
-microseconds (lease and cursor logic compare times), LONGTEXT holds long posts and reports,
-and every table is utf8mb4 so Chinese text and emoji survive.
+Types are chosen to behave the same on SQLite, MySQL/MariaDB and PostgreSQL: DATETIME(6) on MySQL
+keeps microseconds (lease and cursor logic compare times; PostgreSQL's TIMESTAMP has them by
+default), LONGTEXT holds long posts and reports (PostgreSQL's TEXT has no small limit), and every
+MySQL table is utf8mb4 so Chinese text and emoji survive (a PostgreSQL database is UTF-8).
+JSON columns are JSONB on PostgreSQL: like MySQL's JSON it is stored parsed (keys in its own order,
+which nothing here relies on) and can be compared, which the plain json type cannot.
 """
 from __future__ import annotations
 
@@ -10,14 +13,14 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint)
-from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 UtcDateTime = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 # SQLite only auto-increments INTEGER PRIMARY KEY; BIGINT elsewhere.
 BigId = BigInteger().with_variant(sqlite.INTEGER(), "sqlite")
-Json = JSON().with_variant(mysql.JSON(), "mysql", "mariadb")
+Json = JSON().with_variant(mysql.JSON(), "mysql", "mariadb").with_variant(postgresql.JSONB(), "postgresql")
 
 MYSQL_TABLE_ARGS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
 
@@ -245,15 +248,18 @@ class Post(Base):
 
 # Trace ids are searched by prefix (core.console.traces, the telemetry and usage filters: `LIKE 'ab12%'`).
 # MySQL's case-insensitive collation serves such a LIKE from a plain index. SQLite's LIKE is
-# case-insensitive too, so it uses an index only when the index is NOCASE (the "LIKE optimization");
-# the NOCASE index is SQLite's, the plain one MySQL's, under one name. Created for existing databases
-# by Database.create_missing_indexes.
+# case-insensitive too, so it uses an index only when the index is NOCASE (the "LIKE optimization").
+# PostgreSQL serves a prefix LIKE from a btree index only in the C collation or with the
+# varchar_pattern_ops operator class, whatever the database's locale: that is its index. One name,
+# one index per backend; created for existing databases by Database.create_missing_indexes.
 TRACED = (Run, Job, Event, LlmCall, TelemetryEvent, ForumMessage, Report)
 for _model in TRACED:
     _col = _model.__table__.c.trace_id
-    Index(f"ix_{_model.__tablename__}_trace", _col).ddl_if(dialect=("mysql", "mariadb"))
-    Index(f"ix_{_model.__tablename__}_trace", _col.collate("NOCASE")).ddl_if(dialect="sqlite")
-del _model, _col
+    _name = f"ix_{_model.__tablename__}_trace"
+    Index(_name, _col).ddl_if(dialect=("mysql", "mariadb"))
+    Index(_name, _col.collate("NOCASE")).ddl_if(dialect="sqlite")
+    Index(_name, _col, postgresql_ops={"trace_id": "varchar_pattern_ops"}).ddl_if(dialect="postgresql")
+del _model, _col, _name
 
 
 class JobItem(Base):

@@ -223,6 +223,16 @@ def test_index_is_idempotent_and_backfills_rows_written_without_segments(db):
     if db.backend == "sqlite":
         with db.engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH 'zx二手'")).scalar() == 1
+    elif db.backend == "postgresql":
+        with db.engine.connect() as conn:
+            # jieba's words as they are, in the built-in 'simple' configuration, under a GIN index.
+            index = conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_posts_content_tsv'")).scalar()
+            assert "USING gin (content_tsv)" in index
+            words = conn.execute(text("SELECT CAST(content_tsv AS TEXT) FROM posts WHERE post_id = 't1'")).scalar()
+            assert "'zx二手'" in words and "'zx汽车'" in words
+            match = "SELECT COUNT(*) FROM posts WHERE content_tsv @@ phraseto_tsquery('simple', :w)"
+            assert conn.execute(text(match), {"w": "zx二手"}).scalar() == 1
+            assert conn.execute(text(match), {"w": "zx二"}).scalar() == 0  # a word, not a substring
     else:
         with db.engine.connect() as conn:
             # Why the prefix: InnoDB drops tokens shorter than innodb_ft_min_token_size (3), i.e. 大学, 汽车.

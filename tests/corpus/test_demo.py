@@ -338,7 +338,7 @@ def test_data_page_imports_an_upload_and_lists_broken_rows(fresh_runtime):
 @pytest.mark.parametrize("url,needle", [
     ("mysql+pymysql://reader:s3cret-pw@127.0.0.1:1/mindspider", "127.0.0.1"),
     ("mysql+pymysql://reader:s3cret-pw@host:notaport/db", "malformed"),
-    ("sqlite:///tmp/s3cret-pw.db", "not a MySQL URL"),
+    ("sqlite:///tmp/s3cret-pw.db", "not a MySQL or PostgreSQL URL"),
     ("", "Enter the URL"),
 ])
 def test_data_page_mindspider_errors_are_clear_and_never_echo_the_password(fresh_runtime, url, needle):

@@ -1,5 +1,5 @@
-"""Importers: CSV / JSONL / JSON files and a MindSpider/MediaCrawler database into the corpus,
-on SQLite and on a real MariaDB."""
+"""Importers: CSV / JSONL / JSON files and a MindSpider/MediaCrawler database (MariaDB or PostgreSQL)
+into the corpus, on SQLite and on real MariaDB and PostgreSQL servers."""
 from __future__ import annotations
 
 import io
@@ -273,22 +273,44 @@ MINDSPIDER_ROWS = [
 ]
 
 
-@pytest.fixture
-def mindspider_url(mariadb_server):
-    url = mariadb_server.fresh_database()
-    u = make_url(url)
-    conn = pymysql.connect(host=u.host, port=u.port, user=u.username, password=u.password, database=u.database,
-                           charset="utf8mb4", autocommit=True)
-    with conn, conn.cursor() as cur:
+def _postgres_ddl(ddl: str) -> str:
+    """The MySQL DDL above as BettaFish's PostgreSQL schema has it: SERIAL ids, TEXT, and Weibo's
+    note and comment ids as BIGINT (MediaCrawler's SQLAlchemy models)."""
+    ddl = ddl.replace("INT AUTO_INCREMENT PRIMARY KEY", "SERIAL PRIMARY KEY").replace("LONGTEXT", "TEXT")
+    if ddl.startswith("CREATE TABLE weibo_note"):
+        ddl = ddl.replace("note_id VARCHAR(64)", "note_id BIGINT").replace("comment_id VARCHAR(64)", "comment_id BIGINT")
+    return ddl.replace("`", '"')
+
+
+@pytest.fixture(params=[pytest.param("mysql", marks=pytest.mark.mysql),
+                        pytest.param("postgresql", marks=pytest.mark.postgres)])
+def mindspider_url(request):
+    """A MindSpider database on a real server: MariaDB, or PostgreSQL (BettaFish's newer default),
+    given by the URL form a BettaFish config has (postgresql://, no driver named)."""
+    if request.param == "mysql":
+        url = request.getfixturevalue("mariadb_server").fresh_database()
+        u = make_url(url)
+        conn = pymysql.connect(host=u.host, port=u.port, user=u.username, password=u.password, database=u.database,
+                               charset="utf8mb4", autocommit=True)
+        with conn, conn.cursor() as cur:
+            for ddl in MINDSPIDER_DDL:
+                cur.execute(ddl + " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+            for sql, rows in MINDSPIDER_ROWS:
+                cur.executemany(sql, rows)
+        return url
+    import psycopg
+
+    u = make_url(request.getfixturevalue("postgres_server").fresh_database())
+    with psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password, dbname=u.database,
+                         autocommit=True) as conn, conn.cursor() as cur:
         for ddl in MINDSPIDER_DDL:
-            cur.execute(ddl + " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+            cur.execute(_postgres_ddl(ddl))
         for sql, rows in MINDSPIDER_ROWS:
-            cur.executemany(sql, rows)
-    return url
+            cur.executemany(sql.replace("`", '"'), rows)  # a str into a BIGINT column: PostgreSQL casts it
+    return u.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-@pytest.mark.mysql
-def test_mindspider_import_from_a_real_mariadb(db, mindspider_url):
+def test_mindspider_import_from_a_real_database(db, mindspider_url):
     report = import_mindspider(db, mindspider_url)
     assert (report.imported, report.error_count) == (7, 0), report.as_dict()
     assert any(n.startswith("douyin_aweme: not in the database") for n in report.notes)
@@ -323,6 +345,8 @@ def test_mindspider_import_from_a_real_mariadb(db, mindspider_url):
 def test_mindspider_unreachable_or_unusable_sources_report_errors(db, tmp_path):
     report = import_mindspider(db, "mysql+pymysql://u:secret@127.0.0.1:1/nope")
     assert report.imported == 0 and report.errors[0][0] == 0 and "secret" not in report.errors[0][1]
+    report = import_mindspider(db, "postgresql://u:secret@127.0.0.1:1/nope")
+    assert report.imported == 0 and report.errors[0][0] == 0 and "secret" not in report.errors[0][1]
     report = import_mindspider(db, "not a url")
     assert report.imported == 0 and report.errors[0][0] == 0
     missing = tmp_path / "missing.db"
@@ -337,7 +361,7 @@ def test_mindspider_unreachable_or_unusable_sources_report_errors(db, tmp_path):
 @pytest.mark.parametrize("url, says", [
     ("", "Enter the URL"),
     ("   ", "Enter the URL"),
-    ("postgresql://u:p@h/db", "not a MySQL URL"),
+    ("oracle://u:p@h/db", "not a MySQL or PostgreSQL URL"),
     ("mysql+pymysql://u:p@h:port/db", "malformed"),
 ])
 def test_a_typed_mindspider_url_is_checked_before_connecting(url, says):
@@ -347,6 +371,8 @@ def test_a_typed_mindspider_url_is_checked_before_connecting(url, says):
 def test_a_well_formed_mysql_url_passes_the_check():
     assert url_problem("mysql+pymysql://user:s3cret@127.0.0.1:3306/mindspider") is None
     assert url_problem("mariadb+pymysql://user@host/db") is None
+    assert url_problem("postgresql://user:s3cret@127.0.0.1:5432/mindspider") is None
+    assert url_problem("postgresql+asyncpg://user@host/mindspider") is None  # BettaFish's own form
 
 
 def test_an_error_quoting_the_typed_url_never_shows_its_password():

@@ -163,7 +163,8 @@ def test_valid_values_are_typed(tmp_path):
     assert s["SHOAL_LOG_LEVEL"] == "DEBUG"
 
 
-@pytest.mark.parametrize("raw", ["notaurl", "postgresql://u:hunter2pw@h/db", "mysql://u:hunter2pw@h/db",
+@pytest.mark.parametrize("raw", ["notaurl", "oracle://u:hunter2pw@h/db", "postgresql+asyncpg://u:hunter2pw@h/db",
+                                 "postgresql+psycopg://u:hunter2pw@h", "mysql://u:hunter2pw@h/db",
                                  "mysql+pymysql://u:hunter2pw@/db"])
 def test_malformed_database_url_is_not_replaced_by_sqlite(raw, tmp_path):
     s = load_settings(secrets={}, env={"DATABASE_URL": raw}, env_file=tmp_path / "no.env")
@@ -203,7 +204,7 @@ def test_error_for_a_secret_never_contains_its_value(key, tmp_path):
 
 
 def test_bad_database_url_password_is_a_secret_value(tmp_path):
-    s = load_settings(secrets={}, env={"DATABASE_URL": "postgresql://u:pgpassword1@h/db"}, env_file=tmp_path / "n")
+    s = load_settings(secrets={}, env={"DATABASE_URL": "oracle://u:pgpassword1@h/db"}, env_file=tmp_path / "n")
     assert "pgpassword1" in s.secret_values()
 
 
@@ -350,7 +351,7 @@ def test_write_booleans(tmp_path):
     ({"SHOAL_PARAGRAPHS": 1000}, (), "SHOAL_PARAGRAPHS"),
     ({"QUERY_ENGINE_BASE_URL": "not a url"}, (), "QUERY_ENGINE_BASE_URL"),
     ({"SHOAL_MODE": "fast"}, (), "SHOAL_MODE"),
-    ({"DATABASE_URL": "postgresql://u:p@h/db"}, (), "DATABASE_URL"),
+    ({"DATABASE_URL": "oracle://u:p@h/db"}, (), "DATABASE_URL"),
     ({"QUERY_ENGINE_MODEL_NAME": "a\nSHOAL_MODE=llm"}, (), "QUERY_ENGINE_MODEL_NAME"),  # no line injection
 ])
 def test_write_refuses_bad_keys_and_values_and_writes_nothing(updates, remove, key, tmp_path):

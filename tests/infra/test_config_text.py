@@ -51,7 +51,7 @@ def test_help_text_has_one_english_copy():
     ("SHOAL_PARAGRAPHS", "99", "SHOAL_PARAGRAPHS must be at most 12, got 99", "不能大于 12"),
     ("QUERY_ENGINE_BASE_URL", "api.x/v1", "must be an http(s) URL", "必须是 http(s) 地址"),
     ("SHOAL_TIMEZONE", "Mars/Olympus", "unknown time zone 'Mars/Olympus'", "未知时区"),
-    ("DATABASE_URL", "postgresql://u:p@h/db", "Shoal supports sqlite and mysql", "Shoal 支持 sqlite"),
+    ("DATABASE_URL", "oracle://u:p@h/db", "Shoal supports sqlite, mysql", "Shoal 支持 sqlite"),
 ])
 def test_a_setting_error_is_english_for_the_cli_and_translated_for_the_page(key, raw, en, zh):
     with pytest.raises(SettingError) as info:

@@ -158,8 +158,11 @@ def test_session_commits_on_success_and_rolls_back_on_error(db):
 
 @pytest.mark.parametrize("url,words", [
     ("notaurl", "not a valid"),
-    ("postgresql://x/y", "postgresql"),
-    ("postgresql://u:pgsecret77@h/db", "postgresql"),
+    ("oracle://x/y", "postgresql"),  # an unsupported backend: the message names the supported ones
+    ("mssql+pyodbc://u:mssecret77@h/db", "mysql"),
+    ("postgresql+psycopg2://u:pgsecret77@h/db", "psycopg"),
+    ("postgresql+asyncpg://u:pgsecret77@h/db", "postgresql+psycopg://"),
+    ("postgresql+psycopg://u:pgsecret77@h", "database name"),
     ("mysql://u:mysqlsecret77@h/db", "pymysql"),
     ("mysql+mysqldb://u:mysqlsecret77@h/db", "pymysql"),
     ("mysql+pymysql://u:mysqlsecret77@h", "database name"),
@@ -249,7 +252,7 @@ def test_pool_options(db_url, db):
     assert pool._pre_ping is (db.backend != "sqlite")
     if db.backend == "sqlite":
         return
-    assert db.backend in ("mysql", "mariadb")
+    assert db.backend in ("mysql", "mariadb", "postgresql")
     assert pool.size() == PoolOptions().size
     custom = open_database(db_url, PoolOptions(size=3, max_overflow=2, recycle=77, timeout=4, connect_timeout=3))
     try:
@@ -260,8 +263,13 @@ def test_pool_options(db_url, db):
         assert p._recycle == 77
         assert p._timeout == 4
         assert p._pre_ping is True
-        # Connections speak utf8mb4 (Chinese and emoji need it) and got the connect timeout.
+        # Connections speak utf8mb4 / UTF8 (Chinese and emoji need it) and got the connect timeout.
         with custom.engine.connect() as conn:
+            if db.backend == "postgresql":
+                assert conn.connection.dbapi_connection.info.get_parameters()["connect_timeout"] == "3"
+                assert conn.execute(text("SHOW client_encoding")).scalar() == "UTF8"
+                assert conn.execute(text("SHOW transaction_isolation")).scalar() == "read committed"
+                return
             assert conn.connection.dbapi_connection.connect_timeout == 3
             assert conn.execute(text("SELECT @@character_set_connection")).scalar() == "utf8mb4"
     finally:
@@ -322,7 +330,8 @@ def test_indexes_added_to_the_models_reach_an_existing_database(db_url, db):
         conn.execute(text("CREATE INDEX ix_jobs_run ON jobs (run_id)"))  # (MySQL's foreign key needs one)
         for table, names in NEW_INDEXES.items():
             for name in names:
-                conn.execute(text(f"DROP INDEX {name}" if db.backend == "sqlite" else f"DROP INDEX {name} ON {table}"))
+                conn.execute(text(f"DROP INDEX {name}" if db.backend in ("sqlite", "postgresql")
+                                  else f"DROP INDEX {name} ON {table}"))
     for table, names in NEW_INDEXES.items():
         assert not set(names) & _index_names(db, table)
     again = open_database(db_url)
@@ -433,8 +442,9 @@ def test_json_columns_keep_chinese_as_utf8_text_not_escapes(db):
 
     with db.session() as s:
         s.add(Event(type="t", ts=utcnow(), source="t", trace_id="", payload={"text": "新能源汽车价格战"}))
-    with db.engine.connect() as conn:
-        raw = conn.execute(text("SELECT payload FROM events")).scalar()
+    with db.engine.connect() as conn:  # as text: PostgreSQL's driver would parse a JSONB column itself
+        raw = conn.execute(text("SELECT CAST(payload AS TEXT) FROM events" if db.backend == "postgresql"
+                                else "SELECT payload FROM events")).scalar()
     assert "新能源汽车价格战" in raw and "\\u" not in raw
     with db.session() as s:
         assert s.scalar(select(Event.payload)) == {"text": "新能源汽车价格战"}

@@ -69,6 +69,12 @@ def test_reading_new_events_is_a_range_scan_not_a_history_scan(db, events):
         if db.backend == "sqlite":
             plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", tuple(params)))
             assert "SCAN events" not in plan and "PRIMARY KEY" in plan, plan
+        elif db.backend == "postgresql":
+            # The planner costs by statistics, which autovacuum gathers a while after a bulk load.
+            conn.execute(text("ANALYZE events"))
+            plan = " ".join(r[0] for r in conn.execute(
+                text("EXPLAIN SELECT * FROM events WHERE id > :c ORDER BY id LIMIT 500"), {"c": latest}))
+            assert "Index Scan using events_pkey" in plan and "Seq Scan" not in plan, plan
         else:
             row = conn.execute(text("EXPLAIN SELECT * FROM events WHERE id > :c ORDER BY id LIMIT 500"),
                                {"c": latest}).mappings().one()

@@ -13,6 +13,7 @@ from core.corpus.search import search_posts
 from core.infra.config import load_settings
 from core.infra.db import open_database
 from core.research.scope import build_scope
+from tests.conftest import DB_BACKENDS, server_database
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -37,12 +38,12 @@ def _corpus():
             for i, t in enumerate(texts) for j, p in enumerate(["weibo", "douyin", "zhihu", "bilibili"])]
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+@pytest.fixture(scope="module", params=DB_BACKENDS)
 def corpus_db(request, tmp_path_factory):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.db'}"
     else:
-        url = request.getfixturevalue("mariadb_server").fresh_database()
+        url = server_database(request, request.param)
     db = open_database(url)
     assert db.ok, db.error
     import_records(db, _corpus(), source="fuzz")
