@@ -84,7 +84,9 @@ def main() -> int:
             f"8-character chunks. Three engines, P={args.paragraphs}, R={args.reflections}, forum and report.", "",
             table(["LLM_BREAKER_FAILURES", "final status", "wall (s)", "LLM calls", "switched off"], rows), "",
             f"Without the breaker the run takes {ratio:.1f}× as long; the calls it spends grow with the number "
-            "of nodes, while with it they stop after three failed nodes per role.",
+            "of nodes, while with it they stop once a role has failed three nodes: its model is then switched "
+            "off in every role of the run. Before that change (commit 2bcda02, each role counting its own "
+            "failures) the same bench measured 92 calls in 59.3 s with the breaker and 290 calls in 190.0 s without.",
         ])
         write_section("local_model", body)
     return 0

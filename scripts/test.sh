@@ -5,8 +5,9 @@
 #   - system parts, when run as root and missing: MariaDB and PostgreSQL (the tests start a
 #     throwaway server of each per test session, in a temp dir on a free port: never the
 #     system's own service or cluster), Chromium (Playwright drives /usr/bin/chromium; no
-#     browser download) and a CJK font so Chinese text renders. Not root: it says what is
-#     missing; those tests skip.
+#     browser download), a CJK font so Chinese text renders, and Prometheus (its promtool lints
+#     /metrics; a Prometheus of the test's own scrapes it). Not root: it says what is missing;
+#     those tests skip.
 #   - Python packages: requirements-dev.txt (which includes requirements.txt).
 # Exit code: pytest's; "no tests collected" (5) is a failure too.
 set -euo pipefail
@@ -42,6 +43,7 @@ missing_system_parts() {
     have_postgres || missing+=("initdb, postgres (postgresql)")
     [ -x /usr/bin/chromium ] || missing+=("/usr/bin/chromium (chromium)")
     [ -f "$FONT" ] || missing+=("$FONT (fonts-wqy-microhei)")
+    { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || missing+=("prometheus, promtool (prometheus)")
     if [ ${#missing[@]} -gt 0 ]; then printf '%s\n' "${missing[@]}"; fi
 }
 
@@ -56,14 +58,16 @@ retry() {  # retry N cmd...: the package mirrors flake now and then
 
 missing="$(missing_system_parts)"
 if [ -z "$missing" ]; then
-    echo "test.sh: MariaDB, PostgreSQL, Chromium and the CJK font are present"
+    echo "test.sh: MariaDB, PostgreSQL, Chromium, the CJK font and Prometheus are present"
 elif [ "$(id -u)" -eq 0 ]; then
     echo "test.sh: installing system parts (missing: $(echo "$missing" | paste -sd, -))"
     export DEBIAN_FRONTEND=noninteractive
     retry 3 apt-get update
-    retry 3 apt-get install -y --no-install-recommends mariadb-server postgresql chromium fonts-wqy-microhei
+    retry 3 apt-get install -y --no-install-recommends mariadb-server postgresql chromium fonts-wqy-microhei \
+        prometheus
     # Debian's postgresql package creates and starts a cluster of its own (main, port 5432): the
     # tests never use it (tests/support/postgres.py runs its own), so it is left as apt made it.
+    # Likewise prometheus: its service may start on :9090; the tests run their own on a free port.
     missing="$(missing_system_parts)"
     if [ -n "$missing" ]; then
         echo "test.sh: still missing after apt-get install:" >&2
@@ -73,7 +77,7 @@ elif [ "$(id -u)" -eq 0 ]; then
 else
     echo "test.sh: not root, so not installing these (the tests that need them will be skipped):" >&2
     echo "$missing" | sed 's/^/  - /' >&2
-    echo "test.sh: as root, or: sudo apt-get install mariadb-server postgresql chromium fonts-wqy-microhei" >&2
+    echo "test.sh: as root, or: sudo apt-get install mariadb-server postgresql chromium fonts-wqy-microhei prometheus" >&2
 fi
 # Root has just installed (or verified) them, so a test that cannot find them is a failure,
 # not a skip. Set SHOAL_TEST_REQUIRE_SYSTEM_DEPS=0 to override.

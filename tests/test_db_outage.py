@@ -1,6 +1,7 @@
-"""MariaDB stopped and restarted in the middle of a run (issue 12, item 7): the `core run` process
-keeps going through the outage (its writes wait and retry; nothing is lost), and once the server is
-back the run reaches its final status with every job finished.
+"""The database crashed and restarted in the middle of a run (issue 12, item 7; PostgreSQL since
+issue 14): the `core run` process keeps going through the outage (its writes wait and retry; nothing
+is lost), and once the server is back the run reaches its final status with every job finished.
+MariaDB is killed (SIGKILL; InnoDB recovers), PostgreSQL ends by immediate shutdown (crash recovery).
 
 A private server (not the shared test server) so that killing it disturbs no other test."""
 from __future__ import annotations
@@ -22,21 +23,28 @@ from tests.conftest import wait_for
 from tests.support.corpora import price_war_posts
 from tests.support.faults import record
 from tests.support.mariadb import MariaDBServer, mysql_available
+from tests.support.postgres import PostgresServer, postgres_available
 
-pytestmark = [pytest.mark.mysql, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.timeout(420)]
 ROOT = Path(__file__).resolve().parent.parent
 TOPIC = "新能源汽车价格战"
 
 
-@pytest.fixture
-def private_server():
-    ok, why = mysql_available()
+SERVERS = {"mariadb": (MariaDBServer, mysql_available), "postgresql": (PostgresServer, postgres_available)}
+
+
+@pytest.fixture(params=[pytest.param("mariadb", marks=pytest.mark.mysql),
+                        pytest.param("postgresql", marks=pytest.mark.postgres)])
+def private_server(request):
+    server_class, available = SERVERS[request.param]
+    ok, why = available()
     if not ok and not os.environ.get("CI"):
         pytest.skip(why)
-    server = MariaDBServer().start()
+    server = server_class().start()
     if server.external:
         server.stop()
-        pytest.skip("an external MariaDB cannot be crashed by the test")
+        pytest.skip(f"an external {request.param} server cannot be crashed by the test")
+    server.kind = request.param
     yield server
     server.stop()
 
@@ -87,7 +95,7 @@ def test_a_run_survives_the_database_crashing_and_coming_back(private_server, is
     assert out.strip(), f"rc {proc.returncode}, no summary:\n{err[:3000]}\n...\n{err[-1500:]}"
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["status"] == "completed", out + err[-3000:]
-    record("mariadb_restart", time.monotonic() - back, "completed")
+    record(f"{private_server.kind}_restart", time.monotonic() - back, "completed")
     assert "Traceback" not in err, err[-3000:]
     jobs = _jobs(url)
     assert jobs and all(status == "completed" for _kind, status in jobs), jobs

@@ -30,7 +30,7 @@ Families (all prefixed `shoal_`):
   llm_ttft_seconds{role,model}               histogram, this process, streamed calls
   retries_total{policy,kind}                 every retry in this process (core.infra.retry)
   telemetry_{written,dropped}_total, telemetry_buffered   this process's TelemetryWriter
-  alerts_firing{alert,severity}, alerts_firing_count      this process's AlertEngine
+  alerts_firing{alert,severity}, alerts_firing_rules      this process's AlertEngine
   cpu_percent (over the sampler's interval), memory_percent, disk_percent, disk_free_bytes,
   network_{sent,recv}_bytes_per_second, process_resident_memory_bytes, process_threads
 """
@@ -292,7 +292,7 @@ def _telemetry(telemetry) -> list[Metric]:
 def _alert_families() -> list[Metric]:
     return [_gauge("alerts_firing", "1 for each alert firing now, 0 for each rule not firing",
                    ["alert", "severity"]),
-            _gauge("alerts_firing_count", "Number of alerts firing now")]
+            _gauge("alerts_firing_rules", "Number of alerts firing now")]
 
 
 def _alerts(alerts) -> list[Metric]:

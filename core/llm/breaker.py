@@ -9,8 +9,14 @@ deadline before falling back, and a run takes hours. So, per run and LLM role:
 - after `LLM_BREAKER_FAILURES` failures in a row (default 3; 0: never) the breaker opens: every
   later call of that role in that run raises LlmCircuitOpen at once, without a request, and its
   caller falls back to the offline analyst, as it does for any LlmError;
-- opening emits the event ``llm.breaker_open`` (payload: role, model, provider, node, failures),
-  which the run's outcome (core.work.outcomes: reason ``llm_switched_off``) and the report's notes
+- the failing party is the model, not the role's prompts: once a role's breaker opens, every other
+  role of the run that calls the SAME model at the same provider is switched off at its next call
+  too, without spending its own failures (with one small local model behind all roles, a run
+  otherwise pays LLM_BREAKER_FAILURES failed nodes, each of up to three asks, per role: at 30-60 s
+  an ask, hours). Roles on other models keep their own count;
+- opening emits the event ``llm.breaker_open`` (payload: role, model, provider, node, failures,
+  and ``via``: the role whose failures opened it, for a role switched off by its model), which the
+  run's outcome (core.work.outcomes: reason ``llm_switched_off``) and the report's notes
   (`switched_off_notes`) read back.
 
 The state is the process's (engines, host and report of a run share it when they share a process;
@@ -20,12 +26,15 @@ a run id (connection tests, the command line's one-off calls) are never switched
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from loguru import logger
+
 from core.i18n import Msg
 
-__all__ = ["BREAKER_EVENT", "CircuitBreakers", "breakers", "switched_off", "switched_off_notes"]
+__all__ = ["BREAKER_EVENT", "CircuitBreakers", "Refusal", "announce", "breakers", "switched_off", "switched_off_notes"]
 
 BREAKER_EVENT = "llm.breaker_open"
 _MAX_RUNS = 2000  # states kept; the oldest runs are forgotten first
@@ -35,39 +44,77 @@ _MAX_RUNS = 2000  # states kept; the oldest runs are forgotten first
 class _State:
     in_row: int = 0
     open: bool = False
+    via: str = ""  # the role whose failures switched this one's model off
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a call is refused: its role is switched off for the run. ``via`` is the role whose failures
+    switched off this call's model (empty when the role's own failures did); ``first`` is True for
+    the one call that learns of it, which announces the role (its own event)."""
+    via: str = ""
+    first: bool = False
 
 
 class CircuitBreakers:
-    """Consecutive JSON failures per (run id, role), and which roles are switched off."""
+    """Consecutive JSON failures per (run id, role), which roles are switched off, and which models."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._states: dict[tuple[str, str], _State] = {}
+        self._models: dict[tuple[str, str], str] = {}  # (run id, model key) -> the role that opened it
 
-    def is_open(self, run_id: str | None, role: str) -> bool:
+    def is_open(self, run_id: str | None, role: str, model: str = "") -> bool:
+        """Whether the role's calls in the run are refused (its own breaker, or its model's)."""
         if not run_id:
             return False
         with self._lock:
             state = self._states.get((run_id, role))
-            return bool(state and state.open)
+            return bool(state and state.open) or bool(model and (run_id, model) in self._models)
 
-    def failed(self, run_id: str | None, role: str, threshold: int) -> int | None:
+    def refusal(self, run_id: str | None, role: str, model: str = "") -> Refusal | None:
+        """None when the call may go ahead; else why not. A role switched off by its model is marked
+        open here, once (that call's Refusal has ``first``)."""
+        if not run_id:
+            return None
+        with self._lock:
+            state = self._states.get((run_id, role))
+            if state and state.open:
+                return Refusal(via=state.via)
+            via = self._models.get((run_id, model)) if model else None
+            if via is None:
+                return None
+            state = self._state(run_id, role)
+            state.open, state.via = True, via
+            return Refusal(via=via, first=True)
+
+    def failed(self, run_id: str | None, role: str, threshold: int, model: str = "") -> int | None:
         """Count one node that got no usable JSON. Returns the failures in a row when this one opened
         the breaker (the caller announces it), else None."""
         if not run_id or threshold <= 0:
             return None
         with self._lock:
-            state = self._states.setdefault((run_id, role), _State())
-            if len(self._states) > _MAX_RUNS:
-                for key in list(self._states)[: len(self._states) - _MAX_RUNS]:
-                    del self._states[key]
+            state = self._state(run_id, role)
             if state.open:
                 return None
             state.in_row += 1
             if state.in_row >= threshold:
                 state.open = True
+                if model:
+                    self._models.setdefault((run_id, model), role)
                 return state.in_row
             return None
+
+    def _state(self, run_id: str, role: str) -> _State:
+        """The (run, role) state, created when new; the oldest are forgotten past _MAX_RUNS. Under the lock."""
+        state = self._states.setdefault((run_id, role), _State())
+        if len(self._states) > _MAX_RUNS:
+            for key in list(self._states)[: len(self._states) - _MAX_RUNS]:
+                del self._states[key]
+            live = {run for run, _ in self._states}
+            for key in [k for k in self._models if k[0] not in live]:
+                del self._models[key]
+        return state
 
     def succeeded(self, run_id: str | None, role: str) -> None:
         if not run_id:
@@ -81,13 +128,29 @@ class CircuitBreakers:
         """Forget every state (tests)."""
         with self._lock:
             self._states.clear()
+            self._models.clear()
 
 
 breakers = CircuitBreakers()  # the process's
 
 
+def announce(events: Any, *, run_id: str | None, job_id: str | None, role: str, model: str, provider: str,
+             node: str, failures: int, via: str = "", scrub: Callable[[str], str] = str) -> None:
+    """Log and emit the event of one role switched off (``via``: the role whose failures switched its model off)."""
+    logger.warning("llm {}: {} nodes in a row got no usable JSON from {}{}; the role is switched to the offline "
+                   "analyst for the rest of run {}", role, failures, model, f" (in {via})" if via else "", run_id)
+    if events is None:
+        return
+    try:
+        events.emit(BREAKER_EVENT, run_id=run_id, job_id=job_id, source="llm", wait=True,
+                    payload={"role": role, "model": model, "provider": provider, "node": node,
+                             "failures": failures, "via": via})
+    except Exception as exc:  # noqa: BLE001 - the breaker holds even when the event is lost
+        logger.warning("{} event not recorded: {}", BREAKER_EVENT, scrub(f"{type(exc).__name__}: {exc}")[:300])
+
+
 def switched_off(session: Any, run_id: str) -> list[dict]:
-    """The breaker events of a run, oldest first: [{"role", "model", "node", "failures"}], one per role."""
+    """The breaker events of a run, oldest first: [{"role", "model", "node", "failures", "via"}], one per role."""
     from sqlalchemy import select
 
     from core.infra.models import Event
@@ -99,7 +162,8 @@ def switched_off(session: Any, run_id: str) -> list[dict]:
         if isinstance(payload, dict) and payload.get("role") and payload["role"] not in seen:
             seen[str(payload["role"])] = {"role": str(payload["role"]), "model": str(payload.get("model") or ""),
                                           "node": str(payload.get("node") or ""),
-                                          "failures": int(payload.get("failures") or 0)}
+                                          "failures": int(payload.get("failures") or 0),
+                                          "via": str(payload.get("via") or "")}
     return list(seen.values())
 
 
@@ -110,5 +174,6 @@ def switched_off_notes(db: Any, run_id: str) -> list[Msg]:
             items = switched_off(s, run_id)
     except Exception:  # noqa: BLE001 - a note never stops a report
         return []
-    return [Msg("outcome.llm_switched_off_note", {"role": d["role"], "model": d["model"], "n": d["failures"]})
+    return [Msg("outcome.llm_switched_off_via_note" if d["via"] else "outcome.llm_switched_off_note",
+                {"role": d["role"], "model": d["model"], "n": d["failures"], "via": d["via"]})
             for d in items]

@@ -54,7 +54,7 @@ from core.infra.deadline import CallTimeout, Cut, cut_response, run_bounded
 from core.infra.http_errors import TransientStatus
 from core.llm.errors import (LlmAuthError, LlmBadRequest, LlmCircuitOpen, LlmError, LlmJsonError, LlmNotConfigured,
                              LlmUnavailable, _bad_response, _StreamIncomplete)
-from core.llm.breaker import BREAKER_EVENT, breakers
+from core.llm.breaker import announce, breakers
 from core.llm.budgets import NodeClock, node_budget
 from core.llm.jsonrepair import split_think
 from core.llm.replies import (_DETAIL_MAX, JSON_INSTRUCTION, LlmResult, _check_json, _correction, _estimate_prompt,
@@ -215,7 +215,7 @@ class LlmClient:
         last = ""
         asked = 0
         for n in range(1, attempts + 1):
-            if n > 1 and (clock.left() <= 0 or breakers.is_open(run_id, self.role)):
+            if n > 1 and (clock.left() <= 0 or breakers.is_open(run_id, self.role, self._model_key)):
                 break  # the node's deadline is spent, or another node switched the role off: no more asks
             asked = n
             try:
@@ -258,28 +258,32 @@ class LlmClient:
     def _bounds(self, node: str, run_id: str | None, max_tokens: int | None) -> tuple[int, NodeClock]:
         """The call's max_tokens (the caller's, else the node's) and its deadline; LlmCircuitOpen,
         before any request, when the role is switched off for this run."""
-        if breakers.is_open(run_id, self.role):
+        refusal = breakers.refusal(run_id, self.role, self._model_key)
+        if refusal is not None:
+            if refusal.first:  # switched off by its model's failures in another role: said once, as its own
+                self._announce_breaker(node, run_id, None, self.breaker_failures, via=refusal.via)
             where = f"{self.role}/{node}" if node else self.role
             raise LlmCircuitOpen(f"{where}: switched to the offline analyst for the rest of this run (its model "
-                                 f"failed to answer in JSON {self.breaker_failures} node(s) in a row; "
-                                 "LLM_BREAKER_FAILURES)", role=self.role, provider=self.provider)
+                                 f"failed to answer in JSON {self.breaker_failures} node(s) in a row"
+                                 + (f", in {refusal.via}" if refusal.via else "") + "; LLM_BREAKER_FAILURES)",
+                                 role=self.role, provider=self.provider)
         budget = node_budget(node, self.settings)
         return (budget.max_tokens if max_tokens is None else max_tokens), NodeClock(node, budget.deadline_s)
 
     def _breaker_failed(self, node: str, run_id: str | None, job_id: str | None) -> None:
         """One more node without usable JSON; announce the breaker when this one opened it."""
-        failures = breakers.failed(run_id, self.role, self.breaker_failures)
-        if failures is None:
-            return
-        logger.warning("llm {}: {} nodes in a row got no usable JSON from {}; the role is switched to the offline "
-                       "analyst for the rest of run {}", self.role, failures, self.model, run_id)
-        if self.events is not None:
-            try:
-                self.events.emit(BREAKER_EVENT, run_id=run_id, job_id=job_id, source="llm", wait=True,
-                                 payload={"role": self.role, "model": self.model, "provider": self.provider,
-                                          "node": node, "failures": failures})
-            except Exception as exc:  # noqa: BLE001 - the breaker holds even when the event is lost
-                logger.warning("{} event not recorded: {}", BREAKER_EVENT, self._scrub(f"{type(exc).__name__}: {exc}")[:300])
+        failures = breakers.failed(run_id, self.role, self.breaker_failures, self._model_key)
+        if failures is not None:
+            self._announce_breaker(node, run_id, job_id, failures)
+
+    @property
+    def _model_key(self) -> str:
+        return f"{self.provider}|{self.model}"  # the breaker switches a failing model off in every role
+
+    def _announce_breaker(self, node: str, run_id: str | None, job_id: str | None, failures: int,
+                          via: str = "") -> None:
+        announce(self.events, run_id=run_id, job_id=job_id, role=self.role, model=self.model, provider=self.provider,
+                 node=node, failures=failures, via=via, scrub=self._scrub)
 
     # one call, retried -----------------------------------------------------------------------
     def _execute(self, messages: list[dict], *, node: str, run_id: str | None, job_id: str | None,

@@ -100,7 +100,7 @@ def test_the_page_on_known_data_over_http(db, monkeypatch, serve):
     assert s.get("shoal_telemetry_buffered") == 1
     assert s.get("shoal_alerts_firing", alert="cpu_high", severity="warning") == 1
     assert s.get("shoal_alerts_firing", alert="mem_high", severity="critical") == 0
-    assert s.get("shoal_alerts_firing_count") == 1
+    assert s.get("shoal_alerts_firing_rules") == 1
     assert s.get("shoal_cpu_percent") == 99 and s.get("shoal_memory_percent") == 40.5
     assert s.get("shoal_process_threads") == 12
     assert "shoal_network_sent_bytes_per_second" in s.families  # the family is there...
@@ -177,7 +177,7 @@ def test_every_family_the_readme_lists_is_present_at_zero_on_an_empty_offline_da
         assert s.get("shoal_llm_ttft_seconds_bucket", le="+Inf", **q) == 0
     assert len(s.samples("shoal_llm_errors_total")) == len(LLM_ROLES) * len(ERROR_KINDS)
     assert s.get("shoal_retries_total", policy="search", kind="timeout") == 0
-    assert s.get("shoal_telemetry_dropped_total") == 0 and s.get("shoal_alerts_firing_count") == 0
+    assert s.get("shoal_telemetry_dropped_total") == 0 and s.get("shoal_alerts_firing_rules") == 0
     assert {dict(k)["alert"] for k in s.samples("shoal_alerts_firing")} == {r.name for r in DEFAULT_RULES}
     assert set(s.samples("shoal_alerts_firing").values()) == {0}
     assert s.get("shoal_database_up") == 1 and s.get("shoal_cpu_percent") == 3
@@ -204,7 +204,7 @@ def test_a_database_outage_and_a_failing_source_never_break_a_scrape(serve):
     s = scrape_now()
     assert s.get("shoal_up") == 1 and s.get("shoal_database_up") == 0
     assert s.get("shoal_scrape_error", source="database") == 1 and s.get("shoal_scrape_error", source="telemetry") == 1
-    assert s.get("shoal_scrape_error", source="retries") == 0 and s.get("shoal_alerts_firing_count") == 0
+    assert s.get("shoal_scrape_error", source="retries") == 0 and s.get("shoal_alerts_firing_rules") == 0
     assert "shoal_runs" in s.families and not s.samples("shoal_runs")  # present, no made-up zeros
     assert "shoal_telemetry_dropped" in s.families and not s.samples("shoal_telemetry_dropped_total")
     assert s.samples("shoal_retries_total")  # the process's own figures are still there
@@ -248,5 +248,5 @@ def test_the_llm_client_observes_every_call_it_records_in_the_histograms(db, ser
 
 def test_a_process_without_alert_rules_counts_no_alert_and_invents_no_rule(db):
     s = Page(prometheus_text(db, histograms=instruments.new_histograms(), process=False))
-    assert s.get("shoal_alerts_firing_count") == 0
+    assert s.get("shoal_alerts_firing_rules") == 0
     assert "shoal_alerts_firing" in s.families and not s.samples("shoal_alerts_firing")

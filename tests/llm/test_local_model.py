@@ -13,7 +13,7 @@ from core.infra.config import load_settings
 from core.infra.db import open_database
 from core.infra.events import EventLog
 from core.infra.models import Event, LlmCall
-from core.llm.breaker import BREAKER_EVENT, breakers
+from core.llm.breaker import BREAKER_EVENT, breakers, switched_off_notes
 from core.llm.budgets import NODE_BUDGETS, node_budget, parse_node_map
 from core.llm.client import LlmCircuitOpen, LlmClient, LlmJsonError, LlmUnavailable
 from core.llm.limits import ProviderLimiter
@@ -154,6 +154,48 @@ def test_a_role_failing_json_node_after_node_is_switched_off_for_the_run(databas
         assert [(e.run_id, e.payload["role"], e.payload["failures"]) for e in opened] == [("run-a", ROLE, 2)]
         # Refused calls are not llm_calls rows (no request was made): one row per request, run-b's included.
         assert len(rows(database)) == len(fake.requests) == sent + 2
+    finally:
+        events.close()
+
+
+def test_a_model_switched_off_in_one_role_is_switched_off_in_every_role_that_calls_it(database):
+    events = EventLog(database)
+    try:
+        with FakeOpenAI(local=True) as fake:
+            query = client(fake, database, events, LLM_BREAKER_FAILURES=2)
+            env = {k.replace(ROLE, "MEDIA_ENGINE"): v for k, v in fake.env(ROLE).items()}
+            media = LlmClient("MEDIA_ENGINE", load_settings(env={**env, "RETRY_MAX_SECONDS": "0",
+                                                                  "LLM_BREAKER_FAILURES": "2"}),
+                              db=database, events=events, limiter=ProviderLimiter(8))
+            assert media.model == query.model and media.provider == query.provider
+            other_model = LlmClient("INSIGHT_ENGINE", load_settings(env={
+                **{k.replace(ROLE, "INSIGHT_ENGINE"): v for k, v in fake.env(ROLE).items()},
+                "INSIGHT_ENGINE_MODEL_NAME": "another-model", "RETRY_MAX_SECONDS": "0"}),
+                db=database, events=events, limiter=ProviderLimiter(8))
+            ask = dict(required_keys=("paragraphs",), node="ReportStructureNode")
+            for _ in range(2):
+                with pytest.raises(LlmJsonError):
+                    query.complete_json("s", "u", run_id="run-m", **ask)
+            sent = len(fake.requests)
+            # MEDIA_ENGINE never failed itself, but calls the same model at the same server: refused at
+            # once, with no request, in this run only; a role on another model still asks.
+            for _ in range(2):
+                with pytest.raises(LlmCircuitOpen) as info:
+                    media.complete("s", "u", run_id="run-m", node="FirstSummaryNode")
+            assert "QUERY_ENGINE" in str(info.value)
+            assert len(fake.requests) == sent
+            assert media.complete("s", "u", run_id="run-n", node="FirstSummaryNode").text
+            assert other_model.complete("s", "u", run_id="run-m", node="FirstSummaryNode").text
+            assert len(fake.requests) == sent + 2
+        events.flush()
+        with database.session() as s:
+            opened = [e.payload for e in s.scalars(select(Event).where(Event.type == BREAKER_EVENT).order_by(Event.id))]
+        # one event per role switched off, the second naming the role whose failures switched its model off
+        assert [(p["role"], p["failures"], p["via"]) for p in opened] == [
+            ("QUERY_ENGINE", 2, ""), ("MEDIA_ENGINE", 2, "QUERY_ENGINE")]
+        with database.session() as s:
+            notes = [m.render("en") for m in switched_off_notes(database, "run-m")]
+        assert len(notes) == 2 and "in QUERY_ENGINE" in notes[1] and "MEDIA_ENGINE" in notes[1]
     finally:
         events.close()
 

@@ -42,25 +42,32 @@ def test_a_run_against_a_model_that_never_answers_json_ends_with_its_roles_switc
     assert fake.max_concurrency() == 1  # the server really took one request at a time
 
     opened = [e for e in events.since(0, run_id=run_id, limit=10_000)[0] if e.type == BREAKER_EVENT]
-    assert sorted(e.payload["role"] for e in opened) == sorted(JSON_ROLES)
-    assert all(e.payload["failures"] == 3 for e in opened)
+    roles = {e.payload["role"]: e.payload for e in opened}
+    # The model is what fails: the role that failed 3 nodes first opened the breaker, and every other
+    # role calling the same model (engines, keyword optimiser, host, report) was switched off with it.
+    # (Engines interleave, so more than one role may reach its own third failure first.)
+    first = {r for r, p in roles.items() if not p["via"]}
+    assert first and first <= set(JSON_ROLES) and all(roles[r]["failures"] == 3 for r in first), roles
+    assert set(JSON_ROLES) <= set(roles) and all(p["via"] in first for p in roles.values() if p["via"]), roles
 
     with corpus.session() as s:
         calls = list(s.scalars(select(LlmCall).where(LlmCall.run_id == run_id)))
-    for role in ENGINE_ROLES:
+    for role in first:
         mine = [c for c in calls if c.role == role]
-        # 3 failed nodes of 3 asks each open the breaker; asks already in flight in the other
-        # paragraph may finish, but no node starts after it: far below the run's 2 + 2×(2+2) nodes × 3 asks.
+        # 3 failed nodes of 3 asks each open the breaker; asks already in flight in the other paragraph
+        # may finish, but no node starts after it: far below the run's 2 + 2×(2+2) nodes × 3 asks.
         assert 9 <= len(mine) <= 9 + 2 * 3, (role, len(mine))
-        assert all(c.status == "error" and c.error_kind == "parse" for c in mine)
+    assert all(c.status == "error" and c.error_kind == "parse" for c in calls if c.role in JSON_ROLES)
+    # the roles switched off by the model stopped at once: what they had in flight at most
+    assert sum(c.role not in first for c in calls) <= 2 * 3 * len(JSON_ROLES), [c.role for c in calls]
     # Nothing came with usage: every call was counted by estimate, failed ones included, and marked.
     assert calls and all(c.tokens_estimated and c.input_tokens > 0 and c.output_tokens > 0 for c in calls)
 
     run = get_run(corpus, run_id)
     switched = {d["role"]: d for d in run.params["degraded"] if d["reason"] == "llm_switched_off"}
-    assert set(switched) == set(JSON_ROLES) and switched["QUERY_ENGINE"]["engine"] == "query"
+    assert set(JSON_ROLES) <= set(switched) and switched["QUERY_ENGINE"]["engine"] == "query"
 
     report = latest_report(corpus, run_id)
     assert report is not None and report.json_path
     notices = json.loads(Path(report.json_path).read_text(encoding="utf-8"))["notices"]
-    assert sum(any(role in n for role in JSON_ROLES) for n in notices) == 3, notices
+    assert all(any(role in n for n in notices) for role in JSON_ROLES), notices

@@ -218,6 +218,31 @@ class PostgresServer:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None
 
+    def crash(self) -> None:
+        """End the server at once and keep its files, as a crashed database host would: SIGQUIT is
+        PostgreSQL's immediate shutdown (every process exits without a checkpoint; the next start runs
+        crash recovery). A SIGKILL of the postmaster alone would leave its backends holding the
+        shared memory, and the restart would wait on them."""
+        if self.external:
+            raise PostgresError("cannot crash an external server")
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGQUIT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Start the server again on the same files and port after `crash()`."""
+        postgres = find_bin("postgres")
+        if self.external or self.tmpdir is None or postgres is None:
+            raise PostgresError("restart needs a local server that was started and crashed")
+        ok, error = self._spawn_and_wait(postgres)
+        if not ok:
+            raise PostgresError(error)
+
     def __enter__(self) -> "PostgresServer":
         return self.start()
 
