@@ -5,7 +5,8 @@ fails every JSON node after all its asks; without a breaker each node spends its
 deadline before falling back, and a run takes hours. So, per run and LLM role:
 
 - every node call that ends without usable JSON (LlmJsonError, after its asks) is a failure; one
-  that answered resets the count;
+  that answered resets the count; while the count is above zero, a JSON node gets one ask instead
+  of its three (`asks`);
 - after `LLM_BREAKER_FAILURES` failures in a row (default 3; 0: never) the breaker opens: every
   later call of that role in that run raises LlmCircuitOpen at once, without a request, and its
   caller falls back to the offline analyst, as it does for any LlmError;
@@ -87,6 +88,18 @@ class CircuitBreakers:
             state = self._state(run_id, role)
             state.open, state.via = True, via
             return Refusal(via=via, first=True)
+
+    def asks(self, run_id: str | None, role: str, attempts: int) -> int:
+        """How many asks a JSON node of the role gets: all ``attempts``, but one while the role's
+        previous node failed (its model gave no usable JSON to any of that node's asks, so a
+        correction rarely helps, and each ask of a small local model costs tens of seconds). A node
+        that answers resets it. With the default 3 failures, a role that never answers in JSON is
+        switched off after 3 + 1 + 1 asks instead of 9."""
+        if not run_id:
+            return attempts
+        with self._lock:
+            state = self._states.get((run_id, role))
+            return 1 if state is not None and state.in_row > 0 and not state.open else attempts
 
     def failed(self, run_id: str | None, role: str, threshold: int, model: str = "") -> int | None:
         """Count one node that got no usable JSON. Returns the failures in a row when this one opened

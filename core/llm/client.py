@@ -208,6 +208,7 @@ class LlmClient:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         expect_types = expect if isinstance(expect, tuple) else (expect,)
+        attempts = breakers.asks(run_id, self.role, attempts)  # one ask after a failed node
         max_tokens, clock = self._bounds(node, run_id, max_tokens)
         base = _messages(_with_json_instruction(system, required_keys, expect_types), user)
         messages = list(base)

@@ -158,6 +158,31 @@ def test_a_role_failing_json_node_after_node_is_switched_off_for_the_run(databas
         events.close()
 
 
+def test_after_a_failed_node_the_next_json_node_gets_one_ask_until_one_answers(database):
+    with FakeOpenAI(local=True) as fake:
+        llm = client(fake, database, LLM_BREAKER_FAILURES=5)
+        ask = dict(required_keys=("paragraphs",), node="ReportStructureNode")
+
+        def asks_of_one_node(run_id: str = "run-1") -> int:
+            before = len(fake.requests)
+            with pytest.raises(LlmJsonError):
+                llm.complete_json("s", "u", run_id=run_id, **ask)
+            return len(fake.requests) - before
+
+        assert asks_of_one_node() == 3          # a fresh role: its three asks
+        assert asks_of_one_node() == 1          # its last node failed: one ask
+        assert asks_of_one_node() == 1
+        assert asks_of_one_node("run-2") == 3   # another run counts apart
+        fake.script({"paragraphs": ["ok"]})
+        assert llm.complete_json("s", "u", run_id="run-1", **ask) == {"paragraphs": ["ok"]}
+        assert asks_of_one_node() == 3          # a node that answered gives the role its asks back
+        # calls without a run are never limited
+        before = len(fake.requests)
+        with pytest.raises(LlmJsonError):
+            llm.complete_json("s", "u", **ask)
+        assert len(fake.requests) - before == 3
+
+
 def test_a_model_switched_off_in_one_role_is_switched_off_in_every_role_that_calls_it(database):
     events = EventLog(database)
     try:

@@ -54,9 +54,10 @@ def test_a_run_against_a_model_that_never_answers_json_ends_with_its_roles_switc
         calls = list(s.scalars(select(LlmCall).where(LlmCall.run_id == run_id)))
     for role in first:
         mine = [c for c in calls if c.role == role]
-        # 3 failed nodes of 3 asks each open the breaker; asks already in flight in the other paragraph
-        # may finish, but no node starts after it: far below the run's 2 + 2×(2+2) nodes × 3 asks.
-        assert 9 <= len(mine) <= 9 + 2 * 3, (role, len(mine))
+        # 3 failed nodes open the breaker, of 3 + 1 + 1 asks (one ask after a failed node); asks already in
+        # flight in the other paragraph may finish, but no node starts after it: far below the run's
+        # 2 + 2×(2+2) nodes × 3 asks.
+        assert 5 <= len(mine) <= 5 + 2 * 3, (role, len(mine))
     assert all(c.status == "error" and c.error_kind == "parse" for c in calls if c.role in JSON_ROLES)
     # the roles switched off by the model stopped at once: what they had in flight at most
     assert sum(c.role not in first for c in calls) <= 2 * 3 * len(JSON_ROLES), [c.role for c in calls]
