@@ -62,8 +62,8 @@ def cmd_plan(args) -> int:
     else:
         for e in plan.engines:
             print(f"{e.engine} ({e.mode}, {e.provider}, {e.sources} sources on topic)")
-            if e.error:
-                print(f"  no plan: {e.error}")
+            if e.error or e.nothing_on_topic:
+                print(f"  no plan: {e.error or 'nothing this engine reads is about the topic'}")
             for p in e.paragraphs:
                 print(f"  {p.index + 1}. {p.title}\n     {p.brief}")
     return EXIT_OK if plan.planned else EXIT_FAIL

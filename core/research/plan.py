@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from core.i18n import Msg
 from core.research.names import ENGINE_NAMES
 from core.research.reasoning import Paragraph
 
@@ -25,7 +26,12 @@ PLAN_PARAM = "plan"  # the run parameter the plan is stored under
 
 
 class PlanError(ValueError):
-    """A plan that cannot be used; the message says which engine and paragraph, and why."""
+    """A plan that cannot be used; the message says which engine and paragraph, and why. `msg` is the
+    same in the reader's language, for the mistakes an editor can make (core.i18n.Msg, [plan_review])."""
+
+    def __init__(self, text: str, msg: Msg | None = None):
+        super().__init__(text)
+        self.msg = msg
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,11 @@ class EnginePlan:
     provider: str = ""
     sources: int = 0
     error: str = ""
+
+    @property
+    def nothing_on_topic(self) -> bool:
+        """The overview search found nothing about the topic: the engine will write no paragraphs."""
+        return not self.paragraphs and not self.error and self.sources == 0
 
 
 @dataclass(frozen=True)
@@ -86,20 +97,24 @@ def make_paragraphs(engine: str, rows: Iterable[Any]) -> tuple[Paragraph, ...]:
         if not title and not brief:
             continue
         if not title:
-            raise PlanError(f"{engine}: paragraph {n} has an intent but no title; give it a title or remove it")
+            raise PlanError(f"{engine}: paragraph {n} has an intent but no title; give it a title or remove it",
+                            Msg("plan_review.err_no_title", {"engine": engine, "n": n}))
         if len(title) > MAX_TITLE_CHARS:
             raise PlanError(f"{engine}: the title of paragraph {n} is {len(title)} characters long; "
-                            f"keep it under {MAX_TITLE_CHARS}")
+                            f"keep it under {MAX_TITLE_CHARS}",
+                            Msg("plan_review.err_long_title", {"engine": engine, "n": n, "max": MAX_TITLE_CHARS}))
         if len(brief) > MAX_BRIEF_CHARS:
             raise PlanError(f"{engine}: the intent of paragraph {n} is {len(brief)} characters long; "
-                            f"keep it under {MAX_BRIEF_CHARS}")
+                            f"keep it under {MAX_BRIEF_CHARS}",
+                            Msg("plan_review.err_long_intent", {"engine": engine, "n": n, "max": MAX_BRIEF_CHARS}))
         out.append(Paragraph(index=len(out), title=title, brief=brief))
     if not out:
         raise PlanError(f"{engine}: the plan has no paragraphs; give it at least one, or leave the engine "
-                        "out of the plan so it plans its own")
+                        "out of the plan so it plans its own", Msg("plan_review.err_empty", {"engine": engine}))
     if len(out) > MAX_PLAN_PARAGRAPHS:
         raise PlanError(f"{engine}: the plan has {len(out)} paragraphs; an engine writes at most "
-                        f"{MAX_PLAN_PARAGRAPHS}")
+                        f"{MAX_PLAN_PARAGRAPHS}",
+                        Msg("plan_review.err_too_many", {"engine": engine, "n": len(out), "max": MAX_PLAN_PARAGRAPHS}))
     return tuple(out)
 
 

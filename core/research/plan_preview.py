@@ -53,8 +53,7 @@ def _engine_plan(db, settings: Settings, events, topic: str, engine: str, n_para
                              tools=tuple(provider.tools), n_paragraphs=n_paragraphs)
         overview = _overview(provider, topic, scope, rctx)
         if not overview:
-            return EnginePlan(engine, (), mode, provider.name, 0,
-                              error="nothing this engine reads is about the topic: it will report no paragraphs")
+            return EnginePlan(engine, (), mode, provider.name, 0)  # nothing on topic: it will write no paragraphs
         planned = reasoner.plan_structure(rctx, overview)[:n_paragraphs]
         return EnginePlan(engine, tuple(planned), mode, provider.name, len(overview))
     except Exception as exc:  # noqa: BLE001 - one engine's failure is said, the others' plans stand

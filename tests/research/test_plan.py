@@ -145,4 +145,5 @@ def test_a_failing_engine_is_said_in_the_preview_and_the_others_still_plan(corpu
 def test_nothing_on_topic_is_a_plan_of_no_paragraphs(corpus):
     preview = plan_preview.preview_plan(corpus, load_settings(), "量子计算机芯片", "query", paragraphs=2, offline=True)
     (query,) = preview.engines
-    assert query.paragraphs == () and query.sources == 0 and "nothing" in query.error
+    assert query.paragraphs == () and query.sources == 0 and query.error == "" and query.nothing_on_topic
+    assert not EnginePlan("query", (), error="the LLM timed out").nothing_on_topic
