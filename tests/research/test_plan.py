@@ -147,3 +147,29 @@ def test_nothing_on_topic_is_a_plan_of_no_paragraphs(corpus):
     (query,) = preview.engines
     assert query.paragraphs == () and query.sources == 0 and query.error == "" and query.nothing_on_topic
     assert not EnginePlan("query", (), error="the LLM timed out").nothing_on_topic
+
+
+def test_in_llm_mode_each_engine_makes_one_structure_call_and_a_failure_is_said(corpus):
+    import os
+
+    from tests.fakes.openai_server import FakeOpenAI, FakeReply
+    from tests.research.test_engine import llm_responder
+
+    def responder(req):
+        if "Insight engine" in req.system:
+            return FakeReply.error(400, "this model does not exist")
+        return llm_responder(req)
+
+    with FakeOpenAI(responder=responder) as fake:
+        env = {**os.environ, **fake.env("QUERY_ENGINE", "INSIGHT_ENGINE")}
+        settings = load_settings(env={k: str(v) for k, v in env.items()})
+        preview = plan_preview.preview_plan(corpus, settings, TOPIC, "query,insight", paragraphs=3)
+        requests = fake.requests
+    query, insight = preview.engines
+    assert (query.mode, query.provider, query.error) == ("llm", "corpus", "")
+    assert [p.title for p in query.paragraphs] == [f"第{i}段：价格战的一个侧面" for i in (1, 2, 3)]
+    assert insight.mode == "llm" and insight.paragraphs == () and "does not exist" in insight.error
+    assert "sk-fake" not in insight.error
+    # one structure call per engine (an error a retry cannot fix is not retried)
+    assert sorted("Insight engine" in r.system for r in requests) == [False, True]
+    assert all('"paragraphs"' in r.user for r in requests)
