@@ -22,6 +22,7 @@ from core import report as report_engine
 from core.console import telemetry
 from core.infra.config import Settings
 from core.research.engine import ENGINES
+from core.research.plan import PLAN_PARAM, parse_plan
 from core.work.jobs import INSUFFICIENT_DATA, JobContext, JobSpec
 from core.infra.models import Run
 from core.research.coverage import Coverage
@@ -92,8 +93,11 @@ def analysis_params(settings: Settings, engines: tuple[str, ...], *, paragraphs:
 
 def start_analysis(supervisor, settings: Settings, topic: str, engines=None, *, paragraphs: int | None = None,
                    reflections: int | None = None, report_type: str = "auto", offline: bool = False,
-                   force_report: bool = False) -> str:
+                   force_report: bool = False, plan=None) -> str:
     """Validate and queue an analysis; returns the run id. Raises TopicError/ValueError with a clear message.
+
+    ``plan``: the analyst's reviewed paragraphs (a core.research.plan.RunPlan or its JSON form), stored
+    in the run's parameters; each engine it names writes exactly those paragraphs (PlanError if invalid).
 
     ``force_report``: write the report even when coverage is below SHOAL_MIN_SOURCES (it then opens
     with a coverage banner); a topic nothing matches still ends insufficient_data."""
@@ -101,6 +105,8 @@ def start_analysis(supervisor, settings: Settings, topic: str, engines=None, *, 
     engines = parse_engines(engines)
     params = analysis_params(settings, engines, paragraphs=paragraphs, reflections=reflections,
                              report_type=report_type, offline=offline, force_report=force_report)
+    if plan is not None:
+        params[PLAN_PARAM] = parse_plan(plan, topic, engines).to_params()
     jobs = analysis_jobs(engines, settings["FORUM_BETTAFISH_LOG_DIR"])
     hurry_warmup()  # the engines will need jieba and the sentiment model: load them now, once
     run_id = supervisor.submit_run(jobs, kind="analysis", topic=topic, params=params,

@@ -9,6 +9,7 @@ from typing import Sequence
 
 from core.cli_work import (EXIT_FAIL, EXIT_OK, EXIT_USAGE, cmd_resume, cmd_run, cmd_worker,  # noqa: F401
                            run_summary)  # run_summary: bench/offline_run.py imports it from here
+from core.cli_plan import cmd_plan
 from core.console.health import FAIL, WARN, essential_failures, run_checks
 from core.work.states import RunState
 
@@ -362,7 +363,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=3600, help="cancel the run after this many seconds")
     run.add_argument("--serve", action="store_true", help="also run other runs' jobs, like `worker` "
                      "(default: only this run's)")
+    run.add_argument("--plan", default=None, metavar="FILE", help="the engines' paragraphs as reviewed: a JSON file "
+                     "from `python -m core plan TOPIC --json`, edited (- reads stdin); without it each engine plans "
+                     "its own")
     run.set_defaults(fn=cmd_run)
+
+    pl = sub.add_parser("plan", help="print each engine's planned paragraphs for a topic, without starting a run "
+                        "(edit the --json output and pass it to `run --plan`)")
+    pl.add_argument("topic")
+    pl.add_argument("--engines", default="query,media,insight", help="comma-separated: query,media,insight")
+    pl.add_argument("--offline", action="store_true", help="never call an LLM or a web search API")
+    pl.add_argument("--paragraphs", type=int, default=None, help="paragraphs per engine (default 5)")
+    pl.add_argument("--json", action="store_true", help="print the plan file's JSON")
+    pl.set_defaults(fn=cmd_plan)
 
     data = sub.add_parser("data", help="the local corpus: demo data, imports, statistics")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION")

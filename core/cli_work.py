@@ -152,6 +152,7 @@ def cmd_run(args) -> int:
     try:
         topic = clean_topic(args.topic)
         engines = parse_engines(args.engines)
+        plan = _plan_of(args)
     except (TopicError, ValueError) as exc:
         print(f"run: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -175,7 +176,7 @@ def cmd_run(args) -> int:
         try:
             run_id = start_analysis(rt.supervisor, settings, topic, engines, paragraphs=args.paragraphs,
                                     reflections=args.reflections, offline=args.offline,
-                                    force_report=args.force_report)
+                                    force_report=args.force_report, plan=plan)
         except (TopicError, ValueError) as exc:
             print(f"run: {exc}", file=sys.stderr)
             rt.close()
@@ -191,6 +192,15 @@ def cmd_run(args) -> int:
     if stop.event.is_set():
         return stop.exit_code
     return exit_code(status)
+
+
+def _plan_of(args) -> dict | None:
+    """`run --plan FILE`: the reviewed paragraphs (core.cli_plan); None: each engine plans its own."""
+    if not getattr(args, "plan", None):
+        return None
+    from core.cli_plan import load_plan_file
+
+    return load_plan_file(args.plan)
 
 
 def _follow_or_stop(rt, run_id: str, timeout: float, quiet: bool, stop: GracefulStop, command: str) -> str:

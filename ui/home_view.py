@@ -19,6 +19,7 @@ from core.runtime import Runtime
 from core.work.runs import JobSummary, RunView, job_summaries, list_runs
 from core.work.states import JobState, RunState
 
+from . import plan_review
 from .access import allow_run_start, count_run_start, has_control
 from .cached import cached_corpus_stats
 from .i18n import show, status_label, t
@@ -100,15 +101,24 @@ def start_form(rt: Runtime) -> None:
         # (the label avoids the word "topic": browser tests find the topic field by its label)
         force = st.checkbox(t("home.force", n=rt.settings["SHOAL_MIN_SOURCES"]), value=False)
         submitted = st.form_submit_button(t("home.start"), type="primary", disabled=not rt.ok or not can_start)
+        review = st.form_submit_button(t("plan_review.review"), disabled=not rt.ok or not can_start)
     st.caption(t("home.demo_topics", topics=" · ".join(DEMO_TOPICS)))
-    if submitted and can_start and allow_run_start(rt):
+    # Optional: the engines' planned paragraphs, editable, then start with them or skip (ui/plan_review.py).
+    if review and can_start:
+        plan_review.prepare(rt, topic, engines, paragraphs=int(paragraphs), offline=offline)
+    review_box = st.empty()
+    with review_box.container():
+        decision = plan_review.panel(can_start)
+    if (submitted or decision is not None) and can_start and allow_run_start(rt):
         try:
             run_id = start_analysis(rt.supervisor, rt.settings, topic, engines, paragraphs=int(paragraphs),
                                     reflections=int(reflections), report_type=report_type, offline=offline,
-                                    force_report=force)
+                                    force_report=force, plan=decision.plan if decision else None)
         except (TopicError, ValueError) as exc:
-            st.error(show(exc.args[0]) if exc.args else str(exc))
+            st.error(show(exc.msg) if getattr(exc, "msg", None) else show(exc.args[0]) if exc.args else str(exc))
         else:
+            plan_review.clear()
+            review_box.empty()
             count_run_start()
             st.success(t("home.queued", run_id=run_id, engines=", ".join(engines), topic=topic.strip()[:60]))
 

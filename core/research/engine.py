@@ -31,6 +31,7 @@ from core.corpus.documents import Document
 from core.llm.answered import answered_calls
 from core.work.jobs import JobCancelled, JobContext, LeaseLost
 from core.research.names import ENGINE_NAMES
+from core.research.plan import planned_paragraphs
 from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, Reasoner, SearchPlan, Source
 from core.infra.redact import redact
 from core.research.relevance import TopicScope
@@ -119,6 +120,15 @@ def make_reasoner(engine: str, settings: Settings, db, events, offline: bool) ->
 
 def engine_mode(engine: str, settings: Settings, offline: bool) -> str:
     return "offline" if offline or not settings.llm_configured(ENGINES[engine].llm_role) else "llm"
+
+
+def overview_tool(tools) -> str:
+    """The structure's first search: the plain topic search (never a hot list, a date or a platform)."""
+    names = [t.name for t in tools]
+    for preferred in ("search_topic_globally", "basic_search_news", "comprehensive_search"):
+        if preferred in names:
+            return preferred
+    return names[0] if names else "search_topic_globally"
 
 
 # -- state kept in the job's checkpoint ------------------------------------------------------------
@@ -332,12 +342,7 @@ class EngineRun:
 
     # -- the pipeline -------------------------------------------------------------------------
     def _overview_tool(self) -> str:
-        """The structure's first search: the plain topic search (never a hot list, a date or a platform)."""
-        names = [t.name for t in self.rctx.tools]
-        for preferred in ("search_topic_globally", "basic_search_news", "comprehensive_search"):
-            if preferred in names:
-                return preferred
-        return names[0] if names else "search_topic_globally"
+        return overview_tool(self.rctx.tools)
 
     def run(self) -> dict:
         if not self.structure:
@@ -345,10 +350,17 @@ class EngineRun:
             overview = self._search(SearchPlan(self.ctx.topic, overview_tool), None)
             if not overview:
                 return self._nothing_on_topic()
-            self.structure = self._reason("structure", None, lambda r: r.plan_structure(self.rctx, overview))
-            self.structure = self.structure[: self.n_paragraphs]
+            # The analyst's reviewed plan (core.research.plan), when the run has one for this engine, is
+            # used as it is; otherwise the engine plans its paragraphs itself.
+            given = planned_paragraphs(self.ctx.run_params, self.config.name)
+            if given:
+                self.structure = given
+            else:
+                self.structure = self._reason("structure", None, lambda r: r.plan_structure(self.rctx, overview))
+                self.structure = self.structure[: self.n_paragraphs]
             log_node(self.config.name, NODE_NAMES["structure"],
-                     {"report_structure": [p.as_dict() for p in self.structure]}, run_id=self.ctx.run_id)
+                     {"report_structure": [p.as_dict() for p in self.structure],
+                      **({"planned_by": "analyst"} if given else {})}, run_id=self.ctx.run_id)
             self._save()
         todo = [p for p in self.structure if not self.paragraphs.get(str(p.index), {}).get("done")]
         workers = max(1, min(self.s.max_parallel, len(todo) or 1))
