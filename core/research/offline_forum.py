@@ -3,7 +3,8 @@
 The analyst's messages (ForumGuidance.human) are a search to run and a point to answer:
 
   question_terms    a message's content words, without the topic's own and without question filler
-                    (提到, 情况, what, think …): what to search for and what the paragraph must cover
+                    (提到, 情况, what, think …), the MAX_TERMS most specific (by idf): what to search
+                    for and what the paragraph must cover
   pending_question  the newest message whose terms the paragraph's text does not cover yet and that
                     was not searched for already: plan_reflection searches the topic and those terms
                     before anything else, and the summaries cover them first
@@ -22,7 +23,7 @@ from typing import Sequence
 from core.research.offline_stats import _Sentence
 from core.research.reasoning import NO_GUIDANCE, ForumGuidance
 from core.text.clean import clean_text
-from core.text.keywords import contains, content_terms, split_sentences, words
+from core.text.keywords import contains, content_terms, idf, split_sentences, words
 
 MAX_TERMS = 3
 MAX_QUOTED = 60  # characters of a question quoted in an answer
@@ -55,7 +56,10 @@ def question_terms(text: str, exclude: Sequence[str] = ()) -> list[str]:
         if lw in _QUESTION_FILLER or _A_NOT_A.match(w) or lw in skip or any(lw in s for s in skip if len(s) > len(lw)) or w in out:
             continue
         out.append(w)
-    return out[:MAX_TERMS]
+    if len(out) > MAX_TERMS:  # the most specific ones (highest idf), in the question's order
+        keep = set(sorted(out, key=lambda w: -idf(w))[:MAX_TERMS])
+        out = [w for w in out if w in keep]
+    return out
 
 
 def body(summary: str) -> str:
