@@ -97,6 +97,7 @@ MAX_PARAGRAPH_CHARS = 1200
 MAX_NOTES = 3
 MAX_TOPIC_CHARS = 40
 
+_BROAD_TOOLS = ("search_topic_globally", "basic_search_news", "comprehensive_search")  # an analyst's question
 _TOPIC_FILLER = ("舆情分析", "舆情", "事件", "热点", "话题", "讨论", "分析", "最新")
 
 Classifier = Callable[[list[str]], list[tuple[int, float]]]
@@ -319,8 +320,9 @@ class OfflineReasoner:
             query = core
             why = (f"离线分析：摘要尚未覆盖平台 {platform_name(value, True)}" if zh else
                    f"offline analysis: the summary does not cover {platform_name(value, False)} yet")
-        elif kind == "human":
-            tool, params = tool_for(ctx, intent, info, None, reflection=True)
+        elif kind == "human":  # the whole topic, not this paragraph's window or platform: where the answer may be
+            broad = next((t for n in _BROAD_TOOLS for t in ctx.tools if t.name == n), None)
+            tool, params = (broad, {}) if broad else tool_for(ctx, intent, info, None, reflection=True)
             query = f"{core} {value}".strip()
             why = (f"离线分析：分析师在论坛提问，检索问题中的关键词「{value}」" if zh else
                    f"offline analysis: the analyst asked in the forum; searching their terms “{value}”")
