@@ -172,3 +172,33 @@ def test_a_question_posted_mid_run_changes_the_next_paragraphs_searches_and_text
     # the question is in the run's forum as the analyst's
     [h] = [m for m in transcript(db, asked["run_id"]) if m.source == "HUMAN"]
     assert (h.type, h.sender, h.content) == ("human", "Analyst", MID_RUN_QUESTION)
+
+
+def test_an_llm_engine_gets_the_analysts_question_in_its_prompts(db, events):
+    """End to end through the fake endpoint: posted while the run is queued, in every later prompt."""
+    from core.runtime import build_handlers
+    from core.supervisor import Supervisor
+    from tests.conftest import fast_config
+    from tests.fakes.openai_server import FakeOpenAI
+    from tests.fakes.search_servers import FakeTavilyServer
+    from tests.research.test_engine import llm_responder, llm_settings
+
+    with FakeOpenAI(responder=llm_responder) as fake, FakeTavilyServer() as tavily:
+        settings = llm_settings(fake, tavily)
+        sup = Supervisor(db, events, fast_config(max_workers=4), handlers=build_handlers())
+        sup.settings = settings
+        run_id = start_analysis(sup, settings, TOPIC, engines="query", paragraphs=2, reflections=1)
+        Forum(db, events, None).post_human(run_id, QUESTION)  # queued: no worker has started yet
+        sup.start()
+        try:
+            assert sup.wait_run(run_id, 120) == COMPLETED
+        finally:
+            sup.shutdown(5)
+        by_node: dict[str, list[str]] = {}
+        for r in fake.requests:
+            node = ("summary" if "paragraph_latest_state" in r.user else "reflection" if "still missing" in r.user
+                    else "search" if '"search_query"' in r.user else "other")
+            by_node.setdefault(node, []).append(r.user)
+    for node in ("search", "summary", "reflection"):
+        assert by_node[node] and all(QUESTION in u for u in by_node[node]), node
+    assert not any(QUESTION in u for u in by_node["other"])  # structure and formatting: not steered
