@@ -322,7 +322,8 @@ class Forum:
             raise HumanPostError(Msg("forum_human.unknown_run", {"run_id": run_id}),
                                  f"no analysis run {run_id!r}")
         if run.status not in (RunState.QUEUED, RunState.RUNNING):
-            raise HumanPostError(Msg("forum_human.run_ended", {"run_id": run_id, "status": str(run.status)}),
+            status = Msg(f"status.{run.status}")  # rendered in the reader's language
+            raise HumanPostError(Msg("forum_human.run_ended", {"run_id": run_id, "status": status}),
                                  f"run {run_id} is {run.status}: the forum takes messages only while it runs")
         view = post_message(self.db, self.events, run_id, type="human", source="HUMAN", content=content,
                             log_dir=self.log_dir, dedup=False)

@@ -15,7 +15,7 @@ from core.work.runs import RunView
 from core.work.states import RunState
 
 from .access import has_control
-from .i18n import show, t
+from .i18n import show, status_label, t
 
 INPUT_KEY = "forum_human_input"
 
@@ -25,7 +25,7 @@ def disabled_reason(rt: Runtime, run: RunView | None) -> str | None:
     if run is None or run.kind != "analysis":
         return t("forum_human.not_analysis")
     if run.status not in (RunState.QUEUED, RunState.RUNNING):
-        return t("forum_human.ended", status=run.status)
+        return t("forum_human.ended", status=status_label(run.status))
     if not has_control(rt):
         return t("forum_human.no_control")
     return None

@@ -450,16 +450,16 @@ class EngineRun:
             self._progress()
         while state["reflections_done"] < self.n_reflections:
             current = self._sources_of(state)
+            guidance = self.s.guidance()  # one reading for the search and the summary it feeds
             plan = self._reason("reflection", p.index,
-                                lambda r: r.plan_reflection(self.rctx, p, state["summary"], current,
-                                                            self.s.guidance()))
+                                lambda r: r.plan_reflection(self.rctx, p, state["summary"], current, guidance))
             if plan is None:
                 break
             new = self._search(plan, p.index)
             all_sources = current + [s for s in new if s.n not in set(state["sources"])]
             summary = self._summarise("reflection_summary", p,
                                       lambda r: r.reflection_summary(self.rctx, p, state["summary"], new,
-                                                                     all_sources, self.s.guidance()))
+                                                                     all_sources, guidance))
             log_node(self.config.name, NODE_NAMES["reflection_summary"],
                      {"updated_paragraph_latest_state": summary, "title": p.title},
                      run_id=self.ctx.run_id, paragraph=p.index)

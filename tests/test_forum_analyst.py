@@ -74,7 +74,8 @@ def test_a_finished_run_refuses_messages(db, events, status):
     run_id = make_run(db, f"run-ended-{status}", status=status)
     with pytest.raises(HumanPostError, match=f"is {status}") as err:
         Forum(db, events, None).post_human(run_id, "还有补充吗？")
-    assert err.value.msg.key == "forum_human.run_ended" and err.value.msg.args["status"] == status
+    assert err.value.msg.key == "forum_human.run_ended" and err.value.msg.args["status"].key == f"status.{status}"
+    assert f"has ended ({status})" in err.value.msg.render("en")
     assert transcript(db, run_id) == []
 
 
