@@ -217,8 +217,10 @@ def cmd_data(args) -> int:
 
 
 def cmd_forum(args) -> int:
+    if args.forum_command == "post":
+        return cmd_forum_post(args)
     if args.forum_command != "import":
-        print("forum: choose import", file=sys.stderr)
+        print("forum: choose import or post", file=sys.stderr)
         return EXIT_USAGE
     from core.discussion.bettafish_import import parse_bettafish_folder, store_forum_import
 
@@ -240,6 +242,27 @@ def cmd_forum(args) -> int:
             rt.close()
         print(f"forum import: stored {len(result.messages)} messages as run {run_id}", file=sys.stderr)
     return EXIT_OK if not result.error else EXIT_FAIL
+
+
+def cmd_forum_post(args) -> int:
+    """The analyst's message to a running analysis (source HUMAN); prints the stored message as JSON."""
+    from core.forum import Forum, HumanPostError
+
+    rt = _runtime(start_supervisor=False)
+    try:
+        if not rt.db.ok:
+            print(f"forum post: {rt.db.error}", file=sys.stderr)
+            return EXIT_FAIL
+        forum = Forum(rt.db, rt.events, rt.settings.log_dir, host_every=rt.settings["FORUM_HOST_EVERY"])
+        try:
+            view = forum.post_human(args.run_id, args.text)
+        except HumanPostError as exc:
+            print(f"forum post: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    finally:
+        rt.close()
+    print(json.dumps(view.as_dict(), ensure_ascii=False))
+    return EXIT_OK
 
 
 def cmd_report(args) -> int:
@@ -396,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     ms.add_argument("--limit", type=int, default=0, help="rows per table at most (default: all)")
     data.set_defaults(fn=cmd_data)
 
-    forum = sub.add_parser("forum", help="the forum: import BettaFish logs")
+    forum = sub.add_parser("forum", help="the forum: import BettaFish logs, or post to a running analysis")
     fsub = forum.add_subparsers(dest="forum_command", metavar="ACTION")
     fimp = fsub.add_parser("import", help="print BettaFish logs (a logs folder with insight/media/query.log "
                            "and forum.log, or a forum.log) as a forum transcript in forum.log format, host "
@@ -404,6 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     fimp.add_argument("folder", metavar="PATH")
     fimp.add_argument("--store", action="store_true", help="also store it as a run you can open on the Forum page")
     fimp.add_argument("--label", default="", help="the stored run's title")
+    fpost = fsub.add_parser("post", help="post the analyst's message (a question, a steer) to a running analysis: "
+                            "the host answers it in its next speech, the engines in their next summaries")
+    fpost.add_argument("run_id", metavar="RUN_ID")
+    fpost.add_argument("text", metavar="TEXT")
     forum.set_defaults(fn=cmd_forum)
 
     rp = sub.add_parser("report", help="generate (or regenerate) the report of a run")

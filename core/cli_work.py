@@ -139,7 +139,7 @@ def run_summary(rt, run_id: str, wall_s: float) -> dict:
             "error": None if run.status == RunState.COMPLETED else run.error,
             "degraded": degraded_of(run.params) if run.status in RunState.USABLE else [],
             "engines": engines,
-            "forum_messages": counts["agent"] + counts["host"] + counts["system"], "host_messages": counts["host"],
+            "forum_messages": sum(counts.values()), "host_messages": counts["host"],
             "report": report.html_path if report else None, "llm_calls": llm_calls, "trace_id": run.trace_id, "wall_s": round(wall_s, 3)}
 
 

@@ -4,8 +4,8 @@ Shoal's engines post each paragraph summary straight here (``Forum.post_summary`
 log level: nothing goes through a log file and back. BettaFish engine logs come in through
 core.discussion (the import, and the optional live tail), and post the same way.
 
-A message (``ForumMessage``) has a type (agent | host | system), a source (QUERY | MEDIA |
-INSIGHT | HOST | SYSTEM) and sender, its content and time, the paragraph, the trace id of the
+A message (``ForumMessage``) has a type (agent | host | human | system), a source (QUERY | MEDIA |
+INSIGHT | HOST | HUMAN | SYSTEM) and sender, its content and time, the paragraph, the trace id of the
 work that wrote it, the forum ``round`` and the ``llm_call_id`` of the llm_calls row of the call
 that produced it (None offline, and for imported or host-offline messages). Messages are stored in
 the database (the source of truth), announced as events, and appended to logs/forum.log in
@@ -21,6 +21,11 @@ it speaks (nothing polls), survives a restart like any job, and is cancelled wit
 jobs chain (round k depends on round k-1), so each speech follows the one before it; they are
 added before the post that triggers them returns, so once a run's engines have ended, every host
 job the run will have exists.
+
+The analyst can post too (``Forum.post_human``: the Forum page's chat input, `python -m core forum
+post`): a "human" message, source HUMAN, sender "Analyst", only to an analysis run that has not
+ended. It is never de-duplicated and never counts towards a round; the host answers it in its next
+speech, and the engines read it (``forum_guidance``) into their next summary and reflection.
 
 Agent messages are de-duplicated per run: a message whose text near-duplicates one that ANOTHER
 engine already posted in the run (Jaccard similarity of character shingles, core.text.dedup, at
@@ -50,18 +55,23 @@ from core.infra.models import ForumMessage as ForumRow
 from core.infra.models import utcnow
 from core.infra.redact import redact
 from core.infra.tracing import current_trace_id
+from core.i18n import Msg
 from core.research.names import ENGINE_NAMES
+from core.research.reasoning import ForumGuidance
 from core.text.dedup import jaccard, normalise, shingles
 from core.work.jobs import JobSpec
 
-SOURCES = ("QUERY", "MEDIA", "INSIGHT", "HOST", "SYSTEM")
-TYPES = ("agent", "host", "system")
-SENDERS = {**{n.source: n.sender for n in ENGINE_NAMES.values()}, "HOST": "Forum Host", "SYSTEM": "System"}
+SOURCES = ("QUERY", "MEDIA", "INSIGHT", "HOST", "HUMAN", "SYSTEM")
+TYPES = ("agent", "host", "human", "system")
+SENDERS = {**{n.source: n.sender for n in ENGINE_NAMES.values()}, "HOST": "Forum Host", "HUMAN": "Analyst",
+           "SYSTEM": "System"}
 MAX_CONTENT = 20_000
 DUPLICATE_SIMILARITY = 0.8   # Jaccard of 3-character shingles at or above which another engine's message is a copy
 DEDUP_WINDOW = 200           # the run's most recent agent messages a new one is compared with
 DEDUP_MIN_CHARS = 20         # shorter normalised texts are duplicates only when identical
 HOST_KIND = "host"           # the job kind of one host speech (core.discussion.host_job registers it)
+MAX_HUMAN_CHARS = 2000       # of one analyst's message
+GUIDANCE_HUMAN = 3           # the analyst's latest messages an engine reads into its next prompts
 
 _forum_log_lock = threading.Lock()
 
@@ -71,9 +81,9 @@ class ForumMessage:
     """One stored forum message, as every reader gets it."""
     id: int
     run_id: str
-    type: str                       # agent | host | system
+    type: str                       # agent | host | human | system
     sender: str
-    source: str                     # QUERY | MEDIA | INSIGHT | HOST | SYSTEM
+    source: str                     # QUERY | MEDIA | INSIGHT | HOST | HUMAN | SYSTEM
     content: str
     paragraph: int | None
     trace_id: str
@@ -295,6 +305,31 @@ class Forum:
         return post_message(self.db, self.events, run_id, type="host", source="HOST", content=content,
                             log_dir=self.log_dir, round_no=round_no, llm_call_id=llm_call_id)
 
+    def post_human(self, run_id: str, text: str) -> ForumMessage:
+        """The analyst's message to a run that has not ended. Raises HumanPostError (nothing stored)
+        when the text is empty or too long, or the run is unknown, not an analysis, or over."""
+        content = (text or "").strip()
+        if not content:
+            raise HumanPostError(Msg("forum_human.empty"), "the message is empty")
+        if len(content) > MAX_HUMAN_CHARS:
+            raise HumanPostError(Msg("forum_human.too_long", {"n": len(content), "max": MAX_HUMAN_CHARS}),
+                                 f"the message has {len(content)} characters; at most {MAX_HUMAN_CHARS}")
+        from core.work.runs import get_run
+        from core.work.states import RunState
+
+        run = get_run(self.db, run_id)
+        if run is None or run.kind != "analysis":
+            raise HumanPostError(Msg("forum_human.unknown_run", {"run_id": run_id}),
+                                 f"no analysis run {run_id!r}")
+        if run.status not in (RunState.QUEUED, RunState.RUNNING):
+            status = Msg(f"status.{run.status}")  # rendered in the reader's language
+            raise HumanPostError(Msg("forum_human.run_ended", {"run_id": run_id, "status": status}),
+                                 f"run {run_id} is {run.status}: the forum takes messages only while it runs")
+        view = post_message(self.db, self.events, run_id, type="human", source="HUMAN", content=content,
+                            log_dir=self.log_dir, dedup=False)
+        assert view is not None  # a human message is never de-duplicated away
+        return view
+
     def _schedule_host(self, run_id: str, round_no: int, upto: int) -> None:
         """Add the host jobs of every round up to ``round_no`` not added yet, in round order.
 
@@ -323,6 +358,15 @@ class Forum:
             except Exception as exc:  # noqa: BLE001 - a post never fails for want of a host
                 logger.warning("forum: the host of run {} round {} could not be scheduled: {}: {}", run_id,
                                round_no, exc.__class__.__name__, exc)
+
+
+class HumanPostError(ValueError):
+    """Why the analyst's message was not posted: ``msg`` for a page (in the reader's language), the
+    English text as the exception's."""
+
+    def __init__(self, msg: Msg, text: str):
+        super().__init__(text)
+        self.msg = msg
 
 
 class _ScheduledRounds:
@@ -414,12 +458,39 @@ def latest_host_speech(db: Database, run_id: str) -> str | None:
                         .order_by(ForumRow.id.desc()).limit(1))
 
 
+def human_messages(db: Database, run_id: str, *, after_id: int = 0, limit: int = GUIDANCE_HUMAN) -> list[ForumMessage]:
+    """The run's latest ``limit`` analyst messages after message ``after_id``, oldest first."""
+    with db.session() as s:
+        rows = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.type == "human",
+                                                ForumRow.id > after_id)
+                         .order_by(ForumRow.id.desc()).limit(limit)).all()
+    return [as_message(m) for m in reversed(rows)]
+
+
+def humans_since_host(db: Database, run_id: str, before_round: int | None = None) -> list[ForumMessage]:
+    """The analyst's messages the host has not answered yet: those after its speech for round
+    ``before_round`` (the latest speech when None; all of them before the first), oldest first."""
+    with db.session() as s:
+        stmt = select(func.max(ForumRow.id)).where(ForumRow.run_id == run_id, ForumRow.type == "host")
+        if before_round is not None:
+            stmt = stmt.where(ForumRow.round < before_round)
+        last = s.scalar(stmt) or 0
+    return human_messages(db, run_id, after_id=last, limit=GUIDANCE_HUMAN)
+
+
+def forum_guidance(db: Database, run_id: str) -> ForumGuidance:
+    """What an engine reads from the forum before a summary or reflection: the host's latest speech
+    and the analyst's latest messages."""
+    return ForumGuidance(host_speech=latest_host_speech(db, run_id),
+                         human=tuple(m.content for m in human_messages(db, run_id)))
+
+
 def message_counts(db: Database, run_id: str) -> dict[str, int]:
-    """Messages of a run by type: {"agent": n, "host": n, "system": n}."""
+    """Messages of a run by type: {"agent": n, "host": n, "human": n, "system": n}."""
     with db.session() as s:
         rows = s.execute(select(ForumRow.type, func.count()).where(ForumRow.run_id == run_id)
                          .group_by(ForumRow.type)).all()
-    counts = {"agent": 0, "host": 0, "system": 0}
+    counts = {"agent": 0, "host": 0, "human": 0, "system": 0}
     counts.update({t: n for t, n in rows})
     return counts
 

@@ -1,6 +1,7 @@
 """Forum: the engines' paragraph summaries and the host's moderation, a host round at a time."""
 import streamlit as st
 
+from ui.forum_human import chat_box
 from ui.forum_import import import_section, take_pending_switch
 from ui.forum_view import pick_run, run_caption, show_transcript
 from ui.i18n import t
@@ -20,6 +21,7 @@ if rt.db.ok:
         live_host = run is None or run.kind != "forum_import"
         if not live_host:
             st.caption(t("forum.imported_no_host"))
+        chat_box(rt, run)
         show_transcript("forum_feed", run, run_id, host_every=int(rt.settings["FORUM_HOST_EVERY"]),
                         live_host=live_host, follow=following)
     with st.expander(t("forum.import_title"), expanded=run_id is None):

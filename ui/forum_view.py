@@ -30,7 +30,7 @@ from .i18n import fmt_time, status_label, t
 from .runtime import get_runtime
 from .widgets import badge
 
-AVATARS = {"QUERY": "🔎", "MEDIA": "🎞️", "INSIGHT": "🧠", "HOST": "🎙️", "SYSTEM": "⚙️"}
+AVATARS = {"QUERY": "🔎", "MEDIA": "🎞️", "INSIGHT": "🧠", "HOST": "🎙️", "HUMAN": "🧑‍💼", "SYSTEM": "⚙️"}
 BUFFER = 500  # messages kept per session (the newest rounds); the downloads hold the whole transcript
 BATCH = 1000  # rows per read
 COMPACT_CHARS = 110  # columns of a message's text on its one line in the compact view (CJK: two each)
@@ -183,7 +183,7 @@ def run_caption(run: RunView | None, run_id: str, following: bool) -> str:
 
 
 SOURCE_KEYS = {"QUERY": "forum.source_query", "MEDIA": "forum.source_media", "INSIGHT": "forum.source_insight",
-               "HOST": "forum.source_host", "SYSTEM": "forum.source_system"}
+               "HOST": "forum.source_host", "HUMAN": "forum_human.source", "SYSTEM": "forum.source_system"}
 
 
 def source_label(source: str) -> str:

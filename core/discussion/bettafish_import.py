@@ -170,7 +170,7 @@ def store_forum_import(db, events, result: ForumImport, label: str) -> str:
     # repeats included (dedup=False), so the run holds exactly the messages the folder has.
     stored = 0
     for m in result.messages:
-        kind = "host" if m.source == "HOST" else "agent"  # forum.log's host speeches stay the host's
+        kind = {"HOST": "host", "HUMAN": "human"}.get(m.source, "agent")  # forum.log's host speeches stay the host's
         stored += post_message(db, events, run_id, type=kind, source=m.source, content=m.content, paragraph=m.paragraph,
                                timestamp=_clock_dt(m.clock, m.date) if m.clock else None, trace_id=trace, dedup=False) is not None
     if events is not None:

@@ -22,6 +22,11 @@ has retrieved so far — the ``sources`` of the checkpoint of the run's latest j
 scored once with core.text.sentiment.score_documents where a source has no score yet. An engine with no
 (scored) source yet is "unknown". The LLM host is given the same figures and told to quote only them.
 
+The analyst's messages (source HUMAN) posted since the host last spoke come in ``messages`` too
+(core.discussion.host_job adds them); they never count as an engine's. Every host answers them
+first: the offline host says, per question, which engines' messages mention its terms (quoting one
+sentence) or that none does; the LLM host is told to answer each from the messages.
+
 Speeches are Markdown, Chinese for a Chinese topic and English otherwise, at most MAX_SPEECH characters.
 The "host" job (core.discussion.host_job) asks a host for each forum round.
 """
@@ -36,8 +41,9 @@ from core.discussion.engine_sentiment import EngineSentiment, SourcesOf, run_of,
 from core.forum import SENDERS, ForumMessage
 from core.llm.client import LlmClient, LlmError, LlmNotConfigured
 from core.research.offline import _TOPIC_FILLER
+from core.research.offline_forum import question_terms
 from core.text.clean import clean_text, has_cjk
-from core.text.keywords import content_terms, idf, keyword_candidates
+from core.text.keywords import contains, content_terms, idf, keyword_candidates, split_sentences
 
 __all__ = ["Host", "OfflineHost", "LlmHost", "FallbackHost", "make_host", "MAX_SPEECH", "AGENT_SOURCES",
            "HOST_NODE", "EngineSentiment", "sentiment_line"]
@@ -46,6 +52,8 @@ MAX_SPEECH = 1500
 AGENT_SOURCES = ("QUERY", "MEDIA", "INSIGHT")
 HOST_NODE = "ForumHostNode"
 MAX_MESSAGE_CHARS = 3000        # of each message, in the LLM prompt
+HUMAN_SOURCE = "HUMAN"          # the analyst's messages (core.forum.Forum.post_human)
+MAX_HUMAN = 3                   # analyst's messages answered in one speech (the newest)
 _SENTIMENT_GAP = 0.2            # a difference in negative share worth pointing out
 
 
@@ -81,6 +89,15 @@ def _name(source: str) -> str:
 
 def _agent_messages(messages: Sequence[ForumMessage]) -> list[ForumMessage]:
     return [m for m in messages or () if m.source in AGENT_SOURCES and (m.content or "").strip()]
+
+
+def _human_messages(messages: Sequence[ForumMessage]) -> list[ForumMessage]:
+    return [m for m in messages or () if m.source == HUMAN_SOURCE and (m.content or "").strip()][-MAX_HUMAN:]
+
+
+def _short(text: str, limit: int = 60) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
 
 
 def bound(text: str, limit: int = MAX_SPEECH, zh: bool = True) -> str:
@@ -233,16 +250,18 @@ class OfflineHost:
         a = self.analyse(topic, messages)
         agents = a["agents"]
         q = lambda w: _quote(w, zh)  # noqa: E731
+        answers = self._answer_humans(topic, messages, a, zh)
         if not agents:
-            return ("**主持人**：最近没有可供总结的引擎发言，等各引擎提交段落后再做梳理。" if zh else
-                    "**Host**: there are no agent messages to sum up yet; I will moderate once the engines post "
-                    "their paragraphs.")
+            return "\n".join([("**主持人**：最近没有可供总结的引擎发言，等各引擎提交段落后再做梳理。" if zh else
+                               "**Host**: there are no agent messages to sum up yet; I will moderate once the engines "
+                               "post their paragraphs.")] + answers)
         lines: list[str] = []
         names = [_name(s) for s in agents]
         if zh:
             lines.append(f"**主持人小结**（基于最近 {a['messages']} 条发言：{'、'.join(names)}）")
         else:
             lines.append(f"**Host summary** (from the last {a['messages']} message(s): {', '.join(names)})")
+        lines += answers
         if a["absent"]:
             absent = [_name(s) for s in a["absent"]]
             lines.append(f"- 本轮尚未发言：{'、'.join(absent)}" if zh else
@@ -280,6 +299,41 @@ class OfflineHost:
         lines.append("**引导问题**：" if zh else "**Guiding questions**:")
         lines += [f"{i}. {text}" for i, text in enumerate(questions, 1)]
         return bound("\n".join(lines), self.max_chars, zh)
+
+    def _answer_humans(self, topic: str, messages: Sequence[ForumMessage], a: dict, zh: bool) -> list[str]:
+        """One line per analyst's question: what each engine's messages of the round say about its terms."""
+        core, topic_words = self._topic_words(topic)
+        out = []
+        for m in _human_messages(messages):
+            asked = _short(m.content)
+            terms = question_terms(m.content, [core, *topic_words])
+            if not terms:
+                out.append(f"- **回应分析师**：关于「{asked}」，问题中没有可检索的关键词，请换个具体的说法。" if zh else
+                           f"- **Answering the analyst**: “{asked}” has no searchable terms; please ask more specifically.")
+                continue
+            said, silent = [], []
+            for s in a["agents"]:
+                sentences = split_sentences(a["texts"].get(s, ""), min_chars=4)
+                hits = [(sum(contains(x, t) for t in terms), -i, x) for i, x in enumerate(sentences)]
+                best = max(hits, default=(0, 0, ""))
+                if best[0]:
+                    got = [t for t in terms if contains(best[2], t)]
+                    said.append(f"{_name(s)} 谈到{_join([_quote(t, True) for t in got], True)}：“{_short(best[2])}”" if zh
+                                else f"{_name(s)} on {_join([_quote(t, False) for t in got], False)}: "
+                                     f"“{_short(best[2])}”")
+                else:
+                    silent.append(_name(s))
+            shown = _join([_quote(t, zh) for t in terms], zh)
+            if not said:
+                out.append(f"- **回应分析师**：关于「{asked}」，本轮引擎发言都没有涉及{shown}；各引擎将在接下来的段落中检索并回答。"
+                           if zh else
+                           f"- **Answering the analyst**: on “{asked}”, no engine message of this round mentions "
+                           f"{shown}; the engines will search it in their next paragraphs.")
+                continue
+            rest = ((f"；{'、'.join(silent)} 尚未涉及" if zh else f"; {', '.join(silent)} not yet") if silent else "")
+            out.append(f"- **回应分析师**：关于「{asked}」，{'；'.join(said)}{rest}。" if zh else
+                       f"- **Answering the analyst**: on “{asked}”: {'; '.join(said)}{rest}.")
+        return out
 
     @staticmethod
     def _sentiment_line(senti: dict, agents: list[str], zh: bool) -> str:
@@ -444,20 +498,34 @@ class LlmHost:
                 f"Each engine's sentiment over its sources (the engines' own figures; quote only these, never "
                 f"estimate your own):\n{rows}\n\n")
 
+    @staticmethod
+    def _humans(messages: Sequence[ForumMessage], zh: bool) -> str:
+        """The analyst's questions, and the order to answer them first."""
+        humans = _human_messages(messages)
+        if not humans:
+            return ""
+        asked = "\n".join(f"- {(m.content or '').strip()[:MAX_MESSAGE_CHARS]}" for m in humans)
+        return (f"分析师（使用本系统的人）在论坛中的提问：\n{asked}\n请在发言开头以“**回应分析师**：”逐一回答，只依据引擎发言；"
+                f"发言中没有相关内容的，如实说明并点名应检索的引擎。\n\n" if zh else
+                f"The analyst (the person using this system) asked in the forum:\n{asked}\nStart the speech with "
+                f"“**Answering the analyst**:” and answer each, from the engine messages only; where they say nothing "
+                f"about it, say so plainly and name the engine that should search it.\n\n")
+
     def prompt(self, topic: str, messages: Sequence[ForumMessage], previous: str | None) -> tuple[str, str]:
         zh = _zh(topic, messages)
-        msgs = [m for m in messages or () if (m.content or "").strip()]
+        msgs = [m for m in messages or () if (m.content or "").strip() and m.source != HUMAN_SOURCE]
         blocks = "\n\n".join(_message_block(i, m, zh) for i, m in enumerate(msgs, 1))
         prev = (previous or "").strip()
         if zh:
             user = (f"话题：{topic.strip() or '（未命名）'}\n\n"
                     f"你上一次的发言：\n{prev or '（无，这是第一次发言）'}\n\n"
-                    f"最近 {len(msgs)} 条引擎发言：\n\n{blocks or '（无）'}\n\n{self._figures(msgs, zh)}请写出本轮主持人发言。")
+                    f"最近 {len(msgs)} 条引擎发言：\n\n{blocks or '（无）'}\n\n{self._figures(msgs, zh)}"
+                    f"{self._humans(messages, zh)}请写出本轮主持人发言。")
         else:
             user = (f"Topic: {topic.strip() or '(untitled)'}\n\n"
                     f"Your previous speech:\n{prev or '(none: this is your first speech)'}\n\n"
                     f"The last {len(msgs)} engine message(s):\n\n{blocks or '(none)'}\n\n{self._figures(msgs, zh)}"
-                    f"Write this round's host speech.")
+                    f"{self._humans(messages, zh)}Write this round's host speech.")
         return (_SYSTEM_ZH if zh else _SYSTEM_EN), user
 
     def speak(self, topic: str, messages: list[ForumMessage], previous: str | None = None) -> str:

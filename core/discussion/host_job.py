@@ -2,7 +2,8 @@
 
 core.forum.Forum.post_summary adds it when a post completes a round (every FORUM_HOST_EVERY agent
 messages); its params say which round, the id of the message that completed it, and the round's
-size. The job reads that round's messages and the previous speech, asks the host
+size. The job reads that round's messages, the analyst's messages since the previous speech (which
+the host answers first), and the previous speech, asks the host
 (core.discussion.host.make_host: the LLM host with its offline fallback, or the offline host), and
 posts the speech with the round number and, when an LLM wrote it, its llm_calls row id. It holds a
 worker slot only while it speaks, and never waits for anything else: the previous round's job is
@@ -16,7 +17,7 @@ from __future__ import annotations
 from loguru import logger
 from sqlalchemy import select
 
-from core.forum import Forum, latest_host_speech, round_messages, speech_of_round
+from core.forum import Forum, humans_since_host, latest_host_speech, round_messages, speech_of_round
 from core.llm.answered import answered_calls
 from core.infra.models import Job
 from core.i18n import Msg
@@ -36,6 +37,7 @@ def run_host_job(ctx: JobContext) -> dict:
     if done is not None:
         return {"round": round_no, "spoke": True, "message_id": done.id, "resumed": True}
     messages = round_messages(db, ctx.run_id, upto, every)
+    messages += humans_since_host(db, ctx.run_id, before_round=round_no)  # the analyst's, not yet answered
     forum = Forum(db, events, settings.log_dir, host_every=every)
     ctx.heartbeat(message=Msg("job.host_speaking", {"round": round_no, "messages": len(messages)}))
     try:

@@ -10,7 +10,8 @@ found so far are appended once each to the job's stored list, not rewritten per 
 is never redone or lost. Every node writes one structured record to the engine's log (for the
 log viewer). Each paragraph summary (first and after every reflection) is posted straight to the
 forum (core.forum.Forum.post_summary) with the llm_calls row of the call that wrote it, so the
-forum does not depend on the log level.
+forum does not depend on the log level. Before each search plan and summary the engine reads the
+forum's guidance (core.forum.forum_guidance: the host's latest speech, the analyst's latest messages).
 """
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ from core.llm.answered import answered_calls
 from core.work.jobs import JobCancelled, JobContext, LeaseLost
 from core.research.names import ENGINE_NAMES
 from core.research.plan import planned_paragraphs
-from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, Reasoner, SearchPlan, Source
+from core.research.reasoning import (ForumGuidance, Paragraph, ParagraphResult, ReasonContext, Reasoner, SearchPlan,
+                                     Source)
 from core.infra.redact import redact
 from core.research.relevance import TopicScope
 from core.research.results import EngineResult, ResultParagraph, ResultSource, sources_to_json, stored_sources
@@ -185,7 +187,7 @@ class EngineServices:
     events: Any
     provider: Any
     reasoner: Reasoner
-    host_speech: Callable[[], str | None]
+    guidance: Callable[[], ForumGuidance]  # the forum's latest host speech and analyst messages (read per node)
     max_parallel: int
     expand_query: Callable[[str], list[str]] | None = None  # Insight's keyword optimiser (LLM mode)
     scope: TopicScope | None = None  # what is on topic for this run: every kept source passes it
@@ -447,10 +449,11 @@ class EngineRun:
         key = str(p.index)
         state = self.paragraphs.setdefault(key, {"summary": "", "sources": [], "searches": [], "reflections_done": 0})
         if not state.get("summary"):
-            plan = self._reason("first_search", p.index, lambda r: r.plan_first_search(self.rctx, p))
+            plan = self._reason("first_search", p.index,
+                                lambda r: r.plan_first_search(self.rctx, p, self.s.guidance()))
             sources = self._search(plan, p.index)
             summary = self._summarise("first_summary", p,
-                                      lambda r: r.first_summary(self.rctx, p, sources, self.s.host_speech()))
+                                      lambda r: r.first_summary(self.rctx, p, sources, self.s.guidance()))
             log_node(self.config.name, NODE_NAMES["first_summary"], {"paragraph_latest_state": summary,
                                                                      "title": p.title},
                      run_id=self.ctx.run_id, paragraph=p.index)
@@ -459,15 +462,16 @@ class EngineRun:
             self._progress()
         while state["reflections_done"] < self.n_reflections:
             current = self._sources_of(state)
+            guidance = self.s.guidance()  # one reading for the search and the summary it feeds
             plan = self._reason("reflection", p.index,
-                                lambda r: r.plan_reflection(self.rctx, p, state["summary"], current))
+                                lambda r: r.plan_reflection(self.rctx, p, state["summary"], current, guidance))
             if plan is None:
                 break
             new = self._search(plan, p.index)
             all_sources = current + [s for s in new if s.n not in set(state["sources"])]
             summary = self._summarise("reflection_summary", p,
                                       lambda r: r.reflection_summary(self.rctx, p, state["summary"], new,
-                                                                     all_sources, self.s.host_speech()))
+                                                                     all_sources, guidance))
             log_node(self.config.name, NODE_NAMES["reflection_summary"],
                      {"updated_paragraph_latest_state": summary, "title": p.title},
                      run_id=self.ctx.run_id, paragraph=p.index)
@@ -495,7 +499,7 @@ class EngineRun:
 def services_for(ctx: JobContext, engine: str) -> EngineServices:
     settings, db, events = ctx.settings, ctx.db, ctx.events
     offline = bool(ctx.run_params.get("offline"))
-    from core.forum import Forum, latest_host_speech
+    from core.forum import Forum, forum_guidance
 
     from core.research.scope import build_scope
 
@@ -504,7 +508,7 @@ def services_for(ctx: JobContext, engine: str) -> EngineServices:
         settings=settings, db=db, events=events, scope=scope,
         provider=make_provider(engine, settings, db, scope) if not offline else corpus_provider(engine, db, scope),
         reasoner=make_reasoner(engine, settings, db, events, offline),
-        host_speech=lambda: latest_host_speech(db, ctx.run_id),
+        guidance=lambda: forum_guidance(db, ctx.run_id),
         forum=Forum(db, events, settings.log_dir, host_every=settings["FORUM_HOST_EVERY"], jobs=ctx.runs),
         # Every paragraph at once by default; the per-provider LLM limit is what really bounds load.
         max_parallel=int(ctx.run_params.get("paragraph_concurrency") or 8),

@@ -2,11 +2,14 @@
 
 Documents reach the model as a numbered list using the engine's citation numbers, and the
 summaries must cite them as [n]; the final source list is appended by code, not by the model,
-so every citation resolves. Host speech from the forum is included in the summary prompts.
+so every citation resolves. The forum's guidance (the host's latest speech, the analyst's latest
+messages: ForumGuidance) is in the search-plan and summary prompts; the analyst's questions must be
+answered.
 """
 from __future__ import annotations
 
-from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, SearchPlan, Source
+from core.research.reasoning import (NO_GUIDANCE, ForumGuidance, Paragraph, ParagraphResult, ReasonContext,
+                                     SearchPlan, Source)
 from core.reporting.text import source_list_markdown
 
 EXCERPT_CHARS = 350
@@ -45,11 +48,25 @@ def _sources_text(sources: list[Source]) -> str:
     return "\n\n".join(out)
 
 
-def _host_text(host_speech: str | None) -> str:
-    if not host_speech:
-        return ""
-    return ("\n\nThe forum host's latest remarks (address their questions where your material allows):\n"
-            + host_speech[:2000])
+MAX_HUMAN_CHARS_IN_PROMPT = 2000
+
+
+def _host_text(guidance: ForumGuidance | None, *, answer: bool = True) -> str:
+    """The forum's guidance for a prompt: the host's remarks, then the analyst's messages, with what to do.
+    A search plan (``answer=False``) gets the analyst's messages only."""
+    g = guidance or NO_GUIDANCE
+    out = ""
+    if answer and (g.host_speech or "").strip():
+        out += ("\n\nThe forum host's latest remarks (address their questions where your material allows):\n"
+                + g.host_speech[:2000])
+    human = [h.strip()[:MAX_HUMAN_CHARS_IN_PROMPT] for h in g.human if h.strip()]
+    if human:
+        todo = ("Answer them explicitly in the paragraph, from the documents only; where the documents say nothing "
+                "about a question, say so plainly." if answer else
+                "Let the search address the latest of them if this paragraph's documents do not answer it yet.")
+        out += ("\n\nThe human analyst's latest messages in the forum (the person this report is for). " + todo + "\n"
+                + "\n".join(f"- {h}" for h in human))
+    return out
 
 
 class LlmReasoner:
@@ -86,18 +103,20 @@ class LlmReasoner:
         return [Paragraph(index=i, title=str(p["title"])[:120], brief=str(p.get("content", ""))[:600])
                 for i, p in enumerate(items[: ctx.n_paragraphs])]
 
-    def plan_first_search(self, ctx: ReasonContext, paragraph: Paragraph) -> SearchPlan:
-        user = (f"Topic: {ctx.topic}\nParagraph: {paragraph.title}\nIt must cover: {paragraph.brief}\n\n"
-                f"Tools:\n{_tools_text(ctx)}\n\nChoose one tool and a search query for this paragraph. Dates are "
+    def plan_first_search(self, ctx: ReasonContext, paragraph: Paragraph,
+                          guidance: ForumGuidance = NO_GUIDANCE) -> SearchPlan:
+        user = (f"Topic: {ctx.topic}\nParagraph: {paragraph.title}\nIt must cover: {paragraph.brief}"
+                f"{_host_text(guidance, answer=False)}\n\nTools:\n{_tools_text(ctx)}\n\n"
+                "Choose one tool and a search query for this paragraph. Dates are "
                 'YYYY-MM-DD. Return JSON: {"search_query": "...", "search_tool": "tool name", "reasoning": "why", '
                 'plus any optional params of that tool}')
         return self._plan(ctx, self._json(ctx, "FirstSearchNode", user, ("search_query",)),
                           f"{ctx.topic} {paragraph.title}")
 
     def first_summary(self, ctx: ReasonContext, paragraph: Paragraph, sources: list[Source],
-                      host_speech: str | None) -> str:
+                      guidance: ForumGuidance = NO_GUIDANCE) -> str:
         user = (f"Topic: {ctx.topic}\nParagraph: {paragraph.title}\nIt must cover: {paragraph.brief}\n\n"
-                f"Documents:\n{_sources_text(sources)}{_host_text(host_speech)}\n\n"
+                f"Documents:\n{_sources_text(sources)}{_host_text(guidance)}\n\n"
                 "Write this paragraph of the report (about 300-600 characters of analysis, Markdown allowed), citing "
                 "documents as [n] after the facts they support. If the documents do not cover it, say so plainly. "
                 'Return JSON: {"paragraph_latest_state": "..."}')
@@ -105,9 +124,10 @@ class LlmReasoner:
         return str(data["paragraph_latest_state"]).strip()
 
     def plan_reflection(self, ctx: ReasonContext, paragraph: Paragraph, summary: str,
-                        sources: list[Source]) -> SearchPlan | None:
+                        sources: list[Source], guidance: ForumGuidance = NO_GUIDANCE) -> SearchPlan | None:
         user = (f"Topic: {ctx.topic}\nParagraph: {paragraph.title}\nIt must cover: {paragraph.brief}\n\n"
-                f"The paragraph so far:\n{summary}\n\nTools:\n{_tools_text(ctx)}\n\n"
+                f"The paragraph so far:\n{summary}{_host_text(guidance, answer=False)}\n\n"
+                f"Tools:\n{_tools_text(ctx)}\n\n"
                 "What important aspect is still missing or weakly supported? Plan one more search for it. If nothing "
                 'useful is missing, set "done": true. Return JSON: {"search_query": "...", "search_tool": "...", '
                 '"reasoning": "what is missing", "done": false}')
@@ -117,9 +137,9 @@ class LlmReasoner:
         return self._plan(ctx, data, f"{ctx.topic} {paragraph.title}")
 
     def reflection_summary(self, ctx: ReasonContext, paragraph: Paragraph, summary: str, new_sources: list[Source],
-                           all_sources: list[Source], host_speech: str | None) -> str:
+                           all_sources: list[Source], guidance: ForumGuidance = NO_GUIDANCE) -> str:
         user = (f"Topic: {ctx.topic}\nParagraph: {paragraph.title}\n\nThe paragraph so far:\n{summary}\n\n"
-                f"New documents:\n{_sources_text(new_sources)}{_host_text(host_speech)}\n\n"
+                f"New documents:\n{_sources_text(new_sources)}{_host_text(guidance)}\n\n"
                 "Rewrite the paragraph to integrate what the new documents add (keep earlier citations that still "
                 "apply, cite new facts as [n], stay under about 900 characters). "
                 'Return JSON: {"updated_paragraph_latest_state": "..."}')

@@ -17,6 +17,10 @@ Deterministic and real, over the documents the engine retrieved:
                       is not covered by the summary yet; None when everything is covered.
   reflection_summary  re-selects over all sources, keeping what was covered and adding the searched
                       keyword; bounded length; notes a search that found nothing.
+  the forum           an analyst's question (ForumGuidance.human) is the next reflection's search (the
+                      topic and the question's terms) and terms the summaries cover first, and each
+                      summary answers it, and the host's questions, from its sources or says they say
+                      nothing about it (offline_forum.py).
   format_report       Markdown: title, "离线分析 (offline analysis)", sections, and the cited sources.
 
 The object holds no mutable state: paragraphs may run in parallel threads. Nothing is invented:
@@ -26,6 +30,7 @@ This module is the public entry; its parts are
   offline_aspects.py  platforms, the aspects of a report per engine, a paragraph's intent and brief
   offline_tools.py    which search tool (and parameters) a paragraph's search uses
   offline_stats.py    documents as the summaries quote them, and the figures counted from them
+  offline_forum.py    the analyst's and the host's questions: what to search, and the answers
 """
 from __future__ import annotations
 
@@ -37,14 +42,14 @@ from typing import Callable, Sequence
 from core.corpus.documents import Document
 from core.text.dedup import cluster
 from core.text.sentiment import NEGATIVE, POSITIVE, label_of
-from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, SearchPlan, Source
+from core.research.reasoning import (NO_GUIDANCE, ForumGuidance, Paragraph, ParagraphResult, ReasonContext,
+                                     SearchPlan, Source)
 from core.text.clean import clean_text, has_cjk
 from core.text.keywords import (
     contains,
     extract_keywords,
     near_duplicate,
     rank_sentences,
-    split_sentences,
     words,
 )
 
@@ -69,7 +74,6 @@ from core.research.offline_stats import (
     _doc_text,
     _hot,
     _num,
-    _Sentence,
     _sentences,
     _snippet,
     _span,
@@ -78,6 +82,8 @@ from core.research.offline_stats import (
     stats_line,
     top_posts,
 )
+from core.research.offline_forum import (body, host_line, human_lines, no_source_lines, pending_question,
+                                        question_terms, searched_note)
 from core.research.offline_tools import has_platform_param, tool_for
 
 __all__ = ["OfflineReasoner", "OFFLINE_LABEL", "PLATFORMS", "platform_name", "parse_brief", "cited_numbers"]
@@ -91,6 +97,7 @@ MAX_PARAGRAPH_CHARS = 1200
 MAX_NOTES = 3
 MAX_TOPIC_CHARS = 40
 
+_BROAD_TOOLS = ("search_topic_globally", "basic_search_news", "comprehensive_search")  # an analyst's question
 _TOPIC_FILLER = ("舆情分析", "舆情", "事件", "热点", "话题", "讨论", "分析", "最新")
 
 Classifier = Callable[[list[str]], list[tuple[int, float]]]
@@ -243,7 +250,9 @@ class OfflineReasoner:
 
     # -- searches --------------------------------------------------------------------------
 
-    def plan_first_search(self, ctx: ReasonContext, paragraph: Paragraph) -> SearchPlan:
+    def plan_first_search(self, ctx: ReasonContext, paragraph: Paragraph,
+                          guidance: ForumGuidance = NO_GUIDANCE) -> SearchPlan:
+        """The paragraph's own search (an analyst's question is searched by the reflection that follows)."""
         zh = self._zh(ctx)
         intent = intent_of(paragraph)
         info = parse_brief(paragraph.brief)
@@ -285,11 +294,20 @@ class OfflineReasoner:
                 return ("keyword", k)
         return None
 
+    def _target(self, ctx: ReasonContext, paragraph: Paragraph, summary: str, sources: Sequence[Source],
+                guidance: ForumGuidance | None) -> tuple[str, str] | None:
+        """What the next reflection searches: an analyst's question not covered yet ("human", its terms),
+        else the first thing the summary misses."""
+        pending = pending_question(guidance, summary, self._topic_terms(ctx))
+        if pending is not None:
+            return ("human", " ".join(pending[1]))
+        return self._uncovered(ctx, paragraph, summary, sources)
+
     def plan_reflection(self, ctx: ReasonContext, paragraph: Paragraph, summary: str,
-                        sources: list[Source]) -> SearchPlan | None:
+                        sources: list[Source], guidance: ForumGuidance = NO_GUIDANCE) -> SearchPlan | None:
         if not ctx.tools:
             return None
-        target = self._uncovered(ctx, paragraph, summary, sources)
+        target = self._target(ctx, paragraph, summary, sources, guidance)
         if target is None:
             return None
         zh = self._zh(ctx)
@@ -302,6 +320,12 @@ class OfflineReasoner:
             query = core
             why = (f"离线分析：摘要尚未覆盖平台 {platform_name(value, True)}" if zh else
                    f"offline analysis: the summary does not cover {platform_name(value, False)} yet")
+        elif kind == "human":  # the whole topic, not this paragraph's window or platform: where the answer may be
+            broad = next((t for n in _BROAD_TOOLS for t in ctx.tools if t.name == n), None)
+            tool, params = (broad, {}) if broad else tool_for(ctx, intent, info, None, reflection=True)
+            query = f"{core} {value}".strip()
+            why = (f"离线分析：分析师在论坛提问，检索问题中的关键词「{value}」" if zh else
+                   f"offline analysis: the analyst asked in the forum; searching their terms “{value}”")
         else:
             tool, params = tool_for(ctx, intent, info, None, reflection=True)
             query = f"{core} {value}".strip()
@@ -314,36 +338,48 @@ class OfflineReasoner:
     # -- summaries -------------------------------------------------------------------------
 
     def first_summary(self, ctx: ReasonContext, paragraph: Paragraph, sources: list[Source],
-                      host_speech: str | None) -> str:
+                      guidance: ForumGuidance = NO_GUIDANCE) -> str:
         sources = _dedupe_sources(sources)
-        must = [k for k in parse_brief(paragraph.brief)["keywords"]]
-        return self._compose(ctx, paragraph, sources, must, keep=[], notes=[], host_speech=host_speech)
+        must = self._asked(ctx, guidance) + [k for k in parse_brief(paragraph.brief)["keywords"]]
+        return self._compose(ctx, paragraph, sources, must, keep=[], notes=[], guidance=guidance)
+
+    def _asked(self, ctx: ReasonContext, guidance: ForumGuidance | None) -> list[str]:
+        """The terms of the analyst's latest questions, newest first: what a summary covers first."""
+        out: list[str] = []
+        for q in reversed((guidance or NO_GUIDANCE).human):
+            out += [t for t in question_terms(q, self._topic_terms(ctx)) if t not in out]
+        return out
 
     def reflection_summary(self, ctx: ReasonContext, paragraph: Paragraph, summary: str, new_sources: list[Source],
-                           all_sources: list[Source], host_speech: str | None) -> str:
+                           all_sources: list[Source], guidance: ForumGuidance = NO_GUIDANCE) -> str:
         all_sources = _dedupe_sources(list(all_sources) + [s for s in new_sources])
         new_ns = {s.n for s in new_sources}
         old_sources = [s for s in all_sources if s.n not in new_ns]
         zh = self._zh(ctx)
-        target = self._uncovered(ctx, paragraph, summary, old_sources)
+        target = self._target(ctx, paragraph, summary, old_sources, guidance)
         candidates = self._candidates(ctx, paragraph, all_sources)
         covered = [k for k in candidates if contains(summary, k)]
         must: list[str] = []
         if target and target[0] == "keyword":
             must.append(target[1])
-        must += [k for k in covered if k not in must]
+        must += [k for k in self._asked(ctx, guidance) + covered if k not in must]
         keep = self._parse_bullets(summary)
         notes = self._parse_notes(summary)
-        text = self._compose(ctx, paragraph, all_sources, must, keep=keep, notes=notes, host_speech=host_speech)
-        if target:
+        text = self._compose(ctx, paragraph, all_sources, must, keep=keep, notes=notes, guidance=guidance)
+        if target and target[0] == "human":
+            asked = target[1].split(" ")
+            missing = [t for t in asked if not contains(body(text), t)]
+            if missing == asked:  # the search found none of the question's terms
+                notes = (notes + [searched_note(missing, zh)])[-MAX_NOTES:]
+                text = self._compose(ctx, paragraph, all_sources, must, keep=keep, notes=notes, guidance=guidance)
+        elif target:
             kind, value = target
             shown = platform_name(value, zh) if kind == "platform" else value
             if not contains(text, shown) and not (kind == "platform" and contains(text, value)):
                 note = (f"*补充检索「{shown}」：新来源中未发现相关内容。*" if zh else
                         f"*Follow-up search for “{shown}”: nothing new was found.*")
                 notes = (notes + [note])[-MAX_NOTES:]
-                text = self._compose(ctx, paragraph, all_sources, must, keep=keep, notes=notes,
-                                     host_speech=host_speech)
+                text = self._compose(ctx, paragraph, all_sources, must, keep=keep, notes=notes, guidance=guidance)
         return text
 
     @staticmethod
@@ -361,7 +397,7 @@ class OfflineReasoner:
                 if re.match(r"^\*(补充检索|Follow-up search)", line.strip())][-MAX_NOTES:]
 
     def _compose(self, ctx: ReasonContext, paragraph: Paragraph, sources: list[Source], must: list[str],
-                 keep: list[tuple[str, int]], notes: list[str], host_speech: str | None) -> str:
+                 keep: list[tuple[str, int]], notes: list[str], guidance: ForumGuidance | None) -> str:
         zh = self._zh(ctx)
         intent = intent_of(paragraph)
         if not sources:
@@ -369,11 +405,7 @@ class OfflineReasoner:
                      if zh else
                      f"Nothing was found for this paragraph: no retrieved document matches “{self._topic(ctx)}” "
                      "and this paragraph's subject, so nothing is inferred.")
-            parts = [empty] + notes
-            if host_speech and host_speech.strip():
-                parts.append(("**回应主持人**：本段没有可用来源，无法回应主持人的问题。" if zh else
-                              "**Responding to the host**: this paragraph has no sources to answer the host's questions."))
-            return "\n\n".join(parts)
+            return "\n\n".join([empty] + notes + no_source_lines(zh, guidance))
 
         docs = [s.doc for s in sources]
         senti = self._sentiments(docs)
@@ -408,8 +440,10 @@ class OfflineReasoner:
         stats = stats_line(zh, docs, senti)
         extra = aspect_lines(zh, intent, sources, senti)
         top = top_posts(zh, sources, 3) if intent not in ("hot", "influencer") else ""
-        host = self._host_line(zh, host_speech, sentences, order) if host_speech and host_speech.strip() else ""
-        fixed = [stats] + extra + [top] + notes + [host]
+        g = guidance or NO_GUIDANCE
+        forum = human_lines(zh, g, sentences, order, self._topic_terms(ctx)) + [host_line(zh, g.host_speech, sentences,
+                                                                                         order)]
+        fixed = [stats] + extra + [top] + notes + forum
         fixed_len = sum(len(x) + 2 for x in fixed if x)
         budget = max(MIN_BULLET_CHARS, min(MAX_BULLET_CHARS, MAX_PARAGRAPH_CHARS - fixed_len))
         label_len = 15 if intent == "timeline" else 0
@@ -465,41 +499,8 @@ class OfflineReasoner:
                         take(i)
                         bullets.append(f"- **{label}** {sentences[i].text} [{sentences[i].n}]")
                         break
-        lines = [stats, "\n".join(bullets)] + extra + [top] + notes + [host]
+        lines = [stats, "\n".join(bullets)] + extra + [top] + notes + forum
         return "\n\n".join(line for line in lines if line)
-
-    def _host_line(self, zh: bool, host_speech: str, sentences: list[_Sentence], order: list[int]) -> str:
-        cleaned = clean_text(host_speech)
-        parts = split_sentences(cleaned, min_chars=4)
-        questions = [q for q in parts if q.rstrip("”」』）) ").endswith(("？", "?"))] or parts[:2]
-        if not questions:
-            return ""
-        best = None  # (overlap, -question index, -rank position) → (question, sentence index, shared words)
-        for qi, q in enumerate(questions):
-            qwords = set(words(q))
-            if not qwords:
-                continue
-            for pos, i in enumerate(order):
-                shared = [w for w in words(sentences[i].text) if w in qwords]
-                shared = list(dict.fromkeys(shared))
-                if not shared:
-                    continue
-                key = (len(shared), -qi, -pos)
-                if best is None or key > best[0]:
-                    best = (key, q, i, shared)
-        if best is None:
-            q = questions[0]
-            q = q if len(q) <= 60 else q[:60] + "…"
-            return (f"**回应主持人**：关于「{q}」，本段来源中没有找到直接相关的内容。" if zh else
-                    f"**Responding to the host**: on “{q}”, this paragraph's sources hold nothing directly relevant.")
-        _, q, i, shared = best
-        q = q if len(q) <= 60 else q[:60] + "…"
-        s = sentences[i]
-        if zh:
-            return (f"**回应主持人**：关于「{q}」，来源中的相关关键词为 {'、'.join(shared[:4])}，"
-                    f"例如：“{s.text}” [{s.n}]")
-        return (f"**Responding to the host**: on “{q}”, the sources mention {', '.join(shared[:4])}, "
-                f"for example: “{s.text}” [{s.n}]")
 
     # -- report ----------------------------------------------------------------------------
 

@@ -63,6 +63,22 @@ class ReasonContext:
     job_id: str = ""
 
 
+@dataclass(frozen=True)
+class ForumGuidance:
+    """What an engine reads from the forum before a search plan or a summary (core.forum.forum_guidance):
+    the host's latest speech and the analyst's latest messages (oldest first). Both are answered:
+    the host's questions where the material allows, the analyst's always (plainly, when the sources
+    say nothing about them)."""
+    host_speech: str | None = None
+    human: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool((self.host_speech or "").strip() or any(h.strip() for h in self.human))
+
+
+NO_GUIDANCE = ForumGuidance()
+
+
 @dataclass
 class ParagraphResult:
     paragraph: Paragraph
@@ -78,20 +94,22 @@ class Reasoner(Protocol):
         """P paragraphs (ctx.n_paragraphs) for the report. `overview` is a first broad search on the
         topic, so the structure can fit what is actually out there."""
 
-    def plan_first_search(self, ctx: ReasonContext, paragraph: Paragraph) -> SearchPlan:
+    def plan_first_search(self, ctx: ReasonContext, paragraph: Paragraph,
+                          guidance: ForumGuidance = NO_GUIDANCE) -> SearchPlan:
         """The first search for a paragraph: a query and one of ctx.tools."""
 
     def first_summary(self, ctx: ReasonContext, paragraph: Paragraph, sources: list[Source],
-                      host_speech: str | None) -> str:
-        """The paragraph's first state from what the first search found."""
+                      guidance: ForumGuidance = NO_GUIDANCE) -> str:
+        """The paragraph's first state from what the first search found, answering the forum's guidance."""
 
     def plan_reflection(self, ctx: ReasonContext, paragraph: Paragraph, summary: str,
-                        sources: list[Source]) -> SearchPlan | None:
-        """What is missing from the summary, as a new search; None when nothing useful is left."""
+                        sources: list[Source], guidance: ForumGuidance = NO_GUIDANCE) -> SearchPlan | None:
+        """What is missing from the summary (an analyst's question first), as a new search; None when
+        nothing useful is left."""
 
     def reflection_summary(self, ctx: ReasonContext, paragraph: Paragraph, summary: str, new_sources: list[Source],
-                           all_sources: list[Source], host_speech: str | None) -> str:
-        """The updated paragraph state after a reflection search."""
+                           all_sources: list[Source], guidance: ForumGuidance = NO_GUIDANCE) -> str:
+        """The updated paragraph state after a reflection search, answering the forum's guidance."""
 
     def format_report(self, ctx: ReasonContext, results: list[ParagraphResult]) -> str:
         """The engine's report in Markdown: a title, the paragraphs, and the numbered sources."""

@@ -12,7 +12,7 @@ from core.text.sentiment import shares
 
 from core.corpus.documents import Document, hotness
 from core.research.offline import OFFLINE_LABEL, OfflineReasoner, cited_numbers, parse_brief, platform_name
-from core.research.reasoning import Paragraph, ParagraphResult, ReasonContext, SearchPlan, Source, ToolSpec
+from core.research.reasoning import ForumGuidance, Paragraph, ParagraphResult, ReasonContext, SearchPlan, Source, ToolSpec
 from core.text.clean import clean_text
 from core.text.keywords import extract_keywords, split_sentences
 
@@ -126,19 +126,21 @@ class FakeSearch:
 
 
 def run_paragraph(reasoner, ctx, para, search, host=None, rounds=2) -> ParagraphResult:
-    plan = reasoner.plan_first_search(ctx, para)
+    """One paragraph as the engine runs it; ``host``: the host's speech, or a whole ForumGuidance."""
+    guidance = host if isinstance(host, ForumGuidance) else ForumGuidance(host_speech=host)
+    plan = reasoner.plan_first_search(ctx, para, guidance)
     sources = search(plan)
     searches = [plan]
-    summary = reasoner.first_summary(ctx, para, sources, host)
+    summary = reasoner.first_summary(ctx, para, sources, guidance)
     for _ in range(rounds):
-        plan = reasoner.plan_reflection(ctx, para, summary, sources)
+        plan = reasoner.plan_reflection(ctx, para, summary, sources, guidance)
         if plan is None:
             break
         searches.append(plan)
         found = search(plan)
         new = [s for s in found if s.n not in {x.n for x in sources}]
         all_sources = sources + new
-        summary = reasoner.reflection_summary(ctx, para, summary, new, all_sources, host)
+        summary = reasoner.reflection_summary(ctx, para, summary, new, all_sources, guidance)
         sources = all_sources
     return ParagraphResult(para, summary, sources, searches)
 
@@ -420,7 +422,7 @@ def test_empty_sources(reasoner):
     ctx = ctx_for("新能源汽车价格战", "insight", 3)
     para = reasoner.plan_structure(ctx, [])[0]
     assert len(reasoner.plan_structure(ctx, [])) == 3
-    text = reasoner.first_summary(ctx, para, [], "问题是什么？")
+    text = reasoner.first_summary(ctx, para, [], ForumGuidance(host_speech="问题是什么？"))
     assert "没有检索到" in text
     assert cited_numbers(text) == []
     again = reasoner.reflection_summary(ctx, para, text, [], [], None)
@@ -508,7 +510,7 @@ def test_messy_input_does_not_break(reasoner):
     for p in paras:
         plan = reasoner.plan_first_search(ctx, p)
         assert len(plan.query) <= 200 and "\x07" not in plan.query
-        text = reasoner.first_summary(ctx, p, srcs, "？")
+        text = reasoner.first_summary(ctx, p, srcs, ForumGuidance(host_speech="？"))
         assert "[doge]" not in text and "共 4 条来源" in text
         reasoner.reflection_summary(ctx, p, text, srcs[:1], srcs, None)
     assert "## 来源" in reasoner.format_report(ctx, [ParagraphResult(paras[0], "x [1] [99]", srcs)])

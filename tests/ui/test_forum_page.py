@@ -93,7 +93,7 @@ def test_agents_and_host_render_as_chat_messages_in_order_with_counts(monkeypatc
     assert headers[2] == "**Insight Engine** · 12:15:09 · INSIGHT"  # no paragraph
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"Messages": "5", "🔎 Query": "2", "🎞️ Media": "1", "🧠 Insight": "1", "🎙️ Host": "1",
-                       "⚙️ System": "0"}
+                       "🧑‍💼 Analyst": "0", "⚙️ System": "0"}
     # One agent message since the host spoke; it speaks every 3.
     assert any("every 3 agent messages" in c and "next host speech after 2 more agent message(s)" in c
                for c in values(at.caption)), values(at.caption)
