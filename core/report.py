@@ -40,6 +40,7 @@ order. The parts live in core/reporting/, one concept each:
     render.py    the HTML and Markdown files and the page's preview, all from the document
     files.py     file names, atomic writes;  store.py  Report rows, history, pruning
     charts.py, claims.py, text.py, quotes.py   inline SVG charts, claims check, wording, quotes
+    provenance.py  section → engine paragraphs → forum messages, host rounds → LLM calls, trace ids
 
 Files: <data_dir>/reports/<run_id>/<slug>-<report_id>.{html,md,json}, each written to a temporary
 file first and then os.replace'd, so a failure never leaves a half-written file in place of a good one.

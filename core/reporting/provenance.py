@@ -184,8 +184,9 @@ def _under(trace: str, parents: Iterable[str]) -> bool:
 
 
 def _steers(m: ForumMessage) -> bool:
-    """A message an engine reads into its next summary: the host's (and any non-agent, non-system voice)."""
-    return m.type not in ("agent", "system")
+    """A message an engine reads into its next summary: the host's, and any other non-engine voice
+    (an analyst's HUMAN message)."""
+    return m.type not in ("agent", "system") or m.source == "HUMAN"
 
 
 def build_provenance(db, run_id: str, paragraphs: list[dict], engine_jobs: dict[str, str | None],
