@@ -24,6 +24,7 @@ which works when the report is shown in the app; a downloaded file needs the set
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any, Iterable
@@ -179,8 +180,16 @@ class ProvenanceGraph:
 
 # --- building it from the stored data -------------------------------------------------------------
 
-def _under(trace: str, parents: Iterable[str]) -> bool:
-    return any(p and (trace == p or trace.startswith(p + ".")) for p in parents)
+def _calls_by_trace(calls: Iterable["LlmCallRef"]) -> dict[str, list["LlmCallRef"]]:
+    """Each call under its trace id and every ancestor of it (``a.b.c`` under ``a.b.c``, ``a.b``, ``a``),
+    so the calls under a trace (itself or deeper) are one look-up."""
+    out: dict[str, list[LlmCallRef]] = {}
+    for c in calls:
+        trace = c.trace_id
+        while trace:
+            out.setdefault(trace, []).append(c)
+            trace = trace.rpartition(".")[0]
+    return out
 
 
 def _steers(m: ForumMessage) -> bool:
@@ -202,7 +211,7 @@ def build_provenance(db, run_id: str, paragraphs: list[dict], engine_jobs: dict[
         if m.type == "agent" and m.paragraph is not None and m.source in sources:
             by_para.setdefault((sources[m.source], m.paragraph), []).append(m)
     host_of_round = {m.round: m.id for m in forum if m.type == "host" and m.round is not None}
-    steering = [m for m in forum if _steers(m)]
+    steering_ids = sorted(m.id for m in forum if _steers(m))
 
     with db.session() as s:
         calls = s.execute(select(LlmCall.id, LlmCall.node, LlmCall.role, LlmCall.model, LlmCall.status,
@@ -213,6 +222,7 @@ def build_provenance(db, run_id: str, paragraphs: list[dict], engine_jobs: dict[
             Event.run_id == run_id, Event.type == "forum.duplicate_skipped")).all()
     all_calls = {c.id: LlmCallRef(c.id, c.node or "", c.role or "", c.model or "", c.status or "", c.trace_id or "",
                                   c.job_id) for c in calls}
+    under = _calls_by_trace(all_calls.values())
     skipped_traces: dict[tuple[str, int], set[str]] = {}
     for trace, payload in skipped:
         p = payload if isinstance(payload, dict) else {}
@@ -234,11 +244,10 @@ def build_provenance(db, run_id: str, paragraphs: list[dict], engine_jobs: dict[
                                     + sorted(skipped_traces.get((engine, index), ()))))
         host_ids: list[int] = []
         for m in own:
-            before = [h.id for h in steering if h.id < m.id]
-            if before and before[-1] not in host_ids:
-                host_ids.append(before[-1])
-        call_ids = {c.id for c in all_calls.values() if _under(c.trace_id, traces) and (job is None or c.job_id in
-                                                                                      (job, None))}
+            k = bisect_left(steering_ids, m.id)  # the latest steering message stored before this summary
+            if k and steering_ids[k - 1] not in host_ids:
+                host_ids.append(steering_ids[k - 1])
+        call_ids = {c.id for t in traces for c in under.get(t, ()) if job is None or c.job_id in (job, None)}
         call_ids |= {m.llm_call_id for m in own if m.llm_call_id is not None}
         ref = ParagraphRef(paragraph_ref(engine, index), engine, index, plain(p.get("title"), 200), job, traces,
                            [m.id for m in own], sorted(host_ids),
@@ -251,8 +260,8 @@ def build_provenance(db, run_id: str, paragraphs: list[dict], engine_jobs: dict[
 
     for sec in sections:
         trace = sec.trace_id or ""
-        sec_calls = sorted(c.id for c in all_calls.values() if trace and _under(c.trace_id, [trace])
-                           and (report_job_id is None or c.job_id == report_job_id))
+        sec_calls = sorted(c.id for c in (under.get(trace, ()) if trace else ())
+                           if report_job_id is None or c.job_id == report_job_id)
         sp = SectionProvenance(sec.key, sec.index, sec.title, sec.mode, trace,
                                list(dict.fromkeys(getattr(sec, "paragraphs", []) or [])),
                                list(dict.fromkeys(getattr(sec, "forum_ids", []) or [])), sec_calls)
