@@ -330,6 +330,11 @@ class ProvenanceView:
     def call(self, call_id: Any) -> LlmCallRef | None:
         return self._calls.get(call_id) if isinstance(call_id, int) else None
 
+    def round_speeches(self, p: ParagraphRef) -> list[ForumRef]:
+        """The host speeches of the rounds a paragraph's summaries fell in (listed in the graph)."""
+        ids = [m.host_speech_id for f in p.forum_ids if (m := self.message(f)) is not None]
+        return [h for i in dict.fromkeys(ids) if (h := self.message(i)) is not None]
+
     @property
     def relative(self) -> bool:
         """True when trace links are app-relative (SHOAL_PUBLIC_URL unset): they work inside the app only."""

@@ -19,7 +19,7 @@ from core.infra.config import load_settings
 from core.infra.db import open_database
 from core.infra.events import EventLog
 from core.infra.models import ForumMessage, Job, LlmCall
-from core.reporting.provenance import ProvenanceGraph, monitor_base, trace_link
+from core.reporting.provenance import ProvenanceGraph, monitor_base, provenance_view, trace_link
 from core.reporting.render import preview_parts
 from core.reporting.sanitise import sanitize_html
 from core.reporting.types import ReportDocument
@@ -312,6 +312,8 @@ def test_a_paragraph_links_the_host_speech_it_read_its_round_and_the_calls_under
     assert forum[a.id].host_speech_id == h.id and forum[b.id].host_speech_id is None  # round 2: no speech yet
     assert graph.sections[0].llm_call_ids == [5]
     assert sorted(graph.calls_by_id) == [1, 2, 3, 5, 6]  # the host speech's call comes with its message
+    view = provenance_view(graph.to_dict(), "en")
+    assert [h.id for h in view.round_speeches(p0)] == [h.id] and view.round_speeches(p1) == []
     again = ProvenanceGraph.from_dict(graph.to_dict())
     assert again == graph and graph.to_dict()["paragraphs"][1]["anchor"] == "para-query-1"
     db.dispose()
