@@ -40,6 +40,7 @@ order. The parts live in core/reporting/, one concept each:
     render.py    the HTML and Markdown files and the page's preview, all from the document
     files.py     file names, atomic writes;  store.py  Report rows, history, pruning
     charts.py, claims.py, text.py, quotes.py   inline SVG charts, claims check, wording, quotes
+    provenance.py  section → engine paragraphs → forum messages, host rounds → LLM calls, trace ids
 
 Files: <data_dir>/reports/<run_id>/<slug>-<report_id>.{html,md,json}, each written to a temporary
 file first and then os.replace'd, so a failure never leaves a half-written file in place of a good one.
@@ -76,6 +77,7 @@ from core.reporting.language import (AUTO_LANGUAGE, LANGUAGE_CHOICES, format_dat
 from core.reporting.markdown import markdown_for_file, markdown_to_html
 from core.reporting.material import (Material, Unit, build_charts, build_material, findings_text, known_names,
                                      renumber, verify_claims, with_forum)
+from core.reporting.provenance import build_provenance
 from core.reporting.quotes import drop_repeated_quotes
 from core.reporting.render import LABELS, TEMPLATES_DIR, render_html, render_markdown
 from core.reporting.sanitise import safe_url, sanitize_html
@@ -525,6 +527,11 @@ class _Writer:
                                        "from_checkpoint": e.from_checkpoint, "error": redact(e.error or "")[:300] or None}
                             for e in inputs.engine_list()},
                 "forum": m.stats["forum"],
+                # section → paragraphs → forum → LLM calls and traces (core.reporting.provenance)
+                "graph": build_provenance(self.db, ctx.run_id, m.paragraphs,
+                                          {e.engine: e.job_id for e in inputs.engine_list()}, m.forum, sections,
+                                          report_job_id=ctx.job_id,
+                                          public_url=self.settings.get("SHOAL_PUBLIC_URL", "")).to_dict(),
             },
             files={k: p.name for k, p in paths.items()},
         )

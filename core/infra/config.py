@@ -54,9 +54,12 @@ class SettingSpec:
     minimum: float | None = None
     maximum: float | None = None
     role: str = ""  # the LLM role of a <ROLE>_* key
+    table: str = "config"  # the catalogue table of its label and help (a feature's own table)
 
     @property
     def text_key(self) -> str:
+        if self.table != "config":
+            return f"{self.table}.{self.key.lower()}"
         if self.role:
             return "config.llm_" + self.key[len(self.role) + 1:].lower()
         return "config." + self.key.lower()
@@ -142,6 +145,7 @@ SPECS: dict[str, SettingSpec] = {s.key: s for s in [
     SettingSpec("SHOAL_LANGUAGE", "auto", "choice", "Display", choices=("auto", "zh", "en")),
     SettingSpec("SHOAL_REPORT_LANGUAGE", "auto", "choice", "Display", choices=("auto", "zh", "en")),
     SettingSpec("SHOAL_TIMEZONE", "local", "zone", "Display"),
+    SettingSpec("SHOAL_PUBLIC_URL", "", "url", "Display", table="provenance"),
     SettingSpec("SHOAL_ADMIN_PASSWORD", "", "str", "Access", secret=True),
     SettingSpec("SHOAL_PUBLIC", False, "bool", "Access"),
     SettingSpec("SHOAL_RUNS_PER_SESSION_PER_HOUR", 20, "int", "Access", minimum=0, maximum=10_000),

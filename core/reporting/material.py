@@ -63,6 +63,14 @@ class Unit:
     kind: str  # bullet | ranked | text
     order: int
     first_paragraph: bool = False
+    paragraph: int | None = None  # the engine paragraph's index (provenance: "query-3")
+    merged: list[tuple[str, int | None]] = field(default_factory=list)  # (engine, index) of near-duplicates merged in
+
+    @property
+    def paragraph_refs(self) -> list[str]:
+        """The engine paragraphs this finding comes from ("query-3"), its merged near-duplicates' too."""
+        pairs = [(self.engine, self.paragraph)] + list(self.merged)
+        return list(dict.fromkeys(f"{e}-{i}" for e, i in pairs if i is not None))
 
 
 @dataclass
@@ -219,7 +227,7 @@ def _units_of(paragraphs: list[dict]) -> list[Unit]:
                 if len(plain_text) < 4:
                     continue
                 units.append(Unit(piece.strip(), plain_text, p["engine"], p["title"], cited(piece), kind, order,
-                                  first_paragraph=p["pos"] == first_of[p["engine"]]))
+                                  first_paragraph=p["pos"] == first_of[p["engine"]], paragraph=p["index"]))
                 order += 1
     # the engines often report the same post: keep one unit per near-duplicate cluster, with every citation
     if not units:
@@ -236,6 +244,7 @@ def _units_of(paragraphs: list[dict]) -> list[Unit]:
             kept.append(u)
             continue
         head = units[label]
+        head.merged.append((u.engine, u.paragraph))
         for n in u.cites:
             if n not in head.cites:
                 head.cites.append(n)

@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from core.reporting import claims as claimcheck
 from core.reporting.markdown import markdown_for_file, markdown_to_html
+from core.reporting.provenance import provenance_view
 from core.reporting.sanitise import sanitize_html
 from core.reporting.text import ENGINE_LABELS, MIN_SAMPLE, plain, src_label
 from core.reporting.types import ReportDocument
@@ -115,7 +116,8 @@ def _context(doc: ReportDocument) -> dict[str, Any]:
                         for c in doc.charts],
                 stats=d["statistics"], provenance=d["provenance"], engine_labels=ENGINE_LABELS,
                 claims=counts, claims_text=claimcheck.summary_text(counts, zh), min_sample=MIN_SAMPLE,
-                platform_label=lambda p: platform_name(p, zh), generated=generated_label(d["report"]))
+                platform_label=lambda p: platform_name(p, zh), generated=generated_label(d["report"]),
+                prov=provenance_view(d["provenance"].get("graph"), "zh" if zh else "en"))
 
 
 def render_html(doc: ReportDocument) -> str:

@@ -4,7 +4,7 @@ the one test of a URL fit to be a link.
 
 One allow-list: the tags a section's Markdown renders to (core.reporting.markdown) and the tags
 of the report's own page (masthead, banners, tiles, sections, sources, provenance table). Only
-`href` on <a> (http, https, mailto, or a local `#anchor`), `title` on <mark> (the claims check's
+`href` on <a> (http, https, mailto, a local `#anchor`, or the app's `/Monitor?trace=<id>`), `title` on <mark> (the claims check's
 reason), `start` on <ol>, and `class` / `id` / `role`. Scripts, styles, images, SVG, forms, event
 handlers and every other attribute are removed; the content of <script> and <style> goes too.
 """
@@ -28,6 +28,12 @@ ALLOWED_TAGS = frozenset(SECTION_TAGS | PAGE_TAGS)
 ALLOWED_ATTRIBUTES = {"*": {"class", "id", "role"}, "a": {"href"}, "mark": {"title"}, "ol": {"start"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 _LOCAL_ANCHOR_RE = re.compile(r"^#[A-Za-z0-9_-]{1,80}$")
+# the app's own trace view (core.reporting.provenance.trace_link, with SHOAL_PUBLIC_URL unset)
+_MONITOR_LINK_RE = re.compile(r"^/Monitor\?trace=[A-Za-z0-9._-]{4,80}$")
+
+
+def _relative(url: str) -> str | None:
+    return url if _LOCAL_ANCHOR_RE.match(url or "") or _MONITOR_LINK_RE.match(url or "") else None
 
 
 def safe_url(url: Any) -> str | None:
@@ -49,5 +55,5 @@ def safe_url(url: Any) -> str | None:
 def sanitize_html(fragment: str) -> str:
     """The last gate for every HTML fragment made from untrusted text."""
     return nh3.clean(fragment, tags=set(ALLOWED_TAGS), attributes=ALLOWED_ATTRIBUTES, url_schemes=URL_SCHEMES,
-                     url_relative=lambda u: u if _LOCAL_ANCHOR_RE.match(u or "") else None,
+                     url_relative=_relative,
                      clean_content_tags={"script", "style"}, strip_comments=True, link_rel="noopener noreferrer")

@@ -309,6 +309,9 @@ class ReportSection:
     run_id: str = ""
     trace_id: str = ""
     ms: float = 0.0
+    # what the section was fed (core.reporting.provenance): engine paragraphs ("query-3") and forum message ids
+    paragraphs: list[str] = field(default_factory=list)
+    forum_ids: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -331,7 +334,8 @@ class ReportSection:
                    s("mode") or "offline", s("markdown"), s("note"), d.get("error") if isinstance(d.get("error"), str)
                    else None, [str(e) for e in _list(d.get("engines"))],
                    [n for n in _list(d.get("sources")) if isinstance(n, int) and not isinstance(n, bool)],
-                   s("run_id"), s("trace_id"), ms)
+                   s("run_id"), s("trace_id"), ms, [str(r) for r in _list(d.get("paragraphs"))],
+                   [n for n in _list(d.get("forum_ids")) if isinstance(n, int) and not isinstance(n, bool)])
 
 
 @dataclass

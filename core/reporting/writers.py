@@ -12,7 +12,8 @@ from core.infra.tracing import trace_scope
 from core.reporting.inputs import ENGINE_ORDER
 from core.reporting.material import Material, Unit
 from core.reporting.text import (
-    ENGINE_LABELS, actors_line, cited, forum_section, lead_lines, plain, risk_line, sentiment_line, src_label,
+    ENGINE_LABELS, actors_line, cited, forum_section, host_questions, lead_lines, plain, risk_line, sentiment_line,
+    src_label,
     strip_forum_exchanges, trend_line,
 )
 from core.reporting.types import AUTO, REPORT_TYPES, ReportSection, ReportType, normalise_type
@@ -158,24 +159,12 @@ def section_prompt(sec: OutlineSection, m: Material, rtype: ReportType, title: s
     if sec.kind == "forum":
         engines = ["forum"] if m.forum else []
         parts += ["", "Forum transcript (oldest first):"]
-        budget = MAX_PROMPT_FINDINGS
-        for x in m.forum[-40:]:
-            line = f"[{x.source}{' HOST' if x.type == 'host' else ''}] {plain(x.content, 600 if x.type == 'host' else 300)}"
-            budget -= len(line)
-            if budget < 0:
-                break
-            parts.append(line)
+        parts += [line for _, line in prompt_forum(m)]
         if not m.forum:
             parts.append("(the forum has no messages)")
     else:
         parts += ["", "Findings from the engines:"]
-        budget = MAX_PROMPT_FINDINGS
-        for p in _relevant_paragraphs(sec, m):
-            summary = strip_forum_exchanges(p["summary"])
-            block = f"### {ENGINE_LABELS.get(p['engine'], p['engine'])} engine — {p['title']}\n{summary[:3000]}"
-            if budget - len(block) < 0:
-                break
-            budget -= len(block)
+        for p, block, summary in prompt_paragraphs(sec, m):
             parts.append(block)
             engines.append(p["engine"])
             used_sources += p["sources"] + cited(summary)
@@ -185,6 +174,44 @@ def section_prompt(sec: OutlineSection, m: Material, rtype: ReportType, title: s
     listed = [by_n[n] for n in dict.fromkeys(used_sources) if n in by_n][:40]
     parts += ["", "Sources:"] + ([_prompt_source(s) for s in listed] or ["(none)"])
     return system, "\n".join(parts), list(dict.fromkeys(engines))
+
+
+def prompt_forum(m: Material) -> list[tuple[int, str]]:
+    """(message id, line) of the forum messages a forum section's prompt gives the model."""
+    out, budget = [], MAX_PROMPT_FINDINGS
+    for x in m.forum[-40:]:
+        line = f"[{x.source}{' HOST' if x.type == 'host' else ''}] {plain(x.content, 600 if x.type == 'host' else 300)}"
+        budget -= len(line)
+        if budget < 0:
+            break
+        out.append((x.id, line))
+    return out
+
+
+def prompt_paragraphs(sec: OutlineSection, m: Material) -> list[tuple[dict, str, str]]:
+    """(paragraph, block, summary) of the engine paragraphs a section's prompt gives the model."""
+    out, budget = [], MAX_PROMPT_FINDINGS
+    for p in _relevant_paragraphs(sec, m):
+        summary = strip_forum_exchanges(p["summary"])
+        block = f"### {ENGINE_LABELS.get(p['engine'], p['engine'])} engine — {p['title']}\n{summary[:3000]}"
+        if budget - len(block) < 0:
+            break
+        budget -= len(block)
+        out.append((p, block, summary))
+    return out
+
+
+def fed_material(sec: OutlineSection, units: list[Unit], m: Material, llm: bool) -> tuple[list[str], list[int]]:
+    """What a section is written from (core.reporting.provenance): the engine paragraphs ("query-3")
+    and forum message ids its prompt holds (llm), or its extract quotes (offline)."""
+    if sec.kind == "forum":
+        if llm:
+            return [], [i for i, _ in prompt_forum(m)]
+        hosts = [x for x in m.forum if x.type == "host"]
+        return [], [x.id for x in (hosts if host_questions([x.content for x in hosts]) else hosts[-1:])]
+    if llm:
+        return [f"{p['engine']}-{p['index']}" for p, _, _ in prompt_paragraphs(sec, m)], []
+    return list(dict.fromkeys(r for u in units for r in u.paragraph_refs)), []
 
 
 def _prompt_source(s: dict) -> str:
@@ -269,6 +296,7 @@ def write_section(index: int, sec: OutlineSection, units: list[Unit], material: 
             offline_md, offline_status, offline_engines = write_offline_section(sec, units, material)
             res = ReportSection(index, sec.key, sec.kind, sec.title, offline_status, "offline", offline_md,
                                 engines=offline_engines, run_id=run_id, trace_id=trace_id)
+            res.paragraphs, res.forum_ids = fed_material(sec, units, material, llm=False)
         except Exception as exc:  # noqa: BLE001 - a bug in one section's extract never sinks the report
             err = redact(f"{exc.__class__.__name__}: {exc}")[:300]
             log.opt(exception=exc).error("offline writing of section {} failed: {}", sec.key, err)
@@ -286,6 +314,7 @@ def write_section(index: int, sec: OutlineSection, units: list[Unit], material: 
                 if not md:
                     raise LlmError("the model returned an empty section", role="REPORT_ENGINE")
                 res.mode, res.markdown, res.engines = "llm", md, engines
+                res.paragraphs, res.forum_ids = fed_material(sec, units, material, llm=True)
                 res.status = "ok"
                 if answer.truncated:
                     res.note = ("模型输出达到长度上限，本节可能不完整。" if material.zh else

@@ -17,7 +17,8 @@ State kept in session state, per `key`:
   {key}_selected_run    the run chosen on any tab (shared: Runs & jobs, Usage, Traces)
   {key}_logview         the LogView tailing the log files by byte offset
   {key}_log_line        the log line (its seq) shown whole below the Logs table
-  {key}_trace           the Traces tab's input (a run's "Show its trace" button fills it)
+  {key}_trace           the Traces tab's input (a run's "Show its trace" button fills it, and a link
+                        `Monitor?trace=<id>` from a report's provenance: traces.trace_from_link)
 
 Reading functions in core never raise for a database problem: they return an empty frame whose
 attrs["error"] is shown here as one clear message. With no database at all, the page banner
@@ -44,7 +45,7 @@ from ui.monitor.overview import render_overview, show_overview
 from ui.monitor.resources import render_resources, show_resources
 from ui.monitor.runs import show_runs
 from ui.monitor.telemetry import show_telemetry
-from ui.monitor.traces import show_traces
+from ui.monitor.traces import show_traces, trace_from_link
 from ui.monitor.usage import show_latency, show_usage
 
 __all__ = ["KEY", "TABS", "show_tabs", "tab_name", "TAB_ALERTS", "TAB_LATENCY", "TAB_LOGS", "TAB_OVERVIEW",
@@ -70,6 +71,7 @@ def _tab_changed(key: str, ids: list[str], names: list[str]) -> None:
 def show_tabs(rt: Runtime, key: str = KEY) -> None:
     """The page's tabs, named in the reader's language; only the open one runs. The open tab is kept
     by id, so switching the language keeps it open (and a button can open another: `_open_trace`)."""
+    trace_from_link(key)  # Monitor?trace=<id> (a report's provenance link) opens that trace
     ids = list(TABS)
     current = st.session_state.get(f"{key}_tab")
     if current not in TABS:  # a tab's name (in either language) opens it too; anything else, the first

@@ -2,19 +2,36 @@
 messages, reports, log lines)."""
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from core.console.traces import trace_bundle
 from core.runtime import Runtime
 
 from ui.i18n import show, t
-from ui.monitor.common import _payload_as_text, _table, selected_run
+from ui.monitor.common import _open_trace, _payload_as_text, _table, selected_run
 from ui.monitor.logs import log_times
 
 
 # ---------------------------------------------------------------------------------------- 6 traces
 
 SECTIONS = ("runs", "jobs", "events", "llm_calls", "telemetry", "forum", "reports", "logs")
+TRACE_PARAM = "trace"  # Monitor?trace=<id>: the trace a link opens (the reports' provenance links)
+_TRACE_RE = re.compile(r"^[A-Za-z0-9._-]{4,80}$")
+
+
+def trace_from_link(key: str) -> None:
+    """A link `Monitor?trace=<id>` opens the Traces tab on that trace, once: the parameter is then
+    removed, so the reader's own choices hold afterwards. An id that is not a trace id is ignored."""
+    try:
+        wanted = (st.query_params.get(TRACE_PARAM) or "").strip()
+        if TRACE_PARAM in st.query_params:
+            del st.query_params[TRACE_PARAM]
+    except Exception:  # noqa: BLE001 - outside a session
+        return
+    if _TRACE_RE.match(wanted):
+        _open_trace(key, wanted)
 
 
 def section_name(name: str) -> str:
