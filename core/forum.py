@@ -7,7 +7,8 @@ core.discussion (the import, and the optional live tail), and post the same way.
 A message (``ForumMessage``) has a type (agent | host | system), a source (QUERY | MEDIA |
 INSIGHT | HOST | SYSTEM) and sender, its content and time, the paragraph, the trace id of the
 work that wrote it, the forum ``round`` and the ``llm_call_id`` of the llm_calls row of the call
-that produced it (None offline, and for imported or host-offline messages). Messages are stored in
+that produced it (None offline, and for imported or host-offline messages); the readers join that
+row, so each message carries its call's tokens, cost and latency (zero without a call). Messages are stored in
 the database (the source of truth), announced as events, and appended to logs/forum.log in
 BettaFish's line format, `[HH:MM:SS] [SOURCE] content`, with newlines escaped as `\\n` so one
 message is one line. Callers read them back as ForumMessage, never as rows or dicts.
@@ -80,6 +81,16 @@ class ForumMessage:
     timestamp: datetime
     round: int | None = None        # the forum round (see the module's note); None for imports
     llm_call_id: int | None = None  # the llm_calls row of the call that wrote it; None offline
+    # Metering: the call that wrote it (its llm_calls row, joined by the readers); zero without a call
+    # (offline, imports). cost_usd is None when the call's model is unpriced (or its row is gone).
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0
+    latency_ms: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -87,10 +98,63 @@ class ForumMessage:
         return d
 
 
-def as_message(m: ForumRow) -> ForumMessage:
-    """A stored row as the ForumMessage every reader gets (core.discussion.rounds reads pages with it)."""
+@dataclass(frozen=True)
+class CallMeter:
+    """What one llm_calls row costs a forum message (core.forum's readers join it)."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0
+    latency_ms: float = 0.0
+
+
+NO_CALL = CallMeter()
+MISSING_CALL = CallMeter(cost_usd=None)  # the message names a call whose row is not there: cost unknown
+
+
+def as_message(m: ForumRow, call: CallMeter | None = None) -> ForumMessage:
+    """A stored row as the ForumMessage every reader gets (core.discussion.rounds reads pages with it),
+    with the metering of its call (``call_meters``; none given: zeros, or unknown cost if it names a call)."""
+    c = call if call is not None else (NO_CALL if m.llm_call_id is None else MISSING_CALL)
     return ForumMessage(m.id, m.run_id, m.type, m.sender, m.source, m.content, m.paragraph, m.trace_id, m.timestamp,
-                        m.round, m.llm_call_id)
+                        m.round, m.llm_call_id, c.input_tokens, c.output_tokens, c.cost_usd, c.latency_ms)
+
+
+_default_prices = None
+
+
+def _prices(prices):
+    """The given price table, else genai-prices' (core.llm.pricing.default_table, made once)."""
+    global _default_prices
+    if prices is not None:
+        return prices
+    if _default_prices is None:
+        from core.llm.pricing import default_table
+        _default_prices = default_table()
+    return _default_prices
+
+
+def call_meters(s, rows, prices=None) -> dict[int, CallMeter]:
+    """{llm_call_id: CallMeter} for the rows' calls, in one read of llm_calls; each call priced at its
+    own time with ``prices`` (a core.llm.pricing.PriceTable; None: genai-prices')."""
+    from core.infra.models import LlmCall
+
+    ids = {r.llm_call_id for r in rows if r.llm_call_id is not None}
+    if not ids:
+        return {}
+    out = {}
+    for cid, model, ts, tin, tout, cached, latency in s.execute(
+            select(LlmCall.id, LlmCall.model, LlmCall.ts, LlmCall.input_tokens, LlmCall.output_tokens,
+                   LlmCall.cached_input_tokens, LlmCall.latency_ms).where(LlmCall.id.in_(ids))):
+        tin, tout = int(tin or 0), int(tout or 0)
+        cost = _prices(prices).cost(model, tin, tout, int(cached or 0), at=ts)
+        out[int(cid)] = CallMeter(tin, tout, cost, float(latency or 0.0))
+    return out
+
+
+def metered(s, rows, prices=None) -> list[ForumMessage]:
+    """Rows as ForumMessages with their calls' metering (one read of llm_calls for all of them)."""
+    meters = call_meters(s, rows, prices)
+    return [as_message(r, meters.get(r.llm_call_id) if r.llm_call_id is not None else None) for r in rows]
 
 
 
@@ -257,7 +321,7 @@ def _announce(s, events: EventLog | None, row: ForumRow) -> ForumMessage:
             payload["llm_call_id"] = row.llm_call_id
         events.emit("forum.message", run_id=row.run_id, source="forum", trace_id=row.trace_id, session=s,
                     payload=payload)
-    return as_message(row)
+    return metered(s, [row])[0]
 
 
 class Forum:
@@ -364,39 +428,40 @@ def host_job_name(round_no: int) -> str:
     return f"{HOST_KIND}-{round_no}"
 
 
-def round_messages(db: Database, run_id: str, upto: int, n: int) -> list[ForumMessage]:
+def round_messages(db: Database, run_id: str, upto: int, n: int, prices=None) -> list[ForumMessage]:
     """The host's input for a round: the run's last ``n`` agent messages up to message ``upto``, oldest first."""
     with db.session() as s:
         rows = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.type == "agent",
                                                 ForumRow.id <= upto)
                          .order_by(ForumRow.id.desc()).limit(n)).all()
-    return [as_message(m) for m in reversed(rows)]
+        return metered(s, list(reversed(rows)), prices)
 
 
-def speech_of_round(db: Database, run_id: str, round_no: int) -> ForumMessage | None:
+def speech_of_round(db: Database, run_id: str, round_no: int, prices=None) -> ForumMessage | None:
     """The host's speech for round ``round_no``, if it has spoken."""
     with db.session() as s:
         row = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.type == "host",
                                                ForumRow.round == round_no).limit(1)).first()
-        return as_message(row) if row is not None else None
+        return metered(s, [row], prices)[0] if row is not None else None
 
 
 def transcript(db: Database, run_id: str, *, after_id: int = 0, sources: tuple[str, ...] | None = None,
-               limit: int = 1000) -> list[ForumMessage]:
-    """A run's messages after `after_id`, oldest first: O(new messages) for a polling page."""
+               limit: int = 1000, prices=None) -> list[ForumMessage]:
+    """A run's messages after `after_id`, oldest first: O(new messages) for a polling page. Each
+    carries its call's metering, priced with ``prices`` (None: genai-prices')."""
     stmt = select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.id > after_id)
     if sources:
         stmt = stmt.where(ForumRow.source.in_(sources))
     with db.session() as s:
-        return [as_message(m) for m in s.scalars(stmt.order_by(ForumRow.id).limit(limit))]
+        return metered(s, list(s.scalars(stmt.order_by(ForumRow.id).limit(limit))), prices)
 
 
-def transcript_tail(db: Database, run_id: str, n: int) -> list[ForumMessage]:
+def transcript_tail(db: Database, run_id: str, n: int, prices=None) -> list[ForumMessage]:
     """The newest `n` messages of a run, oldest first: a page's first view, without reading it all."""
     with db.session() as s:
         rows = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id)
                          .order_by(ForumRow.id.desc()).limit(n)).all()
-    return [as_message(m) for m in reversed(rows)]
+        return metered(s, list(reversed(rows)), prices)
 
 
 def agents_since_last_host(db: Database, run_id: str) -> int:

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from ui.forum_import import import_section, take_pending_switch
+from ui.forum_meter import show_metering
 from ui.forum_view import pick_run, run_caption, show_transcript
 from ui.i18n import t
 from ui.widgets import page_setup
@@ -22,5 +23,6 @@ if rt.db.ok:
             st.caption(t("forum.imported_no_host"))
         show_transcript("forum_feed", run, run_id, host_every=int(rt.settings["FORUM_HOST_EVERY"]),
                         live_host=live_host, follow=following)
+        show_metering(rt, run_id)
     with st.expander(t("forum.import_title"), expanded=run_id is None):
         import_section(rt)
