@@ -236,3 +236,35 @@ def negative_share(db, *, now: float | datetime | None = None, window_seconds: f
         if share is not None and (best[0] is None or share * 100 > best[0]):
             best = (share * 100, run_id)
     return best
+
+
+# ------------------------------------------------------------------------------------------ beside it: ops
+
+@dataclass(frozen=True)
+class RunOps:
+    """What the run costs, shown beside what it finds: its LLM calls, tokens, cost and latency."""
+    calls: int = 0
+    tokens: int = 0
+    cost_usd: float | None = 0.0       # None when a call's model is unpriced (core.console.usage.run_usage)
+    unpriced_models: tuple[str, ...] = ()
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    error: str | None = None
+
+
+def run_ops(db, run_id: str, prices=None) -> RunOps:
+    """A run's LLM totals (core.console.usage.run_usage) and its calls' p50/p95 latency. Never raises."""
+    from core.console.usage import percentiles, run_usage
+    from core.infra.models import LlmCall
+
+    usage = run_usage(db, run_id, prices)
+    if usage.get("error"):
+        return RunOps(error=str(usage["error"]))
+    try:
+        with db.session() as s:
+            latencies = s.scalars(select(LlmCall.latency_ms).where(LlmCall.run_id == run_id)).all()
+    except Exception as exc:  # noqa: BLE001 - the page shows what it can
+        return RunOps(error=f"{type(exc).__name__}: {exc}"[:300])
+    q = percentiles(latencies, (0.5, 0.95))
+    return RunOps(int(usage["calls"]), int(usage["total_tokens"]), usage["cost"],
+                  tuple(usage.get("unpriced_models") or ()), q[0.5], q[0.95])
