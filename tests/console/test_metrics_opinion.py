@@ -123,3 +123,67 @@ def test_too_few_scored_sources_raise_no_alert(db):
     assert collect_metrics(db, now=NOW)["opinion_negative_share_pct"] is None
     assert AlertEngine().tick(db, now=NOW) == []
     assert collect_metrics(SimpleNamespace(session=lambda: 1 / 0), now=NOW)["opinion_negative_share_pct"] is None
+
+
+# ---------------------------------------------------------------------------------------- deploy/alerts.yml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_example_prometheus_rule_names_only_families_the_page_has(db):
+    import re
+
+    yaml = pytest.importorskip("yaml")
+    rules = yaml.safe_load((ROOT / "deploy" / "alerts.yml").read_text(encoding="utf-8"))
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    used = {m for e in exprs for m in re.findall(r"\b(shoal_[a-z_]+)\b", e)}
+    assert used == {"shoal_opinion_share", "shoal_opinion_sources"}
+    assert used <= set(page(db).families)
+    conf = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text(encoding="utf-8"))
+    assert conf["rule_files"] == ["alerts.yml"]
+
+
+def test_the_example_prometheus_rule_fires_and_resolves_under_promtool(tmp_path):
+    """promtool's rule unit tests: a run whose query engine is 70 % negative over 20 scored sources
+    fires after a minute; one with too few scored sources never does; the alert resolves when the
+    share falls."""
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed")
+    labels = 'run="r1",engine="query",shoal_process="app"'
+    few = 'run="r2",engine="media",shoal_process="app"'
+    (tmp_path / "test.yml").write_text(f"""
+rule_files: [{ROOT / "deploy" / "alerts.yml"}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'shoal_opinion_share{{{labels},sentiment="negative"}}'
+        values: '0.7 0.7 0.7 0.7 0.3 0.3'
+      - series: 'shoal_opinion_sources{{{labels},kind="scored"}}'
+        values: '20 20 20 20 20 20'
+      - series: 'shoal_opinion_share{{{few},sentiment="negative"}}'
+        values: '0.9 0.9 0.9 0.9 0.9 0.9'
+      - series: 'shoal_opinion_sources{{{few},kind="scored"}}'
+        values: '5 5 5 5 5 5'
+    alert_rule_test:
+      - eval_time: 0m
+        alertname: ShoalRunMostlyNegative
+        exp_alerts: []
+      - eval_time: 2m
+        alertname: ShoalRunMostlyNegative
+        exp_alerts:
+          - exp_labels: {{run: r1, engine: query, severity: warning}}
+            exp_annotations:
+              summary: "Run r1: the query engine's sources are 70% negative"
+              description: "Open the run on Monitor › Runs & jobs to see its sentiment and platform mix paragraph by paragraph."
+      - eval_time: 5m
+        alertname: ShoalRunMostlyNegative
+        exp_alerts: []
+""", encoding="utf-8")
+    done = subprocess.run([promtool, "test", "rules", str(tmp_path / "test.yml")], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
