@@ -307,6 +307,9 @@ def _post(db: Database, events: EventLog | None, run_id: str, *, type: str, sour
             view = _announce(s, events, row)
     if log_dir is not None:  # once stored
         append_forum_log(log_dir, forum_line(source, content, datetime.now()))
+    if row.llm_call_id is not None:  # its call's metering, read outside the de-duplication lock
+        with db.session() as s:
+            view = metered(s, [row])[0]
     return view, ordinal
 
 
@@ -321,7 +324,7 @@ def _announce(s, events: EventLog | None, row: ForumRow) -> ForumMessage:
             payload["llm_call_id"] = row.llm_call_id
         events.emit("forum.message", run_id=row.run_id, source="forum", trace_id=row.trace_id, session=s,
                     payload=payload)
-    return metered(s, [row])[0]
+    return as_message(row)
 
 
 class Forum:

@@ -122,3 +122,13 @@ def test_the_csv_and_json_forms_hold_both_tables(db, run):
     d = m.as_dict()
     assert d["rounds"][0]["seconds_to_host"] == 10.0 and d["speakers"][0]["tokens"] == 1500
     assert d["total"]["messages"] == 5
+
+
+def test_the_posted_message_carries_its_calls_metering_too(db):
+    c = call(db, "priced-model", 10, 20, 5.0)
+    forum = Forum(db, None, None, host_every=5)
+    posted = forum.post_summary("p", source="QUERY", content="一条带调用的消息", llm_call_id=c)
+    assert (posted.input_tokens, posted.output_tokens, posted.latency_ms) == (10, 20, 5.0)
+    assert posted.cost_usd is None  # posted without a price table: genai-prices' does not know this model
+    offline = forum.post_summary("p", source="MEDIA", content="另一条离线消息，没有调用")
+    assert (offline.tokens, offline.cost_usd, offline.latency_ms) == (0, 0.0, 0.0)
