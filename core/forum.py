@@ -45,6 +45,7 @@ from pathlib import Path
 from loguru import logger
 from sqlalchemy import func, select
 
+from core.discussion.call_meter import MISSING_CALL, NO_CALL, CallMeter, call_meters
 from core.infra.db import Database
 from core.infra.events import EventLog
 from core.infra.models import ForumMessage as ForumRow
@@ -98,57 +99,12 @@ class ForumMessage:
         return d
 
 
-@dataclass(frozen=True)
-class CallMeter:
-    """What one llm_calls row costs a forum message (core.forum's readers join it)."""
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float | None = 0.0
-    latency_ms: float = 0.0
-
-
-NO_CALL = CallMeter()
-MISSING_CALL = CallMeter(cost_usd=None)  # the message names a call whose row is not there: cost unknown
-
-
 def as_message(m: ForumRow, call: CallMeter | None = None) -> ForumMessage:
     """A stored row as the ForumMessage every reader gets (core.discussion.rounds reads pages with it),
     with the metering of its call (``call_meters``; none given: zeros, or unknown cost if it names a call)."""
     c = call if call is not None else (NO_CALL if m.llm_call_id is None else MISSING_CALL)
     return ForumMessage(m.id, m.run_id, m.type, m.sender, m.source, m.content, m.paragraph, m.trace_id, m.timestamp,
                         m.round, m.llm_call_id, c.input_tokens, c.output_tokens, c.cost_usd, c.latency_ms)
-
-
-_default_prices = None
-
-
-def _prices(prices):
-    """The given price table, else genai-prices' (core.llm.pricing.default_table, made once)."""
-    global _default_prices
-    if prices is not None:
-        return prices
-    if _default_prices is None:
-        from core.llm.pricing import default_table
-        _default_prices = default_table()
-    return _default_prices
-
-
-def call_meters(s, rows, prices=None) -> dict[int, CallMeter]:
-    """{llm_call_id: CallMeter} for the rows' calls, in one read of llm_calls; each call priced at its
-    own time with ``prices`` (a core.llm.pricing.PriceTable; None: genai-prices')."""
-    from core.infra.models import LlmCall
-
-    ids = {r.llm_call_id for r in rows if r.llm_call_id is not None}
-    if not ids:
-        return {}
-    out = {}
-    for cid, model, ts, tin, tout, cached, latency in s.execute(
-            select(LlmCall.id, LlmCall.model, LlmCall.ts, LlmCall.input_tokens, LlmCall.output_tokens,
-                   LlmCall.cached_input_tokens, LlmCall.latency_ms).where(LlmCall.id.in_(ids))):
-        tin, tout = int(tin or 0), int(tout or 0)
-        cost = _prices(prices).cost(model, tin, tout, int(cached or 0), at=ts)
-        out[int(cid)] = CallMeter(tin, tout, cost, float(latency or 0.0))
-    return out
 
 
 def metered(s, rows, prices=None) -> list[ForumMessage]:
