@@ -10,7 +10,7 @@ from core.console.opinion import SENTIMENTS, RunOpinion, fold_platforms, run_ops
 from core.runtime import Runtime
 from core.work.runs import RunView
 
-from ui.i18n import t
+from ui.i18n import fmt_time, t
 from ui.monitor.common import _chart
 
 CHART_PLATFORMS = 5  # platforms a chart names; the rest are "other"
@@ -26,8 +26,9 @@ def sentiment_frame(run: RunOpinion, engine: str) -> pd.DataFrame:
         for p in e.points:
             for s in SENTIMENTS:
                 rows.append({"step": p.step, "paragraph": p.title or str(p.paragraph + 1),
-                             "sentiment": t(f"opinion.{s}"), "key": s, "share": p.share(s), "scored": p.scored})
-    return pd.DataFrame(rows, columns=["step", "paragraph", "sentiment", "key", "share", "scored"])
+                             "sentiment": t(f"opinion.{s}"), "key": s, "share": p.share(s), "scored": p.scored,
+                             "at": fmt_time(p.at) if p.at else "—"})
+    return pd.DataFrame(rows, columns=["step", "paragraph", "sentiment", "key", "share", "scored", "at"])
 
 
 def platform_frame(run: RunOpinion, engine: str) -> pd.DataFrame:
@@ -45,8 +46,8 @@ def platform_frame(run: RunOpinion, engine: str) -> pd.DataFrame:
                 shares[key] = shares.get(key, 0.0) + share
             for name, share in shares.items():
                 rows.append({"step": p.step, "paragraph": p.title or str(p.paragraph + 1), "platform": name,
-                             "share": share, "sources": p.sources})
-    return pd.DataFrame(rows, columns=["step", "paragraph", "platform", "share", "sources"])
+                             "share": share, "sources": p.sources, "at": fmt_time(p.at) if p.at else "—"})
+    return pd.DataFrame(rows, columns=["step", "paragraph", "platform", "share", "sources", "at"])
 
 
 def _area(frame: pd.DataFrame, color: str, title: str, scale: alt.Scale | None = None) -> alt.Chart:
@@ -57,6 +58,7 @@ def _area(frame: pd.DataFrame, color: str, title: str, scale: alt.Scale | None =
                                     **({"scale": scale} if scale is not None else {})),
                     tooltip=[alt.Tooltip("step:Q", title=t("opinion.axis_paragraph")),
                              alt.Tooltip("paragraph:N", title=t("opinion.tip_title")),
+                             alt.Tooltip("at:N", title=t("opinion.tip_at")),
                              alt.Tooltip(f"{color}:N", title=t(f"opinion.legend_{color}")),
                              alt.Tooltip("share:Q", format=".1%", title=t("opinion.axis_share"))]))
 
