@@ -9,6 +9,7 @@ from core.discussion.metering import ForumMetering, Meter, forum_metering
 from core.runtime import Runtime
 
 from .i18n import fmt_time, t
+from .runtime import get_runtime
 
 
 def _cost(m: Meter) -> str:
@@ -40,8 +41,22 @@ def round_frame(metering: ForumMetering) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def show_metering(rt: Runtime, run_id: str) -> ForumMetering | None:
-    """The two tables and a total line (read when the page runs, not on every live poll)."""
+REFRESH_SECONDS = 10  # the tables read the whole transcript: less often than the live transcript's 2 s
+
+
+def show_metering(rt: Runtime, run_id: str) -> None:
+    """The tables, refreshed every REFRESH_SECONDS while the page is open (a fragment)."""
+    if rt.db.ok:
+        live_metering(run_id)
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def live_metering(run_id: str) -> None:
+    render_metering(get_runtime(), run_id)
+
+
+def render_metering(rt: Runtime, run_id: str) -> ForumMetering | None:
+    """The two tables and a total line."""
     if not rt.db.ok:
         return None
     metering = forum_metering(rt.db, run_id, getattr(rt, "prices", None))
