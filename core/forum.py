@@ -7,7 +7,8 @@ core.discussion (the import, and the optional live tail), and post the same way.
 A message (``ForumMessage``) has a type (agent | host | human | system), a source (QUERY | MEDIA |
 INSIGHT | HOST | HUMAN | SYSTEM) and sender, its content and time, the paragraph, the trace id of the
 work that wrote it, the forum ``round`` and the ``llm_call_id`` of the llm_calls row of the call
-that produced it (None offline, and for imported or host-offline messages). Messages are stored in
+that produced it (None offline, and for imported or host-offline messages); the readers join that
+row, so each message carries its call's tokens, cost and latency (zero without a call). Messages are stored in
 the database (the source of truth), announced as events, and appended to logs/forum.log in
 BettaFish's line format, `[HH:MM:SS] [SOURCE] content`, with newlines escaped as `\\n` so one
 message is one line. Callers read them back as ForumMessage, never as rows or dicts.
@@ -49,6 +50,7 @@ from pathlib import Path
 from loguru import logger
 from sqlalchemy import func, select
 
+from core.discussion.call_meter import MISSING_CALL, NO_CALL, CallMeter, call_meters
 from core.infra.db import Database
 from core.infra.events import EventLog
 from core.infra.models import ForumMessage as ForumRow
@@ -90,6 +92,16 @@ class ForumMessage:
     timestamp: datetime
     round: int | None = None        # the forum round (see the module's note); None for imports
     llm_call_id: int | None = None  # the llm_calls row of the call that wrote it; None offline
+    # Metering: the call that wrote it (its llm_calls row, joined by the readers); zero without a call
+    # (offline, imports). cost_usd is None when the call's model is unpriced (or its row is gone).
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0
+    latency_ms: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -97,10 +109,18 @@ class ForumMessage:
         return d
 
 
-def as_message(m: ForumRow) -> ForumMessage:
-    """A stored row as the ForumMessage every reader gets (core.discussion.rounds reads pages with it)."""
+def as_message(m: ForumRow, call: CallMeter | None = None) -> ForumMessage:
+    """A stored row as the ForumMessage every reader gets (core.discussion.rounds reads pages with it),
+    with the metering of its call (``call_meters``; none given: zeros, or unknown cost if it names a call)."""
+    c = call if call is not None else (NO_CALL if m.llm_call_id is None else MISSING_CALL)
     return ForumMessage(m.id, m.run_id, m.type, m.sender, m.source, m.content, m.paragraph, m.trace_id, m.timestamp,
-                        m.round, m.llm_call_id)
+                        m.round, m.llm_call_id, c.input_tokens, c.output_tokens, c.cost_usd, c.latency_ms)
+
+
+def metered(s, rows, prices=None) -> list[ForumMessage]:
+    """Rows as ForumMessages with their calls' metering (one read of llm_calls for all of them)."""
+    meters = call_meters(s, rows, prices)
+    return [as_message(r, meters.get(r.llm_call_id) if r.llm_call_id is not None else None) for r in rows]
 
 
 
@@ -253,6 +273,9 @@ def _post(db: Database, events: EventLog | None, run_id: str, *, type: str, sour
             view = _announce(s, events, row)
     if log_dir is not None:  # once stored
         append_forum_log(log_dir, forum_line(source, content, datetime.now()))
+    if row.llm_call_id is not None:  # its call's metering, read outside the de-duplication lock
+        with db.session() as s:
+            view = metered(s, [row])[0]
     return view, ordinal
 
 
@@ -408,39 +431,40 @@ def host_job_name(round_no: int) -> str:
     return f"{HOST_KIND}-{round_no}"
 
 
-def round_messages(db: Database, run_id: str, upto: int, n: int) -> list[ForumMessage]:
+def round_messages(db: Database, run_id: str, upto: int, n: int, prices=None) -> list[ForumMessage]:
     """The host's input for a round: the run's last ``n`` agent messages up to message ``upto``, oldest first."""
     with db.session() as s:
         rows = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.type == "agent",
                                                 ForumRow.id <= upto)
                          .order_by(ForumRow.id.desc()).limit(n)).all()
-    return [as_message(m) for m in reversed(rows)]
+        return metered(s, list(reversed(rows)), prices)
 
 
-def speech_of_round(db: Database, run_id: str, round_no: int) -> ForumMessage | None:
+def speech_of_round(db: Database, run_id: str, round_no: int, prices=None) -> ForumMessage | None:
     """The host's speech for round ``round_no``, if it has spoken."""
     with db.session() as s:
         row = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.type == "host",
                                                ForumRow.round == round_no).limit(1)).first()
-        return as_message(row) if row is not None else None
+        return metered(s, [row], prices)[0] if row is not None else None
 
 
 def transcript(db: Database, run_id: str, *, after_id: int = 0, sources: tuple[str, ...] | None = None,
-               limit: int = 1000) -> list[ForumMessage]:
-    """A run's messages after `after_id`, oldest first: O(new messages) for a polling page."""
+               limit: int = 1000, prices=None) -> list[ForumMessage]:
+    """A run's messages after `after_id`, oldest first: O(new messages) for a polling page. Each
+    carries its call's metering, priced with ``prices`` (None: genai-prices')."""
     stmt = select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.id > after_id)
     if sources:
         stmt = stmt.where(ForumRow.source.in_(sources))
     with db.session() as s:
-        return [as_message(m) for m in s.scalars(stmt.order_by(ForumRow.id).limit(limit))]
+        return metered(s, list(s.scalars(stmt.order_by(ForumRow.id).limit(limit))), prices)
 
 
-def transcript_tail(db: Database, run_id: str, n: int) -> list[ForumMessage]:
+def transcript_tail(db: Database, run_id: str, n: int, prices=None) -> list[ForumMessage]:
     """The newest `n` messages of a run, oldest first: a page's first view, without reading it all."""
     with db.session() as s:
         rows = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id)
                          .order_by(ForumRow.id.desc()).limit(n)).all()
-    return [as_message(m) for m in reversed(rows)]
+        return metered(s, list(reversed(rows)), prices)
 
 
 def agents_since_last_host(db: Database, run_id: str) -> int:

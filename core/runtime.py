@@ -29,7 +29,7 @@ from core.infra.config import Settings, load_settings
 from core.infra.db import Database, PoolOptions, open_database
 from core.infra.events import EventLog
 from core.infra.logs import setup_logging
-from core.console.alerts import DEFAULT_RULES, AlertEngine, load_rules
+from core.console.alerts import AlertEngine, default_rules, load_rules
 from core.console import metrics_server
 from core.console.health import HealthMonitor
 from core.llm.pricing import PriceTable, load_price_table
@@ -232,7 +232,7 @@ def _start_console(rt: Runtime) -> None:
     rt.problems += [Msg("widgets.problem_prices", {"detail": p}) for p in rt.prices.problems]
     rt.resources = ResourceSampler(interval=s["SHOAL_SAMPLE_SECONDS"], disk_path=s.data_dir)
     rules, rule_problems = (load_rules(f) if (f := _config_file(s, "SHOAL_ALERT_RULES", "alert_rules.json"))
-                            else (list(DEFAULT_RULES), []))
+                            else (default_rules(s), []))
     rt.problems += [Msg("widgets.problem_alert_rules", {"detail": p}) for p in rule_problems]
     rt.alerts = AlertEngine(rules, events=rt.events if rt.db.ok else None)
     if rt.db.ok:

@@ -3,6 +3,7 @@ import streamlit as st
 
 from ui.forum_human import chat_box
 from ui.forum_import import import_section, take_pending_switch
+from ui.forum_meter import show_metering
 from ui.forum_view import pick_run, run_caption, show_transcript
 from ui.i18n import t
 from ui.widgets import page_setup
@@ -24,5 +25,6 @@ if rt.db.ok:
         chat_box(rt, run)
         show_transcript("forum_feed", run, run_id, host_every=int(rt.settings["FORUM_HOST_EVERY"]),
                         live_host=live_host, follow=following)
+        show_metering(rt, run_id)
     with st.expander(t("forum.import_title"), expanded=run_id is None):
         import_section(rt)

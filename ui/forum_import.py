@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.discussion.bettafish_import import parse_bettafish_folder, store_forum_import
+from core.discussion.metering import forum_metering, metering_csv, metering_of
 from core.forum import forum_line, transcript
 from core.infra.db import Database
 from core.infra.filenames import download_name
@@ -27,10 +28,10 @@ MAX_WARNINGS_SHOWN = 20
 # ---------------------------------------------------------------------------------------- downloads
 
 
-def all_messages(db: Database, run_id: str):
+def all_messages(db: Database, run_id: str, prices=None):
     cursor = 0
     while True:
-        batch = transcript(db, run_id, after_id=cursor, limit=BATCH)
+        batch = transcript(db, run_id, after_id=cursor, limit=BATCH, prices=prices)
         yield from batch
         if len(batch) < BATCH:
             return
@@ -42,22 +43,31 @@ def forum_log_text(db: Database, run_id: str) -> str:
     return "".join(forum_line(m.source, m.content, m.timestamp) + "\n" for m in all_messages(db, run_id))
 
 
-def transcript_json(db: Database, run_id: str) -> str:
-    return json.dumps({"run_id": run_id, "messages": [m.as_dict() for m in all_messages(db, run_id)]},
-                      ensure_ascii=False, indent=2)
+def transcript_json(db: Database, run_id: str, prices=None) -> str:
+    """Every message (with its call's tokens, cost and latency) and the metering per speaker and round."""
+    messages = list(all_messages(db, run_id, prices))
+    return json.dumps({"run_id": run_id, "messages": [m.as_dict() for m in messages],
+                       "metering": metering_of(run_id, messages).as_dict()}, ensure_ascii=False, indent=2)
 
 
-def download_buttons(db: Database, run: RunView | None, run_id: str, key: str) -> None:
+def metering_csv_text(db: Database, run_id: str, prices=None) -> str:
+    return metering_csv(forum_metering(db, run_id, prices))
+
+
+def download_buttons(db: Database, run: RunView | None, run_id: str, key: str, prices=None) -> None:
     """Built only when clicked (deferred data), so a long transcript costs nothing per rerun. Named
     `<topic>-<date>-forum.<ext>` (core.infra.filenames)."""
     topic, when = (run.topic, run.created_at) if run is not None else ("", None)
-    c1, c2, _ = st.columns([1, 1, 3])
+    c1, c2, c3, _ = st.columns([1, 1, 1, 2])
     c1.download_button(t("forum.download_log"), data=partial(forum_log_text, db, run_id),
                        file_name=download_name(topic, when, "forum", "log"), mime="text/plain",
                        key=f"{key}_dl_log", on_click="ignore")
-    c2.download_button(t("forum.download_json"), data=partial(transcript_json, db, run_id),
+    c2.download_button(t("forum.download_json"), data=partial(transcript_json, db, run_id, prices),
                        file_name=download_name(topic, when, "forum", "json"), mime="application/json",
                        key=f"{key}_dl_json", on_click="ignore")
+    c3.download_button(t("metering.download_csv"), data=partial(metering_csv_text, db, run_id, prices),
+                       file_name=download_name(topic, when, "forum-metering", "csv"), mime="text/csv",
+                       key=f"{key}_dl_metering", on_click="ignore")
 
 
 # ---------------------------------------------------------------------------------------- import

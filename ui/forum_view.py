@@ -57,7 +57,7 @@ class TranscriptFeed:
     def __post_init__(self):
         self.buffer = deque(self.buffer, maxlen=self.maxlen)
 
-    def poll(self, db: Database) -> int:
+    def poll(self, db: Database, prices=None) -> int:
         """Read the messages after the cursor (all of them, in batches); keep the newest `maxlen`.
 
         The first poll starts from the tallies and the newest round (at most ROUND_LIMIT of its
@@ -65,7 +65,7 @@ class TranscriptFeed:
         self.polls += 1
         new = 0
         if self.polls == 1 and self.cursor == 0:
-            page = round_page(db, self.run_id, None, limit=min(ROUND_LIMIT, self.maxlen))
+            page = round_page(db, self.run_id, None, limit=min(ROUND_LIMIT, self.maxlen), prices=prices)
             if page is not None and page.messages:
                 self.counts.update(counts_by_source(db, self.run_id))
                 self.rounds = page.total
@@ -76,7 +76,7 @@ class TranscriptFeed:
                 self.last_type = page.messages[-1].type
                 new = len(page.messages)
         while True:
-            batch = transcript(db, self.run_id, after_id=self.cursor, limit=BATCH)
+            batch = transcript(db, self.run_id, after_id=self.cursor, limit=BATCH, prices=prices)
             for m in batch:
                 self.counts[m.source] = self.counts.get(m.source, 0) + 1
                 if self.last_type is None or self.last_type == "host":
@@ -196,6 +196,9 @@ def message_header(m: ForumMessage) -> str:
         parts.append(t("forum.paragraph_n", n=m.paragraph + 1))
     if m.round is not None:
         parts.append(t("forum.round_n", n=m.round))
+    if m.llm_call_id is not None:  # what the call that wrote it cost (the offline analyst's cost nothing)
+        parts.append(t("metering.message_meter", tokens=f"{m.tokens:,}", seconds=f"{m.latency_ms / 1000:,.1f}",
+                       cost=t("metering.unpriced") if m.cost_usd is None else f"${m.cost_usd:,.4f}"))
     return " · ".join(parts)
 
 
@@ -269,7 +272,7 @@ def older_round(key: str, db: Database, run_id: str, number: int, sources: tuple
     kept = st.session_state.get(f"{key}_round_cache")
     if kept is not None and kept[0] == wanted:
         return kept[1]
-    page = round_page(db, run_id, number, sources)
+    page = round_page(db, run_id, number, sources, prices=getattr(get_runtime(), "prices", None))
     if page is not None and page.closed:
         st.session_state[f"{key}_round_cache"] = (wanted, page)
     return page
@@ -287,7 +290,7 @@ def render_transcript(key: str, run_id: str, sources: tuple[str, ...] | None = N
         if now is not None and now.id != run_id:
             st.rerun()  # a new analysis started: the whole page follows it
     feed = feed_for(key, run_id)
-    feed.poll(rt.db)
+    feed.poll(rt.db, getattr(rt, "prices", None))
     cols = st.columns(len(SOURCES) + 1)
     cols[0].metric(t("forum.messages"), feed.total)
     for col, source in zip(cols[1:], SOURCES):
@@ -338,6 +341,6 @@ def show_transcript(key: str, run: RunView | None, run_id: str, *, host_every: i
                             format_func=source_label)
     compact = c2.toggle(t("forum.compact"), key=f"{key}_compact", help=t("forum.compact_help"))
     rt = get_runtime()
-    download_buttons(rt.db, run, run_id, key)
+    download_buttons(rt.db, run, run_id, key, getattr(rt, "prices", None))
     live_transcript(key, run_id, tuple(chosen), host_every, live_host, follow, compact)
 

@@ -15,10 +15,16 @@ Metric names produced by `collect_metrics` (the defaults use them):
   runs_degraded, runs_failed                           (runs that ended completed_degraded or report_failed,
                                                         and failed, in the last window)
   telemetry_dropped, telemetry_buffered                (TelemetryWriter)
+  opinion_negative_share_pct, opinion_negative_run     (the highest negative share, in %, of the sources
+                                                        of a recent run open or ended in the window, and
+                                                        that run: core.console.opinion; None below
+                                                        opinion.MIN_SCORED scored sources)
 
 Defaults (DESIGN §9): CPU > 85 % for 5 min, memory > 90 % (for 1 min, so one spike does not
 page), LLM error rate > 5 % over 5 min, LLM p95 latency > 60 s over 5 min, any stalled job, and any
-run that ended degraded or with a failed report in the last window (a rejected key, a dead search API).
+run that ended degraded or with a failed report in the last window (a rejected key, a dead search API),
+and a recent run whose sources are more than SHOAL_OPINION_NEGATIVE_PCT % negative (default 60; 0
+turns the rule off: `default_rules(settings)` applies the setting).
 Rules are editable: `load_rules` / `save_rules` (JSON), `rules_from_data` reports every
 malformed rule as a problem and skips it.
 """
@@ -81,7 +87,26 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
     AlertRule("job_stalled", "stalled_jobs", ">", 0, 0, "critical", "a running job stopped sending heartbeats"),
     AlertRule("run_degraded", "runs_degraded", ">", 0, 0, "warning",
               "a run ended completed_degraded or report_failed in the last window (see the run for why)"),
+    AlertRule("opinion_negative_high", "opinion_negative_share_pct", ">", 60, 0, "warning",
+              "a recent run's sources are mostly negative (above SHOAL_OPINION_NEGATIVE_PCT; see the run's opinion "
+              "on Monitor › Runs)"),
 )
+OPINION_RULE = "opinion_negative_high"
+
+
+def default_rules(settings=None) -> list[AlertRule]:
+    """The default rules, the opinion rule's threshold from SHOAL_OPINION_NEGATIVE_PCT (0: disabled)."""
+    from dataclasses import replace
+
+    pct = None
+    try:
+        pct = float(settings["SHOAL_OPINION_NEGATIVE_PCT"]) if settings is not None else None
+    except (KeyError, TypeError, ValueError):
+        pct = None
+    if pct is None:
+        return list(DEFAULT_RULES)
+    return [replace(r, threshold=pct if pct > 0 else r.threshold, enabled=pct > 0) if r.name == OPINION_RULE else r
+            for r in DEFAULT_RULES]
 
 
 @dataclass(frozen=True)
@@ -297,7 +322,22 @@ def collect_metrics(db=None, *, resources=None, telemetry=None, now: float | dat
             m["stalled_jobs"] = None
             m["problems"].append(f"jobs: {type(exc).__name__}")
         m.update(run_window_metrics(db, now=at, window_seconds=window_seconds, problems=m["problems"]))
+        m.update(opinion_window_metrics(db, now=at, window_seconds=window_seconds, problems=m["problems"]))
     return m
+
+
+def opinion_window_metrics(db, *, now: float | datetime | None = None, window_seconds: float = 300,
+                           problems: list | None = None) -> dict:
+    """The highest negative share (%) among the recent runs open or ended in the window, and its run."""
+    from core.console.opinion import negative_share
+
+    try:
+        share, run_id = negative_share(db, now=_epoch(now), window_seconds=window_seconds)
+    except Exception as exc:  # noqa: BLE001
+        if problems is not None:
+            problems.append(f"opinion: {type(exc).__name__}")
+        return {"opinion_negative_share_pct": None, "opinion_negative_run": None}
+    return {"opinion_negative_share_pct": None if share is None else round(share, 3), "opinion_negative_run": run_id}
 
 
 def run_window_metrics(db, *, now: float | datetime | None = None, window_seconds: float = 300,
@@ -442,5 +482,5 @@ def save_rules(path: str | Path, rules: list[AlertRule] | tuple[AlertRule, ...])
 
 
 __all__ = ["AlertRule", "AlertEngine", "AlertChange", "ActiveAlert", "DEFAULT_RULES", "OPS", "SEVERITIES",
-           "collect_metrics", "llm_window_metrics", "rules_from_data", "rule_from_dict", "rules_to_json",
+           "OPINION_RULE", "default_rules", "opinion_window_metrics", "collect_metrics", "llm_window_metrics", "rules_from_data", "rule_from_dict", "rules_to_json",
            "load_rules", "save_rules"]

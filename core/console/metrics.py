@@ -31,6 +31,9 @@ Families (all prefixed `shoal_`):
   retries_total{policy,kind}                 every retry in this process (core.infra.retry)
   telemetry_{written,dropped}_total, telemetry_buffered   this process's TelemetryWriter
   alerts_firing{alert,severity}, alerts_firing_rules      this process's AlertEngine
+  opinion_share{run,engine,sentiment}       what the newest runs find (core.console.opinion): the
+  opinion_sources{run,engine,kind}           sentiment mix and sources (retrieved|scored) and the
+  platform_share{run,engine,platform}        platform mix (top few + "other") per engine, last K runs
   cpu_percent (over the sampler's interval), memory_percent, disk_percent, disk_free_bytes,
   network_{sent,recv}_bytes_per_second, process_resident_memory_bytes, process_threads
 """
@@ -59,7 +62,7 @@ STATUSES = ("ok", "error")
 # The LLM client's error kinds (core.llm.errors.LlmError.kind).
 ERROR_KINDS = ("timeout", "connection", "rate_limit", "server_error", "auth", "bad_request", "parse", "config",
                "error")
-SOURCES = ("database", "retries", "telemetry", "alerts", "resources")
+SOURCES = ("database", "retries", "telemetry", "alerts", "resources", "opinion")
 
 _RESOURCE_GAUGES = (
     ("cpu_percent", "cpu_percent", "System CPU use over the sampler's last interval, percent"),
@@ -137,6 +140,7 @@ class ShoalCollector(Collector):
         yield from self._guard(errors, "telemetry", lambda: _telemetry(get("telemetry")), _telemetry_families)
         yield from self._guard(errors, "alerts", lambda: _alerts(get("alerts")), _alert_families)
         yield from self._guard(errors, "resources", lambda: _resources(get("resources")), _resource_families)
+        yield from self._guard(errors, "opinion", lambda: _opinion(db), _opinion_families)
         fail = _gauge("scrape_error", "1 when a source could not be read at this scrape (its families have "
                       "no samples)", ["source"])
         for name in SOURCES:
@@ -321,6 +325,42 @@ def _resources(resources) -> list[Metric]:
         value = latest.get(key)
         if value is not None:  # not measured yet: no sample rather than a false 0
             fam.add_metric([], float(value))
+    return fams
+
+
+# ------------------------------------------------------------------------------------------ opinion
+
+def _opinion_families() -> list[Metric]:
+    return [_gauge("opinion_share", "Share of each sentiment among the scored sources an engine has retrieved so "
+                   "far, per run (the newest runs only)", ["run", "engine", "sentiment"]),
+            _gauge("opinion_sources", "Sources an engine has retrieved so far, and of them scored",
+                   ["run", "engine", "kind"]),
+            _gauge("platform_share", "Share of each platform among the sources an engine has retrieved so far "
+                   "(the top few; the rest as 'other')", ["run", "engine", "platform"])]
+
+
+def _opinion(db) -> list[Metric]:
+    """The newest opinion.RECENT_RUNS analysis runs' latest point per engine (core.console.opinion):
+    at most RECENT_RUNS x engines x (3 sentiments + TOP_PLATFORMS + 1) series. No database: the
+    families without samples (the database's own error says why)."""
+    from core.console import opinion
+
+    fams = _opinion_families()
+    if db is None:
+        return fams
+    shares, sources, platforms = fams
+    for run in opinion.recent_opinions(db, opinion.RECENT_RUNS):
+        for e in run.engines:
+            p = e.latest
+            if p is None:
+                continue
+            sources.add_metric([run.run_id, e.engine, "retrieved"], p.sources)
+            sources.add_metric([run.run_id, e.engine, "scored"], p.scored)
+            if p.scored:  # no share of nothing: no sample rather than a made-up 0
+                for sentiment in opinion.SENTIMENTS:
+                    shares.add_metric([run.run_id, e.engine, sentiment], p.share(sentiment))
+            for platform, share in opinion.fold_platforms(p.platforms):
+                platforms.add_metric([run.run_id, e.engine, platform], share)
     return fams
 
 

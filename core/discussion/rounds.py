@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from core.forum import ForumMessage, as_message
+from core.forum import ForumMessage, metered
 from core.infra.db import Database
 from core.infra.models import ForumMessage as ForumRow
 
@@ -67,9 +67,10 @@ def _host_id(s, run_id: str, k: int, hosts: int) -> int | None:
 
 
 def round_page(db: Database, run_id: str, number: int | None = None, sources: tuple[str, ...] | None = None,
-               limit: int = ROUND_LIMIT) -> RoundPage | None:
+               limit: int = ROUND_LIMIT, prices=None) -> RoundPage | None:
     """Round ``number`` (1-based, oldest first; None or past the end: the newest) of a run's transcript,
-    with only the messages of ``sources`` when given. None when the run has no messages."""
+    with only the messages of ``sources`` when given. None when the run has no messages. Messages
+    carry their calls' metering (core.forum.metered), priced with ``prices`` (None: genai-prices')."""
     with db.session() as s:
         hosts, total = _counts(s, run_id)
         if total == 0:
@@ -86,5 +87,5 @@ def round_page(db: Database, run_id: str, number: int | None = None, sources: tu
         left_out = 0
         if len(rows) == limit:
             left_out = (s.scalar(select(func.count()).select_from(ForumRow).where(*where)) or 0) - limit
-        messages = tuple(as_message(r) for r in reversed(rows))
+        messages = tuple(metered(s, list(reversed(rows)), prices))
     return RoundPage(run_id, number, total, messages, hi is not None, max(0, left_out))

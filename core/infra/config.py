@@ -142,6 +142,7 @@ SPECS: dict[str, SettingSpec] = {s.key: s for s in [
     SettingSpec("SHOAL_HEALTH_SECONDS", 30.0, "float", "Console", minimum=5, maximum=3600),
     SettingSpec("SHOAL_TELEMETRY_BUFFER", 200_000, "int", "Console", minimum=1000, maximum=5_000_000),
     SettingSpec("SHOAL_METRICS_PORT", 0, "int", "Console", minimum=0, maximum=65535),
+    SettingSpec("SHOAL_OPINION_NEGATIVE_PCT", 60.0, "float", "Console", minimum=0, maximum=100),
     SettingSpec("SHOAL_LANGUAGE", "auto", "choice", "Display", choices=("auto", "zh", "en")),
     SettingSpec("SHOAL_REPORT_LANGUAGE", "auto", "choice", "Display", choices=("auto", "zh", "en")),
     SettingSpec("SHOAL_TIMEZONE", "local", "zone", "Display"),

@@ -199,9 +199,11 @@ def test_downloads_hold_the_whole_transcript_in_forum_log_format_and_json(monkey
     post(run_id, "QUERY", "第一行\n第二行", 0)
     post(run_id, "HOST", "主持人\r\n总结", 61, paragraph=None)
     at = render()
-    assert [b.label for b in at.download_button] == ["Download forum.log", "Download JSON"]
+    assert [b.label for b in at.download_button] == ["Download forum.log", "Download JSON",
+                                                      "Download metering (CSV)"]
     day = utcnow().strftime("%Y-%m-%d")
-    assert set(deferred) == {f"新能源汽车价格战-{day}-forum.log", f"新能源汽车价格战-{day}-forum.json"}
+    assert set(deferred) == {f"新能源汽车价格战-{day}-forum.log", f"新能源汽车价格战-{day}-forum.json",
+                             f"新能源汽车价格战-{day}-forum-metering.csv"}
     log_fn, mime = deferred[f"新能源汽车价格战-{day}-forum.log"]
     assert mime == "text/plain"
     assert log_fn().splitlines() == ["[12:15:07] [QUERY] 第一行\\n第二行", "[12:16:08] [HOST] 主持人\\n总结"]
@@ -340,7 +342,9 @@ def test_a_message_header_names_its_round_when_it_has_one():
     from ui.forum_view import message_header
 
     m = ForumMessage(1, "r", "agent", "Query Engine", "QUERY", "x", 0, "", datetime(2026, 1, 1, 12, 15, 7), 2, 9)
-    assert message_header(m) == "**Query Engine** · 12:15:07 · QUERY · paragraph 1 · round 2"
+    assert message_header(m) == "**Query Engine** · 12:15:07 · QUERY · paragraph 1 · round 2 · 0 tokens · $0.0000 · 0.0 s"
+    offline = ForumMessage(1, "r", "agent", "Query Engine", "QUERY", "x", 0, "", datetime(2026, 1, 1, 12, 15, 7), 2)
+    assert message_header(offline) == "**Query Engine** · 12:15:07 · QUERY · paragraph 1 · round 2"
 
 
 # ---------------------------------------------------------------------------------------- rounds, compact, languages
@@ -446,7 +450,8 @@ def test_the_forum_in_both_languages_in_each_state(lang, state):
     else:
         assert any(("主持人节奏" if lang == "zh" else "Host cadence") in c for c in captions), captions
     labels = [b.label for b in at.download_button]
-    assert labels == (["下载 forum.log", "下载 JSON"] if lang == "zh" else ["Download forum.log", "Download JSON"])
+    assert labels == (["下载 forum.log", "下载 JSON", "下载计量（CSV）"] if lang == "zh"
+                      else ["Download forum.log", "Download JSON", "Download metering (CSV)"])
 
 
 def test_a_compact_line_is_cut_by_display_width():
@@ -471,3 +476,71 @@ def test_a_link_with_a_run_opens_that_runs_forum():
     assert at.selectbox(key="forum_run").value == "linkolder"
     assert [c for c in chats(at) if "较早一次分析的发言" in c[2]]
     assert not [c for c in chats(at) if "最新一次分析的发言" in c[2]]
+
+
+# ---------------------------------------------------------------------------------------- metering
+
+
+def test_the_page_meters_each_speaker_and_round_and_exports_the_tables(monkeypatch, tmp_path):
+    """A priced call (from the operator's price file), an unpriced one and offline messages: the header
+    of each message with a call, the per-speaker and per-round tables, and the CSV and JSON exports."""
+    import csv
+    import io
+
+    from core.infra.models import LlmCall
+
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"house-model": {"input": 1.0, "output": 2.0}}), encoding="utf-8")
+    monkeypatch.setenv("SHOAL_PRICE_TABLE", str(prices))
+    reload_runtime()
+    deferred = {}
+    real_add = MediaFileManager.add_deferred
+
+    def capture(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        deferred[file_name] = data_callable
+        return real_add(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", capture)
+    db = get_runtime().db
+    run_id = make_run("run-metered")
+    with db.session() as s:
+        calls = [LlmCall(run_id=run_id, role="QUERY", model="house-model", input_tokens=1000, output_tokens=500,
+                         latency_ms=1500.0, ts=T0),
+                 LlmCall(run_id=run_id, role="FORUM_HOST", model="house-model", input_tokens=2000,
+                         output_tokens=1000, latency_ms=2500.0, ts=T0),
+                 LlmCall(run_id=run_id, role="INSIGHT", model="nobody-prices-this", input_tokens=10,
+                         output_tokens=5, latency_ms=100.0, ts=T0)]
+        s.add_all(calls)
+        s.flush()
+        ids = [c.id for c in calls]
+    rt = get_runtime()
+    for source, kind, rnd, call, n in (("QUERY", "agent", 1, ids[0], 0), ("MEDIA", "agent", 1, None, 4),
+                                       ("HOST", "host", 1, ids[1], 10), ("INSIGHT", "agent", 2, ids[2], 20)):
+        post_message(rt.db, rt.events, run_id, type=kind, source=source, content=f"{source} 的发言 {n}",
+                     timestamp=T0 + timedelta(seconds=n), round_no=rnd, llm_call_id=call, dedup=False)
+    at = render()
+    assert "Metering" in values(at.subheader)
+    assert any("4 messages · 4,515 tokens · $0.0060 (+1 unpriced)" in c for c in values(at.caption)), \
+        values(at.caption)
+    speakers, rounds = (d.value for d in at.dataframe)
+    by_speaker = speakers.set_index("speaker")
+    assert list(by_speaker.index) == ["Query Engine (QUERY)", "Media Engine (MEDIA)", "Forum Host (HOST)",
+                                      "Insight Engine (INSIGHT)"]
+    assert by_speaker.loc["Query Engine (QUERY)", "tokens"] == 1500
+    assert by_speaker.loc["Query Engine (QUERY)", "cost"] == "$0.0020"
+    assert by_speaker.loc["Media Engine (MEDIA)", "cost"] == "$0.0000"
+    assert by_speaker.loc["Insight Engine (INSIGHT)", "cost"] == "unpriced"
+    assert list(rounds["round"]) == ["1", "2"] and list(rounds["messages"]) == [3, 1]
+    assert list(rounds["to host (s)"]) == ["10.0", "host not yet"]
+    day = utcnow().strftime("%Y-%m-%d")
+    rows = list(csv.DictReader(io.StringIO(deferred[f"新能源汽车价格战-{day}-forum-metering.csv"]())))
+    assert [(r["table"], r["key"], r["tokens"]) for r in rows] == [
+        ("speaker", "QUERY", "1500"), ("speaker", "MEDIA", "0"), ("speaker", "HOST", "3000"),
+        ("speaker", "INSIGHT", "15"), ("round", "1", "4500"), ("round", "2", "15")]
+    doc = json.loads(deferred[f"新能源汽车价格战-{day}-forum.json"]())
+    assert doc["metering"]["rounds"][0]["seconds_to_host"] == 10.0
+    assert [m["output_tokens"] for m in doc["messages"]] == [500, 0, 1000, 5]
+    assert doc["messages"][3]["cost_usd"] is None and doc["messages"][0]["cost_usd"] == pytest.approx(0.002)
+    # the round on screen is the open one: the INSIGHT message, its call in its header
+    [chat] = at.chat_message
+    assert chat.caption[0].value.endswith("round 2 · 15 tokens · unpriced · 0.1 s")

@@ -213,7 +213,7 @@ def test_empty_database_price_and_rule_tables_show_the_defaults(monkeypatch):
     at = monitor(TAB_ALERTS)
     [editor] = at.data_editor
     assert list(editor.value["name"]) == ["cpu_high", "memory_high", "llm_error_rate_high", "llm_p95_latency_high",
-                                          "job_stalled", "run_degraded"]
+                                          "job_stalled", "run_degraded", "opinion_negative_high"]
 
 
 def test_database_unavailable_every_tab_says_so_once(monkeypatch):
@@ -524,7 +524,7 @@ def test_alert_rules_edit_and_save_writes_the_file(isolated_env):
     assert not path.exists()
     at = monitor(TAB_ALERTS)
     edit_rules(at, {0: {"threshold": 70.0, "for_seconds": 60.0}, 4: {"enabled": False}})
-    assert [s for s in values(at.success) if "Saved 6 rule(s)" in s and str(path) in s], values(at.success)
+    assert [s for s in values(at.success) if "Saved 7 rule(s)" in s and str(path) in s], values(at.success)
     saved = {r["name"]: r for r in json.loads(path.read_text(encoding="utf-8"))["rules"]}
     assert saved["cpu_high"]["threshold"] == 70 and saved["cpu_high"]["for_seconds"] == 60
     assert saved["job_stalled"]["enabled"] is False and saved["memory_high"]["threshold"] == 90

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.console.alerts import (DEFAULT_RULES, FIRING, OPS, SEVERITIES, ActiveAlert, AlertChange, rules_from_data,
-                                 save_rules)
+from core.console.alerts import (DEFAULT_RULES, FIRING, OPINION_RULE, OPS, SEVERITIES, ActiveAlert, AlertChange,
+                                 rules_from_data, save_rules)
 from core.infra.models import utcnow
 from core.runtime import Runtime
 
@@ -61,7 +61,7 @@ def _fmt(value) -> str:
 def rule_description(name: str, description: str) -> str:
     """A default rule's description in the reader's language; one an operator wrote stays as written."""
     if description and DEFAULT_DESCRIPTIONS.get(name) == description:
-        return t(f"monitor.rule_{name}")
+        return t("opinion.rule_negative_high") if name == OPINION_RULE else t(f"monitor.rule_{name}")
     return description
 
 

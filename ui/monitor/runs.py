@@ -1,5 +1,5 @@
-"""Monitor tab 2, Runs & jobs: the chosen run, its jobs, cancel / resume, its timeline (Gantt), and the
-supervisor self-test."""
+"""Monitor tab 2, Runs & jobs: the chosen run, its jobs, cancel / resume, what it costs beside what it
+finds (ui.monitor.opinion), its timeline (Gantt), and the supervisor self-test."""
 from __future__ import annotations
 
 import altair as alt
@@ -15,6 +15,7 @@ from core.work.states import RunState
 from ui.i18n import status_label, t
 from ui.monitor.common import (_chart, _frame_error, _open_trace, _table, _time_tip, _time_x, col_label, run_choice,
                                to_zone, with_time_text)
+from ui.monitor.opinion import show_run_opinion
 from ui.widgets import admin_unlocked, badge, fmt_duration, fmt_time, jobs_table, outcome_notice
 
 MAX_BARS = 2_000  # Gantt bars drawn; the summary always covers every bar
@@ -50,6 +51,7 @@ def show_runs(rt: Runtime, key: str) -> None:
                 else:
                     st.toast(t("monitor.resumed_toast", resumed=len(taken.resumed), taken=len(taken.taken)))
                     st.rerun()
+        show_run_opinion(rt, run)
         show_timeline(rt, run)
 
     with st.expander(t("monitor.self_test")):
