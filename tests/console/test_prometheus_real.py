@@ -94,6 +94,9 @@ def test_a_real_prometheus_scrapes_the_endpoint_and_answers_queries(served, tmp_
                                                                                "scrape_timeout: 1s")
     text = text.replace('"localhost:9464"', f'"127.0.0.1:{served}"')
     config.write_text(text, encoding="utf-8")
+    for rules in (ROOT / "deploy").glob("*.yml"):  # rule_files are read relative to the configuration
+        if rules.name != "prometheus.yml":
+            shutil.copy(rules, tmp_path / rules.name)
     proc = subprocess.Popen([prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                              f"--web.listen-address=127.0.0.1:{web}"],
                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "wb"))
@@ -114,6 +117,10 @@ def test_a_real_prometheus_scrapes_the_endpoint_and_answers_queries(served, tmp_
         # the worker target in the example is not running: Prometheus says so, the app's target is up
         wait_for(lambda: answers('up{job="shoal",shoal_process="worker"} == 0'), timeout=60,
                  what="Prometheus to report the worker target down")
+        # the example alert rules were loaded with the configuration
+        with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=10) as resp:
+            groups = json.loads(resp.read())["data"]["groups"]
+        assert "ShoalRunMostlyNegative" in {r["name"] for g in groups for r in g["rules"]}, groups
         runs = answers('shoal_runs{status="completed"}')
         assert [r["value"][1] for r in runs] == ["1"]
         # the latency histogram's buckets aggregate in PromQL: half the calls took at most 2.5 s
