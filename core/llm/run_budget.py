@@ -6,8 +6,8 @@ defaults are SHOAL_RUN_MAX_TOKENS and SHOAL_RUN_MAX_COST_USD, the Home form and 
 rows (failed calls included: a provider bills them), fed live by the LLM client's accounting.
 
 Reservations. A node may start only while ``spent + reserved < cap``, and starting reserves what it
-may cost: its ``max_tokens`` (core.llm.budgets) plus its input, guessed from the largest prompt
-this run has sent for that node (else any node, else DEFAULT_INPUT_GUESS); when its call is made the
+may cost: its ``max_tokens`` (core.llm.budgets) plus its input, guessed a quarter over the largest prompt
+this run has sent for that node (for a new node: over any node's, and at least DEFAULT_INPUT_GUESS); when its call is made the
 reservation is topped up to the call's real bound (the prompt's characters, an upper bound of its
 tokens, plus max_tokens). Each recorded call settles: its actual usage moves from reserved to spent.
 So with N paragraphs in parallel, the last node admitted is admitted only while the others' claims
@@ -58,6 +58,7 @@ BUDGET_REACHED = "run.budget_reached"
 ENGINE_STOPPED = "engine.budget_stopped"
 WARN_AT = 0.8
 DEFAULT_INPUT_GUESS = 4000  # tokens a node's prompt is assumed to take before the run has sent one
+INPUT_MARGIN = 1.25  # prompts of one node vary with the sources they carry
 SYNC_SECONDS = 2.0
 _MAX_RUNS = 2000
 
@@ -181,14 +182,20 @@ class RunBudget:
             return self.reached or self._over(self.tokens, self.cost)
 
     def input_guess(self, node: str) -> int:
+        """The prompt a node is reserved for: a quarter over the largest this node has sent in the run;
+        for a node not seen yet, at least DEFAULT_INPUT_GUESS."""
         with self._lock:
-            return int(self._inputs.get(node) or max(self._inputs.values(), default=DEFAULT_INPUT_GUESS))
+            seen = self._inputs.get(node)
+            if seen:
+                return int(seen * INPUT_MARGIN)
+            return int(max(DEFAULT_INPUT_GUESS, max(self._inputs.values(), default=0) * INPUT_MARGIN))
 
     def admit(self, node: str, tokens: int, cost: float) -> _Ticket | None:
-        """Atomically: None when spent + reserved has reached a cap (the first refusal marks the budget
-        reached), else a ticket reserving `tokens` (and `cost`)."""
+        """Atomically: None when spent + reserved has reached a cap (a refusal marks the budget reached:
+        the host and the report then go offline), else a ticket reserving `tokens` (and `cost`). Not
+        sticky: a node may start again once reservations released leave room under the cap."""
         with self._lock:
-            if self.reached or self._over(self.tokens + self.reserved_tokens, self.cost + self.reserved_cost):
+            if self._over(self.tokens + self.reserved_tokens, self.cost + self.reserved_cost):
                 self.reached = True
                 return None
             self.reserved_tokens += tokens
@@ -355,6 +362,7 @@ def _refused(budget: RunBudget, events: Any, job_id: str | None, node: str, firs
 # -- the engines' admission -----------------------------------------------------------------------------
 _ticket: contextvars.ContextVar[_Ticket | None] = contextvars.ContextVar("shoal_budget_ticket", default=None)
 _call: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("shoal_budget_call", default=None)
+_gated: contextvars.ContextVar[_Ticket | None] = contextvars.ContextVar("shoal_budget_gated", default=None)
 
 
 @contextmanager
@@ -395,8 +403,10 @@ def admitted(ctx: Any, node: str, reasoner: Any = None) -> Iterator[None]:
 
 # -- the client's hooks (core/llm/client.py) ------------------------------------------------------------
 def gate(client: Any, node: str, run_id: str | None) -> None:
-    """At a node call's start: LlmBudgetReached when the run's budget is spent and no admitted
-    engine node is making this call. No request, no llm_calls row."""
+    """At a node call's start (outside an admitted engine node: the host, the report, the keyword
+    optimiser): admit it with the node's bound reserved, or LlmBudgetReached once the run's budget is
+    spent. No request, no llm_calls row for a refused node."""
+    _gated.set(None)
     if not run_id or client.db is None:
         return
     ticket = _ticket.get()
@@ -405,20 +415,29 @@ def gate(client: Any, node: str, run_id: str | None) -> None:
     budget = budgets.state(client.db, run_id, client.settings)
     if budget is None:
         return
+    from core.llm.budgets import node_budget
+
     budgets.sync(client.db, budget, client.settings)
+    out = node_budget(node, client.settings).max_tokens
+    guess = budget.input_guess(node)
+    cost = (_cost(_price_table(client.settings), client.model, guess, out) or 0.0) if budget.caps.max_cost_usd > 0 \
+        else 0.0
     first = not budget.reached
-    ticket = budget.admit(node, 0, 0.0)  # a check with nothing reserved: the call reserves its own bound
+    ticket = budget.admit(node, out + guess, cost)
     if ticket is None:
         _refused(budget, client.events, None, node, first)
         where = f"{client.role}/{node}" if node else client.role
         raise LlmBudgetReached(f"{where}: the run's budget is reached ({_caps_text(budget.caps)}); no LLM call "
                                "was made", role=client.role, provider=client.provider)
+    _gated.set(ticket)  # the node's first call takes it over (reserve) and releases it when settled
 
 
 def reserve(client: Any, run_id: str | None, node: str, messages: list[dict], max_tokens: int | None) -> None:
     """Before a call: reserve its bound (the prompt's characters, an upper bound of its tokens, plus
-    max_tokens); within an admitted node, top its ticket up to it."""
+    max_tokens), topping up the admitted node's ticket."""
     _call.set(None)
+    gated = _gated.get()
+    _gated.set(None)
     if not run_id or client.db is None:
         return
     budget = budgets.state(client.db, run_id, client.settings)
@@ -429,15 +448,13 @@ def reserve(client: Any, run_id: str | None, node: str, messages: list[dict], ma
     cost = 0.0
     if budget.caps.max_cost_usd > 0:
         cost = _cost(_price_table(client.settings), client.model, prompt, int(max_tokens or 0)) or 0.0
-    ticket = _ticket.get()
-    if ticket is not None and ticket.budget is budget:
-        budget.top_up(ticket, tokens, cost)
-        _call.set((budget, ticket, prompt))
-    else:
-        with budget._lock:
-            budget.reserved_tokens += tokens
-            budget.reserved_cost += cost
-        _call.set((budget, _Ticket(budget, node, tokens, cost, tokens), prompt))
+    ticket, own = _ticket.get(), False
+    if ticket is None or ticket.budget is not budget:
+        ticket, own = (gated, True) if gated is not None and gated.budget is budget else (None, True)
+    if ticket is None:  # a re-ask of a gated node: a reservation of its own
+        ticket = budget.admit(node, 0, 0.0) or _Ticket(budget, node)
+    budget.top_up(ticket, tokens, cost)
+    _call.set((budget, ticket, prompt, own))
 
 
 def settle(client: Any, run_id: str | None, node: str, input_tokens: int, output_tokens: int,
@@ -451,13 +468,14 @@ def settle(client: Any, run_id: str | None, node: str, input_tokens: int, output
         budget = budgets.state(client.db, run_id, client.settings)
         if budget is None:
             return
-        ticket, prompt = (pending[1], pending[2]) if pending and pending[0] is budget else (None, 0)
+        ticket, prompt, own = (pending[1], pending[2], pending[3]) if pending and pending[0] is budget \
+            else (None, 0, False)
         used = int(input_tokens or 0) + int(output_tokens or 0)
         cost = _cost(_price_table(client.settings), client.model, int(input_tokens or 0), int(output_tokens or 0),
                      int(cached_input_tokens or 0)) if budget.caps.max_cost_usd > 0 else 0.0
         warn, figures = budget.settle(ticket, node, used, cost, client.model, prompt)
-        if ticket is not None and ticket is not _ticket.get():
-            budget.release(ticket)  # a call outside an engine node: its own reservation ends with it
+        if ticket is not None and own:
+            budget.release(ticket)  # a call outside an engine node: its reservation ends with it
         if warn:
             logger.warning("run {}: {:.0%} of its budget is spent ({})", run_id, WARN_AT, figures)
             _emit(client.events, BUDGET_WARNING, run_id, job_id, figures)
