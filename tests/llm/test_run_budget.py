@@ -213,3 +213,31 @@ def test_a_second_process_starts_from_what_the_run_already_spent(database):
     other.sync(database, state, force=True)
     assert state.tokens == 5100 and state.is_spent()
     assert run_budget.exhausted(database, "r-two")  # the process's own registry reads the same
+
+
+# -- what the run's outcome and its report say -------------------------------------------------------------
+
+def test_a_reached_budget_is_a_degraded_reason_with_n_of_m_paragraphs_in_both_languages(database):
+    from core.i18n import tr
+    from core.infra.models import Job
+    from core.work import outcomes
+
+    _run(database, "r-out", max_tokens=100)
+    with database.session() as s:
+        s.add(Job(id="r-out-q", run_id="r-out", kind="query", name="query", status="completed",
+                  result={"paragraphs": [{"index": 1}, {"index": 2}]}))
+        s.add(Job(id="r-out-m", run_id="r-out", kind="media", name="media", status="completed",
+                  result={"paragraphs": [{"index": 1}, {"index": 2}, {"index": 3}, {"index": 4}, {"index": 5}]}))
+        s.add(Event(run_id="r-out", source="budget", type=BUDGET_REACHED, payload={"tokens": 120}))
+        s.add(Event(run_id="r-out", source="engine", type=run_budget.ENGINE_STOPPED,
+                    payload={"engine": "query", "written": 2, "planned": 5}))
+    with database.session() as s:
+        got = [d for d in outcomes.degraded_reasons(s, "r-out") if d["reason"] == "budget_reached"]
+        assert outcomes.degraded_reasons(s, "r-none", jobs=[]) == []
+    assert got == [{"reason": "budget_reached", "engine": "run", "count": 7, "written": 7, "planned": 10}]
+    assert "after 7 of 10 paragraphs" in outcomes.describe(got[0])
+    assert "10 个段落中的 7 个" in outcomes.describe_msg(got[0]).render("zh")
+    assert "⟦" not in tr("zh", "widgets.reason_budget_reached") + tr("en", "widgets.reason_budget_reached")
+    notes = [m.render("en") for m in budget_notes(database, "r-out", report_offline=True)]
+    assert notes[0] == "Budget reached after 7 of 10 paragraphs: the analysis stopped there."
+    assert "offline writer" in notes[1]
