@@ -191,16 +191,21 @@ class RunBudget:
             return int(max(DEFAULT_INPUT_GUESS, max(self._inputs.values(), default=0) * INPUT_MARGIN))
 
     def admit(self, node: str, tokens: int, cost: float) -> _Ticket | None:
-        """Atomically: None when spent + reserved has reached a cap (a refusal marks the budget reached:
-        the host and the report then go offline), else a ticket reserving `tokens` (and `cost`). Not
-        sticky: a node may start again once reservations released leave room under the cap."""
+        """Atomically: None when spent + reserved has reached a cap, else a ticket reserving `tokens`
+        (and `cost`). Not sticky: a node may start again once released reservations leave room."""
         with self._lock:
             if self._over(self.tokens + self.reserved_tokens, self.cost + self.reserved_cost):
-                self.reached = True
                 return None
             self.reserved_tokens += tokens
             self.reserved_cost += cost
             return _Ticket(self, node, tokens, cost, tokens)
+
+    def mark_reached(self) -> bool:
+        """A node was refused: the budget is reached (the host and the report go offline). True the
+        first time in this process (the caller announces it)."""
+        with self._lock:
+            first, self.reached = not self.reached, True
+            return first
 
     def top_up(self, ticket: _Ticket, tokens: int, cost: float) -> None:
         """A call of an admitted node: its reservation covers at least the call's bound."""
@@ -265,6 +270,8 @@ class RunBudgets:
             if run_id in self._runs:
                 return self._runs[run_id]
         budget = _load(db, run_id, settings)
+        if budget is _UNREAD:
+            return None  # not enforced this time; read again at the next call
         with self._lock:
             if run_id not in self._runs:
                 self._runs[run_id] = budget
@@ -322,7 +329,10 @@ def _spent(db: Any, run_id: str, settings: Any, caps: Caps) -> tuple[int, float,
     return tokens, cost, unpriced
 
 
-def _load(db: Any, run_id: str, settings: Any) -> RunBudget | None:
+_UNREAD: Any = object()  # the database did not answer: nothing cached
+
+
+def _load(db: Any, run_id: str, settings: Any) -> Any:
     from sqlalchemy import select
 
     from core.infra.models import Event, Run
@@ -339,8 +349,8 @@ def _load(db: Any, run_id: str, settings: Any) -> RunBudget | None:
         budgets.sync(db, budget, settings, force=True)
         return budget
     except Exception as exc:  # noqa: BLE001 - a budget that cannot be read is not enforced; say so
-        logger.warning("run budget of {} not read ({}): not enforced in this process", run_id, type(exc).__name__)
-        return None
+        logger.warning("run budget of {} not read ({}): not enforced for now", run_id, type(exc).__name__)
+        return _UNREAD
 
 
 # -- events ---------------------------------------------------------------------------------------------
@@ -353,8 +363,8 @@ def _emit(events: Any, type_: str, run_id: str, job_id: str | None, payload: dic
         logger.warning("{} event not recorded: {}", type_, type(exc).__name__)
 
 
-def _refused(budget: RunBudget, events: Any, job_id: str | None, node: str, first: bool) -> None:
-    if first:
+def _refused(budget: RunBudget, events: Any, job_id: str | None, node: str) -> None:
+    if budget.mark_reached():
         logger.warning("run {}: budget reached ({}); no new LLM node starts", budget.run_id, budget.figures())
         _emit(events, BUDGET_REACHED, budget.run_id, job_id, {**budget.figures(), "node": node})
 
@@ -367,9 +377,9 @@ _gated: contextvars.ContextVar[_Ticket | None] = contextvars.ContextVar("shoal_b
 
 @contextmanager
 def admitted(ctx: Any, node: str, reasoner: Any = None) -> Iterator[None]:
-    """Around one LLM node of an engine (ctx: its JobContext; node: its name in core.llm.budgets,
-    e.g. FirstSummaryNode): reserve the node's bound or raise
-    BudgetReached. Offline nodes and runs without caps pass freely."""
+    """Around one LLM node of an engine (ctx: its JobContext; node: its name in core.llm.budgets, e.g.
+    FirstSummaryNode): reserve the node's bound, or raise BudgetReached. Offline nodes and runs without
+    caps pass freely."""
     if getattr(reasoner, "mode", "llm") == "offline":
         yield
         return
@@ -379,19 +389,16 @@ def admitted(ctx: Any, node: str, reasoner: Any = None) -> Iterator[None]:
         return
     from core.llm.budgets import node_budget
 
-    name = node
     budgets.sync(ctx.db, budget, ctx.settings)
-    out = node_budget(name, ctx.settings).max_tokens
-    guess = budget.input_guess(name)
-    tokens = out + guess
+    out = node_budget(node, ctx.settings).max_tokens
+    guess = budget.input_guess(node)
     model = getattr(getattr(reasoner, "client", None), "model", "") or ""
     cost = 0.0
     if budget.caps.max_cost_usd > 0 and model:
         cost = _cost(_price_table(ctx.settings), model, guess, out) or 0.0
-    first = not budget.reached
-    ticket = budget.admit(name, tokens, cost)
+    ticket = budget.admit(node, out + guess, cost)
     if ticket is None:
-        _refused(budget, ctx.events, ctx.job_id, name, first)
+        _refused(budget, ctx.events, ctx.job_id, node)
         raise BudgetReached(f"the run's budget is reached ({budget.figures()})")
     token = _ticket.set(ticket)
     try:
@@ -422,10 +429,9 @@ def gate(client: Any, node: str, run_id: str | None) -> None:
     guess = budget.input_guess(node)
     cost = (_cost(_price_table(client.settings), client.model, guess, out) or 0.0) if budget.caps.max_cost_usd > 0 \
         else 0.0
-    first = not budget.reached
     ticket = budget.admit(node, out + guess, cost)
     if ticket is None:
-        _refused(budget, client.events, None, node, first)
+        _refused(budget, client.events, None, node)
         where = f"{client.role}/{node}" if node else client.role
         raise LlmBudgetReached(f"{where}: the run's budget is reached ({_caps_text(budget.caps)}); no LLM call "
                                "was made", role=client.role, provider=client.provider)
