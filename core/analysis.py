@@ -21,6 +21,7 @@ from core.discussion.log_monitor import tail_job
 from core import report as report_engine
 from core.console import telemetry
 from core.infra.config import Settings
+from core.llm.run_budget import budget_params
 from core.research.engine import ENGINES
 from core.research.plan import PLAN_PARAM, parse_plan
 from core.work.jobs import INSUFFICIENT_DATA, JobContext, JobSpec
@@ -80,7 +81,8 @@ def analysis_jobs(engines: tuple[str, ...], bettafish_logs: str = "") -> list[Jo
 
 def analysis_params(settings: Settings, engines: tuple[str, ...], *, paragraphs: int | None = None,
                     reflections: int | None = None, report_type: str = "auto", offline: bool = False,
-                    force_report: bool = False) -> dict:
+                    force_report: bool = False, max_tokens: int | None = None,
+                    max_cost: float | None = None) -> dict:
     p = int(paragraphs or settings["SHOAL_PARAGRAPHS"])
     r = int(settings["SHOAL_REFLECTIONS"] if reflections is None else reflections)
     if not 1 <= p <= 12:
@@ -88,12 +90,14 @@ def analysis_params(settings: Settings, engines: tuple[str, ...], *, paragraphs:
     if not 0 <= r <= 5:
         raise ValueError("reflections must be between 0 and 5")
     return {"engines": list(engines), "paragraphs": p, "reflections": r, "report_type": report_type,
-            "offline": run_mode(settings, engines, offline) == "offline", "force_report": bool(force_report)}
+            "offline": run_mode(settings, engines, offline) == "offline", "force_report": bool(force_report),
+            "budget": budget_params(settings, max_tokens, max_cost)}  # caps on tokens and cost (core.llm.run_budget)
 
 
 def start_analysis(supervisor, settings: Settings, topic: str, engines=None, *, paragraphs: int | None = None,
                    reflections: int | None = None, report_type: str = "auto", offline: bool = False,
-                   force_report: bool = False, plan=None) -> str:
+                   force_report: bool = False, plan=None, max_tokens: int | None = None,
+                   max_cost: float | None = None) -> str:
     """Validate and queue an analysis; returns the run id. Raises TopicError/ValueError with a clear message.
 
     ``plan``: the analyst's reviewed paragraphs (a core.research.plan.RunPlan or its JSON form), stored
@@ -104,7 +108,8 @@ def start_analysis(supervisor, settings: Settings, topic: str, engines=None, *, 
     topic = clean_topic(topic)
     engines = parse_engines(engines)
     params = analysis_params(settings, engines, paragraphs=paragraphs, reflections=reflections,
-                             report_type=report_type, offline=offline, force_report=force_report)
+                             report_type=report_type, offline=offline, force_report=force_report,
+                             max_tokens=max_tokens, max_cost=max_cost)
     if plan is not None:
         params[PLAN_PARAM] = parse_plan(plan, topic, engines).to_params()
     jobs = analysis_jobs(engines, settings["FORUM_BETTAFISH_LOG_DIR"])

@@ -382,6 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "(it opens with a coverage banner)")
     run.add_argument("--paragraphs", type=int, default=None, help="paragraphs per engine report (default 5)")
     run.add_argument("--reflections", type=int, default=None, help="reflection rounds per paragraph (default 2)")
+    run.add_argument("--max-tokens", type=int, default=None, help="cap on the run's LLM tokens, unpriced models "
+                     "included (default SHOAL_RUN_MAX_TOKENS; 0 = no cap)")
+    run.add_argument("--max-cost", type=float, default=None, help="cap on the run's LLM cost in USD (default "
+                     "SHOAL_RUN_MAX_COST_USD; 0 = no cap)")
     run.add_argument("--json", action="store_true", help="print only the JSON summary (no progress on stderr)")
     run.add_argument("--timeout", type=float, default=3600, help="cancel the run after this many seconds")
     run.add_argument("--serve", action="store_true", help="also run other runs' jobs, like `worker` "

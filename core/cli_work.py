@@ -176,7 +176,9 @@ def cmd_run(args) -> int:
         try:
             run_id = start_analysis(rt.supervisor, settings, topic, engines, paragraphs=args.paragraphs,
                                     reflections=args.reflections, offline=args.offline,
-                                    force_report=args.force_report, plan=plan)
+                                    force_report=args.force_report, plan=plan,
+                                    max_tokens=getattr(args, "max_tokens", None),
+                                    max_cost=getattr(args, "max_cost", None))
         except (TopicError, ValueError) as exc:
             print(f"run: {exc}", file=sys.stderr)
             rt.close()

@@ -63,6 +63,7 @@ from core.infra.models import Job, Report, Run, utcnow
 from core.infra.redact import redact
 from core.infra.tracing import child_trace_id
 from core.llm.breaker import switched_off_notes
+from core.llm import run_budget
 from core.reporting import charts
 from core.reporting import claims as claimcheck
 from core.reporting.errors import ReportError, ReportSkipped
@@ -402,6 +403,8 @@ class _Writer:
                               + "; ".join(problems) + ". Ask for a partial report to write one from what is there.")
         self.timings["wait_s"] = round(time.perf_counter() - t_start, 3)
         offline = bool(inputs.run_params.get("offline")) or not self.settings.llm_configured("REPORT_ENGINE")
+        self.budget_spent = not offline and run_budget.exhausted(self.db, ctx.run_id, self.settings)
+        offline = offline or self.budget_spent  # the run's budget is spent: the offline writer
         if not offline:
             from core.llm.client import LlmClient
 
@@ -456,6 +459,10 @@ class _Writer:
                                   f"{len(failed)} section(s) could not be written by the LLM; they are marked.")]
         # roles the circuit breaker switched to the offline analyst in this run (core.llm.breaker)
         notices = notices + [m.render("zh" if zh else "en") for m in switched_off_notes(self.db, ctx.run_id)]
+        # the run's budget reached after N of M paragraphs (core.llm.run_budget)
+        spent = getattr(self, "budget_spent", False)
+        notices = notices + [m.render("zh" if zh else "en") for m in
+                             run_budget.budget_notes(self.db, ctx.run_id, report_offline=spent)]
         for s, text in zip(sections, drop_repeated_quotes([s.markdown for s in sections])):
             s.markdown = claimcheck.strip_marks(text)
             still = set(cited(s.markdown))

@@ -25,6 +25,7 @@ from core.work.runs import JobSummary, RunView, get_job_summary, get_run, job_su
 from core.work.states import JobState
 
 from .access import allow_run_start, count_run_start
+from .budget_fields import budget_badge
 from .i18n import show as show_msg
 from .i18n import status_label, t
 from .media_gallery import gallery_html
@@ -62,6 +63,7 @@ def show(engine: str) -> None:
     job = latest_job(jobs, engine)
     controls(rt, run, job, engine)
     outcome_notice(run)
+    budget_badge(rt, run)
     if job is None:
         st.markdown(run_header(run))
         st.caption(t("engine.not_in_run"))

@@ -21,6 +21,7 @@ from core.work.states import JobState, RunState
 
 from . import plan_review
 from .access import allow_run_start, count_run_start, has_control
+from .budget_fields import budget_badge, budget_inputs
 from .cached import cached_corpus_stats
 from .i18n import show, status_label, t
 from .widgets import (RUN_PARAM, admin_unlocked, badge, fmt_duration, fmt_time, live_event_feed, mode_caption,
@@ -100,6 +101,7 @@ def start_form(rt: Runtime) -> None:
         offline = st.checkbox(t("home.offline"), value=offline_effective(rt))
         # (the label avoids the word "topic": browser tests find the topic field by its label)
         force = st.checkbox(t("home.force", n=rt.settings["SHOAL_MIN_SOURCES"]), value=False)
+        max_tokens, max_cost = budget_inputs(rt)  # the run's caps (ui.budget_fields)
         submitted = st.form_submit_button(t("home.start"), type="primary", disabled=not rt.ok or not can_start)
         review = st.form_submit_button(t("plan_review.review"), disabled=not rt.ok or not can_start)
     st.caption(t("home.demo_topics", topics=" · ".join(DEMO_TOPICS)))
@@ -113,7 +115,8 @@ def start_form(rt: Runtime) -> None:
         try:
             run_id = start_analysis(rt.supervisor, rt.settings, topic, engines, paragraphs=int(paragraphs),
                                     reflections=int(reflections), report_type=report_type, offline=offline,
-                                    force_report=force, plan=decision.plan if decision else None)
+                                    force_report=force, plan=decision.plan if decision else None,
+                                    max_tokens=max_tokens, max_cost=max_cost)
         except (TopicError, ValueError) as exc:
             st.error(show(exc.msg) if getattr(exc, "msg", None) else show(exc.args[0]) if exc.args else str(exc))
         else:
@@ -206,6 +209,7 @@ def current_run(rt: Runtime, run: RunView) -> None:
                   mode=_word("mode", run.mode), started=fmt_time(run.started_at), duration=fmt_duration(run.duration_s),
                   trace=run.trace_id))
     st.caption(usage_line(rt, run.id))
+    budget_badge(rt, run)
     jobs = job_summaries(rt.db, run.id)
     if run.status not in RunState.OPEN:
         outcome_panel(run, jobs)

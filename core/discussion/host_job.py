@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from core.forum import Forum, humans_since_host, latest_host_speech, round_messages, speech_of_round
 from core.llm.answered import answered_calls
+from core.llm import run_budget
 from core.infra.models import Job
 from core.i18n import Msg
 from core.work.jobs import JobCancelled, JobContext, LeaseLost
@@ -41,7 +42,8 @@ def run_host_job(ctx: JobContext) -> dict:
     forum = Forum(db, events, settings.log_dir, host_every=every)
     ctx.heartbeat(message=Msg("job.host_speaking", {"round": round_no, "messages": len(messages)}))
     try:
-        host = make_host(settings, db, events, offline=bool(ctx.run_params.get("offline", False)))
+        host = make_host(settings, db, events, offline=bool(ctx.run_params.get("offline", False))
+                         or run_budget.exhausted(db, ctx.run_id, settings))  # the run's budget spent: offline
         with answered_calls() as calls:
             text = host.speak(ctx.topic or "", messages, latest_host_speech(db, ctx.run_id))
         ctx.check_cancelled()

@@ -120,6 +120,8 @@ SPECS: dict[str, SettingSpec] = {s.key: s for s in [
     SettingSpec("LLM_NODE_MAX_TOKENS", "", "node_map", "Limits"),
     SettingSpec("LLM_NODE_DEADLINES", "", "node_map", "Limits"),
     SettingSpec("LLM_BREAKER_FAILURES", 3, "int", "Limits", minimum=0, maximum=100),
+    SettingSpec("SHOAL_RUN_MAX_TOKENS", 0, "int", "Limits", minimum=0, maximum=1_000_000_000),  # core.llm.run_budget
+    SettingSpec("SHOAL_RUN_MAX_COST_USD", 0.0, "float", "Limits", minimum=0, maximum=100_000),
     SettingSpec("SHOAL_LEASE_SECONDS", 30.0, "float", "Supervisor", minimum=1, maximum=3600),
     SettingSpec("SHOAL_HEARTBEAT_SECONDS", 5.0, "float", "Supervisor", minimum=0.05, maximum=600),
     SettingSpec("SHOAL_STALL_SECONDS", 180.0, "float", "Supervisor", minimum=1, maximum=86400),

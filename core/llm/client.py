@@ -63,6 +63,7 @@ from core.llm.replies import (_DETAIL_MAX, JSON_INSTRUCTION, LlmResult, _check_j
 from core.llm.answered import note_answered
 from core.llm.limits import ProviderLimiter, default_limiter, provider_key
 from core.llm.pricing import cached_tokens_of
+from core.llm import run_budget  # a run's caps on tokens and cost: gate, reserve, settle
 from core.infra.models import LlmCall
 from core.llm.instruments import observe_call
 from core.infra.redact import MASK, redact, register_secrets
@@ -268,6 +269,7 @@ class LlmClient:
                                  f"failed to answer in JSON {self.breaker_failures} node(s) in a row"
                                  + (f", in {refusal.via}" if refusal.via else "") + "; LLM_BREAKER_FAILURES)",
                                  role=self.role, provider=self.provider)
+        run_budget.gate(self, node, run_id)  # LlmBudgetReached, before any request, once the run's budget is spent
         budget = node_budget(node, self.settings)
         return (budget.max_tokens if max_tokens is None else max_tokens), NodeClock(node, budget.deadline_s)
 
@@ -298,6 +300,7 @@ class LlmClient:
         raw: _Raw | None = None
         cut_text: list[str] = []  # what attempts cut at LLM_TIMEOUT had streamed: billed, so counted
         op = f"{self.role.lower()}:{node}" if node else self.role.lower()
+        run_budget.reserve(self, run_id, node, messages, max_tokens)  # settled by _store
         try:
             for attempt in retry_mod.retrying(policy, op=op, run_id=run_id, job_id=job_id, sleep=self._sleep):
                 with attempt:
@@ -555,6 +558,7 @@ class LlmClient:
                error_kind: str | None, estimated: bool, error: str = "",
                queued_ms: float | None = None, cached_input_tokens: int | None = None) -> int | None:
         observe_call(self.role, self.model, latency_ms, ttft_ms)  # the process's histograms (/metrics)
+        run_budget.settle(self, run_id, node, input_tokens, output_tokens, cached_input_tokens, job_id)
         call_id = None
         if self.db is not None:
             try:

@@ -30,6 +30,7 @@ from core.infra.config import Settings
 from core.corpus.search import CorpusSlice
 from core.corpus.documents import Document
 from core.llm.answered import answered_calls
+from core.llm import run_budget
 from core.work.jobs import JobCancelled, JobContext, LeaseLost
 from core.research.names import ENGINE_NAMES
 from core.research.plan import planned_paragraphs
@@ -196,6 +197,7 @@ class EngineServices:
 
 class EngineRun:
     """Runs one engine for one job, checkpointing after every node."""
+    budget_stopped = False  # set when the run's budget refused a paragraph's next node
 
     def __init__(self, ctx: JobContext, config: EngineConfig, services: EngineServices):
         self.ctx = ctx
@@ -272,7 +274,12 @@ class EngineRun:
         from core.research.offline import OfflineReasoner
 
         try:
-            return self._node(node, paragraph, lambda: call(self.s.reasoner))
+            with run_budget.admitted(self.ctx, NODE_NAMES.get(node, node), self.s.reasoner):  # a run's caps
+                return self._node(node, paragraph, lambda: call(self.s.reasoner))
+        except run_budget.BudgetReached:
+            if paragraph is not None:
+                raise  # the paragraph stops here (_paragraph_in_trace); its finished nodes are kept
+            return self._node(node, paragraph, lambda: call(OfflineReasoner()))  # structure, formatting: offline
         except LlmError as exc:
             if self.s.reasoner.mode == "offline":
                 raise
@@ -379,6 +386,8 @@ class EngineRun:
         if errors:
             raise errors[0]
         results = self.results()
+        if self.budget_stopped:  # only the paragraphs written before the budget ran out
+            results = run_budget.engine_stopped(self.ctx, self.config.name, results)
         report_md = self.ctx.checkpoint.get("report_md")
         if not report_md:
             report_md = self._reason("format", None, lambda r: r.format_report(self.rctx, results))
@@ -443,7 +452,10 @@ class EngineRun:
 
     def _paragraph_in_trace(self, paragraph: Paragraph) -> None:
         with trace_scope(child_trace_id(self.ctx.trace_id)):
-            self._paragraph(paragraph)
+            try:
+                self._paragraph(paragraph)
+            except run_budget.BudgetReached:
+                self.budget_stopped = True  # the run's budget is spent: no new node (core.llm.run_budget)
 
     def _paragraph(self, p: Paragraph) -> None:
         key = str(p.index)

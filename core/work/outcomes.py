@@ -13,6 +13,8 @@ A run whose jobs all completed ends ``completed_degraded`` instead of ``complete
     llm_failed          any other LLM failure that fell back
     search_failed       a web (or corpus) search of an engine failed
     no_sources          an engine completed without a single source about the topic
+    budget_reached      the run's cap on tokens or cost (core.llm.run_budget) stopped its engines before
+                        every paragraph was written; the report says after how many
 
 The reasons come from typed records, never from log text: the run's ``llm_calls`` rows whose status
 is ``error`` (each one a call that raised to its caller, which fell back; a JSON reply that is
@@ -38,7 +40,8 @@ from core.infra.models import Job, LlmCall
 from core.work.states import JobState, RunState
 
 __all__ = ["LLM_UNAUTHORIZED", "LLM_RATE_LIMITED", "LLM_UNAVAILABLE", "LLM_REJECTED", "LLM_UNPARSABLE",
-           "LLM_FAILED", "LLM_SWITCHED_OFF", "SEARCH_FAILED", "NO_SOURCES", "REASONS", "EXIT_CODES", "EXIT_OK", "EXIT_FAILED",
+           "LLM_FAILED", "LLM_SWITCHED_OFF", "SEARCH_FAILED", "NO_SOURCES", "BUDGET_REACHED", "REASONS",
+           "EXIT_CODES", "EXIT_OK", "EXIT_FAILED",
            "EXIT_USAGE", "EXIT_DEGRADED", "EXIT_INSUFFICIENT_DATA", "EXIT_REPORT_FAILED", "EXIT_CANCELLED",
            "EXIT_INTERRUPTED", "exit_code", "decisive_jobs", "final_status", "degraded_reasons", "describe",
            "describe_msg", "run_problems", "problem_msgs", "degraded_of"]
@@ -52,8 +55,9 @@ LLM_FAILED = "llm_failed"
 LLM_SWITCHED_OFF = "llm_switched_off"
 SEARCH_FAILED = "search_failed"
 NO_SOURCES = "no_sources"
+BUDGET_REACHED = "budget_reached"
 REASONS = (LLM_UNAUTHORIZED, LLM_RATE_LIMITED, LLM_UNAVAILABLE, LLM_REJECTED, LLM_UNPARSABLE, LLM_SWITCHED_OFF,
-           LLM_FAILED, SEARCH_FAILED, NO_SOURCES)
+           LLM_FAILED, SEARCH_FAILED, NO_SOURCES, BUDGET_REACHED)
 
 # The LLM client's error kinds (core.llm.errors: LlmCall.error_kind) → reason.
 _LLM_KIND_REASONS = {"auth": LLM_UNAUTHORIZED, "rate_limit": LLM_RATE_LIMITED, "timeout": LLM_UNAVAILABLE,
@@ -152,7 +156,7 @@ def degraded_reasons(session, run_id: str, jobs: Sequence[Any] | None = None) ->
     calls = session.execute(select(LlmCall.job_id, LlmCall.role, LlmCall.error_kind)
                             .where(LlmCall.run_id == run_id, LlmCall.status != "ok")).all()
     for job_id, role, kind in calls:
-        if kind == "parse" or job_id in superseded:
+        if kind in ("parse", "budget") or job_id in superseded:
             continue  # a rejected JSON reply is asked again; a superseded job's work is not in the results
         engine = kinds.get(job_id) or _ROLE_AGENTS.get(role, (role or "llm").lower())
         _add(found, _LLM_KIND_REASONS.get(kind or "", LLM_FAILED), engine, 1, role)
@@ -175,7 +179,16 @@ def degraded_reasons(session, run_id: str, jobs: Sequence[Any] | None = None) ->
     for item in switched_off(session, run_id):
         role = item["role"]
         _add(found, LLM_SWITCHED_OFF, _ROLE_AGENTS.get(role, role.lower()), max(1, item["failures"]), role)
-    items = [{"reason": reason, "engine": engine, "count": count, **({"role": role} if role else {})}
+    from core.llm.run_budget import progress  # the budget's events (a read, like the breaker's)
+
+    budget = progress(session, run_id)
+    if budget is not None:
+        _add(found, BUDGET_REACHED, "run", max(1, budget["written"]), None)
+        extra = {(BUDGET_REACHED, "run", None): {"written": budget["written"], "planned": budget["planned"]}}
+    else:
+        extra = {}
+    items = [{"reason": reason, "engine": engine, "count": count, **({"role": role} if role else {}),
+              **extra.get((reason, engine, role), {})}
              for (reason, engine, role), count in found.items()]
     return sorted(items, key=lambda d: (_ORDER.get(d["reason"], 99), d["engine"], d.get("role") or ""))
 
@@ -227,6 +240,8 @@ def describe_msg(item: Mapping) -> Msg:
         return Msg("outcome.search_failed", args)
     if reason == NO_SOURCES:
         return Msg("outcome.no_sources", args)
+    if reason == BUDGET_REACHED:
+        return Msg("budget.outcome", {"n": _int(item.get("written")), "m": _int(item.get("planned"))})
     return Msg("outcome.other", {**args, "reason": reason})
 
 

@@ -12,6 +12,7 @@ from core.work.probe import probe_jobs
 from core.work.runs import RunView
 from core.work.states import RunState
 
+from ui.budget_fields import budget_badge
 from ui.i18n import status_label, t
 from ui.monitor.common import (_chart, _frame_error, _open_trace, _table, _time_tip, _time_x, col_label, run_choice,
                                to_zone, with_time_text)
@@ -34,6 +35,7 @@ def show_runs(rt: Runtime, key: str) -> None:
                       created=fmt_time(run.created_at), duration=fmt_duration(run.duration_s))
                     + (f" · {run.error}" if run.error else ""))
         outcome_notice(run)
+        budget_badge(rt, run)
         jobs_table(rt, run.id)
         b1, b2, b3 = st.columns(3)
         b3.button(t("monitor.open_trace"), key=f"{key}_open_trace", on_click=_open_trace,
