@@ -70,9 +70,13 @@ def is_loopback(host: str | None) -> bool:
     if text == "localhost":
         return True
     try:
-        return ipaddress.ip_address(text).is_loopback
+        address = ipaddress.ip_address(text)
     except ValueError:
         return False
+    # A dual-stack server (Tornado listening on ::) reports an IPv4 client as ::ffff:127.0.0.1, which
+    # Python before 3.13 does not call loopback: judge the IPv4 address inside.
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
 
 
 def _forwarded_addresses(values: Iterable[str]) -> list[str]:

@@ -10,19 +10,27 @@ LOCAL_HEADERS = {"Host": "localhost:8501", "Origin": "http://localhost:8501", "U
 
 
 @pytest.mark.parametrize("host", ["localhost", "localhost:8501", "LOCALHOST:80", "127.0.0.1", "127.0.0.1:8501",
-                                  "127.1.2.3:9", "[::1]:8501", "::1", "[::1]"])
+                                  "127.1.2.3:9", "[::1]:8501", "::1", "[::1]", "::ffff:127.0.0.1", "[::ffff:127.0.0.1]:8501"])
 def test_loopback_hosts(host):
     assert is_loopback(host)
 
 
 @pytest.mark.parametrize("host", ["", None, "example.com", "localhost.example.com", "evil.localhost.attacker.com",
-                                  "10.0.0.1", "192.168.1.2:8501", "0.0.0.0", "[2001:db8::1]:80", "shoal.streamlit.app"])
+                                  "10.0.0.1", "192.168.1.2:8501", "0.0.0.0", "[2001:db8::1]:80", "shoal.streamlit.app",
+                                  "::ffff:10.0.0.1", "::ffff:192.168.1.2"])
 def test_other_hosts_are_not_loopback(host):
     assert not is_loopback(host)
 
 
 def test_a_browser_on_the_same_machine_is_local():
     assert is_local(visitor_from(LOCAL_HEADERS, None))  # Streamlit reports a loopback client as None
+
+
+def test_a_browser_on_127_0_0_1_of_a_dual_stack_server_is_local():
+    # what Streamlit reports for Chromium opening http://127.0.0.1:PORT (seen: '::ffff:127.0.0.1')
+    headers = {"Host": "127.0.0.1:8501", "Origin": "http://127.0.0.1:8501", "User-Agent": "x"}
+    assert is_local(visitor_from(headers, "::ffff:127.0.0.1"))
+    assert not is_local(visitor_from(headers, "::ffff:192.168.1.20"))
     assert is_local(visitor_from({"host": "127.0.0.1:8501"}, "127.0.0.1"))
 
 
