@@ -12,6 +12,7 @@ import streamlit as st
 from core.infra.access import (DISABLED, OPEN, RATE_WINDOW_S, ControlAccess, Visitor, control_access,
                                password_matches, run_start_allowed, visitor_from)
 from core.runtime import Runtime
+from ui.i18n import show, t
 
 UNLOCKED = "_admin_ok"
 RUN_STARTS = "_run_starts"
@@ -39,16 +40,16 @@ def require_control(rt: Runtime, key: str = "admin") -> bool:
     if access.state == OPEN:
         return True
     if access.state == DISABLED:
-        st.info(access.reason, icon="🔒")
+        st.info(show(access.reason), icon="🔒")
         return False
     if st.session_state.get(UNLOCKED):
         return True
-    typed = st.text_input("Admin password (needed for control actions)", type="password", key=f"{key}_pw")
+    typed = st.text_input(t("access.password_label"), type="password", key=f"{key}_pw")
     if typed:
         if password_matches(typed, rt.settings.get("SHOAL_ADMIN_PASSWORD")):
             st.session_state[UNLOCKED] = True
             return True
-        st.error("Wrong admin password.")
+        st.error(t("access.wrong_password"))
     return False
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 from urllib.parse import urlsplit
 
+from core.i18n import Msg
+
 OPEN, PASSWORD, DISABLED = "open", "password", "disabled"
 
 # Headers a proxy adds when it forwards someone else's request: their presence with an address that
@@ -28,10 +30,10 @@ FORWARD_HEADERS = ("x-forwarded-for", "x-real-ip", "forwarded", "x-forwarded-hos
                    "cf-connecting-ip", "true-client-ip")
 RATE_WINDOW_S = 3600.0
 
-DISABLED_REASON = (
-    "This app is not being used from the machine it runs on, and no admin password is set, so control actions "
-    "(settings, starting, cancelling and resuming runs, imports, alert rules and forum posts) are turned off. "
-    "The owner can set SHOAL_ADMIN_PASSWORD (in Streamlit secrets or the environment) to allow them.")
+# Why control is off or asks for a password, in the reader's language (catalogue table [access]).
+DISABLED_REASON = Msg("access.disabled_not_local")
+PUBLIC_REASON = Msg("access.disabled_public")
+PASSWORD_REASON = Msg("access.password_needed")
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ def is_local(visitor: Visitor) -> bool:
 @dataclass(frozen=True)
 class ControlAccess:
     state: str  # OPEN | PASSWORD | DISABLED
-    reason: str = ""
+    reason: Msg | None = None
 
     @property
     def open(self) -> bool:
@@ -120,14 +122,10 @@ class ControlAccess:
 def control_access(visitor: Visitor, password: str | None, force_public: bool = False) -> ControlAccess:
     """A set password is asked for from everyone; without one, only a local visitor has control."""
     if password:
-        return ControlAccess(PASSWORD, "Control actions need the admin password.")
+        return ControlAccess(PASSWORD, PASSWORD_REASON)
     if not force_public and is_local(visitor):
         return ControlAccess(OPEN)
-    reason = DISABLED_REASON
-    if force_public:
-        reason = ("SHOAL_PUBLIC is on and no admin password is set, so control actions are turned off for every "
-                  "visitor. Set SHOAL_ADMIN_PASSWORD (in Streamlit secrets or the environment) to allow them.")
-    return ControlAccess(DISABLED, reason)
+    return ControlAccess(DISABLED, PUBLIC_REASON if force_public else DISABLED_REASON)
 
 
 def password_matches(typed: str | None, password: str | None) -> bool:

@@ -61,7 +61,7 @@ REMOTE = visitor_from({"Host": "shoal.streamlit.app"}, "203.0.113.7")
 def test_access_without_a_password_is_open_locally_and_off_remotely():
     assert control_access(LOCAL, "").state == OPEN
     off = control_access(REMOTE, "")
-    assert off.state == DISABLED and "SHOAL_ADMIN_PASSWORD" in off.reason
+    assert off.state == DISABLED and "SHOAL_ADMIN_PASSWORD" in off.reason.render("en") and "管理员密码" in off.reason.render("zh")
     assert control_access(Visitor(has_request=False), None).state == DISABLED
 
 
@@ -72,7 +72,7 @@ def test_a_set_password_is_asked_from_everyone():
 
 def test_shoal_public_treats_a_local_visitor_as_remote():
     access = control_access(LOCAL, "", force_public=True)
-    assert access.state == DISABLED and "SHOAL_PUBLIC" in access.reason
+    assert access.state == DISABLED and "SHOAL_PUBLIC" in access.reason.render("en")
 
 
 def test_password_matching():
