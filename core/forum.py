@@ -505,8 +505,12 @@ def humans_since_host(db: Database, run_id: str, before_round: int | None = None
 def forum_guidance(db: Database, run_id: str) -> ForumGuidance:
     """What an engine reads from the forum before a summary or reflection: the host's latest speech
     and the analyst's latest messages."""
-    return ForumGuidance(host_speech=latest_host_speech(db, run_id),
-                         human=tuple(m.content for m in human_messages(db, run_id)))
+    with db.session() as s:
+        host = s.execute(select(ForumRow.id, ForumRow.content).where(ForumRow.run_id == run_id, ForumRow.type == "host")
+                         .order_by(ForumRow.id.desc()).limit(1)).first()
+    human = human_messages(db, run_id)
+    return ForumGuidance(host_speech=host.content if host else None, human=tuple(m.content for m in human),
+                         ids=((host.id,) if host else ()) + tuple(m.id for m in human))
 
 
 def message_counts(db: Database, run_id: str) -> dict[str, int]:

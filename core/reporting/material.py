@@ -444,7 +444,8 @@ def build_material(inputs: ReportInputs) -> Material:
             srcs = [mapping[n] for n in p.sources if n in mapping]
             paragraphs.append({"engine": e.engine, "pos": pos, "index": p.index,
                                "title": plain(p.title, 200), "summary": summary,
-                               "sources": list(dict.fromkeys(srcs)), "from_checkpoint": e.from_checkpoint})
+                               "sources": list(dict.fromkeys(srcs)), "from_checkpoint": e.from_checkpoint,
+                               "read": p.read})  # forum messages its nodes read (None: not recorded)
     units = _units_of(paragraphs)
     stats = _statistics(inputs, sources, paragraphs)
     return Material(inputs.topic, inputs.zh, sources, paragraphs, units, list(inputs.forum), stats, texts)

@@ -8,8 +8,9 @@ run's forum_messages, llm_calls and events), never parsed back from HTML or logs
     ParagraphRef        an engine paragraph ("query-3": engine and paragraph index): its job, the
                         trace ids it ran under (each paragraph runs in a child trace of its job,
                         core.research.engine), its own forum messages (the summaries it posted), the
-                        host speeches stored before each of them (the latest one is what the engine
-                        read into that summary), the rounds they fell in, and its LLM calls (rows of
+                        host speeches and analyst messages its nodes read (recorded by the engine as it
+                        read them; for a result from before that record, the latest one stored before
+                        each summary), the rounds they fell in, and its LLM calls (rows of
                         llm_calls under its traces, and the calls that wrote its messages)
     ForumRef            a forum message: its round, the host speech of that round, its trace id and
                         the llm_calls row that wrote it (None offline)
@@ -100,7 +101,7 @@ class ParagraphRef:
     job_id: str | None
     trace_ids: list[str] = field(default_factory=list)
     forum_ids: list[int] = field(default_factory=list)   # the summaries it posted
-    host_ids: list[int] = field(default_factory=list)    # host speeches stored before each summary: what it read
+    host_ids: list[int] = field(default_factory=list)    # the host speeches and analyst messages it read
     rounds: list[int] = field(default_factory=list)
     llm_call_ids: list[int] = field(default_factory=list)
     used_by: list[str] = field(default_factory=list)     # the sections (keys) written from it
@@ -212,6 +213,7 @@ def build_provenance(db, run_id: str, paragraphs: list[dict], engine_jobs: dict[
             by_para.setdefault((sources[m.source], m.paragraph), []).append(m)
     host_of_round = {m.round: m.id for m in forum if m.type == "host" and m.round is not None}
     steering_ids = sorted(m.id for m in forum if _steers(m))
+    steering_set = set(steering_ids)
 
     with db.session() as s:
         calls = s.execute(select(LlmCall.id, LlmCall.node, LlmCall.role, LlmCall.model, LlmCall.status,
@@ -243,10 +245,13 @@ def build_provenance(db, run_id: str, paragraphs: list[dict], engine_jobs: dict[
         traces = list(dict.fromkeys([m.trace_id for m in own if m.trace_id]
                                     + sorted(skipped_traces.get((engine, index), ()))))
         host_ids: list[int] = []
-        for m in own:
-            k = bisect_left(steering_ids, m.id)  # the latest steering message stored before this summary
-            if k and steering_ids[k - 1] not in host_ids:
-                host_ids.append(steering_ids[k - 1])
+        if p.get("read") is not None:  # recorded by the engine: exactly the messages its nodes read
+            host_ids = [i for i in p["read"] if i in steering_set]
+        else:  # an older result: the latest steering message stored before each summary
+            for m in own:
+                k = bisect_left(steering_ids, m.id)
+                if k and steering_ids[k - 1] not in host_ids:
+                    host_ids.append(steering_ids[k - 1])
         call_ids = {c.id for t in traces for c in under.get(t, ()) if job is None or c.job_id in (job, None)}
         call_ids |= {m.llm_call_id for m in own if m.llm_call_id is not None}
         ref = ParagraphRef(paragraph_ref(engine, index), engine, index, plain(p.get("title"), 200), job, traces,

@@ -400,7 +400,8 @@ class EngineRun:
             mode=self.s.reasoner.mode if not self.fallbacks else f"{self.s.reasoner.mode} (offline fallback ×{self.fallbacks})",
             provider=self.s.provider.name,
             report_md=report_md,
-            paragraphs=[ResultParagraph(r.paragraph.index, r.paragraph.title, r.summary, [s.n for s in r.sources])
+            paragraphs=[ResultParagraph(r.paragraph.index, r.paragraph.title, r.summary, [s.n for s in r.sources],
+                                        list((self.paragraphs.get(str(r.paragraph.index)) or {}).get("read") or []))
                         for r in results],
             n_sources=len(self.registry.all()),
             search_errors=self.search_errors[-20:],
@@ -462,10 +463,10 @@ class EngineRun:
         state = self.paragraphs.setdefault(key, {"summary": "", "sources": [], "searches": [], "reflections_done": 0})
         if not state.get("summary"):
             plan = self._reason("first_search", p.index,
-                                lambda r: r.plan_first_search(self.rctx, p, self.s.guidance()))
+                                lambda r: r.plan_first_search(self.rctx, p, self._guidance(state)))
             sources = self._search(plan, p.index)
             summary = self._summarise("first_summary", p,
-                                      lambda r: r.first_summary(self.rctx, p, sources, self.s.guidance()))
+                                      lambda r: r.first_summary(self.rctx, p, sources, self._guidance(state)))
             log_node(self.config.name, NODE_NAMES["first_summary"], {"paragraph_latest_state": summary,
                                                                      "title": p.title},
                      run_id=self.ctx.run_id, paragraph=p.index)
@@ -474,7 +475,7 @@ class EngineRun:
             self._progress()
         while state["reflections_done"] < self.n_reflections:
             current = self._sources_of(state)
-            guidance = self.s.guidance()  # one reading for the search and the summary it feeds
+            guidance = self._guidance(state)  # one reading for the search and the summary it feeds
             plan = self._reason("reflection", p.index,
                                 lambda r: r.plan_reflection(self.rctx, p, state["summary"], current, guidance))
             if plan is None:
@@ -494,6 +495,14 @@ class EngineRun:
             self._progress()
         state["done"] = True
         self._save()
+
+    def _guidance(self, state: dict) -> ForumGuidance:
+        """The forum's guidance for the paragraph's next node; the ids of the messages it held are kept
+        in the paragraph's state ("read"), so its provenance names exactly what shaped it."""
+        guidance = self.s.guidance()
+        if guidance.ids:
+            state["read"] = sorted(set(state.get("read") or []) | set(guidance.ids))
+        return guidance
 
     def _sources_of(self, state: dict) -> list[Source]:
         return [s for n in state.get("sources", []) if (s := self.registry.get(n)) is not None]

@@ -71,6 +71,7 @@ class ForumGuidance:
     say nothing about them)."""
     host_speech: str | None = None
     human: tuple[str, ...] = ()
+    ids: tuple[int, ...] = ()  # the forum message ids it holds (the speech's, the analyst's): provenance
 
     def __bool__(self) -> bool:
         return bool((self.host_speech or "").strip() or any(h.strip() for h in self.human))

@@ -122,16 +122,19 @@ class ResultParagraph:
     title: str = ""
     summary: str = ""
     sources: list[int] = field(default_factory=list)  # engine-local numbers this paragraph retrieved
+    # the forum messages (host speech, analyst) its nodes read, by id; None: not recorded (older results)
+    read: list[int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "title": self.title, "summary": self.summary, "sources": list(self.sources)}
+        return {"index": self.index, "title": self.title, "summary": self.summary, "sources": list(self.sources),
+                **({"read": list(self.read)} if self.read is not None else {})}
 
     @classmethod
     def from_dict(cls, d: Any, position: int = 0) -> "ResultParagraph | None":
         if not isinstance(d, dict):
             return None
         return cls(_int(d.get("index"), position), _str(d.get("title")), _str(d.get("summary")),
-                   _numbers(d.get("sources")))
+                   _numbers(d.get("sources")), _numbers(d["read"]) if "read" in d else None)
 
     @property
     def written(self) -> bool:
@@ -209,7 +212,8 @@ def checkpoint_paragraphs(cp: Any) -> tuple[list[ResultParagraph], int]:
         state = states.get(str(p.get("index"))) or {}
         para = ResultParagraph.from_dict({"index": p.get("index", i), "title": p.get("title", ""),
                                           "summary": state.get("summary") if isinstance(state, dict) else "",
-                                          "sources": state.get("sources") if isinstance(state, dict) else []}, i)
+                                          "sources": state.get("sources") if isinstance(state, dict) else [],
+                                          "read": state.get("read") or [] if isinstance(state, dict) else []}, i)
         if para is not None and para.written:
             out.append(para)
     return out, len(structure)

@@ -317,3 +317,30 @@ def test_a_paragraph_links_the_host_speech_it_read_its_round_and_the_calls_under
     again = ProvenanceGraph.from_dict(graph.to_dict())
     assert again == graph and graph.to_dict()["paragraphs"][1]["anchor"] == "para-query-1"
     db.dispose()
+
+
+def test_a_paragraph_names_exactly_the_forum_messages_its_nodes_read_when_the_engine_recorded_them(tmp_path):
+    """The engine records the ids of the host speech and analyst messages each paragraph's nodes read
+    (ResultParagraph.read): the graph lists those, not the latest message stored before each summary."""
+    from core.forum import post_message
+    from core.reporting.provenance import build_provenance
+
+    db = open_database(f"sqlite:///{tmp_path / 'r.db'}")
+    run = "r2"
+    ev = EventLog(db)
+    h = post_message(db, ev, run, type="host", source="HOST", content="主持人：请关注老车主。", round_no=1)
+    q = post_message(db, ev, run, type="human", source="HUMAN", content="经销商的压力有多大？")
+    b = post_message(db, ev, run, type="agent", source="QUERY", content="第二段摘要：老车主不满，经销商承压。",
+                     paragraph=1, trace_id="bbbb.job.p1", round_no=2)
+    ev.close()
+    paragraphs = [{"engine": "query", "index": 1, "title": "二", "read": [h.id, q.id, 999_999]},
+                  {"engine": "query", "index": 1, "title": "二"}]  # the second: a result from before the record
+    graph = build_provenance(db, run, paragraphs[:1], {"query": "r2-query"}, transcript(db, run), [],
+                             report_job_id=None)
+    older = build_provenance(db, run, paragraphs[1:], {"query": "r2-query"}, transcript(db, run), [],
+                             report_job_id=None)
+    assert graph.paragraphs[0].forum_ids == [b.id]
+    assert graph.paragraphs[0].host_ids == [h.id, q.id]   # both it read; an id no longer stored is dropped
+    assert older.paragraphs[0].host_ids == [q.id]         # the latest stored before the summary only
+    assert {h.id, q.id} <= set(graph.forum_by_id)
+    db.dispose()

@@ -172,6 +172,8 @@ def test_a_question_posted_mid_run_changes_the_next_paragraphs_searches_and_text
     # the question is in the run's forum as the analyst's
     [h] = [m for m in transcript(db, asked["run_id"]) if m.source == "HUMAN"]
     assert (h.type, h.sender, h.content) == ("human", "Analyst", MID_RUN_QUESTION)
+    # and the paragraph records that it read it (its provenance), paragraph 0 does not
+    assert h.id in after["read"] and h.id not in (asked["paragraphs"]["0"].get("read") or [])
 
 
 def test_an_llm_engine_gets_the_analysts_question_in_its_prompts(db, events):
