@@ -51,6 +51,7 @@ FONT_CANDIDATES = (
 FAMILY = "shoalcjk"
 FALLBACK = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",)  # symbols the CJK font lacks (⚠, ✓), if present
 _INTERNAL_LINK_RE = re.compile(r'<a href="#[^"]*"[^>]*>(.*?)</a>', re.S)
+_TH_RE = re.compile(r"<(/?)th\b", re.I)
 _IMG_RE = re.compile(r"<img\b[^>]*>", re.I)
 _MARK_TAG_RE = re.compile(r"</?(?:mark|span|sup|sub|div|section|del|s|code)\b[^>]*>", re.I)
 
@@ -79,6 +80,7 @@ def _section_body(html: str) -> str:
     html = _IMG_RE.sub("", html)
     html = _MARK_TAG_RE.sub("", html)
     html = _INTERNAL_LINK_RE.sub(r"\1", html)  # citation links point into the HTML file, not the PDF
+    html = _TH_RE.sub(r"<\1td", html)  # a header cell would ask for a bold face (see render_pdf)
     return html
 
 
@@ -88,7 +90,7 @@ def pdf_html(doc: ReportDocument) -> str:
     r, L = d["report"], LABELS[zh]
     e = escape
     parts = [f"<h1>{e(r.get('title', ''))}</h1>",
-             f"<p><font color=\"#5b636e\">{e(L['type'])}: {e(r.get('type_name', ''))} · {e(L['generated'])}: "
+             f"<p><font size=\"9\" color=\"#5b636e\">{e(L['type'])}: {e(r.get('type_name', ''))} · {e(L['generated'])}: "
              f"{e(generated_label(r))} · {e(L['mode'])}: {e(L['llm'] if r.get('mode') == 'llm' else L['offline'])} · "
              f"{e(L['run'])} {e(r.get('run_id', ''))} · {e(L['report_id'])} {e(r.get('id', ''))}</font></p>"]
     banner = d["banner"]
@@ -127,10 +129,26 @@ def pdf_html(doc: ReportDocument) -> str:
                    f"</td><td>{e(v.get('paragraphs', 0))}</td><td>{e(v.get('sources', 0))}</td></tr>"
                    for k, v in (prov.get("engines") or {}).items())
     if rows:
-        parts.append(f"<table width=\"100%\"><thead><tr><th>{e(L['engine'])}</th><th>{e(L['status'])}</th>"
-                     f"<th>{e(L['paragraphs'])}</th><th>{e(L['n_sources'])}</th></tr></thead><tbody>{rows}</tbody></table>")
+        head = "".join(f"<td><font color=\"#1f3a68\">{e(L[k])}</font></td>"
+                       for k in ("engine", "status", "paragraphs", "n_sources"))
+        parts.append(f"<table width=\"100%\"><tr>{head}</tr>{rows}</table>")
     parts.append(f"<p><font size=\"8\" color=\"#5b636e\">{e(L['footer'])}</font></p>")
     return str(Markup("\n").join(Markup(p) for p in parts))
+
+
+def _tag_styles() -> dict:
+    from fpdf.enums import TextEmphasis
+    from fpdf.fonts import FontFace, TextStyle
+
+    plain = TextEmphasis.NONE
+    strong = FontFace(emphasis=plain, color="#1f3a68")
+    soft = FontFace(emphasis=plain, color="#444444")
+    heading = {f"h{n}": TextStyle(font_family=FAMILY, font_style="", color="#1f2328", font_size_pt=size,
+                                  t_margin=4, b_margin=1) for n, size in ((1, 18), (2, 14), (3, 12), (4, 11),
+                                                                         (5, 10.5), (6, 10.5))}
+    return {"b": strong, "strong": strong, "em": soft, "i": soft, "dt": TextStyle(font_style=""),
+            "code": FontFace(family=FAMILY), "pre": TextStyle(font_family=FAMILY, t_margin=2),
+            "blockquote": TextStyle(color="#3d444d", t_margin=2, b_margin=2, l_margin=6), **heading}
 
 
 def render_pdf(doc: ReportDocument, font: str | Path | None = None) -> bytes:
@@ -149,8 +167,10 @@ def render_pdf(doc: ReportDocument, font: str | Path | None = None) -> bytes:
     pdf = _Pdf(format="A4")
     pdf.set_margins(16, 16, 16)
     pdf.set_auto_page_break(True, margin=18)
-    for style in ("", "B", "I", "BI"):  # a CJK font rarely has bold/italic faces: the same face serves
-        pdf.add_font(FAMILY, style, str(font_path))
+    # One face only: a CJK font rarely has bold or italic faces, and each add_font parses the whole
+    # font file again (~2 s for a 5 MB .ttc). So emphasis is shown by colour (tag_styles below) and
+    # header cells are plain cells.
+    pdf.add_font(FAMILY, "", str(font_path))
     pdf.set_title(doc.title or "report")
     pdf.set_lang("zh-CN" if doc.zh else "en")
     pdf.set_creator("Shoal report engine")
@@ -164,7 +184,7 @@ def render_pdf(doc: ReportDocument, font: str | Path | None = None) -> bytes:
     pdf.set_font(FAMILY, size=10.5)
     # characters no font has (emoji from posts) are dropped rather than drawn as empty boxes
     text = "".join(ch for ch in pdf_html(doc) if ord(ch) < 128 or ord(ch) in covered)
-    pdf.write_html(text, font_family=FAMILY)
+    pdf.write_html(text, font_family=FAMILY, tag_styles=_tag_styles())
     return bytes(pdf.output())
 
 
