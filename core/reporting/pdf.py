@@ -17,7 +17,8 @@ fpdf2 embeds (subsets) the font it is given, so the PDF shows Chinese on any rea
 font with CJK glyphs: `SHOAL_PDF_FONT` (a .ttf/.otf/.ttc path) if set, else the first found of
 WenQuanYi Micro Hei / Zen Hei, Noto Sans CJK, Droid Sans Fallback, and the macOS/Windows system
 fonts. On Streamlit Community Cloud `packages.txt` installs fonts-wqy-microhei (Debian's package,
-the font scripts/test.sh installs for the tests). With no font found, `NoCjkFont` says what to
+the font scripts/test.sh installs for the tests). No well-kept pip package ships a CJK font (the few
+on PyPI are unmaintained repackagings), so the font comes from the system or from SHOAL_PDF_FONT. With no font found, `NoCjkFont` says what to
 install. The PDF holds the report's title and meta line, banners and notes, the sections (each
 section's Markdown through the same renderer and sanitiser as the HTML file, images dropped, so
 nothing is ever fetched), the sources with their links, and the provenance; the charts stay in the

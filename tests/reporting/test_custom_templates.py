@@ -112,8 +112,8 @@ def test_a_template_is_a_report_type_the_writers_already_know():
         normalise_type("tpl_nothex!")
 
 
-def test_templates_are_stored_listed_replaced_and_removed(sqlite_db):
-    db = sqlite_db
+def test_templates_are_stored_listed_replaced_and_removed(db):
+    """On SQLite, MariaDB and PostgreSQL: Chinese names and text survive, the name is unique."""
     view, replaced = add_template(db, WEEKLY.encode("utf-8"))
     assert not replaced and view.key.startswith("tpl_") and view.sections == ("本周声量", "用户情绪", "论坛研判", "下周建议")
     again, replaced = add_template(db, WEEKLY.replace("## 下周建议", "## 风险与建议"))
