@@ -267,6 +267,7 @@ def cmd_forum_post(args) -> int:
 
 def cmd_report(args) -> int:
     """Generate (or regenerate) a run's report and print where it went."""
+    from core.cli_report_extras import resolve_type_arg, write_pdf
     from core.report import ReportError, request_report, wait_report
 
     from core.runtime import build_runtime
@@ -278,12 +279,19 @@ def cmd_report(args) -> int:
             return EXIT_FAIL
         try:
             report_id = request_report(rt.supervisor, rt.db, args.run_id, partial=args.partial,
-                                       report_type=args.type or None, language=args.language or None)
+                                       report_type=resolve_type_arg(rt.db, args.type) or None,
+                                       language=args.language or None)
         except ReportError as exc:
             print(f"report: {exc}", file=sys.stderr)
             return EXIT_USAGE
         view = wait_report(rt.db, report_id, timeout=args.timeout)
         out = view.as_dict() if view else {"id": report_id, "status": "unknown"}
+        if args.pdf and view and view.status == "completed":
+            try:
+                out["pdf_path"] = str(write_pdf(view))
+            except Exception as exc:  # noqa: BLE001 - the report is written; say why its PDF is not
+                print(f"report: the PDF was not written: {exc}", file=sys.stderr)
+                return EXIT_FAIL
         print(json.dumps(out, ensure_ascii=False, default=str))
         return EXIT_OK if view and view.status == "completed" else EXIT_FAIL
     finally:
@@ -440,10 +448,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="generate (or regenerate) the report of a run")
     rp.add_argument("run_id")
     rp.add_argument("--partial", action="store_true", help="do not wait for missing engines; say what is missing")
-    rp.add_argument("--type", default="", help="report type (default: the run's choice, or chosen automatically)")
+    rp.add_argument("--type", default="", help="report type or a template's key or name (default: the run's "
+                    "choice, or chosen automatically)")
     rp.add_argument("--language", choices=("zh", "en"), default=None,
                     help="language of the report (default: SHOAL_REPORT_LANGUAGE, auto = the topic's language)")
     rp.add_argument("--timeout", type=float, default=900)
+    rp.add_argument("--pdf", action="store_true", help="also write the report as PDF beside its HTML file "
+                    "(a written report: `report pdf RUN_OR_REPORT_ID [-o FILE]`; templates: `report template add|list|remove`)")
     rp.set_defaults(fn=cmd_report)
 
     m = sub.add_parser("metrics", help="print runs, jobs, LLM usage, latency, retries and resources in "
@@ -457,6 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from core.cli_report_extras import route  # `report template …`, `report pdf …`
+
+    routed = route(list(sys.argv[1:] if argv is None else argv))
+    if routed is not None:
+        return routed
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "fn", None):

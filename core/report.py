@@ -66,6 +66,7 @@ from core.llm.breaker import switched_off_notes
 from core.llm import run_budget
 from core.reporting import charts
 from core.reporting import claims as claimcheck
+from core.reporting.custom_templates import is_custom, load_type, resolve_type
 from core.reporting.errors import ReportError, ReportSkipped
 from core.reporting.files import RUN_ID_RE as _RUN_ID_RE, output_paths, reports_dir, slugify, write_outputs
 from core.forum import transcript
@@ -170,6 +171,8 @@ def request_report(supervisor, db, run_id: str, *, partial: bool = False, report
     with db.session() as s:
         if s.get(Run, run_id) is None:
             raise ReportError(f"no run {run_id}")
+    if is_custom(rtype) and load_type(db, rtype) is None:  # a user's template (core/reporting/custom_templates.py)
+        raise ReportError(f"no report template {rtype}; see `python -m core report template list`")
     for v in list_reports(db, run_id, limit=KEEP_REPORTS):
         if v.status in REPORT_OPEN and v.partial == bool(partial):
             raise ReportError(f"a {'partial ' if partial else ''}report of run {run_id} is already {v.status} "
@@ -297,7 +300,7 @@ class _Writer:
 
     def choose_type(self, inputs: ReportInputs, material: Material) -> tuple[str, str, str]:
         cp = self.ctx.checkpoint
-        if cp.get("report_type") in REPORT_TYPES:
+        if cp.get("report_type") in REPORT_TYPES or is_custom(cp.get("report_type")):
             return cp["report_type"], cp.get("type_by", "checkpoint"), cp.get("type_reason", "")
         requested = self.ctx.params.get("report_type") or inputs.run_params.get("report_type") or AUTO
         try:
@@ -329,7 +332,7 @@ class _Writer:
             saved = {o["key"]: o for o in cp["outline"]}
             return cp["title"], [OutlineSection(**{**b.as_dict(), "title": saved.get(b.key, {}).get("title", b.title)})
                                  for b in base]
-        if self.llm is not None:
+        if self.llm is not None and not rtype.custom:  # a user's template keeps its headings as written
             title, base = outline_llm(self.llm, rtype, material, base, title, run_id=self.ctx.run_id,
                                       job_id=self.ctx.job_id, log=self.ctx.log)
         return title, base
@@ -422,7 +425,10 @@ class _Writer:
 
         self.stage("choosing type")
         type_key, type_by, type_reason = self.choose_type(inputs, material)
-        rtype = REPORT_TYPES[type_key]
+        try:
+            rtype = resolve_type(self.db, type_key)  # a built-in type or a user's stored template
+        except KeyError as exc:
+            raise ReportError(str(exc.args[0])) from None
         _update_row(self.db, self.report_id, report_type=type_key)
         self.save(report_type=type_key, type_by=type_by, type_reason=type_reason)
         self.emit("report.type", {"report_type": type_key, "by": type_by, "reason": type_reason[:300]})

@@ -24,6 +24,7 @@ from .access import allow_run_start, count_run_start, has_control
 from .budget_fields import budget_badge, budget_inputs
 from .cached import cached_corpus_stats
 from .i18n import show, status_label, t
+from .report_templates import home_choices
 from .widgets import (RUN_PARAM, admin_unlocked, badge, fmt_duration, fmt_time, live_event_feed, mode_caption,
                       offline_effective, outcome_notice, outcome_short, usage_line)
 
@@ -96,7 +97,7 @@ def start_form(rt: Runtime) -> None:
         paragraphs = c1.number_input(t("home.paragraphs"), 1, 12, rt.settings["SHOAL_PARAGRAPHS"])
         reflections = c2.number_input(t("home.reflections"), 0, 5, rt.settings["SHOAL_REFLECTIONS"])
         # labels as options, not format_func: AppTest cannot click a form whose selectbox formats its options
-        types = {_report_type_label(v): v for v in REPORT_TYPES}
+        types = {_report_type_label(v): v for v in REPORT_TYPES} | home_choices(rt)  # + users' templates
         report_type = types.get(c3.selectbox(t("home.report_type"), list(types)), "auto")
         offline = st.checkbox(t("home.offline"), value=offline_effective(rt))
         # (the label avoids the word "topic": browser tests find the topic field by its label)

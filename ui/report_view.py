@@ -52,6 +52,7 @@ from core.work.runs import RunView, get_job, list_runs
 from core.runtime import Runtime
 
 from .runtime import get_runtime
+from .report_templates import custom_label, template_names, templates_panel
 from .access import allow_run_start, count_run_start
 from .i18n import lang, show as show_msg, status_label, t, zone
 from .widgets import BADGE_COLORS, admin_unlocked, fmt_time, outcome_notice, run_picker
@@ -123,7 +124,7 @@ def type_label(key: str | None, language: str | None = None) -> str:
     if not key or key == AUTO:
         return tr(language, "report.type_auto") if key == AUTO else "—"
     rtype = REPORT_TYPES.get(key)
-    return rtype.name(language == "zh") if rtype else key
+    return rtype.name(language == "zh") if rtype else (custom_label(key, language) or key)  # a user's template
 
 
 def kind_label(partial_report: bool) -> str:
@@ -373,6 +374,23 @@ def render_downloads(view: rep.ReportView, topic: str) -> None:
         col.download_button(t("report.download", label=label), data=partial(read_bytes, path),
                             file_name=file_name(view, topic, kind), mime=mime, key=f"{KEY}_dl_{kind}",
                             on_click="ignore")
+    pdf_button(cols[len(DOWNLOADS)], view, topic, "JSON" in missing)
+
+
+def pdf_button(col, view: rep.ReportView, topic: str, no_document: bool) -> None:
+    """The PDF, drawn from the report's JSON document when clicked (core/reporting/pdf.py)."""
+    from core.reporting.pdf import NoCjkFont, document_pdf, find_cjk_font
+
+    if no_document:
+        return
+    try:
+        find_cjk_font()
+    except NoCjkFont as exc:
+        st.caption(t("report_extras.pdf_no_font", error=md_escape(str(exc))))
+        return
+    col.download_button(t("report_extras.pdf_download"), data=partial(document_pdf, view.json_path),
+                        file_name=file_name(view, topic, "pdf"), mime="application/pdf", key=f"{KEY}_dl_pdf",
+                        on_click="ignore", help=t("report_extras.pdf_help"))
 
 
 # ---------------------------------------------------------------------------------------- page
@@ -423,7 +441,8 @@ def generate_controls(rt: Runtime, run: RunView, ready: bool, unlocked: bool) ->
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
     # option labels are fixed now, in this reader's language: a format_func may be called outside the run
     reader = lang()
-    rtype = c1.selectbox(t("report.type_label"), TYPE_OPTIONS, format_func=partial(type_label, language=reader),
+    type_names = {k: type_label(k, reader) for k in [*TYPE_OPTIONS, *template_names(rt)]}  # + users' templates
+    rtype = c1.selectbox(t("report.type_label"), list(type_names), format_func=type_names.get,
                          key=f"{KEY}_type")
     auto_name = LANGUAGE_NAMES[default_language(rt, run)]
     names = {c: tr(reader, "report.language_auto", name=auto_name) if c == "auto" else LANGUAGE_NAMES[c]
@@ -476,9 +495,11 @@ def history(rt: Runtime) -> None:
 
 def show(rt: Runtime) -> None:
     show_flash()
+    template_names(rt)  # users' templates: their names in the type lists and labels
     run = run_picker(rt, key=f"{KEY}_run", kind="analysis", label=t("report.run"))
     if run is None:
         st.info(t("report.no_runs"), icon="📄")
+        templates_panel(rt, admin_unlocked(rt, KEY))  # a template can be added before the first analysis
         history(rt)
         return
     mode = {"offline": t("report.mode_offline"), "llm": t("report.mode_llm")}.get(run.mode, run.mode)
@@ -488,6 +509,7 @@ def show(rt: Runtime) -> None:
     ready = missing_notice(rt, run)
     unlocked = admin_unlocked(rt, KEY)
     generate_controls(rt, run, ready, unlocked)
+    templates_panel(rt, unlocked)
 
     st.subheader(t("report.reports_heading"))
     views = rep.list_reports(rt.db, run.id, limit=rep.KEEP_REPORTS)

@@ -167,6 +167,18 @@ class Report(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class ReportTemplate(Base):
+    """A user's report template (core/reporting/custom_templates.py): its Markdown source, re-read on use."""
+    __tablename__ = "report_templates"
+    __table_args__ = (UniqueConstraint("name", name="uq_report_templates_name"), MYSQL_TABLE_ARGS)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    source: Mapped[str] = mapped_column(LongText)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class LlmCall(Base):
     __tablename__ = "llm_calls"
     __table_args__ = (Index("ix_llm_ts", "ts"), Index("ix_llm_run", "run_id"), MYSQL_TABLE_ARGS)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -162,7 +163,8 @@ def prune_reports(db, run_id: str, keep: int | None = None) -> int:
                          .order_by(Report.created_at.desc(), Report.id.desc())).all()
     old = [r for r in rows[keep:] if r.status in REPORT_TERMINAL]
     for r in old:
-        delete_files((r.html_path, r.md_path, r.json_path), run_id)
+        pdf = str(Path(r.html_path).with_suffix(".pdf")) if r.html_path else None  # a PDF export (core/reporting/pdf.py)
+        delete_files((r.html_path, r.md_path, r.json_path, pdf), run_id)
     if old:
         with db.session() as s:
             s.execute(delete(Report).where(Report.id.in_([r.id for r in old])))

@@ -14,11 +14,13 @@ appears in the findings.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 
 AUTO = "auto"
+CUSTOM_KEY_RE = re.compile(r"tpl_[0-9a-f]{8}")  # a user's template's key (core/reporting/custom_templates.py)
 
 # Section kinds and the words that make a finding relevant to each (Chinese and English).
 KIND_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -69,6 +71,7 @@ class ReportType:
     title_en: str
     purpose: str  # one line for the LLM: what this kind of report is for
     sections: tuple[SectionSpec, ...] = field(default_factory=tuple)
+    custom: bool = False  # a user's template (core/reporting/custom_templates.py): its headings stay as written
 
     def name(self, zh: bool) -> str:
         return self.name_zh if zh else self.name_en
@@ -231,12 +234,13 @@ def normalise_type(value: str | None) -> str:
     if not v or v.lower() == AUTO:
         return AUTO
     low = v.lower().replace("-", "_").replace(" ", "_")
-    if low in REPORT_TYPES:
+    if low in REPORT_TYPES or CUSTOM_KEY_RE.fullmatch(low):
         return low
     for t in REPORT_TYPES.values():
         if v in (t.name_zh, t.name_en) or low == t.name_en.lower().replace(" ", "_"):
             return t.key
-    raise ValueError(f"unknown report type {value!r}; choose auto or one of {', '.join(TYPE_KEYS)}")
+    raise ValueError(f"unknown report type {value!r}; choose auto, a template key "
+                     f"(tpl_…) or one of {', '.join(TYPE_KEYS)}")
 
 
 def trending_spike(day_counts: Mapping[str, int]) -> bool:

@@ -190,14 +190,18 @@ def test_a_completed_run_shows_its_report_with_preview_and_downloads(monkeypatch
     md = [m for m in at.markdown if m.value.startswith("# ")]
     assert len(md) == 1 and md[0].value.startswith(f"# {doc['report']['title']}") and md[0].proto.allow_html is False
 
-    # downloads: three buttons, the files' names and types, read only when clicked
-    assert [b.label for b in at.download_button] == ["Download HTML", "Download Markdown", "Download JSON"]
+    # downloads: four buttons, the files' names and types, read only when clicked
+    assert [b.label for b in at.download_button] == ["Download HTML", "Download Markdown", "Download JSON",
+                                                     "Download PDF"]
     # named <topic>-<date>-report.<ext> (the date the report was written, in the page's zone)
     day = as_zone(view.created_at, server_zone()).strftime("%Y-%m-%d")
     names = {f"{TOPIC}-{day}-report.{ext}": mime for ext, mime in (("html", "text/html"), ("md", "text/markdown"),
                                                                   ("json", "application/json"))}
     assert {n: deferred[n][1] for n in names} == names
     assert deferred[f"{TOPIC}-{day}-report.json"][0]() == Path(view.json_path).read_bytes()
+    # the PDF is drawn from the JSON document when clicked (tests/reporting/test_report_pdf.py reads its text)
+    pdf_call, pdf_mime = deferred[f"{TOPIC}-{day}-report.pdf"]
+    assert pdf_mime == "application/pdf" and pdf_call().startswith(b"%PDF-")
 
     # history across runs
     across = next(df.value for df in at.dataframe if "run" in df.value.columns)
@@ -207,7 +211,7 @@ def test_a_completed_run_shows_its_report_with_preview_and_downloads(monkeypatch
     Path(view.md_path).unlink()
     render(at)
     assert [w for w in values(at.warning) if "Markdown" in w and "missing" in w], values(at.warning)
-    assert [b.label for b in at.download_button] == ["Download HTML", "Download JSON"]
+    assert [b.label for b in at.download_button] == ["Download HTML", "Download JSON", "Download PDF"]
 
     # the preview is drawn from the JSON document, never from the HTML file: without the HTML file it
     # still shows, and what the document says is what the page shows
@@ -241,7 +245,7 @@ def test_generate_adds_a_report_that_completes():
     table = next(df.value for df in at.dataframe if "stage" in df.value.columns and "run" not in df.value.columns)
     assert list(table["report"]) == [view.id] and list(table["status"]) == ["completed"]
     assert list(table["type"]) == ["Crisis response"]  # the type's name in the reader's language
-    assert progress_values(at) == [100] and len(at.download_button) == 3
+    assert progress_values(at) == [100] and len(at.download_button) == 4
     # a second one: a new row on top, selected
     button(at, "Generate").click()
     render(at)
@@ -462,7 +466,7 @@ def test_the_page_in_both_languages_in_every_state(lang):
     at = page_in(lang)
     assert button(at, words[1]) and words[2] in [s.value for s in at.subheader]
     assert any(c.startswith(words[3]) for c in values(at.caption)), values(at.caption)
-    assert len(at.download_button) == 3 and len(html_bodies(at)) == 2
+    assert len(at.download_button) == 4 and len(html_bodies(at)) == 2
     check_screen(at, lang, TOPIC, rid, done)
 
     # writing: a full report waiting for running engines (its job's message is shown as it is given)
