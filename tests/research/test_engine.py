@@ -313,7 +313,7 @@ def test_a_checkpoint_stores_each_source_once_and_an_older_inline_checkpoint_sti
     from sqlalchemy import delete, func, select, update
 
     from core.infra.models import Job, JobItem
-    from core.work.jobs import INTERRUPTED
+    from core.work.jobs import FAILED
 
     settings = load_settings()
     sup = make_sup(corpus, events, settings)
@@ -332,7 +332,9 @@ def test_a_checkpoint_stores_each_source_once_and_an_older_inline_checkpoint_sti
         old_cp["paragraphs"]["1"] = {"summary": "", "sources": [], "searches": [], "reflections_done": 0}
         with corpus.session() as s:
             s.execute(delete(JobItem).where(JobItem.job_id == job.id))
-            s.execute(update(Job).where(Job.id == job.id).values(status=INTERRUPTED, checkpoint=old_cp, result=None))
+            # failed, not interrupted: the running supervisor's auto-resume takes interrupted jobs back
+            # itself, and racing it made resume_run find nothing to resume now and then
+            s.execute(update(Job).where(Job.id == job.id).values(status=FAILED, checkpoint=old_cp, result=None))
         assert sup.resume_run(run_id) == [job.id]
         assert sup.wait_run(run_id, 120) == COMPLETED
     finally:
