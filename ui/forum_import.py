@@ -9,8 +9,8 @@ from pathlib import Path
 import streamlit as st
 
 from core.discussion.bettafish_import import parse_bettafish_folder, store_forum_import
-from core.discussion.metering import forum_metering, metering_csv, metering_of
-from core.forum import forum_line, transcript
+from core.discussion.metering import all_messages, forum_metering, metering_csv, metering_of
+from core.forum import forum_line
 from core.infra.db import Database
 from core.infra.filenames import download_name
 from core.runtime import Runtime
@@ -20,22 +20,11 @@ from .access import server_path_import_allowed
 from .i18n import t
 from .widgets import admin_unlocked, run_from_link
 
-BATCH = 1000  # rows per read
 IMPORT_FILES = ("insight.log", "media.log", "query.log", "forum.log")  # forum.log: the host's speeches
 MAX_WARNINGS_SHOWN = 20
 
 
 # ---------------------------------------------------------------------------------------- downloads
-
-
-def all_messages(db: Database, run_id: str, prices=None):
-    cursor = 0
-    while True:
-        batch = transcript(db, run_id, after_id=cursor, limit=BATCH, prices=prices)
-        yield from batch
-        if len(batch) < BATCH:
-            return
-        cursor = batch[-1].id
 
 
 def forum_log_text(db: Database, run_id: str) -> str:

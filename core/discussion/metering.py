@@ -20,7 +20,7 @@ import csv
 import io
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from core.forum import ForumMessage, transcript
 from core.infra.db import Database
@@ -134,18 +134,20 @@ def metering_of(run_id: str, messages: Iterable[ForumMessage]) -> ForumMetering:
         total.meter())
 
 
-def forum_metering(db: Database, run_id: str, prices=None) -> ForumMetering:
-    """A run's whole transcript metered (read in batches), priced with ``prices`` (None: genai-prices')."""
-    def messages():
-        cursor = 0
-        while True:
-            batch = transcript(db, run_id, after_id=cursor, limit=BATCH, prices=prices)
-            yield from batch
-            if len(batch) < BATCH:
-                return
-            cursor = batch[-1].id
+def all_messages(db: Database, run_id: str, prices=None) -> Iterator[ForumMessage]:
+    """A run's whole transcript, metered, read in batches of BATCH (pages and exports of long runs)."""
+    cursor = 0
+    while True:
+        batch = transcript(db, run_id, after_id=cursor, limit=BATCH, prices=prices)
+        yield from batch
+        if len(batch) < BATCH:
+            return
+        cursor = batch[-1].id
 
-    return metering_of(run_id, messages())
+
+def forum_metering(db: Database, run_id: str, prices=None) -> ForumMetering:
+    """A run's whole transcript metered, priced with ``prices`` (None: genai-prices')."""
+    return metering_of(run_id, all_messages(db, run_id, prices))
 
 
 SPEAKER_COLUMNS = ("table", "key", "sender", "messages", "agent_messages", "input_tokens", "output_tokens", "tokens",

@@ -12,8 +12,7 @@ import pypdf
 import pytest
 
 from core import report as rep
-from tests.support import skip_or_fail
-from tests.support.streamlit_server import chromium_available, launch_chromium
+from tests.support.streamlit_server import chromium_browser
 from tests.test_report import add_forum, make_run, quick_polls, run_report, sqlite_db, supervisors  # noqa: F401
 
 pytestmark = pytest.mark.timeout(180)
@@ -44,17 +43,8 @@ def test_the_stylesheet_has_the_print_rules():
 
 @pytest.fixture(scope="module")
 def browser():
-    usable, reason = chromium_available()
-    if not usable:
-        skip_or_fail(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser() as chromium:
+        yield chromium
 
 
 def written_html(db, supervisors) -> str:

@@ -24,6 +24,7 @@ under test), then applies `env`. Pass `inherit_env=False` for a bare environment
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import signal
@@ -34,7 +35,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from . import REPO_ROOT, die_with_parent, free_port, tail
 
@@ -236,6 +237,25 @@ def launch_chromium(playwright: Any, **kwargs: Any) -> Any:
         args=args,
         **kwargs,
     )
+
+
+@contextlib.contextmanager
+def chromium_browser(**kwargs: Any) -> Iterator[Any]:
+    """A headless Chromium for a test module's fixture: skipped (or failed, when the test command
+    installed it) where it cannot run, closed after."""
+    from playwright.sync_api import sync_playwright
+
+    from . import skip_or_fail
+
+    usable, reason = chromium_available()
+    if not usable:
+        skip_or_fail(reason)
+    with sync_playwright() as pw:
+        chromium = launch_chromium(pw, **kwargs)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 _APP = '[data-testid="stApp"]'

@@ -34,10 +34,9 @@ from core.supervisor import Supervisor
 from core.work.probe import probe_jobs
 from core.work.runs import get_job, get_run
 from tests.conftest import wait_for
-from tests.support import REPO_ROOT, skip_or_fail
+from tests.support import REPO_ROOT
 from tests.support.faults import record
-from tests.support.streamlit_server import (StreamlitServer, chromium_available, launch_chromium,
-                                            wait_for_streamlit_idle)
+from tests.support.streamlit_server import StreamlitServer, chromium_browser, wait_for_streamlit_idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -48,17 +47,8 @@ TIMEOUT = 120
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    usable, reason = chromium_available()
-    if not usable:
-        skip_or_fail(reason)
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser() as chromium:
+        yield chromium
 
 
 @pytest.fixture

@@ -26,9 +26,7 @@ from core.supervisor import Supervisor
 from core.runtime import build_handlers
 from tests.conftest import fast_config
 from tests.fakes.openai_server import FakeOpenAI
-from tests.support import skip_or_fail
-from tests.support.streamlit_server import (StreamlitServer, chromium_available, launch_chromium,
-                                            wait_for_streamlit_idle)
+from tests.support.streamlit_server import StreamlitServer, chromium_browser, wait_for_streamlit_idle
 from tests.test_report import add_forum, llm_settings, make_run, xss_engines, xss_forum, xss_payloads
 
 pytestmark = [pytest.mark.e2e]
@@ -93,17 +91,8 @@ def report_db(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def browser():
     """One headless Chromium for the module; each test opens fresh contexts in it."""
-    from playwright.sync_api import sync_playwright
-
-    usable, reason = chromium_available()
-    if not usable:
-        skip_or_fail(reason)
-    with sync_playwright() as pw:
-        chromium = launch_chromium(pw)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser() as chromium:
+        yield chromium
 
 
 @contextmanager
