@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.parse
@@ -20,7 +19,7 @@ from core.infra.models import LlmCall, Run
 from core.llm.instruments import observe_call
 from tests.conftest import wait_for
 from tests.console.test_metrics_server import free_port
-from tests.support import skip_or_fail
+from tests.support import end_process, skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,12 +128,7 @@ def test_a_real_prometheus_scrapes_the_endpoint_and_answers_queries(served, tmp_
         [median] = answers('histogram_quantile(0.5, sum by (le) (shoal_llm_latency_seconds_bucket{role="PROM_TEST"}))')
         assert 0 < float(median["value"][1]) <= 2.5, median
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        end_process(proc)
 
 
 if __name__ == "__main__":  # pragma: no cover

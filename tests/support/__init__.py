@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -62,6 +63,18 @@ def die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except Exception:  # noqa: BLE001 - best effort only
         pass
+
+
+def end_process(proc, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+    """Send `sig` to a server process and wait for it; killed if it has not ended in `timeout` s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def tail(path: Path | str, max_chars: int = 4000) -> str:

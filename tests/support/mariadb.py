@@ -46,7 +46,7 @@ from typing import Any, Callable
 
 import pymysql
 
-from . import die_with_parent, free_port, skip_or_fail, tail
+from . import die_with_parent, end_process, free_port, skip_or_fail, tail
 
 ENV_URL = "SHOAL_TEST_MYSQL_URL"
 _SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin", "/usr/local/bin")
@@ -222,13 +222,7 @@ class MariaDBServer:
             self._url = None
             return
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        end_process(proc, signal.SIGTERM)
         self._url = None
         if self.tmpdir is not None:
             shutil.rmtree(self.tmpdir, ignore_errors=True)

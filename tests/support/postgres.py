@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from . import die_with_parent, free_port, skip_or_fail, tail
+from . import die_with_parent, end_process, free_port, skip_or_fail, tail
 
 ENV_URL = "SHOAL_TEST_POSTGRES_URL"
 _DB_NAME_RE = re.compile(r"^[a-z0-9_]{1,63}$")
@@ -206,13 +206,7 @@ class PostgresServer:
             self._url = None
             return
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # "fast" shutdown: disconnect clients, no waiting for them
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        end_process(proc, signal.SIGINT)  # "fast" shutdown: disconnect clients, no waiting for them
         self._url = None
         if self.tmpdir is not None:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
@@ -226,13 +220,7 @@ class PostgresServer:
         if self.external:
             raise PostgresError("cannot crash an external server")
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGQUIT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        end_process(proc, signal.SIGQUIT)
 
     def restart(self) -> None:
         """Start the server again on the same files and port after `crash()`."""
