@@ -64,8 +64,7 @@ from core.llm.answered import note_answered
 from core.llm.limits import ProviderLimiter, default_limiter, provider_key
 from core.llm.pricing import cached_tokens_of
 from core.llm import run_budget  # a run's caps on tokens and cost: gate, reserve, settle
-from core.infra.models import LlmCall
-from core.llm.instruments import observe_call
+from core.llm.call_log import CallRecord, store_call
 from core.infra.redact import MASK, redact, register_secrets
 from core.infra.tracing import current_trace_id
 
@@ -76,7 +75,6 @@ __all__ = [
 
 # A local endpoint (Ollama, vLLM, LM Studio) takes any key; the SDK insists on one.
 PLACEHOLDER_KEY = "not-needed"
-_NODE_MAX = 64
 _CONNECT_TIMEOUT = 10.0
 
 
@@ -300,7 +298,7 @@ class LlmClient:
         raw: _Raw | None = None
         cut_text: list[str] = []  # what attempts cut at LLM_TIMEOUT had streamed: billed, so counted
         op = f"{self.role.lower()}:{node}" if node else self.role.lower()
-        run_budget.reserve(self, run_id, node, messages, max_tokens)  # settled by _store
+        run_budget.reserve(self, run_id, node, messages, max_tokens)  # settled by core.llm.call_log.store_call
         try:
             for attempt in retry_mod.retrying(policy, op=op, run_id=run_id, job_id=job_id, sleep=self._sleep):
                 with attempt:
@@ -533,11 +531,10 @@ class LlmClient:
     # recording -------------------------------------------------------------------------------
     def _record(self, result: LlmResult, *, status: str, error_kind: str | None, run_id: str | None,
                 job_id: str | None) -> None:
-        result.call_id = self._store(node=result.node, run_id=run_id, job_id=job_id, trace_id=result.trace_id,
-                    input_tokens=result.input_tokens, output_tokens=result.output_tokens, latency_ms=result.latency_ms,
-                    ttft_ms=result.ttft_ms, retries=result.retries, status=status, error_kind=error_kind,
-                    estimated=result.usage_estimated, queued_ms=result.queued_ms,
-                    cached_input_tokens=result.cached_input_tokens)
+        result.call_id = store_call(self, CallRecord(
+            result.node, run_id, job_id, result.trace_id, result.input_tokens, result.output_tokens,
+            result.latency_ms, result.ttft_ms, result.retries, status, error_kind, result.usage_estimated,
+            queued_ms=result.queued_ms, cached_input_tokens=result.cached_input_tokens), self._scrub)
         logger.debug("llm {}/{} {}@{}: {} in / {} out tokens{}, {:.0f} ms (ttft {}), {} retries, {}",
                      self.role, result.node or "-", self.model, self.provider, result.input_tokens,
                      result.output_tokens, " (estimated)" if result.usage_estimated else "", result.latency_ms,
@@ -548,50 +545,9 @@ class LlmClient:
 
     def _record_error(self, err: LlmError, *, node: str, run_id: str | None, job_id: str | None) -> None:
         logger.warning("llm {}/{}: {}", self.role, node or "-", str(err))
-        self._store(node=node, run_id=run_id, job_id=job_id, trace_id=current_trace_id(),
-                    input_tokens=err.input_tokens, output_tokens=err.output_tokens, latency_ms=err.latency_ms,
-                    ttft_ms=None, retries=err.retries, status="error", error_kind=err.kind,
-                    estimated=bool(err.input_tokens or err.output_tokens), error=str(err))
-
-    def _store(self, *, node: str, run_id: str | None, job_id: str | None, trace_id: str, input_tokens: int,
-               output_tokens: int, latency_ms: float, ttft_ms: float | None, retries: int, status: str,
-               error_kind: str | None, estimated: bool, error: str = "",
-               queued_ms: float | None = None, cached_input_tokens: int | None = None) -> int | None:
-        observe_call(self.role, self.model, latency_ms, ttft_ms)  # the process's histograms (/metrics)
-        run_budget.settle(self, run_id, node, input_tokens, output_tokens, cached_input_tokens, job_id)
-        call_id = None
-        if self.db is not None:
-            try:
-                with self.db.session() as s:
-                    row = LlmCall(run_id=run_id, job_id=job_id, trace_id=trace_id or "", role=self.role,
-                                  provider=self.provider[:128], model=self.model[:128], node=(node or "")[:_NODE_MAX],
-                                  input_tokens=input_tokens, output_tokens=output_tokens,
-                                  cached_input_tokens=cached_input_tokens or None,
-                                  tokens_estimated=bool(estimated),
-                                  latency_ms=round(latency_ms, 3),
-                                  ttft_ms=None if ttft_ms is None else round(ttft_ms, 3),
-                                  queued_ms=None if queued_ms is None else round(queued_ms, 3), retries=retries,
-                                  status=status, error_kind=(error_kind or None) and error_kind[:32])
-                    s.add(row)
-                    s.flush()
-                    new_id = row.id
-                call_id = new_id  # once committed
-            except Exception as exc:  # the database may be what is failing: the call's answer still counts
-                logger.warning("llm call of {} not recorded: {}", self.role, self._scrub(f"{type(exc).__name__}: {exc}")[:300])
-        if self.events is not None:
-            payload = {"role": self.role, "node": node, "model": self.model, "provider": self.provider,
-                       "status": status, "error_kind": error_kind, "input_tokens": input_tokens,
-                       "output_tokens": output_tokens, "usage_estimated": estimated,
-                       "latency_ms": round(latency_ms, 1), "ttft_ms": None if ttft_ms is None else round(ttft_ms, 1),
-                       "retries": retries, "call_id": call_id}
-            if error:
-                payload["error"] = error[:_DETAIL_MAX]
-            try:
-                self.events.emit("llm.call", run_id=run_id, job_id=job_id, source="llm", payload=payload,
-                                 trace_id=trace_id)
-            except Exception as exc:
-                logger.warning("llm.call event not recorded: {}", self._scrub(f"{type(exc).__name__}: {exc}")[:300])
-        return call_id
+        store_call(self, CallRecord(node, run_id, job_id, current_trace_id(), err.input_tokens, err.output_tokens,
+                                    err.latency_ms, None, err.retries, "error", err.kind,
+                                    bool(err.input_tokens or err.output_tokens), error=str(err)), self._scrub)
 
 
 # ---------------------------------------------------------------------------------------------
