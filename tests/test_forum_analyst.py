@@ -40,8 +40,9 @@ def test_a_human_message_is_stored_announced_logged_and_outside_the_rounds(db, e
     assert not [e for e in events.since(0, run_id=run_id)[0] if e.type == "forum.duplicate_skipped"]
     log = (tmp_path / "logs" / "forum.log").read_text(encoding="utf-8").splitlines()
     assert sum("] [HUMAN] 二手车的保值率怎么样？\\n车主怎么看？" in line for line in log) == 2
-    # what an engine reads next: the analyst's latest messages, oldest first
-    assert forum_guidance(db, run_id) == ForumGuidance(host_speech=None, human=(h1.content, h2.content))
+    # what an engine reads next: the analyst's latest messages, oldest first, with their ids (provenance)
+    assert forum_guidance(db, run_id) == ForumGuidance(host_speech=None, human=(h1.content, h2.content),
+                                                       ids=(h1.id, h2.id))
 
 
 def test_guidance_holds_the_latest_host_speech_and_human_messages(db, events):
