@@ -578,11 +578,20 @@ def test_alerts_tab_lists_firing_and_cleared():
 # ---------------------------------------------------------------------------------------- resources
 
 
-def test_resources_tab_charts_the_samplers_history():
+def test_resources_tab_charts_the_samplers_history(monkeypatch):
+    from collections import namedtuple
+
+    from core.console import resources as resources_mod
+
     rt = get_runtime()
     real = rt.resources.clock
     offset = iter(range(1, 100))
     rt.resources.clock = lambda: real() + next(offset)  # a second between samples: CPU is measured over it
+    # and the CPU counters advance between them (the real ones tick every 10 ms: three samples taken at
+    # once often saw no change, so no CPU figure, which failed this test now and then)
+    times = namedtuple("cpu_times", "user idle")
+    ticks = iter(range(1, 1000))
+    monkeypatch.setattr(resources_mod.psutil, "cpu_times", lambda: times(float(next(ticks)), 100.0 + next(ticks)))
     for _ in range(3):
         rt.resources.sample_once()
     at = monitor(TAB_RESOURCES)
