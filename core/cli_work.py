@@ -314,7 +314,11 @@ def _follow(rt, run_id: str, timeout: float, quiet: bool, stop: threading.Event 
     while True:
         try:
             batch, cursor = rt.events.since(cursor, run_id=run_id, limit=500)
-            status = get_run(rt.db, run_id).status
+            run = get_run(rt.db, run_id)
+            if run is None:  # the row itself is gone (a database restored from an older state)
+                print(f"run: run {run_id} is no longer in the database; it cannot be followed", file=sys.stderr)
+                return RunState.FAILED
+            status = run.status
         except DBAPIError as exc:
             # The database went away (a restart, a network blip): the jobs wait and retry their
             # writes, so the follower waits with them instead of dying mid-run.

@@ -189,3 +189,18 @@ def test_sentiment_reads_stdin_and_prints_label_and_score():
         assert label in ("0", "1") and 0.0 <= float(score) <= 1.0, line
         parsed.append((int(label), float(score)))
     assert parsed[0][0] == 1 and parsed[1][0] == 0, parsed
+
+
+def test_following_a_run_whose_row_is_gone_ends_with_a_message_not_a_traceback(tmp_path, monkeypatch, capsys):
+    # seen when a database restarted and lost its last commits: the follower read the run as None
+    from core.cli_work import _follow
+    from core.runtime import build_runtime
+    from core.work.states import RunState
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'gone.db'}")
+    rt = build_runtime(console_log=False)
+    try:
+        assert _follow(rt, "no-such-run", 30, quiet=True) == RunState.FAILED
+    finally:
+        rt.close()
+    assert "run no-such-run is no longer in the database" in capsys.readouterr().err

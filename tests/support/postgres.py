@@ -151,8 +151,12 @@ class PostgresServer:
     database = "shoal_test"
 
     def __init__(self, *, startup_timeout: float = 30.0, external_url: str | None = None,
-                 base_dir: str | os.PathLike[str] | None = None) -> None:
+                 base_dir: str | os.PathLike[str] | None = None, durable: bool = False) -> None:
         self.startup_timeout = startup_timeout
+        # durable: PostgreSQL's own defaults for fsync, synchronous_commit and full-page writes. Off by
+        # default (faster tests); a test that crashes the server needs them on, or commits of the last
+        # fraction of a second are lost, as on a real server configured that way.
+        self.durable = durable
         self.external_url = external_url if external_url is not None else (os.environ.get(ENV_URL) or None)
         self.base_dir = base_dir if base_dir is not None else default_base_dir()
         self.password = "pw_" + secrets.token_hex(12)
@@ -382,8 +386,9 @@ class PostgresServer:
             self.log_file.unlink()
         cmd = [
             postgres, "-D", str(self.tmpdir / "data"), "-p", str(self.port), "-k", str(self.tmpdir),
-            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off", "-c", "max_connections=300", "-c", "shared_buffers=32MB",
+            "-c", "listen_addresses=127.0.0.1",
+            *(() if self.durable else ("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")),
+            "-c", "max_connections=300", "-c", "shared_buffers=32MB",
             "-c", "dynamic_shared_memory_type=mmap", "-c", "logging_collector=off",
         ]
         out = open(self.log_file, "wb")
