@@ -64,8 +64,7 @@ from core.infra.redact import redact
 from core.infra.tracing import child_trace_id
 from core.llm.breaker import switched_off_notes
 from core.llm import run_budget
-from core.reporting import charts
-from core.reporting import claims as claimcheck
+from core.reporting import charts, claims as claimcheck
 from core.reporting.custom_templates import is_custom, load_type, resolve_type
 from core.reporting.errors import ReportError, ReportSkipped
 from core.reporting.files import RUN_ID_RE as _RUN_ID_RE, output_paths, reports_dir, slugify, write_outputs
@@ -229,6 +228,7 @@ def cancel_report(supervisor, report_id: str, timeout: float | None = None) -> s
 
 class _Writer:
     """One report job: waiting, type, outline, parallel sections, assembly, rendering."""
+    budget_spent = False  # set when the run's budget was spent before the report: it is written offline
 
     def __init__(self, ctx: JobContext, report_id: str, settings):
         self.ctx = ctx
@@ -463,12 +463,10 @@ class _Writer:
         if failed:
             notices = notices + [(f"{len(failed)} 个章节未能由模型写成，已在文中标出。" if zh else
                                   f"{len(failed)} section(s) could not be written by the LLM; they are marked.")]
-        # roles the circuit breaker switched to the offline analyst in this run (core.llm.breaker)
-        notices = notices + [m.render("zh" if zh else "en") for m in switched_off_notes(self.db, ctx.run_id)]
-        # the run's budget reached after N of M paragraphs (core.llm.run_budget)
-        spent = getattr(self, "budget_spent", False)
-        notices = notices + [m.render("zh" if zh else "en") for m in
-                             run_budget.budget_notes(self.db, ctx.run_id, report_offline=spent)]
+        # roles the circuit breaker switched off (core.llm.breaker); the budget reached after N of M paragraphs
+        notes = switched_off_notes(self.db, ctx.run_id) + run_budget.budget_notes(
+            self.db, ctx.run_id, report_offline=self.budget_spent)
+        notices = notices + [m.render("zh" if zh else "en") for m in notes]
         for s, text in zip(sections, drop_repeated_quotes([s.markdown for s in sections])):
             s.markdown = claimcheck.strip_marks(text)
             still = set(cited(s.markdown))
