@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.discussion.metering import ForumMetering, Meter, forum_metering
+from core.discussion.metering import ForumMetering, Meter, MeteringTally
 from core.runtime import Runtime
 
 from .i18n import fmt_time, t
@@ -41,7 +41,7 @@ def round_frame(metering: ForumMetering) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-REFRESH_SECONDS = 10  # the tables read the whole transcript: less often than the live transcript's 2 s
+REFRESH_SECONDS = 10  # a summary: less often than the live transcript's 2 s
 
 
 def show_metering(rt: Runtime, run_id: str) -> None:
@@ -55,11 +55,20 @@ def live_metering(run_id: str) -> None:
     render_metering(get_runtime(), run_id)
 
 
+def tally_of(rt: Runtime, run_id: str) -> MeteringTally:
+    """This session's running sums for the run: each refresh reads only the messages posted since.
+    Keyed by the database too, so switching databases in Settings never mixes two runs' sums."""
+    key = f"forum_meter_tally:{rt.db.display_url}:{run_id}"
+    if key not in st.session_state:
+        st.session_state[key] = MeteringTally(run_id)
+    return st.session_state[key]
+
+
 def render_metering(rt: Runtime, run_id: str) -> ForumMetering | None:
     """The two tables and a total line."""
     if not rt.db.ok:
         return None
-    metering = forum_metering(rt.db, run_id, getattr(rt, "prices", None))
+    metering = tally_of(rt, run_id).advance(rt.db, getattr(rt, "prices", None))
     st.subheader(t("metering.title"))
     if not metering.total.messages:
         st.caption(t("metering.empty"))

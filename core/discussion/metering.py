@@ -12,7 +12,8 @@ A cost total is the sum of the priced messages; `unpriced` counts the messages w
 price, and a total is None only when every message with a call is unpriced (never a false $0).
 Messages without a round (an import, a message posted outside the host's cadence) are counted per
 speaker and under round None. `forum_metering(db, run_id)` reads the whole transcript in batches
-(each message once, no content kept); `metering_of(messages)` does the sums for messages in hand.
+(each message once, no content kept); `metering_of(messages)` does the sums for messages in hand;
+a `MeteringTally` keeps the sums between a page's refreshes and reads only the new messages.
 """
 from __future__ import annotations
 
@@ -110,33 +111,59 @@ class _Sum:
                      self.unpriced, round(self.latency, 3))
 
 
+class MeteringTally:
+    """A run's forum metering kept up to date: the running sums and the id of the last message
+    summed, so that a page polling a long run reads only the messages posted since (O(new), not the
+    whole transcript every refresh). Every sum is additive, and a message's metering is final when it
+    is posted (its llm_calls row is written before it), so advancing gives the same figures as
+    summing the whole transcript again."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self.last_id = 0
+        self._total = _Sum()
+        self._speakers: dict[str, tuple[str, _Sum]] = {}
+        self._rounds: dict[int | None, list] = {}   # round -> [sum, first agent ts, host ts, agent messages]
+
+    def add(self, messages: Iterable[ForumMessage]) -> "MeteringTally":
+        for m in messages:
+            self._total.add(m)
+            self._speakers.setdefault(m.source, (m.sender, _Sum()))[1].add(m)
+            r = self._rounds.setdefault(m.round, [_Sum(), None, None, 0])
+            r[0].add(m)
+            if m.type == "agent":
+                r[3] += 1
+                if r[1] is None or m.timestamp < r[1]:
+                    r[1] = m.timestamp
+            elif m.type == "host" and m.round is not None and (r[2] is None or m.timestamp < r[2]):
+                r[2] = m.timestamp
+            self.last_id = max(self.last_id, m.id)
+        return self
+
+    def advance(self, db: Database, prices=None) -> ForumMetering:
+        """Sum the messages posted since the last advance; the metering so far."""
+        return self.add(all_messages(db, self.run_id, prices, after_id=self.last_id)).metering()
+
+    def metering(self) -> ForumMetering:
+        """Per speaker (in order of first message) and per round (in round order, None last)."""
+        rounds = self._rounds
+        order = sorted(rounds, key=lambda k: (k is None, k or 0))
+        return ForumMetering(
+            self.run_id,
+            tuple(SpeakerMeter(src, sender, acc.meter()) for src, (sender, acc) in self._speakers.items()),
+            tuple(RoundMeter(k, rounds[k][0].meter(), rounds[k][1], rounds[k][2], rounds[k][3]) for k in order),
+            self._total.meter())
+
+
 def metering_of(run_id: str, messages: Iterable[ForumMessage]) -> ForumMetering:
     """Per speaker (in order of first message) and per round (in round order, None last) sums."""
-    total = _Sum()
-    speakers: dict[str, tuple[str, _Sum]] = {}
-    rounds: dict[int | None, list] = {}   # round -> [sum, first agent ts, host ts, agent messages]
-    for m in messages:
-        total.add(m)
-        speakers.setdefault(m.source, (m.sender, _Sum()))[1].add(m)
-        r = rounds.setdefault(m.round, [_Sum(), None, None, 0])
-        r[0].add(m)
-        if m.type == "agent":
-            r[3] += 1
-            if r[1] is None or m.timestamp < r[1]:
-                r[1] = m.timestamp
-        elif m.type == "host" and m.round is not None and (r[2] is None or m.timestamp < r[2]):
-            r[2] = m.timestamp
-    order = sorted(rounds, key=lambda k: (k is None, k or 0))
-    return ForumMetering(
-        run_id,
-        tuple(SpeakerMeter(src, sender, acc.meter()) for src, (sender, acc) in speakers.items()),
-        tuple(RoundMeter(k, rounds[k][0].meter(), rounds[k][1], rounds[k][2], rounds[k][3]) for k in order),
-        total.meter())
+    return MeteringTally(run_id).add(messages).metering()
 
 
-def all_messages(db: Database, run_id: str, prices=None) -> Iterator[ForumMessage]:
-    """A run's whole transcript, metered, read in batches of BATCH (pages and exports of long runs)."""
-    cursor = 0
+def all_messages(db: Database, run_id: str, prices=None, after_id: int = 0) -> Iterator[ForumMessage]:
+    """A run's transcript after message ``after_id`` (all of it by default), metered, read in
+    batches of BATCH (pages and exports of long runs)."""
+    cursor = after_id
     while True:
         batch = transcript(db, run_id, after_id=cursor, limit=BATCH, prices=prices)
         yield from batch
@@ -147,7 +174,7 @@ def all_messages(db: Database, run_id: str, prices=None) -> Iterator[ForumMessag
 
 def forum_metering(db: Database, run_id: str, prices=None) -> ForumMetering:
     """A run's whole transcript metered, priced with ``prices`` (None: genai-prices')."""
-    return metering_of(run_id, all_messages(db, run_id, prices))
+    return MeteringTally(run_id).advance(db, prices)
 
 
 SPEAKER_COLUMNS = ("table", "key", "sender", "messages", "agent_messages", "input_tokens", "output_tokens", "tokens",

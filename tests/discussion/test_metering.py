@@ -132,3 +132,26 @@ def test_the_posted_message_carries_its_calls_metering_too(db):
     assert posted.cost_usd is None  # posted without a price table: genai-prices' does not know this model
     offline = forum.post_summary("p", source="MEDIA", content="另一条离线消息，没有调用")
     assert (offline.tokens, offline.cost_usd, offline.latency_ms) == (0, 0.0, 0.0)
+
+
+def test_a_tally_advanced_between_posts_equals_summing_the_whole_transcript(db, run, monkeypatch):
+    """The Forum page keeps a MeteringTally between refreshes: each advance reads only the messages
+    after the last one it summed, and its figures equal a fresh sum of the whole transcript."""
+    import core.discussion.metering as metering
+    reads = []
+    real = metering.transcript
+    monkeypatch.setattr(metering, "transcript", lambda db, run_id, **kw: reads.append(kw["after_id"]) or real(db, run_id, **kw))
+    tally = metering.MeteringTally("r")
+    first = tally.advance(db, PRICES)
+    assert first == forum_metering(db, "r", PRICES) and tally.last_id == run[-1]
+    forum = Forum(db, None, None, host_every=2)
+    c = call(db, "priced-model", 400, 600, 700.0)
+    host = forum.post_host("r", "主持人：第二轮小结", round_no=2, llm_call_id=c)
+    later = forum.post_summary("r", source="MEDIA", content="第三段：评论区出现新的质疑", paragraph=2)
+    reads.clear()
+    second = tally.advance(db, PRICES)
+    assert reads == [run[-1]]                   # one read, of the messages after the last one summed
+    assert second == forum_metering(db, "r", PRICES)
+    assert second.total.messages == 7 and second.total.tokens == 4900 + 1000
+    assert second.rounds[1].host_at is not None and tally.last_id == later.id > host.id
+    assert tally.advance(db, PRICES) == second  # nothing new: the same figures
