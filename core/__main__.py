@@ -1,5 +1,11 @@
+import gc
 import sys
 
 from core.cli import main
 
-sys.exit(main())
+code = main()
+# The command is done and its runtime closed: the collector need not walk the process's millions of
+# objects (jieba's tables, the models) again on the way out; they are released without it. A
+# command-line run's exit: 0.4 s down to 0.1 s (bench/offline_run.py).
+gc.freeze()
+sys.exit(code)

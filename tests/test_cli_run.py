@@ -174,6 +174,22 @@ def test_offline_run_prints_the_json_contract_then_an_llm_run(isolated_env):
     assert_clean(err)
 
 
+def test_an_offline_run_never_imports_the_llm_client(isolated_env):
+    # openai takes most of a second to import: a run that makes no LLM call (engines, host, report)
+    # must not pay for it
+    rc, out, err = cli("data", "demo", "--posts", "300")
+    assert rc == 0, err
+    code = ("import json, sys\nfrom core.cli import main\n"
+            f"rc = main(['run', {TOPIC!r}, '--offline', '--json', '--paragraphs', '2', '--reflections', '1'])\n"
+            "print(json.dumps([rc, sorted(m for m in ('openai', 'core.llm.client') if m in sys.modules)]), "
+            "file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, encoding="utf-8",
+                          timeout=TIMEOUT)
+    summary = json.loads(proc.stdout)
+    assert summary["status"] == "completed" and summary["host_messages"] > 0 and summary["report"], summary
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == [0, []]
+
+
 # ---------------------------------------------------------------------------------------- sentiment
 
 

@@ -35,15 +35,18 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 from core.discussion.engine_sentiment import EngineSentiment, SourcesOf, run_of, sentiment_line
 from core.forum import SENDERS, ForumMessage
-from core.llm.client import LlmClient, LlmError, LlmNotConfigured
+from core.llm.errors import LlmError, LlmNotConfigured  # the client (and openai) load only for an LLM host
 from core.research.offline import _TOPIC_FILLER
 from core.research.offline_forum import question_terms
 from core.text.clean import clean_text, has_cjk
 from core.text.keywords import contains, content_terms, idf, keyword_candidates, split_sentences
+
+if TYPE_CHECKING:
+    from core.llm.client import LlmClient
 
 __all__ = ["Host", "OfflineHost", "LlmHost", "FallbackHost", "make_host", "MAX_SPEECH", "AGENT_SOURCES",
            "HOST_NODE", "EngineSentiment", "sentiment_line"]
@@ -568,6 +571,8 @@ def make_host(settings, db=None, events=None, offline: bool = False) -> Host:
     """FallbackHost(LlmHost, OfflineHost) when FORUM_HOST has an LLM and ``offline`` is False; else OfflineHost.
     ``db`` is where both read the engines' sources for their sentiment figures."""
     if not offline and settings.llm_configured("FORUM_HOST"):
+        from core.llm.client import LlmClient
+
         try:
             client = LlmClient("FORUM_HOST", settings, db=db, events=events)
         except LlmNotConfigured:

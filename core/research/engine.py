@@ -270,7 +270,7 @@ class EngineRun:
     def _reason(self, node: str, paragraph: int | None, call: Callable[[Reasoner], Any]) -> Any:
         """Ask the reasoner; if the LLM fails for good, the offline analyst answers this node instead
         and the fallback is counted and visible, so a dead endpoint never loses the run."""
-        from core.llm.client import LlmError
+        from core.llm.errors import LlmError  # not core.llm.client: an offline run never imports openai
         from core.research.offline import OfflineReasoner
 
         try:

@@ -83,11 +83,14 @@ def tool_for(ctx: ReasonContext, intent: str, info: dict, platform: str | None,
     tool = None
     for hint in hints:
         def accept(t: ToolSpec, hint=hint) -> bool:
-            # a date tool is useful only with dates; a platform tool only with a platform
+            # a date tool is useful only with dates; a platform tool only with a platform (whichever hint
+            # found it: "news" is also in the platform tool's list of platforms)
+            if has_platform_param(t) and not platform:
+                return False
             if hint == "date":
                 return bool(span) and has_date_params(t)
             if hint in ("platform", "平台"):
-                return bool(platform) and has_platform_param(t)
+                return has_platform_param(t)
             return True
         tool = find_tool(tools, (hint,), accept)
         if tool:

@@ -43,8 +43,8 @@ def has_cjk(text: str) -> bool:
 def strip_controls(text: str, *, keep_lines: bool = True) -> str:
     """Drop format characters (zero-width spaces, BOM, bidi marks, surrogates, private use) and turn
     control characters into spaces; ``keep_lines`` keeps ``\\n``."""
-    if text.isprintable():
-        return text
+    if text.isprintable() or (keep_lines and text.replace("\n", "").isprintable()):
+        return text  # the common case, a post with lines and nothing to drop: no walk over its characters
     out = []
     for ch in text:
         if ch == "\n" and keep_lines:

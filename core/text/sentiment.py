@@ -69,6 +69,7 @@ MODEL_FORMAT = "shoal-sentiment/1"
 # the version it was trained with and load_model() refuses a mismatch.
 PREPROCESS_VERSION = 2
 MAX_CHARS = MODEL_MAX_CHARS
+MAX_REMEMBERED = 50_000  # logits kept by text (SentimentModel.decisions)
 
 # tokenize()'s default: every feature family. The shipped model uses the subset recorded in its file.
 DEFAULT_FEATURES = {"words": True, "negation": True, "negation_window": 5, "negation_chars": True,
@@ -205,9 +206,28 @@ class SentimentModel:
         self.intercept = float(data["intercept"])
         if not (len(vocab) == len(df) == len(self.coef)):
             raise ValueError("sentiment model is corrupt: vocabulary, df and coef lengths differ")
+        # A text's logit, by text: a run scores the same posts again and again (each search of each
+        # paragraph returns them anew: two in three in a demo run). A text's logit does not depend
+        # on the batch it came in (its own features, summed in feature order), so it is the same.
+        self._logits: dict[str, float] = {}
 
     def decisions(self, texts: Sequence[str]) -> np.ndarray:
-        """Logit of positive for each text, computed for the whole batch with numpy."""
+        """Logit of positive for each text, computed for the whole batch with numpy (a text scored
+        before is not computed again)."""
+        import numpy as np
+
+        known = self._logits  # shared by the engines' threads: read with get, never twice
+        got = {t: z for t in dict.fromkeys(texts) if (z := known.get(t)) is not None}
+        todo = [t for t in dict.fromkeys(texts) if t not in got]
+        if todo:
+            fresh = dict(zip(todo, self._decisions(todo).tolist()))
+            if len(known) + len(fresh) > MAX_REMEMBERED:
+                known.clear()  # bounded: a long-running app scores ever new posts
+            known.update(fresh)
+            got.update(fresh)
+        return np.array([got[t] for t in texts], dtype=np.float64)
+
+    def _decisions(self, texts: Sequence[str]) -> np.ndarray:
         import numpy as np
 
         index = self.index

@@ -111,3 +111,45 @@ def test_extract_keywords_shape_and_exclusions_unchanged():
 def test_topic_terms_keep_verbs_but_not_fragments():
     assert content_terms("高校食堂涨价") == ("高校", "食堂", "涨价")
     assert "哔哩" not in content_terms("哔哩哔哩弹幕") and "哔哩哔哩" in content_terms("哔哩哔哩弹幕")
+
+
+TAGGED_TEXTS = [
+    "新能源汽车价格战卷成这样，经销商快被压垮了，天天降价谁还敢买。",
+    "abc 123 比亚迪BYD-2024款，价格1.5万元！！ @某人 #话题# https://x.y/z?q=1 😀\n\n第二行\t制表 A+B C# 3.14",
+    "", " ", "。。。", "王小明说：哔哩哔哩上的视频研究研究，越看越觉得高高兴兴。",
+]
+
+
+@pytest.mark.parametrize("text", TAGGED_TEXTS)
+def test_tagging_block_by_block_is_jiebas_tagging_of_the_whole_text(text):
+    from core.text.jieba_loader import get_posseg
+    from core.text.keywords import _tagged
+
+    assert _tagged(text) == [(p.word, p.flag) for p in get_posseg().lcut(text)]
+
+
+def test_a_block_seen_before_is_not_tagged_again(monkeypatch):
+    from core.text import keywords
+    from core.text.jieba_loader import get_posseg
+
+    posseg = get_posseg()
+    calls = []
+
+    class Counting:  # jieba.posseg, counting the blocks it is asked to cut
+        re_han_internal = posseg.re_han_internal
+
+        @staticmethod
+        def lcut(block):
+            calls.append(block)
+            return posseg.lcut(block)
+
+    keywords._tagged_block.cache_clear()
+    monkeypatch.setattr(keywords, "get_posseg", lambda: Counting)
+    try:
+        first = keywords._tagged("价格战打到最后，质量缩水。")
+        second = keywords._tagged("质量缩水，价格战打到最后。")
+    finally:
+        keywords._tagged_block.cache_clear()
+    assert calls.count("价格战打到最后") == 1 and calls.count("质量缩水") == 1
+    assert sorted(first) == sorted(second) and first != second
+    assert second == [(p.word, p.flag) for p in posseg.lcut("质量缩水，价格战打到最后。")]

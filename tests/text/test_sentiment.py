@@ -391,3 +391,24 @@ def test_python_dash_m_core_sentiment():
     out = proc.stdout.splitlines()
     assert len(out) == 3 and out[0].startswith("1\t") and out[2].startswith("0\t")
     assert "Building prefix dict" not in proc.stderr   # jieba kept quiet
+
+
+def test_a_text_scored_again_is_not_computed_again_and_scores_the_same_in_any_batch(monkeypatch):
+    model = S.load_model(S.MODEL_PATH)  # a fresh model: its own memory of scored texts
+    texts = POSITIVE[:3] + NEGATIVE[:3]
+    alone = [model._decisions([t]).tolist()[0] for t in texts]
+    computed = []
+    real = model._decisions
+    monkeypatch.setattr(model, "_decisions", lambda batch: computed.extend(batch) or real(batch))
+    assert model.decisions(texts[:4]).tolist() == alone[:4]
+    assert model.decisions(texts[::-1] + texts[:2]).tolist() == alone[::-1] + alone[:2]  # bitwise: no isclose
+    assert sorted(computed) == sorted(texts)  # each text computed once, whatever the batches
+
+
+def test_the_memory_of_scored_texts_is_bounded(monkeypatch):
+    model = S.load_model(S.MODEL_PATH)
+    monkeypatch.setattr(S, "MAX_REMEMBERED", 4)
+    model.decisions(POSITIVE[:3])
+    model.decisions(NEGATIVE[:3])  # 3 + 3 > 4: the older ones are forgotten
+    assert set(model._logits) == set(NEGATIVE[:3])
+    assert model.decisions(POSITIVE[:1]).tolist() == [model._decisions(POSITIVE[:1]).tolist()[0]]

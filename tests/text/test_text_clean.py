@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from core.text.clean import MODEL_MAX_CHARS, clean_text
 from core.text import jieba_loader
 
@@ -36,3 +38,27 @@ def test_jieba_is_loaded_once_whatever_the_threads():
     assert len(got) == 4 and all(m is got[0] for m in got)
     assert jieba_loader.get_jieba().lcut("新能源汽车") and jieba_loader.idf_table()[1] > 0
     assert jieba_loader.get_posseg().lcut("汽车")
+
+
+def _strip_controls_by_hand(text: str, keep_lines: bool = True) -> str:
+    import unicodedata
+
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if ch == "\n" and keep_lines:
+            out.append(ch)
+        elif cat == "Cc":
+            out.append(" ")
+        elif cat not in ("Cf", "Cs", "Co", "Cn"):
+            out.append(ch)
+    return "".join(out)
+
+
+@pytest.mark.parametrize("text", ["标题\n内容", "a\nb\n", "标题\n内容\u3000全角空格", "a\u200bb\nc", "a\tb\r\n",
+                                  "x\x00y\n", "\ufeffBOM\n行", "\ue000私用\n", "plain", "", "\n\n"])
+def test_strip_controls_drops_and_keeps_the_same_characters_on_its_quick_path(text):
+    from core.text.clean import strip_controls
+
+    assert strip_controls(text) == _strip_controls_by_hand(text)
+    assert strip_controls(text, keep_lines=False) == _strip_controls_by_hand(text, keep_lines=False)
