@@ -375,16 +375,12 @@ class EngineRun:
         try:
             result = self._run()
         except BaseException:
-            for finish in (self._drain_posts, self._behind.flush):
-                try:
-                    finish()
-                except Exception as exc:  # noqa: BLE001 - the error the run raises says more
-                    self.ctx.log.warning("{}: not all written: {}", self.config.name, type(exc).__name__)
+            try:
+                self._behind.flush()
+            except Exception as exc:  # noqa: BLE001 - the error the run raises says more
+                self.ctx.log.warning("{}: a checkpoint was not written: {}", self.config.name, type(exc).__name__)
             raise
-        # The forum posts (drained here, not before the formatting call, which does not read them)
-        # and the checkpoint, before the supervisor stores the job's end from its context.
-        self._drain_posts()
-        self._behind.flush()
+        self._behind.flush()  # before the supervisor stores the job's checkpoint from its context
         return result
 
     def _run(self) -> dict:
@@ -406,10 +402,13 @@ class EngineRun:
             self._save()
         todo = [p for p in self.structure if not self.paragraphs.get(str(p.index), {}).get("done")]
         workers = max(1, min(self.s.max_parallel, len(todo) or 1))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.config.name}-para") as pool:
-            futures = [pool.submit(self._paragraph_in_trace, p) for p in todo]
-            # Paragraphs are independent: one failing does not stop the others, whose work is kept.
-            errors = [exc for f in futures if (exc := f.exception()) is not None]
+        try:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.config.name}-para") as pool:
+                futures = [pool.submit(self._paragraph_in_trace, p) for p in todo]
+                # Paragraphs are independent: one failing does not stop the others, whose work is kept.
+                errors = [exc for f in futures if (exc := f.exception()) is not None]
+        finally:
+            self._drain_posts()
         for exc in errors:
             if isinstance(exc, (JobCancelled, LeaseLost)):
                 raise exc
