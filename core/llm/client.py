@@ -39,7 +39,6 @@ core/llm/replies.py; this module is their face and the client itself.
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import replace
@@ -50,7 +49,7 @@ from loguru import logger
 
 from core.infra import retry as retry_mod
 from core.infra.config import LLM_ROLES, Settings
-from core.infra.deadline import CallTimeout, Cut, cut_response, run_bounded
+from core.infra.deadline import CallTimeout, Cut, run_bounded
 from core.infra.http_errors import TransientStatus
 from core.llm.errors import (LlmAuthError, LlmBadRequest, LlmCircuitOpen, LlmError, LlmJsonError, LlmNotConfigured,
                              LlmUnavailable, _bad_response, _StreamIncomplete)
@@ -58,13 +57,14 @@ from core.llm.breaker import announce, breakers
 from core.llm.budgets import NodeClock, node_budget
 from core.llm.jsonrepair import split_think
 from core.llm.replies import (_DETAIL_MAX, JSON_INSTRUCTION, LlmResult, _check_json, _correction, _estimate_prompt,
-                              _counted, _excerpt, _Raw, _raw_from_body, _status_message, _Unusable, _usage_ok,
+                              _counted, _excerpt, _Raw, _status_message, _Unusable, _usage_ok,
                               _with_json_instruction, estimate_tokens)
 from core.llm.answered import note_answered
 from core.llm.limits import ProviderLimiter, default_limiter, provider_key
 from core.llm.pricing import cached_tokens_of
 from core.llm import run_budget  # a run's caps on tokens and cost: gate, reserve, settle
 from core.llm.call_log import CallRecord, store_call
+from core.llm.stream import streamed
 from core.infra.redact import MASK, redact, register_secrets
 from core.infra.tracing import current_trace_id
 
@@ -395,72 +395,7 @@ class LlmClient:
         return self._plain(params)
 
     def _streamed(self, params: dict[str, Any], cut: Cut | None = None, sofar: list[str] | None = None) -> _Raw:
-        t_start = time.perf_counter()
-        try:
-            stream = self._completions.create(**params, stream=True,
-                                                          stream_options={"include_usage": True})
-        except ValueError as exc:  # an error body that is not JSON
-            raise _bad_response(f"unreadable response: {type(exc).__name__}") from exc
-        if cut is not None and getattr(stream, "response", None) is not None:
-            cut.on_cut(lambda: cut_response(stream.response))  # at LLM_TIMEOUT, a blocked read ends
-        ctype = str(getattr(stream, "response", None) and stream.response.headers.get("content-type") or "")
-        if "json" in ctype and "event-stream" not in ctype:
-            # A server that ignores stream=True and answers with one completion body.
-            try:
-                data = json.loads(stream.response.read())
-            except ValueError as exc:
-                raise _bad_response(f"malformed response body: {type(exc).__name__}") from exc
-            finally:
-                if cut is not None:
-                    cut.release()
-                stream.close()
-            raw = _raw_from_body(data)
-            raw.ttft_s = time.perf_counter() - t_start
-            return raw
-        content: list[str] = sofar if sofar is not None else []
-        reasoning: list[str] = []
-        usage = None
-        finish = None
-        ttft = None
-        chunks = 0
-        try:
-            for chunk in stream:
-                if cut is not None:
-                    cut.raise_if_cut()
-                chunks += 1
-                if getattr(chunk, "usage", None) is not None:
-                    usage = chunk.usage
-                for choice in getattr(chunk, "choices", None) or ():
-                    delta = getattr(choice, "delta", None)
-                    text = getattr(delta, "content", None) if delta is not None else None
-                    thought = getattr(delta, "reasoning_content", None) if delta is not None else None
-                    if (text or thought) and ttft is None:
-                        ttft = time.perf_counter() - t_start
-                    if text:
-                        content.append(text)
-                    if isinstance(thought, str) and thought:
-                        reasoning.append(thought)
-                    if cut is not None and (text or thought):
-                        cut.received += len(text or "") + (len(thought) if isinstance(thought, str) else 0)
-                    if getattr(choice, "finish_reason", None):
-                        finish = choice.finish_reason
-        except ValueError as exc:  # a data line that is not JSON
-            raise _bad_response(f"malformed stream data: {type(exc).__name__}") from exc
-        except openai.APIError as exc:
-            if isinstance(exc, (openai.APIStatusError, openai.APIConnectionError)):
-                raise
-            # An error event in the middle of the stream (provider overloaded, upstream failure).
-            raise _bad_response(f"error event in the stream: {_status_message(exc)}") from exc
-        finally:
-            if cut is not None:
-                cut.release()  # the connection may go back to the pool: a late cut must not touch it
-            try:
-                stream.close()
-            except Exception:  # pragma: no cover - the connection may be gone already
-                pass
-        if chunks == 0:
-            raise _StreamIncomplete("the stream ended before any data")
-        return _Raw("".join(content), "".join(reasoning), usage, finish, ttft, True)
+        return streamed(self._completions, params, cut, sofar)  # core.llm.stream: events as dicts, body read to its end
 
     def _plain(self, params: dict[str, Any]) -> _Raw:
         try:

@@ -39,6 +39,7 @@ from core.research.reasoning import (ForumGuidance, Paragraph, ParagraphResult, 
 from core.infra.redact import redact
 from core.research.relevance import TopicScope
 from core.research.results import EngineResult, ResultParagraph, ResultSource, sources_to_json, stored_sources
+from core.research.write_behind import WriteBehind
 from core.text.sentiment import score_documents
 from core.text.clean import has_cjk
 from core.infra.tracing import child_trace_id, current_trace_id, trace_scope
@@ -158,6 +159,11 @@ class SourceRegistry:
             self._ordered.append(src)
             return src
 
+    def unknown(self, docs: list[Document]) -> list[Document]:
+        """The documents not registered yet (add() keeps the registered one of a known id)."""
+        with self._lock:
+            return [d for d in docs if d.doc_id not in self._by_id]
+
     def get(self, n: int) -> Source | None:
         with self._lock:
             return self._ordered[n - 1] if 0 < n <= len(self._ordered) else None
@@ -215,6 +221,10 @@ class EngineRun:
         # fallbacks by the LLM error's kind (LlmError.kind: 'auth', 'parse', ...), for core.work.outcomes
         self.fallback_kinds: dict[str, int] = {str(k): int(v) for k, v in (cp.get("fallback_kinds") or {}).items()}
         self._cp_lock = threading.Lock()
+        self.report_md: str | None = cp.get("report_md")
+        # Checkpoints and node log records are written behind the paragraphs' chains, in order
+        # (core.research.write_behind); run() flushes them before the job ends, whatever its outcome.
+        self._behind = WriteBehind(self._write_checkpoint, name=config.name)
         # Forum posts go out on one thread per engine, in order, off the paragraphs' chains: a post
         # (de-duplication, its row, the host's round) is not what the next node needs. run() waits
         # for them before the job ends, so the report and the host rounds see every post.
@@ -235,19 +245,27 @@ class EngineRun:
         counters. Sources are not in it: each is appended once to the job's "sources" list
         (core.work.checkpoints) by the first save after it was found; `sources_stored` says how many
         belong to this checkpoint (core.research.results.stored_sources reads them back)."""
-        with self._cp_lock:
+        with self._cp_lock:  # built and queued under one lock: saves are written in the order taken
             sources = self.registry.all()
             new = [(src.n, ResultSource(src.n, src.doc).to_dict()) for src in sources[self._stored:]]
-            self.ctx.save_checkpoint({
+            self._behind.save({
                 "structure": [p.as_dict() for p in self.structure],
-                "paragraphs": self.paragraphs,
+                "paragraphs": {k: {f: list(v) if isinstance(v, list) else v for f, v in state.items()}
+                               for k, state in self.paragraphs.items()},  # a copy: the paragraphs go on
                 "sources_stored": len(sources),
                 "search_errors": self.search_errors[-50:],
                 "fallbacks": self.fallbacks,
                 "fallback_kinds": dict(self.fallback_kinds),
-                "report_md": self.ctx.checkpoint.get("report_md"),
-            }, append={"sources": new} if new else None)
+                "report_md": self.report_md,
+            }, new)
             self._stored = len(sources)
+
+    def _write_checkpoint(self, data: dict, new: list) -> None:
+        """On the write-behind thread: the checkpoint, with the sources it is the first to count."""
+        self.ctx.save_checkpoint(data, append={"sources": new} if new else None)
+
+    def _log(self, node: str, output: dict, paragraph: int | None = None) -> None:
+        self._behind.log(log_node, self.config.name, node, output, run_id=self.ctx.run_id, paragraph=paragraph)
 
     def _progress(self) -> None:
         total = max(1, len(self.structure) * (2 + self.n_reflections) + 2)
@@ -329,9 +347,8 @@ class EngineRun:
         telemetry.record("search", run_id=self.ctx.run_id, trace_id=self.ctx.trace_id,
                          payload={"engine": self.config.name, "provider": self.s.provider.name, "tool": plan.tool,
                                   "results": len(docs), "ms": round((time.perf_counter() - t0) * 1000, 1)})
-        score_documents(docs)  # the one scorer, on the same text, for every engine
-        log_node(self.config.name, "SearchNode", {"search_query": plan.query, "search_tool": plan.tool, "results": len(docs)},
-                 run_id=self.ctx.run_id, paragraph=paragraph)
+        score_documents(self.registry.unknown(docs))  # the one scorer; a source found before keeps its score
+        self._log("SearchNode", {"search_query": plan.query, "search_tool": plan.tool, "results": len(docs)}, paragraph)
         return [self.registry.add(d) for d in docs]
 
     def _on_topic(self, docs: list[Document], plan: SearchPlan, paragraph: int | None) -> list[Document]:
@@ -354,6 +371,19 @@ class EngineRun:
         return overview_tool(self.rctx.tools)
 
     def run(self) -> dict:
+        """The engine's work; its checkpoints and records are all written when it returns or raises."""
+        try:
+            result = self._run()
+        except BaseException:
+            try:
+                self._behind.flush()
+            except Exception as exc:  # noqa: BLE001 - the error the run raises says more
+                self.ctx.log.warning("{}: a checkpoint was not written: {}", self.config.name, type(exc).__name__)
+            raise
+        self._behind.flush()  # before the supervisor stores the job's checkpoint from its context
+        return result
+
+    def _run(self) -> dict:
         if not self.structure:
             overview_tool = self._overview_tool()
             overview = self._search(SearchPlan(self.ctx.topic, overview_tool), None)
@@ -367,9 +397,8 @@ class EngineRun:
             else:
                 self.structure = self._reason("structure", None, lambda r: r.plan_structure(self.rctx, overview))
                 self.structure = self.structure[: self.n_paragraphs]
-            log_node(self.config.name, NODE_NAMES["structure"],
-                     {"report_structure": [p.as_dict() for p in self.structure],
-                      **({"planned_by": "analyst"} if given else {})}, run_id=self.ctx.run_id)
+            self._log(NODE_NAMES["structure"], {"report_structure": [p.as_dict() for p in self.structure],
+                                                **({"planned_by": "analyst"} if given else {})})
             self._save()
         todo = [p for p in self.structure if not self.paragraphs.get(str(p.index), {}).get("done")]
         workers = max(1, min(self.s.max_parallel, len(todo) or 1))
@@ -388,12 +417,11 @@ class EngineRun:
         results = self.results()
         if self.budget_stopped:  # only the paragraphs written before the budget ran out
             results = run_budget.engine_stopped(self.ctx, self.config.name, results)
-        report_md = self.ctx.checkpoint.get("report_md")
+        report_md = self.report_md
         if not report_md:
             report_md = self._reason("format", None, lambda r: r.format_report(self.rctx, results))
-            log_node(self.config.name, NODE_NAMES["format"], {"final_report_chars": len(report_md)},
-                     run_id=self.ctx.run_id)
-            self.ctx.checkpoint["report_md"] = report_md
+            self._log(NODE_NAMES["format"], {"final_report_chars": len(report_md)})
+            self.report_md = report_md
             self._save()
         return EngineResult(
             engine=self.config.name,
@@ -420,8 +448,7 @@ class EngineRun:
                      if zh else f"# {self.ctx.topic} · {self.config.title}\n\nNothing in {what} is about the topic; "
                                 "this engine has nothing to analyse.\n")
         self.ctx.emit("engine.no_sources", {"engine": self.config.name, "slice": where.name if where else None})
-        log_node(self.config.name, NODE_NAMES["format"], {"final_report_chars": len(report_md), "sources": 0},
-                 run_id=self.ctx.run_id)
+        self._log(NODE_NAMES["format"], {"final_report_chars": len(report_md), "sources": 0})
         return EngineResult(self.config.name, self.s.reasoner.mode, self.s.provider.name, report_md, [], 0,
                             self.search_errors[-20:], self.fallbacks, dict(self.fallback_kinds)).to_dict()
 
@@ -467,9 +494,7 @@ class EngineRun:
             sources = self._search(plan, p.index)
             summary = self._summarise("first_summary", p,
                                       lambda r: r.first_summary(self.rctx, p, sources, self._guidance(state)))
-            log_node(self.config.name, NODE_NAMES["first_summary"], {"paragraph_latest_state": summary,
-                                                                     "title": p.title},
-                     run_id=self.ctx.run_id, paragraph=p.index)
+            self._log(NODE_NAMES["first_summary"], {"paragraph_latest_state": summary, "title": p.title}, p.index)
             state.update(summary=summary, sources=[s.n for s in sources], searches=[plan.as_dict()])
             self._save()
             self._progress()
@@ -485,9 +510,8 @@ class EngineRun:
             summary = self._summarise("reflection_summary", p,
                                       lambda r: r.reflection_summary(self.rctx, p, state["summary"], new,
                                                                      all_sources, guidance))
-            log_node(self.config.name, NODE_NAMES["reflection_summary"],
-                     {"updated_paragraph_latest_state": summary, "title": p.title},
-                     run_id=self.ctx.run_id, paragraph=p.index)
+            self._log(NODE_NAMES["reflection_summary"], {"updated_paragraph_latest_state": summary, "title": p.title},
+                      p.index)
             state.update(summary=summary, sources=[s.n for s in all_sources],
                          searches=state["searches"] + [plan.as_dict()],
                          reflections_done=state["reflections_done"] + 1)

@@ -240,6 +240,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # As real endpoints (and tests.fakes.http_server) do: without TCP_NODELAY, Nagle's algorithm holds
+        # each small stream event until the client's delayed ACK, ~40 ms, once a connection is reused.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.fake._track(self.connection, add=True)
 
     def finish(self) -> None:

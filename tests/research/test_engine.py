@@ -325,6 +325,9 @@ def test_a_checkpoint_stores_each_source_once_and_an_older_inline_checkpoint_sti
         with corpus.session() as s:
             assert s.scalar(select(func.count()).select_from(JobItem).where(JobItem.job_id == job.id)) == n > 0
         assert "sources" not in job.checkpoint and job.checkpoint["sources_stored"] == n
+        # written behind the paragraphs, and all written before the job ended: every paragraph, the report
+        assert [p.get("done") for p in job.checkpoint["paragraphs"].values()] == [True, True]
+        assert job.checkpoint["report_md"] == job.result["report_md"]
         stored = [r.to_dict() for r in stored_sources(corpus, job.id, job.checkpoint)]
         # Rewrite it as an older version left it: sources inline, the second paragraph unfinished.
         old_cp = {k: v for k, v in job.checkpoint.items() if k not in ("sources_stored", "report_md")}
