@@ -245,7 +245,7 @@ def where_the_time_goes(summary: dict, scenarios) -> str:
     script = median(m["rendered"] - m["connected"] for m in mine)
     after_title = median(m["rendered"] - m["title"] for m in mine)
     took = [m["preload"] for m in mine if m.get("preload") is not None]
-    preload = (f" The preload itself took {median(took):.2f} s (median), from the server's start; the first script "
+    preload = (f" The preload itself took {median(took):.2f} s (median), counted from the app's lifespan, just before the server answers; the first script "
                "run waits for it when it has not finished.") if took else ""
     return ("\nWhere this tree's time goes (medians over the data folders): the server answers after "
             f"{median(m['listening'] for m in mine):.2f} s (bare Streamlit: {floor['listening']:.2f} s); the "
