@@ -1,4 +1,6 @@
-"""Cold start: `streamlit run Home.py` to Home rendered in Chromium, the floor a bare Streamlit app sets, and the import cost behind it.
+"""Cold start: `streamlit run Home.py` to Home rendered in Chromium, beside a bare Streamlit app's floor.
+
+Also the import cost behind it.
 
 For each code tree (this working tree, and with `--baseline REV` that commit exported by
 `git archive` into a temporary folder, so A and B are measured in one run) and each of two data
@@ -245,8 +247,8 @@ def where_the_time_goes(summary: dict, scenarios) -> str:
     script = median(m["rendered"] - m["connected"] for m in mine)
     after_title = median(m["rendered"] - m["title"] for m in mine)
     took = [m["preload"] for m in mine if m.get("preload") is not None]
-    preload = (f" The preload itself took {median(took):.2f} s (median), counted from the app's lifespan, just before the server answers; the first script "
-               "run waits for it when it has not finished.") if took else ""
+    preload = (f" The preload itself took {median(took):.2f} s (median), counted from the app's lifespan, just "
+               "before the server answers; the first script run waits for it when it has not finished.") if took else ""
     return ("\nWhere this tree's time goes (medians over the data folders): the server answers after "
             f"{median(m['listening'] for m in mine):.2f} s (bare Streamlit: {floor['listening']:.2f} s); the "
             f"page's websocket connects {browser:.2f} s later (bare: {floor['connected'] - floor['listening']:.2f} s: "
