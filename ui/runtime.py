@@ -19,7 +19,9 @@ def _secrets() -> dict:
         return {}
 
 
-@st.cache_resource(show_spinner="Starting Shoal…")
+# The spinner is get_runtime's, not the cache's: ui.preload builds the runtime on a thread of its own
+# at server start, where a spinner has no page to show on.
+@st.cache_resource(show_spinner=False)
 def _cached_runtime() -> Runtime:
     runtime = build_runtime(secrets=_secrets())
     _built.append(runtime)
@@ -27,6 +29,14 @@ def _cached_runtime() -> Runtime:
 
 
 def get_runtime() -> Runtime:
+    if not _built:  # about to be built (first page, after reload_runtime): say so
+        with st.spinner("Starting Shoal…"):
+            return _cached_runtime()
+    return _cached_runtime()
+
+
+def prebuild() -> Runtime:
+    """The runtime, built now if it is not yet, off any page (ui.preload, at server start)."""
     return _cached_runtime()
 
 
@@ -35,3 +45,10 @@ def reload_runtime(timeout: float = 5.0) -> None:
     _cached_runtime.clear()
     while _built:
         _built.pop().close(timeout=timeout)
+
+
+def shutdown() -> None:
+    """The server is stopping (ui.app_server): close the runtimes built here, so their supervisors hand
+    running jobs back. They stay cached: a page still running meanwhile gets the closed one, not a new one."""
+    for runtime in list(_built):
+        runtime.close()
