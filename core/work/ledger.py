@@ -14,6 +14,7 @@ Dependencies are stored on the job as a list: a plain job id must complete; an e
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from datetime import datetime
 from typing import Any, Callable, Iterable
@@ -76,6 +77,14 @@ class Ledger:
         self.db, self.events, self.handlers = db, events, handlers
         self.max_attempts, self.events_per_run = max_attempts, events_per_run
         self.clock = clock
+        # Runs ended by this process wake wait_run at once (it still polls, for other processes' runs).
+        self._ended = threading.Condition()
+        self._ended_seq = 0
+
+    def _run_ended(self) -> None:
+        with self._ended:
+            self._ended_seq += 1
+            self._ended.notify_all()
 
     # ------------------------------------------------------------------ transitions
     def transition(self, job_id: str, from_states: Iterable[str], to_state: str, *, owner: str | None = None,
@@ -228,6 +237,13 @@ class Ledger:
         Run.params["degraded"]); one whose only failure is its report is report_failed."""
         if not run_id:
             return None
+        with self.db.session() as s:
+            # A job still open (the common case: any job but the run's last) means nothing to do, and
+            # the event log need not be flushed for it (an ordered session waits for its writer).
+            status = s.scalar(select(Run.status).where(Run.id == run_id))
+            if status in RunState.OPEN and s.scalar(select(Job.id).where(
+                    Job.run_id == run_id, Job.status.in_(JobState.OPEN)).limit(1)) is not None:
+                return None
         with self.events.ordered_session() as s:
             run = s.get(Run, run_id)
             if run is None or run.status in RunState.FINAL:
@@ -270,6 +286,7 @@ class Ledger:
                     payload["degraded"] = degraded
                 self.events.emit(f"run.{final}", run_id=run_id, source="supervisor", trace_id=run.trace_id, session=s,
                                  payload=payload)
+        self._run_ended()
         if final != RunState.INTERRUPTED:
             try:
                 self.events.compact(run_id, self.events_per_run)
@@ -293,10 +310,25 @@ class Ledger:
             self.events.emit(f"run.{status}", run_id=run_id, source="supervisor", trace_id=run.trace_id, session=s,
                              payload=payload or {})
             pending = list(s.scalars(select(Job.id).where(Job.run_id == run_id, Job.status == JobState.PENDING)))
+        self._run_ended()
         for job_id in pending:
             self.transition(job_id, (JobState.PENDING,), JobState.CANCELLED, event="job.cancelled", finished=True,
                             payload={"reason": status}, extra={"error": f"skipped: run ended {status}"})
         return True
+
+    def pending_verdicts(self, kinds: list[str], conds: list, limit: int, *,
+                         auto_resume: bool) -> list[tuple[str, str, str]]:
+        """(job id, run id, READY | WAIT | SKIP) of up to ``limit`` pending jobs of ``kinds`` in running
+        runs that meet ``conds`` (more conditions on Job), oldest first."""
+        stmt = (select(Job.id, Job.depends_on, Job.run_id).join(Run, Run.id == Job.run_id)
+                .where(Job.status == JobState.PENDING, Run.status == RunState.RUNNING, Job.kind.in_(kinds), *conds))
+        with self.db.session() as s:
+            candidates = s.execute(stmt.order_by(Job.created_at, Job.id).limit(limit)).all()
+            deps = {job_id: parse_dependencies(raw) for job_id, raw, _ in candidates}
+            dep_ids = {d for ds in deps.values() for d, _ in ds}
+            dep_status = dict(s.execute(select(Job.id, Job.status).where(Job.id.in_(dep_ids))).all()) if dep_ids else {}
+        return [(job_id, run_id, readiness(deps[job_id], dep_status, auto_resume=auto_resume))
+                for job_id, _, run_id in candidates]
 
     def promote_queued_runs(self, max_concurrent: int, run_ids: set[str] | None, worker_id: str,
                             now: datetime) -> None:
@@ -380,8 +412,12 @@ class Ledger:
     def wait_run(self, run_id: str, timeout: float, final: tuple[str, ...]) -> str | None:
         deadline = time.monotonic() + timeout
         while True:
+            with self._ended:
+                seen = self._ended_seq
             with self.db.session() as s:
                 status = s.scalar(select(Run.status).where(Run.id == run_id))
             if status in final or status is None or time.monotonic() >= deadline:
                 return status
-            time.sleep(0.05)
+            with self._ended:  # woken when this process ends a run; polls for the others' runs
+                if self._ended_seq == seen:
+                    self._ended.wait(min(0.05, max(0.0, deadline - time.monotonic())))
