@@ -236,8 +236,9 @@ def post_message(db: Database, events: EventLog | None, run_id: str, *, type: st
 def _post(db: Database, events: EventLog | None, run_id: str, *, type: str, source: str, content: str,
           sender: str | None, paragraph: int | None, log_dir: Path | None, timestamp: datetime | None,
           trace_id: str | None, dedup: bool, round_no: int | None, llm_call_id: int | None,
-          host_every: int | None = None) -> tuple[ForumMessage | None, int]:
-    """(the message or None, its ordinal among the run's agent messages when ``host_every`` is given, else 0)."""
+          host_every: int | None = None, stored=None) -> tuple[ForumMessage | None, int]:
+    """(the message or None, its ordinal among the run's agent messages when ``host_every`` is given, else 0).
+    ``stored(message, ordinal)`` is called once the message is committed, before forum.log and its metering."""
     if type not in TYPES:
         raise ValueError(f"forum message type must be one of {TYPES}")
     if source not in SOURCES:
@@ -271,6 +272,8 @@ def _post(db: Database, events: EventLog | None, run_id: str, *, type: str, sour
             s.add(row)
             s.flush()
             view = _announce(s, events, row)
+    if stored is not None:
+        stored(view, ordinal)
     if log_dir is not None:  # once stored
         append_forum_log(log_dir, forum_line(source, content, datetime.now()))
     if row.llm_call_id is not None:  # its call's metering, read outside the de-duplication lock
@@ -313,14 +316,14 @@ class Forum:
         """Post an engine's paragraph summary (an agent message); None when it was a duplicate.
 
         The post that completes a round (every ``host_every``-th agent message of the run) adds
-        that round's host job before it returns."""
-        view, ordinal = _post(self.db, self.events, run_id, type="agent", source=source, content=content,
-                              sender=sender, paragraph=paragraph, log_dir=self.log_dir, timestamp=None,
-                              trace_id=trace_id, dedup=True, round_no=None, llm_call_id=llm_call_id,
-                              host_every=self.host_every)
-        if view is not None and ordinal and ordinal % self.host_every == 0:
-            self._schedule_host(run_id, ordinal // self.host_every, view.id)
-        return view
+        that round's host job before it returns, as soon as the message is stored."""
+        def host(view: ForumMessage, ordinal: int) -> None:
+            if ordinal and ordinal % self.host_every == 0:
+                self._schedule_host(run_id, ordinal // self.host_every, view.id)
+
+        return _post(self.db, self.events, run_id, type="agent", source=source, content=content, sender=sender,
+                     paragraph=paragraph, log_dir=self.log_dir, timestamp=None, trace_id=trace_id, dedup=True,
+                     round_no=None, llm_call_id=llm_call_id, host_every=self.host_every, stored=host)[0]
 
     def post_host(self, run_id: str, content: str, *, round_no: int | None,
                   llm_call_id: int | None = None) -> ForumMessage | None:

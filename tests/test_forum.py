@@ -138,6 +138,22 @@ def test_every_nth_post_adds_that_rounds_host_job_and_duplicates_do_not_count(db
     assert len(skipped) == 1
 
 
+def test_the_round_completing_post_adds_its_host_job_before_the_log_line_and_metering(db, events, tmp_path,
+                                                                                     monkeypatch):
+    """The host's round starts from the stored message: forum.log and the message's metering come after."""
+    import core.forum
+
+    jobs, seen = Jobs(), []
+    monkeypatch.setattr(core.forum, "append_forum_log", lambda *a: seen.append(("log", len(jobs.added))))
+    real_metered = core.forum.metered
+    monkeypatch.setattr(core.forum, "metered", lambda *a: seen.append(("metered", len(jobs.added))) or real_metered(*a))
+    forum = Forum(db, events, tmp_path, host_every=2, jobs=jobs)
+    forum.post_summary("r1", source="QUERY", content="查询一", llm_call_id=7)
+    view = forum.post_summary("r1", source="MEDIA", content=LONG, llm_call_id=8)
+    assert view.round == 1 and [s.name for _, s in jobs.added] == ["host-1"]
+    assert seen == [("log", 0), ("metered", 0), ("log", 1), ("metered", 1)]
+
+
 def test_a_round_whose_post_arrives_first_adds_the_earlier_rounds_host_jobs_in_order(db, events, tmp_path):
     """Engines post from their own threads: the post completing round 2 can reach the scheduler before the
     one completing round 1. Round 1's job is then added first, so host-2 still depends on host-1 (a
