@@ -71,20 +71,39 @@ def readiness(deps: list[tuple[str, bool]], status: dict[str, str], *, auto_resu
     return verdict
 
 
+class Endings:
+    """Jobs and runs ending in this process, counted: a waiter (wait_run, a report waiting for the
+    forum's last speeches) wakes as soon as one ends instead of at its next look. Waiters still look
+    every so often: jobs of other processes end without telling this one."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._seq = 0
+
+    def seq(self) -> int:
+        with self._cond:
+            return self._seq
+
+    def ended(self) -> None:
+        with self._cond:
+            self._seq += 1
+            self._cond.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> bool:
+        """Until something ends after ``seen`` (a seq() taken before looking), at most ``timeout`` s."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._seq != seen, max(0.0, timeout))
+
+
+ENDINGS = Endings()
+
+
 class Ledger:
     def __init__(self, db: Database, events: EventLog, handlers: HandlerRegistry, *, max_attempts: int = 3,
                  events_per_run: int = 5000, clock: Callable[[], datetime] = utcnow):
         self.db, self.events, self.handlers = db, events, handlers
         self.max_attempts, self.events_per_run = max_attempts, events_per_run
         self.clock = clock
-        # Runs ended by this process wake wait_run at once (it still polls, for other processes' runs).
-        self._ended = threading.Condition()
-        self._ended_seq = 0
-
-    def _run_ended(self) -> None:
-        with self._ended:
-            self._ended_seq += 1
-            self._ended.notify_all()
 
     # ------------------------------------------------------------------ transitions
     def transition(self, job_id: str, from_states: Iterable[str], to_state: str, *, owner: str | None = None,
@@ -117,6 +136,8 @@ class Ledger:
                 self.events.emit(event, run_id=run_id, job_id=job_id, source="supervisor", trace_id=trace,
                                  session=s, payload={"from": [str(f) for f in from_states], "to": str(to_state),
                                                      **(payload or {})})
+        if to_state in JobState.FINAL or to_state == JobState.INTERRUPTED:
+            ENDINGS.ended()
         return True
 
     def write_checkpoint(self, job_id: str, owner: str, checkpoint: dict, progress: float | None,
@@ -286,7 +307,7 @@ class Ledger:
                     payload["degraded"] = degraded
                 self.events.emit(f"run.{final}", run_id=run_id, source="supervisor", trace_id=run.trace_id, session=s,
                                  payload=payload)
-        self._run_ended()
+        ENDINGS.ended()
         if final != RunState.INTERRUPTED:
             try:
                 self.events.compact(run_id, self.events_per_run)
@@ -310,7 +331,7 @@ class Ledger:
             self.events.emit(f"run.{status}", run_id=run_id, source="supervisor", trace_id=run.trace_id, session=s,
                              payload=payload or {})
             pending = list(s.scalars(select(Job.id).where(Job.run_id == run_id, Job.status == JobState.PENDING)))
-        self._run_ended()
+        ENDINGS.ended()
         for job_id in pending:
             self.transition(job_id, (JobState.PENDING,), JobState.CANCELLED, event="job.cancelled", finished=True,
                             payload={"reason": status}, extra={"error": f"skipped: run ended {status}"})
@@ -412,12 +433,9 @@ class Ledger:
     def wait_run(self, run_id: str, timeout: float, final: tuple[str, ...]) -> str | None:
         deadline = time.monotonic() + timeout
         while True:
-            with self._ended:
-                seen = self._ended_seq
+            seen = ENDINGS.seq()
             with self.db.session() as s:
                 status = s.scalar(select(Run.status).where(Run.id == run_id))
             if status in final or status is None or time.monotonic() >= deadline:
                 return status
-            with self._ended:  # woken when this process ends a run; polls for the others' runs
-                if self._ended_seq == seen:
-                    self._ended.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+            ENDINGS.wait(seen, min(0.05, max(0.0, deadline - time.monotonic())))
