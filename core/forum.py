@@ -443,6 +443,32 @@ def round_messages(db: Database, run_id: str, upto: int, n: int, prices=None) ->
         return metered(s, list(reversed(rows)), prices)
 
 
+@dataclass(frozen=True)
+class HostRound:
+    """What a round's host job reads, in one transaction (core.discussion.host_job)."""
+    spoken: int | None                  # the id of the round's speech when the host has spoken already
+    messages: list[ForumMessage]        # the round's agent messages, then the analyst's not yet answered
+    previous: str | None                # the host's latest speech
+
+
+def host_round(db: Database, run_id: str, round_no: int, upto: int, n: int) -> HostRound:
+    """round_messages (without metering: the host reads the texts), humans_since_host(before_round=
+    ``round_no``) and latest_host_speech at once; only ``spoken`` when the round has its speech."""
+    host = (ForumRow.run_id == run_id, ForumRow.type == "host")
+    with db.session() as s:
+        spoken = s.scalar(select(ForumRow.id).where(*host, ForumRow.round == round_no).limit(1))
+        if spoken is not None:
+            return HostRound(spoken, [], None)
+        agents = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.type == "agent",
+                                                  ForumRow.id <= upto).order_by(ForumRow.id.desc()).limit(n)).all()
+        answered = s.scalar(select(func.max(ForumRow.id)).where(*host, ForumRow.round < round_no)) or 0
+        humans = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.type == "human",
+                                                  ForumRow.id > answered)
+                           .order_by(ForumRow.id.desc()).limit(GUIDANCE_HUMAN)).all()
+        previous = s.scalar(select(ForumRow.content).where(*host).order_by(ForumRow.id.desc()).limit(1))
+        return HostRound(None, [as_message(m) for m in [*reversed(agents), *reversed(humans)]], previous)
+
+
 def speech_of_round(db: Database, run_id: str, round_no: int, prices=None) -> ForumMessage | None:
     """The host's speech for round ``round_no``, if it has spoken."""
     with db.session() as s:
