@@ -229,6 +229,8 @@ class Supervisor:
             if run_id not in self.own_runs:  # only these jobs are ours, not the rest of the run
                 self.own_jobs.update(dict.fromkeys(ids, run_id))
         self._wake.set()
+        if self.running and not self._stopping:  # those ready (a round's host) are claimed now, not at the next pass
+            self._guarded("scheduler", lambda: self._claim_pending(run_id))
         return ids
 
     def end_run(self, run_id: str, status: str, error: str, payload: dict | None = None) -> bool:

@@ -224,6 +224,45 @@ def test_host_jobs_speak_in_order_once_each_and_a_failing_host_fails_nothing(db,
     assert len(spoken) == 3
 
 
+def test_the_post_completing_a_round_starts_its_host_without_a_scheduling_pass(db, events, make_supervisor,
+                                                                               job_handlers, monkeypatch):
+    """The round's host job is claimed by the post that completes the round: with the scheduler stuck
+    (its pass lock held) the engine, still running, sees the round's speech."""
+    import threading
+
+    import core.discussion.host as host_mod
+    from core.forum import speech_of_round
+    from tests.conftest import wait_for
+
+    class Host:
+        mode = "offline"
+
+        def speak(self, topic, messages, previous):
+            return "主持人：" + "、".join(m.content for m in messages)
+
+    started, go = threading.Event(), threading.Event()
+
+    def engine(ctx):
+        started.set()
+        go.wait(30)
+        forum = Forum(ctx.db, ctx.events, ctx.settings.log_dir, host_every=2, jobs=ctx.runs)
+        for i, text in enumerate(("q0", "q1")):
+            forum.post_summary(ctx.run_id, source="QUERY", content=text, paragraph=i)
+        wait_for(lambda: speech_of_round(ctx.db, ctx.run_id, 1), timeout=20, what="the round's speech")
+        return {"engine": "query"}
+
+    monkeypatch.setattr(host_mod, "make_host", lambda *a, **k: Host())
+    monkeypatch.setitem(job_handlers, "query", HandlerInfo("query", engine))
+    sup = make_supervisor()
+    sup.settings = load_settings()
+    run_id = sup.submit_run([JobSpec("query")], topic="价格战", params={"offline": True})
+    started.wait(30)
+    with sup._pass_lock:  # no scheduling pass from here on
+        go.set()
+        assert sup.wait_run(run_id, 60) == COMPLETED
+    assert [(m.round, m.content) for m in transcript(db, run_id) if m.type == "host"] == [(1, "主持人：q0、q1")]
+
+
 def test_an_unwritable_forum_log_costs_the_file_copy_not_the_message(tmp_path):
     from core.forum import append_forum_log
 
