@@ -78,28 +78,41 @@ HISTORY = [
      "2.59 4.38 6.54"),
     ("2026-12-03 22:36 UTC", "e519c40", "before this round (h-crit2), measured just before the row below, same load",
      6.93, 4.11, 1.70, "4.39 3.72 3.59"),
+    ("2026-12-03 22:37 UTC", "7e1b29d", "after the h-crit2 round (this section's headline until 2026-12-04)",
+     6.24, 4.21, 1.50, "3.45 3.58 3.55"),
+    ("2026-12-04 14:21 UTC", "3effad3", "before this round (h-crit), measured just before the section's headline, "
+     "load of three other helpers' work", 8.45, 4.61, 1.65, "2.42 6.10 6.31"),
 ]
 
 # What the gaps showed at the last measurement (read with the table of gaps above).
-REMAINING = """Where the rest goes (profiled at `h-crit2`, a 2-core machine shared with two other benchmarks and test
-runs, load average 4-7; every figure grows with the load, since the work between calls is CPU-bound):
+REMAINING = """Where the rest goes (profiled at `h-crit`, 2026-12-04, a 2-core machine shared with three other helpers'
+benchmarks and tests, load average 4-9; every figure grows with the load, since the work between calls is
+CPU-bound and the database has one writer):
 
-- **The host's chain** (nine speeches in a row) now ends last in most runs. Once the engines have
-  finished, a speech follows the previous one within 0.02-0.06 s; while they run, 0.2-0.7 s: the
-  round's last post (the poster thread, de-duplication, its row and the host job), the scheduler's
-  claim and the job's own reads, all sharing the cores with the 15 streaming calls and the engines'
-  work. The first speech waits for five posts.
-- **Between a paragraph's calls** (0.1-0.4 s per step): the search (Insight's plain query now runs while
-  the keyword optimiser is asked, and its phrasings at once), sentiment scoring of the documents,
-  the checkpoint after each summary (five paragraphs write at once and queue on SQLite's one writer),
-  the llm_calls row of each call, written before the next call starts.
-- **The report's start** (last engine → the type call): building the material; the near-duplicate
-  clustering of about 750 findings is exact prefix filtering now (about 0.06 s of CPU, was 0.15 s
-  with MinHash LSH).
-- **The start** (submit → first call, 0.15-0.3 s): the coverage check (its web searches now run at
-  once and beside the corpus count), then the overview search.
-- Budget waits are nil (`queued_ms` ≈ 0): the default budget (18) fits the 15 engine calls plus the
-  host and the report.
+- **The host's chain** (nine speeches in a row) ended last in two of the headline's three runs (in the
+  median run Insight's paragraphs did, with a 1.5 s gap inside the engine between a first summary and its
+  reflection: core/research, outside this round). This round took off the host's chain: the
+  scheduler's wake-up and pass between two speeches (a job's end now claims the next round's host in its own
+  thread), the event-log flush of `maybe_finish_run` while jobs are open, five reads per speech (one now) and
+  the re-reading and re-scoring of every engine source per speech (only new sources now), and forum.log and
+  the metering read before the round's host job is added. Once the engines have finished, a speech follows
+  the previous one within 0.02-0.06 s; while they run, still 0.2-1.3 s, now mostly waiting for SQLite's one
+  writer: the ending job's transition (the event-log flush of `EventLog.ordered_session`, then its UPDATE:
+  0.05-0.7 s), the next job's claim (0.01-0.7 s) and the speech's own post, behind 15 paragraphs' checkpoints
+  and llm_calls rows. What would shorten it is outside this area: one in-process writer lock (BEGIN
+  IMMEDIATE) instead of SQLite's busy-wait sleeps, and an ordered session that writes the queued events in
+  its own transaction instead of waiting for the writer thread.
+- **The garbage collector**: 0.3-0.55 s of pauses per run (161-242 collections; one gen-2 collection of
+  0.13-0.21 s), every thread stopped. `gc.freeze()` after the text warm-up removed the gen-2 pause in a trial
+  (not adopted: core/text/warmup.py is outside this round).
+- **The report's start** (last engine → the type call, 0.1-0.5 s): the report job's four row and checkpoint
+  writes, its inputs and material before the first call. Its sections now start when the host's last job
+  ends (0.02-0.05 s after the last speech, was 0.05-0.16 s: a 0.1 s look).
+- **The end** (last section → run completed, 0.15-0.35 s): assembling and rendering the report (about 0.2 s
+  of CPU), the job's end and the run's final status; `wait_run` is woken by it now instead of a 0.05 s look.
+- **The start** (submit → first call, 0.2-0.45 s): the submit and the scheduler's first pass, the coverage
+  check (its web searches beside the corpus count, 0.05 s each), the report request, the engines' claims.
+- Budget waits are nil (`queued_ms` ≈ 0).
 """
 
 

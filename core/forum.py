@@ -236,8 +236,9 @@ def post_message(db: Database, events: EventLog | None, run_id: str, *, type: st
 def _post(db: Database, events: EventLog | None, run_id: str, *, type: str, source: str, content: str,
           sender: str | None, paragraph: int | None, log_dir: Path | None, timestamp: datetime | None,
           trace_id: str | None, dedup: bool, round_no: int | None, llm_call_id: int | None,
-          host_every: int | None = None) -> tuple[ForumMessage | None, int]:
-    """(the message or None, its ordinal among the run's agent messages when ``host_every`` is given, else 0)."""
+          host_every: int | None = None, stored=None) -> tuple[ForumMessage | None, int]:
+    """(the message or None, its ordinal among the run's agent messages when ``host_every`` is given, else 0).
+    ``stored(message, ordinal)`` is called once the message is committed, before forum.log and its metering."""
     if type not in TYPES:
         raise ValueError(f"forum message type must be one of {TYPES}")
     if source not in SOURCES:
@@ -271,6 +272,8 @@ def _post(db: Database, events: EventLog | None, run_id: str, *, type: str, sour
             s.add(row)
             s.flush()
             view = _announce(s, events, row)
+    if stored is not None:
+        stored(view, ordinal)
     if log_dir is not None:  # once stored
         append_forum_log(log_dir, forum_line(source, content, datetime.now()))
     if row.llm_call_id is not None:  # its call's metering, read outside the de-duplication lock
@@ -313,14 +316,14 @@ class Forum:
         """Post an engine's paragraph summary (an agent message); None when it was a duplicate.
 
         The post that completes a round (every ``host_every``-th agent message of the run) adds
-        that round's host job before it returns."""
-        view, ordinal = _post(self.db, self.events, run_id, type="agent", source=source, content=content,
-                              sender=sender, paragraph=paragraph, log_dir=self.log_dir, timestamp=None,
-                              trace_id=trace_id, dedup=True, round_no=None, llm_call_id=llm_call_id,
-                              host_every=self.host_every)
-        if view is not None and ordinal and ordinal % self.host_every == 0:
-            self._schedule_host(run_id, ordinal // self.host_every, view.id)
-        return view
+        that round's host job before it returns, as soon as the message is stored."""
+        def host(view: ForumMessage, ordinal: int) -> None:
+            if ordinal and ordinal % self.host_every == 0:
+                self._schedule_host(run_id, ordinal // self.host_every, view.id)
+
+        return _post(self.db, self.events, run_id, type="agent", source=source, content=content, sender=sender,
+                     paragraph=paragraph, log_dir=self.log_dir, timestamp=None, trace_id=trace_id, dedup=True,
+                     round_no=None, llm_call_id=llm_call_id, host_every=self.host_every, stored=host)[0]
 
     def post_host(self, run_id: str, content: str, *, round_no: int | None,
                   llm_call_id: int | None = None) -> ForumMessage | None:
@@ -438,6 +441,32 @@ def round_messages(db: Database, run_id: str, upto: int, n: int, prices=None) ->
                                                 ForumRow.id <= upto)
                          .order_by(ForumRow.id.desc()).limit(n)).all()
         return metered(s, list(reversed(rows)), prices)
+
+
+@dataclass(frozen=True)
+class HostRound:
+    """What a round's host job reads, in one transaction (core.discussion.host_job)."""
+    spoken: int | None                  # the id of the round's speech when the host has spoken already
+    messages: list[ForumMessage]        # the round's agent messages, then the analyst's not yet answered
+    previous: str | None                # the host's latest speech
+
+
+def host_round(db: Database, run_id: str, round_no: int, upto: int, n: int) -> HostRound:
+    """round_messages (without metering: the host reads the texts), humans_since_host(before_round=
+    ``round_no``) and latest_host_speech at once; only ``spoken`` when the round has its speech."""
+    host = (ForumRow.run_id == run_id, ForumRow.type == "host")
+    with db.session() as s:
+        spoken = s.scalar(select(ForumRow.id).where(*host, ForumRow.round == round_no).limit(1))
+        if spoken is not None:
+            return HostRound(spoken, [], None)
+        agents = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.type == "agent",
+                                                  ForumRow.id <= upto).order_by(ForumRow.id.desc()).limit(n)).all()
+        answered = s.scalar(select(func.max(ForumRow.id)).where(*host, ForumRow.round < round_no)) or 0
+        humans = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.type == "human",
+                                                  ForumRow.id > answered)
+                           .order_by(ForumRow.id.desc()).limit(GUIDANCE_HUMAN)).all()
+        previous = s.scalar(select(ForumRow.content).where(*host).order_by(ForumRow.id.desc()).limit(1))
+        return HostRound(None, [as_message(m) for m in [*reversed(agents), *reversed(humans)]], previous)
 
 
 def speech_of_round(db: Database, run_id: str, round_no: int, prices=None) -> ForumMessage | None:

@@ -69,8 +69,8 @@ from core.reporting.custom_templates import is_custom, load_type, resolve_type
 from core.reporting.errors import ReportError, ReportSkipped
 from core.reporting.files import RUN_ID_RE as _RUN_ID_RE, output_paths, reports_dir, slugify, write_outputs
 from core.forum import transcript
-from core.reporting.inputs import (ENGINE_ORDER, FORUM_LIMIT, KIND, OPEN_JOB_STATES as _OPEN_JOB_STATES, EngineInput,
-                                   ReportInputs, engine_states as _engine_states, expected_engines as _expected_engines,
+from core.reporting.inputs import (ENGINE_ORDER, FORUM_LIMIT, KIND, EngineInput,
+                                   ReportInputs, engine_states as _engine_states,
                                    inputs_ready, is_forum_gap, jobs_to_wait_for as _jobs_to_wait_for, missing_inputs,
                                    missing_msgs, report_inputs)
 from core.reporting.language import (AUTO_LANGUAGE, LANGUAGE_CHOICES, format_date, normalise_language,
@@ -87,13 +87,14 @@ from core.reporting.store import (KEEP_REPORTS, R_CANCELLED, R_COMPLETED, R_ERRO
                                   get_report, latest_report, list_reports, prune_reports, report_events,
                                   report_job_id, update_row as _update_row, wait_report)
 from core.reporting.text import ENGINE_LABELS, cited, plain as _plain
+from core.reporting.waiting import wait_for_jobs
 from core.reporting.types import (AUTO, REPORT_TYPES, ReportDocument, ReportSection, ReportType, choose_type_by_rules,
                                   normalise_type)
 from core.reporting.writers import (OutlineSection, assign_units, choose_type_llm, clean_llm_markdown,
                                     outline_llm, section_prompt, template_outline, write_offline_section,
                                     write_section)
 from core.research.coverage import Coverage
-from core.work.jobs import INTERRUPTED, PENDING, JobCancelled, JobContext, JobSpec, LeaseLost
+from core.work.jobs import PENDING, JobCancelled, JobContext, JobSpec, LeaseLost
 from core.i18n import Msg  # job messages (heartbeats) are shown later in the reader's language
 
 __all__ = [  # the report's public face; the parts live in core/reporting/
@@ -275,28 +276,9 @@ class _Writer:
         engines have. Only a job added to the run after the report was requested and missed by
         wait_also_for (claimed meanwhile), or a report job added without dependencies, waits here
         for an engine. ``others``: wait too for the run's other open jobs (the forum host's last
-        speeches, added while the engines ran), looking every WAIT_POLL seconds."""
-        last: list[str] = []  # request_report announced what the job waited for while pending
-        engines_done_at: float | None = None
-        auto_resume = bool(self.settings.get("SHOAL_AUTO_RESUME", True))
-        while True:
-            self.ctx.check_cancelled()
-            latest, open_others, params = _engine_states(self.db, self.ctx.run_id)
-            expected = _expected_engines(params, latest)
-            open_states = _OPEN_JOB_STATES + ((INTERRUPTED,) if auto_resume else ())
-            pending = [e for e in expected if latest.get(e) in open_states]
-            if pending != last:
-                self.emit("report.waiting", {"engines": pending, "other_jobs": open_others})
-                last = pending
-            if not pending:
-                if not others or not open_others:
-                    return
-                engines_done_at = engines_done_at or time.monotonic()
-                if time.monotonic() - engines_done_at > OTHER_JOBS_GRACE:
-                    return
-            self.ctx.heartbeat(progress=0.0 if pending else None,
-                               message=Msg("job.report_waiting", {"jobs": ", ".join(pending or open_others)}))
-            self.ctx.sleep(WAIT_POLL)
+        speeches, added while the engines ran), woken as a job ends (core.reporting.waiting)."""
+        wait_for_jobs(self.ctx, self.emit, others=others, poll=WAIT_POLL, grace=OTHER_JOBS_GRACE,
+                      auto_resume=bool(self.settings.get("SHOAL_AUTO_RESUME", True)))
 
     def choose_type(self, inputs: ReportInputs, material: Material) -> tuple[str, str, str]:
         cp = self.ctx.checkpoint

@@ -43,7 +43,7 @@ from core.work import ownership, run_settings
 from core.work.config import SupervisorConfig
 from core.work.jobs import (HandlerInfo, HandlerRegistry, JobCancelled, JobContext, JobServices, JobSpec,
                             LeaseLost)
-from core.work.ledger import READY, SKIP, Ledger, parse_dependencies, readiness
+from core.work.ledger import READY, SKIP, Ledger
 from core.work.states import JobState, RunState
 
 PENDING, RUNNING, CANCELLING = JobState.PENDING, JobState.RUNNING, JobState.CANCELLING
@@ -101,6 +101,7 @@ class Supervisor:
         # Held for a whole scheduling pass: shutdown waits for a pass in flight before handing jobs
         # back, so that pass cannot resume (interrupted -> pending) what shutdown just handed back.
         self._pass_lock = threading.Lock()
+        self._claim_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._stopping = False
@@ -228,6 +229,8 @@ class Supervisor:
             if run_id not in self.own_runs:  # only these jobs are ours, not the rest of the run
                 self.own_jobs.update(dict.fromkeys(ids, run_id))
         self._wake.set()
+        if self.running and not self._stopping:  # those ready (a round's host) are claimed now, not at the next pass
+            self._guarded("scheduler", lambda: self._claim_pending(run_id))
         return ids
 
     def end_run(self, run_id: str, status: str, error: str, payload: dict | None = None) -> bool:
@@ -373,36 +376,29 @@ class Supervisor:
                 own = (set(own[0]) | set(self.own_jobs.values()))
         self.ledger.promote_queued_runs(self.config.max_concurrent_runs, own, self.worker_id, self.clock())
 
-    def _claim_pending(self) -> None:
-        with self._lock:
-            free = self.config.max_workers - len(self._active)
-        if free <= 0:
-            return
-        kinds = [k for k in self.handlers if self.config.kinds is None or k in self.config.kinds]
-        own = self._own()
-        if not kinds or own == ([], []):
-            return
-        stmt = (select(Job.id, Job.depends_on, Job.run_id).join(Run, Run.id == Job.run_id)
-                .where(Job.status == PENDING, Run.status == RUNNING, Job.kind.in_(kinds)))
-        if own is not None:
-            stmt = stmt.where(ownership.owned(*own))  # never another process's run (issue 12)
-        with self.db.session() as s:
-            candidates = s.execute(stmt.order_by(Job.created_at, Job.id).limit(free * 4)).all()
-            deps = {job_id: parse_dependencies(raw) for job_id, raw, _ in candidates}
-            dep_ids = {d for ds in deps.values() for d, _ in ds}
-            dep_status = dict(s.execute(select(Job.id, Job.status).where(Job.id.in_(dep_ids))).all()) if dep_ids else {}
-        for job_id, _, run_id in candidates:
-            if free <= 0:
-                break
-            verdict = readiness(deps[job_id], dep_status, auto_resume=self.config.auto_resume)
-            if verdict == SKIP:
-                self.ledger.transition(job_id, (PENDING,), CANCELLED, event="job.cancelled", finished=True,
-                                       payload={"reason": "an upstream job did not complete"},
-                                       extra={"error": "skipped: an upstream job failed or was cancelled"})
-                self._finish_run(run_id)
-            elif verdict == READY and (settings := self.settings_for(run_id)) is not None \
-                    and self._claim(job_id, settings):
-                free -= 1
+    def _claim_pending(self, only_run: str | None = None) -> None:
+        """Claim ready pending jobs (only ``only_run``'s: one of its jobs just ended) while workers are free."""
+        with self._claim_lock:  # one claimer at a time (a pass, or a job's end): the pool's bound holds
+            with self._lock:
+                free = self.config.max_workers - len(self._active)
+            kinds = [k for k in self.handlers if self.config.kinds is None or k in self.config.kinds]
+            own = self._own()
+            if free <= 0 or not kinds or own == ([], []):
+                return
+            conds = ([ownership.owned(*own)] if own is not None else [])  # never another process's run (issue 12)
+            conds += [Job.run_id == only_run] if only_run else []
+            for job_id, run_id, verdict in self.ledger.pending_verdicts(kinds, conds, free * 4,
+                                                                        auto_resume=self.config.auto_resume):
+                if free <= 0:
+                    break
+                if verdict == SKIP:
+                    self.ledger.transition(job_id, (PENDING,), CANCELLED, event="job.cancelled", finished=True,
+                                           payload={"reason": "an upstream job did not complete"},
+                                           extra={"error": "skipped: an upstream job failed or was cancelled"})
+                    self._finish_run(run_id)
+                elif verdict == READY and (settings := self.settings_for(run_id)) is not None \
+                        and self._claim(job_id, settings):
+                    free -= 1
 
     def _claim(self, job_id: str, settings: Settings | None = None) -> bool:
         ctx = retry.call_with_retry(retry.DATABASE, self._claim_row, job_id, settings, op="claim")
@@ -509,6 +505,13 @@ class Supervisor:
                     payload=payload, release=True, finished=finished, extra=extra), op="finish_job")
                 if not ok:
                     logger.warning("job {} finished as {} but this worker no longer owns it", ctx.job_id, outcome)
+                elif not self._stopping:  # the jobs waiting for this one are claimed now, not at the next pass
+                    with self._lock:
+                        self._active.pop(ctx.job_id, None)  # its worker is free for them
+                    try:
+                        self._claim_pending(ctx.run_id)
+                    except Exception as exc:  # noqa: BLE001 - the scheduler's next pass claims them
+                        logger.warning("claiming after job {} failed: {}", ctx.job_id, explain(exc))
                 self._finish_run(ctx.run_id)
         except Exception as exc:  # noqa: BLE001 - the lease will expire and another worker resumes it
             logger.error("could not record the end of job {}: {}", ctx.job_id, explain(exc))

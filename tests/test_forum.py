@@ -138,6 +138,22 @@ def test_every_nth_post_adds_that_rounds_host_job_and_duplicates_do_not_count(db
     assert len(skipped) == 1
 
 
+def test_the_round_completing_post_adds_its_host_job_before_the_log_line_and_metering(db, events, tmp_path,
+                                                                                     monkeypatch):
+    """The host's round starts from the stored message: forum.log and the message's metering come after."""
+    import core.forum
+
+    jobs, seen = Jobs(), []
+    monkeypatch.setattr(core.forum, "append_forum_log", lambda *a: seen.append(("log", len(jobs.added))))
+    real_metered = core.forum.metered
+    monkeypatch.setattr(core.forum, "metered", lambda *a: seen.append(("metered", len(jobs.added))) or real_metered(*a))
+    forum = Forum(db, events, tmp_path, host_every=2, jobs=jobs)
+    forum.post_summary("r1", source="QUERY", content="查询一", llm_call_id=7)
+    view = forum.post_summary("r1", source="MEDIA", content=LONG, llm_call_id=8)
+    assert view.round == 1 and [s.name for _, s in jobs.added] == ["host-1"]
+    assert seen == [("log", 0), ("metered", 0), ("log", 1), ("metered", 1)]
+
+
 def test_a_round_whose_post_arrives_first_adds_the_earlier_rounds_host_jobs_in_order(db, events, tmp_path):
     """Engines post from their own threads: the post completing round 2 can reach the scheduler before the
     one completing round 1. Round 1's job is then added first, so host-2 still depends on host-1 (a
@@ -206,6 +222,45 @@ def test_host_jobs_speak_in_order_once_each_and_a_failing_host_fails_nothing(db,
     assert sup.wait_run(run_id, 60) == COMPLETED
     assert {j.id: j.result for j in jobs_of(db, run_id)}[again]["resumed"] is True
     assert len(spoken) == 3
+
+
+def test_the_post_completing_a_round_starts_its_host_without_a_scheduling_pass(db, events, make_supervisor,
+                                                                               job_handlers, monkeypatch):
+    """The round's host job is claimed by the post that completes the round: with the scheduler stuck
+    (its pass lock held) the engine, still running, sees the round's speech."""
+    import threading
+
+    import core.discussion.host as host_mod
+    from core.forum import speech_of_round
+    from tests.conftest import wait_for
+
+    class Host:
+        mode = "offline"
+
+        def speak(self, topic, messages, previous):
+            return "主持人：" + "、".join(m.content for m in messages)
+
+    started, go = threading.Event(), threading.Event()
+
+    def engine(ctx):
+        started.set()
+        go.wait(30)
+        forum = Forum(ctx.db, ctx.events, ctx.settings.log_dir, host_every=2, jobs=ctx.runs)
+        for i, text in enumerate(("q0", "q1")):
+            forum.post_summary(ctx.run_id, source="QUERY", content=text, paragraph=i)
+        wait_for(lambda: speech_of_round(ctx.db, ctx.run_id, 1), timeout=20, what="the round's speech")
+        return {"engine": "query"}
+
+    monkeypatch.setattr(host_mod, "make_host", lambda *a, **k: Host())
+    monkeypatch.setitem(job_handlers, "query", HandlerInfo("query", engine))
+    sup = make_supervisor()
+    sup.settings = load_settings()
+    run_id = sup.submit_run([JobSpec("query")], topic="价格战", params={"offline": True})
+    started.wait(30)
+    with sup._pass_lock:  # no scheduling pass from here on
+        go.set()
+        assert sup.wait_run(run_id, 60) == COMPLETED
+    assert [(m.round, m.content) for m in transcript(db, run_id) if m.type == "host"] == [(1, "主持人：q0、q1")]
 
 
 def test_an_unwritable_forum_log_costs_the_file_copy_not_the_message(tmp_path):

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from core.forum import (GUIDANCE_HUMAN, MAX_HUMAN_CHARS, Forum, HumanPostError, forum_guidance, humans_since_host,
-                        message_counts, transcript)
+from core.forum import (GUIDANCE_HUMAN, MAX_HUMAN_CHARS, Forum, HumanPostError, forum_guidance, host_round,
+                        humans_since_host, latest_host_speech, message_counts, round_messages, speech_of_round,
+                        transcript)
 from core.infra.db import open_database
 from core.infra.models import Run, utcnow
 from core.research.reasoning import ForumGuidance
@@ -59,6 +60,16 @@ def test_guidance_holds_the_latest_host_speech_and_human_messages(db, events):
     assert [m.id for m in humans_since_host(db, run_id, before_round=1)] == \
         [m.id for m in (asked + [later])[-GUIDANCE_HUMAN:]]
     assert not ForumGuidance() and ForumGuidance(human=("x",))
+    # a host job reads all of it in one go (core.forum.host_round): the same messages and previous speech
+    for k in (1, 2):
+        agents = [forum.post_summary(run_id, source=src, content=f"第{k}轮 {src} 的发现：电池成本{k}{src}")
+                  for src in ("QUERY", "MEDIA")]
+        inputs = host_round(db, run_id, k + 1, agents[-1].id, 2)
+        expected = round_messages(db, run_id, agents[-1].id, 2) + humans_since_host(db, run_id, before_round=k + 1)
+        assert inputs.spoken is None and inputs.previous == latest_host_speech(db, run_id) == "**主持人**：第一轮"
+        assert [(m.id, m.type, m.content) for m in inputs.messages] == [(m.id, m.type, m.content) for m in expected]
+    assert [m.type for m in inputs.messages] == ["agent", "agent", "human"]
+    assert host_round(db, run_id, 1, agents[-1].id, 2).spoken == speech_of_round(db, run_id, 1).id
 
 
 @pytest.mark.parametrize("text, key", [("   \n ", "forum_human.empty"), ("问" * (MAX_HUMAN_CHARS + 1), "forum_human.too_long")])

@@ -170,6 +170,22 @@ def test_dependencies_wait_for_upstream_and_are_skipped_when_it_fails(db, events
     assert executions.count((report.id, sup.worker_id)) == 0
 
 
+def test_a_job_that_ends_starts_the_jobs_waiting_for_it_without_a_scheduling_pass(db, events, make_supervisor):
+    """The chain of a forum's host rounds: each job's end claims the next itself, so nothing on the chain
+    waits for the scheduler (stuck here, holding its pass lock, once the first job runs)."""
+    sup = make_supervisor()
+    run_id = sup.submit_run([JobSpec("t_stubborn", "first"), JobSpec("probe", "second", {"steps": 1},
+                                                                     depends_on=("first",)),
+                             JobSpec("probe", "third", {"steps": 1}, depends_on=("second",))])
+    wait_for(lambda: get_job(db, f"{run_id}-first").status == "running", what="the first job to run")
+    with sup._pass_lock:  # no scheduling pass from here on
+        stubborn_release.set()
+        assert sup.wait_run(run_id, 30) == COMPLETED
+    jobs = {j.name: j for j in jobs_of(db, run_id)}
+    assert jobs["first"].finished_at <= jobs["second"].started_at <= jobs["second"].finished_at \
+        <= jobs["third"].started_at
+
+
 def test_a_job_after_any_outcome_runs_once_its_dependencies_have_ended_even_failed(db, events, make_supervisor):
     sup = make_supervisor()
     run_id = sup.submit_run([JobSpec("t_fail", "engine"), JobSpec("t_sleepy", "slow", {"ticks": 3}),

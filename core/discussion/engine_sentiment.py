@@ -3,6 +3,8 @@ the sources it retrieved (so the host's figures for an engine equal that engine'
 from __future__ import annotations
 
 import threading
+import weakref
+from collections import OrderedDict
 from typing import Callable, Sequence
 
 from loguru import logger
@@ -14,6 +16,47 @@ ENGINE_OF = {n.source: n.key for n in ENGINE_NAMES.values()}   # forum source ->
 SourcesOf = Callable[[str], dict]   # run id -> {agent source: list of Document dicts, or None}
 
 
+class _Scored:
+    """Each engine job's sources' sentiments so far, per database (ids are unique only within one) and
+    job id, for every host of the process: a source never changes once stored and sources are only
+    appended, so a speech reads and scores only the sources stored since the previous one (bounded:
+    the most recent jobs)."""
+
+    MAX_JOBS = 256
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.dbs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def get(self, db, job_id: str) -> list:
+        with self.lock:
+            values = self.dbs.get(db, {}).get(job_id)
+            return list(values) if values is not None else []
+
+    def put(self, db, job_id: str, values: list) -> None:
+        with self.lock:
+            jobs = self.dbs.setdefault(db, OrderedDict())
+            jobs[job_id] = values
+            jobs.move_to_end(job_id)
+            while len(jobs) > self.MAX_JOBS:
+                jobs.popitem(last=False)
+
+
+_scored = _Scored()
+
+
+def _source_count(cp) -> int:
+    """How many sources an engine job's checkpoint holds (core.research.results.stored_sources)."""
+    if not isinstance(cp, dict):
+        return 0
+    if isinstance(cp.get("sources"), list):
+        return len(cp["sources"])
+    try:
+        return int(cp.get("sources_stored") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def run_of(messages: Sequence[ForumMessage]) -> str | None:
     return next((m.run_id for m in messages or () if getattr(m, "run_id", None)), None)
 
@@ -22,9 +65,10 @@ class EngineSentiment:
     """Each engine's sentiment as the engine reports it: shares over the sources it retrieved.
 
     ``sources_of(run_id) -> {source: [Document dict, …] | None}``; by default the ``sources`` of the
-    checkpoint of the run's latest job of each engine kind, read from ``db``. Shares are cached per
-    job and number of sources (sources are only ever appended), so a speech costs one read of the
-    run's jobs and scores only sources new since the last one. Thread-safe."""
+    checkpoint of the run's latest job of each engine kind, read from ``db``: a speech reads the
+    engine jobs' checkpoints, then only the sources stored since the process's previous speech, and
+    scores only those (see _Scored: every host job has its own EngineSentiment). With ``sources_of``,
+    shares are cached per job and number of sources. Thread-safe."""
 
     def __init__(self, db=None, sources_of: SourcesOf | None = None):
         self.db = db
@@ -32,15 +76,45 @@ class EngineSentiment:
         self._cache: dict[tuple, object] = {}
         self._lock = threading.Lock()
 
-    def _from_db(self, run_id: str) -> dict[str, tuple[str, list]]:
-        from core.research.results import stored_sources
-        from core.work.runs import jobs_of
+    def _from_db(self, run_id: str) -> dict:
+        """{source: shares} over the sources of the run's latest job of each engine."""
+        from sqlalchemy import select
 
-        latest: dict[str, tuple[str, list]] = {}
-        for job in jobs_of(self.db, run_id):  # oldest first: the last of each kind wins
-            if job.kind in ENGINE_OF.values():
-                latest[job.kind] = (job.id, [s.document for s in stored_sources(self.db, job.id, job.checkpoint) if s])
-        return {src: latest[kind] for src, kind in ENGINE_OF.items() if kind in latest}
+        from core.infra.models import Job
+        from core.research.results import stored_sources
+        from core.text.sentiment import shares
+
+        with self.db.session() as s:  # oldest first: the last of each kind wins
+            rows = s.execute(select(Job.id, Job.kind, Job.checkpoint)
+                             .where(Job.run_id == run_id, Job.kind.in_(list(ENGINE_OF.values())))
+                             .order_by(Job.created_at, Job.id)).all()
+        latest = {kind: (job_id, cp) for job_id, kind, cp in rows}
+        out = {}
+        for src, kind in ENGINE_OF.items():
+            if kind not in latest:
+                continue
+            job_id, cp = latest[kind]
+            total = _source_count(cp)
+            values = _scored.get(self.db, job_id)  # (position, sentiment) of the sources read so far
+            if values and values[-1][0] > total:
+                values = []  # the checkpoint went back (a job run again from an older one): read it again
+            known = values[-1][0] if values else 0
+            new = [(r.n, r.document) for r in stored_sources(self.db, job_id, cp, after=known) if r]
+            if new:
+                self._score([d for _, d in new])
+                values += [(i, d.sentiment) for i, d in new]
+                if not any(d.sentiment is None and (d.text or "").strip() for _, d in new):
+                    _scored.put(self.db, job_id, values)  # unscored text (no model yet) is read again next time
+            result = shares(v for _, v in values) if values else None
+            if result is not None and result.scored:
+                out[src] = result
+        return out
+
+    @staticmethod
+    def _score(docs: list) -> None:
+        from core.text.sentiment import score_documents
+
+        score_documents(docs)
 
     def __call__(self, run_id: str | None) -> dict:
         """{source: SentimentShares} for every engine of the run that has scored sources; an engine
@@ -51,7 +125,7 @@ class EngineSentiment:
             if self._sources_of is not None:
                 raw = {src: (None, list(docs or [])) for src, docs in (self._sources_of(run_id) or {}).items()}
             elif self.db is not None:
-                raw = self._from_db(run_id)
+                return self._from_db(run_id)
             else:
                 return {}
             out = {}

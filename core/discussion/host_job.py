@@ -17,7 +17,7 @@ from __future__ import annotations
 from loguru import logger
 from sqlalchemy import select
 
-from core.forum import Forum, humans_since_host, latest_host_speech, round_messages, speech_of_round
+from core.forum import Forum, host_round
 from core.llm.answered import answered_calls
 from core.llm import run_budget
 from core.infra.models import Job
@@ -34,18 +34,17 @@ def run_host_job(ctx: JobContext) -> dict:
     settings, db, events = ctx.settings, ctx.db, ctx.events
     round_no, upto = int(ctx.params["round"]), int(ctx.params["upto"])
     every = int(ctx.params.get("every") or settings["FORUM_HOST_EVERY"])
-    done = speech_of_round(db, ctx.run_id, round_no)
-    if done is not None:
-        return {"round": round_no, "spoke": True, "message_id": done.id, "resumed": True}
-    messages = round_messages(db, ctx.run_id, upto, every)
-    messages += humans_since_host(db, ctx.run_id, before_round=round_no)  # the analyst's, not yet answered
+    inputs = host_round(db, ctx.run_id, round_no, upto, every)  # with the analyst's messages not yet answered
+    if inputs.spoken is not None:
+        return {"round": round_no, "spoke": True, "message_id": inputs.spoken, "resumed": True}
+    messages = inputs.messages
     forum = Forum(db, events, settings.log_dir, host_every=every)
     ctx.heartbeat(message=Msg("job.host_speaking", {"round": round_no, "messages": len(messages)}))
     try:
         host = make_host(settings, db, events, offline=bool(ctx.run_params.get("offline", False))
                          or run_budget.exhausted(db, ctx.run_id, settings))  # the run's budget spent: offline
         with answered_calls() as calls:
-            text = host.speak(ctx.topic or "", messages, latest_host_speech(db, ctx.run_id))
+            text = host.speak(ctx.topic or "", messages, inputs.previous)
         ctx.check_cancelled()
         if not _still_running(ctx):
             # cancelled elsewhere (another process, or forced after the cancel timeout) while the host spoke:

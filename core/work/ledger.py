@@ -14,6 +14,7 @@ Dependencies are stored on the job as a list: a plain job id must complete; an e
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from datetime import datetime
 from typing import Any, Callable, Iterable
@@ -70,6 +71,33 @@ def readiness(deps: list[tuple[str, bool]], status: dict[str, str], *, auto_resu
     return verdict
 
 
+class Endings:
+    """Jobs and runs ending in this process, counted: a waiter (wait_run, a report waiting for the
+    forum's last speeches) wakes as soon as one ends instead of at its next look. Waiters still look
+    every so often: jobs of other processes end without telling this one."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._seq = 0
+
+    def seq(self) -> int:
+        with self._cond:
+            return self._seq
+
+    def ended(self) -> None:
+        with self._cond:
+            self._seq += 1
+            self._cond.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> bool:
+        """Until something ends after ``seen`` (a seq() taken before looking), at most ``timeout`` s."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._seq != seen, max(0.0, timeout))
+
+
+ENDINGS = Endings()
+
+
 class Ledger:
     def __init__(self, db: Database, events: EventLog, handlers: HandlerRegistry, *, max_attempts: int = 3,
                  events_per_run: int = 5000, clock: Callable[[], datetime] = utcnow):
@@ -108,6 +136,8 @@ class Ledger:
                 self.events.emit(event, run_id=run_id, job_id=job_id, source="supervisor", trace_id=trace,
                                  session=s, payload={"from": [str(f) for f in from_states], "to": str(to_state),
                                                      **(payload or {})})
+        if to_state in JobState.FINAL or to_state == JobState.INTERRUPTED:
+            ENDINGS.ended()
         return True
 
     def write_checkpoint(self, job_id: str, owner: str, checkpoint: dict, progress: float | None,
@@ -228,6 +258,13 @@ class Ledger:
         Run.params["degraded"]); one whose only failure is its report is report_failed."""
         if not run_id:
             return None
+        with self.db.session() as s:
+            # A job still open (the common case: any job but the run's last) means nothing to do, and
+            # the event log need not be flushed for it (an ordered session waits for its writer).
+            status = s.scalar(select(Run.status).where(Run.id == run_id))
+            if status in RunState.OPEN and s.scalar(select(Job.id).where(
+                    Job.run_id == run_id, Job.status.in_(JobState.OPEN)).limit(1)) is not None:
+                return None
         with self.events.ordered_session() as s:
             run = s.get(Run, run_id)
             if run is None or run.status in RunState.FINAL:
@@ -270,6 +307,7 @@ class Ledger:
                     payload["degraded"] = degraded
                 self.events.emit(f"run.{final}", run_id=run_id, source="supervisor", trace_id=run.trace_id, session=s,
                                  payload=payload)
+        ENDINGS.ended()
         if final != RunState.INTERRUPTED:
             try:
                 self.events.compact(run_id, self.events_per_run)
@@ -293,10 +331,25 @@ class Ledger:
             self.events.emit(f"run.{status}", run_id=run_id, source="supervisor", trace_id=run.trace_id, session=s,
                              payload=payload or {})
             pending = list(s.scalars(select(Job.id).where(Job.run_id == run_id, Job.status == JobState.PENDING)))
+        ENDINGS.ended()
         for job_id in pending:
             self.transition(job_id, (JobState.PENDING,), JobState.CANCELLED, event="job.cancelled", finished=True,
                             payload={"reason": status}, extra={"error": f"skipped: run ended {status}"})
         return True
+
+    def pending_verdicts(self, kinds: list[str], conds: list, limit: int, *,
+                         auto_resume: bool) -> list[tuple[str, str, str]]:
+        """(job id, run id, READY | WAIT | SKIP) of up to ``limit`` pending jobs of ``kinds`` in running
+        runs that meet ``conds`` (more conditions on Job), oldest first."""
+        stmt = (select(Job.id, Job.depends_on, Job.run_id).join(Run, Run.id == Job.run_id)
+                .where(Job.status == JobState.PENDING, Run.status == RunState.RUNNING, Job.kind.in_(kinds), *conds))
+        with self.db.session() as s:
+            candidates = s.execute(stmt.order_by(Job.created_at, Job.id).limit(limit)).all()
+            deps = {job_id: parse_dependencies(raw) for job_id, raw, _ in candidates}
+            dep_ids = {d for ds in deps.values() for d, _ in ds}
+            dep_status = dict(s.execute(select(Job.id, Job.status).where(Job.id.in_(dep_ids))).all()) if dep_ids else {}
+        return [(job_id, run_id, readiness(deps[job_id], dep_status, auto_resume=auto_resume))
+                for job_id, _, run_id in candidates]
 
     def promote_queued_runs(self, max_concurrent: int, run_ids: set[str] | None, worker_id: str,
                             now: datetime) -> None:
@@ -380,8 +433,9 @@ class Ledger:
     def wait_run(self, run_id: str, timeout: float, final: tuple[str, ...]) -> str | None:
         deadline = time.monotonic() + timeout
         while True:
+            seen = ENDINGS.seq()
             with self.db.session() as s:
                 status = s.scalar(select(Run.status).where(Run.id == run_id))
             if status in final or status is None or time.monotonic() >= deadline:
                 return status
-            time.sleep(0.05)
+            ENDINGS.wait(seen, min(0.05, max(0.0, deadline - time.monotonic())))

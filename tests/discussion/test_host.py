@@ -309,3 +309,44 @@ def test_the_host_compares_findings_not_the_engines_statistics_lines():
            "**热度最高**（热度 = 点赞 + 5×评论 + 10×转发 + 0.1×浏览）：\n"
            "1. 「某品牌回应」（微博）热度 1,200：点赞 100 · 评论 20 [4]")
     assert findings_text(msg).strip() == "- 涉事门店已暂停营业，检测结果预计一周内公布。 [3]"
+
+
+def test_each_speech_reads_and_scores_only_the_sources_stored_since_the_previous_one(db, monkeypatch):
+    """Every host job makes its own host: the figures stay the engines' shares over all their sources,
+    while the sources are read from the database and scored once per process, not once per speech."""
+    from sqlalchemy import update
+
+    import core.text.sentiment
+    from core.work import checkpoints
+
+    scored_texts, reads = [], []
+
+    def fake_predict(texts):
+        scored_texts.extend(texts)
+        return [(1, 0.9) if "满意" in t else (0, 0.1) for t in texts]
+
+    real_read = checkpoints.read_items
+
+    def read_items(source, job_id, name, **kw):
+        reads.append((job_id, kw.get("after", 0)))
+        return real_read(source, job_id, name, **kw)
+
+    monkeypatch.setattr(core.text.sentiment, "predict", fake_predict)
+    monkeypatch.setattr(checkpoints, "read_items", read_items)
+    run_id = _run_with_engine_jobs(db, {})
+    job_id = f"{run_id}-media"
+    media = [doc(1, 0.95), doc(2, None, "非常满意"), doc(3, None, "太差了")]
+    with db.session() as s:  # sources stored as items beside the checkpoint, as engines store them
+        s.add(Job(id=job_id, run_id=run_id, kind="media", name="media", status="running",
+                  checkpoint={"sources_stored": 2}, created_at=utcnow()))
+        checkpoints.store_items(s, job_id, {"sources": list(enumerate(media, 1))})
+    settings = load_settings(env=dict(os.environ))
+    first = make_host(settings, db, None).analyse(TOPIC, MESSAGES)["sentiment"]["MEDIA"]
+    assert first == shares([0.95, 0.9]) and scored_texts == ["t2\n非常满意"] and reads == [(job_id, 0)]
+    again = make_host(settings, db, None).analyse(TOPIC, MESSAGES)["sentiment"]["MEDIA"]
+    assert again == first and len(scored_texts) == 1 and len(reads) == 1  # nothing new: nothing read
+    with db.session() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(checkpoint={"sources_stored": 3}))
+    third = make_host(settings, db, None).analyse(TOPIC, MESSAGES)["sentiment"]["MEDIA"]
+    assert third == shares([0.95, 0.9, 0.1])
+    assert scored_texts == ["t2\n非常满意", "t3\n太差了"] and reads[1:] == [(job_id, 2)]
