@@ -3,7 +3,9 @@
     FUNCTION_WORDS  function words (的 了 是 …, a the of …): never indexed nor searched
                     (core/corpus/search.py) and never a topic-expansion word (core/research/scope.py)
     STOPWORDS       FUNCTION_WORDS plus pronouns, generic verbs, time words and the filler of
-                    social-media posts (转发 展开全文 网友 …): never a keyword (core/text/keywords.py)
+                    social-media posts (转发 展开全文 网友 …), and the analysis's own words (检索 样本
+                    段落 …, which the engines' summaries use about themselves): never a keyword
+                    (core/text/keywords.py), so the host never asks an engine about 「检索」
 
 Topic words are never listed. FUNCTION_WORDS stays short on purpose: a word listed there can no
 longer be searched for (新闻, 微博 are STOPWORDS for keywords but searchable words).
@@ -34,4 +36,6 @@ at by for with from as it its it's i you he she we they them his her our your th
 does did done have has had having will would can could should may might must shall just also very so such
 more most some any all each other into about over after before up down out off again only own same too
 what which who whom when where why how rt via http https www com
+一段时间 这段时间 一段 最近 近期
+检索 补充检索 离线 分析器 样本 段落 本段
 """.split())

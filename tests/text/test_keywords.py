@@ -153,3 +153,14 @@ def test_a_block_seen_before_is_not_tagged_again(monkeypatch):
     assert calls.count("价格战打到最后") == 1 and calls.count("质量缩水") == 1
     assert sorted(first) == sorted(second) and first != second
     assert second == [(p.word, p.flag) for p in posseg.lcut("质量缩水，价格战打到最后。")]
+
+
+def test_the_analysis_own_words_and_vague_time_phrases_are_never_keywords():
+    """An engine's offline summary talks about itself (补充检索, 本段检索到的来源, 样本): the host
+    read those as the engine's keywords and asked the others about 「检索」 and 「一段时间」."""
+    texts = ["*补充检索「电池 续航」：新来源中未发现相关内容。* 本段检索到的来源显示，用户用了一段时间后抱怨续航虚标，"
+             "离线分析器的样本中电池衰减被频繁提及。"] * 2
+    kws = all_keywords(texts)
+    for w in ("检索", "补充检索", "一段时间", "样本", "离线", "分析器"):
+        assert w not in kws, w
+    assert {"电池", "续航", "虚标"} <= set(kws)
