@@ -41,9 +41,26 @@ from core.text.warmup import Once
 __all__ = ["get_jieba", "get_posseg", "idf_table"]
 
 
-def _load_jieba() -> ModuleType:
-    import jieba
+def _import_jieba() -> ModuleType:
+    """``import jieba`` without pkg_resources. jieba._compat imports pkg_resources (setuptools' whole
+    vendored packaging: 0.23 s of a command-line run here) only to open its own dictionary file, and
+    opens it with a plain ``open`` when the import fails, as on a Python without setuptools. The
+    ``None`` entry makes that one import fail and is removed at once; nothing of ours uses pkg_resources."""
+    if "jieba" in sys.modules:
+        return sys.modules["jieba"]
+    block = "pkg_resources" not in sys.modules
+    if block:
+        sys.modules["pkg_resources"] = None  # type: ignore[assignment]
+    try:
+        import jieba
+    finally:
+        if block and "pkg_resources" in sys.modules and sys.modules["pkg_resources"] is None:
+            del sys.modules["pkg_resources"]
+    return jieba
 
+
+def _load_jieba() -> ModuleType:
+    jieba = _import_jieba()
     jieba.setLogLevel(logging.WARNING)
     _load_cached_dictionary(jieba)
     jieba.initialize()  # nothing left to do after the cache; otherwise builds (and caches) the dictionary

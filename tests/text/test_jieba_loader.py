@@ -101,6 +101,20 @@ def test_loading_the_tfidf_table_does_not_import_jieba_analyse():
     assert out.stdout.split() == ["False", "True"]
 
 
+def test_jieba_is_loaded_without_pkg_resources_which_stays_importable():
+    """jieba._compat imports pkg_resources only to open its dictionary; the loader makes that import
+    fail so jieba opens the file itself, and leaves pkg_resources importable for anyone else."""
+    code = ("import sys\nfrom core.text import jieba_loader\njieba = jieba_loader.get_jieba()\n"
+            "import jieba._compat as c\n"
+            "print('pkg_resources' in sys.modules, jieba.lcut('新能源汽车价格战') == ['新能源', '汽车', '价格战'],"
+            " c.get_module_res('dict.txt').read(4) == b'AT&T')\n"
+            "import pkg_resources\nprint(pkg_resources.__name__)")
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "True", "True", "pkg_resources"]
+
+
 def test_a_cache_that_cannot_be_written_is_only_skipped(tmp_path):
     missing = tmp_path / "no-such-dir" / "shoal-jieba-idf.cache"
     jieba_loader._write_table(str(missing), ("k",), {"a": 1.0})
