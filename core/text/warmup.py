@@ -168,12 +168,21 @@ def _sentiment() -> object:
     return load_model()
 
 
+def _freeze() -> object:
+    """Move what is loaded so far (the tables above, the imported modules) out of the collector's
+    reach: they live as long as the process, and every full collection would walk them again."""
+    import gc
+
+    gc.freeze()
+    return None
+
+
 # In the order a run needs them: corpus search segments first, keywords then need tags and TF-IDF,
 # sentiment scoring comes with the first documents. (The near-duplicate clustering, core.text.dedup, is
 # plain Python and needs no warming.)
 TEXT_STEPS: tuple[tuple[str, Callable[[], object]], ...] = (
     ("jieba dictionary", _jieba), ("jieba part-of-speech tags", _posseg), ("jieba TF-IDF table", _idf),
-    ("sentiment model", _sentiment),
+    ("sentiment model", _sentiment), ("collector frozen", _freeze),
 )
 
 _process_lock = threading.Lock()
