@@ -514,9 +514,13 @@ def latest_host_speech(db: Database, run_id: str) -> str | None:
 def human_messages(db: Database, run_id: str, *, after_id: int = 0, limit: int = GUIDANCE_HUMAN) -> list[ForumMessage]:
     """The run's latest ``limit`` analyst messages after message ``after_id``, oldest first."""
     with db.session() as s:
-        rows = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.type == "human",
-                                                ForumRow.id > after_id)
-                         .order_by(ForumRow.id.desc()).limit(limit)).all()
+        return _human_messages(s, run_id, after_id, limit)
+
+
+def _human_messages(s, run_id: str, after_id: int = 0, limit: int = GUIDANCE_HUMAN) -> list[ForumMessage]:
+    rows = s.scalars(select(ForumRow).where(ForumRow.run_id == run_id, ForumRow.type == "human",
+                                            ForumRow.id > after_id)
+                     .order_by(ForumRow.id.desc()).limit(limit)).all()
     return [as_message(m) for m in reversed(rows)]
 
 
@@ -533,11 +537,11 @@ def humans_since_host(db: Database, run_id: str, before_round: int | None = None
 
 def forum_guidance(db: Database, run_id: str) -> ForumGuidance:
     """What an engine reads from the forum before a summary or reflection: the host's latest speech
-    and the analyst's latest messages."""
+    and the analyst's latest messages (one read: an engine asks four times per paragraph)."""
     with db.session() as s:
         host = s.execute(select(ForumRow.id, ForumRow.content).where(ForumRow.run_id == run_id, ForumRow.type == "host")
                          .order_by(ForumRow.id.desc()).limit(1)).first()
-    human = human_messages(db, run_id)
+        human = _human_messages(s, run_id)
     return ForumGuidance(host_speech=host.content if host else None, human=tuple(m.content for m in human),
                          ids=((host.id,) if host else ()) + tuple(m.id for m in human))
 
