@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 
 import pytest
 
@@ -214,8 +215,11 @@ def test_an_llm_that_keeps_returning_invalid_json_falls_back_visibly(db, events,
     fallbacks = [e for e in events.since(0, run_id=run_id, limit=10_000)[0] if e.type == "engine.fallback"]
     assert len(fallbacks) == 2 and all(e.payload["node"] == "FirstSummaryNode" for e in fallbacks)
     with db.session() as s:
-        parse_errors = s.query(LlmCall).filter(LlmCall.run_id == run_id, LlmCall.error_kind == "parse").count()
-    assert parse_errors == 6  # three attempts for each of the two paragraphs
+        traces = [t for (t,) in s.query(LlmCall.trace_id).filter(LlmCall.run_id == run_id,
+                                                                   LlmCall.error_kind == "parse")]
+    # Three asks for each paragraph's summary, unless it started after the other paragraph's had
+    # failed: the breaker then gives it one ask (core/llm/breaker.py). Which happens depends on timing.
+    assert sorted(Counter(traces).values()) in ([3, 3], [1, 3])
 
 
 def test_a_search_api_returning_garbage_is_visible_and_the_run_ends_insufficient_data(db, events):
