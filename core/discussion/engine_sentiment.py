@@ -45,18 +45,6 @@ class _Scored:
 _scored = _Scored()
 
 
-def _source_count(cp) -> int:
-    """How many sources an engine job's checkpoint holds (core.research.results.stored_sources)."""
-    if not isinstance(cp, dict):
-        return 0
-    if isinstance(cp.get("sources"), list):
-        return len(cp["sources"])
-    try:
-        return int(cp.get("sources_stored") or 0)
-    except (TypeError, ValueError):
-        return 0
-
-
 def run_of(messages: Sequence[ForumMessage]) -> str | None:
     return next((m.run_id for m in messages or () if getattr(m, "run_id", None)), None)
 
@@ -81,7 +69,7 @@ class EngineSentiment:
         from sqlalchemy import select
 
         from core.infra.models import Job
-        from core.research.results import stored_sources
+        from core.research.results import stored_source_count, stored_sources
         from core.text.sentiment import shares
 
         with self.db.session() as s:  # oldest first: the last of each kind wins
@@ -94,7 +82,7 @@ class EngineSentiment:
             if kind not in latest:
                 continue
             job_id, cp = latest[kind]
-            total = _source_count(cp)
+            total = stored_source_count(cp)
             values = _scored.get(self.db, job_id)  # (position, sentiment) of the sources read so far
             if values and values[-1][0] > total:
                 values = []  # the checkpoint went back (a job run again from an older one): read it again

@@ -186,6 +186,14 @@ def checkpoint_sources(cp: Any) -> list[ResultSource | None]:
     return [ResultSource.from_dict(i, d) for i, d in enumerate(raw if isinstance(raw, list) else [], 1)]
 
 
+def stored_source_count(cp: Any) -> int:
+    """How many sources an engine job's checkpoint holds: its own "sources" list (older versions),
+    else the `sources_stored` count of the job's stored sources."""
+    if isinstance(cp, dict) and isinstance(cp.get("sources"), list):
+        return len(cp["sources"])
+    return _int(cp.get("sources_stored"), 0) if isinstance(cp, dict) else 0
+
+
 def stored_sources(source: Any, job_id: str, cp: Any, after: int = 0) -> list[ResultSource | None]:
     """An engine job's sources so far, as checkpoint_sources: from the job's stored "sources" list
     (core.work.checkpoints; the checkpoint's `sources_stored` says how many belong to it), or from
@@ -193,7 +201,7 @@ def stored_sources(source: Any, job_id: str, cp: Any, after: int = 0) -> list[Re
     `after`: only the sources numbered above it (a stored source never changes once written)."""
     if isinstance(cp, dict) and isinstance(cp.get("sources"), list):
         return checkpoint_sources(cp)[after:]
-    upto = _int((cp or {}).get("sources_stored"), 0) if isinstance(cp, dict) else 0
+    upto = stored_source_count(cp)
     if upto <= after:
         return []
     from core.work.checkpoints import read_items
