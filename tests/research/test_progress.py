@@ -38,9 +38,11 @@ def test_engine_progress_reads_a_real_checkpoint_result_and_sources(corpus, even
     stored = stored_sources(corpus, job.id, cp)
     assert len(view.sources) == result["n_sources"] == len(stored) > 0
     assert [(s.n, s.document.doc_id) for s in view.sources] == [(s.n, s.document.doc_id) for s in stored]
-    # the stamp it was read at is the job's: every checkpoint write counted
+    # the stamp it was read at is the job's: every checkpoint write counted. Saves queued while a
+    # write is in flight become one write (core.research.write_behind), so how many writes a run
+    # makes depends on timing; at least one (the last state) always is.
     summary = get_job_summary(corpus, job.id)
-    assert view.stamp == summary.stamp == (COMPLETED, 1, summary.checkpoint_seq) and summary.checkpoint_seq > 2
+    assert view.stamp == summary.stamp == (COMPLETED, 1, summary.checkpoint_seq) and summary.checkpoint_seq >= 1
     assert load_engine_progress(corpus, "no-such-job") is None
 
     # The same checkpoint as it stood mid-run: no result yet, the second paragraph summarised but
