@@ -221,7 +221,7 @@ priming run, and read by the measured runs; the goal, ≤ {GOAL_S:g} s, is for t
 (PYTHONDONTWRITEBYTECODE=1, as this sandbox sets: installed packages keep the bytecode pip wrote,
 Shoal's own sources are compiled at every start; {removed} `.pyc` files other tools had left beside
 them were removed first). jieba's dictionary cache and Shoal's caches of its tag and TF-IDF tables
-(`shoal-jieba-*.cache`) sit in the system's temporary folder, written by the first run on a
+(`shoal-jieba-*.cache`) sit in the user's own folder in the system's temporary folder, written by the first run on a
 machine and read by the later ones. Then {args.repeats} times in this process after explicit
 warm-ups (the subprocesses had finished: no two supervisors share the database).
 

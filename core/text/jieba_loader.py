@@ -21,9 +21,16 @@ them on every start; bench/offline_run.py):
   beside jieba's cache (`shoal-jieba-<table>.cache`, keyed by jieba's version and the source
   file's size and mtime). A missing, stale or unreadable file is parsed again and rewritten; one
   that cannot be written is only logged.
+
+jieba keeps its cache in the system's temporary folder, shared by every user of the machine, and
+loads it with `marshal`, which is not safe against a file made to harm. Here jieba's cache and the
+tables live in a folder of this user's own (`shoal-cache-<uid>` in the temporary folder, mode 0700),
+used only when it is ours and nobody else can write it; otherwise a new private folder for this
+process (the tables are then parsed again, as on a first start).
 """
 from __future__ import annotations
 
+import getpass
 import io
 import logging
 import marshal
@@ -59,9 +66,33 @@ def _import_jieba() -> ModuleType:
     return jieba
 
 
+def private_cache_dir() -> str:
+    """This user's cache folder in the temporary folder: created 0700, and used only if it is a real
+    folder owned by this user that no one else may write; else a new private folder (mkdtemp)."""
+    base = tempfile.gettempdir()
+    path = os.path.join(base, f"shoal-cache-{os.getuid() if hasattr(os, 'getuid') else getpass.getuser()}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        logger.debug("jieba cache folder {} not made: {}", path, exc)
+    try:
+        st = os.lstat(path)
+        if (os.path.isdir(path) and not os.path.islink(path) and not st.st_mode & 0o022
+                and (not hasattr(os, "getuid") or st.st_uid == os.getuid())):
+            return path
+    except OSError:
+        pass
+    logger.warning("{} is not a private folder of this user: jieba's caches go to a new one", path)
+    return tempfile.mkdtemp(prefix="shoal-cache-")
+
+
 def _load_jieba() -> ModuleType:
     jieba = _import_jieba()
     jieba.setLogLevel(logging.WARNING)
+    if jieba.dt.tmp_dir is None:  # not chosen by the caller: out of the shared temporary folder
+        jieba.dt.tmp_dir = private_cache_dir()
     _load_cached_dictionary(jieba)
     jieba.initialize()  # nothing left to do after the cache; otherwise builds (and caches) the dictionary
     return jieba

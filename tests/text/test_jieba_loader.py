@@ -78,8 +78,10 @@ def test_the_cached_tag_and_idf_tables_are_jiebas_and_are_rebuilt_when_unusable(
     want = {"tags_same": True, "idf_same": True, "cut_same": True, "dict_file_back": True}
     first = _probe(tmp_path)  # no cache: parsed, then written
     assert {k: first[k] for k in want} == want and first["tags"] > 300_000
-    tags, idf = tmp_path / "shoal-jieba-tags.cache", tmp_path / "shoal-jieba-idf.cache"
-    assert tags.is_file() and idf.is_file()
+    own = tmp_path / f"shoal-cache-{os.getuid()}"  # this user's folder in the temporary folder
+    tags, idf = own / "shoal-jieba-tags.cache", own / "shoal-jieba-idf.cache"
+    assert tags.is_file() and idf.is_file() and (own / "jieba.cache").is_file()
+    assert own.stat().st_mode & 0o777 == 0o700 and not (tmp_path / "jieba.cache").exists()
     written = tags.stat().st_mtime_ns, idf.stat().st_mtime_ns
     second = _probe(tmp_path)  # read from the caches
     assert {k: second[k] for k in want} == want
@@ -127,3 +129,18 @@ def test_the_loaded_jieba_segments_as_jieba_does():
     own = jieba.Tokenizer()
     text = "新能源汽车价格战打到最后都是质量缩水"
     assert jieba_loader.get_jieba().lcut(text) == own.lcut(text)
+
+
+def test_the_cache_folder_is_used_only_when_it_is_this_users_and_private(tmp_path, monkeypatch):
+    monkeypatch.setattr(jieba_loader.tempfile, "tempdir", str(tmp_path))
+    own = tmp_path / f"shoal-cache-{os.getuid()}"
+    assert jieba_loader.private_cache_dir() == str(own) and own.stat().st_mode & 0o777 == 0o700
+    assert jieba_loader.private_cache_dir() == str(own)  # there already: used again
+    own.chmod(0o777)  # anyone may write in it: not used, a new private folder instead
+    other = jieba_loader.private_cache_dir()
+    assert other != str(own) and Path(other).is_dir() and Path(other).stat().st_mode & 0o777 == 0o700
+    own.rmdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    own.symlink_to(elsewhere)  # a link planted in its place: not followed
+    assert jieba_loader.private_cache_dir() not in (str(own), str(elsewhere))
