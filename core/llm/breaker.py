@@ -162,21 +162,35 @@ def announce(events: Any, *, run_id: str | None, job_id: str | None, role: str, 
         logger.warning("{} event not recorded: {}", BREAKER_EVENT, scrub(f"{type(exc).__name__}: {exc}")[:300])
 
 
-def switched_off(session: Any, run_id: str) -> list[dict]:
-    """The breaker events of a run, oldest first: [{"role", "model", "node", "failures", "via"}], one per role."""
+@dataclass(frozen=True)
+class SwitchedOff:
+    """A role the breaker switched off in a run: its model, the node and failures that did it, and
+    the call path (`via`) if the failures were in a nested call."""
+    role: str
+    model: str
+    node: str
+    failures: int
+    via: str
+
+
+def switched_off(session: Any, run_id: str) -> list[SwitchedOff]:
+    """The breaker events of a run, oldest first, one per role (its first)."""
     from sqlalchemy import select
 
     from core.infra.models import Event
 
     rows = session.scalars(select(Event.payload).where(Event.run_id == run_id, Event.type == BREAKER_EVENT)
                            .order_by(Event.id)).all()
-    seen: dict[str, dict] = {}
+    seen: dict[str, SwitchedOff] = {}
     for payload in rows:
-        if isinstance(payload, dict) and payload.get("role") and payload["role"] not in seen:
-            seen[str(payload["role"])] = {"role": str(payload["role"]), "model": str(payload.get("model") or ""),
-                                          "node": str(payload.get("node") or ""),
-                                          "failures": int(payload.get("failures") or 0),
-                                          "via": str(payload.get("via") or "")}
+        if isinstance(payload, dict) and payload.get("role") and str(payload["role"]) not in seen:
+            try:
+                failures = int(payload.get("failures") or 0)
+            except (TypeError, ValueError):
+                failures = 0
+            seen[str(payload["role"])] = SwitchedOff(str(payload["role"]), str(payload.get("model") or ""),
+                                                     str(payload.get("node") or ""), failures,
+                                                     str(payload.get("via") or ""))
     return list(seen.values())
 
 
@@ -187,6 +201,6 @@ def switched_off_notes(db: Any, run_id: str) -> list[Msg]:
             items = switched_off(s, run_id)
     except Exception:  # noqa: BLE001 - a note never stops a report
         return []
-    return [Msg("outcome.llm_switched_off_via_note" if d["via"] else "outcome.llm_switched_off_note",
-                {"role": d["role"], "model": d["model"], "n": d["failures"], "via": d["via"]})
+    return [Msg("outcome.llm_switched_off_via_note" if d.via else "outcome.llm_switched_off_note",
+                {"role": d.role, "model": d.model, "n": d.failures, "via": d.via})
             for d in items]

@@ -513,9 +513,18 @@ def engine_stopped(ctx: Any, engine: str, results: list) -> list:
     return written
 
 
-def progress(session: Any, run_id: str) -> dict | None:
-    """When the run's budget was reached: {"written", "planned", "figures"} over its engines (an
-    engine the budget did not stop counts its paragraphs as planned and written); else None."""
+@dataclass(frozen=True)
+class BudgetProgress:
+    """Where a run stood when its budget was reached: paragraphs written of those planned over its
+    engines, and the figures (the budget.reached event's payload: spend against the caps)."""
+    written: int
+    planned: int
+    figures: dict
+
+
+def progress(session: Any, run_id: str) -> BudgetProgress | None:
+    """When the run's budget was reached, how far its engines got (an engine the budget did not stop
+    counts its paragraphs as planned and written); else None."""
     from sqlalchemy import select
 
     from core.infra.models import Event, Job
@@ -538,7 +547,7 @@ def progress(session: Any, run_id: str) -> dict | None:
         elif isinstance(result, dict) and isinstance(result.get("paragraphs"), list):
             written += len(result["paragraphs"])
             planned += len(result["paragraphs"])
-    return {"written": written, "planned": planned, "figures": reached[0]}
+    return BudgetProgress(written, planned, reached[0])
 
 
 def budget_notes(db: Any, run_id: str, *, report_offline: bool = False) -> list[Msg]:
@@ -552,7 +561,7 @@ def budget_notes(db: Any, run_id: str, *, report_offline: bool = False) -> list[
         return []
     out: list[Msg] = []
     if got is not None:
-        out.append(Msg("budget.report_reached", {"n": got["written"], "m": got["planned"]}))
+        out.append(Msg("budget.report_reached", {"n": got.written, "m": got.planned}))
         if report_offline:
             out.append(Msg("budget.report_offline"))
     if budget is not None and budget.caps.max_cost_usd > 0 and budget.unpriced:

@@ -177,14 +177,13 @@ def degraded_reasons(session, run_id: str, jobs: Sequence[Any] | None = None) ->
     from core.llm.breaker import switched_off  # the breaker's events (a read; core.llm never imports us)
 
     for item in switched_off(session, run_id):
-        role = item["role"]
-        _add(found, LLM_SWITCHED_OFF, _ROLE_AGENTS.get(role, role.lower()), max(1, item["failures"]), role)
+        _add(found, LLM_SWITCHED_OFF, _ROLE_AGENTS.get(item.role, item.role.lower()), max(1, item.failures), item.role)
     from core.llm.run_budget import progress  # the budget's events (a read, like the breaker's)
 
     budget = progress(session, run_id)
     if budget is not None:
-        _add(found, BUDGET_REACHED, "run", max(1, budget["written"]), None)
-        extra = {(BUDGET_REACHED, "run", None): {"written": budget["written"], "planned": budget["planned"]}}
+        _add(found, BUDGET_REACHED, "run", max(1, budget.written), None)
+        extra = {(BUDGET_REACHED, "run", None): {"written": budget.written, "planned": budget.planned}}
     else:
         extra = {}
     items = [{"reason": reason, "engine": engine, "count": count, **({"role": role} if role else {}),
