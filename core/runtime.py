@@ -37,6 +37,7 @@ from core.console.monitoring import Monitor, compact_open_runs, detect_stalls
 from core.console.resources import ResourceSampler
 from core.llm.limits import default_limiter
 from core.supervisor import Supervisor, SupervisorConfig
+from core.work.active import exit_if_stuck
 from core.console.telemetry import TelemetryWriter, set_default_writer
 from core.text.warmup import Warmup, start_warmup
 from core.work.jobs import HandlerRegistry
@@ -184,6 +185,8 @@ def _close_open_runtimes() -> None:
             rt.close()
         except Exception:  # noqa: BLE001 - the interpreter is exiting; the next runtime still closes
             logger.exception("closing the runtime at exit failed")
+    # A job that ignored its cancel would now hold the exit for as long as it runs (core.work.active).
+    exit_if_stuck(1)
 
 
 def _close_before_threads_join(runtime: Runtime) -> None:

@@ -43,6 +43,7 @@ from core.work import ownership, run_settings
 from core.work.config import SupervisorConfig
 from core.work.jobs import (HandlerInfo, HandlerRegistry, JobCancelled, JobContext, JobServices, JobSpec,
                             LeaseLost)
+from core.work.active import ActiveJob
 from core.work.ledger import READY, SKIP, Ledger
 from core.work.states import JobState, RunState
 
@@ -50,15 +51,6 @@ PENDING, RUNNING, CANCELLING = JobState.PENDING, JobState.RUNNING, JobState.CANC
 COMPLETED, FAILED, CANCELLED = JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED
 INTERRUPTED = JobState.INTERRUPTED
 ACTIVE_STATES, TERMINAL_STATES = JobState.ACTIVE, JobState.FINAL
-
-
-@dataclass
-class _Active:
-    ctx: JobContext
-    handler: HandlerInfo
-    started: float
-    future: Future | None = None
-    abandoned: bool = False  # force-cancelled or lease lost: whatever the thread returns is ignored
 
 
 @dataclass
@@ -96,7 +88,7 @@ class Supervisor:
         self.settings, self.forum, self.limits = settings, forum, limits
         self.ledger = Ledger(db, events, self.handlers, max_attempts=self.config.max_attempts,
                              events_per_run=self.config.events_per_run, clock=clock)
-        self._active: dict[str, _Active] = {}
+        self._active: dict[str, ActiveJob] = {}
         self._lock = threading.RLock()
         # Held for a whole scheduling pass: shutdown waits for a pass in flight before handing jobs
         # back, so that pass cannot resume (interrupted -> pending) what shutdown just handed back.
@@ -183,7 +175,7 @@ class Supervisor:
         with self._lock:
             leftover = list(self._active.values())
         for a in leftover:
-            a.abandoned = True
+            a.abandon()
             if self.ledger.transition(a.ctx.job_id, ACTIVE_STATES, INTERRUPTED, owner=self.worker_id,
                                       event="job.interrupted", payload={"reason": "shutdown timeout"}, release=True):
                 interrupted.append(a.ctx.job_id)
@@ -405,7 +397,7 @@ class Supervisor:
         if ctx is None:
             return False
         handler = self.handlers[ctx.kind]
-        active = _Active(ctx=ctx, handler=handler, started=time.monotonic())
+        active = ActiveJob(ctx=ctx, handler=handler, started=time.monotonic())
         with self._lock:
             self._active[job_id] = active
             stopping = self._stopping
@@ -452,8 +444,8 @@ class Supervisor:
                            forum=self.forum, limits=self.limits)
 
     # ------------------------------------------------------------------ running a job
-    def _execute(self, active: _Active) -> None:
-        ctx = active.ctx
+    def _execute(self, active: ActiveJob) -> None:
+        ctx, active.thread = active.ctx, threading.current_thread()
         outcome, error, result = COMPLETED, None, None
         with trace_scope(ctx.trace_id):
             try:
@@ -518,6 +510,7 @@ class Supervisor:
         finally:
             with self._lock:
                 self._active.pop(ctx.job_id, None)
+            active.ended()
             self._wake.set()
 
     def write_checkpoint(self, ctx: JobContext) -> None:
@@ -548,7 +541,7 @@ class Supervisor:
                                                             op="lease")
             if not owned:
                 # Someone else owns it now (or it was force-cancelled): stop and write nothing more.
-                a.abandoned = True
+                a.abandon()
                 ctx.request_cancel("lease_lost")
                 continue
             if cancel_requested:
@@ -585,7 +578,7 @@ class Supervisor:
         with self._lock:
             active = self._active.get(job_id)
         if active:
-            active.abandoned = True  # the thread may still be running; its result is ignored
+            active.abandon()  # the thread may still be running; its result is ignored
         if self.ledger.transition(job_id, (CANCELLING,), CANCELLED, event="job.cancelled", release=True, finished=True,
                                   payload={"reason": "cancel timeout: the job did not stop in time; abandoned"}):
             with self.db.session() as s:

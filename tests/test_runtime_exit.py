@@ -47,3 +47,42 @@ def test_exiting_with_the_runtime_open_hands_running_jobs_back(db, db_url):
     assert get_run(db, run_id).status == "interrupted"
     with db.session() as s:
         assert s.get(Worker, worker_id).stopped_at is not None
+
+
+STUBBORN = """
+import sys, threading
+from core.runtime import build_runtime
+from core.work.jobs import JobSpec
+from core.work.runs import jobs_of
+
+rt = build_runtime(console_log=False)
+started = threading.Event()
+
+def stubborn(ctx):  # ignores its cancel: waits on an event nobody sets
+    started.set()
+    threading.Event().wait()
+
+rt.supervisor.handlers.register("stubborn", stubborn)
+run_id = rt.supervisor.submit_run([JobSpec(kind="stubborn", name="stubborn")], kind="probe")
+print(run_id, flush=True)
+started.wait(60)
+if sys.argv[1] == "close":  # as `python -m core` does: its command closes the runtime, then
+    from core.work.active import exit_if_stuck
+    rt.close()
+    exit_if_stuck(3)
+sys.exit(3)  # "open": the runtime left open, as Streamlit leaves the app's
+"""
+
+
+@pytest.mark.parametrize("how", ["close", "open"])
+def test_a_job_that_ignores_its_cancel_does_not_keep_the_process_alive(db, db_url, how):
+    """Before, the interpreter waited at exit for the job's thread: for ever, here. Now the process
+    ends once its runtime is closed (by the process, or by the exit hook), with the job handed back."""
+    env = {**os.environ, "DATABASE_URL": db_url, "SHOAL_LEASE_SECONDS": "60", "SHOAL_HEARTBEAT_SECONDS": "0.2",
+           "SHOAL_SHUTDOWN_TIMEOUT": "0.5"}
+    proc = subprocess.run([sys.executable, "-c", STUBBORN, how], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=90)
+    assert proc.returncode == (3 if how == "close" else 1), proc.stdout + proc.stderr
+    assert "ignored their cancel and still run" in proc.stderr
+    [job] = jobs_of(db, proc.stdout.split()[0])
+    assert job.status == "interrupted" and job.lease_owner is None
