@@ -223,6 +223,7 @@ def cmd_forum(args) -> int:
         print("forum: choose import or post", file=sys.stderr)
         return EXIT_USAGE
     from core.discussion.bettafish_import import parse_bettafish_folder, store_forum_import
+    from core.infra.clock import display_zone
 
     result = parse_bettafish_folder(args.folder)
     for warning in result.warnings:
@@ -237,7 +238,8 @@ def cmd_forum(args) -> int:
             if not rt.db.ok:
                 print(f"forum import: {rt.db.error}", file=sys.stderr)
                 return EXIT_FAIL
-            run_id = store_forum_import(rt.db, rt.events, result, args.label or f"BettaFish logs: {args.folder}")
+            zone = display_zone(rt.settings.get("SHOAL_TIMEZONE"))  # the log's clock: as the app shows times
+            run_id = store_forum_import(rt.db, rt.events, result, args.label or f"BettaFish logs: {args.folder}", zone)
         finally:
             rt.close()
         print(f"forum import: stored {len(result.messages)} messages as run {run_id}", file=sys.stderr)

@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 import traceback
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
@@ -41,7 +41,7 @@ from core.infra.redact import redact
 from core.infra.tracing import trace_scope
 from core.work import ownership, run_settings
 from core.work.config import SupervisorConfig
-from core.work.jobs import (HandlerInfo, HandlerRegistry, JobCancelled, JobContext, JobServices, JobSpec,
+from core.work.jobs import (HandlerRegistry, JobCancelled, JobContext, JobServices, JobSpec,
                             LeaseLost)
 from core.work.active import ActiveJob
 from core.work.ledger import READY, SKIP, Ledger

@@ -17,7 +17,7 @@ from core.runtime import Runtime
 from core.work.runs import RunView
 
 from .access import server_path_import_allowed
-from .i18n import t
+from .i18n import t, zone
 from .widgets import admin_unlocked, run_from_link
 
 IMPORT_FILES = ("insight.log", "media.log", "query.log", "forum.log")  # forum.log: the host's speeches
@@ -88,7 +88,9 @@ def run_import(rt: Runtime, folder: Path, label: str, notes: list[str] | None = 
         if not error:
             st.warning(t("forum.import_nothing", folder=folder))
         return
-    run_id = store_forum_import(rt.db, rt.events, result, label or t("forum.import_label_default", folder=folder))
+    # the log's times are read in the zone this page shows times in, so each message keeps its log time
+    run_id = store_forum_import(rt.db, rt.events, result, label or t("forum.import_label_default", folder=folder),
+                                zone())
     st.session_state["forum_pending_run"] = run_id
     st.session_state["forum_flash"] = (t("forum.imported", n=len(messages), run_id=run_id), warnings)
     st.rerun()

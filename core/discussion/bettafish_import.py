@@ -6,7 +6,7 @@ SummaryParser. Nothing here is live: the live tail is core.discussion.log_monito
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, time as dtime
+from datetime import date, datetime, time as dtime, timezone, tzinfo
 from pathlib import Path
 
 from loguru import logger
@@ -151,10 +151,20 @@ def _timed(msgs: list[ParsedSummary], start: int) -> list[tuple[datetime, int, P
     return out
 
 
-def store_forum_import(db, events, result: ForumImport, label: str) -> str:
-    """Store an import as a completed run (kind "forum_import") with all its messages; returns the run id."""
+def _as_utc(local: datetime, zone: tzinfo) -> datetime:
+    """A log's wall-clock time in ``zone`` as the naive UTC Shoal stores."""
+    return local.replace(tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def store_forum_import(db, events, result: ForumImport, label: str, zone: tzinfo) -> str:
+    """Store an import as a completed run (kind "forum_import") with all its messages; returns the run id.
+
+    BettaFish writes its logs' times on its machine's clock, without a zone; Shoal stores UTC. They
+    are read as times in ``zone`` (the pages pass the zone they show times in, so an imported message
+    shows the time its log line has) and the zone is kept in the run's parameters (``log_zone``)."""
     import secrets
 
+    from core.infra.clock import zone_name
     from core.infra.models import Run, utcnow
     from core.infra.tracing import new_trace_id
 
@@ -164,6 +174,7 @@ def store_forum_import(db, events, result: ForumImport, label: str) -> str:
     with db.session() as s:
         s.add(Run(id=run_id, kind="forum_import", topic=(label or result.folder)[:2000], status="completed",
                   mode="offline", params={"source": "bettafish", "folder": result.folder, "files": result.files,
+                                          "log_zone": zone_name(zone),
                                           "messages": len(result.messages), "warnings": result.warnings[:20]},
                   trace_id=trace, created_at=now, started_at=now, finished_at=now))
     # An import is a record of what BettaFish's engines said: every message of the folder is kept,
@@ -172,7 +183,8 @@ def store_forum_import(db, events, result: ForumImport, label: str) -> str:
     for m in result.messages:
         kind = {"HOST": "host", "HUMAN": "human"}.get(m.source, "agent")  # forum.log's host speeches stay the host's
         stored += post_message(db, events, run_id, type=kind, source=m.source, content=m.content, paragraph=m.paragraph,
-                               timestamp=_clock_dt(m.clock, m.date) if m.clock else None, trace_id=trace, dedup=False) is not None
+                               timestamp=_as_utc(_clock_dt(m.clock, m.date), zone) if m.clock else None,
+                               trace_id=trace, dedup=False) is not None
     if events is not None:
         events.emit("forum.imported", run_id=run_id, source="forum", trace_id=trace,
                     payload={"messages": stored, "found": len(result.messages), "files": result.files})

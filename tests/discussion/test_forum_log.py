@@ -4,11 +4,14 @@ that has one, and clock-only times that run past midnight."""
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
 
 from core.discussion.bettafish_import import parse_bettafish_folder, store_forum_import
 from core.discussion.forum_log import parse_forum_log, resolve_days
 from core.forum import transcript
+from core.infra.clock import as_zone, zone_name
+from core.work.runs import get_run
 
 FORUM_LOG = "\n".join([
     "=== ForumEngine 系统初始化 - 2025-11-06 23:50:00 ===",
@@ -50,7 +53,7 @@ def test_a_forum_log_across_midnight_is_stored_in_order_with_host_messages(db, e
         result = parse_bettafish_folder(given)
         assert result.ok and result.files == {"forum.log": 5}
         assert [m.source for m in result.messages] == ["QUERY", "MEDIA", "INSIGHT", "HOST", "QUERY"]
-    run_id = store_forum_import(db, events, result, "跨午夜")
+    run_id = store_forum_import(db, events, result, "跨午夜", timezone.utc)
     stored = transcript(db, run_id)
     assert [(m.type, m.source) for m in stored] == [("agent", "QUERY"), ("agent", "MEDIA"), ("agent", "INSIGHT"),
                                                    ("host", "HOST"), ("agent", "QUERY")]
@@ -112,3 +115,15 @@ def test_forum_log_gives_every_message_when_the_engine_logs_give_none(tmp_path):
     (tmp_path / "forum.log").write_text("[10:00:01] [QUERY] 查询引擎\n[10:00:02] [HOST] 主持人\n", encoding="utf-8")
     result = parse_bettafish_folder(tmp_path)
     assert [(m.source, m.content) for m in result.messages] == [("QUERY", "查询引擎"), ("HOST", "主持人")]
+
+
+def test_the_logs_times_are_read_in_the_zone_given_and_stored_as_utc(db, events, tmp_path):
+    """BettaFish's clock times carry no zone: read in Asia/Shanghai, 23:59:55 there is 15:59:55 UTC,
+    and shown in that zone again the message has its log line's time."""
+    (tmp_path / "forum.log").write_text(FORUM_LOG, encoding="utf-8")
+    shanghai = ZoneInfo("Asia/Shanghai")
+    run_id = store_forum_import(db, events, parse_bettafish_folder(tmp_path), "上海时间", shanghai)
+    stored = transcript(db, run_id)
+    assert stored[2].timestamp == datetime(2025, 11, 6, 15, 59, 55)  # naive UTC, as Shoal stores
+    assert as_zone(stored[3].timestamp, shanghai).strftime("%Y-%m-%d %H:%M:%S") == "2025-11-07 00:00:20"
+    assert get_run(db, run_id).params["log_zone"] == zone_name(shanghai) == "Asia/Shanghai (UTC+08:00)"

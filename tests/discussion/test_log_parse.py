@@ -9,6 +9,7 @@ import json
 import random
 import re
 import shutil
+from datetime import timezone
 from pathlib import Path
 
 import pytest
@@ -343,7 +344,7 @@ def test_bad_folders_give_a_clear_message_and_an_empty_transcript(tmp_path, case
 
 def test_store_import_as_a_completed_run(db, events):
     result = parse_bettafish_folder(DATA / "three")
-    run_id = store_forum_import(db, events, result, "BettaFish 导入：价格战")
+    run_id = store_forum_import(db, events, result, "BettaFish 导入：价格战", timezone.utc)
     with db.session() as s:
         run = s.get(Run, run_id)
         assert (run.kind, run.status, run.topic) == ("forum_import", "completed", "BettaFish 导入：价格战")
@@ -361,7 +362,7 @@ def test_an_import_keeps_every_message_of_the_folder_repeats_included(db, events
     (tmp_path / "media.log").write_text(line.format(3, same + "[5]") + line.format(4, "抖音视频"), encoding="utf-8")
     result = parse_bettafish_folder(tmp_path)
     assert len(result.messages) == 4
-    run_id = store_forum_import(db, events, result, "重复的记录")
+    run_id = store_forum_import(db, events, result, "重复的记录", timezone.utc)
     msgs = transcript(db, run_id)
     assert [(m.source, m.content) for m in msgs] == [(m.source, m.content) for m in result.messages]
     with db.session() as s:
