@@ -12,7 +12,7 @@ from core.work.runs import RunView, job_summaries, list_runs
 from core.console.usage import run_usage
 from core.runtime import Runtime
 
-from .access import require_control
+from .access import has_control, require_control
 from .i18n import fmt_time, language_picker, show, status_label, t, zone_caption  # noqa: F401 - fmt_time for pages
 from .runtime import get_runtime, reload_runtime
 
@@ -78,7 +78,8 @@ def problems_banner(rt: Runtime) -> None:
         st.error(text, icon="⚠️")
     if not rt.db.ok:
         st.caption(t("widgets.degraded_db"))
-        if st.button(t("widgets.retry_connecting"), key="retry_runtime"):
+        # rebuilding the runtime is a control action: a visitor without control cannot set it off
+        if has_control(rt) and st.button(t("widgets.retry_connecting"), key="retry_runtime"):
             reload_runtime()
             st.rerun()
 

@@ -101,6 +101,16 @@ def test_a_local_visitor_without_a_password_has_control():
     assert len(at.form) == 1 and not explained(at)
 
 
+def test_retry_connecting_is_a_control_action(monkeypatch):
+    """With the database down, the page offers to rebuild the runtime: to a visitor with control only."""
+    monkeypatch.setenv("DATABASE_URL", "mysql+pymysql://shoal:x@127.0.0.1:1/shoal")  # nothing listens on port 1
+    reload_runtime()
+    assert not get_runtime().db.ok
+    assert "Retry connecting" in labels(render("Home"))
+    visit_as(monkeypatch, REMOTE)
+    assert "Retry connecting" not in labels(render("Home"))
+
+
 def test_home_start_is_off_for_a_remote_visitor(remote):
     at = render("Home")
     assert next(b for b in at.form_submit_button if b.label == "Start").disabled and explained(at)
