@@ -313,12 +313,14 @@ def _follow(rt, run_id: str, timeout: float, quiet: bool, stop: threading.Event 
     cursor, deadline, outage, full_since = 0, time.monotonic() + timeout, False, None
     while True:
         try:
-            batch, cursor = rt.events.since(cursor, run_id=run_id, limit=500)
+            # The status first, then the events: a final status is committed with its run.* event,
+            # so the events read after it include that one (read before it, they could miss it).
             run = get_run(rt.db, run_id)
             if run is None:  # the row itself is gone (a database restored from an older state)
                 print(f"run: run {run_id} is no longer in the database; it cannot be followed", file=sys.stderr)
                 return RunState.FAILED
             status = run.status
+            batch, cursor = rt.events.since(cursor, run_id=run_id, limit=500)
         except DBAPIError as exc:
             # The database went away (a restart, a network blip): the jobs wait and retry their
             # writes, so the follower waits with them instead of dying mid-run.
