@@ -96,3 +96,17 @@ def test_an_idle_writer_ends_and_a_later_save_starts_another(monkeypatch):
     behind.save({"n": 2}, [])
     behind.flush()
     assert [d for d, _ in store.writes] == [{"n": 1}, {"n": 2}]
+
+
+def test_the_writer_begins_its_batch_after_a_delay_that_a_flush_ends(monkeypatch):
+    monkeypatch.setattr("core.research.write_behind.DELAY", 120.0)  # far past this test's timeout
+    store = Store()
+    seen: list[str] = []
+    behind = WriteBehind(store, name="wb-delay")
+    behind.save({"n": 1}, [(1, "a")])
+    behind.log(seen.append, "record")
+    wait_for(lambda: any(t.name == "wb-delay-behind" for t in threading.enumerate()), what="the writer")
+    behind.save({"n": 2}, [(2, "b")])
+    assert store.writes == [] and seen == [] and behind.pending == 2  # waiting for its batch
+    behind.flush()  # begins the batch at once
+    assert store.writes == [({"n": 2}, [(1, "a"), (2, "b")])] and seen == ["record"]
