@@ -24,11 +24,12 @@ import contextvars
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 from loguru import logger
 
-__all__ = ["WriteBehind"]
+__all__ = ["WriteBehind", "Posts"]
 
 IDLE_EXIT = 1.0  # seconds a writer with nothing to write waits before it ends
 DELAY = 0.05  # seconds between the first work given to an idle writer and its batch
@@ -144,3 +145,46 @@ class WriteBehind:
         except BaseException as exc:  # noqa: BLE001 - handed to the engine at its next save or flush
             with self._cond:
                 self._error = self._error or exc
+
+
+class Posts:
+    """An engine run's forum posts: on one thread, in order, each begun DELAY seconds after it was given
+    (as a WriteBehind batch, and for the same reason: a post, its de-duplication and its rows are not
+    what the paragraphs' next requests need). `drain()` ends the delays, waits for every post and
+    raises the first failure; the engine drains before the job ends, so the report and the host rounds
+    see every post."""
+
+    def __init__(self, name: str = "engine"):
+        self._name = name
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._posts: list[Future] = []
+        self._hurry = threading.Event()
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        due = time.monotonic() + DELAY
+
+        def post() -> Any:
+            left = due - time.monotonic()
+            if left > 0:
+                self._hurry.wait(left)
+            return fn(*args, **kwargs)
+
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self._name}-forum")
+            self._posts.append(self._pool.submit(post))
+
+    def drain(self) -> None:
+        with self._lock:
+            pool, posts, self._pool, self._posts = self._pool, self._posts, None, []
+        if pool is None:
+            return
+        self._hurry.set()
+        try:
+            pool.shutdown(wait=True)
+        finally:
+            self._hurry.clear()
+        errors = [exc for f in posts if (exc := f.exception()) is not None]
+        if errors:
+            raise errors[0]
