@@ -373,11 +373,15 @@ class EngineRun:
         try:
             result = self._run()
         except BaseException:
-            try:
-                self._behind.flush()
-            except Exception as exc:  # noqa: BLE001 - the error the run raises says more
-                self.ctx.log.warning("{}: a checkpoint was not written: {}", self.config.name, type(exc).__name__)
+            for what, wait in (("a forum post", self._drain_posts), ("a checkpoint", self._behind.flush)):
+                try:
+                    wait()
+                except Exception as exc:  # noqa: BLE001 - the error the run raises says more
+                    self.ctx.log.warning("{}: {} was not written: {}", self.config.name, what, type(exc).__name__)
             raise
+        # The paragraphs' last posts are written while the report is formatted (it does not read them),
+        # and before the job ends, so the report job and the host rounds see every post.
+        self._drain_posts()
         self._behind.flush()  # before the supervisor stores the job's checkpoint from its context
         return result
 
@@ -400,13 +404,10 @@ class EngineRun:
             self._save()
         todo = [p for p in self.structure if not self.paragraphs.get(str(p.index), {}).get("done")]
         workers = max(1, min(self.s.max_parallel, len(todo) or 1))
-        try:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.config.name}-para") as pool:
-                futures = [pool.submit(self._paragraph_in_trace, p) for p in todo]
-                # Paragraphs are independent: one failing does not stop the others, whose work is kept.
-                errors = [exc for f in futures if (exc := f.exception()) is not None]
-        finally:
-            self._drain_posts()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.config.name}-para") as pool:
+            futures = [pool.submit(self._paragraph_in_trace, p) for p in todo]
+            # Paragraphs are independent: one failing does not stop the others, whose work is kept.
+            errors = [exc for f in futures if (exc := f.exception()) is not None]
         for exc in errors:
             if isinstance(exc, (JobCancelled, LeaseLost)):
                 raise exc
