@@ -17,8 +17,9 @@ connect, time to first byte and the full body or stream.
 
     text = run_bounded(work, 10.0, what="QUERY_ENGINE LLM", setting="LLM_TIMEOUT")
 
-The work runs in a helper thread (with the caller's context variables); the caller waits at most
-`seconds`. At the deadline the caller raises CallTimeout (a TimeoutError, so core.infra.retry
+The work runs in a helper thread (with the caller's context variables), one of a set kept between
+calls (a new thread per call cost its start-up handshake, several switches of the interpreter's lock
+while other threads are busy); the caller waits at most `seconds`. At the deadline the caller raises CallTimeout (a TimeoutError, so core.infra.retry
 classifies it 'timeout' and the caller's retry policy applies), and the work's I/O is cut: the
 registered hooks shut its socket down, so a blocked read ends at once, and a work loop that checks
 `raise_if_cut` stops at its next chunk. A work that registered no hook (still connecting, or
@@ -27,6 +28,8 @@ waiting for the response headers) ends by its client's own timeouts; its result 
 from __future__ import annotations
 
 import contextvars
+import os
+import queue
 import socket
 import threading
 from typing import Any, Callable, TypeVar
@@ -102,6 +105,50 @@ def _run_hook(hook: Callable[[], Any]) -> None:
         logger.debug("cutting a timed-out call: {}: {}", type(exc).__name__, exc)
 
 
+class _Workers:
+    """Daemon threads that run bounded works, kept for the next call while idle (IDLE_EXIT seconds).
+    A work that never returns (cut, its I/O stuck) keeps its thread: the next call gets another one."""
+
+    IDLE_EXIT = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for a work that no caller has claimed yet
+        self._works: queue.SimpleQueue = queue.SimpleQueue()
+
+    def run(self, body: Callable[[], None], name: str) -> None:
+        with self._lock:
+            reuse = self._idle > 0
+            if reuse:
+                self._idle -= 1  # claimed: one idle thread takes this work
+        if reuse:
+            self._works.put((body, name))
+        else:
+            threading.Thread(target=self._serve, args=(body,), name=name, daemon=True).start()
+
+    def _serve(self, body: Callable[[], None]) -> None:
+        me = threading.current_thread()
+        while True:
+            body()
+            with self._lock:
+                self._idle += 1
+            while True:
+                try:
+                    body, me.name = self._works.get(timeout=self.IDLE_EXIT)
+                    break
+                except queue.Empty:
+                    with self._lock:
+                        if self._idle > 0:  # no caller claimed a thread meanwhile: this one ends
+                            self._idle -= 1
+                            return
+                    # every idle thread was claimed: a work is on its way to one of them, maybe this one
+
+
+_WORKERS = _Workers()
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads: it starts its own
+    os.register_at_fork(after_in_child=lambda: globals().update(_WORKERS=_Workers()))
+
+
 def run_bounded(work: Callable[[Cut], T], seconds: float, *, what: str = "the call", setting: str = "",
                 unit: str = "bytes") -> T:
     """work(cut)'s result or exception, or CallTimeout once `seconds` have passed. `unit` names
@@ -121,8 +168,7 @@ def run_bounded(work: Callable[[Cut], T], seconds: float, *, what: str = "the ca
         finally:
             done.set()
 
-    thread = threading.Thread(target=body, name=f"bounded:{what}"[:60], daemon=True)
-    thread.start()
+    _WORKERS.run(body, f"bounded:{what}"[:60])
     if not done.wait(max(0.0, seconds)):
         cut.cut()
         received = cut.received

@@ -19,7 +19,7 @@ import contextvars
 import json
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -39,7 +39,7 @@ from core.research.reasoning import (ForumGuidance, Paragraph, ParagraphResult, 
 from core.infra.redact import redact
 from core.research.relevance import TopicScope
 from core.research.results import EngineResult, ResultParagraph, ResultSource, sources_to_json, stored_sources
-from core.research.write_behind import WriteBehind
+from core.research.write_behind import Posts, WriteBehind
 from core.text.sentiment import score_documents
 from core.text.clean import has_cjk
 from core.infra.tracing import child_trace_id, current_trace_id, trace_scope
@@ -228,9 +228,7 @@ class EngineRun:
         # Forum posts go out on one thread per engine, in order, off the paragraphs' chains: a post
         # (de-duplication, its row, the host's round) is not what the next node needs. run() waits
         # for them before the job ends, so the report and the host rounds see every post.
-        self._poster: ThreadPoolExecutor | None = None
-        self._posts: list[Future] = []
-        self._posts_lock = threading.Lock()  # not _cp_lock: a post never waits for a checkpoint write
+        self._posts = Posts(config.name)
         params = ctx.run_params
         self.n_paragraphs = int(params.get("paragraphs") or services.settings["SHOAL_PARAGRAPHS"])
         self.n_reflections = int(params.get("reflections") if params.get("reflections") is not None
@@ -375,11 +373,15 @@ class EngineRun:
         try:
             result = self._run()
         except BaseException:
-            try:
-                self._behind.flush()
-            except Exception as exc:  # noqa: BLE001 - the error the run raises says more
-                self.ctx.log.warning("{}: a checkpoint was not written: {}", self.config.name, type(exc).__name__)
+            for what, wait in (("a forum post", self._drain_posts), ("a checkpoint", self._behind.flush)):
+                try:
+                    wait()
+                except Exception as exc:  # noqa: BLE001 - the error the run raises says more
+                    self.ctx.log.warning("{}: {} was not written: {}", self.config.name, what, type(exc).__name__)
             raise
+        # The paragraphs' last posts are written while the report is formatted (it does not read them),
+        # and before the job ends, so the report job and the host rounds see every post.
+        self._drain_posts()
         self._behind.flush()  # before the supervisor stores the job's checkpoint from its context
         return result
 
@@ -402,13 +404,10 @@ class EngineRun:
             self._save()
         todo = [p for p in self.structure if not self.paragraphs.get(str(p.index), {}).get("done")]
         workers = max(1, min(self.s.max_parallel, len(todo) or 1))
-        try:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.config.name}-para") as pool:
-                futures = [pool.submit(self._paragraph_in_trace, p) for p in todo]
-                # Paragraphs are independent: one failing does not stop the others, whose work is kept.
-                errors = [exc for f in futures if (exc := f.exception()) is not None]
-        finally:
-            self._drain_posts()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{self.config.name}-para") as pool:
+            futures = [pool.submit(self._paragraph_in_trace, p) for p in todo]
+            # Paragraphs are independent: one failing does not stop the others, whose work is kept.
+            errors = [exc for f in futures if (exc := f.exception()) is not None]
         for exc in errors:
             if isinstance(exc, (JobCancelled, LeaseLost)):
                 raise exc
@@ -458,25 +457,14 @@ class EngineRun:
         with answered_calls() as calls:
             summary = self._reason(node, p.index, call)
         if self.s.forum is not None:
-            with self._posts_lock:
-                if self._poster is None:
-                    self._poster = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.config.name}-forum")
-                self._posts.append(self._poster.submit(
-                    self.s.forum.post_summary, self.ctx.run_id, source=self.config.source, content=summary,
-                    paragraph=p.index, llm_call_id=calls[-1].call_id if calls else None,
-                    trace_id=current_trace_id()))
+            self._posts.submit(self.s.forum.post_summary, self.ctx.run_id, source=self.config.source, content=summary,
+                               paragraph=p.index, llm_call_id=calls[-1].call_id if calls else None,
+                               trace_id=current_trace_id())
         return summary
 
     def _drain_posts(self) -> None:
         """Wait until every forum post of this engine is written; the first failure is raised."""
-        with self._posts_lock:
-            poster, posts, self._poster, self._posts = self._poster, self._posts, None, []
-        if poster is None:
-            return
-        poster.shutdown(wait=True)
-        errors = [exc for f in posts if (exc := f.exception()) is not None]
-        if errors:
-            raise errors[0]
+        self._posts.drain()
 
     def _paragraph_in_trace(self, paragraph: Paragraph) -> None:
         with trace_scope(child_trace_id(self.ctx.trace_id)):

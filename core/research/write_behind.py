@@ -9,7 +9,11 @@ every paragraph's chain of calls. Here they go to one thread per engine run, in 
   (the sources first found since the last save) are never dropped: a write takes the items of every
   save it replaces, in order, so what the stored checkpoint counts is always stored beside it.
 - `log(fn, ...)`: a record, written in the caller's context (its trace id), after what came before.
-- `flush()`: waits until everything given is written; the engine flushes before its job ends (the
+- the writer starts a batch DELAY seconds after it is given work: the paragraphs that just ended a call
+  put their next requests on the wire first (five paragraphs end their calls together, and a checkpoint
+  write beside them took the interpreter and SQLite's one writer from the llm_calls rows and requests
+  on their chains); the batch then runs while they wait for the LLM.
+- `flush()`: waits until everything given is written, without the delay; the engine flushes before its job ends (the
   supervisor stores the job's checkpoint from its context), so nothing is lost on success, failure
   or cancel. A failed write (LeaseLost: the job was taken over; a database that stays down) is
   raised to the engine at its next `save` or `flush`, and nothing is written after it.
@@ -18,14 +22,17 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 from loguru import logger
 
-__all__ = ["WriteBehind"]
+__all__ = ["WriteBehind", "Posts"]
 
 IDLE_EXIT = 1.0  # seconds a writer with nothing to write waits before it ends
+DELAY = 0.05  # seconds between the first work given to an idle writer and its batch
 
 
 class WriteBehind:
@@ -39,6 +46,7 @@ class WriteBehind:
         self._busy = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._hurry = 0  # flushes waiting: the writer starts its batch at once
 
     # -- the engine's side ----------------------------------------------------------------------
     def save(self, data: dict, items: list) -> None:
@@ -70,8 +78,13 @@ class WriteBehind:
     def flush(self) -> None:
         """Wait until every save and record given so far is written; raise a write's error."""
         with self._cond:
-            while self._tasks or self._busy:
-                self._cond.wait()
+            self._hurry += 1
+            self._cond.notify_all()
+            try:
+                while self._tasks or self._busy:
+                    self._cond.wait()
+            finally:
+                self._hurry -= 1
             self._raise()
 
     @property
@@ -91,14 +104,26 @@ class WriteBehind:
         self._cond.notify_all()
 
     def _run(self) -> None:
-        """Write what is queued, in order; end after IDLE_EXIT seconds with nothing to do (the next
-        save or record starts a writer again), so a finished engine leaves no thread behind."""
+        """Write what is queued, in order, in batches begun DELAY seconds after the first work (at once
+        when flushed); end after IDLE_EXIT seconds with nothing to do (the next save or record starts a
+        writer again), so a finished engine leaves no thread behind."""
         while True:
             with self._cond:
                 if not self._tasks:
                     self._cond.wait(IDLE_EXIT)
                 if not self._tasks:
                     self._thread = None
+                    return
+                until = time.monotonic() + DELAY
+                while not self._hurry and (left := until - time.monotonic()) > 0:
+                    self._cond.wait(left)
+            self._batch()
+
+    def _batch(self) -> None:
+        """Run the queued tasks, and those given meanwhile, until none is left."""
+        while True:
+            with self._cond:
+                if not self._tasks:
                     return
                 task = self._tasks.popleft()
                 self._busy = True
@@ -120,3 +145,46 @@ class WriteBehind:
         except BaseException as exc:  # noqa: BLE001 - handed to the engine at its next save or flush
             with self._cond:
                 self._error = self._error or exc
+
+
+class Posts:
+    """An engine run's forum posts: on one thread, in order, each begun DELAY seconds after it was given
+    (as a WriteBehind batch, and for the same reason: a post, its de-duplication and its rows are not
+    what the paragraphs' next requests need). `drain()` ends the delays, waits for every post and
+    raises the first failure; the engine drains before the job ends, so the report and the host rounds
+    see every post."""
+
+    def __init__(self, name: str = "engine"):
+        self._name = name
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._posts: list[Future] = []
+        self._hurry = threading.Event()
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        due = time.monotonic() + DELAY
+
+        def post() -> Any:
+            left = due - time.monotonic()
+            if left > 0:
+                self._hurry.wait(left)
+            return fn(*args, **kwargs)
+
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self._name}-forum")
+            self._posts.append(self._pool.submit(post))
+
+    def drain(self) -> None:
+        with self._lock:
+            pool, posts, self._pool, self._posts = self._pool, self._posts, None, []
+        if pool is None:
+            return
+        self._hurry.set()
+        try:
+            pool.shutdown(wait=True)
+        finally:
+            self._hurry.clear()
+        errors = [exc for f in posts if (exc := f.exception()) is not None]
+        if errors:
+            raise errors[0]

@@ -81,3 +81,35 @@ def test_a_released_work_is_never_touched_by_a_late_cut():
     with pytest.raises(CallTimeout):
         run_bounded(work, 0.1)
     assert released.is_set() and not hook_ran.is_set()
+
+
+def test_works_run_on_threads_kept_between_calls():
+    from core.infra import deadline
+
+    def me(cut):
+        return threading.current_thread()
+
+    first = run_bounded(me, 30, what="first")
+    assert first is not threading.current_thread()
+    wait_for(lambda: deadline._WORKERS._idle > 0, 10, "a thread to wait for the next work")
+    existing = set(threading.enumerate())
+    second = run_bounded(me, 30, what="second")
+    assert second in existing  # no new thread for it (an idle one took it, maybe of an earlier test)
+    assert second.name == "bounded:second"  # each work names the thread it runs on
+
+
+def test_a_work_that_never_returns_does_not_hold_up_the_next_call():
+    release = threading.Event()
+    stuck_thread = []
+
+    def stuck(cut):
+        stuck_thread.append(threading.current_thread())
+        release.wait(60)  # I/O that nothing cuts (no hook registered)
+
+    try:
+        with pytest.raises(CallTimeout):
+            run_bounded(stuck, 0.1)
+        other = run_bounded(lambda cut: threading.current_thread(), 30)
+        assert other is not stuck_thread[0] and stuck_thread[0].is_alive()
+    finally:
+        release.set()

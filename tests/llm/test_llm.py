@@ -286,6 +286,9 @@ def test_recording_failure_does_not_break_the_call(fake):
         def session(self):
             raise RuntimeError("database is down")
 
+        def require(self):  # what store_call writes through (Database.require: the engine)
+            raise RuntimeError("database is down")
+
     class BrokenEvents:
         def emit(self, *a, **kw):
             raise RuntimeError("events down")

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from core.research.write_behind import WriteBehind
+from core.research.write_behind import Posts, WriteBehind
 from core.work.jobs import LeaseLost
 from tests.conftest import wait_for
 
@@ -96,3 +96,39 @@ def test_an_idle_writer_ends_and_a_later_save_starts_another(monkeypatch):
     behind.save({"n": 2}, [])
     behind.flush()
     assert [d for d, _ in store.writes] == [{"n": 1}, {"n": 2}]
+
+
+def test_the_writer_begins_its_batch_after_a_delay_that_a_flush_ends(monkeypatch):
+    monkeypatch.setattr("core.research.write_behind.DELAY", 120.0)  # far past this test's timeout
+    store = Store()
+    seen: list[str] = []
+    behind = WriteBehind(store, name="wb-delay")
+    behind.save({"n": 1}, [(1, "a")])
+    behind.log(seen.append, "record")
+    wait_for(lambda: any(t.name == "wb-delay-behind" for t in threading.enumerate()), what="the writer")
+    behind.save({"n": 2}, [(2, "b")])
+    assert store.writes == [] and seen == [] and behind.pending == 2  # waiting for its batch
+    behind.flush()  # begins the batch at once
+    assert store.writes == [({"n": 2}, [(1, "a"), (2, "b")])] and seen == ["record"]
+
+
+def test_posts_wait_their_delay_in_order_and_a_drain_ends_it_and_raises_the_first_failure(monkeypatch):
+    monkeypatch.setattr("core.research.write_behind.DELAY", 120.0)  # far past this test's timeout
+    posts = Posts("posts-test")
+    done: list[int] = []
+
+    def post(n: int) -> None:
+        if n == 2:
+            raise LeaseLost("job-1")
+        done.append(n)
+
+    for n in (1, 2, 3):
+        posts.submit(post, n)
+    wait_for(lambda: any(t.name.startswith("posts-test-forum") for t in threading.enumerate()), what="the poster")
+    assert done == []  # each post waits for its delay
+    with pytest.raises(LeaseLost):
+        posts.drain()  # at once, not after the delay
+    assert done == [1, 3]
+    posts.submit(post, 4)  # a drained Posts takes new posts
+    posts.drain()
+    assert done == [1, 3, 4]
