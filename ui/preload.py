@@ -34,9 +34,9 @@ import time
 from typing import Callable
 
 # What Home's first script run imports beyond what the server has loaded: the menu, Home's panels
-# (they import the runtime and the widgets), pandas and pyarrow for st.dataframe, and the Streamlit
-# modules its first run loads (the page icon's emoji table, the dataframe's Arrow conversion).
-MODULES = ("ui.navigation", "ui.home_view", "ui.widgets", "pandas", "pyarrow",
+# (they import the runtime and the widgets), pyarrow for its tables (ui.widgets.arrow_table: Home
+# needs no pandas), and the Streamlit modules its first run loads (the page icon's emoji table, st.dataframe).
+MODULES = ("ui.navigation", "ui.home_view", "ui.widgets", "pyarrow", "pyarrow.json",
            "streamlit.emojis", "streamlit.dataframe_util", "streamlit.elements.arrow")
 WAIT_LIMIT_S = 60.0  # a script run never waits longer than this for the preload
 SWITCH_INTERVAL_S = 0.0005  # while preloading (Python's default is 0.005)
