@@ -11,6 +11,7 @@ nothing.
 from __future__ import annotations
 
 import atexit
+import sys
 import threading
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -30,7 +31,6 @@ from core.infra.db import Database, PoolOptions, open_database
 from core.infra.events import EventLog
 from core.infra.logs import setup_logging
 from core.console.alerts import AlertEngine, default_rules, load_rules
-from core.console import metrics_server
 from core.console.health import HealthMonitor
 from core.llm.pricing import PriceTable, load_price_table
 from core.console.monitoring import Monitor, compact_open_runs, detect_stalls
@@ -110,7 +110,9 @@ class Runtime:
             self._closed = True
         atexit.unregister(self.close)
         _open_runtimes.pop(id(self), None)
-        metrics_server.release(self)
+        served = sys.modules.get(_METRICS_SERVER)  # loaded only where /metrics was served
+        if served is not None:
+            served.release(self)
         if self.monitor is not None:
             self.monitor.stop()
         if self.supervisor is not None:
@@ -200,13 +202,23 @@ def _close_before_threads_join(runtime: Runtime) -> None:
             pass
 
 
+# /metrics (core.console.metrics_server) is imported only when a port is set: prometheus_client is a
+# tenth of the first page's imports on a cold start (bench/cold_start.py), and the app serves no
+# metrics by default (SHOAL_METRICS_PORT=0).
+_METRICS_SERVER = "core.console.metrics_server"
+
+
 def serve_metrics(runtime: Runtime, port: int) -> None:
     """/metrics for this runtime on `port`: bound once per process, later runtimes take it over
     (core.console.metrics_server); 0 (off) closes an endpoint an earlier runtime opened. A port that
     cannot be bound is a problem, not a crash."""
     if not port:
-        metrics_server.stop()
+        served = sys.modules.get(_METRICS_SERVER)
+        if served is not None:
+            served.stop()
         return
+    from core.console import metrics_server
+
     try:
         metrics_server.serve_runtime(runtime, int(port))
     except OSError as exc:

@@ -1,7 +1,8 @@
 """Large packages load where they are used, not on every first page: importing what Home.py imports
 (streamlit, the runtime, the widgets) and the runtime itself loads neither openai, nor pandas, numpy
 or jieba (the runtime's warm-up thread loads jieba and numpy; the LLM client and the data pages
-import openai and pandas when they run). Checked in a fresh interpreter, by `sys.modules`."""
+import openai and pandas when they run), nor prometheus_client (only a runtime serving /metrics, a port
+set, loads it). Checked in a fresh interpreter, by `sys.modules`."""
 from __future__ import annotations
 
 import ast
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAZY = ("openai", "pandas", "numpy", "jieba", "pyarrow", "altair")
+LAZY = ("openai", "pandas", "numpy", "jieba", "pyarrow", "altair", "prometheus_client")
 
 
 def loaded_after(code: str) -> list[str]:
