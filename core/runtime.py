@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from loguru import logger
 
-from core import analysis, forum, report
+from core import analysis, forum
 from core.corpus import data_jobs
 from core.discussion import host_job, log_monitor
 from core.research import engine
@@ -44,8 +44,20 @@ from core.work.jobs import HandlerRegistry
 
 # Loading jieba and the sentiment model holds the interpreter for seconds: begin after the first page
 # has rendered (it measured 2 s slower with the warm-up beside it, bench/cold_start.py), unless a run
-# is submitted before (core.analysis hurries the warm-up).
+# is submitted before (core.analysis hurries the warm-up). The app holds the warm-up until a page has
+# been shown (ui.preload, an event); this delay is for the processes that show none (the command line).
 WARMUP_DELAY_S = 5.0
+
+
+REPORT_KIND = "report"  # core.reporting.inputs.KIND (tests/test_lazy_imports.py checks they agree)
+
+
+def _run_report_job(ctx):
+    """core.report.run_report_job, the report engine imported by the first report job, not at start-up:
+    it is a fifth of the imports behind the app's first page (bench/cold_start.py)."""
+    from core import report
+
+    return report.run_report_job(ctx)
 
 
 def build_handlers() -> HandlerRegistry:
@@ -56,7 +68,7 @@ def build_handlers() -> HandlerRegistry:
     handlers.register(forum.HOST_KIND, host_job.run_host_job)
     handlers.register(log_monitor.TAIL_KIND, log_monitor.run_tail_job)
     handlers.register(analysis.COVERAGE, analysis.run_coverage_job)
-    handlers.register(report.KIND, report.run_report_job)
+    handlers.register(REPORT_KIND, _run_report_job)
     handlers.register("probe", probe.run_probe)
     data_jobs.register(handlers)
     return handlers
