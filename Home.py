@@ -19,6 +19,6 @@ if __name__ == "__main__":  # a session's script run (and AppTest)
     try:
         run()
     finally:
-        preload.page_shown()  # the text warm-up may load now
+        preload.page_shown()  # the text warm-up may load (after its start delay)
 else:  # imported by `streamlit run` at server start
     app = st.App(__file__, lifespan=lifespan)

@@ -13,8 +13,9 @@ own, in the idle window:
 - imports MODULES, then builds the runtime (ui.runtime.prebuild: the same st.cache_resource the pages
   use, so the first page finds it built), then does what the first page would otherwise do first (the
   language catalogues, Streamlit's first-element check);
-- holds the runtime's text warm-up (jieba, the sentiment model: seconds of CPU) until a script run
-  has ended (`page_shown()`, Home.py), so it never competes with the first page;
+- holds the runtime's text warm-up (jieba, the sentiment model: seconds of CPU), beyond its start
+  delay, until a script run has ended (`page_shown()`, Home.py): on a machine where the first page
+  takes longer than that delay, the loading still does not compete with it;
 - `gc.freeze()` after each step: the objects the imports made are never garbage, and Streamlit runs a
   full collection after every script run (`runner.postScriptGC`), which otherwise walks them all
   (about 0.1 s a run, every fragment refresh included);
@@ -117,7 +118,7 @@ def _build_runtime() -> None:
     from core.text.warmup import text_warmup
     from ui.runtime import prebuild
 
-    text_warmup().hold(WARMUP_HOLD_S)  # it loads once the first page has been shown (page_shown)
+    text_warmup().hold(WARMUP_HOLD_S)  # after its delay it also waits for a page to be shown (page_shown)
     prebuild()
 
 
@@ -152,8 +153,8 @@ def wait(timeout: float = WAIT_LIMIT_S) -> bool:
 
 def page_shown() -> None:
     """Called after each script run (Home.py): a page has been shown, so the text warm-up, held by
-    `_build_runtime`, may load now. Only where this preload ran (the app); elsewhere (AppTest, a
-    bare import) the warm-up keeps its own start delay."""
+    `_build_runtime`, may load once its start delay is over. Only where this preload ran (the app);
+    elsewhere (AppTest, a bare import) the warm-up keeps its start delay alone."""
     if _app.started:
         from core.text.warmup import text_warmup
 
