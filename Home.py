@@ -6,7 +6,7 @@ as a module (`Home`) when the server starts: the app's lifespan (ui/app_server.p
 page's imports and the runtime prepared while the browser is still loading Streamlit's frontend
 (ui/preload.py), and closes the runtime when the server stops. Each
 script run executes it as `__main__`: it waits for that preparation, then builds the menu and runs
-the page.
+the page, then lets the text warm-up begin (held until a page has been shown).
 """
 import streamlit as st
 
@@ -16,6 +16,9 @@ from ui.navigation import run
 
 if __name__ == "__main__":  # a session's script run (and AppTest)
     preload.wait()
-    run()
+    try:
+        run()
+    finally:
+        preload.page_shown()  # the text warm-up may load (after its start delay)
 else:  # imported by `streamlit run` at server start
     app = st.App(__file__, lifespan=lifespan)

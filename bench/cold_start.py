@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -128,11 +129,12 @@ def one_start(browser, tree: Path, data: Path, timeout: float = 120.0) -> dict:
         page.wait_for_selector(f'{_APP}[data-test-script-state="notRunning"]', state="attached",
                                timeout=timeout * 1000)
         done = time.perf_counter() - t0
+        cpu = cpu_seconds(proc.pid)
         errors = page.locator('[data-testid="stException"]').count()
         if errors:
             raise RuntimeError(f"Home rendered {errors} exception(s): {tail(data / 'streamlit.log')}")
         return {"listening": listening, "connected": connected, "title": title, "rendered": done,
-                "preload": preload_seconds(data)}
+                "preload": preload_seconds(data), "cpu": cpu}
     finally:
         if context is not None:
             context.close()
@@ -143,6 +145,17 @@ def one_start(browser, tree: Path, data: Path, timeout: float = 120.0) -> dict:
             proc.kill()
             proc.wait(timeout=10)
         log.close()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU seconds the process has used so far, all its threads (Linux /proc; None elsewhere): unlike
+    the wall-clock figures it hardly moves with the machine's load, so it shows what Shoal's own work
+    costs even on a shared machine."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def preload_seconds(data: Path) -> float | None:
@@ -249,6 +262,10 @@ def where_the_time_goes(summary: dict, scenarios) -> str:
     took = [m["preload"] for m in mine if m.get("preload") is not None]
     preload = (f" The preload itself took {median(took):.2f} s (median), counted from the app's lifespan, just "
                "before the server answers; the first script run waits for it when it has not finished.") if took else ""
+    cpu = [m["cpu"] for m in mine if m.get("cpu") is not None]
+    if cpu and floor.get("cpu") is not None:
+        preload += (f" By then the server process had used {median(cpu):.2f} s of CPU (median; bare Streamlit: "
+                    f"{floor['cpu']:.2f} s).")
     return ("\nWhere this tree's time goes (medians over the data folders): the server answers after "
             f"{median(m['listening'] for m in mine):.2f} s (bare Streamlit: {floor['listening']:.2f} s); the "
             f"page's websocket connects {browser:.2f} s later (bare: {floor['connected'] - floor['listening']:.2f} s: "
@@ -300,7 +317,8 @@ def main() -> int:
                         starts[(label, sc)].append(r)
                         print(f"  {i + 1}. {label}, {sc}: server answering {r['listening']:.2f} s, page connected "
                               f"{r['connected']:.2f} s, title "
-                              f"{r['title']:.2f} s, rendered {r['rendered']:.2f} s", flush=True)
+                              f"{r['title']:.2f} s, rendered {r['rendered']:.2f} s, server CPU "
+                              f"{r['cpu'] if r['cpu'] is not None else float('nan'):.2f} s", flush=True)
         finally:
             browser.close()
     imports = {label: import_figures(trees[label], server_env(trees[label], data[(label, SCENARIOS[0])]))
@@ -311,6 +329,8 @@ def main() -> int:
     for case in cases:  # the preload's own duration, where the tree has one (this tree: ui/preload.py)
         took = [r["preload"] for r in starts[case] if r.get("preload") is not None]
         summary[case]["preload"] = round(median(took), 3) if took else None
+        used = [r["cpu"] for r in starts[case] if r.get("cpu") is not None]
+        summary[case]["cpu"] = round(median(used), 3) if used else None
     floor = summary[(FLOOR, SCENARIOS[0])]
     headline = max(summary[("this tree", sc)]["rendered"] for sc in SCENARIOS)
     above = round(headline - floor["rendered"], 3)
@@ -319,14 +339,16 @@ def main() -> int:
         s = summary[case]
         rows.append([case[0], case[1] if case[0] != FLOOR else "— (`st.title` only)", f"{s['listening']:.2f}",
                      f"{s['connected']:.2f}", f"{s['title']:.2f}", f"**{s['rendered']:.2f}**",
-                     " / ".join(f"{r['rendered']:.2f}" for r in starts[case]), f"{primes[case]['rendered']:.2f}"])
+                     " / ".join(f"{r['rendered']:.2f}" for r in starts[case]), f"{primes[case]['rendered']:.2f}",
+                     "—" if s["cpu"] is None else f"{s['cpu']:.2f}"])
     for label in shoal:  # Shoal's part: each figure minus the bare app's
         for sc in SCENARIOS:
             s = summary[(label, sc)]
             rows.append([f"{label} above the floor", sc] + [f"{s[k] - floor[k]:+.2f}" for k in KEYS[:3]]
-                        + [f"**{s['rendered'] - floor['rendered']:+.2f}**", "", ""])
+                        + [f"**{s['rendered'] - floor['rendered']:+.2f}**", "", "",
+                           "" if s["cpu"] is None or floor["cpu"] is None else f"{s['cpu'] - floor['cpu']:+.2f}"])
     headers = ["code", "data", "server answering (s)", "page connected (s)", "Home title shown (s)", "Home rendered (s, median)",
-               "each repetition (s)", "priming start (s)"]
+               "each repetition (s)", "priming start (s)", "server CPU until rendered (s, median)"]
     imp_rows = []
     for label in shoal:
         for what, fig in imports[label].items():
@@ -367,7 +389,8 @@ def main() -> int:
             "25 ms and, as soon as it answers, a new context of an already running headless Chromium "
             "(/usr/bin/chromium, Playwright) opens the page. Times are from the server's `Popen` to: the server "
             "answering, the page's websocket connected, Home's title shown, and the first script run finished "
-            "(`data-test-script-state=\"notRunning\"`). Two data folders: *first start* (empty) and *with "
+            "(`data-test-script-state=\"notRunning\"`), and the CPU seconds the server process (all its threads) "
+            "had used when Home was rendered, a figure the machine's load hardly moves. Two data folders: *first start* (empty) and *with "
             "history* (a 300-post demo corpus and one finished offline run, so Home shows a current run, events "
             "and its recent-runs table). **The floor** (*bare Streamlit*): a temporary app whose Home.py is "
             "`st.title(\"🐟 Shoal\")` and nothing else, with this tree's .streamlit/config.toml, started with the same "

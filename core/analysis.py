@@ -18,7 +18,6 @@ from loguru import logger
 from sqlalchemy import update
 
 from core.discussion.log_monitor import tail_job
-from core import report as report_engine
 from core.console import telemetry
 from core.infra.config import Settings
 from core.llm.run_budget import budget_params
@@ -123,13 +122,21 @@ def start_analysis(supervisor, settings: Settings, topic: str, engines=None, *, 
     return run_id
 
 
+def _report_engine():
+    """core.report, imported when a report is asked for: Home imports this module, and the report
+    engine (Jinja, Markdown, the report's text tools) is a fifth of Home's imports on a cold start."""
+    from core import report
+
+    return report
+
+
 def rerun_engine(supervisor, run_id: str, engine: str) -> str:
     """Run one engine again (or for the first time) within an existing run; returns the new job id."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine}")
     hurry_warmup()
     (job_id,) = supervisor.add_jobs(run_id, [JobSpec(kind=engine, name=engine)])
-    report_engine.wait_also_for(supervisor, supervisor.db, run_id, job_id)  # a pending report waits for it too
+    _report_engine().wait_also_for(supervisor, supervisor.db, run_id, job_id)  # a pending report waits for it too
     return job_id
 
 
@@ -207,7 +214,7 @@ def run_coverage_job(ctx: JobContext) -> dict:
         return {"coverage": coverage.as_dict(), "message": message}
     # The automatic report: its job depends on this run's engines and host jobs (it is claimed once
     # they have ended, holding no worker while it waits) and never reads another run's outputs.
-    report_engine.request_report(ctx.runs, ctx.db, ctx.run_id)
+    _report_engine().request_report(ctx.runs, ctx.db, ctx.run_id)
     return {"coverage": coverage.as_dict(), "forced": not coverage.sufficient}
 
 
@@ -227,4 +234,4 @@ def analyse_anyway(supervisor, run_id: str) -> str:
     _save_run_params(supervisor.db, run_id, force_report=True)
     # The engines were skipped (cancelled while pending): they come back as they were.
     supervisor.resume_run(run_id)
-    return report_engine.request_report(supervisor, supervisor.db, run_id)
+    return _report_engine().request_report(supervisor, supervisor.db, run_id)

@@ -11,6 +11,7 @@ nothing.
 from __future__ import annotations
 
 import atexit
+import sys
 import threading
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any, Mapping
 
 from loguru import logger
 
-from core import analysis, forum, report
+from core import analysis, forum
 from core.corpus import data_jobs
 from core.discussion import host_job, log_monitor
 from core.research import engine
@@ -30,7 +31,6 @@ from core.infra.db import Database, PoolOptions, open_database
 from core.infra.events import EventLog
 from core.infra.logs import setup_logging
 from core.console.alerts import AlertEngine, default_rules, load_rules
-from core.console import metrics_server
 from core.console.health import HealthMonitor
 from core.llm.pricing import PriceTable, load_price_table
 from core.console.monitoring import Monitor, compact_open_runs, detect_stalls
@@ -45,8 +45,20 @@ from core.work.jobs import HandlerRegistry
 
 # Loading jieba and the sentiment model holds the interpreter for seconds: begin after the first page
 # has rendered (it measured 2 s slower with the warm-up beside it, bench/cold_start.py), unless a run
-# is submitted before (core.analysis hurries the warm-up).
+# is submitted before (core.analysis hurries the warm-up). The app holds the warm-up until a page has
+# been shown (ui.preload, an event); this delay is for the processes that show none (the command line).
 WARMUP_DELAY_S = 5.0
+
+
+REPORT_KIND = "report"  # core.reporting.inputs.KIND (tests/test_lazy_imports.py checks they agree)
+
+
+def _run_report_job(ctx):
+    """core.report.run_report_job, the report engine imported by the first report job, not at start-up:
+    it is a fifth of the imports behind the app's first page (bench/cold_start.py)."""
+    from core import report
+
+    return report.run_report_job(ctx)
 
 
 def build_handlers() -> HandlerRegistry:
@@ -57,7 +69,7 @@ def build_handlers() -> HandlerRegistry:
     handlers.register(forum.HOST_KIND, host_job.run_host_job)
     handlers.register(log_monitor.TAIL_KIND, log_monitor.run_tail_job)
     handlers.register(analysis.COVERAGE, analysis.run_coverage_job)
-    handlers.register(report.KIND, report.run_report_job)
+    handlers.register(REPORT_KIND, _run_report_job)
     handlers.register("probe", probe.run_probe)
     data_jobs.register(handlers)
     return handlers
@@ -111,7 +123,9 @@ class Runtime:
             self._closed = True
         atexit.unregister(self.close)
         _open_runtimes.pop(id(self), None)
-        metrics_server.release(self)
+        served = sys.modules.get(_METRICS_SERVER)  # loaded only where /metrics was served
+        if served is not None:
+            served.release(self)
         if self.monitor is not None:
             self.monitor.stop()
         if self.supervisor is not None:
@@ -203,13 +217,23 @@ def _close_before_threads_join(runtime: Runtime) -> None:
             pass
 
 
+# /metrics (core.console.metrics_server) is imported only when a port is set: prometheus_client is a
+# tenth of the first page's imports on a cold start (bench/cold_start.py), and the app serves no
+# metrics by default (SHOAL_METRICS_PORT=0).
+_METRICS_SERVER = "core.console.metrics_server"
+
+
 def serve_metrics(runtime: Runtime, port: int) -> None:
     """/metrics for this runtime on `port`: bound once per process, later runtimes take it over
     (core.console.metrics_server); 0 (off) closes an endpoint an earlier runtime opened. A port that
     cannot be bound is a problem, not a crash."""
     if not port:
-        metrics_server.stop()
+        served = sys.modules.get(_METRICS_SERVER)
+        if served is not None:
+            served.stop()
         return
+    from core.console import metrics_server
+
     try:
         metrics_server.serve_runtime(runtime, int(port))
     except OSError as exc:

@@ -1,7 +1,8 @@
 """Large packages load where they are used, not on every first page: importing what Home.py imports
 (streamlit, the runtime, the widgets) and the runtime itself loads neither openai, nor pandas, numpy
 or jieba (the runtime's warm-up thread loads jieba and numpy; the LLM client and the data pages
-import openai and pandas when they run). Checked in a fresh interpreter, by `sys.modules`."""
+import openai and pandas when they run), nor prometheus_client (only a runtime serving /metrics, a port
+set, loads it). Checked in a fresh interpreter, by `sys.modules`."""
 from __future__ import annotations
 
 import ast
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAZY = ("openai", "pandas", "numpy", "jieba", "pyarrow", "altair")
+LAZY = ("openai", "pandas", "numpy", "jieba", "pyarrow", "altair", "prometheus_client")
 
 
 def loaded_after(code: str) -> list[str]:
@@ -39,3 +40,17 @@ def test_home_pages_imports_load_no_large_package():
 
 def test_the_probe_sees_a_package_that_is_imported():
     assert loaded_after("import core.text.sentiment as s\ns.score(\"今天很开心\")") == ["jieba", "numpy"]
+
+
+def test_the_report_engine_loads_with_the_first_report_not_with_home():
+    # core.report (Jinja, Markdown, the report's text tools) is registered by kind and imported by
+    # the first report job (core.runtime._run_report_job) or report request (core.analysis)
+    code = "import core.runtime, ui.home_view, sys\nprint('core.report' in sys.modules, 'jinja2' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["False", "False"]
+    from core.reporting.inputs import KIND
+    from core.runtime import REPORT_KIND, _run_report_job, build_handlers
+
+    assert REPORT_KIND == KIND and build_handlers()[KIND].fn is _run_report_job

@@ -25,8 +25,8 @@ from .budget_fields import budget_badge, budget_inputs
 from .cached import cached_corpus_stats
 from .i18n import show, status_label, t
 from .report_templates import home_choices
-from .widgets import (RUN_PARAM, admin_unlocked, badge, fmt_duration, fmt_time, live_event_feed, mode_caption,
-                      offline_effective, outcome_notice, outcome_short, usage_line)
+from .widgets import (RUN_PARAM, admin_unlocked, arrow_table, badge, fmt_duration, fmt_time, live_event_feed,
+                      mode_caption, offline_effective, outcome_notice, outcome_short, usage_line)
 
 ENGINES = tuple(ENGINE_NAMES)
 REPORT_TYPES = ("auto", "brand reputation", "market competition", "routine monitoring", "policy/industry",
@@ -224,16 +224,14 @@ def current_run(rt: Runtime, run: RunView) -> None:
 
 
 def recent_runs(runs: list[RunView]) -> None:
-    import pandas as pd  # only with runs to show: a first start does not load pandas
-
     c = {name: t(f"home.col_{name}") for name in ("run", "status", "kind", "topic", "mode", "created", "duration",
                                                   "problems")}
-    st.dataframe(pd.DataFrame([{c["run"]: r.id, c["status"]: status_label(r.status), c["kind"]: _word("kind", r.kind),
-                                c["topic"]: r.topic[:80], c["mode"]: _word("mode", r.mode),
-                                c["created"]: fmt_time(r.created_at),
-                                c["duration"]: fmt_duration(r.duration_s), c["problems"]: outcome_short(r)}
-                               for r in runs]),
-                 hide_index=True, width="stretch")
+    # an Arrow table (ui.widgets.arrow_table), sent whole (lazy=False; ten rows): Home's first run imports no pandas
+    st.dataframe(arrow_table([{c["run"]: r.id, c["status"]: status_label(r.status), c["kind"]: _word("kind", r.kind),
+                               c["topic"]: r.topic[:80], c["mode"]: _word("mode", r.mode),
+                               c["created"]: fmt_time(r.created_at), c["duration"]: fmt_duration(r.duration_s),
+                               c["problems"]: outcome_short(r)} for r in runs]),
+                 hide_index=True, width="stretch", lazy=False)
 
 
 def runs_body(rt: Runtime) -> None:

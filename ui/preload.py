@@ -11,7 +11,11 @@ when the server starts; the app's lifespan calls `start()`, which does that work
 own, in the idle window:
 
 - imports MODULES, then builds the runtime (ui.runtime.prebuild: the same st.cache_resource the pages
-  use, so the first page finds it built);
+  use, so the first page finds it built), then does what the first page would otherwise do first (the
+  language catalogues, Streamlit's first-element check);
+- holds the runtime's text warm-up (jieba, the sentiment model: seconds of CPU), beyond its start
+  delay, until a script run has ended (`page_shown()`, Home.py): on a machine where the first page
+  takes longer than that delay, the loading still does not compete with it;
 - `gc.freeze()` after each step: the objects the imports made are never garbage, and Streamlit runs a
   full collection after every script run (`runner.postScriptGC`), which otherwise walks them all
   (about 0.1 s a run, every fragment refresh included);
@@ -34,22 +38,26 @@ import time
 from typing import Callable
 
 # What Home's first script run imports beyond what the server has loaded: the menu, Home's panels
-# (they import the runtime and the widgets), pandas and pyarrow for st.dataframe, and the Streamlit
-# modules its first run loads (the page icon's emoji table, the dataframe's Arrow conversion).
-MODULES = ("ui.navigation", "ui.home_view", "ui.widgets", "pandas", "pyarrow",
+# (they import the runtime and the widgets), pyarrow for its tables (ui.widgets.arrow_table: Home
+# needs no pandas), and the Streamlit modules its first run loads (the page icon's emoji table, st.dataframe).
+MODULES = ("ui.navigation", "ui.home_view", "ui.widgets", "pyarrow", "pyarrow.json",
            "streamlit.emojis", "streamlit.dataframe_util", "streamlit.elements.arrow")
 WAIT_LIMIT_S = 60.0  # a script run never waits longer than this for the preload
+WARMUP_HOLD_S = 60.0  # the text warm-up waits for the first page at most this long (a server nobody opens)
 SWITCH_INTERVAL_S = 0.0005  # while preloading (Python's default is 0.005)
 THREAD_NAME = "shoal-preload"
 RUNTIME = "runtime"  # the name the runtime's build goes by in `timings` and `failed`
 
 
 class Preload:
-    """Imports `modules`, then calls `then` (if any), on one daemon thread started at most once."""
+    """Imports `modules`, then calls `then` (if any) and the `after` steps, on one daemon thread started
+    at most once."""
 
-    def __init__(self, modules: tuple[str, ...], then: Callable[[], object] | None = None, *, freeze: bool = True):
+    def __init__(self, modules: tuple[str, ...], then: Callable[[], object] | None = None, *, freeze: bool = True,
+                 after: tuple[tuple[str, Callable[[], object]], ...] = ()):
         self.modules = modules
         self.then = then
+        self.after = after  # (name, callable) steps after `then`
         self.freeze = freeze
         self.timings: dict[str, float] = {}  # step → seconds it took on the thread
         self.failed: dict[str, str] = {}  # step → why it failed (the page does it again and shows the error)
@@ -96,6 +104,8 @@ class Preload:
                 self._step(name, lambda name=name: importlib.import_module(name), logger)
             if self.then is not None:
                 self._step(RUNTIME, self.then, logger)
+            for name, work in self.after:
+                self._step(name, work, logger)
             logger.info("preload: {} modules imported{} in {:.2f} s", len(self.modules),
                          " and the runtime built" if self.then is not None and RUNTIME not in self.failed else "",
                          time.perf_counter() - began)
@@ -105,12 +115,30 @@ class Preload:
 
 
 def _build_runtime() -> None:
+    from core.text.warmup import text_warmup
     from ui.runtime import prebuild
 
+    text_warmup().hold(WARMUP_HOLD_S)  # after its delay it also waits for a page to be shown (page_shown)
     prebuild()
 
 
-_app = Preload(MODULES, then=_build_runtime)
+def _catalogues() -> None:
+    """The reader's language is not known yet: both catalogues (parsed TOML, ~15 ms each)."""
+    from core.i18n import LANGUAGES, catalogue
+
+    for lang in LANGUAGES:
+        catalogue(lang)
+
+
+def _first_element() -> None:
+    """Streamlit's first element in a process asks `env_util.is_repl()`, whose `inspect.stack()` walks
+    the path of every loaded module once (inspect's module cache): 0.05-0.15 s of the first page."""
+    from streamlit import env_util
+
+    env_util.is_repl()
+
+
+_app = Preload(MODULES, then=_build_runtime, after=(("catalogues", _catalogues), ("first element", _first_element)))
 
 
 def start() -> threading.Thread:
@@ -121,3 +149,13 @@ def start() -> threading.Thread:
 def wait(timeout: float = WAIT_LIMIT_S) -> bool:
     """Called by each script run before its imports (Home.py)."""
     return _app.wait(timeout)
+
+
+def page_shown() -> None:
+    """Called after each script run (Home.py): a page has been shown, so the text warm-up, held by
+    `_build_runtime`, may load once its start delay is over. Only where this preload ran (the app);
+    elsewhere (AppTest, a bare import) the warm-up keeps its start delay alone."""
+    if _app.started:
+        from core.text.warmup import text_warmup
+
+        text_warmup().release()

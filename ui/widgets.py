@@ -142,6 +142,38 @@ def outcome_short(run: RunView) -> str:
     return ", ".join(reasons)
 
 
+def arrow_table(rows: list[dict]):
+    """Rows (dicts; the first row's keys are the columns) as an Arrow table for st.dataframe, which
+    sends it as it is. A column whose values are all bool, int or float keeps that type; any other is
+    text. Built by pyarrow's JSON reader: pyarrow's own constructors (`pa.array`, `Table.from_pylist`)
+    import pandas when it is installed, 0.5 s of Home's first run on a cold start (bench/cold_start.py).
+    Pass it with `lazy=False`: deciding whether to send a table in chunks imports pandas too."""
+    import io
+    import json
+
+    import pyarrow as pa
+    from pyarrow import json as pa_json
+
+    kinds = {bool: pa.bool_(), int: pa.int64(), float: pa.float64()}
+    names = list(rows[0]) if rows else []
+    types = {}
+    for name in names:
+        seen = {type(r.get(name)) for r in rows} - {type(None)}
+        types[name] = kinds.get(seen.pop() if len(seen) == 1 else None, pa.string())
+    schema = pa.schema(list(types.items()))
+    if not rows:
+        return schema.empty_table()
+
+    def cell(name: str, value):
+        if value is None or value != value:  # NaN: an empty cell (JSON has no NaN)
+            return None
+        return str(value) if types[name] == pa.string() else value
+
+    lines = "\n".join(json.dumps({n: cell(n, r.get(n)) for n in names}, ensure_ascii=False) for r in rows)
+    return pa_json.read_json(io.BytesIO(lines.encode("utf-8")), read_options=pa_json.ReadOptions(use_threads=False),
+                             parse_options=pa_json.ParseOptions(explicit_schema=schema))
+
+
 RUN_PARAM = "run"  # ?run=<id>: the run a link opens (Home's links to the report, engine and forum pages)
 
 
@@ -213,13 +245,12 @@ def render_event_feed(key: str, run_id: str | None = None, height: int = 320) ->
     if not feed.buffer:
         st.caption(t("widgets.no_events"))
         return
-    import pandas as pd  # here, not at the top: a Home with nothing to list does not load pandas
 
     c = {name: t(f"widgets.col_{name}") for name in ("id", "time", "type", "source", "run", "job", "trace", "detail")}
     rows = [{c["id"]: e.id, c["time"]: fmt_time(e.ts, with_date=False), c["type"]: e.type, c["source"]: e.source,
              c["run"]: e.run_id or "", c["job"]: e.job_id or "", c["trace"]: e.trace_id,
              c["detail"]: ", ".join(f"{k}={v}" for k, v in list(e.payload.items())[:4])} for e in reversed(feed.buffer)]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=height)
+    st.dataframe(arrow_table(rows), hide_index=True, width="stretch", height=height, lazy=False)
     st.caption(t("widgets.feed_cursor", cursor=feed.cursor, shown=len(feed.buffer), kept=feed.maxlen))
 
 

@@ -24,6 +24,7 @@ Reading functions never raise for a database problem: they return an empty frame
 """
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import TYPE_CHECKING, Iterable, Sequence
 
@@ -155,10 +156,20 @@ def with_cost(frame: pd.DataFrame, prices: PriceTable | None = None) -> pd.DataF
     return f
 
 
+def _missing(value) -> bool:
+    """None, NaN, or pandas' NA (no number to show); without importing pandas, which Home's run line
+    (`run_usage`) would otherwise load on the first page (0.5 s of the cold start)."""
+    if value is None:
+        return True
+    try:
+        return math.isnan(value)
+    except TypeError:  # pd.NA: not a number
+        return True
+
+
 def cost_label(cost: float | None, unpriced_calls: int = 0, calls: int | None = None) -> str:
     """"$0.0123", "unpriced", or "$0.0123 + unpriced" when only part of the calls has a price."""
-    import pandas as pd
-    if cost is None or pd.isna(cost) or (calls is not None and unpriced_calls >= calls and calls > 0):
+    if _missing(cost) or (calls is not None and unpriced_calls >= calls and calls > 0):
         return UNPRICED
     text = f"${cost:,.4f}"
     return text + f" + {UNPRICED}" if unpriced_calls else text

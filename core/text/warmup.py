@@ -4,7 +4,8 @@
                        callers arriving meanwhile block on that load and get the same object (a load
                        that raises stores nothing: the error goes to the caller, the next call tries again)
     Warmup(steps)      runs (name, callable) steps in order on one daemon thread: start(delay)
-                       (idempotent), hurry() (load now), wait(timeout), done, errors, seconds.
+                       (idempotent), hurry() (load now), hold(limit)/release() (after the delay,
+                       wait for an event too), wait(timeout), done, errors, seconds.
                        A failing step is logged and recorded,
                        never raised: the next step still runs, and whoever needs that part loads it
                        (and sees the error) on first use, as without a warm-up
@@ -15,7 +16,8 @@
 
 The runtime starts it with a short delay (core.runtime.WARMUP_DELAY_S): loading jieba holds the
 interpreter for seconds, and the first page, rendering in the same process, must not wait behind
-it. A run submitted earlier ends the delay at once.
+it. The app also holds it until its first page has been shown (ui.preload: an event, where the
+delay is a guess of how long a page takes). A run submitted earlier ends the delay and the hold.
 
 A run that starts before the warm-up is over waits for it once, and only for the parts it uses: its
 first call of `get_jieba()` (or `get_posseg`, `idf_table`, `load_model`) blocks on the warm-up's
@@ -88,6 +90,8 @@ class Warmup:
         self._done = threading.Event()
         self._go = threading.Event()
         self._delay = 0.0
+        self._hold: float | None = None  # hold(): after the delay, wait for release() too
+        self._released = threading.Event()
         self.errors: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
 
@@ -115,9 +119,25 @@ class Warmup:
                     self._done.set()
         return self
 
+    def hold(self, limit: float) -> "Warmup":
+        """Call before `start`: after its start delay the thread also waits for `release()`, at most
+        `limit` seconds. The app holds it until its first page has been shown (ui.preload): on a machine
+        where that page takes longer than the delay, the loading does not compete with it; `limit`
+        covers a server nobody opens. `hurry()` ends both."""
+        with self._lock:
+            self._hold = max(0.0, float(limit))
+        return self
+
+    def release(self) -> "Warmup":
+        """End a hold (now, or before the thread starts). Starts no thread (a runtime without a
+        supervisor needs no warm-up)."""
+        self._released.set()
+        return self
+
     def hurry(self) -> "Warmup":
         """Begin loading now: end a start delay, or start the thread without one."""
         self._go.set()
+        self._released.set()
         return self.start()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -129,6 +149,8 @@ class Warmup:
     def _run(self) -> None:
         if self._delay:
             self._go.wait(self._delay)
+        if self._hold is not None:
+            self._released.wait(self._hold)
         began = time.perf_counter()
         try:
             for name, step in self.steps:

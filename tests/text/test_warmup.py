@@ -127,6 +127,35 @@ def test_a_delayed_warmup_waits_until_hurried():
     assert warm.wait(30) and loader.calls == 1 and once.loaded
 
 
+def test_a_held_warmup_waits_for_its_release_after_its_delay():
+    loader = SlowLoader()
+    loader.release.set()
+    warm = Warmup([("slow", Once(loader))], name="test-held-warmup").hold(3600).start(delay=0)
+    assert warm.started and not warm.wait(0.2) and loader.calls == 0  # no delay, but held
+    warm.release()  # the app's first page has been shown
+    assert warm.wait(30) and loader.calls == 1
+
+
+def test_a_released_warmup_still_waits_its_delay_and_a_release_starts_no_thread():
+    loader = SlowLoader()
+    loader.release.set()
+    warm = Warmup([("slow", Once(loader))], name="test-released-warmup").hold(3600)
+    warm.release()  # (a page shown before the runtime started it)
+    assert not warm.started and not [t for t in threading.enumerate() if t.name == "test-released-warmup"]
+    warm.start(delay=3600)
+    assert not warm.wait(0.2) and loader.calls == 0  # released, but still in its delay
+    warm.hurry()  # a run was submitted: load now
+    assert warm.wait(30) and loader.calls == 1
+
+
+def test_hurrying_a_held_warmup_loads_without_a_release():
+    loader = SlowLoader()
+    loader.release.set()
+    warm = Warmup([("slow", Once(loader))], name="test-hurried-held-warmup").hold(3600).start(delay=3600)
+    warm.hurry()
+    assert warm.wait(30) and loader.calls == 1
+
+
 def test_submitting_an_analysis_hurries_the_warmup(monkeypatch):
     from core import analysis
 

@@ -93,11 +93,56 @@ def test_a_module_that_fails_to_import_does_not_stop_the_rest(probe_dir):
 
 
 def test_the_home_modules_exist():
-    """The list names importable modules (a renamed module would silently stop being preloaded)."""
-    p = preload.Preload(preload.MODULES, freeze=False)
+    """The list names importable modules (a renamed module would silently stop being preloaded), and the
+    steps after the runtime work (the language catalogues, Streamlit's first-element check)."""
+    from core.i18n import LANGUAGES, catalogue
+
+    catalogue.cache_clear()
+    p = preload.Preload(preload.MODULES, freeze=False, after=preload._app.after)
     p.start()
     assert p.wait(timeout=120) is True
     assert p.failed == {}
+    assert {"catalogues", "first element"} <= set(p.timings)
+    assert catalogue.cache_info().currsize == len(LANGUAGES)
+
+
+def test_the_after_steps_run_after_the_runtime_in_order(probe_dir):
+    name = _module(probe_dir, "shoal_preload_probe_after", "VALUE = 1\n")
+    order = []
+    p = preload.Preload((name,), then=lambda: order.append(("runtime", name in sys.modules)), freeze=False,
+                        after=(("one", lambda: order.append(("one", True))), ("two", lambda: 1 / 0)))
+    p.start()
+    assert p.wait(timeout=30) is True
+    assert order == [("runtime", True), ("one", True)]
+    assert "ZeroDivisionError" in p.failed["two"] and list(p.timings) == [name, preload.RUNTIME, "one", "two"]
+
+
+def _held_text_warmup(monkeypatch, name: str):
+    from core.text import warmup as W
+
+    loaded = threading.Event()
+    held = W.Warmup([("fake tooling", loaded.set)], name=name).hold(3600).start()
+    monkeypatch.setattr(W, "_process_warmup", held)
+    return held, loaded
+
+
+def test_a_page_shown_in_the_app_releases_the_held_text_warmup(monkeypatch):
+    held, loaded = _held_text_warmup(monkeypatch, "test-held-by-app")
+    app = preload.Preload(("json",), freeze=False)
+    app.start()
+    monkeypatch.setattr(preload, "_app", app)
+    assert not held.wait(0.2) and not loaded.is_set()  # held: the first page is not shown yet
+    preload.page_shown()
+    assert held.wait(30) and loaded.is_set()
+
+
+def test_a_page_shown_without_the_apps_preload_leaves_the_warmup_alone(monkeypatch):
+    held, loaded = _held_text_warmup(monkeypatch, "test-held-no-app")
+    monkeypatch.setattr(preload, "_app", preload.Preload(("json",), freeze=False))  # never started (AppTest)
+    preload.page_shown()
+    assert not held.wait(0.2) and not loaded.is_set()
+    held.release()  # (let the test's thread end)
+    assert held.wait(30)
 
 
 @pytest.mark.e2e
