@@ -82,36 +82,35 @@ HISTORY = [
      6.24, 4.21, 1.50, "3.45 3.58 3.55"),
     ("2026-12-04 14:21 UTC", "3effad3", "before this round (h-crit), measured just before the section's headline, "
      "load of three other helpers' work", 8.45, 4.61, 1.65, "2.42 6.10 6.31"),
+    ("2026-12-04 14:42 UTC", "0eb29c6", "after the h-crit round (this section's headline until the next row)",
+     5.83, 3.95, 1.47, "0.11 0.87 2.36"),
+    ("2026-12-04 17:46 UTC", "bdda9ff", "after h-engine (a kept thread per bounded call, the llm_calls row as one "
+     "INSERT, checkpoints and forum posts written 0.05 s behind) and h-cold, quiet machine", 4.15, 3.40, 1.21,
+     "0.79 2.94 3.78"),
 ]
 
 # What the gaps showed at the last measurement (read with the table of gaps above).
-REMAINING = """Where the rest goes (profiled at `h-crit`, 2026-12-04, a 2-core machine shared with three other helpers'
-benchmarks and tests, load average 4-9; every figure grows with the load, since the work between calls is
-CPU-bound and the database has one writer):
+REMAINING = """Where the rest goes (measured 2026-12-04 17:30-17:55 UTC on a quiet 2-core machine, load 0.5-1.5,
+with timestamps around the host's and the engines' steps; every figure grows with the load):
 
-- **The host's chain** (nine speeches in a row) ended last in two of the headline's three runs (in the
-  median run Insight's paragraphs did, with a 1.5 s gap inside the engine between a first summary and its
-  reflection: core/research, outside this round). This round took off the host's chain: the
-  scheduler's wake-up and pass between two speeches (a job's end now claims the next round's host in its own
-  thread), the event-log flush of `maybe_finish_run` while jobs are open, five reads per speech (one now) and
-  the re-reading and re-scoring of every engine source per speech (only new sources now), and forum.log and
-  the metering read before the round's host job is added. Once the engines have finished, a speech follows
-  the previous one within 0.02-0.06 s; while they run, still 0.2-1.3 s, now mostly waiting for SQLite's one
-  writer: the ending job's transition (the event-log flush of `EventLog.ordered_session`, then its UPDATE:
-  0.05-0.7 s), the next job's claim (0.01-0.7 s) and the speech's own post, behind 15 paragraphs' checkpoints
-  and llm_calls rows. What would shorten it is outside this area: one in-process writer lock (BEGIN
-  IMMEDIATE) instead of SQLite's busy-wait sleeps, and an ordered session that writes the queued events in
-  its own transaction instead of waiting for the writer thread.
-- **The garbage collector**: 0.3-0.55 s of pauses per run (161-242 collections; one gen-2 collection of
-  0.13-0.21 s), every thread stopped. `gc.freeze()` after the text warm-up removed the gen-2 pause in a trial
-  (not adopted: core/text/warmup.py is outside this round).
-- **The report's start** (last engine → the type call, 0.1-0.5 s): the report job's four row and checkpoint
-  writes, its inputs and material before the first call. Its sections now start when the host's last job
-  ends (0.02-0.05 s after the last speech, was 0.05-0.16 s: a 0.1 s look).
-- **The end** (last section → run completed, 0.15-0.35 s): assembling and rendering the report (about 0.2 s
-  of CPU), the job's end and the run's final status; `wait_run` is woken by it now instead of a 0.05 s look.
-- **The start** (submit → first call, 0.2-0.45 s): the submit and the scheduler's first pass, the coverage
-  check (its web searches beside the corpus count, 0.05 s each), the report request, the engines' claims.
+- **The interpreter, shared by every thread.** An analysis uses 2.2-3.0 s of CPU in 4-4.5 s of wall
+  (`time.process_time` around a run), and most of it holds the GIL. A step that waits on the database
+  or the network hands the GIL over and waits its turn to get it back: a corpus search of 7.6 ms alone
+  took 89 ms beside one busy thread and 218 ms beside three (a test with pure-Python loops), and in the
+  analysis a corpus search took 55 ms of wall for 10 ms of CPU (median), a forum post 44 ms for 8.6 ms,
+  an llm_calls row 6.1 ms for 1.7 ms. Insight's chain holds three searches per paragraph.
+- **The host's chain** (nine speeches in a row) ended last in two of three runs. While the engines run,
+  each round costs about 0.2 s beside its LLM call: adding the round's host job and claiming it (median
+  8-47 ms, up to 0.16 s), the previous job's end and the next claim (up to 0.13 s), the speech's post;
+  once the engines are done a speech follows the previous one within 0.02-0.03 s.
+- **The start** (submit → first call, 0.1-0.25 s: the coverage check with its web searches at 0.05 s,
+  the engines' claims) and **the end** (last section → run completed, 0.07-0.15 s: rendering the report,
+  the job's end, the run's status).
+- Tried and not adopted, each measured by interleaved runs: an in-process lock queuing this process's
+  SQLite writers instead of SQLite's busy-handler sleeps (3 pairs on a quiet machine: ratios 1.22 / 1.20
+  / 1.22 with it, 1.22 / 1.16 / 1.22 without); a shorter GIL switch interval, `sys.setswitchinterval(0.001)`
+  (5 pairs under load: 1.42 / 1.41 / 1.37 / 1.28 against 1.34 / 1.25 / 1.32 / 1.52 / 1.17 at the default
+  0.005 s: not better).
 - Budget waits are nil (`queued_ms` ≈ 0).
 """
 
