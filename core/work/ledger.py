@@ -426,13 +426,16 @@ class Ledger:
     def wait_jobs_ended(self, job_ids: list[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
+            seen = ENDINGS.seq()
             with self.db.session() as s:
                 statuses = list(s.scalars(select(Job.status).where(Job.id.in_(job_ids))))
             if all(st in JobState.FINAL or st == JobState.INTERRUPTED for st in statuses):
                 return
             if time.monotonic() >= deadline:
                 return
-            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            # woken at once by a job ending in this process; the short look is for a job of another
+            # process (a cancel asked from a page while a worker runs the job)
+            ENDINGS.wait(seen, min(0.05, max(0.0, deadline - time.monotonic())))
 
     def wait_run(self, run_id: str, timeout: float, final: tuple[str, ...]) -> str | None:
         deadline = time.monotonic() + timeout
