@@ -73,23 +73,6 @@ CONFIGS = [
 ]
 
 
-def _wait_run(db, run_id: str, timeout: float) -> str | None:
-    """The run's final status. Woken when a job or run of this process ends (core.work.ledger.ENDINGS),
-    with a look every second besides: Supervisor.wait_run's look every 0.05 s (a query, 2-4 ms of the
-    interpreter each) ran beside the engine it measures."""
-    from core.work.ledger import ENDINGS
-    from core.work.runs import get_run
-    from core.work.states import RunState
-
-    deadline = time.monotonic() + timeout
-    while True:
-        seen = ENDINGS.seq()
-        run = get_run(db, run_id)
-        if run is None or run.status in RunState.FINAL or time.monotonic() >= deadline:
-            return run.status if run is not None else None
-        ENDINGS.wait(seen, min(1.0, max(0.0, deadline - time.monotonic())))
-
-
 def run_once(db, events, label, llm_limit, para_limit, *, latency, paragraphs, reflections):
     from core.analysis import analysis_jobs, analysis_params
     from core.infra.config import load_settings
@@ -119,7 +102,7 @@ def run_once(db, events, label, llm_limit, para_limit, *, latency, paragraphs, r
                 params["paragraph_concurrency"] = para_limit
             t0 = time.monotonic()
             run_id = sup.submit_run(analysis_jobs(("query",)), kind="analysis", topic=TOPIC, params=params, mode="llm")
-            status = _wait_run(db, run_id, 600)
+            status = sup.wait_run(run_id, 600)  # woken when the run ends (core.work.ledger.ENDINGS)
             run_wall = time.monotonic() - t0
         finally:
             sup.shutdown(10)
