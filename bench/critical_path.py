@@ -95,8 +95,9 @@ with timestamps around the host's and the engines' steps; every figure grows wit
 
 - **The interpreter, shared by every thread.** An analysis uses 2.2-3.0 s of CPU in 4-4.5 s of wall
   (`time.process_time` around a run), and most of it holds the GIL. A step that waits on the database
-  or the network hands the GIL over and waits its turn to get it back: a corpus search of 7.6 ms alone
-  took 89 ms beside one busy thread and 218 ms beside three (a test with pure-Python loops), and in the
+  or the network hands the GIL over and waits its turn to get it back: a corpus search of 6-8 ms alone
+  took 26-89 ms beside one busy thread and 218-228 ms beside three (two runs of a test with pure-Python
+  loops, medians of 40 searches), and in the
   analysis a corpus search took 55 ms of wall for 10 ms of CPU (median), a forum post 44 ms for 8.6 ms,
   an llm_calls row 6.1 ms for 1.7 ms. Insight's chain holds three searches per paragraph.
 - **The host's chain** (nine speeches in a row) ended last in two of three runs. While the engines run,
