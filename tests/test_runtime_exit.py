@@ -86,3 +86,27 @@ def test_a_job_that_ignores_its_cancel_does_not_keep_the_process_alive(db, db_ur
     assert "ignored their cancel and still run" in proc.stderr
     [job] = jobs_of(db, proc.stdout.split()[0])
     assert job.status == "interrupted" and job.lease_owner is None
+
+
+def test_a_job_that_returned_is_not_taken_for_stuck_when_abandoned_after():
+    """Shutdown may list a job a moment before its thread returns, then abandon it: that thread is an
+    idle worker, not a stuck one, and must not make the process exit with 1."""
+    import threading
+
+    from core.work.active import ActiveJob, stuck_threads
+
+    gate = threading.Event()
+    worker = threading.Thread(target=gate.wait, args=(60,), daemon=True)
+    worker.start()
+    try:
+        late = ActiveJob(ctx=None, handler=None, started=0.0, thread=worker)  # type: ignore[arg-type]
+        late.ended()
+        late.abandon()
+        assert late.abandoned and worker not in stuck_threads()
+        running = ActiveJob(ctx=None, handler=None, started=0.0, thread=worker)  # type: ignore[arg-type]
+        running.abandon()
+        assert worker in stuck_threads()
+        running.ended()
+        assert worker not in stuck_threads()
+    finally:
+        gate.set()

@@ -36,16 +36,19 @@ class ActiveJob:
     thread: threading.Thread | None = None  # set when the job starts running
     abandoned: bool = False  # force-cancelled or lease lost: whatever the thread returns is ignored
 
+    returned: bool = False  # the job's function has returned: its thread is a free worker again
+
     def abandon(self) -> None:
         self.abandoned = True
-        if self.thread is not None and self.thread is not threading.current_thread():
-            with _abandoned_lock:
+        with _abandoned_lock:  # a job that has just returned (shutdown saw it a moment before) is not stuck
+            if self.thread is not None and self.thread is not threading.current_thread() and not self.returned:
                 _abandoned.add(self.thread)
 
     def ended(self) -> None:
         """The job's thread returned (late, if it was abandoned): it is a free worker again."""
-        if self.thread is not None:
-            with _abandoned_lock:
+        with _abandoned_lock:
+            self.returned = True
+            if self.thread is not None:
                 _abandoned.discard(self.thread)
 
 
