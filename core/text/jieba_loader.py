@@ -85,7 +85,14 @@ def private_cache_dir() -> str:
     except OSError:
         pass
     logger.warning("{} is not a private folder of this user: jieba's caches go to a new one", path)
-    return tempfile.mkdtemp(prefix="shoal-cache-")
+    try:
+        return tempfile.mkdtemp(prefix="shoal-cache-")
+    except OSError as exc:
+        # No private folder at all (a read-only or full temporary folder): no caches rather than the
+        # shared folder's. A path under the null device is a folder nothing can be read from or
+        # written to, so jieba builds its dictionary and the tables are parsed, as on a first start.
+        logger.warning("no private folder for jieba's caches ({}); loading without them", exc)
+        return os.path.join(os.devnull, "shoal-cache")
 
 
 def _load_jieba() -> ModuleType:

@@ -144,3 +144,14 @@ def test_the_cache_folder_is_used_only_when_it_is_this_users_and_private(tmp_pat
     elsewhere.mkdir(mode=0o700)
     own.symlink_to(elsewhere)  # a link planted in its place: not followed
     assert jieba_loader.private_cache_dir() not in (str(own), str(elsewhere))
+
+
+def test_without_any_private_folder_the_caches_are_skipped_not_shared(tmp_path, monkeypatch):
+    """A temporary folder nothing can be made in: jieba's caches go nowhere (a path under the null
+    device), never to the shared folder, and reading or writing a table there only fails quietly."""
+    monkeypatch.setattr(jieba_loader.tempfile, "tempdir", str(tmp_path / "missing"))
+    path = jieba_loader.private_cache_dir()
+    assert path.startswith(os.devnull) and not Path(path).exists()
+    table = os.path.join(path, "shoal-jieba-idf.cache")
+    jieba_loader._write_table(table, ("k",), {"a": 1.0})
+    assert jieba_loader._read_table(table, ("k",), lambda v: True) is None
