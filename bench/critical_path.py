@@ -58,6 +58,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _endpoints import ChildEndpoints  # noqa: E402
 from _common import Machine, command_md, isolate, median, parser, table, write_section  # noqa: E402
 
 TOPIC = "新能源汽车价格战"
@@ -175,6 +176,15 @@ def slow_search_servers(delay: float):
             return super()._respond(request)
 
     return SlowTavily(), SlowBocha()
+
+
+def fake_endpoints(paragraphs: int, latency: float, search_latency: float) -> dict:
+    """The fakes, built in their own process (bench/_endpoints.py)."""
+    from tests.fakes.openai_server import FakeOpenAI
+
+    tavily, bocha = slow_search_servers(search_latency)
+    return {"llm": FakeOpenAI(responder=make_responder(paragraphs), latency=latency, chunk_chars=CHUNK_CHARS),
+            "tavily": tavily, "bocha": bocha}
 
 
 # -- the critical path ------------------------------------------------------------------------------
@@ -332,7 +342,7 @@ def run_once(rt, settings, fake, *, paragraphs: int, reflections: int) -> dict:
     gaps = actual_gaps(calls, t_submit, t_done)
     return {"run_id": run_id, "wall": wall, "cp": cp, "ratio": wall / cp if cp else float("inf"),
             "calls": len(calls), "roles": dict(roles), "nodes": dict(nodes), "max_in_flight": max_fly,
-            "mean_in_flight": mean_fly, "fake_max": fake.max_concurrency(), "fake_calls": len(fake.requests),
+            "mean_in_flight": mean_fly, "fake_max": fake.max_concurrency(), "fake_calls": len(fake.requests()),
             "queued_s": sum(c.queued for c in calls),
             "path": [f"{c.role}/{c.node} {c.weight:.2f}s" for c in path], "gaps": gaps}
 
@@ -355,12 +365,9 @@ def main() -> int:
     from core.corpus.demo import generate_demo_corpus
     from core.infra.config import load_settings
     from core.runtime import build_runtime
-    from tests.fakes.openai_server import FakeOpenAI
-
-    tavily, bocha = slow_search_servers(args.search_latency)
-    with FakeOpenAI(responder=make_responder(P), latency=args.latency, chunk_chars=CHUNK_CHARS) as fake, \
-            tavily, bocha:
-        env = {**os.environ, **fake.env(), **tavily.env, **bocha.env, "SHOAL_MIN_SOURCES": "1"}
+    with ChildEndpoints("critical_path", "fake_endpoints", P, args.latency, args.search_latency) as fake:
+        env = {**os.environ, **fake.env(), **fake.search_env["tavily"], **fake.search_env["bocha"],
+               "SHOAL_MIN_SOURCES": "1"}
         settings = load_settings(env=env)
         t0 = time.perf_counter()
         rt = build_runtime(settings=settings, console_log=False)

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _endpoints import ChildEndpoints  # noqa: E402
 from _common import Machine, command_md, isolate, median, parser, table, write_section  # noqa: E402
 
 GOAL = 4.2  # issue 11: one engine as shipped vs BettaFish's order (emulated), the parallel floor being 4.5×
@@ -73,7 +74,16 @@ CONFIGS = [
 ]
 
 
-def run_once(db, events, label, llm_limit, para_limit, *, latency, paragraphs, reflections):
+def fake_endpoints(paragraphs: int, latency: float) -> dict:
+    """The fakes, built in their own process (bench/_endpoints.py)."""
+    from tests.fakes.openai_server import FakeOpenAI
+    from tests.fakes.search_servers import FakeTavilyServer
+
+    return {"llm": FakeOpenAI(responder=make_responder(paragraphs), latency=latency, chunk_chars=CHUNK_CHARS),
+            "tavily": FakeTavilyServer()}
+
+
+def run_once(db, events, fake, label, llm_limit, para_limit, *, paragraphs, reflections):
     from core.analysis import analysis_jobs, analysis_params
     from core.infra.config import load_settings
     from core.work.jobs import COMPLETED
@@ -81,52 +91,50 @@ def run_once(db, events, label, llm_limit, para_limit, *, latency, paragraphs, r
     from core.work.runs import jobs_of
     from core.supervisor import Supervisor, SupervisorConfig
     from core.runtime import build_handlers
-    from tests.fakes.openai_server import FakeOpenAI
-    from tests.fakes.search_servers import FakeTavilyServer
 
-    with FakeOpenAI(responder=make_responder(paragraphs), latency=latency, chunk_chars=CHUNK_CHARS) as fake, FakeTavilyServer() as tavily:
-        # The fake Tavily returns a handful of results: below the default coverage threshold, which is
-        # not what this bench measures, so the run goes on with what it found.
-        env = {**os.environ, **fake.env("QUERY_ENGINE"), **tavily.env, "SHOAL_MIN_SOURCES": "1"}
-        if llm_limit is not None:
-            env["SHOAL_LLM_CONCURRENCY"] = str(llm_limit)
-        settings = load_settings(env=env)
-        # The app's supervisor configuration (core.runtime: SupervisorConfig.from_settings): its scheduler
-        # looks every 0.25 s and its jobs beat every 5 s; a faster look only adds database reads beside the engine.
-        sup = Supervisor(db, events, SupervisorConfig.from_settings(settings), handlers=build_handlers())
-        sup.settings = settings
-        sup.start()
-        try:
-            params = analysis_params(settings, ("query",), paragraphs=paragraphs, reflections=reflections)
-            if para_limit is not None:
-                params["paragraph_concurrency"] = para_limit
-            t0 = time.monotonic()
-            run_id = sup.submit_run(analysis_jobs(("query",)), kind="analysis", topic=TOPIC, params=params, mode="llm")
-            status = sup.wait_run(run_id, 600)  # woken when the run ends (core.work.ledger.ENDINGS)
-            run_wall = time.monotonic() - t0
-        finally:
-            sup.shutdown(10)
-        if status != COMPLETED:
-            raise SystemExit(f"{label}: run {run_id} ended {status}")
-        (job,) = [j for j in jobs_of(db, run_id) if j.kind == "query"]
-        if job.result.get("mode") != "llm" or job.result.get("fallbacks"):
-            raise SystemExit(f"{label}: the engine did not run on the LLM: {job.result.get('mode')}")
-        calls = fake.requests
-        with db.session() as s:
-            recorded = s.query(LlmCall).filter(LlmCall.run_id == run_id).count()
-        span = max(r.end for r in calls) - min(r.start for r in calls)
-        return {
-            "label": label,
-            "llm_limit": settings["SHOAL_LLM_CONCURRENCY"],
-            "para_limit": params.get("paragraph_concurrency") or "unset (shipped default)",
-            "calls": len(calls),
-            "recorded": recorded,
-            "job_wall": (job.finished_at - job.started_at).total_seconds(),
-            "run_wall": run_wall,
-            "max_conc": fake.max_concurrency(),
-            "avg_in_flight": sum(r.end - r.start for r in calls) / span if span > 0 else 0.0,
-            "mean_call": sum(r.end - r.start for r in calls) / len(calls),
-        }
+    fake.reset()
+    # The fake Tavily returns a handful of results: below the default coverage threshold, which is
+    # not what this bench measures, so the run goes on with what it found.
+    env = {**os.environ, **fake.env("QUERY_ENGINE"), **fake.search_env["tavily"], "SHOAL_MIN_SOURCES": "1"}
+    if llm_limit is not None:
+        env["SHOAL_LLM_CONCURRENCY"] = str(llm_limit)
+    settings = load_settings(env=env)
+    # The app's supervisor configuration (core.runtime: SupervisorConfig.from_settings): its scheduler
+    # looks every 0.25 s and its jobs beat every 5 s; a faster look only adds database reads beside the engine.
+    sup = Supervisor(db, events, SupervisorConfig.from_settings(settings), handlers=build_handlers())
+    sup.settings = settings
+    sup.start()
+    try:
+        params = analysis_params(settings, ("query",), paragraphs=paragraphs, reflections=reflections)
+        if para_limit is not None:
+            params["paragraph_concurrency"] = para_limit
+        t0 = time.monotonic()
+        run_id = sup.submit_run(analysis_jobs(("query",)), kind="analysis", topic=TOPIC, params=params, mode="llm")
+        status = sup.wait_run(run_id, 600)  # woken when the run ends (core.work.ledger.ENDINGS)
+        run_wall = time.monotonic() - t0
+    finally:
+        sup.shutdown(10)
+    if status != COMPLETED:
+        raise SystemExit(f"{label}: run {run_id} ended {status}")
+    (job,) = [j for j in jobs_of(db, run_id) if j.kind == "query"]
+    if job.result.get("mode") != "llm" or job.result.get("fallbacks"):
+        raise SystemExit(f"{label}: the engine did not run on the LLM: {job.result.get('mode')}")
+    calls = [(start, end) for start, end in fake.requests() if end is not None]
+    with db.session() as s:
+        recorded = s.query(LlmCall).filter(LlmCall.run_id == run_id).count()
+    span = max(end for _, end in calls) - min(start for start, _ in calls)
+    return {
+        "label": label,
+        "llm_limit": settings["SHOAL_LLM_CONCURRENCY"],
+        "para_limit": params.get("paragraph_concurrency") or "unset (shipped default)",
+        "calls": len(calls),
+        "recorded": recorded,
+        "job_wall": (job.finished_at - job.started_at).total_seconds(),
+        "run_wall": run_wall,
+        "max_conc": fake.max_concurrency(),
+        "avg_in_flight": sum(end - start for start, end in calls) / span if span > 0 else 0.0,
+        "mean_call": sum(end - start for start, end in calls) / len(calls),
+    }
 
 
 def main() -> int:
@@ -163,13 +171,14 @@ def main() -> int:
           f"{expected_calls * L:.1f}s; critical path (2+2+2R)x L = {critical:.1f}s", flush=True)
 
     results: dict[str, list[dict]] = {c[0]: [] for c in CONFIGS}
-    for rep in range(args.repeats):
-        for label, llm_limit, para_limit in CONFIGS:
-            r = run_once(db, events, label, llm_limit, para_limit, latency=L, paragraphs=P, reflections=R)
-            results[label].append(r)
-            print(f"  rep {rep + 1}: {label:<32} calls {r['calls']:>3}  job wall {r['job_wall']:6.2f}s  "
-                  f"run wall {r['run_wall']:6.2f}s  max in flight {r['max_conc']}  avg in flight "
-                  f"{r['avg_in_flight']:.2f}  mean call {r['mean_call']:.3f}s", flush=True)
+    with ChildEndpoints("engine_parallel", "fake_endpoints", P, L) as fake:
+        for rep in range(args.repeats):
+            for label, llm_limit, para_limit in CONFIGS:
+                r = run_once(db, events, fake, label, llm_limit, para_limit, paragraphs=P, reflections=R)
+                results[label].append(r)
+                print(f"  rep {rep + 1}: {label:<32} calls {r['calls']:>3}  job wall {r['job_wall']:6.2f}s  "
+                      f"run wall {r['run_wall']:6.2f}s  max in flight {r['max_conc']}  avg in flight "
+                      f"{r['avg_in_flight']:.2f}  mean call {r['mean_call']:.3f}s", flush=True)
     machine.end()
     db.dispose()
 
