@@ -7,7 +7,8 @@ search), the runtime as the app builds it (core.runtime.build_runtime: superviso
 warm-up), every LLM role pointed at one fake OpenAI-compatible server (tests/fakes/openai_server.py:
 each call waits `--latency` s before its first token, then streams 32-character chunks), Query's
 Tavily and Media's Bocha at the fake search servers (tests/fakes/search_servers.py), each search
-answered after `--search-latency` s. Answers are BettaFish-sized: 1,000-character first
+answered after `--search-latency` s. The fakes run in a child process of their own
+(bench/_endpoints.py), as a real endpoint never shares Shoal's interpreter. Answers are BettaFish-sized: 1,000-character first
 summaries, 1,300-character reflection summaries, and every answer is different text so the
 forum's de-duplication keeps them (45 agent posts at P=5, R=2, so 9 host rounds at
 FORUM_HOST_EVERY=5). Then `--repeats` analyses (P=5, R=2) through core.analysis.start_analysis,
@@ -430,7 +431,9 @@ through `core.analysis.start_analysis` on the runtime the app builds, every LLM 
 OpenAI-compatible server (each call {args.latency} s before its first token, then
 {CHUNK_CHARS}-character chunks; BettaFish-sized answers: {SUMMARY_CHARS}-character summaries,
 {REFLECTION_CHARS}-character reflection summaries), Tavily and Bocha faked with answers after
-{args.search_latency} s, Insight on a {args.posts}-post demo corpus, after the text warm-up and
+{args.search_latency} s (the fakes in a child process of their own, `bench/_endpoints.py`: a real endpoint never
+shares Shoal's interpreter; until 2026-12-04 they ran in the bench's process), Insight on a
+{args.posts}-post demo corpus, after the text warm-up and
 {args.warmup_runs} warm-up run(s) (shown, not in the median).
 Wall = submit → run completed. The critical path is the longest chain of LLM calls through their
 dependencies, computed from the run's `llm_calls` rows (interval from `ts` and `latency_ms`,

@@ -4,7 +4,8 @@ The sequential baseline is Shoal's own engine run in BettaFish's order (one para
 time): an EMULATION of BettaFish, not BettaFish itself.
 
 Real HTTP on loopback: the fake OpenAI-compatible server (every call waits `--latency` seconds
-before its first token) and the fake Tavily server, both from tests/fakes. P paragraphs, R
+before its first token) and the fake Tavily server, both from tests/fakes, in a child process
+(bench/_endpoints.py). P paragraphs, R
 reflections. Three configurations of the same code, run back to back in each repetition:
 
   sequential   BettaFish's order, emulated: paragraph_concurrency=1, SHOAL_LLM_CONCURRENCY=1
@@ -219,7 +220,9 @@ def main() -> int:
 
 **What**: one Query engine run in LLM mode, P={P} paragraphs, R={R} reflections, against the fake
 OpenAI-compatible server (`tests/fakes/openai_server.py`, every call waits {L} s before its first
-token, then streams) and the fake Tavily server, over real HTTP on loopback, through the
+token, then streams) and the fake Tavily server, over real HTTP on loopback, in a child process of
+their own (`bench/_endpoints.py`: a real endpoint never shares Shoal's interpreter; until 2026-12-04
+they ran in the bench's process), through the
 supervisor (`Supervisor.submit_run(analysis_jobs(("query",)), params=…)`, so the engine posts to the
 forum and the host speaks as in a real run). The same code in three configurations, run back to back in each
 of {args.repeats} repetitions: BettaFish's order **emulated by Shoal** (`paragraph_concurrency=1`,
