@@ -350,11 +350,8 @@ def fetch_documents(db: Database, ranked: list[tuple[Candidate, float]]) -> list
     return [post_to_document(posts[c.id], score=round(score, 4)) for c, score in ranked if c.id in posts]
 
 
-_PARENT = aliased(Post)  # a comment's thread (the unique (platform, post_id) index finds it); made once, not per search
-
-
 def _candidates(db: Database, terms: list[str], conds: list, order: str, limit: int) -> list[Candidate]:
-    parent = _PARENT
+    parent = aliased(Post)  # a comment's thread (the unique (platform, post_id) index finds it)
     cols = (Post.id, Post.content_seg, Post.platform, Post.kind, _hot_expr().label("hot"), Post.publish_time,
             parent.content_seg)
     on_parent = and_(Post.kind == "comment", parent.platform == Post.platform, parent.post_id == Post.parent_id)
