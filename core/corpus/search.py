@@ -17,7 +17,7 @@ import threading
 import weakref
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Iterable
 
 from loguru import logger
 from sqlalchemy import Float, and_, func, or_, select, text, true, type_coerce
@@ -29,7 +29,6 @@ from sqlalchemy.orm import aliased
 from core.corpus.documents import Document
 from core.corpus.fulltext import (FTS_TABLE, MAX_QUERY_TOKENS, TOKEN_PREFIX, ensure_search_index, index_text,
                                   is_mysql, pg_match_query, pg_tsvector, query_terms, segment)
-from core.infra import one_step
 from core.infra.db import Database
 from core.infra.models import Post
 from core.research.relevance import DEFAULT_FLOOR, TopicScope, bm25, bm25_idf, coverage
@@ -314,39 +313,10 @@ def rank(db: Database, query: str, *, platforms: Iterable[str] | str | None = No
     return [(c, scores[c.id]) for c in kept]
 
 
-class PostFields(NamedTuple):
-    """What a Document needs of a post, read as plain values (`fetch_documents`), not as an ORM object."""
-    id: int
-    platform: str
-    post_id: str
-    kind: str
-    parent_id: str | None
-    title: str
-    content: str
-    author: str
-    publish_time: datetime | None
-    likes: int
-    comments: int
-    shares: int
-    views: int
-    url: str
-    keyword: str
-    sentiment: float | None
-    source: str
-    extras: dict | None
-
-
-_POST_FIELDS = tuple(getattr(Post, name) for name in PostFields._fields)
-
-
 def fetch_documents(db: Database, ranked: list[tuple[Candidate, float]]) -> list[Document]:
     """The full posts of ranked rows, in their order, each with its score (rounded as searches show it)."""
-    ids = [c.id for c, _ in ranked]
-    if not ids:
-        return []
-    with db.session() as s:  # in one step on SQLite: an engine's search runs beside busy threads
-        found = one_step.rows(s, select(*_POST_FIELDS).where(Post.id.in_(ids)), [Post.id], len(ids))
-    posts = {f.id: f for f in map(PostFields._make, found)}
+    with db.session() as s:
+        posts = {p.id: p for p in s.scalars(select(Post).where(Post.id.in_([c.id for c, _ in ranked])))}
     return [post_to_document(posts[c.id], score=round(score, 4)) for c, score in ranked if c.id in posts]
 
 
@@ -376,13 +346,13 @@ def _candidates(db: Database, terms: list[str], conds: list, order: str, limit: 
     elif order == "time":
         ordering = [Post.publish_time.desc(), Post.id.desc()]
     with db.session() as s:
-        rows = one_step.rows(s, stmt, ordering, limit)  # beside the other engines' threads (core.infra.one_step)
+        rows = s.execute(stmt.order_by(*ordering).limit(limit)).all()
     return [Candidate(int(r[0]), tuple((r[1] or "").split()), r[2] or "", r[3] or "post", float(r[4] or 0.0), r[5],
                       tuple((r[6] or "").split()))
             for r in rows]
 
 
-def post_to_document(post: Post | PostFields, score: float = 0.0) -> Document:
+def post_to_document(post: Post, score: float = 0.0) -> Document:
     """A corpus post as the Document every search returns (doc_id = "platform:post_id")."""
     title = (post.title or "").strip()
     if not title:
