@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,8 @@ def _serve(conn, module: str, factory: str, args: tuple) -> None:
                 conn.send([(r.start, r.end) for r in llm.requests])
             elif command == "max_concurrency":
                 conn.send(llm.max_concurrency())
+            elif command == "cpu":
+                conn.send(time.process_time())
     finally:
         for server in servers.values():
             server.close()
@@ -95,3 +98,7 @@ class ChildEndpoints:
 
     def max_concurrency(self) -> int:
         return self._ask("max_concurrency")
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the fakes' process has used so far: on a 2-core machine, taken from Shoal's share."""
+        return self._ask("cpu")

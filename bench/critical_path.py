@@ -89,31 +89,40 @@ HISTORY = [
     ("2026-12-04 17:46 UTC", "bdda9ff", "after h-engine (a kept thread per bounded call, the llm_calls row as one "
      "INSERT, checkpoints and forum posts written 0.05 s behind) and h-cold, quiet machine", 4.15, 3.40, 1.21,
      "0.79 2.94 3.78"),
+    ("2026-12-04 19:58 UTC", "7e9da88", "the same code, the last run with the fakes in the bench's own process (3 runs)",
+     4.29, 3.37, 1.27, "2.19 2.39 1.61"),
 ]
 
 # What the gaps showed at the last measurement (read with the table of gaps above).
-REMAINING = """Where the rest goes (measured 2026-12-04 17:30-17:55 UTC on a quiet 2-core machine, load 0.5-1.5,
-with timestamps around the host's and the engines' steps; every figure grows with the load):
+REMAINING = """Where the rest goes (measured 2026-12-04 on a quiet 2-core machine, load 0.5-1.5; every figure grows
+with the load, and two runs of 5 on the same code differ by up to 0.1 in the ratio):
 
-- **The interpreter, shared by every thread.** An analysis uses 2.2-3.0 s of CPU in 4-4.5 s of wall
-  (`time.process_time` around a run), and most of it holds the GIL. A step that waits on the database
-  or the network hands the GIL over and waits its turn to get it back: a corpus search of 6-8 ms alone
-  took 26-89 ms beside one busy thread and 218-228 ms beside three (two runs of a test with pure-Python
-  loops, medians of 40 searches), and in the
-  analysis a corpus search took 55 ms of wall for 10 ms of CPU (median), a forum post 44 ms for 8.6 ms,
-  an llm_calls row 6.1 ms for 1.7 ms. Insight's chain holds three searches per paragraph.
-- **The host's chain** (nine speeches in a row) ended last in two of three runs. While the engines run,
-  each round costs about 0.2 s beside its LLM call: adding the round's host job and claiming it (median
-  8-47 ms, up to 0.16 s), the previous job's end and the next claim (up to 0.13 s), the speech's post;
-  once the engines are done a speech follows the previous one within 0.02-0.03 s.
+- **The CPU and the interpreter, shared by every thread.** An analysis uses 3.1-3.6 s of CPU in 4.3-4.8 s
+  of wall in Shoal's process (`time.process_time`, printed per run; the fakes' own process 0.25 s), and
+  about 1.9 s of it holds the GIL (py-spy `--gil`, 4 runs): the corpus searches 0.31 s, the LLM calls'
+  request and stream handling 0.29 s, the forum posts (de-duplication, redaction) 0.28 s, the engines'
+  own node work 0.21 s, the report job 0.15 s, the writers behind the engines 0.09 s. A step that waits
+  on the database or the network hands the GIL over and waits its turn to get it back: a corpus search
+  of 6-8 ms alone took 26-89 ms beside one busy thread and 218-228 ms beside three.
+- **The host's chain** (nine speeches in a row) ended last in about half the runs. While the engines
+  run, a round's speech starts 0.33-0.57 s after the summary that completed the round (the post written
+  behind the engine, the host job added and claimed, the round's posts read) and 0.14-0.38 s after the
+  previous speech; once the engines are done a speech follows the previous one within 0.02-0.05 s.
+- **Insight's chain** holds three searches per paragraph (the keyword optimiser's phrasings searched at
+  once): the gap from the optimiser's answer to the summary is usually 0.1-0.2 s, in some runs 0.5-1.2 s.
 - **The start** (submit → first call, 0.1-0.25 s: the coverage check with its web searches at 0.05 s,
-  the engines' claims) and **the end** (last section → run completed, 0.07-0.15 s: rendering the report,
+  the engines' claims) and **the end** (last section → run completed, 0.08-0.2 s: rendering the report,
   the job's end, the run's status).
 - Tried and not adopted, each measured by interleaved runs: an in-process lock queuing this process's
   SQLite writers instead of SQLite's busy-handler sleeps (3 pairs on a quiet machine: ratios 1.22 / 1.20
   / 1.22 with it, 1.22 / 1.16 / 1.22 without); a shorter GIL switch interval, `sys.setswitchinterval(0.001)`
   (5 pairs under load: 1.42 / 1.41 / 1.37 / 1.28 against 1.34 / 1.25 / 1.32 / 1.52 / 1.17 at the default
-  0.005 s: not better).
+  0.005 s: not better); reading a search's candidate rows from SQLite in one step (one JSON-aggregated
+  row instead of one GIL hand-off per row: a search beside one busy loop 460 → 55 ms, but in the
+  analysis 1.302 / 1.327 against 1.249 / 1.284 without, 5 runs each, interleaved: reverted).
+- Since 2026-12-04 20:20 the fakes run in a child process (bench/_endpoints.py); before, their streaming
+  took turns on Shoal's interpreter lock. On this 2-core machine the ratio did not improve with it (the
+  rows above before and after are within the run-to-run spread).
 - Budget waits are nil (`queued_ms` ≈ 0).
 """
 
@@ -327,11 +336,13 @@ def run_once(rt, settings, fake, *, paragraphs: int, reflections: int) -> dict:
     from core.analysis import start_analysis
 
     fake.reset()
+    fake_cpu0, cpu0 = fake.cpu_seconds(), time.process_time()
     t_submit = time.time()
     t0 = time.monotonic()
     run_id = start_analysis(rt.supervisor, settings, TOPIC, paragraphs=paragraphs, reflections=reflections)
     status = rt.supervisor.wait_run(run_id, 600)
     wall = time.monotonic() - t0
+    cpu, fake_cpu = time.process_time() - cpu0, fake.cpu_seconds() - fake_cpu0
     t_done = t_submit + wall
     if status != "completed":
         raise SystemExit(f"run {run_id} ended {status}")
@@ -344,7 +355,7 @@ def run_once(rt, settings, fake, *, paragraphs: int, reflections: int) -> dict:
     return {"run_id": run_id, "wall": wall, "cp": cp, "ratio": wall / cp if cp else float("inf"),
             "calls": len(calls), "roles": dict(roles), "nodes": dict(nodes), "max_in_flight": max_fly,
             "mean_in_flight": mean_fly, "fake_max": fake.max_concurrency(), "fake_calls": len(fake.requests()),
-            "queued_s": sum(c.queued for c in calls),
+            "queued_s": sum(c.queued for c in calls), "cpu_s": cpu, "fake_cpu_s": fake_cpu,
             "path": [f"{c.role}/{c.node} {c.weight:.2f}s" for c in path], "gaps": gaps}
 
 
@@ -388,7 +399,8 @@ def main() -> int:
                 label = f"warm-up run {i + 1}" if i < args.warmup_runs else f"run {i + 1 - args.warmup_runs}"
                 print(f"  {label}: wall {r['wall']:.2f} s, critical path {r['cp']:.2f} s, ratio {r['ratio']:.2f}, "
                       f"{r['calls']} calls {r['roles']}, in flight max {r['max_in_flight']} (fake "
-                      f"{r['fake_max']}) mean {r['mean_in_flight']:.1f}, budget waits {r['queued_s']:.2f} s",
+                      f"{r['fake_max']}) mean {r['mean_in_flight']:.1f}, budget waits {r['queued_s']:.2f} s, CPU {r['cpu_s']:.2f} s "
+                      f"(the fakes' process {r['fake_cpu_s']:.2f} s)",
                       flush=True)
                 print("    critical path: " + " → ".join(r["path"]), flush=True)
                 print("    actual last chain, gaps: " + "; ".join(f"{k} {v:.2f}s" for k, v in r["gaps"]
