@@ -43,13 +43,15 @@ def test_the_probe_sees_a_package_that_is_imported():
 
 
 def test_the_report_engine_loads_with_the_first_report_not_with_home():
-    # core.report (Jinja, Markdown, the report's text tools) is registered by kind and imported by
+    # core.report (Jinja, Markdown, the report's text tools) is registered by kind; Home lists the custom
+    # templates without their Markdown parser (core.reporting.custom_templates) and imported by
     # the first report job (core.runtime._run_report_job) or report request (core.analysis)
-    code = "import core.runtime, ui.home_view, sys\nprint('core.report' in sys.modules, 'jinja2' in sys.modules)"
+    code = ("import core.runtime, ui.home_view, sys\n"
+            "print('core.report' in sys.modules, 'jinja2' in sys.modules, 'markdown_it' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(ROOT)})
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split() == ["False", "False"]
+    assert out.stdout.split() == ["False", "False", "False"]
     from core.reporting.inputs import KIND
     from core.runtime import REPORT_KIND, _run_report_job, build_handlers
 

@@ -26,12 +26,12 @@ Validation errors are `TemplateError` (a ValueError) carrying a catalogue messag
 """
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePath
 
-from markdown_it import MarkdownIt
 from sqlalchemy import select
 
 from core.i18n import Msg, tr
@@ -46,7 +46,14 @@ MAX_NAME = 60           # characters of the template's name
 DEFAULT_KIND = "themes"
 FORUM_WORDS = ("论坛", "主持人", "研判讨论", "多方研判", "分歧", "forum", "debate", "host")
 
-_MD = MarkdownIt("commonmark")
+
+@functools.cache
+def _markdown():
+    """The Markdown parser, made when a template is first read: Home lists the templates (ui.home_view)
+    and its first page needs no markdown_it (17 ms of the cold start)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark")
 
 
 class TemplateError(ValueError):
@@ -135,7 +142,7 @@ def infer_kind(title: str, guidance: str) -> str:
 
 def _headings(text: str) -> list[tuple[int, str, int, int]]:
     """(level, text, first line, line after) of every heading, ATX or setext, in order."""
-    tokens = _MD.parse(text)
+    tokens = _markdown().parse(text)
     out = []
     for i, tok in enumerate(tokens):
         if tok.type == "heading_open" and tok.map:
