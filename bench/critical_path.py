@@ -121,8 +121,9 @@ with the load, and two runs of 5 on the same code differ by up to 0.1 in the rat
   row instead of one GIL hand-off per row: a search beside one busy loop 460 → 55 ms, but in the
   analysis 1.302 / 1.327 against 1.249 / 1.284 without, 5 runs each, interleaved: reverted).
 - Since 2026-12-04 20:20 the fakes run in a child process (bench/_endpoints.py); before, their streaming
-  took turns on Shoal's interpreter lock. On this 2-core machine the ratio did not improve with it (the
-  rows above before and after are within the run-to-run spread).
+  took turns on Shoal's interpreter lock. On this 2-core machine the ratio did not change with it: 5 runs
+  each, interleaved, in-process 1.309 / 1.288 against a child process 1.288 / 1.349 (the calls themselves
+  were shorter, critical paths 3.3-3.5 s against 3.4-3.8 s, and so was the wall).
 - Budget waits are nil (`queued_ms` ≈ 0).
 """
 
