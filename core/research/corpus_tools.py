@@ -22,6 +22,7 @@ from loguru import logger
 
 from core.corpus.search import CorpusSlice, newest_post_time, search_posts, validate_platform
 from core.text.dates import parse_date
+from core.infra import retry
 from core.infra.db import Database
 from core.corpus.documents import Document
 from core.infra.logs import engine_logger
@@ -163,7 +164,10 @@ class CorpusSearchProvider:
 
     def run_tool(self, tool: str, query: str, **params: Any) -> list[Document]:
         t0 = time.perf_counter()
-        docs = self._dispatch(str(tool or "").strip(), query, params)
+        # A database that drops its connections for a few seconds (a restart, a failover) delays the
+        # search instead of failing it, as it delays the supervisor's writes (the same policy).
+        docs = retry.call_with_retry(retry.DATABASE, self._dispatch, str(tool or "").strip(), query, params,
+                                     op=f"corpus {tool}")
         engine_logger("knowledge_query").info(
             "corpus tool={} query={!r} params={} slice={} results={} ms={:.0f}", tool, str(query)[:200],
             {k: str(v)[:40] for k, v in params.items()}, self.where.name if self.where else "all", len(docs),

@@ -200,6 +200,28 @@ def test_provider_runs_the_insight_tools_and_maps_the_query_and_media_tools(corp
     assert len(provider.run_tool("deep_search_news", "汽车", max_results=2)) == 2
 
 
+def test_a_search_waits_out_a_dropped_database_connection_but_not_a_real_error(corpus_db, monkeypatch):
+    # A DB outage of a few seconds (the server restarting) made an engine's corpus search fail and the
+    # run end degraded (tests/test_db_outage.py, once on PostgreSQL); it is retried like the writes.
+    import core.research.corpus_tools as tools
+    from sqlalchemy.exc import OperationalError
+
+    real, calls = tools.search_topic_globally, []
+
+    def dropped_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("SELECT ...", {}, Exception("server closed the connection unexpectedly"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tools, "search_topic_globally", dropped_once)
+    provider = CorpusSearchProvider(corpus_db)
+    assert set(ids(provider.run_tool("search_topic_globally", "汽车"))) == set(ids(real(corpus_db, "汽车")))
+    assert len(calls) == 2
+    with pytest.raises(ValueError, match="platform"):  # not transient: raised at once, no retry
+        provider.run_tool("search_topic_on_platform", "汽车", platform="myspace")
+
+
 def test_the_engine_slice_applies_to_every_tool(corpus_db):
     video = CorpusSearchProvider(corpus_db, where=CorpusSlice("video", platforms=("bilibili", "douyin"), posts_only=True))
     assert set(ids(video.run_tool("comprehensive_search", "大学"))) == {"douyin:d1"}  # not the comment dc1
