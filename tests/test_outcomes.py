@@ -69,6 +69,11 @@ def test_every_reason_reads_as_a_sentence_with_its_fix():
     said = outcomes.describe({"reason": "llm_unauthorized", "engine": "query", "role": "QUERY_ENGINE", "count": 4})
     assert "QUERY_ENGINE key was rejected" in said and "QUERY_ENGINE_API_KEY" in said and "4 calls" in said
     assert "TAVILY_API_KEY" in outcomes.describe({"reason": "search_failed", "engine": "query", "count": 2})
+    # an offline engine searched the corpus, not Bocha: the web search's keys are not the fix
+    said = outcomes.describe({"reason": "search_failed", "engine": "media", "count": 1, "provider": "corpus"})
+    assert "BOCHA" not in said and "database" in said
+    assert "BOCHA_WEB_SEARCH_API_KEY" in outcomes.describe({"reason": "search_failed", "engine": "media", "count": 1,
+                                                            "provider": "bocha"})
     for reason in outcomes.REASONS:
         text = outcomes.describe({"reason": reason, "engine": "media", "role": "MEDIA_ENGINE", "count": 1})
         assert text.endswith(".") and reason not in text, (reason, text)  # plain words, not the code
@@ -165,6 +170,8 @@ def test_a_search_api_failing_throughout_ends_completed_degraded_with_search_fai
     assert run.status == RunState.COMPLETED_DEGRADED, (run.status, run.error)
     found = reasons(run)
     assert found[("search_failed", "query")]["count"] >= 1
+    assert found[("search_failed", "query")]["provider"] == "tavily"
+    assert "TAVILY_API_KEY" in outcomes.describe(found[("search_failed", "query")])
     assert ("no_sources", "query") in found  # every search failed, so the engine found nothing
     assert not any(reason.startswith("llm_") for reason, _ in found)  # the LLM answered every call
 

@@ -25,7 +25,8 @@ decisive jobs count: a job added again under the same name (``report#2``, ``medi
 the earlier one.
 
 Each reason is a dict ``{"reason", "engine", "count"}`` (plus ``"role"`` for LLM reasons: the
-settings prefix of the agent's endpoint, e.g. QUERY_ENGINE), stored in ``Run.params["degraded"]``.
+settings prefix of the agent's endpoint, e.g. QUERY_ENGINE; and ``"provider"`` for search_failed: the
+engine's search provider, "tavily", "bocha", "corpus"...), stored in ``Run.params["degraded"]``.
 ``describe_msg`` turns one into a sentence with the fix (a core.i18n.Msg the pages render in the
 reader's language); ``describe`` is the same in English, for the command line.
 """
@@ -160,6 +161,7 @@ def degraded_reasons(session, run_id: str, jobs: Sequence[Any] | None = None) ->
             continue  # a rejected JSON reply is asked again; a superseded job's work is not in the results
         engine = kinds.get(job_id) or _ROLE_AGENTS.get(role, (role or "llm").lower())
         _add(found, _LLM_KIND_REASONS.get(kind or "", LLM_FAILED), engine, 1, role)
+    providers: dict[tuple, dict] = {}
     engines = [j for j in jobs if j.kind in _ENGINE_KINDS and j.status == JobState.COMPLETED]
     results = dict(session.execute(select(Job.id, Job.result).where(Job.id.in_([j.id for j in engines])))
                    .all()) if engines else {}
@@ -172,6 +174,8 @@ def degraded_reasons(session, run_id: str, jobs: Sequence[Any] | None = None) ->
         _add(found, LLM_UNPARSABLE, job.kind, _int(fallback_kinds.get("parse")), role)
         errors = result.get("search_errors")
         _add(found, SEARCH_FAILED, job.kind, len(errors) if isinstance(errors, list) else 0)
+        if isinstance(result.get("provider"), str):  # which search failed: the fix differs (describe_msg)
+            providers[(SEARCH_FAILED, job.kind, None)] = {"provider": result["provider"]}
         if "n_sources" in result and _int(result.get("n_sources")) == 0:
             _add(found, NO_SOURCES, job.kind, 1)
     from core.llm.breaker import switched_off  # the breaker's events (a read; core.llm never imports us)
@@ -186,6 +190,7 @@ def degraded_reasons(session, run_id: str, jobs: Sequence[Any] | None = None) ->
         extra = {(BUDGET_REACHED, "run", None): {"written": budget.written, "planned": budget.planned}}
     else:
         extra = {}
+    extra.update({k: v for k, v in providers.items() if k in found})
     items = [{"reason": reason, "engine": engine, "count": count, **({"role": role} if role else {}),
               **extra.get((reason, engine, role), {})}
              for (reason, engine, role), count in found.items()]
@@ -233,7 +238,8 @@ def describe_msg(item: Mapping) -> Msg:
     if reason in _REASON_KEYS:
         return Msg(_REASON_KEYS[reason], args)
     if reason == SEARCH_FAILED:
-        key = _SEARCH_KEYS.get(engine)
+        # the web search's keys are the fix only when the engine searched the web, not its corpus
+        key = _SEARCH_KEYS.get(engine) if item.get("provider") != "corpus" else None
         if key:
             return Msg("outcome.search_failed_keys", {**args, "key": key[0], "base": key[1]})
         return Msg("outcome.search_failed", args)
