@@ -254,10 +254,16 @@ def test_each_outcome_of_core_run_has_its_exit_code(demo, capsys, monkeypatch):
     code, summary = cli_json(capsys, "run", "量子纠缠对撞机", "--offline", *QUICK)
     assert (code, summary["status"]) == (outcomes.EXIT_INSUFFICIENT_DATA, "insufficient_data"), summary
 
-    code, summary = cli_json(capsys, "run", TOPIC, "--offline", "--timeout", "0.01", *QUICK)
-    assert (code, summary["status"]) == (outcomes.EXIT_CANCELLED, "cancelled"), summary
-
     from core.research import engine
+
+    def until_cancelled(ctx):  # a quick offline run could otherwise end before the timeout is looked at
+        ctx.cancel_event.wait(60)
+        ctx.check_cancelled()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, "run_engine_job", until_cancelled)
+        code, summary = cli_json(capsys, "run", TOPIC, "--offline", "--timeout", "0.01", *QUICK)
+    assert (code, summary["status"]) == (outcomes.EXIT_CANCELLED, "cancelled"), summary
 
     def broken(ctx):
         raise RuntimeError("engine bug")
