@@ -161,7 +161,7 @@ def degraded_reasons(session, run_id: str, jobs: Sequence[Any] | None = None) ->
             continue  # a rejected JSON reply is asked again; a superseded job's work is not in the results
         engine = kinds.get(job_id) or _ROLE_AGENTS.get(role, (role or "llm").lower())
         _add(found, _LLM_KIND_REASONS.get(kind or "", LLM_FAILED), engine, 1, role)
-    providers: dict[tuple, dict] = {}
+    extra: dict[tuple, dict] = {}  # what an item says beyond its count (the search provider, the budget's figures)
     engines = [j for j in jobs if j.kind in _ENGINE_KINDS and j.status == JobState.COMPLETED]
     results = dict(session.execute(select(Job.id, Job.result).where(Job.id.in_([j.id for j in engines])))
                    .all()) if engines else {}
@@ -175,7 +175,7 @@ def degraded_reasons(session, run_id: str, jobs: Sequence[Any] | None = None) ->
         errors = result.get("search_errors")
         _add(found, SEARCH_FAILED, job.kind, len(errors) if isinstance(errors, list) else 0)
         if isinstance(result.get("provider"), str):  # which search failed: the fix differs (describe_msg)
-            providers[(SEARCH_FAILED, job.kind, None)] = {"provider": result["provider"]}
+            extra[(SEARCH_FAILED, job.kind, None)] = {"provider": result["provider"]}
         if "n_sources" in result and _int(result.get("n_sources")) == 0:
             _add(found, NO_SOURCES, job.kind, 1)
     from core.llm.breaker import switched_off  # the breaker's events (a read; core.llm never imports us)
@@ -187,10 +187,7 @@ def degraded_reasons(session, run_id: str, jobs: Sequence[Any] | None = None) ->
     budget = progress(session, run_id)
     if budget is not None:
         _add(found, BUDGET_REACHED, "run", max(1, budget.written), None)
-        extra = {(BUDGET_REACHED, "run", None): {"written": budget.written, "planned": budget.planned}}
-    else:
-        extra = {}
-    extra.update({k: v for k, v in providers.items() if k in found})
+        extra[(BUDGET_REACHED, "run", None)] = {"written": budget.written, "planned": budget.planned}
     items = [{"reason": reason, "engine": engine, "count": count, **({"role": role} if role else {}),
               **extra.get((reason, engine, role), {})}
              for (reason, engine, role), count in found.items()]
