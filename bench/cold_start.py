@@ -148,9 +148,9 @@ def one_start(browser, tree: Path, data: Path, timeout: float = 120.0) -> dict:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """CPU seconds the process has used so far, all its threads (Linux /proc; None elsewhere): unlike
-    the wall-clock figures it hardly moves with the machine's load, so it shows what Shoal's own work
-    costs even on a shared machine."""
+    """CPU seconds the process has used so far, all its threads (Linux /proc; None elsewhere): what
+    Shoal's own work costs, apart from the browser's. It moves less than the wall-clock figures but does
+    move: the same code used 1.5-1.7 s in some runs and 2.0-2.2 s in others on 2026-12-04."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -390,7 +390,8 @@ def main() -> int:
             "(/usr/bin/chromium, Playwright) opens the page. Times are from the server's `Popen` to: the server "
             "answering, the page's websocket connected, Home's title shown, and the first script run finished "
             "(`data-test-script-state=\"notRunning\"`), and the CPU seconds the server process (all its threads) "
-            "had used when Home was rendered, a figure the machine's load hardly moves. Two data folders: *first start* (empty) and *with "
+            "had used when Home was rendered (steadier than the wall-clock figures, but it too varies between "
+            "runs on this machine). Two data folders: *first start* (empty) and *with "
             "history* (a 300-post demo corpus and one finished offline run, so Home shows a current run, events "
             "and its recent-runs table). **The floor** (*bare Streamlit*): a temporary app whose Home.py is "
             "`st.title(\"🐟 Shoal\")` and nothing else, with this tree's .streamlit/config.toml, started with the same "
