@@ -226,6 +226,40 @@ def test_a_dependency_that_will_be_resumed_has_not_ended(db, events, make_superv
         sup.shutdown(timeout=3)
 
 
+def test_a_job_added_the_instant_its_run_ends_still_runs(db, events, make_supervisor, monkeypatch):
+    # A report asked for as the run's last job ends (CI saw it once: the new report stayed pending).
+    # Here the run is ended by another thread while add_jobs is between its look at the run and the
+    # insert of the job; either the run ends first and is reopened, or it sees the job and stays open.
+    from core.work.ledger import Ledger
+
+    sup = make_supervisor()
+    run_id = sup.submit_run(probe_jobs(1, steps=1, step_seconds=0), kind="probe")
+    assert sup.wait_run(run_id, 30) == COMPLETED
+    with db.session() as s:  # as just after its last job ended, before the run was marked
+        s.execute(update(Run).where(Run.id == run_id).values(status="running", finished_at=None))
+    ended: list[object] = []
+
+    def end_the_run() -> None:
+        try:
+            ended.append(sup.ledger.maybe_finish_run(run_id))
+        except Exception as exc:  # noqa: BLE001 - SQLite may refuse it (a stale snapshot); that is fine here
+            ended.append(exc)
+
+    real_row = Ledger._job_row
+
+    def job_row_while_the_run_ends(self, *args, **kwargs):
+        ender = threading.Thread(target=end_the_run, daemon=True)
+        ender.start()
+        ender.join(1.0)  # the fix makes it wait for this add_jobs to commit; the old code ended the run here
+        return real_row(self, *args, **kwargs)
+
+    monkeypatch.setattr(Ledger, "_job_row", job_row_while_the_run_ends)
+    (extra,) = sup.add_jobs(run_id, [JobSpec(kind="probe", name="report", params={"steps": 1, "step_seconds": 0})])
+    monkeypatch.setattr(Ledger, "_job_row", real_row)
+    wait_for(lambda: ended, 60, "the other thread's attempt to end the run")
+    wait_for(lambda: get_job(db, extra).status == COMPLETED, 30, "the added job to run")
+    assert sup.wait_run(run_id, 30) == COMPLETED
+
 def test_a_failing_job_records_a_redacted_error(db, make_supervisor):
     sup = make_supervisor()
     run_id = sup.submit_run([JobSpec("t_fail", "f")])

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from loguru import logger
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import case, exists, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.infra.db import Database, explain
@@ -215,6 +215,16 @@ class Ledger:
         """Add jobs to an existing run (e.g. re-run one engine). The run is reopened if it had finished."""
         jobs = list(jobs)
         with self.events.ordered_session() as s:
+            # Reopened first, in one statement on the run's row, which then stays locked (on SQLite: the
+            # write lock) until these jobs are committed. A run ending this instant (maybe_finish_run locks
+            # the row first) either ended before and is reopened here, or sees these jobs and stays open.
+            # Deciding from a status read beforehand lost that race: a run completed between the read and
+            # the insert kept its new job pending, never claimed. finished_at comes first: MySQL assigns
+            # left to right, so it must look at the status before the change.
+            opened = Run.status.in_(RunState.OPEN)
+            s.execute(update(Run).where(Run.id == run_id).ordered_values(
+                (Run.finished_at, case((opened, Run.finished_at), else_=None)),
+                (Run.status, case((opened, Run.status), else_=RunState.RUNNING))))
             run = s.get(Run, run_id)
             if run is None:
                 raise KeyError(f"no run {run_id}")
@@ -237,8 +247,6 @@ class Ledger:
                 s.add(row)
                 existing[name] = job_id
                 ids.append(job_id)
-            if run.status not in RunState.OPEN:
-                run.status, run.finished_at = RunState.RUNNING, None
             self.events.emit("run.jobs_added", run_id=run_id, source="supervisor", trace_id=run.trace_id, session=s,
                              payload={"jobs": ids})
         return ids
@@ -270,7 +278,9 @@ class Ledger:
                     Job.run_id == run_id, Job.status.in_(JobState.OPEN)).limit(1)) is not None:
                 return None
         with self.events.ordered_session() as s:
-            run = s.get(Run, run_id)
+            # The row locked before the jobs are read: jobs added this instant (add_jobs holds the row
+            # until they are committed) are then seen here.
+            run = s.scalars(select(Run).where(Run.id == run_id).with_for_update()).one_or_none()
             if run is None or run.status in RunState.FINAL:
                 return run.status if run else None
             rows = s.execute(select(Job.id, Job.name, Job.kind, Job.status, Job.error)
