@@ -215,12 +215,13 @@ class Ledger:
         """Add jobs to an existing run (e.g. re-run one engine). The run is reopened if it had finished."""
         jobs = list(jobs)
         with self.events.ordered_session() as s:
-            # Reopened first, in one statement on the run's row, which then stays locked (on SQLite: the
-            # write lock) until these jobs are committed. A run ending this instant (maybe_finish_run locks
-            # the row first) either ended before and is reopened here, or sees these jobs and stays open.
-            # Deciding from a status read beforehand lost that race: a run completed between the read and
-            # the insert kept its new job pending, never claimed. finished_at comes first: MySQL assigns
-            # left to right, so it must look at the status before the change.
+            existing = dict(s.execute(select(Job.name, Job.id).where(Job.run_id == run_id)).all())
+            # Reopened before the insert, in one statement on the run's row, which then stays locked (on
+            # SQLite: the write lock) until these jobs are committed. A run ending this instant
+            # (maybe_finish_run locks the row first) either ended before and is reopened here, or sees these
+            # jobs and stays open. Deciding from a status read beforehand lost that race: a run completed
+            # between the read and the insert kept its new job pending, never claimed. finished_at comes
+            # first: MySQL assigns left to right, so it must look at the status before the change.
             opened = Run.status.in_(RunState.OPEN)
             s.execute(update(Run).where(Run.id == run_id).ordered_values(
                 (Run.finished_at, case((opened, Run.finished_at), else_=None)),
@@ -228,7 +229,6 @@ class Ledger:
             run = s.get(Run, run_id)
             if run is None:
                 raise KeyError(f"no run {run_id}")
-            existing = {j.name: j.id for j in s.scalars(select(Job).where(Job.run_id == run_id))}
             ids = []
             now = self.clock()
             for spec in jobs:
