@@ -74,6 +74,7 @@ def test_the_host_job_gives_the_host_the_analysts_messages_since_its_last_speech
         run_id, topic, job_id = "run-hj", TOPIC, "run-hj-host-1"
         params = {"round": 1, "upto": last.id, "every": 2}
         run_params = {"offline": True}
+        cancelled, trace_id = False, ""
 
         def __init__(self):
             from core.infra.config import load_settings
