@@ -91,28 +91,43 @@ HISTORY = [
      "0.79 2.94 3.78"),
     ("2026-12-04 19:58 UTC", "7e9da88", "the same code, the last run with the fakes in the bench's own process (3 runs)",
      4.29, 3.37, 1.27, "2.19 2.39 1.61"),
+    ("2026-12-04 20:27 UTC", "d7edfaa", "the fakes in a child process; the machine in its slow hours (3.1-3.6 s of CPU "
+     "per analysis); 5 runs, the section's headline until the next row", 4.51, 3.42, 1.32, "0.72 1.00 1.06"),
+    ("2026-12-04 22:50 UTC", "d8ba2e7", "almost the same code (a run's end no longer races a job added to it) in the "
+     "machine's fast hours (1.9-2.1 s of CPU per analysis); 5 runs", 3.72, 3.16, 1.16, "0.32 0.48 0.62"),
 ]
 
 # What the gaps showed at the last measurement (read with the table of gaps above).
-REMAINING = """Where the rest goes (measured 2026-12-04 on a quiet 2-core machine, load 0.5-1.5; every figure grows
-with the load, and two runs of 5 on the same code differ by up to 0.1 in the ratio):
+REMAINING = """Where the rest goes (measured 2026-12-04 on a quiet 2-core machine, load 0.2-1.6). **This machine's
+speed changes over hours, and every figure with it**: the same code ran at a ratio of 1.32 with 3.1-3.6 s of CPU per
+analysis at 20:27 (slow hours) and at 1.13-1.24 with 1.5-2.4 s at 22:50-23:10 (fast hours); within one run of 5, two
+runs differ by up to 0.1 in the ratio.
 
-- **The CPU and the interpreter, shared by every thread.** An analysis uses 3.1-3.6 s of CPU in 4.3-4.8 s
-  of wall in Shoal's process (`time.process_time`, printed per run; the fakes' own process 0.25 s), and
-  about 1.9 s of it holds the GIL (py-spy `--gil`, 4 runs): the corpus searches 0.31 s, the LLM calls'
+- **The CPU and the interpreter, shared by every thread.** In the slow hours an analysis used 3.1-3.6 s of CPU in
+  4.3-4.8 s of wall in Shoal's process (`time.process_time`, printed per run; the fakes' own process 0.25 s), and
+  about 1.9 s of it held the GIL (py-spy `--gil`, 4 runs): the corpus searches 0.31 s, the LLM calls'
   request and stream handling 0.29 s, the forum posts (de-duplication, redaction) 0.28 s, the engines'
   own node work 0.21 s, the report job 0.15 s, the writers behind the engines 0.09 s. A step that waits
   on the database or the network hands the GIL over and waits its turn to get it back: a corpus search
-  of 6-8 ms alone took 26-89 ms beside one busy thread and 218-228 ms beside three.
-- **The host's chain** (nine speeches in a row) ended last in about half the runs. While the engines
-  run, a round's speech starts 0.33-0.57 s after the summary that completed the round (the post written
-  behind the engine, the host job added and claimed, the round's posts read) and 0.14-0.38 s after the
-  previous speech; once the engines are done a speech follows the previous one within 0.02-0.05 s.
+  of 6-8 ms alone took 26-89 ms beside one busy thread and 218-228 ms beside three (in the fast hours, within
+  an analysis: median 19 ms, 90th percentile 52 ms, 48 searches per analysis).
+- **The host's chain** (nine speeches in a row) ended last in about half the runs in the slow hours: while the
+  engines ran, a round's speech started 0.33-0.57 s after the summary that completed the round and 0.14-0.38 s
+  after the previous speech. Since 2026-12-04 23:00 a host job that has spoken also speaks for the next rounds
+  whose jobs already wait for it (core/discussion/host_job.py), so consecutive speeches no longer pay a job's
+  end, claim and start each. In one process, alternating runs (5 each, fast hours): the host chain's gaps summed
+  0.42 s against 0.53 s without, it ended after the report's outline in 0 runs against 1, and the ratio's median
+  did not move (1.161 both): in the fast hours the host chain rarely ends last.
+- **The report's own path** (fast hours, 4 runs, timestamps inside the report job): the engines' last formatting
+  call → the report's type call 65-75 ms (the job's end and the report job's claim 10-20 ms, the engines' results
+  read 8-16 ms, the material built 30-42 ms: near-duplicate clustering of the findings and keyword tagging with
+  jieba's part-of-speech tagger); the outline → the first section 16-35 ms (the host's last job ending); the last
+  section → the run completed 70-80 ms (the claims checked, the provenance, the HTML rendered, three files written
+  and synced, the job's end, the run's status).
 - **Insight's chain** holds three searches per paragraph (the keyword optimiser's phrasings searched at
-  once): the gap from the optimiser's answer to the summary is usually 0.1-0.2 s, in some runs 0.5-1.2 s.
-- **The start** (submit → first call, 0.1-0.25 s: the coverage check with its web searches at 0.05 s,
-  the engines' claims) and **the end** (last section → run completed, 0.08-0.2 s: rendering the report,
-  the job's end, the run's status).
+  once): the gap from the optimiser's answer to the summary is usually 0.07-0.2 s, in some slow-hour runs 0.5-1.2 s.
+- **The start** (submit → first call, 0.09-0.25 s: the coverage check with its web searches at 0.05 s,
+  the engines' claims).
 - Tried and not adopted, each measured by interleaved runs: an in-process lock queuing this process's
   SQLite writers instead of SQLite's busy-handler sleeps (3 pairs on a quiet machine: ratios 1.22 / 1.20
   / 1.22 with it, 1.22 / 1.16 / 1.22 without); a shorter GIL switch interval, `sys.setswitchinterval(0.001)`
