@@ -172,15 +172,14 @@ def cmd_mindspider(args) -> int:
             return EXIT_FAIL
     finally:
         rt.close()
+    report = report.scrubbed(lambda text: scrub_url_text(text, url))
     out = report.as_dict()
-    out["errors"] = [[row, scrub_url_text(msg, url)] for row, msg in report.errors]
-    out["notes"] = [scrub_url_text(n, url) for n in report.notes]
     out["url"] = mask_url(url)
     print(json.dumps(out, ensure_ascii=False, default=str))
     read = report.imported + report.updated + report.skipped
     print(f"data mindspider: {scrub_url_text(report.summary(), url)} from {mask_url(url)}", file=sys.stderr)
-    for _, msg in report.errors[:5]:
-        print(f"data mindspider: {scrub_url_text(msg, url)}", file=sys.stderr)
+    for _, text in report.error_texts()[:5]:
+        print(f"data mindspider: {text}", file=sys.stderr)
     return EXIT_FAIL if report.error_count and not read else EXIT_OK
 
 

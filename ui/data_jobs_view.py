@@ -90,7 +90,7 @@ def show_report(what: str, r: ImportReport) -> None:
     line = t("data.report_line", what=what, imported=r.imported, updated=r.updated, skipped=r.skipped,
              errors=r.error_count, seconds=round(r.seconds, 3))
     if r.error_count and not (r.imported or r.updated or r.skipped):
-        first = r.errors[0][1] if r.errors else t("data.see_errors")
+        first = show(r.errors[0][1]) if r.errors else t("data.see_errors")
         st.error(t("data.report_nothing", line=line, first=first))
     elif r.error_count:
         st.warning(t("data.report_partial", line=line))
@@ -99,7 +99,7 @@ def show_report(what: str, r: ImportReport) -> None:
     if r.errors:
         import pandas as pd
 
-        shown = pd.DataFrame(r.errors, columns=["row", "error"])
+        shown = pd.DataFrame([(row, show(msg)) for row, msg in r.errors], columns=["row", "error"])
         st.dataframe(shown, hide_index=True, width="stretch",
                      column_config={"row": st.column_config.NumberColumn(t("data.col_row")),
                                     "error": st.column_config.TextColumn(t("data.col_error"))})

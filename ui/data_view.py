@@ -8,7 +8,6 @@ ui/data_charts.py, the post browser ui/data_browser.py.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
@@ -43,8 +42,7 @@ def upload_limit_mb() -> int:
 
 def remember(what: str, report, url: str = "") -> None:
     """Keep the MindSpider import's report for the next run of the page (which shows the new totals)."""
-    scrubbed = replace(report, errors=[(row, scrub_url_text(msg, url)) for row, msg in report.errors],
-                       notes=[scrub_url_text(n, url) for n in report.notes])
+    scrubbed = report.scrubbed(lambda text: scrub_url_text(text, url))
     st.session_state[REPORT_KEY] = (what, scrubbed)
     clear_corpus_cache()
 

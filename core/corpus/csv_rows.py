@@ -28,7 +28,8 @@ import re
 from collections import deque
 from typing import IO, Any, Iterator
 
-from core.corpus.importers import FIELD_ALIASES
+from core.corpus.importers import FIELD_ALIASES, MessageError, error_msg
+from core.i18n import Msg
 
 __all__ = ["csv_rows", "text_lines", "CsvFileError"]
 
@@ -36,7 +37,7 @@ _CONTENT_COLUMNS = FIELD_ALIASES["content"]
 _LONE_CR = re.compile(r"(?<=\r)(?!\n)")  # old Mac line ends: split after a CR not followed by LF
 
 
-class CsvFileError(Exception):
+class CsvFileError(MessageError):
     """The file as a whole cannot be read as CSV (no header, no content column)."""
 
 
@@ -100,22 +101,19 @@ def text_lines(binary: IO[bytes], encoding: str, broken: list[int]) -> Iterator[
             yield line, ok
 
 
-def _quote_problem(exc: csv.Error, start: int, end: int) -> str:
+def _quote_problem(exc: csv.Error, start: int, end: int) -> Msg:
     text = str(exc)
     if "unexpected end of data" in text:
-        return f"unterminated quote: the quote opened on line {start} is never closed; the lines after it " \
-               f"were read as rows"
+        return error_msg("unterminated_quote", start=start)
     if "expected after" in text:
         if end > start:
-            return f"unterminated quote: the quote opened on line {start} only closes on line {end}, in the " \
-                   f"middle of a value; the lines after it were read as rows"
-        return "malformed quoting: a quoted value ends before its field does; a quote inside a quoted " \
-               "value must be doubled (\"\")"
-    return f"malformed CSV: {text}"
+            return error_msg("quote_closes_late", start=start, end=end)
+        return error_msg("malformed_quoting")
+    return error_msg("malformed_csv", error=text)
 
 
 def csv_rows(binary: IO[bytes], encoding: str, kind: str) -> Iterator[tuple[int, Any]]:
-    """(line number, record dict | error message) for each record of a CSV or TSV file.
+    """(line number, record dict | why it is not one, a Msg) for each record of a CSV or TSV file.
     Raises CsvFileError when the header is missing or names no content column."""
     broken: list[int] = []
     lines = _Lines(text_lines(binary, encoding, broken))
@@ -124,12 +122,12 @@ def csv_rows(binary: IO[bytes], encoding: str, kind: str) -> Iterator[tuple[int,
     except StopIteration:
         first = ""
     if not first.strip():
-        raise CsvFileError("no header row: the first line of a CSV file must name the columns")
+        raise CsvFileError(error_msg("no_header"))
     delimiter = "\t" if kind == "tsv" or first.count("\t") > first.count(",") else ","
     header = next(csv.reader([first], delimiter=delimiter))
     header = [h.replace("\ufeff", "").strip() or f"column_{i + 1}" for i, h in enumerate(header)]
     if not any(h.lower() in _CONTENT_COLUMNS for h in header):
-        raise CsvFileError("no 'content' or 'text' column; the columns are: " + ", ".join(header)[:300])
+        raise CsvFileError(error_msg("no_content_column", columns=", ".join(header)))
     width = len(header)
     reader = csv.reader(lines, delimiter=delimiter, strict=True)
     while True:
@@ -151,23 +149,20 @@ def csv_rows(binary: IO[bytes], encoding: str, kind: str) -> Iterator[tuple[int,
         start, end = (record[0][0], record[-1][0]) if record else (0, 0)
         bad = [no for no, _, ok in record if not ok]
         if bad:
-            yield start, (f"line {bad[0]} is not {encoding} text (undecodable bytes: a file saved in two "
-                          f"encodings?); the row was skipped")
+            yield start, error_msg("row_line_not_text", line=bad[0], encoding=encoding)
             continue
         if not cells or not any(c.strip() for c in cells):
             yield start, {}
             continue
         extra = len(cells) > width and any(c.strip() for c in cells[width:])
         if extra or len(cells) < width:
-            problem = f"{len(cells)} values but {width} columns"
             if end > start:  # a quote that ran over several lines and broke the row: most likely unterminated
-                yield start, (f"{problem}: the quote opened on line {start} runs to line {end}, probably "
-                              f"unterminated; the lines after it were read as rows")
+                yield start, error_msg("quote_runs_on", values=len(cells), columns=width, start=start, end=end)
                 lines.reread_after_first()
                 reader = csv.reader(lines, delimiter=delimiter, strict=True)
                 continue
-            yield start, problem + (" (an unquoted comma or tab?)" if extra else " (a value or separator missing?)")
+            yield start, error_msg("too_many_values" if extra else "too_few_values", values=len(cells), columns=width)
             continue
         yield start, dict(zip(header, cells))
     if broken:
-        yield broken[0], "the file stops being readable text here (mixed encodings?); the rest was not read"
+        yield broken[0], error_msg("unreadable_rest")

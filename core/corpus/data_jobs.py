@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from core.corpus.demo import generate_demo_corpus
 from core.corpus.import_files import import_file
-from core.corpus.importers import ImportReport
+from core.corpus.importers import ImportReport, error_msg
 from core.i18n import Msg
 from core.work.jobs import JobCancelled, JobContext, JobSpec
 from core.work.runs import RunView, jobs_of, list_runs
@@ -102,8 +102,7 @@ def run_import_job(ctx: JobContext) -> dict:
     source = str(ctx.params.get("source") or "import")
     if not path.is_file():
         report = ImportReport(source=source)
-        report.add_error(0, f"the uploaded file is not on this server ({path.name}): upload it again (a worker "
-                            "on another machine needs the same data folder)")
+        report.add_error(0, error_msg("upload_missing", name=path.name))
         return _finish(ctx, report, {"what": "import", "name": name})
     _say(ctx, Msg("data.job_import_progress", {"name": name, "rows": 0, "percent": 0}), 0.0)
     delete_after = bool(ctx.params.get("delete_after", True))
@@ -132,7 +131,7 @@ def _finish(ctx: JobContext, report: ImportReport, what: dict) -> dict:
     _say(ctx, Msg("data.job_done", {"imported": report.imported, "updated": report.updated,
                                     "skipped": report.skipped, "errors": report.error_count}), 1.0)
     ctx.log.info("data job {}: {}", what.get("what"), report.summary())
-    return {**what, "report": report.as_dict()}
+    return {**what, "report": report.as_dict(messages=True)}
 
 
 def register(handlers) -> None:

@@ -18,7 +18,7 @@ from typing import IO, Any, Iterator
 from loguru import logger
 
 from core.corpus.csv_rows import CsvFileError, csv_rows, text_lines
-from core.corpus.importers import FIELD_ALIASES, ImportReport, OnBatch, _import_rows
+from core.corpus.importers import FIELD_ALIASES, ImportReport, MessageError, OnBatch, _import_rows, error_msg
 from core.infra.db import Database
 
 __all__ = ["FORMATS", "import_file"]
@@ -30,8 +30,8 @@ _CONTENT_COLUMNS = FIELD_ALIASES["content"]
 _SAMPLE = 64 * 1024
 
 
-class _FileError(Exception):
-    pass
+class _FileError(MessageError):
+    """The file as a whole cannot be read (row 0 of the report)."""
 
 
 def import_file(db: Database, path_or_fileobj: str | os.PathLike[str] | IO[Any], *, fmt: str | None = None,
@@ -50,7 +50,7 @@ def import_file(db: Database, path_or_fileobj: str | os.PathLike[str] | IO[Any],
     try:
         name, binary, close = _open_binary(path_or_fileobj)
     except _FileError as exc:
-        report.add_error(0, str(exc))
+        report.add_error(0, exc.msg)
         return report
     try:
         sample = binary.read(_SAMPLE)
@@ -59,13 +59,13 @@ def import_file(db: Database, path_or_fileobj: str | os.PathLike[str] | IO[Any],
             sample = binary.read(_SAMPLE)
         suffix = Path(name).suffix.lower()
         if not fmt and suffix in _SPREADSHEETS:
-            raise _FileError(f"unsupported format {suffix}: save the sheet as CSV (UTF-8), or use JSONL or JSON")
+            raise _FileError(error_msg("spreadsheet", suffix=suffix))
         encoding = _detect_encoding(sample)
         kind = (fmt or _EXTENSIONS.get(suffix) or _sniff_format(sample, encoding)).lower()
         if kind in ("ndjson",):
             kind = "jsonl"
         if kind not in FORMATS:
-            raise _FileError(f"unsupported format {kind!r}: use CSV, JSONL or JSON (save spreadsheets as CSV)")
+            raise _FileError(error_msg("unsupported_format", format=kind))
         if kind in ("csv", "tsv"):
             rows = csv_rows(io.BufferedReader(_Rewound(binary, sample)), encoding, kind)
         elif kind == "jsonl":
@@ -73,11 +73,10 @@ def import_file(db: Database, path_or_fileobj: str | os.PathLike[str] | IO[Any],
         else:
             rows = _json_rows(io.TextIOWrapper(_Rewound(binary, sample), encoding=encoding), kind)
         if kind == "json" and max_json_bytes is not None and _size(binary) > max_json_bytes:
-            raise _FileError(f"this JSON file is over {max_json_bytes // 2**20} MB, too large to read at once: "
-                             "save it as JSONL (one object per line) or CSV, which are read row by row")
+            raise _FileError(error_msg("json_too_large", mb=max_json_bytes // 2**20))
         _import_rows(db, rows, report, source=source, default_platform=default_platform, on_batch=on_batch)
     except (_FileError, CsvFileError) as exc:
-        report.add_error(0, str(exc))
+        report.add_error(0, exc.msg)
     finally:
         if close:
             binary.close()
@@ -100,14 +99,14 @@ def _open_binary(src: Any) -> tuple[str, Any, bool]:
     if isinstance(src, (str, os.PathLike)):
         path = Path(src)
         if not path.is_file():
-            raise _FileError(f"no such file: {path}")
+            raise _FileError(error_msg("no_such_file", path=str(path)))
         try:
             return str(path), open(path, "rb"), True
         except OSError as exc:
-            raise _FileError(f"cannot open {path}: {exc.strerror or exc}") from None
+            raise _FileError(error_msg("cannot_open", path=str(path), error=str(exc.strerror or exc))) from None
     if hasattr(src, "read"):
         return str(getattr(src, "name", "") or ""), src, False
-    raise _FileError(f"cannot import from a {type(src).__name__}: give a path or a file object")
+    raise _FileError(error_msg("not_a_source", type=type(src).__name__))
 
 
 class _Rewound(io.RawIOBase):
@@ -138,9 +137,9 @@ def _detect_encoding(sample: bytes) -> str:
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
     if not sample.strip():
-        raise _FileError("the file is empty")
+        raise _FileError(error_msg("empty_file"))
     if b"\x00" in sample:
-        raise _FileError("this is not a text file (it contains binary data): expected CSV, JSONL or JSON")
+        raise _FileError(error_msg("binary_file"))
     try:
         sample.decode("utf-8")
         encoding = "utf-8"
@@ -156,12 +155,11 @@ def _detect_encoding(sample: bytes) -> str:
                 # (core.corpus.csv_rows), the others imported.
                 encoding = next((enc for enc in ("utf-8", "gb18030") if _mostly(sample, enc)), "")
                 if not encoding:
-                    raise _FileError("this is not a text file (not UTF-8 or GB18030): expected CSV, JSONL or "
-                                     "JSON") from None
+                    raise _FileError(error_msg("unknown_encoding")) from None
     text = sample.decode(encoding, "ignore")
     controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\r\n\t\f")
     if controls > max(2, len(text) // 100):
-        raise _FileError("this is not a text file (it contains binary data): expected CSV, JSONL or JSON")
+        raise _FileError(error_msg("binary_file"))
     return encoding
 
 
@@ -190,25 +188,25 @@ def _jsonl_rows(binary: IO[bytes], encoding: str) -> Iterator[tuple[int, Any]]:
         if not line:
             continue
         if not decodable:
-            yield line_no, f"this line is not {encoding} text (undecodable bytes: a file saved in two encodings?)"
+            yield line_no, error_msg("line_not_text", encoding=encoding)
             continue
         try:
             obj = json.loads(line)
         except ValueError as exc:
-            yield line_no, f"not valid JSON: {exc}"
+            yield line_no, error_msg("not_json", error=str(exc))
             continue
-        yield line_no, obj if isinstance(obj, dict) else f"expected a JSON object, got {type(obj).__name__}"
+        yield line_no, obj if isinstance(obj, dict) else error_msg("not_a_json_object", type=type(obj).__name__)
     if broken:
-        yield broken[0], "the file stops being readable text here (mixed encodings?); the rest was not read"
+        yield broken[0], error_msg("unreadable_rest")
 
 
 def _json_rows(stream: IO[str], kind: str) -> Iterator[tuple[int, Any]]:
     try:
         data = json.load(stream)
     except UnicodeDecodeError:
-        raise _FileError("the file is not readable text (mixed encodings?)") from None
+        raise _FileError(error_msg("mixed_encodings")) from None
     except ValueError as exc:
-        raise _FileError(f"not valid JSON: {exc}") from None
+        raise _FileError(error_msg("not_json", error=str(exc))) from None
     if isinstance(data, dict):
         lists = [v for k, v in data.items() if k in ("data", "records", "posts", "items", "rows") and
                  isinstance(v, list)]
@@ -217,6 +215,6 @@ def _json_rows(stream: IO[str], kind: str) -> Iterator[tuple[int, Any]]:
         elif any(k in data for k in _CONTENT_COLUMNS):
             data = [data]
     if not isinstance(data, list):
-        raise _FileError(f"expected a JSON list of objects, got {type(data).__name__}")
+        raise _FileError(error_msg("not_a_json_list", type=type(data).__name__))
     for i, obj in enumerate(data, 1):
-        yield i, obj if isinstance(obj, dict) else f"expected a JSON object, got {type(obj).__name__}"
+        yield i, obj if isinstance(obj, dict) else error_msg("not_a_json_object", type=type(obj).__name__)

@@ -19,7 +19,7 @@ import hashlib
 import math
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Callable, Iterable, Mapping
 
@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from core.corpus.search import PLATFORMS, ensure_search_index, index_text, normalize_platform
 from core.infra.db import Database, explain
+from core.i18n import Msg
 from core.infra.models import Post, utcnow
 from core.text.dates import parse_time
 
@@ -39,8 +40,23 @@ MAX_EXTRAS = 100  # extra columns kept per post
 MAX_EXTRA_CHARS = 10_000  # per extra value
 
 
-class RecordError(ValueError):
+class MessageError(Exception):
+    """An import problem that says why as a catalogue message (``msg``, shown in the reader's language);
+    its text is the English."""
+
+    def __init__(self, msg: Msg):
+        self.msg = msg
+        super().__init__(msg.render("en"))
+
+
+class RecordError(MessageError, ValueError):
     """A record that cannot be imported; the message says why, for the report."""
+
+
+def error_msg(key: str, **args: Any) -> Msg:
+    """Why a row or a file could not be imported (the catalogues' [import_error] section); text
+    arguments (a library's or the database's words) are cut at 300 characters."""
+    return Msg(f"import_error.{key}", {k: v[:300] if isinstance(v, str) else v for k, v in args.items()})
 
 
 @dataclass
@@ -48,38 +64,66 @@ class ImportReport:
     imported: int = 0
     updated: int = 0
     skipped: int = 0  # blank rows, and rows identical to the stored post
-    errors: list[tuple[int, str]] = field(default_factory=list)
+    errors: list[tuple[int, Msg]] = field(default_factory=list)  # (row, why): see the module docstring
     error_count: int = 0  # all errors, including those beyond MAX_ERRORS not kept in `errors`
     notes: list[str] = field(default_factory=list)
     source: str = ""
     seconds: float = 0.0
 
-    def add_error(self, row: int, message: str) -> None:
+    def add_error(self, row: int, message: Msg) -> None:
         self.error_count += 1
         if len(self.errors) < MAX_ERRORS:
-            self.errors.append((int(row), str(message)[:300]))
+            self.errors.append((int(row), message))
+
+    def scrubbed(self, scrub: Callable[[str], str]) -> "ImportReport":
+        """A copy with ``scrub`` applied to every text it shows: its errors' arguments and its notes (a
+        database URL's password, which a driver's error may quote)."""
+        return replace(self, errors=[(row, _scrub_msg(msg, scrub)) for row, msg in self.errors],
+                       notes=[scrub(n) for n in self.notes])
+
+    def error_texts(self, lang: str = "en") -> list[tuple[int, str]]:
+        """The errors as (row, text) in ``lang`` (the command line's JSON, logs: English)."""
+        return [(row, msg.render(lang)[:300]) for row, msg in self.errors]
 
     @property
     def ok(self) -> bool:
         return self.error_count == 0
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"imported": self.imported, "updated": self.updated, "skipped": self.skipped,
-                "error_count": self.error_count, "errors": [list(e) for e in self.errors], "notes": list(self.notes),
-                "source": self.source, "seconds": round(self.seconds, 3)}
+    def as_dict(self, *, messages: bool = False) -> dict[str, Any]:
+        """JSON-ready: ``errors`` as English text; with ``messages`` also ``error_messages``, the errors as
+        catalogue messages, which from_dict types again (a job's stored result, shown in any language)."""
+        out = {"imported": self.imported, "updated": self.updated, "skipped": self.skipped,
+               "error_count": self.error_count, "errors": [list(e) for e in self.error_texts()],
+               "notes": list(self.notes), "source": self.source, "seconds": round(self.seconds, 3)}
+        if messages:
+            out["error_messages"] = [[row, msg.to_json()] for row, msg in self.errors]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ImportReport":
         """The report a job stored as its result (as_dict), typed again."""
         return cls(imported=int(data.get("imported", 0)), updated=int(data.get("updated", 0)),
                    skipped=int(data.get("skipped", 0)),
-                   errors=[(int(row), str(msg)) for row, msg in data.get("errors") or []],
+                   errors=_errors_from(data),
                    error_count=int(data.get("error_count", 0)), notes=[str(n) for n in data.get("notes") or []],
                    source=str(data.get("source", "")), seconds=float(data.get("seconds", 0.0)))
 
     def summary(self) -> str:
         text = f"{self.imported} imported, {self.updated} updated, {self.skipped} skipped, {self.error_count} errors"
         return text + (f" ({self.notes[0]})" if len(self.notes) == 1 else "")
+
+
+def _scrub_msg(msg: Msg, scrub: Callable[[str], str]) -> Msg:
+    return Msg(msg.key, {k: scrub(v) if isinstance(v, str) else _scrub_msg(v, scrub) if isinstance(v, Msg) else v
+                         for k, v in msg.args.items()})
+
+
+def _errors_from(data: dict[str, Any]) -> list[tuple[int, Msg]]:
+    """A stored report's errors: its messages, or (a result stored before they were) its texts as they are."""
+    typed = [(int(row), Msg.from_json(m)) for row, m in data.get("error_messages") or []]
+    if typed and all(m is not None for _, m in typed):
+        return typed  # type: ignore[return-value]
+    return [(int(row), error_msg("text", text=str(text))) for row, text in data.get("errors") or []]
 
 
 # ----------------------------------------------------------------------------- value parsing
@@ -232,7 +276,7 @@ def normalize_record(record: Mapping[str, Any], *, source: str = "import", defau
 
     raw_content = pick("content")
     if raw_content is None:
-        raise RecordError("no content: each row needs a non-empty 'content' or 'text'")
+        raise RecordError(error_msg("no_content"))
     content = _text(raw_content, MAX_CONTENT_CHARS + 1)
     out_extras: dict[str, Any] = {}
     if len(content) > MAX_CONTENT_CHARS:
@@ -252,9 +296,9 @@ def normalize_record(record: Mapping[str, Any], *, source: str = "import", defau
         raw = pick(name)
         try:
             values[name] = parse_count(raw)
-        except ValueError as exc:
+        except ValueError:
             if not lenient:
-                raise RecordError(f"{name}: {exc}") from None
+                raise RecordError(error_msg("bad_count", field=name, value=_text(raw, 30))) from None
             values[name] = 0
             out_extras[f"{name}_raw"] = _text(raw, 100)
     raw_time = pick("publish_time")
@@ -262,7 +306,7 @@ def normalize_record(record: Mapping[str, Any], *, source: str = "import", defau
         publish_time = parse_time(raw_time)
     except ValueError as exc:
         if not lenient:
-            raise RecordError(f"publish_time: {exc}") from None
+            raise RecordError(error_msg("bad_time", field="publish_time", error=str(exc))) from None
         publish_time = None
         out_extras["publish_time_raw"] = _text(raw_time, 100)
     raw_sentiment = pick("sentiment")
@@ -311,16 +355,16 @@ def import_records(db: Database, records: Iterable[Mapping[str, Any]], *, source
 
 def _import_rows(db: Database, rows: Iterable[tuple[int, Any]], report: ImportReport, *, source: str,
                  default_platform: str = "unknown", on_batch: OnBatch | None = None) -> None:
-    """rows: (row number, record dict | error message string)."""
+    """rows: (row number, record dict | why the reader could not make one, a Msg)."""
     ensure_search_index(db)
     batch: list[tuple[int, dict[str, Any]]] = []
     row_no = 0
     for row_no, rec in rows:
-        if isinstance(rec, str):
+        if isinstance(rec, Msg):  # the reader could not make a record of it
             report.add_error(row_no, rec)
             continue
         if not isinstance(rec, Mapping):
-            report.add_error(row_no, f"expected an object with named fields, got {type(rec).__name__}")
+            report.add_error(row_no, error_msg("not_an_object", type=type(rec).__name__))
             continue
         if all(_empty(v) for v in rec.values()):
             report.skipped += 1
@@ -328,10 +372,10 @@ def _import_rows(db: Database, rows: Iterable[tuple[int, Any]], report: ImportRe
         try:
             values = normalize_record(rec, source=source, default_platform=default_platform, segment=False)
         except RecordError as exc:
-            report.add_error(row_no, str(exc))
+            report.add_error(row_no, exc.msg)
             continue
         except Exception as exc:  # noqa: BLE001 - a surprising value must not end the import
-            report.add_error(row_no, f"unreadable row: {type(exc).__name__}: {exc}")
+            report.add_error(row_no, error_msg("unreadable_row", error=f"{type(exc).__name__}: {exc}"))
             continue
         batch.append((row_no, values))
         if len(batch) >= BATCH_SIZE:
@@ -370,7 +414,7 @@ def _flush(db: Database, batch: list[tuple[int, dict[str, Any]]], report: Import
                     one = _write(db, {key: (row_no, values)})
                     counts = [a + b for a, b in zip(counts, one)]
                 except SQLAlchemyError as exc:
-                    report.add_error(row_no, f"{prefix}database rejected the row: {explain(exc)}")
+                    report.add_error(row_no, error_msg("database_rejected", prefix=prefix, error=explain(exc)))
         report.imported += counts[0]
         report.updated += counts[1] + duplicates
         report.skipped += counts[2]

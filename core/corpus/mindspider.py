@@ -13,9 +13,10 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.corpus.importers import (BATCH_SIZE, ImportReport, RecordError, _empty, _flush, _text,
+from core.corpus.importers import (BATCH_SIZE, ImportReport, RecordError, error_msg, _empty, _flush, _text,
                                    normalize_record)
 from core.corpus.search import ensure_search_index
+from core.i18n import Msg
 from core.infra.db import Database, explain
 from core.infra.redact import mask_url
 
@@ -156,7 +157,7 @@ def import_mindspider(db: Database, source_url: str, *, limit_per_table: int | N
     try:
         engine = _source_engine(_source_url(source_url))
     except Exception as exc:  # noqa: BLE001 - ArgumentError, a missing driver, …
-        report.add_error(0, f"cannot use the MindSpider database URL {mask_url(source_url)}: {explain(exc)}")
+        report.add_error(0, error_msg("mindspider_url", url=mask_url(source_url), error=explain(exc)))
         return report
     shown = mask_url(source_url)
     try:
@@ -164,7 +165,7 @@ def import_mindspider(db: Database, source_url: str, *, limit_per_table: int | N
             insp = inspect(engine)
             present = set(insp.get_table_names())
         except SQLAlchemyError as exc:
-            report.add_error(0, f"cannot read the MindSpider database {shown}: {explain(exc)}")
+            report.add_error(0, error_msg("mindspider_unreadable", url=shown, error=explain(exc)))
             return report
         found = 0
         wanted = set(platforms) if platforms is not None else None
@@ -193,11 +194,11 @@ def import_mindspider(db: Database, source_url: str, *, limit_per_table: int | N
                     rows = ((i, _mindspider_record(spec, dict(m))) for i, m in enumerate(result.mappings(), 1))
                     _import_mindspider_rows(db, rows, report, spec, since)
             except SQLAlchemyError as exc:
-                report.add_error(0, f"{spec.name}: reading stopped: {explain(exc)}")
+                report.add_error(0, error_msg("mindspider_stopped", table=spec.name, error=explain(exc)))
             report.notes.append(f"{spec.name}: {report.imported + report.updated + report.skipped - before} rows")
         if not found:
-            report.add_error(0, f"no MindSpider/MediaCrawler tables in {shown} (looked for "
-                                f"{', '.join(t.name for t in MINDSPIDER_TABLES[:7])} and their comment tables)")
+            report.add_error(0, error_msg("mindspider_no_tables", url=shown,
+                                          tables=", ".join(t.name for t in MINDSPIDER_TABLES[:7])))
     finally:
         engine.dispose()
     report.seconds = time.perf_counter() - t0
@@ -215,7 +216,7 @@ def _import_mindspider_rows(db: Database, rows: Iterable[tuple[int, tuple[dict, 
             try:
                 values = normalize_record(rec, source="mindspider", lenient=True, extras=extras, segment=False)
             except RecordError as exc:
-                yield i, str(exc)
+                yield i, exc.msg
                 continue
             if since is not None and (values["publish_time"] is None or values["publish_time"] < since):
                 older += 1
@@ -231,8 +232,8 @@ def _write_normalized(db: Database, rows: Iterable[tuple[int, Any]], report: Imp
     ensure_search_index(db)
     batch: list[tuple[int, dict[str, Any]]] = []
     for row_no, values in rows:
-        if isinstance(values, str):
-            report.add_error(row_no, f"{label} row {row_no}: {values}")
+        if isinstance(values, Msg):
+            report.add_error(row_no, error_msg("table_row", table=label, row=row_no, error=values))
             continue
         batch.append((row_no, values))
         if len(batch) >= BATCH_SIZE:

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.corpus.csv_rows import csv_rows
+from core.i18n import Msg
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=30)
 PLAIN = st.text(st.characters(whitelist_categories=("Lo", "Ll", "Nd")), min_size=1, max_size=12)
@@ -37,7 +38,7 @@ def test_one_broken_row_among_any_valid_rows(before, after, word, kind):
     line = head.count("\n") + 1 + head.count("\r") - head.count("\r\n")  # where the broken row starts
     data = head + BROKEN[kind](word) + _write(after)
     out = list(csv_rows(io.BytesIO(data.encode("utf-8")), "utf-8", "csv"))
-    errors = [(n, r) for n, r in out if isinstance(r, str)]
+    errors = [(n, r) for n, r in out if isinstance(r, Msg)]
     records = [r["content"] for _, r in out if isinstance(r, dict) and r]
     assert [n for n, _ in errors] == [line], (errors, data)
     assert records == before + after, (out, data)
@@ -51,4 +52,4 @@ def test_any_bytes_after_a_header_never_crash_and_lines_only_grow(payload):
     lines = [n for n, _ in out]
     assert all(isinstance(n, int) and n >= 2 for n in lines)
     assert lines == sorted(lines)
-    assert all(isinstance(r, (str, dict)) for _, r in out)
+    assert all(isinstance(r, (Msg, dict)) for _, r in out)

@@ -58,7 +58,7 @@ def test_an_uploaded_file_is_imported_by_a_job_with_its_errors_by_line_and_then_
     assert (result.what, result.name) == ("import", "posts.csv")
     report = result.report
     assert (report.imported, report.error_count) == (3, 2)
-    assert [row for row, _ in report.errors] == [3, 5] and "unterminated quote" in report.errors[0][1]
+    assert [row for row, _ in report.error_texts()] == [3, 5] and "unterminated quote" in report.error_texts()[0][1]
     assert not path.exists()  # the copy is gone once read
     assert not list(data_jobs.upload_dir(settings).iterdir())
 

@@ -90,8 +90,8 @@ def test_csv_import_reports_broken_rows_and_keeps_the_good_ones(db, tmp_path):
     path = tmp_path / "posts.csv"
     path.write_text(CSV, encoding="utf-8")
     report = import_file(db, path, source="import")
-    assert [row for row, _ in report.errors] == [3, 4, 5, 7]  # file lines: the header is line 1
-    messages = dict(report.errors)
+    assert [row for row, _ in report.error_texts()] == [3, 4, 5, 7]  # file lines: the header is line 1
+    messages = dict(report.error_texts())
     assert "content" in messages[3] and "likes" in messages[4] and "publish_time" in messages[5]
     assert "values" in messages[7]
     assert (report.imported, report.updated, report.skipped, report.error_count) == (3, 0, 1, 4)
@@ -140,8 +140,8 @@ def test_jsonl_import_row_errors_by_line(db, tmp_path):
     path = tmp_path / "posts.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     report = import_file(db, path)
-    assert [row for row, _ in report.errors] == [2, 4] and report.imported == 3
-    assert "JSON" in dict(report.errors)[2]
+    assert [row for row, _ in report.error_texts()] == [2, 4] and report.imported == 3
+    assert "JSON" in dict(report.error_texts())[2]
     stored = posts(db)
     assert stored[("zhihu", "z1")].extras == {"topic_id": 42, "tags": ["车", "行业"]}
     assert stored[("weibo", "c9")].kind == "comment" and stored[("weibo", "c9")].sentiment == 0.0
@@ -157,7 +157,7 @@ def test_json_list_from_an_upload_object(db):
     upload = io.BytesIO(json.dumps(data, ensure_ascii=False).encode("utf-8"))
     upload.name = "upload.json"
     report = import_file(db, upload)
-    assert (report.imported, report.skipped) == (1, 1) and [row for row, _ in report.errors] == [2, 3]
+    assert (report.imported, report.skipped) == (1, 1) and [row for row, _ in report.error_texts()] == [2, 3]
     (post,) = posts(db).values()
     assert (post.platform, post.views) == ("kuaishou", 35_000)
 
@@ -177,9 +177,9 @@ def test_gb18030_csv_and_unsupported_or_garbage_files(db, tmp_path):
     for name, payload in cases.items():
         (tmp_path / name).write_bytes(payload)
         report = import_file(db, tmp_path / name)
-        assert report.imported == 0 and len(report.errors) == 1 and report.errors[0][0] == 0, (name, report.errors)
-    assert "content" in import_file(db, tmp_path / "nocontent.csv").errors[0][1]
-    assert import_file(db, tmp_path / "missing.csv").errors[0][0] == 0
+        assert report.imported == 0 and [row for row, _ in report.errors] == [0], (name, report.error_texts())
+    assert "content" in import_file(db, tmp_path / "nocontent.csv").error_texts()[0][1]
+    assert import_file(db, tmp_path / "missing.csv").error_texts()[0][0] == 0
     assert len(posts(db)) == 1
 
 
@@ -204,7 +204,7 @@ def test_many_rows_are_batched(db, monkeypatch):
     records = [{"platform": "weibo", "id": str(i), "content": f"第{i}条关于汽车的帖子"} for i in range(30)]
     records[12]["likes"] = "many"
     report = import_records(db, records)
-    assert (report.imported, report.errors) == (29, [(13, "likes: cannot read 'many' as a count")])
+    assert (report.imported, report.error_texts()) == (29, [(13, "likes: cannot read 'many' as a count")])
     assert len(search_posts(db, "汽车", limit=100)) == 29
 
 
@@ -344,18 +344,18 @@ def test_mindspider_import_from_a_real_database(db, mindspider_url):
 
 def test_mindspider_unreachable_or_unusable_sources_report_errors(db, tmp_path):
     report = import_mindspider(db, "mysql+pymysql://u:secret@127.0.0.1:1/nope")
-    assert report.imported == 0 and report.errors[0][0] == 0 and "secret" not in report.errors[0][1]
+    assert report.imported == 0 and report.error_texts()[0][0] == 0 and "secret" not in report.error_texts()[0][1]
     report = import_mindspider(db, "postgresql://u:secret@127.0.0.1:1/nope")
-    assert report.imported == 0 and report.errors[0][0] == 0 and "secret" not in report.errors[0][1]
+    assert report.imported == 0 and report.error_texts()[0][0] == 0 and "secret" not in report.error_texts()[0][1]
     report = import_mindspider(db, "not a url")
-    assert report.imported == 0 and report.errors[0][0] == 0
+    assert report.imported == 0 and report.error_texts()[0][0] == 0
     missing = tmp_path / "missing.db"
     report = import_mindspider(db, f"sqlite:///{missing}")
-    assert "no SQLite database" in report.errors[0][1] and not missing.exists()
+    assert "no SQLite database" in report.error_texts()[0][1] and not missing.exists()
     other = tmp_path / "other.db"
     sqlite3.connect(other).execute("CREATE TABLE unrelated (x)").connection.close()
     report = import_mindspider(db, f"sqlite:///{other}")
-    assert report.imported == 0 and "no MindSpider" in report.errors[0][1] and len(report.notes) == 14
+    assert report.imported == 0 and "no MindSpider" in report.error_texts()[0][1] and len(report.notes) == 14
 
 
 @pytest.mark.parametrize("url, says", [
@@ -380,3 +380,46 @@ def test_an_error_quoting_the_typed_url_never_shows_its_password():
     shown = scrub_url_text(f"(2003) Can't connect: {url} refused, password hunter2-secret", url)
     assert "hunter2-secret" not in shown and MASK in shown
     assert "db.example" in shown  # the rest of the message stays useful
+
+
+def test_an_import_reports_why_in_the_readers_language_and_its_stored_result_keeps_it(db, tmp_path):
+    from core.corpus.importers import ImportReport
+    from core.i18n import Msg
+
+    path = tmp_path / "posts.csv"
+    path.write_text("content,likes,publish_time\n第一条,5,2025-03-01\n,3,\n第三条,很多,2025-03-02\n"
+                    "第四条,1,明天下午\n", encoding="utf-8")
+    report = import_file(db, path)
+    assert report.imported == 1 and [row for row, _ in report.errors] == [3, 4, 5]
+    assert all(isinstance(msg, Msg) for _, msg in report.errors)
+    en, zh = dict(report.error_texts("en")), dict(report.error_texts("zh"))
+    assert en[3] == "no content: each row needs a non-empty 'content' or 'text'" and zh[3].startswith("没有内容")
+    assert en[4] == "likes: cannot read '很多' as a count" and zh[4] == "likes：无法把 '很多' 读作数量"
+    assert en[5].startswith("publish_time: cannot read") and zh[5].startswith("publish_time：无法读作时间")
+    # a data job stores the report as JSON: the page shows it later in whichever language its reader has
+    stored = json.loads(json.dumps(report.as_dict(messages=True), ensure_ascii=False))
+    assert stored["errors"] == [list(e) for e in report.error_texts("en")]  # the command line's text, unchanged
+    again = ImportReport.from_dict(stored)
+    assert again.errors == report.errors and dict(again.error_texts("zh")) == zh
+    # a result stored before the messages were: its texts, as they were
+    old = ImportReport.from_dict({"imported": 1, "error_count": 1, "errors": [[3, "no content"]]})
+    assert old.error_texts("zh") == [(3, "no content")]
+    # a file that cannot be read at all: one error at row 0, in either language
+    (tmp_path / "empty.csv").write_bytes(b"")
+    [(row, msg)] = import_file(db, tmp_path / "empty.csv").errors
+    assert row == 0 and msg.render("en") == "the file is empty" and msg.render("zh") == "文件是空的"
+
+
+def test_a_reports_scrubbed_copy_hides_a_password_in_its_errors_arguments():
+    from core.corpus.importers import ImportReport, error_msg
+
+    url = "mysql+pymysql://shoal:s3cret-pw@db.example:3306/mindspider"
+    report = ImportReport(source="mindspider")
+    report.add_error(0, error_msg("mindspider_stopped", table="weibo_note", error=f"connection to {url} lost"))
+    report.add_error(7, error_msg("table_row", table="weibo_note", row=7,
+                                  error=error_msg("text", text=f"bad value from {url}")))
+    report.notes.append(f"read from {url}")
+    clean = report.scrubbed(lambda text: scrub_url_text(text, url))
+    shown = json.dumps(clean.as_dict(messages=True), ensure_ascii=False) + str(clean.error_texts("zh"))
+    assert "s3cret-pw" not in shown and MASK in shown
+    assert "s3cret-pw" in report.error_texts()[0][1], "the original is left as it was"

@@ -3,6 +3,7 @@ paging), a demo job running and then finished, and an import with broken rows.""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -195,7 +196,9 @@ def test_an_upload_is_saved_to_disk_imported_by_a_job_and_its_broken_rows_listed
     [warning] = [w.value for w in at.warning]
     assert "posts.csv" in warning and tr(lang, "data.report_partial", line="")[1:] in warning
     errors = table_with(at, "error")
-    assert list(errors["row"]) == [3, 5] and "unterminated quote" in errors["error"][0]
+    assert list(errors["row"]) == [3, 5] and errors["error"][0] == tr(lang, "import_error.unterminated_quote", start=3)
+    if lang == "zh":  # the reasons are in the reader's language too, not only the sentences around them
+        assert all(re.search(r"[\u4e00-\u9fff]", e) for e in errors["error"]), list(errors["error"])
     assert not list(data_jobs.upload_dir(rt.settings).iterdir())  # the copy on disk is gone once read
 
 
