@@ -108,4 +108,4 @@ def show_report(what: str, r: ImportReport) -> None:
     if r.notes:
         with st.expander(t("data.notes")):
             for note in r.notes:
-                st.markdown(f"- {note}")
+                st.markdown(f"- {show(note)}")

@@ -53,6 +53,11 @@ class RecordError(MessageError, ValueError):
     """A record that cannot be imported; the message says why, for the report."""
 
 
+def note_msg(key: str, **args: Any) -> Msg:
+    """What an import adds beside its counts (the catalogues' [import_note] section)."""
+    return Msg(f"import_note.{key}", args)
+
+
 def error_msg(key: str, **args: Any) -> Msg:
     """Why a row or a file could not be imported (the catalogues' [import_error] section); text
     arguments (a library's or the database's words) are cut at 300 characters."""
@@ -66,7 +71,7 @@ class ImportReport:
     skipped: int = 0  # blank rows, and rows identical to the stored post
     errors: list[tuple[int, Msg]] = field(default_factory=list)  # (row, why): see the module docstring
     error_count: int = 0  # all errors, including those beyond MAX_ERRORS not kept in `errors`
-    notes: list[str] = field(default_factory=list)
+    notes: list[Msg] = field(default_factory=list)  # what the import adds beside its counts (per-table rows, …)
     source: str = ""
     seconds: float = 0.0
 
@@ -79,11 +84,14 @@ class ImportReport:
         """A copy with ``scrub`` applied to every text it shows: its errors' arguments and its notes (a
         database URL's password, which a driver's error may quote)."""
         return replace(self, errors=[(row, _scrub_msg(msg, scrub)) for row, msg in self.errors],
-                       notes=[scrub(n) for n in self.notes])
+                       notes=[_scrub_msg(n, scrub) for n in self.notes])
 
     def error_texts(self, lang: str = "en") -> list[tuple[int, str]]:
         """The errors as (row, text) in ``lang`` (the command line's JSON, logs: English)."""
         return [(row, msg.render(lang)[:300]) for row, msg in self.errors]
+
+    def note_texts(self, lang: str = "en") -> list[str]:
+        return [note.render(lang) for note in self.notes]
 
     @property
     def ok(self) -> bool:
@@ -94,9 +102,10 @@ class ImportReport:
         catalogue messages, which from_dict types again (a job's stored result, shown in any language)."""
         out = {"imported": self.imported, "updated": self.updated, "skipped": self.skipped,
                "error_count": self.error_count, "errors": [list(e) for e in self.error_texts()],
-               "notes": list(self.notes), "source": self.source, "seconds": round(self.seconds, 3)}
+               "notes": self.note_texts(), "source": self.source, "seconds": round(self.seconds, 3)}
         if messages:
             out["error_messages"] = [[row, msg.to_json()] for row, msg in self.errors]
+            out["note_messages"] = [note.to_json() for note in self.notes]
         return out
 
     @classmethod
@@ -105,12 +114,19 @@ class ImportReport:
         return cls(imported=int(data.get("imported", 0)), updated=int(data.get("updated", 0)),
                    skipped=int(data.get("skipped", 0)),
                    errors=_errors_from(data),
-                   error_count=int(data.get("error_count", 0)), notes=[str(n) for n in data.get("notes") or []],
+                   error_count=int(data.get("error_count", 0)), notes=_notes_from(data),
                    source=str(data.get("source", "")), seconds=float(data.get("seconds", 0.0)))
 
     def summary(self) -> str:
         text = f"{self.imported} imported, {self.updated} updated, {self.skipped} skipped, {self.error_count} errors"
-        return text + (f" ({self.notes[0]})" if len(self.notes) == 1 else "")
+        return text + (f" ({self.notes[0].render('en')})" if len(self.notes) == 1 else "")
+
+
+def _notes_from(data: dict[str, Any]) -> list[Msg]:
+    typed = [Msg.from_json(m) for m in data.get("note_messages") or []]
+    if typed and all(m is not None for m in typed):
+        return typed  # type: ignore[return-value]
+    return [note_msg("text", text=str(text)) for text in data.get("notes") or []]
 
 
 def _scrub_msg(msg: Msg, scrub: Callable[[str], str]) -> Msg:

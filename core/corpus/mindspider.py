@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.corpus.importers import (BATCH_SIZE, ImportReport, RecordError, error_msg, _empty, _flush, _text,
+from core.corpus.importers import (BATCH_SIZE, ImportReport, RecordError, error_msg, note_msg, _empty, _flush, _text,
                                    normalize_record)
 from core.corpus.search import ensure_search_index
 from core.i18n import Msg
@@ -173,12 +173,12 @@ def import_mindspider(db: Database, source_url: str, *, limit_per_table: int | N
             if wanted is not None and spec.platform not in wanted:
                 continue
             if spec.name not in present:
-                report.notes.append(f"{spec.name}: not in the database, skipped")
+                report.notes.append(note_msg("table_missing", table=spec.name))
                 continue
             columns = [c["name"] for c in insp.get_columns(spec.name)]
             if not any(c in columns for c in spec.id_cols) or not any(
                     c in columns for c in (*spec.content_cols, *MINDSPIDER_COLUMNS["title"])):
-                report.notes.append(f"{spec.name}: no id or text column ({', '.join(columns)[:200]}), skipped")
+                report.notes.append(note_msg("table_unusable", table=spec.name, columns=", ".join(columns)[:200]))
                 continue
             found += 1
             tbl = sql_table(spec.name, *[column(c) for c in columns])
@@ -195,7 +195,8 @@ def import_mindspider(db: Database, source_url: str, *, limit_per_table: int | N
                     _import_mindspider_rows(db, rows, report, spec, since)
             except SQLAlchemyError as exc:
                 report.add_error(0, error_msg("mindspider_stopped", table=spec.name, error=explain(exc)))
-            report.notes.append(f"{spec.name}: {report.imported + report.updated + report.skipped - before} rows")
+            report.notes.append(note_msg("table_rows", table=spec.name,
+                                         n=report.imported + report.updated + report.skipped - before))
         if not found:
             report.add_error(0, error_msg("mindspider_no_tables", url=shown,
                                           tables=", ".join(t.name for t in MINDSPIDER_TABLES[:7])))
@@ -225,7 +226,7 @@ def _import_mindspider_rows(db: Database, rows: Iterable[tuple[int, tuple[dict, 
 
     _write_normalized(db, records(), report, label=spec.name)
     if older:
-        report.notes.append(f"{spec.name}: {older} rows published before {since:%Y-%m-%d %H:%M} or undated, left out")
+        report.notes.append(note_msg("table_left_out", table=spec.name, n=older, since=f"{since:%Y-%m-%d %H:%M}"))
 
 
 def _write_normalized(db: Database, rows: Iterable[tuple[int, Any]], report: ImportReport, *, label: str) -> None:

@@ -313,8 +313,9 @@ def mindspider_url(request):
 def test_mindspider_import_from_a_real_database(db, mindspider_url):
     report = import_mindspider(db, mindspider_url)
     assert (report.imported, report.error_count) == (7, 0), report.as_dict()
-    assert any(n.startswith("douyin_aweme: not in the database") for n in report.notes)
-    assert "weibo_note: 2 rows" in report.notes and "bilibili_video: 2 rows" in report.notes
+    assert any(n.startswith("douyin_aweme: not in the database") for n in report.note_texts())
+    assert "weibo_note: 2 rows" in report.note_texts() and "bilibili_video: 2 rows" in report.note_texts()
+    assert "weibo_note：2 行" in report.note_texts("zh")
     stored = posts(db)
     note = stored[("weibo", "5001")]
     assert (note.content, note.author, note.likes, note.comments, note.shares) == ("新能源汽车下乡活动启动", "新浪汽车",
@@ -383,7 +384,7 @@ def test_an_error_quoting_the_typed_url_never_shows_its_password():
 
 
 def test_an_import_reports_why_in_the_readers_language_and_its_stored_result_keeps_it(db, tmp_path):
-    from core.corpus.importers import ImportReport
+    from core.corpus.importers import ImportReport, note_msg
     from core.i18n import Msg
 
     path = tmp_path / "posts.csv"
@@ -397,13 +398,17 @@ def test_an_import_reports_why_in_the_readers_language_and_its_stored_result_kee
     assert en[4] == "likes: cannot read '很多' as a count" and zh[4] == "likes：无法把 '很多' 读作数量"
     assert en[5].startswith("publish_time: cannot read") and zh[5].startswith("publish_time：无法读作时间")
     # a data job stores the report as JSON: the page shows it later in whichever language its reader has
+    report.notes.append(note_msg("table_rows", table="weibo_note", n=2))
     stored = json.loads(json.dumps(report.as_dict(messages=True), ensure_ascii=False))
     assert stored["errors"] == [list(e) for e in report.error_texts("en")]  # the command line's text, unchanged
+    assert stored["notes"] == ["weibo_note: 2 rows"]
     again = ImportReport.from_dict(stored)
     assert again.errors == report.errors and dict(again.error_texts("zh")) == zh
+    assert again.note_texts("zh") == ["weibo_note：2 行"]
     # a result stored before the messages were: its texts, as they were
-    old = ImportReport.from_dict({"imported": 1, "error_count": 1, "errors": [[3, "no content"]]})
-    assert old.error_texts("zh") == [(3, "no content")]
+    old = ImportReport.from_dict({"imported": 1, "error_count": 1, "errors": [[3, "no content"]],
+                                  "notes": ["x: 1 rows"]})
+    assert old.error_texts("zh") == [(3, "no content")] and old.note_texts("zh") == ["x: 1 rows"]
     # a file that cannot be read at all: one error at row 0, in either language
     (tmp_path / "empty.csv").write_bytes(b"")
     [(row, msg)] = import_file(db, tmp_path / "empty.csv").errors
@@ -411,14 +416,14 @@ def test_an_import_reports_why_in_the_readers_language_and_its_stored_result_kee
 
 
 def test_a_reports_scrubbed_copy_hides_a_password_in_its_errors_arguments():
-    from core.corpus.importers import ImportReport, error_msg
+    from core.corpus.importers import ImportReport, error_msg, note_msg
 
     url = "mysql+pymysql://shoal:s3cret-pw@db.example:3306/mindspider"
     report = ImportReport(source="mindspider")
     report.add_error(0, error_msg("mindspider_stopped", table="weibo_note", error=f"connection to {url} lost"))
     report.add_error(7, error_msg("table_row", table="weibo_note", row=7,
                                   error=error_msg("text", text=f"bad value from {url}")))
-    report.notes.append(f"read from {url}")
+    report.notes.append(note_msg("text", text=f"read from {url}"))
     clean = report.scrubbed(lambda text: scrub_url_text(text, url))
     shown = json.dumps(clean.as_dict(messages=True), ensure_ascii=False) + str(clean.error_texts("zh"))
     assert "s3cret-pw" not in shown and MASK in shown
