@@ -35,9 +35,7 @@ MAX_FOLLOWING_ROUNDS = 3  # later rounds one job speaks for, beyond its own
 
 
 def run_host_job(ctx: JobContext) -> dict:
-    round_no, upto = int(ctx.params["round"]), int(ctx.params["upto"])
-    every = int(ctx.params.get("every") or ctx.settings["FORUM_HOST_EVERY"])
-    outcome = _speak(ctx, round_no, upto, every)
+    outcome = _speak(ctx, *_round_of(ctx.params, ctx.settings))
     # The rounds completed meanwhile are spoken here, one after another, while their own jobs wait for
     # this one: each of those jobs then finds its speech and ends (`already_spoken`). Their jobs would
     # otherwise each be ended, claimed and started first, which while the engines run put 0.14-0.38 s
@@ -48,9 +46,9 @@ def run_host_job(ctx: JobContext) -> dict:
         following = _waiting_round(ctx, int(last["round"]) + 1)
         if following is None:
             break
-        next_round, next_upto, next_every, trace = following
+        next_round, trace = following
         with trace_scope(trace or ctx.trace_id):  # the speech's call and message carry its round's own job's trace
-            last = _speak(ctx, next_round, next_upto, next_every, following=True)
+            last = _speak(ctx, *next_round, following=True)
         spoken.append(last)
     if spoken:
         outcome["following_rounds"] = spoken
@@ -98,22 +96,25 @@ def _speak(ctx: JobContext, round_no: int, upto: int, every: int, *, following: 
             "mode": getattr(host, "mode", "")}
 
 
-def _waiting_round(ctx: JobContext, round_no: int) -> tuple[int, int, int, str] | None:
-    """(round, upto, every, trace id) of round ``round_no``'s host job while it is pending: the round is
-    complete (its job is added by the post completing it) and nobody speaks for it yet (it waits for this
-    job). None otherwise."""
+def _round_of(params: dict, settings) -> tuple[int, int, int]:
+    """(round, upto, every) from a host job's params (core.forum.Forum._schedule_host writes them)."""
+    return int(params["round"]), int(params["upto"]), int(params.get("every") or settings["FORUM_HOST_EVERY"])
+
+
+def _waiting_round(ctx: JobContext, round_no: int) -> tuple[tuple[int, int, int], str] | None:
+    """((round, upto, every), trace id) of round ``round_no``'s host job while it is pending: the round is complete (its
+    job is added by the post completing it) and nobody speaks for it yet (it waits for this job). None
+    otherwise, and for a job whose params this version cannot read (it is left to itself)."""
     with ctx.db.session() as s:
         row = s.execute(select(Job.params, Job.trace_id).where(
             Job.run_id == ctx.run_id, Job.kind == HOST_KIND, Job.name == host_job_name(round_no),
             Job.status == JobState.PENDING)).first()
     if row is None:
         return None
-    params = dict(row.params or {})
     try:
-        return (int(params["round"]), int(params["upto"]),
-                int(params.get("every") or ctx.settings["FORUM_HOST_EVERY"]), row.trace_id or "")
+        return _round_of(dict(row.params or {}), ctx.settings), row.trace_id or ""
     except (KeyError, TypeError, ValueError):
-        return None  # not a job this version added: left to itself
+        return None
 
 
 def _still_running(ctx: JobContext) -> bool:
