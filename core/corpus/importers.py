@@ -122,24 +122,29 @@ class ImportReport:
         return text + (f" ({self.notes[0].render('en')})" if len(self.notes) == 1 else "")
 
 
-def _notes_from(data: dict[str, Any]) -> list[Msg]:
-    typed = [Msg.from_json(m) for m in data.get("note_messages") or []]
-    if typed and all(m is not None for m in typed):
-        return typed  # type: ignore[return-value]
-    return [note_msg("text", text=str(text)) for text in data.get("notes") or []]
-
-
 def _scrub_msg(msg: Msg, scrub: Callable[[str], str]) -> Msg:
     return Msg(msg.key, {k: scrub(v) if isinstance(v, str) else _scrub_msg(v, scrub) if isinstance(v, Msg) else v
                          for k, v in msg.args.items()})
 
 
-def _errors_from(data: dict[str, Any]) -> list[tuple[int, Msg]]:
-    """A stored report's errors: its messages, or (a result stored before they were) its texts as they are."""
-    typed = [(int(row), Msg.from_json(m)) for row, m in data.get("error_messages") or []]
-    if typed and all(m is not None for _, m in typed):
+def _stored_msgs(messages: list | None, texts: list | None, as_text: Callable[[str], Msg]) -> list[Msg]:
+    """A stored report's errors or notes: its messages, or (a result stored before they were) its texts
+    as they are."""
+    typed = [Msg.from_json(m) for m in messages or []]
+    if typed and all(m is not None for m in typed):
         return typed  # type: ignore[return-value]
-    return [(int(row), error_msg("text", text=str(text))) for row, text in data.get("errors") or []]
+    return [as_text(str(text)) for text in texts or []]
+
+
+def _errors_from(data: dict[str, Any]) -> list[tuple[int, Msg]]:
+    errors = data.get("errors") or []  # (row, English text), beside the messages in the same order
+    msgs = _stored_msgs([m for _, m in data.get("error_messages") or []], [text for _, text in errors],
+                        lambda text: error_msg("text", text=text))
+    return [(int(row), msg) for (row, _), msg in zip(errors, msgs)]
+
+
+def _notes_from(data: dict[str, Any]) -> list[Msg]:
+    return _stored_msgs(data.get("note_messages"), data.get("notes"), lambda text: note_msg("text", text=text))
 
 
 # ----------------------------------------------------------------------------- value parsing
