@@ -100,7 +100,7 @@ HISTORY = [
 # What the gaps showed at the last measurement (read with the table of gaps above).
 REMAINING = """Where the rest goes (measured 2026-12-04 on a quiet 2-core machine, load 0.2-1.6). **This machine's
 speed changes over hours, and every figure with it**: the same code ran at a ratio of 1.32 with 3.1-3.6 s of CPU per
-analysis at 20:27 (slow hours) and at 1.13-1.24 with 1.5-2.4 s at 22:50-23:10 (fast hours); within one run of 5, two
+analysis at 20:27 (slow hours) and at 1.12-1.24 with 1.5-2.4 s at 22:50-23:10 (fast hours); within one run of 5, two
 runs differ by up to 0.1 in the ratio.
 
 - **The CPU and the interpreter, shared by every thread.** In the slow hours an analysis used 3.1-3.6 s of CPU in
@@ -119,10 +119,10 @@ runs differ by up to 0.1 in the ratio.
   0.42 s against 0.53 s without, it ended after the report's outline in 0 runs against 1, and the ratio's median
   did not move (1.161 both): in the fast hours the host chain rarely ends last.
 - **The report's own path** (fast hours, 4 runs, timestamps inside the report job): the engines' last formatting
-  call → the report's type call 65-75 ms (the job's end and the report job's claim 10-20 ms, the engines' results
+  call → the report's type call 63-79 ms (the job's end and the report job's claim 15-20 ms, the engines' results
   read 8-16 ms, the material built 30-42 ms: near-duplicate clustering of the findings and keyword tagging with
-  jieba's part-of-speech tagger); the outline → the first section 16-35 ms (the host's last job ending); the last
-  section → the run completed 70-80 ms (the claims checked, the provenance, the HTML rendered, three files written
+  jieba's part-of-speech tagger); the outline → the first section 16-31 ms (the host's last job ending); the last
+  section → the run completed 62-78 ms (the claims checked, the provenance, the HTML rendered, three files written
   and synced, the job's end, the run's status).
 - **Insight's chain** holds three searches per paragraph (the keyword optimiser's phrasings searched at
   once): the gap from the optimiser's answer to the summary is usually 0.07-0.2 s, in some slow-hour runs 0.5-1.2 s.
