@@ -457,7 +457,10 @@ def test_checkpoint_items_are_stored_once_with_their_checkpoint_and_never_by_a_l
     job = jobs_of(db, ok_run)[0]
     assert read_items(db, job.id, "docs") == [{"d": "a"}, {"d": "b"}, {"d": "c"}]  # a retried save stored once
     assert job.checkpoint == {"step": 2}
-    wait_for(lambda: jobs_of(db, stolen_run)[0].id not in sup._active, timeout=10)
+    # the other job has run (its lease was taken from it mid-way) and its thread has ended: "not running
+    # here" alone was also true before it was claimed, on a loaded machine (CI saw its checkpoint still {})
+    wait_for(lambda: (j := jobs_of(db, stolen_run)[0]).lease_owner == "thief" and j.id not in sup._active,
+             timeout=30, what="the stolen job to run and stop")
     stolen = jobs_of(db, stolen_run)[0]
     assert stolen.checkpoint == {"step": 2} and read_items(db, stolen.id, "docs") == [{"d": "a"}, {"d": "b"},
                                                                                     {"d": "c"}]
