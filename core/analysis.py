@@ -166,6 +166,7 @@ def measure_coverage(db, settings: Settings, topic: str, engines, *, offline: bo
                                                                     _web_search, provider, topic)))
         scope = build_scope(db, topic, floor=float(settings["SHOAL_RELEVANCE_FLOOR"]))
         matching, by_platform = matching_counts(db, scope)
+        corpus_total = corpus_stats(db).total
         for engine, name, future in searches:
             try:
                 docs = future.result()
@@ -182,7 +183,7 @@ def measure_coverage(db, settings: Settings, topic: str, engines, *, offline: bo
         if pool is not None:
             pool.shutdown(wait=True)
     return Coverage(matching, by_platform, web_results, int(settings["SHOAL_MIN_SOURCES"]),
-                    corpus_stats(db).total, searched, tuple(errors))
+                    corpus_total, searched, tuple(errors))
 
 
 def _web_search(provider, topic: str) -> list:
