@@ -320,8 +320,14 @@ def fetch_documents(db: Database, ranked: list[tuple[Candidate, float]]) -> list
     return [post_to_document(posts[c.id], score=round(score, 4)) for c, score in ranked if c.id in posts]
 
 
+# Made once, not per search: an alias proxies each of Post's columns, about 0.5 ms of every search
+# (a third of a small one's ranking: 1.8-1.9 against 1.2-1.3 ms on the demo corpus, 2026-12-05).
+_PARENT = aliased(Post, name="parent_post")  # a comment's thread (the unique (platform, post_id) index finds it)
+_FTS = sql_table(FTS_TABLE, sql_column("rowid"))
+
+
 def _candidates(db: Database, terms: list[str], conds: list, order: str, limit: int) -> list[Candidate]:
-    parent = aliased(Post)  # a comment's thread (the unique (platform, post_id) index finds it)
+    parent = _PARENT
     cols = (Post.id, Post.content_seg, Post.platform, Post.kind, _hot_expr().label("hot"), Post.publish_time,
             parent.content_seg)
     on_parent = and_(Post.kind == "comment", parent.platform == Post.platform, parent.post_id == Post.parent_id)
@@ -337,7 +343,7 @@ def _candidates(db: Database, terms: list[str], conds: list, order: str, limit: 
         ordering = [func.ts_rank(tsv, query).desc()]
     else:
         expr = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        fts = sql_table(FTS_TABLE, sql_column("rowid"))
+        fts = _FTS
         stmt = (select(*cols).join_from(Post, fts, fts.c.rowid == Post.id).outerjoin(parent, on_parent)
                 .where(text(f"{FTS_TABLE} MATCH :fts_q").bindparams(fts_q=expr), *conds))
         ordering = [text(f"bm25({FTS_TABLE})")]
