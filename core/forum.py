@@ -236,9 +236,10 @@ def post_message(db: Database, events: EventLog | None, run_id: str, *, type: st
 def _post(db: Database, events: EventLog | None, run_id: str, *, type: str, source: str, content: str,
           sender: str | None, paragraph: int | None, log_dir: Path | None, timestamp: datetime | None,
           trace_id: str | None, dedup: bool, round_no: int | None, llm_call_id: int | None,
-          host_every: int | None = None, stored=None) -> tuple[ForumMessage | None, int]:
+          host_every: int | None = None, stored=None, metering: bool = True) -> tuple[ForumMessage | None, int]:
     """(the message or None, its ordinal among the run's agent messages when ``host_every`` is given, else 0).
-    ``stored(message, ordinal)`` is called once the message is committed, before forum.log and its metering."""
+    ``stored(message, ordinal)`` is called once the message is committed, before forum.log and its metering;
+    ``metering=False``: the message is returned without reading its call's metering."""
     if type not in TYPES:
         raise ValueError(f"forum message type must be one of {TYPES}")
     if source not in SOURCES:
@@ -276,7 +277,7 @@ def _post(db: Database, events: EventLog | None, run_id: str, *, type: str, sour
         stored(view, ordinal)
     if log_dir is not None:  # once stored
         append_forum_log(log_dir, forum_line(source, content, datetime.now()))
-    if row.llm_call_id is not None:  # its call's metering, read outside the de-duplication lock
+    if metering and row.llm_call_id is not None:  # its call's metering, read outside the de-duplication lock
         with db.session() as s:
             view = metered(s, [row])[0]
     return view, ordinal
@@ -312,18 +313,20 @@ class Forum:
 
     def post_summary(self, run_id: str, *, source: str, content: str, paragraph: int | None = None,
                      llm_call_id: int | None = None, sender: str | None = None,
-                     trace_id: str | None = None) -> ForumMessage | None:
+                     trace_id: str | None = None, metering: bool = True) -> ForumMessage | None:
         """Post an engine's paragraph summary (an agent message); None when it was a duplicate.
 
         The post that completes a round (every ``host_every``-th agent message of the run) adds
-        that round's host job before it returns, as soon as the message is stored."""
+        that round's host job before it returns, as soon as the message is stored. ``metering=False``
+        (a poster that drops the message): its call's tokens and cost are not read back."""
         def host(view: ForumMessage, ordinal: int) -> None:
             if ordinal and ordinal % self.host_every == 0:
                 self._schedule_host(run_id, ordinal // self.host_every, view.id)
 
         return _post(self.db, self.events, run_id, type="agent", source=source, content=content, sender=sender,
                      paragraph=paragraph, log_dir=self.log_dir, timestamp=None, trace_id=trace_id, dedup=True,
-                     round_no=None, llm_call_id=llm_call_id, host_every=self.host_every, stored=host)[0]
+                     round_no=None, llm_call_id=llm_call_id, host_every=self.host_every, stored=host,
+                     metering=metering)[0]
 
     def post_host(self, run_id: str, content: str, *, round_no: int | None,
                   llm_call_id: int | None = None) -> ForumMessage | None:

@@ -459,7 +459,7 @@ class EngineRun:
         if self.s.forum is not None:
             self._posts.submit(self.s.forum.post_summary, self.ctx.run_id, source=self.config.source, content=summary,
                                paragraph=p.index, llm_call_id=calls[-1].call_id if calls else None,
-                               trace_id=current_trace_id())
+                               trace_id=current_trace_id(), metering=False)  # the posted view is not read
         return summary
 
     def _drain_posts(self) -> None:

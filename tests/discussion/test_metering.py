@@ -134,6 +134,25 @@ def test_the_posted_message_carries_its_calls_metering_too(db):
     assert (offline.tokens, offline.cost_usd, offline.latency_ms) == (0, 0.0, 0.0)
 
 
+def test_a_poster_that_drops_the_view_is_spared_the_metering_read_and_the_transcript_still_meters_it(
+        db, monkeypatch):
+    """The engines post with metering=False (they never read the returned message): llm_calls is not read
+    for the post, and every reader of the transcript still gets the call's tokens."""
+    import core.forum
+
+    c = call(db, "priced-model", 10, 20, 5.0)
+    reads = []
+    real = core.forum.metered
+    monkeypatch.setattr(core.forum, "metered", lambda *a: reads.append(len(a[1])) or real(*a))
+    forum = Forum(db, None, None, host_every=5)
+    posted = forum.post_summary("p", source="QUERY", content="一条引擎的消息", llm_call_id=c, metering=False)
+    assert reads == [] and posted.llm_call_id == c and posted.cost_usd is None  # not read: the cost is unknown
+    forum.post_summary("p", source="MEDIA", content="另一条消息，照常计量", llm_call_id=c)
+    assert reads == [1]
+    (first,) = [m for m in transcript(db, "p") if m.source == "QUERY"]
+    assert (first.input_tokens, first.output_tokens, first.latency_ms) == (10, 20, 5.0)
+
+
 def test_a_tally_advanced_between_posts_equals_summing_the_whole_transcript(db, run, monkeypatch):
     """The Forum page keeps a MeteringTally between refreshes: each advance reads only the messages
     after the last one it summed, and its figures equal a fresh sum of the whole transcript."""
