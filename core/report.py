@@ -416,8 +416,15 @@ class _Writer:
         self.emit("report.type", {"report_type": type_key, "by": type_by, "reason": type_reason[:300]})
 
         self.stage("outline")
-        title, outline = self.outline(rtype, material)
-        assigned = assign_units(outline, material.units)
+        # Which findings each section takes depends on the template's keys and words, never on the
+        # headings the model gives them: they are assigned while the outline call is in flight.
+        base = template_outline(rtype, zh)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-assign") as pool:
+            assigning = pool.submit(assign_units, base, material.units)
+            title, outline = self.outline(rtype, material)
+            assigned = assigning.result()
+        if [(o.key, o.kind, o.words) for o in outline] != [(b.key, b.kind, b.words) for b in base]:
+            assigned = assign_units(outline, material.units)  # not expected: outline() keeps them
         _update_row(self.db, self.report_id, title=title[:500])
         self.save(title=title, outline=[o.as_dict() for o in outline])
         self.emit("report.outline", {"title": title[:200], "sections": [o.title for o in outline]})
