@@ -337,20 +337,24 @@ class _Writer:
             while pending:
                 finished, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
                 self.ctx.check_cancelled()
-                for f in finished:
-                    res = f.result()  # _section turns every writing failure into a failed section
-                    results[res.key] = res
-                    done[res.key] = res.as_dict()
-                    self.save(sections=done)
-                    frac = len(results) / total
-                    self.progress(STAGE_PROGRESS["sections"] + frac * (STAGE_PROGRESS["assemble"] -
-                                                                      STAGE_PROGRESS["sections"]),
-                                  Msg("job.report_sections", {"done": len(results), "total": total}))
-                    self.emit("report.section", {"key": res.key, "title": res.title, "index": res.index,
-                                                 "total": total, "done": len(results), "status": res.status,
-                                                 "mode": res.mode, "ms": res.ms, "error": res.error})
                 if not finished:
                     self.ctx.heartbeat()
+                    continue
+                # Sections that end together (their calls began together) are saved in one checkpoint
+                # write and one progress update, then announced: each event still follows its save.
+                ended = [f.result() for f in finished]  # _section turns every writing failure into a failed section
+                for res in ended:
+                    results[res.key] = res
+                    done[res.key] = res.as_dict()
+                self.save(sections=done)
+                frac = len(results) / total
+                self.progress(STAGE_PROGRESS["sections"] + frac * (STAGE_PROGRESS["assemble"] -
+                                                                  STAGE_PROGRESS["sections"]),
+                              Msg("job.report_sections", {"done": len(results), "total": total}))
+                for n, res in enumerate(ended, len(results) - len(ended) + 1):
+                    self.emit("report.section", {"key": res.key, "title": res.title, "index": res.index,
+                                                 "total": total, "done": n, "status": res.status,
+                                                 "mode": res.mode, "ms": res.ms, "error": res.error})
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
         return [results[o.key] for o in outline]

@@ -547,6 +547,30 @@ def test_llm_sections_are_written_in_parallel_with_citations_kept(sqlite_db, sup
     assert all(r.role == "REPORT_ENGINE" and r.job_id == job.id for r in rows)
 
 
+def test_each_section_is_announced_only_once_its_checkpoint_holds_it(sqlite_db, supervisors, monkeypatch):
+    """Sections that end together are saved in one checkpoint write; a reader woken by a report.section
+    event (a page, a resumed job) always finds that section in the stored checkpoint."""
+    db = sqlite_db
+    run_id = make_run(db, params={"offline": False})
+    seen: list[tuple[str, bool]] = []
+    real_emit = rep._Writer.emit
+
+    def emit(self, type_, payload=None):
+        if type_ == "report.section":
+            stored = get_job(db, self.ctx.job_id).checkpoint.get("sections") or {}
+            seen.append((payload["key"], payload["key"] in stored))
+        return real_emit(self, type_, payload)
+
+    monkeypatch.setattr(rep._Writer, "emit", emit)
+    with FakeOpenAI(responder=section_responder(), latency=0.2) as fake:
+        sup = supervisors(db, llm_settings(fake))
+        view = rep.wait_report(db, rep.request_report(sup, db, run_id), 60)
+    assert view.status == "completed", view.error
+    assert len(seen) == 6 and all(stored for _, stored in seen), seen
+    dones = sorted(e.payload["done"] for e in events_of(db, run_id) if e.type == "report.section")
+    assert dones == [1, 2, 3, 4, 5, 6]
+
+
 def test_one_failing_llm_section_is_marked_and_the_rest_complete(sqlite_db, supervisors):
     db = sqlite_db
     run_id = make_run(db, params={"offline": False, "report_type": "crisis_response"})
