@@ -225,10 +225,10 @@ def cmd_forum(args) -> int:
     from core.infra.clock import display_zone
 
     result = parse_bettafish_folder(args.folder)
-    for warning in result.warnings:
+    for warning in result.warning_texts():
         print(f"forum import: {warning}", file=sys.stderr)
     if result.error:
-        print(f"forum import: {result.error}", file=sys.stderr)
+        print(f"forum import: {result.error_text()}", file=sys.stderr)
     for line in result.lines():
         print(line)
     if args.store and result.messages:

@@ -17,7 +17,7 @@ from core.runtime import Runtime
 from core.work.runs import RunView
 
 from .access import server_path_import_allowed
-from .i18n import t, zone
+from .i18n import show, t, zone
 from .widgets import admin_unlocked, run_from_link
 
 IMPORT_FILES = ("insight.log", "media.log", "query.log", "forum.log")  # forum.log: the host's speeches
@@ -78,14 +78,13 @@ def saved_uploads(files, folder: Path) -> tuple[list[str], list[str]]:
 def run_import(rt: Runtime, folder: Path, label: str, notes: list[str] | None = None) -> None:
     """Parse, report warnings and errors, store when there are messages, then switch the page to the run."""
     result = parse_bettafish_folder(folder)
-    error = result.error
-    warnings = [*(notes or []), *result.warnings]
+    warnings = [*(notes or []), *(show(w) for w in result.warnings)]
     messages = result.messages
-    if error:
-        st.error(t("forum.import_failed", error=error))
+    if result.error is not None:
+        st.error(t("forum.import_failed", error=show(result.error)))
     if not messages:
         show_warnings(warnings)
-        if not error:
+        if result.error is None:
             st.warning(t("forum.import_nothing", folder=folder))
         return
     # the log's times are read in the zone this page shows times in, so each message keeps its log time

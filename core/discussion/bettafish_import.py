@@ -11,32 +11,41 @@ from pathlib import Path
 
 from loguru import logger
 
-from core.discussion.forum_log import FORUM_LOG, dated_messages, file_day, parse_forum_log
+from core.discussion.forum_log import FORUM_LOG, dated_messages, file_day, log_msg, parse_forum_log
 from core.discussion.log_parse import LOG_FILES, ParsedSummary, SummaryParser, looks_binary
 from core.forum import forum_line, post_message
+from core.i18n import Msg
 
 __all__ = ["ForumImport", "parse_bettafish_folder", "store_forum_import"]
 
 
 @dataclass
 class ForumImport:
+    """A folder read: its messages, and what was wrong, as Msgs (pages show them in the reader's
+    language; ``warning_texts`` and ``error_text`` give them in one, English for the command line)."""
     folder: str
     messages: list[ParsedSummary] = field(default_factory=list)
     files: dict[str, int] = field(default_factory=dict)  # file name -> messages found in it
-    warnings: list[str] = field(default_factory=list)
-    error: str | None = None
+    warnings: list[Msg] = field(default_factory=list)
+    error: Msg | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None and bool(self.messages)
+
+    def warning_texts(self, lang: str = "en") -> list[str]:
+        return [w.render(lang) for w in self.warnings]
+
+    def error_text(self, lang: str = "en") -> str | None:
+        return self.error.render(lang) if self.error is not None else None
 
     def lines(self) -> list[str]:
         """The transcript in forum.log format, one message per line, with each message's own clock."""
         return [forum_line(m.source, m.content, _clock_dt(m.clock)) for m in self.messages]
 
     def as_dict(self) -> dict:
-        return {"folder": self.folder, "files": dict(self.files), "warnings": list(self.warnings),
-                "error": self.error, "messages": [asdict(m) for m in self.messages]}
+        return {"folder": self.folder, "files": dict(self.files), "warnings": self.warning_texts(),
+                "error": self.error_text(), "messages": [asdict(m) for m in self.messages]}
 
 
 def _clock_dt(clock: str | None, day: str | None = None) -> datetime:
@@ -51,13 +60,13 @@ def _clock_dt(clock: str | None, day: str | None = None) -> datetime:
     return datetime.combine(d, t)
 
 
-def _parse_file(path: Path, source: str, warnings: list[str]) -> list[ParsedSummary]:
+def _parse_file(path: Path, source: str, warnings: list[Msg]) -> list[ParsedSummary]:
     name = path.name
     try:
         with open(path, "rb") as fh:
             head = fh.read(8192)
             if looks_binary(head):
-                warnings.append(f"{name}: binary data, not a text log; skipped")
+                warnings.append(log_msg("binary", name=name))
                 return []
             fh.seek(0)
             parser = SummaryParser(source)
@@ -66,20 +75,14 @@ def _parse_file(path: Path, source: str, warnings: list[str]) -> list[ParsedSumm
                 out += parser.feed(raw.decode("utf-8", "replace").rstrip("\r\n"))
             out += parser.flush()
     except OSError as exc:
-        warnings.append(f"{name}: could not be read ({exc.strerror or exc})")
+        warnings.append(log_msg("unreadable", name=name, error=str(exc.strerror or exc)))
         return []
     st = parser.stats
-    notes = []
-    if st["errors"]:
-        notes.append(f"{st['errors']} error record(s) skipped")
-    if st["interrupted"]:
-        notes.append(f"{st['interrupted']} JSON block(s) interrupted by an error skipped")
-    if st["unparseable"]:
-        notes.append(f"{st['unparseable']} unreadable JSON block(s) skipped")
     if not out:
-        notes.insert(0, "no summary-node records")
-    if notes:
-        warnings.append(f"{name}: " + "; ".join(notes))
+        warnings.append(log_msg("no_summaries", name=name))
+    for key, stat in (("error_records", "errors"), ("interrupted", "interrupted"), ("unparseable", "unparseable")):
+        if st[stat]:
+            warnings.append(log_msg(key, name=name, n=st[stat]))
     return out
 
 
@@ -91,13 +94,13 @@ def parse_bettafish_folder(path) -> ForumImport:
     adds the host's speeches, or gives every message when no engine log is there. Messages are
     ordered by their dated time (core.discussion.forum_log.resolve_days: a log that runs past
     midnight stays in order), ties in file order. Never raises for bad input: a missing or empty
-    folder, binary junk or only error lines give an empty transcript with `error` (and
-    `warnings`) saying why."""
+    folder, binary junk or only error lines give an empty transcript with `error` and `warnings`
+    saying why."""
     folder = Path(path) if path is not None else Path("")
     result = ForumImport(str(folder))
     try:
         if not folder.exists():
-            result.error = f"The folder {folder} does not exist."
+            result.error = log_msg("folder_missing", folder=str(folder))
             return result
         if folder.is_dir():
             present = [(folder / name, source) for name, source in LOG_FILES if (folder / name).is_file()]
@@ -107,14 +110,13 @@ def parse_bettafish_folder(path) -> ForumImport:
             present = [(folder, engine)] if engine else []
             forum_log = None if engine else folder
         else:
-            result.error = f"{folder} is not a folder; give the BettaFish logs folder or its forum.log."
+            result.error = log_msg("not_a_folder", folder=str(folder))
             return result
     except OSError as exc:
-        result.error = f"The folder {folder} cannot be read ({exc.strerror or exc})."
+        result.error = log_msg("folder_unreadable", folder=str(folder), error=str(exc.strerror or exc))
         return result
     if not present and forum_log is None:
-        result.error = (f"No BettaFish engine logs in {folder}: expected insight.log, media.log, query.log "
-                        f"or forum.log.")
+        result.error = log_msg("no_logs", folder=str(folder))
         return result
     tagged: list[tuple[datetime, int, ParsedSummary]] = []
     parsed = [(file_path, _parse_file(file_path, source, result.warnings)) for file_path, source in present]
@@ -135,9 +137,8 @@ def parse_bettafish_folder(path) -> ForumImport:
         tagged += _timed(forum, len(tagged))
     tagged.sort(key=lambda t: (t[0], t[1]))
     result.messages = [m for _, _, m in tagged]
-    if not result.messages:
-        reasons = "; ".join(result.warnings) or "no summary-node records"
-        result.error = f"No forum messages found in {folder} ({reasons})."
+    if not result.messages:  # the warnings say why
+        result.error = log_msg("no_messages", folder=str(folder))
     return result
 
 
@@ -175,7 +176,7 @@ def store_forum_import(db, events, result: ForumImport, label: str, zone: tzinfo
         s.add(Run(id=run_id, kind="forum_import", topic=(label or result.folder)[:2000], status="completed",
                   mode="offline", params={"source": "bettafish", "folder": result.folder, "files": result.files,
                                           "log_zone": zone_name(zone),
-                                          "messages": len(result.messages), "warnings": result.warnings[:20]},
+                                          "messages": len(result.messages), "warnings": result.warning_texts()[:20]},
                   trace_id=trace, created_at=now, started_at=now, finished_at=now))
     # An import is a record of what BettaFish's engines said: every message of the folder is kept,
     # repeats included (dedup=False), so the run holds exactly the messages the folder has.

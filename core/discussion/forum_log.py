@@ -30,14 +30,21 @@ from pathlib import Path
 from typing import Sequence
 
 from core.discussion.log_parse import ParsedSummary, looks_binary
+from core.i18n import Msg
 
 __all__ = ["FORUM_LOG", "FORUM_LOG_NODE", "ROLLOVER", "parse_forum_log", "resolve_days", "dated_messages",
-           "file_day"]
+           "file_day", "log_msg"]
 
 FORUM_LOG = "forum.log"
 FORUM_LOG_NODE = "forum.log"  # ParsedSummary.node of a message read from forum.log
 ROLLOVER = timedelta(hours=1)
 AGENTS = ("QUERY", "MEDIA", "INSIGHT")
+
+
+def log_msg(key: str, **args) -> Msg:
+    """What reading a BettaFish log found wrong (the catalogues' [log_import] section), shown later in the
+    reader's language; the command line and stored runs take it in English."""
+    return Msg(f"log_import.{key}", args)
 
 _LINE = re.compile(r"\[(\d{2}):(\d{2}):(\d{2})\] ?(?:\[([^\[\]\n]{1,40})\] ?)?")
 _SESSION = re.compile(r"\[[0-9A-Fa-f]{8}\] ?")
@@ -93,19 +100,19 @@ def resolve_days(entries: Sequence[tuple[str | None, str | None]], fallback: dat
     return out
 
 
-def parse_forum_log(path: Path, warnings: list[str]) -> list[ParsedSummary]:
+def parse_forum_log(path: Path, warnings: list[Msg]) -> list[ParsedSummary]:
     """The messages of a BettaFish forum.log, each dated (ParsedSummary.date), in file order; HOST
     speeches have source "HOST". Problems go to `warnings`; never raises for bad input."""
     name = path.name
     try:
         with open(path, "rb") as fh:
             if looks_binary(fh.read(8192)):
-                warnings.append(f"{name}: binary data, not a text log; skipped")
+                warnings.append(log_msg("binary", name=name))
                 return []
             fh.seek(0)
             raw_lines = [raw.decode("utf-8", "replace").rstrip("\r\n") for raw in fh]
     except OSError as exc:
-        warnings.append(f"{name}: could not be read ({exc.strerror or exc})")
+        warnings.append(log_msg("unreadable", name=name, error=str(exc.strerror or exc)))
         return []
     entries: list[tuple[str | None, str | None]] = []
     messages: list[tuple[int, str, str, list[str]]] = []  # (entry index, source, clock, content parts)
@@ -147,10 +154,10 @@ def parse_forum_log(path: Path, warnings: list[str]) -> list[ParsedSummary]:
         if content:
             out.append(ParsedSummary(source, content, clock, None, FORUM_LOG_NODE, days[index].isoformat()))
     if other:
-        warnings.append(f"{name}: lines of other speakers skipped (" +
-                        ", ".join(f"{k}: {n}" for k, n in sorted(other.items())) + ")")
+        warnings.append(log_msg("other_speakers", name=name,
+                                speakers=", ".join(f"{k}: {n}" for k, n in sorted(other.items()))))
     if not out:
-        warnings.append(f"{name}: no messages (expected lines like `[HH:MM:SS] [QUERY] …` or `[HH:MM:SS] [HOST] …`)")
+        warnings.append(log_msg("no_forum_messages", name=name))
     return out
 
 

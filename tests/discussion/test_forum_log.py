@@ -32,7 +32,7 @@ FORUM_LOG = "\n".join([
 def test_every_speaker_line_shape_and_the_host(tmp_path):
     path = tmp_path / "forum.log"
     path.write_text(FORUM_LOG, encoding="utf-8")
-    warnings: list[str] = []
+    warnings: list = []
     msgs = parse_forum_log(path, warnings)
     assert [(m.source, m.clock, m.date) for m in msgs] == [
         ("QUERY", "23:58:40", "2025-11-06"), ("MEDIA", "23:59:10", "2025-11-06"),
@@ -44,7 +44,7 @@ def test_every_speaker_line_shape_and_the_host(tmp_path):
     assert msgs[3].content == "主持人：各位的发现可以归为三点。\n1. 价格\n2. 库存"
     assert msgs[4].content == "旧格式的一条消息，没有会话标记，\n后一行没有时间前缀：同一条消息的续行。"
     assert not any("1a2b3c4d" in m.content or "ForumEngine" in m.content for m in msgs)
-    assert any("REVIEW: 1" in w for w in warnings)
+    assert [w.render("en") for w in warnings] == ["forum.log: lines of other speakers skipped (REVIEW: 1)"]
 
 
 def test_a_forum_log_across_midnight_is_stored_in_order_with_host_messages(db, events, tmp_path):
@@ -107,7 +107,9 @@ def test_a_forum_log_with_nothing_to_import_says_so(tmp_path):
                                         "2025-11-06 10:00:00 ===\n", encoding="utf-8")
     result = parse_bettafish_folder(tmp_path)
     assert not result.ok and result.messages == []
-    assert "forum.log: no messages" in result.error
+    assert result.error_text() == f"No forum messages found in {tmp_path}."
+    assert any(w.startswith("forum.log: no messages") for w in result.warning_texts())
+    assert any(w.startswith("forum.log：没有消息") for w in result.warning_texts("zh"))
 
 
 def test_forum_log_gives_every_message_when_the_engine_logs_give_none(tmp_path):

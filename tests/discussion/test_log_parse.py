@@ -285,7 +285,7 @@ def test_three_files_interleaved_by_time():
     assert contents[3] == '博主说"这轮降价是清库存"，获得大量点赞。'
     assert contents[4] == "补充了经销商库存数据：\n库存周期已超过两个月。"
     assert not any("打断" in c or "后半段" in c or "search_query" in c for c in contents)
-    assert any("interrupted by an error" in w for w in result.warnings)
+    assert any("interrupted by an error" in w for w in result.warning_texts())
 
 
 def test_lines_are_forum_log_format_with_newlines_escaped():
@@ -311,7 +311,10 @@ def test_ties_keep_file_order_and_any_subset_of_files_works(tmp_path):
 
 @pytest.mark.parametrize("case", ["missing", "a_file", "empty", "empty_files", "binary", "junk", "errors_only"])
 def test_bad_folders_give_a_clear_message_and_an_empty_transcript(tmp_path, case):
+    """The error says what is wrong with the folder; when its files were read but held nothing, the error
+    says so and the warnings say why, file by file. Both read in either language."""
     folder = tmp_path / "logs"
+    why = None  # a folder whose files were read: what the warnings say
     if case == "missing":
         expected = "does not exist"
     elif case == "a_file":
@@ -324,22 +327,31 @@ def test_bad_folders_give_a_clear_message_and_an_empty_transcript(tmp_path, case
         folder.mkdir()
         for name in ("insight.log", "media.log", "query.log"):
             (folder / name).write_bytes(b"")
-        expected = "no summary-node records"
+        why = "insight.log: no summary-node records"
     elif case == "binary":
         folder.mkdir()
         (folder / "media.log").write_bytes(bytes(range(256)) * 64 + "清理后的输出: {".encode())
-        expected = "binary"
+        why = "media.log: binary data"
     elif case == "junk":
         folder.mkdir()
         (folder / "query.log").write_bytes(random.Random(7).randbytes(50_000).replace(b"\x00", b"\x01"))
-        expected = "binary"
+        why = "query.log: binary data"
     else:
         shutil.copytree(DATA / "errors_only", folder)
-        expected = "error record(s) skipped"
+        why = "error record(s) skipped"
     result = parse_bettafish_folder(folder)
     assert isinstance(result, ForumImport)
     assert result.messages == [] and result.lines() == [] and not result.ok
-    assert result.error and expected in result.error, result.error
+    error = result.error_text()
+    if why is None:
+        assert expected in error and not result.warnings, error
+    else:
+        assert error == f"No forum messages found in {folder}.", error
+        assert any(w.startswith(why) or why in w for w in result.warning_texts()), result.warning_texts()
+    for msg in [result.error, *result.warnings]:
+        en, zh = msg.render("en"), msg.render("zh")
+        assert "⟦" not in en + zh and re.search(r"[\u4e00-\u9fff]", zh) and not re.search(r"[\u4e00-\u9fff]", en)
+    assert result.as_dict()["error"] == error and result.as_dict()["warnings"] == result.warning_texts()
 
 
 def test_store_import_as_a_completed_run(db, events):

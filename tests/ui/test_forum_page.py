@@ -265,6 +265,20 @@ def test_importing_a_missing_folder_says_so_and_stores_nothing(tmp_path, server_
     assert not list_runs(get_runtime().db) and not at.chat_message
 
 
+def test_an_import_that_finds_nothing_says_why_in_the_readers_language(tmp_path, server_paths, monkeypatch):
+    monkeypatch.setenv("SHOAL_LANGUAGE", "zh")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "media.log").write_bytes(bytes(range(256)) * 64)
+    at = render()
+    at.text_input(key="forum_import_dir").input(str(logs))
+    at.button(key="forum_import_go").click()
+    render(at)
+    assert [e for e in values(at.error) if "没有找到论坛消息" in e and str(logs) in e], values(at.error)
+    assert "media.log：二进制数据，不是文本日志，已跳过" in values(at.warning), values(at.warning)
+    assert not list_runs(get_runtime().db)
+
+
 def test_import_is_locked_behind_the_admin_password(monkeypatch):
     monkeypatch.setenv("SHOAL_ADMIN_PASSWORD", "open-sesame-42")
     at = render()
