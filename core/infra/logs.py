@@ -110,6 +110,18 @@ class DiskGuard:
         return not self.paused
 
 
+class StderrSink:
+    """The process's stderr as it is at each write, not as it was when the sink was added: a host that
+    swaps sys.stderr (pytest's capture, closed after each test; a supervisor redirecting output)
+    would otherwise leave the sink writing to a closed file ("I/O operation on closed file")."""
+
+    def write(self, message: str) -> None:
+        sys.stderr.write(message)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def _sink_filter(name: str, guard: DiskGuard):
     return lambda record: record["extra"].get("sink") == name and guard.ok()
 
@@ -127,8 +139,8 @@ def setup_logging(log_dir: Path, level: str = "INFO", rotation: str = "20 MB", r
         state.handler_ids = []
         state.problem = ""
         if console:
-            state.handler_ids.append(logger.add(sys.stderr, level="WARNING", format=FORMAT, diagnose=False,
-                                                backtrace=False))
+            state.handler_ids.append(logger.add(StderrSink(), level="WARNING", format=FORMAT, diagnose=False,
+                                                backtrace=False, colorize=sys.stderr.isatty()))
         try:
             log_dir.mkdir(parents=True, exist_ok=True)
             probe = log_dir / ".write-test"
@@ -147,7 +159,8 @@ def setup_logging(log_dir: Path, level: str = "INFO", rotation: str = "20 MB", r
             state.writable = False
             state.problem = f"log folder {log_dir} is not writable ({exc.strerror or exc}); logging to stderr only"
             if not console:
-                state.handler_ids.append(logger.add(sys.stderr, level=level, format=FORMAT, diagnose=False))
+                state.handler_ids.append(logger.add(StderrSink(), level=level, format=FORMAT, diagnose=False,
+                                                    colorize=sys.stderr.isatty()))
             logger.warning(state.problem)
         state.log_dir = log_dir
         state.configured = True

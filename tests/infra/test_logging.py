@@ -11,7 +11,7 @@ from loguru import logger
 
 from core.infra import logs
 from core.infra import redact
-from core.infra.logs import engine_logger, setup_logging
+from core.infra.logs import StderrSink, engine_logger, setup_logging
 from core.infra.tracing import trace_scope
 
 
@@ -24,7 +24,7 @@ def restore_logging(monkeypatch):
     yield
     logger.remove()
     logger.configure(patcher=None, extra={})
-    logger.add(sys.stderr, level="WARNING")
+    logger.add(StderrSink(), level="WARNING")  # the stderr of the moment: pytest closes each capture
     root.handlers[:] = handlers
     root.setLevel(level)
 
@@ -231,3 +231,19 @@ def test_setup_again_replaces_sinks(tmp_path):
     one, two = _read_all(first)["app.log"], _read_all(second)["app.log"]
     assert "to the first folder" in one and "to the second folder" not in one
     assert "to the second folder" in two and "to the first folder" not in two
+
+
+def test_the_console_sink_writes_to_the_stderr_of_the_moment(tmp_path, monkeypatch):
+    """A host that swaps sys.stderr (pytest's capture, closed after each test) must not leave the
+    console sink writing to a closed stream ("I/O operation on closed file" at exit)."""
+    import io
+
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    setup_logging(tmp_path / "logs", console=True)
+    logger.warning("to the first stream")
+    monkeypatch.setattr(sys, "stderr", second)
+    first.close()
+    logger.warning("to the second stream")
+    _flush()
+    assert "to the second stream" in second.getvalue() and "Logging error" not in second.getvalue()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from datetime import date, datetime, timezone
 
 import pytest
@@ -18,7 +17,7 @@ from core.infra import logs
 from core.infra import redact
 from core.infra.config import load_settings
 from core.corpus.documents import Document
-from core.infra.logs import setup_logging
+from core.infra.logs import StderrSink, setup_logging
 from core.infra.retry import RetryPolicy
 from core.text.dates import parse_time
 from core.research.web_search import (
@@ -85,7 +84,7 @@ def log_dir(tmp_path):
     yield path
     logger.remove()
     logger.configure(patcher=None, extra={})
-    logger.add(sys.stderr, level="WARNING")
+    logger.add(StderrSink(), level="WARNING")  # the stderr of the moment: pytest closes each capture
     root.handlers[:] = handlers
     root.setLevel(level)
 
