@@ -95,10 +95,24 @@ HISTORY = [
      "per analysis); 5 runs, the section's headline until the next row", 4.51, 3.42, 1.32, "0.72 1.00 1.06"),
     ("2026-12-04 22:50 UTC", "d8ba2e7", "almost the same code (a run's end no longer races a job added to it) in the "
      "machine's fast hours (1.9-2.1 s of CPU per analysis); 5 runs", 3.72, 3.16, 1.16, "0.32 0.48 0.62"),
+    ("2026-12-04 23:06 UTC", "ada538a", "the host speaks for the rounds already waiting for it; 5 runs, the section's "
+     "headline until the next row", 3.83, 3.23, 1.17, "0.58 0.77 0.71"),
 ]
 
 # What the gaps showed at the last measurement (read with the table of gaps above).
-REMAINING = """Where the rest goes (measured 2026-12-04 on a quiet 2-core machine, load 0.2-1.6). **This machine's
+REMAINING = """**2026-12-05: seven small cuts on the critical path and in the CPU beside it**, each in its own commit:
+the coverage check counts the corpus while its web searches are in flight (3 ms); a search's thread alias and
+FTS table are made once, not per search (about 0.5 ms of each of 16-48 searches); engines post to the forum
+without reading the message's metering back (0.7 ms of CPU per post, 45 posts); the report assigns findings to
+sections while its outline call is in flight (8 ms), saves sections that end together in one checkpoint write
+and one progress update (three writes each before), and splits sentences with one regular expression (2.8 → 1.2 ms);
+and the alert tick on the monitor thread takes percentiles with numpy instead of importing pandas (0.3 s holding
+the interpreter, 5 s after start: the first analysis of a fresh process). Measured against the code before them
+(`1f5a68a`, in a git worktree) in alternating runs of this script, 5 runs each, medians: 1.145 / 1.161 / 1.172
+before against 1.134 / 1.137 / 1.158 after the first four; with all seven, 1.160 / 1.191 / 1.159 before against
+1.149 / 1.143 / 1.144 after (02:09-02:12 UTC, load 0.3-1.6).
+
+Where the rest goes (measured 2026-12-04 on a quiet 2-core machine, load 0.2-1.6). **This machine's
 speed changes over hours, and every figure with it**: the same code ran at a ratio of 1.32 with 3.1-3.6 s of CPU per
 analysis at 20:27 (slow hours) and at 1.12-1.24 with 1.5-2.4 s at 22:50-23:10 (fast hours); within one run of 5, two
 runs differ by up to 0.1 in the ratio.
