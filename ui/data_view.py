@@ -8,7 +8,6 @@ ui/data_charts.py, the post browser ui/data_browser.py.
 """
 from __future__ import annotations
 
-
 import pandas as pd
 import streamlit as st
 
