@@ -312,6 +312,16 @@ def report(args, machine, results: dict[str, list[dict]], expected_calls: int, c
     ok = all(r["calls"] == expected_calls and r["recorded"] in (None, expected_calls)
              for rs in results.values() for r in rs)
     print(f"every run made exactly {expected_calls} LLM calls (fake and llm_calls table agree): {ok}")
+    print(json.dumps({
+        "bench": "engine_parallel", "paragraphs": args.paragraphs, "reflections": args.reflections,
+        "latency_s": args.latency, "repeats": args.repeats, "calls": expected_calls,
+        "critical_path_s": round(critical, 3),
+        "walls_s": {label: [round(r["job_wall"], 3) for r in rs] for label, rs in results.items()},
+        "ratio_vs_emulated": round(emulated, 3),
+        "ratio_vs_bettafish": round(ratio(BETTAFISH, shipped), 3) if real else None,
+        "goal_ratio": GOAL, "goal_against": "bettafish" if real else "emulated", "met": measured >= GOAL,
+        "ceiling_ratio": round(baseline_wall / critical, 3), "all_calls_made": ok,
+        "load_start": machine.load_start, "load_end": machine.load_end}, ensure_ascii=False))
     if args.write:
         write_section("engine_parallel", section(args, machine, results, headers, rows, headline, goal_line,
                                                  ceiling, ok, expected_calls, critical))

@@ -208,6 +208,12 @@ def main() -> int:
     print(summary)
     print(f"report of the last run: {rel(inproc[-1]['report'])}; {removed} .pyc files removed from the source tree "
           "before the no-bytecode runs")
+    print(json.dumps({"bench": "offline_run", "paragraphs": P, "reflections": R, "posts": args.posts,
+                      "repeats": args.repeats, "command_wall_s": round(sub_wall, 3),
+                      "command_wall_no_bytecode_s": round(nopyc_wall, 3), "in_process_wall_s": round(in_wall, 3),
+                      "command_walls": {way: [round(r["wall"], 3) for r in subs[way]] for way, _ in WAYS},
+                      "warm_up_s": round(warm_total, 3), "goal_s": GOAL_S, "met": sub_wall <= GOAL_S,
+                      "load_start": machine.load_start, "load_end": machine.load_end}, ensure_ascii=False))
     if args.write:
         body = f"""## 4. Offline analysis end to end
 
