@@ -35,7 +35,7 @@ _RUN_TIMEOUT_S = 600.0
 
 
 def _patch_tavily(base_url: str) -> None:
-    import tavily
+    import tavily  # BettaFish's dependency, not Shoal's: from --bettafish-deps, in BettaFish's process only
 
     init = tavily.TavilyClient.__init__
 
