@@ -119,8 +119,12 @@ class BettaFishQuery:
 
     def _expect(self, what: str, timeout: float) -> Any:
         if not self._conn.poll(timeout):
-            raise RuntimeError(f"BettaFish's Query engine did not answer within {timeout:.0f} s")
-        kind, value = self._conn.recv()
+            raise SystemExit(f"BettaFish's Query engine did not answer within {timeout:.0f} s")
+        try:
+            kind, value = self._conn.recv()
+        except EOFError:  # its process ended without a word (killed, or crashed in native code)
+            self._proc.join(5)
+            raise SystemExit(f"BettaFish's Query engine process ended (exit code {self._proc.exitcode})") from None
         if kind != what:
             raise SystemExit(f"BettaFish's Query engine failed: {value}")
         return value

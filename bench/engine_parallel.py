@@ -157,22 +157,26 @@ def run_once(db, events, fake, label, llm_limit, para_limit, *, paragraphs, refl
     (job,) = [j for j in jobs_of(db, run_id) if j.kind == "query"]
     if job.result.get("mode") != "llm" or job.result.get("fallbacks"):
         raise SystemExit(f"{label}: the engine did not run on the LLM: {job.result.get('mode')}")
-    calls = [(start, end) for start, end in fake.requests() if end is not None]
     with db.session() as s:
         recorded = s.query(LlmCall).filter(LlmCall.run_id == run_id).count()
-    span = max(end for _, end in calls) - min(start for start, _ in calls)
     return {
         "label": label,
         "llm_limit": settings["SHOAL_LLM_CONCURRENCY"],
         "para_limit": params.get("paragraph_concurrency") or "unset (shipped default)",
-        "calls": len(calls),
         "recorded": recorded,
         "job_wall": (job.finished_at - job.started_at).total_seconds(),
         "run_wall": run_wall,
-        "max_conc": fake.max_concurrency(),
-        "avg_in_flight": sum(end - start for start, end in calls) / span if span > 0 else 0.0,
-        "mean_call": sum(end - start for start, end in calls) / len(calls),
+        **call_figures(fake),
     }
+
+
+def call_figures(fake) -> dict:
+    """The calls since the fake's last reset, from its own timestamps: count, peak and mean in flight, mean length."""
+    calls = [(start, end) for start, end in fake.requests() if end is not None]
+    span = max(end for _, end in calls) - min(start for start, _ in calls)
+    busy = sum(end - start for start, end in calls)
+    return {"calls": len(calls), "max_conc": fake.max_concurrency(),
+            "avg_in_flight": busy / span if span > 0 else 0.0, "mean_call": busy / len(calls)}
 
 
 BETTAFISH = "BettaFish's own Query engine"
@@ -182,13 +186,8 @@ def run_bettafish_once(bf: BettaFishQuery, fake) -> dict:
     """One `research` of BettaFish's own engine, its calls counted by the fake as Shoal's are."""
     fake.reset()
     wall = bf.run()
-    calls = [(start, end) for start, end in fake.requests() if end is not None]
-    span = max(end for _, end in calls) - min(start for start, _ in calls)
     return {"label": BETTAFISH, "llm_limit": "— (its own client)", "para_limit": "— (one paragraph at a time)",
-            "calls": len(calls), "recorded": None, "job_wall": wall, "run_wall": wall,
-            "max_conc": fake.max_concurrency(),
-            "avg_in_flight": sum(end - start for start, end in calls) / span if span > 0 else 0.0,
-            "mean_call": sum(end - start for start, end in calls) / len(calls)}
+            "recorded": None, "job_wall": wall, "run_wall": wall, **call_figures(fake)}
 
 
 def bettafish_env(fake, reflections: int) -> tuple[dict[str, str], str]:
